@@ -1,0 +1,68 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { loadSpec } from '../../spec/load.js';
+import { canaryWeights } from '../../spec/validate.js';
+import { SPEC_TEMPLATE } from '../../spec/init-template.js';
+import { InvalidInputError } from '../../util/errors.js';
+import { action, globalOptions } from '../context.js';
+import { note, printResult } from '../output.js';
+
+export function registerSpecCommands(program: Command): void {
+  const spec = program
+    .command('spec')
+    .description('create and check release specs (apiVersion clover-cd/v1, kind Release)')
+    .addHelpText('after', '\nExamples:\n  clover-cd spec init -f release.yaml\n  clover-cd spec validate examples/sdc-canary.yaml\n');
+
+  spec
+    .command('validate')
+    .description('validate a release spec: schema, weights, windows, gate rules, referenced files')
+    .argument('<file>', 'release spec (YAML or JSON)')
+    .addHelpText('after', '\nExit 0 when valid; exit 2 with every problem (file, field path, expected vs found) otherwise.\n\nExample:\n  clover-cd spec validate examples/sdc-canary.yaml --output json\n')
+    .action(
+      action((file: string, _opts: unknown, cmd: Command) => {
+        const loaded = loadSpec(file);
+        const { spec: s, strategyKind } = loaded;
+        const summary = {
+          valid: true,
+          file,
+          release: s.metadata.name,
+          service: `${s.service.name}.${s.service.namespace}`,
+          strategy: strategyKind,
+          steps: s.strategy.canary ? canaryWeights(s.strategy.canary) : undefined,
+          stable: s.service.stable,
+          candidate: s.service.candidate,
+          rules: (s.gate?.rules ?? []).map((r) => Object.keys(r)[0]),
+        };
+        printResult(globalOptions(cmd).output, summary, (d) =>
+          [
+            `${d.file}: valid`,
+            `  release   ${d.release} (${d.strategy}${d.steps ? ` ${d.steps.join('% → ')}%` : ''})`,
+            `  service   ${d.service}: ${d.stable} → ${d.candidate}`,
+            `  gate      ${d.rules.length ? d.rules.join(', ') : '(no rules)'}`,
+          ].join('\n'),
+        );
+        return 0;
+      }),
+    );
+
+  spec
+    .command('init')
+    .description('write a commented example release spec')
+    .option('-f, --file <path>', 'file to write (default: print to stdout)')
+    .option('--force', 'overwrite an existing file', false)
+    .addHelpText('after', '\nExample:\n  clover-cd spec init -f release.yaml && clover-cd spec validate release.yaml\n')
+    .action(
+      action((opts: { file?: string; force: boolean }) => {
+        if (!opts.file) {
+          process.stdout.write(SPEC_TEMPLATE);
+          return 0;
+        }
+        if (existsSync(opts.file) && !opts.force) {
+          throw new InvalidInputError(`${opts.file} already exists; use --force to overwrite it`);
+        }
+        writeFileSync(opts.file, SPEC_TEMPLATE);
+        note(`wrote ${opts.file}; check it with: clover-cd spec validate ${opts.file}`);
+        return 0;
+      }),
+    );
+}

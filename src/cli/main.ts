@@ -1,0 +1,78 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { CloverError, ExitCode, InvalidInputError } from '../util/errors.js';
+import { redact } from '../util/redact.js';
+import { OUTPUT_FORMATS } from './output.js';
+import { registerSpecCommands } from './commands/spec.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+/** Each command module adds its verbs to the program; main.ts owns only parsing and exit codes. */
+const registrars: Array<(program: Command) => void> = [registerSpecCommands];
+
+export function buildProgram(): Command {
+  const program = new Command('clover-cd')
+    .description('Release micro-services on Kubernetes + Istio through Spinnaker and Jenkins, gated on visibility evidence.')
+    .version(pkg.version, '--version', 'print the clover-cd version')
+    .addOption(new Option('-o, --output <format>', `output format: ${OUTPUT_FORMATS.join('|')} (render commands: or a file to write)`).default('text'))
+    .option('-v, --verbose', 'print more detail on stderr', false)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .addHelpText(
+      'after',
+      `
+Exit codes:
+  0  passed / done                1  gate failed (promotion refused, rollback done if asked)
+  2  invalid input or usage       3  inconclusive (not enough evidence; nothing promoted)
+  4  infrastructure error         130 interrupted (traffic left in the last safe state)
+
+Examples:
+  clover-cd spec init -f release.yaml          write a commented example spec
+  clover-cd spec validate release.yaml         check a spec without touching anything
+  clover-cd pipeline render release.yaml       print the Spinnaker pipeline JSON
+`,
+    );
+  for (const register of registrars) register(program);
+  // Every subcommand inherits exit-code handling for usage errors.
+  const visit = (c: Command) => {
+    c.exitOverride();
+    c.showHelpAfterError('(run with --help for usage)');
+    c.commands.forEach(visit);
+  };
+  program.commands.forEach(visit);
+  return program;
+}
+
+export function reportError(err: unknown): number {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+    // commander already printed its message
+    return ExitCode.invalid;
+  }
+  if (err instanceof CloverError) {
+    process.stderr.write(redact(`error: ${err.message}\n`));
+    for (const d of err.details) process.stderr.write(redact(`  - ${d}\n`));
+    if (err instanceof InvalidInputError) process.stderr.write('nothing was changed.\n');
+    return err.exitCode;
+  }
+  const e = err as Error;
+  process.stderr.write(redact(`error: ${e?.message ?? String(err)}\n`));
+  if (process.env.CLOVER_CD_DEBUG && e?.stack) process.stderr.write(redact(e.stack) + '\n');
+  return ExitCode.infrastructure;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    return reportError(err);
+  }
+}
+
+const invokedDirectly = process.argv[1] && /clover-cd(\.js)?$|cli\/main\.(ts|js)$/.test(process.argv[1]);
+if (invokedDirectly) {
+  const code = await main(process.argv);
+  process.exitCode = code;
+}

@@ -1,0 +1,59 @@
+/** The commented example written by `clover-cd spec init`. It must stay valid (a test checks it). */
+export const SPEC_TEMPLATE = `# clover-cd release spec: one file describes the service, how to release it, the load to drive
+# through it and the gate that decides promotion. Validate with: clover-cd spec validate <file>
+apiVersion: clover-cd/v1
+kind: Release
+metadata:
+  name: http-lb-canary            # names the release (Spinnaker pipeline, annotations, reports)
+application: sdc                  # Spinnaker application
+service:
+  name: http-lb                   # Kubernetes Service (and VirtualService host unless 'host' is set)
+  namespace: default
+  port: 9180
+  versionLabel: version           # pod label that tells versions apart; DestinationRule subsets use it
+  stable: v1                      # version serving today
+  candidate: v2                   # version being released
+  candidateImage: opnfv/clover-ns-nginx-lb:opnfv-7.0.0
+  # candidateManifests: [k8s/http-lb-v2.yaml]   # or: manifests that deploy the candidate
+strategy:
+  # exactly one of canary / blueGreen / abTest; 'mirror' may be added to any of them
+  canary:
+    steps: [10, 25, 50]           # candidate weight per step (or stepWeight: 10 + maxWeight: 50)
+    window: 60s                   # load + analysis time per step
+    judgmentAt: [50]              # ask a person before going past these weights
+    maxInconclusive: 2            # repeat an inconclusive step this often, then roll back
+  # blueGreen: { previewWindow: 2m, judgment: true }
+  # abTest:
+  #   match:
+  #     - headers: { user-agent: { regex: ".*chrome.*" } }
+  #   window: 2m
+  # mirror: { percentage: 100%, window: 30s }
+load:
+  # a JMeter plan in Clover's jmeter_testplan.yaml form, by path (relative to this file) or inline
+  plan:
+    load_spec: { num_threads: 5, loops: -1, ramp_time: 0, duration: 60 }
+    url_list:
+      - { name: url1, url: "http://proxy-access-control.default:9180", method: GET, user-agent: chrome }
+  engine: auto                    # jmeter when installed, the builtin engine otherwise
+gate:
+  minSamples: 100                 # per version and window; fewer makes a rule inconclusive, never a pass
+  metrics: { source: prometheus, url: "http://prometheus.istio-system:9090", scrapeInterval: 15s }
+  rules:
+    - conservation: { hops: [proxy-access-control, http-lb], tolerance: 0 }   # sent = seen at each hop
+    - split: { confidence: 0.999 }                 # observed candidate share matches its weight
+    - errorRate: { max: 1% }                       # candidate 5xx share
+    - latency: { percentile: 95, max: 250ms }      # candidate p95
+    - compareErrors: { alpha: 0.01 }               # candidate not worse than stable on errors
+    - compareLatency: { alpha: 0.01, maxEffect: 0.2 }  # Mann-Whitney U, candidate vs stable
+spinnaker:
+  account: k8s-sdc                # Kubernetes account in Spinnaker (Clouddriver)
+  stageServer:                    # where the pipeline's webhook stages reach 'clover-cd serve'
+    url: http://clover-cd.clover-system:8080
+    auth: { env: CLOVER_CD_TOKEN } # bearer token, read from the environment; never written out
+  runner: webhook                 # webhook | jenkins | runJob
+  triggers:
+    - { type: docker, account: dockerhub, organization: opnfv, repository: opnfv/clover-ns-nginx-lb, tag: "^opnfv-.*$" }
+github:
+  repository: opnfv/clover        # commit statuses and deployments go here
+  context: clover-cd/gate
+`;

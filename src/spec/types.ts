@@ -1,0 +1,167 @@
+/**
+ * The release spec (`apiVersion: clover-cd/v1`, `kind: Release`) as the rest of clover-cd sees it.
+ * Durations and percentages stay as the user wrote them ("60s", "1%"); helpers in util/units parse them.
+ */
+
+export type Duration = string; // "500ms" | "30s" | "2m" | "1h"
+export type Percent = string; // "1%" | "0.5%"
+
+export interface ReleaseSpec {
+  apiVersion: 'clover-cd/v1';
+  kind: 'Release';
+  metadata: { name: string; labels?: Record<string, string> };
+  application: string;
+  service: ServiceTarget;
+  strategy: Strategy;
+  load?: LoadSpec;
+  gate?: GateSpec;
+  spinnaker?: SpinnakerSpec;
+  github?: GithubSpec;
+}
+
+export interface ServiceTarget {
+  name: string;
+  namespace: string;
+  /** Host the VirtualService routes (defaults to `name`). */
+  host?: string;
+  port: number;
+  /** Pod label that carries the version; DestinationRule subsets select on it. */
+  versionLabel?: string;
+  stable: string;
+  candidate: string;
+  /** Image of the candidate, when clover-cd derives the candidate Deployment from the stable one. */
+  candidateImage?: string;
+  /** Paths (relative to the spec) of manifests that deploy the candidate. */
+  candidateManifests?: string[];
+  /** Existing VirtualService / gateway names, when clover-cd manages routes of an existing object. */
+  virtualService?: string;
+  gateways?: string[];
+}
+
+export interface CanaryStrategy {
+  steps?: number[];
+  stepWeight?: number;
+  maxWeight?: number;
+  /** Analysis window per step (load + gate). */
+  window: Duration;
+  /** Weights after which a manual judgment is required before going on. */
+  judgmentAt?: number[];
+  /** How many times an inconclusive step is repeated before rolling back. */
+  maxInconclusive?: number;
+}
+
+export interface BlueGreenStrategy {
+  previewWindow: Duration;
+  /** Ask for a manual judgment before switching (default false). */
+  judgment?: boolean;
+  maxInconclusive?: number;
+}
+
+export interface HttpMatchValue {
+  exact?: string;
+  prefix?: string;
+  regex?: string;
+}
+
+export interface AbTestStrategy {
+  /** Requests matching ANY entry go to the candidate; within an entry all conditions must match. */
+  match: Array<{ headers?: Record<string, HttpMatchValue>; cookie?: HttpMatchValue }>;
+  window: Duration;
+  judgment?: boolean;
+  maxInconclusive?: number;
+}
+
+export interface MirrorPhase {
+  /** Share of stable traffic copied to the candidate, "100%" by default. */
+  percentage?: Percent;
+  window: Duration;
+}
+
+export interface Strategy {
+  canary?: CanaryStrategy;
+  blueGreen?: BlueGreenStrategy;
+  abTest?: AbTestStrategy;
+  mirror?: MirrorPhase;
+}
+
+export type StrategyKind = 'canary' | 'blueGreen' | 'abTest';
+
+export interface LoadSpec {
+  /** Path to a JMeter plan in Clover's jmeter_testplan.yaml form, or the plan inline. */
+  plan: string | Record<string, unknown>;
+  engine?: 'auto' | 'jmeter' | 'builtin';
+  /** Where load is sent (the ingress of the mesh); defaults to the plan's URLs. */
+  target?: string;
+}
+
+export type GateRule =
+  | { conservation: { hops?: string[]; fanOut?: Record<string, number>; tolerance?: number | Percent } }
+  | { split: { confidence?: number } }
+  | { errorRate: { max: Percent; version?: 'candidate' | 'stable' } }
+  | { latency: { percentile: number; max: Duration; version?: 'candidate' | 'stable' } }
+  | { count: { route?: string; status?: number | string; userAgent?: string; expect: number | 'all' | 'none' } }
+  | { share: { route?: string; status?: number | string; userAgent?: string; expect: Percent; tolerance: Percent } }
+  | { compareLatency: { alpha?: number; maxEffect?: number } }
+  | { compareErrors: { alpha?: number; maxIncrease?: Percent } }
+  | { l4: { resetRate?: Percent; retransmitRate?: Percent; connectFailures?: number; compare?: boolean; required?: boolean } };
+
+export interface GateSpec {
+  /** Per-version minimum of requests in a window; below it a rule is inconclusive. */
+  minSamples?: number;
+  /** Where metric evidence comes from. */
+  metrics?: { source: 'prometheus' | 'scrape'; url?: string; targets?: string[]; scrapeInterval?: Duration };
+  tracing?: { url: string };
+  rules: GateRule[];
+}
+
+export type StageRunner = 'webhook' | 'jenkins' | 'runJob';
+
+export interface SecretRef {
+  /** Environment variable that holds the secret at run time. */
+  env?: string;
+  /** File that holds it (e.g. a mounted Kubernetes Secret). */
+  file?: string;
+  /** Spinnaker-side name, e.g. a Kubernetes secret or Spinnaker secret reference "encrypted:k8s!n:x!k:y". */
+  spinnaker?: string;
+}
+
+export type TriggerSpec =
+  | { type: 'jenkins'; master: string; job: string; propertyFile?: string }
+  | { type: 'docker'; account: string; registry?: string; organization?: string; repository: string; tag?: string }
+  | { type: 'git'; source: 'github' | 'gitlab' | 'bitbucket' | 'stash'; project: string; slug: string; branch?: string }
+  | { type: 'webhook'; source: string; payloadConstraints?: Record<string, string> }
+  | { type: 'pipeline'; application: string; pipeline: string; status?: string[] }
+  | { type: 'cron'; cronExpression: string };
+
+export interface NotificationSpec {
+  type: 'slack' | 'email' | 'googlechat' | 'microsoftteams' | 'githubStatus';
+  address: string;
+  when?: Array<'pipeline.starting' | 'pipeline.complete' | 'pipeline.failed'>;
+}
+
+export interface SpinnakerSpec {
+  application?: string;
+  account: string;
+  pipelineName?: string;
+  stageServer: { url: string; auth?: SecretRef };
+  runner?: StageRunner;
+  jenkins?: { master: string; job: string };
+  runJob?: { image: string; namespace?: string; serviceAccount?: string };
+  triggers?: TriggerSpec[];
+  notifications?: NotificationSpec[];
+}
+
+export interface GithubSpec {
+  repository: string; // owner/name
+  context?: string;
+  apiUrl?: string;
+  token?: SecretRef;
+}
+
+/** A spec after loading: the parsed document plus where it came from. */
+export interface LoadedSpec {
+  spec: ReleaseSpec;
+  file: string;
+  dir: string;
+  strategyKind: StrategyKind;
+}

@@ -1,0 +1,140 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { InputProblem } from '../util/errors.js';
+import { validateAgainst, joinPath } from '../util/schema.js';
+import { didYouMean } from '../util/suggest.js';
+import { parseDurationMs, formatDuration } from '../util/units.js';
+import { cloverPlanSchema } from '../jmeter/plan-schema.js';
+import { gateRuleSchemas, releaseSpecSchema, triggerSchemas } from './schema.js';
+import type { CanaryStrategy, ReleaseSpec } from './types.js';
+
+/** Scrape interval Prometheus uses when the spec does not say (its global default). */
+export const DEFAULT_PROMETHEUS_SCRAPE_MS = 15_000;
+
+/** The canary weights a spec asks for: explicit steps, or stepWeight up to maxWeight (default 50). */
+export function canaryWeights(c: CanaryStrategy): number[] {
+  if (c.steps) return [...c.steps];
+  const step = c.stepWeight ?? 10;
+  const max = c.maxWeight ?? 50;
+  const out: number[] = [];
+  for (let w = step; w <= max; w += step) out.push(w);
+  return out;
+}
+
+function checkCanary(c: CanaryStrategy, file: string | undefined, problems: InputProblem[]): void {
+  const base = 'strategy.canary';
+  if (c.steps && (c.stepWeight !== undefined || c.maxWeight !== undefined)) {
+    problems.push({ file, path: base, message: 'give either "steps" or "stepWeight"/"maxWeight", not both' });
+    return;
+  }
+  if (!c.steps && c.stepWeight === undefined) {
+    problems.push({ file, path: base, message: 'give "steps" (e.g. [10, 25, 50]) or "stepWeight" (with optional "maxWeight")' });
+    return;
+  }
+  if (c.stepWeight !== undefined && c.maxWeight !== undefined && c.stepWeight > c.maxWeight) {
+    problems.push({ file, path: `${base}.stepWeight`, message: `stepWeight ${c.stepWeight} is above maxWeight ${c.maxWeight}: no step would run` });
+  }
+  const weights = canaryWeights(c);
+  weights.forEach((w, i) => {
+    if (c.steps && w === 0) problems.push({ file, path: `${base}.steps[${i}]`, message: 'a canary step of 0% sends no traffic to the candidate; use a weight from 1 to 100' });
+    if (i > 0 && w <= weights[i - 1]) {
+      problems.push({ file, path: `${base}.steps[${i}]`, message: `weights must increase: ${w} follows ${weights[i - 1]}` });
+    }
+  });
+  (c.judgmentAt ?? []).forEach((w, i) => {
+    if (!weights.includes(w)) {
+      problems.push({ file, path: `${base}.judgmentAt[${i}]`, message: `${w} is not one of the step weights [${weights.join(', ')}]` });
+    }
+  });
+}
+
+function checkRules(spec: ReleaseSpec, file: string | undefined, problems: InputProblem[]): void {
+  const rules = spec.gate?.rules ?? [];
+  const kinds = Object.keys(gateRuleSchemas);
+  rules.forEach((rule, i) => {
+    const path = `gate.rules[${i}]`;
+    if (rule === null || typeof rule !== 'object') return; // reported by the schema
+    const [kind] = Object.keys(rule);
+    if (!kind) return;
+    if (!gateRuleSchemas[kind]) {
+      const hint = didYouMean(kind, kinds);
+      problems.push({ file, path: joinPath(path, kind), message: `unknown rule "${kind}"${hint ? ` (did you mean "${hint}"?)` : ''}; rules are: ${kinds.join(', ')}` });
+      return;
+    }
+    problems.push(...validateAgainst(gateRuleSchemas[kind], (rule as Record<string, unknown>)[kind] ?? {}, file, joinPath(path, kind)));
+  });
+}
+
+function checkWindows(spec: ReleaseSpec, file: string | undefined, problems: InputProblem[]): void {
+  const metrics = spec.gate?.metrics;
+  const scrape = metrics?.scrapeInterval
+    ? parseDurationMs(metrics.scrapeInterval)
+    : metrics?.source === 'prometheus'
+      ? DEFAULT_PROMETHEUS_SCRAPE_MS
+      : 0;
+  if (!scrape) return;
+  // A rate over a window needs at least two scrapes inside it, or the gate sees no data.
+  const need = 2 * scrape;
+  const windows: Array<[string, string | undefined]> = [
+    ['strategy.canary.window', spec.strategy.canary?.window],
+    ['strategy.blueGreen.previewWindow', spec.strategy.blueGreen?.previewWindow],
+    ['strategy.abTest.window', spec.strategy.abTest?.window],
+    ['strategy.mirror.window', spec.strategy.mirror?.window],
+  ];
+  for (const [path, value] of windows) {
+    if (value && parseDurationMs(value) < need) {
+      problems.push({
+        file,
+        path,
+        message: `window ${value} is shorter than the gate needs: two scrapes at ${formatDuration(scrape)} take ${formatDuration(need)}`,
+      });
+    }
+  }
+}
+
+/** Every problem in a parsed spec document. `dir` resolves relative paths (load plan, manifests). */
+export function validateSpec(doc: unknown, file?: string, dir?: string): InputProblem[] {
+  const problems = validateAgainst(releaseSpecSchema, doc, file);
+  const rules = (doc as { gate?: { rules?: unknown } } | null)?.gate?.rules;
+  // Rule bodies are checked even when other sections are wrong, so one run shows every problem.
+  if (Array.isArray(rules)) checkRules(doc as ReleaseSpec, file, problems);
+  if (problems.length) return problems;
+  const spec = doc as ReleaseSpec;
+  const kinds = (['canary', 'blueGreen', 'abTest'] as const).filter((k) => spec.strategy[k]);
+  if (kinds.length !== 1) {
+    problems.push({
+      file,
+      path: 'strategy',
+      message: kinds.length === 0 ? 'choose one strategy: canary, blueGreen or abTest' : `choose one strategy, found ${kinds.join(' and ')}`,
+    });
+  }
+  if (spec.service.stable === spec.service.candidate) {
+    problems.push({ file, path: 'service.candidate', message: `candidate version equals the stable version "${spec.service.stable}"` });
+  }
+  if (spec.strategy.canary) checkCanary(spec.strategy.canary, file, problems);
+  spec.strategy.abTest?.match.forEach((m, i) => {
+    if (!m.headers && !m.cookie) problems.push({ file, path: `strategy.abTest.match[${i}]`, message: 'give "headers" or "cookie"' });
+  });
+  checkWindows(spec, file, problems);
+  if (spec.load) {
+    if (typeof spec.load.plan === 'string') {
+      const planPath = resolve(dir ?? '.', spec.load.plan);
+      if (!existsSync(planPath)) problems.push({ file, path: 'load.plan', message: `file not found: ${planPath}` });
+    } else {
+      problems.push(...validateAgainst(cloverPlanSchema, spec.load.plan, file, 'load.plan'));
+    }
+  }
+  for (const [i, m] of (spec.service.candidateManifests ?? []).entries()) {
+    if (!existsSync(resolve(dir ?? '.', m))) problems.push({ file, path: `service.candidateManifests[${i}]`, message: `file not found: ${m}` });
+  }
+  const sp = spec.spinnaker;
+  if (sp) {
+    if (sp.runner === 'jenkins' && !sp.jenkins) problems.push({ file, path: 'spinnaker.jenkins', message: 'runner "jenkins" needs spinnaker.jenkins {master, job}' });
+    if (sp.runner === 'runJob' && !sp.runJob) problems.push({ file, path: 'spinnaker.runJob', message: 'runner "runJob" needs spinnaker.runJob {image}' });
+    (sp.triggers ?? []).forEach((t, i) => {
+      const schema = triggerSchemas[(t as { type: string }).type];
+      if (schema) problems.push(...validateAgainst(schema, t, file, `spinnaker.triggers[${i}]`));
+    });
+  }
+  return problems;
+}

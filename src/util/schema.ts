@@ -1,0 +1,114 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { InputProblem } from './errors.js';
+import { didYouMean } from './suggest.js';
+
+/**
+ * Schema validation with messages a person can act on: the field path in the document's own terms
+ * (`strategy.canary.steps[2]`), what was expected, what was found, and a "did you mean" for unknown keys.
+ * Shared by the release spec, JMeter plans and any other YAML input.
+ */
+const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, verbose: true });
+const cache = new WeakMap<object, ValidateFunction>();
+
+export function toFieldPath(instancePath: string): string {
+  if (!instancePath) return '';
+  return instancePath
+    .split('/')
+    .slice(1)
+    .map((seg) => seg.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((acc, seg) => (/^\d+$/.test(seg) ? `${acc}[${seg}]` : acc ? `${acc}.${seg}` : seg), '');
+}
+
+export function joinPath(base: string, key: string | number): string {
+  if (typeof key === 'number') return `${base}[${key}]`;
+  return base ? `${base}.${key}` : key;
+}
+
+export function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return `an array (${JSON.stringify(v).slice(0, 60)})`;
+  if (typeof v === 'object') return 'an object';
+  if (typeof v === 'string') return `string "${v.length > 60 ? v.slice(0, 57) + '...' : v}"`;
+  return `${typeof v} ${String(v)}`;
+}
+
+function valueAt(root: unknown, instancePath: string): unknown {
+  let cur: unknown = root;
+  for (const seg of instancePath.split('/').slice(1)) {
+    if (cur == null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[seg.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return cur;
+}
+
+function expectation(e: ErrorObject): string {
+  const p = e.params as Record<string, unknown>;
+  const desc = (e.parentSchema as { description?: string } | undefined)?.description;
+  switch (e.keyword) {
+    case 'type':
+      return `expected ${p.type}`;
+    case 'enum':
+      return `expected one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'const':
+      return `expected ${JSON.stringify(p.allowedValue)}`;
+    case 'pattern':
+      return `expected ${desc ?? `a value matching ${p.pattern}`}`;
+    case 'minimum':
+    case 'maximum':
+    case 'exclusiveMinimum':
+    case 'exclusiveMaximum':
+      return `expected a number ${p.comparison} ${p.limit}`;
+    case 'minItems':
+      return `expected at least ${p.limit} item(s)`;
+    case 'maxItems':
+      return `expected at most ${p.limit} item(s)`;
+    case 'minLength':
+      return p.limit === 1 ? 'expected a non-empty string' : `expected at least ${p.limit} characters`;
+    case 'minProperties':
+      return `expected at least ${p.limit} key(s)`;
+    case 'maxProperties':
+      return `expected at most ${p.limit} key(s)`;
+    default:
+      return `expected ${e.message ?? 'a valid value'}`;
+  }
+}
+
+export function validateAgainst(schema: object, doc: unknown, file?: string, basePath = ''): InputProblem[] {
+  let validate = cache.get(schema);
+  if (!validate) {
+    validate = ajv.compile(schema);
+    cache.set(schema, validate);
+  }
+  if (validate(doc)) return [];
+  const problems: InputProblem[] = [];
+  const seen = new Set<string>();
+  for (const e of validate.errors ?? []) {
+    // oneOf/anyOf summaries repeat the branch errors; the branch errors are more specific.
+    if (e.keyword === 'oneOf' || e.keyword === 'anyOf' || e.keyword === 'if') continue;
+    const path = [basePath, toFieldPath(e.instancePath)].filter(Boolean).join('.');
+    let problem: InputProblem;
+    if (e.keyword === 'additionalProperties') {
+      const key = (e.params as { additionalProperty: string }).additionalProperty;
+      const known = Object.keys((e.parentSchema as { properties?: object })?.properties ?? {});
+      const hint = didYouMean(key, known);
+      problem = {
+        file,
+        path: joinPath(path, key),
+        message: `unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}; allowed here: ${known.join(', ')}`,
+      };
+    } else if (e.keyword === 'required') {
+      const key = (e.params as { missingProperty: string }).missingProperty;
+      problem = { file, path: joinPath(path, key), message: 'required field is missing' };
+    } else {
+      const found = valueAt(doc, e.instancePath);
+      problem = { file, path, message: `${expectation(e)}, found ${describeValue(found)}` };
+    }
+    const key = `${problem.path}|${problem.message}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      problems.push(problem);
+    }
+  }
+  // Keep type errors from a oneOf only when no more precise error exists at the same path.
+  return problems;
+}
