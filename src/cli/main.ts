@@ -1,16 +1,25 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { CloverError, ExitCode, InvalidInputError } from '../util/errors.js';
 import { redact } from '../util/redact.js';
 import { OUTPUT_FORMATS } from './output.js';
-import { registerSpecCommands } from './commands/spec.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-/** Each command module adds its verbs to the program; main.ts owns only parsing and exit codes. */
-const registrars: Array<(program: Command) => void> = [registerSpecCommands];
+/**
+ * Each file in commands/ exports `register(program)` for one verb group; main.ts owns only parsing and
+ * exit codes. Files are loaded in name order so `--help` lists verbs predictably.
+ */
+async function loadRegistrars(): Promise<Array<(program: Command) => void>> {
+  const dir = new URL('./commands/', import.meta.url);
+  const files = readdirSync(dir)
+    .filter((f) => /\.(ts|js)$/.test(f) && !f.endsWith('.d.ts') && !f.endsWith('.test.ts'))
+    .sort();
+  const mods = await Promise.all(files.map((f) => import(new URL(f, dir).href) as Promise<{ register: (p: Command) => void }>));
+  return mods.map((m) => m.register);
+}
 
-export function buildProgram(): Command {
+export async function buildProgram(): Promise<Command> {
   const program = new Command('clover-cd')
     .description('Release micro-services on Kubernetes + Istio through Spinnaker and Jenkins, gated on visibility evidence.')
     .version(pkg.version, '--version', 'print the clover-cd version')
@@ -32,7 +41,7 @@ Examples:
   clover-cd pipeline render release.yaml       print the Spinnaker pipeline JSON
 `,
     );
-  for (const register of registrars) register(program);
+  for (const register of await loadRegistrars()) register(program);
   // Every subcommand inherits exit-code handling for usage errors.
   const visit = (c: Command) => {
     c.exitOverride();
@@ -62,7 +71,7 @@ export function reportError(err: unknown): number {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram();
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

@@ -7,7 +7,7 @@ import { InvalidInputError } from '../../util/errors.js';
 import { action, globalOptions } from '../context.js';
 import { note, printResult } from '../output.js';
 
-export function registerSpecCommands(program: Command): void {
+export function register(program: Command): void {
   const spec = program
     .command('spec')
     .description('create and check release specs (apiVersion clover-cd/v1, kind Release)')

@@ -1,0 +1,57 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort, waitFor } from './ports.js';
+
+/** A real redis-server (Debian package) on a free loopback port, with no persistence. */
+export interface RedisFixture {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+  /** Kill and start again on the same port (for restart tests). */
+  restart(): Promise<void>;
+}
+
+export async function startRedis(): Promise<RedisFixture> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'redis-'));
+  let proc: ChildProcess;
+  const launch = async () => {
+    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+      stdio: 'ignore',
+    });
+    proc.on('error', (e) => {
+      throw new Error(`redis-server could not start (is the Debian package redis-server installed?): ${e.message}`);
+    });
+    await waitFor(`redis-server on 127.0.0.1:${port}`, async () => {
+      const c = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      try {
+        await c.connect();
+        return (await c.ping()) === 'PONG';
+      } finally {
+        c.disconnect();
+      }
+    });
+  };
+  const kill = () =>
+    new Promise<void>((resolve) => {
+      if (!proc || proc.exitCode !== null) return resolve();
+      proc.once('exit', () => resolve());
+      proc.kill('SIGKILL');
+    });
+  await launch();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    async stop() {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async restart() {
+      await kill();
+      await launch();
+    },
+  };
+}
