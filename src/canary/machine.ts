@@ -1,0 +1,194 @@
+/**
+ * A release as a pure state machine. The state is small and serialisable (it lives in an annotation on
+ * the VirtualService), every transition is a function of (plan, state, event), and `nextAction` tells the
+ * driver what to do next — so a process killed at any point resumes from the last written state.
+ */
+import type { ReleasePlan } from './plan.js';
+
+export type ReleasePhase =
+  | 'initialized'
+  | 'progressing'
+  | 'awaitingJudgment'
+  | 'promoting'
+  | 'promoted'
+  | 'rollingBack'
+  | 'rolledBack'
+  | 'failed';
+
+export type VerdictOutcome = 'pass' | 'fail' | 'inconclusive' | 'error';
+
+/** Why a release is rolling back, which decides the exit code once it is rolled back. */
+export type RollbackCause = 'fail' | 'inconclusive' | 'abort' | 'rejected' | 'verification';
+
+export interface ReleaseState {
+  release: string;
+  strategy: ReleasePlan['strategy'];
+  candidate: string;
+  phase: ReleasePhase;
+  /** Index of the current step in plan.steps (-1 before the first shift). */
+  step: number;
+  /** Whether the current step's traffic shift has been applied (and verified). */
+  shifted: boolean;
+  /** Inconclusive (or errored) analyses of the current step so far. */
+  inconclusive: number;
+  /** Candidate weight on the managed route as last written. */
+  weight: number;
+  lastVerdict?: { step: number; outcome: VerdictOutcome; summary: string; at: string };
+  cause?: RollbackCause;
+  /** Human-readable reason of the last decision. */
+  reason?: string;
+  startedAt: string;
+  updatedAt: string;
+}
+
+export type ReleaseEvent =
+  | { type: 'shifted'; weight: number }
+  | { type: 'verdict'; outcome: VerdictOutcome; summary: string }
+  | { type: 'approve' }
+  | { type: 'reject'; reason?: string }
+  | { type: 'abort'; reason?: string }
+  | { type: 'promoted' }
+  | { type: 'rolledBack' }
+  | { type: 'verificationFailed'; reason: string };
+
+export type ReleaseAction =
+  | { kind: 'shift'; step: number }
+  | { kind: 'analyze'; step: number }
+  | { kind: 'awaitJudgment'; step: number }
+  /** A step without analysis and without judgment: record it as passed (send `approve`). */
+  | { kind: 'advance'; step: number }
+  | { kind: 'promote' }
+  | { kind: 'rollback' }
+  | { kind: 'done'; exitCode: number };
+
+export function initialState(plan: ReleasePlan, candidate: string, now: Date): ReleaseState {
+  const at = now.toISOString();
+  return {
+    release: plan.release,
+    strategy: plan.strategy,
+    candidate,
+    phase: 'initialized',
+    step: -1,
+    shifted: false,
+    inconclusive: 0,
+    weight: 0,
+    startedAt: at,
+    updatedAt: at,
+  };
+}
+
+export const isTerminal = (s: ReleaseState): boolean => s.phase === 'promoted' || s.phase === 'rolledBack' || s.phase === 'failed';
+/** Phases in which traffic is (or may be) on the candidate and a run is not finished. */
+export const isActive = (s: ReleaseState): boolean => !isTerminal(s);
+
+/** Exit code of a finished release (README "Exit codes"). */
+export function exitCodeOf(s: ReleaseState): number {
+  if (s.phase === 'promoted') return 0;
+  if (s.phase === 'failed') return 4;
+  if (s.phase !== 'rolledBack') return 0;
+  switch (s.cause) {
+    case 'inconclusive':
+      return 3;
+    case 'abort':
+      return 130;
+    case 'verification':
+      return 4;
+    default:
+      return 1;
+  }
+}
+
+export function nextAction(plan: ReleasePlan, s: ReleaseState): ReleaseAction {
+  switch (s.phase) {
+    case 'initialized':
+      return { kind: 'shift', step: 0 };
+    case 'progressing':
+      if (!s.shifted) return { kind: 'shift', step: s.step };
+      return plan.steps[s.step].windowMs > 0 ? { kind: 'analyze', step: s.step } : afterPassAction(plan, s);
+    case 'awaitingJudgment':
+      return { kind: 'awaitJudgment', step: s.step };
+    case 'promoting':
+      return { kind: 'promote' };
+    case 'rollingBack':
+      return { kind: 'rollback' };
+    default:
+      return { kind: 'done', exitCode: exitCodeOf(s) };
+  }
+}
+
+/** A step with no analysis window (blue/green preview) passes as soon as it is shifted. */
+function afterPassAction(plan: ReleasePlan, s: ReleaseState): ReleaseAction {
+  return plan.steps[s.step].judgment ? { kind: 'awaitJudgment', step: s.step } : { kind: 'advance', step: s.step };
+}
+
+function advance(plan: ReleasePlan, s: ReleaseState, at: string, reason: string): ReleaseState {
+  const last = s.step + 1 >= plan.steps.length;
+  if (last) return { ...s, phase: 'promoting', updatedAt: at, reason };
+  return { ...s, phase: 'progressing', step: s.step + 1, shifted: false, inconclusive: 0, updatedAt: at, reason };
+}
+
+function rollingBack(s: ReleaseState, cause: RollbackCause, reason: string, at: string): ReleaseState {
+  return { ...s, phase: 'rollingBack', cause, reason, updatedAt: at };
+}
+
+/**
+ * The next state. Events that make no sense in a phase (a verdict while promoting, a second `promoted`)
+ * leave the state unchanged, which is what makes replays after a crash harmless.
+ */
+export function transition(plan: ReleasePlan, s: ReleaseState, e: ReleaseEvent, now: Date): ReleaseState {
+  const at = now.toISOString();
+  if (e.type === 'abort') {
+    if (isTerminal(s) || s.phase === 'rollingBack') return s;
+    // Nothing shifted yet: there is nothing to roll back, but the run still ends rolled back.
+    return rollingBack(s, 'abort', e.reason ?? 'aborted by the user', at);
+  }
+  switch (s.phase) {
+    case 'initialized':
+    case 'progressing': {
+      if (e.type === 'shifted') {
+        const step = s.phase === 'initialized' ? 0 : s.step;
+        return { ...s, phase: 'progressing', step, shifted: true, weight: e.weight, updatedAt: at, reason: `step ${step + 1}: ${e.weight}% to ${s.candidate}` };
+      }
+      if (e.type === 'verificationFailed') return rollingBack(s, 'verification', e.reason, at);
+      if (s.phase !== 'progressing' || !s.shifted) return s;
+      const step = plan.steps[s.step];
+      if (e.type === 'verdict') {
+        const lastVerdict = { step: s.step, outcome: e.outcome, summary: e.summary, at };
+        if (e.outcome === 'pass') {
+          const passed = { ...s, lastVerdict, inconclusive: 0 };
+          if (step.judgment) return { ...passed, phase: 'awaitingJudgment', updatedAt: at, reason: `step ${s.step + 1} passed; waiting for approval` };
+          return advance(plan, passed, at, `step ${s.step + 1} passed`);
+        }
+        if (e.outcome === 'fail') return { ...rollingBack(s, 'fail', `step ${s.step + 1} failed: ${e.summary}`, at), lastVerdict };
+        // inconclusive or error: hold the weight and analyse again, within the spec's limit.
+        const inconclusive = s.inconclusive + 1;
+        if (inconclusive > plan.maxInconclusive) {
+          return {
+            ...rollingBack(s, 'inconclusive', `step ${s.step + 1} ${e.outcome} ${inconclusive} time(s), limit ${plan.maxInconclusive}: ${e.summary}`, at),
+            lastVerdict,
+            inconclusive,
+          };
+        }
+        return { ...s, lastVerdict, inconclusive, updatedAt: at, reason: `step ${s.step + 1} ${e.outcome}; holding at ${s.weight}% and analysing again (${inconclusive}/${plan.maxInconclusive})` };
+      }
+      // A step without an analysis window is approved or advanced directly.
+      if (step.windowMs === 0 && (e.type === 'approve' || e.type === 'reject')) {
+        return e.type === 'approve' ? advance(plan, s, at, `step ${s.step + 1} approved`) : rollingBack(s, 'rejected', e.reason ?? 'rejected at judgment', at);
+      }
+      return s;
+    }
+    case 'awaitingJudgment':
+      if (e.type === 'approve') return advance(plan, s, at, `step ${s.step + 1} approved`);
+      if (e.type === 'reject') return rollingBack(s, 'rejected', e.reason ?? 'rejected at judgment', at);
+      return s;
+    case 'promoting':
+      if (e.type === 'promoted') return { ...s, phase: 'promoted', weight: 100, updatedAt: at, reason: `${s.candidate} promoted to 100%` };
+      return s;
+    case 'rollingBack':
+      if (e.type === 'rolledBack') return { ...s, phase: 'rolledBack', weight: 0, shifted: false, updatedAt: at };
+      if (e.type === 'verificationFailed') return { ...s, phase: 'failed', updatedAt: at, reason: `rollback could not be verified: ${e.reason}` };
+      return s;
+    default:
+      return s;
+  }
+}
