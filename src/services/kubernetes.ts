@@ -1,0 +1,353 @@
+/**
+ * The Platform on a real cluster, through the Kubernetes API server with @kubernetes/client-node.
+ * Custom resources (VirtualService, DestinationRule) are changed with JSON merge patch — strategic merge
+ * patch is refused for them by the API server — and a patch carrying `metadata.resourceVersion` fails
+ * with 409 when someone else wrote first (`modifyWithRetry` re-reads and recomputes). Every failure names
+ * the verb and the object; credentials never appear in messages.
+ */
+import { existsSync } from 'node:fs';
+import { ApiException, CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, Watch, type KubernetesObject } from '@kubernetes/client-node';
+import { InfrastructureError, InvalidInputError } from '../util/errors.js';
+import { redact, registerSecret } from '../util/redact.js';
+import { sleep, withRetry } from '../util/retry.js';
+import { ConflictError, type KubeObject, type ObjectRef, type Platform, type PlatformEndpoints, type WorkloadStatus } from './platform.js';
+
+const SYSTEM = 'Kubernetes API';
+export const FIELD_MANAGER = 'clover-cd';
+
+export interface KubernetesOptions {
+  /** Path to a kubeconfig file; default $KUBECONFIG, then ~/.kube/config, then the in-cluster service account. */
+  kubeconfig?: string;
+  /** Use the pod's service account (KUBERNETES_SERVICE_HOST + /var/run/secrets/kubernetes.io/serviceaccount). */
+  inCluster?: boolean;
+  /** Root under which the service-account files are read in-cluster (default "/"; tests point it elsewhere). */
+  inClusterRoot?: string;
+  context?: string;
+  /** Per-request time limit (default 15 s). */
+  timeoutMs?: number;
+  /** Attempts for transport errors and 5xx/429 answers (default 3). */
+  attempts?: number;
+  /** Where the gate reads evidence and where load is sent, for this cluster. */
+  endpoints?: PlatformEndpoints;
+}
+
+/** A KubeConfig from the options: explicit file, in-cluster, or the default search ($KUBECONFIG, ~/.kube/config, in-cluster). */
+export function loadKubeConfig(opts: KubernetesOptions = {}): KubeConfig {
+  const kc = new KubeConfig();
+  try {
+    if (opts.inCluster) {
+      const root = opts.inClusterRoot ?? '';
+      const tokenFile = `${root}/var/run/secrets/kubernetes.io/serviceaccount/token`;
+      if (!process.env.KUBERNETES_SERVICE_HOST || !existsSync(tokenFile)) {
+        throw new Error(`not running in a pod: KUBERNETES_SERVICE_HOST ${process.env.KUBERNETES_SERVICE_HOST ? 'is set' : 'is not set'}, ${tokenFile} ${existsSync(tokenFile) ? 'exists' : 'is missing'}`);
+      }
+      kc.loadFromCluster(root || undefined);
+    }
+    else if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+    else kc.loadFromDefault();
+  } catch (err) {
+    throw new InvalidInputError(`cannot load the kubeconfig${opts.kubeconfig ? ` ${opts.kubeconfig}` : ''}: ${redact((err as Error).message)}`);
+  }
+  if (opts.context) {
+    const names = kc.getContexts().map((c) => c.name);
+    if (!names.includes(opts.context)) {
+      throw new InvalidInputError(`kubeconfig has no context "${opts.context}"; contexts: ${names.join(', ') || '(none)'}`);
+    }
+    kc.setCurrentContext(opts.context);
+  }
+  for (const u of kc.getUsers()) {
+    registerSecret(u.token);
+    registerSecret(u.password);
+    registerSecret(u.keyData);
+  }
+  if (!kc.getCurrentCluster()) throw new InvalidInputError('the kubeconfig names no cluster for its current context');
+  return kc;
+}
+
+export interface ContextInfo {
+  name: string;
+  cluster: string;
+  namespace?: string;
+  current: boolean;
+}
+
+export function listContexts(kc: KubeConfig): ContextInfo[] {
+  const current = kc.getCurrentContext();
+  return kc.getContexts().map((c) => ({ name: c.name, cluster: c.cluster, namespace: c.namespace, current: c.name === current }));
+}
+
+const describeRef = (r: Pick<ObjectRef, 'kind' | 'namespace' | 'name'>) => `${r.kind} ${r.namespace}/${r.name}`;
+
+function statusMessage(err: ApiException<unknown>): string {
+  const body = err.body as { message?: string } | string | undefined;
+  const msg = typeof body === 'string' ? (safeJson(body)?.message ?? body) : body?.message;
+  return `HTTP ${err.code}${msg ? `: ${msg}` : ''}`;
+}
+
+function safeJson(s: string): { message?: string } | undefined {
+  try {
+    return JSON.parse(s) as { message?: string };
+  } catch {
+    return undefined;
+  }
+}
+
+const isTransient = (err: unknown): boolean =>
+  err instanceof ApiException ? err.code >= 500 || err.code === 429 : !(err instanceof ConflictError) && !(err instanceof InvalidInputError);
+
+/** Deserialised typed objects (Dates, classes) back to the plain JSON the rest of clover-cd uses. */
+const plain = <T>(o: unknown): T => JSON.parse(JSON.stringify(o)) as T;
+
+export class KubernetesPlatform implements Platform {
+  readonly kind = 'kubernetes' as const;
+  readonly description: string;
+  private readonly objects: KubernetesObjectApi;
+  private readonly timeoutMs: number;
+  private readonly attempts: number;
+  private readonly server: string;
+
+  constructor(
+    readonly kubeConfig: KubeConfig,
+    private readonly opts: KubernetesOptions = {},
+  ) {
+    this.objects = KubernetesObjectApi.makeApiClient(kubeConfig);
+    this.timeoutMs = opts.timeoutMs ?? 15_000;
+    this.attempts = opts.attempts ?? 3;
+    this.server = kubeConfig.getCurrentCluster()?.server ?? '(no server)';
+    this.description = `cluster context ${kubeConfig.getCurrentContext()} (${this.server})`;
+  }
+
+  /**
+   * One API call with a time limit and bounded retries. `expected` statuses are answers the caller handles
+   * (404 on get, 409 on a guarded patch); anything else becomes an InfrastructureError naming verb and object.
+   */
+  private async call<T>(verb: string, what: string, fn: () => Promise<T>, expected: number[] = []): Promise<T> {
+    try {
+      return await withRetry(() => withTimeout(fn(), this.timeoutMs, `${verb} ${what}`), {
+        attempts: this.attempts,
+        baseDelayMs: 200,
+        retryable: (e) => !(e instanceof ApiException && expected.includes(e.code)) && isTransient(e),
+      });
+    } catch (err) {
+      if (err instanceof ApiException && expected.includes(err.code)) throw err;
+      if (err instanceof ApiException) {
+        const hint =
+          err.code === 401 || err.code === 403
+            ? `that the credentials of context ${this.kubeConfig.getCurrentContext()} may ${verb} ${what.split(' ')[0]} (RBAC)`
+            : err.code === 404
+              ? `that the resource type is installed (for Istio objects: the networking.istio.io CRDs)`
+              : `the object and the API server's answer`;
+        throw new InfrastructureError(SYSTEM, `${verb} ${what}`, redact(statusMessage(err)), hint);
+      }
+      throw new InfrastructureError(SYSTEM, `${verb} ${what}`, redact((err as Error).message ?? String(err)), `that the API server ${this.server} is reachable`);
+    }
+  }
+
+  private header(ref: ObjectRef): KubernetesObject & { apiVersion: string; kind: string } {
+    return { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } };
+  }
+
+  async get(ref: ObjectRef): Promise<KubeObject | undefined> {
+    try {
+      return plain<KubeObject>(await this.call('get', describeRef(ref), () => this.objects.read(this.header(ref)), [404]));
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Server-side apply (content type application/apply-patch+yaml, fieldManager clover-cd, force). */
+  async apply(objects: KubeObject[]): Promise<KubeObject[]> {
+    const out: KubeObject[] = [];
+    for (const o of objects) {
+      const ref = { ...o.metadata, namespace: o.metadata.namespace ?? 'default', kind: o.kind };
+      const body = { ...o, metadata: { ...o.metadata, namespace: ref.namespace } } as KubernetesObject;
+      out.push(
+        plain<KubeObject>(
+          await this.call('apply', describeRef(ref), () => this.objects.patch(body, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply)),
+        ),
+      );
+    }
+    return out;
+  }
+
+  async patch(ref: ObjectRef, mergePatch: Record<string, unknown>, opts: { resourceVersion?: string } = {}): Promise<KubeObject> {
+    const meta = (mergePatch.metadata ?? {}) as Record<string, unknown>;
+    const body = {
+      ...mergePatch,
+      apiVersion: ref.apiVersion,
+      kind: ref.kind,
+      metadata: { ...meta, name: ref.name, namespace: ref.namespace, ...(opts.resourceVersion ? { resourceVersion: opts.resourceVersion } : {}) },
+    } as KubernetesObject;
+    try {
+      return plain<KubeObject>(
+        await this.call('patch', describeRef(ref), () => this.objects.patch(body, undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch), [409]),
+      );
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 409) throw new ConflictError(ref);
+      throw err;
+    }
+  }
+
+  async delete(ref: ObjectRef): Promise<boolean> {
+    try {
+      await this.call('delete', describeRef(ref), () => this.objects.delete(this.header(ref)), [404]);
+      return true;
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return false;
+      throw err;
+    }
+  }
+
+  async list(apiVersion: string, kind: string, namespace: string, labelSelector?: string): Promise<KubeObject[]> {
+    const res = await this.call(`list`, `${kind} in ${namespace}${labelSelector ? ` (${labelSelector})` : ''}`, () =>
+      this.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector),
+    );
+    return plain<{ items: KubeObject[] }>(res).items.map((i) => ({ apiVersion, kind, ...i }));
+  }
+
+  async namespaces(): Promise<string[]> {
+    const core = this.kubeConfig.makeApiClient(CoreV1Api);
+    const res = await this.call('list', 'namespaces', () => core.listNamespace());
+    return res.items.map((n) => n.metadata?.name ?? '').filter(Boolean);
+  }
+
+  async workloadStatus(namespace: string, name: string): Promise<WorkloadStatus> {
+    const d = await this.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace, name });
+    if (!d) return { ready: false, message: `Deployment ${namespace}/${name} not found` };
+    return deploymentStatus(d);
+  }
+
+  /**
+   * Wait until a Deployment's rollout is complete (as `kubectl rollout status`): a watch from the read's
+   * resourceVersion, so no change between read and watch is missed; fails on ProgressDeadlineExceeded.
+   */
+  async waitForRollout(namespace: string, name: string, timeoutMs: number, onStatus?: (s: WorkloadStatus) => void): Promise<WorkloadStatus> {
+    const what = `Deployment ${namespace}/${name}`;
+    const deadline = Date.now() + timeoutMs;
+    let last: WorkloadStatus = { ready: false, message: 'not read yet' };
+    while (Date.now() < deadline) {
+      const d = await this.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace, name });
+      if (!d) throw new InfrastructureError(SYSTEM, `rollout status ${what}`, 'not found', `that the Deployment exists in namespace ${namespace}`);
+      last = deploymentStatus(d);
+      onStatus?.(last);
+      if (last.ready) return last;
+      checkDeadline(d, what);
+      const result = await this.watchUntil(namespace, name, d.metadata.resourceVersion, deadline - Date.now(), (obj) => {
+        last = deploymentStatus(obj);
+        onStatus?.(last);
+        checkDeadline(obj, what);
+        return last.ready;
+      });
+      if (result === 'ready') return last;
+      // The watch ended (server timeout, 410 Gone): read again and watch from the fresh resourceVersion.
+      if (result === 'ended') await sleep(100);
+    }
+    throw new InfrastructureError(SYSTEM, `rollout status ${what}`, `not complete after ${Math.round(timeoutMs / 1000)}s: ${last.message}`, `kubectl -n ${namespace} describe deployment ${name}`);
+  }
+
+  private watchUntil(namespace: string, name: string, resourceVersion: string | undefined, ms: number, check: (o: KubeObject) => boolean): Promise<'ready' | 'ended'> {
+    return new Promise((resolve, reject) => {
+      let controller: AbortController | undefined;
+      let settled = false;
+      const finish = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        controller?.abort();
+        fn();
+      };
+      const timer = setTimeout(() => finish(() => resolve('ended')), Math.max(0, ms));
+      new Watch(this.kubeConfig)
+        .watch(
+          `/apis/apps/v1/namespaces/${namespace}/deployments`,
+          { fieldSelector: `metadata.name=${name}`, resourceVersion, allowWatchBookmarks: true, timeoutSeconds: Math.max(1, Math.ceil(ms / 1000)) },
+          (type, obj) => {
+            if (type !== 'ADDED' && type !== 'MODIFIED') return;
+            try {
+              if (check(plain<KubeObject>(obj))) finish(() => resolve('ready'));
+            } catch (err) {
+              finish(() => reject(err));
+            }
+          },
+          () => finish(() => resolve('ended')),
+        )
+        .then((c) => {
+          controller = c;
+          if (settled) c.abort();
+        })
+        .catch(() => finish(() => resolve('ended')));
+    });
+  }
+
+  endpoints(): PlatformEndpoints {
+    return { ...this.opts.endpoints };
+  }
+}
+
+function checkDeadline(d: KubeObject, what: string): void {
+  const conds = ((d.status?.conditions as Array<{ type: string; reason?: string; message?: string }>) ?? []);
+  const stuck = conds.find((c) => c.type === 'Progressing' && c.reason === 'ProgressDeadlineExceeded');
+  if (stuck) throw new InfrastructureError(SYSTEM, `rollout status ${what}`, `progress deadline exceeded: ${stuck.message ?? ''}`.trim(), `kubectl describe deployment ${d.metadata.name}; the new pods are not becoming available`);
+}
+
+/** Rollout status of a Deployment object, with the same rules as `kubectl rollout status`. */
+export function deploymentStatus(d: KubeObject): WorkloadStatus {
+  const spec = (d.spec ?? {}) as { replicas?: number };
+  const st = (d.status ?? {}) as { observedGeneration?: number; replicas?: number; updatedReplicas?: number; availableReplicas?: number };
+  const want = spec.replicas ?? 1;
+  const base = { replicas: want, availableReplicas: st.availableReplicas ?? 0 };
+  if ((st.observedGeneration ?? 0) < (d.metadata.generation ?? 0)) {
+    return { ...base, ready: false, message: `waiting for the rollout to be observed (generation ${d.metadata.generation}, observed ${st.observedGeneration ?? 0})` };
+  }
+  const updated = st.updatedReplicas ?? 0;
+  if (updated < want) return { ...base, ready: false, message: `${updated} of ${want} replicas updated` };
+  if ((st.replicas ?? 0) > updated) return { ...base, ready: false, message: `${(st.replicas ?? 0) - updated} old replicas pending termination` };
+  if ((st.availableReplicas ?? 0) < updated) return { ...base, ready: false, message: `${st.availableReplicas ?? 0} of ${updated} updated replicas available` };
+  return { ...base, ready: true, message: `${want}/${want} replicas updated and available` };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise<T>((_, reject) => {
+      t = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+    }),
+  ]);
+}
+
+export function createKubernetesPlatform(opts: KubernetesOptions = {}): KubernetesPlatform {
+  return new KubernetesPlatform(loadKubeConfig(opts), opts);
+}
+
+/**
+ * Read, compute a merge patch from the fresh object, and patch it guarded by the read's resourceVersion;
+ * on 409 read again and recompute, a bounded number of times. Works on any Platform.
+ */
+export async function modifyWithRetry(
+  platform: Platform,
+  ref: ObjectRef,
+  compute: (current: KubeObject) => Record<string, unknown> | undefined,
+  attempts = 5,
+): Promise<KubeObject> {
+  for (let attempt = 1; ; attempt++) {
+    const current = await platform.get(ref);
+    if (!current) {
+      throw new InfrastructureError(platform.kind === 'kubernetes' ? SYSTEM : 'sandbox', `get ${describeRef(ref)}`, 'not found', `that ${ref.kind} ${ref.name} exists in namespace ${ref.namespace}`);
+    }
+    const patch = compute(current);
+    if (!patch) return current;
+    try {
+      return await platform.patch(ref, patch, { resourceVersion: current.metadata.resourceVersion });
+    } catch (err) {
+      if (!(err instanceof ConflictError) || attempt >= attempts) {
+        if (err instanceof ConflictError) {
+          throw new InfrastructureError(platform.kind === 'kubernetes' ? SYSTEM : 'sandbox', `patch ${describeRef(ref)}`, `still conflicting after ${attempts} attempts: another writer keeps changing it`, 'which controller (Flagger, Argo CD self-heal, another release) also writes this object');
+        }
+        throw err;
+      }
+      await sleep(20 * attempt);
+    }
+  }
+}
