@@ -1,0 +1,81 @@
+/**
+ * Verdict reports: text for a terminal, JUnit XML for Jenkins' junit step (one testcase per rule; fail →
+ * <failure>, error → <error>, inconclusive → <skipped>), Markdown for a pull-request comment. Pure.
+ */
+import { formatDuration } from '../util/units.js';
+import type { EvidenceBundle, Outcome, Verdict } from './types.js';
+
+const MARK: Record<Outcome, string> = { pass: 'PASS', fail: 'FAIL', inconclusive: 'INCONCLUSIVE', error: 'ERROR' };
+const ICON: Record<Outcome, string> = { pass: '✅', fail: '❌', inconclusive: '⚠️', error: '🛑' };
+
+function windowText(b: EvidenceBundle): string {
+  return `${new Date(b.window.start).toISOString()} .. ${new Date(b.window.end).toISOString()} (${formatDuration(b.window.end - b.window.start)})`;
+}
+
+export function renderText(v: Verdict, b: EvidenceBundle, bundlePath?: string): string {
+  const lines = [
+    `gate ${MARK[v.outcome]}  ${b.release}: ${b.service.name} ${b.service.stable} → ${b.service.candidate}${b.candidateWeight !== undefined ? ` at ${b.candidateWeight}%` : ''}`,
+    `window  ${windowText(b)}`,
+    `sources ${b.sources.map((s) => `${s.name} ${s.status}${s.url ? ` (${s.url})` : ''}`).join(', ') || 'none'}`,
+    '',
+  ];
+  for (const r of v.results) {
+    lines.push(`${MARK[r.outcome].padEnd(12)} ${r.rule}`);
+    lines.push(`             observed  ${r.observed}`);
+    lines.push(`             expected  ${r.expected}`);
+    lines.push(`             source    ${r.source}`);
+    lines.push(`             reason    ${r.reason}`);
+  }
+  for (const s of b.sources.filter((x) => x.status === 'down')) lines.push('', `${s.name} is down: ${s.error}`);
+  lines.push('', v.summary);
+  if (bundlePath) lines.push(`evidence: ${bundlePath} (replay: clover-cd gate --replay ${bundlePath})`);
+  return lines.join('\n');
+}
+
+const xml = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
+
+export function renderJUnit(v: Verdict, b: EvidenceBundle): string {
+  const count = (o: Outcome) => v.results.filter((r) => r.outcome === o).length;
+  const suite = `clover-cd gate ${b.release}`;
+  const seconds = ((b.window.end - b.window.start) / 1000).toFixed(3);
+  const cases = v.results.map((r) => {
+    const body = `observed: ${r.observed}\nexpected: ${r.expected}\nsource: ${r.source}\nreason: ${r.reason}`;
+    const inner =
+      r.outcome === 'fail'
+        ? `<failure message="${xml(r.reason)}" type="gate.fail">${xml(body)}</failure>`
+        : r.outcome === 'error'
+          ? `<error message="${xml(r.reason)}" type="gate.error">${xml(body)}</error>`
+          : r.outcome === 'inconclusive'
+            ? `<skipped message="${xml(`inconclusive: ${r.reason}`)}"/>`
+            : `<system-out>${xml(body)}</system-out>`;
+    return `    <testcase classname="${xml(`clover-cd.gate.${b.release}`)}" name="${xml(r.rule)}" time="0">\n      ${inner}\n    </testcase>`;
+  });
+  return [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<testsuites name="clover-cd gate" tests="${v.results.length}" failures="${count('fail')}" errors="${count('error')}" skipped="${count('inconclusive')}">`,
+    `  <testsuite name="${xml(suite)}" tests="${v.results.length}" failures="${count('fail')}" errors="${count('error')}" skipped="${count('inconclusive')}" time="${seconds}" timestamp="${new Date(b.window.end).toISOString().replace(/\.\d+Z$/, '')}">`,
+    `    <properties><property name="verdict" value="${v.outcome}"/><property name="window" value="${xml(windowText(b))}"/></properties>`,
+    ...cases,
+    '  </testsuite>',
+    '</testsuites>',
+    '',
+  ].join('\n');
+}
+
+const md = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+export function renderMarkdown(v: Verdict, b: EvidenceBundle): string {
+  return [
+    `### ${ICON[v.outcome]} clover-cd gate: **${MARK[v.outcome]}** — ${b.release}`,
+    '',
+    `\`${b.service.name}\` ${b.service.stable} → ${b.service.candidate}${b.candidateWeight !== undefined ? ` at ${b.candidateWeight}%` : ''}; window ${windowText(b)}`,
+    '',
+    '| | rule | observed | expected | source | reason |',
+    '|---|---|---|---|---|---|',
+    ...v.results.map((r) => `| ${ICON[r.outcome]} | ${md(r.rule)} | ${md(r.observed)} | ${md(r.expected)} | ${md(r.source)} | ${md(r.reason)} |`),
+    '',
+    `${md(v.summary)}`,
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,156 @@
+/**
+ * The gate's data model: the evidence bundle (everything a verdict is computed from, so it can be replayed
+ * offline) and the verdict itself. Evidence holds counts and samples, never live handles.
+ */
+import type { PlatformEndpoints } from '../services/platform.js';
+import type { GateRule } from '../spec/types.js';
+
+export type Outcome = 'pass' | 'fail' | 'inconclusive' | 'error';
+
+export interface RuleResult {
+  /** The rule as a person reads it: "errorRate ≤ 1% (candidate)". */
+  rule: string;
+  outcome: Outcome;
+  observed: string;
+  expected: string;
+  source: string;
+  reason: string;
+  /** Raw figures behind the result (p-values, intervals, counts), for reports and replay diffs. */
+  details?: Record<string, unknown>;
+}
+
+export interface Verdict {
+  outcome: Outcome;
+  summary: string;
+  results: RuleResult[];
+}
+
+export type { QueryRecord } from '../services/query-log.js';
+import type { QueryRecord } from '../services/query-log.js';
+
+export type SourceName = 'prometheus' | 'scrape' | 'jaeger' | 'load' | 'redis';
+
+export interface SourceRecord {
+  name: SourceName;
+  url?: string;
+  status: 'ok' | 'down' | 'not-configured';
+  /** Why the source is down: the InfrastructureError message (system, URL, what to check). */
+  error?: string;
+  queries: QueryRecord[];
+}
+
+/** Requests seen for one version of a service, by response code. */
+export interface VersionCounts {
+  requests: number;
+  /** Requests answered 5xx (or a transport failure). */
+  errors: number;
+  codes: Record<string, number>;
+}
+
+/** Cumulative histogram: upper bounds in ms (Infinity last) and cumulative counts, as Prometheus buckets. */
+export interface Histogram {
+  le: number[];
+  counts: number[];
+}
+
+/** Metric evidence from Prometheus or a direct scrape: counter deltas over the window. */
+export interface MetricEvidence {
+  source: 'prometheus' | 'scrape';
+  /** destination_service_name → version → counts (reporter="destination"). */
+  hops: Record<string, Record<string, VersionCounts>>;
+  /** Latency histogram of the gated service per version. */
+  latency: Record<string, Histogram>;
+  /** Series the rules needed and did not find (named with their labels). */
+  missing: string[];
+}
+
+/** A row of the request table built from traces: root requests grouped by what the rules select on. */
+export interface RequestGroup {
+  url: string;
+  status: string;
+  userAgent: string;
+  count: number;
+}
+
+/** Trace evidence from the Jaeger query API. */
+export interface TraceEvidence {
+  traces: number;
+  spans: number;
+  rootSpans: number;
+  /** Root requests grouped by url × status × user agent. */
+  requests: RequestGroup[];
+  /** Spans at the gated service per version. */
+  versions: Record<string, VersionCounts>;
+  /** Durations (ms) of the gated service's spans per version, for comparisons and percentiles. */
+  durations: Record<string, number[]>;
+  /** Spans per service (hop), for conservation. */
+  hops: Record<string, number>;
+}
+
+/** What the load generator reported (contract [B] LoadSummary, reduced to what rules read). */
+export interface LoadEvidence {
+  engine: string;
+  sent: number;
+  errors: number;
+  expected?: number;
+  codes: Record<string, number>;
+  userAgents: Record<string, number>;
+  labels: Record<string, { count: number; errors: number; codes: Record<string, number>; userAgents: Record<string, number> }>;
+}
+
+export interface EvidenceBundle {
+  kind: 'clover-cd/evidence';
+  version: 1;
+  createdAt: string;
+  release: string;
+  service: { name: string; namespace: string; stable: string; candidate: string };
+  window: { start: number; end: number };
+  /** Configured candidate weight (%), for the split rule. */
+  candidateWeight?: number;
+  minSamples: number;
+  rules: GateRule[];
+  requireL4?: boolean;
+  sources: SourceRecord[];
+  evidence: {
+    metrics?: MetricEvidence;
+    traces?: TraceEvidence;
+    load?: LoadEvidence;
+  };
+  verdict?: Verdict;
+}
+
+/** Contract [B]'s LoadRunResult, structurally: the gate reads only these fields. */
+export interface LoadLabelStatsLike {
+  count: number;
+  errors: number;
+  codes: Record<string, number>;
+  userAgents: Record<string, number>;
+}
+export interface LoadRunResultLike {
+  engine: string;
+  startedAt: number;
+  endedAt: number;
+  expected?: number;
+  summary: { total: LoadLabelStatsLike; labels: Record<string, LoadLabelStatsLike> };
+}
+
+export interface GateContext {
+  window: { start: number; end: number };
+  endpoints: PlatformEndpoints;
+  load?: LoadRunResultLike;
+  candidateWeight?: number;
+  evidenceDir?: string;
+  requireL4?: boolean;
+  /** Redis to write Clover's visibility keys to (optional). */
+  redisUrl?: string;
+  /** For the scrape source: the snapshot taken at window start (see services/scrape.ts). */
+  scrapeBaseline?: import('../services/scrape.js').ScrapeSnapshot;
+  /** Progress notes for a person (stderr). */
+  onNote?: (msg: string) => void;
+}
+
+export interface GateRun {
+  verdict: Verdict;
+  bundle: EvidenceBundle;
+  bundlePath: string;
+}
