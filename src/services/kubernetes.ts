@@ -143,7 +143,7 @@ export class KubernetesPlatform implements Platform {
     }
   }
 
-  private header(ref: ObjectRef): KubernetesObject & { apiVersion: string; kind: string } {
+  private header(ref: ObjectRef): { apiVersion: string; kind: string; metadata: { name: string; namespace: string } } {
     return { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } };
   }
 
@@ -203,7 +203,7 @@ export class KubernetesPlatform implements Platform {
     const res = await this.call(`list`, `${kind} in ${namespace}${labelSelector ? ` (${labelSelector})` : ''}`, () =>
       this.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector),
     );
-    return plain<{ items: KubeObject[] }>(res).items.map((i) => ({ apiVersion, kind, ...i }));
+    return plain<{ items: KubeObject[] }>(res).items.map((i) => ({ ...i, apiVersion: i.apiVersion ?? apiVersion, kind: i.kind ?? kind }));
   }
 
   async namespaces(): Promise<string[]> {
