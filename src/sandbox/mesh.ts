@@ -1,0 +1,415 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { KubeObject } from '../services/platform.js';
+import { createAgent, forwardableHeaders, HopError, sendHop } from './http-hop.js';
+import type { ObjectStore } from './objects.js';
+import { labelsMatch, routeRequest, subsetLabels, type Destination, type RequestView } from './routing.js';
+import type { MeshTelemetry } from './telemetry.js';
+import type { TraceStore } from './traces.js';
+
+/**
+ * The local mesh: every workload instance listens on its own loopback port with its sidecar in front
+ * (inbound: faults, telemetry, one span per hop); outbound calls resolve the destination through the
+ * VirtualServices and DestinationRules in the object store, exactly as Envoy would.
+ */
+export interface Fault {
+  /** 0..1: share of requests the workload answers with `abortStatus` (default 500). */
+  errorRate?: number;
+  abortStatus?: number;
+  /** Added latency before the workload answers. */
+  delayMs?: number;
+  /** 0..1: share of requests whose connection is reset (TCP RST) instead of answered. */
+  resetRate?: number;
+}
+
+export interface AppRequest {
+  method: string;
+  path: string;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
+export interface AppResponse {
+  status: number;
+  headers?: Record<string, string>;
+  body: Buffer | string;
+  /** Service the mesh routed an outbound request to (set by the sidecar, read by the ingress's span). */
+  upstream?: string;
+}
+export type Outbound = (service: string, req: AppRequest) => Promise<AppResponse>;
+export type AppHandler = (req: AppRequest, outbound: Outbound) => Promise<AppResponse> | AppResponse;
+
+export interface WorkloadInstance {
+  /** Deployment name: http-lb-v2. */
+  name: string;
+  /** Service (app label): http-lb. */
+  app: string;
+  version: string;
+  namespace: string;
+  labels: Record<string, string>;
+  host: string;
+  port: number;
+  /** Port the Service names for HTTP (9180, 80 for snort-ids), used in span names and clusters. */
+  servicePort: number;
+  nodeId: string;
+  fault?: Fault;
+  handler: AppHandler;
+  server?: Server;
+  /** Set on the ingress: requests are routed by the VirtualServices bound to the Gateways it serves. */
+  gateway?: boolean;
+}
+
+const ISTIO_GROUP = 'networking.istio.io';
+const SOURCE_HEADER = 'x-sandbox-source';
+const newSpanId = (): string => randomBytes(8).toString('hex');
+const newTraceId = (): string => randomBytes(16).toString('hex');
+const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+
+interface TraceContext {
+  traceId: string;
+  spanId: string;
+  requestId: string;
+}
+
+export class Mesh {
+  readonly instances = new Map<string, WorkloadInstance>();
+  readonly agent = createAgent();
+  private readonly faults = new Map<string, Fault>();
+  private readonly roundRobin = new Map<string, number>();
+  private readonly random: () => number;
+  /** Default per-try deadline when a route sets no timeout (Envoy's default route timeout is 15 s). */
+  defaultTimeoutMs = 15_000;
+
+  constructor(
+    readonly store: ObjectStore,
+    readonly telemetry: MeshTelemetry,
+    readonly traces: TraceStore,
+    opts: { random?: () => number; bindHost?: string } = {},
+  ) {
+    this.random = opts.random ?? Math.random;
+  }
+
+  async start(w: Omit<WorkloadInstance, 'port' | 'server' | 'nodeId'> & { port?: number }): Promise<WorkloadInstance> {
+    const inst: WorkloadInstance = {
+      ...w,
+      port: w.port ?? 0,
+      nodeId: `${w.gateway ? 'router' : 'sidecar'}~${w.host}~${w.name}-${randomBytes(3).toString('hex')}.${w.namespace}~${w.namespace}.svc.cluster.local`,
+    };
+    const server = createServer({ keepAlive: true, keepAliveTimeout: 30_000 }, (req, res) => this.inbound(inst, req, res));
+    server.keepAliveTimeout = 30_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(inst.port, inst.host, () => resolve());
+    });
+    inst.port = (server.address() as AddressInfo).port;
+    inst.server = server;
+    inst.fault = this.faultFor(inst);
+    this.instances.set(inst.name, inst);
+    return inst;
+  }
+
+  async stopInstance(name: string): Promise<void> {
+    const inst = this.instances.get(name);
+    if (!inst) return;
+    this.instances.delete(name);
+    await closeServer(inst.server);
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.instances.keys()].map((n) => this.stopInstance(n)));
+    this.agent.destroy();
+  }
+
+  /** Fault knobs for a workload (app or Deployment name), optionally one version only; null clears them. */
+  setFault(workload: string, version: string | undefined, fault: Fault | null): number {
+    const key = `${workload}|${version ?? '*'}`;
+    if (fault && Object.values(fault).some((v) => v !== undefined && v !== 0)) this.faults.set(key, { ...fault });
+    else this.faults.delete(key);
+    let affected = 0;
+    for (const inst of this.instances.values()) {
+      inst.fault = this.faultFor(inst);
+      if ((inst.app === workload || inst.name === workload) && (!version || inst.version === version)) affected++;
+    }
+    return affected;
+  }
+
+  faultList(): Array<{ workload: string; version?: string; fault: Fault }> {
+    return [...this.faults].map(([k, fault]) => {
+      const [workload, version] = k.split('|');
+      return { workload, version: version === '*' ? undefined : version, fault };
+    });
+  }
+
+  private faultFor(i: WorkloadInstance): Fault | undefined {
+    return this.faults.get(`${i.name}|*`) ?? this.faults.get(`${i.app}|${i.version}`) ?? this.faults.get(`${i.app}|*`);
+  }
+
+  private inbound(inst: WorkloadInstance, req: IncomingMessage, res: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+      this.serve(inst, req, res, body).catch((err) => {
+        if (!res.headersSent) res.writeHead(500).end(String(err));
+      });
+    });
+  }
+
+  private async serve(inst: WorkloadInstance, req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
+    const t0 = performance.now();
+    const startUs = Date.now() * 1000;
+    const h = req.headers;
+    const ctx: TraceContext = {
+      traceId: (one(h['x-b3-traceid']) ?? newTraceId()).padStart(32, '0'),
+      spanId: newSpanId(),
+      requestId: one(h['x-request-id']) ?? randomUUID(),
+    };
+    const parentSpanId = one(h['x-b3-spanid']);
+    const [sourceWorkload, sourceVersion] = (one(h[SOURCE_HEADER]) ?? 'unknown|unknown').split('|');
+    const path = req.url ?? '/';
+    const method = req.method ?? 'GET';
+    let status: number;
+    let flags = '-';
+    let out: Buffer;
+    let outHeaders: Record<string, string> | undefined;
+    let upstreamCluster = inst.gateway ? '-' : `inbound|${inst.servicePort}||${inst.app}.${inst.namespace}.svc.cluster.local`;
+    let operation = `${inst.app}.${inst.namespace}.svc.cluster.local:${inst.servicePort}/*`;
+    const f = inst.fault;
+    if (f?.delayMs) await new Promise((r) => setTimeout(r, f.delayMs));
+    if (f?.resetRate && this.random() < f.resetRate) {
+      // A TCP RST on the wire, as a crashing workload produces; the caller's sidecar reports 503 UC.
+      req.socket.resetAndDestroy();
+      status = 503;
+      flags = 'UC';
+      out = EMPTY;
+    } else if (f?.errorRate && this.random() < f.errorRate) {
+      status = f.abortStatus ?? 500;
+      out = Buffer.from(`fault injected by the sandbox: ${inst.name} answers ${status}\n`);
+    } else {
+      const appReq: AppRequest = { method, path, headers: h, body };
+      const outbound: Outbound = (service, r) => this.outbound(inst, ctx, service, r);
+      try {
+        const r = await inst.handler(appReq, outbound);
+        status = r.status;
+        out = typeof r.body === 'string' ? Buffer.from(r.body) : r.body;
+        outHeaders = r.headers;
+        flags = r.headers?.['x-sandbox-response-flags'] ?? '-';
+        if (inst.gateway && r.upstream) {
+          const port = this.servicePort(r.upstream);
+          operation = `${r.upstream}.default.svc.cluster.local:${port}/*`;
+          upstreamCluster = `outbound|${port}||${r.upstream}.default.svc.cluster.local`;
+        }
+      } catch (err) {
+        status = 500;
+        out = Buffer.from(`workload ${inst.name} failed: ${(err as Error).message}\n`);
+      }
+    }
+    if (flags !== 'UC' || !req.socket.destroyed) {
+      const headers: Record<string, string | number> = { 'content-length': out.length, 'x-request-id': ctx.requestId, ...outHeaders };
+      delete headers['x-sandbox-response-flags'];
+      if (!res.headersSent && !res.destroyed) res.writeHead(status, headers).end(out);
+    }
+    const durationMs = performance.now() - t0;
+    if (!inst.gateway) {
+      this.telemetry.record({
+        reporter: 'destination',
+        sourceWorkload,
+        sourceVersion,
+        destinationWorkload: inst.name,
+        destinationService: inst.app,
+        destinationVersion: inst.version,
+        namespace: inst.namespace,
+        responseCode: status,
+        responseFlags: flags,
+        durationMs,
+        requestBytes: body.length,
+        responseBytes: out.length,
+      });
+    }
+    this.traces.add({
+      traceId: ctx.traceId,
+      spanId: ctx.spanId,
+      parentSpanId,
+      service: inst.app,
+      operation,
+      startUs,
+      durationUs: Math.max(1, Math.round(durationMs * 1000)),
+      nodeId: inst.nodeId,
+      url: `http://${h.host ?? `${inst.app}:${inst.servicePort}`}${path}`,
+      method,
+      statusCode: status,
+      userAgent: one(h['user-agent']) ?? '-',
+      upstreamCluster,
+      requestSize: body.length,
+      responseSize: out.length,
+      requestId: ctx.requestId,
+      responseFlags: flags,
+    });
+  }
+
+  /** Gateway objects whose selector picks this ingress (selector `istio: ingressgateway`). */
+  private gatewayNames(ingress: WorkloadInstance): string[] {
+    return this.store
+      .listLive(ISTIO_GROUP, 'Gateway')
+      .filter((g) => labelsMatch(ingress.labels, ((g.spec ?? {}) as { selector?: Record<string, string> }).selector ?? {}))
+      .map((g) => g.metadata.name);
+  }
+
+  servicePort(service: string): number {
+    const svc = this.store.peek({ apiVersion: 'v1', kind: 'Service', namespace: 'default', name: service });
+    const ports = ((svc?.spec ?? {}) as { ports?: Array<{ name?: string; port: number }> }).ports ?? [];
+    return (ports.find((p) => p.name === 'http') ?? ports[0])?.port ?? 9180;
+  }
+
+  /** Instances a destination (service + optional subset) resolves to, through Service selector and DestinationRule. */
+  endpointsOf(dest: Destination): WorkloadInstance[] {
+    const svc = this.store.peek({ apiVersion: 'v1', kind: 'Service', namespace: 'default', name: dest.service });
+    const selector = ((svc?.spec ?? {}) as { selector?: Record<string, string> }).selector;
+    if (!selector) return [];
+    let want = selector;
+    if (dest.subset) {
+      const sub = subsetLabels(this.store.listLive(ISTIO_GROUP, 'DestinationRule', 'default'), dest.service, dest.subset);
+      if (!sub) return [];
+      want = { ...selector, ...sub };
+    }
+    const out: WorkloadInstance[] = [];
+    for (const i of this.instances.values()) if (!i.gateway && labelsMatch(i.labels, want)) out.push(i);
+    return out;
+  }
+
+  private pick(dest: Destination): WorkloadInstance | undefined {
+    const eps = this.endpointsOf(dest);
+    if (eps.length <= 1) return eps[0];
+    const key = `${dest.service}|${dest.subset ?? ''}`;
+    const n = (this.roundRobin.get(key) ?? 0) + 1;
+    this.roundRobin.set(key, n);
+    return eps[n % eps.length];
+  }
+
+  private async outbound(from: WorkloadInstance, ctx: TraceContext, service: string, req: AppRequest): Promise<AppResponse> {
+    const t0 = performance.now();
+    const view: RequestView = { path: req.path, method: req.method, headers: req.headers };
+    const vss = this.store.listLive(ISTIO_GROUP, 'VirtualService', 'default');
+    const decision = routeRequest(vss, service, view, { gateways: from.gateway ? this.gatewayNames(from) : undefined, random: this.random });
+    let result: AppResponse & { flags: string; target?: WorkloadInstance };
+    const dest = decision?.destination ?? { service };
+    if (from.gateway && !decision) {
+      result = { status: 404, body: '', flags: 'NR' };
+    } else {
+      const target = this.pick(dest);
+      if (decision?.mirror && target && this.random() < decision.mirror.fraction) {
+        const shadow = this.pick(decision.mirror.destination);
+        if (shadow) void this.send(from, ctx, shadow, req, 'shadow', this.defaultTimeoutMs).catch(() => undefined);
+      }
+      if (decision?.delay && this.random() < decision.delay.fraction) await new Promise((r) => setTimeout(r, decision.delay!.ms));
+      if (decision?.abort && this.random() < decision.abort.fraction) {
+        result = { status: decision.abort.status, body: 'fault filter abort', flags: 'FI' };
+      } else if (!target) {
+        result = { status: 503, body: 'no healthy upstream', flags: 'UH' };
+      } else {
+        const headers = { ...req.headers };
+        for (const k of decision?.removeHeaders ?? []) delete headers[k.toLowerCase()];
+        Object.assign(headers, decision?.setHeaders);
+        let path = req.path;
+        if (decision?.rewriteUri !== undefined) {
+          path = decision.matchedPrefix && path.startsWith(decision.matchedPrefix) ? decision.rewriteUri + path.slice(decision.matchedPrefix.length) : decision.rewriteUri;
+        }
+        result = await this.sendWithRetries(from, ctx, target, { ...req, headers, path }, decision?.timeoutMs, decision?.retries);
+      }
+    }
+    const body = typeof result.body === 'string' ? Buffer.from(result.body) : result.body;
+    this.telemetry.record({
+      reporter: 'source',
+      sourceWorkload: from.name,
+      sourceVersion: from.version,
+      destinationWorkload: result.target?.name ?? 'unknown',
+      destinationService: dest.service,
+      destinationVersion: result.target?.version ?? 'unknown',
+      namespace: 'default',
+      responseCode: result.status,
+      responseFlags: result.flags,
+      durationMs: performance.now() - t0,
+      requestBytes: req.body.length,
+      responseBytes: body.length,
+    });
+    const headers: Record<string, string> = { ...result.headers };
+    if (result.flags !== '-') headers['x-sandbox-response-flags'] = result.flags;
+    return { status: result.status, headers, body, upstream: dest.service };
+  }
+
+  private async sendWithRetries(
+    from: WorkloadInstance,
+    ctx: TraceContext,
+    first: WorkloadInstance,
+    req: AppRequest,
+    timeoutMs: number | undefined,
+    retries: { attempts: number; perTryTimeoutMs?: number; retryOn: string[] } | undefined,
+  ): Promise<AppResponse & { flags: string; target?: WorkloadInstance }> {
+    const deadline = performance.now() + (timeoutMs ?? this.defaultTimeoutMs);
+    const attempts = 1 + (retries?.attempts ?? 0);
+    const target = first; // retries go to the same subset's endpoint, as Envoy retries within the cluster
+    let last: AppResponse & { flags: string; target?: WorkloadInstance } = { status: 503, body: '', flags: 'UF' };
+    for (let a = 0; a < attempts; a++) {
+      const left = deadline - performance.now();
+      if (left <= 0) return { status: 504, body: 'upstream request timeout', flags: 'UT', target };
+      const perTry = Math.min(left, retries?.perTryTimeoutMs ?? left);
+      try {
+        const r = await this.send(from, ctx, target, req, undefined, perTry);
+        last = { status: r.status, headers: pickHeaders(r.headers), body: r.body, flags: '-', target };
+        if (!retries || !retryableStatus(r.status, retries.retryOn)) return last;
+      } catch (err) {
+        const kind = err instanceof HopError ? err.kind : 'other';
+        last =
+          kind === 'timeout'
+            ? { status: 504, body: 'upstream request timeout', flags: 'UT', target }
+            : { status: 503, body: 'upstream connect error or disconnect/reset before headers', flags: kind === 'refused' ? 'UF' : 'UC', target };
+        if (!retries || !retryableError(kind, retries.retryOn)) return last;
+      }
+    }
+    return last;
+  }
+
+  private send(from: WorkloadInstance, ctx: TraceContext, target: WorkloadInstance, req: AppRequest, shadow: 'shadow' | undefined, timeoutMs: number) {
+    const headers = forwardableHeaders(req.headers);
+    headers.host = `${target.app}${shadow ? '-shadow' : ''}:${target.servicePort}`;
+    headers['x-request-id'] = ctx.requestId;
+    headers['x-b3-traceid'] = ctx.traceId;
+    headers['x-b3-spanid'] = ctx.spanId;
+    headers['x-b3-sampled'] = '1';
+    delete headers['x-b3-parentspanid'];
+    headers[SOURCE_HEADER] = `${from.name}|${from.version}`;
+    return sendHop(this.agent, target.host, target.port, req.method, req.path, headers, req.body, timeoutMs);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function pickHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  const ct = h['content-type'];
+  if (typeof ct === 'string') out['content-type'] = ct;
+  return out;
+}
+
+function retryableStatus(status: number, on: string[]): boolean {
+  if (on.includes('5xx') && status >= 500) return true;
+  if (on.includes('gateway-error') && (status === 502 || status === 503 || status === 504)) return true;
+  return on.includes(String(status));
+}
+
+function retryableError(kind: string, on: string[]): boolean {
+  if (on.includes('5xx') || on.includes('gateway-error')) return true;
+  if (kind === 'refused' || kind === 'other') return on.includes('connect-failure') || on.includes('refused-stream');
+  if (kind === 'reset') return on.includes('reset');
+  return false;
+}
+
+export function closeServer(server: Server | undefined): Promise<void> {
+  if (!server) return Promise.resolve();
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+export type { KubeObject };

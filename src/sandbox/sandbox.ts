@@ -1,0 +1,190 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import * as yaml from 'js-yaml';
+import { Redis } from 'ioredis';
+import type { KubeObject, Platform } from '../services/platform.js';
+import { InfrastructureError } from '../util/errors.js';
+import { redact } from '../util/redact.js';
+import { withRetry } from '../util/retry.js';
+import { IdsEngine } from './ids.js';
+import { handleJaeger } from './jaeger.js';
+import { closeServer, Mesh, type Fault, type WorkloadInstance } from './mesh.js';
+import { ObjectStore } from './objects.js';
+import { SandboxPlatform } from './platform.js';
+import { MeshTelemetry } from './telemetry.js';
+import { TraceStore } from './traces.js';
+import { handlerFor, initialState, kindOf, podLabels, recordAlert, type AppState, type ProxyState } from './workloads.js';
+
+/** The running sandbox's parts, shared by the admin API, the gRPC control server and startSandbox. */
+export interface SandboxUrls {
+  ingress: string;
+  metrics: string;
+  jaeger: string;
+  grpc: string;
+  admin: string;
+}
+
+export interface SandboxOptions {
+  stateDir?: string;
+  netns?: boolean;
+  redisUrl?: string;
+  /** Trace store capacity in spans (default 200,000). */
+  traceCapacity?: number;
+  host?: string;
+}
+
+export const MANIFEST_DIR = [new URL('../../deploy/sdc/', import.meta.url), new URL('../../../deploy/sdc/', import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((p) => existsSync(p)) ?? fileURLToPath(new URL('../../deploy/sdc/', import.meta.url));
+
+/** The SDC sample the sandbox runs: the same objects `kubectl apply -f deploy/sdc/` creates on a cluster. */
+export function sdcManifests(): KubeObject[] {
+  return ['workloads.yaml', 'istio.yaml'].flatMap((f) =>
+    (yaml.loadAll(readFileSync(`${MANIFEST_DIR}/${f}`, 'utf8')) as KubeObject[]).filter(Boolean),
+  );
+}
+
+export class SandboxCore {
+  readonly store = new ObjectStore();
+  readonly telemetry = new MeshTelemetry();
+  readonly traces: TraceStore;
+  readonly mesh: Mesh;
+  readonly ids: IdsEngine;
+  readonly apps = new Map<string, AppState>();
+  readonly platform: Platform;
+  readonly host: string;
+  redis?: Redis;
+  private telemetryServer?: Server;
+  private starting = new Map<string, Promise<unknown>>();
+  private unwatch?: () => void;
+  adminToken?: string;
+  urls: SandboxUrls = { ingress: '', metrics: '', jaeger: '', grpc: '', admin: '' };
+
+  constructor(readonly opts: SandboxOptions) {
+    this.host = opts.host ?? '127.0.0.1';
+    this.traces = new TraceStore(opts.traceCapacity);
+    this.mesh = new Mesh(this.store, this.telemetry, this.traces);
+    if (opts.redisUrl) {
+      this.redis = new Redis(opts.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 3000, enableOfflineQueue: true });
+      this.redis.on('error', () => undefined); // failures are counted per write (ids.redisErrors)
+    }
+    this.ids = new IdsEngine(this.redis, (alert) => recordAlert(this.proxyState(), alert));
+    this.platform = new SandboxPlatform(
+      this.store,
+      `sandbox${opts.stateDir ? ` at ${opts.stateDir}` : ''}`,
+      (_ns, name) => this.mesh.instances.has(name),
+      () => ({ ingress: this.urls.ingress, jaeger: this.urls.jaeger, scrapeTargets: [this.urls.metrics] }),
+    );
+  }
+
+  proxyState(): ProxyState | undefined {
+    for (const s of this.apps.values()) if (s.kind === 'proxy') return s;
+    return undefined;
+  }
+
+  async start(): Promise<void> {
+    if (this.redis) {
+      const url = this.opts.redisUrl!;
+      await withRetry(() => this.redis!.connect().then(() => this.redis!.ping()), { attempts: 3, baseDelayMs: 100 }).catch((err) => {
+        throw new InfrastructureError('Redis', redact(url), (err as Error).message, 'that redis-server is running and the --redis URL is right');
+      });
+      await this.ids.init();
+    }
+    this.telemetryServer = createServer((req, res) => void this.serveTelemetry(req, res));
+    await listen(this.telemetryServer, this.host);
+    const tport = (this.telemetryServer.address() as AddressInfo).port;
+    this.urls.metrics = `http://${this.host}:${tport}/metrics`;
+    this.urls.jaeger = `http://${this.host}:${tport}`;
+    this.unwatch = this.store.watch((e) => {
+      if (e.object.kind !== 'Deployment') return;
+      const name = e.object.metadata.name;
+      if (e.type === 'DELETED') void this.stopWorkload(name);
+      // After the whole apply: the Deployment's Service (named ports) may come later in the same batch.
+      else if (!this.mesh.instances.has(name) && !this.starting.has(name)) {
+        const d = e.object;
+        this.starting.set(name, new Promise((r) => queueMicrotask(() => r(this.startWorkload(d)))));
+      }
+    });
+    this.store.apply(sdcManifests());
+    await Promise.resolve();
+    const ingress = await this.mesh.start({
+      name: 'istio-ingressgateway',
+      app: 'istio-ingressgateway',
+      version: 'unknown',
+      namespace: 'istio-system',
+      labels: { app: 'istio-ingressgateway', istio: 'ingressgateway' },
+      host: this.host,
+      servicePort: 80,
+      gateway: true,
+      handler: (req, outbound) => outbound(String(req.headers.host ?? '*').split(':')[0], req),
+    });
+    this.urls.ingress = `http://${this.host}:${ingress.port}`;
+    await Promise.all([...this.starting.values()]);
+  }
+
+  private startWorkload(d: KubeObject): Promise<unknown> {
+    const name = d.metadata.name;
+    const labels = podLabels(d);
+    const state = initialState(kindOf(d), d, this.ids);
+    const app = labels.app ?? name;
+    const p = this.mesh
+      .start({
+        name,
+        app,
+        version: labels.version ?? 'unknown',
+        namespace: d.metadata.namespace ?? 'default',
+        labels,
+        host: this.host,
+        servicePort: this.mesh.servicePort(app),
+        handler: (req, out) => handler(req, out),
+      })
+      .then((inst: WorkloadInstance) => {
+        this.apps.set(name, state);
+        handler = handlerFor(state, inst);
+      })
+      .finally(() => this.starting.delete(name));
+    let handler = handlerFor(state, { host: this.host, port: 0 });
+    return p;
+  }
+
+  private async stopWorkload(name: string): Promise<void> {
+    await this.starting.get(name);
+    this.apps.delete(name);
+    await this.mesh.stopInstance(name);
+  }
+
+  private async serveTelemetry(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      if (req.url === '/metrics' || req.url?.startsWith('/metrics?')) {
+        const text = await this.telemetry.metricsText();
+        res.writeHead(200, { 'content-type': this.telemetry.contentType }).end(text);
+      } else if (!handleJaeger(this.traces, req, res)) {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: the sandbox serves /metrics and the Jaeger query API under /api/\n');
+      }
+    } catch (err) {
+      if (!res.headersSent) res.writeHead(500).end(String(err));
+    }
+  }
+
+  setFault(workload: string, version: string | undefined, fault: Fault | null): number {
+    return this.mesh.setFault(workload, version, fault);
+  }
+
+  async stop(): Promise<void> {
+    this.unwatch?.();
+    await Promise.all([...this.starting.values()]).catch(() => undefined);
+    await this.mesh.stopAll();
+    await closeServer(this.telemetryServer);
+    await this.ids.flush();
+    if (this.redis) this.redis.disconnect();
+  }
+}
+
+export function listen(server: Server, host: string, port = 0): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+}
