@@ -1,0 +1,55 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+
+/**
+ * Who may call the stage server: a bearer token (what Orca's webhook stage sends in customHeaders) or an
+ * HMAC-SHA256 signature of the raw body with a shared secret (`X-Clover-Signature: sha256=<hex>`, for
+ * scripts and CI that can sign). Comparisons are constant-time; secrets are never logged or echoed.
+ */
+export interface AuthConfig {
+  token?: string;
+  hmacSecret?: string;
+}
+
+export type AuthResult = { ok: true; by: 'bearer' | 'signature' | 'none' } | { ok: false; status: 401 | 403; message: string };
+
+export const SIGNATURE_HEADER = 'x-clover-signature';
+
+const digest = (s: string | Buffer) => createHash('sha256').update(s).digest();
+
+/** Constant-time equality of two strings of any length (compares their SHA-256 digests). */
+export function safeEqual(a: string, b: string): boolean {
+  return timingSafeEqual(digest(a), digest(b));
+}
+
+export function signBody(secret: string, body: string | Buffer): string {
+  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+}
+
+export function authEnabled(cfg: AuthConfig): boolean {
+  return Boolean(cfg.token || cfg.hmacSecret);
+}
+
+export function checkAuth(cfg: AuthConfig, headers: IncomingHttpHeaders, rawBody: Buffer): AuthResult {
+  if (!authEnabled(cfg)) return { ok: true, by: 'none' };
+  const authz = headers.authorization;
+  const signature = headers[SIGNATURE_HEADER];
+  if (authz) {
+    const m = /^Bearer\s+(.+)$/i.exec(authz.trim());
+    if (m && cfg.token && safeEqual(m[1].trim(), cfg.token)) return { ok: true, by: 'bearer' };
+    if (!signature) return { ok: false, status: 403, message: 'the bearer token is not valid for this server' };
+  }
+  if (typeof signature === 'string') {
+    if (!cfg.hmacSecret) return { ok: false, status: 403, message: 'this server does not accept signed requests' };
+    const m = /^sha256=([0-9a-f]{64})$/i.exec(signature.trim());
+    if (!m) return { ok: false, status: 403, message: `${SIGNATURE_HEADER} must be "sha256=<64 hex digits>"` };
+    const expected = createHmac('sha256', cfg.hmacSecret).update(rawBody).digest();
+    if (timingSafeEqual(Buffer.from(m[1], 'hex'), expected)) return { ok: true, by: 'signature' };
+    return { ok: false, status: 403, message: 'the signature does not match the request body' };
+  }
+  return {
+    ok: false,
+    status: 401,
+    message: `authentication required: send "Authorization: Bearer <token>"${cfg.hmacSecret ? ` or "${SIGNATURE_HEADER}: sha256=<HMAC-SHA256 of the body>"` : ''}`,
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * Routes of Clover's controller that existing scripts (cloverctl, dashboards) call, answered with the
+ * same shapes: plain-text messages for /jmeter/*, the stats JSON for /visibility/get/stats/*.
+ * Each route delegates to a backend function; a route whose backend is not bound answers 501 naming it.
+ */
+export type StatType = 'system' | 'metrics' | 'tracing' | 'all';
+
+export interface CloverBackend {
+  visibilityClear?(): Promise<string>;
+  visibilityStats?(type: StatType): Promise<Record<string, unknown>>;
+  /** Validate and keep a test plan (Clover's test-plan JSON); returns "Generated test plan". */
+  jmeterGen?(plan: unknown): Promise<string>;
+  /** Start the kept plan in the background; returns "Started jmeter on pid: N" (or a run id). */
+  jmeterStart?(opts: { numSlaves?: number; slaveList?: string[] }): Promise<string>;
+  /** "Retrieved all results\n" + the log or the JTL. */
+  jmeterResults?(kind: 'log' | 'results'): Promise<string>;
+}
+
+export interface CloverRoutes {
+  handle(method: string, path: string, body: unknown): Promise<{ status: number; body: unknown } | undefined>;
+}
+
+const STAT_TYPES: StatType[] = ['system', 'metrics', 'tracing', 'all'];
+
+export function cloverRoutes(backend: CloverBackend): CloverRoutes {
+  const missing = (what: string) => ({ status: 501, body: `${what} is not available on this server` });
+  return {
+    async handle(method, path, body) {
+      if (path === '/visibility/clear') {
+        return backend.visibilityClear ? { status: 200, body: await backend.visibilityClear() } : missing('visibility');
+      }
+      const stats = /^\/visibility\/get\/stats\/([^/]+)$/.exec(path);
+      if (stats) {
+        // Clover lets a JSON {"stat_type"} override the URL's type.
+        const requested = (body as { stat_type?: string } | undefined)?.stat_type ?? stats[1];
+        if (!STAT_TYPES.includes(requested as StatType)) return { status: 400, body: `stat type must be one of ${STAT_TYPES.join(', ')}` };
+        return backend.visibilityStats ? { status: 200, body: await backend.visibilityStats(requested as StatType) } : missing('visibility');
+      }
+      if (path === '/jmeter/gen' || path === '/jmeter/create') {
+        if (method !== 'POST' && method !== 'GET') return { status: 405, body: 'use POST' };
+        if (!backend.jmeterGen) return missing('jmeter');
+        if (body === undefined) return { status: 400, body: 'Invalid value in test plan json/yaml' };
+        return { status: 200, body: await backend.jmeterGen(body) };
+      }
+      if (path === '/jmeter/start') {
+        if (!backend.jmeterStart) return missing('jmeter');
+        const b = (body ?? {}) as { num_slaves?: string; slave_list?: string };
+        const numSlaves = b.num_slaves === undefined ? 0 : Number(b.num_slaves);
+        if (!Number.isInteger(numSlaves) || numSlaves < 0) return { status: 400, body: 'Invalid value in json/yaml' };
+        const slaveList = b.slave_list ? b.slave_list.split(',').map((s) => s.trim()).filter(Boolean) : [];
+        return { status: 200, body: await backend.jmeterStart({ numSlaves, slaveList }) };
+      }
+      const results = /^\/jmeter\/results\/([^/]+)$/.exec(path);
+      if (results) {
+        if (!backend.jmeterResults) return missing('jmeter');
+        return { status: 200, body: await backend.jmeterResults(results[1] === 'log' ? 'log' : 'results') };
+      }
+      return undefined;
+    },
+  };
+}

@@ -1,0 +1,263 @@
+import { Redis } from 'ioredis';
+import { InfrastructureError } from '../../util/errors.js';
+import { redact } from '../../util/redact.js';
+import type { CreateResult, JobStore, RenewResult } from './store.js';
+import { fencingToken } from './store.js';
+import type { Job } from './types.js';
+
+/**
+ * Jobs in Redis, shared by every replica of the stage server.
+ *   <p>job:<id>       the job as JSON (expires `keepMs` after it finished)
+ *   <p>owner:<id>     "<replica>:<attempt>", the fencing token every write is checked against
+ *   <p>lease:<id>     exists while the owning replica is alive (renewed every lease/3)
+ *   <p>release:<name> id of the release's active job: one active job per release, with an expiry as a backstop
+ *   <p>active         set of active job ids (scanned for expired leases)
+ *   <p>cancel:<id>    cancellation request; also published on <p>cancel for an immediate stop
+ * Compound steps are Lua scripts, so they are atomic across replicas. Scripts only decode JSON (never
+ * re-encode it), so the stored job is byte-for-byte what Node wrote.
+ */
+const CREATE = `
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local j = redis.call('GET', ARGV[6] .. 'job:' .. cur)
+  if j and cjson.decode(j).status == 'RUNNING' then return cur end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[5])
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3])
+redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
+redis.call('SADD', KEYS[5], ARGV[1])
+return ''`;
+
+const SAVE = `
+local v = redis.call('GET', KEYS[2])
+if v and v ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+if not v then redis.call('SET', KEYS[2], ARGV[2]) end
+return 1`;
+
+const RENEW = `
+local v = redis.call('GET', KEYS[2])
+if not v or redis.call('EXISTS', KEYS[3]) == 0 then return 2 end
+if v ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`;
+
+const RESTORE = `
+redis.call('SET', KEYS[1], ARGV[2], 'NX')
+redis.call('SET', KEYS[2], ARGV[3], 'NX')
+redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[5])
+redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
+redis.call('SADD', KEYS[5], ARGV[1])
+return 1`;
+
+const FINISH = `
+local v = redis.call('GET', KEYS[2])
+if v and v ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
+redis.call('DEL', KEYS[4], KEYS[6])
+redis.call('SREM', KEYS[5], ARGV[3])
+return 1`;
+
+const ORPHANS = `
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local j = redis.call('GET', ARGV[1] .. 'job:' .. id)
+  if not j or cjson.decode(j).status ~= 'RUNNING' then
+    redis.call('SREM', KEYS[1], id)
+  elseif redis.call('EXISTS', ARGV[1] .. 'lease:' .. id) == 0 then
+    table.insert(out, id)
+  end
+end
+return out`;
+
+const CLAIM = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return nil end
+local j = redis.call('GET', KEYS[3])
+if not j or cjson.decode(j).status ~= 'RUNNING' then return nil end
+local v = redis.call('GET', KEYS[2]) or ':0'
+local attempt = tonumber(string.match(v, ':(%d+)$') or '0') + 1
+local token = ARGV[1] .. ':' .. attempt
+redis.call('SET', KEYS[2], token)
+redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
+return {j, tostring(attempt)}`;
+
+type Scripted = Redis & {
+  cdCreate(...a: Array<string | number>): Promise<string>;
+  cdSave(...a: Array<string | number>): Promise<number>;
+  cdRenew(...a: Array<string | number>): Promise<number>;
+  cdRestore(...a: Array<string | number>): Promise<number>;
+  cdFinish(...a: Array<string | number>): Promise<number>;
+  cdOrphans(...a: Array<string | number>): Promise<string[]>;
+  cdClaim(...a: Array<string | number>): Promise<[string, string] | null>;
+};
+
+export interface RedisJobStoreOptions {
+  url: string;
+  prefix?: string;
+  /** Backstop expiry of a release's lock, in case a job is lost entirely (default 24 h). */
+  lockTtlMs?: number;
+}
+
+export class RedisJobStore implements JobStore {
+  readonly kind = 'redis' as const;
+  private readonly p: string;
+  private readonly lockTtlMs: number;
+  private readonly redis: Scripted;
+  private readonly sub: Redis;
+  private cancelListeners: Array<(id: string) => void> = [];
+  private reconnectListeners: Array<() => void> = [];
+
+  private constructor(
+    private readonly opts: RedisJobStoreOptions,
+    redis: Redis,
+    sub: Redis,
+  ) {
+    this.p = opts.prefix ?? 'clover-cd:';
+    this.lockTtlMs = opts.lockTtlMs ?? 24 * 3600_000;
+    this.redis = redis as Scripted;
+    this.sub = sub;
+  }
+
+  static async connect(opts: RedisJobStoreOptions): Promise<RedisJobStore> {
+    const common = {
+      lazyConnect: true,
+      maxRetriesPerRequest: 2,
+      connectTimeout: 3000,
+      // Keep reconnecting for as long as the server runs: jobs keep running through a Redis outage.
+      retryStrategy: (times: number) => Math.min(100 * times, 1000),
+    };
+    const redis = new Redis(opts.url, common);
+    const sub = new Redis(opts.url, common);
+    // ioredis reports connection errors as events; they are expected during an outage.
+    redis.on('error', () => undefined);
+    sub.on('error', () => undefined);
+    try {
+      await Promise.all([redis.connect(), sub.connect()]);
+      await redis.ping();
+    } catch (err) {
+      redis.disconnect();
+      sub.disconnect();
+      throw new InfrastructureError('Redis', redact(opts.url), (err as Error).message, 'that redis-server is running and --redis points to it (redis://host:port/db)');
+    }
+    const store = new RedisJobStore(opts, redis, sub);
+    store.defineScripts();
+    await sub.subscribe(`${store.p}cancel`);
+    sub.on('message', (_channel: string, id: string) => store.cancelListeners.forEach((l) => l(id)));
+    let first = true;
+    redis.on('ready', () => {
+      if (first) return;
+      store.reconnectListeners.forEach((l) => l());
+    });
+    first = false;
+    return store;
+  }
+
+  private defineScripts(): void {
+    const def = (name: string, numberOfKeys: number, lua: string) => this.redis.defineCommand(name, { numberOfKeys, lua });
+    def('cdCreate', 5, CREATE);
+    def('cdSave', 2, SAVE);
+    def('cdRenew', 3, RENEW);
+    def('cdRestore', 5, RESTORE);
+    def('cdFinish', 6, FINISH);
+    def('cdOrphans', 1, ORPHANS);
+    def('cdClaim', 3, CLAIM);
+  }
+
+  private k = {
+    job: (id: string) => `${this.p}job:${id}`,
+    owner: (id: string) => `${this.p}owner:${id}`,
+    lease: (id: string) => `${this.p}lease:${id}`,
+    release: (name: string) => `${this.p}release:${name}`,
+    cancel: (id: string) => `${this.p}cancel:${id}`,
+    active: () => `${this.p}active`,
+  };
+
+  async create(job: Job, leaseMs: number): Promise<CreateResult> {
+    const k = this.k;
+    const r = await this.redis.cdCreate(
+      k.release(job.release), k.job(job.id), k.owner(job.id), k.lease(job.id), k.active(),
+      job.id, JSON.stringify(job), fencingToken(job), leaseMs, this.lockTtlMs, this.p,
+    );
+    return r ? { created: false, activeJobId: r } : { created: true };
+  }
+
+  async get(id: string): Promise<Job | undefined> {
+    const raw = await this.redis.get(this.k.job(id));
+    return raw ? (JSON.parse(raw) as Job) : undefined;
+  }
+
+  async activeJobId(release: string): Promise<string | undefined> {
+    const id = await this.redis.get(this.k.release(release));
+    if (!id) return undefined;
+    const job = await this.get(id);
+    return job?.status === 'RUNNING' ? id : undefined;
+  }
+
+  async save(job: Job): Promise<boolean> {
+    return (await this.redis.cdSave(this.k.job(job.id), this.k.owner(job.id), JSON.stringify(job), fencingToken(job))) === 1;
+  }
+
+  async renew(job: Job, leaseMs: number): Promise<RenewResult> {
+    const r = await this.redis.cdRenew(this.k.lease(job.id), this.k.owner(job.id), this.k.job(job.id), fencingToken(job), leaseMs);
+    return r === 1 ? 'ok' : r === 2 ? 'missing' : 'taken';
+  }
+
+  async restore(job: Job, leaseMs: number): Promise<void> {
+    const k = this.k;
+    await this.redis.cdRestore(
+      k.job(job.id), k.owner(job.id), k.release(job.release), k.lease(job.id), k.active(),
+      job.id, JSON.stringify(job), fencingToken(job), leaseMs, this.lockTtlMs,
+    );
+  }
+
+  async finish(job: Job, keepMs: number): Promise<boolean> {
+    const k = this.k;
+    const r = await this.redis.cdFinish(
+      k.job(job.id), k.owner(job.id), k.release(job.release), k.lease(job.id), k.active(), k.cancel(job.id),
+      JSON.stringify(job), fencingToken(job), job.id, keepMs,
+    );
+    return r === 1;
+  }
+
+  async orphans(): Promise<string[]> {
+    return this.redis.cdOrphans(this.k.active(), this.p);
+  }
+
+  async claim(id: string, owner: string, leaseMs: number): Promise<Job | undefined> {
+    const r = await this.redis.cdClaim(this.k.lease(id), this.k.owner(id), this.k.job(id), owner, leaseMs);
+    if (!r) return undefined;
+    const job = JSON.parse(r[0]) as Job;
+    return { ...job, owner, attempt: Number(r[1]), updatedAt: Date.now() };
+  }
+
+  async requestCancel(id: string): Promise<void> {
+    await this.redis.set(this.k.cancel(id), '1', 'PX', this.lockTtlMs);
+    await this.redis.publish(`${this.p}cancel`, id);
+  }
+
+  async cancelRequested(id: string): Promise<boolean> {
+    return (await this.redis.exists(this.k.cancel(id))) === 1;
+  }
+
+  onCancel(listener: (id: string) => void): void {
+    this.cancelListeners.push(listener);
+  }
+
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.push(listener);
+  }
+
+  async close(): Promise<void> {
+    this.cancelListeners = [];
+    this.reconnectListeners = [];
+    this.sub.disconnect();
+    this.redis.disconnect();
+  }
+
+  describe(): string {
+    return `Redis ${redact(this.opts.url)}`;
+  }
+}
