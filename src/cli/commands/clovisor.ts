@@ -1,0 +1,203 @@
+import type { Command } from 'commander';
+import {
+  DEFAULT_PIN_ROOT,
+  Tracer,
+  cleanupClovisor,
+  loadClovisorConfig,
+  readRedisConfig,
+  readState,
+  sandboxTargets,
+  serveTracer,
+  spansUrlFromJaegerKey,
+  tracerUrl,
+  type ClovisorConfig,
+  type Target,
+  type TracerStatus,
+} from '../../clovisor/index.js';
+import { netnsInum } from '../../clovisor/system.js';
+import { writeState } from '../../clovisor/loader.js';
+import { createHttpClient } from '../../services/http.js';
+import { InvalidInputError } from '../../util/errors.js';
+import { parseDurationMs } from '../../util/units.js';
+import { action, globalOptions } from '../context.js';
+import { note, printResult, table } from '../output.js';
+
+interface CommonOpts {
+  config?: string;
+  pinRoot?: string;
+  stateDir?: string;
+  sandbox?: string | boolean;
+  redis?: string;
+}
+
+/** Targets from the config file, the sandbox's --netns workloads and Clovisor's Redis keys, merged. */
+async function resolveConfig(o: CommonOpts): Promise<{ config: ClovisorConfig; targets: Target[]; spansUrl?: string; sources: string[] }> {
+  const config = o.config ? loadClovisorConfig(o.config) : {};
+  const targets: Target[] = [...(config.targets ?? [])];
+  const sources: string[] = [];
+  if (o.config) sources.push(`config ${o.config}`);
+  if (o.sandbox) {
+    const dir = typeof o.sandbox === 'string' ? o.sandbox : undefined;
+    const st = sandboxTargets(dir);
+    if (!st.length) note(`sandbox${dir ? ` at ${dir}` : ''}: no --netns workloads found (start it with: clover-cd sandbox up --netns --detach)`);
+    targets.push(...st);
+    sources.push('sandbox');
+  }
+  let spansUrl = config.spans?.url;
+  const redisUrl = o.redis ?? config.redis?.url;
+  if (redisUrl) {
+    const r = await readRedisConfig(redisUrl);
+    sources.push(`redis (clovisor_labels: ${r.labels.map((l) => l.namespace + (l.labelSelector ? `:${l.labelSelector}` : '')).join(', ')})`);
+    spansUrl ??= spansUrlFromJaegerKey(r.jaeger.collector);
+    if (!config.kubernetes) config.kubernetes = { labels: r.labels.map((l) => (l.labelSelector ? `${l.namespace}:${l.labelSelector.replace('=', ':')}` : l.namespace)) };
+  }
+  if (config.kubernetes && !process.env.KUBERNETES_SERVICE_HOST) {
+    note('kubernetes selection configured but no in-cluster API (KUBERNETES_SERVICE_HOST unset): pods are resolved by the DaemonSet');
+  }
+  return { config, targets, spansUrl, sources };
+}
+
+const common = (cmd: Command) =>
+  cmd
+    .option('-c, --config <file>', 'clovisor config file (targets, spans, listen)')
+    .option('--sandbox [stateDir]', "trace the sandbox's --netns workloads")
+    .option('--redis <url>', "read Clovisor's Redis keys (clovisor_labels, clovisor_egress_match, clovisor_jaeger_collector)")
+    .option('--pin-root <path>', 'bpffs directory for pinned programs, maps and links', DEFAULT_PIN_ROOT)
+    .option('--state-dir <dir>', 'where the loader records what it attached (default /run/clover-cd/clovisor)');
+
+function renderStatus(s: TracerStatus): string {
+  const rows = s.targets.map((t) => [t.workload, t.version, t.namespace, t.netns, t.attached.socket ? 'yes' : 'no', t.hostVeth ? `${t.hostVeth}${t.attached.packet ? '' : ' (off)'}` : '-']);
+  const k = s.lost.kernel;
+  return [
+    `clovisor ${s.running ? 'running' : 'stopped'} at ${s.pinRoot}: ${s.links.length} tracepoints attached`,
+    table(['WORKLOAD', 'VERSION', 'NAMESPACE', 'NETNS', 'SOCKET', 'PACKET'], rows),
+    `records ${s.records} (drained: ${s.drained.sessions} sessions, ${s.drained.flows} flows; ${s.flowsOpen} flows open)`,
+    `lost: ${s.lost.readerEvents} by reader, ${k.eventsLost} perf ring, ${k.connsFull} conns map full, ${k.flowsFull} flows map full (${s.lost.beforeReader} before the reader started)`,
+    ...(s.spans ? [`spans: ${s.spans.exported} exported, ${s.spans.failed} failed`] : []),
+  ].join('\n');
+}
+
+export function register(program: Command): void {
+  const clovisor = program
+    .command('clovisor')
+    .description('eBPF L3/L4 session tracer: resets, retransmits, failed connects per workload and version')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  sudo clover-cd clovisor run -c clovisor.yaml --listen 127.0.0.1:9464\n  sudo clover-cd clovisor run --sandbox --duration 2m\n  clover-cd clovisor status\n  sudo clover-cd clovisor cleanup\n  clover-cd clovisor config -c clovisor.yaml --redis redis://redis.clovisor:6379\n\nExit 4 with the reason when eBPF is unavailable (not root, no bpffs, no BTF, object not built).\n',
+    );
+
+  common(clovisor.command('run'))
+    .description('load the BPF object, attach to the targets, drain sessions until stopped (SIGINT/SIGTERM) or --duration')
+    .option('--listen <host:port>', 'serve /metrics, /api/v1/status and /api/v1/evidence here')
+    .option('--duration <d>', 'stop after this long (e.g. 90s); default: until interrupted')
+    .option('--all-namespaces', 'trace every network namespace, not only the targets', false)
+    .option('--keep', 'leave programs and filters attached when stopping (clean up later with clovisor cleanup)', false)
+    .addHelpText('after', '\nExample:\n  sudo clover-cd clovisor run -c clovisor.yaml --listen 127.0.0.1:9464 --duration 5m\n')
+    .action(
+      action(async (o: CommonOpts & { listen?: string; duration?: string; allNamespaces: boolean; keep: boolean }, cmd: Command) => {
+        const { config, targets, spansUrl, sources } = await resolveConfig(o);
+        if (!targets.length && !o.allNamespaces) throw new InvalidInputError('no targets: give --config with targets, --sandbox, or --all-namespaces');
+        const listen = o.listen ?? config.listen;
+        const tracer = new Tracer({
+          pinRoot: o.pinRoot ?? config.pinRoot,
+          stateDir: o.stateDir,
+          targets,
+          allNamespaces: o.allNamespaces,
+          spansUrl,
+          session: config.spans,
+          drainIntervalMs: config.drainInterval ? parseDurationMs(config.drainInterval) : undefined,
+        });
+        await tracer.start();
+        note(`clovisor: tracing ${targets.length} workloads from ${sources.join(', ') || 'all namespaces'}`);
+        if (listen) {
+          const [host, port] = [listen.slice(0, listen.lastIndexOf(':')), Number(listen.slice(listen.lastIndexOf(':') + 1))];
+          await serveTracer(tracer, host, port);
+          const st = readState(tracer.pinRoot, o.stateDir);
+          if (st) writeState({ ...st, listen } as typeof st, o.stateDir);
+          note(`clovisor: http://${listen}/metrics, /api/v1/evidence`);
+        }
+        await new Promise<void>((resolve) => {
+          const done = () => resolve();
+          process.once('SIGINT', done);
+          process.once('SIGTERM', done);
+          if (o.duration) setTimeout(done, parseDurationMs(o.duration));
+        });
+        await tracer.drain();
+        const status = tracer.status();
+        const report = await tracer.stop({ cleanup: !o.keep });
+        printResult(globalOptions(cmd).output, { ...status, cleanup: report }, (d) => renderStatus(d) + (d.cleanup ? `\ncleaned up: ${d.cleanup.removed.length} objects` : '\nleft attached (--keep)'));
+        process.exit(0); // the HTTP server and the perf reader hold the loop open
+      }),
+    );
+
+  clovisor
+    .command('status')
+    .description('what is loaded and attached, records drained, events lost')
+    .option('--pin-root <path>', 'bpffs directory of the tracer', DEFAULT_PIN_ROOT)
+    .option('--state-dir <dir>', 'loader state directory')
+    .addHelpText('after', '\nExample:\n  clover-cd clovisor status -o json\n')
+    .action(
+      action(async (o: { pinRoot: string; stateDir?: string }, cmd: Command) => {
+        const url = tracerUrl(o.pinRoot, o.stateDir);
+        const fmt = globalOptions(cmd).output;
+        if (url) {
+          const r = await createHttpClient({ system: 'clovisor', baseURL: url, timeoutMs: 5000, retry: { attempts: 1 } }).get<TracerStatus>('/api/v1/status').catch(() => undefined);
+          if (r?.status === 200) {
+            printResult(fmt, r.data, renderStatus);
+            return 0;
+          }
+        }
+        const st = readState(o.pinRoot, o.stateDir);
+        const data = { pinRoot: o.pinRoot, loaded: Boolean(st), links: st?.links ?? [], veths: st?.veths ?? [], netns: st?.netns ?? [], reader: url ? `not answering at ${url}` : 'none' };
+        printResult(fmt, data, (d) =>
+          d.loaded
+            ? `clovisor loaded at ${d.pinRoot} (reader: ${d.reader}): ${d.links.length} tracepoints, ${d.veths.length} veths (${d.veths.map((v) => v.dev).join(', ') || 'none'}); remove with: clover-cd clovisor cleanup`
+            : `clovisor is not loaded at ${d.pinRoot}`,
+        );
+        return 0;
+      }),
+    );
+
+  clovisor
+    .command('cleanup')
+    .description("remove clovisor's filters, the qdiscs it created, and its pinned links, programs and maps")
+    .option('--pin-root <path>', 'bpffs directory of the tracer', DEFAULT_PIN_ROOT)
+    .option('--state-dir <dir>', 'loader state directory')
+    .addHelpText('after', '\nOnly what clovisor created is removed: other tools\' qdiscs and filters stay.\n\nExample:\n  sudo clover-cd clovisor cleanup\n')
+    .action(
+      action(async (o: { pinRoot: string; stateDir?: string }, cmd: Command) => {
+        const report = await cleanupClovisor({ pinRoot: o.pinRoot, stateDir: o.stateDir });
+        printResult(globalOptions(cmd).output, report, (d) =>
+          [`cleaned ${d.pinRoot}: removed ${d.removed.length}`, ...d.removed.map((x) => `  - ${x}`), ...d.kept.map((x) => `  kept ${x}`)].join('\n'),
+        );
+        return 0;
+      }),
+    );
+
+  common(clovisor.command('config'))
+    .description('show the effective configuration: targets with their network namespaces, span endpoint, sources')
+    .addHelpText('after', '\nExample:\n  clover-cd clovisor config -c clovisor.yaml -o yaml\n')
+    .action(
+      action(async (o: CommonOpts, cmd: Command) => {
+        const { config, targets, spansUrl, sources } = await resolveConfig(o);
+        const resolved = targets.map((t) => {
+          let inum: number | string;
+          try {
+            inum = netnsInum(t.netns);
+          } catch {
+            inum = 'missing';
+          }
+          return { ...t, netnsInum: inum };
+        });
+        const data = { sources, pinRoot: o.pinRoot ?? config.pinRoot ?? DEFAULT_PIN_ROOT, spans: spansUrl, listen: config.listen, kubernetes: config.kubernetes, targets: resolved };
+        printResult(globalOptions(cmd).output, data, (d) =>
+          [
+            `sources: ${d.sources.join(', ') || '(none)'}`,
+            `pin root: ${d.pinRoot}; spans: ${d.spans ?? 'off'}; listen: ${d.listen ?? 'off'}`,
+            table(['WORKLOAD', 'VERSION', 'NAMESPACE', 'NETNS', 'INUM', 'VETH'], d.targets.map((t) => [t.workload, t.version, t.namespace, t.netns, String(t.netnsInum), t.hostVeth ?? '-'])),
+          ].join('\n'),
+        );
+        return 0;
+      }),
+    );
+}

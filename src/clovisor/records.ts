@@ -1,0 +1,185 @@
+/**
+ * Decoding of what the kernel side emits: closed-session events (perf array, read with `bpftool map event_pipe`)
+ * and packet-tier flows (`bpftool map dump`). Pure: bytes in, records out.
+ */
+import type { CloseKind, FlowRecord, Role, SessionRecord } from './types.js';
+
+/** Size of `struct session_event` in clovisor.bpf.c. */
+export const SESSION_EVENT_SIZE = 136;
+const ROLES: Role[] = ['unknown', 'client', 'server'];
+const CLOSE_KINDS: Record<number, CloseKind> = { 1: 'fin', 2: 'reset', 3: 'connect-failed', 4: 'handshake-failed' };
+
+/** Converts bpf_ktime_get_ns() (CLOCK_MONOTONIC, the clock of process.hrtime) to epoch ms. */
+export interface Clock {
+  toEpochMs(ktimeNs: bigint): number;
+}
+export function monotonicClock(): Clock {
+  const hr = process.hrtime.bigint();
+  const wall = Date.now();
+  return { toEpochMs: (ns) => wall + Number(ns - hr) / 1e6 };
+}
+
+function ipv4(b: Buffer | Uint8Array, off: number): string {
+  return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
+}
+function ipv6(b: Buffer, off: number): string {
+  const parts: string[] = [];
+  for (let i = 0; i < 16; i += 2) parts.push(b.readUInt16BE(off + i).toString(16));
+  return parts.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
+}
+
+export function decodeSessionEvent(b: Buffer, clock: Clock): SessionRecord {
+  if (b.length < SESSION_EVENT_SIZE) throw new RangeError(`session event of ${b.length} bytes, expected ${SESSION_EVENT_SIZE}`);
+  const tStart = b.readBigUInt64LE(8);
+  const tEst = b.readBigUInt64LE(16);
+  const tClose = b.readBigUInt64LE(24);
+  const family = b.readUInt16LE(84) === 10 ? 6 : 4;
+  const rec: SessionRecord = {
+    netns: b.readUInt32LE(48),
+    family,
+    role: ROLES[b[90]] ?? 'unknown',
+    closeKind: CLOSE_KINDS[b[91]] ?? 'fin',
+    saddr: family === 4 ? ipv4(b, 92) : ipv6(b, 92),
+    daddr: family === 4 ? ipv4(b, 108) : ipv6(b, 108),
+    sport: b.readUInt16LE(86),
+    dport: b.readUInt16LE(88),
+    closedAt: clock.toEpochMs(tClose),
+    retransmits: b.readUInt32LE(68),
+    synRetransmits: b.readUInt32LE(72),
+    resetsSent: b.readUInt32LE(76),
+    resetsReceived: b.readUInt32LE(80),
+    bytesAcked: Number(b.readBigUInt64LE(32)),
+    bytesReceived: Number(b.readBigUInt64LE(40)),
+    segsIn: b.readUInt32LE(52),
+    segsOut: b.readUInt32LE(56),
+    srttUs: b.readUInt32LE(64),
+  };
+  if (tStart > 0n) rec.startedAt = clock.toEpochMs(tStart);
+  if (tEst > 0n) rec.establishedAt = clock.toEpochMs(tEst);
+  if (tStart > 0n && tEst > tStart) rec.connectMs = Number(tEst - tStart) / 1e6;
+  return rec;
+}
+
+export interface PipeSample {
+  data: Buffer;
+}
+export interface PipeLost {
+  lost: number;
+}
+
+/**
+ * Incremental parser of `bpftool -j map event_pipe` output: one JSON array streamed forever,
+ * `[{"type":9,"cpu":0,"index":0,"timestamp":N,"data":[..bytes..]},{"type":2,...,"lost":{"id":N,"count":N}}...`.
+ * Objects are cut out by brace depth so a chunk boundary anywhere is fine.
+ */
+export class EventPipeParser {
+  private buf = '';
+  private depth = 0;
+  private start = -1;
+  private scanned = 0;
+
+  push(chunk: string, onSample: (data: Buffer) => void, onLost: (count: number) => void): void {
+    this.buf += chunk;
+    const s = this.buf;
+    let lastEnd = 0;
+    for (let i = this.scanned; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c === 123 /* { */) {
+        if (this.depth++ === 0) this.start = i;
+      } else if (c === 125 /* } */) {
+        if (--this.depth === 0 && this.start >= 0) {
+          this.emit(s.slice(this.start, i + 1), onSample, onLost);
+          lastEnd = i + 1;
+          this.start = -1;
+        }
+      }
+    }
+    if (this.depth === 0) {
+      this.buf = '';
+      this.scanned = 0;
+    } else {
+      const keepFrom = this.start >= 0 ? this.start : lastEnd;
+      this.buf = s.slice(keepFrom);
+      this.start = this.start >= 0 ? 0 : -1;
+      this.scanned = this.buf.length;
+    }
+  }
+
+  private emit(text: string, onSample: (data: Buffer) => void, onLost: (count: number) => void): void {
+    const o = JSON.parse(text) as { data?: number[]; lost?: { count?: number } };
+    if (o.data) onSample(Buffer.from(o.data));
+    else if (o.lost) onLost(Number(o.lost.count ?? 0));
+  }
+}
+
+/** One entry of `bpftool -j map dump` on a BTF map: `formatted` carries the decoded key and value. */
+export interface DumpEntry {
+  key?: string[];
+  value?: string[];
+  formatted?: { key: Record<string, unknown>; value: Record<string, unknown> };
+}
+
+function cString(chars: unknown): string {
+  if (!Array.isArray(chars)) return typeof chars === 'string' ? chars : '';
+  let out = '';
+  for (const c of chars as number[]) {
+    if (!c) break;
+    out += String.fromCharCode(c < 0 ? c + 256 : c);
+  }
+  return out;
+}
+
+function u32le(n: unknown): string {
+  const v = Number(n) >>> 0;
+  return `${v & 255}.${(v >>> 8) & 255}.${(v >>> 16) & 255}.${v >>> 24}`;
+}
+
+/** Parses the first bytes of a request ("GET /path HTTP/1.1") and a response ("HTTP/1.1 503 ..."). */
+export function parseHttpPrefix(req: string, resp: string): { requestLine?: string; status?: number } {
+  const out: { requestLine?: string; status?: number } = {};
+  const line = req.split('\r\n')[0];
+  if (/^[A-Z]{3,7} \S+/.test(line)) out.requestLine = line;
+  const m = /^HTTP\/\d\.\d (\d{3})/.exec(resp);
+  if (m) out.status = Number(m[1]);
+  return out;
+}
+
+/** A flow from the packet tier's map dump; null when the entry lacks BTF formatting. */
+export function decodeFlow(e: DumpEntry, clock: Clock): FlowRecord | null {
+  const f = e.formatted;
+  if (!f) return null;
+  const k = f.key;
+  const v = f.value as Record<string, unknown>;
+  const pair = (x: unknown) => (Array.isArray(x) ? x.map(Number) : [0, 0]);
+  const [pFrom, pTo] = pair(v.packets);
+  const [bFrom, bTo] = pair(v.bytes);
+  const ns = (x: unknown) => BigInt(Number(x ?? 0));
+  const tSyn = ns(v.t_syn);
+  const tSynAck = ns(v.t_synack);
+  const tReq = ns(v.t_req);
+  const tResp = ns(v.t_resp);
+  const role = Number(v.pod_is_client);
+  const rec: FlowRecord = {
+    ifindex: Number(k.ifindex),
+    podAddr: u32le(k.pod_addr),
+    podPort: Number(k.pod_port),
+    peerAddr: u32le(k.peer_addr),
+    peerPort: Number(k.peer_port),
+    podRole: role === 1 ? 'client' : role === 2 ? 'server' : 'unknown',
+    packetsFromPod: pFrom,
+    packetsToPod: pTo,
+    bytesFromPod: bFrom,
+    bytesToPod: bTo,
+    syn: Number(v.syn),
+    synAck: Number(v.synack),
+    fin: Number(v.fin),
+    rst: Number(v.rst),
+    retransmits: Number(v.retrans),
+    firstAt: clock.toEpochMs(ns(v.t_first)),
+    lastAt: clock.toEpochMs(ns(v.t_last)),
+  };
+  if (tSyn > 0n && tSynAck > tSyn) rec.handshakeMs = Number(tSynAck - tSyn) / 1e6;
+  if (tReq > 0n && tResp > tReq) rec.firstByteMs = Number(tResp - tReq) / 1e6;
+  Object.assign(rec, parseHttpPrefix(cString(v.req), cString(v.resp)));
+  return rec;
+}

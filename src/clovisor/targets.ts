@@ -1,0 +1,222 @@
+/**
+ * Where targets come from: clovisor's own config file, Clovisor's Redis keys, pods through the Kubernetes API
+ * (netns and host veth found through /proc and iflink, never `kubectl exec`), and the sandbox's --netns workloads.
+ */
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Platform, KubeObject } from '../services/platform.js';
+import { readYamlFile } from '../spec/load.js';
+import { InvalidInputError, type InputProblem } from '../util/errors.js';
+import { validateAgainst } from '../util/schema.js';
+import type { Target } from './types.js';
+
+export interface ClovisorConfig {
+  pinRoot?: string;
+  /** OTLP/HTTP base URL for session spans (Jaeger collector :4318, or the sandbox trace store). */
+  spans?: { url: string; release?: string; step?: string };
+  /** host:port of the tracer's HTTP endpoint (/metrics, /api/v1/evidence, /api/v1/status). */
+  listen?: string;
+  drainInterval?: string;
+  redis?: { url: string };
+  /** Pods to trace, selected as Clovisor does (`<namespace>[:<label-key>:<label-value>]`). */
+  kubernetes?: { labels: string[]; versionLabel?: string; packetTier?: boolean };
+  targets?: Target[];
+}
+
+const targetSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['workload', 'version', 'netns'],
+  properties: {
+    workload: { type: 'string', minLength: 1 },
+    version: { type: 'string', minLength: 1 },
+    namespace: { type: 'string' },
+    service: { type: 'string' },
+    pod: { type: 'string' },
+    netns: { type: 'string', minLength: 1 },
+    hostVeth: { type: 'string' },
+    hostNetns: { type: 'string' },
+    packetTier: { type: 'boolean' },
+  },
+};
+export const configSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    pinRoot: { type: 'string', pattern: '^/sys/fs/bpf/' },
+    spans: { type: 'object', additionalProperties: false, required: ['url'], properties: { url: { type: 'string', pattern: '^https?://' }, release: { type: 'string' }, step: { type: 'string' } } },
+    listen: { type: 'string', pattern: '^[^:]+:\\d+$' },
+    drainInterval: { type: 'string', pattern: '^\\d+(\\.\\d+)?(ms|s|m)$' },
+    redis: { type: 'object', additionalProperties: false, required: ['url'], properties: { url: { type: 'string', pattern: '^rediss?://' } } },
+    kubernetes: { type: 'object', additionalProperties: false, required: ['labels'], properties: { labels: { type: 'array', items: { type: 'string' } }, versionLabel: { type: 'string' }, packetTier: { type: 'boolean' } } },
+    targets: { type: 'array', items: targetSchema },
+  },
+};
+
+export function loadClovisorConfig(file: string): ClovisorConfig {
+  const doc = readYamlFile(file) as ClovisorConfig;
+  const problems: InputProblem[] = validateAgainst(configSchema, doc, file, '');
+  if (problems.length) throw new InvalidInputError(`${file}: invalid clovisor config`, problems);
+  for (const t of doc.targets ?? []) t.namespace ??= 'default';
+  return doc;
+}
+
+/** `clovisor_labels` entries: `<namespace>[:<label-key>:<label-value>]`; an empty list means namespace default. */
+export function parseClovisorLabels(entries: string[]): Array<{ namespace: string; labelSelector?: string }> {
+  if (!entries.length) return [{ namespace: 'default' }];
+  return entries.map((e) => {
+    const [namespace, key, value] = e.split(':');
+    return key && value !== undefined ? { namespace: namespace || 'default', labelSelector: `${key}=${value}` } : { namespace: namespace || 'default' };
+  });
+}
+
+/** `clovisor_egress_match` entries: `<ip or 0>:<port>[:<pod-name-prefix>]` (the prefix selects pods, not excludes them). */
+export function parseEgressMatch(entries: string[]): Array<{ ip: string; port: number; podPrefix?: string }> {
+  return entries.flatMap((e) => {
+    const [ip, port, podPrefix] = e.split(':');
+    const p = Number(port);
+    return Number.isInteger(p) && p > 0 && p < 65536 ? [{ ip: ip === '0' ? '0.0.0.0' : ip, port: p, ...(podPrefix ? { podPrefix } : {}) }] : [];
+  });
+}
+
+export interface RedisClovisorConfig {
+  labels: Array<{ namespace: string; labelSelector?: string }>;
+  egress: Array<{ ip: string; port: number; podPrefix?: string }>;
+  jaeger: { collector?: string; agent?: string; server?: string };
+}
+
+/** Reads Clovisor's keys, including the misspelt `clovior_egress_match` that Clovisor itself reads. */
+export async function readRedisConfig(url: string): Promise<RedisClovisorConfig> {
+  const { Redis } = await import('ioredis');
+  const { withRetry } = await import('../util/retry.js');
+  const { InfrastructureError } = await import('../util/errors.js');
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 3000, retryStrategy: () => null });
+  try {
+    return await withRetry(async () => {
+      if (client.status !== 'ready') await client.connect();
+      const [labels, egress, egressTypo, collector, agent, server] = await Promise.all([
+        client.lrange('clovisor_labels', 0, -1),
+        client.lrange('clovisor_egress_match', 0, -1),
+        client.lrange('clovior_egress_match', 0, -1),
+        client.get('clovisor_jaeger_collector'),
+        client.get('clovisor_jaeger_agent'),
+        client.get('clovisor_jaeger_server'),
+      ]);
+      return {
+        labels: parseClovisorLabels(labels),
+        egress: parseEgressMatch([...egress, ...egressTypo]),
+        jaeger: { collector: collector ?? undefined, agent: agent ?? undefined, server: server ?? undefined },
+      };
+    }, { attempts: 3 }).catch((e: unknown) => {
+      throw new InfrastructureError('Redis', url.replace(/\/\/[^@]*@/, '//***@'), e instanceof Error ? e.message : String(e), 'the Redis that holds clovisor_labels is reachable');
+    });
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** The span endpoint from `clovisor_jaeger_collector` ("host:port" or a URL): OTLP/HTTP on port 4318 of that host. */
+export function spansUrlFromJaegerKey(collector: string | undefined): string | undefined {
+  if (!collector) return undefined;
+  const u = new URL(/^https?:\/\//.test(collector) ? collector : `http://${collector}`);
+  return `${u.protocol}//${u.hostname}:4318`;
+}
+
+/** The network namespace of a pod: a process whose cgroup path names the pod UID (containerd/CRI-O/docker alike). */
+export function podNetns(podUid: string, procRoot = '/proc'): string | undefined {
+  const uid = podUid.replace(/-/g, '_');
+  for (const pid of readdirSync(procRoot).filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cg = readFileSync(join(procRoot, pid, 'cgroup'), 'utf8');
+      if (cg.includes(podUid) || cg.includes(uid)) return join(procRoot, pid, 'ns', 'net');
+    } catch {
+      /* process gone */
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Pods selected the way Clovisor selects them (Services by label in a namespace, their pods by the Service
+ * selector), restricted to this node; netns and host veth are found locally. `nodeName` defaults to MY_NODE_NAME.
+ */
+export async function kubernetesTargets(
+  platform: Platform,
+  selection: Array<{ namespace: string; labelSelector?: string }>,
+  opts: { nodeName?: string; versionLabel?: string; packetTier?: boolean; resolve?: (pod: KubeObject) => Promise<Pick<Target, 'netns' | 'hostVeth'> | undefined> } = {},
+): Promise<Target[]> {
+  const node = opts.nodeName ?? process.env.MY_NODE_NAME;
+  const versionLabel = opts.versionLabel ?? 'version';
+  const out: Target[] = [];
+  const seen = new Set<string>();
+  for (const sel of selection) {
+    const services = await platform.list('v1', 'Service', sel.namespace, sel.labelSelector);
+    for (const svc of services) {
+      if (svc.metadata.name === 'kubernetes') continue;
+      const selector = (svc.spec?.selector ?? {}) as Record<string, string>;
+      if (!Object.keys(selector).length) continue;
+      const pods = await platform.list('v1', 'Pod', sel.namespace, Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(','));
+      for (const pod of pods) {
+        if (node && (pod.spec as { nodeName?: string } | undefined)?.nodeName !== node) continue;
+        const key = `${sel.namespace}/${pod.metadata.name}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const where = await (opts.resolve ?? resolvePodLocally)(pod);
+        if (!where) continue;
+        const labels = pod.metadata.labels ?? {};
+        out.push({
+          workload: labels.app ? `${labels.app}-${labels[versionLabel] ?? 'unversioned'}` : pod.metadata.name,
+          version: labels[versionLabel] ?? 'unversioned',
+          namespace: sel.namespace,
+          service: svc.metadata.name,
+          pod: pod.metadata.name,
+          ...where,
+          packetTier: opts.packetTier ?? false,
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/** netns from /proc by pod UID; host veth = the root-namespace interface whose ifindex is the pod eth0's iflink. */
+async function resolvePodLocally(pod: KubeObject): Promise<Pick<Target, 'netns' | 'hostVeth'> | undefined> {
+  const uid = pod.metadata.uid as string | undefined;
+  const netns = uid ? podNetns(uid) : undefined;
+  if (!netns) return undefined;
+  const pid = netns.split('/')[2];
+  let hostVeth: string | undefined;
+  try {
+    const iflink = Number(readFileSync(`/proc/${pid}/root/sys/class/net/eth0/iflink`, 'utf8').trim());
+    for (const dev of readdirSync('/sys/class/net')) {
+      if (Number(readFileSync(`/sys/class/net/${dev}/ifindex`, 'utf8').trim()) === iflink) hostVeth = dev;
+    }
+  } catch {
+    /* no eth0 visible: socket tier only */
+  }
+  return { netns, hostVeth };
+}
+
+/**
+ * Workloads of a sandbox started with `--netns`: read from its state file (`<stateDir>/sandbox.json`), which lists
+ * per workload its namespace and host link. Returns [] when the sandbox runs without --netns.
+ */
+export function sandboxTargets(stateDir = process.env.CLOVER_CD_STATE_DIR ?? './.clover-cd'): Target[] {
+  const file = join(stateDir, 'sandbox.json');
+  if (!existsSync(file)) return [];
+  const doc = JSON.parse(readFileSync(file, 'utf8')) as { workloads?: Array<Record<string, unknown>> };
+  return (doc.workloads ?? []).flatMap((w) => {
+    const netns = (w.netns ?? w.netnsPath) as string | undefined;
+    if (!netns) return [];
+    const workload = String(w.workload ?? w.name);
+    return [{
+      workload,
+      version: String(w.version ?? 'v1'),
+      namespace: String(w.namespace ?? 'default'),
+      service: (w.service as string | undefined) ?? workload.replace(/-v\d+$/, ''),
+      netns: netns.includes('/') ? netns : `/var/run/netns/${netns}`,
+      hostVeth: (w.hostVeth ?? w.hostLink) as string | undefined,
+      hostNetns: w.hostNetns as string | undefined,
+    }];
+  });
+}

@@ -1,0 +1,255 @@
+/**
+ * The running tracer: loads and attaches (loader.ts), reads closed sessions from the perf array through
+ * `bpftool map event_pipe`, drains packet-tier flows and kernel counters every interval, attributes records
+ * to targets by network namespace (socket tier) or veth ifindex (packet tier), and feeds metrics, spans and
+ * the in-memory record store that evidence is computed from.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { InfrastructureError } from '../util/errors.js';
+import { evaluateL4Rule, buildEvidence } from './evidence.js';
+import { attachVeth, bpftoolBatch, cleanup, loadAndAttach, setNetnsFilter, type CleanupReport, type LoaderState } from './loader.js';
+import { ClovisorMetrics, SpanExporter, flowSpan, sessionSpan } from './outputs.js';
+import { EventPipeParser, decodeFlow, decodeSessionEvent, monotonicClock, type DumpEntry } from './records.js';
+import { netnsInum, preflight, run, inNetns } from './system.js';
+import { KERNEL_STAT_NAMES, type FlowRecord, type KernelStats, type L4Evidence, type SessionRecord, type Target } from './types.js';
+
+export interface TracerOptions {
+  pinRoot?: string;
+  stateDir?: string;
+  object?: string;
+  targets: Target[];
+  /** Drain period of flows and counters (default 1 s). */
+  drainIntervalMs?: number;
+  /** How long session records are kept for evidence (default 30 min). */
+  retainMs?: number;
+  /** Trace every namespace instead of only the targets' (default false). */
+  allNamespaces?: boolean;
+  spansUrl?: string;
+  session?: { release?: string; step?: string };
+  /** A flow with no packet for this long is emitted and removed (default 10 s). */
+  flowIdleMs?: number;
+}
+
+export interface TracerStatus {
+  pinRoot: string;
+  running: boolean;
+  targets: Array<Target & { attached: { socket: boolean; packet: boolean } }>;
+  links: LoaderState['links'];
+  records: number;
+  flowsOpen: number;
+  drained: { sessions: number; flows: number };
+  lost: { readerEvents: number; kernel: KernelStats; beforeReader: number };
+  spans?: { exported: number; failed: number };
+}
+
+const EMPTY_STATS = (): KernelStats => ({ connsFull: 0, eventsLost: 0, flowsFull: 0, eventsSent: 0, resetsWithoutSocket: 0, untrackedCloses: 0, packets: 0 });
+
+export class Tracer {
+  readonly metrics = new ClovisorMetrics();
+  private state?: LoaderState;
+  private pipe?: ChildProcess;
+  private parser = new EventPipeParser();
+  private clock = monotonicClock();
+  private pending: Buffer[] = [];
+  private records: SessionRecord[] = [];
+  private flows: FlowRecord[] = [];
+  private lastFlow = new Map<string, { pFrom: number; pTo: number; bFrom: number; bTo: number }>();
+  private byNetns = new Map<number, Target>();
+  private byIfindex = new Map<number, Target>();
+  private timer?: NodeJS.Timeout;
+  private readerLost = 0;
+  private kernel = EMPTY_STATS();
+  private drainedSessions = 0;
+  private drainedFlows = 0;
+  private spans?: SpanExporter;
+  private draining?: Promise<void>;
+  private sawSample = false;
+  private lostBeforeReader = 0;
+
+  constructor(readonly opts: TracerOptions) {
+    if (opts.spansUrl) this.spans = new SpanExporter(opts.spansUrl);
+  }
+
+  get pinRoot(): string {
+    return this.state?.pinRoot ?? this.opts.pinRoot ?? '';
+  }
+
+  async start(): Promise<void> {
+    await preflight({ object: this.opts.object });
+    this.state = await loadAndAttach({ pinRoot: this.opts.pinRoot, object: this.opts.object, stateDir: this.opts.stateDir });
+    for (const t of this.opts.targets) {
+      t.netnsInum ??= netnsInum(t.netns);
+      this.byNetns.set(t.netnsInum, t);
+    }
+    await this.startPipe();
+    await this.readKernelStats();
+    this.lostBeforeReader = this.kernel.eventsLost; // emitted while no reader existed: before the window, not in it
+    if (!this.opts.allNamespaces) await setNetnsFilter(this.state, [...this.byNetns.keys()], this.opts.stateDir);
+    for (const t of this.opts.targets.filter((x) => x.packetTier && x.hostVeth)) {
+      await attachVeth(this.state, t, this.opts.stateDir);
+      this.byIfindex.set(await ifindexOf(t.hostVeth!, t.hostNetns), t);
+    }
+    this.timer = setInterval(() => void this.drain(), this.opts.drainIntervalMs ?? 1000);
+    this.timer.unref();
+  }
+
+  /** Starts the perf reader and waits until it delivers (a refused loopback connect is a session event). */
+  private async startPipe(): Promise<void> {
+    const events = join(this.state!.pinRoot, 'maps', 'events');
+    const child = spawn('bpftool', ['-j', 'map', 'event_pipe', 'pinned', events], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.pipe = child;
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) =>
+      this.parser.push(chunk, (d) => { this.sawSample = true; this.pending.push(d); }, (n) => (this.readerLost += n)),
+    );
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const deadline = Date.now() + 10_000;
+    while (!this.sawSample) {
+      if (child.exitCode !== null) throw new InfrastructureError('bpftool', `map event_pipe pinned ${events}`, stderr.trim() || `exited ${child.exitCode}`);
+      if (Date.now() > deadline) throw new InfrastructureError('bpftool', `map event_pipe pinned ${events}`, 'no session event within 10 s of starting the reader', 'tracepoint sock:inet_sock_set_state attached (clovisor status)');
+      await refusedConnect();
+    }
+    this.pending = []; // the readiness probes themselves are not evidence
+  }
+
+  /** Drains the buffered session events, flows and kernel counters once. */
+  drain(): Promise<void> {
+    this.draining ??= this.drainOnce().finally(() => (this.draining = undefined));
+    return this.draining;
+  }
+
+  /** Turns raw perf samples into attributed records (pure CPU; what the bench measures). */
+  ingest(samples: Buffer[]): number {
+    let n = 0;
+    for (const d of samples) {
+      const r = decodeSessionEvent(d, this.clock);
+      const t = this.byNetns.get(r.netns);
+      if (!t && !this.opts.allNamespaces) continue;
+      if (t) Object.assign(r, { workload: t.workload, version: t.version, service: t.service });
+      this.records.push(r);
+      this.metrics.observeSession(r, t?.namespace);
+      if (this.spans) this.spans.add(t?.service ?? t?.workload ?? 'clovisor', sessionSpan(r, this.opts.session));
+      n++;
+    }
+    this.drainedSessions += n;
+    return n;
+  }
+
+  private async drainOnce(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    this.ingest(batch);
+    await this.readKernelStats();
+    this.metrics.setLoss(this.readerLost, this.kernel);
+    const maps = join(this.state!.pinRoot, 'maps');
+    if (this.byIfindex.size) await this.drainFlows(maps);
+    const cutoff = Date.now() - (this.opts.retainMs ?? 30 * 60_000);
+    if (this.records.length && this.records[0].closedAt < cutoff) this.records = this.records.filter((r) => r.closedAt >= cutoff);
+    if (this.flows.length && this.flows[0].lastAt < cutoff) this.flows = this.flows.filter((f) => f.lastAt >= cutoff);
+    await this.spans?.flush();
+  }
+
+  private async readKernelStats(): Promise<void> {
+    const maps = join(this.state!.pinRoot, 'maps');
+    const stats = JSON.parse((await run('bpftool', ['-j', 'map', 'dump', 'pinned', `${maps}/stats`])).stdout) as Array<{ key: unknown; value: unknown; formatted?: { key: number; value: number } }>;
+    const k = EMPTY_STATS();
+    for (const e of stats) {
+      const idx = e.formatted?.key ?? Number(e.key);
+      if (KERNEL_STAT_NAMES[idx]) k[KERNEL_STAT_NAMES[idx]] = Number(e.formatted?.value ?? e.value);
+    }
+    k.eventsLost -= this.lostBeforeReader;
+    this.kernel = k;
+  }
+
+  private async drainFlows(maps: string): Promise<void> {
+    const dump = JSON.parse((await run('bpftool', ['-j', 'map', 'dump', 'pinned', `${maps}/flows`], { timeoutMs: 30_000 })).stdout) as DumpEntry[];
+    const now = Date.now();
+    const idle = this.opts.flowIdleMs ?? 10_000;
+    const deletes: string[] = [];
+    for (const e of dump) {
+      const f = decodeFlow(e, this.clock);
+      if (!f) continue;
+      const t = this.byIfindex.get(f.ifindex);
+      if (t) Object.assign(f, { workload: t.workload, version: t.version, service: t.service });
+      const id = (e.key ?? []).join('');
+      const prev = this.lastFlow.get(id) ?? { pFrom: 0, pTo: 0, bFrom: 0, bTo: 0 };
+      const cur = { pFrom: f.packetsFromPod, pTo: f.packetsToPod, bFrom: f.bytesFromPod, bTo: f.bytesToPod };
+      this.metrics.observeFlowDelta(f, t?.namespace ?? '', { pFrom: cur.pFrom - prev.pFrom, pTo: cur.pTo - prev.pTo, bFrom: cur.bFrom - prev.bFrom, bTo: cur.bTo - prev.bTo });
+      this.lastFlow.set(id, cur);
+      const closed = (f.fin >= 2 || f.rst > 0) && now - f.lastAt > 500;
+      if (closed || now - f.lastAt > idle) {
+        this.flows.push(f);
+        this.drainedFlows++;
+        this.spans?.add(t?.service ?? t?.workload ?? 'clovisor', flowSpan(f, this.opts.session));
+        this.lastFlow.delete(id);
+        if (e.key) deletes.push(`map delete pinned ${maps}/flows key hex ${e.key.map((h) => h.replace(/^0x/, '')).join(' ')}`);
+      }
+    }
+    await bpftoolBatch(deletes);
+  }
+
+  /** Open flows (still in the map) plus closed ones, for `status` and tests. */
+  async flowRecords(): Promise<FlowRecord[]> {
+    await this.drain();
+    return [...this.flows];
+  }
+
+  sessionRecords(): SessionRecord[] {
+    return [...this.records];
+  }
+
+  evidence(window: { start: number; end: number }, versions: string[], service?: string): L4Evidence {
+    return buildEvidence(this.records, window, versions, { service, targets: this.opts.targets, lostEvents: this.readerLost, kernel: this.kernel });
+  }
+
+  /** Evaluates the l4 rule on this tracer's evidence (convenience for in-process gates and tests). */
+  judge(rule: Parameters<typeof evaluateL4Rule>[0], window: { start: number; end: number }, versions: { stable: string; candidate: string }, service?: string) {
+    return evaluateL4Rule(rule, this.evidence(window, [versions.stable, versions.candidate], service), versions);
+  }
+
+  status(): TracerStatus {
+    return {
+      pinRoot: this.pinRoot,
+      running: Boolean(this.pipe && this.pipe.exitCode === null),
+      targets: this.opts.targets.map((t) => ({ ...t, attached: { socket: this.byNetns.has(t.netnsInum ?? -1), packet: [...this.byIfindex.values()].includes(t) } })),
+      links: this.state?.links ?? [],
+      records: this.records.length,
+      flowsOpen: this.lastFlow.size,
+      drained: { sessions: this.drainedSessions, flows: this.drainedFlows },
+      lost: { readerEvents: this.readerLost, kernel: this.kernel, beforeReader: this.lostBeforeReader },
+      spans: this.spans ? { exported: this.spans.exported, failed: this.spans.failed } : undefined,
+    };
+  }
+
+  /** Stops reading; with `cleanup` (default) also removes every filter, qdisc it created and pin. */
+  async stop(opts: { cleanup?: boolean } = {}): Promise<CleanupReport | undefined> {
+    if (this.timer) clearInterval(this.timer);
+    if (this.state) await this.drain().catch(() => undefined);
+    if (this.pipe && this.pipe.exitCode === null) {
+      const exited = new Promise((r) => this.pipe!.once('exit', r));
+      this.pipe.kill('SIGINT');
+      await exited;
+    }
+    if (opts.cleanup === false || !this.state) return undefined;
+    return cleanup({ pinRoot: this.state.pinRoot, stateDir: this.opts.stateDir });
+  }
+}
+
+async function ifindexOf(dev: string, netns?: string): Promise<number> {
+  const [cmd, args] = inNetns(netns, 'ip', ['-j', 'link', 'show', 'dev', dev]);
+  const links = JSON.parse((await run(cmd, args, { system: 'ip' })).stdout) as Array<{ ifindex: number }>;
+  return links[0].ifindex;
+}
+
+/** A connect to a closed loopback port: SYN_SENT → CLOSE, i.e. one session event, harmlessly. */
+function refusedConnect(): Promise<void> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port: 9 });
+    s.on('error', () => resolve());
+    s.on('connect', () => { s.destroy(); resolve(); });
+    setTimeout(resolve, 100).unref();
+  });
+}
