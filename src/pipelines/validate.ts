@@ -8,6 +8,7 @@ import { expressionSyntaxProblems, stageReferences, stringsIn } from './spel.js'
 import { RESERVED_NAMES } from './stage-types.js';
 import { checkStageFields } from './stage-rules.js';
 import { checkTrigger } from './triggers.js';
+import type { InputProblem } from '../util/errors.js';
 import type { PipelineDocumentKind, PipelineProblem } from './types.js';
 
 type Obj = Record<string, unknown>;
@@ -237,4 +238,10 @@ export function formatPipelineProblem(p: PipelineProblem, file?: string): string
     .filter(Boolean)
     .join(', ');
   return `${p.severity}: ${where}: ${p.path || '(root)'}: ${p.message} [${p.rule}]`;
+}
+
+/** The same problem in the shape the CLI's InvalidInputError prints. */
+export function toInputProblem(p: PipelineProblem, file?: string): InputProblem {
+  const stage = p.stage ? `, stage refId ${p.stage.refId !== undefined ? `"${p.stage.refId}"` : `#${p.stage.index}`}${p.stage.name ? ` ("${p.stage.name}")` : ''}` : '';
+  return { file, path: p.path, subject: `pipeline "${p.pipeline}"${stage}`, message: `${p.message} [${p.rule}]`, severity: p.severity };
 }
