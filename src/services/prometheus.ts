@@ -53,8 +53,8 @@ export function createPrometheusClient(url: string, opts: { timeoutMs?: number; 
   });
   const log = opts.log ?? [];
 
-  async function api<T>(path: string, params: Record<string, string | number | string[]>): Promise<T> {
-    const res = await http.get<ApiAnswer<T>>(path, { params, paramsSerializer: { indexes: null } });
+  async function api<T>(path: string, params: Record<string, string | number>): Promise<T> {
+    const res = await http.get<ApiAnswer<T>>(path, { params });
     if (res.status >= 400 || res.data?.status !== 'success') {
       const body = res.data as ApiAnswer<T> | undefined;
       throw new InfrastructureError('Prometheus', `GET ${url}${path}`, `HTTP ${res.status}: ${body?.errorType ?? ''} ${body?.error ?? 'unexpected answer'}`.trim(), 'the query and the Prometheus version');
@@ -101,7 +101,7 @@ export function createPrometheusClient(url: string, opts: { timeoutMs?: number; 
       logged(
         log,
         `series ${match}`,
-        () => api<Array<Record<string, string>>>('/api/v1/series', { 'match[]': [match], start: startMs / 1000, end: endMs / 1000 }),
+        () => api<Array<Record<string, string>>>('/api/v1/series', { 'match[]': match, start: startMs / 1000, end: endMs / 1000 }),
         (v) => `${v.length} series`,
       ),
     targets: () =>

@@ -2,7 +2,6 @@
  * Direct scrape of Prometheus text endpoints (Envoy's :15090/stats/prometheus, the sandbox's /metrics) for
  * users without a Prometheus: a snapshot at window start and one at window end give exact counter deltas.
  */
-import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { createHttpClient } from './http.js';
 import { logged, type QueryLog } from './query-log.js';
 
@@ -19,26 +18,48 @@ export interface ScrapeSnapshot {
   series: ScrapedSeries[];
 }
 
-/** Parse Prometheus text, keeping only families whose name passes `keep`. */
-export function parseExposition(text: string, keep: (name: string) => boolean = () => true): ScrapedSeries[] {
+/**
+ * Parse Prometheus text exposition into flat samples, keeping only families whose name passes `keep`.
+ * Histograms stay as Prometheus stores them (`_bucket` with `le`, `_count`, `_sum`). Parsed here rather
+ * than with parse-prometheus-text-format, which drops the labels of histogram samples.
+ */
+export function parseExposition(text: string, keep: (family: string) => boolean = () => true): ScrapedSeries[] {
   const out: ScrapedSeries[] = [];
-  for (const fam of parsePrometheusTextFormat(text)) {
-    if (!keep(fam.name)) continue;
-    for (const m of fam.metrics) {
-      const labels = m.labels ?? {};
-      if (fam.type === 'HISTOGRAM' && m.buckets) {
-        for (const [le, v] of Object.entries(m.buckets)) out.push({ name: `${fam.name}_bucket`, labels: { ...labels, le: normalizeLe(le) }, value: Number(v) });
-        out.push({ name: `${fam.name}_count`, labels, value: Number(m.count) });
-        out.push({ name: `${fam.name}_sum`, labels, value: Number(m.sum) });
-      } else if (m.value !== undefined) {
-        out.push({ name: fam.name, labels, value: Number(m.value) });
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const brace = line.indexOf('{');
+    const space = line.indexOf(' ');
+    const nameEnd = brace >= 0 && (space < 0 || brace < space) ? brace : space;
+    if (nameEnd <= 0) continue;
+    const name = line.slice(0, nameEnd);
+    if (!keep(familyOf(name))) continue;
+    const labels: Record<string, string> = {};
+    let rest = line.slice(nameEnd);
+    if (rest.startsWith('{')) {
+      const re = /\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?/y;
+      let i = 1;
+      for (;;) {
+        re.lastIndex = i;
+        const m = re.exec(rest);
+        if (!m) break;
+        labels[m[1]] = m[2].replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+        i = re.lastIndex;
       }
+      const close = rest.indexOf('}', i);
+      rest = rest.slice(close + 1);
     }
+    const value = Number(rest.trim().split(/\s+/)[0]);
+    if (labels.le !== undefined) labels.le = normalizeLe(labels.le);
+    if (!Number.isNaN(value)) out.push({ name, labels, value });
   }
   return out;
 }
 
 const normalizeLe = (le: string) => (le === '+Inf' || le === 'Inf' ? '+Inf' : String(Number(le)));
+
+/** The family a sample belongs to: histogram and summary samples drop their suffix. */
+export const familyOf = (name: string) => name.replace(/_(bucket|count|sum)$/, '');
 
 /** Scrape every target once. A target that cannot be reached is an InfrastructureError (exit 4). */
 export async function scrapeTargets(targets: string[], opts: { keep?: (name: string) => boolean; log?: QueryLog; timeoutMs?: number } = {}): Promise<ScrapeSnapshot> {

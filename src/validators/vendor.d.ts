@@ -1,4 +1,4 @@
-/** Type declarations for the two statistics/parsing packages that ship none. Only what clover-cd uses. */
+/** Type declarations for packages that ship none. Only what clover-cd uses. */
 declare module 'jstat' {
   interface Dist {
     cdf(x: number, ...params: number[]): number;
@@ -15,6 +15,7 @@ declare module 'jstat' {
   export default pkg;
 }
 
+/** parse-prometheus-text-format ships no types either (clover-cd's own scrape parser is services/scrape.ts). */
 declare module 'parse-prometheus-text-format' {
   export interface ParsedSample {
     value?: string;

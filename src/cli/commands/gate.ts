@@ -1,0 +1,193 @@
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import type { PlatformEndpoints } from '../../services/platform.js';
+import { scrapeTargets, type ScrapeSnapshot } from '../../services/scrape.js';
+import { loadSpec } from '../../spec/load.js';
+import type { ReleaseSpec } from '../../spec/types.js';
+import { InvalidInputError } from '../../util/errors.js';
+import { sleep } from '../../util/retry.js';
+import { formatDuration, parseDurationMs } from '../../util/units.js';
+import {
+  judgeBundle,
+  preflight,
+  readBundle,
+  renderJUnit,
+  renderMarkdown,
+  renderText,
+  runGate,
+  verdictExitCode,
+  type EvidenceBundle,
+  type Verdict,
+} from '../../validators/index.js';
+import { action, globalOptions } from '../context.js';
+import { note, printResult, table } from '../output.js';
+
+interface GateOptions {
+  window?: string;
+  since?: string;
+  until?: string;
+  platform?: 'sandbox' | 'kubernetes';
+  weight?: string;
+  prometheus?: string;
+  jaeger?: string;
+  scrape?: string[];
+  redis?: string;
+  evidenceDir?: string;
+  report?: 'text' | 'junit' | 'markdown';
+  junit?: string;
+  markdown?: string;
+  replay?: string;
+  requireL4?: boolean;
+}
+
+/** "2024-05-01T10:00:00Z", epoch ms, or "now". */
+function parseTime(value: string, flag: string): number {
+  if (value === 'now') return Date.now();
+  const n = /^\d{10,}$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(n)) throw new InvalidInputError(`${flag} must be an ISO-8601 time or epoch milliseconds, got "${value}"`);
+  return n;
+}
+
+async function endpointsFor(opts: GateOptions): Promise<PlatformEndpoints> {
+  let base: PlatformEndpoints = {};
+  if (opts.platform === 'sandbox') {
+    const { connectSandbox } = await import('../../sandbox/index.js');
+    const sb = await connectSandbox();
+    base = { scrapeTargets: [sb.urls.metrics], jaeger: sb.urls.jaeger, ingress: sb.urls.ingress, ...sb.platform.endpoints() };
+  }
+  return {
+    ...base,
+    ...(opts.prometheus ? { prometheus: opts.prometheus } : {}),
+    ...(opts.jaeger ? { jaeger: opts.jaeger } : {}),
+    ...(opts.scrape?.length ? { scrapeTargets: opts.scrape } : {}),
+  };
+}
+
+function metricSource(spec: ReleaseSpec, endpoints: PlatformEndpoints): 'prometheus' | 'scrape' | undefined {
+  return spec.gate?.metrics?.source ?? (endpoints.prometheus ? 'prometheus' : endpoints.scrapeTargets?.length ? 'scrape' : undefined);
+}
+
+function emitReports(cmd: Command, opts: GateOptions, verdict: Verdict, bundle: EvidenceBundle, bundlePath?: string): void {
+  if (opts.junit) writeFileSync(opts.junit, renderJUnit(verdict, bundle));
+  if (opts.markdown) writeFileSync(opts.markdown, renderMarkdown(verdict, bundle));
+  if (opts.report === 'junit') return void process.stdout.write(renderJUnit(verdict, bundle));
+  if (opts.report === 'markdown') return void process.stdout.write(renderMarkdown(verdict, bundle));
+  printResult(globalOptions(cmd).output, { verdict, bundlePath, window: bundle.window }, () => renderText(verdict, bundle, bundlePath));
+}
+
+export function register(program: Command): void {
+  const gate = program
+    .command('gate')
+    .description('judge a release window on visibility evidence: pass 0, fail 1, inconclusive 3, infrastructure error 4')
+    .argument('[spec]', 'release spec (YAML or JSON)')
+    .option('--window <duration>', 'window to judge: with Prometheus the last <duration>; with a direct scrape the next <duration>')
+    .option('--since <time>', 'window start (ISO-8601 or epoch ms)')
+    .option('--until <time>', 'window end (ISO-8601, epoch ms or "now"; default now)')
+    .option('--platform <kind>', 'where endpoints come from: sandbox (the running sandbox) or kubernetes (spec and flags)')
+    .option('--weight <percent>', 'configured candidate weight, for the split rule')
+    .option('--prometheus <url>', 'Prometheus base URL (overrides the platform)')
+    .option('--jaeger <url>', 'Jaeger query base URL (overrides the platform)')
+    .option('--scrape <url...>', 'Prometheus text endpoints to scrape directly')
+    .option('--redis <url>', "write Clover's visibility keys to this Redis (default $CLOVER_CD_REDIS_URL)")
+    .option('--evidence-dir <dir>', 'where the evidence bundle is written (default .clover-cd/evidence)')
+    .option('--report <kind>', 'print the verdict as text, junit or markdown instead of --output')
+    .option('--junit <file>', 'also write a JUnit XML report (one testcase per rule) for Jenkins')
+    .option('--markdown <file>', 'also write a Markdown report for a pull-request comment')
+    .option('--require-l4', 'an l4 rule without clovisor evidence is inconclusive instead of skipped', false)
+    .option('--replay <bundle>', 'judge a stored evidence bundle again, offline')
+    .addHelpText(
+      'after',
+      `
+Every run writes an evidence bundle (sources, queries, raw values, window, rules, verdict); --replay judges it
+again with the same result. No data is never a pass: too few samples or absent series give 3, a source that is
+down gives 4.
+
+Examples:
+  clover-cd gate release.yaml --window 2m --prometheus http://prometheus:9090 --weight 10
+  clover-cd gate release.yaml --since 2024-05-01T10:00:00Z --until 2024-05-01T10:05:00Z --junit gate.xml
+  clover-cd gate release.yaml --platform sandbox --window 30s --report markdown > comment.md
+  clover-cd gate --replay .clover-cd/evidence/http-lb-canary-2024-05-01T10-05-00-000Z.json
+  clover-cd gate preflight release.yaml --prometheus http://prometheus:9090
+`,
+    )
+    .action(
+      action(async (file: string | undefined, opts: GateOptions, cmd: Command) => {
+        if (opts.replay) {
+          const bundle = readBundle(opts.replay);
+          const verdict = judgeBundle(bundle);
+          if (bundle.verdict && bundle.verdict.outcome !== verdict.outcome) {
+            note(`note: the bundle recorded ${bundle.verdict.outcome}; judged again now: ${verdict.outcome}`);
+          }
+          emitReports(cmd, opts, verdict, bundle, opts.replay);
+          return verdictExitCode(verdict);
+        }
+        if (!file) throw new InvalidInputError('give a release spec, or --replay <bundle.json>');
+        if (opts.window && (opts.since || opts.until)) throw new InvalidInputError('give either --window or --since/--until, not both');
+        if (opts.report && !['text', 'junit', 'markdown'].includes(opts.report)) throw new InvalidInputError(`--report must be text, junit or markdown, got "${opts.report}"`);
+        if (opts.platform && !['sandbox', 'kubernetes'].includes(opts.platform)) throw new InvalidInputError(`--platform must be sandbox or kubernetes, got "${opts.platform}"`);
+        const weight = opts.weight === undefined ? undefined : Number(String(opts.weight).replace(/%$/, ''));
+        if (weight !== undefined && !(weight >= 0 && weight <= 100)) throw new InvalidInputError(`--weight must be a percentage from 0 to 100, got "${opts.weight}"`);
+        const { spec } = loadSpec(file);
+        const endpoints = await endpointsFor(opts);
+        const source = metricSource(spec, endpoints);
+        let window: { start: number; end: number };
+        let scrapeBaseline: ScrapeSnapshot | undefined;
+        if (opts.since) {
+          window = { start: parseTime(opts.since, '--since'), end: opts.until ? parseTime(opts.until, '--until') : Date.now() };
+          if (window.end <= window.start) throw new InvalidInputError('--until must be after --since');
+        } else {
+          let ms: number;
+          try {
+            ms = parseDurationMs(opts.window ?? spec.strategy.canary?.window ?? spec.strategy.abTest?.window ?? spec.strategy.blueGreen?.previewWindow ?? '60s');
+          } catch (err) {
+            throw new InvalidInputError(`--window: ${(err as Error).message}`);
+          }
+          if (source === 'scrape') {
+            // A direct scrape can only measure a window it watches: snapshot now, wait, judge.
+            const targets = spec.gate?.metrics?.targets ?? endpoints.scrapeTargets ?? [];
+            scrapeBaseline = await scrapeTargets(targets, { keep: (n) => n.startsWith('istio_') });
+            note(`watching ${targets.join(', ')} for ${formatDuration(ms)}`);
+            await sleep(ms);
+            window = { start: scrapeBaseline.at, end: Date.now() };
+          } else {
+            const end = Date.now();
+            window = { start: end - ms, end };
+          }
+        }
+        const run = await runGate(spec, {
+          window,
+          endpoints,
+          candidateWeight: weight,
+          evidenceDir: opts.evidenceDir,
+          requireL4: opts.requireL4,
+          redisUrl: opts.redis ?? process.env.CLOVER_CD_REDIS_URL,
+          scrapeBaseline,
+          onNote: note,
+        });
+        emitReports(cmd, opts, run.verdict, run.bundle, run.bundlePath);
+        return verdictExitCode(run.verdict);
+      }),
+    );
+
+  gate
+    .command('preflight')
+    .description('before traffic moves: check the series and labels the rules need, the scrape interval against the window, and telemetry from both versions')
+    .argument('<spec>', 'release spec (YAML or JSON)')
+    .option('--platform <kind>', 'sandbox or kubernetes')
+    .option('--prometheus <url>', 'Prometheus base URL')
+    .option('--jaeger <url>', 'Jaeger query base URL')
+    .option('--scrape <url...>', 'Prometheus text endpoints to scrape directly')
+    .addHelpText('after', '\nExit 0 when ready; 3 when series or versions are missing; 2 when the window is too short for the scrape interval; 4 when a source is down.\n\nExample:\n  clover-cd gate preflight release.yaml --prometheus http://prometheus:9090\n')
+    .action(
+      action(async (file: string, opts: GateOptions, cmd: Command) => {
+        const { spec } = loadSpec(file);
+        // Options written after the subcommand may have been taken by `gate` itself: read both.
+        const merged = { ...(cmd.parent?.opts() as GateOptions), ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) };
+        const result = await preflight(spec, await endpointsFor(merged));
+        printResult(globalOptions(cmd).output, result, (r) =>
+          [table(['check', 'status', 'detail'], r.checks.map((c) => [c.check, c.status.toUpperCase(), c.detail])), '', r.ok ? 'preflight: ready' : `preflight: not ready (exit ${r.exitCode})`].join('\n'),
+        );
+        return result.exitCode;
+      }),
+    );
+}
