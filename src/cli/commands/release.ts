@@ -1,0 +1,156 @@
+import { createInterface } from 'node:readline/promises';
+import type { Command } from 'commander';
+import { loadSpec } from '../../spec/load.js';
+import { abortRelease, openPlatform, releaseStatus, runRelease, type PlatformChoice, type ReleaseProgress, type ReleaseResult } from '../../stages/index.js';
+import { formatDuration } from '../../util/units.js';
+import { action, globalOptions } from '../context.js';
+import { note, printResult, table } from '../output.js';
+import { platformOptions } from './traffic.js';
+
+/** One stderr line per thing a person watching the release wants to see. */
+function liveView(): (e: ReleaseProgress) => void {
+  let lastLoad = 0;
+  let steps: Array<{ kind: string; weight: number }> = [];
+  const label = (i: number) => `step ${i + 1}/${steps.length} (${steps[i]?.kind} ${steps[i]?.weight}%)`;
+  return (e) => {
+    switch (e.type) {
+      case 'start':
+        steps = e.steps;
+        note(`release ${e.release}: ${e.strategy}, ${steps.map((s) => `${s.kind} ${s.weight}%`).join(' → ')}${e.resumed ? ` — resuming at ${e.state.phase}, step ${e.state.step + 1}` : ''}`);
+        break;
+      case 'shift':
+        note(`${label(e.step)}: traffic shifted to ${e.weight}% (${Math.round(e.ms)} ms)`);
+        break;
+      case 'load':
+        if (Date.now() - lastLoad > 2000) {
+          lastLoad = Date.now();
+          note(`${label(e.step)}: load ${e.sent} requests, ${e.errors} errors, ${formatDuration(e.elapsedS * 1000)}`);
+        }
+        break;
+      case 'verdict':
+        note(`${label(e.step)}: verdict ${e.outcome.toUpperCase()} — ${e.summary}${e.bundlePath ? ` (evidence ${e.bundlePath})` : ''}`);
+        break;
+      case 'split':
+        note(`${label(e.step)}: observed ${e.candidate} candidate / ${e.stable} stable requests (weight ${e.weight}%): ${e.outcome}`);
+        break;
+      case 'judgment':
+        note(`${label(e.step)}: ${e.approved ? 'approved' : 'rejected'}`);
+        break;
+      case 'promote':
+        note(`promoted: 100% to the candidate (${Math.round(e.ms)} ms)`);
+        break;
+      case 'rollback':
+        note(`rolled back${e.reason ? ` (${e.reason})` : ''}: observed traffic checked (${Math.round(e.ms)} ms)`);
+        break;
+    }
+  };
+}
+
+const renderResult = (r: ReleaseResult) =>
+  [`release ${r.release}: ${r.state.phase}${r.resumed ? ' (resumed)' : ''}`, `  ${r.message}`, r.state.lastVerdict ? `  last verdict: ${r.state.lastVerdict.outcome} at step ${r.state.lastVerdict.step + 1} — ${r.state.lastVerdict.summary}` : '']
+    .filter(Boolean)
+    .join('\n');
+
+async function ask(step: number): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const a = await rl.question(`step ${step + 1} passed. Go on? [y/N] `);
+    return /^y(es)?$/i.test(a.trim());
+  } finally {
+    rl.close();
+  }
+}
+
+export function register(program: Command): void {
+  const release = program
+    .command('release')
+    .description('run a whole release: shift → load → gate → next step, promote or roll back')
+    .addHelpText(
+      'after',
+      `
+State lives in annotations on the VirtualService (clover-cd.io/release-state): if the command is killed,
+running it again resumes the release (or finishes its rollback). Ctrl-C rolls back and exits 130.
+
+Examples:
+  clover-cd sandbox up --detach && clover-cd release examples/sdc-canary.yaml --auto-approve
+  clover-cd release examples/sdc-canary.yaml --platform kubernetes --context prod --prometheus http://prometheus:9090
+  clover-cd release status examples/sdc-canary.yaml
+  clover-cd release abort examples/sdc-canary.yaml
+`,
+    );
+
+  platformOptions(
+    release
+      .command('run', { isDefault: true })
+      .description('run (or resume) the release of a spec')
+      .argument('<spec>', 'release spec')
+      .option('--auto-approve', 'approve judgment steps without asking')
+      .option('--restart', 'start again after a finished run of the same candidate')
+      .option('--evidence-dir <dir>', 'where evidence bundles are written')
+      .addHelpText('after', '\nExit 0 promoted, 1 rolled back on a failed gate, 3 inconclusive (rolled back or waiting for approval), 4 infrastructure, 130 interrupted.\n\nExample:\n  clover-cd release run release.yaml --auto-approve -o json\n'),
+  ).action(
+    action(async (file: string, o: PlatformChoice & { autoApprove?: boolean; restart?: boolean; evidenceDir?: string }, cmd: Command) => {
+      const format = globalOptions(cmd).output;
+      const loaded = loadSpec(file);
+      const platform = await openPlatform(o);
+      const controller = new AbortController();
+      const onSignal = () => {
+        note('interrupted: rolling back to the last safe state…');
+        controller.abort(new Error('interrupted'));
+      };
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        const r = await runRelease(platform, loaded.spec, {
+          autoApprove: o.autoApprove,
+          restart: o.restart,
+          evidenceDir: o.evidenceDir,
+          baseDir: loaded.dir,
+          file,
+          signal: controller.signal,
+          onEvent: liveView(),
+          judge: process.stdin.isTTY ? (step) => ask(step) : undefined,
+        });
+        printResult(format, r, renderResult);
+        return r.exitCode;
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    }),
+  );
+
+  platformOptions(release.command('status').description('show the release state kept on the VirtualService').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd release status release.yaml -o json\n')).action(
+    action(async (file: string, o: PlatformChoice, cmd: Command) => {
+      const loaded = loadSpec(file);
+      const r = await releaseStatus(await openPlatform(o), loaded.spec);
+      const data = { release: r.release, strategy: r.plan.strategy, steps: r.plan.steps.map((s) => ({ kind: s.kind, weight: s.weight })), state: r.state ?? null };
+      printResult(globalOptions(cmd).output, data, (d) => {
+        if (!d.state) return `release ${d.release}: not started on this platform`;
+        const s = d.state;
+        return [
+          `release ${d.release} (${d.strategy}): ${s.phase}, candidate ${s.weight}%`,
+          table(
+            ['step', 'kind', 'weight', ''],
+            d.steps.map((st, i) => [String(i + 1), st.kind, `${st.weight}%`, i < s.step || s.phase === 'promoted' ? 'done' : i === s.step ? s.phase : '']),
+          ),
+          s.lastVerdict ? `last verdict: ${s.lastVerdict.outcome} (step ${s.lastVerdict.step + 1}) — ${s.lastVerdict.summary}` : '',
+          s.reason ? `reason: ${s.reason}` : '',
+          `started ${s.startedAt}, updated ${s.updatedAt}`,
+        ]
+          .filter(Boolean)
+          .join('\n');
+      });
+      return 0;
+    }),
+  );
+
+  platformOptions(release.command('abort').description('roll back a release in progress (from any shell) and verify traffic is back on stable').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd release abort release.yaml\n')).action(
+    action(async (file: string, o: PlatformChoice, cmd: Command) => {
+      const loaded = loadSpec(file);
+      const r = await abortRelease(await openPlatform(o), loaded.spec, { baseDir: loaded.dir });
+      printResult(globalOptions(cmd).output, r, renderResult);
+      return r.exitCode;
+    }),
+  );
+}

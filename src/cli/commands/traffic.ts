@@ -1,0 +1,88 @@
+import { Option, type Command } from 'commander';
+import { loadSpec } from '../../spec/load.js';
+import { getTraffic, openPlatform, promote, rollback, setTraffic, type PlatformChoice, type TrafficResult } from '../../stages/index.js';
+import { InvalidInputError } from '../../util/errors.js';
+import { action, globalOptions } from '../context.js';
+import { printResult } from '../output.js';
+
+/** Options every traffic/release command takes to choose where it runs. */
+export function platformOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--platform <kind>', 'where the release runs').choices(['sandbox', 'kubernetes']).default('sandbox'))
+    .option('--state-dir <dir>', 'sandbox state directory (default $CLOVER_CD_STATE_DIR or ./.clover-cd)')
+    .option('--kubeconfig <file>', 'kubeconfig (default $KUBECONFIG, ~/.kube/config, or in-cluster)')
+    .option('--context <name>', 'kubeconfig context')
+    .option('--in-cluster', 'use the pod service account')
+    .option('--prometheus <url>', 'Prometheus API for evidence (kubernetes)')
+    .option('--jaeger <url>', 'Jaeger query API (kubernetes)')
+    .option('--ingress <url>', 'where load is sent (kubernetes)');
+}
+
+export function renderTraffic(r: TrafficResult): string {
+  const lines = [
+    `${r.virtualService}: ${r.stable.version} ${r.stable.weight}%  ${r.candidate.version} ${r.candidate.weight}%${r.matchRoute ? '  (+ match route to ' + r.candidate.version + ')' : ''}${r.mirrorPercent ? `  (mirroring ${r.mirrorPercent}%)` : ''}`,
+    `  ${r.message}`,
+  ];
+  if (r.state) lines.push(`  release ${r.state.release}: ${r.state.phase}, step ${r.state.step + 1}${r.state.lastVerdict ? `, last verdict ${r.state.lastVerdict.outcome}` : ''}`);
+  return lines.join('\n');
+}
+
+export function register(program: Command): void {
+  const traffic = program
+    .command('traffic')
+    .description('shift Istio traffic between the stable and candidate versions of a release spec')
+    .addHelpText(
+      'after',
+      `
+Only the weights of the managed route change (a JSON merge patch guarded by resourceVersion); the original
+routes are kept in the annotation clover-cd.io/original-http and restored by rollback. Every command is
+idempotent: running it again when the VirtualService already says so changes nothing.
+
+Examples:
+  clover-cd traffic set examples/sdc-canary.yaml --weight 10
+  clover-cd traffic set examples/sdc-canary.yaml --step 2 --platform kubernetes --context prod
+  clover-cd traffic get examples/sdc-canary.yaml -o json
+  clover-cd traffic promote examples/sdc-canary.yaml
+  clover-cd traffic rollback examples/sdc-canary.yaml
+`,
+    );
+
+  const run = (fn: (spec: ReturnType<typeof loadSpec>, o: PlatformChoice & Record<string, unknown>) => Promise<TrafficResult>) =>
+    action(async (file: string, o: PlatformChoice & Record<string, unknown>, cmd: Command) => {
+      const format = globalOptions(cmd).output;
+      const loaded = loadSpec(file);
+      const r = await fn(loaded, o);
+      printResult(format, r, renderTraffic);
+      return r.exitCode;
+    });
+
+  platformOptions(
+    traffic
+      .command('set')
+      .description('set the candidate weight, or the traffic of one step of the plan')
+      .argument('<spec>', 'release spec')
+      .option('--weight <n>', 'candidate weight in percent (0-100)')
+      .option('--step <k>', 'step number of the plan (1-based), e.g. 2 for the second canary weight')
+      .addHelpText('after', '\nExamples:\n  clover-cd traffic set release.yaml --weight 25\n  clover-cd traffic set release.yaml --step 1\n'),
+  ).action(
+    run(async (loaded, o) => {
+      if ((o.weight === undefined) === (o.step === undefined)) throw new InvalidInputError('give exactly one of --weight N or --step K');
+      const n = Number(o.weight ?? o.step);
+      if (!Number.isInteger(n)) throw new InvalidInputError(`--${o.weight !== undefined ? 'weight' : 'step'} must be an integer, got "${String(o.weight ?? o.step)}"`);
+      const platform = await openPlatform(o);
+      return setTraffic(platform, loaded.spec, o.weight !== undefined ? { weight: n } : { step: n });
+    }),
+  );
+
+  platformOptions(traffic.command('get').description('show the current split and release state').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd traffic get release.yaml -o yaml\n')).action(
+    run(async (loaded, o) => getTraffic(await openPlatform(o), loaded.spec)),
+  );
+
+  platformOptions(traffic.command('promote').description('send 100% to the candidate and remove match/mirror routes').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd traffic promote release.yaml\n')).action(
+    run(async (loaded, o) => promote(await openPlatform(o), loaded.spec)),
+  );
+
+  platformOptions(traffic.command('rollback').description('restore the routes kept before the release (100% stable)').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd traffic rollback release.yaml\n')).action(
+    run(async (loaded, o) => rollback(await openPlatform(o), loaded.spec)),
+  );
+}
