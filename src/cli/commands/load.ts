@@ -1,0 +1,219 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import cliProgress from 'cli-progress';
+import {
+  analyzeJtl,
+  buildReport,
+  effectivePlan,
+  expectedSamples,
+  loadPlan,
+  renderHtml,
+  renderJmx,
+  renderJunit,
+  renderKubernetes,
+  renderText,
+  runLoadDetailed,
+  type LoadProgress,
+  type LoadReport,
+} from '../../jmeter/index.js';
+import { ExitCode, InvalidInputError } from '../../util/errors.js';
+import { action, acceptsOutputFile, globalOptions } from '../context.js';
+import { note, printResult } from '../output.js';
+
+const positiveNumber = (flag: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidInputError(`${flag} must be a number > 0, got "${v}"`);
+  return n;
+};
+
+function writeReports(report: LoadReport, o: { junit?: string; html?: string }): void {
+  if (o.junit) {
+    writeFileSync(o.junit, renderJunit(report));
+    note(`wrote ${o.junit}`);
+  }
+  if (o.html) {
+    writeFileSync(o.html, renderHtml(report));
+    note(`wrote ${o.html}`);
+  }
+}
+
+/** A bar on a terminal; one line every 5 s otherwise (CI logs). */
+function progressReporter(total: number | undefined, durationS: number | undefined): { update: (p: LoadProgress) => void; stop: () => void } {
+  if (process.stderr.isTTY) {
+    const bar = new cliProgress.SingleBar(
+      { stream: process.stderr, format: ' load {bar} {percentage}% | {sent} sent | {errors} errors | {elapsed}s', hideCursor: true },
+      cliProgress.Presets.shades_classic,
+    );
+    const byCount = total !== undefined;
+    bar.start(byCount ? total : Math.max(1, Math.round(durationS ?? 1)), 0, { sent: 0, errors: 0, elapsed: 0 });
+    return {
+      update: (p) => bar.update(byCount ? p.sent : Math.min(Math.round(p.elapsedS), durationS ?? 1), { sent: p.sent, errors: p.errors, elapsed: Math.round(p.elapsedS) }),
+      stop: () => bar.stop(),
+    };
+  }
+  let last = 0;
+  return {
+    update: (p) => {
+      if (Date.now() - last < 5000) return;
+      last = Date.now();
+      note(`load: ${p.sent}${total !== undefined ? `/${total}` : ''} sent, ${p.errors} errors, ${Math.round(p.elapsedS)}s`);
+    },
+    stop: () => undefined,
+  };
+}
+
+export function register(program: Command): void {
+  const load = program
+    .command('load')
+    .description('JMeter load: render plans to .jmx, run them (JMeter or builtin engine), report JTL results')
+    .addHelpText(
+      'after',
+      `
+Plans use Clover's jmeter_testplan.yaml form (load_spec + url_list), with optional headers, body, think_time,
+throughput, timeout, assert and criteria. See src/jmeter/README.md.
+
+Examples:
+  clover-cd load render examples/jmeter_testplan.yaml -o plan.jmx
+  clover-cd load run examples/jmeter_testplan.yaml --target http://127.0.0.1:8080 --results run1.jtl
+  clover-cd load report run1.jtl --plan examples/jmeter_testplan.yaml --junit load.xml
+`,
+    );
+
+  acceptsOutputFile(
+    load
+      .command('render')
+      .description('render a plan to a JMeter .jmx (runs on JMeter 2.13 and 5.x), or to Kubernetes manifests for distributed JMeter')
+      .argument('<plan>', 'load plan (YAML/JSON)')
+      .option('--target <origin>', 'replace scheme://host:port of every URL, e.g. http://ingress:8080')
+      .option('--duration <seconds>', 'override load_spec.duration', positiveNumber('--duration'))
+      .option('--kubernetes', 'render a controller Job + jmeter-server StatefulSet instead of the .jmx', false)
+      .option('--engines <n>', 'jmeter-server engines (with --kubernetes)', positiveNumber('--engines'), 2)
+      .option('--image <image>', 'JMeter image (with --kubernetes)', 'justb4/jmeter:5.5')
+      .option('--namespace <ns>', 'namespace (with --kubernetes)', 'default')
+      .addHelpText(
+        'after',
+        `
+-o <file> writes the document to a file; without it the document goes to stdout.
+
+Examples:
+  clover-cd load render examples/jmeter_testplan.yaml -o plan.jmx
+  clover-cd load render plan.yaml --kubernetes --engines 4 --namespace load | kubectl apply -f -
+`,
+      ),
+  ).action(
+    action((file: string, o: { target?: string; duration?: number; kubernetes: boolean; engines: number; image: string; namespace: string }, cmd: Command) => {
+      const { outFile } = globalOptions(cmd);
+      const plan = effectivePlan(loadPlan(file), { target: o.target, durationS: o.duration });
+      const doc = o.kubernetes ? renderKubernetes(plan, { engines: o.engines, image: o.image, namespace: o.namespace }) : renderJmx(plan);
+      if (outFile) {
+        writeFileSync(outFile, doc);
+        note(`wrote ${outFile}`);
+      } else process.stdout.write(doc);
+      return 0;
+    }),
+  );
+
+  load
+    .command('run')
+    .description('run a plan with JMeter (local or distributed) or the builtin engine; exit 1 when a criterion trips')
+    .argument('<plan>', 'load plan (YAML/JSON)')
+    .addOption(new Option('--engine <engine>', 'jmeter | builtin | auto (JMeter when installed)').choices(['auto', 'jmeter', 'builtin']).default('auto'))
+    .option('--remote <hosts>', 'JMeter remote engines host:port,... (distributed mode; load = engines x plan)')
+    .option('--results <file>', 'JTL to write (default: a fresh temporary file)')
+    .option('--force', 'overwrite an existing --results file', false)
+    .option('--duration <seconds>', 'override load_spec.duration', positiveNumber('--duration'))
+    .option('--target <origin>', 'replace scheme://host:port of every URL, e.g. the mesh ingress')
+    .option('--jmeter-home <dir>', 'JMeter installation (default: $JMETER_HOME, PATH, /usr/share/jmeter)')
+    .option('--junit <file>', 'also write JUnit XML (criteria and expected counts)')
+    .option('--html <file>', 'also write an HTML report')
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 done and criteria passed; 1 a criterion tripped; 2 bad plan or options;
+4 JMeter missing or failed (its log lines are shown); 130 interrupted (the partial results are reported).
+An unreachable target is not exit 4: its samples are recorded as errors and judged by the criteria.
+
+Examples:
+  clover-cd load run examples/jmeter_testplan.yaml --target http://127.0.0.1:8080
+  clover-cd load run plan.yaml --engine jmeter --remote 10.0.0.5:1099,10.0.0.6:1099 --results run.jtl
+  clover-cd load run plan.yaml --engine builtin --duration 30 -o json
+`,
+    )
+    .action(
+      action(async (file: string, o: { engine: 'auto' | 'jmeter' | 'builtin'; remote?: string; results?: string; force: boolean; duration?: number; target?: string; jmeterHome?: string; junit?: string; html?: string }, cmd: Command) => {
+        const { output } = globalOptions(cmd);
+        const plan = loadPlan(file);
+        const remote = o.remote?.split(',').map((s) => s.trim()).filter(Boolean);
+        const expected = expectedSamples(effectivePlan(plan, { durationS: o.duration }), Math.max(1, remote?.length ?? 0));
+        const controller = new AbortController();
+        const onSigint = () => {
+          note('interrupt: stopping the load, then reporting what was sent (Ctrl-C again to abort at once)');
+          controller.abort();
+          process.once('SIGINT', () => process.exit(ExitCode.interrupted));
+        };
+        process.once('SIGINT', onSigint);
+        const progress = progressReporter(expected?.total, o.duration ?? plan.durationS);
+        let run;
+        try {
+          run = await runLoadDetailed(plan, {
+            engine: o.engine,
+            remote,
+            resultsFile: o.results,
+            overwrite: o.force,
+            durationS: o.duration,
+            target: o.target,
+            jmeterHome: o.jmeterHome,
+            signal: controller.signal,
+            onProgress: progress.update,
+          });
+        } finally {
+          progress.stop();
+          process.removeListener('SIGINT', onSigint);
+        }
+        const { result, analysis } = run;
+        note(`${result.engine} run: ${result.summary.total.count} samples in ${((result.endedAt - result.startedAt) / 1000).toFixed(1)}s, results in ${result.jtlPath}`);
+        const report = buildReport(result.jtlPath, analysis, {
+          criteria: plan.criteria,
+          expected: result.expected !== undefined ? { total: result.expected, byLabel: result.expectedByLabel ?? {} } : undefined,
+          interrupted: result.interrupted,
+        });
+        printResult(output, { engine: result.engine, startedAt: result.startedAt, endedAt: result.endedAt, ...report }, () => renderText(report));
+        writeReports(report, o);
+        if (result.interrupted) return ExitCode.interrupted;
+        return report.passed ? 0 : ExitCode.failed;
+      }),
+    );
+
+  load
+    .command('report')
+    .description('statistics of a JTL (with or without a header line), expected counts and criteria of a plan')
+    .argument('<jtl>', 'JMeter results file (CSV)')
+    .option('--plan <file>', 'plan whose criteria and expected counts apply')
+    .option('--engines <n>', 'engines that ran the plan (distributed mode)', positiveNumber('--engines'), 1)
+    .option('--junit <file>', 'write JUnit XML')
+    .option('--html <file>', 'write an HTML report')
+    .addHelpText(
+      'after',
+      `
+Exit 0 when the plan's criteria pass (or there are none), 1 when one trips, 2 when the file cannot be read.
+
+Examples:
+  clover-cd load report run.jtl
+  clover-cd load report run.jtl --plan examples/jmeter_testplan.yaml --output json
+  clover-cd load report run.jtl --plan plan.yaml --junit load.xml --html load.html
+`,
+    )
+    .action(
+      action(async (jtl: string, o: { plan?: string; engines: number; junit?: string; html?: string }, cmd: Command) => {
+        const { output } = globalOptions(cmd);
+        if (!existsSync(jtl)) throw new InvalidInputError(`cannot read ${jtl}: no such file`);
+        const plan = o.plan ? loadPlan(o.plan) : undefined;
+        const userAgentByLabel = Object.fromEntries((plan?.requests ?? []).filter((r) => r.userAgent).map((r) => [r.label, r.userAgent!]));
+        const analysis = await analyzeJtl(jtl, { userAgentByLabel });
+        const report = buildReport(jtl, analysis, { criteria: plan?.criteria, expected: plan ? expectedSamples(plan, o.engines) : undefined });
+        printResult(output, report, renderText);
+        writeReports(report, o);
+        return report.passed ? 0 : ExitCode.failed;
+      }),
+    );
+}

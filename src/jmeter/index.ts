@@ -1,0 +1,88 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { InvalidInputError } from '../util/errors.js';
+import { runBuiltin } from './builtin-engine.js';
+import { findJMeter, requireJMeter, runJMeter } from './jmeter-runner.js';
+import { analyzeJtl, type JtlAnalysis } from './jtl.js';
+import { expectedSamples, withDuration, withTarget } from './plan.js';
+import { renderJmx } from './render.js';
+import type { LoadPlan, LoadRunResult, RunLoadOptions } from './types.js';
+
+export { loadPlan, planFromDocument, withTarget, withDuration, expectedSamples } from './plan.js';
+export { analyzeJtl, summarizeJtl, JTL_COLUMNS, type JtlAnalysis } from './jtl.js';
+export { renderJmx } from './render.js';
+export { renderKubernetes } from './kubernetes.js';
+export { evaluateCriteria, parseCriterion, type CriterionResult } from './criteria.js';
+export { buildReport, renderJunit, renderHtml, renderText, type LoadReport } from './report.js';
+export { findJMeter, requireJMeter, jmeterServerArgs, launcherDir } from './jmeter-runner.js';
+export type * from './types.js';
+
+/** Prepare the results file: never append to an old one silently. */
+function resultsPath(opts: RunLoadOptions): string {
+  if (!opts.resultsFile) return join(mkdtempSync(join(tmpdir(), 'clover-cd-load-')), 'results.jtl');
+  const file = resolve(opts.resultsFile);
+  if (existsSync(file)) {
+    if (!opts.overwrite) {
+      throw new InvalidInputError(`${opts.resultsFile} already exists; results are never appended to an old file`, [
+        { file: opts.resultsFile, path: '', message: 'choose another --results file, or pass --force to overwrite it' },
+      ]);
+    }
+    rmSync(file);
+  }
+  mkdirSync(dirname(file), { recursive: true });
+  return file;
+}
+
+/** The plan as it will run: target origin and duration override applied, bounded. */
+export function effectivePlan(plan: LoadPlan, opts: Pick<RunLoadOptions, 'target' | 'durationS'>): LoadPlan {
+  return withDuration(opts.target ? withTarget(plan, opts.target) : plan, opts.durationS);
+}
+
+/** Run a plan and analyze its results; `runLoad` is this without the analysis handle. */
+export async function runLoadDetailed(plan: LoadPlan, opts: RunLoadOptions = {}): Promise<{ result: LoadRunResult; analysis: JtlAnalysis; plan: LoadPlan }> {
+  const p = effectivePlan(plan, opts);
+  const remote = opts.remote?.filter(Boolean) ?? [];
+  let engine: 'jmeter' | 'builtin';
+  if (opts.engine === 'builtin') {
+    if (remote.length) throw new InvalidInputError('--remote needs the jmeter engine (distributed mode is JMeter\'s own); drop --engine builtin');
+    engine = 'builtin';
+  } else if (opts.engine === 'jmeter' || remote.length) {
+    requireJMeter(opts.jmeterHome);
+    engine = 'jmeter';
+  } else engine = findJMeter(opts.jmeterHome) ? 'jmeter' : 'builtin';
+
+  const jtl = resultsPath(opts);
+  const startedAt = Date.now();
+  let interrupted: boolean;
+  if (engine === 'jmeter') {
+    const stem = join(dirname(jtl), basename(jtl).replace(/\.jtl$/i, ''));
+    const jmx = `${stem}.jmx`;
+    writeFileSync(jmx, renderJmx(p));
+    ({ interrupted } = await runJMeter({ jmx, jtl, log: `${stem}.jmeter.log`, remote, jmeterHome: opts.jmeterHome, signal: opts.signal, onProgress: opts.onProgress }));
+  } else {
+    ({ interrupted } = await runBuiltin(p, { jtl, signal: opts.signal, onProgress: opts.onProgress }));
+  }
+  const endedAt = Date.now();
+  const userAgentByLabel = Object.fromEntries(p.requests.filter((r) => r.userAgent).map((r) => [r.label, r.userAgent!]));
+  const analysis = await analyzeJtl(jtl, { userAgentByLabel });
+  const engines = Math.max(1, remote.length);
+  const expected = expectedSamples(p, engines);
+  const result: LoadRunResult = {
+    engine,
+    jtlPath: jtl,
+    startedAt,
+    endedAt,
+    expected: expected?.total,
+    expectedByLabel: expected?.byLabel,
+    summary: analysis.summary,
+    interrupted: interrupted || undefined,
+    engines: remote.length ? engines : undefined,
+  };
+  return { result, analysis, plan: p };
+}
+
+/** Run a load plan (contract [B]). Unreachable targets are recorded as failed samples, not errors. */
+export async function runLoad(plan: LoadPlan, opts: RunLoadOptions = {}): Promise<LoadRunResult> {
+  return (await runLoadDetailed(plan, opts)).result;
+}
