@@ -149,11 +149,19 @@ export function compareProportions(kBase: number, nBase: number, kCand: number, 
     const p = kCand === 0 ? 1 : 1 - jStat.hypgeom.cdf(kCand - 1, N, K, nCand);
     return { method: 'fisher-exact', baselineRate, candidateRate, p: Math.max(0, Math.min(1, p)) };
   }
-  // Add-half smoothing keeps the variance positive when a side has zero errors.
-  const pb = (kBase + 0.5) / (nBase + 1);
-  const pc = (kCand + 0.5) / (nCand + 1);
-  const se = Math.sqrt((pb * (1 - pb)) / nBase + (pc * (1 - pc)) / nCand);
-  const z = (candidateRate - baselineRate - margin) / se;
+  // Without a margin the null is "equal rates": pooled variance, the textbook (and better calibrated) form.
+  // With a margin the rates differ under the null, so each keeps its own variance (add-half smoothing
+  // keeps it positive when a side has no errors).
+  let se: number;
+  if (margin === 0) {
+    const pooled = (kBase + kCand) / (nBase + nCand);
+    se = Math.sqrt(pooled * (1 - pooled) * (1 / nBase + 1 / nCand));
+  } else {
+    const pb = (kBase + 0.5) / (nBase + 1);
+    const pc = (kCand + 0.5) / (nCand + 1);
+    se = Math.sqrt((pb * (1 - pb)) / nBase + (pc * (1 - pc)) / nCand);
+  }
+  const z = se > 0 ? (candidateRate - baselineRate - margin) / se : 0;
   return { method: 'two-proportion-z', baselineRate, candidateRate, p: normalUpperTail(z) };
 }
 
