@@ -67,6 +67,9 @@ export class Tracer {
   private draining?: Promise<void>;
   private sawSample = false;
   private lostBeforeReader = 0;
+  private samplesReceived = 0;
+  private samplesAtReady = 0;
+  private sentAtReady = 0;
 
   constructor(readonly opts: TracerOptions) {
     if (opts.spansUrl) this.spans = new SpanExporter(opts.spansUrl);
@@ -86,6 +89,8 @@ export class Tracer {
     await this.startPipe();
     await this.readKernelStats();
     this.lostBeforeReader = this.kernel.eventsLost; // emitted while no reader existed: before the window, not in it
+    this.sentAtReady = this.kernel.eventsSent;
+    this.samplesAtReady = this.samplesReceived;
     if (!this.opts.allNamespaces) await setNetnsFilter(this.state, [...this.byNetns.keys()], this.opts.stateDir);
     for (const t of this.opts.targets.filter((x) => x.packetTier && x.hostVeth)) {
       await attachVeth(this.state, t, this.opts.stateDir);
@@ -98,11 +103,12 @@ export class Tracer {
   /** Starts the perf reader and waits until it delivers (a refused loopback connect is a session event). */
   private async startPipe(): Promise<void> {
     const events = join(this.state!.pinRoot, 'maps', 'events');
-    const child = spawn('bpftool', ['-j', 'map', 'event_pipe', 'pinned', events], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // stdbuf -o0: bpftool writes through stdio, and a block-buffered pipe would hold the last events back.
+    const child = spawn('stdbuf', ['-o0', 'bpftool', '-j', 'map', 'event_pipe', 'pinned', events], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.pipe = child;
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) =>
-      this.parser.push(chunk, (d) => { this.sawSample = true; this.pending.push(d); }, (n) => (this.readerLost += n)),
+      this.parser.push(chunk, (d) => { this.sawSample = true; this.samplesReceived++; this.pending.push(d); }, (n) => (this.readerLost += n)),
     );
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
@@ -113,6 +119,7 @@ export class Tracer {
       await refusedConnect();
     }
     this.pending = []; // the readiness probes themselves are not evidence
+    this.samplesAtReady = this.samplesReceived;
   }
 
   /** Drains the buffered session events, flows and kernel counters once. */
@@ -139,10 +146,15 @@ export class Tracer {
   }
 
   private async drainOnce(): Promise<void> {
+    await this.readKernelStats();
+    // Every event the kernel put in the ring reaches the reader; wait (briefly) until those in flight arrive.
+    const deadline = Date.now() + 1000;
+    while (this.kernel.eventsSent - this.sentAtReady > this.samplesReceived - this.samplesAtReady && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
     const batch = this.pending;
     this.pending = [];
     this.ingest(batch);
-    await this.readKernelStats();
     this.metrics.setLoss(this.readerLost, this.kernel);
     const maps = join(this.state!.pinRoot, 'maps');
     if (this.byIfindex.size) await this.drainFlows(maps);

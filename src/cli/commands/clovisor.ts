@@ -91,16 +91,18 @@ export function register(program: Command): void {
     .option('--listen <host:port>', 'serve /metrics, /api/v1/status and /api/v1/evidence here')
     .option('--duration <d>', 'stop after this long (e.g. 90s); default: until interrupted')
     .option('--all-namespaces', 'trace every network namespace, not only the targets', false)
+    .option('--object <file>', 'the compiled BPF object (default build/clovisor/clovisor.bpf.o)')
     .option('--keep', 'leave programs and filters attached when stopping (clean up later with clovisor cleanup)', false)
     .addHelpText('after', '\nExample:\n  sudo clover-cd clovisor run -c clovisor.yaml --listen 127.0.0.1:9464 --duration 5m\n')
     .action(
-      action(async (o: CommonOpts & { listen?: string; duration?: string; allNamespaces: boolean; keep: boolean }, cmd: Command) => {
+      action(async (o: CommonOpts & { listen?: string; duration?: string; allNamespaces: boolean; keep: boolean; object?: string }, cmd: Command) => {
         const { config, targets, spansUrl, sources } = await resolveConfig(o);
         if (!targets.length && !o.allNamespaces) throw new InvalidInputError('no targets: give --config with targets, --sandbox, or --all-namespaces');
         const listen = o.listen ?? config.listen;
         const tracer = new Tracer({
           pinRoot: o.pinRoot ?? config.pinRoot,
           stateDir: o.stateDir,
+          object: o.object,
           targets,
           allNamespaces: o.allNamespaces,
           spansUrl,
