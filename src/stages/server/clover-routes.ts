@@ -1,3 +1,5 @@
+import { CloverError, ExitCode } from '../../util/errors.js';
+
 /**
  * Routes of Clover's controller that existing scripts (cloverctl, dashboards) call, answered with the
  * same shapes: plain-text messages for /jmeter/*, the stats JSON for /visibility/get/stats/*.
@@ -23,18 +25,43 @@ export interface CloverRoutes {
 const STAT_TYPES: StatType[] = ['system', 'metrics', 'tracing', 'all'];
 
 export function cloverRoutes(backend: CloverBackend): CloverRoutes {
-  const missing = (what: string) => ({ status: 501, body: `${what} is not available on this server` });
+  const routes = dispatch(backend);
   return {
     async handle(method, path, body) {
+      try {
+        return await routes(method, path, body);
+      } catch (err) {
+        // Clover answered bad input with 400 and a plain-text message; so does this.
+        if (err instanceof CloverError && err.exitCode === ExitCode.invalid) {
+          return {
+            status: 400,
+            body: [`Invalid value in test plan json/yaml: ${err.message}`, ...err.details].join('\n'),
+          };
+        }
+        throw err;
+      }
+    },
+  };
+}
+
+function dispatch(backend: CloverBackend): CloverRoutes['handle'] {
+  const missing = (what: string) => ({ status: 501, body: `${what} is not available on this server` });
+  return async (method, path, body) => {
+    {
       if (path === '/visibility/clear') {
-        return backend.visibilityClear ? { status: 200, body: await backend.visibilityClear() } : missing('visibility');
+        return backend.visibilityClear
+          ? { status: 200, body: await backend.visibilityClear() }
+          : missing('visibility');
       }
       const stats = /^\/visibility\/get\/stats\/([^/]+)$/.exec(path);
       if (stats) {
         // Clover lets a JSON {"stat_type"} override the URL's type.
         const requested = (body as { stat_type?: string } | undefined)?.stat_type ?? stats[1];
-        if (!STAT_TYPES.includes(requested as StatType)) return { status: 400, body: `stat type must be one of ${STAT_TYPES.join(', ')}` };
-        return backend.visibilityStats ? { status: 200, body: await backend.visibilityStats(requested as StatType) } : missing('visibility');
+        if (!STAT_TYPES.includes(requested as StatType))
+          return { status: 400, body: `stat type must be one of ${STAT_TYPES.join(', ')}` };
+        return backend.visibilityStats
+          ? { status: 200, body: await backend.visibilityStats(requested as StatType) }
+          : missing('visibility');
       }
       if (path === '/jmeter/gen' || path === '/jmeter/create') {
         if (method !== 'POST' && method !== 'GET') return { status: 405, body: 'use POST' };
@@ -46,8 +73,14 @@ export function cloverRoutes(backend: CloverBackend): CloverRoutes {
         if (!backend.jmeterStart) return missing('jmeter');
         const b = (body ?? {}) as { num_slaves?: string; slave_list?: string };
         const numSlaves = b.num_slaves === undefined ? 0 : Number(b.num_slaves);
-        if (!Number.isInteger(numSlaves) || numSlaves < 0) return { status: 400, body: 'Invalid value in json/yaml' };
-        const slaveList = b.slave_list ? b.slave_list.split(',').map((s) => s.trim()).filter(Boolean) : [];
+        if (!Number.isInteger(numSlaves) || numSlaves < 0)
+          return { status: 400, body: 'Invalid value in json/yaml' };
+        const slaveList = b.slave_list
+          ? b.slave_list
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : [];
         return { status: 200, body: await backend.jmeterStart({ numSlaves, slaveList }) };
       }
       const results = /^\/jmeter\/results\/([^/]+)$/.exec(path);
@@ -56,6 +89,6 @@ export function cloverRoutes(backend: CloverBackend): CloverRoutes {
         return { status: 200, body: await backend.jmeterResults(results[1] === 'log' ? 'log' : 'results') };
       }
       return undefined;
-    },
+    }
   };
 }

@@ -4,7 +4,7 @@ import { CloverError, ExitCode } from '../../util/errors.js';
 import { redact } from '../../util/redact.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import type { JobStore } from './store.js';
-import type { FinalStatus, Job, StageAction, StageOutcome, StageParams, StageRegistry } from './types.js';
+import type { FinalStatus, Job, ReleaseMemo, StageAction, StageOutcome, StageParams, StageRegistry } from './types.js';
 
 /**
  * Runs jobs and keeps their state in the store. Each replica renews a lease on the jobs it runs; a
@@ -190,7 +190,14 @@ export class JobManager {
     const fn = this.registry[job.action];
     const run = async (): Promise<StageOutcome> => {
       if (!fn) return { status: 'ERROR', message: `action "${job.action}" is not available on this server` };
-      return fn(job.spec, job.params, r.controller.signal, (m) => this.progress(r, m));
+      const memo: ReleaseMemo = {
+        get: async <T>(key: string) => {
+          const raw = await this.store.getMemo(job.release, key);
+          return raw === undefined ? undefined : (JSON.parse(raw) as T);
+        },
+        set: (key, value) => this.store.setMemo(job.release, key, JSON.stringify(value), this.keepMs),
+      };
+      return fn(job.spec, job.params, r.controller.signal, (m) => this.progress(r, m), { memo, jobId: job.id, attempt: job.attempt });
     };
     this.log(`job ${job.id}: ${job.release} ${job.action} started (attempt ${job.attempt})`);
     run()

@@ -1,0 +1,118 @@
+import type { Command } from 'commander';
+import { InvalidInputError } from '../../util/errors.js';
+import { registerSecret, redact } from '../../util/redact.js';
+import { action, globalOptions } from '../context.js';
+import { note, printResult } from '../output.js';
+
+interface ServeOptions {
+  port: string;
+  host: string;
+  redis?: string;
+  tokenEnv: string;
+  hmacSecretEnv: string;
+  allowUnauthenticated: boolean;
+  platform: 'kubernetes' | 'sandbox';
+  context?: string;
+  kubeconfig?: string;
+  baseDir?: string;
+  evidenceDir?: string;
+  maxBody: string;
+  publicUrl?: string;
+  openCloverRoutes: boolean;
+  lease: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command('serve')
+    .description('run the stage server the generated Spinnaker webhook stages call')
+    .option('--port <n>', 'port to listen on', '8080')
+    .option('--host <addr>', 'address to bind', '0.0.0.0')
+    .option('--redis <url>', 'keep jobs in Redis (redis://host:port/db): survives restarts, allows several replicas; in memory without it')
+    .option('--token-env <name>', 'environment variable holding the bearer token callers send', 'CLOVER_CD_TOKEN')
+    .option('--hmac-secret-env <name>', 'environment variable holding the shared secret for X-Clover-Signature', 'CLOVER_CD_HMAC_SECRET')
+    .option('--allow-unauthenticated', 'serve without a token or secret (local runs only)', false)
+    .option('--platform <kind>', 'where stages act: kubernetes (kubeconfig / in-cluster) or sandbox (a running `clover-cd sandbox up --detach`)', 'kubernetes')
+    .option('--context <name>', 'kubeconfig context (platform kubernetes)')
+    .option('--kubeconfig <file>', 'kubeconfig file (platform kubernetes)')
+    .option('--base-dir <dir>', 'directory relative paths inside specs (load plans) are resolved against (default: current directory)')
+    .option('--evidence-dir <dir>', 'where gate evidence bundles are written')
+    .option('--max-body <bytes>', 'largest accepted request body', String(1024 * 1024))
+    .option('--public-url <url>', 'base URL put in statusUrl (default: from the Host header of the request)')
+    .option('--open-clover-routes', "serve Clover's /visibility and /jmeter routes without authentication, as Clover's controller did", false)
+    .option('--lease <duration>', 'lease on a running job: how soon another replica takes over the job of a dead one', '10s')
+    .addHelpText(
+      'after',
+      `
+API (what the generated webhook stages call):
+  POST /api/v1/releases/{release}/{deploy|traffic|load|gate|promote|rollback}
+       body {spec, weight?, step?, window?, execution?}   → 202 {id, status: RUNNING, statusUrl}
+  GET  /api/v1/jobs/{id}    → {status: RUNNING|SUCCEEDED|FAILED|INCONCLUSIVE|ERROR|CANCELED, progress, verdict?, reports?}
+  POST /api/v1/releases/{release}/cancel                   (Spinnaker's cancelEndpoint)
+  409 when the release already has an active job; 400 names the field; 401 no credentials, 403 wrong ones; 413 body too large.
+  Clover's controller routes: /visibility/clear, /visibility/get/stats/{system|metrics|tracing|all},
+  /jmeter/gen, /jmeter/start, /jmeter/results/{log|results}.
+
+Examples:
+  CLOVER_CD_TOKEN=$(cat /var/run/secrets/clover-cd/token) clover-cd serve --redis redis://redis:6379/0
+  clover-cd sandbox up --detach && clover-cd serve --platform sandbox --allow-unauthenticated --port 8080
+`,
+    )
+    .action(
+      action(async (opts: ServeOptions, cmd: Command) => {
+        const { parseDurationMs } = await import('../../util/units.js');
+        const port = Number(opts.port);
+        if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidInputError(`--port must be 0-65535, got "${opts.port}"`);
+        const maxBody = Number(opts.maxBody);
+        if (!Number.isInteger(maxBody) || maxBody < 1024) throw new InvalidInputError(`--max-body must be a number of bytes >= 1024, got "${opts.maxBody}"`);
+        let leaseMs: number;
+        try {
+          leaseMs = parseDurationMs(opts.lease);
+        } catch (err) {
+          throw new InvalidInputError(`--lease: ${(err as Error).message}`);
+        }
+        const token = process.env[opts.tokenEnv] || undefined;
+        const hmacSecret = process.env[opts.hmacSecretEnv] || undefined;
+        registerSecret(token);
+        registerSecret(hmacSecret);
+        if (!token && !hmacSecret && !opts.allowUnauthenticated) {
+          throw new InvalidInputError(`no credentials: set ${opts.tokenEnv} (bearer token) and/or ${opts.hmacSecretEnv} (HMAC secret), or pass --allow-unauthenticated for a local run`);
+        }
+        if (!['kubernetes', 'sandbox'].includes(opts.platform)) throw new InvalidInputError(`--platform must be kubernetes or sandbox, got "${opts.platform}"`);
+        const platform =
+          opts.platform === 'sandbox'
+            ? (await (await import('../../sandbox/index.js')).connectSandbox()).platform
+            : (await import('../../services/kubernetes.js')).createKubernetesPlatform({ context: opts.context, kubeconfig: opts.kubeconfig });
+        const { stageRegistry } = await import('../../stages/server/bindings.js');
+        const { startStageService } = await import('../../stages/server/index.js');
+        const { cloverBackend } = await import('../../stages/server/clover-backend.js');
+        const verbose = globalOptions(cmd).verbose;
+        const svc = await startStageService({
+          port,
+          host: opts.host,
+          redisUrl: opts.redis,
+          registry: stageRegistry({ platform, baseDir: opts.baseDir, evidenceDir: opts.evidenceDir }),
+          auth: { token, hmacSecret },
+          maxBodyBytes: maxBody,
+          baseDir: opts.baseDir,
+          publicUrl: opts.publicUrl,
+          clover: cloverBackend({ platform, redisUrl: opts.redis, baseDir: opts.baseDir }),
+          cloverRoutesOpen: opts.openCloverRoutes,
+          leaseMs,
+          log: (line) => (verbose || !line.startsWith('GET ')) && note(line),
+        });
+        printResult(globalOptions(cmd).output, { url: svc.url, store: opts.redis ? redact(opts.redis) : 'memory', platform: platform.description, replica: svc.jobs.replicaId }, (d) =>
+          `stage server listening on ${d.url} (jobs: ${d.store}; platform: ${d.platform}; replica ${d.replica})`,
+        );
+        await new Promise<void>((resolve) => {
+          const shutdown = (signal: string) => {
+            note(`${signal}: stopping; running jobs are taken over by another replica or on restart`);
+            void svc.stop().then(resolve);
+          };
+          process.once('SIGINT', () => shutdown('SIGINT'));
+          process.once('SIGTERM', () => shutdown('SIGTERM'));
+        });
+        return 0;
+      }),
+    );
+}
