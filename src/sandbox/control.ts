@@ -95,7 +95,7 @@ export async function startAdminServer(core: SandboxCore, opts: AdminOptions = {
       }
       if (req.method === 'POST' && path === '/v1/shutdown') {
         send(202, { stopping: true });
-        setImmediate(() => opts.onShutdown?.());
+        setImmediate(() => (opts.onShutdown ?? core.onShutdown)?.());
         return;
       }
       const body = await readJson(req);

@@ -1,4 +1,5 @@
 import type { Platform } from '../services/platform.js';
+import { InvalidInputError } from '../util/errors.js';
 import type { Fault } from './mesh.js';
 import { SandboxCore, type SandboxOptions, type SandboxUrls } from './sandbox.js';
 
@@ -22,6 +23,10 @@ export interface Sandbox extends SandboxHandle {
 }
 
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
+  if (opts.netns) {
+    const { NETNS_UNSUPPORTED } = await import('./netns.js');
+    throw new InvalidInputError(NETNS_UNSUPPORTED);
+  }
   const core = new SandboxCore(opts);
   const extras: Array<{ stop(): Promise<void> }> = [];
   try {

@@ -60,6 +60,10 @@ export class SandboxCore {
   private starting = new Map<string, Promise<unknown>>();
   private unwatch?: () => void;
   adminToken?: string;
+  /** Called when the admin API is asked to shut down (the CLI's foreground `up` stops then). */
+  onShutdown?: () => void;
+  /** Network namespaces created in --netns mode (recorded in the state file for `down`). */
+  namespaces: string[] = [];
   urls: SandboxUrls = { ingress: '', metrics: '', jaeger: '', grpc: '', admin: '' };
 
   constructor(readonly opts: SandboxOptions) {

@@ -1,0 +1,247 @@
+import { spawn } from 'node:child_process';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import * as yaml from 'js-yaml';
+import type { KubeObject } from '../../services/platform.js';
+import { connectSandbox, defaultStateDir, readState, startSandbox } from '../../sandbox/index.js';
+import { adminClient, STATE_FILE, type SandboxState } from '../../sandbox/remote.js';
+import { checkFault } from '../../sandbox/control.js';
+import { InfrastructureError, InvalidInputError } from '../../util/errors.js';
+import { sleep } from '../../util/retry.js';
+import { parseDurationMs } from '../../util/units.js';
+import { action, globalOptions } from '../context.js';
+import { note, printResult, table } from '../output.js';
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Remove what `up` wrote; the state directory too when nothing else is in it. */
+function cleanState(dir: string): void {
+  rmSync(join(dir, STATE_FILE), { force: true });
+  rmSync(join(dir, 'sandbox.log'), { force: true });
+  try {
+    if (existsSync(dir) && readdirSync(dir).length === 0) rmdirSync(dir);
+  } catch {
+    /* another process wrote into it meanwhile: leave it */
+  }
+}
+
+function runningState(dir: string): SandboxState | undefined {
+  const s = readState(dir);
+  if (s && !alive(s.pid)) {
+    cleanState(dir); // a crashed sandbox: its state is stale
+    return undefined;
+  }
+  return s;
+}
+
+const urlText = (u: Record<string, string>) => table(['endpoint', 'url'], Object.entries(u).map(([k, v]) => [k, v]));
+
+async function upForeground(dir: string, opts: { netns?: boolean; redis?: string; traceCapacity?: string }, format: ReturnType<typeof globalOptions>['output']): Promise<number> {
+  const sb = await startSandbox({ stateDir: dir, netns: opts.netns, redisUrl: opts.redis, traceCapacity: opts.traceCapacity ? Number(opts.traceCapacity) : undefined });
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  const stop = () => done();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  sb.core.onShutdown = stop;
+  mkdirSync(dir, { recursive: true });
+  const state: SandboxState = { pid: process.pid, urls: sb.urls, token: sb.core.adminToken!, startedAt: new Date().toISOString(), netns: Boolean(opts.netns), namespaces: sb.core.namespaces };
+  const file = join(dir, STATE_FILE);
+  writeFileSync(file, JSON.stringify(state, null, 2), { mode: 0o600 });
+  chmodSync(file, 0o600);
+  const { token: _t, ...shown } = state;
+  printResult(format, { ...sb.urls, pid: shown.pid }, () => urlText(sb.urls as unknown as Record<string, string>));
+  note(`sandbox running (pid ${process.pid}); stop it with Ctrl-C or: clover-cd sandbox down${dir === defaultStateDir() ? '' : ` --state-dir ${dir}`}`);
+  await finished;
+  note('stopping the sandbox…');
+  await sb.stop();
+  cleanState(dir);
+  return 0;
+}
+
+async function upDetached(dir: string, cmd: Command, opts: { netns?: boolean; redis?: string; traceCapacity?: string }): Promise<SandboxState> {
+  mkdirSync(dir, { recursive: true });
+  const log = join(dir, 'sandbox.log');
+  const fd = openSync(log, 'w');
+  const args = [process.argv[1], 'sandbox', 'up', '--state-dir', dir, '--output', 'json'];
+  if (opts.netns) args.push('--netns');
+  if (opts.redis) args.push('--redis', opts.redis);
+  if (opts.traceCapacity) args.push('--trace-capacity', opts.traceCapacity);
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: process.env });
+  closeSync(fd);
+  child.unref();
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const s = readState(dir);
+    if (s && s.pid === child.pid) return s;
+    if (child.exitCode !== null || !alive(child.pid!)) break;
+    await sleep(50);
+  }
+  const tail = existsSync(log) ? readFileSync(log, 'utf8').split('\n').slice(-8).join('\n') : '';
+  if (child.pid && alive(child.pid)) process.kill(child.pid, 'SIGTERM');
+  cleanState(dir);
+  throw new InfrastructureError('sandbox', dir, `the detached sandbox did not become ready${tail ? `:\n${tail}` : ''}`, 'the log above; run `clover-cd sandbox up` in the foreground to see it start');
+}
+
+export function register(program: Command): void {
+  const sandbox = program
+    .command('sandbox')
+    .description('run the SDC sample locally on a mesh with Istio routing, metrics and traces')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  clover-cd sandbox up --detach                      start in the background; URLs on stdout
+  clover-cd sandbox up --detach -o json              {"ingress", "metrics", "jaeger", "grpc", "admin"}
+  clover-cd sandbox apply -f canary-90-10.yaml       VirtualService / DestinationRule, live
+  clover-cd sandbox fault http-lb --subset v2 --error-rate 0.2
+  clover-cd sandbox status
+  clover-cd sandbox down
+`,
+    );
+  const stateOption = (c: Command) => c.option('--state-dir <dir>', 'where the state file lives (default $CLOVER_CD_STATE_DIR or ./.clover-cd)');
+  const dirOf = (o: { stateDir?: string }) => (o.stateDir ? resolve(o.stateDir) : defaultStateDir());
+
+  stateOption(
+    sandbox
+      .command('up')
+      .description('start the sandbox: every SDC workload with its sidecar, the ingress, /metrics, the Jaeger API, gRPC control')
+      .option('--detach', 'run in the background and return once it is ready', false)
+      .option('--netns', 'put each workload in its own network namespace joined by veth pairs (root only)', false)
+      .option('--redis <url>', 'Redis for snort-ids alerts (keys snort_events, snort_event:<n>), e.g. redis://127.0.0.1:6379')
+      .option('--trace-capacity <spans>', 'spans the trace store keeps (oldest dropped first)', '200000'),
+  )
+    .addHelpText('after', '\nExamples:\n  clover-cd sandbox up                      foreground; Ctrl-C stops it\n  clover-cd sandbox up --detach --redis redis://127.0.0.1:6379\n')
+    .action(
+      action(async (opts: { detach: boolean; netns: boolean; redis?: string; traceCapacity?: string; stateDir?: string }, cmd: Command) => {
+        const { output } = globalOptions(cmd);
+        const dir = dirOf(opts);
+        if (opts.netns && process.getuid?.() !== 0) throw new InvalidInputError('--netns needs root (it creates network namespaces and veth pairs)');
+        if (opts.traceCapacity && !(Number(opts.traceCapacity) > 0)) throw new InvalidInputError(`--trace-capacity must be a positive number, got "${opts.traceCapacity}"`);
+        const running = runningState(dir);
+        if (running) throw new InvalidInputError(`a sandbox is already running from ${dir} (pid ${running.pid}); stop it with: clover-cd sandbox down`);
+        if (!opts.detach) return upForeground(dir, opts, output);
+        const s = await upDetached(dir, cmd, opts);
+        printResult(output, { ...s.urls, pid: s.pid }, () => urlText(s.urls as unknown as Record<string, string>));
+        note(`sandbox running in the background (pid ${s.pid}); stop it with: clover-cd sandbox down`);
+        return 0;
+      }),
+    );
+
+  stateOption(sandbox.command('status').description('show the running sandbox: URLs, workloads, faults'))
+    .addHelpText('after', '\nExit 0 when a sandbox is running, 4 when none is.\n\nExample:\n  clover-cd sandbox status -o json\n')
+    .action(
+      action(async (opts: { stateDir?: string }, cmd: Command) => {
+        const dir = dirOf(opts);
+        const s = runningState(dir);
+        if (!s) throw new InfrastructureError('sandbox', join(dir, STATE_FILE), 'no sandbox is running', 'start one with: clover-cd sandbox up --detach');
+        const status = (await adminClient(s).get<{ urls: Record<string, string>; workloads: Array<{ name: string; version: string; address: string; fault: unknown }>; spans: number }>('/v1/status')).data;
+        printResult(globalOptions(cmd).output, { ...status, stateDir: dir }, (d) =>
+          [
+            `sandbox running (pid ${s.pid}, since ${s.startedAt}${s.netns ? ', netns mode' : ''})`,
+            urlText(d.urls),
+            '',
+            table(['workload', 'version', 'address', 'fault'], d.workloads.map((w) => [w.name, w.version, w.address, w.fault ? JSON.stringify(w.fault) : '-'])),
+            '',
+            `spans stored: ${d.spans}`,
+          ].join('\n'),
+        );
+        return 0;
+      }),
+    );
+
+  stateOption(sandbox.command('down').description('stop the sandbox; leaves no process, namespace or file behind'))
+    .addHelpText('after', '\nExample:\n  clover-cd sandbox down --state-dir /tmp/sb\n')
+    .action(
+      action(async (opts: { stateDir?: string }, cmd: Command) => {
+        const dir = dirOf(opts);
+        const s = runningState(dir);
+        if (!s) {
+          note(`no sandbox running from ${dir}`);
+          return 0;
+        }
+        await adminClient(s).post('/v1/shutdown', {}).catch(() => process.kill(s.pid, 'SIGTERM'));
+        const deadline = Date.now() + 15_000;
+        while (alive(s.pid) && Date.now() < deadline) await sleep(50);
+        if (alive(s.pid)) process.kill(s.pid, 'SIGKILL');
+        if (s.namespaces?.length) {
+          const { removeNamespaces } = await import('../../sandbox/netns.js');
+          await removeNamespaces(s.namespaces);
+        }
+        cleanState(dir);
+        printResult(globalOptions(cmd).output, { stopped: true, pid: s.pid }, () => `sandbox stopped (pid ${s.pid})`);
+        return 0;
+      }),
+    );
+
+  stateOption(
+    sandbox
+      .command('apply')
+      .description('apply Kubernetes / Istio objects (VirtualService, DestinationRule, Deployment…) to the running sandbox, live')
+      .requiredOption('-f, --filename <file>', 'YAML or JSON file, several documents allowed'),
+  )
+    .addHelpText('after', '\nExample:\n  clover-cd sandbox apply -f deploy/sdc/istio.yaml\n')
+    .action(
+      action(async (opts: { filename: string; stateDir?: string }, cmd: Command) => {
+        let docs: KubeObject[];
+        try {
+          docs = (yaml.loadAll(readFileSync(opts.filename, 'utf8')) as KubeObject[]).filter(Boolean);
+        } catch (err) {
+          throw new InvalidInputError(`${opts.filename}: cannot read YAML: ${(err as Error).message}`);
+        }
+        const items = docs.flatMap((d) => (d.kind === 'List' && Array.isArray(d.items) ? (d.items as KubeObject[]) : [d]));
+        const { platform } = await connectSandbox(dirOf(opts));
+        const applied = await platform.apply(items);
+        printResult(globalOptions(cmd).output, applied.map((o) => ({ kind: o.kind, name: o.metadata.name, namespace: o.metadata.namespace, resourceVersion: o.metadata.resourceVersion, generation: o.metadata.generation })), (d) =>
+          d.map((o) => `${o.kind.toLowerCase()}/${o.name} configured (generation ${o.generation})`).join('\n'),
+        );
+        return 0;
+      }),
+    );
+
+  stateOption(
+    sandbox
+      .command('fault')
+      .description('set or clear fault knobs on a workload (all versions, or one with --subset)')
+      .argument('<workload>', 'app or Deployment name: http-lb, http-lb-v2, clover-server1 …')
+      .option('--subset <version>', 'only this version (label version=<version>); or name the Deployment, e.g. http-lb-v2')
+      .option('--error-rate <fraction>', 'share of requests answered with an error status, 0..1')
+      .option('--abort-status <code>', 'status for --error-rate (default 500)')
+      .option('--delay <duration>', 'latency added to every request, e.g. 100ms')
+      .option('--reset-rate <fraction>', 'share of connections reset (TCP RST), 0..1')
+      .option('--clear', 'remove the knobs', false),
+  )
+    .addHelpText('after', '\nExamples:\n  clover-cd sandbox fault http-lb --subset v2 --error-rate 0.2\n  clover-cd sandbox fault http-lb-v2 --delay 100ms\n  clover-cd sandbox fault http-lb --subset v2 --clear\n')
+    .action(
+      action(async (workload: string, o: { subset?: string; errorRate?: string; abortStatus?: string; delay?: string; resetRate?: string; clear: boolean; stateDir?: string }, cmd: Command) => {
+        const num = (v: string | undefined, flag: string) => {
+          if (v === undefined) return undefined;
+          const n = Number(v);
+          if (!Number.isFinite(n)) throw new InvalidInputError(`${flag} must be a number, got "${v}"`);
+          return n;
+        };
+        let delayMs: number | undefined;
+        try {
+          delayMs = o.delay === undefined ? undefined : parseDurationMs(o.delay);
+        } catch (err) {
+          throw new InvalidInputError(`--delay: ${(err as Error).message}`);
+        }
+        const fault = o.clear ? null : checkFault({ errorRate: num(o.errorRate, '--error-rate'), abortStatus: num(o.abortStatus, '--abort-status'), delayMs, resetRate: num(o.resetRate, '--reset-rate') });
+        if (fault && Object.values(fault).every((v) => v === undefined)) throw new InvalidInputError('give at least one of --error-rate, --delay, --reset-rate, or --clear');
+        const sb = await connectSandbox(dirOf(o));
+        await sb.setFault(workload, o.subset, fault);
+        printResult(globalOptions(cmd).output, { workload, version: o.subset ?? null, fault }, (d) =>
+          d.fault ? `fault set on ${workload}${o.subset ? ` ${o.subset}` : ''}: ${JSON.stringify(d.fault)}` : `faults cleared on ${workload}${o.subset ? ` ${o.subset}` : ''}`,
+        );
+        return 0;
+      }),
+    );
+}
