@@ -147,7 +147,9 @@ export function validatePipeline(config: unknown, opts: { base?: string; inherit
   const graphReport = (x: Omit<PipelineProblem, 'pipeline'>) => add(x);
   const nodes = readGraph(stages, stagesPath, graphReport);
   checkGraph(nodes, stagesPath, graphReport);
-  checkNamesAndReferences(stages, nodes, stagesPath, add);
+  // Only strings that can hold SpEL matter below; collect them once per stage.
+  const expressions = stages.map((raw) => [...stringsIn(raw)].filter(([, text]) => text.includes('${') || text.includes('#')));
+  checkNamesAndReferences(stages, nodes, expressions, stagesPath, add);
 
   // Stage fields (§8.8-20, §8.25)
   stages.forEach((raw, i) => {
@@ -156,7 +158,7 @@ export function validatePipeline(config: unknown, opts: { base?: string; inherit
     if (!isObj(raw)) return add({ severity: 'error', stage, path: `${stagesPath}[${i}]`, rule: 'stage-object', message: 'a stage must be a JSON object' });
     checkStageFields(raw, (severity, field, rule, message) => add({ severity, stage, path: `${stagesPath}[${i}].${field}`, rule, message }));
     const skipManifests = raw.skipExpressionEvaluation === true;
-    for (const [field, text] of stringsIn(raw)) {
+    for (const [field, text] of expressions[i]) {
       if (skipManifests && /^(manifests?|patchBody)\b/.test(field)) continue;
       for (const msg of expressionSyntaxProblems(text)) add({ severity: 'warning', stage, path: `${stagesPath}[${i}].${field}`, rule: 'spel-syntax', message: msg });
     }
@@ -167,7 +169,7 @@ export function validatePipeline(config: unknown, opts: { base?: string; inherit
 }
 
 /** Stage names unique (§8.6) and literal #stage/#judgment/#stageByRefId references upstream (§8.7). */
-function checkNamesAndReferences(stages: unknown[], nodes: GraphNode[], base: string, add: (x: Omit<PipelineProblem, 'pipeline'>) => void): void {
+function checkNamesAndReferences(stages: unknown[], nodes: GraphNode[], expressions: Array<Array<[string, string]>>, base: string, add: (x: Omit<PipelineProblem, 'pipeline'>) => void): void {
   const byName = new Map<string, GraphNode[]>();
   const byRef = new Map<string, GraphNode>();
   for (const n of nodes) {
@@ -183,7 +185,7 @@ function checkNamesAndReferences(stages: unknown[], nodes: GraphNode[], base: st
     const node = nodes[i];
     if (!node || !isObj(raw)) return;
     const up = ancestors(node, byRef);
-    for (const [field, text] of stringsIn(raw)) {
+    for (const [field, text] of expressions[i]) {
       for (const ref of stageReferences(text)) {
         const path = `${base}[${i}].${field}`;
         const targets = ref.fn === 'stageByRefId' ? [byRef.get(ref.target)].filter((x): x is GraphNode => !!x) : (byName.get(ref.target) ?? []);
