@@ -43,7 +43,8 @@ export type ReleaseProgress =
   | { type: 'split'; step: number; weight: number; stable: number; candidate: number; outcome: string; reason: string }
   | { type: 'judgment'; step: number; approved: boolean }
   | { type: 'promote'; ms: number }
-  | { type: 'rollback'; ms: number; reason?: string }
+  /** `observed`: requests per version after the rollback (the verification burst). */
+  | { type: 'rollback'; ms: number; reason?: string; observed?: { stable: number; candidate: number } }
   | { type: 'state'; state: ReleaseState };
 
 export interface RunReleaseOptions {
@@ -164,8 +165,9 @@ export async function runRelease(platform: Platform, spec: ReleaseSpec, opts: Ru
       }
       case 'rollback': {
         const t0 = performance.now();
-        state = await rollbackAndVerify(platform, spec, plan, opts);
-        emit({ type: 'rollback', ms: performance.now() - t0, reason: state.reason });
+        const rb = await rollbackAndVerify(platform, spec, plan, opts);
+        state = rb.state;
+        emit({ type: 'rollback', ms: performance.now() - t0, reason: state.reason, observed: rb.observed });
         break;
       }
       case 'done': {
@@ -181,18 +183,25 @@ export async function runRelease(platform: Platform, spec: ReleaseSpec, opts: Ru
  * Restore the original routes, then send a short burst of load and check that the observed traffic is
  * 100% stable before recording the release as rolled back; otherwise it is recorded as failed (exit 4).
  */
-export async function rollbackAndVerify(platform: Platform, spec: ReleaseSpec, plan: ReleasePlan, opts: Pick<RunReleaseOptions, 'baseDir' | 'verifyLoadS'> = {}): Promise<ReleaseState> {
+export async function rollbackAndVerify(
+  platform: Platform,
+  spec: ReleaseSpec,
+  plan: ReleasePlan,
+  opts: Pick<RunReleaseOptions, 'baseDir' | 'verifyLoadS'> = {},
+): Promise<{ state: ReleaseState; observed?: { stable: number; candidate: number } }> {
   await patchVirtualService(platform, vsRef(plan.routing), (cur) => rollbackPatch(cur, plan));
+  let observed: { stable: number; candidate: number } | undefined;
   if (spec.load && (opts.verifyLoadS ?? 2) > 0) {
     const window = await openWindow(spec, platform.endpoints());
     await runLoadStage(platform, spec, { baseDir: opts.baseDir, durationS: opts.verifyLoadS ?? 2 });
     const counts = await observeSplit(spec, platform.endpoints(), window);
+    observed = counts;
     if (counts.candidate > 0 || counts.stable === 0) {
       const reason = counts.candidate > 0 ? `${counts.candidate} of ${counts.stable + counts.candidate} requests still reached ${spec.service.candidate}` : `no requests to ${spec.service.name} were observed after the rollback`;
-      return (await commit(platform, plan, spec, { type: 'verificationFailed', reason })).state;
+      return { state: (await commit(platform, plan, spec, { type: 'verificationFailed', reason })).state, observed };
     }
   }
-  return (await commit(platform, plan, spec, { type: 'rolledBack' })).state;
+  return { state: (await commit(platform, plan, spec, { type: 'rolledBack' })).state, observed };
 }
 
 /** `release abort`: roll back now (from any process) and record why. */
@@ -204,7 +213,7 @@ export async function abortRelease(platform: Platform, spec: ReleaseSpec, opts: 
     return { exitCode: 0, release: plan.release, state: before ?? initialState(plan, spec.service.candidate, new Date()), resumed: false, message: before ? `nothing to abort: release ${before.release} is ${before.phase}` : 'nothing to abort: no release state on the VirtualService' };
   }
   await commit(platform, plan, spec, { type: 'abort', reason: opts.reason ?? 'aborted by the user' });
-  const state = await rollbackAndVerify(platform, spec, plan, opts);
+  const { state } = await rollbackAndVerify(platform, spec, plan, opts);
   return { exitCode: state.phase === 'rolledBack' ? 0 : exitCodeOf(state), release: plan.release, state, resumed: false, message: state.reason ?? state.phase };
 }
 

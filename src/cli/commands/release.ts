@@ -40,7 +40,7 @@ function liveView(): (e: ReleaseProgress) => void {
         note(`promoted: 100% to the candidate (${Math.round(e.ms)} ms)`);
         break;
       case 'rollback':
-        note(`rolled back${e.reason ? ` (${e.reason})` : ''}: observed traffic checked (${Math.round(e.ms)} ms)`);
+        note(`rolled back${e.reason ? ` (${e.reason})` : ''}${e.observed ? `: observed after rollback ${e.observed.stable} stable / ${e.observed.candidate} candidate requests` : ''} (${Math.round(e.ms)} ms)`);
         break;
     }
   };
