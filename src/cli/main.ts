@@ -7,19 +7,40 @@ import { OUTPUT_FORMATS } from './output.js';
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 /**
- * Each file in commands/ exports `register(program)` for one verb group; main.ts owns only parsing and
- * exit codes. Files are loaded in name order so `--help` lists verbs predictably.
+ * Each file in commands/ is named after its verb and exports `register(program)` for that verb group;
+ * main.ts owns only parsing and exit codes. Only the invoked verb's module is loaded (heavy clients such
+ * as Kubernetes or gRPC stay unloaded for other commands); root `--help` and unknown verbs load them all.
  */
-async function loadRegistrars(): Promise<Array<(program: Command) => void>> {
-  const dir = new URL('./commands/', import.meta.url);
-  const files = readdirSync(dir)
-    .filter((f) => /\.(ts|js)$/.test(f) && !f.endsWith('.d.ts') && !f.endsWith('.test.ts'))
+const COMMANDS_DIR = new URL('./commands/', import.meta.url);
+
+function commandFiles(): string[] {
+  return readdirSync(COMMANDS_DIR)
+    .filter((f) => /\.(ts|js)$/.test(f) && !f.endsWith('.d.ts'))
     .sort();
-  const mods = await Promise.all(files.map((f) => import(new URL(f, dir).href) as Promise<{ register: (p: Command) => void }>));
+}
+
+/** The verb in argv: the first word that is not an option or the value of a global option. */
+export function invokedVerb(args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '-o' || a === '--output') i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
+async function loadRegistrars(verb?: string): Promise<Array<(program: Command) => void>> {
+  if (verb === '--version') return [];
+  const all = commandFiles();
+  const own = verb ? all.filter((f) => f.replace(/\.(ts|js)$/, '') === verb) : [];
+  const files = own.length ? own : all;
+  const mods = await Promise.all(
+    files.map((f) => import(new URL(f, COMMANDS_DIR).href) as Promise<{ register: (p: Command) => void }>),
+  );
   return mods.map((m) => m.register);
 }
 
-export async function buildProgram(): Promise<Command> {
+export async function buildProgram(verb?: string): Promise<Command> {
   const program = new Command('clover-cd')
     .description('Release micro-services on Kubernetes + Istio through Spinnaker and Jenkins, gated on visibility evidence.')
     .version(pkg.version, '--version', 'print the clover-cd version')
@@ -41,7 +62,7 @@ Examples:
   clover-cd pipeline render release.yaml       print the Spinnaker pipeline JSON
 `,
     );
-  for (const register of await loadRegistrars()) register(program);
+  for (const register of await loadRegistrars(verb)) register(program);
   // Every subcommand inherits exit-code handling for usage errors.
   const visit = (c: Command) => {
     c.exitOverride();
@@ -71,7 +92,9 @@ export function reportError(err: unknown): number {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = await buildProgram();
+  const args = argv.slice(2);
+  const verb = invokedVerb(args) ?? (args.includes('--version') ? '--version' : undefined);
+  const program = await buildProgram(verb);
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
@@ -79,6 +102,12 @@ export async function main(argv: string[]): Promise<number> {
     return reportError(err);
   }
 }
+
+// A reader that stops early (`| head`) is not an error of ours: stop writing quietly.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
 
 const invokedDirectly = process.argv[1] && /clover-cd(\.js)?$|cli\/main\.(ts|js)$/.test(process.argv[1]);
 if (invokedDirectly) {
