@@ -81,9 +81,9 @@ const pct = (x: number | undefined) => (x === undefined ? 'n/a' : `${(x * 100).t
 
 /**
  * Judges the `l4` rule on evidence. Absolute limits apply to the candidate; with `compare: true` the candidate's
- * rates may not exceed the baseline's by more than the limit (candidate − stable ≤ limit). Missing evidence is
- * inconclusive when `required`, and a pass-with-reason ("not evaluated") otherwise is NOT given: the rule is
- * inconclusive either way, and the gate decides (per `requireL4`) whether that blocks.
+ * rates may not exceed the baseline's by more than the limit (candidate − stable ≤ limit). Missing evidence, or
+ * lost events with nothing failing, is inconclusive (never a pass); the gate decides from `required` / `requireL4`
+ * whether an inconclusive l4 result blocks.
  */
 export function evaluateL4Rule(rule: L4Rule, evidence: L4Evidence | undefined, versions: { stable: string; candidate: string }, minConnections = 1): L4RuleResult {
   const source = 'clovisor (eBPF socket tier)';

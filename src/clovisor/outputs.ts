@@ -22,15 +22,29 @@ export class ClovisorMetrics {
   readonly mapFull = new Gauge({ name: 'clovisor_map_overflow_total', help: 'Insertions refused because a BPF map was full', labelNames: ['map'], registers: [this.registry] });
   readonly records = new Counter({ name: 'clovisor_session_records_total', help: 'Session records drained', registers: [this.registry] });
 
+  /** Label children cached per workload/version/role/close: prom-client hashes labels on every inc otherwise. */
+  private children = new Map<string, { conn: Map<string, ReturnType<Counter['labels']>>; sent: ReturnType<Counter['labels']>; rcvd: ReturnType<Counter['labels']>; retr: ReturnType<Counter['labels']>; fail: ReturnType<Counter['labels']>; hs: ReturnType<Histogram['labels']> }>();
+
   observeSession(r: SessionRecord, namespace = ''): void {
-    const l = { workload: r.workload ?? '', version: r.version ?? '', namespace, role: r.role };
+    const key = `${r.workload ?? ''}\u0000${r.version ?? ''}\u0000${namespace}\u0000${r.role}`;
+    let c = this.children.get(key);
+    if (!c) {
+      const l = { workload: r.workload ?? '', version: r.version ?? '', namespace, role: r.role };
+      c = { conn: new Map(), sent: this.resetsSent.labels(l), rcvd: this.resetsReceived.labels(l), retr: this.retransmits.labels(l), fail: this.connectFailures.labels(l), hs: this.handshake.labels(l) };
+      this.children.set(key, c);
+    }
     this.records.inc();
-    if (r.closeKind === 'connect-failed') return this.connectFailures.inc(l);
-    this.connections.inc({ ...l, close: r.closeKind });
-    if (r.resetsSent) this.resetsSent.inc(l, r.resetsSent);
-    if (r.resetsReceived) this.resetsReceived.inc(l, r.resetsReceived);
-    if (r.retransmits) this.retransmits.inc(l, r.retransmits);
-    if (r.connectMs !== undefined) this.handshake.observe(l, r.connectMs / 1000);
+    if (r.closeKind === 'connect-failed') return c.fail.inc();
+    let conn = c.conn.get(r.closeKind);
+    if (!conn) {
+      conn = this.connections.labels({ workload: r.workload ?? '', version: r.version ?? '', namespace, role: r.role, close: r.closeKind });
+      c.conn.set(r.closeKind, conn);
+    }
+    conn.inc();
+    if (r.resetsSent) c.sent.inc(r.resetsSent);
+    if (r.resetsReceived) c.rcvd.inc(r.resetsReceived);
+    if (r.retransmits) c.retr.inc(r.retransmits);
+    if (r.connectMs !== undefined) c.hs.observe(r.connectMs / 1000);
   }
 
   observeFlowDelta(f: FlowRecord, namespace: string, d: { pFrom: number; pTo: number; bFrom: number; bTo: number }): void {

@@ -70,46 +70,66 @@ export interface PipeLost {
 /**
  * Incremental parser of `bpftool -j map event_pipe` output: one JSON array streamed forever,
  * `[{"type":9,"cpu":0,"index":0,"timestamp":N,"data":[..bytes..]},{"type":2,...,"lost":{"id":N,"count":N}}...`.
- * Objects are cut out by brace depth so a chunk boundary anywhere is fine.
+ * Samples hold no nested object, so the first `}` after `{` ends one; a lost record ends at its second `}`.
+ * The data array (decimal bytes) is read in place, which is several times faster than JSON.parse + Buffer.from.
  */
 export class EventPipeParser {
-  private buf = '';
-  private depth = 0;
-  private start = -1;
-  private scanned = 0;
+  private rest = '';
 
   push(chunk: string, onSample: (data: Buffer) => void, onLost: (count: number) => void): void {
-    this.buf += chunk;
-    const s = this.buf;
-    let lastEnd = 0;
-    for (let i = this.scanned; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      if (c === 123 /* { */) {
-        if (this.depth++ === 0) this.start = i;
-      } else if (c === 125 /* } */) {
-        if (--this.depth === 0 && this.start >= 0) {
-          this.emit(s.slice(this.start, i + 1), onSample, onLost);
-          lastEnd = i + 1;
-          this.start = -1;
+    const s = this.rest ? this.rest + chunk : chunk;
+    let pos = 0;
+    for (;;) {
+      const open = s.indexOf('{', pos);
+      if (open < 0) {
+        pos = s.length;
+        break;
+      }
+      let close = s.indexOf('}', open);
+      if (close < 0) {
+        pos = open;
+        break;
+      }
+      const data = s.indexOf('"data":[', open);
+      if (data >= 0 && data < close) {
+        onSample(readBytes(s, data + 8, close));
+      } else {
+        const lostAt = s.indexOf('"lost"', open);
+        if (lostAt >= 0 && lostAt < close) {
+          const outer = s.indexOf('}', close + 1);
+          if (outer < 0) {
+            pos = open;
+            break;
+          }
+          close = outer;
+          const o = JSON.parse(s.slice(open, close + 1)) as { lost?: { count?: number } };
+          onLost(Number(o.lost?.count ?? 0));
         }
       }
+      pos = close + 1;
     }
-    if (this.depth === 0) {
-      this.buf = '';
-      this.scanned = 0;
-    } else {
-      const keepFrom = this.start >= 0 ? this.start : lastEnd;
-      this.buf = s.slice(keepFrom);
-      this.start = this.start >= 0 ? 0 : -1;
-      this.scanned = this.buf.length;
-    }
+    this.rest = pos < s.length ? s.slice(pos) : '';
   }
+}
 
-  private emit(text: string, onSample: (data: Buffer) => void, onLost: (count: number) => void): void {
-    const o = JSON.parse(text) as { data?: number[]; lost?: { count?: number } };
-    if (o.data) onSample(Buffer.from(o.data));
-    else if (o.lost) onLost(Number(o.lost.count ?? 0));
+function readBytes(s: string, from: number, to: number): Buffer {
+  const out = Buffer.allocUnsafe(Math.min(4096, (to - from) >> 1));
+  let n = 0;
+  let v = 0;
+  let inNum = false;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      v = v * 10 + (c - 48);
+      inNum = true;
+    } else {
+      if (inNum && n < out.length) out[n++] = v;
+      v = 0;
+      inNum = false;
+      if (c === 93 /* ] */) break;
+    }
   }
+  return out.subarray(0, n);
 }
 
 /** One entry of `bpftool -j map dump` on a BTF map: `formatted` carries the decoded key and value. */

@@ -70,6 +70,7 @@ export class Tracer {
   private samplesReceived = 0;
   private samplesAtReady = 0;
   private sentAtReady = 0;
+  private keepRaw: Buffer[] = [];
 
   constructor(readonly opts: TracerOptions) {
     if (opts.spansUrl) this.spans = new SpanExporter(opts.spansUrl);
@@ -154,6 +155,7 @@ export class Tracer {
     }
     const batch = this.pending;
     this.pending = [];
+    if (this.keepRaw.length < 1000) this.keepRaw.push(...batch.slice(0, 1000 - this.keepRaw.length));
     this.ingest(batch);
     this.metrics.setLoss(this.readerLost, this.kernel);
     const maps = join(this.state!.pinRoot, 'maps');
@@ -207,6 +209,11 @@ export class Tracer {
   async flowRecords(): Promise<FlowRecord[]> {
     await this.drain();
     return [...this.flows];
+  }
+
+  /** Up to 1,000 raw session events as the kernel emitted them (the benchmark replays them). */
+  rawSamplesForBench(): Buffer[] {
+    return [...this.keepRaw];
   }
 
   sessionRecords(): SessionRecord[] {

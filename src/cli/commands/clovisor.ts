@@ -3,7 +3,9 @@ import {
   DEFAULT_PIN_ROOT,
   Tracer,
   cleanupClovisor,
+  kubernetesTargets,
   loadClovisorConfig,
+  parseClovisorLabels,
   readRedisConfig,
   readState,
   sandboxTargets,
@@ -17,6 +19,7 @@ import {
 import { netnsInum } from '../../clovisor/system.js';
 import { writeState } from '../../clovisor/loader.js';
 import { createHttpClient } from '../../services/http.js';
+import { createKubernetesPlatform } from '../../services/kubernetes.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { parseDurationMs } from '../../util/units.js';
 import { action, globalOptions } from '../context.js';
@@ -28,6 +31,7 @@ interface CommonOpts {
   stateDir?: string;
   sandbox?: string | boolean;
   redis?: string;
+  kubeconfig?: string;
 }
 
 /** Targets from the config file, the sandbox's --netns workloads and Clovisor's Redis keys, merged. */
@@ -51,8 +55,13 @@ async function resolveConfig(o: CommonOpts): Promise<{ config: ClovisorConfig; t
     spansUrl ??= spansUrlFromJaegerKey(r.jaeger.collector);
     if (!config.kubernetes) config.kubernetes = { labels: r.labels.map((l) => (l.labelSelector ? `${l.namespace}:${l.labelSelector.replace('=', ':')}` : l.namespace)) };
   }
-  if (config.kubernetes && !process.env.KUBERNETES_SERVICE_HOST) {
-    note('kubernetes selection configured but no in-cluster API (KUBERNETES_SERVICE_HOST unset): pods are resolved by the DaemonSet');
+  if (config.kubernetes) {
+    // Pods of this node (MY_NODE_NAME), selected as Clovisor does; netns and veth found through /proc and iflink.
+    const platform = createKubernetesPlatform({ kubeconfig: o.kubeconfig });
+    const selection = parseClovisorLabels(config.kubernetes.labels);
+    const pods = await kubernetesTargets(platform, selection, { versionLabel: config.kubernetes.versionLabel, packetTier: config.kubernetes.packetTier });
+    targets.push(...pods);
+    sources.push(`kubernetes (${pods.length} pods on ${process.env.MY_NODE_NAME ?? 'any node'})`);
   }
   return { config, targets, spansUrl, sources };
 }
@@ -62,6 +71,7 @@ const common = (cmd: Command) =>
     .option('-c, --config <file>', 'clovisor config file (targets, spans, listen)')
     .option('--sandbox [stateDir]', "trace the sandbox's --netns workloads")
     .option('--redis <url>', "read Clovisor's Redis keys (clovisor_labels, clovisor_egress_match, clovisor_jaeger_collector)")
+    .option('--kubeconfig <file>', 'kubeconfig for pod selection (default: $KUBECONFIG, ~/.kube/config, in-cluster)')
     .option('--pin-root <path>', 'bpffs directory for pinned programs, maps and links', DEFAULT_PIN_ROOT)
     .option('--state-dir <dir>', 'where the loader records what it attached (default /run/clover-cd/clovisor)');
 
