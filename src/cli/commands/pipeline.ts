@@ -7,6 +7,7 @@ import { executionExitCode, GateClient, gateAuthFrom, type PipelineExecution } f
 import { loadSpec } from '../../spec/load.js';
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
 import { acceptsOutputFile, action, globalOptions } from '../context.js';
+import { registerRun } from '../pipeline-run.js';
 import { note, printResult, table } from '../output.js';
 
 /**
@@ -289,7 +290,7 @@ Examples:
   clover-cd pipeline execute sdc http-lb-canary && clover-cd pipeline status <id> --wait
 `,
     );
-  for (const registerSub of [registerRender, registerValidate, registerSave, registerExecute, registerStatus]) registerSub(group);
+  for (const registerSub of [registerRender, registerValidate, registerSave, registerExecute, registerStatus, registerRun]) registerSub(group);
   return group;
 }
 
