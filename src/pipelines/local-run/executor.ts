@@ -46,8 +46,26 @@ export interface JudgmentRequest {
   inputs: string[];
 }
 
+/** One release action as a CI job or Kubernetes Job runs it (`clover-cd stage <action>`), for jenkins / runJob stages. */
+export interface ActionRequest {
+  action: string;
+  spec: unknown;
+  weight?: number;
+  step?: number;
+  window?: string;
+}
+export interface ActionResult {
+  /** Job status of the stage server (SUCCEEDED, FAILED, INCONCLUSIVE, ERROR, CANCELED). */
+  status: string;
+  message: string;
+  /** What `--properties` / SPINNAKER_PROPERTY_ lines carry: become stage outputs. */
+  properties: Record<string, string>;
+}
+
 export interface ExecuteOptions {
   platform: Platform;
+  /** Runs the action of a jenkins / runJobManifest stage (the command their job would run). */
+  runAction?: (req: ActionRequest, signal: AbortSignal, onProgress: (m: string) => void) => Promise<ActionResult>;
   /** Webhook URLs whose path starts with /api/v1/ go to this origin (the local stage server), with these headers. */
   stageServer?: { origin: string; headers?: Record<string, string> };
   /** Answer manual judgments with "continue" (or the first input). */
@@ -79,7 +97,7 @@ interface StageConfig {
 }
 
 const DONE_OK: StageStatus[] = ['SUCCEEDED', 'FAILED_CONTINUE', 'SKIPPED'];
-export const LOCAL_STAGE_TYPES = ['webhook', 'wait', 'manualJudgment', 'checkPreconditions', 'deployManifest', 'patchManifest', 'evaluateVariables'];
+export const LOCAL_STAGE_TYPES = ['webhook', 'jenkins', 'runJobManifest', 'wait', 'manualJudgment', 'checkPreconditions', 'deployManifest', 'patchManifest', 'evaluateVariables'];
 
 class StageFailure extends Error {
   constructor(
@@ -198,6 +216,25 @@ export async function executePipeline(pipeline: Record<string, unknown>, opts: E
         if (res.status === 'SUCCEEDED') return res.message;
         throw new StageFailure(res.message, res.status === 'CANCELED' ? 'CANCELED' : undefined);
       }
+      case 'jenkins':
+      case 'runJobManifest': {
+        const req = type === 'jenkins' ? jenkinsAction(ctx) : runJobAction(ctx);
+        if (!req || !opts.runAction) {
+          unsupported.add(type);
+          throw new StageFailure(`this ${type} stage does not run a clover-cd action, so it cannot run locally: it was not run`, 'TERMINAL');
+        }
+        const res = await opts.runAction(req, signal, (m) => opts.onEvent?.({ type: 'stage-progress', stage: r, message: m }));
+        Object.assign(r.outputs, res.properties);
+        if (type === 'jenkins') {
+          const result = { SUCCEEDED: 'SUCCESS', INCONCLUSIVE: 'UNSTABLE', CANCELED: 'ABORTED' }[res.status] ?? 'FAILURE';
+          Object.assign(r.context, { buildInfo: { result, number: 1, building: false, url: 'local' }, buildNumber: 1, propertyFileContents: res.properties });
+          if (result === 'SUCCESS' || (result === 'UNSTABLE' && ctx.markUnstableAsSuccessful === true)) return `${result}: ${res.message}`;
+          throw new StageFailure(`build ${result}: ${res.message}`, result === 'ABORTED' ? 'CANCELED' : undefined);
+        }
+        Object.assign(r.context, { jobStatus: { status: res.status }, propertyFileContents: res.properties });
+        if (res.status === 'SUCCEEDED') return res.message;
+        throw new StageFailure(`job ended ${res.status}: ${res.message}`, res.status === 'CANCELED' ? 'CANCELED' : undefined);
+      }
       case 'wait': {
         const s = Number(ctx.waitTime ?? 30);
         if (!Number.isFinite(s) || s < 0) throw new StageFailure(`waitTime must be a number of seconds, got ${JSON.stringify(ctx.waitTime)}`);
@@ -274,6 +311,40 @@ export async function executePipeline(pipeline: Record<string, unknown>, opts: E
         unsupported.add(type);
         throw new StageFailure(`stage type "${type}" cannot run locally (supported: ${LOCAL_STAGE_TYPES.join(', ')}): it was not run`, 'TERMINAL');
     }
+  }
+
+  /** Jenkins stage parameters as the generator writes them (ACTION, SPEC base64, WEIGHT, STEP, WINDOW). */
+  function jenkinsAction(ctx: Record<string, unknown>): ActionRequest | undefined {
+    const p = (ctx.parameters ?? {}) as Record<string, string>;
+    if (!p.ACTION || !p.SPEC) return undefined;
+    return {
+      action: p.ACTION,
+      spec: JSON.parse(Buffer.from(p.SPEC, 'base64').toString('utf8')),
+      weight: p.WEIGHT !== undefined ? Number(p.WEIGHT) : undefined,
+      step: p.STEP !== undefined ? Number(p.STEP) : undefined,
+      window: p.WINDOW,
+    };
+  }
+
+  /** A Run Job whose container runs `clover-cd stage <action> --spec-env VAR [--weight N] [--step N] [--window D]`. */
+  function runJobAction(ctx: Record<string, unknown>): ActionRequest | undefined {
+    const container = ((ctx.manifest as KubeObject | undefined)?.spec as { template?: { spec?: { containers?: Array<{ args?: string[]; env?: Array<{ name: string; value?: string }> }> } } } | undefined)?.template?.spec?.containers?.[0];
+    const args = container?.args ?? [];
+    if (args[0] !== 'stage' || !args[1]) return undefined;
+    const flag = (name: string) => {
+      const i = args.indexOf(name);
+      return i >= 0 ? args[i + 1] : undefined;
+    };
+    const specVar = flag('--spec-env');
+    const specJson = container?.env?.find((e) => e.name === specVar)?.value;
+    if (!specJson) return undefined;
+    return {
+      action: args[1],
+      spec: JSON.parse(specJson),
+      weight: flag('--weight') !== undefined ? Number(flag('--weight')) : undefined,
+      step: flag('--step') !== undefined ? Number(flag('--step')) : undefined,
+      window: flag('--window'),
+    };
   }
 
   async function waitReady(namespace: string, name: string, signal: AbortSignal): Promise<void> {

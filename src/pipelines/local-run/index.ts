@@ -9,6 +9,8 @@ import { loadSpec } from '../../spec/load.js';
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
 import { registerSecret } from '../../util/redact.js';
 import { executePipeline, type ExecuteOptions, type LocalExecution } from './executor.js';
+import { runWebhookStage } from './webhook.js';
+import { stageProperties } from '../../stages/properties.js';
 
 export { executePipeline, LOCAL_STAGE_TYPES, type LocalExecution, type RunEvent, type StageRun, type JudgmentRequest } from './executor.js';
 export { runWebhookStage, type WebhookStage, type WebhookResult } from './webhook.js';
@@ -108,13 +110,53 @@ export async function runPipelineLocally(opts: LocalRunOptions): Promise<LocalRu
     baseDir,
   });
   try {
+    const auth = { Authorization: `Bearer ${token}` };
+    // A jenkins / runJob stage runs the same action its job would run: here, through the same stage server.
+    const runAction: ExecuteOptions['runAction'] = async (req, signal, onProgress) => {
+      const release = (req.spec as { metadata?: { name?: string } }).metadata?.name ?? 'release';
+      const { action, ...body } = req;
+      const res = await runWebhookStage(
+        {
+          url: `${server.url}/api/v1/releases/${encodeURIComponent(release)}/${action}`,
+          customHeaders: auth,
+          payload: body,
+          waitForCompletion: true,
+          statusUrlResolution: 'webhookResponse',
+          statusUrlJsonPath: '$.statusUrl',
+          statusJsonPath: '$.status',
+          progressJsonPath: '$.progress',
+          successStatuses: 'SUCCEEDED',
+          terminalStatuses: 'FAILED,INCONCLUSIVE,ERROR',
+          canceledStatuses: 'CANCELED',
+          cancelEndpoint: `${server.url}/api/v1/releases/${encodeURIComponent(release)}/cancel`,
+        },
+        { signal, pollIntervalMs: opts.pollIntervalMs ?? 250, onProgress },
+      );
+      const job: WebhookJob = (res.context.webhook.monitor as { body?: WebhookJob } | undefined)?.body ?? { stage: action };
+      const status = job.status ?? (res.status === 'SUCCEEDED' ? 'SUCCEEDED' : 'ERROR');
+      const props = stageProperties({
+        action,
+        release,
+        exitCode: ({ SUCCEEDED: 0, FAILED: 1, INCONCLUSIVE: 3, CANCELED: 130 } as Record<string, number>)[status] ?? 4,
+        status,
+        summary: job.progress ?? res.message,
+        weight: req.weight,
+        verdict: job.verdict?.outcome,
+        evidence: job.reports?.evidence,
+      });
+      const properties = Object.fromEntries(Object.entries(props).filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => [k, String(v)]));
+      actionJobs.push({ stage: `${action}`, status, progress: job.progress, verdict: job.verdict, reports: job.reports });
+      return { status, message: job.progress ?? res.message, properties };
+    };
+    const actionJobs: WebhookJob[] = [];
     const execution = await executePipeline(pipeline, {
       ...opts,
+      runAction,
       platform,
       stageServer: { origin: server.url, headers: { Authorization: `Bearer ${token}` } },
       pollIntervalMs: opts.pollIntervalMs ?? 250,
     });
-    const jobs = webhookJobs(execution);
+    const jobs = [...webhookJobs(execution), ...actionJobs];
     return { execution, jobs, exitCode: localRunExitCode(execution, jobs), notes };
   } finally {
     await server.stop();
