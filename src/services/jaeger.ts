@@ -87,7 +87,7 @@ export async function forEachTrace(
   q: { service: string; startMs: number; endMs: number; pageLimit?: number; minSliceMs?: number },
   onTrace: (t: JaegerTrace) => void,
 ): Promise<CollectStats> {
-  const limit = q.pageLimit ?? 1000;
+  const limit = q.pageLimit ?? 300;
   const minSlice = q.minSliceMs ?? 1;
   const seen = new Set<string>();
   const stats: CollectStats = { pages: 0, traces: 0 };

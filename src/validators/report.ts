@@ -33,7 +33,7 @@ export function renderText(v: Verdict, b: EvidenceBundle, bundlePath?: string): 
 }
 
 const xml = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, ''); // eslint-disable-line no-control-regex -- XML 1.0 forbids these characters
 
 export function renderJUnit(v: Verdict, b: EvidenceBundle): string {
   const count = (o: Outcome) => v.results.filter((r) => r.outcome === o).length;

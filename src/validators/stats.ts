@@ -71,8 +71,14 @@ export function mannWhitney(baseline: ArrayLike<number>, candidate: ArrayLike<nu
       const v = j >= y.length || (i < x.length && x[i] <= y[j]) ? x[i] : y[j];
       let a = 0;
       let b = 0;
-      while (i < x.length && x[i] === v) (i++, a++);
-      while (j < y.length && y[j] === v) (j++, b++);
+      while (i < x.length && x[i] === v) {
+        i++;
+        a++;
+      }
+      while (j < y.length && y[j] === v) {
+        j++;
+        b++;
+      }
       yield [a, b];
     }
   }
