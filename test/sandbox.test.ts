@@ -114,6 +114,25 @@ describe('sandbox mesh routing', () => {
     expect((await sendRequests(sb.urls.ingress + '/', 20)).codes).toEqual({ 200: 20 });
   });
 
+  it('applies route timeouts and retries on in-process hops (504 UT; 3 attempts reach the failing version)', async () => {
+    const codesAt = () => scrape(sb.urls.metrics, 'istio_requests_total', { reporter: 'destination', destination_workload: 'http-lb-v2' }, 'response_code');
+    await sb.setFault('http-lb', 'v2', { delayMs: 300 });
+    await sb.platform.apply([lbVs([{ route: [dest('v2')], timeout: '50ms' }])]);
+    const late = await codesAt();
+    const t0 = Date.now();
+    expect((await sendRequests(sb.urls.ingress + '/', 3)).codes).toEqual({ 504: 3 });
+    expect(Date.now() - t0).toBeLessThan(290);
+    // the workload still finishes the abandoned requests, as an upstream does after Envoy gave up on it
+    await waitFor('the abandoned requests to finish', async () => (diff(await codesAt(), late)['200'] ?? 0) === 3);
+    await sb.setFault('http-lb', 'v2', { errorRate: 1, abortStatus: 503 });
+    await sb.platform.apply([lbVs([{ route: [dest('v2')], retries: { attempts: 2, retryOn: '5xx' } }])]);
+    const before = await codesAt();
+    expect((await sendRequests(sb.urls.ingress + '/', 10)).codes).toEqual({ 503: 10 });
+    expect(diff(await codesAt(), before)).toEqual({ 503: 30 });
+    await sb.setFault('http-lb', 'v2', null);
+    await sb.platform.apply([lbVs([{ route: [dest('v2')] }])]);
+  });
+
   it('re-points http-lb-v2 at clover-server4/5 over gRPC', async () => {
     expect((await sdc.getBackends('http-lb-v2')).backends).toEqual(['clover-server1', 'clover-server2', 'clover-server3']);
     await sdc.setBackends('http-lb-v2', ['clover-server4', 'clover-server5:9180']);
@@ -232,5 +251,43 @@ describe('sandbox telemetry and IDS', () => {
     } finally {
       client.disconnect();
     }
+  });
+});
+
+describe('sandbox with socket hops (every hop a real HTTP exchange, as in --netns mode)', () => {
+  let sock: Sandbox;
+  beforeAll(async () => {
+    sock = await startSandbox({ hopTransport: 'socket' });
+  });
+  afterAll(async () => {
+    await sock?.stop();
+  });
+
+  it('routes a 50/50 split, resets a connection as 503 UC, and records one span per hop', async () => {
+    const vs = (await sock.platform.get(VS_REF))!;
+    await sock.platform.patch(VS_REF, { spec: { http: [{ route: [dest('v1', 50), dest('v2', 50)] }] } }, { resourceVersion: vs.metadata.resourceVersion });
+    const versions = () => scrape(sock.urls.metrics, 'istio_requests_total', { reporter: 'destination', destination_service_name: 'http-lb' }, 'destination_version');
+    const n = 400;
+    expect((await sendRequests(sock.urls.ingress + '/', n)).codes).toEqual({ 200: n });
+    const d = await versions();
+    const [lo, hi] = binomialInterval(n, 0.5);
+    expect(d.v1 + d.v2).toBe(n);
+    expect(d.v2).toBeGreaterThanOrEqual(lo);
+    expect(d.v2).toBeLessThanOrEqual(hi);
+
+    await sock.setFault('http-lb', 'v2', { resetRate: 1 });
+    await sock.platform.apply([lbVs([{ route: [dest('v2')] }])]);
+    expect((await sendRequests(sock.urls.ingress + '/', 10)).codes).toEqual({ 503: 10 });
+    const flags = await scrape(sock.urls.metrics, 'istio_requests_total', { reporter: 'source', source_workload: 'proxy-access-control', response_code: '503' }, 'response_flags');
+    expect(flags).toEqual({ UC: 10 });
+    await sock.setFault('http-lb', 'v2', null);
+
+    const requestId = `sock-${Date.now()}`;
+    await sendRequests(sock.urls.ingress + '/x', 1, { headers: { 'x-request-id': requestId } });
+    const q = new URLSearchParams({ service: 'proxy-access-control', tags: JSON.stringify({ 'guid:x-request-id': requestId }) });
+    await waitFor('5 spans over sockets', async () => {
+      const body = await (await fetch(`${sock.urls.jaeger}/api/traces?${q}`)).json();
+      return body.data.length === 1 && body.data[0].spans.length === 5;
+    });
   });
 });

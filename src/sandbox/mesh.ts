@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { KubeObject } from '../services/platform.js';
-import { createAgent, forwardableHeaders, HopError, sendHop } from './http-hop.js';
+import type { OutgoingHttpHeaders } from 'node:http';
+import { createAgent, forwardableHeaders, HopError, sendHop, type HopResponse } from './http-hop.js';
 import type { ObjectStore } from './objects.js';
 import { labelsMatch, routeRequest, subsetLabels, type Destination, type RequestView } from './routing.js';
 import type { MeshTelemetry } from './telemetry.js';
@@ -57,7 +58,31 @@ export interface WorkloadInstance {
   server?: Server;
   /** Set on the ingress: requests are routed by the VirtualServices bound to the Gateways it serves. */
   gateway?: boolean;
+  /** Reached only over its socket (a workload in another process or network namespace): no handler here. */
+  remote?: boolean;
 }
+
+/** A request as the inbound sidecar sees it, whether it came over a socket or from an in-process hop. */
+export interface InboundRequest {
+  method: string;
+  path: string;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
+/** What the inbound sidecar answers; `reset` asks the transport to reset the connection instead. */
+export interface InboundResult {
+  status: number;
+  headers: Record<string, string | number>;
+  body: Buffer;
+  reset?: boolean;
+}
+
+/**
+ * How hops between workloads of this process travel: 'inprocess' (default) calls the next sidecar directly,
+ * with the same routing, faults, retries, timeouts, telemetry, spans and headers as a socket hop; 'socket'
+ * makes every hop a real HTTP exchange over loopback. Remote instances always use their socket.
+ */
+export type HopTransport = 'inprocess' | 'socket';
 
 const ISTIO_GROUP = 'networking.istio.io';
 const SOURCE_HEADER = 'x-sandbox-source';
@@ -91,6 +116,10 @@ export class Mesh {
   private readonly faults = new Map<string, Fault>();
   private readonly roundRobin = new Map<string, number>();
   private readonly random: () => number;
+  readonly transport: HopTransport;
+  /** Routing inputs derived from the object store, rebuilt after any object or instance change. */
+  private cache?: { vss: KubeObject[]; drs: KubeObject[]; gateways: Map<string, string[]>; endpoints: Map<string, WorkloadInstance[]>; ports: Map<string, number> };
+  private readonly unwatch: () => void;
   /** Default per-try deadline when a route sets no timeout (Envoy's default route timeout is 15 s). */
   defaultTimeoutMs = 15_000;
 
@@ -98,9 +127,21 @@ export class Mesh {
     readonly store: ObjectStore,
     readonly telemetry: MeshTelemetry,
     readonly traces: TraceStore,
-    opts: { random?: () => number; bindHost?: string } = {},
+    opts: { random?: () => number; transport?: HopTransport } = {},
   ) {
     this.random = opts.random ?? Math.random;
+    this.transport = opts.transport ?? 'inprocess';
+    this.unwatch = store.watch(() => (this.cache = undefined));
+  }
+
+  private routingCache() {
+    return (this.cache ??= {
+      vss: this.store.listLive(ISTIO_GROUP, 'VirtualService', 'default'),
+      drs: this.store.listLive(ISTIO_GROUP, 'DestinationRule', 'default'),
+      gateways: new Map(),
+      endpoints: new Map(),
+      ports: new Map(),
+    });
   }
 
   async start(w: Omit<WorkloadInstance, 'port' | 'server' | 'nodeId'> & { port?: number }): Promise<WorkloadInstance> {
@@ -109,16 +150,19 @@ export class Mesh {
       port: w.port ?? 0,
       nodeId: `${w.gateway ? 'router' : 'sidecar'}~${w.host}~${w.name}-${randomBytes(3).toString('hex')}.${w.namespace}~${w.namespace}.svc.cluster.local`,
     };
-    const server = createServer({ keepAlive: true, keepAliveTimeout: 30_000 }, (req, res) => this.inbound(inst, req, res));
-    server.keepAliveTimeout = 30_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(inst.port, inst.host, () => resolve());
-    });
-    inst.port = (server.address() as AddressInfo).port;
-    inst.server = server;
+    if (!inst.remote) {
+      const server = createServer({ keepAlive: true, keepAliveTimeout: 30_000 }, (req, res) => this.inbound(inst, req, res));
+      server.keepAliveTimeout = 30_000;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(inst.port, inst.host, () => resolve());
+      });
+      inst.port = (server.address() as AddressInfo).port;
+      inst.server = server;
+    }
     inst.fault = this.faultFor(inst);
     this.instances.set(inst.name, inst);
+    this.cache = undefined;
     return inst;
   }
 
@@ -126,11 +170,13 @@ export class Mesh {
     const inst = this.instances.get(name);
     if (!inst) return;
     this.instances.delete(name);
+    this.cache = undefined;
     await closeServer(inst.server);
   }
 
   async stopAll(): Promise<void> {
     await Promise.all([...this.instances.keys()].map((n) => this.stopInstance(n)));
+    this.unwatch();
     this.agent.destroy();
   }
 
@@ -158,41 +204,76 @@ export class Mesh {
     return this.faults.get(`${i.name}|*`) ?? this.faults.get(`${i.app}|${i.version}`) ?? this.faults.get(`${i.app}|*`);
   }
 
+  /** The socket transport: an HTTP request on the instance's port, answered by `handleInbound`. */
   private inbound(inst: WorkloadInstance, req: IncomingMessage, res: ServerResponse): void {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-      this.serve(inst, req, res, body).catch((err) => {
-        if (!res.headersSent) res.writeHead(500).end(String(err));
-      });
+      this.handleInbound(inst, { method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers, body }).then(
+        (r) => {
+          // A TCP RST on the wire, as a crashing workload produces; the caller's sidecar reports 503 UC.
+          if (r.reset) req.socket.resetAndDestroy();
+          else if (!res.headersSent && !res.destroyed) res.writeHead(r.status, r.headers).end(r.body);
+        },
+        (err) => {
+          if (!res.headersSent) res.writeHead(500).end(String(err));
+        },
+      );
     });
   }
 
-  private async serve(inst: WorkloadInstance, req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
+  /** The in-process transport: the same inbound sidecar, called directly, with the caller's deadline. */
+  private dispatch(target: WorkloadInstance, method: string, path: string, headers: OutgoingHttpHeaders, body: Buffer, timeoutMs: number): Promise<HopResponse> {
+    const h: IncomingMessage['headers'] = {};
+    for (const k in headers) {
+      const v = headers[k];
+      if (v !== undefined) h[k] = typeof v === 'number' ? String(v) : (v as string);
+    }
+    if (body.length) h['content-length'] = String(body.length);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new HopError('timeout', `no response within ${timeoutMs} ms`)), timeoutMs);
+      this.handleInbound(target, { method, path, headers: h, body }).then(
+        (r) => {
+          clearTimeout(timer);
+          if (r.reset) reject(new HopError('reset', 'connection reset by peer'));
+          else resolve({ status: r.status, headers: r.headers as HopResponse['headers'], body: r.body });
+        },
+        (err: Error) => {
+          clearTimeout(timer);
+          reject(new HopError('other', err.message));
+        },
+      );
+    });
+  }
+
+  /** The inbound sidecar: fault knobs, the application, reporter=destination telemetry and this hop's span. */
+  async handleInbound(inst: WorkloadInstance, req: InboundRequest): Promise<InboundResult> {
     const t0 = performance.now();
     const startUs = Date.now() * 1000;
     const h = req.headers;
+    const { path, method, body } = req;
     const ctx: TraceContext = {
       traceId: (one(h['x-b3-traceid']) ?? newTraceId()).padStart(32, '0'),
       spanId: newSpanId(),
       requestId: one(h['x-request-id']) ?? newRequestId(),
     };
     const parentSpanId = one(h['x-b3-spanid']);
-    const [sourceWorkload, sourceVersion] = (one(h[SOURCE_HEADER]) ?? 'unknown|unknown').split('|');
-    const path = req.url ?? '/';
-    const method = req.method ?? 'GET';
+    const source = one(h[SOURCE_HEADER]) ?? 'unknown|unknown';
+    const bar = source.indexOf('|');
+    const sourceWorkload = bar < 0 ? source : source.slice(0, bar);
+    const sourceVersion = bar < 0 ? 'unknown' : source.slice(bar + 1);
     let status: number;
     let flags = '-';
     let out: Buffer;
     let outHeaders: Record<string, string> | undefined;
+    let reset = false;
     let upstreamCluster = inst.gateway ? '-' : `inbound|${inst.servicePort}||${inst.app}.${inst.namespace}.svc.cluster.local`;
     let operation = `${inst.app}.${inst.namespace}.svc.cluster.local:${inst.servicePort}/*`;
     const f = inst.fault;
     if (f?.delayMs) await new Promise((r) => setTimeout(r, f.delayMs));
     if (f?.resetRate && this.random() < f.resetRate) {
-      // A TCP RST on the wire, as a crashing workload produces; the caller's sidecar reports 503 UC.
-      req.socket.resetAndDestroy();
+      reset = true;
       status = 503;
       flags = 'UC';
       out = EMPTY;
@@ -218,11 +299,8 @@ export class Mesh {
         out = Buffer.from(`workload ${inst.name} failed: ${(err as Error).message}\n`);
       }
     }
-    if (flags !== 'UC' || !req.socket.destroyed) {
-      const headers: Record<string, string | number> = { 'content-length': out.length, 'x-request-id': ctx.requestId, ...outHeaders };
-      delete headers['x-sandbox-response-flags'];
-      if (!res.headersSent && !res.destroyed) res.writeHead(status, headers).end(out);
-    }
+    const headers: Record<string, string | number> = { 'content-length': out.length, 'x-request-id': ctx.requestId, ...outHeaders };
+    delete headers['x-sandbox-response-flags'];
     const durationMs = performance.now() - t0;
     if (!inst.gateway) {
       this.telemetry.record({
@@ -259,17 +337,31 @@ export class Mesh {
       requestId: ctx.requestId,
       responseFlags: flags,
     });
+    return { status, headers, body: out, reset };
   }
 
   /** Gateway objects whose selector picks this ingress (selector `istio: ingressgateway`). */
   private gatewayNames(ingress: WorkloadInstance): string[] {
-    return this.store
-      .listLive(ISTIO_GROUP, 'Gateway')
-      .filter((g) => labelsMatch(ingress.labels, ((g.spec ?? {}) as { selector?: Record<string, string> }).selector ?? {}))
-      .map((g) => g.metadata.name);
+    const c = this.routingCache();
+    let names = c.gateways.get(ingress.name);
+    if (!names) {
+      names = this.store
+        .listLive(ISTIO_GROUP, 'Gateway')
+        .filter((g) => labelsMatch(ingress.labels, ((g.spec ?? {}) as { selector?: Record<string, string> }).selector ?? {}))
+        .map((g) => g.metadata.name);
+      c.gateways.set(ingress.name, names);
+    }
+    return names;
   }
 
   servicePort(service: string): number {
+    const c = this.routingCache();
+    let port = c.ports.get(service);
+    if (port === undefined) c.ports.set(service, (port = this.lookupServicePort(service)));
+    return port;
+  }
+
+  private lookupServicePort(service: string): number {
     const svc = this.store.peek({ apiVersion: 'v1', kind: 'Service', namespace: 'default', name: service });
     const ports = ((svc?.spec ?? {}) as { ports?: Array<{ name?: string; port: number }> }).ports ?? [];
     return (ports.find((p) => p.name === 'http') ?? ports[0])?.port ?? 9180;
@@ -277,12 +369,20 @@ export class Mesh {
 
   /** Instances a destination (service + optional subset) resolves to, through Service selector and DestinationRule. */
   endpointsOf(dest: Destination): WorkloadInstance[] {
+    const c = this.routingCache();
+    const key = `${dest.service}|${dest.subset ?? ''}`;
+    let eps = c.endpoints.get(key);
+    if (!eps) c.endpoints.set(key, (eps = this.lookupEndpoints(dest, c.drs)));
+    return eps;
+  }
+
+  private lookupEndpoints(dest: Destination, drs: KubeObject[]): WorkloadInstance[] {
     const svc = this.store.peek({ apiVersion: 'v1', kind: 'Service', namespace: 'default', name: dest.service });
     const selector = ((svc?.spec ?? {}) as { selector?: Record<string, string> }).selector;
     if (!selector) return [];
     let want = selector;
     if (dest.subset) {
-      const sub = subsetLabels(this.store.listLive(ISTIO_GROUP, 'DestinationRule', 'default'), dest.service, dest.subset);
+      const sub = subsetLabels(drs, dest.service, dest.subset);
       if (!sub) return [];
       want = { ...selector, ...sub };
     }
@@ -303,8 +403,7 @@ export class Mesh {
   private async outbound(from: WorkloadInstance, ctx: TraceContext, service: string, req: AppRequest): Promise<AppResponse> {
     const t0 = performance.now();
     const view: RequestView = { path: req.path, method: req.method, headers: req.headers };
-    const vss = this.store.listLive(ISTIO_GROUP, 'VirtualService', 'default');
-    const decision = routeRequest(vss, service, view, { gateways: from.gateway ? this.gatewayNames(from) : undefined, random: this.random });
+    const decision = routeRequest(this.routingCache().vss, service, view, { gateways: from.gateway ? this.gatewayNames(from) : undefined, random: this.random });
     let result: AppResponse & { flags: string; target?: WorkloadInstance };
     const dest = decision?.destination ?? { service };
     if (from.gateway && !decision) {
@@ -392,6 +491,7 @@ export class Mesh {
     headers['x-b3-sampled'] = '1';
     delete headers['x-b3-parentspanid'];
     headers[SOURCE_HEADER] = `${from.name}|${from.version}`;
+    if (this.transport === 'inprocess' && !target.remote) return this.dispatch(target, req.method, req.path, headers, req.body, timeoutMs);
     return sendHop(this.agent, target.host, target.port, req.method, req.path, headers, req.body, timeoutMs);
   }
 }

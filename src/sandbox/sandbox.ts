@@ -10,7 +10,7 @@ import { redact } from '../util/redact.js';
 import { withRetry } from '../util/retry.js';
 import { IdsEngine } from './ids.js';
 import { handleJaeger } from './jaeger.js';
-import { closeServer, Mesh, type Fault, type WorkloadInstance } from './mesh.js';
+import { closeServer, Mesh, type Fault, type HopTransport, type WorkloadInstance } from './mesh.js';
 import { ObjectStore } from './objects.js';
 import { SandboxPlatform } from './platform.js';
 import { MeshTelemetry } from './telemetry.js';
@@ -33,6 +33,8 @@ export interface SandboxOptions {
   /** Trace store capacity in spans (default 200,000). */
   traceCapacity?: number;
   host?: string;
+  /** How hops between workloads travel (default 'inprocess'; 'socket' = a real HTTP exchange per hop). */
+  hopTransport?: HopTransport;
 }
 
 export const MANIFEST_DIR = [new URL('../../deploy/sdc/', import.meta.url), new URL('../../../deploy/sdc/', import.meta.url)]
@@ -69,7 +71,7 @@ export class SandboxCore {
   constructor(readonly opts: SandboxOptions) {
     this.host = opts.host ?? '127.0.0.1';
     this.traces = new TraceStore(opts.traceCapacity);
-    this.mesh = new Mesh(this.store, this.telemetry, this.traces);
+    this.mesh = new Mesh(this.store, this.telemetry, this.traces, { transport: opts.hopTransport });
     if (opts.redisUrl) {
       this.redis = new Redis(opts.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 3000, enableOfflineQueue: true });
       this.redis.on('error', () => undefined); // failures are counted per write (ids.redisErrors)

@@ -1,9 +1,11 @@
-import { Counter, Histogram, Registry, type LabelValues } from 'prom-client';
-
 /**
  * Istio standard metrics, as the Prometheus of an Istio cluster exposes them: `istio_requests_total` and
- * the `istio_request_duration_milliseconds` histogram, reported by both ends of every hop
- * (reporter="source" by the client's sidecar, reporter="destination" by the server's).
+ * the `istio_request_duration_milliseconds` histogram (plus request/response size histograms), reported by
+ * both ends of every hop (reporter="source" by the client's sidecar, reporter="destination" by the server's).
+ *
+ * Series live in plain arrays keyed by a short string and are rendered in the Prometheus text format at
+ * scrape time: a request then costs one Map lookup and a few array increments. (prom-client re-hashes the
+ * label object on every `observe`, even through a cached child, which was the largest telemetry cost.)
  */
 export interface RequestRecord {
   reporter: 'source' | 'destination';
@@ -20,104 +22,92 @@ export interface RequestRecord {
   responseBytes: number;
 }
 
-const LABELS = [
-  'reporter',
-  'source_workload',
-  'source_workload_namespace',
-  'source_app',
-  'source_version',
-  'destination_workload',
-  'destination_workload_namespace',
-  'destination_app',
-  'destination_version',
-  'destination_service',
-  'destination_service_name',
-  'destination_service_namespace',
-  'response_code',
-  'response_flags',
-  'request_protocol',
-  'connection_security_policy',
-] as const;
-type Label = (typeof LABELS)[number];
-
 /** Istio's default duration buckets (milliseconds). */
 const DURATION_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
 const SIZE_BUCKETS = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000];
 
-interface Children {
-  requests: { inc(): void };
-  duration: { observe(v: number): void };
-  reqSize: { observe(v: number): void };
-  respSize: { observe(v: number): void };
+interface Hist {
+  buckets: number[]; // non-cumulative counts per bucket, the last one is +Inf
+  sum: number;
+}
+interface Series {
+  labels: string; // rendered label pairs, without braces
+  count: number;
+  duration: Hist;
+  reqSize: Hist;
+  respSize: Hist;
 }
 
-export class MeshTelemetry {
-  readonly registry = new Registry();
-  private readonly requests: Counter<Label>;
-  private readonly duration: Histogram<Label>;
-  private readonly reqSize: Histogram<Label>;
-  private readonly respSize: Histogram<Label>;
-  // Label hashing dominates the cost of a prom-client update; children are cached by a cheap key.
-  private readonly children = new Map<string, Children>();
+const newHist = (bounds: number[]): Hist => ({ buckets: new Array<number>(bounds.length + 1).fill(0), sum: 0 });
 
-  constructor() {
-    const registers = [this.registry];
-    this.requests = new Counter({ name: 'istio_requests_total', help: 'Requests processed by the mesh', labelNames: LABELS, registers });
-    this.duration = new Histogram({
-      name: 'istio_request_duration_milliseconds',
-      help: 'Request duration in milliseconds',
-      labelNames: LABELS,
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
-    this.reqSize = new Histogram({ name: 'istio_request_bytes', help: 'Request sizes', labelNames: LABELS, buckets: SIZE_BUCKETS, registers });
-    this.respSize = new Histogram({ name: 'istio_response_bytes', help: 'Response sizes', labelNames: LABELS, buckets: SIZE_BUCKETS, registers });
-  }
+function observe(h: Hist, bounds: number[], v: number): void {
+  let i = 0;
+  while (i < bounds.length && v > bounds[i]) i++;
+  h.buckets[i]++;
+  h.sum += v;
+}
+
+const escape = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+
+export class MeshTelemetry {
+  private readonly series = new Map<string, Series>();
+  readonly contentType = 'text/plain; version=0.0.4; charset=utf-8';
 
   record(r: RequestRecord): void {
     const key = `${r.reporter}|${r.sourceWorkload}|${r.sourceVersion}|${r.destinationWorkload}|${r.destinationService}|${r.destinationVersion}|${r.responseCode}|${r.responseFlags}|${r.namespace}`;
-    let c = this.children.get(key);
-    if (!c) {
-      const sourceApp = appOf(r.sourceWorkload, r.sourceVersion);
-      const labels: LabelValues<Label> = {
-        reporter: r.reporter,
-        source_workload: r.sourceWorkload,
-        source_workload_namespace: r.sourceWorkload === 'istio-ingressgateway' ? 'istio-system' : r.namespace,
-        source_app: sourceApp,
-        source_version: r.sourceVersion,
-        destination_workload: r.destinationWorkload,
-        destination_workload_namespace: r.namespace,
-        destination_app: r.destinationService,
-        destination_version: r.destinationVersion,
-        destination_service: `${r.destinationService}.${r.namespace}.svc.cluster.local`,
-        destination_service_name: r.destinationService,
-        destination_service_namespace: r.namespace,
-        response_code: String(r.responseCode),
-        response_flags: r.responseFlags,
-        request_protocol: 'http',
-        connection_security_policy: r.reporter === 'destination' ? 'none' : 'unknown',
-      };
-      c = {
-        requests: this.requests.labels(labels),
-        duration: this.duration.labels(labels),
-        reqSize: this.reqSize.labels(labels),
-        respSize: this.respSize.labels(labels),
-      };
-      this.children.set(key, c);
+    let s = this.series.get(key);
+    if (!s) this.series.set(key, (s = { labels: labelText(r), count: 0, duration: newHist(DURATION_BUCKETS), reqSize: newHist(SIZE_BUCKETS), respSize: newHist(SIZE_BUCKETS) }));
+    s.count++;
+    observe(s.duration, DURATION_BUCKETS, r.durationMs);
+    observe(s.reqSize, SIZE_BUCKETS, r.requestBytes);
+    observe(s.respSize, SIZE_BUCKETS, r.responseBytes);
+  }
+
+  /** The Prometheus text exposition of every series. */
+  async metricsText(): Promise<string> {
+    const out: string[] = ['# HELP istio_requests_total Requests processed by the mesh', '# TYPE istio_requests_total counter'];
+    for (const s of this.series.values()) out.push(`istio_requests_total{${s.labels}} ${s.count}`);
+    histogramText(out, 'istio_request_duration_milliseconds', 'Request duration in milliseconds', DURATION_BUCKETS, this.series, (s) => s.duration);
+    histogramText(out, 'istio_request_bytes', 'Request sizes', SIZE_BUCKETS, this.series, (s) => s.reqSize);
+    histogramText(out, 'istio_response_bytes', 'Response sizes', SIZE_BUCKETS, this.series, (s) => s.respSize);
+    return out.join('\n') + '\n';
+  }
+}
+
+function histogramText(out: string[], name: string, help: string, bounds: number[], series: Map<string, Series>, pick: (s: Series) => Hist): void {
+  out.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+  for (const s of series.values()) {
+    const h = pick(s);
+    let cum = 0;
+    for (let i = 0; i < bounds.length; i++) {
+      cum += h.buckets[i];
+      out.push(`${name}_bucket{le="${bounds[i]}",${s.labels}} ${cum}`);
     }
-    c.requests.inc();
-    c.duration.observe(r.durationMs);
-    c.reqSize.observe(r.requestBytes);
-    c.respSize.observe(r.responseBytes);
+    cum += h.buckets[bounds.length];
+    out.push(`${name}_bucket{le="+Inf",${s.labels}} ${cum}`, `${name}_sum{${s.labels}} ${h.sum}`, `${name}_count{${s.labels}} ${cum}`);
   }
+}
 
-  metricsText(): Promise<string> {
-    return this.registry.metrics();
-  }
-
-  get contentType(): string {
-    return this.registry.contentType;
-  }
+function labelText(r: RequestRecord): string {
+  const labels: Array<[string, string]> = [
+    ['reporter', r.reporter],
+    ['source_workload', r.sourceWorkload],
+    ['source_workload_namespace', r.sourceWorkload === 'istio-ingressgateway' ? 'istio-system' : r.namespace],
+    ['source_app', appOf(r.sourceWorkload, r.sourceVersion)],
+    ['source_version', r.sourceVersion],
+    ['destination_workload', r.destinationWorkload],
+    ['destination_workload_namespace', r.namespace],
+    ['destination_app', r.destinationService],
+    ['destination_version', r.destinationVersion],
+    ['destination_service', `${r.destinationService}.${r.namespace}.svc.cluster.local`],
+    ['destination_service_name', r.destinationService],
+    ['destination_service_namespace', r.namespace],
+    ['response_code', String(r.responseCode)],
+    ['response_flags', r.responseFlags],
+    ['request_protocol', 'http'],
+    ['connection_security_policy', r.reporter === 'destination' ? 'none' : 'unknown'],
+  ];
+  return labels.map(([k, v]) => `${k}="${escape(v)}"`).join(',');
 }
 
 /** Workload `http-lb-v2` with version v2 belongs to app `http-lb`. */

@@ -81,7 +81,9 @@ export function handlerFor(state: AppState, self: { host: string; port: number }
     case 'proxy':
       return async (req, outbound) => {
         const res = await outbound(state.forwardTo, req);
-        if (state.mirrorTo) void outbound(state.mirrorTo, req).catch(() => undefined);
+        // nginx post_action: the copy leaves after the answer, fire-and-forget, off the caller's path.
+        const mirrorTo = state.mirrorTo;
+        if (mirrorTo) setImmediate(() => void outbound(mirrorTo, req).catch(() => undefined));
         return res;
       };
     case 'lb':
