@@ -211,3 +211,49 @@ describe('reports', () => {
     expect(mdText).toContain('| ❌ | errorRate (max 1%) | 20% (100 of 500) |');
   });
 });
+
+describe('l4 rule on clovisor evidence', () => {
+  const l4Counts = (connections: number, resets: number) => ({
+    connections,
+    resetConnections: resets,
+    resetsSent: 0,
+    resetsReceived: resets,
+    retransmits: 0,
+    segmentsOut: connections * 4,
+    connectFailures: 0,
+    workloads: [],
+    resetRate: connections ? resets / connections : undefined,
+    retransmitRate: 0,
+  });
+  const l4 = (v2Resets: number) => ({
+    source: 'clovisor' as const,
+    window: { start: 0, end: 60_000 },
+    versions: { v1: l4Counts(200, 0), v2: l4Counts(200, v2Resets) },
+    targets: [],
+    lost: { events: 0, kernel: { eventsLost: 0, connsFull: 0 } },
+    complete: true,
+  });
+  const rules: GateRule[] = [{ errorRate: { max: '5%' } }, { l4: { resetRate: '1%' } }];
+
+  it('fails on the candidate reset rate while L7 errors stay under their threshold', () => {
+    const v = judgeBundle(bundle(rules, { l4: l4(40) as any }));
+    expect(v.outcome).toBe('fail');
+    const r = v.results.find((x) => x.rule.startsWith('l4'))!;
+    expect(r.outcome).toBe('fail');
+    expect(r.reason).toMatch(/reset rate of v2 20\.00% > 1%/);
+    expect(v.results.find((x) => x.rule.startsWith('errorRate'))!.outcome).toBe('pass');
+  });
+
+  it('passes a healthy candidate', () => {
+    expect(judgeBundle(bundle(rules, { l4: l4(0) as any })).outcome).toBe('pass');
+  });
+
+  it('without L4 evidence skips an optional rule and is inconclusive for a required one', () => {
+    const missing = { sources: [{ name: 'clovisor' as const, status: 'not-configured' as const, queries: [], error: 'no clovisor tracer is running' }] };
+    const optional = judgeBundle(bundle(rules, {}, missing));
+    expect(optional.outcome).toBe('pass');
+    const required = judgeBundle(bundle([{ l4: { resetRate: '1%', required: true } }], {}, missing));
+    expect(required.outcome).toBe('inconclusive');
+    expect(required.results[0].reason).toMatch(/L4 evidence missing for v2.*no clovisor tracer is running/);
+  });
+});

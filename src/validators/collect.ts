@@ -3,6 +3,7 @@
  * time), the load's own results, and Clover's visibility keys written to Redis. A source that is down is
  * recorded as down with its error (the verdict turns that into exit 4); it never stops the bundle.
  */
+import { collectL4Evidence } from '../clovisor/index.js';
 import { CloverError } from '../util/errors.js';
 import { createJaegerClient, forEachTrace } from '../services/jaeger.js';
 import { createPrometheusClient } from '../services/prometheus.js';
@@ -132,6 +133,20 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
   if (ctx.load) {
     sources.push({ name: 'load', status: 'ok', queries: [{ query: `load results (${ctx.load.engine})`, at: ctx.load.endedAt, ok: true, result: `${ctx.load.summary.total.count} requests` }] });
     bundle.evidence.load = loadEvidence(ctx.load);
+  }
+
+  if ((spec.gate?.rules ?? []).some((r) => 'l4' in r)) {
+    const rec: SourceRecord = { name: 'clovisor', url: ctx.clovisorUrl, status: 'ok', queries: [] };
+    sources.push(rec);
+    try {
+      const versions = [spec.service.stable, spec.service.candidate];
+      bundle.evidence.l4 = await collectL4Evidence(ctx.window, versions, { url: ctx.clovisorUrl, service: spec.service.name });
+      rec.queries.push({ query: `L4 sessions of ${versions.join(', ')}`, at: Date.now(), ok: true, result: bundle.evidence.l4.complete ? 'complete' : 'events lost' });
+    } catch (err) {
+      // No tracer (no privilege, no eBPF, not started) is missing L4 evidence, not a broken gate: the l4
+      // rule then decides from `required` whether that blocks.
+      Object.assign(rec, { status: 'not-configured', error: message(err) });
+    }
   }
 
   if (ctx.redisUrl && folder) {

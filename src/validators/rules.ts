@@ -4,6 +4,7 @@
  * No data is never a pass: too few samples → inconclusive; the needed source down → error.
  */
 import type { GateRule } from '../spec/types.js';
+import { evaluateL4Rule } from '../clovisor/evidence.js';
 import { parseDurationMs, parsePercent } from '../util/units.js';
 import {
   binomialUpperTail,
@@ -340,17 +341,12 @@ function compareErrors(b: EvidenceBundle, r: Body<'compareErrors'>): Partial {
 
 function l4(b: EvidenceBundle, r: Body<'l4'>): Partial & { skipped?: boolean } {
   const required = r.required ?? b.requireL4 ?? false;
-  const expected = [r.resetRate && `resets ≤ ${r.resetRate}`, r.retransmitRate && `retransmits ≤ ${r.retransmitRate}`, r.connectFailures !== undefined && `connect failures ≤ ${r.connectFailures}`]
-    .filter(Boolean)
-    .join(', ') || 'L3/L4 evidence';
-  return {
-    outcome: 'inconclusive',
-    observed: 'no L3/L4 evidence in the bundle',
-    expected,
-    source: 'clovisor',
-    reason: required ? 'L4 evidence is required but clovisor evidence was not collected' : 'not evaluated: no L4 evidence (required: false)',
-    skipped: !required,
-  };
+  const evidence = b.evidence.l4;
+  const result = evaluateL4Rule(r, evidence, { stable: b.service.stable, candidate: b.service.candidate });
+  const down = b.sources.find((s) => s.name === 'clovisor' && s.status !== 'ok');
+  if (result.outcome === 'inconclusive' && !evidence && down?.error) result.reason += ` (${down.error})`;
+  // Missing L4 evidence blocks only a rule that requires it; evidence that arrived is always judged.
+  return { observed: result.observed, expected: result.expected, source: result.source, outcome: result.outcome, reason: result.reason, skipped: result.outcome === 'inconclusive' && !evidence && !required };
 }
 
 /** A one-line reading of a rule, as shown in reports. */

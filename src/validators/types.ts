@@ -28,7 +28,7 @@ export interface Verdict {
 export type { QueryRecord } from '../services/query-log.js';
 import type { QueryRecord } from '../services/query-log.js';
 
-export type SourceName = 'prometheus' | 'scrape' | 'jaeger' | 'load' | 'redis';
+export type SourceName = 'prometheus' | 'scrape' | 'jaeger' | 'load' | 'redis' | 'clovisor';
 
 export interface SourceRecord {
   name: SourceName;
@@ -115,6 +115,8 @@ export interface EvidenceBundle {
     metrics?: MetricEvidence;
     traces?: TraceEvidence;
     load?: LoadEvidence;
+    /** L3/L4 sessions per version from clovisor, when an `l4` rule asked for them and a tracer ran. */
+    l4?: import('../clovisor/types.js').L4Evidence;
   };
   verdict?: Verdict;
 }
@@ -141,6 +143,8 @@ export interface GateContext {
   candidateWeight?: number;
   evidenceDir?: string;
   requireL4?: boolean;
+  /** A running `clover-cd clovisor run` (default: the address recorded in its state, if any). */
+  clovisorUrl?: string;
   /** Redis to write Clover's visibility keys to (optional). */
   redisUrl?: string;
   /** For the scrape source: the snapshot taken at window start (see services/scrape.ts). */

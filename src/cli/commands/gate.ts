@@ -38,6 +38,7 @@ interface GateOptions {
   markdown?: string;
   replay?: string;
   requireL4?: boolean;
+  clovisor?: string;
 }
 
 /** "2024-05-01T10:00:00Z", epoch ms, or "now". */
@@ -94,6 +95,7 @@ export function register(program: Command): void {
     .option('--junit <file>', 'also write a JUnit XML report (one testcase per rule) for Jenkins')
     .option('--markdown <file>', 'also write a Markdown report for a pull-request comment')
     .option('--require-l4', 'an l4 rule without clovisor evidence is inconclusive instead of skipped', false)
+    .option('--clovisor <url>', 'a running `clovisor run --listen` for L4 evidence (default: the address in its state)')
     .option('--replay <bundle>', 'judge a stored evidence bundle again, offline')
     .addHelpText(
       'after',
@@ -160,6 +162,7 @@ Examples:
           candidateWeight: weight,
           evidenceDir: opts.evidenceDir,
           requireL4: opts.requireL4,
+          clovisorUrl: opts.clovisor,
           redisUrl: opts.redis ?? process.env.CLOVER_CD_REDIS_URL,
           scrapeBaseline,
           onNote: note,
