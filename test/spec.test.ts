@@ -96,3 +96,24 @@ describe('release spec', () => {
     expect((err as Error).message).toMatch(/broken\.yaml:\d+:\d+: not valid YAML/);
   });
 });
+
+describe('gate rule references', () => {
+  it('refuses unknown hops, fan-out of an unlisted hop, and malformed labels', () => {
+    const doc = base();
+    doc.gate.rules = [
+      { conservation: { hops: ['proxy-access-control', 'http-lbb'], fanOut: { 'http-lb': 2 } } },
+      { count: { route: 'url3', status: 4040, expect: 'all' } },
+    ];
+    const problems = problemsOf(doc);
+    expect(problems).toContain('gate.rules[0].conservation.hops: the released service "http-lb" must be one of the hops [proxy-access-control, http-lbb]');
+    expect(problems).toContainEqual(expect.stringMatching(/^gate\.rules\[0\]\.conservation\.fanOut\.http-lb: unknown hop "http-lb" \(did you mean "http-lbb"\?\)/));
+    expect(problems).toContain('gate.rules[1].count.route: expected a URL path starting with /, found string "url3"');
+    expect(problems).toContainEqual(expect.stringMatching(/^gate\.rules\[1\]\.count\.status: expected/));
+  });
+
+  it('accepts status classes and paths', () => {
+    const doc = base();
+    doc.gate.rules = [{ count: { route: '/url3', status: '4xx', expect: 'all' } }, { share: { userAgent: 'chrome', expect: '33%', tolerance: '3%' } }];
+    expect(problemsOf(doc)).toEqual([]);
+  });
+});

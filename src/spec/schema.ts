@@ -19,7 +19,17 @@ const closed = (properties: Record<string, Schema>, required: string[] = []): Sc
 });
 const matchValue = closed({ exact: { type: 'string' }, prefix: { type: 'string' }, regex: { type: 'string' } });
 const secretRef = closed({ env: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, file: { type: 'string' }, spinnaker: { type: 'string' } });
-const selector = { route: { type: 'string' }, status: { type: ['integer', 'string'] }, userAgent: { type: 'string' } };
+// Selectors name labels the evidence carries: a URL path, an HTTP status (or class such as 5xx), a user agent.
+const selector = {
+  route: { type: 'string', pattern: '^/', description: 'a URL path starting with /' },
+  status: {
+    oneOf: [
+      { type: 'integer', minimum: 100, maximum: 599 },
+      { type: 'string', pattern: '^([1-5][0-9][0-9]|[1-5]xx)$', description: 'an HTTP status such as 404 or a class such as 5xx' },
+    ],
+  },
+  userAgent: { type: 'string', minLength: 1 },
+};
 
 export const serviceSchema = closed(
   {
@@ -82,7 +92,7 @@ export const loadSchema = closed(
 const version = { enum: ['candidate', 'stable'] };
 export const gateRuleSchemas: Record<string, Schema> = {
   conservation: closed({
-    hops: { type: 'array', items: { type: 'string' }, minItems: 1 },
+    hops: { type: 'array', items: name, minItems: 1, uniqueItems: true },
     fanOut: { type: 'object', additionalProperties: { type: 'number', exclusiveMinimum: 0 } },
     tolerance: { oneOf: [{ type: 'integer', minimum: 0 }, percent] },
   }),

@@ -61,8 +61,31 @@ function checkRules(spec: ReleaseSpec, file: string | undefined, problems: Input
       problems.push({ file, path: joinPath(path, kind), message: `unknown rule "${kind}"${hint ? ` (did you mean "${hint}"?)` : ''}; rules are: ${kinds.join(', ')}` });
       return;
     }
-    problems.push(...validateAgainst(gateRuleSchemas[kind], (rule as Record<string, unknown>)[kind] ?? {}, file, joinPath(path, kind)));
+    const body = (rule as Record<string, unknown>)[kind] ?? {};
+    const before = problems.length;
+    problems.push(...validateAgainst(gateRuleSchemas[kind], body, file, joinPath(path, kind)));
+    if (kind === 'conservation' && problems.length === before) checkHops(spec, body as ConservationBody, file, joinPath(path, kind), problems);
   });
+}
+
+type ConservationBody = { hops?: string[]; fanOut?: Record<string, number> };
+
+/**
+ * Hops name services on the request path, in order; the released service must be one of them, or the
+ * per-version sum the rule checks does not exist. Fan-out can only be declared for a listed hop.
+ */
+function checkHops(spec: ReleaseSpec, body: ConservationBody, file: string | undefined, path: string, problems: InputProblem[]): void {
+  const hops = body.hops;
+  if (hops && spec.service?.name && !hops.includes(spec.service.name)) {
+    problems.push({ file, path: `${path}.hops`, message: `the released service "${spec.service.name}" must be one of the hops [${hops.join(', ')}]` });
+  }
+  const known = hops ?? (spec.service?.name ? [spec.service.name] : []);
+  for (const hop of Object.keys(body.fanOut ?? {})) {
+    if (!known.includes(hop)) {
+      const hint = didYouMean(hop, known);
+      problems.push({ file, path: `${path}.fanOut.${hop}`, message: `unknown hop "${hop}"${hint ? ` (did you mean "${hint}"?)` : ''}; hops are: ${known.join(', ')}` });
+    }
+  }
 }
 
 function checkWindows(spec: ReleaseSpec, file: string | undefined, problems: InputProblem[]): void {
