@@ -104,7 +104,10 @@ export class JobManager {
 
   /** The job as the store has it; during a store outage, this replica's own copy when it has one. */
   async get(id: string): Promise<Job | undefined> {
-    const local = this.running.get(id)?.job ?? this.unflushed.get(id);
+    // The replica running a job holds its newest state: no store round trip for the polls it answers.
+    const owned = this.running.get(id);
+    if (owned && !owned.reason) return owned.job;
+    const local = this.unflushed.get(id);
     try {
       const stored = await this.store.get(id);
       // Right after Redis lost its data, this replica's copy is newer than nothing.
