@@ -2,6 +2,8 @@
  * Worker thread of bench/stage-server.bench.ts: N pollers, each GETs a job status every `periodMs`
  * (phase-shifted so polls spread over the period, as independent Orca monitors do) and records latencies.
  */
+import { setTimeout } from 'node:timers';
+import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Agent, request } from 'undici';
 
