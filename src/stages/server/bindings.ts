@@ -3,9 +3,8 @@ import type { ReleaseSpec } from '../../spec/types.js';
 import { sleep } from '../../util/retry.js';
 import { parseDurationMs } from '../../util/units.js';
 import type { LoadRunResult } from '../../jmeter/types.js';
-import { openWindow, runGateStage, type WindowStart } from '../gate.js';
-import { runLoadStage } from '../load.js';
-import { promote, rollback, setTraffic, type TrafficResult } from '../traffic.js';
+import type { WindowStart } from '../gate.js';
+import { openWindow, promote, rollback, runGateStage, runLoadStage, setTraffic, type TrafficResult } from '../index.js';
 import { statusForExitCode } from './jobs.js';
 import type { StageOutcome, StageRegistry } from './types.js';
 

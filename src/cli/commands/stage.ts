@@ -1,0 +1,141 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import type { ReleaseSpec } from '../../spec/types.js';
+import { formatProblem, InvalidInputError } from '../../util/errors.js';
+import { action, globalOptions } from '../context.js';
+import { note, printResult } from '../output.js';
+
+interface StageOptions {
+  spec?: string;
+  specEnv?: string;
+  weight?: string;
+  step?: string;
+  window?: string;
+  platform?: string;
+  stateDir?: string;
+  kubeconfig?: string;
+  context?: string;
+  evidenceDir?: string;
+  properties?: string;
+  propertyFormat: 'file' | 'spinnaker';
+}
+
+const ACTIONS = ['deploy', 'traffic', 'load', 'gate', 'promote', 'rollback'];
+const EXIT: Record<string, number> = { SUCCEEDED: 0, FAILED: 1, INCONCLUSIVE: 3, ERROR: 4, CANCELED: 130 };
+
+/**
+ * `clover-cd stage <action>`: one release action, as a Jenkins job or a Spinnaker Run Job runs it (the
+ * generated jenkins / runJobManifest stages call exactly this). The same stage functions as the stage
+ * server; the load window the gate judges is kept in the state directory between the two commands.
+ */
+export function register(program: Command): void {
+  program
+    .command('stage')
+    .description('run one release action (deploy|traffic|load|gate|promote|rollback) as a CI job or Run Job would, with an exit code and properties for Spinnaker')
+    .argument('<action>', ACTIONS.join('|'))
+    .option('--spec <file>', 'release spec file')
+    .option('--spec-env <name>', 'environment variable holding the spec as JSON (Run Job) or base64 JSON (Jenkins SPEC parameter)')
+    .option('--weight <percent>', 'candidate weight (traffic; the split rule of gate)')
+    .option('--step <n>', 'canary step, 1-based (traffic)')
+    .option('--window <duration>', 'load / observation window (load, gate)')
+    .option('--platform <kind>', 'sandbox or kubernetes', 'kubernetes')
+    .option('--state-dir <dir>', 'sandbox state and the load window handed to the gate (default $CLOVER_CD_STATE_DIR or .clover-cd)')
+    .option('--kubeconfig <file>', 'kubeconfig (platform kubernetes)')
+    .option('--context <name>', 'kubeconfig context (platform kubernetes)')
+    .option('--evidence-dir <dir>', 'where gate evidence bundles are written')
+    .option('--properties <file>', 'write the result as a key=value file (Spinnaker Jenkins stage `propertyFile`)')
+    .option('--property-format <format>', 'file (key=value) or spinnaker (SPINNAKER_PROPERTY_ lines on stdout, for Run Job)', 'file')
+    .addHelpText(
+      'after',
+      `
+Properties written (each becomes a stage output, \${CLOVER_CD_STATUS} etc.): CLOVER_CD_ACTION, CLOVER_CD_RELEASE,
+CLOVER_CD_EXIT_CODE, CLOVER_CD_STATUS, CLOVER_CD_SUMMARY, CLOVER_CD_WEIGHT, CLOVER_CD_VERDICT, CLOVER_CD_EVIDENCE.
+
+Exit codes: 0 succeeded, 1 gate failed, 3 inconclusive, 4 infrastructure error, 130 interrupted.
+
+Examples:
+  clover-cd stage traffic --spec release.yaml --weight 10 --properties build.properties
+  clover-cd stage load --spec release.yaml --window 60s && clover-cd stage gate --spec release.yaml --weight 10
+  clover-cd stage gate --spec-env CLOVER_CD_SPEC --property-format spinnaker     # in a Spinnaker Run Job
+`,
+    )
+    .action(
+      action(async (act: string, opts: StageOptions, cmd: Command) => {
+        if (!ACTIONS.includes(act)) throw new InvalidInputError(`unknown action "${act}"; expected one of ${ACTIONS.join(', ')}`);
+        if (!['file', 'spinnaker'].includes(opts.propertyFormat)) throw new InvalidInputError(`--property-format must be file or spinnaker, got "${opts.propertyFormat}"`);
+        const spec = await readSpec(opts);
+        const num = (flag: string, v?: string) => {
+          if (v === undefined) return undefined;
+          const n = Number(v);
+          if (!Number.isFinite(n)) throw new InvalidInputError(`${flag} must be a number, got "${v}"`);
+          return n;
+        };
+        const params = { weight: num('--weight', opts.weight), step: num('--step', opts.step), window: opts.window };
+        const { openPlatform } = await import('../../stages/index.js');
+        const { stageRegistry } = await import('../../stages/server/bindings.js');
+        const { stageProperties, formatProperties, writeProperties } = await import('../../stages/properties.js');
+        const stateDir = opts.stateDir ?? process.env.CLOVER_CD_STATE_DIR ?? '.clover-cd';
+        const platform = await openPlatform({ platform: opts.platform, stateDir: opts.stateDir, kubeconfig: opts.kubeconfig, context: opts.context });
+        const fn = stageRegistry({ platform, baseDir: opts.spec ? join(opts.spec, '..') : undefined, evidenceDir: opts.evidenceDir })[act as 'gate']!;
+        const memoDir = join(stateDir, 'memo', spec.metadata.name);
+        const memo = {
+          get: async <T>(key: string) => {
+            try {
+              return JSON.parse(readFileSync(join(memoDir, `${key}.json`), 'utf8')) as T;
+            } catch {
+              return undefined;
+            }
+          },
+          set: async (key: string, value: unknown) => {
+            mkdirSync(memoDir, { recursive: true });
+            writeFileSync(join(memoDir, `${key}.json`), JSON.stringify(value));
+          },
+        };
+        const ac = new AbortController();
+        const onSigint = () => ac.abort(new Error('interrupted'));
+        process.once('SIGINT', onSigint);
+        let out;
+        try {
+          out = await fn(spec, params, ac.signal, (m) => note(m), { memo, jobId: `cli-${process.pid}`, attempt: 1 });
+        } catch (err) {
+          if (!ac.signal.aborted) throw err;
+          out = { status: 'CANCELED' as const, message: 'interrupted' };
+        } finally {
+          process.off('SIGINT', onSigint);
+        }
+        const exitCode = EXIT[out.status] ?? 4;
+        const props = stageProperties({
+          action: act,
+          release: spec.metadata.name,
+          exitCode,
+          status: out.status,
+          summary: out.message ?? out.verdict?.summary,
+          weight: params.weight,
+          verdict: out.verdict?.outcome,
+          evidence: out.reports?.evidence,
+        });
+        if (opts.properties) writeProperties(opts.properties, props);
+        if (opts.propertyFormat === 'spinnaker') process.stdout.write(formatProperties(props, 'spinnaker-log'));
+        else printResult(globalOptions(cmd).output, { action: act, release: spec.metadata.name, status: out.status, exitCode, message: out.message, verdict: out.verdict, reports: out.reports }, (d) => `${d.release} ${d.action}: ${d.status}${d.message ? ` — ${d.message}` : ''}`);
+        return exitCode;
+      }),
+    );
+}
+
+async function readSpec(opts: StageOptions): Promise<ReleaseSpec> {
+  if (opts.spec) return (await import('../../spec/load.js')).loadSpec(opts.spec).spec;
+  if (!opts.specEnv) throw new InvalidInputError('give the spec: --spec <file> or --spec-env <VAR>');
+  const raw = process.env[opts.specEnv];
+  if (!raw) throw new InvalidInputError(`environment variable ${opts.specEnv} is empty`);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(raw.trim().startsWith('{') ? raw : Buffer.from(raw, 'base64').toString('utf8'));
+  } catch (err) {
+    throw new InvalidInputError(`${opts.specEnv}: not JSON or base64 JSON: ${(err as Error).message}`);
+  }
+  const { validateSpec } = await import('../../spec/validate.js');
+  const problems = validateSpec(doc, `$${opts.specEnv}`, process.cwd()).filter((p) => p.severity !== 'warning');
+  if (problems.length) throw new InvalidInputError(`${opts.specEnv}: invalid release spec: ${problems.map(formatProblem).join('; ')}`, problems);
+  return doc as ReleaseSpec;
+}

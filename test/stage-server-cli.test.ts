@@ -1,0 +1,56 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import * as yaml from 'js-yaml';
+import { formatProperties } from '../src/stages/properties.js';
+import { runCli } from './helpers/cli.js';
+
+/** `clover-cd stage <action>` (what generated jenkins / runJob stages run) and its Spinnaker properties. */
+describe('properties for Spinnaker', () => {
+  it('escapes values as Java .properties and refuses keys SpEL cannot read', () => {
+    expect(formatProperties({ CLOVER_CD_SUMMARY: 'FAIL: a=b #1\nnext', N: 3, SKIP: undefined })).toBe('CLOVER_CD_SUMMARY=FAIL\\: a\\=b \\#1\\nnext\nN=3\n');
+    expect(formatProperties({ X: 'é ✓' })).toBe('X=\\u00e9 \\u2713\n');
+    expect(formatProperties({ S: 'two\nlines' }, 'spinnaker-log')).toBe('SPINNAKER_PROPERTY_S=two lines\n');
+    expect(() => formatProperties({ 'bad-key': 1 })).toThrow(/upper-case/);
+  });
+});
+
+describe('clover-cd stage on a detached sandbox', () => {
+  const state = mkdtempSync(join(tmpdir(), 'stage-cli-'));
+  const env = { CLOVER_CD_STATE_DIR: state };
+  const doc = yaml.load(readFileSync('examples/sdc-canary.yaml', 'utf8')) as Record<string, any>;
+  doc.load = { plan: yaml.load(readFileSync('examples/sdc-load.yaml', 'utf8')), engine: 'builtin' };
+  const specJson = JSON.stringify(doc);
+  beforeAll(async () => {
+    const up = await runCli(['sandbox', 'up', '--detach'], { env });
+    expect(up.code).toBe(0);
+  });
+  afterAll(async () => {
+    await runCli(['sandbox', 'down'], { env });
+  });
+
+  it('traffic → load → gate, as three CI jobs: exit codes, property file, Run Job property lines', async () => {
+    const props = join(state, 'traffic.properties');
+    const t = await runCli(['stage', 'traffic', '--platform', 'sandbox', '--spec', resolve('examples/sdc-canary.yaml'), '--weight', '10', '--properties', props], { env });
+    expect(t.code).toBe(0);
+    expect(readFileSync(props, 'utf8')).toContain('CLOVER_CD_STATUS=SUCCEEDED\nCLOVER_CD_SUMMARY=v2 now gets 10%');
+    // Run Job: the spec as JSON in an env var, properties as SPINNAKER_PROPERTY_ lines on stdout.
+    const l = await runCli(['stage', 'load', '--platform', 'sandbox', '--spec-env', 'SPEC', '--window', '3s', '--property-format', 'spinnaker'], { env: { ...env, SPEC: specJson } });
+    expect(l.code).toBe(0);
+    expect(l.stdout).toMatch(/^SPINNAKER_PROPERTY_CLOVER_CD_ACTION=load$/m);
+    // Jenkins: the SPEC parameter is base64 JSON; the gate judges the load window of the previous job.
+    const gateProps = join(state, 'gate.properties');
+    const g = await runCli(['stage', 'gate', '--platform', 'sandbox', '--spec-env', 'SPEC', '--weight', '10', '--properties', gateProps], { env: { ...env, SPEC: Buffer.from(specJson).toString('base64') } });
+    expect(g.code).toBe(0);
+    const gp = readFileSync(gateProps, 'utf8');
+    expect(gp).toContain('CLOVER_CD_VERDICT=pass');
+    expect(gp).toMatch(/CLOVER_CD_EVIDENCE=.+\.json/);
+  });
+
+  it('an invalid spec in the environment is exit 2 naming the field', async () => {
+    const r = await runCli(['stage', 'gate', '--platform', 'sandbox', '--spec-env', 'SPEC'], { env: { ...env, SPEC: JSON.stringify({ ...doc, service: { ...doc.service, port: 'http' } }) } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('service.port');
+  });
+});
