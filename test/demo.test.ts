@@ -1,0 +1,35 @@
+import { describe, expect, it } from '@jest/globals';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import * as yaml from 'js-yaml';
+import { runCli } from './helpers/cli.js';
+
+/** `clover-cd demo` as a newcomer runs it (shorter windows and the builtin engine, so it takes seconds). */
+describe('clover-cd demo', () => {
+  it('promotes a healthy v2, rolls back a faulty one, prints the table and keeps the evidence', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'demo-'));
+    const doc = yaml.load(readFileSync('examples/sdc-canary.yaml', 'utf8')) as Record<string, any>;
+    doc.strategy.canary.window = '3s';
+    doc.load = { plan: resolve('examples/sdc-load.yaml'), engine: 'builtin' };
+    doc.gate.minSamples = 20;
+    const spec = join(dir, 'spec.yaml');
+    writeFileSync(spec, yaml.dump(doc));
+
+    const text = await runCli(['demo', '--spec', spec, '--out', join(dir, 'text')], { timeoutMs: 120_000 });
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/scenario\s+weight\s+sent\s+seen at http-lb\s+verdict\s+reasons/);
+    expect(text.stdout).toMatch(/ok\s+healthy v2: expected promoted, got promoted/);
+    expect(text.stdout).toMatch(/ok\s+faulty v2 \(30% HTTP 500\): expected rolled back, got rolled back/);
+    expect(text.stdout).toMatch(/faulty v2 \(30% HTTP 500\)\s+10%\s+\d+\s+v1 \d+, v2 \d+\s+fail\s+errorRate/);
+
+    // Every request sent was seen at http-lb, split between the versions; healthy steps pass, the faulty one fails.
+    const rows = [...text.stdout.matchAll(/^(healthy v2|faulty v2 \(30% HTTP 500\))\s+(\d+)%\s+(\d+)\s+v1 (\d+), v2 (\d+)\s+(\w+)/gm)];
+    expect(rows.map((m) => [m[1].split(' ')[0], Number(m[2]), m[6]])).toEqual([['healthy', 10, 'pass'], ['healthy', 50, 'pass'], ['faulty', 10, 'fail']]);
+    for (const m of rows) expect(Number(m[4]) + Number(m[5])).toBe(Number(m[3]));
+    const paths = [...text.stdout.matchAll(/^  (\/\S+\.(?:json|jtl))$/gm)].map((m) => m[1]);
+    expect(paths.length).toBe(6);
+    for (const p of paths) expect(existsSync(p)).toBe(true);
+    expect(text.stdout).toMatch(/demo passed in/);
+  });
+});
