@@ -27,7 +27,7 @@ describe('clover-cd demo', () => {
     const rows = [...text.stdout.matchAll(/^(healthy v2|faulty v2 \(30% HTTP 500\))\s+(\d+)%\s+(\d+)\s+v1 (\d+), v2 (\d+)\s+(\w+)/gm)];
     expect(rows.map((m) => [m[1].split(' ')[0], Number(m[2]), m[6]])).toEqual([['healthy', 10, 'pass'], ['healthy', 50, 'pass'], ['faulty', 10, 'fail']]);
     for (const m of rows) expect(Number(m[4]) + Number(m[5])).toBe(Number(m[3]));
-    const paths = [...text.stdout.matchAll(/^  (\/\S+\.(?:json|jtl))$/gm)].map((m) => m[1]);
+    const paths = [...text.stdout.matchAll(/^ {2}(\/\S+\.(?:json|jtl))$/gm)].map((m) => m[1]);
     expect(paths.length).toBe(6);
     for (const p of paths) expect(existsSync(p)).toBe(true);
     expect(text.stdout).toMatch(/demo passed in/);
