@@ -11,11 +11,6 @@ export function statusRegex(codes: string[]): string {
   return `^(${codes.map((c) => c.replace(/x/gi, '\\d')).join('|')})$`;
 }
 
-/** Does a response code satisfy the accepted list ("2xx", "404", ...)? The builtin engine's status assertion. */
-export function statusAccepted(code: number, accepted: string[]): boolean {
-  return new RegExp(statusRegex(accepted)).test(String(code));
-}
-
 /**
  * LoadPlan → .jmx text for JMeter 2.13 and 5.x. The plan should already carry target/duration overrides
  * (withTarget / withDuration). Endless plans render loops -1 with the scheduler on.
