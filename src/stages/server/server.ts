@@ -57,6 +57,13 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(text);
 }
 
+function sendJson(res: ServerResponse, status: number, json: string): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json), 'cache-control': 'no-store' });
+  res.end(json);
+}
+
+const serialized = new WeakMap<object, string>();
+
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit) return Promise.reject(new HttpError(413, `request body of ${declared} bytes is over the limit of ${limit} bytes`));
@@ -144,7 +151,10 @@ export function startStageServer(opts: StageServerOptions & { port?: number; hos
       if (method !== 'GET') throw new HttpError(405, 'use GET');
       const job = await jobs.get(decodeURIComponent(m[1]));
       if (!job) return send(res, 404, { error: `no job ${m[1]} (finished jobs are kept for a limited time)` });
-      return send(res, 200, publicJob(job));
+      // Job objects are replaced on every change, so the serialized body can be cached per object.
+      let body = serialized.get(job);
+      if (!body) serialized.set(job, (body = JSON.stringify(publicJob(job))));
+      return sendJson(res, 200, body);
     }
     if (isClover && opts.clover) {
       const out = await opts.clover.handle(method, path, parseJsonLoose(raw));
