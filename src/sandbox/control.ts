@@ -61,14 +61,22 @@ export function sandboxStatus(core: SandboxCore) {
   return {
     urls: core.urls,
     pid: process.pid,
-    workloads: [...core.mesh.instances.values()].map((i) => ({
-      name: i.name,
-      app: i.app,
-      version: i.version,
-      namespace: i.namespace,
-      address: `${i.host}:${i.port}`,
-      fault: i.fault ?? null,
-    })),
+    netns: Boolean(core.netns),
+    workloads: [...core.mesh.instances.values()].map((i) => {
+      const pod = core.netns?.pods.get(i.name);
+      return {
+        name: i.name,
+        workload: i.name,
+        app: i.app,
+        service: i.app,
+        version: i.version,
+        namespace: i.namespace,
+        address: pod ? `${pod.podIp}:${pod.port}` : `${i.host}:${i.port}`,
+        fault: i.fault ?? null,
+        // --netns: what an eBPF tracer attaches to (the host-side veth looks like a pod veth)
+        ...(pod ? { netnsName: pod.netnsName, netns: pod.netns, hostVeth: pod.hostVeth, podIp: pod.podIp, port: pod.port } : {}),
+      };
+    }),
     faults: core.mesh.faultList(),
     spans: core.traces.size,
     idsAlerts: core.ids.alerts.length,

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { KubeObject } from '../services/platform.js';
-import type { OutgoingHttpHeaders } from 'node:http';
+import type { Agent, OutgoingHttpHeaders } from 'node:http';
 import { createAgent, forwardableHeaders, HopError, sendHop, type HopResponse } from './http-hop.js';
 import type { ObjectStore } from './objects.js';
 import { labelsMatch, routeRequest, subsetLabels, type Destination, type RequestView } from './routing.js';
@@ -60,6 +60,9 @@ export interface WorkloadInstance {
   gateway?: boolean;
   /** Reached only over its socket (a workload in another process or network namespace): no handler here. */
   remote?: boolean;
+  /** --netns: the pod address peers connect to (its runner relays to this sidecar), and the agent whose
+   *  connections leave from the pod's namespace. */
+  pod?: { ip: string; port: number; egress: Agent };
 }
 
 /** A request as the inbound sidecar sees it, whether it came over a socket or from an in-process hop. */
@@ -491,8 +494,11 @@ export class Mesh {
     headers['x-b3-sampled'] = '1';
     delete headers['x-b3-parentspanid'];
     headers[SOURCE_HEADER] = `${from.name}|${from.version}`;
-    if (this.transport === 'inprocess' && !target.remote) return this.dispatch(target, req.method, req.path, headers, req.body, timeoutMs);
-    return sendHop(this.agent, target.host, target.port, req.method, req.path, headers, req.body, timeoutMs);
+    if (this.transport === 'inprocess' && !target.remote && !target.pod) return this.dispatch(target, req.method, req.path, headers, req.body, timeoutMs);
+    const agent = from.pod?.egress ?? this.agent;
+    return target.pod
+      ? sendHop(agent, target.pod.ip, target.pod.port, req.method, req.path, headers, req.body, timeoutMs)
+      : sendHop(agent, target.host, target.port, req.method, req.path, headers, req.body, timeoutMs);
   }
 }
 

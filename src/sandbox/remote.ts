@@ -15,8 +15,10 @@ export interface SandboxState {
   startedAt: string;
   netns: boolean;
   logFile?: string;
-  /** Network namespaces and host links the sandbox created (removed by `sandbox down`). */
+  /** Network namespaces and host links the sandbox created (`netns:<name>`, `link:<name>`; removed by `sandbox down`). */
   namespaces?: string[];
+  /** Workloads at start; in --netns mode with netnsName, netns (path), hostVeth, podIp, port. */
+  workloads?: Array<Record<string, unknown>>;
 }
 
 export const STATE_FILE = 'sandbox.json';

@@ -11,6 +11,7 @@ import { withRetry } from '../util/retry.js';
 import { IdsEngine } from './ids.js';
 import { handleJaeger } from './jaeger.js';
 import { closeServer, Mesh, type Fault, type HopTransport, type WorkloadInstance } from './mesh.js';
+import { NetnsLayout } from './netns.js';
 import { ObjectStore } from './objects.js';
 import { SandboxPlatform } from './platform.js';
 import { MeshTelemetry } from './telemetry.js';
@@ -64,8 +65,8 @@ export class SandboxCore {
   adminToken?: string;
   /** Called when the admin API is asked to shut down (the CLI's foreground `up` stops then). */
   onShutdown?: () => void;
-  /** Network namespaces created in --netns mode (recorded in the state file for `down`). */
-  namespaces: string[] = [];
+  /** --netns mode: the namespaces, veths and bridge this sandbox created. */
+  netns?: NetnsLayout;
   urls: SandboxUrls = { ingress: '', metrics: '', jaeger: '', grpc: '', admin: '' };
 
   constructor(readonly opts: SandboxOptions) {
@@ -90,7 +91,16 @@ export class SandboxCore {
     return undefined;
   }
 
+  /** What `down` removes after a crashed sandbox (`netns:<name>`, `link:<name>`), recorded in the state file. */
+  get namespaces(): string[] {
+    return this.netns?.created() ?? [];
+  }
+
   async start(): Promise<void> {
+    if (this.opts.netns) {
+      this.netns = new NetnsLayout();
+      await this.netns.createBridge();
+    }
     if (this.redis) {
       const url = this.opts.redisUrl!;
       await withRetry(() => this.redis!.connect().then(() => this.redis!.ping()), { attempts: 3, baseDelayMs: 100 }).catch((err) => {
@@ -135,23 +145,27 @@ export class SandboxCore {
     const labels = podLabels(d);
     const state = initialState(kindOf(d), d, this.ids);
     const app = labels.app ?? name;
-    const p = this.mesh
-      .start({
+    const servicePort = this.mesh.servicePort(app);
+    const layout = this.netns;
+    let handler = handlerFor(state, { host: this.host, port: 0 });
+    const p = (async () => {
+      // --netns: the pod's namespace first; its sidecar listens on the bridge address, its runner on the pod IP.
+      const pod = layout ? await layout.addPod(name, servicePort) : undefined;
+      const inst: WorkloadInstance = await this.mesh.start({
         name,
         app,
         version: labels.version ?? 'unknown',
         namespace: d.metadata.namespace ?? 'default',
         labels,
-        host: this.host,
-        servicePort: this.mesh.servicePort(app),
+        host: layout ? layout.gateway : this.host,
+        servicePort,
         handler: (req, out) => handler(req, out),
-      })
-      .then((inst: WorkloadInstance) => {
-        this.apps.set(name, state);
-        handler = handlerFor(state, inst);
-      })
-      .finally(() => this.starting.delete(name));
-    let handler = handlerFor(state, { host: this.host, port: 0 });
+        pod: pod && layout ? { ip: pod.podIp, port: pod.port, egress: layout.egressAgent(name) } : undefined,
+      });
+      if (layout) await layout.startRunner(name, inst.port);
+      this.apps.set(name, state);
+      handler = handlerFor(state, pod ? { host: pod.podIp, port: pod.port } : inst);
+    })().finally(() => this.starting.delete(name));
     return p;
   }
 
@@ -159,6 +173,7 @@ export class SandboxCore {
     await this.starting.get(name);
     this.apps.delete(name);
     await this.mesh.stopInstance(name);
+    await this.netns?.removePod(name);
   }
 
   private async serveTelemetry(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -182,6 +197,7 @@ export class SandboxCore {
     this.unwatch?.();
     await Promise.all([...this.starting.values()]).catch(() => undefined);
     await this.mesh.stopAll();
+    await this.netns?.teardown();
     await closeServer(this.telemetryServer);
     await this.ids.flush();
     if (this.redis) this.redis.disconnect();

@@ -6,7 +6,8 @@ import * as yaml from 'js-yaml';
 import type { KubeObject } from '../../services/platform.js';
 import { connectSandbox, defaultStateDir, readState, startSandbox } from '../../sandbox/index.js';
 import { adminClient, STATE_FILE, type SandboxState } from '../../sandbox/remote.js';
-import { checkFault } from '../../sandbox/control.js';
+import { checkFault, sandboxStatus } from '../../sandbox/control.js';
+import { removeNamespaces } from '../../sandbox/netns.js';
 import { InfrastructureError, InvalidInputError } from '../../util/errors.js';
 import { sleep } from '../../util/retry.js';
 import { parseDurationMs } from '../../util/units.js';
@@ -33,10 +34,12 @@ function cleanState(dir: string): void {
   }
 }
 
-function runningState(dir: string): SandboxState | undefined {
+async function runningState(dir: string): Promise<SandboxState | undefined> {
   const s = readState(dir);
   if (s && !alive(s.pid)) {
-    cleanState(dir); // a crashed sandbox: its state is stale
+    // a crashed sandbox: its state is stale; remove the namespaces / bridge it recorded too
+    if (s.namespaces?.length) await removeNamespaces(s.namespaces);
+    cleanState(dir);
     return undefined;
   }
   return s;
@@ -53,7 +56,16 @@ async function upForeground(dir: string, opts: { netns?: boolean; redis?: string
   process.once('SIGTERM', stop);
   sb.core.onShutdown = stop;
   mkdirSync(dir, { recursive: true });
-  const state: SandboxState = { pid: process.pid, urls: sb.urls, token: sb.core.adminToken!, startedAt: new Date().toISOString(), netns: Boolean(opts.netns), namespaces: sb.core.namespaces };
+  const state: SandboxState = {
+    pid: process.pid,
+    urls: sb.urls,
+    token: sb.core.adminToken!,
+    startedAt: new Date().toISOString(),
+    netns: Boolean(opts.netns),
+    namespaces: sb.core.namespaces,
+    // per workload: name, version, and in --netns mode netns path, host veth, pod IP, port (read by clovisor)
+    workloads: sandboxStatus(sb.core).workloads.filter((w) => w.name !== 'istio-ingressgateway'),
+  };
   const file = join(dir, STATE_FILE);
   writeFileSync(file, JSON.stringify(state, null, 2), { mode: 0o600 });
   chmodSync(file, 0o600);
@@ -126,7 +138,7 @@ Examples:
         const dir = dirOf(opts);
         if (opts.netns && process.getuid?.() !== 0) throw new InvalidInputError('--netns needs root (it creates network namespaces and veth pairs)');
         if (opts.traceCapacity && !(Number(opts.traceCapacity) > 0)) throw new InvalidInputError(`--trace-capacity must be a positive number, got "${opts.traceCapacity}"`);
-        const running = runningState(dir);
+        const running = await runningState(dir);
         if (running) throw new InvalidInputError(`a sandbox is already running from ${dir} (pid ${running.pid}); stop it with: clover-cd sandbox down`);
         if (!opts.detach) return upForeground(dir, opts, output);
         const s = await upDetached(dir, cmd, opts);
@@ -141,15 +153,15 @@ Examples:
     .action(
       action(async (opts: { stateDir?: string }, cmd: Command) => {
         const dir = dirOf(opts);
-        const s = runningState(dir);
+        const s = await runningState(dir);
         if (!s) throw new InfrastructureError('sandbox', join(dir, STATE_FILE), 'no sandbox is running', 'start one with: clover-cd sandbox up --detach');
-        const status = (await adminClient(s).get<{ urls: Record<string, string>; workloads: Array<{ name: string; version: string; address: string; fault: unknown }>; spans: number }>('/v1/status')).data;
+        const status = (await adminClient(s).get<{ urls: Record<string, string>; workloads: Array<{ name: string; version: string; address: string; hostVeth?: string; fault: unknown }>; spans: number }>('/v1/status')).data;
         printResult(globalOptions(cmd).output, { ...status, stateDir: dir }, (d) =>
           [
             `sandbox running (pid ${s.pid}, since ${s.startedAt}${s.netns ? ', netns mode' : ''})`,
             urlText(d.urls),
             '',
-            table(['workload', 'version', 'address', 'fault'], d.workloads.map((w) => [w.name, w.version, w.address, w.fault ? JSON.stringify(w.fault) : '-'])),
+            table(['workload', 'version', 'address', 'host veth', 'fault'], d.workloads.map((w) => [w.name, w.version, w.address, w.hostVeth ?? '-', w.fault ? JSON.stringify(w.fault) : '-'])),
             '',
             `spans stored: ${d.spans}`,
           ].join('\n'),
@@ -163,19 +175,19 @@ Examples:
     .action(
       action(async (opts: { stateDir?: string }, cmd: Command) => {
         const dir = dirOf(opts);
-        const s = runningState(dir);
+        const s = await runningState(dir);
         if (!s) {
           note(`no sandbox running from ${dir}`);
           return 0;
         }
-        await adminClient(s).post('/v1/shutdown', {}).catch(() => process.kill(s.pid, 'SIGTERM'));
+        await adminClient(s)
+          .post('/v1/shutdown', {})
+          .catch(() => alive(s.pid) && process.kill(s.pid, 'SIGTERM'));
         const deadline = Date.now() + 15_000;
         while (alive(s.pid) && Date.now() < deadline) await sleep(50);
         if (alive(s.pid)) process.kill(s.pid, 'SIGKILL');
-        if (s.namespaces?.length) {
-          const { removeNamespaces } = await import('../../sandbox/netns.js');
-          await removeNamespaces(s.namespaces);
-        }
+        await sleep(100); // runners see their parent's pipe close and exit
+        if (s.namespaces?.length) await removeNamespaces(s.namespaces);
         cleanState(dir);
         printResult(globalOptions(cmd).output, { stopped: true, pid: s.pid }, () => `sandbox stopped (pid ${s.pid})`);
         return 0;
