@@ -12,7 +12,7 @@ import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
  */
 const dir = mkdtempSync(join(tmpdir(), 'local-run-'));
 /** The example spec with short windows and the builtin engine, so each run takes seconds. */
-function quickSpec(example: string): string {
+function quickSpec(example: string, edit: (doc: Record<string, any>) => void = () => {}): string {
   const doc = yaml.load(readFileSync(`examples/${example}.yaml`, 'utf8')) as Record<string, any>;
   const s = doc.strategy;
   if (s.canary) s.canary.window = '3s';
@@ -20,7 +20,8 @@ function quickSpec(example: string): string {
   if (s.abTest) s.abTest.window = '3s';
   doc.load = { ...doc.load, plan: resolve('examples', doc.load.plan), engine: 'builtin' };
   doc.gate.minSamples = 20;
-  const file = join(dir, `${example}.yaml`);
+  edit(doc);
+  const file = join(dir, `${example}-${doc.metadata.name}.yaml`);
   writeFileSync(file, yaml.dump(doc));
   return file;
 }
@@ -66,10 +67,10 @@ describe('rendered pipelines on the sandbox', () => {
     }
   });
 
-  const promotedThroughCi = async (example: string) => {
+  const promotedThroughCi = async (example: string, edit?: (doc: Record<string, any>) => void) => {
     const fresh = await startSandbox();
     try {
-      const r = await runPipelineLocally({ file: quickSpec(example), platform: fresh.platform, autoApprove: true, evidenceDir: join(dir, 'evidence'), pollIntervalMs: 100 });
+      const r = await runPipelineLocally({ file: quickSpec(example, edit), platform: fresh.platform, autoApprove: true, evidenceDir: join(dir, 'evidence'), pollIntervalMs: 100 });
       expect(r.execution.stages.filter((s) => s.status === 'TERMINAL')).toEqual([]);
       expect(r.execution.status).toBe('SUCCEEDED');
       expect(r.exitCode).toBe(0);
@@ -87,11 +88,23 @@ describe('rendered pipelines on the sandbox', () => {
     expect(job.outputs).toMatchObject({ CLOVER_CD_ACTION: 'gate', CLOVER_CD_STATUS: 'SUCCEEDED', CLOVER_CD_VERDICT: 'pass', CLOVER_CD_EXIT_CODE: '0' });
   });
 
-  // Known generator issue: the blue/green pipeline judges the preview at weight 0 with no preview route,
-  // so the candidate gets no traffic and the gate is inconclusive (the canary plan judges after the
-  // switch). This test turns red when the rendering is fixed: then make it a plain `it`.
-  it.failing('blue/green (jenkins runner): judgment auto-approved, gate passes, v2 promoted', async () => {
-    await promotedThroughCi('sdc-bluegreen');
+  it('canary with a mirror phase: the mirror is set, the gate judges the mirrored copies, the shifts follow, v2 promoted', async () => {
+    const r = await promotedThroughCi('sdc-canary', (doc) => {
+      doc.metadata.name = 'http-lb-mirror';
+      doc.strategy.mirror = { percentage: '100%', window: '3s' };
+    });
+    const status = Object.fromEntries(r.execution.stages.map((s) => [s.name, s.status]));
+    expect(status).toMatchObject({ 'Mirror 100% to v2': 'SUCCEEDED', 'Gate of mirrored copies on v2': 'SUCCEEDED', 'Shift 10% to v2': 'SUCCEEDED', 'Promote v2': 'SUCCEEDED' });
+    const gate = r.jobs.find((j) => j.stage === 'Gate of mirrored copies on v2')!;
+    const results = (gate.verdict as unknown as { results: Array<{ rule: string }> }).results;
+    expect(results.map((x) => x.rule.split(' ')[0])).toEqual(['errorRate', 'latency', 'compareErrors']);
+  });
+
+  it('blue/green (jenkins runner): preview route, judgment auto-approved, switch, gate passes after the switch, v2 promoted', async () => {
+    const r = await promotedThroughCi('sdc-bluegreen');
+    const status = Object.fromEntries(r.execution.stages.map((s) => [s.name, s.status]));
+    expect(status).toMatchObject({ 'Preview v2': 'SUCCEEDED', 'Switch traffic to v2?': 'SUCCEEDED', 'Switch traffic to v2': 'SUCCEEDED', 'Gate after the switch to v2': 'SUCCEEDED', 'Roll back to v1': 'SKIPPED' });
+    expect(r.execution.stages.find((s) => s.name === 'Gate after the switch to v2')?.outputs).toMatchObject({ CLOVER_CD_VERDICT: 'pass', CLOVER_CD_WEIGHT: '100' });
   });
 });
 

@@ -6,6 +6,7 @@ import { runCli } from './helpers/cli.js';
 import { loadSpec } from '../src/spec/load.js';
 import { readRenderInput } from '../src/pipelines/inputs.js';
 import { renderPipeline } from '../src/pipelines/render.js';
+import { buildPlan } from '../src/canary/plan.js';
 import { validatePipelineDocument } from '../src/pipelines/validate.js';
 import { stablePipelineId } from '../src/pipelines/ids.js';
 import type { PipelineConfig, StageConfig } from '../src/pipelines/types.js';
@@ -184,6 +185,84 @@ describe('pipeline render', () => {
       expect(r.ran).toContain('Roll back to v1');
       expect(r.final).toBe('TERMINAL');
     });
+  });
+});
+
+describe('pipeline steps follow the canary module plan', () => {
+  const loaded = (file: string) => readRenderInput(loadSpec(file));
+  const names = (p: PipelineConfig) => p.stages.map((s) => s.name);
+  const paramsOf = (s: StageConfig) => {
+    const p = s.parameters as Record<string, string>;
+    return { action: p.ACTION, weight: p.WEIGHT, step: p.STEP };
+  };
+
+  it('blue/green: preview route, judgment, switch to 100, then load and gate, as buildPlan orders them', () => {
+    const input = loaded('examples/sdc-bluegreen.yaml');
+    const plan = buildPlan(input.spec);
+    expect(plan.steps.map((s) => s.kind)).toEqual(['preview', 'switch']);
+    const p = renderPipeline(input).pipeline;
+    expect(names(p)).toEqual(['Deploy v2', 'Prepare routes for v2', 'Preview v2', 'Switch traffic to v2?', 'Switch traffic to v2', 'Load after the switch to v2', 'Gate after the switch to v2', 'Promote v2', 'Roll back to v1', 'Release verdict']);
+    const byName = Object.fromEntries(p.stages.map((s) => [s.name, s]));
+    // step 1 of the plan = the preview target (match route on the preview header, weight 0)
+    expect(paramsOf(byName['Preview v2'])).toEqual({ action: 'traffic', weight: undefined, step: '1' });
+    expect(paramsOf(byName['Switch traffic to v2'])).toEqual({ action: 'traffic', weight: '100', step: undefined });
+    expect(paramsOf(byName['Gate after the switch to v2'])).toEqual({ action: 'gate', weight: '100', step: '2' });
+  });
+
+  it('blue/green: a failed gate after the switch switches straight back and the execution ends TERMINAL', () => {
+    const p = renderPipeline(loaded('examples/sdc-bluegreen.yaml')).pipeline;
+    const r = simulate(p, (s) => (s.type === 'manualJudgment' ? { judgment: 'continue' } : s.name === 'Gate after the switch to v2' ? 'TERMINAL' : 'SUCCEEDED'));
+    expect(r.status.get('Switch traffic to v2')).toBe('SUCCEEDED');
+    expect(r.status.get('Gate after the switch to v2')).toBe('FAILED_CONTINUE');
+    expect(r.status.get('Promote v2')).toBe('SKIPPED');
+    expect(r.ran).toContain('Roll back to v1');
+    expect(r.final).toBe('TERMINAL');
+    const ok = simulate(p, (s) => (s.type === 'manualJudgment' ? { judgment: 'continue' } : 'SUCCEEDED'));
+    expect(ok.final).toBe('SUCCEEDED');
+    expect(ok.status.get('Roll back to v1')).toBe('SKIPPED');
+  });
+
+  it('A/B: the match step is addressed by its plan step number', () => {
+    const input = loaded('examples/sdc-ab.yaml');
+    input.spec.strategy.mirror = { percentage: '50%', window: '10s' };
+    const p = renderPipeline(input).pipeline;
+    const route = p.stages.find((s) => s.name === 'Route matching requests to v2')!;
+    // the mirror is step 1, so the match route is step 2 (what `traffic set --step 2` sets)
+    expect((route.manifest as any).spec.template.spec.containers[0].args).toEqual(['stage', 'traffic', '--spec-env', 'CLOVER_CD_SPEC', '--step', '2', '--property-format', 'spinnaker']);
+  });
+
+  it('mirror: a traffic step sets the mirror, load runs for the mirror window, the gate judges the copies with the rules that can (no counting, no paired latency)', () => {
+    const input = loaded('examples/sdc-canary.yaml');
+    input.spec.strategy.mirror = { percentage: '50%', window: '20s' };
+    const { pipeline: p, notes } = renderPipeline(input);
+    expect(notes.join(' ')).not.toMatch(/mirror/);
+    expect(names(p).slice(2, 7)).toEqual(['Mirror 50% to v2', 'Load of mirrored copies on v2', 'Gate of mirrored copies on v2', 'Load of mirrored copies on v2 (retry 1)', 'Gate of mirrored copies on v2 (retry 1)']);
+    const byName = Object.fromEntries(p.stages.map((s) => [s.name, s]));
+    expect(byName['Mirror 50% to v2'].payload).toMatchObject({ step: 1 });
+    expect(byName['Load of mirrored copies on v2'].payload).toMatchObject({ step: 1, window: '20s' });
+    const gate = byName['Gate of mirrored copies on v2'].payload as { weight?: number; spec: { gate: { rules: object[] } } };
+    expect(gate.weight).toBeUndefined();
+    expect(gate.spec.gate.rules.map((r) => Object.keys(r)[0])).toEqual(['errorRate', 'latency', 'compareErrors']);
+    // the next step's shift removes the mirror (routesForTarget) and is guarded by the mirror gate
+    expect(byName['Shift 10% to v2'].stageEnabled).toEqual({ type: 'expression', expression: expect.stringContaining("#stage('Gate of mirrored copies on v2')") });
+    expect(byName['Gate at 10%'].payload).toMatchObject({ weight: 10, step: 2 });
+    expect(validatePipelineDocument(JSON.parse(JSON.stringify(p))).problems).toEqual([]);
+    const failed = simulate(p, (s) => (s.name === 'Gate of mirrored copies on v2' ? { status: 'TERMINAL', body: 'FAILED' } : 'SUCCEEDED'));
+    expect(failed.ran).not.toContain('Shift 10% to v2');
+    expect(failed.ran).toContain('Roll back to v1');
+    expect(failed.final).toBe('TERMINAL');
+  });
+
+  it('mirror with only counting rules: the mirror window ends in a manual judgment', () => {
+    const input = loaded('examples/sdc-canary.yaml');
+    input.spec.strategy.mirror = { window: '20s' };
+    input.spec.gate!.rules = [{ conservation: { hops: ['proxy-access-control', 'http-lb'] } }, { split: {} }, { compareLatency: { alpha: 0.01 } }] as any;
+    const { pipeline: p, notes } = renderPipeline(input);
+    expect(names(p).slice(2, 5)).toEqual(['Mirror 100% to v2', 'Load of mirrored copies on v2', 'Continue after mirroring to v2?']);
+    expect(notes.join(' ')).toMatch(/manual judgment/);
+    const rejected = simulate(p, (s) => (s.type === 'manualJudgment' ? { judgment: 'rollback' } : 'SUCCEEDED'));
+    expect(rejected.status.get('Shift 10% to v2')).toBe('SKIPPED');
+    expect(rejected.final).toBe('TERMINAL');
   });
 });
 

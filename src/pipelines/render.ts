@@ -5,10 +5,10 @@
  * checkPreconditions stage fails the execution (TERMINAL) in that case. See README.md "Failure paths".
  */
 import type { KubeObject } from '../services/platform.js';
-import { canaryWeights } from '../spec/validate.js';
+import { PREVIEW_HEADER } from '../canary/istio.js';
+import { planRelease, type PlanStep } from '../canary/plan.js';
 import type { ReleaseSpec, TriggerSpec } from '../spec/types.js';
 import { InvalidInputError } from '../util/errors.js';
-import { parseDurationMs } from '../util/units.js';
 import { stablePipelineId, UUID_PATTERN } from './ids.js';
 import { actionStage, type ActionParams, type ReleaseAction, type StageBody } from './runners.js';
 import type { Json, NotificationConfig, PipelineConfig, StageConfig, TriggerConfig } from './types.js';
@@ -60,6 +60,26 @@ interface Cursor {
   ok: string;
 }
 
+/** A window as the stage server and `clover-cd stage --window` read it. */
+const durationText = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
+
+/**
+ * Gate rules that can judge a mirror window. Counting rules cannot: the copies are extra requests at the
+ * candidate (conservation would see more than the ingress sent) and no weight is configured (split, share,
+ * count). compareLatency cannot either: a copy is sent alongside its primary request, not in its place, so
+ * its latency is not paired with the baseline's. Error rate, latency limits, error comparison and L4 judge
+ * the copies as they judge any traffic.
+ */
+const MIRROR_RULES = ['errorRate', 'latency', 'compareErrors', 'l4'];
+
+/** The payload spec for the mirror window's gate (mirror-judgeable rules only), or undefined when none is left. */
+export function mirrorGateSpec(spec: ReleaseSpec, payloadSpec: Json): Json | undefined {
+  const rules = (spec.gate?.rules ?? []).filter((r) => MIRROR_RULES.includes(Object.keys(r)[0]));
+  if (!rules.length) return undefined;
+  const p = payloadSpec as { gate: Record<string, Json> };
+  return { ...(payloadSpec as Record<string, Json>), gate: { ...p.gate, rules: JSON.parse(JSON.stringify(rules)) as Json } };
+}
+
 export function candidateDeployment(spec: ReleaseSpec): KubeObject {
   const s = spec.service;
   const labels = { app: s.name, [s.versionLabel ?? 'version']: s.candidate };
@@ -107,12 +127,19 @@ export function renderPipeline(input: RenderInput): RenderResult {
   if (runner === 'webhook' && sp.stageServer.auth && !sp.stageServer.auth.spinnaker) {
     notes.push('stageServer.auth names only an env/file secret: the webhook stages carry no Authorization header. Set spinnaker.stageServer.auth.spinnaker to a secret reference your Spinnaker resolves, or let the stage server accept the X-Clover-Signature of a preconfigured webhook.');
   }
-  if (spec.strategy.mirror) notes.push('strategy.mirror is run by `clover-cd release` and the stage server; the Spinnaker pipeline starts at the first weighted step.');
+  // The canary module's plan, refused (exit 2) like `clover-cd release` refuses it when a step cannot reach
+  // the gate's minimum samples at the load's volume.
+  const loadPlan = input.loadPlan ?? (spec.load && typeof spec.load.plan === 'object' ? spec.load.plan : undefined);
+  const plan = planRelease(spec, { loadPlan });
+  const mirrorSpec = mirrorGateSpec(spec, payloadSpec);
+  if (plan.steps.some((s) => s.kind === 'mirror') && spec.gate && !mirrorSpec) {
+    notes.push('strategy.mirror: none of the gate rules can judge mirrored copies (only errorRate, latency, compareErrors and l4 can), so the mirror window ends in a manual judgment.');
+  }
 
   const chain = new ChainBuilder();
   const judgmentNotifications: NotificationConfig[] = (sp.notifications ?? []).map((n) => ({ type: n.type, address: n.address, level: 'stage', when: ['manualJudgment'] }));
-  const action = (stageName: string, act: ReleaseAction, params: ActionParams, after: Cursor | undefined, timeoutMs: number, onFailure: 'continue' | 'halt' = 'continue'): Cursor => {
-    const refId = chain.add(stageName, actionStage(spec, payloadSpec, application, act, params), after ? [after.refId] : [], { guard: after?.ok, onFailure, timeoutMs });
+  const action = (stageName: string, act: ReleaseAction, params: ActionParams, after: Cursor | undefined, timeoutMs: number, onFailure: 'continue' | 'halt' = 'continue', body: Json = payloadSpec): Cursor => {
+    const refId = chain.add(stageName, actionStage(spec, body, application, act, params), after ? [after.refId] : [], { guard: after?.ok, onFailure, timeoutMs });
     return { refId, ok: succeeded(stageName) };
   };
   const judgment = (stageName: string, instructions: string, after: Cursor): Cursor => {
@@ -127,8 +154,8 @@ export function renderPipeline(input: RenderInput): RenderResult {
     return { refId, ok: `${succeeded(stageName)} && #judgment(${quote(stageName)}) == 'continue'` };
   };
   /** Load + gate for one window, repeated while the gate is inconclusive (webhook runner only). */
-  const analysis = (label: string, params: ActionParams, window: string, after: Cursor): Cursor => {
-    const windowMs = parseDurationMs(window);
+  const analysis = (label: string, params: ActionParams, windowMs: number, after: Cursor, gateSpec: Json = payloadSpec): Cursor => {
+    const window = durationText(windowMs);
     const timeoutMs = 3 * windowMs + 10 * MINUTE;
     if (!spec.load && !spec.gate) {
       const refId = chain.add(`Observe ${label}`, { type: 'wait', waitTime: Math.ceil(windowMs / 1000), skipWaitText: `observing ${label}` }, [after.refId], { guard: after.ok, onFailure: 'continue' });
@@ -136,7 +163,7 @@ export function renderPipeline(input: RenderInput): RenderResult {
     }
     let cursor = after;
     const gates: string[] = [];
-    const retries = runner === 'webhook' ? (spec.strategy.canary ?? spec.strategy.blueGreen ?? spec.strategy.abTest)?.maxInconclusive ?? 0 : 0;
+    const retries = runner === 'webhook' ? plan.maxInconclusive : 0;
     for (let attempt = 0; attempt <= retries; attempt++) {
       const suffix = attempt ? ` (retry ${attempt})` : '';
       let entry = cursor;
@@ -146,7 +173,7 @@ export function renderPipeline(input: RenderInput): RenderResult {
       }
       if (spec.load) entry = action(`Load ${label}${suffix}`, 'load', { ...params, window }, entry, timeoutMs);
       if (spec.gate) {
-        entry = action(`Gate ${label}${suffix}`, 'gate', { ...params, window }, entry, timeoutMs);
+        entry = action(`Gate ${label}${suffix}`, 'gate', { ...params, window }, entry, timeoutMs, 'continue', gateSpec);
         gates.push(`Gate ${label}${suffix}`);
       }
       cursor = entry;
@@ -177,25 +204,48 @@ export function renderPipeline(input: RenderInput): RenderResult {
   } else notes.push('service has neither candidateImage nor candidateManifests: the candidate must already be deployed; the pipeline starts at route preparation.');
   cursor = action(`Prepare routes for ${candidate}`, 'deploy', {}, cursor, 15 * MINUTE);
 
-  // 2. the strategy
-  if (spec.strategy.canary) {
-    const c = spec.strategy.canary;
-    const weights = canaryWeights(c);
-    weights.forEach((weight, i) => {
-      cursor = action(`Shift ${weight}% to ${candidate}`, 'traffic', { weight }, cursor, 10 * MINUTE);
-      cursor = analysis(`at ${weight}%`, { weight, step: i + 1 }, c.window, cursor!);
-      if (c.judgmentAt?.includes(weight)) cursor = judgment(`Continue after ${weight}%?`, `Gate passed at ${weight}% of traffic on ${candidate}. Choose "continue" to go on, "rollback" to return all traffic to ${stable}.`, cursor);
-    });
-  } else if (spec.strategy.blueGreen) {
-    const bg = spec.strategy.blueGreen;
-    cursor = analysis(`preview of ${candidate}`, { weight: 0 }, bg.previewWindow, cursor);
-    if (bg.judgment) cursor = judgment(`Switch traffic to ${candidate}?`, `The preview of ${candidate} passed its gate. Choose "continue" to switch all traffic from ${stable} to ${candidate}.`, cursor);
-    cursor = action(`Switch traffic to ${candidate}`, 'traffic', { weight: 100 }, cursor, 10 * MINUTE);
-  } else if (spec.strategy.abTest) {
-    const ab = spec.strategy.abTest;
-    cursor = action(`Route matching requests to ${candidate}`, 'traffic', { step: 1 }, cursor, 10 * MINUTE);
-    cursor = analysis('A/B', { step: 1 }, ab.window, cursor);
-    if (ab.judgment) cursor = judgment(`Promote ${candidate}?`, `The A/B test passed its gate. Choose "continue" to send all traffic to ${candidate}.`, cursor);
+  // 2. the strategy: one block per step of the canary module's plan (the plan `clover-cd release` runs), so
+  // the pipeline and the CLI cannot drift apart.
+  for (const step of plan.steps) cursor = renderStep(step, cursor);
+
+  /**
+   * One plan step: its traffic action, its analysis window, its judgment — in the order the state machine
+   * (canary/machine.ts) runs them. `step` is the 1-based index `traffic set --step` and the stage server use.
+   */
+  function renderStep(s: PlanStep, after: Cursor): Cursor {
+    const step = s.index + 1;
+    let c = after;
+    switch (s.kind) {
+      case 'mirror': {
+        c = action(`Mirror ${s.mirrorPercent}% to ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
+        const label = `of mirrored copies on ${candidate}`;
+        if (spec.gate && mirrorSpec) return analysis(label, { step }, s.windowMs, c, mirrorSpec);
+        if (spec.load) c = action(`Load ${label}`, 'load', { step, window: durationText(s.windowMs) }, c, 3 * s.windowMs + 10 * MINUTE);
+        else if (!spec.gate) return analysis(label, { step }, s.windowMs, c);
+        // No rule can judge the copies: a person looks at them (their answers never reach a client).
+        return judgment(`Continue after mirroring to ${candidate}?`, `${s.mirrorPercent}% of ${stable}'s requests were copied to ${candidate} for ${durationText(s.windowMs)}; compare ${candidate}'s error rate and latency in the mesh metrics. Choose "continue" to start shifting traffic, "rollback" to stop the release.`, c);
+      }
+      case 'weight':
+        c = action(`Shift ${s.weight}% to ${candidate}`, 'traffic', { weight: s.weight }, c, 10 * MINUTE);
+        c = analysis(`at ${s.weight}%`, { weight: s.weight, step }, s.windowMs, c);
+        if (s.judgment) c = judgment(`Continue after ${s.weight}%?`, `Gate passed at ${s.weight}% of traffic on ${candidate}. Choose "continue" to go on, "rollback" to return all traffic to ${stable}.`, c);
+        return c;
+      case 'preview':
+        // The candidate is reachable only with the preview header; nothing is analysed before the switch.
+        c = action(`Preview ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
+        if (s.judgment) c = judgment(`Switch traffic to ${candidate}?`, `${candidate} is deployed and reachable with the header "${PREVIEW_HEADER}: true" (all other traffic stays on ${stable}). Choose "continue" to switch all traffic to ${candidate}; its gate runs after the switch and a failure switches straight back.`, c);
+        return c;
+      case 'switch':
+        c = action(`Switch traffic to ${candidate}`, 'traffic', { weight: s.weight }, c, 10 * MINUTE);
+        c = analysis(`after the switch to ${candidate}`, { weight: s.weight, step }, s.windowMs, c);
+        if (s.judgment) c = judgment(`Keep ${candidate}?`, `Gate passed with all traffic on ${candidate}. Choose "continue" to promote, "rollback" to switch back to ${stable}.`, c);
+        return c;
+      case 'match':
+        c = action(`Route matching requests to ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
+        c = analysis('A/B', { step }, s.windowMs, c);
+        if (s.judgment) c = judgment(`Promote ${candidate}?`, `The A/B test passed its gate. Choose "continue" to send all traffic to ${candidate}.`, c);
+        return c;
+    }
   }
 
   // 3. promote, or roll back; then make the execution's status tell the truth
