@@ -142,6 +142,23 @@ describe('pipeline render', () => {
     expect(m.metadata).toMatchObject({ name: 'http-lb-v2', labels: { app: 'http-lb', version: 'v2' } });
   });
 
+  it('inlines the candidate manifests named by path into every payload, deterministically', () => {
+    const specFile = join(tmp, 'manifests-spec.yaml');
+    writeFileSync(join(tmp, 'v2.yaml'), 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: http-lb-v2, namespace: default }\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: { name: http-lb-v2-conf }\ndata: { a: "1" }\n');
+    writeFileSync(specFile, readFileSync('examples/sdc-bluegreen.yaml', 'utf8').replace('  candidateImage: opnfv/clover-ns-nginx-lb:opnfv-7.0.0', '  candidateManifests: [v2.yaml]').replace('plan: sdc-load.yaml', `plan: ${join(process.cwd(), 'examples/sdc-load.yaml')}`));
+    const p = render(specFile);
+    const jobs = p.stages.filter((s) => s.type === 'jenkins');
+    expect(jobs.length).toBeGreaterThan(3);
+    for (const j of jobs) {
+      const spec = JSON.parse(Buffer.from((j.parameters as Record<string, string>).SPEC, 'base64').toString());
+      expect(spec.service.candidateManifests).toEqual([
+        { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'http-lb-v2', namespace: 'default' } },
+        { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'http-lb-v2-conf' }, data: { a: '1' } },
+      ]);
+    }
+    expect(JSON.stringify(render(specFile))).toBe(JSON.stringify(p));
+  });
+
   it('jenkins and runJob runners render their stage shapes', () => {
     const bg = render('examples/sdc-bluegreen.yaml');
     const j = bg.stages.find((s) => s.type === 'jenkins')!;

@@ -48,6 +48,17 @@ describe('clover-cd stage on a detached sandbox', () => {
     expect(gp).toMatch(/CLOVER_CD_EVIDENCE=.+\.json/);
   });
 
+  it('the candidate manifests inlined by the rendered pipeline are accepted without a checkout; a broken one is exit 2', async () => {
+    const manifest = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'http-lb-v2', namespace: 'default' } };
+    const withInline = (m: unknown) => JSON.stringify({ ...doc, service: { ...doc.service, candidateImage: undefined, candidateManifests: [m] } });
+    const ok = await runCli(['stage', 'deploy', '--platform', 'sandbox', '--spec-env', 'SPEC'], { env: { ...env, SPEC: withInline(manifest) }, cwd: state });
+    expect(ok.stderr).not.toContain('file not found');
+    expect(ok.code).toBe(0);
+    const bad = await runCli(['stage', 'deploy', '--platform', 'sandbox', '--spec-env', 'SPEC'], { env: { ...env, SPEC: withInline({ kind: 'Deployment' }) }, cwd: state });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/service\.candidateManifests\[0\].*apiVersion, metadata\.name/);
+  });
+
   it('an invalid spec in the environment is exit 2 naming the field', async () => {
     const r = await runCli(['stage', 'gate', '--platform', 'sandbox', '--spec-env', 'SPEC'], { env: { ...env, SPEC: JSON.stringify({ ...doc, service: { ...doc.service, port: 'http' } }) } });
     expect(r.code).toBe(2);

@@ -195,6 +195,14 @@ describe('authentication, limits and validation', () => {
     expect(await bad('rel-v', 'traffic', { spec: specFor('rel-v') })).toContainEqual(expect.objectContaining({ path: 'weight' }));
     expect(await bad('rel-v', 'explode', { spec: specFor('rel-v') })).toContainEqual(expect.objectContaining({ path: 'action' }));
     expect(await bad('rel-v', 'gate', { spec: specFor('rel-v'), window: 'soon' })).toContainEqual(expect.objectContaining({ path: 'window' }));
+    const inline = (m: unknown) => ({ ...specFor('rel-v'), service: { ...baseSpec.service, candidateManifests: [m] } });
+    expect(await bad('rel-v', 'gate', { spec: inline({ kind: 'Deployment', metadata: {} }) })).toContainEqual(expect.objectContaining({ path: 'spec.service.candidateManifests[0]', message: expect.stringContaining('apiVersion, metadata.name') }));
+    expect(await bad('rel-v', 'gate', { spec: inline('k8s/not-on-this-server.yaml') })).toContainEqual(expect.objectContaining({ path: 'spec.service.candidateManifests[0]' }));
+    // the manifests a rendered pipeline inlines are accepted (the server has no checkout of the spec's repository)
+    const manifest = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'http-lb-v2' } };
+    const accepted = await post('/api/v1/releases/rel-inline/traffic', { spec: { ...inline(manifest), metadata: { name: 'rel-inline' } }, weight: 5 });
+    expect(accepted.status).toBe(202);
+    finish('rel-inline', { status: 'SUCCEEDED' });
     const notJson = await post('/api/v1/releases/rel-v/gate', '{"spec":');
     expect(notJson.status).toBe(400);
   });

@@ -123,7 +123,12 @@ export function renderPipeline(input: RenderInput): RenderResult {
   const runner = sp.runner ?? 'webhook';
   const { stable, candidate } = spec.service;
 
-  const payloadSpec = JSON.parse(JSON.stringify(input.loadPlan && spec.load ? { ...spec, load: { ...spec.load, plan: input.loadPlan } } : spec)) as Json;
+  // What the stages receive: the spec with the files it names inlined (the load plan; the candidate manifests
+  // as Kubernetes objects in place of their paths), so a remote stage server or CI job needs no checkout.
+  const payload: Record<string, unknown> = { ...spec };
+  if (input.loadPlan && spec.load) payload.load = { ...spec.load, plan: input.loadPlan };
+  if (input.candidateManifests && spec.service.candidateManifests) payload.service = { ...spec.service, candidateManifests: input.candidateManifests };
+  const payloadSpec = JSON.parse(JSON.stringify(payload)) as Json;
   if (runner === 'webhook' && sp.stageServer.auth && !sp.stageServer.auth.spinnaker) {
     notes.push('stageServer.auth names only an env/file secret: the webhook stages carry no Authorization header. Set spinnaker.stageServer.auth.spinnaker to a secret reference your Spinnaker resolves, or let the stage server accept the X-Clover-Signature of a preconfigured webhook.');
   }

@@ -135,7 +135,9 @@ async function readSpec(opts: StageOptions): Promise<ReleaseSpec> {
     throw new InvalidInputError(`${opts.specEnv}: not JSON or base64 JSON: ${(err as Error).message}`);
   }
   const { validateSpec } = await import('../../spec/validate.js');
-  const problems = validateSpec(doc, `$${opts.specEnv}`, process.cwd()).filter((p) => p.severity !== 'warning');
+  // Rendered pipelines carry the candidate manifests inline: the job has no checkout of the spec's repository.
+  const inline = (await import('../../stages/inline-manifests.js')).splitInlineManifests(doc, `$${opts.specEnv}`);
+  const problems = [...inline.problems, ...validateSpec(inline.spec, `$${opts.specEnv}`, process.cwd())].filter((p) => p.severity !== 'warning');
   if (problems.length) throw new InvalidInputError(`${opts.specEnv}: invalid release spec: ${problems.map(formatProblem).join('; ')}`, problems);
-  return doc as ReleaseSpec;
+  return inline.spec as ReleaseSpec;
 }

@@ -3,6 +3,7 @@ import { validateAgainst } from '../../util/schema.js';
 import { DURATION_PATTERN } from '../../util/units.js';
 import { validateSpec } from '../../spec/validate.js';
 import type { ReleaseSpec } from '../../spec/types.js';
+import { splitInlineManifests } from '../inline-manifests.js';
 import { STAGE_ACTIONS, type StageAction, type StageParams } from './types.js';
 
 /** Validation of a start request (contract [E]): the body's fields, then the embedded release spec. */
@@ -56,8 +57,11 @@ export function parseStartRequest(
   const problems = validateAgainst(bodySchema, body, where);
   if (problems.length) return { ok: false, problems };
   const b = body as { spec: ReleaseSpec } & StageParams;
-  const specProblems = validateSpec(b.spec, where, baseDir).map((p) => ({ ...p, path: p.path ? `spec.${p.path}` : 'spec' }));
+  // Rendered pipelines carry the candidate manifests inline (the server cannot read the spec's repository).
+  const inline = splitInlineManifests(b.spec, where);
+  const specProblems = [...inline.problems, ...validateSpec(inline.spec, where, baseDir)].map((p) => ({ ...p, path: p.path ? `spec.${p.path}` : 'spec' }));
   if (specProblems.some((p) => p.severity !== 'warning')) return { ok: false, problems: specProblems };
+  b.spec = inline.spec as ReleaseSpec;
   if (b.spec.metadata.name !== release) {
     return { ok: false, problems: [{ file: where, path: 'spec.metadata.name', message: `"${b.spec.metadata.name}" differs from the release in the URL, "${release}"` }] };
   }
