@@ -48,6 +48,24 @@ describe('clover-cd stage on a detached sandbox', () => {
     expect(gp).toMatch(/CLOVER_CD_EVIDENCE=.+\.json/);
   });
 
+  it('gate --properties, as a Jenkins job runs it by hand: verdict, status and exit code in the key=value file', async () => {
+    // No load runs during this window: too few samples is inconclusive (exit 3, Jenkins UNSTABLE).
+    const props = join(state, 'manual-gate.properties');
+    const junit = join(state, 'manual-gate.xml');
+    const g = await runCli(['gate', resolve('examples/sdc-canary.yaml'), '--platform', 'sandbox', '--window', '2s', '--weight', '10', '--junit', junit, '--properties', props], { env });
+    expect(g.code).toBe(3);
+    const text = readFileSync(props, 'utf8');
+    expect(text).toContain('CLOVER_CD_ACTION=gate\nCLOVER_CD_RELEASE=http-lb-canary\nCLOVER_CD_EXIT_CODE=3\nCLOVER_CD_STATUS=INCONCLUSIVE\n');
+    expect(text).toContain('CLOVER_CD_VERDICT=inconclusive');
+    expect(text).toContain(`CLOVER_CD_JUNIT=${junit}`);
+    const evidence = /CLOVER_CD_EVIDENCE=(.+)/.exec(text)![1].replace(/\\(.)/g, '$1');
+    // The same file from a replay of that bundle tells the same verdict.
+    const replayProps = join(state, 'replay.properties');
+    const r = await runCli(['gate', '--replay', evidence, '--properties', replayProps], { env });
+    expect(r.code).toBe(3);
+    expect(readFileSync(replayProps, 'utf8')).toMatch(/CLOVER_CD_EXIT_CODE=3\nCLOVER_CD_STATUS=INCONCLUSIVE\n[\s\S]*CLOVER_CD_WEIGHT=10\nCLOVER_CD_VERDICT=inconclusive/);
+  });
+
   it('the candidate manifests inlined by the rendered pipeline are accepted without a checkout; a broken one is exit 2', async () => {
     const manifest = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'http-lb-v2', namespace: 'default' } };
     const withInline = (m: unknown) => JSON.stringify({ ...doc, service: { ...doc.service, candidateImage: undefined, candidateManifests: [m] } });

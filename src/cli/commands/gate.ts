@@ -21,6 +21,8 @@ import {
 } from '../../validators/index.js';
 import { action, globalOptions } from '../context.js';
 import { note, printResult, table } from '../output.js';
+import { stageProperties, writeProperties } from '../../stages/properties.js';
+import { statusForExitCode } from '../../stages/server/jobs.js';
 
 interface GateOptions {
   window?: string;
@@ -35,6 +37,7 @@ interface GateOptions {
   evidenceDir?: string;
   report?: 'text' | 'junit' | 'markdown';
   junit?: string;
+  properties?: string;
   markdown?: string;
   replay?: string;
   requireL4?: boolean;
@@ -69,6 +72,10 @@ function metricSource(spec: ReleaseSpec, endpoints: PlatformEndpoints): 'prometh
 }
 
 function emitReports(cmd: Command, opts: GateOptions, verdict: Verdict, bundle: EvidenceBundle, bundlePath?: string): void {
+  if (opts.properties) {
+    const exitCode = verdictExitCode(verdict);
+    writeProperties(opts.properties, stageProperties({ action: 'gate', release: bundle.release, exitCode, status: statusForExitCode(exitCode), summary: verdict.summary, weight: bundle.candidateWeight, verdict: verdict.outcome, evidence: bundlePath, junit: opts.junit }));
+  }
   if (opts.junit) writeFileSync(opts.junit, renderJUnit(verdict, bundle));
   if (opts.markdown) writeFileSync(opts.markdown, renderMarkdown(verdict, bundle));
   if (opts.report === 'junit') return void process.stdout.write(renderJUnit(verdict, bundle));
@@ -94,6 +101,7 @@ export function register(program: Command): void {
     .option('--report <kind>', 'print the verdict as text, junit or markdown instead of --output')
     .option('--junit <file>', 'also write a JUnit XML report (one testcase per rule) for Jenkins')
     .option('--markdown <file>', 'also write a Markdown report for a pull-request comment')
+    .option('--properties <file>', 'also write the verdict as a key=value file (Spinnaker Jenkins stage `propertyFile`)')
     .option('--require-l4', 'an l4 rule without clovisor evidence is inconclusive instead of skipped', false)
     .option('--clovisor <url>', 'a running `clovisor run --listen` for L4 evidence (default: the address in its state)')
     .option('--replay <bundle>', 'judge a stored evidence bundle again, offline')

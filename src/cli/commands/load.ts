@@ -19,6 +19,8 @@ import {
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
 import { action, acceptsOutputFile, globalOptions } from '../context.js';
 import { note, printResult } from '../output.js';
+import { stageProperties, writeProperties } from '../../stages/properties.js';
+import { statusForExitCode } from '../../stages/server/jobs.js';
 
 const positiveNumber = (flag: string) => (v: string) => {
   const n = Number(v);
@@ -126,6 +128,7 @@ Examples:
     .option('--jmeter-home <dir>', 'JMeter installation (default: $JMETER_HOME, PATH, /usr/share/jmeter)')
     .option('--junit <file>', 'also write JUnit XML (criteria and expected counts)')
     .option('--html <file>', 'also write an HTML report')
+    .option('--properties <file>', 'also write the result as a key=value file (Spinnaker Jenkins stage `propertyFile`)')
     .addHelpText(
       'after',
       `
@@ -140,7 +143,7 @@ Examples:
 `,
     )
     .action(
-      action(async (file: string, o: { engine: 'auto' | 'jmeter' | 'builtin'; remote?: string; results?: string; force: boolean; duration?: number; target?: string; jmeterHome?: string; junit?: string; html?: string }, cmd: Command) => {
+      action(async (file: string, o: { engine: 'auto' | 'jmeter' | 'builtin'; remote?: string; results?: string; force: boolean; duration?: number; target?: string; jmeterHome?: string; junit?: string; html?: string; properties?: string }, cmd: Command) => {
         const { output } = globalOptions(cmd);
         const plan = loadPlan(file);
         const remote = o.remote?.split(',').map((s) => s.trim()).filter(Boolean);
@@ -179,8 +182,15 @@ Examples:
         });
         printResult(output, { engine: result.engine, startedAt: result.startedAt, endedAt: result.endedAt, ...report }, () => renderText(report));
         writeReports(report, o);
-        if (result.interrupted) return ExitCode.interrupted;
-        return report.passed ? 0 : ExitCode.failed;
+        const exitCode = result.interrupted ? ExitCode.interrupted : report.passed ? 0 : ExitCode.failed;
+        if (o.properties) {
+          const t = result.summary.total;
+          const summary = `${t.count} requests with ${result.engine}, ${(t.errorRate * 100).toFixed(2)}% errors, p95 ${Math.round(t.p95)} ms`;
+          // A plan run has no release: the key is left out rather than written empty.
+          const props = { ...stageProperties({ action: 'load', release: '', exitCode, status: statusForExitCode(exitCode), summary, junit: o.junit, extra: { CLOVER_CD_REQUESTS: t.count, CLOVER_CD_ERROR_RATE: t.errorRate, CLOVER_CD_JTL: result.jtlPath } }), CLOVER_CD_RELEASE: undefined };
+          writeProperties(o.properties, props);
+        }
+        return exitCode;
       }),
     );
 

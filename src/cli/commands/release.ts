@@ -5,6 +5,8 @@ import { abortRelease, openPlatform, releaseStatus, runRelease, type PlatformCho
 import { formatDuration } from '../../util/units.js';
 import { action, globalOptions } from '../context.js';
 import { note, printResult, table } from '../output.js';
+import { stageProperties, writeProperties } from '../../stages/properties.js';
+import { statusForExitCode } from '../../stages/server/jobs.js';
 import { platformOptions } from './traffic.js';
 
 /** One stderr line per thing a person watching the release wants to see. */
@@ -87,9 +89,10 @@ Examples:
       .option('--auto-approve', 'approve judgment steps without asking')
       .option('--restart', 'start again after a finished run of the same candidate')
       .option('--evidence-dir <dir>', 'where evidence bundles are written')
+      .option('--properties <file>', 'also write the outcome as a key=value file (Spinnaker Jenkins stage `propertyFile`)')
       .addHelpText('after', '\nExit 0 promoted, 1 rolled back on a failed gate, 3 inconclusive (rolled back or waiting for approval), 4 infrastructure, 130 interrupted.\n\nExample:\n  clover-cd release run release.yaml --auto-approve -o json\n'),
   ).action(
-    action(async (file: string, o: PlatformChoice & { autoApprove?: boolean; restart?: boolean; evidenceDir?: string }, cmd: Command) => {
+    action(async (file: string, o: PlatformChoice & { autoApprove?: boolean; restart?: boolean; evidenceDir?: string; properties?: string }, cmd: Command) => {
       const format = globalOptions(cmd).output;
       const loaded = loadSpec(file);
       const platform = await openPlatform(o);
@@ -112,6 +115,10 @@ Examples:
           judge: process.stdin.isTTY ? (step) => ask(step) : undefined,
         });
         printResult(format, r, renderResult);
+        if (o.properties) {
+          const v = r.state.lastVerdict;
+          writeProperties(o.properties, stageProperties({ action: 'release', release: r.release, exitCode: r.exitCode, status: statusForExitCode(r.exitCode), summary: r.message, weight: r.state.weight, verdict: v?.outcome, extra: { CLOVER_CD_PHASE: r.state.phase } }));
+        }
         return r.exitCode;
       } finally {
         process.off('SIGINT', onSignal);

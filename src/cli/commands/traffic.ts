@@ -2,6 +2,8 @@ import { Option, type Command } from 'commander';
 import { loadSpec } from '../../spec/load.js';
 import { getTraffic, openPlatform, promote, rollback, setTraffic, type PlatformChoice, type TrafficResult } from '../../stages/index.js';
 import { InvalidInputError } from '../../util/errors.js';
+import { stageProperties, writeProperties } from '../../stages/properties.js';
+import { statusForExitCode } from '../../stages/server/jobs.js';
 import { action, globalOptions } from '../context.js';
 import { printResult } from '../output.js';
 
@@ -26,6 +28,9 @@ export function renderTraffic(r: TrafficResult): string {
   if (r.state) lines.push(`  release ${r.state.release}: ${r.state.phase}, step ${r.state.step + 1}${r.state.lastVerdict ? `, last verdict ${r.state.lastVerdict.outcome}` : ''}`);
   return lines.join('\n');
 }
+
+/** `--properties FILE`: the key=value file a Spinnaker Jenkins stage reads (`propertyFile`). */
+export const propertiesOption = (cmd: Command): Command => cmd.option('--properties <file>', 'also write the result as a key=value file (Spinnaker Jenkins stage `propertyFile`)');
 
 export function register(program: Command): void {
   const traffic = program
@@ -53,12 +58,15 @@ Examples:
       const loaded = loadSpec(file);
       const r = await fn(loaded, o);
       printResult(format, r, renderTraffic);
+      if (typeof o.properties === 'string') {
+        writeProperties(o.properties, stageProperties({ action: cmd.name() === 'set' ? 'traffic' : cmd.name(), release: r.release, exitCode: r.exitCode, status: statusForExitCode(r.exitCode), summary: r.message, weight: r.candidate.weight }));
+      }
       return r.exitCode;
     });
 
   platformOptions(
-    traffic
-      .command('set')
+    propertiesOption(traffic
+      .command('set'))
       .description('set the candidate weight, or the traffic of one step of the plan')
       .argument('<spec>', 'release spec')
       .option('--weight <n>', 'candidate weight in percent (0-100)')
@@ -78,11 +86,11 @@ Examples:
     run(async (loaded, o) => getTraffic(await openPlatform(o), loaded.spec)),
   );
 
-  platformOptions(traffic.command('promote').description('send 100% to the candidate and remove match/mirror routes').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd traffic promote release.yaml\n')).action(
+  platformOptions(propertiesOption(traffic.command('promote')).description('send 100% to the candidate and remove match/mirror routes').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd traffic promote release.yaml\n')).action(
     run(async (loaded, o) => promote(await openPlatform(o), loaded.spec)),
   );
 
-  platformOptions(traffic.command('rollback').description('restore the routes kept before the release (100% stable)').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd traffic rollback release.yaml\n')).action(
+  platformOptions(propertiesOption(traffic.command('rollback')).description('restore the routes kept before the release (100% stable)').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd traffic rollback release.yaml\n')).action(
     run(async (loaded, o) => rollback(await openPlatform(o), loaded.spec)),
   );
 }
