@@ -10,6 +10,8 @@ SRC=src/clovisor/bpf/clovisor.bpf.c
 OBJ=$OUT_DIR/clovisor.bpf.o
 HSRC=src/clovisor/bpf/tp-attach.c
 HELPER=$OUT_DIR/clovisor-tp-attach
+RSRC=src/clovisor/bpf/event-pipe.c
+READER=$OUT_DIR/clovisor-events
 if ! command -v clang >/dev/null 2>&1; then
   echo "setup: clovisor skipped: clang is not installed (apt-get install clang llvm bpftool libbpf-dev)" >&2
   exit 0
@@ -29,4 +31,8 @@ fi
 if [ ! -x "$HELPER" ] || [ "$HSRC" -nt "$HELPER" ]; then
   clang -O2 -Wall -o "$HELPER.tmp" "$HSRC" -lbpf
   mv "$HELPER.tmp" "$HELPER"
+fi
+if [ ! -x "$READER" ] || [ "$RSRC" -nt "$READER" ]; then
+  clang -O2 -Wall -o "$READER.tmp" "$RSRC" -lbpf
+  mv "$READER.tmp" "$READER"
 fi

@@ -4,7 +4,7 @@
  */
 import type { GateRule } from '../spec/types.js';
 import { parsePercent } from '../util/units.js';
-import type { KernelStats, L4Counts, L4Evidence, SessionRecord, Target } from './types.js';
+import type { KernelStats, L4Counts, L4Evidence, OpenConnection, SessionRecord, Target } from './types.js';
 
 export type L4Rule = Extract<GateRule, { l4: unknown }>['l4'];
 
@@ -17,8 +17,8 @@ function quantile(sorted: number[], q: number): number | undefined {
  * Counts one version's sessions. A connection is counted once, at the server side when the traced workload
  * served it, at the client side when the workload called out (a workload's failed outbound connects count there).
  */
-export function countSessions(records: SessionRecord[]): L4Counts {
-  const c: L4Counts = { connections: 0, resetConnections: 0, resetsSent: 0, resetsReceived: 0, retransmits: 0, segmentsOut: 0, connectFailures: 0, workloads: [] };
+export function countSessions(records: SessionRecord[], open: OpenConnection[] = []): L4Counts {
+  const c: L4Counts = { connections: 0, openConnections: 0, resetConnections: 0, resetsSent: 0, resetsReceived: 0, retransmits: 0, segmentsOut: 0, connectFailures: 0, workloads: [] };
   const hs: number[] = [];
   const workloads = new Set<string>();
   for (const r of records) {
@@ -36,6 +36,12 @@ export function countSessions(records: SessionRecord[]): L4Counts {
     c.segmentsOut += r.segsOut;
     if (r.connectMs !== undefined) hs.push(r.connectMs);
   }
+  for (const o of open) {
+    if (o.establishedAt === undefined) continue; // a handshake in progress is not a connection yet
+    c.connections++;
+    c.openConnections++;
+    if (o.workload) workloads.add(o.workload);
+  }
   if (c.connections) c.resetRate = c.resetConnections / c.connections;
   if (c.segmentsOut) c.retransmitRate = c.retransmits / c.segmentsOut;
   hs.sort((a, b) => a - b);
@@ -49,11 +55,15 @@ export function buildEvidence(
   records: SessionRecord[],
   window: { start: number; end: number },
   versions: string[],
-  ctx: { service?: string; targets: Target[]; lostEvents: number; kernel: KernelStats },
+  ctx: { service?: string; targets: Target[]; lostEvents: number; kernel: KernelStats; open?: OpenConnection[] },
 ): L4Evidence {
-  const inWindow = records.filter((r) => r.closedAt >= window.start && r.closedAt <= window.end && (!ctx.service || !r.service || r.service === ctx.service));
+  const ofService = (x: { service?: string }) => !ctx.service || !x.service || x.service === ctx.service;
+  // A connection of the window: open at some point in it (closed in or after it, opened before its end).
+  const inWindow = records.filter((r) => r.closedAt >= window.start && (r.startedAt ?? r.closedAt) <= window.end && ofService(r));
+  // Open now and established before the window ended: it was a connection of the window.
+  const open = (ctx.open ?? []).filter((o) => o.establishedAt !== undefined && o.establishedAt <= window.end && ofService(o));
   const out: Record<string, L4Counts> = {};
-  for (const v of versions) out[v] = countSessions(inWindow.filter((r) => r.version === v));
+  for (const v of versions) out[v] = countSessions(inWindow.filter((r) => r.version === v), open.filter((o) => o.version === v));
   const lost = ctx.lostEvents + ctx.kernel.eventsLost + ctx.kernel.connsFull;
   return {
     source: 'clovisor',
@@ -122,7 +132,7 @@ export function evaluateL4Rule(rule: L4Rule, evidence: L4Evidence | undefined, v
     observed.push(`connect failures ${cand.connectFailures}${rule.compare ? ` vs ${base?.connectFailures ?? 0} baseline` : ''}`);
     if (excess > rule.connectFailures) failures.push(`connect failures of ${versions.candidate}: ${cand.connectFailures}${rule.compare ? ` (${excess} above baseline)` : ''} > ${rule.connectFailures}`);
   }
-  observed.push(`${cand.resetConnections}/${cand.connections} connections reset`);
+  observed.push(`${cand.resetConnections}/${cand.connections} connections reset${cand.openConnections ? ` (${cand.openConnections} still open)` : ''}`);
   if (!evidence.complete) observed.push(`events lost: ${evidence.lost.events + evidence.lost.kernel.eventsLost}, conns map full: ${evidence.lost.kernel.connsFull}`);
   if (failures.length) return { rule: 'l4', outcome: 'fail', observed: observed.join('; '), expected, source, reason: failures.join('; ') };
   if (!evidence.complete) {

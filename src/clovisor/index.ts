@@ -19,7 +19,7 @@ export { cleanup as cleanupClovisor, readState, DEFAULT_PIN_ROOT, DEFAULT_STATE_
 export { preflight } from './system.js';
 export { serveTracer } from './server.js';
 export { loadClovisorConfig, readRedisConfig, parseClovisorLabels, parseEgressMatch, kubernetesTargets, sandboxTargets, spansUrlFromJaegerKey, type ClovisorConfig } from './targets.js';
-export type { Target, SessionRecord, FlowRecord, L4Counts, L4Evidence, KernelStats } from './types.js';
+export type { Target, OpenConnection, SessionRecord, FlowRecord, L4Counts, L4Evidence, KernelStats } from './types.js';
 
 export interface CollectOptions {
   /** A tracer running in this process. */
@@ -43,7 +43,7 @@ export function tracerUrl(pinRoot = DEFAULT_PIN_ROOT, stateDir?: string): string
  */
 export async function collectL4Evidence(window: { start: number; end: number }, versions: string[], opts: CollectOptions = {}): Promise<L4Evidence> {
   if (opts.tracer) {
-    await opts.tracer.drain();
+    await opts.tracer.prepareEvidence();
     return opts.tracer.evidence(window, versions, opts.service);
   }
   const url = opts.url ?? tracerUrl(opts.pinRoot, opts.stateDir);

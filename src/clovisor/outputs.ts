@@ -47,6 +47,11 @@ export class ClovisorMetrics {
     if (r.connectMs !== undefined) c.hs.observe(r.connectMs / 1000);
   }
 
+  /** A reset a session's socket sent after the session was emitted (abortive close). */
+  addResetsSent(r: SessionRecord, namespace = '', n: number): void {
+    this.resetsSent.inc({ workload: r.workload ?? '', version: r.version ?? '', namespace, role: r.role }, n);
+  }
+
   observeFlowDelta(f: FlowRecord, namespace: string, d: { pFrom: number; pTo: number; bFrom: number; bTo: number }): void {
     const base = { workload: f.workload ?? '', version: f.version ?? '', namespace };
     if (d.pFrom) this.flowPackets.inc({ ...base, direction: 'from_workload' }, d.pFrom);

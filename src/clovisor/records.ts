@@ -28,6 +28,11 @@ function ipv6(b: Buffer, off: number): string {
   return parts.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
 }
 
+/** `close_kind` 5: not a session but a reset its socket sent after its CLOSE (EVENT_LATE_RESET in clovisor.bpf.c). */
+export function isLateReset(b: Buffer): boolean {
+  return b.length >= SESSION_EVENT_SIZE && b[91] === 5;
+}
+
 export function decodeSessionEvent(b: Buffer, clock: Clock): SessionRecord {
   if (b.length < SESSION_EVENT_SIZE) throw new RangeError(`session event of ${b.length} bytes, expected ${SESSION_EVENT_SIZE}`);
   const tStart = b.readBigUInt64LE(8);

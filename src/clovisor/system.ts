@@ -10,6 +10,8 @@ import { InfrastructureError } from '../util/errors.js';
 export const BUILD_DIR = fileURLToPath(new URL('../../build/clovisor/', import.meta.url));
 export const DEFAULT_OBJECT = `${BUILD_DIR}clovisor.bpf.o`;
 export const DEFAULT_HELPER = `${BUILD_DIR}clovisor-tp-attach`;
+/** Perf-array reader that also drains rings whose wakeup is late (bpf/event-pipe.c); bpftool's event_pipe otherwise. */
+export const DEFAULT_READER = `${BUILD_DIR}clovisor-events`;
 export const BPFFS = '/sys/fs/bpf';
 export const TRACEFS = '/sys/kernel/tracing';
 

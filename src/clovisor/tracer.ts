@@ -5,15 +5,16 @@
  * the in-memory record store that evidence is computed from.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { InfrastructureError } from '../util/errors.js';
 import { evaluateL4Rule, buildEvidence } from './evidence.js';
 import { attachVeth, bpftoolBatch, cleanup, loadAndAttach, setNetnsFilter, type CleanupReport, type LoaderState } from './loader.js';
 import { ClovisorMetrics, SpanExporter, flowSpan, sessionSpan } from './outputs.js';
-import { EventPipeParser, decodeFlow, decodeSessionEvent, monotonicClock, type DumpEntry } from './records.js';
-import { netnsInum, preflight, run, inNetns } from './system.js';
-import { KERNEL_STAT_NAMES, type FlowRecord, type KernelStats, type L4Evidence, type SessionRecord, type Target } from './types.js';
+import { EventPipeParser, decodeFlow, decodeSessionEvent, isLateReset, monotonicClock, type DumpEntry } from './records.js';
+import { DEFAULT_READER, netnsInum, preflight, run, inNetns } from './system.js';
+import { KERNEL_STAT_NAMES, type FlowRecord, type KernelStats, type L4Evidence, type OpenConnection, type SessionRecord, type Target } from './types.js';
 
 export interface TracerOptions {
   pinRoot?: string;
@@ -30,19 +31,27 @@ export interface TracerOptions {
   session?: { release?: string; step?: string };
   /** A flow with no packet for this long is emitted and removed (default 10 s). */
   flowIdleMs?: number;
+  /** The perf-array reader binary (default build/clovisor/clovisor-events; bpftool's event_pipe when absent). */
+  reader?: string;
 }
 
 export interface TracerStatus {
   pinRoot: string;
   running: boolean;
+  reader: string;
   targets: Array<Target & { attached: { socket: boolean; packet: boolean } }>;
   links: LoaderState['links'];
   records: number;
   flowsOpen: number;
   drained: { sessions: number; flows: number };
   lost: { readerEvents: number; kernel: KernelStats; beforeReader: number };
+  /** Resets sent after the close of a session the tracer never saw open (it predates the tracer). */
+  resetsAfterUntrackedClose: number;
   spans?: { exported: number; failed: number };
 }
+
+/** Recently closed sessions kept to receive a reset sent after their close (far more than one drain's worth). */
+const TOMBSTONES = 65_536;
 
 const EMPTY_STATS = (): KernelStats => ({ connsFull: 0, eventsLost: 0, flowsFull: 0, eventsSent: 0, resetsWithoutSocket: 0, untrackedCloses: 0, packets: 0 });
 
@@ -71,6 +80,11 @@ export class Tracer {
   private samplesAtReady = 0;
   private sentAtReady = 0;
   private keepRaw: Buffer[] = [];
+  private closed = new Map<number, { hi: number; rec: SessionRecord }>();
+  private lateResetsUnmatched = 0;
+  private open: OpenConnection[] = [];
+  /** Which program reads the perf array (status). */
+  readerKind = '';
 
   constructor(readonly opts: TracerOptions) {
     if (opts.spansUrl) this.spans = new SpanExporter(opts.spansUrl);
@@ -104,8 +118,14 @@ export class Tracer {
   /** Starts the perf reader and waits until it delivers (a refused loopback connect is a session event). */
   private async startPipe(): Promise<void> {
     const events = join(this.state!.pinRoot, 'maps', 'events');
-    // stdbuf -o0: bpftool writes through stdio, and a block-buffered pipe would hold the last events back.
-    const child = spawn('stdbuf', ['-o0', 'bpftool', '-j', 'map', 'event_pipe', 'pinned', events], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // clovisor-events consumes every ring each 50 ms: bpftool reads only rings whose (deferred) wakeup arrived, which
+    // left the last session of a burst in its ring. Without the helper: bpftool, unbuffered (stdbuf -o0) or the
+    // last events would also wait in its stdio buffer.
+    const reader = this.opts.reader ?? DEFAULT_READER;
+    const child = existsSync(reader)
+      ? spawn(reader, [events], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('stdbuf', ['-o0', 'bpftool', '-j', 'map', 'event_pipe', 'pinned', events], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.readerKind = existsSync(reader) ? 'clovisor-events' : 'bpftool event_pipe';
     this.pipe = child;
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) =>
@@ -133,17 +153,88 @@ export class Tracer {
   ingest(samples: Buffer[]): number {
     let n = 0;
     for (const d of samples) {
+      if (isLateReset(d)) {
+        this.addLateReset(d);
+        continue;
+      }
       const r = decodeSessionEvent(d, this.clock);
       const t = this.byNetns.get(r.netns);
       if (!t && !this.opts.allNamespaces) continue;
       if (t) Object.assign(r, { workload: t.workload, version: t.version, service: t.service });
       this.records.push(r);
+      this.rememberClosed(d, r);
       this.metrics.observeSession(r, t?.namespace);
-      if (this.spans) this.spans.add(t?.service ?? t?.workload ?? 'clovisor', sessionSpan(r, this.opts.session));
       n++;
     }
+    // Spans after the whole batch, so a reset sent after its session's close is on the span too.
+    if (this.spans) for (const r of this.records.slice(-n)) this.spans.add(r.service ?? r.workload ?? 'clovisor', sessionSpan(r, this.opts.session));
     this.drainedSessions += n;
     return n;
+  }
+
+  /**
+   * Connections open now, from the socket tier's `conns` map: a keep-alive connection that did not close in a
+   * window was still a connection of it (a close-only view, as tcplife's, would see none of a healthy pool).
+   */
+  private async snapshotOpen(): Promise<Array<OpenConnection & { lo: number; hi: number }>> {
+    const dump = JSON.parse((await run('bpftool', ['-j', 'map', 'dump', 'pinned', join(this.state!.pinRoot, 'maps', 'conns')], { timeoutMs: 30_000 })).stdout) as DumpEntry[];
+    const open: Array<OpenConnection & { lo: number; hi: number }> = [];
+    for (const e of dump) {
+      const v = e.formatted?.value as Record<string, number> | undefined;
+      if (!v || !e.key || e.key.length < 8) continue;
+      const t = this.byNetns.get(Number(v.netns));
+      if (!t && !this.opts.allNamespaces) continue;
+      const k = Buffer.from(e.key.map((h) => parseInt(h, 16)));
+      open.push({
+        lo: k.readUInt32LE(0),
+        hi: k.readUInt32LE(4),
+        netns: Number(v.netns),
+        role: v.role === 1 ? 'client' : v.role === 2 ? 'server' : 'unknown',
+        startedAt: this.clock.toEpochMs(BigInt(v.t_start ?? 0)),
+        ...(Number(v.t_est) > 0 ? { establishedAt: this.clock.toEpochMs(BigInt(v.t_est)) } : {}),
+        ...(t ? { workload: t.workload, version: t.version, service: t.service } : {}),
+      });
+    }
+    return open;
+  }
+
+  /**
+   * Open connections, then a drain: a connection that closed between the two is dropped from the open ones by
+   * its tombstone (counted once, as closed). What evidence for a window needs.
+   */
+  async prepareEvidence(): Promise<void> {
+    const open = await this.snapshotOpen();
+    await this.drain();
+    this.open = open
+      .filter((o) => {
+        const t = this.closed.get(o.lo);
+        return !(t && t.hi === o.hi && t.rec.netns === o.netns && t.rec.closedAt >= o.startedAt);
+      })
+      .map(({ lo: _lo, hi: _hi, ...o }) => o);
+  }
+
+  /**
+   * Tombstones of just-closed sessions, by socket address: an abortive close emits the session first and sends its
+   * RST after, as a separate event on the same CPU (hence in order), which is added to the session here.
+   */
+  private rememberClosed(d: Buffer, r: SessionRecord): void {
+    const lo = d.readUInt32LE(0);
+    this.closed.delete(lo); // re-insert: Map order is age order
+    this.closed.set(lo, { hi: d.readUInt32LE(4), rec: r });
+    if (this.closed.size > TOMBSTONES) this.closed.delete(this.closed.keys().next().value as number);
+  }
+
+  private addLateReset(d: Buffer): void {
+    const t = this.closed.get(d.readUInt32LE(0));
+    const netns = d.readUInt32LE(48);
+    const dport = d.readUInt16LE(88);
+    if (!t || t.hi !== d.readUInt32LE(4) || t.rec.netns !== netns || t.rec.dport !== dport) {
+      this.lateResetsUnmatched++; // the socket's session predates the tracer (or was filtered out)
+      return;
+    }
+    t.rec.resetsSent++;
+    if (t.rec.closeKind === 'fin') t.rec.closeKind = 'reset';
+    this.metrics.addResetsSent(t.rec, this.byNetns.get(netns)?.namespace, 1);
   }
 
   private async drainOnce(): Promise<void> {
@@ -221,7 +312,7 @@ export class Tracer {
   }
 
   evidence(window: { start: number; end: number }, versions: string[], service?: string): L4Evidence {
-    return buildEvidence(this.records, window, versions, { service, targets: this.opts.targets, lostEvents: this.readerLost, kernel: this.kernel });
+    return buildEvidence(this.records, window, versions, { service, targets: this.opts.targets, lostEvents: this.readerLost, kernel: this.kernel, open: this.open });
   }
 
   /** Evaluates the l4 rule on this tracer's evidence (convenience for in-process gates and tests). */
@@ -232,6 +323,7 @@ export class Tracer {
   status(): TracerStatus {
     return {
       pinRoot: this.pinRoot,
+      reader: this.readerKind,
       running: Boolean(this.pipe && this.pipe.exitCode === null),
       targets: this.opts.targets.map((t) => ({ ...t, attached: { socket: this.byNetns.has(t.netnsInum ?? -1), packet: [...this.byIfindex.values()].includes(t) } })),
       links: this.state?.links ?? [],
@@ -239,6 +331,7 @@ export class Tracer {
       flowsOpen: this.lastFlow.size,
       drained: { sessions: this.drainedSessions, flows: this.drainedFlows },
       lost: { readerEvents: this.readerLost, kernel: this.kernel, beforeReader: this.lostBeforeReader },
+      resetsAfterUntrackedClose: this.lateResetsUnmatched,
       spans: this.spans ? { exported: this.spans.exported, failed: this.spans.failed } : undefined,
     };
   }

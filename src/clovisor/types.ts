@@ -52,6 +52,17 @@ export interface SessionRecord {
   service?: string;
 }
 
+/** A connection still open when evidence was taken (socket tier's live map). Times are epoch ms. */
+export interface OpenConnection {
+  netns: number;
+  role: Role;
+  startedAt: number;
+  establishedAt?: number;
+  workload?: string;
+  version?: string;
+  service?: string;
+}
+
 /** One 5-tuple seen by the packet tier on a workload's host veth. */
 export interface FlowRecord {
   ifindex: number;
@@ -102,7 +113,10 @@ export const KERNEL_STAT_NAMES: Array<keyof KernelStats> = [
 
 /** L4 counts of one version in a window. */
 export interface L4Counts {
+  /** Connections closed in the window plus connections established before its end and still open. */
   connections: number;
+  /** Of `connections`, those still open when the evidence was taken (keep-alive pools). */
+  openConnections: number;
   /** Connections closed by a reset (sent or received) or aborted from ESTABLISHED. */
   resetConnections: number;
   resetsSent: number;

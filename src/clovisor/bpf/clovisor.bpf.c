@@ -44,6 +44,10 @@ enum {
 
 enum { ROLE_UNKNOWN = 0, ROLE_CLIENT = 1, ROLE_SERVER = 2 };
 enum { CLOSE_FIN = 1, CLOSE_RESET = 2, CLOSE_CONNECT_FAILED = 3, CLOSE_HANDSHAKE_FAILED = 4 };
+/* Not a session: a reset sent by a socket already in CLOSE (an abortive close, SO_LINGER 0 / tcp_disconnect, sets
+ * CLOSE before it sends the RST, so the session was emitted and its record deleted). The reader adds it to the
+ * session it just received for the same socket (same sk, netns and ports), its short-lived tombstone. */
+#define EVENT_LATE_RESET 5
 
 struct conn {
   __u64 t_start;   /* SYN sent / SYN received (bpf_ktime_get_ns) */
@@ -51,7 +55,7 @@ struct conn {
   __u32 netns;
   __u16 family;
   __u8 role;
-  __u8 pad;
+  __u8 state;      /* last TCP state seen (open connections in evidence) */
   __u16 sport;     /* local port at ESTABLISHED: a closing socket has already released it */
   __u16 dport;
   __u32 retrans;
@@ -237,10 +241,12 @@ int tp_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx) {
     c.netns = inum;
     c.family = BPF_CORE_READ(ctx, family);
     c.role = newstate == ST_SYN_SENT ? ROLE_CLIENT : ROLE_SERVER;
+    c.state = newstate;
     if (bpf_map_update_elem(&conns, &key, &c, BPF_ANY) != 0) stat_inc(STAT_CONNS_FULL);
     return 0;
   }
   struct conn *c = bpf_map_lookup_elem(&conns, &key);
+  if (c) c->state = newstate;
   if (newstate == ST_ESTABLISHED) {
     if (c) {
       c->t_est = bpf_ktime_get_ns();
@@ -279,7 +285,25 @@ int tp_tcp_send_reset(struct trace_event_raw_tcp_send_reset *ctx) {
     return 0;
   }
   struct conn *c = bpf_map_lookup_elem(&conns, &key);
-  if (c) __sync_fetch_and_add(&c->rst_sent, 1);
+  if (c) {
+    __sync_fetch_and_add(&c->rst_sent, 1);
+    return 0;
+  }
+  if (BPF_CORE_READ(ctx, state) != ST_CLOSE) return 0;
+  struct sock *sk = (struct sock *)key;
+  __u32 inum = sk_netns(sk);
+  if (!netns_wanted(inum)) return 0;
+  struct session_event e = {};
+  e.sk = key;
+  e.t_close = bpf_ktime_get_ns();
+  e.netns = inum;
+  e.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+  e.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+  e.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+  e.rst_sent = 1;
+  e.close_kind = EVENT_LATE_RESET;
+  if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, &e, sizeof(e)) == 0) stat_inc(STAT_EVENTS_SENT);
+  else stat_inc(STAT_EVENTS_LOST);
   return 0;
 }
 
