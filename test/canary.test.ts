@@ -1,9 +1,10 @@
 import { describe, it, expect } from '@jest/globals';
 import { fileURLToPath } from 'node:url';
 import { loadSpec } from '../src/spec/load.js';
-import type { ReleaseSpec } from '../src/spec/types.js';
+import type { GateRule, ReleaseSpec } from '../src/spec/types.js';
 import {
   buildPlan,
+  rulesForStep,
   planRelease,
   initialState,
   transition,
@@ -220,3 +221,17 @@ describe('Istio objects and patches', () => {
 });
 
 export type { ReleaseSpec };
+
+describe('gate rules per step', () => {
+  it('judges a mirror window only with rules that can judge copies', () => {
+    const rules: GateRule[] = [
+      { conservation: { hops: ['http-lb'] } },
+      { split: {} },
+      { errorRate: { max: '1%' } },
+      { compareLatency: { alpha: 0.01 } },
+      { latency: { percentile: 95, max: '250ms' } },
+    ];
+    expect(rulesForStep(rules, { kind: 'mirror' }).map((r) => Object.keys(r)[0])).toEqual(['errorRate', 'latency']);
+    expect(rulesForStep(rules, { kind: 'weight' })).toBe(rules);
+  });
+});

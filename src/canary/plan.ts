@@ -3,7 +3,7 @@
  * share of the managed route goes to the candidate, how long it is analysed, and whether a person must
  * approve before the next one. Pure: data in, data out.
  */
-import type { HttpMatchValue, ReleaseSpec, StrategyKind } from '../spec/types.js';
+import type { GateRule, HttpMatchValue, ReleaseSpec, StrategyKind } from '../spec/types.js';
 import { canaryWeights } from '../spec/validate.js';
 import { InvalidInputError, type InputProblem } from '../util/errors.js';
 import { parseDurationMs, parsePercent } from '../util/units.js';
@@ -48,6 +48,20 @@ export interface ReleasePlan {
   maxInconclusive: number;
   /** A/B match conditions (empty for other strategies). */
   match: Array<{ headers?: Record<string, HttpMatchValue>; cookie?: HttpMatchValue }>;
+}
+
+/**
+ * Gate rules that can judge a mirror window. Counting rules cannot: the copies are extra requests at the
+ * candidate (conservation would see more than the ingress sent) and no weight is configured (split, share,
+ * count). compareLatency cannot either: a copy is sent alongside its primary request, not in its place, so
+ * its latency is not paired with the baseline's. Error rate, latency limits, error comparison and L4 judge
+ * the copies as they judge any traffic.
+ */
+export const MIRROR_JUDGEABLE_RULES = ['errorRate', 'latency', 'compareErrors', 'l4'];
+
+/** The gate rules that apply to a step: all of them, or for a mirror step only those that can judge copies. */
+export function rulesForStep(rules: GateRule[], step: Pick<PlanStep, 'kind'>): GateRule[] {
+  return step.kind === 'mirror' ? rules.filter((r) => MIRROR_JUDGEABLE_RULES.includes(Object.keys(r)[0])) : rules;
 }
 
 export function routingOf(spec: ReleaseSpec): ServiceRouting {

@@ -6,7 +6,7 @@
  */
 import type { KubeObject } from '../services/platform.js';
 import { PREVIEW_HEADER } from '../canary/istio.js';
-import { planRelease, type PlanStep } from '../canary/plan.js';
+import { planRelease, rulesForStep, type PlanStep } from '../canary/plan.js';
 import type { ReleaseSpec, TriggerSpec } from '../spec/types.js';
 import { InvalidInputError } from '../util/errors.js';
 import { stablePipelineId, UUID_PATTERN } from './ids.js';
@@ -63,18 +63,9 @@ interface Cursor {
 /** A window as the stage server and `clover-cd stage --window` read it. */
 const durationText = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
 
-/**
- * Gate rules that can judge a mirror window. Counting rules cannot: the copies are extra requests at the
- * candidate (conservation would see more than the ingress sent) and no weight is configured (split, share,
- * count). compareLatency cannot either: a copy is sent alongside its primary request, not in its place, so
- * its latency is not paired with the baseline's. Error rate, latency limits, error comparison and L4 judge
- * the copies as they judge any traffic.
- */
-const MIRROR_RULES = ['errorRate', 'latency', 'compareErrors', 'l4'];
-
 /** The payload spec for the mirror window's gate (mirror-judgeable rules only), or undefined when none is left. */
 export function mirrorGateSpec(spec: ReleaseSpec, payloadSpec: Json): Json | undefined {
-  const rules = (spec.gate?.rules ?? []).filter((r) => MIRROR_RULES.includes(Object.keys(r)[0]));
+  const rules = rulesForStep(spec.gate?.rules ?? [], { kind: 'mirror' });
   if (!rules.length) return undefined;
   const p = payloadSpec as { gate: Record<string, Json> };
   return { ...(payloadSpec as Record<string, Json>), gate: { ...p.gate, rules: JSON.parse(JSON.stringify(rules)) as Json } };

@@ -13,6 +13,7 @@ import {
   isTerminal,
   nextAction,
   planRelease,
+  rulesForStep,
   promotePatch,
   readState,
   renderDestinationRule,
@@ -129,7 +130,9 @@ export async function runRelease(platform: Platform, spec: ReleaseSpec, opts: Ru
         });
         if (opts.signal?.aborted) break; // the next turn rolls back
         const weighted = step.kind === 'weight' || step.kind === 'switch';
-        const gate = await runGateStage(platform, spec, { window, load: load.load, candidateWeight: weighted ? step.weight : undefined, evidenceDir: opts.evidenceDir });
+        // A mirror window is judged only by the rules that can judge copies (as in the rendered pipeline).
+        const stepSpec = step.kind === 'mirror' && spec.gate ? { ...spec, gate: { ...spec.gate, rules: rulesForStep(spec.gate.rules, step) } } : spec;
+        const gate = await runGateStage(platform, stepSpec, { window, load: load.load, candidateWeight: weighted ? step.weight : undefined, evidenceDir: opts.evidenceDir });
         emit({ type: 'verdict', step: action.step, outcome: gate.verdict.outcome, summary: gate.verdict.summary, bundlePath: gate.bundlePath });
         if (weighted && gate.verdict.outcome !== 'error') {
           // Not only the spec: the traffic the mesh actually carried must follow the weight.
