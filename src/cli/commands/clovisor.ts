@@ -93,7 +93,7 @@ export function register(program: Command): void {
     .description('eBPF L3/L4 session tracer: resets, retransmits, failed connects per workload and version')
     .addHelpText(
       'after',
-      '\nExamples:\n  sudo clover-cd clovisor run -c clovisor.yaml --listen 127.0.0.1:9464\n  sudo clover-cd clovisor run --sandbox --duration 2m\n  clover-cd clovisor status\n  sudo clover-cd clovisor cleanup\n  clover-cd clovisor config -c clovisor.yaml --redis redis://redis.clovisor:6379\n\nExit 4 with the reason when eBPF is unavailable (not root, no bpffs, no BTF, object not built).\n',
+      '\nExamples:\n  sudo clover-cd clovisor run -c clovisor.yaml --listen 127.0.0.1:9464\n  sudo clover-cd clovisor run --sandbox --packet-tier --duration 2m\n  clover-cd clovisor status\n  sudo clover-cd clovisor cleanup\n  clover-cd clovisor config -c clovisor.yaml --redis redis://redis.clovisor:6379\n\nExit 4 with the reason when eBPF is unavailable (not root, no bpffs, no BTF, object not built).\n',
     );
 
   common(clovisor.command('run'))
@@ -101,12 +101,14 @@ export function register(program: Command): void {
     .option('--listen <host:port>', 'serve /metrics, /api/v1/status and /api/v1/evidence here')
     .option('--duration <d>', 'stop after this long (e.g. 90s); default: until interrupted')
     .option('--all-namespaces', 'trace every network namespace, not only the targets', false)
+    .option('--packet-tier', 'also attach the packet tier (tc on the host veth) to every target that has one', false)
     .option('--object <file>', 'the compiled BPF object (default build/clovisor/clovisor.bpf.o)')
     .option('--keep', 'leave programs and filters attached when stopping (clean up later with clovisor cleanup)', false)
     .addHelpText('after', '\nExample:\n  sudo clover-cd clovisor run -c clovisor.yaml --listen 127.0.0.1:9464 --duration 5m\n')
     .action(
-      action(async (o: CommonOpts & { listen?: string; duration?: string; allNamespaces: boolean; keep: boolean; object?: string }, cmd: Command) => {
+      action(async (o: CommonOpts & { listen?: string; duration?: string; allNamespaces: boolean; packetTier: boolean; keep: boolean; object?: string }, cmd: Command) => {
         const { config, targets, spansUrl, sources } = await resolveConfig(o);
+        if (o.packetTier) for (const t of targets) if (t.hostVeth) t.packetTier = true;
         if (!targets.length && !o.allNamespaces) throw new InvalidInputError('no targets: give --config with targets, --sandbox, or --all-namespaces');
         const listen = o.listen ?? config.listen;
         const tracer = new Tracer({

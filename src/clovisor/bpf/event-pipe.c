@@ -10,13 +10,15 @@
  * deferred (irq_work). On an idle CPU of a VM that wakeup can wait until the next event on that CPU, so the last
  * closed session of a burst stayed in its ring indefinitely (seen as 39 of 40 sessions). This reader polls with
  * a short timeout and then consumes every ring, ready or not. Output is flushed once per poll round.
- * Exits on SIGINT/SIGTERM or when stdout is closed.
+ * Exits on SIGINT/SIGTERM, when stdout is closed, or when its parent dies (PR_SET_PDEATHSIG).
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -47,6 +49,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "map %s: %s\n", argv[1], strerror(errno));
     return 1;
   }
+  /* A tracer killed with SIGKILL must not leave its reader (and the map it holds) behind. */
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() == 1) return 0;
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   signal(SIGPIPE, on_signal);
