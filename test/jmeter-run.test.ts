@@ -1,7 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as yaml from 'js-yaml';
@@ -140,12 +139,12 @@ describe('distributed JMeter', () => {
     for (let i = 0; i < 2; i++) {
       const port = await freePort();
       const local = await freePort();
-      const proc = spawn(jm!.command, [...jm!.baseArgs, ...jmeterServerArgs(port, local), '-j', join(dir, `server-${i}.log`)], { cwd: dir, stdio: 'ignore' });
+      const proc = spawn(jm!.command, [...jm!.baseArgs, ...jmeterServerArgs(port, local), '-j', join(dir, `server-${i}.log`)], { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] });
       servers.push(proc);
-      await waitFor(`jmeter-server on 127.0.0.1:${port}`, () => new Promise<boolean>((resolve) => {
-        const s = connect(port, '127.0.0.1', () => (s.destroy(), resolve(true)));
-        s.on('error', () => resolve(false));
-      }), 30_000, 200);
+      // The RMI registry port opens before the engine is bound in it; jmeter-server says when it is.
+      let out = '';
+      proc.stdout!.on('data', (d) => (out += d));
+      await waitFor(`jmeter-server on 127.0.0.1:${port} to bind its engine`, async () => /Created remote object/.test(out), 60_000, 100);
       remote.push(`127.0.0.1:${port}`);
     }
     reset();

@@ -191,7 +191,12 @@ function relevantLines(stdout: string, logFile: string): string[] {
 
 function checkOutcome(stdout: string, o: JMeterRunOptions, code: number | null, interrupted: boolean): void {
   const rows = jtlRows(o.jtl);
-  const ended = /end of run/.test(stdout);
+  // In distributed mode 2.13 sometimes exits before printing "end of run" (its end-of-test callbacks race);
+  // every engine having reported "Finished remote host" is the same fact, read from stdout or the log.
+  const log = o.remote?.length && existsSync(o.log) ? readFileSync(o.log, 'utf8') : '';
+  const ended =
+    /end of run/.test(stdout) ||
+    Boolean(o.remote?.length && o.remote.every((h) => stdout.includes(`Finished remote host: ${h}`) || log.includes(`Finished remote host: ${h}`)));
   const problem = DRIVER_ERROR.test(stdout)
     ? 'JMeter reported an error'
     : !ended && !interrupted
