@@ -74,7 +74,17 @@ export class SandboxCore {
     this.traces = new TraceStore(opts.traceCapacity);
     this.mesh = new Mesh(this.store, this.telemetry, this.traces, { transport: opts.hopTransport });
     if (opts.redisUrl) {
-      this.redis = new Redis(opts.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 3000, enableOfflineQueue: true });
+      // Reconnect (bounded backoff) only once a first connection succeeded: before that, start() retries and
+      // fails with exit 4, and an ioredis reconnect loop would keep the process alive after the failure.
+      let connectedOnce = false;
+      this.redis = new Redis(opts.redisUrl, {
+        lazyConnect: true,
+        maxRetriesPerRequest: 2,
+        connectTimeout: 3000,
+        enableOfflineQueue: true,
+        retryStrategy: (times) => (connectedOnce ? Math.min(times * 200, 2000) : null),
+      });
+      this.redis.once('ready', () => (connectedOnce = true));
       this.redis.on('error', () => undefined); // failures are counted per write (ids.redisErrors)
     }
     this.ids = new IdsEngine(this.redis, (alert) => recordAlert(this.proxyState(), alert));
@@ -104,6 +114,8 @@ export class SandboxCore {
     if (this.redis) {
       const url = this.opts.redisUrl!;
       await withRetry(() => this.redis!.connect().then(() => this.redis!.ping()), { attempts: 3, baseDelayMs: 100 }).catch((err) => {
+        // Stop ioredis' own reconnect loop, or a failed start keeps the process alive forever.
+        this.redis!.disconnect();
         throw new InfrastructureError('Redis', redact(url), (err as Error).message, 'that redis-server is running and the --redis URL is right');
       });
       await this.ids.init();
