@@ -257,3 +257,11 @@ describe('l4 rule on clovisor evidence', () => {
     expect(required.results[0].reason).toMatch(/L4 evidence missing for v2.*no clovisor tracer is running/);
   });
 });
+
+describe('observed split at the edges', () => {
+  it('all traffic on one version matches a 100% / 0% weight exactly', () => {
+    expect(checkSplit({ stable: 0, candidate: 7075 }, 100).outcome).toBe('pass');
+    expect(checkSplit({ stable: 7075, candidate: 0 }, 0).outcome).toBe('pass');
+    expect(checkSplit({ stable: 3, candidate: 7072 }, 100).outcome).toBe('fail');
+  });
+});

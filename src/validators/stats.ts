@@ -106,7 +106,9 @@ export function wilsonInterval(k: number, n: number, confidence: number): Interv
   const denom = 1 + (z * z) / n;
   const centre = (p + (z * z) / (2 * n)) / denom;
   const half = (z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / denom;
-  return { low: Math.max(0, centre - half), high: Math.min(1, centre + half) };
+  // At k = 0 or k = n the Wilson bound is exactly 0 or 1; floating point lands just inside it, which would
+  // put a configured 0% / 100% weight "outside" an all-or-nothing observation.
+  return { low: k === 0 ? 0 : Math.max(0, centre - half), high: k === n ? 1 : Math.min(1, centre + half) };
 }
 
 /** Clopper-Pearson (exact) interval for k of n at a two-sided confidence. */
