@@ -23,6 +23,21 @@ const EXECUTION_ID = "${execution['id']}";
 const EXECUTION_NAME = "${execution['name']}";
 
 /** Command line a Jenkins job or Kubernetes Job runs for one action (implemented by `clover-cd stage`). */
+/**
+ * How Orca's webhook stage follows a job of the stage server (contract of `clover-cd serve`): the start
+ * answer carries the status URL, the status body its status and progress, and these are its status words.
+ */
+export const STAGE_SERVER_POLLING = {
+  waitForCompletion: true,
+  statusUrlResolution: 'webhookResponse',
+  statusUrlJsonPath: '$.statusUrl',
+  statusJsonPath: '$.status',
+  progressJsonPath: '$.progress',
+  successStatuses: 'SUCCEEDED',
+  terminalStatuses: 'FAILED,INCONCLUSIVE,ERROR',
+  canceledStatuses: 'CANCELED',
+} as const;
+
 export function stageCommandArgs(action: ReleaseAction, params: ActionParams): string[] {
   const args = ['stage', action, '--spec-env', 'CLOVER_CD_SPEC'];
   if (params.weight !== undefined) args.push('--weight', String(params.weight));
@@ -45,14 +60,7 @@ function webhookStage(sp: SpinnakerSpec, release: string, spec: Json, action: Re
     payload: { spec, ...params, execution: { id: EXECUTION_ID, pipeline: EXECUTION_NAME } },
     // 504 from an ingress in front of the stage server is worth a retry, not an immediate TERMINAL.
     failFastStatusCodes: [],
-    waitForCompletion: true,
-    statusUrlResolution: 'webhookResponse',
-    statusUrlJsonPath: '$.statusUrl',
-    statusJsonPath: '$.status',
-    progressJsonPath: '$.progress',
-    successStatuses: 'SUCCEEDED',
-    terminalStatuses: 'FAILED,INCONCLUSIVE,ERROR',
-    canceledStatuses: 'CANCELED',
+    ...STAGE_SERVER_POLLING,
     signalCancellation: true,
     cancelEndpoint: `${server}/api/v1/releases/${rel}/cancel`,
     cancelMethod: 'POST',

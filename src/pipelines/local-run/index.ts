@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { readRenderInput } from '../inputs.js';
 import { pipelineJson, renderPipeline } from '../render.js';
+import { STAGE_SERVER_POLLING } from '../runners.js';
 import { toInputProblem, validatePipelineDocument } from '../validate.js';
 import type { Platform } from '../../services/platform.js';
 import { loadSpec } from '../../spec/load.js';
@@ -120,14 +121,7 @@ export async function runPipelineLocally(opts: LocalRunOptions): Promise<LocalRu
           url: `${server.url}/api/v1/releases/${encodeURIComponent(release)}/${action}`,
           customHeaders: auth,
           payload: body,
-          waitForCompletion: true,
-          statusUrlResolution: 'webhookResponse',
-          statusUrlJsonPath: '$.statusUrl',
-          statusJsonPath: '$.status',
-          progressJsonPath: '$.progress',
-          successStatuses: 'SUCCEEDED',
-          terminalStatuses: 'FAILED,INCONCLUSIVE,ERROR',
-          canceledStatuses: 'CANCELED',
+          ...STAGE_SERVER_POLLING,
           cancelEndpoint: `${server.url}/api/v1/releases/${encodeURIComponent(release)}/cancel`,
         },
         { signal, pollIntervalMs: opts.pollIntervalMs ?? 250, onProgress },
