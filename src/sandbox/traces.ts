@@ -2,6 +2,9 @@
  * A bounded trace store: a ring of spans in typed arrays (about 100 bytes a span, no object per span), so
  * a million spans cost a known amount of memory and a query scans memory linearly from the newest span.
  * Strings that repeat (service, operation, node id, url, user agent, cluster) are interned.
+ * The ring is cut into blocks of BLOCK slots, each knowing the earliest and latest span start it holds, so
+ * a time-window query skips whole blocks outside the window (spans arrive roughly in time order, so a
+ * window touches few blocks; out-of-order spans only widen a block's range, never hide a span).
  */
 export interface SpanInput {
   traceId: string; // 32 hex (16 hex ids are left-padded)
@@ -55,6 +58,9 @@ class Interner {
   }
 }
 
+const BLOCK_BITS = 10;
+const BLOCK = 1 << BLOCK_BITS;
+
 const TAG_COLUMNS = ['node_id', 'http.url', 'http.method', 'user_agent', 'upstream_cluster', 'response_flags'] as const;
 
 export class TraceStore {
@@ -71,6 +77,9 @@ export class TraceStore {
   private readonly status: Uint16Array;
   private readonly reqSize: Uint32Array;
   private readonly respSize: Uint32Array;
+  /** Per block: earliest and latest span start among the spans written since the block was last entered. */
+  private readonly blockMin: Float64Array;
+  private readonly blockMax: Float64Array;
   private readonly strings = new Interner();
   private readonly operations = new Map<number, Set<number>>();
   /** trace id → slots holding its spans, and its x-request-id (one per trace, so kept once). */
@@ -89,6 +98,9 @@ export class TraceStore {
     this.status = new Uint16Array(capacity);
     this.reqSize = new Uint32Array(capacity);
     this.respSize = new Uint32Array(capacity);
+    const blocks = Math.ceil(capacity / BLOCK);
+    this.blockMin = new Float64Array(blocks).fill(Infinity);
+    this.blockMax = new Float64Array(blocks).fill(-Infinity);
   }
 
   get size(): number {
@@ -104,6 +116,16 @@ export class TraceStore {
     writeId64(this.spanIds, slot, s.spanId);
     writeId64(this.parentIds, slot, s.parentSpanId ?? '0');
     this.start[slot] = s.startUs;
+    const block = slot >> BLOCK_BITS;
+    if ((slot & (BLOCK - 1)) === 0) {
+      // Entering a block again: its range restarts with this span. Its older spans (the store's oldest) are
+      // still checked one by one, since the block holding the write cursor is never skipped.
+      this.blockMin[block] = s.startUs;
+      this.blockMax[block] = s.startUs;
+    } else {
+      if (s.startUs < this.blockMin[block]) this.blockMin[block] = s.startUs;
+      if (s.startUs > this.blockMax[block]) this.blockMax[block] = s.startUs;
+    }
     this.duration[slot] = s.durationUs;
     const svc = this.strings.id(s.service);
     const op = this.strings.id(s.operation);
@@ -170,8 +192,20 @@ export class TraceStore {
     const limit = q.limit && q.limit > 0 ? q.limit : 100;
     const found = new Set<string>();
     const n = this.size;
+    const windowed = q.startUs !== undefined || q.endUs !== undefined;
+    const lo = q.startUs ?? -Infinity;
+    const hi = q.endUs ?? Infinity;
+    const cursorBlock = ((this.written - 1) % this.capacity) >> BLOCK_BITS;
     for (let k = 0; k < n && found.size < limit; k++) {
       const slot = (this.written - 1 - k) % this.capacity;
+      if (windowed && ((slot & (BLOCK - 1)) === BLOCK - 1 || slot === this.capacity - 1)) {
+        // At the newest slot of a block (scanning backwards): skip the block when its range misses the window.
+        const block = slot >> BLOCK_BITS;
+        if (block !== cursorBlock && (this.blockMax[block] < lo || this.blockMin[block] > hi)) {
+          k += slot & (BLOCK - 1); // the loop's k++ moves to the previous block's last slot
+          continue;
+        }
+      }
       if (this.service[slot] !== svc || (op >= 0 && this.operation[slot] !== op)) continue;
       const st = this.start[slot];
       if ((q.startUs !== undefined && st < q.startUs) || (q.endUs !== undefined && st > q.endUs)) continue;
@@ -185,17 +219,18 @@ export class TraceStore {
 
   /** The spans of one trace in start order, or undefined when it is unknown (or evicted). */
   trace(traceId: string): StoredSpan[] | undefined {
-    const t = this.traces.get(traceId.toLowerCase().padStart(32, '0'));
+    const key = traceId.toLowerCase().padStart(32, '0');
+    const t = this.traces.get(key);
     if (!t) return undefined;
-    return t.slots.map((slot) => this.spanAt(slot, t.requestId)).sort((a, b) => a.startUs - b.startUs);
+    return t.slots.map((slot) => this.spanAt(slot, key, t.requestId)).sort((a, b) => a.startUs - b.startUs);
   }
 
-  private spanAt(slot: number, requestId: string): StoredSpan {
+  private spanAt(slot: number, traceId: string, requestId: string): StoredSpan {
     const v = this.strings.values;
     const col = (i: number) => v[this.tagCols[i][slot]];
     const parent = readId64(this.parentIds, slot);
-    const span: SpanInput = {
-      traceId: this.traceKey(slot),
+    const span: StoredSpan = {
+      traceId,
       spanId: readId64(this.spanIds, slot),
       parentSpanId: parent === '0000000000000000' ? undefined : parent,
       service: v[this.service[slot]],
@@ -212,9 +247,11 @@ export class TraceStore {
       requestSize: this.reqSize[slot],
       responseSize: this.respSize[slot],
       requestId,
+      tags: [],
     };
     const tag = (key: string, value: string) => ({ key, type: 'string' as const, value });
-    const tags = [
+    const tags = span.tags;
+    tags.push(
       tag('node_id', span.nodeId),
       tag('zone', 'sandbox'),
       tag('guid:x-request-id', requestId),
@@ -229,9 +266,9 @@ export class TraceStore {
       tag('response_size', String(span.responseSize)),
       tag('response_flags', span.responseFlags ?? '-'),
       tag('span.kind', 'server'),
-    ];
+    );
     if (isError(span.statusCode)) tags.push(tag('error', 'true'));
-    return { ...span, tags };
+    return span;
   }
 }
 
