@@ -40,7 +40,7 @@ for (const spec of ['examples/sdc-canary.yaml', 'examples/sdc-bluegreen.yaml', '
   failed ||= !ok;
   console.log(`render+validate ${spec.padEnd(28)} ${String(stages).padStart(2)} stages  median ${r.median.toFixed(2)} ms  p95 ${r.p95.toFixed(2)} ms  (target < ${TARGET_MS} ms) ${ok ? 'ok' : 'SLOW'}`);
 }
-const corpus = '/work/shared/spinnaker-pipelines/spinnaker__echo__echo-core_src_test_resources_pipelines.json';
+const corpus = fileURLToPath(new URL('../../shared/spinnaker-pipelines/spinnaker__echo__echo-core_src_test_resources_pipelines.json', import.meta.url));
 try {
   const doc = JSON.parse(readFileSync(corpus, 'utf8'));
   const r = time(() => validatePipelineDocument(doc));

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +13,8 @@ import { stablePipelineId } from '../src/pipelines/ids.js';
 import type { PipelineConfig, StageConfig } from '../src/pipelines/types.js';
 
 const EXAMPLES = ['examples/sdc-canary.yaml', 'examples/sdc-bluegreen.yaml', 'examples/sdc-ab.yaml'];
-const CORPUS = '/work/shared/spinnaker-pipelines/';
+// The corpus of real pipeline configs lives in ../shared beside the checkout (as in CI).
+const CORPUS = fileURLToPath(new URL('../../shared/spinnaker-pipelines/', import.meta.url));
 let tmp: string;
 beforeAll(() => {
   tmp = mkdtempSync(join(tmpdir(), 'pipelines-test-'));
