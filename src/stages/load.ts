@@ -2,6 +2,8 @@
  * The load stage: the spec's JMeter plan, aimed at the platform's ingress (or load.target), run for a
  * window.
  */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadPlan, runLoad, type LoadPlan, type LoadRunResult } from '../jmeter/index.js';
 import type { Platform } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
@@ -13,6 +15,8 @@ export interface LoadStageOptions {
   durationS?: number;
   signal?: AbortSignal;
   onProgress?: (p: { sent: number; errors: number; elapsedS: number }) => void;
+  /** Keep the JTL next to the evidence bundles (default: a fresh temporary folder). */
+  resultsDir?: string;
 }
 
 export interface LoadStageResult {
@@ -30,6 +34,8 @@ export async function readLoadPlan(spec: ReleaseSpec, baseDir?: string): Promise
 export async function runLoadStage(platform: Platform, spec: ReleaseSpec, opts: LoadStageOptions = {}): Promise<LoadStageResult> {
   const plan = await readLoadPlan(spec, opts.baseDir);
   const target = spec.load?.target ?? platform.endpoints().ingress;
-  const result = await runLoad(plan, { engine: spec.load?.engine ?? 'auto', durationS: opts.durationS, target, signal: opts.signal, onProgress: opts.onProgress });
+  const resultsFile = opts.resultsDir ? join(opts.resultsDir, `${spec.metadata.name}-load-${new Date().toISOString().replace(/[:.]/g, '-')}.jtl`) : undefined;
+  if (opts.resultsDir) mkdirSync(opts.resultsDir, { recursive: true });
+  const result = await runLoad(plan, { engine: spec.load?.engine ?? 'auto', durationS: opts.durationS, target, signal: opts.signal, onProgress: opts.onProgress, resultsFile });
   return { exitCode: 0, load: result, target };
 }

@@ -125,6 +125,7 @@ export async function runRelease(platform: Platform, spec: ReleaseSpec, opts: Ru
         const load = await runLoadStage(platform, spec, {
           baseDir: opts.baseDir,
           durationS: step.windowMs / 1000,
+          resultsDir: opts.evidenceDir,
           signal: opts.signal,
           onProgress: (p) => emit({ type: 'load', step: action.step, ...p }),
         });

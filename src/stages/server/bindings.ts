@@ -56,6 +56,7 @@ export function stageRegistry(opts: BindingOptions): StageRegistry {
       const r = await runLoadStage(platform, spec, {
         baseDir: opts.baseDir,
         durationS,
+        resultsDir: opts.evidenceDir,
         signal,
         onProgress: (p) => progress(`load: ${p.sent} requests sent, ${p.errors} errors, ${Math.round(p.elapsedS)}s of ${durationS}s`),
       });
