@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, then type-checks and runs every jest suite.
+# The test command: installs what is missing, then type-checks, lints and runs every jest suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 npx tsc --noEmit -p .
+npx eslint --max-warnings 0 .
 npm test --silent -- "$@"

@@ -101,7 +101,8 @@ export function createSdcClient(address: string, opts: { timeoutMs?: number } = 
     withRetry(
       () =>
         new Promise<T>((resolve, reject) => {
-          const fn = (client as unknown as Record<string, Function>)[method];
+          type UnaryCall = (req: object, meta: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: T) => void) => void;
+          const fn = (client as unknown as Record<string, UnaryCall>)[method];
           fn.call(client, req, { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res)));
         }),
       { attempts: 3, baseDelayMs: 100, retryable: (e) => (e as grpc.ServiceError).code === grpc.status.UNAVAILABLE },
