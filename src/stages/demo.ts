@@ -57,7 +57,7 @@ interface Bundle {
   verdict: { outcome: string; results: Array<{ rule: string; outcome: string; reason: string }> };
 }
 
-function stepsOf(run: LocalRunResult, service: string): { steps: DemoStep[]; reports: string[] } {
+function stepsOf(run: LocalRunResult, service: string, versions: string[]): { steps: DemoStep[]; reports: string[] } {
   const steps: DemoStep[] = [];
   const reports: string[] = [];
   for (const j of run.jobs) {
@@ -69,7 +69,12 @@ function stepsOf(run: LocalRunResult, service: string): { steps: DemoStep[]; rep
     steps.push({
       weight: b.candidateWeight ?? 0,
       sent: b.evidence?.load?.sent,
-      seen: Object.fromEntries(Object.entries(hop).map(([v, c]) => [v, c.requests])),
+      // Stable first, then the candidate, whatever order the series arrived in.
+      seen: Object.fromEntries(
+        Object.entries(hop)
+          .sort(([a], [b]) => (versions.indexOf(a) + 1 || 99) - (versions.indexOf(b) + 1 || 99))
+          .map(([v, c]) => [v, c.requests]),
+      ),
       verdict: b.verdict.outcome,
       reasons: b.verdict.results.filter((r) => r.outcome !== 'pass').map((r) => `${r.rule.split(' ')[0]}: ${r.reason}`),
       evidence,
@@ -118,7 +123,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
       const promoted = run.execution.stages.some((x) => x.name.startsWith('Promote') && x.status === 'SUCCEEDED');
       const rolledBack = run.execution.stages.some((x) => x.name.startsWith('Roll back') && x.status === 'SUCCEEDED');
       const outcome: DemoScenario['outcome'] = promoted && finalWeight === 100 ? 'promoted' : rolledBack && finalWeight === 0 ? 'rolled back' : 'neither';
-      const { steps, reports } = stepsOf(run, spec.service.name);
+      const { steps, reports } = stepsOf(run, spec.service.name, [spec.service.stable, spec.service.candidate]);
       scenarios.push({ name: s.name, expected: s.expected, outcome, ok: outcome === s.expected, exitCode: run.exitCode, status: run.execution.status, steps, reports, durationMs: Date.now() - t, finalWeight });
     } finally {
       await sb.stop();
