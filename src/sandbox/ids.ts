@@ -1,24 +1,14 @@
 import type { Redis } from 'ioredis';
 import type { AppRequest } from './mesh.js';
+import type { SdcIdsRule } from '../services/sdc.js';
 
 /**
  * snort-ids: inspects the requests mirrored to it against content rules and records alerts the way
  * Clover's snort_alerts.py did: `SADD snort_events <event-id>` and `HSET snort_event:<event-id>` with the
  * unified2 event + packet field names, then notifies proxy-access-control (ProcessAlerts).
  */
-export interface IdsRule {
-  sid: number;
-  rev: number;
-  msg: string;
-  protocol: string; // tcp | udp | icmp | ip
-  /** Bytes the payload must contain (Snort's `content:`); empty matches every packet of the protocol. */
-  content: string;
-  nocase?: boolean;
-  srcIp?: string;
-  srcPort?: string;
-  destIp?: string;
-  destPort?: string;
-}
+/** A content rule, as the SDC control API carries it (one definition for the gRPC client and this server). */
+export type IdsRule = SdcIdsRule;
 
 export interface IdsAlert {
   eventId: number;

@@ -20,7 +20,8 @@ export interface SdcIdsRule {
   sid: number;
   rev: number;
   msg: string;
-  protocol: string;
+  protocol: string; // tcp | udp | icmp | ip
+  /** Bytes the payload must contain (Snort's `content:`); empty matches every packet of the protocol. */
   content: string;
   nocase?: boolean;
   srcIp?: string;
