@@ -1,17 +1,17 @@
 /**
- * Control-plane overhead of one release step on the sandbox: everything a step does apart from its
- * analysis window (load + gate evidence), i.e. re-read the state, shift the weights (merge patch with the
- * state, guarded by resourceVersion), open the observation window (metrics snapshot), observe the split,
- * and record the verdict. Target <= 200 ms per step. The platform is reached as the CLI reaches it: through
+ * Control-plane overhead of one release step on the sandbox, through the release engine every host uses:
+ * everything a step does apart from its analysis window (load + gate evidence), i.e. read the state, shift
+ * (reconcile with the machine, check the candidate is ready, one merge patch of routes + state guarded by
+ * resourceVersion), open the observation window (metrics snapshot), observe the split, record the verdict. Target <= 200 ms per step. The platform is reached as the CLI reaches it: through
  * the sandbox's admin HTTP API. Baseline in the same run: one plain VirtualService read.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildPlan, readState, targetOfStep, trafficPatch, vsRef } from '../src/canary/index.js';
+import { vsRef } from '../src/routers/istio/routes.js';
 import { connectSandbox, startSandbox } from '../src/sandbox/index.js';
 import { observeSplit, openWindow } from '../src/stages/gate.js';
-import { commit } from '../src/stages/traffic.js';
+import { ReleaseEngine } from '../src/stages/engine/index.js';
 import type { ReleaseSpec } from '../src/spec/types.js';
 
 const TARGET_MS = 200;
@@ -31,7 +31,8 @@ const sb = await startSandbox({ stateDir: dir });
 try {
   writeFileSync(join(dir, 'sandbox.json'), JSON.stringify({ pid: process.pid, urls: sb.urls, token: sb.core.adminToken, startedAt: new Date().toISOString(), netns: false }));
   const platform = (await connectSandbox(dir)).platform;
-  const plan = buildPlan(spec);
+  const engine = new ReleaseEngine(platform, spec);
+  const plan = engine.plan;
   const ref = vsRef(plan.routing);
   const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
   const reads: number[] = [];
@@ -44,18 +45,21 @@ try {
   const parts: Record<string, number[]> = { read: [], shift: [], window: [], split: [], verdict: [] };
   for (let i = 0; i < STEPS; i++) {
     // Each run of the plan starts fresh (release restarted) so every step shifts for real.
-    if (i % plan.steps.length === 0) await commit(platform, plan, spec, { type: 'approve' }, undefined, { fresh: true });
-    const step = plan.steps[i % plan.steps.length];
+    const k = i % plan.steps.length;
+    if (k === 0) {
+      if ((await engine.state())?.phase === 'promoting') await engine.promote();
+      await engine.prepare({ restart: true });
+    }
     const t0 = performance.now();
-    readState(await platform.get(ref));
+    await engine.state();
     const t1 = performance.now();
-    await commit(platform, plan, spec, { type: 'shifted', weight: step.weight }, (cur) => trafficPatch(cur, plan, targetOfStep(step)));
+    await engine.shift(k);
     const t2 = performance.now();
     const w = await openWindow(spec, platform.endpoints());
     const t3 = performance.now();
     await observeSplit(spec, platform.endpoints(), w);
     const t4 = performance.now();
-    await commit(platform, plan, spec, { type: 'verdict', outcome: 'pass', summary: 'bench' });
+    await engine.recordVerdict(k, { outcome: 'pass', summary: 'bench' });
     const t5 = performance.now();
     perStep.push(t5 - t0);
     parts.read.push(t1 - t0);

@@ -13,16 +13,10 @@ import {
   type ReleaseEvent,
   type ReleasePlan,
   type ReleaseState,
-  renderVirtualService,
-  renderDestinationRule,
-  trafficPatch,
-  rollbackPatch,
-  promotePatch,
-  observeTarget,
-  ORIGINAL_ROUTES,
-  matchRouteName,
-  routesForTarget,
+  PROMOTED_TARGET,
+  STABLE_TARGET,
 } from '../src/canary/index.js';
+import { renderVirtualService, renderDestinationRule, targetPatch, observeTarget, LEGACY_ORIGINAL_ROUTES, matchRouteName, routesForTarget } from '../src/routers/istio/routes.js';
 import { InvalidInputError } from '../src/util/errors.js';
 import type { KubeObject } from '../src/services/platform.js';
 
@@ -168,11 +162,10 @@ describe('Istio objects and patches', () => {
     expect(observeTarget(vs, plan)).toMatchObject({ weight: 0, stableWeight: 100, matchRoute: false });
   });
 
-  it('a weight patch changes only the managed route and keeps the original routes in an annotation', () => {
+  it('a weight patch changes only the managed route; rollback is 100% stable from the current routes, whatever was saved', () => {
     const vs = vsWith(original);
-    const patch = trafficPatch(vs, plan, { weight: 10, matchRoute: false }, { x: 'y' }) as { metadata: { annotations: Record<string, string> }; spec: { http: unknown[] } };
-    expect(JSON.parse(patch.metadata.annotations[ORIGINAL_ROUTES])).toEqual(original);
-    expect(patch.metadata.annotations.x).toBe('y');
+    const patch = targetPatch(vs, plan, { weight: 10, matchRoute: false }, { x: 'y' }) as { metadata: { annotations: Record<string, string | null> }; spec: { http: unknown[] } };
+    expect(patch.metadata.annotations).toEqual({ x: 'y' });
     expect(patch.spec.http).toEqual([
       original[0],
       {
@@ -184,13 +177,15 @@ describe('Istio objects and patches', () => {
         ],
       },
     ]);
-    // The second shift does not overwrite the kept original.
-    const shifted = vsWith(patch.spec.http, patch.metadata.annotations);
-    const again = trafficPatch(shifted, plan, { weight: 50, matchRoute: false }) as { metadata: { annotations: Record<string, string> }; spec: { http: unknown[] } };
-    expect(again.metadata.annotations[ORIGINAL_ROUTES]).toBeUndefined();
-    expect(observeTarget(vsWith(again.spec.http), plan).weight).toBe(50);
-    // Rollback restores the original routes exactly and drops the annotation.
-    expect(rollbackPatch(shifted, plan)).toEqual({ metadata: { annotations: { [ORIGINAL_ROUTES]: null } }, spec: { http: original } });
+    // After a promotion an older version saved "100% v2" as the original routes: rollback still lands on v1,
+    // removes the stale annotation, and keeps a route another writer added meanwhile.
+    const promoted = (targetPatch(vsWith(patch.spec.http), plan, PROMOTED_TARGET) as { spec: { http: Array<Record<string, unknown>> } }).spec.http;
+    const otherWriter = { name: 'canary-debug', match: [{ headers: { 'x-debug': { exact: '1' } } }], route: [{ destination: { host: 'debug' } }] };
+    const current = vsWith([otherWriter, ...promoted], { [LEGACY_ORIGINAL_ROUTES]: JSON.stringify(promoted) });
+    const back = targetPatch(current, plan, STABLE_TARGET) as { metadata: { annotations: Record<string, string | null> }; spec: { http: Array<{ name?: string }> } };
+    expect(back.metadata.annotations[LEGACY_ORIGINAL_ROUTES]).toBeNull();
+    expect(back.spec.http.map((r) => r.name)).toEqual(['canary-debug', 'admin', 'lb']);
+    expect(observeTarget(vsWith(back.spec.http), plan)).toMatchObject({ weight: 0, stableWeight: 100, matchRoute: false });
   });
 
   it('A/B prepends a match route to the candidate and removes it on promote', () => {
@@ -203,7 +198,7 @@ describe('Istio objects and patches', () => {
     ]);
     expect(http[1].route).toEqual([{ destination: { host: 'http-lb.default.svc.cluster.local', subset: 'v2', port: { number: 9180 } }, weight: 100 }]);
     expect(http[2].route!.map((d) => d.weight)).toEqual([100, 0]);
-    const promoted = (promotePatch(vsWith(http), abPlan) as { spec: { http: typeof http } }).spec.http;
+    const promoted = (targetPatch(vsWith(http), abPlan, PROMOTED_TARGET) as { spec: { http: typeof http } }).spec.http;
     expect(promoted.map((r) => r.name)).toEqual(['admin', 'lb']);
     expect(promoted[1].route!.map((d) => [d.destination.subset, d.weight])).toEqual([['v1', 0], ['v2', 100]]);
   });
@@ -216,7 +211,7 @@ describe('Istio objects and patches', () => {
   });
 
   it('a VirtualService without a route to the service is refused with exit 2 naming the object', () => {
-    expect(() => trafficPatch(vsWith([original[0]]), plan, { weight: 10, matchRoute: false })).toThrow(/VirtualService default\/http-lb has no HTTP route to http-lb subset v1/);
+    expect(() => targetPatch(vsWith([original[0]]), plan, { weight: 10, matchRoute: false })).toThrow(/VirtualService default\/http-lb has no HTTP route to http-lb subset v1/);
   });
 });
 

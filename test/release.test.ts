@@ -11,7 +11,8 @@ import * as yaml from 'js-yaml';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
 import { runRelease, observeSplit, openWindow, runLoadStage, type ReleaseProgress } from '../src/stages/index.js';
 import { loadSpec } from '../src/spec/load.js';
-import { readState, ORIGINAL_ROUTES, STATE_ANNOTATION, matchRouteName } from '../src/canary/index.js';
+import { readState, STATE_ANNOTATION } from '../src/routers/istio/state.js';
+import { matchRouteName, LEGACY_ORIGINAL_ROUTES } from '../src/routers/istio/routes.js';
 import type { KubeObject } from '../src/services/platform.js';
 import { BIN, REPO, runCli } from './helpers/cli.js';
 import { waitFor } from './helpers/ports.js';
@@ -98,7 +99,7 @@ describe('canary on the sandbox', () => {
     expect(splits.map((s) => [s.weight, s.outcome])).toEqual([[20, 'pass'], [60, 'pass']]);
     expect(splits[0].candidate).toBeGreaterThan(0);
     const after = await vs();
-    expect(after.metadata.annotations?.[ORIGINAL_ROUTES]).toBeUndefined();
+    expect(after.metadata.annotations?.[LEGACY_ORIGINAL_ROUTES]).toBeUndefined();
     const o = await observed(file);
     expect(o.stable).toBe(0);
     expect(o.candidate).toBeGreaterThan(0);

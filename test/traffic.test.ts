@@ -12,7 +12,7 @@ import { runCli } from './helpers/cli.js';
 import { createKubernetesPlatform } from '../src/services/kubernetes.js';
 import { promote, rollback, setTraffic } from '../src/stages/index.js';
 import { loadSpec } from '../src/spec/load.js';
-import { ORIGINAL_ROUTES, STATE_ANNOTATION } from '../src/canary/index.js';
+import { STATE_ANNOTATION } from '../src/routers/istio/state.js';
 
 const V = 'networking.istio.io/v1beta1';
 const original = [
@@ -42,7 +42,7 @@ beforeAll(async () => {
       kind: 'Release',
       metadata: { name: 'http-lb-canary' },
       application: 'sdc',
-      service: { name: 'http-lb', namespace: 'default', port: 9180, stable: 'v1', candidate: 'v2' },
+      service: { name: 'http-lb', namespace: 'default', port: 9180, stable: 'v1', candidate: 'v2', readyTimeout: '3s' },
       strategy: { canary: { steps: [10, 50], window: '10s' } },
       load: { plan: { load_spec: { num_threads: 2, loops: 10 }, url_list: [{ url: 'http://x/' }] } },
       gate: { minSamples: 50, rules: [{ errorRate: { max: '1%' } }] },
@@ -53,8 +53,18 @@ afterAll(async () => {
   await api.stop();
   rmSync(dir, { recursive: true, force: true });
 });
+/** The candidate's Deployment as a controller reports it: ready, or created and never progressing. */
+const candidate = (ready: boolean) => ({
+  apiVersion: 'apps/v1',
+  kind: 'Deployment',
+  metadata: { name: 'http-lb-v2', namespace: 'default', generation: 1 },
+  spec: { replicas: 1 },
+  status: ready ? { observedGeneration: 1, replicas: 1, updatedReplicas: 1, availableReplicas: 1 } : {},
+});
 beforeEach(() => {
+  api.missingGroups.clear();
   api.put({ apiVersion: V, kind: 'VirtualService', metadata: { name: 'http-lb', namespace: 'default' }, spec: { hosts: ['http-lb'], http: original } });
+  api.put(candidate(true));
   api.requests.length = 0;
 });
 
@@ -68,7 +78,7 @@ describe('traffic commands on Kubernetes', () => {
     expect(p.contentType).toBe('application/merge-patch+json');
     const body = p.body as { metadata: { resourceVersion: string; annotations: Record<string, string> }; spec: { http: unknown[] } };
     expect(body.metadata.resourceVersion).toBe(rv);
-    expect(JSON.parse(body.metadata.annotations[ORIGINAL_ROUTES])).toEqual(original);
+    expect(JSON.parse(body.metadata.annotations[STATE_ANNOTATION])).toMatchObject({ phase: 'progressing', weight: 10, reason: 'set by hand to 10%' });
     expect(body.spec.http).toEqual([
       original[0],
       {
@@ -85,16 +95,18 @@ describe('traffic commands on Kubernetes', () => {
     expect(patches()).toHaveLength(1);
   });
 
-  it('set --step, get, then rollback restores the original routes exactly', async () => {
+  it('set --step, get, then rollback: 100% stable, every other route and field kept, state and routes agree', async () => {
     expect((await setTraffic(platform(), spec(), { step: 2 })).candidate.weight).toBe(50);
     const got = await k('traffic', 'get', specFile, '-o', 'json');
     expect(JSON.parse(got.stdout)).toMatchObject({ candidate: { weight: 50 }, state: { phase: 'progressing', step: 1 } });
     const rb = await k('traffic', 'rollback', specFile);
     expect(rb.code).toBe(0);
-    expect(rb.stdout).toMatch(/rolled back: 100% of traffic on v1/);
-    expect(vs().spec.http).toEqual(original);
-    expect(vs().metadata.annotations[ORIGINAL_ROUTES]).toBeUndefined();
-    expect(JSON.parse(vs().metadata.annotations[STATE_ANNOTATION])).toMatchObject({ phase: 'rolledBack', weight: 0 });
+    expect(rb.stdout).toMatch(/rolled back: 100% of traffic on v1 \(not observed: /);
+    expect(vs().spec.http[0]).toEqual(original[0]);
+    expect(vs().spec.http[1]).toMatchObject({ name: 'lb', retries: { attempts: 2 } });
+    expect(vs().spec.http[1].route.map((d: { destination: { subset: string }; weight: number }) => [d.destination.subset, d.weight])).toEqual([['v1', 100], ['v2', 0]]);
+    expect(JSON.parse(vs().metadata.annotations[STATE_ANNOTATION])).toMatchObject({ phase: 'rolledBack', weight: 0, cause: 'manual' });
+    expect(vs().metadata.annotations['clover-cd.io/candidate-weight']).toBe('0');
     expect((await rollback(platform(), spec())).changed).toBe(false);
   });
 
@@ -126,9 +138,44 @@ describe('traffic commands on Kubernetes', () => {
     expect(vs().spec.http[1].route.map((d: { weight: number }) => d.weight)).toEqual([90, 10]);
   });
 
+  it('after a promotion, rollback still lands on v1 and keeps a route another writer added', async () => {
+    await setTraffic(platform(), spec(), { weight: 50 });
+    await promote(platform(), spec());
+    const cur = vs();
+    const debug = { name: 'debug-route', match: [{ headers: { 'x-debug': { exact: '1' } } }], route: [{ destination: { host: 'debug' } }] };
+    api.put({ ...cur, spec: { ...cur.spec, http: [debug, ...cur.spec.http] } });
+    const r = await rollback(platform(), spec());
+    expect(r).toMatchObject({ stable: { weight: 100 }, candidate: { weight: 0 }, state: { phase: 'rolledBack' } });
+    expect(vs().spec.http.map((h: { name: string }) => h.name)).toEqual(['debug-route', 'admin', 'lb']);
+  });
+
+  it('a candidate that never becomes ready: no weight changes, exit 4 within the bound, naming the Deployment', async () => {
+    api.put(candidate(false));
+    const t0 = Date.now();
+    const r = await k('traffic', 'set', specFile, '--weight', '10');
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/Deployment default\/http-lb-v2.*not ready after 3s.*no traffic was moved/s);
+    expect(r.stderr).toMatch(/kubectl -n default rollout status deployment\/http-lb-v2/);
+    expect(Date.now() - t0).toBeLessThan(25_000);
+    expect(patches()).toHaveLength(0);
+  });
+
+  it('a missing Istio CRD is reported as such, not as an unreachable server', async () => {
+    api.missingGroups.add('networking.istio.io');
+    const r = await k('traffic', 'get', specFile);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/does not serve VirtualService .*CustomResourceDefinition is not installed/);
+    expect(r.stderr).not.toMatch(/reachable/);
+  });
+
   it('refuses bad input with exit 2 and changes nothing', async () => {
     expect((await k('traffic', 'set', specFile, '--weight', '120')).code).toBe(2);
-    await expect(setTraffic(platform(), spec(), { step: 3 })).rejects.toThrow(/--step must be 1\.\.2/);
+    for (const bad of ['', 'abc', '1e1', '10.5']) {
+      const r = await k('traffic', 'set', specFile, '--weight', bad);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/--weight must be an integer/);
+    }
+    await expect(setTraffic(platform(), spec(), { step: 3 })).rejects.toThrow(/step must be 1\.\.2/);
     api.put({ ...vs(), spec: { hosts: ['http-lb'], http: [original[0]] } });
     const r = await k('traffic', 'set', specFile, '--weight', '10');
     expect(r.code).toBe(2);

@@ -1,4 +1,2 @@
 export * from './plan.js';
 export * from './machine.js';
-export * from './istio.js';
-export * from './state.js';

@@ -18,7 +18,18 @@ export type ReleasePhase =
 export type VerdictOutcome = 'pass' | 'fail' | 'inconclusive' | 'error';
 
 /** Why a release is rolling back, which decides the exit code once it is rolled back. */
-export type RollbackCause = 'fail' | 'inconclusive' | 'abort' | 'rejected' | 'verification';
+export type RollbackCause = 'fail' | 'inconclusive' | 'abort' | 'rejected' | 'verification' | 'manual';
+
+/** One analysis verdict as recorded with the release (every host records it the same way). */
+export interface RecordedVerdict {
+  step: number;
+  outcome: VerdictOutcome;
+  summary: string;
+  at: string;
+}
+
+/** Verdicts kept with the release: enough for `release status` and a dashboard, small enough for an annotation. */
+export const MAX_RECORDED_VERDICTS = 20;
 
 export interface ReleaseState {
   release: string;
@@ -33,8 +44,17 @@ export interface ReleaseState {
   inconclusive: number;
   /** Candidate weight on the managed route as last written. */
   weight: number;
-  lastVerdict?: { step: number; outcome: VerdictOutcome; summary: string; at: string };
+  lastVerdict?: RecordedVerdict;
+  /** Every verdict of this release, oldest first (at most MAX_RECORDED_VERDICTS). */
+  verdicts?: RecordedVerdict[];
   cause?: RollbackCause;
+  /**
+   * After a rollback: whether traffic back on stable was observed ('observed'), could not be observed for
+   * lack of traffic ('unobserved'), or was not checked (no load to send: 'unchecked').
+   */
+  rollbackCheck?: 'observed' | 'unobserved' | 'unchecked';
+  /** The run that owns the release: a pipeline execution id, or absent for the CLI. */
+  runId?: string;
   /** Human-readable reason of the last decision. */
   reason?: string;
   startedAt: string;
@@ -48,8 +68,16 @@ export type ReleaseEvent =
   | { type: 'reject'; reason?: string }
   | { type: 'abort'; reason?: string }
   | { type: 'promoted' }
-  | { type: 'rolledBack' }
-  | { type: 'verificationFailed'; reason: string };
+  /** Routes written back to 100% stable (the state says so in the same write); verification follows. */
+  | { type: 'restored' }
+  | { type: 'rolledBack'; check?: ReleaseState['rollbackCheck'] }
+  | { type: 'verificationFailed'; reason: string }
+  /** An operator set traffic by hand (`traffic set`): recorded, the release holds at that step. */
+  | { type: 'setByHand'; weight: number; step: number }
+  /** An operator promoted by hand (`traffic promote`), whatever the phase. */
+  | { type: 'promotedByHand' }
+  /** An operator asked for a rollback by hand (`traffic rollback`), whatever the phase; the rollback follows. */
+  | { type: 'rollbackByHand'; reason?: string };
 
 export type ReleaseAction =
   | { kind: 'shift'; step: number }
@@ -93,6 +121,7 @@ export function exitCodeOf(s: ReleaseState): number {
       return 130;
     case 'verification':
       return 4;
+    // fail, rejected, manual: the candidate was not promoted
     default:
       return 1;
   }
@@ -137,6 +166,15 @@ function rollingBack(s: ReleaseState, cause: RollbackCause, reason: string, at: 
  */
 export function transition(plan: ReleasePlan, s: ReleaseState, e: ReleaseEvent, now: Date): ReleaseState {
   const at = now.toISOString();
+  // By-hand changes apply in any phase: the operator's word wins, and the state says what was done.
+  if (e.type === 'setByHand') {
+    return { ...s, phase: 'progressing', step: e.step, shifted: true, weight: e.weight, cause: undefined, rollbackCheck: undefined, updatedAt: at, reason: `set by hand to ${e.weight}%` };
+  }
+  if (e.type === 'promotedByHand') return { ...s, phase: 'promoted', weight: 100, updatedAt: at, reason: `${s.candidate} promoted to 100% by hand` };
+  if (e.type === 'rollbackByHand') {
+    if (s.phase === 'rolledBack' || s.phase === 'rollingBack') return s;
+    return rollingBack(s, 'manual', e.reason ?? 'rolled back by hand', at);
+  }
   if (e.type === 'abort') {
     if (isTerminal(s) || s.phase === 'rollingBack') return s;
     // Nothing shifted yet: there is nothing to roll back, but the run still ends rolled back.
@@ -154,6 +192,7 @@ export function transition(plan: ReleasePlan, s: ReleaseState, e: ReleaseEvent, 
       const step = plan.steps[s.step];
       if (e.type === 'verdict') {
         const lastVerdict = { step: s.step, outcome: e.outcome, summary: e.summary, at };
+        s = { ...s, verdicts: [...(s.verdicts ?? []), lastVerdict].slice(-MAX_RECORDED_VERDICTS) };
         if (e.outcome === 'pass') {
           const passed = { ...s, lastVerdict, inconclusive: 0 };
           if (step.judgment) return { ...passed, phase: 'awaitingJudgment', updatedAt: at, reason: `step ${s.step + 1} passed; waiting for approval` };
@@ -184,9 +223,12 @@ export function transition(plan: ReleasePlan, s: ReleaseState, e: ReleaseEvent, 
     case 'promoting':
       if (e.type === 'promoted') return { ...s, phase: 'promoted', weight: 100, updatedAt: at, reason: `${s.candidate} promoted to 100%` };
       return s;
+    // A rollback whose verification failed is tried again by the next rollback (release abort, a re-run).
+    case 'failed':
     case 'rollingBack':
-      if (e.type === 'rolledBack') return { ...s, phase: 'rolledBack', weight: 0, shifted: false, updatedAt: at };
-      if (e.type === 'verificationFailed') return { ...s, phase: 'failed', updatedAt: at, reason: `rollback could not be verified: ${e.reason}` };
+      if (e.type === 'restored') return { ...s, weight: 0, shifted: false, updatedAt: at };
+      if (e.type === 'rolledBack') return { ...s, phase: 'rolledBack', weight: 0, shifted: false, rollbackCheck: e.check ?? 'unchecked', updatedAt: at };
+      if (e.type === 'verificationFailed') return { ...s, phase: 'failed', weight: 0, shifted: false, updatedAt: at, reason: `rollback could not be verified: ${e.reason}` };
       return s;
     default:
       return s;

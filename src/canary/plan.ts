@@ -27,6 +27,26 @@ export interface PlanStep {
   path: string;
 }
 
+/** Traffic a step asks for, whatever the mesh: the candidate's share and the match / mirror routes. */
+export interface TrafficTarget {
+  /** Candidate share (%) of the managed route. */
+  weight: number;
+  mirrorPercent?: number;
+  /** The A/B (or blue/green preview) match route is in place. */
+  matchRoute: boolean;
+}
+
+/** Everything on stable: what a rollback asks for. */
+export const STABLE_TARGET: TrafficTarget = { weight: 0, matchRoute: false };
+/** Everything on the candidate: what a promotion asks for. */
+export const PROMOTED_TARGET: TrafficTarget = { weight: 100, matchRoute: false };
+
+export const targetOfStep = (s: Pick<PlanStep, 'weight' | 'mirrorPercent' | 'matchRoute'>): TrafficTarget => ({ weight: s.weight, mirrorPercent: s.mirrorPercent, matchRoute: s.matchRoute });
+export const sameTarget = (a: TrafficTarget, b: TrafficTarget): boolean => a.weight === b.weight && a.matchRoute === b.matchRoute && (a.mirrorPercent ?? 0) === (b.mirrorPercent ?? 0);
+
+/** Header that reaches the candidate during a blue/green preview. */
+export const PREVIEW_HEADER = 'x-clover-cd-preview';
+
 export interface ServiceRouting {
   namespace: string;
   /** Host the routes point at (service.host or service.name). */

@@ -1,4 +1,5 @@
 import { readFileSync, readdirSync } from 'node:fs';
+import { watchPipes } from './interrupt.js';
 import { Command, CommanderError, Option } from 'commander';
 import { CloverError, ExitCode, InvalidInputError } from '../util/errors.js';
 import { redact } from '../util/redact.js';
@@ -103,11 +104,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// A reader that stops early (`| head`) is not an error of ours: stop writing quietly.
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  throw err;
-});
+// A reader that stops early (`| head`) is not an error of ours: stop writing quietly, or roll back first.
+watchPipes();
 
 const invokedDirectly = process.argv[1] && /clover-cd(\.js)?$|cli\/main\.(ts|js)$/.test(process.argv[1]);
 if (invokedDirectly) {

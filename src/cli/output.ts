@@ -1,5 +1,6 @@
 import * as yaml from 'js-yaml';
 import { redact } from '../util/redact.js';
+import { streamClosed } from './interrupt.js';
 
 /** Output formats every command accepts with --output. Data goes to stdout, diagnostics to stderr. */
 export type OutputFormat = 'text' | 'json' | 'yaml';
@@ -18,12 +19,12 @@ export function printResult<T>(format: OutputFormat, data: T, text: (data: T) =>
   if (format === 'json') out = JSON.stringify(data, null, 2);
   else if (format === 'yaml') out = yaml.dump(data, { noRefs: true, lineWidth: 120 });
   else out = text(data);
-  process.stdout.write(redact(out.endsWith('\n') ? out : out + '\n'));
+  if (!streamClosed('stdout')) process.stdout.write(redact(out.endsWith('\n') ? out : out + '\n'));
 }
 
 /** Progress and notes for a person: stderr, so stdout stays machine-readable. */
 export function note(message: string): void {
-  process.stderr.write(redact(message) + '\n');
+  if (!streamClosed('stderr')) process.stderr.write(redact(message) + '\n');
 }
 
 /** A plain-text table with aligned columns. */

@@ -5,8 +5,7 @@
  * checkPreconditions stage fails the execution (TERMINAL) in that case. See README.md "Failure paths".
  */
 import type { KubeObject } from '../services/platform.js';
-import { PREVIEW_HEADER } from '../canary/istio.js';
-import { planRelease, rulesForStep, type PlanStep } from '../canary/plan.js';
+import { planRelease, PREVIEW_HEADER, rulesForStep, type PlanStep } from '../canary/plan.js';
 import type { ReleaseSpec, TriggerSpec } from '../spec/types.js';
 import { InvalidInputError } from '../util/errors.js';
 import { stablePipelineId, UUID_PATTERN } from './ids.js';
@@ -30,7 +29,6 @@ export interface RenderResult {
 const MINUTE = 60_000;
 const quote = (name: string) => `'${name.replace(/'/g, "''")}'`;
 const succeeded = (name: string) => `#stage(${quote(name)})['status'].toString() == 'SUCCEEDED'`;
-const anySucceeded = (names: string[]) => names.map(succeeded).join(' || ');
 
 /** Appends stages with string refIds "1", "2", ... in order; the order of calls is the order of the JSON. */
 class ChainBuilder {
@@ -149,38 +147,24 @@ export function renderPipeline(input: RenderInput): RenderResult {
     const refId = chain.add(stageName, body, [after.refId], { guard: after.ok, onFailure: 'continue' });
     return { refId, ok: `${succeeded(stageName)} && #judgment(${quote(stageName)}) == 'continue'` };
   };
-  /** Load + gate for one window, repeated while the gate is inconclusive (webhook runner only). */
+  /**
+   * Load + gate for one window. An inconclusive window is analysed again inside the gate action, up to the
+   * strategy's maxInconclusive (the engine owns that loop), so the pipeline shows exactly the stages that run.
+   */
   const analysis = (label: string, params: ActionParams, windowMs: number, after: Cursor, gateSpec: Json = payloadSpec): Cursor => {
-    const window = durationText(windowMs);
-    const timeoutMs = 3 * windowMs + 10 * MINUTE;
+    const timeoutMs = (plan.maxInconclusive + 1) * (3 * windowMs) + 10 * MINUTE;
     if (!spec.load && !spec.gate) {
       const refId = chain.add(`Observe ${label}`, { type: 'wait', waitTime: Math.ceil(windowMs / 1000), skipWaitText: `observing ${label}` }, [after.refId], { guard: after.ok, onFailure: 'continue' });
       return { refId, ok: succeeded(`Observe ${label}`) };
     }
     let cursor = after;
-    const gates: string[] = [];
-    const retries = runner === 'webhook' ? plan.maxInconclusive : 0;
-    for (let attempt = 0; attempt <= retries; attempt++) {
-      const suffix = attempt ? ` (retry ${attempt})` : '';
-      let entry = cursor;
-      if (attempt) {
-        const prev = quote(gates[gates.length - 1]);
-        entry = { refId: cursor.refId, ok: `#stage(${prev})['status'].toString() == 'FAILED_CONTINUE' && #stage(${prev})['context']['webhook']['monitor']['body']['status'] == 'INCONCLUSIVE'` };
-      }
-      if (spec.load) entry = action(`Load ${label}${suffix}`, 'load', { ...params, window }, entry, timeoutMs);
-      if (spec.gate) {
-        entry = action(`Gate ${label}${suffix}`, 'gate', { ...params, window }, entry, timeoutMs, 'continue', gateSpec);
-        gates.push(`Gate ${label}${suffix}`);
-      }
-      cursor = entry;
-    }
-    return { refId: cursor.refId, ok: gates.length ? anySucceeded(gates) : cursor.ok };
+    if (spec.load) cursor = action(`Load ${label}`, 'load', params, cursor, 3 * windowMs + 10 * MINUTE);
+    if (spec.gate) cursor = action(`Gate ${label}`, 'gate', params, cursor, timeoutMs, 'continue', gateSpec);
+    return cursor;
   };
-  if (runner !== 'webhook' && Object.values(spec.strategy).some((s) => (s as { maxInconclusive?: number }).maxInconclusive)) {
-    notes.push(`maxInconclusive is rendered as retry stages for the webhook runner only; with runner "${runner}" an inconclusive gate rolls back.`);
-  }
 
-  // 1. the candidate workload, through Spinnaker so it shows in its cluster view
+  // 1. the candidate workload, through Spinnaker so it shows in its cluster view; a failed deploy stops the
+  // pipeline there (nothing was shifted, so there is nothing to roll back)
   const manifests = input.candidateManifests ?? (spec.service.candidateImage ? [candidateDeployment(spec)] : []);
   let cursor: Cursor | undefined;
   if (manifests.length) {
@@ -195,7 +179,7 @@ export function renderPipeline(input: RenderInput): RenderResult {
       // Manifests with literal ${...} (Helm, Prometheus rules) must not be evaluated as SpEL.
       skipExpressionEvaluation: text.includes('${'),
       trafficManagement: { enabled: false, options: { enableTraffic: false, services: [], strategy: 'none' } },
-    }, [], { onFailure: 'continue', timeoutMs: 15 * MINUTE });
+    }, [], { onFailure: 'halt', timeoutMs: 15 * MINUTE });
     cursor = { refId, ok: succeeded(`Deploy ${candidate}`) };
   } else notes.push('service has neither candidateImage nor candidateManifests: the candidate must already be deployed; the pipeline starts at route preparation.');
   cursor = action(`Prepare routes for ${candidate}`, 'deploy', {}, cursor, 15 * MINUTE);
@@ -216,14 +200,14 @@ export function renderPipeline(input: RenderInput): RenderResult {
         c = action(`Mirror ${s.mirrorPercent}% to ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
         const label = `of mirrored copies on ${candidate}`;
         if (spec.gate && mirrorSpec) return analysis(label, { step }, s.windowMs, c, mirrorSpec);
-        if (spec.load) c = action(`Load ${label}`, 'load', { step, window: durationText(s.windowMs) }, c, 3 * s.windowMs + 10 * MINUTE);
+        if (spec.load) c = action(`Load ${label}`, 'load', { step }, c, 3 * s.windowMs + 10 * MINUTE);
         else if (!spec.gate) return analysis(label, { step }, s.windowMs, c);
         // No rule can judge the copies: a person looks at them (their answers never reach a client).
         return judgment(`Continue after mirroring to ${candidate}?`, `${s.mirrorPercent}% of ${stable}'s requests were copied to ${candidate} for ${durationText(s.windowMs)}; compare ${candidate}'s error rate and latency in the mesh metrics. Choose "continue" to start shifting traffic, "rollback" to stop the release.`, c);
       }
       case 'weight':
-        c = action(`Shift ${s.weight}% to ${candidate}`, 'traffic', { weight: s.weight }, c, 10 * MINUTE);
-        c = analysis(`at ${s.weight}%`, { weight: s.weight, step }, s.windowMs, c);
+        c = action(`Shift ${s.weight}% to ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
+        c = analysis(`at ${s.weight}%`, { step }, s.windowMs, c);
         if (s.judgment) c = judgment(`Continue after ${s.weight}%?`, `Gate passed at ${s.weight}% of traffic on ${candidate}. Choose "continue" to go on, "rollback" to return all traffic to ${stable}.`, c);
         return c;
       case 'preview':
@@ -232,8 +216,8 @@ export function renderPipeline(input: RenderInput): RenderResult {
         if (s.judgment) c = judgment(`Switch traffic to ${candidate}?`, `${candidate} is deployed and reachable with the header "${PREVIEW_HEADER}: true" (all other traffic stays on ${stable}). Choose "continue" to switch all traffic to ${candidate}; its gate runs after the switch and a failure switches straight back.`, c);
         return c;
       case 'switch':
-        c = action(`Switch traffic to ${candidate}`, 'traffic', { weight: s.weight }, c, 10 * MINUTE);
-        c = analysis(`after the switch to ${candidate}`, { weight: s.weight, step }, s.windowMs, c);
+        c = action(`Switch traffic to ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
+        c = analysis(`after the switch to ${candidate}`, { step }, s.windowMs, c);
         if (s.judgment) c = judgment(`Keep ${candidate}?`, `Gate passed with all traffic on ${candidate}. Choose "continue" to promote, "rollback" to switch back to ${stable}.`, c);
         return c;
       case 'match':

@@ -4,9 +4,12 @@
  * clover-cd and archives a property file, or a Kubernetes Job (`runJobManifest`, alias `runJob`).
  */
 import type { ReleaseSpec, SpinnakerSpec } from '../spec/types.js';
+import { STAGE_SERVER_POLLING, type StageAction } from '../contract/index.js';
 import type { Json } from './types.js';
 
-export type ReleaseAction = 'deploy' | 'traffic' | 'load' | 'gate' | 'promote' | 'rollback';
+export { STAGE_SERVER_POLLING };
+
+export type ReleaseAction = StageAction;
 
 export interface ActionParams {
   weight?: number;
@@ -23,21 +26,6 @@ const EXECUTION_ID = "${execution['id']}";
 const EXECUTION_NAME = "${execution['name']}";
 
 /** Command line a Jenkins job or Kubernetes Job runs for one action (implemented by `clover-cd stage`). */
-/**
- * How Orca's webhook stage follows a job of the stage server (contract of `clover-cd serve`): the start
- * answer carries the status URL, the status body its status and progress, and these are its status words.
- */
-export const STAGE_SERVER_POLLING = {
-  waitForCompletion: true,
-  statusUrlResolution: 'webhookResponse',
-  statusUrlJsonPath: '$.statusUrl',
-  statusJsonPath: '$.status',
-  progressJsonPath: '$.progress',
-  successStatuses: 'SUCCEEDED',
-  terminalStatuses: 'FAILED,INCONCLUSIVE,ERROR',
-  canceledStatuses: 'CANCELED',
-} as const;
-
 export function stageCommandArgs(action: ReleaseAction, params: ActionParams): string[] {
   const args = ['stage', action, '--spec-env', 'CLOVER_CD_SPEC'];
   if (params.weight !== undefined) args.push('--weight', String(params.weight));

@@ -22,7 +22,9 @@ export async function requireVirtualService(platform: Platform, ref: ObjectRef):
       platform.kind === 'kubernetes' ? 'Kubernetes API' : 'sandbox',
       `get VirtualService ${ref.namespace}/${ref.name}`,
       `not found on ${platform.description}`,
-      'that the service is deployed with its VirtualService, or run `clover-cd deploy` first',
+      platform.kind === 'kubernetes'
+        ? `that the service's VirtualService exists: kubectl -n ${ref.namespace} get virtualservice ${ref.name} (service.virtualService in the spec names it)`
+        : `that the sandbox has it: clover-cd sandbox apply -f <file with the VirtualService>`,
     );
   }
   return vs;

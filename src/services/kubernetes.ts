@@ -98,6 +98,24 @@ const isTransient = (err: unknown): boolean =>
 /** Deserialised typed objects (Dates, classes) back to the plain JSON the rest of clover-cd uses. */
 const plain = <T>(o: unknown): T => JSON.parse(JSON.stringify(o)) as T;
 
+/**
+ * A 404 for the type, not the object: API discovery has no such group/version/kind (a CRD that is not
+ * installed). The API server's Status for a missing object names it in `details.name`; the one for an
+ * unknown path does not.
+ */
+function servesNoSuchType(err: ApiException<unknown>): boolean {
+  let body: unknown = err.body;
+  if (typeof body === 'string') {
+    try {
+      body = JSON.parse(body);
+    } catch {
+      return true; // "404 page not found": not an object's Status
+    }
+  }
+  const details = (body as { details?: { name?: string } } | undefined)?.details;
+  return !details?.name;
+}
+
 export class KubernetesPlatform implements Platform {
   readonly kind = 'kubernetes' as const;
   readonly description: string;
@@ -139,7 +157,13 @@ export class KubernetesPlatform implements Platform {
               : `the object and the API server's answer`;
         throw new InfrastructureError(SYSTEM, `${verb} ${what}`, redact(statusMessage(err)), hint);
       }
-      throw new InfrastructureError(SYSTEM, `${verb} ${what}`, redact((err as Error).message ?? String(err)), `that the API server ${this.server} is reachable`);
+      const message = (err as Error).message ?? String(err);
+      // The client resolves a kind through API discovery first: an uninstalled CRD ends there, not with a 404.
+      const kind = /Unrecognized API version and kind: (\S+) (\S+)/.exec(message);
+      if (kind) {
+        throw new InfrastructureError(SYSTEM, `${verb} ${what}`, `the API server does not serve ${kind[2]} (${kind[1]}): its CustomResourceDefinition is not installed`, `kubectl get crd | grep ${kind[1].split('/')[0]} (for Istio objects: install Istio's base chart, which holds the networking.istio.io CRDs)`);
+      }
+      throw new InfrastructureError(SYSTEM, `${verb} ${what}`, redact(message), `that the API server ${this.server} is reachable (kubectl --context ${this.kubeConfig.getCurrentContext()} version)`);
     }
   }
 
@@ -151,7 +175,10 @@ export class KubernetesPlatform implements Platform {
     try {
       return plain<KubeObject>(await this.call('get', describeRef(ref), () => this.objects.read(this.header(ref)), [404]));
     } catch (err) {
-      if (err instanceof ApiException && err.code === 404) return undefined;
+      if (err instanceof ApiException && err.code === 404 && !servesNoSuchType(err)) return undefined;
+      if (err instanceof ApiException && err.code === 404) {
+        throw new InfrastructureError(SYSTEM, `get ${describeRef(ref)}`, `the API server does not serve ${ref.kind} (${ref.apiVersion}): its CustomResourceDefinition is not installed`, `kubectl get crd | grep ${ref.apiVersion.split('/')[0]} (for Istio objects: install Istio's base chart, which holds the networking.istio.io CRDs)`);
+      }
       throw err;
     }
   }

@@ -42,6 +42,8 @@ export const serviceSchema = closed(
     candidate: { type: 'string', minLength: 1 },
     candidateImage: { type: 'string', minLength: 1 },
     candidateManifests: { type: 'array', items: { type: 'string' }, minItems: 1 },
+    candidateWorkload: name,
+    readyTimeout: duration,
     virtualService: name,
     gateways: { type: 'array', items: { type: 'string' } },
   },

@@ -33,6 +33,10 @@ export interface ServiceTarget {
   candidateImage?: string;
   /** Paths (relative to the spec) of manifests that deploy the candidate. */
   candidateManifests?: string[];
+  /** Deployment of the candidate that must be ready before traffic moves (default `<name>-<candidate>`). */
+  candidateWorkload?: string;
+  /** How long to wait for the candidate to become ready before giving up with exit 4 (default 5m). */
+  readyTimeout?: string;
   /** Existing VirtualService / gateway names, when clover-cd manages routes of an existing object. */
   virtualService?: string;
   gateways?: string[];

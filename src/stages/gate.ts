@@ -2,6 +2,7 @@
  * The gate stage and the observed-traffic checks of the traffic engineer's side: a window is opened
  * (a scrape snapshot when there is no Prometheus), and closed by the gate or by a split observation.
  */
+import { exitCodeForOutcome } from '../contract/index.js';
 import { scrapeTargets, counterDeltas, type ScrapeSnapshot } from '../services/scrape.js';
 import type { Platform, PlatformEndpoints } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
@@ -41,8 +42,14 @@ export async function runGateStage(platform: Platform, spec: ReleaseSpec, opts: 
     evidenceDir: opts.evidenceDir,
     scrapeBaseline: opts.window.baseline,
   });
-  const exitCode = { pass: 0, fail: 1, inconclusive: 3, error: 4 }[run.verdict.outcome];
+  const exitCode = exitCodeForOutcome(run.verdict.outcome);
   return { ...run, exitCode };
+}
+
+/** Whether requests per version can be observed at all: a Prometheus API, or endpoints to scrape. */
+export function canObserveSplit(spec: ReleaseSpec, endpoints: PlatformEndpoints): boolean {
+  const source = spec.gate?.metrics?.source ?? (endpoints.prometheus ? 'prometheus' : 'scrape');
+  return source === 'prometheus' ? Boolean(spec.gate?.metrics?.url ?? endpoints.prometheus) : (spec.gate?.metrics?.targets ?? endpoints.scrapeTargets ?? []).length > 0;
 }
 
 /** Requests per version the service received in a window (Prometheus, or the scrape deltas). */

@@ -3,7 +3,7 @@
  * Argo Rollouts' order), so evidence that the release is bad wins over a missing source. Pure: the same
  * bundle always gives the same verdict, which is what `gate --replay` relies on.
  */
-import { ExitCode } from '../util/errors.js';
+import { exitCodeForOutcome } from '../contract/index.js';
 import { evaluateRule } from './rules.js';
 import type { EvidenceBundle, Outcome, RuleResult, Verdict } from './types.js';
 
@@ -28,14 +28,5 @@ export function judgeBundle(bundle: EvidenceBundle): Verdict {
 }
 
 export function verdictExitCode(v: Pick<Verdict, 'outcome'>): number {
-  switch (v.outcome) {
-    case 'pass':
-      return ExitCode.ok;
-    case 'fail':
-      return ExitCode.failed;
-    case 'inconclusive':
-      return ExitCode.inconclusive;
-    default:
-      return ExitCode.infrastructure;
-  }
+  return exitCodeForOutcome(v.outcome);
 }

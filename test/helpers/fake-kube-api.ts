@@ -52,6 +52,11 @@ const status = (code: number, reason: string, message: string, details?: Obj) =>
 
 export class FakeKubeApi {
   readonly requests: RecordedRequest[] = [];
+  /** API groups this server does not serve (a CRD that is not installed). */
+  missingGroups = new Set<string>();
+  private get types(): ResourceType[] {
+    return TYPES.filter((t) => !this.missingGroups.has(t.group));
+  }
   private server!: Server;
   private rv = 100;
   /** key: group/plural/namespace/name (storage is per group, shared across versions, as in the API server). */
@@ -165,7 +170,7 @@ export class FakeKubeApi {
     if (disc && rec.method === 'GET') {
       const group = disc[1] ? '' : disc[2];
       const version = disc[1] ?? disc[3];
-      const resources = TYPES.filter((t) => t.group === group && t.version === version).map((t) => ({
+      const resources = this.types.filter((t) => t.group === group && t.version === version).map((t) => ({
         name: t.plural,
         singularName: t.kind.toLowerCase(),
         namespaced: t.namespaced,
@@ -180,7 +185,7 @@ export class FakeKubeApi {
     const group = m[1] ? '' : m[2];
     const version = m[1] ?? m[3];
     const [ns, plural, name] = [m[4], m[5], m[6]];
-    const t = TYPES.find((x) => x.group === group && x.version === version && x.plural === plural);
+    const t = this.types.find((x) => x.group === group && x.version === version && x.plural === plural);
     if (!t) return this.send(res, 404, status(404, 'NotFound', 'the server could not find the requested resource'));
     const apiVersion = group ? `${group}/${version}` : version;
     const resName = `${t.plural}${group ? `.${group}` : ''}`;

@@ -22,7 +22,7 @@ import {
 import { action, globalOptions } from '../context.js';
 import { note, printResult, table } from '../output.js';
 import { stageProperties, writeProperties } from '../../stages/properties.js';
-import { statusForExitCode } from '../../stages/server/jobs.js';
+import { statusForExitCode } from '../../contract/index.js';
 
 interface GateOptions {
   window?: string;

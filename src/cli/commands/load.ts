@@ -20,7 +20,7 @@ import { ExitCode, InvalidInputError } from '../../util/errors.js';
 import { action, acceptsOutputFile, globalOptions } from '../context.js';
 import { note, printResult } from '../output.js';
 import { stageProperties, writeProperties } from '../../stages/properties.js';
-import { statusForExitCode } from '../../stages/server/jobs.js';
+import { statusForExitCode } from '../../contract/index.js';
 
 const positiveNumber = (flag: string) => (v: string) => {
   const n = Number(v);

@@ -6,8 +6,9 @@ import { formatDuration } from '../../util/units.js';
 import { action, globalOptions } from '../context.js';
 import { note, printResult, table } from '../output.js';
 import { stageProperties, writeProperties } from '../../stages/properties.js';
-import { statusForExitCode } from '../../stages/server/jobs.js';
+import { statusForExitCode } from '../../contract/index.js';
 import { platformOptions } from './traffic.js';
+import { onInterrupt } from '../interrupt.js';
 
 /** One stderr line per thing a person watching the release wants to see. */
 function liveView(): (e: ReleaseProgress) => void {
@@ -19,6 +20,9 @@ function liveView(): (e: ReleaseProgress) => void {
       case 'start':
         steps = e.steps;
         note(`release ${e.release}: ${e.strategy}, ${steps.map((s) => `${s.kind} ${s.weight}%`).join(' → ')}${e.resumed ? ` — resuming at ${e.state.phase}, step ${e.state.step + 1}` : ''}`);
+        break;
+      case 'ready':
+        note(`waiting for ${e.workload}: ${e.message}`);
         break;
       case 'shift':
         note(`${label(e.step)}: traffic shifted to ${e.weight}% (${Math.round(e.ms)} ms)`);
@@ -42,7 +46,9 @@ function liveView(): (e: ReleaseProgress) => void {
         note(`promoted: 100% to the candidate (${Math.round(e.ms)} ms)`);
         break;
       case 'rollback':
-        note(`rolled back${e.reason ? ` (${e.reason})` : ''}${e.observed ? `: observed after rollback ${e.observed.stable} stable / ${e.observed.candidate} candidate requests` : ''} (${Math.round(e.ms)} ms)`);
+        note(
+          `rolled back${e.reason ? ` (${e.reason})` : ''}${e.observed ? `: observed after rollback ${e.observed.stable} stable / ${e.observed.candidate} candidate requests` : ''}${e.check === 'unobserved' ? ' — not verified: no traffic reached the service during the check' : ''} (${Math.round(e.ms)} ms)`,
+        );
         break;
     }
   };
@@ -70,8 +76,10 @@ export function register(program: Command): void {
     .addHelpText(
       'after',
       `
-State lives in annotations on the VirtualService (clover-cd.io/release-state): if the command is killed,
-running it again resumes the release (or finishes its rollback). Ctrl-C rolls back and exits 130.
+State lives with the routes (annotation clover-cd.io/release-state on the VirtualService): if the command
+is killed, running it again resumes the release (or finishes its rollback). Ctrl-C, SIGTERM or a closed
+output pipe stop the load, roll back to stable and exit 130. Nothing shifts before the candidate is ready
+(service.readyTimeout, default 5m; exit 4 when it is not).
 
 Examples:
   clover-cd sandbox up --detach && clover-cd release examples/sdc-canary.yaml --auto-approve
@@ -97,12 +105,10 @@ Examples:
       const loaded = loadSpec(file);
       const platform = await openPlatform(o);
       const controller = new AbortController();
-      const onSignal = () => {
-        note('interrupted: rolling back to the last safe state…');
-        controller.abort(new Error('interrupted'));
-      };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      const stop = onInterrupt((why) => {
+        note(`${why}: stopping the load and rolling back to ${loaded.spec.service.stable}… (Ctrl-C again quits at once; the next run finishes the rollback)`);
+        controller.abort(new Error(why));
+      });
       try {
         const r = await runRelease(platform, loaded.spec, {
           autoApprove: o.autoApprove,
@@ -121,8 +127,7 @@ Examples:
         }
         return r.exitCode;
       } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+        stop();
       }
     }),
   );

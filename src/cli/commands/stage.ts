@@ -1,9 +1,12 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { exitCodeForStatus, STAGE_ACTIONS } from '../../contract/index.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import { formatProblem, InvalidInputError } from '../../util/errors.js';
 import { action, globalOptions } from '../context.js';
+import { parseDurationFlag, parseIntegerFlag } from '../flags.js';
+import { onInterrupt } from '../interrupt.js';
 import { note, printResult } from '../output.js';
 
 interface StageOptions {
@@ -12,6 +15,7 @@ interface StageOptions {
   weight?: string;
   step?: string;
   window?: string;
+  executionId?: string;
   platform?: string;
   stateDir?: string;
   kubeconfig?: string;
@@ -21,8 +25,7 @@ interface StageOptions {
   propertyFormat: 'file' | 'spinnaker';
 }
 
-const ACTIONS = ['deploy', 'traffic', 'load', 'gate', 'promote', 'rollback'];
-const EXIT: Record<string, number> = { SUCCEEDED: 0, FAILED: 1, INCONCLUSIVE: 3, ERROR: 4, CANCELED: 130 };
+const ACTIONS: readonly string[] = STAGE_ACTIONS;
 
 /**
  * `clover-cd stage <action>`: one release action, as a Jenkins job or a Spinnaker Run Job runs it (the
@@ -38,7 +41,8 @@ export function register(program: Command): void {
     .option('--spec-env <name>', 'environment variable holding the spec as JSON (Run Job) or base64 JSON (Jenkins SPEC parameter)')
     .option('--weight <percent>', 'candidate weight (traffic; the split rule of gate)')
     .option('--step <n>', 'canary step, 1-based (traffic)')
-    .option('--window <duration>', 'load / observation window (load, gate)')
+    .option('--window <duration>', "override the plan step's load window (load); by default the window comes from the plan")
+    .option('--execution-id <id>', 'the pipeline execution this action belongs to (default $CLOVER_CD_EXECUTION_ID): a new one starts a new release')
     .option('--platform <kind>', 'sandbox or kubernetes', 'kubernetes')
     .option('--state-dir <dir>', 'sandbox state and the load window handed to the gate (default $CLOVER_CD_STATE_DIR or .clover-cd)')
     .option('--kubeconfig <file>', 'kubeconfig (platform kubernetes)')
@@ -65,13 +69,12 @@ Examples:
         if (!ACTIONS.includes(act)) throw new InvalidInputError(`unknown action "${act}"; expected one of ${ACTIONS.join(', ')}`);
         if (!['file', 'spinnaker'].includes(opts.propertyFormat)) throw new InvalidInputError(`--property-format must be file or spinnaker, got "${opts.propertyFormat}"`);
         const spec = await readSpec(opts);
-        const num = (flag: string, v?: string) => {
-          if (v === undefined) return undefined;
-          const n = Number(v);
-          if (!Number.isFinite(n)) throw new InvalidInputError(`${flag} must be a number, got "${v}"`);
-          return n;
+        const params = {
+          weight: opts.weight === undefined ? undefined : parseIntegerFlag('--weight', opts.weight, { min: 0, max: 100 }),
+          step: opts.step === undefined ? undefined : parseIntegerFlag('--step', opts.step, { min: 1 }),
+          window: opts.window === undefined ? undefined : (parseDurationFlag('--window', opts.window), opts.window.trim()),
+          execution: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID) ? { id: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID)!, pipeline: process.env.CLOVER_CD_PIPELINE ?? '' } : undefined,
         };
-        const params = { weight: num('--weight', opts.weight), step: num('--step', opts.step), window: opts.window };
         const { openPlatform } = await import('../../stages/index.js');
         const { stageRegistry } = await import('../../stages/server/bindings.js');
         const { stageProperties, formatProperties, writeProperties } = await import('../../stages/properties.js');
@@ -93,18 +96,17 @@ Examples:
           },
         };
         const ac = new AbortController();
-        const onSigint = () => ac.abort(new Error('interrupted'));
-        process.once('SIGINT', onSigint);
+        const stop = onInterrupt((why) => {
+          note(`${why}: stopping and rolling back to ${spec.service.stable}…`);
+          ac.abort(new Error(why));
+        });
         let out;
         try {
           out = await fn(spec, params, ac.signal, (m) => note(m), { memo, jobId: `cli-${process.pid}`, attempt: 1 });
-        } catch (err) {
-          if (!ac.signal.aborted) throw err;
-          out = { status: 'CANCELED' as const, message: 'interrupted' };
         } finally {
-          process.off('SIGINT', onSigint);
+          stop();
         }
-        const exitCode = EXIT[out.status] ?? 4;
+        const exitCode = exitCodeForStatus(out.status);
         const props = stageProperties({
           action: act,
           release: spec.metadata.name,

@@ -2,8 +2,9 @@ import { Option, type Command } from 'commander';
 import { loadSpec } from '../../spec/load.js';
 import { getTraffic, openPlatform, promote, rollback, setTraffic, type PlatformChoice, type TrafficResult } from '../../stages/index.js';
 import { InvalidInputError } from '../../util/errors.js';
+import { parseIntegerFlag } from '../flags.js';
 import { stageProperties, writeProperties } from '../../stages/properties.js';
-import { statusForExitCode } from '../../stages/server/jobs.js';
+import { statusForExitCode } from '../../contract/index.js';
 import { action, globalOptions } from '../context.js';
 import { printResult } from '../output.js';
 
@@ -22,7 +23,7 @@ export function platformOptions(cmd: Command): Command {
 
 export function renderTraffic(r: TrafficResult): string {
   const lines = [
-    `${r.virtualService}: ${r.stable.version} ${r.stable.weight}%  ${r.candidate.version} ${r.candidate.weight}%${r.matchRoute ? '  (+ match route to ' + r.candidate.version + ')' : ''}${r.mirrorPercent ? `  (mirroring ${r.mirrorPercent}%)` : ''}`,
+    `${r.routes}: ${r.stable.version} ${r.stable.weight}%  ${r.candidate.version} ${r.candidate.weight}%${r.matchRoute ? '  (+ match route to ' + r.candidate.version + ')' : ''}${r.mirrorPercent ? `  (mirroring ${r.mirrorPercent}%)` : ''}`,
     `  ${r.message}`,
   ];
   if (r.state) lines.push(`  release ${r.state.release}: ${r.state.phase}, step ${r.state.step + 1}${r.state.lastVerdict ? `, last verdict ${r.state.lastVerdict.outcome}` : ''}`);
@@ -39,9 +40,11 @@ export function register(program: Command): void {
     .addHelpText(
       'after',
       `
-Only the weights of the managed route change (a JSON merge patch guarded by resourceVersion); the original
-routes are kept in the annotation clover-cd.io/original-http and restored by rollback. Every command is
-idempotent: running it again when the VirtualService already says so changes nothing.
+Only the weights of the managed route change, and only the match route clover-cd adds is added or removed
+(a JSON merge patch guarded by resourceVersion): other writers' routes stay. Rollback always means 100% on
+stable, checked on observed traffic when the spec has load. Traffic moves to the candidate only once its
+Deployment is ready. Every command is idempotent: running it again when the routes already say so changes
+nothing.
 
 Examples:
   clover-cd traffic set examples/sdc-canary.yaml --weight 10
@@ -75,8 +78,8 @@ Examples:
   ).action(
     run(async (loaded, o) => {
       if ((o.weight === undefined) === (o.step === undefined)) throw new InvalidInputError('give exactly one of --weight N or --step K');
-      const n = Number(o.weight ?? o.step);
-      if (!Number.isInteger(n)) throw new InvalidInputError(`--${o.weight !== undefined ? 'weight' : 'step'} must be an integer, got "${String(o.weight ?? o.step)}"`);
+      const flag = o.weight !== undefined ? '--weight' : '--step';
+      const n = parseIntegerFlag(flag, String(o.weight ?? o.step), flag === '--weight' ? { min: 0, max: 100 } : { min: 1 });
       const platform = await openPlatform(o);
       return setTraffic(platform, loaded.spec, o.weight !== undefined ? { weight: n } : { step: n });
     }),
@@ -90,7 +93,7 @@ Examples:
     run(async (loaded, o) => promote(await openPlatform(o), loaded.spec)),
   );
 
-  platformOptions(propertiesOption(traffic.command('rollback')).description('restore the routes kept before the release (100% stable)').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd traffic rollback release.yaml\n')).action(
+  platformOptions(propertiesOption(traffic.command('rollback')).description('send 100% to stable (clover-cd\'s match/mirror routes removed) and check it on observed traffic').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd traffic rollback release.yaml\n')).action(
     run(async (loaded, o) => rollback(await openPlatform(o), loaded.spec)),
   );
 }

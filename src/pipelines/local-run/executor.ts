@@ -53,6 +53,8 @@ export interface ActionRequest {
   weight?: number;
   step?: number;
   window?: string;
+  /** The pipeline execution the action belongs to (EXECUTION_ID / CLOVER_CD_EXECUTION_ID). */
+  executionId?: string;
 }
 export interface ActionResult {
   /** Job status of the stage server (SUCCEEDED, FAILED, INCONCLUSIVE, ERROR, CANCELED). */
@@ -323,6 +325,7 @@ export async function executePipeline(pipeline: Record<string, unknown>, opts: E
       weight: p.WEIGHT !== undefined ? Number(p.WEIGHT) : undefined,
       step: p.STEP !== undefined ? Number(p.STEP) : undefined,
       window: p.WINDOW,
+      executionId: p.EXECUTION_ID,
     };
   }
 
@@ -344,6 +347,7 @@ export async function executePipeline(pipeline: Record<string, unknown>, opts: E
       weight: flag('--weight') !== undefined ? Number(flag('--weight')) : undefined,
       step: flag('--step') !== undefined ? Number(flag('--step')) : undefined,
       window: flag('--window'),
+      executionId: container?.env?.find((e) => e.name === 'CLOVER_CD_EXECUTION_ID')?.value,
     };
   }
 

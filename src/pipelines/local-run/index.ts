@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { readRenderInput } from '../inputs.js';
 import { pipelineJson, renderPipeline } from '../render.js';
-import { STAGE_SERVER_POLLING } from '../runners.js';
+import { exitCodeForStatus, STAGE_SERVER_POLLING } from '../../contract/index.js';
 import { toInputProblem, validatePipelineDocument } from '../validate.js';
 import type { Platform } from '../../services/platform.js';
 import { loadSpec } from '../../spec/load.js';
@@ -115,7 +115,8 @@ export async function runPipelineLocally(opts: LocalRunOptions): Promise<LocalRu
     // A jenkins / runJob stage runs the same action its job would run: here, through the same stage server.
     const runAction: ExecuteOptions['runAction'] = async (req, signal, onProgress) => {
       const release = (req.spec as { metadata?: { name?: string } }).metadata?.name ?? 'release';
-      const { action, ...body } = req;
+      const { action, executionId, ...rest } = req;
+      const body = { ...rest, ...(executionId ? { execution: { id: executionId, pipeline: String(pipeline.name ?? '') } } : {}) };
       const res = await runWebhookStage(
         {
           url: `${server.url}/api/v1/releases/${encodeURIComponent(release)}/${action}`,
@@ -131,7 +132,7 @@ export async function runPipelineLocally(opts: LocalRunOptions): Promise<LocalRu
       const props = stageProperties({
         action,
         release,
-        exitCode: ({ SUCCEEDED: 0, FAILED: 1, INCONCLUSIVE: 3, CANCELED: 130 } as Record<string, number>)[status] ?? 4,
+        exitCode: exitCodeForStatus(status),
         status,
         summary: job.progress ?? res.message,
         weight: req.weight,

@@ -1,17 +1,17 @@
+import { statusForExitCode, exitCodeForOutcome } from '../../contract/index.js';
 import type { Platform } from '../../services/platform.js';
 import type { ReleaseSpec } from '../../spec/types.js';
-import { sleep } from '../../util/retry.js';
+import { InvalidInputError } from '../../util/errors.js';
 import { parseDurationMs } from '../../util/units.js';
-import type { LoadRunResult } from '../../jmeter/types.js';
-import type { WindowStart } from '../gate.js';
-import { openWindow, promote, rollback, runGateStage, runLoadStage, setTraffic, type TrafficResult } from '../index.js';
-import { statusForExitCode } from './jobs.js';
-import type { StageOutcome, StageRegistry } from './types.js';
+import { ReleaseEngine, describeState, type LoadWindow, type ReleaseProgress } from '../engine/index.js';
+import type { ReleasePlan, ReleaseState } from '../../canary/index.js';
+import type { StageFunction, StageOutcome, StageParams, StageRegistry } from './types.js';
 
 /**
- * The stage functions the server runs, bound to a platform (a cluster, or the sandbox). The load stage
- * leaves its window (start, scrape baseline, load results) in the release memo; the gate stage judges
- * that window, so Spinnaker's separate Load and Gate stages judge exactly the load that was sent.
+ * The stage actions the stage server (and `clover-cd stage`, and the local pipeline runner) runs: each is
+ * one action of the release engine, so a pipeline only schedules what `release run` does. The load action
+ * leaves its window in the release memo; the gate action judges that window, so Spinnaker's separate Load
+ * and Gate stages judge exactly the load that was sent. A canceled job rolls the release back.
  */
 export interface BindingOptions {
   platform: Platform;
@@ -20,88 +20,125 @@ export interface BindingOptions {
   evidenceDir?: string;
 }
 
-interface LoadWindow {
-  window: WindowStart;
-  end: number;
-  load?: LoadRunResult;
-  weight?: number;
+/**
+ * The 0-based plan step a request names: `step` (1-based, what rendered pipelines send), or for older
+ * pipelines a `weight` that is a step's weight. Exit 2 / HTTP 400 when it names no step of the plan.
+ */
+export function stepOf(plan: ReleasePlan, params: StageParams): number {
+  const steps = plan.steps.map((s) => `${s.index + 1}: ${s.kind} ${s.weight}%`).join(', ');
+  if (params.step !== undefined) {
+    if (!Number.isInteger(params.step) || params.step < 1 || params.step > plan.steps.length) {
+      throw new InvalidInputError(`step ${params.step} is not a step of release ${plan.release} (steps ${steps})`, [{ path: 'step', message: `expected 1..${plan.steps.length}` }]);
+    }
+    const s = plan.steps[params.step - 1];
+    if (params.weight !== undefined && params.weight !== s.weight) {
+      throw new InvalidInputError(`weight ${params.weight} differs from step ${params.step}'s weight ${s.weight}`, [{ path: 'weight', message: `expected ${s.weight} (or leave it out)` }]);
+    }
+    return params.step - 1;
+  }
+  if (params.weight !== undefined) {
+    const i = plan.steps.findIndex((s) => s.weight === params.weight && (s.kind === 'weight' || s.kind === 'switch'));
+    if (i >= 0) return i;
+    throw new InvalidInputError(`weight ${params.weight} is not a step of release ${plan.release} (steps ${steps}); send "step"`, [{ path: 'weight', message: 'expected the weight of a plan step' }]);
+  }
+  throw new InvalidInputError(`the action needs "step" (1..${plan.steps.length}) for release ${plan.release}`, [{ path: 'step', message: `expected 1..${plan.steps.length}` }]);
 }
 
-const trafficOutcome = (r: TrafficResult): StageOutcome => ({
-  status: statusForExitCode(r.exitCode),
-  message: `${r.message} (${r.stable.version} ${r.stable.weight}% / ${r.candidate.version} ${r.candidate.weight}%)`,
-});
-
-function windowMs(spec: ReleaseSpec, window?: string): number {
-  const w = window ?? spec.strategy.canary?.window ?? spec.strategy.blueGreen?.previewWindow ?? spec.strategy.abTest?.window ?? '30s';
-  return parseDurationMs(w);
+/** One line of job progress per engine event. */
+function progressLine(e: ReleaseProgress): string | undefined {
+  switch (e.type) {
+    case 'ready':
+      return `waiting for ${e.workload}: ${e.message}`;
+    case 'shift':
+      return `step ${e.step + 1}: ${e.weight}% shifted`;
+    case 'load':
+      return `load: ${e.sent} requests sent, ${e.errors} errors, ${Math.round(e.elapsedS)}s`;
+    case 'verdict':
+      return `step ${e.step + 1}: ${e.summary}`;
+    case 'split':
+      return `step ${e.step + 1}: observed ${e.candidate} candidate / ${e.stable} stable requests (${e.outcome})`;
+    case 'rollback':
+      return `rolled back${e.observed ? `: after the rollback ${e.observed.stable} stable / ${e.observed.candidate} candidate requests` : ''}`;
+    default:
+      return undefined;
+  }
 }
+
+/**
+ * A job stopped because its replica shuts down or lost its lease is handed over (another replica runs it
+ * again); any other stop — a cancel from Orca, Ctrl-C on `clover-cd stage` — is an interrupt: roll back.
+ */
+const wasCanceled = (signal: AbortSignal) => signal.aborted && !/stopped \((shutdown|lease-lost)\)/.test(String((signal.reason as Error | undefined)?.message ?? signal.reason));
+
+const routesLine = (spec: ReleaseSpec, s: ReleaseState) => `${describeState(s)}: ${spec.service.stable} ${100 - s.weight}% / ${spec.service.candidate} ${s.weight}%`;
 
 export function stageRegistry(opts: BindingOptions): StageRegistry {
-  const { platform } = opts;
-  return {
-    // Routes for the candidate: the release starts with the candidate at 0% (idempotent).
-    deploy: async (spec, _params, _signal, progress) => {
-      progress(`preparing routes for ${spec.service.candidate}`);
-      return trafficOutcome(await setTraffic(platform, spec, { weight: 0 }));
-    },
-    traffic: async (spec, params, _signal, progress) => {
-      const to = params.weight !== undefined ? { weight: params.weight } : { step: params.step ?? 1 };
-      progress(`shifting traffic: ${JSON.stringify(to)}`);
-      return trafficOutcome(await setTraffic(platform, spec, to));
-    },
-    load: async (spec, params, signal, progress, ctx) => {
-      const window = await openWindow(spec, platform.endpoints());
-      const durationS = Math.max(1, Math.round(windowMs(spec, params.window) / 1000));
-      const r = await runLoadStage(platform, spec, {
+  /** Every action runs through a fresh engine for its spec; a canceled job rolls the release back. */
+  const bind =
+    (act: (engine: ReleaseEngine, params: StageParams, ctx: Parameters<StageFunction>[4]) => Promise<StageOutcome>): StageFunction =>
+    async (spec, params, signal, progress, ctx) => {
+      const engine = new ReleaseEngine(opts.platform, spec, {
         baseDir: opts.baseDir,
-        durationS,
-        resultsDir: opts.evidenceDir,
-        signal,
-        onProgress: (p) => progress(`load: ${p.sent} requests sent, ${p.errors} errors, ${Math.round(p.elapsedS)}s of ${durationS}s`),
-      });
-      const memo: LoadWindow = { window, end: Date.now(), load: r.load, weight: params.weight };
-      await ctx.memo.set('load-window', memo);
-      const t = r.load.summary.total;
-      return {
-        status: statusForExitCode(r.exitCode),
-        message: `${t.count} requests sent with ${r.load.engine} (${(t.errorRate * 100).toFixed(2)}% errors, p95 ${Math.round(t.p95)} ms)`,
-        reports: { jtl: r.load.jtlPath },
-      };
-    },
-    gate: async (spec, params, signal, progress, ctx) => {
-      let w = await ctx.memo.get<LoadWindow>('load-window');
-      // The load window is judged once: a repeated gate (inconclusive retry) needs a new load stage first.
-      if (w) await ctx.memo.set('load-window', null);
-      else {
-        const ms = windowMs(spec, params.window);
-        progress(`no load window from a previous stage: observing ${ms / 1000}s of traffic`);
-        const window = await openWindow(spec, platform.endpoints());
-        await sleep(ms, signal);
-        w = { window, end: Date.now() };
-      }
-      progress('judging the window');
-      const run = await runGateStage(platform, spec, {
-        window: w.window,
-        end: w.end,
-        load: w.load,
-        candidateWeight: params.weight ?? w.weight,
         evidenceDir: opts.evidenceDir,
+        signal,
+        runId: params.execution?.id,
+        onEvent: (e) => {
+          const line = progressLine(e);
+          if (line) progress(line);
+        },
       });
+      try {
+        return await act(engine, params, ctx);
+      } catch (err) {
+        if (!wasCanceled(signal)) throw err;
+        progress('canceled: rolling back to stable');
+        const rb = await new ReleaseEngine(opts.platform, spec, { baseDir: opts.baseDir, runId: params.execution?.id }).rollback({ reason: 'the pipeline was canceled' });
+        return { status: 'CANCELED', message: `canceled; ${routesLine(spec, rb.state)}` };
+      }
+    };
+
+  return {
+    deploy: bind(async (engine) => {
+      const r = await engine.prepare({ restart: true });
+      return { status: 'SUCCEEDED', message: `release ${engine.plan.release} ${r.resumed ? 'resumed' : 'prepared'}: ${routesLine(engine.spec, r.state)}` };
+    }),
+    traffic: bind(async (engine, params) => {
+      const state = await engine.shift(stepOf(engine.plan, params));
+      return { status: 'SUCCEEDED', message: routesLine(engine.spec, state) };
+    }),
+    load: bind(async (engine, params, ctx) => {
+      const k = stepOf(engine.plan, params);
+      const w = await engine.runLoad(k, { windowMs: params.window ? parseDurationMs(params.window) : undefined });
+      if (wasCanceled(engine.opts.signal!)) throw new Error('canceled');
+      await ctx.memo.set('load-window', w);
+      const t = w.load?.summary.total;
       return {
-        status: statusForExitCode(run.exitCode),
-        verdict: run.verdict,
-        message: run.verdict.summary,
-        reports: { evidence: run.bundlePath },
+        status: 'SUCCEEDED',
+        message: t ? `${t.count} requests sent with ${w.load!.engine} (${(t.errorRate * 100).toFixed(2)}% errors, p95 ${Math.round(t.p95)} ms)` : `observed ${Math.round((w.end - w.window.start) / 1000)}s of traffic`,
+        reports: w.load?.jtlPath ? { jtl: w.load.jtlPath } : undefined,
       };
-    },
-    promote: async (spec, _p, _s, progress) => {
-      progress(`promoting ${spec.service.candidate}`);
-      return trafficOutcome(await promote(platform, spec));
-    },
-    rollback: async (spec, _p, _s, progress) => {
-      progress(`rolling back to ${spec.service.stable}`);
-      return trafficOutcome(await rollback(platform, spec, 'abort', 'rolled back by the pipeline'));
-    },
+    }),
+    gate: bind(async (engine, params, ctx) => {
+      const k = stepOf(engine.plan, params);
+      const w = await ctx.memo.get<LoadWindow>('load-window');
+      // The load window is judged once: another analysis of the step runs its own window.
+      if (w) await ctx.memo.set('load-window', null);
+      const r = await engine.analyze(k, w ?? undefined);
+      return {
+        status: statusForExitCode(exitCodeForOutcome(r.outcome)),
+        verdict: { outcome: r.outcome, summary: r.summary, results: r.results },
+        message: r.summary,
+        reports: r.bundlePath ? { evidence: r.bundlePath } : undefined,
+      };
+    }),
+    promote: bind(async (engine) => {
+      const state = await engine.promote();
+      return { status: 'SUCCEEDED', message: routesLine(engine.spec, state) };
+    }),
+    rollback: bind(async (engine) => {
+      const { state } = await engine.rollback({ reason: 'rolled back by the pipeline' });
+      const check = state.rollbackCheck === 'observed' ? 'verified on observed traffic' : state.rollbackCheck === 'unobserved' ? 'no traffic to verify it with' : 'not verified (no load in the spec)';
+      return state.phase === 'failed' ? { status: 'ERROR', message: state.reason } : { status: 'SUCCEEDED', message: `${routesLine(engine.spec, state)}; ${check}` };
+    }),
   };
 }

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { statusForExitCode } from '../../contract/index.js';
 import { CloverError, ExitCode } from '../../util/errors.js';
 import { redact } from '../../util/redact.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import type { JobStore } from './store.js';
-import type { FinalStatus, Job, ReleaseMemo, StageAction, StageOutcome, StageParams, StageRegistry } from './types.js';
+import type { Job, ReleaseMemo, StageAction, StageOutcome, StageParams, StageRegistry } from './types.js';
 
 /**
  * Runs jobs and keeps their state in the store. Each replica renews a lease on the jobs it runs; a
@@ -33,14 +34,7 @@ interface Running {
   unsaved?: boolean;
 }
 
-/** Exit code of a failed stage → the job status Orca reads. */
-export function statusForExitCode(code: number): FinalStatus {
-  if (code === ExitCode.ok) return 'SUCCEEDED';
-  if (code === ExitCode.failed) return 'FAILED';
-  if (code === ExitCode.inconclusive) return 'INCONCLUSIVE';
-  if (code === ExitCode.interrupted) return 'CANCELED';
-  return 'ERROR';
-}
+export { statusForExitCode };
 
 export class JobManager {
   readonly replicaId: string;

@@ -4,12 +4,9 @@ import type { ReleaseSpec } from '../../spec/types.js';
  * The stage server's job model (contract [E]). Status strings are exactly the ones the generated webhook
  * stages list in successStatuses / terminalStatuses / canceledStatuses, so Orca needs no mapping.
  */
-export const STAGE_ACTIONS = ['deploy', 'traffic', 'load', 'gate', 'promote', 'rollback'] as const;
-export type StageAction = (typeof STAGE_ACTIONS)[number];
+import type { FinalStatus, JobStatus, StageAction } from '../../contract/index.js';
 
-export const JOB_STATUSES = ['RUNNING', 'SUCCEEDED', 'FAILED', 'INCONCLUSIVE', 'ERROR', 'CANCELED'] as const;
-export type JobStatus = (typeof JOB_STATUSES)[number];
-export type FinalStatus = Exclude<JobStatus, 'RUNNING'>;
+export { STAGE_ACTIONS, JOB_STATUSES, type StageAction, type JobStatus, type FinalStatus } from '../../contract/index.js';
 
 /** What the webhook payload may carry besides the spec. */
 export interface StageParams {

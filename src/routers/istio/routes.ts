@@ -1,21 +1,24 @@
 /**
  * Istio objects for a release, and the JSON merge patches that move its traffic. Pure: the current
  * VirtualService in, the patch out. Only the managed route (the one that sends the service's traffic to
- * the stable/candidate subsets) has its weights changed; other routes are carried over as they are. A JSON
- * merge patch replaces arrays whole, so every patch is computed from a fresh read and sent with that
- * read's resourceVersion: a concurrent writer makes it fail with 409 instead of being overwritten.
+ * the stable/candidate subsets) has its weights changed, and only the match route clover-cd adds is ever
+ * added or removed; other writers' routes and fields are carried over as they are. A JSON merge patch
+ * replaces arrays whole, so every patch is computed from a fresh read and sent with that read's
+ * resourceVersion: a concurrent writer makes it fail with 409 instead of being overwritten.
  */
-import type { KubeObject } from '../services/platform.js';
-import type { HttpMatchValue, ReleaseSpec } from '../spec/types.js';
-import { InvalidInputError } from '../util/errors.js';
-import { routingOf, type PlanStep, type ReleasePlan, type ServiceRouting } from './plan.js';
+import type { KubeObject } from '../../services/platform.js';
+import type { HttpMatchValue, ReleaseSpec } from '../../spec/types.js';
+import { InvalidInputError } from '../../util/errors.js';
+import { PREVIEW_HEADER, routingOf, type ReleasePlan, type ServiceRouting, type TrafficTarget } from '../../canary/plan.js';
 
 export const ISTIO_NETWORKING = 'networking.istio.io/v1beta1';
 export const ANNOTATION_PREFIX = 'clover-cd.io/';
-/** The VirtualService's `spec.http` as it was before the release touched it, restored on rollback. */
-export const ORIGINAL_ROUTES = `${ANNOTATION_PREFIX}original-http`;
-/** Header that reaches the candidate during a blue/green preview. */
-export const PREVIEW_HEADER = 'x-clover-cd-preview';
+/**
+ * Written by earlier versions on the first change of a release (the routes as they were) and restored on
+ * rollback — which, after a promotion, restored 100% on the candidate. Rollback now always computes
+ * "100% stable" from the current routes; the annotation is only removed when found.
+ */
+export const LEGACY_ORIGINAL_ROUTES = `${ANNOTATION_PREFIX}original-http`;
 
 type Json = Record<string, unknown>;
 export interface HttpRouteDestination {
@@ -31,17 +34,6 @@ export interface HttpRoute {
   mirrorPercentage?: { value: number };
   [k: string]: unknown;
 }
-
-/** Traffic a step asks for on the VirtualService. */
-export interface TrafficTarget {
-  /** Candidate share (%) of the managed route. */
-  weight: number;
-  mirrorPercent?: number;
-  /** The A/B (or blue/green preview) match route is in place. */
-  matchRoute: boolean;
-}
-
-export const targetOfStep = (s: PlanStep): TrafficTarget => ({ weight: s.weight, mirrorPercent: s.mirrorPercent, matchRoute: s.matchRoute });
 
 export const vsRef = (r: ServiceRouting) => ({ apiVersion: ISTIO_NETWORKING, kind: 'VirtualService', namespace: r.namespace, name: r.virtualService });
 export const drRef = (r: ServiceRouting) => ({ apiVersion: ISTIO_NETWORKING, kind: 'DestinationRule', namespace: r.namespace, name: r.destinationRule });
@@ -171,21 +163,11 @@ export function observeTarget(vs: KubeObject, plan: ReleasePlan): TrafficTarget 
   };
 }
 
-/** Merge patch that sets a target; the first change of a release keeps the original routes in an annotation. */
-export function trafficPatch(vs: KubeObject, plan: ReleasePlan, t: TrafficTarget, annotations: Record<string, string | null> = {}): Json {
-  const keepOriginal = vs.metadata.annotations?.[ORIGINAL_ROUTES] === undefined ? { [ORIGINAL_ROUTES]: JSON.stringify(vs.spec?.http ?? []) } : {};
-  return { metadata: { annotations: { ...keepOriginal, ...annotations } }, spec: { http: routesForTarget(vs, plan, t) } };
+/**
+ * Merge patch that sets a target — a step's, 100% stable (rollback) or 100% candidate (promotion) — with
+ * the release state's annotations in the same write, so routes and state never disagree.
+ */
+export function targetPatch(vs: KubeObject, plan: ReleasePlan, t: TrafficTarget, annotations: Record<string, string | null> = {}): Json {
+  const legacy = vs.metadata.annotations?.[LEGACY_ORIGINAL_ROUTES] !== undefined ? { [LEGACY_ORIGINAL_ROUTES]: null } : {};
+  return { metadata: { annotations: { ...legacy, ...annotations } }, spec: { http: routesForTarget(vs, plan, t) } };
 }
-
-/** Merge patch that restores the routes kept before the release (or 100% stable when none were kept). */
-export function rollbackPatch(vs: KubeObject, plan: ReleasePlan, annotations: Record<string, string | null> = {}): Json {
-  const kept = vs.metadata.annotations?.[ORIGINAL_ROUTES];
-  const http = kept ? (JSON.parse(kept) as HttpRoute[]) : routesForTarget(vs, plan, { weight: 0, matchRoute: false });
-  return { metadata: { annotations: { [ORIGINAL_ROUTES]: null, ...annotations } }, spec: { http } };
-}
-
-/** Merge patch that sends 100% to the candidate and removes the match and mirror routes. */
-export function promotePatch(vs: KubeObject, plan: ReleasePlan, annotations: Record<string, string | null> = {}): Json {
-  return { metadata: { annotations: { [ORIGINAL_ROUTES]: null, ...annotations } }, spec: { http: routesForTarget(vs, plan, { weight: 100, matchRoute: false }) } };
-}
-

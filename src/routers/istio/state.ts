@@ -3,10 +3,10 @@
  * truth (written in the same merge patch as the routes, so routes and state never disagree), plus
  * readable copies for `kubectl get vs -o yaml`.
  */
-import type { KubeObject } from '../services/platform.js';
-import { InvalidInputError } from '../util/errors.js';
-import { ANNOTATION_PREFIX } from './istio.js';
-import type { ReleaseState } from './machine.js';
+import type { KubeObject } from '../../services/platform.js';
+import { InvalidInputError } from '../../util/errors.js';
+import { ANNOTATION_PREFIX } from './routes.js';
+import type { ReleaseState } from '../../canary/machine.js';
 
 export const STATE_ANNOTATION = `${ANNOTATION_PREFIX}release-state`;
 export const PHASE_ANNOTATION = `${ANNOTATION_PREFIX}phase`;

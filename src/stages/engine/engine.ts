@@ -1,0 +1,397 @@
+/**
+ * The release engine: the actions of a release — prepare, shift, load, analyse, promote, roll back — each
+ * an event of the pure state machine (canary/machine.ts) committed through the traffic router together
+ * with the routes it moves. Every host calls these same methods: `release run` loops over them, the stage
+ * server's jobs, `clover-cd stage <action>` and the local pipeline runner call the one a pipeline stage
+ * names. A host decides when; the engine decides how, and refuses an action the release is not ready for.
+ */
+import {
+  exitCodeOf,
+  initialState,
+  isActive,
+  isTerminal,
+  nextAction,
+  planRelease,
+  PROMOTED_TARGET,
+  rulesForStep,
+  sameTarget,
+  STABLE_TARGET,
+  targetOfStep,
+  transition,
+  buildPlan,
+  type ReleaseAction,
+  type ReleaseEvent,
+  type ReleasePlan,
+  type ReleaseState,
+  type TrafficTarget,
+  type VerdictOutcome,
+} from '../../canary/index.js';
+import { readYamlFile } from '../../spec/load.js';
+import { createRouter, type RouterSnapshot, type TrafficRouter } from '../../routers/index.js';
+import type { Platform } from '../../services/platform.js';
+import type { ReleaseSpec } from '../../spec/types.js';
+import { InterruptedError, InvalidInputError } from '../../util/errors.js';
+import { sleep } from '../../util/retry.js';
+import { resolve } from 'node:path';
+import { canObserveSplit, observeSplit, openWindow, runGateStage } from '../gate.js';
+import { runLoadStage } from '../load.js';
+import { waitUntilReady } from './readiness.js';
+import type { AnalysisResult, EngineOptions, LoadWindow, ReleaseProgress } from './types.js';
+
+/** The loaded plan, refused (exit 2, nothing changed) when a step cannot reach the gate's minSamples. */
+export function planFor(spec: ReleaseSpec, baseDir?: string, file?: string): ReleasePlan {
+  const raw = spec.load ? (typeof spec.load.plan === 'string' ? readYamlFile(resolve(baseDir ?? '.', spec.load.plan)) : spec.load.plan) : undefined;
+  return raw === undefined ? buildPlan(spec) : planRelease(spec, { loadPlan: raw, file });
+}
+
+const splitConfidence = (spec: ReleaseSpec): number => {
+  for (const r of spec.gate?.rules ?? []) if ('split' in r) return r.split.confidence ?? 0.999;
+  return 0.999;
+};
+
+export const describeState = (s: ReleaseState): string => `${s.phase}${s.step >= 0 ? ` at step ${s.step + 1}${s.shifted ? ` (${s.weight}%)` : ''}` : ''}`;
+const describeAction = (a: ReleaseAction): string => ('step' in a ? `${a.kind} step ${a.step + 1}` : a.kind === 'done' ? `done (exit ${a.exitCode})` : a.kind);
+
+/** How many rollback verification bursts are sent before "the candidate still gets traffic" is believed. */
+const VERIFY_ATTEMPTS = 3;
+
+export class ReleaseEngine {
+  readonly plan: ReleasePlan;
+  readonly router: TrafficRouter;
+  private readonly emit: (e: ReleaseProgress) => void;
+
+  constructor(
+    readonly platform: Platform,
+    readonly spec: ReleaseSpec,
+    readonly opts: EngineOptions = {},
+  ) {
+    // The plan's steps; whether the load can reach minSamples is checked where a whole release starts (planFor).
+    this.plan = buildPlan(spec);
+    this.router = createRouter(platform, this.plan, spec, opts.mesh);
+    this.emit = opts.onEvent ?? (() => undefined);
+  }
+
+  // ---- state ---------------------------------------------------------------------------------------------
+
+  private fresh(): ReleaseState {
+    const s = initialState(this.plan, this.spec.service.candidate, new Date());
+    return this.opts.runId ? { ...s, runId: this.opts.runId } : s;
+  }
+
+  private ours(s: ReleaseState | undefined): ReleaseState | undefined {
+    return s && s.release === this.plan.release ? s : undefined;
+  }
+
+  /** Refuse to touch routes another release is in the middle of (exit 2, nothing changed). */
+  private assertOwnership(s: ReleaseState | undefined): void {
+    if (s && s.release !== this.plan.release && isActive(s)) {
+      throw new InvalidInputError(`${this.router.object} is in use by release "${s.release}" (${describeState(s)}); finish or abort it first: clover-cd release abort <its spec>`);
+    }
+  }
+
+  /** This release's state as stored with the routes, or undefined. */
+  async state(): Promise<ReleaseState | undefined> {
+    return this.ours((await this.router.observe()).state);
+  }
+
+  /** The stored state, or the state a new release would start from (for reports; nothing is written). */
+  async prepareState(): Promise<ReleaseState> {
+    return (await this.state()) ?? this.fresh();
+  }
+
+  observe(): Promise<RouterSnapshot> {
+    return this.router.observe();
+  }
+
+  /**
+   * Apply `event` to the stored state and write the result together with the routes `target` asks for,
+   * in one conflict-retried write. No write when neither the state nor the routes change.
+   */
+  private async commit(event: ReleaseEvent, target?: (next: ReleaseState) => TrafficTarget | undefined): Promise<ReleaseState> {
+    let next: ReleaseState | undefined;
+    await this.router.apply((cur) => {
+      this.assertOwnership(cur.state);
+      const base = this.ours(cur.state) ?? this.fresh();
+      next = transition(this.plan, base, event, new Date());
+      const t = target?.(next);
+      if (!t && next === base && cur.state) return undefined;
+      return { state: next, target: t };
+    });
+    return next!;
+  }
+
+  // ---- actions -------------------------------------------------------------------------------------------
+
+  /**
+   * Prepare: routing objects exist, the candidate is ready, the release is recorded. A release of this
+   * run in progress is resumed; a finished one is reported unless `restart` (or a new pipeline run) asks
+   * for a new release.
+   */
+  async prepare(opts: { restart?: boolean } = {}): Promise<{ state: ReleaseState; resumed: boolean; finished: boolean }> {
+    await this.router.prepare();
+    const cur = (await this.router.observe()).state;
+    this.assertOwnership(cur);
+    const ours = this.ours(cur);
+    const sameRun = ours && (this.opts.runId === undefined || ours.runId === this.opts.runId);
+    if (ours && sameRun && isActive(ours)) return { state: ours, resumed: ours.phase !== 'initialized', finished: false };
+    if (ours && sameRun && isTerminal(ours) && ours.candidate === this.spec.service.candidate && !opts.restart) return { state: ours, resumed: false, finished: true };
+    await this.waitReady();
+    let fresh = this.fresh();
+    await this.router.apply((c) => {
+      this.assertOwnership(c.state);
+      fresh = this.fresh();
+      return { state: fresh };
+    });
+    return { state: fresh, resumed: false, finished: false };
+  }
+
+  private waitReady(): Promise<void> {
+    return waitUntilReady(this.platform, this.spec, {
+      timeoutMs: this.opts.readyTimeoutMs,
+      signal: this.opts.signal,
+      onStatus: (workload, s) => this.emit({ type: 'ready', workload, message: s.message }),
+    });
+  }
+
+  /**
+   * Bring the release to `want` the way a pipeline schedules it: a judgment or a step without analysis
+   * that stands before it is approved (the pipeline's own judgment stage has run); anything else is refused
+   * (exit 2) naming where the release is. Returns the state, or 'done' when the action already happened.
+   */
+  private async reconcile(want: 'shift' | 'analyze' | 'promote', step?: number): Promise<ReleaseState | 'done'> {
+    for (let i = 0; i <= this.plan.steps.length + 1; i++) {
+      let s = await this.state();
+      if (!s || isTerminal(s) || (this.opts.runId && s.runId !== this.opts.runId)) {
+        // The first shift of a run prepares the release itself (readiness first); later actions need it.
+        if (want === 'shift' && step === 0) s = (await this.prepare({ restart: true })).state;
+        else throw new InvalidInputError(`${want}${step !== undefined ? ` step ${step + 1}` : ''}: release ${this.plan.release} has no release in progress${s ? ` (it is ${describeState(s)})` : ''}; run the deploy action (clover-cd stage deploy) or clover-cd release run first`);
+      }
+      const a = nextAction(this.plan, s);
+      if (a.kind === want && (step === undefined || ('step' in a && a.step === step))) return s;
+      if (want === 'shift' && s.phase === 'progressing' && s.step === step && s.shifted) return 'done';
+      if ((a.kind === 'awaitJudgment' || a.kind === 'advance') && (want === 'promote' || (step !== undefined && a.step < step))) {
+        await this.commit({ type: 'approve' });
+        continue;
+      }
+      throw new InvalidInputError(`${want}${step !== undefined ? ` step ${step + 1}` : ''} cannot run now: release ${this.plan.release} is ${describeState(s)}; its next action is ${describeAction(a)}`);
+    }
+    throw new InvalidInputError(`${want}: release ${this.plan.release} did not reach that action`);
+  }
+
+  /** Shift traffic to step `k`'s target (0-based), once the candidate is ready. Idempotent. */
+  async shift(k: number): Promise<ReleaseState> {
+    this.checkStep(k);
+    const r = await this.reconcile('shift', k);
+    if (r === 'done') return (await this.state())!;
+    const step = this.plan.steps[k];
+    await this.waitReady();
+    const t0 = performance.now();
+    const state = await this.commit({ type: 'shifted', weight: step.weight }, () => targetOfStep(step));
+    this.emit({ type: 'shift', step: k, weight: step.weight, ms: performance.now() - t0 });
+    return state;
+  }
+
+  checkStep(k: number): void {
+    if (!Number.isInteger(k) || k < 0 || k >= this.plan.steps.length) {
+      throw new InvalidInputError(`step must be 1..${this.plan.steps.length} for ${this.plan.release} (steps: ${this.plan.steps.map((s) => `${s.kind} ${s.weight}%`).join(', ')}), got ${k + 1}`, [
+        { path: 'step', message: `expected 1..${this.plan.steps.length}` },
+      ]);
+    }
+  }
+
+  /**
+   * Send the spec's load for step `k`'s window (or observe for the window when the spec has no load); the
+   * window is what `analyze` judges. `windowMs` overrides the plan's window (by hand only).
+   */
+  async runLoad(k: number, opts: { windowMs?: number } = {}): Promise<LoadWindow> {
+    this.checkStep(k);
+    const s = await this.reconcile('analyze', k);
+    if (s === 'done') throw new InvalidInputError(`load step ${k + 1}: nothing to analyse`);
+    const ms = opts.windowMs ?? this.plan.steps[k].windowMs;
+    const window = await openWindow(this.spec, this.platform.endpoints());
+    if (!this.spec.load) {
+      await sleep(ms, this.opts.signal).catch(() => undefined);
+      return { step: k, window, end: Date.now() };
+    }
+    const r = await runLoadStage(this.platform, this.spec, {
+      baseDir: this.opts.baseDir,
+      durationS: ms / 1000,
+      resultsDir: this.opts.evidenceDir,
+      signal: this.opts.signal,
+      onProgress: (p) => this.emit({ type: 'load', step: k, ...p }),
+    });
+    return { step: k, window, end: Date.now(), load: r.load };
+  }
+
+  /**
+   * Analyse step `k`: judge the given window (or run one), check the observed split, record the verdict.
+   * While the verdict is inconclusive and the plan allows another try, the engine runs another window
+   * itself — no host re-implements the retry. A verdict already recorded for `k` is returned as it is.
+   */
+  async analyze(k: number, given?: LoadWindow): Promise<AnalysisResult> {
+    this.checkStep(k);
+    let w = given?.step === k ? given : undefined;
+    for (;;) {
+      const cur = await this.state();
+      const a = cur && nextAction(this.plan, cur);
+      if (!cur || !a || a.kind !== 'analyze' || a.step !== k) {
+        if (cur?.lastVerdict?.step === k) return { outcome: cur.lastVerdict.outcome, summary: cur.lastVerdict.summary, state: cur };
+        await this.reconcile('analyze', k); // throws with where the release stands
+      }
+      w ??= await this.runLoad(k);
+      if (this.opts.signal?.aborted) throw new InterruptedError('interrupted during the analysis window');
+      const result = await this.judge(k, w);
+      w = undefined;
+      const next = nextAction(this.plan, result.state);
+      if (next.kind === 'analyze' && next.step === k && !this.opts.signal?.aborted) continue;
+      return result;
+    }
+  }
+
+  private async judge(k: number, w: LoadWindow): Promise<AnalysisResult> {
+    const step = this.plan.steps[k];
+    const weighted = step.kind === 'weight' || step.kind === 'switch';
+    // A mirror window is judged only by the rules that can judge copies.
+    const spec = step.kind === 'mirror' && this.spec.gate ? { ...this.spec, gate: { ...this.spec.gate, rules: rulesForStep(this.spec.gate.rules, step) } } : this.spec;
+    const gate = await runGateStage(this.platform, spec, { window: w.window, end: w.end, load: w.load, candidateWeight: weighted ? step.weight : undefined, evidenceDir: this.opts.evidenceDir });
+    const v = gate.verdict;
+    this.emit({ type: 'verdict', step: k, outcome: v.outcome, summary: v.summary, bundlePath: gate.bundlePath });
+    const base = { bundlePath: gate.bundlePath, results: v.results.map((r) => ({ rule: r.rule, outcome: r.outcome, observed: r.observed, expected: r.expected, source: r.source, reason: r.reason })) };
+    if (weighted && v.outcome !== 'error') {
+      // Not only the spec: the traffic the mesh actually carried must follow the weight.
+      const { stable, candidate } = this.spec.service;
+      const hop = gate.bundle.evidence.metrics?.hops[this.spec.service.name];
+      const counts = hop ? { stable: hop[stable]?.requests ?? 0, candidate: hop[candidate]?.requests ?? 0 } : await observeSplit(this.spec, this.platform.endpoints(), w.window);
+      const split = this.router.verifySplit(targetOfStep(step), counts, splitConfidence(this.spec));
+      this.emit({ type: 'split', step: k, weight: step.weight, ...counts, outcome: split.outcome, reason: split.reason });
+      if (split.outcome === 'fail') {
+        const reason = `observed split ${counts.candidate}/${counts.stable + counts.candidate} on ${candidate}: ${split.reason}`;
+        const state = await this.commit({ type: 'verificationFailed', reason });
+        return { ...base, outcome: 'error', summary: `ERROR: ${reason}`, state };
+      }
+    }
+    const state = await this.recordVerdict(k, v);
+    return { ...base, outcome: v.outcome, summary: v.summary, state };
+  }
+
+  /** Record step `k`'s verdict with the release; the machine decides what follows (next step, judgment, rollback). */
+  async recordVerdict(k: number, v: { outcome: VerdictOutcome; summary: string }): Promise<ReleaseState> {
+    const s = await this.state();
+    if (!s || s.step !== k) throw new InvalidInputError(`a verdict for step ${k + 1} cannot be recorded: release ${this.plan.release} is ${s ? describeState(s) : 'not started'}`);
+    return this.commit({ type: 'verdict', outcome: v.outcome, summary: v.summary });
+  }
+
+  /** A person's (or the pipeline's) answer at a judgment; a step without analysis is passed the same way. */
+  async decide(approved: boolean, reason?: string): Promise<ReleaseState> {
+    const s = await this.state();
+    if (s) this.emit({ type: 'judgment', step: s.step, approved });
+    return this.commit(approved ? { type: 'approve' } : { type: 'reject', reason: reason ?? 'rejected at judgment' });
+  }
+
+  /** 100% to the candidate once the plan allows it (a pending last judgment counts as approved). */
+  async promote(): Promise<ReleaseState> {
+    const s = await this.state();
+    if (s?.phase === 'promoted' && (!this.opts.runId || s.runId === this.opts.runId)) return s;
+    const r = await this.reconcile('promote');
+    if (r === 'done') return (await this.state())!;
+    const t0 = performance.now();
+    const state = await this.commit({ type: 'promoted' }, () => PROMOTED_TARGET);
+    this.emit({ type: 'promote', ms: performance.now() - t0 });
+    return state;
+  }
+
+  /** Stop the release: the state says rolling back (the rollback follows). */
+  abort(reason: string): Promise<ReleaseState> {
+    return this.commit({ type: 'abort', reason });
+  }
+
+  /**
+   * Roll back: 100% to stable (only what clover-cd added is removed), written with the state, then
+   * verified on observed traffic. Starts the rollback when the release is not already rolling back
+   * (`cause` says why: the pipeline or a person's rejection, or a rollback by hand).
+   */
+  async rollback(opts: { cause?: 'abort' | 'rejected' | 'manual'; reason?: string } = {}): Promise<{ state: ReleaseState; observed?: { stable: number; candidate: number } }> {
+    const t0 = performance.now();
+    const s = await this.state();
+    if (s?.phase === 'rolledBack' && sameTarget((await this.router.observe()).routes, STABLE_TARGET)) return { state: s };
+    if (!s || (s.phase !== 'rollingBack' && s.phase !== 'failed')) {
+      const event: ReleaseEvent =
+        opts.cause === 'manual' || !s || !isActive(s)
+          ? { type: 'rollbackByHand', reason: opts.reason }
+          : opts.cause === 'rejected' || s.phase === 'awaitingJudgment'
+            ? { type: 'reject', reason: opts.reason ?? 'rejected at judgment' }
+            : { type: 'abort', reason: opts.reason ?? 'rolled back' };
+      await this.commit(event);
+    }
+    await this.commit({ type: 'restored' }, () => STABLE_TARGET);
+    const check = await this.verifyOnStable();
+    const state =
+      check.check === 'failed'
+        ? await this.commit({ type: 'verificationFailed', reason: check.reason! })
+        : await this.commit({ type: 'rolledBack', check: check.check });
+    this.emit({ type: 'rollback', ms: performance.now() - t0, reason: state.reason, observed: check.observed, check: state.rollbackCheck });
+    return { state, observed: check.observed };
+  }
+
+  /**
+   * Short bursts of the spec's load after the routes went back to stable: the candidate must see none of
+   * them. Requests of a stopped load still in flight, or a mesh still applying the change, can reach the
+   * candidate in the first burst, so a bounded number of bursts is sent before that is believed.
+   */
+  private async verifyOnStable(): Promise<{ check: 'observed' | 'unobserved' | 'unchecked' | 'failed'; observed?: { stable: number; candidate: number }; reason?: string }> {
+    const seconds = this.opts.verifyLoadS ?? 2;
+    if (!this.spec.load || seconds <= 0 || !canObserveSplit(this.spec, this.platform.endpoints())) return { check: 'unchecked' };
+    let observed = { stable: 0, candidate: 0 };
+    for (let attempt = 1; attempt <= VERIFY_ATTEMPTS; attempt++) {
+      const w = await openWindow(this.spec, this.platform.endpoints());
+      await runLoadStage(this.platform, this.spec, { baseDir: this.opts.baseDir, durationS: seconds });
+      observed = await observeSplit(this.spec, this.platform.endpoints(), w);
+      if (observed.candidate === 0) return { check: observed.stable > 0 ? 'observed' : 'unobserved', observed };
+    }
+    const n = observed.stable + observed.candidate;
+    return { check: 'failed', observed, reason: `${observed.candidate} of ${n} requests still reached ${this.spec.service.candidate} in each of ${VERIFY_ATTEMPTS} checks after the routes went back to ${this.spec.service.stable}` };
+  }
+
+  // ---- by hand -------------------------------------------------------------------------------------------
+
+  /** `traffic set`: any weight, or a step's target, recorded as set by hand; the release holds there. */
+  async setByHand(to: { weight: number } | { step: number }): Promise<{ changed: boolean; snapshot: RouterSnapshot }> {
+    let target: TrafficTarget;
+    let stepIndex: number | undefined;
+    if ('step' in to) {
+      this.checkStep(to.step - 1);
+      stepIndex = to.step - 1;
+      target = targetOfStep(this.plan.steps[stepIndex]);
+    } else {
+      if (!Number.isInteger(to.weight) || to.weight < 0 || to.weight > 100) throw new InvalidInputError(`--weight must be an integer from 0 to 100, got ${to.weight}`);
+      target = { weight: to.weight, matchRoute: false };
+    }
+    if (target.weight > 0 || target.matchRoute || target.mirrorPercent) await this.waitReady();
+    let changed = false;
+    const snapshot = await this.router.apply((cur) => {
+      this.assertOwnership(cur.state);
+      if (sameTarget(cur.routes, target)) return undefined;
+      changed = true;
+      const ours = this.ours(cur.state);
+      const base = ours && isActive(ours) ? ours : this.fresh();
+      const step = stepIndex ?? (base.step < 0 ? 0 : base.step);
+      return { state: transition(this.plan, base, { type: 'setByHand', weight: target.weight, step }, new Date()), target };
+    });
+    return { changed, snapshot };
+  }
+
+  /** `traffic promote`: 100% to the candidate whatever the phase, recorded as promoted by hand. */
+  async promoteByHand(): Promise<{ changed: boolean; snapshot: RouterSnapshot }> {
+    let changed = false;
+    const snapshot = await this.router.apply((cur) => {
+      this.assertOwnership(cur.state);
+      const ours = this.ours(cur.state);
+      if (sameTarget(cur.routes, PROMOTED_TARGET) && ours?.phase === 'promoted') return undefined;
+      changed = true;
+      return { state: transition(this.plan, ours ?? this.fresh(), { type: 'promotedByHand' }, new Date()), target: PROMOTED_TARGET };
+    });
+    return { changed, snapshot };
+  }
+}
+
+export { exitCodeOf };

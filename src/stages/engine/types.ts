@@ -1,0 +1,50 @@
+import type { ReleaseState, VerdictOutcome } from '../../canary/machine.js';
+import type { LoadRunResult } from '../../jmeter/types.js';
+import type { WindowStart } from '../gate.js';
+
+/** What the engine tells a host while it works (the CLI prints it; the stage server turns it into progress). */
+export type ReleaseProgress =
+  | { type: 'start'; release: string; strategy: string; steps: Array<{ kind: string; weight: number }>; resumed: boolean; state: ReleaseState }
+  | { type: 'ready'; workload: string; message: string }
+  | { type: 'shift'; step: number; weight: number; ms: number }
+  | { type: 'load'; step: number; sent: number; errors: number; elapsedS: number }
+  | { type: 'verdict'; step: number; outcome: VerdictOutcome; summary: string; bundlePath?: string }
+  | { type: 'split'; step: number; weight: number; stable: number; candidate: number; outcome: string; reason: string }
+  | { type: 'judgment'; step: number; approved: boolean }
+  | { type: 'promote'; ms: number }
+  /** `observed`: requests per version after the rollback (the verification burst). */
+  | { type: 'rollback'; ms: number; reason?: string; observed?: { stable: number; candidate: number }; check?: ReleaseState['rollbackCheck'] }
+  | { type: 'state'; state: ReleaseState };
+
+/** One analysis window: when it opened, what the load sent, when it closed. Kept between a load and a gate stage. */
+export interface LoadWindow {
+  step: number;
+  window: WindowStart;
+  end: number;
+  load?: LoadRunResult;
+}
+
+export interface AnalysisResult {
+  outcome: VerdictOutcome;
+  summary: string;
+  bundlePath?: string;
+  results?: Array<{ rule: string; outcome: string; observed: string; expected: string; source: string; reason: string }>;
+  state: ReleaseState;
+}
+
+export interface EngineOptions {
+  /** Directory of the spec (relative load plan paths); the spec file for messages. */
+  baseDir?: string;
+  file?: string;
+  evidenceDir?: string;
+  signal?: AbortSignal;
+  onEvent?: (e: ReleaseProgress) => void;
+  /** Bound of the readiness wait (default service.readyTimeout, 5m). */
+  readyTimeoutMs?: number;
+  /** Seconds of load per rollback verification burst (default 2; 0 skips the check). */
+  verifyLoadS?: number;
+  /** A pipeline execution id: a new one starts a new release where a finished or abandoned one stands. */
+  runId?: string;
+  /** Mesh of the traffic router (default istio). */
+  mesh?: string;
+}
