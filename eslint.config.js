@@ -1,6 +1,43 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * What each module must not import, as its README says. cli may import anything; util nothing of ours.
+ * The direction: cli → stages (engine, hosts) → routers → {canary, jmeter, validators, pipelines} →
+ * {services, sandbox, clovisor} → spec → contract → util.
+ */
+const FORBIDDEN = {
+  stages: ['cli'],
+  routers: ['cli', 'stages', 'pipelines', 'jmeter', 'sandbox', 'clovisor'],
+  pipelines: ['cli', 'stages', 'routers', 'sandbox', 'clovisor', 'validators', 'jmeter'],
+  canary: ['cli', 'stages', 'routers', 'pipelines', 'validators', 'jmeter', 'sandbox', 'clovisor'],
+  validators: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'jmeter', 'sandbox'],
+  jmeter: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'sandbox', 'clovisor'],
+  sandbox: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'clovisor'],
+  clovisor: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox'],
+  services: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor'],
+  spec: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'services'],
+  contract: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'services', 'spec'],
+  util: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'services', 'spec', 'contract'],
+};
+
+function layerRules() {
+  return Object.entries(FORBIDDEN).map(([mod, banned]) => ({
+    files: [`src/${mod}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: banned.map((b) => ({
+            group: [`**/${b}/**`, `**/${b}/index.js`],
+            message: `src/${mod} must not import src/${b} (see src/${mod}/README.md and ARCHITECTURE.md "Modules")`,
+          })),
+        },
+      ],
+    },
+  }));
+}
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'coverage/', '.state/'] },
   js.configs.recommended,
@@ -11,6 +48,8 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
+  // Layers: each module imports only the modules below it (ARCHITECTURE.md, module READMEs).
+  ...layerRules(),
   {
     // Tests poke at parsed YAML/JSON documents; typing every fixture adds noise without catching bugs.
     files: ['test/**/*.ts', 'bench/**/*.ts'],

@@ -133,7 +133,10 @@ describe('pipeline render', () => {
       cancelEndpoint: 'http://clover-cd.clover-system:8080/api/v1/releases/http-lb-canary/cancel',
       cancelMethod: 'POST',
     });
-    expect((shift.payload as { weight: number; spec: { metadata: { name: string }; load: { plan: unknown } } }).weight).toBe(10);
+    // Every action names its plan step; windows and weights come from the plan the server builds from the spec.
+    expect(shift.payload).toMatchObject({ step: 1 });
+    expect(shift.payload).not.toHaveProperty('weight');
+    expect(shift.payload).not.toHaveProperty('window');
     // The load plan named by path is inlined so the stage server needs no file of the spec's repository.
     expect(typeof (shift.payload as { spec: { load: { plan: unknown } } }).spec.load.plan).toBe('object');
     expect((shift.customHeaders as Record<string, string>).Authorization).toBe('Bearer encrypted:k8s!n:clover-cd!k:token');
@@ -180,7 +183,8 @@ describe('pipeline render', () => {
       const r = simulate(p(), () => 'SUCCEEDED');
       expect(r.status.get('Promote v2')).toBe('SUCCEEDED');
       expect(r.status.get('Roll back to v1')).toBe('SKIPPED');
-      expect(r.status.get('Gate at 10% (retry 1)')).toBe('SKIPPED');
+      // No retry stages: an inconclusive window is analysed again inside the gate action.
+      expect(p().stages.map((st) => st.name).filter((n) => /retry/.test(n))).toEqual([]);
       expect(r.final).toBe('SUCCEEDED');
     });
     it('a failed gate runs the rollback and the execution ends TERMINAL', () => {
@@ -191,11 +195,15 @@ describe('pipeline render', () => {
       expect(r.status.get('Release verdict')).toBe('TERMINAL');
       expect(r.final).toBe('TERMINAL');
     });
-    it('an inconclusive gate is repeated once (maxInconclusive: 1) and can still promote', () => {
+    it('an inconclusive gate (after its own retries inside the action) rolls back and the execution ends TERMINAL', () => {
       const r = simulate(p(), (s) => (s.name === 'Gate at 50%' ? { status: 'TERMINAL', body: 'INCONCLUSIVE' } : 'SUCCEEDED'));
-      expect(r.ran).toContain('Gate at 50% (retry 1)');
-      expect(r.status.get('Promote v2')).toBe('SUCCEEDED');
-      expect(r.final).toBe('SUCCEEDED');
+      expect(r.status.get('Promote v2')).toBe('SKIPPED');
+      expect(r.ran).toContain('Roll back to v1');
+      expect(r.final).toBe('TERMINAL');
+    });
+    it('the gate stage timeout covers the windows the gate may add (maxInconclusive: 1 → two windows)', () => {
+      const gate = p().stages.find((st) => st.name === 'Gate at 10%')!;
+      expect(gate.stageTimeoutMs).toBe(2 * 3 * 10_000 + 10 * 60_000);
     });
     it('a rejected manual judgment rolls back', () => {
       const bg = render('examples/sdc-bluegreen.yaml');
@@ -224,8 +232,8 @@ describe('pipeline steps follow the canary module plan', () => {
     const byName = Object.fromEntries(p.stages.map((s) => [s.name, s]));
     // step 1 of the plan = the preview target (match route on the preview header, weight 0)
     expect(paramsOf(byName['Preview v2'])).toEqual({ action: 'traffic', weight: undefined, step: '1' });
-    expect(paramsOf(byName['Switch traffic to v2'])).toEqual({ action: 'traffic', weight: '100', step: undefined });
-    expect(paramsOf(byName['Gate after the switch to v2'])).toEqual({ action: 'gate', weight: '100', step: '2' });
+    expect(paramsOf(byName['Switch traffic to v2'])).toEqual({ action: 'traffic', weight: undefined, step: '2' });
+    expect(paramsOf(byName['Gate after the switch to v2'])).toEqual({ action: 'gate', weight: undefined, step: '2' });
   });
 
   it('blue/green: a failed gate after the switch switches straight back and the execution ends TERMINAL', () => {
@@ -255,16 +263,16 @@ describe('pipeline steps follow the canary module plan', () => {
     input.spec.strategy.mirror = { percentage: '50%', window: '20s' };
     const { pipeline: p, notes } = renderPipeline(input);
     expect(notes.join(' ')).not.toMatch(/mirror/);
-    expect(names(p).slice(2, 7)).toEqual(['Mirror 50% to v2', 'Load of mirrored copies on v2', 'Gate of mirrored copies on v2', 'Load of mirrored copies on v2 (retry 1)', 'Gate of mirrored copies on v2 (retry 1)']);
+    expect(names(p).slice(2, 6)).toEqual(['Mirror 50% to v2', 'Load of mirrored copies on v2', 'Gate of mirrored copies on v2', 'Shift 10% to v2']);
     const byName = Object.fromEntries(p.stages.map((s) => [s.name, s]));
     expect(byName['Mirror 50% to v2'].payload).toMatchObject({ step: 1 });
-    expect(byName['Load of mirrored copies on v2'].payload).toMatchObject({ step: 1, window: '20s' });
+    expect(byName['Load of mirrored copies on v2'].payload).toMatchObject({ step: 1 });
     const gate = byName['Gate of mirrored copies on v2'].payload as { weight?: number; spec: { gate: { rules: object[] } } };
     expect(gate.weight).toBeUndefined();
     expect(gate.spec.gate.rules.map((r) => Object.keys(r)[0])).toEqual(['errorRate', 'latency', 'compareErrors']);
     // the next step's shift removes the mirror (routesForTarget) and is guarded by the mirror gate
     expect(byName['Shift 10% to v2'].stageEnabled).toEqual({ type: 'expression', expression: expect.stringContaining("#stage('Gate of mirrored copies on v2')") });
-    expect(byName['Gate at 10%'].payload).toMatchObject({ weight: 10, step: 2 });
+    expect(byName['Gate at 10%'].payload).toMatchObject({ step: 2 });
     expect(validatePipelineDocument(JSON.parse(JSON.stringify(p))).problems).toEqual([]);
     const failed = simulate(p, (s) => (s.name === 'Gate of mirrored copies on v2' ? { status: 'TERMINAL', body: 'FAILED' } : 'SUCCEEDED'));
     expect(failed.ran).not.toContain('Shift 10% to v2');
@@ -326,7 +334,7 @@ describe('pipeline validate', () => {
     ['a cycle', (p) => (p.stages[1].requisiteStageRefIds = ['3']), /stage refId "\d+".*requisiteStageRefIds.*cycle.*graph-acyclic/],
     ['webhook successStatuses as an array', (p) => ((p.stages[1] as Record<string, unknown>).successStatuses = ['SUCCEEDED', 'DONE']), /stage refId "2" \("Prepare routes for v2"\).*stages\[1\]\.successStatuses.*"SUCCEEDED,DONE".*webhook-status-strings/],
     ['trigger without enabled', (p) => delete (p.triggers[0] as Partial<typeof p.triggers[0]>).enabled, /triggers\[0\]\.enabled.*trigger-enabled/],
-    ['duplicate refId', (p) => (p.stages[6].refId = '6'), /stage refId "6" \("Gate at 10% \(retry 1\)"\).*stages\[6\]\.refId.*duplicate refId "6".*refid-unique/],
+    ['duplicate refId', (p) => (p.stages[6].refId = '6'), /stage refId "6" \("Load at 50%"\).*stages\[6\]\.refId.*duplicate refId "6".*refid-unique/],
   ];
   it.each(cases)('exits 2 for %s, naming the stage and the field', async (_label, breakIt, expected) => {
     const p = base();

@@ -34,7 +34,7 @@ describe('clover-cd stage on a detached sandbox', () => {
     const props = join(state, 'traffic.properties');
     const t = await runCli(['stage', 'traffic', '--platform', 'sandbox', '--spec', resolve('examples/sdc-canary.yaml'), '--weight', '10', '--properties', props], { env });
     expect(t.code).toBe(0);
-    expect(readFileSync(props, 'utf8')).toContain('CLOVER_CD_STATUS=SUCCEEDED\nCLOVER_CD_SUMMARY=v2 now gets 10%');
+    expect(readFileSync(props, 'utf8')).toContain('CLOVER_CD_STATUS=SUCCEEDED\nCLOVER_CD_SUMMARY=progressing at step 1 (10%)\\: v1 90% / v2 10%\nCLOVER_CD_WEIGHT=10');
     // Run Job: the spec as JSON in an env var, properties as SPINNAKER_PROPERTY_ lines on stdout.
     const l = await runCli(['stage', 'load', '--platform', 'sandbox', '--spec-env', 'SPEC', '--window', '3s', '--property-format', 'spinnaker'], { env: { ...env, SPEC: specJson } });
     expect(l.code).toBe(0);

@@ -4,7 +4,7 @@ import { InvalidInputError, type InputProblem } from '../util/errors.js';
 import { validateAgainst } from '../util/schema.js';
 import { parseDurationMs } from '../util/units.js';
 import { parseCriterion } from './criteria.js';
-import { cloverPlanSchema } from './plan-schema.js';
+import { cloverPlanSchema } from '../spec/load-plan-schema.js';
 import type { Assertion, LoadPlan, PlanRequest } from './types.js';
 
 /**

@@ -4,7 +4,7 @@ import type { InputProblem } from '../util/errors.js';
 import { validateAgainst, joinPath } from '../util/schema.js';
 import { didYouMean } from '../util/suggest.js';
 import { parseDurationMs, formatDuration } from '../util/units.js';
-import { cloverPlanSchema } from '../jmeter/plan-schema.js';
+import { cloverPlanSchema } from './load-plan-schema.js';
 import { gateRuleSchemas, releaseSpecSchema, triggerSchemas } from './schema.js';
 import type { CanaryStrategy, ReleaseSpec } from './types.js';
 

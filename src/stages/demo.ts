@@ -2,7 +2,8 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Platform } from '../services/platform.js';
-import type { LocalRunResult, RunEvent } from '../pipelines/local-run/index.js';
+import type { RunEvent } from '../pipelines/local-run/index.js';
+import type { LocalRunResult } from './local-pipeline.js';
 
 /**
  * `clover-cd demo`: the whole release on the sandbox, twice. A healthy http-lb v2 goes through the SDC
@@ -93,7 +94,7 @@ async function weightOf(platform: Platform, ns: string, name: string, candidate:
 export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   const started = Date.now();
   const { startSandbox } = await import('../sandbox/index.js');
-  const { runPipelineLocally } = await import('../pipelines/local-run/index.js');
+  const { runPipelineLocally } = await import('./local-pipeline.js');
   const { loadSpec } = await import('../spec/load.js');
   const specFile = opts.specFile ?? DEMO_SPEC;
   const { spec } = loadSpec(specFile);

@@ -76,7 +76,7 @@ Examples:
           execution: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID) ? { id: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID)!, pipeline: process.env.CLOVER_CD_PIPELINE ?? '' } : undefined,
         };
         const { openPlatform } = await import('../../stages/index.js');
-        const { stageRegistry } = await import('../../stages/server/bindings.js');
+        const { stageRegistry, weightOfRequest } = await import('../../stages/server/bindings.js');
         const { stageProperties, formatProperties, writeProperties } = await import('../../stages/properties.js');
         const stateDir = opts.stateDir ?? process.env.CLOVER_CD_STATE_DIR ?? '.clover-cd';
         const platform = await openPlatform({ platform: opts.platform, stateDir: opts.stateDir, kubeconfig: opts.kubeconfig, context: opts.context });
@@ -113,7 +113,7 @@ Examples:
           exitCode,
           status: out.status,
           summary: out.message ?? out.verdict?.summary,
-          weight: params.weight,
+          weight: weightOfRequest(spec, params),
           verdict: out.verdict?.outcome,
           evidence: out.reports?.evidence,
         });

@@ -4,7 +4,7 @@ import type { ReleaseSpec } from '../../spec/types.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { parseDurationMs } from '../../util/units.js';
 import { ReleaseEngine, describeState, type LoadWindow, type ReleaseProgress } from '../engine/index.js';
-import type { ReleasePlan, ReleaseState } from '../../canary/index.js';
+import { buildPlan, type ReleasePlan, type ReleaseState } from '../../canary/index.js';
 import type { StageFunction, StageOutcome, StageParams, StageRegistry } from './types.js';
 
 /**
@@ -42,6 +42,20 @@ export function stepOf(plan: ReleasePlan, params: StageParams): number {
     throw new InvalidInputError(`weight ${params.weight} is not a step of release ${plan.release} (steps ${steps}); send "step"`, [{ path: 'weight', message: 'expected the weight of a plan step' }]);
   }
   throw new InvalidInputError(`the action needs "step" (1..${plan.steps.length}) for release ${plan.release}`, [{ path: 'step', message: `expected 1..${plan.steps.length}` }]);
+}
+
+/** The step an action runs: the one the request names, else (by hand) the step the release stands at. */
+async function resolveStep(engine: ReleaseEngine, params: StageParams): Promise<number> {
+  if (params.step !== undefined || params.weight !== undefined) return stepOf(engine.plan, params);
+  const s = await engine.state();
+  if (s && s.step >= 0 && !['promoted', 'rolledBack', 'failed'].includes(s.phase)) return s.step;
+  return stepOf(engine.plan, params); // names what is missing
+}
+
+/** The candidate weight of the step a request names (for stage outputs such as CLOVER_CD_WEIGHT). */
+export function weightOfRequest(spec: ReleaseSpec, params: StageParams): number | undefined {
+  if (params.step === undefined) return params.weight;
+  return buildPlan(spec).steps[params.step - 1]?.weight ?? params.weight;
 }
 
 /** One line of job progress per engine event. */
@@ -107,7 +121,7 @@ export function stageRegistry(opts: BindingOptions): StageRegistry {
       return { status: 'SUCCEEDED', message: routesLine(engine.spec, state) };
     }),
     load: bind(async (engine, params, ctx) => {
-      const k = stepOf(engine.plan, params);
+      const k = await resolveStep(engine, params);
       const w = await engine.runLoad(k, { windowMs: params.window ? parseDurationMs(params.window) : undefined });
       if (wasCanceled(engine.opts.signal!)) throw new Error('canceled');
       await ctx.memo.set('load-window', w);
@@ -119,7 +133,7 @@ export function stageRegistry(opts: BindingOptions): StageRegistry {
       };
     }),
     gate: bind(async (engine, params, ctx) => {
-      const k = stepOf(engine.plan, params);
+      const k = await resolveStep(engine, params);
       const w = await ctx.memo.get<LoadWindow>('load-window');
       // The load window is judged once: another analysis of the step runs its own window.
       if (w) await ctx.memo.set('load-window', null);

@@ -1,0 +1,94 @@
+/**
+ * The release engine where users hurt it: interrupted runs (SIGINT, SIGTERM, a closed output pipe) after a
+ * promotion, other writers' routes, rollbacks by hand. Real sandbox, real load, the real CLI binary.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { spawn } from 'node:child_process';
+import { loadSpec } from '../src/spec/load.js';
+import { promote, rollback, runRelease, type ReleaseProgress } from '../src/stages/index.js';
+import { readState } from '../src/routers/istio/state.js';
+import { VS, startReleaseLab, type ReleaseLab } from './helpers/release-lab.js';
+import { BIN, REPO } from './helpers/cli.js';
+import { waitFor } from './helpers/ports.js';
+
+let lab: ReleaseLab;
+beforeAll(async () => {
+  lab = await startReleaseLab('engine');
+}, 60_000);
+afterAll(async () => lab?.stop());
+beforeEach(async () => lab.reset());
+
+const run = (file: string, opts: Parameters<typeof runRelease>[2] = {}) => {
+  const l = loadSpec(file);
+  return runRelease(lab.sb.platform, l.spec, { baseDir: l.dir, autoApprove: true, evidenceDir: lab.evidenceDir, ...opts });
+};
+
+describe('interrupted after a promotion: exit 130, observed traffic 100% on stable', () => {
+  for (const how of ['SIGINT', 'SIGTERM', 'closed pipe'] as const) {
+    it(`promote, release run --restart, ${how} after the first shift`, async () => {
+      const file = lab.writeSpec(`irq-${how.replace(/\W/g, '').toLowerCase()}`, { canary: { steps: [50], window: '30s' } });
+      const { spec } = loadSpec(file);
+      await promote(lab.sb.platform, spec);
+      expect((await lab.observed(file)).stable).toBe(0);
+
+      const args = ['release', 'run', file, '--restart', '--auto-approve', '--platform', 'sandbox', '--state-dir', lab.stateDir, '--evidence-dir', lab.evidenceDir];
+      const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+      await waitFor('the first shift of the restarted release', async () => {
+        const s = readState(await lab.vs());
+        return s?.phase === 'progressing' && s.shifted && s.weight === 50;
+      }, 60_000, 20);
+      if (how === 'closed pipe') {
+        // The reader of the output goes away (`… 2>&1 | head`): the next progress line hits EPIPE.
+        child.stderr.destroy();
+        child.stdout.destroy();
+      } else child.kill(how);
+      expect(await exited).toBe(130);
+      const s = readState(await lab.vs())!;
+      expect(s).toMatchObject({ phase: 'rolledBack', cause: 'abort', weight: 0, rollbackCheck: 'observed' });
+      const o = await lab.observed(file);
+      expect(o.candidate).toBe(0);
+      expect(o.stable).toBeGreaterThan(0);
+      if (how !== 'closed pipe') expect(stderr).toMatch(/rolling back to v1/);
+    }, 120_000);
+  }
+});
+
+describe('other writers and rollbacks by hand', () => {
+  const debugRoute = { name: 'debug-by-someone-else', match: [{ headers: { 'x-debug': { exact: '1' } } }], route: [{ destination: { host: 'http-lb', subset: 'v1' } }] };
+  for (const healthy of [true, false]) {
+    it(`a route added by another writer during the release is kept after ${healthy ? 'promote' : 'rollback'}`, async () => {
+      if (!healthy) await lab.sb.setFault('http-lb', 'v2', { errorRate: 0.3 });
+      const file = lab.writeSpec(`writer-${healthy ? 'ok' : 'bad'}`, { canary: { steps: [30, 60], window: '3s' } });
+      // Another writer adds a route while the first step's window runs.
+      let added = false;
+      const r = await run(file, {
+        onEvent: (e: ReleaseProgress) => {
+          if (e.type === 'shift' && !added) {
+            added = true;
+            void lab.vs().then((cur) => lab.sb.platform.patch(VS, { spec: { http: [debugRoute, ...(cur.spec!.http as unknown[])] } }, { resourceVersion: cur.metadata.resourceVersion }));
+          }
+        },
+      });
+      expect(r.exitCode).toBe(healthy ? 0 : 1);
+      const http = (await lab.vs()).spec!.http as Array<{ name?: string }>;
+      expect(http[0]).toEqual(debugRoute);
+      expect(readState(await lab.vs())).toMatchObject({ phase: healthy ? 'promoted' : 'rolledBack', weight: healthy ? 100 : 0 });
+    }, 90_000);
+  }
+
+  it('after a rollback by hand, release run says so with exit 1 (not 130) until --restart', async () => {
+    const file = lab.writeSpec('by-hand', { canary: { steps: [50], window: '2s', judgmentAt: [50] } });
+    const first = await run(file, { autoApprove: false });
+    expect(first.exitCode).toBe(3);
+    expect(first.message).toMatch(/waits for approval/);
+    const { spec } = loadSpec(file);
+    const rb = await rollback(lab.sb.platform, spec);
+    expect(rb).toMatchObject({ exitCode: 0, candidate: { weight: 0 }, state: { phase: 'rolledBack', cause: 'manual', rollbackCheck: 'observed' } });
+    const again = await run(file);
+    expect(again.exitCode).toBe(1);
+    expect(again.message).toMatch(/already rolledBack: rolled back by hand \(run with --restart/);
+  }, 90_000);
+});

@@ -1,0 +1,89 @@
+/**
+ * A sandbox with the SDC sample for release tests: specs written to a temp folder, the sandbox published
+ * the way `clover-cd sandbox up --detach` does (so CLI processes reach it), a reset between tests, and the
+ * traffic actually observed per version (a short burst of the spec's load through the ingress).
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as yaml from 'js-yaml';
+import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import { observeSplit, openWindow, runLoadStage } from '../../src/stages/index.js';
+import { loadSpec } from '../../src/spec/load.js';
+import type { KubeObject } from '../../src/services/platform.js';
+
+export const VS = { apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', namespace: 'default', name: 'http-lb' };
+
+export interface ReleaseLab {
+  sb: Sandbox;
+  dir: string;
+  stateDir: string;
+  evidenceDir: string;
+  initial: KubeObject;
+  writeSpec(name: string, strategy: Record<string, unknown>, opts?: { rules?: unknown[]; spinnaker?: Record<string, unknown>; threads?: number }): string;
+  vs(): Promise<KubeObject>;
+  observed(file: string): Promise<{ stable: number; candidate: number }>;
+  reset(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startReleaseLab(prefix: string): Promise<ReleaseLab> {
+  const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+  const stateDir = join(dir, 'state');
+  const sb = await startSandbox({ stateDir });
+  mkdirSync(stateDir, { recursive: true });
+  writeFileSync(join(stateDir, 'sandbox.json'), JSON.stringify({ pid: process.pid, urls: sb.urls, token: sb.core.adminToken, startedAt: new Date().toISOString(), netns: false }));
+  const vs = async () => (await sb.platform.get(VS))!;
+  const initial = await vs();
+  return {
+    sb,
+    dir,
+    stateDir,
+    evidenceDir: join(dir, 'evidence'),
+    initial,
+    vs,
+    writeSpec(name, strategy, opts = {}) {
+      const file = join(dir, `${name}.yaml`);
+      writeFileSync(
+        file,
+        yaml.dump({
+          apiVersion: 'clover-cd/v1',
+          kind: 'Release',
+          metadata: { name },
+          application: 'sdc',
+          service: { name: 'http-lb', namespace: 'default', port: 9180, stable: 'v1', candidate: 'v2', readyTimeout: '20s' },
+          strategy,
+          load: {
+            engine: 'builtin',
+            plan: {
+              load_spec: { num_threads: opts.threads ?? 4, loops: -1, duration: 3 },
+              url_list: [
+                { name: 'root', url: 'http://proxy-access-control.default:9180/', method: 'GET', 'user-agent': 'chrome' },
+                { name: 'test', url: 'http://proxy-access-control.default:9180/clover/testurl', method: 'GET', 'user-agent': 'safari' },
+              ],
+            },
+          },
+          gate: { minSamples: 15, rules: opts.rules ?? [{ errorRate: { max: '1%' } }, { split: { confidence: 0.999 } }] },
+          ...(opts.spinnaker ? { spinnaker: opts.spinnaker } : {}),
+        }),
+      );
+      return file;
+    },
+    async observed(file) {
+      const { spec } = loadSpec(file);
+      const w = await openWindow(spec, sb.platform.endpoints());
+      await runLoadStage(sb.platform, spec, { durationS: 1.5 });
+      return observeSplit(spec, sb.platform.endpoints(), w);
+    },
+    async reset() {
+      await sb.setFault('http-lb', 'v2', null);
+      const cur = await vs();
+      const annotations = Object.fromEntries(Object.keys(cur.metadata.annotations ?? {}).filter((k) => k.startsWith('clover-cd.io/')).map((k) => [k, null]));
+      await sb.platform.patch(VS, { metadata: { annotations }, spec: initial.spec! });
+    },
+    async stop() {
+      await sb.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
