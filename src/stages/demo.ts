@@ -1,7 +1,6 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Platform } from '../services/platform.js';
 import type { RunEvent } from '../pipelines/local-run/index.js';
 import type { LocalRunResult } from './local-pipeline.js';
 
@@ -84,17 +83,11 @@ function stepsOf(run: LocalRunResult, service: string, versions: string[]): { st
   return { steps, reports };
 }
 
-async function weightOf(platform: Platform, ns: string, name: string, candidate: string): Promise<number | undefined> {
-  const vs = await platform.get({ apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', namespace: ns, name });
-  const routes = ((vs?.spec?.http as Array<{ route?: Array<{ destination?: { subset?: string }; weight?: number }> }>) ?? []).at(-1)?.route ?? [];
-  const r = routes.find((x) => x.destination?.subset === candidate);
-  return r ? (r.weight ?? (routes.length === 1 ? 100 : 0)) : 0;
-}
-
 export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   const started = Date.now();
   const { startSandbox } = await import('../sandbox/index.js');
   const { runPipelineLocally } = await import('./local-pipeline.js');
+  const { releaseStatus } = await import('./engine/index.js');
   const { loadSpec } = await import('../spec/load.js');
   const specFile = opts.specFile ?? DEMO_SPEC;
   const { spec } = loadSpec(specFile);
@@ -120,7 +113,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
         signal: opts.signal,
         onEvent: (e) => opts.onEvent?.(s.name, e),
       });
-      const finalWeight = await weightOf(sb.platform, spec.service.namespace, spec.service.virtualService ?? spec.service.name, spec.service.candidate);
+      const finalWeight = (await releaseStatus(sb.platform, spec)).routes.weight;
       const promoted = run.execution.stages.some((x) => x.name.startsWith('Promote') && x.status === 'SUCCEEDED');
       const rolledBack = run.execution.stages.some((x) => x.name.startsWith('Roll back') && x.status === 'SUCCEEDED');
       const outcome: DemoScenario['outcome'] = promoted && finalWeight === 100 ? 'promoted' : rolledBack && finalWeight === 0 ? 'rolled back' : 'neither';

@@ -20,6 +20,7 @@ import {
   type Verdict,
 } from '../../validators/index.js';
 import { action, globalOptions } from '../context.js';
+import { parseDurationFlag, parseIntegerFlag, parseUrlFlag } from '../flags.js';
 import { note, printResult, table } from '../output.js';
 import { stageProperties, writeProperties } from '../../stages/properties.js';
 import { statusForExitCode } from '../../contract/index.js';
@@ -88,15 +89,15 @@ export function register(program: Command): void {
     .command('gate')
     .description('judge a release window on visibility evidence: pass 0, fail 1, inconclusive 3, infrastructure error 4')
     .argument('[spec]', 'release spec (YAML or JSON)')
-    .option('--window <duration>', 'window to judge: with Prometheus the last <duration>; with a direct scrape the next <duration>')
+    .option('--window <duration>', 'window to judge: with Prometheus the last <duration>; with a direct scrape the next <duration>', (v: string) => (parseDurationFlag('--window', v), v.trim()))
     .option('--since <time>', 'window start (ISO-8601 or epoch ms)')
     .option('--until <time>', 'window end (ISO-8601, epoch ms or "now"; default now)')
     .option('--platform <kind>', 'where endpoints come from: sandbox (the running sandbox) or kubernetes (spec and flags)')
-    .option('--weight <percent>', 'configured candidate weight, for the split rule')
-    .option('--prometheus <url>', 'Prometheus base URL (overrides the platform)')
-    .option('--jaeger <url>', 'Jaeger query base URL (overrides the platform)')
+    .option('--weight <percent>', 'configured candidate weight, for the split rule', (v: string) => String(parseIntegerFlag('--weight', v, { min: 0, max: 100 })))
+    .option('--prometheus <url>', 'Prometheus base URL (overrides the platform)', (v: string) => parseUrlFlag('--prometheus', v))
+    .option('--jaeger <url>', 'Jaeger query base URL (overrides the platform)', (v: string) => parseUrlFlag('--jaeger', v))
     .option('--scrape <url...>', 'Prometheus text endpoints to scrape directly')
-    .option('--redis <url>', "write Clover's visibility keys to this Redis (default $CLOVER_CD_REDIS_URL)")
+    .option('--redis <url>', "write Clover's visibility keys to this Redis (default $CLOVER_CD_REDIS_URL)", (v: string) => parseUrlFlag('--redis', v, ['redis:', 'rediss:']))
     .option('--evidence-dir <dir>', 'where the evidence bundle is written (default .clover-cd/evidence)')
     .option('--report <kind>', 'print the verdict as text, junit or markdown instead of --output')
     .option('--junit <file>', 'also write a JUnit XML report (one testcase per rule) for Jenkins')
@@ -185,8 +186,8 @@ Examples:
     .description('before traffic moves: check the series and labels the rules need, the scrape interval against the window, and telemetry from both versions')
     .argument('<spec>', 'release spec (YAML or JSON)')
     .option('--platform <kind>', 'sandbox or kubernetes')
-    .option('--prometheus <url>', 'Prometheus base URL')
-    .option('--jaeger <url>', 'Jaeger query base URL')
+    .option('--prometheus <url>', 'Prometheus base URL', (v: string) => parseUrlFlag('--prometheus', v))
+    .option('--jaeger <url>', 'Jaeger query base URL', (v: string) => parseUrlFlag('--jaeger', v))
     .option('--scrape <url...>', 'Prometheus text endpoints to scrape directly')
     .addHelpText('after', '\nExit 0 when ready; 3 when series or versions are missing; 2 when the window is too short for the scrape interval; 4 when a source is down.\n\nExample:\n  clover-cd gate preflight release.yaml --prometheus http://prometheus:9090\n')
     .action(

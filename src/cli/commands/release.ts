@@ -132,11 +132,11 @@ Examples:
     }),
   );
 
-  platformOptions(release.command('status').description('show the release state kept on the VirtualService').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd release status release.yaml -o json\n')).action(
+  platformOptions(release.command('status').description('show the release state kept with the routes, however the release was run (CLI, stage server, Jenkins)').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd release status release.yaml -o json\n')).action(
     action(async (file: string, o: PlatformChoice, cmd: Command) => {
       const loaded = loadSpec(file);
-      const r = await releaseStatus(await openPlatform(o), loaded.spec);
-      const data = { release: r.release, strategy: r.plan.strategy, steps: r.plan.steps.map((s) => ({ kind: s.kind, weight: s.weight })), state: r.state ?? null };
+      const r = { ...(await releaseStatus(await openPlatform(o), loaded.spec)), spec: loaded.spec };
+      const data = { release: r.release, strategy: r.plan.strategy, steps: r.plan.steps.map((s) => ({ kind: s.kind, weight: s.weight })), routes: r.routes, state: r.state ?? null };
       printResult(globalOptions(cmd).output, data, (d) => {
         if (!d.state) return `release ${d.release}: not started on this platform`;
         const s = d.state;
@@ -146,7 +146,11 @@ Examples:
             ['step', 'kind', 'weight', ''],
             d.steps.map((st, i) => [String(i + 1), st.kind, `${st.weight}%`, i < s.step || s.phase === 'promoted' ? 'done' : i === s.step ? s.phase : '']),
           ),
-          s.lastVerdict ? `last verdict: ${s.lastVerdict.outcome} (step ${s.lastVerdict.step + 1}) — ${s.lastVerdict.summary}` : '',
+          `routes: ${r.spec.service.stable} ${d.routes.stableWeight}% / ${r.spec.service.candidate} ${d.routes.weight}%${d.routes.matchRoute ? ' + match route' : ''}${d.routes.mirrorPercent ? ` (mirroring ${d.routes.mirrorPercent}%)` : ''}`,
+          ...(s.verdicts ?? []).map((v) => `verdict step ${v.step + 1}: ${v.outcome} at ${v.at} — ${v.summary}`),
+          !s.verdicts?.length && s.lastVerdict ? `last verdict: ${s.lastVerdict.outcome} (step ${s.lastVerdict.step + 1}) — ${s.lastVerdict.summary}` : '',
+          s.rollbackCheck ? `rollback check: ${s.rollbackCheck}` : '',
+          s.runId ? `run: ${s.runId}` : '',
           s.reason ? `reason: ${s.reason}` : '',
           `started ${s.startedAt}, updated ${s.updatedAt}`,
         ]

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { InvalidInputError } from '../../util/errors.js';
 import { registerSecret, redact } from '../../util/redact.js';
 import { action, globalOptions } from '../context.js';
+import { parseUrlFlag } from '../flags.js';
 import { note, printResult } from '../output.js';
 
 interface ServeOptions {
@@ -28,7 +29,7 @@ export function register(program: Command): void {
     .description('run the stage server the generated Spinnaker webhook stages call')
     .option('--port <n>', 'port to listen on', '8080')
     .option('--host <addr>', 'address to bind', '0.0.0.0')
-    .option('--redis <url>', 'keep jobs in Redis (redis://host:port/db): survives restarts, allows several replicas; in memory without it')
+    .option('--redis <url>', 'keep jobs in Redis (redis://host:port/db): survives restarts, allows several replicas; in memory without it', (v: string) => parseUrlFlag('--redis', v, ['redis:', 'rediss:']))
     .option('--token-env <name>', 'environment variable holding the bearer token callers send', 'CLOVER_CD_TOKEN')
     .option('--hmac-secret-env <name>', 'environment variable holding the shared secret for X-Clover-Signature', 'CLOVER_CD_HMAC_SECRET')
     .option('--allow-unauthenticated', 'serve without a token or secret (local runs only)', false)

@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import { loadSpec } from '../../spec/load.js';
 import { getTraffic, openPlatform, promote, rollback, setTraffic, type PlatformChoice, type TrafficResult } from '../../stages/index.js';
 import { InvalidInputError } from '../../util/errors.js';
-import { parseIntegerFlag } from '../flags.js';
+import { parseIntegerFlag, parseUrlFlag } from '../flags.js';
 import { stageProperties, writeProperties } from '../../stages/properties.js';
 import { statusForExitCode } from '../../contract/index.js';
 import { action, globalOptions } from '../context.js';
@@ -16,9 +16,9 @@ export function platformOptions(cmd: Command): Command {
     .option('--kubeconfig <file>', 'kubeconfig (default $KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('--context <name>', 'kubeconfig context')
     .option('--in-cluster', 'use the pod service account')
-    .option('--prometheus <url>', 'Prometheus API for evidence (kubernetes)')
-    .option('--jaeger <url>', 'Jaeger query API (kubernetes)')
-    .option('--ingress <url>', 'where load is sent (kubernetes)');
+    .option('--prometheus <url>', 'Prometheus API for evidence (kubernetes)', (v: string) => parseUrlFlag('--prometheus', v))
+    .option('--jaeger <url>', 'Jaeger query API (kubernetes)', (v: string) => parseUrlFlag('--jaeger', v))
+    .option('--ingress <url>', 'where load is sent (kubernetes)', (v: string) => parseUrlFlag('--ingress', v));
 }
 
 export function renderTraffic(r: TrafficResult): string {

@@ -93,15 +93,19 @@ export function httpRoutes(vs: KubeObject): HttpRoute[] {
   return ((vs.spec?.http as HttpRoute[] | undefined) ?? []).map((r) => structuredClone(r));
 }
 
-/** Index of the managed route: the first route of ours-excluded routes sending the host to stable or candidate. */
+/**
+ * Index of the managed route: among the routes (not ours) that send the host to the stable or candidate
+ * subset, the one that carries both subsets, else the first without a match (the default route), else the
+ * first. Another writer's header-match route to v1 placed before it is therefore never taken for it.
+ */
 export function managedRouteIndex(vs: KubeObject, plan: ReleasePlan): number {
   const r = plan.routing;
   const routes = httpRoutes(vs);
-  const i = routes.findIndex(
-    (route) =>
-      !isOurs(route, plan.release) &&
-      (route.route ?? []).some((d) => sameHost(d.destination?.host ?? '', r) && (d.destination.subset === r.stable || d.destination.subset === r.candidate)),
-  );
+  const toService = (route: HttpRoute, subset?: string) =>
+    (route.route ?? []).some((d) => sameHost(d.destination?.host ?? '', r) && (subset ? d.destination.subset === subset : d.destination.subset === r.stable || d.destination.subset === r.candidate));
+  const candidates = routes.map((route, i) => ({ route, i })).filter(({ route }) => !isOurs(route, plan.release) && toService(route));
+  const pick = candidates.find(({ route }) => toService(route, r.stable) && toService(route, r.candidate)) ?? candidates.find(({ route }) => !route.match?.length) ?? candidates[0];
+  const i = pick ? pick.i : -1;
   if (i < 0) {
     throw new InvalidInputError(
       `VirtualService ${r.namespace}/${r.virtualService} has no HTTP route to ${r.host} subset ${r.stable} or ${r.candidate}; clover-cd manages the weights of such a route`,
