@@ -52,7 +52,8 @@ API (what the generated webhook stages call):
   409 when the release already has an active job; 400 names the field; 401 no credentials, 403 wrong ones; 413 body too large.
   Clover's controller routes: /visibility/clear, /visibility/get/stats/{system|metrics|tracing|all},
   /jmeter/gen, /jmeter/start, /jmeter/results/{log|results}, /nginx/{lb|server},
-  /snort/{addrule|start|stop|get_events}.
+  /snort/{addrule|start|stop|get_events}; with --redis also /collector/{start|stop|set}, /visibility/set,
+  /visibility/get/{services|metrics|all} (continuous visibility: traces and metrics into Clover's Redis keys).
 
 Examples:
   CLOVER_CD_TOKEN=$(cat /var/run/secrets/clover-cd/token) clover-cd serve --redis redis://redis:6379/0
@@ -88,6 +89,8 @@ Examples:
         const { startStageService } = await import('../../stages/server/index.js');
         const { cloverBackend } = await import('../../stages/server/clover-backend.js');
         const { cloverSdcBackend } = await import('../../stages/server/clover-sdc.js');
+        const { cloverCollectorBackend } = await import('../../stages/server/clover-collector.js');
+        const collector = opts.redis ? cloverCollectorBackend({ platform, redisUrl: opts.redis, log: (l) => globalOptions(cmd).verbose && note(l) }) : undefined;
         const verbose = globalOptions(cmd).verbose;
         const svc = await startStageService({
           port,
@@ -98,7 +101,7 @@ Examples:
           maxBodyBytes: maxBody,
           baseDir: opts.baseDir,
           publicUrl: opts.publicUrl,
-          clover: { ...cloverBackend({ platform, redisUrl: opts.redis, baseDir: opts.baseDir }), ...cloverSdcBackend({ sdcAddress: sandbox?.urls.grpc, redisUrl: opts.redis }) },
+          clover: { ...cloverBackend({ platform, redisUrl: opts.redis, baseDir: opts.baseDir }), ...cloverSdcBackend({ sdcAddress: sandbox?.urls.grpc, redisUrl: opts.redis }), ...collector },
           cloverRoutesOpen: opts.openCloverRoutes,
           leaseMs,
           log: (line) => (verbose || !line.startsWith('GET ')) && note(line),
@@ -109,7 +112,7 @@ Examples:
         await new Promise<void>((resolve) => {
           const shutdown = (signal: string) => {
             note(`${signal}: stopping; running jobs are taken over by another replica or on restart`);
-            void svc.stop().then(resolve);
+            void Promise.all([svc.stop(), collector?.close()]).then(() => resolve());
           };
           process.once('SIGINT', () => shutdown('SIGINT'));
           process.once('SIGTERM', () => shutdown('SIGTERM'));
