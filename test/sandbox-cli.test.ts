@@ -43,6 +43,15 @@ describe('clover-cd sandbox', () => {
     await expect(sb.platform.patch(ref, { spec: {} }, { resourceVersion: cur.metadata.resourceVersion })).rejects.toThrow(/conflict/);
     expect((await sb.platform.workloadStatus('default', 'http-lb-v2')).ready).toBe(true);
 
+    // delete -f removes what the file names: http-lb falls back to round robin over both versions
+    const deleted = await runCli(['sandbox', 'delete', '-f', vs, '--state-dir', dir]);
+    expect([deleted.code, deleted.stdout.trim()]).toEqual([0, 'virtualservice/http-lb deleted']);
+    expect((await runCli(['sandbox', 'delete', '-f', vs, '--state-dir', dir])).stdout.trim()).toBe('virtualservice/http-lb not found');
+    expect(await sb.platform.get(ref)).toBeUndefined();
+    const bad = join(dir, '..', 'bad.yaml');
+    writeFileSync(bad, '- just a list\n');
+    expect((await runCli(['sandbox', 'delete', '-f', bad, '--state-dir', dir])).code).toBe(2);
+
     const status = await runCli(['sandbox', 'status', '--state-dir', dir, '-o', 'json']);
     expect(JSON.parse(status.stdout).workloads.map((w: { name: string }) => w.name)).toEqual(expect.arrayContaining(['http-lb-v1', 'http-lb-v2', 'snort-ids']));
     const { pid } = JSON.parse(up.stdout);

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import * as yaml from 'js-yaml';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
 import { cloverBackend } from '../src/stages/server/clover-backend.js';
+import { CLOVER_JTL_COLUMNS } from '../src/stages/server/clover-jmeter.js';
 import { startStageService, type StageService } from '../src/stages/server/index.js';
 import { waitFor } from './helpers/ports.js';
 import { startRedis, type RedisFixture } from './helpers/redis.js';
@@ -44,14 +45,31 @@ describe("Clover's controller routes", () => {
     expect(await call('POST', '/jmeter/gen', plan)).toEqual({ status: 200, text: 'Generated test plan' });
     const started = await call('POST', '/jmeter/start');
     expect(started.status).toBe(200);
-    expect(started.text).toMatch(/^Started load run /);
-    let results = '';
-    await waitFor('load results', async () => (results = (await call('GET', '/jmeter/results/results')).text).startsWith('Retrieved all results\n'), 30_000, 100);
+    expect(started.text).toMatch(/^Started jmeter on pid: \d+$/);
+    // During the run the routes give what there is so far; the log's "summary =" line marks the end.
+    await waitFor('the end of the run', async () => /summary =/.test((await call('GET', '/jmeter/results/log')).text), 30_000, 100);
+    const results = (await call('GET', '/jmeter/results/results')).text;
+    expect(results.split('\n')[1]).toBe(CLOVER_JTL_COLUMNS.join(','));
     const rows = results.trim().split('\n').slice(2); // message line, JTL header, samples
     expect(rows).toHaveLength(2 * 3 * 2); // threads × loops × URLs
     expect(rows.every((r) => r.split(',')[3] === '200')).toBe(true);
     const log = await call('GET', '/jmeter/results/log');
     expect(log.text).toMatch(/summary =\s+12 in /);
+  });
+
+  it('a second start during a run starts another run beside it, as Clover did; results hold both runs', async () => {
+    const plan = yaml.load(readFileSync('examples/jmeter_testplan.yaml', 'utf8')) as { load_spec: Record<string, number> };
+    plan.load_spec = { num_threads: 1, loops: 2, ramp_time: 0, duration: 10 };
+    expect((await call('POST', '/jmeter/gen', plan)).text).toBe('Generated test plan');
+    const [a, b] = [await call('POST', '/jmeter/start'), await call('POST', '/jmeter/start')];
+    const pids = [a.text, b.text].map((t) => Number(/^Started jmeter on pid: (\d+)$/.exec(t)?.[1]));
+    expect(pids.every((p) => p > 0)).toBe(true);
+    expect(pids[0]).not.toBe(pids[1]);
+    // each run ends with its own summary line; the JTL holds both runs under one header
+    await waitFor('both runs finished', async () => ((await call('GET', '/jmeter/results/log')).text.match(/summary =/g) ?? []).length === 2, 60_000, 200);
+    const rows = (await call('GET', '/jmeter/results/results')).text.trim().split('\n');
+    expect(rows.filter((r) => r.startsWith('timeStamp,'))).toHaveLength(1);
+    expect(rows.slice(2)).toHaveLength(2 * 1 * 2 * 2);
   });
 
   it('a plan without its required keys is 400 with Clover\'s message', async () => {

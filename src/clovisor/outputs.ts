@@ -2,10 +2,14 @@
  * Outputs of the tracer: Prometheus metrics per workload and version, and session spans (OTLP/HTTP JSON, which
  * Jaeger's collector and the sandbox trace store accept) carrying Clovisor's session tags.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { createHttpClient, type HttpClient } from '../services/http.js';
+import { encodeBatch } from './jaeger-thrift.js';
 import type { FlowRecord, KernelStats, SessionRecord } from './types.js';
+
+const CLIENT_ID = randomUUID();
 
 export class ClovisorMetrics {
   readonly registry = new Registry();
@@ -93,7 +97,9 @@ export function flowSpan(f: FlowRecord, session: { release?: string; step?: stri
       ...s('ttfb_us', f.firstByteMs !== undefined ? Math.round(f.firstByteMs * 1000) : undefined),
       ...s('tcp.syn', f.syn), ...s('tcp.fin', f.fin), ...s('tcp.rst', f.rst), ...s('tcp.retransmits', f.retransmits),
       ...s('reqmethod', req?.[0]), ...s('requrl', req?.[1]), ...s('reqproto', req?.[2]), ...s('respstatuscode', f.status),
-      ...s('podname', f.workload), ...s('version', f.version),
+      // "HTTP/1.1 200 OK" → respproto HTTP/1.1, respstatus "200 OK" (the reason is cut where the 16 captured bytes end)
+      ...s('respproto', f.statusLine?.split(' ')[0]), ...s('respstatus', f.statusLine?.split(' ').slice(1).join(' ') || undefined),
+      ...s('podname', f.workload), ...s('nodename', NODE_NAME), ...s('version', f.version),
       ...s('clover.release', session.release), ...s('clover.step', session.step),
     ],
   };
@@ -114,7 +120,7 @@ export function sessionSpan(r: SessionRecord, session: { release?: string; step?
       ...s('tcp.retransmits', r.retransmits), ...s('tcp.segs_out', r.segsOut), ...s('tcp.segs_in', r.segsIn),
       ...s('reqbytecount', r.bytesAcked), ...s('respbytecount', r.bytesReceived), ...s('tcp.srtt_us', r.srttUs),
       ...s('connect_us', r.connectMs !== undefined ? Math.round(r.connectMs * 1000) : undefined),
-      ...s('podname', r.workload), ...s('version', r.version),
+      ...s('podname', r.workload), ...s('nodename', NODE_NAME), ...s('version', r.version),
       ...s('clover.release', session.release), ...s('clover.step', session.step),
     ],
   };
@@ -122,15 +128,46 @@ export function sessionSpan(r: SessionRecord, session: { release?: string; step?
 
 type Span = ReturnType<typeof sessionSpan>;
 
-/** Batches spans and posts them as OTLP/HTTP JSON (`POST <url>/v1/traces`), one resource per service. */
+/** Node the tracer runs on (Clovisor's `nodename` tag): $MY_NODE_NAME in a DaemonSet, else the host name. */
+const NODE_NAME = process.env.MY_NODE_NAME || hostname();
+
+/** How spans leave: OTLP/HTTP JSON (`POST <url>/v1/traces`, Jaeger :4318) or Jaeger Thrift over HTTP as Clovisor sent them (`POST <url>/api/traces`, :14268). */
+export type SpanFormat = 'otlp' | 'jaeger-thrift';
+
+/** Batches spans and posts them, one resource (OTLP) or one batch (Thrift) per service. */
 export class SpanExporter {
   private readonly http: HttpClient;
   private pending = new Map<string, Span[]>();
   exported = 0;
   failed = 0;
 
-  constructor(readonly url: string, private readonly maxBatch = 500) {
-    this.http = createHttpClient({ system: 'trace collector', baseURL: url, timeoutMs: 5_000, retry: { attempts: 2 }, hint: `an OTLP/HTTP receiver at ${url}/v1/traces (Jaeger collector port 4318, or the sandbox trace store)` });
+  constructor(
+    readonly url: string,
+    private readonly maxBatch = 500,
+    readonly format: SpanFormat = 'otlp',
+  ) {
+    const hint = format === 'otlp' ? `an OTLP/HTTP receiver at ${url}/v1/traces (Jaeger collector port 4318, or the sandbox trace store)` : `a Jaeger collector at ${url}/api/traces (port 14268)`;
+    this.http = createHttpClient({ system: 'trace collector', baseURL: url, timeoutMs: 5_000, retry: { attempts: 2 }, hint });
+  }
+
+  private post(service: string, chunk: Span[]) {
+    if (this.format === 'otlp') {
+      const body = { resourceSpans: [{ resource: { attributes: s('service.name', service) }, scopeSpans: [{ scope: { name: 'clovisor' }, spans: chunk }] }] };
+      return this.http.post('/v1/traces', body, { headers: { 'content-type': 'application/json' } });
+    }
+    const spans = chunk.map((x) => {
+      const start = BigInt(x.startTimeUnixNano) / 1000n;
+      return {
+        traceId: x.traceId,
+        spanId: x.spanId,
+        operationName: x.name,
+        startUs: start,
+        durationUs: BigInt(x.endTimeUnixNano) / 1000n - start,
+        tags: x.attributes.map((a) => [a.key, a.value.stringValue ?? a.value.intValue ?? ''] as [string, string]),
+      };
+    });
+    const body = encodeBatch(service, [['hostname', NODE_NAME], ['client-uuid', CLIENT_ID]], spans);
+    return this.http.post('/api/traces', body, { headers: { 'content-type': 'application/x-thrift' } });
   }
 
   add(service: string, span: Span): void {
@@ -145,9 +182,8 @@ export class SpanExporter {
     for (const [service, spans] of batches) {
       for (let i = 0; i < spans.length; i += this.maxBatch) {
         const chunk = spans.slice(i, i + this.maxBatch);
-        const body = { resourceSpans: [{ resource: { attributes: s('service.name', service) }, scopeSpans: [{ scope: { name: 'clovisor' }, spans: chunk }] }] };
         try {
-          const r = await this.http.post('/v1/traces', body, { headers: { 'content-type': 'application/json' } });
+          const r = await this.post(service, chunk);
           if (r.status >= 400) throw new Error(`HTTP ${r.status}`);
           this.exported += chunk.length;
         } catch {

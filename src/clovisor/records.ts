@@ -160,12 +160,15 @@ function u32le(n: unknown): string {
 }
 
 /** Parses the first bytes of a request ("GET /path HTTP/1.1") and a response ("HTTP/1.1 503 ..."). */
-export function parseHttpPrefix(req: string, resp: string): { requestLine?: string; status?: number } {
-  const out: { requestLine?: string; status?: number } = {};
+export function parseHttpPrefix(req: string, resp: string): { requestLine?: string; status?: number; statusLine?: string } {
+  const out: { requestLine?: string; status?: number; statusLine?: string } = {};
   const line = req.split('\r\n')[0];
   if (/^[A-Z]{3,7} \S+/.test(line)) out.requestLine = line;
   const m = /^HTTP\/\d\.\d (\d{3})/.exec(resp);
-  if (m) out.status = Number(m[1]);
+  if (m) {
+    out.status = Number(m[1]);
+    out.statusLine = resp.split('\r')[0].trimEnd();
+  }
   return out;
 }
 

@@ -13,7 +13,7 @@ import type { Target } from './types.js';
 export interface ClovisorConfig {
   pinRoot?: string;
   /** OTLP/HTTP base URL for session spans (Jaeger collector :4318, or the sandbox trace store). */
-  spans?: { url: string; release?: string; step?: string };
+  spans?: { url: string; format?: 'otlp' | 'jaeger-thrift'; release?: string; step?: string };
   /** host:port of the tracer's HTTP endpoint (/metrics, /api/v1/evidence, /api/v1/status). */
   listen?: string;
   drainInterval?: string;
@@ -44,7 +44,7 @@ export const configSchema = {
   additionalProperties: false,
   properties: {
     pinRoot: { type: 'string', pattern: '^/sys/fs/bpf/' },
-    spans: { type: 'object', additionalProperties: false, required: ['url'], properties: { url: { type: 'string', pattern: '^https?://' }, release: { type: 'string' }, step: { type: 'string' } } },
+    spans: { type: 'object', additionalProperties: false, required: ['url'], properties: { url: { type: 'string', pattern: '^https?://' }, format: { enum: ['otlp', 'jaeger-thrift'] }, release: { type: 'string' }, step: { type: 'string' } } },
     listen: { type: 'string', pattern: '^[^:]+:\\d+$' },
     drainInterval: { type: 'string', pattern: '^\\d+(\\.\\d+)?(ms|s|m)$' },
     redis: { type: 'object', additionalProperties: false, required: ['url'], properties: { url: { type: 'string', pattern: '^rediss?://' } } },
@@ -219,4 +219,15 @@ export function sandboxTargets(stateDir = process.env.CLOVER_CD_STATE_DIR ?? './
       hostNetns: w.hostNetns as string | undefined,
     }];
   });
+}
+
+/**
+ * Where spans go from `clovisor_jaeger_collector` ("host:port" or a URL), in the chosen format: jaeger-thrift
+ * (Clovisor's own: `/api/traces` on the given port, 14268 by default) or otlp (port 4318 of that host).
+ */
+export function spansFromJaegerKey(collector: string | undefined, format: 'otlp' | 'jaeger-thrift' = 'jaeger-thrift'): { url: string; format: 'otlp' | 'jaeger-thrift' } | undefined {
+  if (!collector) return undefined;
+  if (format === 'otlp') return { url: spansUrlFromJaegerKey(collector)!, format };
+  const u = new URL(/^https?:\/\//.test(collector) ? collector : `http://${collector}`);
+  return { url: `${u.protocol}//${u.hostname}:${u.port || '14268'}`, format };
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { InfrastructureError } from '../util/errors.js';
 import { evaluateL4Rule, buildEvidence } from './evidence.js';
 import { attachVeth, bpftoolBatch, cleanup, loadAndAttach, setNetnsFilter, type CleanupReport, type LoaderState } from './loader.js';
-import { ClovisorMetrics, SpanExporter, flowSpan, sessionSpan } from './outputs.js';
+import { ClovisorMetrics, SpanExporter, flowSpan, sessionSpan, type SpanFormat } from './outputs.js';
 import { EventPipeParser, decodeFlow, decodeSessionEvent, isLateReset, monotonicClock, type DumpEntry } from './records.js';
 import { DEFAULT_READER, netnsInum, preflight, run, inNetns } from './system.js';
 import { KERNEL_STAT_NAMES, type FlowRecord, type KernelStats, type L4Evidence, type OpenConnection, type SessionRecord, type Target } from './types.js';
@@ -28,6 +28,8 @@ export interface TracerOptions {
   /** Trace every namespace instead of only the targets' (default false). */
   allNamespaces?: boolean;
   spansUrl?: string;
+  /** otlp (default) or jaeger-thrift (Clovisor's collector format). */
+  spansFormat?: SpanFormat;
   session?: { release?: string; step?: string };
   /** A flow with no packet for this long is emitted and removed (default 10 s). */
   flowIdleMs?: number;
@@ -87,7 +89,7 @@ export class Tracer {
   readerKind = '';
 
   constructor(readonly opts: TracerOptions) {
-    if (opts.spansUrl) this.spans = new SpanExporter(opts.spansUrl);
+    if (opts.spansUrl) this.spans = new SpanExporter(opts.spansUrl, 500, opts.spansFormat);
   }
 
   get pinRoot(): string {

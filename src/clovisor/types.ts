@@ -86,6 +86,8 @@ export interface FlowRecord {
   firstByteMs?: number;
   requestLine?: string;
   status?: number;
+  /** The response's first line as captured ("HTTP/1.1 200 OK", cut at 16 bytes). */
+  statusLine?: string;
   workload?: string;
   version?: string;
   service?: string;

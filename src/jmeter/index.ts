@@ -59,8 +59,11 @@ export async function runLoadDetailed(plan: LoadPlan, opts: RunLoadOptions = {})
     const stem = join(dirname(jtl), basename(jtl).replace(/\.jtl$/i, ''));
     const jmx = `${stem}.jmx`;
     writeFileSync(jmx, renderJmx(p));
-    ({ interrupted } = await runJMeter({ jmx, jtl, log: `${stem}.jmeter.log`, remote, jmeterHome: opts.jmeterHome, signal: opts.signal, onProgress: opts.onProgress }));
+    const log = `${stem}.jmeter.log`;
+    const onSpawn = (pid: number) => opts.onStart?.({ pid, engine: 'jmeter', jtl, log });
+    ({ interrupted } = await runJMeter({ jmx, jtl, log, remote, jmeterHome: opts.jmeterHome, signal: opts.signal, onProgress: opts.onProgress, onSpawn }));
   } else {
+    opts.onStart?.({ pid: process.pid, engine: 'builtin', jtl });
     ({ interrupted } = await runBuiltin(p, { jtl, signal: opts.signal, onProgress: opts.onProgress }));
   }
   const endedAt = Date.now();

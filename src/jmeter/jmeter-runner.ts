@@ -118,6 +118,7 @@ export interface JMeterRunOptions {
   jmeterHome?: string;
   signal?: AbortSignal;
   onProgress?: (p: LoadProgress) => void;
+  onSpawn?: (pid: number) => void;
 }
 
 /** Run one plan; resolves when JMeter has ended and its results look complete, else throws exit 4. */
@@ -133,6 +134,7 @@ export async function runJMeter(o: JMeterRunOptions): Promise<{ interrupted: boo
   }
   const started = Date.now();
   const child = spawn(jm.command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
+  if (child.pid) o.onSpawn?.(child.pid);
   let stdout = '';
   let interrupted = false;
   const onLine = (line: string) => {

@@ -98,4 +98,6 @@ export interface RunLoadOptions {
   jmeterHome?: string;
   signal?: AbortSignal;
   onProgress?: (p: LoadProgress) => void;
+  /** Called once the load runs: JMeter's process id, or this process's id for the builtin engine. */
+  onStart?: (info: { pid: number; engine: 'jmeter' | 'builtin'; jtl: string; log?: string }) => void;
 }

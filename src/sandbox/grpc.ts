@@ -109,6 +109,8 @@ export async function startGrpcServer(core: SandboxCore): Promise<{ address: str
       return rulesReply();
     }),
     listRules: unary(() => rulesReply()),
+    start: unary(() => ({ changed: core.ids.setRunning(true), running: true, pid: process.pid })),
+    stop: unary(() => ({ changed: core.ids.setRunning(false), running: false, pid: process.pid })),
     listAlerts: unary((r) => {
       const after = Number(r.afterEventId ?? 0);
       const limit = Number(r.limit ?? 0);

@@ -66,3 +66,24 @@ export function sendHop(
     req.end(body);
   });
 }
+
+/** Headers of an upstream answer the sidecar passes back. */
+export function pickHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  const ct = h['content-type'];
+  if (typeof ct === 'string') out['content-type'] = ct;
+  return out;
+}
+
+export function retryableStatus(status: number, on: string[]): boolean {
+  if (on.includes('5xx') && status >= 500) return true;
+  if (on.includes('gateway-error') && (status === 502 || status === 503 || status === 504)) return true;
+  return on.includes(String(status));
+}
+
+export function retryableError(kind: string, on: string[]): boolean {
+  if (on.includes('5xx') || on.includes('gateway-error')) return true;
+  if (kind === 'refused' || kind === 'other') return on.includes('connect-failure') || on.includes('refused-stream');
+  if (kind === 'reset') return on.includes('reset');
+  return false;
+}

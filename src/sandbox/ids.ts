@@ -52,6 +52,8 @@ export class IdsEngine {
   /** Newest alerts kept in memory for ListAlerts (Redis holds them all). */
   readonly alerts: IdsAlert[] = [];
   inspected = 0;
+  /** Inspecting (Clover's snort process running); a stopped IDS passes traffic without looking at it. */
+  running = true;
   redisErrors = 0;
   private seq = 0;
   private pending = new Set<Promise<unknown>>();
@@ -74,6 +76,7 @@ export class IdsEngine {
   }
 
   inspect(req: AppRequest, peer: { sourceIp: string; sourcePort: number; destinationIp: string; destinationPort: number }): IdsAlert[] {
+    if (!this.running) return [];
     this.inspected++;
     const head = `${req.method} ${req.path} HTTP/1.1\r\n${Object.entries(req.headers)
       .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(', ') : v}`)
@@ -151,6 +154,14 @@ export class IdsEngine {
       });
     this.pending.add(p);
     void p.finally(() => this.pending.delete(p));
+  }
+
+  /** Start / stop inspecting; stopping clears the alerts kept in memory, as Clover's stop cleared Snort's logs (Redis keeps its events). */
+  setRunning(on: boolean): boolean {
+    if (this.running === on) return false;
+    this.running = on;
+    if (!on) this.alerts.length = 0;
+    return true;
   }
 
   /** Wait until every alert write has reached Redis (or failed). */

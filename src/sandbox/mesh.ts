@@ -3,11 +3,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { KubeObject } from '../services/platform.js';
 import type { OutgoingHttpHeaders } from 'node:http';
-import { createAgent, forwardableHeaders, HopError, sendHop, type HopResponse } from './http-hop.js';
+import { createAgent, forwardableHeaders, HopError, pickHeaders, retryableError, retryableStatus, sendHop, type HopResponse } from './http-hop.js';
 import type { ObjectStore } from './objects.js';
-import { labelsMatch, routeRequest, subsetLabels, type Destination, type RequestView } from './routing.js';
+import { gatewayAdmits, labelsMatch, routeRequest, subsetLabels, type Destination, type RequestView } from './routing.js';
 import type { MeshTelemetry } from './telemetry.js';
 import type { TraceStore } from './traces.js';
+import { newRequestId, newSpanId, newTraceId } from './trace-ids.js';
+import { ClusterState, trafficPolicyFor, type AttemptOutcome } from './traffic-policy.js';
 import type { AppRequest, AppResponse, Fault, HopTransport, InboundRequest, InboundResult, Outbound, WorkloadInstance } from './mesh-types.js';
 
 /**
@@ -19,22 +21,6 @@ export type { Fault, AppRequest, AppResponse, Outbound, AppHandler, WorkloadInst
 
 const ISTIO_GROUP = 'networking.istio.io';
 const SOURCE_HEADER = 'x-sandbox-source';
-// Ids come from a pooled random buffer: one crypto call per 1,024 ids instead of one per span.
-const pool = new Uint32Array(1024);
-let poolAt = pool.length;
-const word = (): string => {
-  if (poolAt === pool.length) {
-    crypto.getRandomValues(pool);
-    poolAt = 0;
-  }
-  return pool[poolAt++].toString(16).padStart(8, '0');
-};
-const newSpanId = (): string => word() + word();
-const newTraceId = (): string => word() + word() + word() + word();
-const newRequestId = (): string => {
-  const h = newTraceId();
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20)}`;
-};
 const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 
 interface TraceContext {
@@ -48,10 +34,12 @@ export class Mesh {
   readonly agent = createAgent();
   private readonly faults = new Map<string, Fault>();
   private readonly roundRobin = new Map<string, number>();
+  /** Per cluster (service|subset): outlier ejections and connection pool, under the DestinationRule's trafficPolicy. */
+  readonly clusters = new Map<string, ClusterState>();
   private readonly random: () => number;
   readonly transport: HopTransport;
   /** Routing inputs derived from the object store, rebuilt after any object or instance change. */
-  private cache?: { vss: KubeObject[]; drs: KubeObject[]; gateways: Map<string, string[]>; endpoints: Map<string, WorkloadInstance[]>; ports: Map<string, number> };
+  private cache?: { vss: KubeObject[]; drs: KubeObject[]; gateways: Map<string, KubeObject[]>; endpoints: Map<string, WorkloadInstance[]>; ports: Map<string, number> };
   private readonly unwatch: () => void;
   /** Default per-try deadline when a route sets no timeout (Envoy's default route timeout is 15 s). */
   defaultTimeoutMs = 15_000;
@@ -273,18 +261,15 @@ export class Mesh {
     return { status, headers, body: out, reset };
   }
 
-  /** Gateway objects whose selector picks this ingress (selector `istio: ingressgateway`). */
-  private gatewayNames(ingress: WorkloadInstance): string[] {
+  /** Gateway objects whose selector picks this ingress (selector `istio: ingressgateway`) and whose servers admit `host`. */
+  private gatewayNames(ingress: WorkloadInstance, host: string): string[] {
     const c = this.routingCache();
-    let names = c.gateways.get(ingress.name);
-    if (!names) {
-      names = this.store
-        .listLive(ISTIO_GROUP, 'Gateway')
-        .filter((g) => labelsMatch(ingress.labels, ((g.spec ?? {}) as { selector?: Record<string, string> }).selector ?? {}))
-        .map((g) => g.metadata.name);
-      c.gateways.set(ingress.name, names);
+    let gws: KubeObject[] | undefined = c.gateways.get(ingress.name);
+    if (!gws) {
+      gws = this.store.listLive(ISTIO_GROUP, 'Gateway').filter((g) => labelsMatch(ingress.labels, ((g.spec ?? {}) as { selector?: Record<string, string> }).selector ?? {}));
+      c.gateways.set(ingress.name, gws);
     }
-    return names;
+    return gws.filter((g) => gatewayAdmits(g, host)).map((g) => g.metadata.name);
   }
 
   servicePort(service: string): number {
@@ -324,8 +309,18 @@ export class Mesh {
     return out;
   }
 
-  private pick(dest: Destination): WorkloadInstance | undefined {
-    const eps = this.endpointsOf(dest);
+  /** The cluster of a destination, its trafficPolicy refreshed from the DestinationRules. */
+  cluster(dest: Destination): ClusterState {
+    const key = `${dest.service}|${dest.subset ?? ''}`;
+    let c = this.clusters.get(key);
+    if (!c) this.clusters.set(key, (c = new ClusterState()));
+    c.policy = trafficPolicyFor(this.routingCache().drs, dest.service, dest.subset);
+    return c;
+  }
+
+  private pick(dest: Destination, cluster?: ClusterState): WorkloadInstance | undefined {
+    const all = this.endpointsOf(dest);
+    const eps = cluster ? cluster.healthy(all) : all;
     if (eps.length <= 1) return eps[0];
     const key = `${dest.service}|${dest.subset ?? ''}`;
     const n = (this.roundRobin.get(key) ?? 0) + 1;
@@ -336,13 +331,14 @@ export class Mesh {
   private async outbound(from: WorkloadInstance, ctx: TraceContext, service: string, req: AppRequest): Promise<AppResponse> {
     const t0 = performance.now();
     const view: RequestView = { path: req.path, method: req.method, headers: req.headers };
-    const decision = routeRequest(this.routingCache().vss, service, view, { gateways: from.gateway ? this.gatewayNames(from) : undefined, random: this.random });
+    const decision = routeRequest(this.routingCache().vss, service, view, { gateways: from.gateway ? this.gatewayNames(from, service) : undefined, random: this.random });
     let result: AppResponse & { flags: string; target?: WorkloadInstance };
     const dest = decision?.destination ?? { service };
     if (from.gateway && !decision) {
       result = { status: 404, body: '', flags: 'NR' };
     } else {
-      const target = this.pick(dest);
+      const cluster = this.cluster(dest);
+      const target = this.pick(dest, cluster);
       if (decision?.mirror && target && this.random() < decision.mirror.fraction) {
         const shadow = this.pick(decision.mirror.destination);
         if (shadow) void this.send(from, ctx, shadow, req, 'shadow', this.defaultTimeoutMs).catch(() => undefined);
@@ -360,7 +356,13 @@ export class Mesh {
         if (decision?.rewriteUri !== undefined) {
           path = decision.matchedPrefix && path.startsWith(decision.matchedPrefix) ? decision.rewriteUri + path.slice(decision.matchedPrefix.length) : decision.rewriteUri;
         }
-        result = await this.sendWithRetries(from, ctx, target, { ...req, headers, path }, decision?.timeoutMs, decision?.retries);
+        const release = await cluster.acquire();
+        if (!release) result = { status: 503, body: 'upstream connect error or disconnect/reset before headers. reset reason: overflow', flags: 'UO' };
+        else {
+          const size = this.endpointsOf(dest).length;
+          const report = (i: WorkloadInstance, o: AttemptOutcome) => cluster.report(i.name, size, o);
+          result = await this.sendWithRetries(from, ctx, target, { ...req, headers, path }, decision?.timeoutMs, decision?.retries, report).finally(release);
+        }
       }
     }
     const body = typeof result.body === 'string' ? Buffer.from(result.body) : result.body;
@@ -390,6 +392,7 @@ export class Mesh {
     req: AppRequest,
     timeoutMs: number | undefined,
     retries: { attempts: number; perTryTimeoutMs?: number; retryOn: string[] } | undefined,
+    report: (target: WorkloadInstance, outcome: AttemptOutcome) => void = () => undefined,
   ): Promise<AppResponse & { flags: string; target?: WorkloadInstance }> {
     const deadline = performance.now() + (timeoutMs ?? this.defaultTimeoutMs);
     const attempts = 1 + (retries?.attempts ?? 0);
@@ -402,9 +405,11 @@ export class Mesh {
       try {
         const r = await this.send(from, ctx, target, req, undefined, perTry);
         last = { status: r.status, headers: pickHeaders(r.headers), body: r.body, flags: '-', target };
+        report(target, { status: r.status });
         if (!retries || !retryableStatus(r.status, retries.retryOn)) return last;
       } catch (err) {
         const kind = err instanceof HopError ? err.kind : 'other';
+        report(target, { error: kind });
         last =
           kind === 'timeout'
             ? { status: 504, body: 'upstream request timeout', flags: 'UT', target }
@@ -433,26 +438,6 @@ export class Mesh {
 }
 
 const EMPTY = Buffer.alloc(0);
-
-function pickHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  const ct = h['content-type'];
-  if (typeof ct === 'string') out['content-type'] = ct;
-  return out;
-}
-
-function retryableStatus(status: number, on: string[]): boolean {
-  if (on.includes('5xx') && status >= 500) return true;
-  if (on.includes('gateway-error') && (status === 502 || status === 503 || status === 504)) return true;
-  return on.includes(String(status));
-}
-
-function retryableError(kind: string, on: string[]): boolean {
-  if (on.includes('5xx') || on.includes('gateway-error')) return true;
-  if (kind === 'refused' || kind === 'other') return on.includes('connect-failure') || on.includes('refused-stream');
-  if (kind === 'reset') return on.includes('reset');
-  return false;
-}
 
 export function closeServer(server: Server | undefined): Promise<void> {
   if (!server) return Promise.resolve();

@@ -113,10 +113,34 @@ export function shortHost(host: string): string {
   return i < 0 ? host : host.slice(0, i);
 }
 
-function hostMatches(vsHost: string, service: string): boolean {
-  if (vsHost === '*') return true;
-  if (vsHost.startsWith('*.')) return false; // wildcard domains never name a mesh-internal short host
-  return shortHost(vsHost) === service;
+/**
+ * A VirtualService host in Kubernetes service form (`http-lb`, `http-lb.default`, `…svc`, `…svc.cluster.local`)
+ * names a mesh service by its short name; anything else (`www.sdc.com`, `*.sdc.com`) is a domain, matched
+ * against the request's Host as Istio does: exact, or a `*.` wildcard suffix, or `*`.
+ */
+export function isServiceHost(host: string): boolean {
+  const parts = host.split('.');
+  return parts.length === 1 || (parts.length === 2 && parts[1] === 'default') || host.endsWith('.svc') || host.endsWith('.svc.cluster.local');
+}
+
+/**
+ * How specifically `vsHost` matches the requested host (a short service name in the mesh, the Host header at
+ * a gateway): -1 no match; 0 `*`; 1 + suffix length for a `*.` wildcard; 10,000 + length for an exact name.
+ * Istio builds one virtual host per domain, so a request uses only the VirtualServices of its most specific host.
+ */
+export function hostSpecificity(vsHost: string, requested: string): number {
+  const want = requested.toLowerCase();
+  const h = vsHost.slice(vsHost.lastIndexOf('/') + 1).toLowerCase();
+  if (h === '*') return 0;
+  if (h.startsWith('*.')) return !isServiceHost(want) && want.endsWith(h.slice(1)) ? 1 + h.length : -1;
+  if (isServiceHost(h)) return isServiceHost(want) && shortHost(h) === shortHost(want) ? 10_000 + h.length : -1;
+  return h === want ? 10_000 + h.length : -1;
+}
+
+/** Whether a Gateway's servers admit a request for `host` (hosts `*`, `ns/*`, exact names, `*.` suffixes). */
+export function gatewayAdmits(gateway: KubeObject, host: string): boolean {
+  const servers = ((gateway.spec ?? {}) as { servers?: Array<{ hosts?: string[] }> }).servers ?? [];
+  return servers.some((s) => (s.hosts ?? []).some((h) => hostSpecificity(h, host) >= 0));
 }
 
 const fraction = (p: Percent, legacy?: number, dflt = 1): number =>
@@ -130,18 +154,26 @@ const toDestination = (d: { host?: string; subset?: string; port?: { number?: nu
 
 /**
  * VirtualServices that apply to `service` for traffic from one of `gateways` (undefined = sidecars,
- * i.e. the reserved gateway "mesh"). Oldest first, as Istio merges multiple VirtualServices for one host.
+ * i.e. the reserved gateway "mesh"), of the most specific matching host only. Oldest first, as Istio merges
+ * multiple VirtualServices for one host.
  */
 export function applicableVirtualServices(vss: KubeObject[], service: string, gateways?: string[]): KubeObject[] {
   const from = gateways ?? ['mesh'];
-  return vss
-    .filter((vs) => {
-      const spec = (vs.spec ?? {}) as { hosts?: string[]; gateways?: string[] };
-      // A gateway may be named `<ns>/<name>`; sandbox gateways all live in one namespace.
-      const gws = spec.gateways?.length ? spec.gateways.map((g) => g.slice(g.lastIndexOf('/') + 1)) : ['mesh'];
-      if (!gws.some((g) => from.includes(g))) return false;
-      return (spec.hosts ?? []).some((h) => hostMatches(h, service) || (gateways !== undefined && h.startsWith('*')));
-    })
+  let best = -1;
+  const scored: Array<[KubeObject, number]> = [];
+  for (const vs of vss) {
+    const spec = (vs.spec ?? {}) as { hosts?: string[]; gateways?: string[] };
+    // A gateway may be named `<ns>/<name>`; sandbox gateways all live in one namespace.
+    const gws = spec.gateways?.length ? spec.gateways.map((g) => g.slice(g.lastIndexOf('/') + 1)) : ['mesh'];
+    if (!gws.some((g) => from.includes(g))) continue;
+    const score = Math.max(-1, ...(spec.hosts ?? []).map((h) => hostSpecificity(h, service)));
+    if (score < 0) continue;
+    scored.push([vs, score]);
+    best = Math.max(best, score);
+  }
+  return scored
+    .filter(([, score]) => score === best)
+    .map(([vs]) => vs)
     .sort((a, b) => String(a.metadata.creationTimestamp ?? '').localeCompare(String(b.metadata.creationTimestamp ?? '')));
 }
 

@@ -146,7 +146,8 @@ export class SandboxCore {
       host: this.host,
       servicePort: 80,
       gateway: true,
-      handler: (req, outbound) => outbound(String(req.headers.host ?? '*').split(':')[0], req),
+      // Envoy picks the virtual host by the Host header (port stripped), case-insensitively.
+      handler: (req, outbound) => outbound(String(req.headers.host ?? '*').replace(/:\d+$/, '').toLowerCase(), req),
     });
     this.urls.ingress = `http://${this.host}:${ingress.port}`;
     await Promise.all([...this.starting.values()]);

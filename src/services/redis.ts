@@ -65,6 +65,12 @@ const SPAN_KEYS = [
   'span_operation_name',
 ];
 
+/** The continuous collector's bookkeeping (visibility/collector.ts): traces that started before the watermark
+ * (epoch ms) are counted; running inbound-span durations per service; the one-collector lock. */
+export const VISIBILITY_WATERMARK_KEY = 'clover-cd:visibility:watermark';
+export const VISIBILITY_RT_KEY = 'clover-cd:visibility:rt';
+export const VISIBILITY_LOCK_KEY = 'clover-cd:visibility:collector';
+
 export interface VisibilityStore {
   write(data: VisibilityData): Promise<void>;
   read(): Promise<CloverStatsAll>;
@@ -184,7 +190,8 @@ export async function openVisibilityStore(url: string, opts: { timeoutMs?: numbe
       run(
         (async () => {
           const services = await visibilityServices();
-          const m = client.multi().set('trace_count', 0).set('span_count', 0).set('metric_count', 0).del(...SPAN_KEYS);
+          // The watermark moves to now: a running collector counts only what starts after the clear.
+          const m = client.multi().set('trace_count', 0).set('span_count', 0).set('metric_count', 0).del(...SPAN_KEYS, VISIBILITY_RT_KEY).set(VISIBILITY_WATERMARK_KEY, String(Date.now()));
           for (const svc of services) m.hset(svc, { min_rt: 'NA', avg_rt: 'NA', max_rt: 'NA' });
           await m.exec();
           return { cleared: ['trace_count', 'span_count', 'metric_count', ...SPAN_KEYS], services };

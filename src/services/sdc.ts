@@ -43,6 +43,11 @@ export interface SdcAlert {
   url: string;
   userAgent: string;
 }
+export interface SdcIdsState {
+  running: boolean;
+  pid: number;
+  changed: boolean;
+}
 export interface SdcProxyConfig {
   workload: string;
   forwardTo: string;
@@ -84,6 +89,8 @@ export interface SdcClient {
   addIdsRule(rule: SdcIdsRule): Promise<{ rules: SdcIdsRule[]; ruleText: string[] }>;
   listIdsRules(): Promise<{ rules: SdcIdsRule[]; ruleText: string[] }>;
   listAlerts(opts?: { afterEventId?: number; limit?: number }): Promise<{ alerts: SdcAlert[]; inspected: number }>;
+  startIds(): Promise<SdcIdsState>;
+  stopIds(): Promise<SdcIdsState>;
   close(): void;
 }
 
@@ -126,6 +133,8 @@ export function createSdcClient(address: string, opts: { timeoutMs?: number } = 
     setProxy: (c) => call(clients.proxy, 'setProxy', { workload: 'proxy-access-control', alerts: [], ...c }),
     addIdsRule: (rule) => call(clients.ids, 'addRule', rule),
     listIdsRules: () => call(clients.ids, 'listRules', {}),
+    startIds: () => call(clients.ids, 'start', {}),
+    stopIds: () => call(clients.ids, 'stop', {}),
     listAlerts: (o = {}) => call(clients.ids, 'listAlerts', { afterEventId: o.afterEventId ?? 0, limit: o.limit ?? 0 }),
     close: () => Object.values(clients).forEach((c) => c.close()),
   };

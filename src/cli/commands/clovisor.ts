@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import {
   DEFAULT_PIN_ROOT,
   Tracer,
@@ -10,7 +10,7 @@ import {
   readState,
   sandboxTargets,
   serveTracer,
-  spansUrlFromJaegerKey,
+  spansFromJaegerKey,
   tracerUrl,
   type ClovisorConfig,
   type Target,
@@ -32,10 +32,11 @@ interface CommonOpts {
   sandbox?: string | boolean;
   redis?: string;
   kubeconfig?: string;
+  spanFormat?: 'otlp' | 'jaeger-thrift';
 }
 
 /** Targets from the config file, the sandbox's --netns workloads and Clovisor's Redis keys, merged. */
-async function resolveConfig(o: CommonOpts): Promise<{ config: ClovisorConfig; targets: Target[]; spansUrl?: string; sources: string[] }> {
+async function resolveConfig(o: CommonOpts): Promise<{ config: ClovisorConfig; targets: Target[]; spansUrl?: string; spansFormat?: 'otlp' | 'jaeger-thrift'; sources: string[] }> {
   const config = o.config ? loadClovisorConfig(o.config) : {};
   const targets: Target[] = [...(config.targets ?? [])];
   const sources: string[] = [];
@@ -48,12 +49,30 @@ async function resolveConfig(o: CommonOpts): Promise<{ config: ClovisorConfig; t
     sources.push('sandbox');
   }
   let spansUrl = config.spans?.url;
+  let spansFormat = o.spanFormat ?? config.spans?.format;
   const redisUrl = o.redis ?? config.redis?.url;
   if (redisUrl) {
     const r = await readRedisConfig(redisUrl);
     sources.push(`redis (clovisor_labels: ${r.labels.map((l) => l.namespace + (l.labelSelector ? `:${l.labelSelector}` : '')).join(', ')})`);
-    spansUrl ??= spansUrlFromJaegerKey(r.jaeger.collector);
-    if (!config.kubernetes) config.kubernetes = { labels: r.labels.map((l) => (l.labelSelector ? `${l.namespace}:${l.labelSelector.replace('=', ':')}` : l.namespace)) };
+    if (!spansUrl) {
+      // Clovisor sent Thrift to the collector's /api/traces; --span-format otlp sends OTLP to :4318 of that host.
+      const fromKey = spansFromJaegerKey(r.jaeger.collector, spansFormat);
+      spansUrl = fromKey?.url;
+      spansFormat = fromKey?.format ?? spansFormat;
+    }
+    if (o.sandbox) {
+      // With the sandbox, clovisor_labels select among its workloads (namespace; label app / version) instead of pods.
+      const keep = (t: Target) =>
+        r.labels.some((l) => {
+          if ((t.namespace ?? 'default') !== l.namespace) return false;
+          if (!l.labelSelector) return true;
+          const [k, v] = l.labelSelector.split('=');
+          return k === 'version' ? t.version === v : k === 'app' ? (t.service ?? t.workload) === v : false;
+        });
+      const kept = targets.filter(keep);
+      targets.length = 0;
+      targets.push(...kept);
+    } else if (!config.kubernetes) config.kubernetes = { labels: r.labels.map((l) => (l.labelSelector ? `${l.namespace}:${l.labelSelector.replace('=', ':')}` : l.namespace)) };
   }
   if (config.kubernetes) {
     // Pods of this node (MY_NODE_NAME), selected as Clovisor does; netns and veth found through /proc and iflink.
@@ -63,14 +82,15 @@ async function resolveConfig(o: CommonOpts): Promise<{ config: ClovisorConfig; t
     targets.push(...pods);
     sources.push(`kubernetes (${pods.length} pods on ${process.env.MY_NODE_NAME ?? 'any node'})`);
   }
-  return { config, targets, spansUrl, sources };
+  return { config, targets, spansUrl, spansFormat: spansUrl ? (spansFormat ?? 'otlp') : undefined, sources };
 }
 
 const common = (cmd: Command) =>
   cmd
     .option('-c, --config <file>', 'clovisor config file (targets, spans, listen)')
     .option('--sandbox [stateDir]', "trace the sandbox's --netns workloads")
-    .option('--redis <url>', "read Clovisor's Redis keys (clovisor_labels, clovisor_egress_match, clovisor_jaeger_collector)")
+    .option('--redis <url>', "read Clovisor's Redis keys (clovisor_labels, clovisor_egress_match, clovisor_jaeger_collector); with --sandbox the labels select sandbox workloads")
+    .addOption(new Option('--span-format <format>', 'spans as Jaeger Thrift over HTTP (Clovisor\'s, collector :14268 /api/traces) or OTLP/HTTP (:4318 /v1/traces); default: jaeger-thrift for clovisor_jaeger_collector, otlp for spans.url').choices(['otlp', 'jaeger-thrift']))
     .option('--kubeconfig <file>', 'kubeconfig for pod selection (default: $KUBECONFIG, ~/.kube/config, in-cluster)')
     .option('--pin-root <path>', 'bpffs directory for pinned programs, maps and links', DEFAULT_PIN_ROOT)
     .option('--state-dir <dir>', 'where the loader records what it attached (default /run/clover-cd/clovisor)');
@@ -107,7 +127,7 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExample:\n  sudo clover-cd clovisor run -c clovisor.yaml --listen 127.0.0.1:9464 --duration 5m\n')
     .action(
       action(async (o: CommonOpts & { listen?: string; duration?: string; allNamespaces: boolean; packetTier: boolean; keep: boolean; object?: string }, cmd: Command) => {
-        const { config, targets, spansUrl, sources } = await resolveConfig(o);
+        const { config, targets, spansUrl, spansFormat, sources } = await resolveConfig(o);
         if (o.packetTier) for (const t of targets) if (t.hostVeth) t.packetTier = true;
         if (!targets.length && !o.allNamespaces) throw new InvalidInputError('no targets: give --config with targets, --sandbox, or --all-namespaces');
         const listen = o.listen ?? config.listen;
@@ -118,6 +138,7 @@ export function register(program: Command): void {
           targets,
           allNamespaces: o.allNamespaces,
           spansUrl,
+          spansFormat,
           session: config.spans,
           drainIntervalMs: config.drainInterval ? parseDurationMs(config.drainInterval) : undefined,
         });
@@ -193,7 +214,7 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExample:\n  clover-cd clovisor config -c clovisor.yaml -o yaml\n')
     .action(
       action(async (o: CommonOpts, cmd: Command) => {
-        const { config, targets, spansUrl, sources } = await resolveConfig(o);
+        const { config, targets, spansUrl, spansFormat, sources } = await resolveConfig(o);
         const resolved = targets.map((t) => {
           let inum: number | string;
           try {
@@ -203,11 +224,11 @@ export function register(program: Command): void {
           }
           return { ...t, netnsInum: inum };
         });
-        const data = { sources, pinRoot: o.pinRoot ?? config.pinRoot ?? DEFAULT_PIN_ROOT, spans: spansUrl, listen: config.listen, kubernetes: config.kubernetes, targets: resolved };
+        const data = { sources, pinRoot: o.pinRoot ?? config.pinRoot ?? DEFAULT_PIN_ROOT, spans: spansUrl, spansFormat, listen: config.listen, kubernetes: config.kubernetes, targets: resolved };
         printResult(globalOptions(cmd).output, data, (d) =>
           [
             `sources: ${d.sources.join(', ') || '(none)'}`,
-            `pin root: ${d.pinRoot}; spans: ${d.spans ?? 'off'}; listen: ${d.listen ?? 'off'}`,
+            `pin root: ${d.pinRoot}; spans: ${d.spans ? `${d.spans} (${d.spansFormat})` : 'off'}; listen: ${d.listen ?? 'off'}`,
             table(['WORKLOAD', 'VERSION', 'NAMESPACE', 'NETNS', 'INUM', 'VETH'], d.targets.map((t) => [t.workload, t.version, t.namespace, t.netns, String(t.netnsInum), t.hostVeth ?? '-'])),
           ].join('\n'),
         );

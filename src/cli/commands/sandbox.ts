@@ -103,6 +103,20 @@ async function upDetached(dir: string, cmd: Command, opts: { netns?: boolean; re
   throw new InfrastructureError('sandbox', dir, `the detached sandbox did not become ready${tail ? `:\n${tail}` : ''}`, 'the log above; run `clover-cd sandbox up` in the foreground to see it start');
 }
 
+/** The objects of a YAML/JSON file (several documents, `kind: List` expanded); each needs kind and metadata.name. */
+function readObjects(file: string): KubeObject[] {
+  let docs: KubeObject[];
+  try {
+    docs = (yaml.loadAll(readFileSync(file, 'utf8')) as KubeObject[]).filter(Boolean);
+  } catch (err) {
+    throw new InvalidInputError(`${file}: cannot read YAML: ${(err as Error).message}`);
+  }
+  const items = docs.flatMap((d) => (d.kind === 'List' && Array.isArray(d.items) ? (d.items as KubeObject[]) : [d]));
+  const bad = items.findIndex((o) => typeof o !== 'object' || !o.kind || !o.apiVersion || !o.metadata?.name);
+  if (bad >= 0) throw new InvalidInputError(`${file}: document ${bad + 1} is not an object`, [{ file, path: `[${bad}]`, message: 'expected apiVersion, kind and metadata.name' }]);
+  return items;
+}
+
 export function register(program: Command): void {
   const sandbox = program
     .command('sandbox')
@@ -114,6 +128,7 @@ Examples:
   clover-cd sandbox up --detach                      start in the background; URLs on stdout
   clover-cd sandbox up --detach -o json              {"ingress", "metrics", "jaeger", "grpc", "admin"}
   clover-cd sandbox apply -f canary-90-10.yaml       VirtualService / DestinationRule, live
+  clover-cd sandbox delete -f canary-90-10.yaml      remove those objects again
   clover-cd sandbox fault http-lb --subset v2 --error-rate 0.2
   clover-cd sandbox status
   clover-cd sandbox down
@@ -203,18 +218,33 @@ Examples:
     .addHelpText('after', '\nExample:\n  clover-cd sandbox apply -f deploy/sdc/istio.yaml\n')
     .action(
       action(async (opts: { filename: string; stateDir?: string }, cmd: Command) => {
-        let docs: KubeObject[];
-        try {
-          docs = (yaml.loadAll(readFileSync(opts.filename, 'utf8')) as KubeObject[]).filter(Boolean);
-        } catch (err) {
-          throw new InvalidInputError(`${opts.filename}: cannot read YAML: ${(err as Error).message}`);
-        }
-        const items = docs.flatMap((d) => (d.kind === 'List' && Array.isArray(d.items) ? (d.items as KubeObject[]) : [d]));
+        const items = readObjects(opts.filename);
         const { platform } = await connectSandbox(dirOf(opts));
         const applied = await platform.apply(items);
         printResult(globalOptions(cmd).output, applied.map((o) => ({ kind: o.kind, name: o.metadata.name, namespace: o.metadata.namespace, resourceVersion: o.metadata.resourceVersion, generation: o.metadata.generation })), (d) =>
           d.map((o) => `${o.kind.toLowerCase()}/${o.name} configured (generation ${o.generation})`).join('\n'),
         );
+        return 0;
+      }),
+    );
+
+  stateOption(
+    sandbox
+      .command('delete')
+      .description('delete the objects a file names (kind, namespace, name) from the running sandbox; deleting a Deployment stops its workload')
+      .requiredOption('-f, --filename <file>', 'YAML or JSON file, several documents allowed (only apiVersion, kind, metadata are read)'),
+  )
+    .addHelpText('after', '\nExit 0 when every object was deleted or was already absent (listed as "not found"), 2 for an unreadable file, 4 when no sandbox runs.\n\nExamples:\n  clover-cd sandbox delete -f www-sdc-com.yaml\n  clover-cd sandbox delete -f deploy/sdc/istio.yaml -o json\n')
+    .action(
+      action(async (opts: { filename: string; stateDir?: string }, cmd: Command) => {
+        const items = readObjects(opts.filename);
+        const { platform } = await connectSandbox(dirOf(opts));
+        const out = [];
+        for (const o of items) {
+          const ref = { apiVersion: o.apiVersion, kind: o.kind, namespace: o.metadata.namespace ?? 'default', name: o.metadata.name };
+          out.push({ kind: o.kind, name: ref.name, namespace: ref.namespace, deleted: await platform.delete(ref) });
+        }
+        printResult(globalOptions(cmd).output, out, (d) => d.map((o) => `${o.kind.toLowerCase()}/${o.name} ${o.deleted ? 'deleted' : 'not found'}`).join('\n'));
         return 0;
       }),
     );

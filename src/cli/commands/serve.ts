@@ -40,7 +40,7 @@ export function register(program: Command): void {
     .option('--evidence-dir <dir>', 'where gate evidence bundles are written')
     .option('--max-body <bytes>', 'largest accepted request body', String(1024 * 1024))
     .option('--public-url <url>', 'base URL put in statusUrl (default: from the Host header of the request)')
-    .option('--open-clover-routes', "serve Clover's /visibility and /jmeter routes without authentication, as Clover's controller did", false)
+    .option('--open-clover-routes', "serve Clover's controller routes (/visibility, /collector, /jmeter, /nginx, /snort) without authentication, as Clover's controller did", false)
     .option('--lease <duration>', 'lease on a running job: how soon another replica takes over the job of a dead one', '10s')
     .addHelpText(
       'after',
@@ -52,7 +52,9 @@ API (what the generated webhook stages call):
   POST /api/v1/releases/{release}/cancel                   (Spinnaker's cancelEndpoint)
   409 when the release already has an active job; 400 names the field; 401 no credentials, 403 wrong ones; 413 body too large.
   Clover's controller routes: /visibility/clear, /visibility/get/stats/{system|metrics|tracing|all},
-  /jmeter/gen, /jmeter/start, /jmeter/results/{log|results}.
+  /jmeter/gen, /jmeter/start, /jmeter/results/{log|results}, /nginx/{lb|server},
+  /snort/{addrule|start|stop|get_events}; with --redis also /collector/{start|stop|set}, /visibility/set,
+  /visibility/get/{services|metrics|all} (continuous visibility: traces and metrics into Clover's Redis keys).
 
 Examples:
   CLOVER_CD_TOKEN=$(cat /var/run/secrets/clover-cd/token) clover-cd serve --redis redis://redis:6379/0
@@ -80,13 +82,16 @@ Examples:
           throw new InvalidInputError(`no credentials: set ${opts.tokenEnv} (bearer token) and/or ${opts.hmacSecretEnv} (HMAC secret), or pass --allow-unauthenticated for a local run`);
         }
         if (!['kubernetes', 'sandbox'].includes(opts.platform)) throw new InvalidInputError(`--platform must be kubernetes or sandbox, got "${opts.platform}"`);
-        const platform =
-          opts.platform === 'sandbox'
-            ? (await (await import('../../sandbox/index.js')).connectSandbox()).platform
-            : (await import('../../services/kubernetes.js')).createKubernetesPlatform({ context: opts.context, kubeconfig: opts.kubeconfig });
+        const sandbox = opts.platform === 'sandbox' ? await (await import('../../sandbox/index.js')).connectSandbox() : undefined;
+        const platform = sandbox
+          ? sandbox.platform
+          : (await import('../../services/kubernetes.js')).createKubernetesPlatform({ context: opts.context, kubeconfig: opts.kubeconfig });
         const { stageRegistry } = await import('../../stages/server/bindings.js');
         const { startStageService } = await import('../../stages/server/index.js');
         const { cloverBackend } = await import('../../stages/server/clover-backend.js');
+        const { cloverSdcBackend } = await import('../../stages/server/clover-sdc.js');
+        const { cloverCollectorBackend } = await import('../../stages/server/clover-collector.js');
+        const collector = opts.redis ? cloverCollectorBackend({ platform, redisUrl: opts.redis, log: (l) => globalOptions(cmd).verbose && note(l) }) : undefined;
         const verbose = globalOptions(cmd).verbose;
         const svc = await startStageService({
           port,
@@ -97,7 +102,7 @@ Examples:
           maxBodyBytes: maxBody,
           baseDir: opts.baseDir,
           publicUrl: opts.publicUrl,
-          clover: cloverBackend({ platform, redisUrl: opts.redis, baseDir: opts.baseDir }),
+          clover: { ...cloverBackend({ platform, redisUrl: opts.redis, baseDir: opts.baseDir }), ...cloverSdcBackend({ sdcAddress: sandbox?.urls.grpc, redisUrl: opts.redis }), ...collector },
           cloverRoutesOpen: opts.openCloverRoutes,
           leaseMs,
           log: (line) => (verbose || !line.startsWith('GET ')) && note(line),
@@ -108,7 +113,7 @@ Examples:
         await new Promise<void>((resolve) => {
           const shutdown = (signal: string) => {
             note(`${signal}: stopping; running jobs are taken over by another replica or on restart`);
-            void svc.stop().then(resolve);
+            void Promise.all([svc.stop(), collector?.close()]).then(() => resolve());
           };
           process.once('SIGINT', () => shutdown('SIGINT'));
           process.once('SIGTERM', () => shutdown('SIGTERM'));

@@ -7,7 +7,7 @@ import { CloverError, ExitCode } from '../../util/errors.js';
  */
 export type StatType = 'system' | 'metrics' | 'tracing' | 'all';
 
-export interface CloverBackend {
+export interface CloverBackend extends CloverSdcBackend {
   visibilityClear?(): Promise<string>;
   visibilityStats?(type: StatType): Promise<Record<string, unknown>>;
   /** Validate and keep a test plan (Clover's test-plan JSON); returns "Generated test plan". */
@@ -18,6 +18,28 @@ export interface CloverBackend {
   jmeterResults?(kind: 'log' | 'results'): Promise<string>;
 }
 
+/**
+ * Clover's SDC and collector routes (/nginx/*, /snort/*, /collector/*, /visibility/set, /visibility/get/<conf>):
+ * each takes Clover's JSON body and answers Clover's plain-text message (or JSON config), see clover-sdc.ts
+ * and clover-collector.ts. Input errors are 400 with the message the backend throws.
+ */
+export interface CloverSdcBackend {
+  nginxLb?(body: unknown): Promise<string>;
+  nginxServer?(body: unknown): Promise<string>;
+  snortAddRule?(body: unknown): Promise<string>;
+  snortStart?(): Promise<string>;
+  snortStop?(): Promise<string>;
+  /** `{"event_key":"snort_event:1","field":"signature-id"}` → the raw hash value. */
+  snortGetEvents?(body: unknown): Promise<string>;
+  collectorStart?(body: unknown): Promise<string>;
+  collectorStop?(): Promise<string>;
+  collectorSet?(body: unknown): Promise<string>;
+  visibilityConfig?(type: string): Promise<Record<string, unknown>>;
+}
+
+/** Paths of Clover's controller routes (server.ts sends these to `cloverRoutes`). */
+export const CLOVER_PATHS = /^\/(visibility|jmeter|collector|nginx|snort)(\/|$)/;
+
 export interface CloverRoutes {
   handle(method: string, path: string, body: unknown): Promise<{ status: number; body: unknown } | undefined>;
 }
@@ -26,8 +48,11 @@ const STAT_TYPES: StatType[] = ['system', 'metrics', 'tracing', 'all'];
 
 export function cloverRoutes(backend: CloverBackend): CloverRoutes {
   const routes = dispatch(backend);
+  const sdcRoutes = dispatchSdc(backend);
   return {
     async handle(method, path, body) {
+      const sdc = await sdcRoutes(method, path, body);
+      if (sdc) return sdc;
       try {
         return await routes(method, path, body);
       } catch (err) {
@@ -89,6 +114,40 @@ function dispatch(backend: CloverBackend): CloverRoutes['handle'] {
         return { status: 200, body: await backend.jmeterResults(results[1] === 'log' ? 'log' : 'results') };
       }
       return undefined;
+    }
+  };
+}
+
+function dispatchSdc(backend: CloverSdcBackend): CloverRoutes['handle'] {
+  const missing = (what: string) => ({ status: 501, body: `${what} is not available on this server` });
+  type Fn = ((body: unknown) => Promise<string>) | undefined;
+  const text: Record<string, [Fn, string]> = {
+    '/nginx/lb': [backend.nginxLb, 'nginx control'],
+    '/nginx/server': [backend.nginxServer, 'nginx control'],
+    '/snort/addrule': [backend.snortAddRule, 'snort control'],
+    '/snort/start': [backend.snortStart && (() => backend.snortStart!()), 'snort control'],
+    '/snort/stop': [backend.snortStop && (() => backend.snortStop!()), 'snort control'],
+    '/snort/get_events': [backend.snortGetEvents, 'snort events'],
+    '/collector/start': [backend.collectorStart, 'the collector'],
+    '/collector/stop': [backend.collectorStop && (() => backend.collectorStop!()), 'the collector'],
+    '/collector/set': [backend.collectorSet, 'the collector'],
+    '/visibility/set': [backend.collectorSet, 'the collector'],
+  };
+  return async (_method, path, body) => {
+    const route = text[path];
+    const conf = /^\/visibility\/get\/([^/]+)$/.exec(path);
+    if (!route && !conf) return undefined;
+    try {
+      if (route) {
+        const [fn, what] = route;
+        return fn ? { status: 200, body: await fn(body) } : missing(what);
+      }
+      if (!backend.visibilityConfig) return missing('the collector');
+      return { status: 200, body: await backend.visibilityConfig(conf![1]) };
+    } catch (err) {
+      // Clover's controller answered failures as 400 with a plain-text message.
+      if (err instanceof CloverError && err.exitCode === ExitCode.invalid) return { status: 400, body: [err.message, ...err.details].join('\n') };
+      throw err;
     }
   };
 }

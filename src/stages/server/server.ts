@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { formatProblem, type InputProblem } from '../../util/errors.js';
 import { redact } from '../../util/redact.js';
 import { checkAuth, type AuthConfig } from './auth.js';
-import type { CloverRoutes } from './clover-routes.js';
+import { CLOVER_PATHS, type CloverRoutes } from './clover-routes.js';
 import type { JobManager } from './jobs.js';
 import { parseStartRequest } from './request.js';
 import { publicJob } from './types.js';
@@ -113,7 +113,7 @@ export function startStageServer(opts: StageServerOptions & { port?: number; hos
       return send(res, 200, { status: 'ok', store: jobs.store.kind, activeJobs: jobs.activeCount });
     }
     const raw = await readBody(req, limit);
-    const isClover = /^\/(visibility|jmeter)\//.test(path);
+    const isClover = CLOVER_PATHS.test(path);
     if (!(isClover && opts.cloverRoutesOpen)) {
       const auth = checkAuth(opts.auth, req.headers, raw);
       if (!auth.ok) {
