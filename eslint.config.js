@@ -4,21 +4,22 @@ import tseslint from 'typescript-eslint';
 /**
  * What each module must not import, as its README says. cli may import anything; util nothing of ours.
  * The direction: cli → stages (engine, hosts) → routers → {canary, jmeter, validators, pipelines} →
- * {services, sandbox, clovisor} → spec → contract → util.
+ * {services, sandbox, clovisor, visibility} → spec → contract → util.
  */
 const FORBIDDEN = {
   stages: ['cli'],
-  routers: ['cli', 'stages', 'pipelines', 'jmeter', 'sandbox', 'clovisor'],
-  pipelines: ['cli', 'stages', 'routers', 'sandbox', 'clovisor', 'validators', 'jmeter'],
-  canary: ['cli', 'stages', 'routers', 'pipelines', 'validators', 'jmeter', 'sandbox', 'clovisor'],
-  validators: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'jmeter', 'sandbox'],
-  jmeter: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'sandbox', 'clovisor'],
-  sandbox: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'clovisor'],
-  clovisor: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox'],
-  services: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor'],
-  spec: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'services'],
-  contract: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'services', 'spec'],
-  util: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'services', 'spec', 'contract'],
+  visibility: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor'],
+  routers: ['cli', 'stages', 'pipelines', 'jmeter', 'sandbox', 'clovisor', 'visibility'],
+  pipelines: ['cli', 'stages', 'routers', 'sandbox', 'clovisor', 'validators', 'jmeter', 'visibility'],
+  canary: ['cli', 'stages', 'routers', 'pipelines', 'validators', 'jmeter', 'sandbox', 'clovisor', 'visibility'],
+  validators: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'jmeter', 'sandbox', 'visibility'],
+  jmeter: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'sandbox', 'clovisor', 'visibility'],
+  sandbox: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'clovisor', 'visibility'],
+  clovisor: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'visibility'],
+  services: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'visibility'],
+  spec: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'services', 'visibility'],
+  contract: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'services', 'spec', 'visibility'],
+  util: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'services', 'spec', 'contract', 'visibility'],
 };
 
 function layerRules() {
