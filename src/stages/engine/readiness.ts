@@ -33,10 +33,13 @@ export async function waitUntilReady(platform: Platform, spec: ReleaseSpec, opts
     const what = `Deployment ${w.namespace}/${w.name}`;
     let delay = 200;
     let last: WorkloadStatus | undefined;
+    let waited = false;
     for (;;) {
       last = await platform.workloadStatus(w.namespace, w.name);
-      opts.onStatus?.(what, last);
+      // Said only while waiting (and once when it is over): a ready candidate costs one read and no line.
+      if (!last.ready || waited) opts.onStatus?.(what, last);
       if (last.ready) break;
+      waited = true;
       const left = deadline - Date.now();
       if (left <= 0) {
         const system = platform.kind === 'kubernetes' ? 'Kubernetes API' : 'sandbox';
