@@ -15,6 +15,7 @@ export interface CloverBackendOptions {
   platform: Platform;
   /** Redis holding the visibility keys; visibility routes answer 501 without it. */
   redisUrl?: string;
+  /** Unused: plans come in the request body (kept for callers that still pass it). */
   baseDir?: string;
 }
 
@@ -41,7 +42,9 @@ export function cloverBackend(opts: CloverBackendOptions): CloverBackend {
   const backend: CloverBackend = {
     async jmeterGen(doc) {
       const { loadPlan } = await import('../../jmeter/index.js');
-      plan = loadPlan(doc as object, opts.baseDir);
+      // Only a plan document: a string would be a file name, and a request never makes the server read a file.
+      if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new InvalidInputError('expected the test plan as a JSON object');
+      plan = loadPlan(doc);
       return 'Generated test plan';
     },
     async jmeterStart({ slaveList }) {
