@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { CloverError, ExitCode } from '../../util/errors.js';
-import { redact } from '../../util/redact.js';
+import { redact, redactDeep } from '../../util/redact.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import type { JobMetricsHooks } from './metrics.js';
 import type { JobStore, ReconnectInfo } from './store.js';
@@ -272,8 +272,9 @@ export class JobManager {
       ...r.job,
       status: out.status,
       progress: redact(out.message ?? out.verdict?.summary ?? `${r.job.action} ${out.status.toLowerCase()}`),
-      verdict: out.verdict,
-      reports: out.reports,
+      // Verdicts quote sources (URLs, error messages): masked like every other text the job shows.
+      verdict: redactDeep(out.verdict),
+      reports: redactDeep(out.reports),
       error: out.status === 'ERROR' || out.status === 'FAILED' ? redact(out.message ?? '') || undefined : undefined,
       updatedAt: now,
       finishedAt: now,

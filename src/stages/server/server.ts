@@ -60,8 +60,8 @@ export interface RunningStageServer {
 }
 
 const problemsBody = (problems: InputProblem[]) => ({
-  error: `invalid request: ${problems.map(formatProblem).join('; ')}`,
-  problems: problems.map((p) => ({ path: p.path, message: p.message })),
+  error: redact(`invalid request: ${problems.map(formatProblem).join('; ')}`),
+  problems: problems.map((p) => ({ path: p.path, message: redact(p.message) })),
 });
 
 const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
@@ -194,7 +194,7 @@ export function startStageServer(opts: StageServerOptions & { port?: number; hos
       if (err instanceof HttpError) {
         reasons.set(res, err.message);
         if (err.headers.connection === 'close') res.shouldKeepAlive = false;
-        return send(res, err.status, { error: err.message, ...err.extra }, err.headers);
+        return send(res, err.status, { error: redact(err.message), ...err.extra }, err.headers);
       }
       const message = redact((err as Error)?.message ?? String(err));
       reasons.set(res, message);
