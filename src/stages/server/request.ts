@@ -3,7 +3,7 @@ import { validateAgainst } from '../../util/schema.js';
 import { DURATION_PATTERN } from '../../util/units.js';
 import { validateSpec } from '../../spec/validate.js';
 import type { ReleaseSpec } from '../../spec/types.js';
-import { buildPlan } from '../../canary/plan.js';
+import { buildPlan } from '../../canary/index.js';
 import { loadPlan } from '../../jmeter/index.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { splitInlineManifests } from '../inline-manifests.js';
