@@ -60,24 +60,6 @@ export function readBody(req: IncomingMessage, limit: number, timeoutMs: number)
 }
 
 /**
- * Discard what is left of a body the server will not use (an unauthenticated request), without buffering
- * it: the connection stays usable; over `limit` bytes or past the deadline it is closed.
- */
-export function discardBody(req: IncomingMessage, limit: number, timeoutMs: number): void {
-  if (req.readableEnded) return;
-  let size = 0;
-  const timer = setTimeout(() => req.socket.destroy(), timeoutMs);
-  timer.unref();
-  req.on('data', (c: Buffer) => {
-    size += c.length;
-    if (size > limit) req.socket.destroy();
-  });
-  req.once('end', () => clearTimeout(timer));
-  req.once('close', () => clearTimeout(timer));
-  req.resume();
-}
-
-/**
  * Where a JSON text nests deeper than `maxDepth` objects/arrays: the field path of the first too-deep value,
  * or undefined. A linear scan before JSON.parse, so deep input never reaches a recursive validator.
  */

@@ -6,7 +6,7 @@ import { redact } from '../../util/redact.js';
 import { checkHeaders, checkSignature, type AuthConfig, type AuthResult } from './auth.js';
 import type { CloverRoutes } from './clover-routes.js';
 import type { ContentDir } from './content.js';
-import { badRequest, decodeSegment, discardBody, HttpError, parseJsonBody, readBody, send } from './http-util.js';
+import { badRequest, decodeSegment, HttpError, parseJsonBody, readBody, send } from './http-util.js';
 import type { JobManager } from './jobs.js';
 import { jsonLogger, type LogLevel } from './logger.js';
 import type { ServerMetrics } from './metrics.js';
@@ -157,10 +157,16 @@ export function startStageServer(opts: StageServerOptions & { port?: number; hos
     throw new HttpError(404, `no route ${method} ${path}`);
   }
 
-  /** 401/403 from the headers: answered at once; the unread body is discarded, never buffered. */
+  /** 401/403 from the headers: answered at once, before any body byte is read; the body never is. */
   function refuse(req: IncomingMessage, res: ServerResponse, auth: Extract<AuthResult, { ok: false }>): void {
-    discardBody(req, limit, bodyTimeoutMs);
-    send(res, auth.status, { error: auth.message }, auth.status === 401 ? { 'www-authenticate': 'Bearer realm="clover-cd"' } : {});
+    const headers: Record<string, string> = auth.status === 401 ? { 'www-authenticate': 'Bearer realm="clover-cd"' } : {};
+    if (!req.readableEnded && req.headers['content-length'] !== '0') {
+      // A body is (or may be) coming: it is never read. The answer closes the connection, and read(0) tells
+      // node:http the body is being consumed, so it does not drain it (megabytes per request) before closing.
+      headers.connection = 'close';
+      req.read(0);
+    }
+    send(res, auth.status, { error: auth.message }, headers);
     reasons.set(res, auth.message);
   }
 
