@@ -24,7 +24,7 @@ const svc = await startStageService({
   host: '127.0.0.1',
   redisUrl: redis.url,
   auth: { token: TOKEN },
-  baseDir: 'examples',
+  contentDir: 'examples',
   registry: {
     // Jobs that stay RUNNING for the whole run, as a release step's load + gate would.
     traffic: (_spec, _p, signal, progress) =>

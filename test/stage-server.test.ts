@@ -47,7 +47,7 @@ let redis: RedisFixture;
 let svc: StageService;
 const logs: string[] = [];
 const start = async (port = 0, leaseMs = 600) =>
-  startStageService({ port, host: '127.0.0.1', redisUrl: redis.url, redisPrefix: 'test:', registry, auth: { token: TOKEN, hmacSecret: SECRET }, leaseMs, log: (l) => logs.push(l), maxBodyBytes: 64 * 1024, baseDir: 'examples' });
+  startStageService({ port, host: '127.0.0.1', redisUrl: redis.url, redisPrefix: 'test:', registry, auth: { token: TOKEN, hmacSecret: SECRET }, leaseMs, log: (l) => logs.push(l), maxBodyBytes: 64 * 1024, contentDir: 'examples' });
 
 const bearer = { Authorization: `Bearer ${TOKEN}` };
 const post = (path: string, body: unknown, headers: Record<string, string> = bearer) =>

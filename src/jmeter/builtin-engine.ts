@@ -1,4 +1,5 @@
 import { createWriteStream } from 'node:fs';
+import { redact } from '../util/redact.js';
 import { STATUS_CODES } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { Agent } from 'undici';
@@ -85,7 +86,8 @@ export async function runBuiltin(plan: LoadPlan, o: BuiltinRunOptions): Promise<
     plan.requests.map((r) => {
       const u = new URL(r.url);
       const accept = r.assert?.status ? new RegExp(statusRegex(r.assert.status)) : undefined;
-      return [r, { origin: u.origin, path: `${u.pathname}${u.search}`, accept, sentBytes: (r.body ? Buffer.byteLength(r.body) : 0) + r.url.length + 32 }];
+      const reportUrl = redact(r.url); // the JTL is evidence: no userinfo in it
+      return [r, { origin: u.origin, path: `${u.pathname}${u.search}`, accept, reportUrl, sentBytes: (r.body ? Buffer.byteLength(r.body) : 0) + r.url.length + 32 }];
     }),
   );
   const sample = async (r: PlanRequest, thread: number): Promise<void> => {
@@ -106,7 +108,7 @@ export async function runBuiltin(plan: LoadPlan, o: BuiltinRunOptions): Promise<
       sentBytes: 0,
       grpThreads: active,
       allThreads: active,
-      url: r.url,
+      url: u.reportUrl,
       latency: 0,
       connect: 0,
       userAgent: r.userAgent ?? '',

@@ -52,7 +52,7 @@ export async function runPipelineLocally(opts: LocalRunOptions): Promise<LocalRu
     host: '127.0.0.1',
     registry: stageRegistry({ platform, baseDir, evidenceDir: opts.evidenceDir }),
     auth: { token },
-    baseDir,
+    contentDir: baseDir,
   });
   try {
     const auth = { Authorization: `Bearer ${token}` };

@@ -3,6 +3,7 @@
  * inconclusive or error), so any verdict can be replayed offline with `judgeBundle`.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { redactDeep } from '../util/redact.js';
 import { join, resolve } from 'node:path';
 import type { PlatformEndpoints } from '../services/platform.js';
 import { createPrometheusClient } from '../services/prometheus.js';
@@ -28,7 +29,8 @@ export function writeBundle(bundle: EvidenceBundle, dir: string): string {
   mkdirSync(dir, { recursive: true });
   const stamp = bundle.createdAt.replace(/[:.]/g, '-');
   const path = resolve(dir, `${bundle.release}-${stamp}.json`);
-  writeFileSync(path, JSON.stringify(bundle, null, 1) + '\n');
+  // Sources carry URLs and error messages: userinfo and registered secrets are masked, the JSON stays valid.
+  writeFileSync(path, JSON.stringify(redactDeep(bundle), null, 1) + '\n');
   return path;
 }
 

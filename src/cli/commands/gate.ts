@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import { redact } from '../../util/redact.js';
 import type { Command } from 'commander';
 import type { PlatformEndpoints } from '../../services/platform.js';
 import { scrapeTargets, type ScrapeSnapshot } from '../../services/scrape.js';
@@ -77,10 +78,10 @@ function emitReports(cmd: Command, opts: GateOptions, verdict: Verdict, bundle: 
     const exitCode = verdictExitCode(verdict);
     writeProperties(opts.properties, stageProperties({ action: 'gate', release: bundle.release, exitCode, status: statusForExitCode(exitCode), summary: verdict.summary, weight: bundle.candidateWeight, verdict: verdict.outcome, evidence: bundlePath, junit: opts.junit }));
   }
-  if (opts.junit) writeFileSync(opts.junit, renderJUnit(verdict, bundle));
-  if (opts.markdown) writeFileSync(opts.markdown, renderMarkdown(verdict, bundle));
-  if (opts.report === 'junit') return void process.stdout.write(renderJUnit(verdict, bundle));
-  if (opts.report === 'markdown') return void process.stdout.write(renderMarkdown(verdict, bundle));
+  if (opts.junit) writeFileSync(opts.junit, redact(renderJUnit(verdict, bundle)));
+  if (opts.markdown) writeFileSync(opts.markdown, redact(renderMarkdown(verdict, bundle)));
+  if (opts.report === 'junit') return void process.stdout.write(redact(renderJUnit(verdict, bundle)));
+  if (opts.report === 'markdown') return void process.stdout.write(redact(renderMarkdown(verdict, bundle)));
   printResult(globalOptions(cmd).output, { verdict, bundlePath, window: bundle.window }, () => renderText(verdict, bundle, bundlePath));
 }
 

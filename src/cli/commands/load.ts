@@ -1,4 +1,5 @@
 import { existsSync, writeFileSync } from 'node:fs';
+import { redact } from '../../util/redact.js';
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import {
@@ -30,11 +31,11 @@ const positiveNumber = (flag: string) => (v: string) => {
 
 function writeReports(report: LoadReport, o: { junit?: string; html?: string }): void {
   if (o.junit) {
-    writeFileSync(o.junit, renderJunit(report));
+    writeFileSync(o.junit, redact(renderJunit(report)));
     note(`wrote ${o.junit}`);
   }
   if (o.html) {
-    writeFileSync(o.html, renderHtml(report));
+    writeFileSync(o.html, redact(renderHtml(report)));
     note(`wrote ${o.html}`);
   }
 }

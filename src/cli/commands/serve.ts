@@ -15,12 +15,13 @@ interface ServeOptions {
   platform: 'kubernetes' | 'sandbox';
   context?: string;
   kubeconfig?: string;
-  baseDir?: string;
+  contentDir?: string;
   evidenceDir?: string;
   maxBody: string;
   publicUrl?: string;
   openCloverRoutes: boolean;
   lease: string;
+  shutdownGrace: string;
 }
 
 export function register(program: Command): void {
@@ -36,12 +37,13 @@ export function register(program: Command): void {
     .option('--platform <kind>', 'where stages act: kubernetes (kubeconfig / in-cluster) or sandbox (a running `clover-cd sandbox up --detach`)', 'kubernetes')
     .option('--context <name>', 'kubeconfig context (platform kubernetes)')
     .option('--kubeconfig <file>', 'kubeconfig file (platform kubernetes)')
-    .option('--base-dir <dir>', 'directory relative paths inside specs (load plans) are resolved against (default: current directory)')
+    .option('--content-dir <dir>', 'directory specs may name load plans and candidate manifests from (relative names, regular files); without it, requests carry them inline and the server reads no file a request names')
     .option('--evidence-dir <dir>', 'where gate evidence bundles are written')
     .option('--max-body <bytes>', 'largest accepted request body', String(1024 * 1024))
     .option('--public-url <url>', 'base URL put in statusUrl (default: from the Host header of the request)')
     .option('--open-clover-routes', "serve Clover's controller routes (/visibility, /collector, /jmeter, /nginx, /snort) without authentication, as Clover's controller did", false)
     .option('--lease <duration>', 'lease on a running job: how soon another replica takes over the job of a dead one', '10s')
+    .option('--shutdown-grace <duration>', 'on SIGTERM, how long running stages get to stop before their jobs are handed to another replica', '10s')
     .addHelpText(
       'after',
       `
@@ -49,8 +51,11 @@ API (what the generated webhook stages call):
   POST /api/v1/releases/{release}/{deploy|traffic|load|gate|promote|rollback}
        body {spec, weight?, step?, window?, execution?}   → 202 {id, status: RUNNING, statusUrl}
   GET  /api/v1/jobs/{id}    → {status: RUNNING|SUCCEEDED|FAILED|INCONCLUSIVE|ERROR|CANCELED, progress, verdict?, reports?}
+  GET  /api/v1/jobs?release=NAME[&limit=N]                 the release's jobs, newest first
   POST /api/v1/releases/{release}/cancel                   (Spinnaker's cancelEndpoint)
-  409 when the release already has an active job; 400 names the field; 401 no credentials, 403 wrong ones; 413 body too large.
+  GET  /healthz, GET /metrics (Prometheus; no auth)
+  409 when the release already has an active job; 400 names the field; 401 no credentials, 403 wrong ones; 413 body too large;
+  408 body too slow; 503 only when the job store (Redis) is unreachable. Logs: JSON lines on stderr (--verbose adds polls).
   Clover's controller routes: /visibility/clear, /visibility/get/stats/{system|metrics|tracing|all},
   /jmeter/gen, /jmeter/start, /jmeter/results/{log|results}, /nginx/{lb|server},
   /snort/{addrule|start|stop|get_events}; with --redis also /collector/{start|stop|set}, /visibility/set,
@@ -68,11 +73,18 @@ Examples:
         if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidInputError(`--port must be 0-65535, got "${opts.port}"`);
         const maxBody = Number(opts.maxBody);
         if (!Number.isInteger(maxBody) || maxBody < 1024) throw new InvalidInputError(`--max-body must be a number of bytes >= 1024, got "${opts.maxBody}"`);
-        let leaseMs: number;
-        try {
-          leaseMs = parseDurationMs(opts.lease);
-        } catch (err) {
-          throw new InvalidInputError(`--lease: ${(err as Error).message}`);
+        const duration = (flag: string, value: string) => {
+          try {
+            return parseDurationMs(value);
+          } catch (err) {
+            throw new InvalidInputError(`${flag}: ${(err as Error).message}`);
+          }
+        };
+        const leaseMs = duration('--lease', opts.lease);
+        const shutdownGraceMs = duration('--shutdown-grace', opts.shutdownGrace);
+        if (opts.contentDir) {
+          const { statSync } = await import('node:fs');
+          if (!statSync(opts.contentDir, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidInputError(`--content-dir ${opts.contentDir} is not a directory`);
         }
         const token = process.env[opts.tokenEnv] || undefined;
         const hmacSecret = process.env[opts.hmacSecretEnv] || undefined;
@@ -87,7 +99,7 @@ Examples:
           ? sandbox.platform
           : (await import('../../services/kubernetes.js')).createKubernetesPlatform({ context: opts.context, kubeconfig: opts.kubeconfig });
         const { stageRegistry } = await import('../../stages/server/bindings.js');
-        const { startStageService } = await import('../../stages/server/index.js');
+        const { startStageService, levelOf } = await import('../../stages/server/index.js');
         const { cloverBackend } = await import('../../stages/server/clover-backend.js');
         const { cloverSdcBackend } = await import('../../stages/server/clover-sdc.js');
         const { cloverCollectorBackend } = await import('../../stages/server/clover-collector.js');
@@ -97,26 +109,35 @@ Examples:
           port,
           host: opts.host,
           redisUrl: opts.redis,
-          registry: stageRegistry({ platform, baseDir: opts.baseDir, evidenceDir: opts.evidenceDir }),
+          // Plans reach the stages inline (request.ts reads named ones from --content-dir): no base directory.
+          registry: stageRegistry({ platform, evidenceDir: opts.evidenceDir }),
           auth: { token, hmacSecret },
           maxBodyBytes: maxBody,
-          baseDir: opts.baseDir,
+          contentDir: opts.contentDir,
           publicUrl: opts.publicUrl,
-          clover: { ...cloverBackend({ platform, redisUrl: opts.redis, baseDir: opts.baseDir }), ...cloverSdcBackend({ sdcAddress: sandbox?.urls.grpc, redisUrl: opts.redis }), ...collector },
+          clover: { ...cloverBackend({ platform, redisUrl: opts.redis }), ...cloverSdcBackend({ sdcAddress: sandbox?.urls.grpc, redisUrl: opts.redis }), ...collector },
           cloverRoutesOpen: opts.openCloverRoutes,
           leaseMs,
-          log: (line) => (verbose || !line.startsWith('GET ')) && note(line),
+          shutdownGraceMs,
+          processMetrics: true,
+          log: (line) => (verbose || levelOf(line) !== 'debug') && note(line),
         });
         printResult(globalOptions(cmd).output, { url: svc.url, store: opts.redis ? redact(opts.redis) : 'memory', platform: platform.description, replica: svc.jobs.replicaId }, (d) =>
           `stage server listening on ${d.url} (jobs: ${d.store}; platform: ${d.platform}; replica ${d.replica})`,
         );
         await new Promise<void>((resolve) => {
+          let stopping = false;
           const shutdown = (signal: string) => {
-            note(`${signal}: stopping; running jobs are taken over by another replica or on restart`);
+            if (stopping) {
+              note(`${signal} again: exiting now`);
+              process.exit(130);
+            }
+            stopping = true;
+            note(`${signal}: no new requests; handing ${svc.jobs.activeCount} running job(s) over to another replica (or the restarted server)`);
             void Promise.all([svc.stop(), collector?.close()]).then(() => resolve());
           };
-          process.once('SIGINT', () => shutdown('SIGINT'));
-          process.once('SIGTERM', () => shutdown('SIGTERM'));
+          process.on('SIGINT', () => shutdown('SIGINT'));
+          process.on('SIGTERM', () => shutdown('SIGTERM'));
         });
         return 0;
       }),

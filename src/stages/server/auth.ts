@@ -30,7 +30,12 @@ export function authEnabled(cfg: AuthConfig): boolean {
   return Boolean(cfg.token || cfg.hmacSecret);
 }
 
-export function checkAuth(cfg: AuthConfig, headers: IncomingHttpHeaders, rawBody: Buffer): AuthResult {
+/**
+ * What the headers alone decide, before any body byte is read: a valid bearer token passes, a missing
+ * or wrong credential fails (401 / 403), and a well-formed signature leaves the decision to the body
+ * (`needs-body`, then `checkSignature`).
+ */
+export function checkHeaders(cfg: AuthConfig, headers: IncomingHttpHeaders): AuthResult | { ok: 'needs-body' } {
   if (!authEnabled(cfg)) return { ok: true, by: 'none' };
   const authz = headers.authorization;
   const signature = headers[SIGNATURE_HEADER];
@@ -41,15 +46,27 @@ export function checkAuth(cfg: AuthConfig, headers: IncomingHttpHeaders, rawBody
   }
   if (typeof signature === 'string') {
     if (!cfg.hmacSecret) return { ok: false, status: 403, message: 'this server does not accept signed requests' };
-    const m = /^sha256=([0-9a-f]{64})$/i.exec(signature.trim());
-    if (!m) return { ok: false, status: 403, message: `${SIGNATURE_HEADER} must be "sha256=<64 hex digits>"` };
-    const expected = createHmac('sha256', cfg.hmacSecret).update(rawBody).digest();
-    if (timingSafeEqual(Buffer.from(m[1], 'hex'), expected)) return { ok: true, by: 'signature' };
-    return { ok: false, status: 403, message: 'the signature does not match the request body' };
+    if (!/^sha256=[0-9a-f]{64}$/i.test(signature.trim())) return { ok: false, status: 403, message: `${SIGNATURE_HEADER} must be "sha256=<64 hex digits>"` };
+    return { ok: 'needs-body' };
   }
   return {
     ok: false,
     status: 401,
     message: `authentication required: send "Authorization: Bearer <token>"${cfg.hmacSecret ? ` or "${SIGNATURE_HEADER}: sha256=<HMAC-SHA256 of the body>"` : ''}`,
   };
+}
+
+/** The signature check, once the body is read (after `checkHeaders` answered `needs-body`). */
+export function checkSignature(cfg: AuthConfig, headers: IncomingHttpHeaders, rawBody: Buffer): AuthResult {
+  const m = /^sha256=([0-9a-f]{64})$/i.exec(String(headers[SIGNATURE_HEADER] ?? '').trim());
+  if (!m || !cfg.hmacSecret) return { ok: false, status: 403, message: `${SIGNATURE_HEADER} must be "sha256=<64 hex digits>"` };
+  const expected = createHmac('sha256', cfg.hmacSecret).update(rawBody).digest();
+  if (timingSafeEqual(Buffer.from(m[1], 'hex'), expected)) return { ok: true, by: 'signature' };
+  return { ok: false, status: 403, message: 'the signature does not match the request body' };
+}
+
+/** Both steps at once (callers that hold the whole body already). */
+export function checkAuth(cfg: AuthConfig, headers: IncomingHttpHeaders, rawBody: Buffer): AuthResult {
+  const h = checkHeaders(cfg, headers);
+  return h.ok === 'needs-body' ? checkSignature(cfg, headers, rawBody) : h;
 }

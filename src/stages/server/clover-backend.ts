@@ -13,6 +13,7 @@ export interface CloverBackendOptions {
   platform: Platform;
   /** Redis holding the visibility keys; visibility routes answer 501 without it. */
   redisUrl?: string;
+  /** Unused: plans come in the request body (kept for callers that still pass it). */
   baseDir?: string;
 }
 

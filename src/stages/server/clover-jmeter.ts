@@ -72,7 +72,9 @@ export function cloverJmeterBackend(opts: CloverJmeterOptions): Required<Pick<Cl
   return {
     runs: () => runs,
     async jmeterGen(doc) {
-      plan = loadPlan(doc as object, opts.baseDir);
+      // Only a plan document: a string would be a file name, and a request never makes the server read a file.
+      if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new InvalidInputError('expected the test plan as a JSON object');
+      plan = loadPlan(doc as object);
       runs = []; // a new plan starts a new default.jtl
       return 'Generated test plan';
     },

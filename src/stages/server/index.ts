@@ -2,18 +2,21 @@ import { type AuthConfig } from './auth.js';
 import { cloverRoutes, type CloverBackend } from './clover-routes.js';
 import { JobManager, type JobManagerOptions } from './jobs.js';
 import { RedisJobStore } from './redis-store.js';
-import { startStageServer, type RunningStageServer } from './server.js';
+import { jsonLogger } from './logger.js';
+import { serverMetrics, type ServerMetrics } from './metrics.js';
+import { startStageServer, type RunningStageServer, type ServerLimits } from './server.js';
 import { MemoryJobStore, type JobStore } from './store.js';
 import type { StageRegistry } from './types.js';
 
 export * from './types.js';
-export { checkAuth, signBody, SIGNATURE_HEADER, type AuthConfig } from './auth.js';
+export { checkAuth, checkHeaders, checkSignature, signBody, SIGNATURE_HEADER, type AuthConfig } from './auth.js';
 export { JobManager, statusForExitCode } from './jobs.js';
-export { MemoryJobStore, type JobStore } from './store.js';
+export { MemoryJobStore, StoreUnavailableError, type JobStore } from './store.js';
+export { levelOf } from './logger.js';
 export { RedisJobStore } from './redis-store.js';
 export { cloverRoutes, type CloverBackend } from './clover-routes.js';
 
-export interface StageServiceOptions extends JobManagerOptions {
+export interface StageServiceOptions extends JobManagerOptions, ServerLimits {
   port?: number;
   host?: string;
   /** redis://host:port/db; in memory when absent. */
@@ -21,27 +24,45 @@ export interface StageServiceOptions extends JobManagerOptions {
   redisPrefix?: string;
   registry: StageRegistry;
   auth: AuthConfig;
-  maxBodyBytes?: number;
-  baseDir?: string;
+  /** Directory specs may name load plans and manifests from (`serve --content-dir`); inline only without it. */
+  contentDir?: string;
+  /** Largest document read from the content directory (default 256 KiB). */
+  contentMaxBytes?: number;
   clover?: CloverBackend;
   cloverRoutesOpen?: boolean;
   publicUrl?: string;
+  /** Receives the server's JSON log lines. */
+  log?: (line: string) => void;
+  /** Add Node's process metrics (CPU, memory, event loop) to /metrics. */
+  processMetrics?: boolean;
 }
 
 export interface StageService extends RunningStageServer {
   jobs: JobManager;
   store: JobStore;
-  /** Stop accepting requests and stop local jobs without a final status (a replica or restart resumes them). */
+  metrics: ServerMetrics;
+  /** Stop accepting requests, hand running jobs over (their leases released), close the store. */
   stop(): Promise<void>;
 }
 
 /** `clover-cd serve`: job store + job manager + HTTP server. */
 export async function startStageService(opts: StageServiceOptions): Promise<StageService> {
-  const store: JobStore = opts.redisUrl ? await RedisJobStore.connect({ url: opts.redisUrl, prefix: opts.redisPrefix }) : new MemoryJobStore();
-  const jobs = new JobManager(store, opts.registry, opts);
+  const metrics = serverMetrics({ defaultMetrics: opts.processMetrics });
+  const logger = jsonLogger(opts.log ?? (() => undefined));
+  const store: JobStore = opts.redisUrl
+    ? await RedisJobStore.connect({ url: opts.redisUrl, prefix: opts.redisPrefix, onError: (op) => metrics.storeError(op) })
+    : new MemoryJobStore();
+  const jobs = new JobManager(store, opts.registry, { ...opts, metrics, log: (m, level) => logger.log(level ?? 'info', m) });
+  metrics.setRunning(() => jobs.activeCount);
   let http: RunningStageServer;
   try {
-    http = await startStageServer({ ...opts, jobs, clover: opts.clover ? cloverRoutes(opts.clover) : undefined });
+    http = await startStageServer({
+      ...opts,
+      jobs,
+      metrics,
+      content: opts.contentDir ? { dir: opts.contentDir, maxBytes: opts.contentMaxBytes } : undefined,
+      clover: opts.clover ? cloverRoutes(opts.clover) : undefined,
+    });
   } catch (err) {
     await store.close();
     throw err;
@@ -51,6 +72,7 @@ export async function startStageService(opts: StageServiceOptions): Promise<Stag
     ...http,
     jobs,
     store,
+    metrics,
     async stop() {
       await http.close();
       await jobs.stop();

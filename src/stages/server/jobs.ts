@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { statusForExitCode } from '../../contract/index.js';
 import { CloverError, ExitCode } from '../../util/errors.js';
-import { redact } from '../../util/redact.js';
+import { redact, redactDeep } from '../../util/redact.js';
 import type { ReleaseSpec } from '../../spec/types.js';
-import type { JobStore } from './store.js';
-import type { Job, ReleaseMemo, StageAction, StageOutcome, StageParams, StageRegistry } from './types.js';
+import type { JobMetricsHooks } from './metrics.js';
+import type { JobStore, ReconnectInfo } from './store.js';
+import type { FinalStatus, Job, ReleaseMemo, StageAction, StageOutcome, StageParams, StageRegistry } from './types.js';
 
 /**
  * Runs jobs and keeps their state in the store. Each replica renews a lease on the jobs it runs; a
@@ -13,6 +14,9 @@ import type { Job, ReleaseMemo, StageAction, StageOutcome, StageParams, StageReg
  * over and runs its stage again from the start — stage functions are idempotent (they set a weight, run
  * a window, judge it), and release state lives in the cluster. During a Redis outage jobs keep running;
  * their latest state is written back when Redis returns (also when Redis lost its data on restart).
+ * A finished job is never run again: it stays in this replica's running set, with its lease renewed, until
+ * the store holds its final state (written atomically with the lease's release), and the store refuses to
+ * hand a job in a final state to anyone.
  */
 export interface JobManagerOptions {
   replicaId?: string;
@@ -20,7 +24,10 @@ export interface JobManagerOptions {
   leaseMs?: number;
   /** How long finished jobs stay queryable (default 7 days). */
   keepMs?: number;
-  log?: (message: string) => void;
+  /** On stop, how long running stage functions get to wind down before their leases are handed over (default 10 s). */
+  shutdownGraceMs?: number;
+  log?: (message: string, level?: 'info' | 'warn') => void;
+  metrics?: JobMetricsHooks;
 }
 
 type AbortReason = 'cancel' | 'lease-lost' | 'shutdown';
@@ -29,9 +36,14 @@ interface Running {
   job: Job;
   controller: AbortController;
   reason?: AbortReason;
-  saving: boolean;
+  saving?: Promise<void>;
   dirty: boolean;
   unsaved?: boolean;
+  /** The final state, from the moment the stage ended until the store holds it (the lease is kept meanwhile). */
+  final?: Job;
+  flushing?: Promise<void>;
+  done: Promise<void>;
+  settle: () => void;
 }
 
 export { statusForExitCode };
@@ -40,14 +52,18 @@ export class JobManager {
   readonly replicaId: string;
   private readonly leaseMs: number;
   private readonly keepMs: number;
-  private readonly log: (m: string) => void;
+  private readonly graceMs: number;
+  private readonly log: (m: string, level?: 'info' | 'warn') => void;
+  private readonly metrics?: JobMetricsHooks;
+  /** Jobs this replica runs, and finished ones whose final state is not yet in the store. */
   private running = new Map<string, Running>();
-  /** Finished jobs whose final state is not yet in the store (outage), and recent ones for GETs during one. */
-  private unflushed = new Map<string, Job>();
+  /** Recently finished jobs: answers GETs during an outage, written back if Redis loses its data. */
   private recent = new Map<string, Job>();
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
   private idle: Array<() => void> = [];
+  /** Orphan scans done (tests wait on it instead of sleeping). */
+  scans = 0;
 
   constructor(
     readonly store: JobStore,
@@ -57,20 +73,22 @@ export class JobManager {
     this.replicaId = opts.replicaId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.leaseMs = opts.leaseMs ?? 10_000;
     this.keepMs = opts.keepMs ?? 7 * 24 * 3600_000;
+    this.graceMs = opts.shutdownGraceMs ?? 10_000;
     this.log = opts.log ?? (() => undefined);
+    this.metrics = opts.metrics;
   }
 
   start(): void {
     this.store.onCancel((id) => this.abortLocal(id, 'cancel'));
-    this.store.onReconnect(() => {
-      this.log('job store reconnected: writing back the state of local jobs');
-      void this.heartbeat();
-    });
+    this.store.onReconnect((info) => void this.reconnected(info));
+    // A replica shutting down released its leases: adopt its jobs now rather than at the next scan.
+    this.store.onHandOver(() => void this.adoptOrphans());
     const beat = setInterval(() => void this.heartbeat(), Math.max(50, Math.floor(this.leaseMs / 3)));
     const reap = setInterval(() => void this.adoptOrphans(), Math.max(100, Math.floor(this.leaseMs / 2)));
     beat.unref();
     reap.unref();
     this.timers.push(beat, reap);
+    void this.store.persistenceWarning().then((w) => w && this.log(w, 'warn'), () => undefined);
     void this.adoptOrphans();
   }
 
@@ -100,16 +118,25 @@ export class JobManager {
   async get(id: string): Promise<Job | undefined> {
     // The replica running a job holds its newest state: no store round trip for the polls it answers.
     const owned = this.running.get(id);
+    if (owned?.final) return owned.final;
     if (owned && !owned.reason) return owned.job;
-    const local = this.unflushed.get(id);
+    const local = this.recent.get(id);
     try {
-      const stored = await this.store.get(id);
       // Right after Redis lost its data, this replica's copy is newer than nothing.
-      return stored ?? local ?? this.recent.get(id);
+      return (await this.store.get(id)) ?? local;
     } catch (err) {
-      if (local ?? this.recent.get(id)) return local ?? this.recent.get(id);
+      if (local) return local;
       throw err;
     }
+  }
+
+  /** Jobs of a release, newest first; this replica's running jobs in their newest state. */
+  async list(release: string, limit: number): Promise<Job[]> {
+    const jobs = await this.store.list(release, limit);
+    return jobs.map((j) => {
+      const r = this.running.get(j.id);
+      return r?.final ?? (r && !r.reason ? r.job : j);
+    });
   }
 
   /** Ask the release's active job to stop. Undefined when the release has no active job. */
@@ -120,47 +147,59 @@ export class JobManager {
     return this.get(id);
   }
 
-  /** Stop timers and local jobs without writing a final status: another replica (or a restart) takes them over. */
+  /**
+   * Graceful stop (SIGTERM): stage functions are aborted and get `shutdownGraceMs` to wind down, their
+   * leases are released so another replica adopts them at once, finished jobs are written. No final
+   * status is written for an interrupted job: the adopting replica runs it again.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     this.timers.forEach(clearInterval);
-    for (const id of [...this.running.keys()]) this.abortLocal(id, 'shutdown');
-    await this.flushFinished();
+    const local = [...this.running.values()];
+    for (const r of local) this.abortLocal(r.job.id, 'shutdown');
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((res) => (timer = setTimeout(res, this.graceMs)));
+    await Promise.race([Promise.all(local.map((r) => r.done)), grace]);
+    clearTimeout(timer);
+    for (const r of local) {
+      if (r.final) await this.flush(r);
+      else await this.handOver(r);
+    }
   }
 
   get activeCount(): number {
-    return this.running.size;
+    return [...this.running.values()].filter((r) => !r.final).length;
   }
 
-  /** Resolves when no job runs in this replica (tests, graceful shutdown). */
+  /** Resolves when no job runs in this replica and every final state is stored (tests, graceful shutdown). */
   whenIdle(): Promise<void> {
     return this.running.size === 0 ? Promise.resolve() : new Promise((r) => this.idle.push(r));
   }
 
   private abortLocal(id: string, reason: AbortReason): void {
     const r = this.running.get(id);
-    if (!r || r.reason) return;
+    if (!r || r.reason || r.final) return;
     r.reason = reason;
     if (reason === 'cancel') this.progress(r, 'cancel requested: stopping');
     r.controller.abort(new Error(`job ${reason === 'cancel' ? 'canceled' : `stopped (${reason})`}`));
   }
 
   private progress(r: Running, message: string): void {
-    if (r.reason === 'lease-lost' || r.reason === 'shutdown') return;
+    if (r.reason === 'lease-lost' || r.reason === 'shutdown' || r.final) return;
     r.job = { ...r.job, progress: redact(message), updatedAt: Date.now() };
     void this.save(r);
   }
 
-  /** Coalesced saves: at most one in flight per job, the latest state wins. */
-  private async save(r: Running): Promise<void> {
+  /** Coalesced saves: at most one in flight per job, the latest state wins; none once the job has ended. */
+  private save(r: Running): Promise<void> {
     if (r.saving) {
       r.dirty = true;
-      return;
+      return r.saving;
     }
-    r.saving = true;
-    try {
+    const loop = async () => {
       do {
         r.dirty = false;
+        if (r.final || this.stopped) return;
         let ok: boolean;
         try {
           ok = await this.store.save(r.job);
@@ -169,22 +208,26 @@ export class JobManager {
           return;
         }
         r.unsaved = false;
-        if (!ok) {
-          this.log(`job ${r.job.id}: another replica took it over; stopping here`);
+        if (!ok && !r.final) {
+          this.log(`job ${r.job.id}: another replica took it over (or it has ended); stopping here`);
           this.abortLocal(r.job.id, 'lease-lost');
           return;
         }
-      } while (r.dirty && !this.stopped);
-    } finally {
-      r.saving = false;
-    }
+      } while (r.dirty);
+    };
+    r.saving = loop().finally(() => (r.saving = undefined));
+    return r.saving;
   }
 
   private execute(job: Job): void {
-    const r: Running = { job, controller: new AbortController(), saving: false, dirty: false };
+    let settle!: () => void;
+    const done = new Promise<void>((res) => (settle = res));
+    const r: Running = { job, controller: new AbortController(), dirty: false, done, settle };
     this.running.set(job.id, r);
+    this.metrics?.jobStarted(job.action, job.attempt);
     void this.store.cancelRequested(job.id).then((c) => c && this.abortLocal(job.id, 'cancel'), () => undefined);
     const fn = this.registry[job.action];
+    const startedAt = Date.now();
     const run = async (): Promise<StageOutcome> => {
       if (!fn) return { status: 'ERROR', message: `action "${job.action}" is not available on this server` };
       const memo: ReleaseMemo = {
@@ -206,30 +249,66 @@ export class JobManager {
           return { status: statusForExitCode(code), message: redact((err as Error)?.message ?? String(err)) };
         },
       )
-      .then((out) => this.complete(r, out));
+      .then((out) => this.complete(r, out, Date.now() - startedAt))
+      .catch((err: unknown) => this.log(`job ${job.id}: ${(err as Error)?.message ?? String(err)}`, 'warn'))
+      .finally(() => r.settle());
   }
 
-  private async complete(r: Running, out: StageOutcome): Promise<void> {
-    this.running.delete(r.job.id);
+  private async complete(r: Running, out: StageOutcome, ms: number): Promise<void> {
     if (r.reason === 'lease-lost' || r.reason === 'shutdown') {
       this.log(`job ${r.job.id}: left to the replica that takes it over`);
-    } else {
-      const now = Date.now();
-      const job: Job = {
-        ...r.job,
-        status: out.status,
-        progress: redact(out.message ?? out.verdict?.summary ?? `${r.job.action} ${out.status.toLowerCase()}`),
-        verdict: out.verdict,
-        reports: out.reports,
-        error: out.status === 'ERROR' || out.status === 'FAILED' ? redact(out.message ?? '') || undefined : undefined,
-        updatedAt: now,
-        finishedAt: now,
-      };
-      this.log(`job ${job.id}: ${job.release} ${job.action} ${job.status}`);
-      this.remember(job);
-      this.unflushed.set(job.id, job);
-      await this.flushFinished();
+      if (r.reason === 'lease-lost') this.forget(r);
+      return; // a shutdown hands the lease over in stop()
     }
+    const now = Date.now();
+    // The final state is held (and the lease renewed) until the store has it: the job is never orphaned.
+    r.final = {
+      ...r.job,
+      status: out.status,
+      progress: redact(out.message ?? out.verdict?.summary ?? `${r.job.action} ${out.status.toLowerCase()}`),
+      // Verdicts quote sources (URLs, error messages): masked like every other text the job shows.
+      verdict: redactDeep(out.verdict),
+      reports: redactDeep(out.reports),
+      error: out.status === 'ERROR' || out.status === 'FAILED' ? redact(out.message ?? '') || undefined : undefined,
+      updatedAt: now,
+      finishedAt: now,
+    };
+    this.log(`job ${r.final.id}: ${r.final.release} ${r.final.action} ${r.final.status}`);
+    this.metrics?.jobFinished(r.final.action, r.final.status, ms);
+    this.remember(r.final);
+    await r.saving; // a progress write in flight lands before the final one
+    await this.flush(r);
+  }
+
+  /** Write the final state (and release the lock and lease, atomically); kept for the heartbeat on failure. */
+  private flush(r: Running): Promise<void> {
+    const final = r.final;
+    if (!final) return Promise.resolve();
+    r.flushing ??= this.store
+      .finish(final, this.keepMs)
+      .then(
+        (ok) => {
+          if (!ok) this.log(`job ${final.id}: fenced out; the result of the replica that took it over stands`, 'warn');
+          this.forget(r);
+        },
+        () => undefined, // store unreachable: the heartbeat keeps the lease and retries
+      )
+      .finally(() => (r.flushing = undefined));
+    return r.flushing;
+  }
+
+  private async handOver(r: Running): Promise<void> {
+    try {
+      await this.store.handOver(r.job);
+      this.log(`job ${r.job.id}: lease handed over for another replica to adopt`);
+    } catch {
+      this.log(`job ${r.job.id}: job store unreachable; another replica adopts it when the lease expires`, 'warn');
+    }
+    this.forget(r);
+  }
+
+  private forget(r: Running): void {
+    if (this.running.get(r.job.id) === r) this.running.delete(r.job.id);
     if (this.running.size === 0) this.idle.splice(0).forEach((f) => f());
   }
 
@@ -238,28 +317,39 @@ export class JobManager {
     if (this.recent.size > 1000) this.recent.delete(this.recent.keys().next().value as string);
   }
 
-  private async flushFinished(): Promise<void> {
-    for (const [id, job] of this.unflushed) {
-      try {
-        await this.store.finish(job, this.keepMs); // false = fenced out: another replica's result stands
-        this.unflushed.delete(id);
-      } catch {
-        /* store unreachable: retried by the heartbeat */
+  private async reconnected(info: ReconnectInfo): Promise<void> {
+    if (info.dataLost) {
+      this.metrics?.storeDataLost();
+      this.log(
+        `job store came back empty (Redis restarted without persistence): writing back ${this.running.size} running and ${this.recent.size} recently finished job(s) of this replica; jobs of other replicas may be lost — run Redis with appendonly yes`,
+        'warn',
+      );
+      for (const job of this.recent.values()) {
+        if (this.running.get(job.id)?.final) continue; // flushed below
+        await this.store.restoreFinished(job, this.keepMs).catch(() => undefined);
       }
-    }
+    } else this.log('job store reconnected: writing back the state of local jobs');
+    await this.heartbeat();
   }
 
   private async heartbeat(): Promise<void> {
     if (this.stopped) return;
     for (const r of [...this.running.values()]) {
-      if (r.reason) continue;
+      if (r.reason === 'lease-lost' || r.reason === 'shutdown') continue;
       try {
+        if (r.final) {
+          // Keep the lease until the final state is stored, so no replica (this one included) adopts the job.
+          if ((await this.store.renew(r.final, this.leaseMs)) === 'taken') this.forget(r);
+          else void this.flush(r); // not awaited: a slow write must not hold up the other jobs' renewals
+          continue;
+        }
         const state = await this.store.renew(r.job, this.leaseMs);
         if (state === 'taken') {
           this.log(`job ${r.job.id}: lease lost to another replica`);
           this.abortLocal(r.job.id, 'lease-lost');
+          continue;
         } else if (state === 'missing') {
-          this.log(`job ${r.job.id}: job store lost it (restart without persistence?): writing it back`);
+          this.log(`job ${r.job.id}: job store lost it (restart without persistence?): writing it back`, 'warn');
           await this.store.restore(r.job, this.leaseMs);
         } else if (r.unsaved) {
           await this.save(r);
@@ -269,7 +359,6 @@ export class JobManager {
         /* store unreachable: the job goes on; state is written back on reconnect */
       }
     }
-    await this.flushFinished();
   }
 
   private async adoptOrphans(): Promise<void> {
@@ -281,7 +370,9 @@ export class JobManager {
       return;
     }
     for (const id of ids) {
-      if (this.running.has(id)) continue;
+      // Never again a job this replica runs, is finishing, or has finished (its final state may be in flight).
+      if (this.running.has(id) || this.recent.has(id) || this.stopped) continue;
+      // The store's claim refuses a job whose stored status is final.
       const job = await this.store.claim(id, this.replicaId, this.leaseMs).catch(() => undefined);
       if (!job) continue;
       const adopted: Job = { ...job, progress: `resumed by ${this.replicaId} (attempt ${job.attempt}): its previous runner stopped` };
@@ -289,5 +380,6 @@ export class JobManager {
       await this.store.save(adopted).catch(() => undefined);
       this.execute(adopted);
     }
+    this.scans++;
   }
 }

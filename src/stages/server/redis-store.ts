@@ -1,8 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { InfrastructureError } from '../../util/errors.js';
 import { redact } from '../../util/redact.js';
-import type { CreateResult, JobStore, RenewResult } from './store.js';
-import { fencingToken } from './store.js';
+import type { CreateResult, JobStore, ReconnectInfo, RenewResult } from './store.js';
+import { fencingToken, StoreUnavailableError } from './store.js';
 import type { Job } from './types.js';
 
 /**
@@ -14,6 +15,8 @@ import type { Job } from './types.js';
  *   <p>active         set of active job ids (scanned for expired leases)
  *   <p>cancel:<id>    cancellation request; also published on <p>cancel for an immediate stop
  *   <p>memo:<release>:<key>  facts one stage hands to the next (the load window the gate judges)
+ *   <p>jobs:<release> sorted set of the release's job ids by creation time (the newest 100; for listing)
+ *   <p>epoch          random value set at first connect: gone or changed after a reconnect = Redis lost its data
  * Compound steps are Lua scripts, so they are atomic across replicas. Scripts only decode JSON (never
  * re-encode it), so the stored job is byte-for-byte what Node wrote.
  */
@@ -28,11 +31,15 @@ redis.call('SET', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[3], ARGV[3])
 redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
 redis.call('SADD', KEYS[5], ARGV[1])
+redis.call('ZADD', KEYS[6], ARGV[7], ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[6], 0, -101)
 return ''`;
 
 const SAVE = `
 local v = redis.call('GET', KEYS[2])
 if v and v ~= ARGV[2] then return 0 end
+local cur = redis.call('GET', KEYS[1])
+if cur and cjson.decode(cur).status ~= 'RUNNING' then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
 if not v then redis.call('SET', KEYS[2], ARGV[2]) end
 return 1`;
@@ -60,6 +67,10 @@ redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
 if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
 redis.call('DEL', KEYS[4], KEYS[6])
 redis.call('SREM', KEYS[5], ARGV[3])
+return 1`;
+
+const HANDOVER = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1`;
 
 const ORPHANS = `
@@ -93,6 +104,7 @@ type Scripted = Redis & {
   cdFinish(...a: Array<string | number>): Promise<number>;
   cdOrphans(...a: Array<string | number>): Promise<string[]>;
   cdClaim(...a: Array<string | number>): Promise<[string, string] | null>;
+  cdHandOver(...a: Array<string | number>): Promise<number>;
 };
 
 export interface RedisJobStoreOptions {
@@ -100,6 +112,8 @@ export interface RedisJobStoreOptions {
   prefix?: string;
   /** Backstop expiry of a release's lock, in case a job is lost entirely (default 24 h). */
   lockTtlMs?: number;
+  /** Called with the operation name when a Redis call fails (metrics). */
+  onError?: (op: string) => void;
 }
 
 export class RedisJobStore implements JobStore {
@@ -109,7 +123,9 @@ export class RedisJobStore implements JobStore {
   private readonly redis: Scripted;
   private readonly sub: Redis;
   private cancelListeners: Array<(id: string) => void> = [];
-  private reconnectListeners: Array<() => void> = [];
+  private reconnectListeners: Array<(info: ReconnectInfo) => void> = [];
+  private handOverListeners: Array<() => void> = [];
+  private epoch = '';
 
   private constructor(
     private readonly opts: RedisJobStoreOptions,
@@ -145,12 +161,19 @@ export class RedisJobStore implements JobStore {
     }
     const store = new RedisJobStore(opts, redis, sub);
     store.defineScripts();
-    await sub.subscribe(`${store.p}cancel`);
-    sub.on('message', (_channel: string, id: string) => store.cancelListeners.forEach((l) => l(id)));
+    await sub.subscribe(`${store.p}cancel`, `${store.p}handover`);
+    sub.on('message', (channel: string, id: string) => {
+      if (channel === `${store.p}handover`) store.handOverListeners.forEach((l) => l());
+      else store.cancelListeners.forEach((l) => l(id));
+    });
+    await store.checkEpoch();
     let first = true;
     redis.on('ready', () => {
       if (first) return;
-      store.reconnectListeners.forEach((l) => l());
+      void store.checkEpoch().then(
+        (dataLost) => store.reconnectListeners.forEach((l) => l({ dataLost })),
+        () => undefined,
+      );
     });
     first = false;
     return store;
@@ -158,13 +181,47 @@ export class RedisJobStore implements JobStore {
 
   private defineScripts(): void {
     const def = (name: string, numberOfKeys: number, lua: string) => this.redis.defineCommand(name, { numberOfKeys, lua });
-    def('cdCreate', 5, CREATE);
+    def('cdCreate', 6, CREATE);
     def('cdSave', 2, SAVE);
     def('cdRenew', 3, RENEW);
     def('cdRestore', 5, RESTORE);
     def('cdFinish', 6, FINISH);
     def('cdOrphans', 1, ORPHANS);
     def('cdClaim', 3, CLAIM);
+    def('cdHandOver', 1, HANDOVER);
+  }
+
+  /** Run a Redis call; a failure is a StoreUnavailableError (503 for polls) and is counted. */
+  private async op<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      this.opts.onError?.(name);
+      throw new StoreUnavailableError(name, err);
+    }
+  }
+
+  /** True when the epoch marker is gone or changed since the last check: Redis lost its data. */
+  private async checkEpoch(): Promise<boolean> {
+    const key = `${this.p}epoch`;
+    await this.redis.set(key, randomUUID(), 'NX');
+    const now = (await this.redis.get(key)) ?? '';
+    const lost = this.epoch !== '' && now !== this.epoch;
+    this.epoch = now;
+    return lost;
+  }
+
+  async persistenceWarning(): Promise<string | undefined> {
+    try {
+      const aof = ((await this.redis.call('CONFIG', 'GET', 'appendonly')) as string[])[1];
+      const save = ((await this.redis.call('CONFIG', 'GET', 'save')) as string[])[1];
+      if (aof === 'yes') return undefined;
+      return save
+        ? `Redis has appendonly ${aof ?? 'no'} (snapshots only, save "${save}"): a Redis restart loses the jobs written since the last snapshot; set appendonly yes`
+        : 'Redis has no persistence (appendonly no, save ""): a Redis restart loses every job; set appendonly yes';
+    } catch {
+      return 'could not read the Redis persistence settings (CONFIG GET refused): make sure Redis runs with appendonly yes';
+    }
   }
 
   private k = {
@@ -172,96 +229,133 @@ export class RedisJobStore implements JobStore {
     owner: (id: string) => `${this.p}owner:${id}`,
     lease: (id: string) => `${this.p}lease:${id}`,
     release: (name: string) => `${this.p}release:${name}`,
+    jobs: (name: string) => `${this.p}jobs:${name}`,
     cancel: (id: string) => `${this.p}cancel:${id}`,
     active: () => `${this.p}active`,
   };
 
   async create(job: Job, leaseMs: number): Promise<CreateResult> {
     const k = this.k;
-    const r = await this.redis.cdCreate(
-      k.release(job.release), k.job(job.id), k.owner(job.id), k.lease(job.id), k.active(),
-      job.id, JSON.stringify(job), fencingToken(job), leaseMs, this.lockTtlMs, this.p,
+    const r = await this.op('create', () =>
+      this.redis.cdCreate(
+        k.release(job.release), k.job(job.id), k.owner(job.id), k.lease(job.id), k.active(), k.jobs(job.release),
+        job.id, JSON.stringify(job), fencingToken(job), leaseMs, this.lockTtlMs, this.p, job.createdAt,
+      ),
     );
     return r ? { created: false, activeJobId: r } : { created: true };
   }
 
   async get(id: string): Promise<Job | undefined> {
-    const raw = await this.redis.get(this.k.job(id));
+    const raw = await this.op('get', () => this.redis.get(this.k.job(id)));
     return raw ? (JSON.parse(raw) as Job) : undefined;
   }
 
+  async list(release: string, limit: number): Promise<Job[]> {
+    return this.op('list', async () => {
+      const ids = await this.redis.zrevrange(this.k.jobs(release), 0, Math.max(0, limit - 1));
+      if (!ids.length) return [];
+      const raws = await this.redis.mget(ids.map((id) => this.k.job(id)));
+      const gone = ids.filter((_, i) => !raws[i]);
+      if (gone.length) await this.redis.zrem(this.k.jobs(release), ...gone);
+      return raws.filter((r): r is string => Boolean(r)).map((r) => JSON.parse(r) as Job);
+    });
+  }
+
+  async handOver(job: Job): Promise<void> {
+    await this.op('handOver', async () => {
+      await this.redis.cdHandOver(this.k.lease(job.id), fencingToken(job));
+      await this.redis.publish(`${this.p}handover`, job.id);
+    });
+  }
+
+  async restoreFinished(job: Job, keepMs: number): Promise<void> {
+    const ttl = Math.max(1000, (job.finishedAt ?? Date.now()) + keepMs - Date.now());
+    await this.op('restoreFinished', () => this.redis.set(this.k.job(job.id), JSON.stringify(job), 'PX', ttl, 'NX'));
+  }
+
   async activeJobId(release: string): Promise<string | undefined> {
-    const id = await this.redis.get(this.k.release(release));
+    const id = await this.op('activeJobId', () => this.redis.get(this.k.release(release)));
     if (!id) return undefined;
     const job = await this.get(id);
     return job?.status === 'RUNNING' ? id : undefined;
   }
 
   async save(job: Job): Promise<boolean> {
-    return (await this.redis.cdSave(this.k.job(job.id), this.k.owner(job.id), JSON.stringify(job), fencingToken(job))) === 1;
+    return (await this.op('save', () => this.redis.cdSave(this.k.job(job.id), this.k.owner(job.id), JSON.stringify(job), fencingToken(job)))) === 1;
   }
 
   async renew(job: Job, leaseMs: number): Promise<RenewResult> {
-    const r = await this.redis.cdRenew(this.k.lease(job.id), this.k.owner(job.id), this.k.job(job.id), fencingToken(job), leaseMs);
+    const r = await this.op('renew', () => this.redis.cdRenew(this.k.lease(job.id), this.k.owner(job.id), this.k.job(job.id), fencingToken(job), leaseMs));
     return r === 1 ? 'ok' : r === 2 ? 'missing' : 'taken';
   }
 
   async restore(job: Job, leaseMs: number): Promise<void> {
     const k = this.k;
-    await this.redis.cdRestore(
-      k.job(job.id), k.owner(job.id), k.release(job.release), k.lease(job.id), k.active(),
-      job.id, JSON.stringify(job), fencingToken(job), leaseMs, this.lockTtlMs,
+    await this.op('restore', () =>
+      this.redis.cdRestore(
+        k.job(job.id), k.owner(job.id), k.release(job.release), k.lease(job.id), k.active(),
+        job.id, JSON.stringify(job), fencingToken(job), leaseMs, this.lockTtlMs,
+      ),
     );
   }
 
   async finish(job: Job, keepMs: number): Promise<boolean> {
     const k = this.k;
-    const r = await this.redis.cdFinish(
-      k.job(job.id), k.owner(job.id), k.release(job.release), k.lease(job.id), k.active(), k.cancel(job.id),
-      JSON.stringify(job), fencingToken(job), job.id, keepMs,
+    const r = await this.op('finish', () =>
+      this.redis.cdFinish(
+        k.job(job.id), k.owner(job.id), k.release(job.release), k.lease(job.id), k.active(), k.cancel(job.id),
+        JSON.stringify(job), fencingToken(job), job.id, keepMs,
+      ),
     );
     return r === 1;
   }
 
   async orphans(): Promise<string[]> {
-    return this.redis.cdOrphans(this.k.active(), this.p);
+    return this.op('orphans', () => this.redis.cdOrphans(this.k.active(), this.p));
   }
 
   async claim(id: string, owner: string, leaseMs: number): Promise<Job | undefined> {
-    const r = await this.redis.cdClaim(this.k.lease(id), this.k.owner(id), this.k.job(id), owner, leaseMs);
+    const r = await this.op('claim', () => this.redis.cdClaim(this.k.lease(id), this.k.owner(id), this.k.job(id), owner, leaseMs));
     if (!r) return undefined;
     const job = JSON.parse(r[0]) as Job;
     return { ...job, owner, attempt: Number(r[1]), updatedAt: Date.now() };
   }
 
   async getMemo(release: string, key: string): Promise<string | undefined> {
-    return (await this.redis.get(`${this.p}memo:${release}:${key}`)) ?? undefined;
+    return (await this.op('getMemo', () => this.redis.get(`${this.p}memo:${release}:${key}`))) ?? undefined;
   }
 
   async setMemo(release: string, key: string, value: string, ttlMs: number): Promise<void> {
-    await this.redis.set(`${this.p}memo:${release}:${key}`, value, 'PX', ttlMs);
+    await this.op('setMemo', () => this.redis.set(`${this.p}memo:${release}:${key}`, value, 'PX', ttlMs));
   }
 
   async requestCancel(id: string): Promise<void> {
-    await this.redis.set(this.k.cancel(id), '1', 'PX', this.lockTtlMs);
-    await this.redis.publish(`${this.p}cancel`, id);
+    await this.op('requestCancel', async () => {
+      await this.redis.set(this.k.cancel(id), '1', 'PX', this.lockTtlMs);
+      await this.redis.publish(`${this.p}cancel`, id);
+    });
   }
 
   async cancelRequested(id: string): Promise<boolean> {
-    return (await this.redis.exists(this.k.cancel(id))) === 1;
+    return (await this.op('cancelRequested', () => this.redis.exists(this.k.cancel(id)))) === 1;
   }
 
   onCancel(listener: (id: string) => void): void {
     this.cancelListeners.push(listener);
   }
 
-  onReconnect(listener: () => void): void {
+  onHandOver(listener: () => void): void {
+    this.handOverListeners.push(listener);
+  }
+
+  onReconnect(listener: (info: ReconnectInfo) => void): void {
     this.reconnectListeners.push(listener);
   }
 
   async close(): Promise<void> {
     this.cancelListeners = [];
     this.reconnectListeners = [];
+    this.handOverListeners = [];
     this.sub.disconnect();
     this.redis.disconnect();
   }

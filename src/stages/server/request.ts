@@ -3,10 +3,19 @@ import { validateAgainst } from '../../util/schema.js';
 import { DURATION_PATTERN } from '../../util/units.js';
 import { validateSpec } from '../../spec/validate.js';
 import type { ReleaseSpec } from '../../spec/types.js';
+import { buildPlan } from '../../canary/index.js';
+import { loadPlan } from '../../jmeter/index.js';
+import { InvalidInputError } from '../../util/errors.js';
 import { splitInlineManifests } from '../inline-manifests.js';
+import { inlineContent, type ContentDir } from './content.js';
 import { STAGE_ACTIONS, type StageAction, type StageParams } from './types.js';
 
-/** Validation of a start request (contract [E]): the body's fields, then the embedded release spec. */
+/**
+ * Validation of a start request (contract [E]): the body's fields, then the embedded release spec, then
+ * what the job will need (the step exists in the plan, the load plan is valid), so a job that gets its 202
+ * does not fail later on its input. Documents the spec names are read from the content directory only
+ * (`content.ts`); after this, nothing in the job reads a file the request named.
+ */
 const bodySchema = {
   type: 'object',
   additionalProperties: false,
@@ -14,7 +23,7 @@ const bodySchema = {
   properties: {
     spec: { type: 'object', description: 'the whole release spec' },
     weight: { type: 'number', minimum: 0, maximum: 100 },
-    step: { type: 'integer', minimum: 0 },
+    step: { type: 'integer', minimum: 1, description: '1-based index of a step of the release plan' },
     window: { type: 'string', pattern: DURATION_PATTERN, description: 'a duration such as 30s or 2m' },
     execution: {
       type: 'object',
@@ -40,12 +49,12 @@ function coerceNumbers(body: Record<string, unknown>): void {
   }
 }
 
-export function parseStartRequest(
+export async function parseStartRequest(
   release: string,
   action: string,
   body: unknown,
-  baseDir: string,
-): { ok: true; value: StartRequest } | { ok: false; problems: InputProblem[] } {
+  content?: ContentDir,
+): Promise<{ ok: true; value: StartRequest } | { ok: false; problems: InputProblem[] }> {
   const where = 'request body';
   if (!(STAGE_ACTIONS as readonly string[]).includes(action)) {
     return { ok: false, problems: [{ path: 'action', message: `unknown action "${action}"; expected one of ${STAGE_ACTIONS.join(', ')}` }] };
@@ -57,9 +66,13 @@ export function parseStartRequest(
   const problems = validateAgainst(bodySchema, body, where);
   if (problems.length) return { ok: false, problems };
   const b = body as { spec: ReleaseSpec } & StageParams;
+  const inSpec = (ps: InputProblem[]) => ps.map((p) => ({ ...p, path: p.path ? `spec.${p.path}` : 'spec' }));
+  // Named plans and manifests: from the operator's content directory only, then handled as inline documents.
+  const contentProblems = await inlineContent(b.spec, content, where);
+  if (contentProblems.length) return { ok: false, problems: inSpec(contentProblems) };
   // Rendered pipelines carry the candidate manifests inline (the server cannot read the spec's repository).
   const inline = splitInlineManifests(b.spec, where);
-  const specProblems = [...inline.problems, ...validateSpec(inline.spec, where, baseDir)].map((p) => ({ ...p, path: p.path ? `spec.${p.path}` : 'spec' }));
+  const specProblems = inSpec([...inline.problems, ...validateSpec(inline.spec, where)]);
   if (specProblems.some((p) => p.severity !== 'warning')) return { ok: false, problems: specProblems };
   b.spec = inline.spec as ReleaseSpec;
   if (b.spec.metadata.name !== release) {
@@ -68,10 +81,43 @@ export function parseStartRequest(
   if ((action as StageAction) === 'traffic' && b.weight === undefined && b.step === undefined) {
     return { ok: false, problems: [{ file: where, path: 'weight', message: 'action "traffic" needs "weight" (0-100) or "step" (index of a canary step)' }] };
   }
+  const needs = jobNeeds(action as StageAction, b, where);
+  if (needs.length) return { ok: false, problems: needs };
   const params: StageParams = {};
   if (b.weight !== undefined) params.weight = b.weight;
   if (b.step !== undefined) params.step = b.step;
   if (b.window !== undefined) params.window = b.window;
   if (b.execution) params.execution = b.execution;
   return { ok: true, value: { spec: b.spec, params } };
+}
+
+/** What the stage will need, checked now (a 400 Orca fails fast on) rather than when the job runs. */
+function jobNeeds(action: StageAction, b: { spec: ReleaseSpec } & StageParams, where: string): InputProblem[] {
+  const problems: InputProblem[] = [];
+  if (b.step !== undefined) {
+    try {
+      const steps = buildPlan(b.spec).steps;
+      if (b.step > steps.length) {
+        problems.push({ file: where, path: 'step', message: `step ${b.step} is beyond the plan's ${steps.length} step(s) (${steps.map((s) => `${s.kind} ${s.weight}%`).join(', ')})` });
+      }
+    } catch (err) {
+      problems.push(...inputProblems(err, 'step', where));
+    }
+  }
+  if (action === 'load') {
+    if (!b.spec.load) problems.push({ file: where, path: 'spec.load', message: 'action "load" needs a load section (load.plan, inline or a name in the server\'s content directory)' });
+    else {
+      try {
+        loadPlan(b.spec.load.plan as object);
+      } catch (err) {
+        problems.push(...inputProblems(err, 'spec.load.plan', where).map((p) => (p.path.startsWith('spec.') ? p : { ...p, path: p.path ? `spec.load.plan.${p.path}` : 'spec.load.plan' })));
+      }
+    }
+  }
+  return problems;
+}
+
+function inputProblems(err: unknown, path: string, where: string): InputProblem[] {
+  if (!(err instanceof InvalidInputError)) throw err;
+  return err.problems.length ? err.problems.map((p) => ({ ...p, file: where })) : [{ file: where, path, message: err.message }];
 }

@@ -8,13 +8,30 @@ import type { Job } from './types.js';
 export type CreateResult = { created: true } | { created: false; activeJobId: string };
 export type RenewResult = 'ok' | 'taken' | 'missing';
 
+/** The store could not be reached (Redis down): the only error the HTTP server answers with 503. */
+export class StoreUnavailableError extends Error {
+  constructor(
+    readonly op: string,
+    cause: unknown,
+  ) {
+    super(`job store unavailable (${op}): ${(cause as Error)?.message ?? String(cause)}`);
+  }
+}
+
+/** What a store reports after an outage; `dataLost` when it came back empty (Redis restarted without persistence). */
+export interface ReconnectInfo {
+  dataLost: boolean;
+}
+
 export interface JobStore {
   readonly kind: 'memory' | 'redis';
   /** Atomically take the release's lock (one active job per release) and save the job with a lease. */
   create(job: Job, leaseMs: number): Promise<CreateResult>;
   get(id: string): Promise<Job | undefined>;
   activeJobId(release: string): Promise<string | undefined>;
-  /** Save a running job; false when the fencing token no longer matches (another replica took it over). */
+  /** Jobs of a release, newest first (finished ones while they are kept). */
+  list(release: string, limit: number): Promise<Job[]>;
+  /** Save a running job; false when the fencing token no longer matches or the stored job is already final. */
   save(job: Job): Promise<boolean>;
   /** Extend the lease; 'missing' when the store lost the job (Redis restarted without persistence). */
   renew(job: Job, leaseMs: number): Promise<RenewResult>;
@@ -22,6 +39,12 @@ export interface JobStore {
   restore(job: Job, leaseMs: number): Promise<void>;
   /** Save a job in a final status, release its lock and lease. False when fenced out. */
   finish(job: Job, keepMs: number): Promise<boolean>;
+  /** Give up the lease on a running job (shutdown): another replica adopts it at its next scan. */
+  handOver(job: Job): Promise<void>;
+  /** Write back a finished job the store lost (Redis restarted without persistence); never over a stored one. */
+  restoreFinished(job: Job, keepMs: number): Promise<void>;
+  /** Why the store may lose finished jobs (e.g. Redis without appendonly), or undefined when it keeps them. */
+  persistenceWarning(): Promise<string | undefined>;
   /** Ids of active jobs whose lease expired: their replica died or stalled. */
   orphans(): Promise<string[]>;
   /** Take over an orphaned job (owner = me, attempt + 1); undefined when another replica got it first. */
@@ -33,8 +56,10 @@ export interface JobStore {
   cancelRequested(id: string): Promise<boolean>;
   /** Called with a job id when any replica asks to cancel it. */
   onCancel(listener: (id: string) => void): void;
+  /** Called when a replica handed its jobs over (shutdown): they can be adopted now. */
+  onHandOver(listener: () => void): void;
   /** Called after the store came back from an outage (Redis reconnect). */
-  onReconnect(listener: () => void): void;
+  onReconnect(listener: (info: ReconnectInfo) => void): void;
   close(): Promise<void>;
 }
 
@@ -48,6 +73,7 @@ export class MemoryJobStore implements JobStore {
   private leases = new Map<string, { token: string; until: number }>();
   private cancels = new Set<string>();
   private cancelListeners: Array<(id: string) => void> = [];
+  private handOverListeners: Array<() => void> = [];
   private memos = new Map<string, { value: string; expiresAt: number }>();
 
   async getMemo(release: string, key: string) {
@@ -86,13 +112,39 @@ export class MemoryJobStore implements JobStore {
     return this.locks.get(release);
   }
 
+  async list(release: string, limit: number) {
+    return [...this.jobs.keys()]
+      .map((id) => this.read(id))
+      .filter((j): j is Job => j?.release === release)
+      .sort((a, b) => b.createdAt - a.createdAt)
+      .slice(0, limit);
+  }
+
+  async handOver(job: Job) {
+    if (this.leases.get(job.id)?.token === fence(job)) this.leases.delete(job.id);
+    for (const l of this.handOverListeners) l();
+  }
+
+  onHandOver(listener: () => void) {
+    this.handOverListeners.push(listener);
+  }
+
+  async restoreFinished(job: Job, keepMs: number) {
+    if (!this.read(job.id)) this.jobs.set(job.id, { json: JSON.stringify(job), expiresAt: (job.finishedAt ?? Date.now()) + keepMs });
+  }
+
+  async persistenceWarning() {
+    return 'jobs are kept in memory: a restart loses them (use --redis with appendonly yes)';
+  }
+
   private holds(job: Job): boolean {
     const cur = this.read(job.id);
     return !cur || fence(cur) === fence(job);
   }
 
   async save(job: Job) {
-    if (!this.holds(job)) return false;
+    const cur = this.read(job.id);
+    if (cur && (fence(cur) !== fence(job) || cur.status !== 'RUNNING')) return false;
     this.jobs.set(job.id, { json: JSON.stringify(job) });
     return true;
   }
@@ -152,6 +204,7 @@ export class MemoryJobStore implements JobStore {
 
   async close() {
     this.cancelListeners = [];
+    this.handOverListeners = [];
   }
 }
 
