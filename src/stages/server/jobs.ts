@@ -6,7 +6,7 @@ import { redact, redactDeep } from '../../util/redact.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import type { JobMetricsHooks } from './metrics.js';
 import type { JobStore, ReconnectInfo } from './store.js';
-import type { FinalStatus, Job, ReleaseMemo, StageAction, StageOutcome, StageParams, StageRegistry } from './types.js';
+import type { Job, ReleaseMemo, StageAction, StageOutcome, StageParams, StageRegistry } from './types.js';
 
 /**
  * Runs jobs and keeps their state in the store. Each replica renews a lease on the jobs it runs; a
