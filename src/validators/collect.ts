@@ -14,10 +14,11 @@ import { sleep } from '../util/retry.js';
 import { parseDurationMs } from '../util/units.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import { DURATION_BUCKET, REQUESTS, metricEvidence, type CounterIncrease } from './metrics.js';
+import { DEFAULT_MIN_SAMPLES } from './sample-size.js';
 import { createTraceFolder } from './traces.js';
 import type { EvidenceBundle, GateContext, LoadEvidence, LoadRunResultLike, MetricEvidence, SourceRecord } from './types.js';
 
-export const DEFAULT_MIN_SAMPLES = 30;
+export { DEFAULT_MIN_SAMPLES } from './sample-size.js';
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
