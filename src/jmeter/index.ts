@@ -5,11 +5,11 @@ import { InvalidInputError } from '../util/errors.js';
 import { runBuiltin } from './builtin-engine.js';
 import { findJMeter, requireJMeter, runJMeter } from './jmeter-runner.js';
 import { analyzeJtl, type JtlAnalysis } from './jtl.js';
-import { expectedSamples, withDuration, withTarget } from './plan.js';
+import { expectedSamples, newRunId, withDuration, withLoadTag, withTarget } from './plan.js';
 import { renderJmx } from './render.js';
 import type { LoadPlan, LoadRunResult, RunLoadOptions } from './types.js';
 
-export { loadPlan, planFromDocument, withTarget, withDuration, expectedSamples } from './plan.js';
+export { loadPlan, planFromDocument, withTarget, withDuration, expectedSamples, withLoadTag, newRunId, LOAD_HEADER } from './plan.js';
 export { analyzeJtl, summarizeJtl, JTL_COLUMNS, type JtlAnalysis } from './jtl.js';
 export { renderJmx } from './render.js';
 export { renderKubernetes } from './kubernetes.js';
@@ -41,7 +41,8 @@ export function effectivePlan(plan: LoadPlan, opts: Pick<RunLoadOptions, 'target
 
 /** Run a plan and analyze its results; `runLoad` is this without the analysis handle. */
 export async function runLoadDetailed(plan: LoadPlan, opts: RunLoadOptions = {}): Promise<{ result: LoadRunResult; analysis: JtlAnalysis; plan: LoadPlan }> {
-  const p = effectivePlan(plan, opts);
+  const runId = opts.runId ?? newRunId();
+  const p = withLoadTag(effectivePlan(plan, opts), runId);
   const remote = opts.remote?.filter(Boolean) ?? [];
   let engine: 'jmeter' | 'builtin';
   if (opts.engine === 'builtin') {
@@ -70,6 +71,7 @@ export async function runLoadDetailed(plan: LoadPlan, opts: RunLoadOptions = {})
   const expected = expectedSamples(p, engines);
   const result: LoadRunResult = {
     engine,
+    runId,
     jtlPath: jtl,
     startedAt,
     endedAt,

@@ -26,6 +26,8 @@ export interface LoadSummary {
 
 export interface LoadRunResult {
   engine: 'jmeter' | 'builtin';
+  /** Value of the x-clover-cd-load header every request of this run carried. */
+  runId?: string;
   jtlPath: string;
   /** epoch ms */
   startedAt: number;
@@ -86,6 +88,8 @@ export interface LoadProgress {
 
 export interface RunLoadOptions {
   engine?: 'auto' | 'jmeter' | 'builtin';
+  /** Tag for the x-clover-cd-load header (default: a fresh run id). */
+  runId?: string;
   /** Overrides the plan's duration (seconds); with loops -1 the run lasts exactly this long. */
   durationS?: number;
   /** JTL to write; an existing file is an error unless `overwrite` is set. Default: a fresh temp file. */

@@ -41,7 +41,12 @@ interface TraceContext {
   traceId: string;
   spanId: string;
   requestId: string;
+  /** B3 sampling decision, made once at the root (the ingress) and propagated as x-b3-sampled. */
+  sampled: boolean;
 }
+
+/** The load engines' tag header (jmeter/plan.ts LOAD_HEADER), surfaced as the clover_cd_load label and span tag. */
+const LOAD_HEADER = 'x-clover-cd-load';
 
 export class Mesh {
   readonly instances = new Map<string, WorkloadInstance>();
@@ -55,14 +60,17 @@ export class Mesh {
   private readonly unwatch: () => void;
   /** Default per-try deadline when a route sets no timeout (Envoy's default route timeout is 15 s). */
   defaultTimeoutMs = 15_000;
+  /** Share of new traces kept (Istio's meshConfig.defaultConfig.tracing.sampling, as a fraction; Istio's default is 1%). */
+  traceSampling = 1;
 
   constructor(
     readonly store: ObjectStore,
     readonly telemetry: MeshTelemetry,
     readonly traces: TraceStore,
-    opts: { random?: () => number; transport?: HopTransport } = {},
+    opts: { random?: () => number; transport?: HopTransport; traceSampling?: number } = {},
   ) {
     this.random = opts.random ?? Math.random;
+    this.traceSampling = opts.traceSampling ?? 1;
     this.transport = opts.transport ?? 'inprocess';
     this.unwatch = store.watch(() => (this.cache = undefined));
   }
@@ -186,11 +194,14 @@ export class Mesh {
     const startUs = Date.now() * 1000;
     const h = req.headers;
     const { path, method, body } = req;
+    const decided = one(h['x-b3-sampled']);
     const ctx: TraceContext = {
       traceId: (one(h['x-b3-traceid']) ?? newTraceId()).padStart(32, '0'),
       spanId: newSpanId(),
       requestId: one(h['x-request-id']) ?? newRequestId(),
+      sampled: decided !== undefined ? decided === '1' : this.traceSampling >= 1 || this.random() < this.traceSampling,
     };
+    const loadTag = one(h[LOAD_HEADER]) ?? 'unknown';
     const parentSpanId = one(h['x-b3-spanid']);
     const source = one(h[SOURCE_HEADER]) ?? 'unknown|unknown';
     const bar = source.indexOf('|');
@@ -249,9 +260,11 @@ export class Mesh {
         durationMs,
         requestBytes: body.length,
         responseBytes: out.length,
+        loadTag,
+        requestPath: pathOnly(path),
       });
     }
-    this.traces.add({
+    if (ctx.sampled) this.traces.add({
       traceId: ctx.traceId,
       spanId: ctx.spanId,
       parentSpanId,
@@ -269,6 +282,9 @@ export class Mesh {
       responseSize: out.length,
       requestId: ctx.requestId,
       responseFlags: flags,
+      loadTag: loadTag === 'unknown' ? undefined : loadTag,
+      // Jaeger clients tag the root span with the sampler that kept it; the ingress decides here.
+      sampler: decided === undefined ? `probabilistic|${this.traceSampling}` : undefined,
     });
     return { status, headers, body: out, reset };
   }
@@ -377,6 +393,8 @@ export class Mesh {
       durationMs: performance.now() - t0,
       requestBytes: req.body.length,
       responseBytes: body.length,
+      loadTag: one(req.headers[LOAD_HEADER]) ?? 'unknown',
+      requestPath: pathOnly(req.path),
     });
     const headers: Record<string, string> = { ...result.headers };
     if (result.flags !== '-') headers['x-sandbox-response-flags'] = result.flags;
@@ -421,7 +439,7 @@ export class Mesh {
     headers['x-request-id'] = ctx.requestId;
     headers['x-b3-traceid'] = ctx.traceId;
     headers['x-b3-spanid'] = ctx.spanId;
-    headers['x-b3-sampled'] = '1';
+    headers['x-b3-sampled'] = ctx.sampled ? '1' : '0';
     delete headers['x-b3-parentspanid'];
     headers[SOURCE_HEADER] = `${from.name}|${from.version}`;
     if (this.transport === 'inprocess' && !target.remote && !target.pod) return this.dispatch(target, req.method, req.path, headers, req.body, timeoutMs);
@@ -433,6 +451,11 @@ export class Mesh {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+const pathOnly = (path: string) => {
+  const q = path.indexOf('?');
+  return q < 0 ? path : path.slice(0, q);
+};
 
 function pickHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
   const out: Record<string, string> = {};
