@@ -56,11 +56,12 @@ export async function runLoadDetailed(plan: LoadPlan, opts: RunLoadOptions = {})
   const jtl = resultsPath(opts);
   const startedAt = Date.now();
   let interrupted: boolean;
+  let reported: number | undefined;
   if (engine === 'jmeter') {
     const stem = join(dirname(jtl), basename(jtl).replace(/\.jtl$/i, ''));
     const jmx = `${stem}.jmx`;
     writeFileSync(jmx, renderJmx(p));
-    ({ interrupted } = await runJMeter({ jmx, jtl, log: `${stem}.jmeter.log`, remote, jmeterHome: opts.jmeterHome, signal: opts.signal, onProgress: opts.onProgress }));
+    ({ interrupted, reported } = await runJMeter({ jmx, jtl, log: `${stem}.jmeter.log`, remote, jmeterHome: opts.jmeterHome, signal: opts.signal, onProgress: opts.onProgress }));
   } else {
     ({ interrupted } = await runBuiltin(p, { jtl, signal: opts.signal, onProgress: opts.onProgress }));
   }
@@ -81,7 +82,24 @@ export async function runLoadDetailed(plan: LoadPlan, opts: RunLoadOptions = {})
     interrupted: interrupted || undefined,
     engines: remote.length ? engines : undefined,
   };
+  const problem = countProblem(result, reported, p.durationS);
+  if (problem) result.countProblem = problem;
   return { result, analysis, plan: p };
+}
+
+/**
+ * A run whose results do not hold what was sent is reported, never silently accepted: JMeter's own count
+ * against the JTL's rows (a file read before it was complete), and the plan's count against the rows.
+ */
+export function countProblem(r: Pick<LoadRunResult, 'expected' | 'summary' | 'interrupted'>, reported: number | undefined, durationS?: number): string | undefined {
+  const received = r.summary.total.count;
+  const problems: string[] = [];
+  if (reported !== undefined && reported !== received) problems.push(`JMeter counted ${reported} samples, the results file holds ${received}`);
+  if (r.expected !== undefined && r.expected !== received) {
+    const why = r.interrupted ? ' (the run was interrupted)' : durationS && received < r.expected ? ` (the plan's ${durationS}s duration ended the run first)` : '';
+    problems.push(`received ${received} of the ${r.expected} samples the plan sends${why}`);
+  }
+  return problems.length ? problems.join('; ') : undefined;
 }
 
 /** Run a load plan (contract [B]). Unreachable targets are recorded as failed samples, not errors. */

@@ -67,7 +67,7 @@ async function prometheusEvidence(url: string, spec: ReleaseSpec, ctx: GateConte
     const found = increases(await prom.instant(q, ctx.window.start), await prom.instant(q, at), name);
     inc.push(...(name === DURATION_BUCKET ? found.map((s) => ({ ...s, labels: { ...s.labels, destination_service_name: svc } })) : found));
   }
-  return metricEvidence('prometheus', inc, svc, { loadRunId: ctx.load?.runId });
+  return { ...metricEvidence('prometheus', inc, svc, { loadRunId: ctx.load?.runId }), scrapeIntervalMs: scrapeMs };
 }
 
 export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Promise<EvidenceBundle> {

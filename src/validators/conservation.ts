@@ -46,13 +46,20 @@ export function traceSamplingRate(b: EvidenceBundle): { rate?: number; how: stri
   return { how: `${tag}: the share of requests kept is not known` };
 }
 
-/** Requests in flight at the two window edges for a hop with `count` requests, plus 3σ of noise. */
+/**
+ * Requests in flight at the two window edges for a hop with `count` requests, plus 3σ of noise. With
+ * Prometheus, hops on different pods are scraped at different phases of the interval, so each hop's count
+ * covers a window shifted by up to one interval: under steady traffic the shifts at both edges cancel but
+ * for Poisson noise over 2 × rate × interval, which is added to the noise term.
+ */
 function edgeAllowance(b: EvidenceBundle, hop: string, count: number): number {
   const latencyMs = b.evidence.metrics?.hopLatencyMs?.[hop];
   const seconds = (b.window.end - b.window.start) / 1000;
   if (!latencyMs || seconds <= 0) return 0;
-  const inFlight = 2 * (count / seconds) * (latencyMs / 1000);
-  return Math.ceil(inFlight + 3 * Math.sqrt(inFlight));
+  const rate = count / seconds;
+  const inFlight = 2 * rate * (latencyMs / 1000);
+  const phase = 2 * rate * ((b.evidence.metrics?.scrapeIntervalMs ?? 0) / 1000);
+  return Math.ceil(inFlight + 3 * Math.sqrt(inFlight + phase));
 }
 
 export function conservation(b: EvidenceBundle, r: Body<'conservation'>): Partial {

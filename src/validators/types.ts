@@ -74,6 +74,8 @@ export interface MetricEvidence {
   routeLatency?: Record<string, Record<string, Histogram>>;
   /** Mean request duration per hop (ms) over the window, from the duration histogram's _sum / _count. */
   hopLatencyMs?: Record<string, number>;
+  /** Prometheus' scrape interval: hops scraped at different phases count slightly shifted windows. */
+  scrapeIntervalMs?: number;
 }
 
 /** A row of the request table built from traces: root requests grouped by what the rules select on. */
