@@ -105,7 +105,7 @@ async function main(): Promise<void> {
     kind: 'clover-cd/evidence', version: 1, createdAt: '', release: 'bench',
     service: { name: 'http-lb', namespace: 'default', stable: 'v1', candidate: 'v2' },
     window: { start: 0, end: 1 }, candidateWeight: 50, minSamples: 100,
-    rules: [{ compareLatency: { alpha: 0.01, maxEffect: 0.1 } }, { latency: { percentile: 99, max: '500ms' } }, { split: {} }, { compareErrors: {} }],
+    rules: [{ compareLatency: { alpha: 0.01 } }, { tail: {} }, { latency: { percentile: 99, max: '500ms' } }, { split: {} }, { compareErrors: {} }],
     sources: [],
     evidence: { traces: { traces: 2 * n, spans: 2 * n, rootSpans: 2 * n, requests: [], hops: {}, versions: { v1: counts, v2: counts }, durations: { v1, v2 } } },
   };

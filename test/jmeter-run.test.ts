@@ -17,6 +17,7 @@ const clover = (): LoadPlan => ({ ...loadPlan(join(REPO, 'examples/jmeter_testpl
 const reset = () => {
   for (const k of Object.keys(target.byUserAgent)) delete target.byUserAgent[k];
   for (const k of Object.keys(target.byPath)) delete target.byPath[k];
+  for (const k of Object.keys(target.byLoadTag)) delete target.byLoadTag[k];
 };
 
 beforeAll(async () => {
@@ -38,6 +39,9 @@ describe.each(['jmeter', 'builtin'] as const)('%s engine', (engine) => {
     expect(r.summary.labels.url1).toMatchObject({ count: 10, codes: { '200': 10 }, userAgents: { chrome: 10 } });
     expect(r.summary.labels.url2).toMatchObject({ count: 10, userAgents: { safari: 10 } });
     expect(target.byUserAgent).toEqual({ chrome: 10, safari: 10 });
+    // Every request carries the run's tag, so each hop's telemetry can tell the load from user traffic.
+    expect(target.byLoadTag).toEqual({ [r.runId!]: 20 });
+    expect(r.countProblem).toBeUndefined();
     expect(r.endedAt).toBeGreaterThanOrEqual(r.startedAt);
     expect(readFileSync(r.jtlPath, 'utf8').split('\n')[0]).toMatch(/^timeStamp,elapsed,label,responseCode/);
   });

@@ -4,6 +4,7 @@ import * as yaml from 'js-yaml';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { Service } from 'kubernetes-models/v1';
 import { DestinationRule, Gateway, VirtualService } from '@kubernetes-models/istio/networking.istio.io/v1beta1';
+import { Telemetry } from '@kubernetes-models/istio/telemetry.istio.io/v1alpha1';
 import { MANIFEST_DIR } from '../src/sandbox/index.js';
 import { routeRequest } from '../src/sandbox/routing.js';
 import type { KubeObject } from '../src/services/platform.js';
@@ -17,6 +18,7 @@ const MODELS: Record<string, new (d: never) => { validate(): void }> = {
   VirtualService: VirtualService as never,
   DestinationRule: DestinationRule as never,
   Gateway: Gateway as never,
+  Telemetry: Telemetry as never,
 };
 
 describe('deploy/sdc cluster manifests', () => {

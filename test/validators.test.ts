@@ -66,9 +66,11 @@ describe('statistics', () => {
     expect(e.high).toBeCloseTo(0.0711, 3);
   });
 
-  it('proportion test: Fisher for sparse counts, z-test with a margin', () => {
-    expect(compareProportions(0, 100, 5, 100).method).toBe('fisher-exact');
-    expect(compareProportions(0, 100, 5, 100).p).toBeCloseTo(0.0297, 3);
+  it('proportion test: mid-p exact without a margin, Farrington-Manning with one', () => {
+    expect(compareProportions(0, 100, 5, 100).method).toBe('mid-p-exact');
+    // Fisher's one-sided p is 0.0297; mid-p counts the observed table half: 0.0297 − ½·P(X = 5).
+    expect(compareProportions(0, 100, 5, 100).p).toBeCloseTo(0.0148, 3);
+    expect(compareProportions(10, 2000, 12, 2000, 0.005).method).toBe('farrington-manning');
     expect(compareProportions(10, 2000, 110, 2000).p).toBeLessThan(1e-6);
     expect(compareProportions(10, 2000, 12, 2000, 0.005).p).toBeGreaterThan(0.5);
   });

@@ -5,11 +5,11 @@ import { InvalidInputError } from '../util/errors.js';
 import { runBuiltin } from './builtin-engine.js';
 import { findJMeter, requireJMeter, runJMeter } from './jmeter-runner.js';
 import { analyzeJtl, type JtlAnalysis } from './jtl.js';
-import { expectedSamples, withDuration, withTarget } from './plan.js';
+import { expectedSamples, newRunId, withDuration, withLoadTag, withTarget } from './plan.js';
 import { renderJmx } from './render.js';
 import type { LoadPlan, LoadRunResult, RunLoadOptions } from './types.js';
 
-export { loadPlan, planFromDocument, withTarget, withDuration, expectedSamples } from './plan.js';
+export { loadPlan, planFromDocument, withTarget, withDuration, expectedSamples, withLoadTag, newRunId, LOAD_HEADER } from './plan.js';
 export { analyzeJtl, summarizeJtl, JTL_COLUMNS, type JtlAnalysis } from './jtl.js';
 export { renderJmx } from './render.js';
 export { renderKubernetes } from './kubernetes.js';
@@ -41,7 +41,8 @@ export function effectivePlan(plan: LoadPlan, opts: Pick<RunLoadOptions, 'target
 
 /** Run a plan and analyze its results; `runLoad` is this without the analysis handle. */
 export async function runLoadDetailed(plan: LoadPlan, opts: RunLoadOptions = {}): Promise<{ result: LoadRunResult; analysis: JtlAnalysis; plan: LoadPlan }> {
-  const p = effectivePlan(plan, opts);
+  const runId = opts.runId ?? newRunId();
+  const p = withLoadTag(effectivePlan(plan, opts), runId);
   const remote = opts.remote?.filter(Boolean) ?? [];
   let engine: 'jmeter' | 'builtin';
   if (opts.engine === 'builtin') {
@@ -55,13 +56,14 @@ export async function runLoadDetailed(plan: LoadPlan, opts: RunLoadOptions = {})
   const jtl = resultsPath(opts);
   const startedAt = Date.now();
   let interrupted: boolean;
+  let reported: number | undefined;
   if (engine === 'jmeter') {
     const stem = join(dirname(jtl), basename(jtl).replace(/\.jtl$/i, ''));
     const jmx = `${stem}.jmx`;
     writeFileSync(jmx, renderJmx(p));
     const log = `${stem}.jmeter.log`;
     const onSpawn = (pid: number) => opts.onStart?.({ pid, engine: 'jmeter', jtl, log });
-    ({ interrupted } = await runJMeter({ jmx, jtl, log, remote, jmeterHome: opts.jmeterHome, signal: opts.signal, onProgress: opts.onProgress, onSpawn }));
+    ({ interrupted, reported } = await runJMeter({ jmx, jtl, log, remote, jmeterHome: opts.jmeterHome, signal: opts.signal, onProgress: opts.onProgress, onSpawn }));
   } else {
     opts.onStart?.({ pid: process.pid, engine: 'builtin', jtl });
     ({ interrupted } = await runBuiltin(p, { jtl, signal: opts.signal, onProgress: opts.onProgress }));
@@ -73,6 +75,7 @@ export async function runLoadDetailed(plan: LoadPlan, opts: RunLoadOptions = {})
   const expected = expectedSamples(p, engines);
   const result: LoadRunResult = {
     engine,
+    runId,
     jtlPath: jtl,
     startedAt,
     endedAt,
@@ -82,7 +85,24 @@ export async function runLoadDetailed(plan: LoadPlan, opts: RunLoadOptions = {})
     interrupted: interrupted || undefined,
     engines: remote.length ? engines : undefined,
   };
+  const problem = countProblem(result, reported, p.durationS);
+  if (problem) result.countProblem = problem;
   return { result, analysis, plan: p };
+}
+
+/**
+ * A run whose results do not hold what was sent is reported, never silently accepted: JMeter's own count
+ * against the JTL's rows (a file read before it was complete), and the plan's count against the rows.
+ */
+export function countProblem(r: Pick<LoadRunResult, 'expected' | 'summary' | 'interrupted'>, reported: number | undefined, durationS?: number): string | undefined {
+  const received = r.summary.total.count;
+  const problems: string[] = [];
+  if (reported !== undefined && reported !== received) problems.push(`JMeter counted ${reported} samples, the results file holds ${received}`);
+  if (r.expected !== undefined && r.expected !== received) {
+    const why = r.interrupted ? ' (the run was interrupted)' : durationS && received < r.expected ? ` (the plan's ${durationS}s duration ended the run first)` : '';
+    problems.push(`received ${received} of the ${r.expected} samples the plan sends${why}`);
+  }
+  return problems.length ? problems.join('; ') : undefined;
 }
 
 /** Run a load plan (contract [B]). Unreachable targets are recorded as failed samples, not errors. */

@@ -121,8 +121,22 @@ export interface JMeterRunOptions {
   onSpawn?: (pid: number) => void;
 }
 
-/** Run one plan; resolves when JMeter has ended and its results look complete, else throws exit 4. */
-export async function runJMeter(o: JMeterRunOptions): Promise<{ interrupted: boolean; stdout: string }> {
+/** JMeter's own final count: the last cumulative "summary = N in ..." line of its summariser, if any. */
+export function reportedSamples(stdout: string): number | undefined {
+  let last: number | undefined;
+  for (const line of stdout.split('\n')) {
+    const m = SUMMARY.exec(line);
+    if (m && m[1] === 'summary' && m[2] === '=') last = Number(m[3]);
+  }
+  return last;
+}
+
+/**
+ * Run one plan; resolves when the JMeter process (the controller, in distributed mode, which exits only after
+ * every engine has finished and its samples are written) has closed, and its results look complete; else
+ * throws exit 4. `reported` is JMeter's own sample count, for the caller to compare with the JTL.
+ */
+export async function runJMeter(o: JMeterRunOptions): Promise<{ interrupted: boolean; stdout: string; reported?: number }> {
   const jm = requireJMeter(o.jmeterHome);
   const shutdownPort = await freeUdpPort();
   const props = { ...SAVE_PROPERTIES, 'jmeterengine.nongui.port': String(shutdownPort), 'jmeterengine.nongui.maxport': String(shutdownPort) };
@@ -167,7 +181,7 @@ export async function runJMeter(o: JMeterRunOptions): Promise<{ interrupted: boo
   timers.forEach(clearTimeout);
   o.signal?.removeEventListener('abort', onAbort);
   checkOutcome(stdout, o, code, interrupted);
-  return { interrupted, stdout };
+  return { interrupted, stdout, reported: reportedSamples(stdout) };
 }
 
 /** -1 when the JTL is missing, else whether it has at least one sample row (reads its first 64 KB only). */

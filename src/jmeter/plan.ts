@@ -152,3 +152,23 @@ export function expectedSamples(plan: LoadPlan, engines = 1): { total: number; b
   for (const r of plan.requests) byLabel[r.label] = (byLabel[r.label] ?? 0) + plan.threads * plan.loops * engines;
   return { total: plan.threads * plan.loops * plan.requests.length * engines, byLabel };
 }
+
+/**
+ * Header every load request carries, valued with the run's id, so each hop's telemetry can tell the load's
+ * requests from user traffic (Istio Telemetry tagOverrides turn it into the `clover_cd_load` metric label;
+ * see deploy/sdc/telemetry.yaml). The gate counts exactly these requests for conservation.
+ */
+export const LOAD_HEADER = 'x-clover-cd-load';
+
+/** A short run id: time in base 36 and random hex (unique enough for a label value, short in a series). */
+export function newRunId(): string {
+  return `${Date.now().toString(36)}-${Math.floor(Math.random() * 0xffffff).toString(16).padStart(6, '0')}`;
+}
+
+/** Every request tagged with the run id (a header the plan sets itself wins). */
+export function withLoadTag(plan: LoadPlan, runId: string): LoadPlan {
+  return {
+    ...plan,
+    requests: plan.requests.map((r) => (Object.keys(r.headers).some((k) => k.toLowerCase() === LOAD_HEADER) ? r : { ...r, headers: { ...r.headers, [LOAD_HEADER]: runId } })),
+  };
+}

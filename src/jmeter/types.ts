@@ -26,6 +26,8 @@ export interface LoadSummary {
 
 export interface LoadRunResult {
   engine: 'jmeter' | 'builtin';
+  /** Value of the x-clover-cd-load header every request of this run carried. */
+  runId?: string;
   jtlPath: string;
   /** epoch ms */
   startedAt: number;
@@ -39,6 +41,8 @@ export interface LoadRunResult {
   interrupted?: boolean;
   /** Remote engines used (distributed JMeter). */
   engines?: number;
+  /** Why the results do not hold what the plan (or JMeter's own count) says was sent; absent when they do. */
+  countProblem?: string;
 }
 
 export interface Assertion {
@@ -86,6 +90,8 @@ export interface LoadProgress {
 
 export interface RunLoadOptions {
   engine?: 'auto' | 'jmeter' | 'builtin';
+  /** Tag for the x-clover-cd-load header (default: a fresh run id). */
+  runId?: string;
   /** Overrides the plan's duration (seconds); with loops -1 the run lasts exactly this long. */
   durationS?: number;
   /** JTL to write; an existing file is an error unless `overwrite` is set. Default: a fresh temp file. */

@@ -68,6 +68,12 @@ export function sendHop(
 }
 
 /** Headers of an upstream answer the sidecar passes back. */
+/** The path without its query string (the `request_path` label). */
+export const pathOnly = (path: string): string => {
+  const q = path.indexOf('?');
+  return q < 0 ? path : path.slice(0, q);
+};
+
 export function pickHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
   const out: Record<string, string> = {};
   const ct = h['content-type'];

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { KubeObject } from '../services/platform.js';
 import type { OutgoingHttpHeaders } from 'node:http';
-import { createAgent, forwardableHeaders, HopError, pickHeaders, retryableError, retryableStatus, sendHop, type HopResponse } from './http-hop.js';
+import { createAgent, forwardableHeaders, HopError, pickHeaders, retryableError, retryableStatus, sendHop, type HopResponse, pathOnly } from './http-hop.js';
 import type { ObjectStore } from './objects.js';
 import { gatewayAdmits, labelsMatch, routeRequest, subsetLabels, type Destination, type RequestView } from './routing.js';
 import type { MeshTelemetry } from './telemetry.js';
@@ -27,7 +27,12 @@ interface TraceContext {
   traceId: string;
   spanId: string;
   requestId: string;
+  /** B3 sampling decision, made once at the root (the ingress) and propagated as x-b3-sampled. */
+  sampled: boolean;
 }
+
+/** The load engines' tag header (jmeter/plan.ts LOAD_HEADER), surfaced as the clover_cd_load label and span tag. */
+const LOAD_HEADER = 'x-clover-cd-load';
 
 export class Mesh {
   readonly instances = new Map<string, WorkloadInstance>();
@@ -43,14 +48,17 @@ export class Mesh {
   private readonly unwatch: () => void;
   /** Default per-try deadline when a route sets no timeout (Envoy's default route timeout is 15 s). */
   defaultTimeoutMs = 15_000;
+  /** Share of new traces kept (Istio's meshConfig.defaultConfig.tracing.sampling, as a fraction; Istio's default is 1%). */
+  traceSampling = 1;
 
   constructor(
     readonly store: ObjectStore,
     readonly telemetry: MeshTelemetry,
     readonly traces: TraceStore,
-    opts: { random?: () => number; transport?: HopTransport } = {},
+    opts: { random?: () => number; transport?: HopTransport; traceSampling?: number } = {},
   ) {
     this.random = opts.random ?? Math.random;
+    this.traceSampling = opts.traceSampling ?? 1;
     this.transport = opts.transport ?? 'inprocess';
     this.unwatch = store.watch(() => (this.cache = undefined));
   }
@@ -174,11 +182,14 @@ export class Mesh {
     const startUs = Date.now() * 1000;
     const h = req.headers;
     const { path, method, body } = req;
+    const decided = one(h['x-b3-sampled']);
     const ctx: TraceContext = {
       traceId: (one(h['x-b3-traceid']) ?? newTraceId()).padStart(32, '0'),
       spanId: newSpanId(),
       requestId: one(h['x-request-id']) ?? newRequestId(),
+      sampled: decided !== undefined ? decided === '1' : this.traceSampling >= 1 || this.random() < this.traceSampling,
     };
+    const loadTag = one(h[LOAD_HEADER]) ?? 'unknown';
     const parentSpanId = one(h['x-b3-spanid']);
     const source = one(h[SOURCE_HEADER]) ?? 'unknown|unknown';
     const bar = source.indexOf('|');
@@ -237,9 +248,11 @@ export class Mesh {
         durationMs,
         requestBytes: body.length,
         responseBytes: out.length,
+        loadTag,
+        requestPath: pathOnly(path),
       });
     }
-    this.traces.add({
+    if (ctx.sampled) this.traces.add({
       traceId: ctx.traceId,
       spanId: ctx.spanId,
       parentSpanId,
@@ -257,6 +270,9 @@ export class Mesh {
       responseSize: out.length,
       requestId: ctx.requestId,
       responseFlags: flags,
+      loadTag: loadTag === 'unknown' ? undefined : loadTag,
+      // Jaeger clients tag the root span with the sampler that kept it; the ingress decides here.
+      sampler: decided === undefined ? `probabilistic|${this.traceSampling}` : undefined,
     });
     return { status, headers, body: out, reset };
   }
@@ -379,6 +395,8 @@ export class Mesh {
       durationMs: performance.now() - t0,
       requestBytes: req.body.length,
       responseBytes: body.length,
+      loadTag: one(req.headers[LOAD_HEADER]) ?? 'unknown',
+      requestPath: pathOnly(req.path),
     });
     const headers: Record<string, string> = { ...result.headers };
     if (result.flags !== '-') headers['x-sandbox-response-flags'] = result.flags;
@@ -426,7 +444,7 @@ export class Mesh {
     headers['x-request-id'] = ctx.requestId;
     headers['x-b3-traceid'] = ctx.traceId;
     headers['x-b3-spanid'] = ctx.spanId;
-    headers['x-b3-sampled'] = '1';
+    headers['x-b3-sampled'] = ctx.sampled ? '1' : '0';
     delete headers['x-b3-parentspanid'];
     headers[SOURCE_HEADER] = `${from.name}|${from.version}`;
     if (this.transport === 'inprocess' && !target.remote && !target.pod) return this.dispatch(target, req.method, req.path, headers, req.body, timeoutMs);

@@ -36,6 +36,8 @@ export interface SandboxOptions {
   host?: string;
   /** How hops between workloads travel (default 'inprocess'; 'socket' = a real HTTP exchange per hop). */
   hopTransport?: HopTransport;
+  /** Share of traces kept (0..1, default 1); the ingress decides and tags root spans with the sampler. */
+  traceSampling?: number;
 }
 
 export const MANIFEST_DIR = [new URL('../../deploy/sdc/', import.meta.url), new URL('../../../deploy/sdc/', import.meta.url)]
@@ -72,7 +74,7 @@ export class SandboxCore {
   constructor(readonly opts: SandboxOptions) {
     this.host = opts.host ?? '127.0.0.1';
     this.traces = new TraceStore(opts.traceCapacity);
-    this.mesh = new Mesh(this.store, this.telemetry, this.traces, { transport: opts.hopTransport });
+    this.mesh = new Mesh(this.store, this.telemetry, this.traces, { transport: opts.hopTransport, traceSampling: opts.traceSampling });
     if (opts.redisUrl) {
       // Reconnect (bounded backoff) only once a first connection succeeded: before that, start() retries and
       // fails with exit 4, and an ioredis reconnect loop would keep the process alive after the failure.

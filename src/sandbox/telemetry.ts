@@ -20,6 +20,12 @@ export interface RequestRecord {
   durationMs: number;
   requestBytes: number;
   responseBytes: number;
+  /**
+   * Custom dimensions a cluster adds with Istio's Telemetry API tagOverrides (deploy/sdc/telemetry.yaml):
+   * the load engines' x-clover-cd-load header ("unknown" without it) and the request path.
+   */
+  loadTag?: string;
+  requestPath?: string;
 }
 
 /** Istio's default duration buckets (milliseconds). */
@@ -54,7 +60,7 @@ export class MeshTelemetry {
   readonly contentType = 'text/plain; version=0.0.4; charset=utf-8';
 
   record(r: RequestRecord): void {
-    const key = `${r.reporter}|${r.sourceWorkload}|${r.sourceVersion}|${r.destinationWorkload}|${r.destinationService}|${r.destinationVersion}|${r.responseCode}|${r.responseFlags}|${r.namespace}`;
+    const key = `${r.reporter}|${r.sourceWorkload}|${r.sourceVersion}|${r.destinationWorkload}|${r.destinationService}|${r.destinationVersion}|${r.responseCode}|${r.responseFlags}|${r.namespace}|${r.loadTag ?? 'unknown'}|${r.requestPath ?? ''}`;
     let s = this.series.get(key);
     if (!s) this.series.set(key, (s = { labels: labelText(r), count: 0, duration: newHist(DURATION_BUCKETS), reqSize: newHist(SIZE_BUCKETS), respSize: newHist(SIZE_BUCKETS) }));
     s.count++;
@@ -106,6 +112,8 @@ function labelText(r: RequestRecord): string {
     ['response_flags', r.responseFlags],
     ['request_protocol', 'http'],
     ['connection_security_policy', r.reporter === 'destination' ? 'none' : 'unknown'],
+    ['clover_cd_load', r.loadTag ?? 'unknown'],
+    ['request_path', r.requestPath ?? 'unknown'],
   ];
   return labels.map(([k, v]) => `${k}="${escape(v)}"`).join(',');
 }

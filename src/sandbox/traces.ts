@@ -24,6 +24,10 @@ export interface SpanInput {
   responseSize: number;
   requestId: string;
   responseFlags?: string;
+  /** The load engines' x-clover-cd-load header (Istio tracing custom_tags), when present. */
+  loadTag?: string;
+  /** "type|param" of the sampler that kept the trace, on root spans (Jaeger's sampler.type / sampler.param). */
+  sampler?: string;
 }
 
 export interface StoredSpan extends SpanInput {
@@ -61,7 +65,7 @@ class Interner {
 const BLOCK_BITS = 10;
 const BLOCK = 1 << BLOCK_BITS;
 
-const TAG_COLUMNS = ['node_id', 'http.url', 'http.method', 'user_agent', 'upstream_cluster', 'response_flags'] as const;
+const TAG_COLUMNS = ['node_id', 'http.url', 'http.method', 'user_agent', 'upstream_cluster', 'response_flags', 'clover_cd_load', 'sampler'] as const;
 
 export class TraceStore {
   readonly capacity: number;
@@ -134,7 +138,7 @@ export class TraceStore {
     let ops = this.operations.get(svc);
     if (!ops) this.operations.set(svc, (ops = new Set()));
     ops.add(op);
-    const values = [s.nodeId, s.url, s.method, s.userAgent, s.upstreamCluster, s.responseFlags ?? '-'];
+    const values = [s.nodeId, s.url, s.method, s.userAgent, s.upstreamCluster, s.responseFlags ?? '-', s.loadTag ?? '', s.sampler ?? ''];
     for (let i = 0; i < TAG_COLUMNS.length; i++) this.tagCols[i][slot] = this.strings.id(values[i]);
     this.status[slot] = s.statusCode;
     this.reqSize[slot] = s.requestSize;
@@ -243,6 +247,8 @@ export class TraceStore {
       userAgent: col(3),
       upstreamCluster: col(4),
       responseFlags: col(5),
+      loadTag: col(6) || undefined,
+      sampler: col(7) || undefined,
       statusCode: this.status[slot],
       requestSize: this.reqSize[slot],
       responseSize: this.respSize[slot],
@@ -268,6 +274,11 @@ export class TraceStore {
       tag('span.kind', 'server'),
     );
     if (isError(span.statusCode)) tags.push(tag('error', 'true'));
+    if (span.loadTag) tags.push(tag('clover_cd_load', span.loadTag));
+    if (span.sampler) {
+      const bar = span.sampler.indexOf('|');
+      tags.push(tag('sampler.type', span.sampler.slice(0, bar)), tag('sampler.param', span.sampler.slice(bar + 1)));
+    }
     return span;
   }
 }

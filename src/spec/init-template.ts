@@ -38,13 +38,18 @@ load:
 gate:
   minSamples: 100                 # per version and window; fewer makes a rule inconclusive, never a pass
   metrics: { source: prometheus, url: "http://prometheus.istio-system:9090", scrapeInterval: 15s }
+  traceSampling: 1%               # share of requests the tracer keeps (Istio's default); root spans are then an estimate
+  # Load requests carry x-clover-cd-load; apply deploy/sdc/telemetry.yaml so Istio labels them (and routes).
   rules:
-    - conservation: { hops: [proxy-access-control, http-lb], tolerance: 0 }   # sent = seen at each hop
+    - conservation: { hops: [proxy-access-control, http-lb], tolerance: 0 }   # load's requests seen at each hop; all traffic within what was in flight
     - split: { confidence: 0.999 }                 # observed candidate share matches its weight
-    - errorRate: { max: 1% }                       # candidate 5xx share
+    - errorRate: { max: 1%, perRoute: true }       # candidate 5xx share, overall and on every route
     - latency: { percentile: 95, max: 250ms }      # candidate p95
-    - compareErrors: { alpha: 0.01 }               # candidate not worse than stable on errors
-    - compareLatency: { alpha: 0.01, maxEffect: 0.2 }  # Mann-Whitney U, candidate vs stable
+    - compareErrors: { alpha: 0.01, perRoute: true }   # candidate not worse than stable (mid-p exact, one-sided)
+    - compareLatency: { alpha: 0.01, maxIncrease: 10% }  # candidate median ≤ stable median × 1.1 (ratio with a confidence bound)
+    - tail: { percentiles: [95, 99], maxIncrease: 10%, alpha: 0.01 }  # the slowest requests: p95/p99 ratios
+    # any of errorRate / latency / compareErrors / compareLatency / tail can target one route: { route: /clover/api, ... }
+    # the step's window runs until the planned sample size (from these rules) is reached: p99 needs 1,000 candidate requests
 spinnaker:
   account: k8s-sdc                # Kubernetes account in Spinnaker (Clouddriver)
   stageServer:                    # where the pipeline's webhook stages reach 'clover-cd serve'

@@ -92,6 +92,7 @@ export const loadSchema = closed(
 );
 
 const version = { enum: ['candidate', 'stable'] };
+const alpha = { type: 'number', exclusiveMinimum: 0, maximum: 0.5 };
 export const gateRuleSchemas: Record<string, Schema> = {
   conservation: closed({
     hops: { type: 'array', items: name, minItems: 1, uniqueItems: true },
@@ -99,12 +100,24 @@ export const gateRuleSchemas: Record<string, Schema> = {
     tolerance: { oneOf: [{ type: 'integer', minimum: 0 }, percent] },
   }),
   split: closed({ confidence: { type: 'number', exclusiveMinimum: 0.5, exclusiveMaximum: 1 } }),
-  errorRate: closed({ max: percent, version }, ['max']),
-  latency: closed({ percentile: { type: 'number', exclusiveMinimum: 0, maximum: 100 }, max: duration, version }, ['percentile', 'max']),
+  errorRate: closed({ max: percent, version, route: selector.route, perRoute: { type: 'boolean' } }, ['max']),
+  latency: closed({ percentile: { type: 'number', exclusiveMinimum: 0, maximum: 100 }, max: duration, version, route: selector.route }, ['percentile', 'max']),
   count: closed({ ...selector, expect: { oneOf: [{ type: 'integer', minimum: 0 }, { enum: ['all', 'none'] }] } }, ['expect']),
   share: closed({ ...selector, expect: percent, tolerance: percent }, ['expect', 'tolerance']),
-  compareLatency: closed({ alpha: { type: 'number', exclusiveMinimum: 0, maximum: 0.5 }, maxEffect: { type: 'number', minimum: 0, maximum: 1 } }),
-  compareErrors: closed({ alpha: { type: 'number', exclusiveMinimum: 0, maximum: 0.5 }, maxIncrease: percent }),
+  compareLatency: closed({
+    alpha,
+    percentile: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 100 },
+    maxIncrease: percent,
+    route: selector.route,
+    maxEffect: { type: 'number', minimum: 0, maximum: 1, description: "deprecated (Cliff's δ is no longer judged); use maxIncrease" },
+  }),
+  compareErrors: closed({ alpha, maxIncrease: percent, route: selector.route, perRoute: { type: 'boolean' } }),
+  tail: closed({
+    percentiles: { type: 'array', items: { type: 'number', minimum: 50, exclusiveMaximum: 100 }, minItems: 1, uniqueItems: true },
+    maxIncrease: percent,
+    alpha,
+    route: selector.route,
+  }),
   l4: closed({
     resetRate: percent,
     retransmitRate: percent,
@@ -127,6 +140,7 @@ export const gateSchema = closed(
       ['source'],
     ),
     tracing: closed({ url: { type: 'string', pattern: '^https?://' } }, ['url']),
+    traceSampling: { oneOf: [percent, { type: 'number', exclusiveMinimum: 0, maximum: 1 }], description: 'share of requests traced, e.g. 1% or 0.01' },
     rules: {
       type: 'array',
       minItems: 1,

@@ -101,12 +101,13 @@ export interface LoadSpec {
 export type GateRule =
   | { conservation: { hops?: string[]; fanOut?: Record<string, number>; tolerance?: number | Percent } }
   | { split: { confidence?: number } }
-  | { errorRate: { max: Percent; version?: 'candidate' | 'stable' } }
-  | { latency: { percentile: number; max: Duration; version?: 'candidate' | 'stable' } }
+  | { errorRate: { max: Percent; version?: 'candidate' | 'stable'; route?: string; perRoute?: boolean } }
+  | { latency: { percentile: number; max: Duration; version?: 'candidate' | 'stable'; route?: string } }
   | { count: { route?: string; status?: number | string; userAgent?: string; expect: number | 'all' | 'none' } }
   | { share: { route?: string; status?: number | string; userAgent?: string; expect: Percent; tolerance: Percent } }
-  | { compareLatency: { alpha?: number; maxEffect?: number } }
-  | { compareErrors: { alpha?: number; maxIncrease?: Percent } }
+  | { compareLatency: { alpha?: number; percentile?: number; maxIncrease?: Percent; route?: string; /** @deprecated Cliff's δ, no longer judged */ maxEffect?: number } }
+  | { compareErrors: { alpha?: number; maxIncrease?: Percent; route?: string; perRoute?: boolean } }
+  | { tail: { percentiles?: number[]; maxIncrease?: Percent; alpha?: number; route?: string } }
   | { l4: { resetRate?: Percent; retransmitRate?: Percent; connectFailures?: number; compare?: boolean; required?: boolean } };
 
 export interface GateSpec {
@@ -115,6 +116,11 @@ export interface GateSpec {
   /** Where metric evidence comes from. */
   metrics?: { source: 'prometheus' | 'scrape'; url?: string; targets?: string[]; scrapeInterval?: Duration };
   tracing?: { url: string };
+  /**
+   * Share of requests the tracer keeps ("1%", or a fraction such as 0.01). Without it the rate is read from
+   * the root spans' sampler.type / sampler.param tags; below 100% trace counts are never used as exact.
+   */
+  traceSampling?: Percent | number;
   rules: GateRule[];
 }
 

@@ -11,13 +11,14 @@ import type { QueryLog } from '../services/query-log.js';
 import { openVisibilityStore } from '../services/redis.js';
 import { counterDeltas, scrapeTargets } from '../services/scrape.js';
 import { sleep } from '../util/retry.js';
-import { parseDurationMs } from '../util/units.js';
+import { parseDurationMs, parsePercent } from '../util/units.js';
 import type { ReleaseSpec } from '../spec/types.js';
-import { DURATION_BUCKET, REQUESTS, metricEvidence, type CounterIncrease } from './metrics.js';
+import { DURATION_BUCKET, DURATION_COUNT, DURATION_SUM, LOAD_LABEL, REQUESTS, ROUTE_LABEL, metricEvidence, type CounterIncrease } from './metrics.js';
+import { DEFAULT_MIN_SAMPLES } from './sample-size.js';
 import { createTraceFolder } from './traces.js';
 import type { EvidenceBundle, GateContext, LoadEvidence, LoadRunResultLike, MetricEvidence, SourceRecord } from './types.js';
 
-export const DEFAULT_MIN_SAMPLES = 30;
+export { DEFAULT_MIN_SAMPLES } from './sample-size.js';
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -30,7 +31,7 @@ export function loadEvidence(load: LoadRunResultLike): LoadEvidence {
   const t = load.summary.total;
   const labels: LoadEvidence['labels'] = {};
   for (const [name, s] of Object.entries(load.summary.labels)) labels[name] = { count: s.count, errors: s.errors, codes: { ...s.codes }, userAgents: { ...s.userAgents } };
-  return { engine: load.engine, sent: t.count, errors: t.errors, expected: load.expected, codes: { ...t.codes }, userAgents: { ...t.userAgents }, labels };
+  return { engine: load.engine, runId: load.runId, startedAt: load.startedAt, endedAt: load.endedAt, sent: t.count, errors: t.errors, expected: load.expected, codes: { ...t.codes }, userAgents: { ...t.userAgents }, labels };
 }
 
 /** Counter increases between two instant queries: a series absent at start began in the window. */
@@ -55,11 +56,18 @@ async function prometheusEvidence(url: string, spec: ReleaseSpec, ctx: GateConte
   }
   const at = Math.min(Date.now(), endEval);
   const svc = spec.service.name;
-  const reqQ = `sum by (destination_service_name, destination_workload, destination_version, response_code) (${REQUESTS}{reporter="destination"})`;
-  const durQ = `sum by (destination_workload, destination_version, le) (${DURATION_BUCKET}{reporter="destination",destination_service_name="${svc}"})`;
-  const [r0, r1, d0, d1] = [await prom.instant(reqQ, ctx.window.start), await prom.instant(reqQ, at), await prom.instant(durQ, ctx.window.start), await prom.instant(durQ, at)];
-  const inc = [...increases(r0, r1, REQUESTS), ...increases(d0, d1, DURATION_BUCKET).map((s) => ({ ...s, labels: { ...s.labels, destination_service_name: svc } }))];
-  return metricEvidence('prometheus', inc, svc);
+  // clover_cd_load and request_path exist when the cluster has the Telemetry resource (deploy/sdc/telemetry.yaml);
+  // without them these sums are the same as before.
+  const reqQ = `sum by (destination_service_name, destination_workload, destination_version, response_code, ${LOAD_LABEL}, ${ROUTE_LABEL}) (${REQUESTS}{reporter="destination"})`;
+  const durQ = `sum by (destination_workload, destination_version, ${ROUTE_LABEL}, le) (${DURATION_BUCKET}{reporter="destination",destination_service_name="${svc}"})`;
+  const sumQ = `sum by (destination_service_name) (${DURATION_SUM}{reporter="destination"})`;
+  const countQ = `sum by (destination_service_name) (${DURATION_COUNT}{reporter="destination"})`;
+  const inc: CounterIncrease[] = [];
+  for (const [q, name] of [[reqQ, REQUESTS], [durQ, DURATION_BUCKET], [sumQ, DURATION_SUM], [countQ, DURATION_COUNT]] as const) {
+    const found = increases(await prom.instant(q, ctx.window.start), await prom.instant(q, at), name);
+    inc.push(...(name === DURATION_BUCKET ? found.map((s) => ({ ...s, labels: { ...s.labels, destination_service_name: svc } })) : found));
+  }
+  return { ...metricEvidence('prometheus', inc, svc, { loadRunId: ctx.load?.runId }), scrapeIntervalMs: scrapeMs };
 }
 
 export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Promise<EvidenceBundle> {
@@ -73,6 +81,8 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
     window: { ...ctx.window },
     candidateWeight: ctx.candidateWeight,
     minSamples: spec.gate?.minSamples ?? DEFAULT_MIN_SAMPLES,
+    plannedSamples: ctx.plannedSamples,
+    traceSampling: spec.gate?.traceSampling === undefined ? undefined : parsePercent(spec.gate.traceSampling),
     rules: spec.gate?.rules ?? [],
     requireL4: ctx.requireL4,
     sources,
@@ -102,7 +112,7 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
       try {
         const keep = (n: string) => n === REQUESTS || n === 'istio_request_duration_milliseconds';
         const after = await scrapeTargets(targets, { keep, log: rec.queries });
-        bundle.evidence.metrics = metricEvidence('scrape', counterDeltas(ctx.scrapeBaseline, after), spec.service.name);
+        bundle.evidence.metrics = metricEvidence('scrape', counterDeltas(ctx.scrapeBaseline, after), spec.service.name, { loadRunId: ctx.load?.runId });
       } catch (err) {
         Object.assign(rec, { status: 'down', error: message(err) });
       }
@@ -119,7 +129,7 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
     try {
       const jaeger = createJaegerClient(jaegerUrl, { log: rec.queries });
       tracingServices = await jaeger.services();
-      folder = createTraceFolder({ service: spec.service.name, versions: [spec.service.stable, spec.service.candidate], window: ctx.window, hops });
+      folder = createTraceFolder({ service: spec.service.name, versions: [spec.service.stable, spec.service.candidate], window: ctx.window, hops, loadRunId: ctx.load?.runId });
       // Query the first hop (the root of every request) so lost requests still show as root spans.
       const root = hops?.[0] ?? spec.service.name;
       await forEachTrace(jaeger, { service: root, startMs: ctx.window.start, endMs: ctx.window.end }, (t) => folder!.add(t));

@@ -19,6 +19,7 @@ export { checkSplit, describeRule, evaluateRule } from './rules.js';
 export { collectEvidence, loadEvidence } from './collect.js';
 export { renderJUnit, renderMarkdown, renderText } from './report.js';
 export { preflight } from './preflight.js';
+export { plannedSamples, describePlan, DEFAULT_MIN_SAMPLES, type SamplePlan, type SamplePlanOptions } from './sample-size.js';
 export type * from './types.js';
 
 export function defaultEvidenceDir(): string {

@@ -6,103 +6,12 @@
 import type { GateRule } from '../spec/types.js';
 import { evaluateL4Rule } from '../clovisor/evidence.js';
 import { parseDurationMs, parsePercent } from '../util/units.js';
-import {
-  binomialUpperTail,
-  compareProportions,
-  histogramQuantile,
-  histogramTotal,
-  mannWhitney,
-  mannWhitneyHistograms,
-  quantile,
-  wilsonInterval,
-} from './stats.js';
-import type { EvidenceBundle, Histogram, Outcome, RuleResult, SourceName, VersionCounts } from './types.js';
-
-type Body<K extends string> = Extract<GateRule, Record<K, unknown>>[K & keyof Extract<GateRule, Record<K, unknown>>];
-
-const pct = (x: number, digits = 2) => (Number.isFinite(x) ? `${+(x * 100).toFixed(digits)}%` : 'n/a');
-const ms = (x: number) => (Number.isFinite(x) ? `${+x.toFixed(1)}ms` : 'n/a');
-const pv = (p: number) => (p < 1e-6 ? '< 1e-6' : p.toPrecision(2));
-
-/** A rule result with everything but the rule text, before it is labelled. */
-type Partial = Omit<RuleResult, 'rule'>;
-
-/** Where a rule's data came from, or why there is none. */
-type Lookup<T> = { ok: true; value: T; source: string } | { ok: false; outcome: Outcome; source: string; reason: string };
-
-function sourceDown(b: EvidenceBundle, name: SourceName) {
-  return b.sources.find((s) => s.name === name && s.status === 'down');
-}
-
-/** Per-version request counts at the gated service: metrics first (Istio's own counts), then traces. */
-function versionCounts(b: EvidenceBundle): Lookup<Record<string, VersionCounts>> {
-  const m = b.evidence.metrics;
-  const hop = m?.hops[b.service.name];
-  if (m && hop) return { ok: true, value: hop, source: `${m.source} istio_requests_total{reporter="destination",destination_service_name="${b.service.name}"}` };
-  const t = b.evidence.traces;
-  if (t && Object.keys(t.versions).length) return { ok: true, value: t.versions, source: `jaeger spans of ${b.service.name}` };
-  return noData(b, `istio_requests_total{reporter="destination",destination_service_name="${b.service.name}"} by destination_version`);
-}
-
-function noData<T>(b: EvidenceBundle, series: string): Lookup<T> {
-  const down = (['prometheus', 'scrape', 'jaeger'] as SourceName[]).map((n) => sourceDown(b, n)).find(Boolean);
-  if (down) return { ok: false, outcome: 'error', source: down.name, reason: `${down.name} is down: ${down.error ?? 'unreachable'}` };
-  const any = b.evidence.metrics?.source ?? (b.evidence.traces ? 'jaeger' : 'none');
-  return { ok: false, outcome: 'inconclusive', source: any, reason: `no data in the window: expected series ${series}` };
-}
-
-const empty: VersionCounts = { requests: 0, errors: 0, codes: {} };
-
-function minSamplesShort(b: EvidenceBundle, counts: Record<string, number>): string | undefined {
-  const short = Object.entries(counts).filter(([, n]) => n < b.minSamples);
-  if (!short.length) return undefined;
-  return `too few samples: ${short.map(([v, n]) => `${v} has ${n}`).join(', ')} (minSamples ${b.minSamples})`;
-}
-
-// ---------------------------------------------------------------- conservation
-
-function conservation(b: EvidenceBundle, r: Body<'conservation'>): Partial {
-  const hops = r.hops ?? [b.service.name];
-  const fan = r.fanOut ?? {};
-  const counts: Array<{ name: string; value: number; factor: number; source: string }> = [];
-  const missing: string[] = [];
-  if (b.evidence.load) counts.push({ name: 'load sent', value: b.evidence.load.sent, factor: 1, source: 'load' });
-  const m = b.evidence.metrics;
-  for (const hop of hops) {
-    const byVersion = m?.hops[hop];
-    if (m && !byVersion) missing.push(`istio_requests_total{reporter="destination",destination_service_name="${hop}"}`);
-    if (byVersion) {
-      const total = Object.values(byVersion).reduce((s, c) => s + c.requests, 0);
-      counts.push({ name: `${hop} (${Object.keys(byVersion).sort().map((v) => `${v} ${byVersion[v].requests}`).join(' + ')})`, value: total, factor: fan[hop] ?? 1, source: m.source });
-    } else if (!m && b.evidence.traces?.hops[hop] !== undefined) {
-      counts.push({ name: `${hop} spans`, value: b.evidence.traces.hops[hop], factor: fan[hop] ?? 1, source: 'jaeger' });
-    }
-  }
-  if (b.evidence.traces) counts.push({ name: 'root spans', value: b.evidence.traces.rootSpans, factor: 1, source: 'jaeger' });
-  const observed = counts.map((c) => `${c.name} = ${c.value}${c.factor !== 1 ? ` (÷${c.factor})` : ''}`).join('; ') || 'no counts';
-  const source = [...new Set(counts.map((c) => c.source))].join(' + ') || 'none';
-  const tolText = r.tolerance === undefined ? '0' : String(r.tolerance);
-  const expected = `all counts equal within ${tolText}${Object.keys(fan).length ? ` (fan-out ${JSON.stringify(fan)})` : ''}`;
-  if (missing.length && !counts.some((c) => c.value > 0)) {
-    const nd = noData(b, missing.join(', '));
-    if (!nd.ok) return { outcome: nd.outcome, observed, expected, source: nd.source, reason: nd.reason };
-  }
-  if (counts.length < 2) {
-    const nd = noData(b, 'two independent counts (load, metrics per hop, root spans)');
-    return { outcome: nd.ok ? 'inconclusive' : nd.outcome, observed, expected, source, reason: nd.ok ? 'fewer than two counts to compare' : nd.reason };
-  }
-  const ref = counts[0];
-  if (ref.value === 0) return { outcome: 'inconclusive', observed, expected, source, reason: `${ref.name} is 0: nothing to conserve in the window` };
-  const tol = typeof r.tolerance === 'string' ? parsePercent(r.tolerance) * ref.value : (r.tolerance ?? 0);
-  const off = counts.slice(1).map((c) => ({ ...c, diff: c.value / c.factor - ref.value })).filter((c) => Math.abs(c.diff) > tol);
-  const details = { counts, tolerance: tol, missing };
-  if (missing.length) {
-    return { outcome: 'fail', observed, expected, source, reason: `series missing while ${ref.name} = ${ref.value}: ${missing.join(', ')}`, details };
-  }
-  if (!off.length) return { outcome: 'pass', observed, expected, source, reason: `every count matches ${ref.name} (${ref.value}) within ${+tol.toFixed(2)}`, details };
-  const why = off.map((c) => `${c.name}: ${c.diff < 0 ? `${-c.diff} lost` : `${c.diff} extra`}`).join('; ');
-  return { outcome: 'fail', observed, expected, source, reason: `counts disagree with ${ref.name} (${ref.value}): ${why}`, details };
-}
+import { conservation } from './conservation.js';
+import { compareErrors, compareLatency, tail } from './rules-compare.js';
+import { empty, latencyOf, minSamplesShort, ms, noData, pct, pv, routeCounts, versionCounts, type Body, type Lookup, type Partial } from './rules-common.js';
+import { binomialUpperTail, wilsonInterval } from './stats.js';
+import { estimateQuantile } from './quantiles.js';
+import type { EvidenceBundle, Outcome, RuleResult, VersionCounts } from './types.js';
 
 // ---------------------------------------------------------------- split
 
@@ -149,44 +58,52 @@ function split(b: EvidenceBundle, r: Body<'split'>): Partial {
 
 // ---------------------------------------------------------------- thresholds
 
+function errorRateOf(c: VersionCounts, max: number, label: string): { outcome: Outcome; observed: string; reason: string; p?: number } {
+  const rate = c.requests ? c.errors / c.requests : NaN;
+  const observed = `${pct(rate)} (${c.errors} of ${c.requests})`;
+  if (rate <= max) return { outcome: 'pass', observed, reason: 'error rate within the limit' };
+  // Above the limit: fail only when the excess is more than noise (one-sided binomial test at 5%).
+  const p = binomialUpperTail(c.errors, c.requests, max);
+  if (p < 0.05) return { outcome: 'fail', observed, reason: `error rate${label} above ${pct(max)} (p = ${pv(p)} that a ${pct(max)} rate gives ${c.errors} errors)`, p };
+  return { outcome: 'inconclusive', observed, reason: `above ${pct(max)}${label} but within noise at ${c.requests} requests (p = ${pv(p)}): more samples needed`, p };
+}
+
 function errorRate(b: EvidenceBundle, r: Body<'errorRate'>): Partial {
   const version = r.version === 'stable' ? b.service.stable : b.service.candidate;
   const max = parsePercent(r.max);
-  const expected = `≤ ${r.max} 5xx at ${version}`;
-  const vc = versionCounts(b);
+  const at = r.route !== undefined ? ` at ${r.route}` : '';
+  const expected = `≤ ${r.max} 5xx at ${version}${at}${r.perRoute ? ' (and on every route)' : ''}`;
+  const vc = versionCounts(b, r.route);
   if (!vc.ok) return { outcome: vc.outcome, observed: 'n/a', expected, source: vc.source, reason: vc.reason };
   const c = vc.value[version] ?? empty;
-  const rate = c.requests ? c.errors / c.requests : NaN;
-  const observed = `${pct(rate)} (${c.errors} of ${c.requests})`;
-  const short = minSamplesShort(b, { [version]: c.requests });
-  if (short) return { outcome: 'inconclusive', observed, expected, source: vc.source, reason: short };
-  if (rate <= max) return { outcome: 'pass', observed, expected, source: vc.source, reason: `error rate within the limit` };
-  // Above the limit: fail only when the excess is more than noise (one-sided binomial test at 5%).
-  const p = binomialUpperTail(c.errors, c.requests, max);
-  if (p < 0.05) return { outcome: 'fail', observed, expected, source: vc.source, reason: `error rate above ${r.max} (p = ${pv(p)} that a ${r.max} rate gives ${c.errors} errors)`, details: { p } };
-  return { outcome: 'inconclusive', observed, expected, source: vc.source, reason: `above ${r.max} but within noise at ${c.requests} requests (p = ${pv(p)}): more samples needed`, details: { p } };
-}
-
-/** Latency distribution of a version: Istio's histogram if present, else trace span durations. */
-function latencyOf(b: EvidenceBundle, version: string): Lookup<{ histogram?: Histogram; samples?: number[]; n: number }> {
-  const h = b.evidence.metrics?.latency[version];
-  if (h && histogramTotal(h) > 0) return { ok: true, value: { histogram: h, n: histogramTotal(h) }, source: `${b.evidence.metrics!.source} istio_request_duration_milliseconds` };
-  const s = b.evidence.traces?.durations[version];
-  if (s && s.length) return { ok: true, value: { samples: s, n: s.length }, source: 'jaeger span durations' };
-  return noData(b, `istio_request_duration_milliseconds_bucket{reporter="destination",destination_service_name="${b.service.name}",destination_version="${version}"}`);
+  const overall = errorRateOf(c, max, at);
+  const short = minSamplesShort(b, { [version]: c.requests }, r.route === undefined);
+  if (short) return { outcome: 'inconclusive', observed: overall.observed, expected, source: vc.source, reason: short };
+  if (overall.outcome === 'fail' || !r.perRoute || r.route !== undefined) return { outcome: overall.outcome, observed: overall.observed, expected, source: vc.source, reason: overall.reason, details: overall.p === undefined ? undefined : { p: overall.p } };
+  const rc = routeCounts(b);
+  if (!rc) return { outcome: overall.outcome, observed: overall.observed, expected, source: vc.source, reason: `${overall.reason} (no per-route evidence)` };
+  const perRoute = Object.entries(rc.routes)
+    .filter(([, byVersion]) => (byVersion[version]?.requests ?? 0) >= b.minSamples)
+    .map(([route, byVersion]) => ({ route, ...errorRateOf(byVersion[version], max, ` at ${route}`) }));
+  const failed = perRoute.find((x) => x.outcome === 'fail');
+  if (failed) return { outcome: 'fail', observed: `${failed.route}: ${failed.observed}; overall ${overall.observed}`, expected, source: rc.source, reason: `${failed.reason}, although the overall rate is ${overall.observed}` };
+  const unsure = perRoute.find((x) => x.outcome === 'inconclusive');
+  const outcome = overall.outcome === 'inconclusive' || unsure ? 'inconclusive' : 'pass';
+  return { outcome, observed: `${overall.observed}; ${perRoute.length} routes`, expected, source: `${vc.source} + ${rc.source}`, reason: unsure && overall.outcome === 'pass' ? unsure.reason : overall.reason };
 }
 
 function latency(b: EvidenceBundle, r: Body<'latency'>): Partial {
   const version = r.version === 'stable' ? b.service.stable : b.service.candidate;
   const max = parseDurationMs(r.max);
-  const expected = `p${r.percentile} ≤ ${r.max} at ${version}`;
-  const l = latencyOf(b, version);
+  const expected = `p${r.percentile} ≤ ${r.max} at ${version}${r.route !== undefined ? ` on ${r.route}` : ''}`;
+  const l = latencyOf(b, version, r.route);
   if (!l.ok) return { outcome: l.outcome, observed: 'n/a', expected, source: l.source, reason: l.reason };
   const q = r.percentile / 100;
-  const value = l.value.histogram ? histogramQuantile(l.value.histogram, q) : quantile(l.value.samples!, q);
-  const observed = `p${r.percentile} = ${ms(value)} over ${l.value.n} requests`;
-  const short = minSamplesShort(b, { [version]: l.value.n });
+  const value = estimateQuantile({ ...l.value.dist }, q).value;
+  const observed = `p${r.percentile} = ${ms(value)} over ${l.value.dist.n} requests`;
+  const short = minSamplesShort(b, { [version]: l.value.dist.n }, r.route === undefined);
   if (short) return { outcome: 'inconclusive', observed, expected, source: l.source, reason: short };
+  if (Number.isNaN(value)) return { outcome: 'inconclusive', observed, expected, source: l.source, reason: `too few samples for p${r.percentile}, or it lies in the histogram's +Inf bucket` };
   return value <= max
     ? { outcome: 'pass', observed, expected, source: l.source, reason: 'latency within the limit' }
     : { outcome: 'fail', observed, expected, source: l.source, reason: `p${r.percentile} is ${ms(value - max)} above ${r.max}` };
@@ -270,75 +187,6 @@ function share(b: EvidenceBundle, r: Body<'share'>): Partial {
   return { outcome: ok ? 'pass' : 'fail', observed, expected, source: sel.source, reason: ok ? 'share within tolerance' : `share is ${pct(Math.abs(matched / scope - want))} away from ${r.expect}` };
 }
 
-// ---------------------------------------------------------------- comparisons
-
-function compareLatency(b: EvidenceBundle, r: Body<'compareLatency'>): Partial {
-  const alpha = r.alpha ?? 0.01;
-  const maxEffect = r.maxEffect ?? 0.1;
-  const { stable, candidate } = b.service;
-  const expected = `${candidate} not slower than ${stable} (Mann-Whitney, α ${alpha}, Cliff's δ ≤ ${maxEffect})`;
-  const t = b.evidence.traces?.durations;
-  let res;
-  let source: string;
-  if (t && (t[stable]?.length ?? 0) >= b.minSamples && (t[candidate]?.length ?? 0) >= b.minSamples) {
-    res = mannWhitney(t[stable], t[candidate]);
-    source = 'jaeger span durations';
-  } else {
-    const ls = latencyOf(b, stable);
-    const lc = latencyOf(b, candidate);
-    const bad = [ls, lc].find((l) => !l.ok);
-    if (bad && !bad.ok) return { outcome: bad.outcome, observed: 'n/a', expected, source: bad.source, reason: bad.reason };
-    if (!ls.ok || !lc.ok) throw new Error('unreachable');
-    const short = minSamplesShort(b, { [stable]: ls.value.n, [candidate]: lc.value.n });
-    if (short) return { outcome: 'inconclusive', observed: `${stable} ${ls.value.n}, ${candidate} ${lc.value.n} samples`, expected, source: ls.source, reason: short };
-    source = ls.source;
-    res =
-      ls.value.histogram && lc.value.histogram
-        ? mannWhitneyHistograms(ls.value.histogram, lc.value.histogram)
-        : mannWhitney(ls.value.samples ?? [], lc.value.samples ?? []);
-  }
-  const observed = `Cliff's δ = ${res.cliffsDelta.toFixed(3)}, p = ${pv(res.pGreater)} (n ${res.nBaseline} vs ${res.nCandidate})`;
-  const short = minSamplesShort(b, { [stable]: res.nBaseline, [candidate]: res.nCandidate });
-  if (short) return { outcome: 'inconclusive', observed, expected, source, reason: short };
-  const slower = res.pGreater < alpha && res.cliffsDelta > maxEffect;
-  return {
-    outcome: slower ? 'fail' : 'pass',
-    observed,
-    expected,
-    source,
-    reason: slower
-      ? `${candidate} is slower than ${stable}: P(candidate > baseline) = ${pct(res.cles, 1)}`
-      : res.pGreater < alpha
-        ? `difference is significant but small (δ ${res.cliffsDelta.toFixed(3)} ≤ ${maxEffect})`
-        : 'no significant slowdown',
-    details: { ...res },
-  };
-}
-
-function compareErrors(b: EvidenceBundle, r: Body<'compareErrors'>): Partial {
-  const alpha = r.alpha ?? 0.01;
-  const margin = r.maxIncrease ? parsePercent(r.maxIncrease) : 0;
-  const { stable, candidate } = b.service;
-  const expected = `${candidate} error rate ≤ ${stable}'s${margin ? ` + ${r.maxIncrease}` : ''} (one-sided, α ${alpha})`;
-  const vc = versionCounts(b);
-  if (!vc.ok) return { outcome: vc.outcome, observed: 'n/a', expected, source: vc.source, reason: vc.reason };
-  const s = vc.value[stable] ?? empty;
-  const c = vc.value[candidate] ?? empty;
-  const t = compareProportions(s.errors, s.requests, c.errors, c.requests, margin);
-  const observed = `${candidate} ${pct(t.candidateRate)} (${c.errors}/${c.requests}) vs ${stable} ${pct(t.baselineRate)} (${s.errors}/${s.requests}), p = ${pv(t.p)}`;
-  const short = minSamplesShort(b, { [stable]: s.requests, [candidate]: c.requests });
-  if (short) return { outcome: 'inconclusive', observed, expected, source: vc.source, reason: short };
-  const worse = t.p < alpha;
-  return {
-    outcome: worse ? 'fail' : 'pass',
-    observed,
-    expected,
-    source: vc.source,
-    reason: worse ? `${candidate} has more errors than ${stable} (${t.method})` : `no significant increase (${t.method})`,
-    details: { ...t },
-  };
-}
-
 function l4(b: EvidenceBundle, r: Body<'l4'>): Partial & { skipped?: boolean } {
   const required = r.required ?? b.requireL4 ?? false;
   const evidence = b.evidence.l4;
@@ -357,7 +205,7 @@ export function describeRule(rule: GateRule): string {
 }
 
 type Evaluator = (b: EvidenceBundle, body: never) => Partial & { skipped?: boolean };
-const EVALUATORS: Record<string, Evaluator> = { conservation, split, errorRate, latency, count, share, compareLatency, compareErrors, l4 };
+const EVALUATORS: Record<string, Evaluator> = { conservation, split, errorRate, latency, count, share, compareLatency, compareErrors, tail, l4 };
 
 export function evaluateRule(b: EvidenceBundle, rule: GateRule): RuleResult & { skipped?: boolean } {
   const [kind, body] = Object.entries(rule)[0];

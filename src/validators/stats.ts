@@ -134,43 +134,78 @@ export function binomialUpperTail(k: number, n: number, p: number): number {
 }
 
 export interface ProportionTest {
-  method: 'fisher-exact' | 'two-proportion-z';
+  method: 'mid-p-exact' | 'farrington-manning';
   baselineRate: number;
   candidateRate: number;
   /** One-sided p for "candidate rate exceeds baseline rate + margin". */
   p: number;
 }
 
+/** ln Γ(x), for hypergeometric and binomial terms. */
+const lnGamma = (x: number): number => jStat.gammaln(x);
+const lnChoose = (n: number, k: number) => lnGamma(n + 1) - lnGamma(k + 1) - lnGamma(n - k + 1);
+
 /**
- * One-sided test that the candidate's error rate exceeds the baseline's by more than `margin`.
- * Fisher's exact test when counts are small and margin is 0; otherwise a two-proportion z-test
- * (unpooled variance, so a non-zero margin is tested directly).
+ * Upper tail of the hypergeometric distribution (N items, K marked, n drawn): P(X > k) and P(X = k), summed
+ * outward from k with the ratio of consecutive terms (no factorials of large numbers).
+ */
+export function hypergeometricTail(k: number, N: number, K: number, n: number): { greater: number; equal: number } {
+  const lo = Math.max(0, n - (N - K));
+  const hi = Math.min(n, K);
+  if (k > hi) return { greater: 0, equal: 0 };
+  if (k < lo) return { greater: 1, equal: 0 };
+  const equal = Math.exp(lnChoose(K, k) + lnChoose(N - K, n - k) - lnChoose(N, n));
+  let term = equal;
+  let greater = 0;
+  for (let x = k; x < hi; x++) {
+    term *= ((K - x) * (n - x)) / ((x + 1) * (N - K - n + x + 1));
+    greater += term;
+    if (term < greater * 1e-15) break;
+  }
+  return { greater: Math.min(1, greater), equal };
+}
+
+/**
+ * One-sided test that the candidate's error rate exceeds the baseline's by more than `margin`, calibrated at
+ * any weight split and base rate:
+ * - margin 0: the mid-p version of Fisher's exact test (conditional on the total errors: P(X > k) + ½P(X = k)
+ *   under the hypergeometric law). Exact tests hold α at 10/90 splits and 0.05% rates where the pooled z-test
+ *   does not; mid-p removes most of Fisher's conservatism (Lancaster 1961; Agresti, Categorical Data Analysis §3.5).
+ * - margin > 0: the Farrington-Manning score test, whose variance is taken at the maximum-likelihood rates
+ *   restricted to "candidate = baseline + margin" (Farrington & Manning 1990), the standard non-inferiority test.
  */
 export function compareProportions(kBase: number, nBase: number, kCand: number, nCand: number, margin = 0): ProportionTest {
   const baselineRate = nBase ? kBase / nBase : 0;
   const candidateRate = nCand ? kCand / nCand : 0;
-  const expectedMin = Math.min(((kBase + kCand) / (nBase + nCand || 1)) * Math.min(nBase, nCand), nBase, nCand);
-  if (margin === 0 && expectedMin < 5) {
-    // Fisher: P(candidate errors ≥ observed | total errors fixed), hypergeometric upper tail.
-    const N = nBase + nCand;
-    const K = kBase + kCand;
-    const p = kCand === 0 ? 1 : 1 - jStat.hypgeom.cdf(kCand - 1, N, K, nCand);
-    return { method: 'fisher-exact', baselineRate, candidateRate, p: Math.max(0, Math.min(1, p)) };
-  }
-  // Without a margin the null is "equal rates": pooled variance, the textbook (and better calibrated) form.
-  // With a margin the rates differ under the null, so each keeps its own variance (add-half smoothing
-  // keeps it positive when a side has no errors).
-  let se: number;
+  if (!nBase || !nCand) return { method: margin ? 'farrington-manning' : 'mid-p-exact', baselineRate, candidateRate, p: 1 };
   if (margin === 0) {
-    const pooled = (kBase + kCand) / (nBase + nCand);
-    se = Math.sqrt(pooled * (1 - pooled) * (1 / nBase + 1 / nCand));
-  } else {
-    const pb = (kBase + 0.5) / (nBase + 1);
-    const pc = (kCand + 0.5) / (nCand + 1);
-    se = Math.sqrt((pb * (1 - pb)) / nBase + (pc * (1 - pc)) / nCand);
+    const t = hypergeometricTail(kCand, nBase + nCand, kBase + kCand, nCand);
+    return { method: 'mid-p-exact', baselineRate, candidateRate, p: Math.max(0, Math.min(1, t.greater + 0.5 * t.equal)) };
   }
-  const z = se > 0 ? (candidateRate - baselineRate - margin) / se : 0;
-  return { method: 'two-proportion-z', baselineRate, candidateRate, p: normalUpperTail(z) };
+  const z = farringtonManningZ(kCand, nCand, kBase, nBase, margin);
+  return { method: 'farrington-manning', baselineRate, candidateRate, p: normalUpperTail(z) };
+}
+
+/**
+ * Score statistic for H0: p1 − p2 = δ (group 1 = candidate). The restricted MLE is the closed-form root of
+ * Farrington & Manning's cubic (1990, eq. 2.7; as in Miettinen & Nurminen without their n/(n−1) factor).
+ */
+export function farringtonManningZ(k1: number, n1: number, k2: number, n2: number, delta: number): number {
+  const p1 = k1 / n1;
+  const p2 = k2 / n2;
+  const theta = n2 / n1;
+  const a = 1 + theta;
+  const b = -(1 + theta + p1 + theta * p2 + delta * (theta + 2));
+  const c = delta * delta + delta * (2 * p1 + theta + 1) + p1 + theta * p2;
+  const d = -p1 * delta * (1 + delta);
+  const v = b ** 3 / (27 * a ** 3) - (b * c) / (6 * a * a) + d / (2 * a);
+  const uu = (b * b) / (9 * a * a) - c / (3 * a);
+  const u = (v < 0 ? -1 : 1) * Math.sqrt(Math.max(0, uu));
+  const w = u === 0 ? Math.PI / 3 : (Math.PI + Math.acos(Math.max(-1, Math.min(1, v / u ** 3)))) / 3;
+  const r1 = Math.min(1, Math.max(0, 2 * u * Math.cos(w) - b / (3 * a)));
+  const r2 = Math.min(1, Math.max(0, r1 - delta));
+  const se = Math.sqrt((r1 * (1 - r1)) / n1 + (r2 * (1 - r2)) / n2);
+  return se > 0 ? (p1 - p2 - delta) / se : p1 - p2 - delta > 0 ? Infinity : -Infinity;
 }
 
 /** Quantile (0..1) of samples, linear interpolation between order statistics. */

@@ -22,7 +22,7 @@ export interface TraceFolder {
  * `service`/versions: the gated service and its versions; a span belongs to a version when its node_id
  * names the workload `<service>-<version>` (Istio's sidecar id) or it carries a `version` tag.
  */
-export function createTraceFolder(opts: { service: string; versions: string[]; window: { start: number; end: number }; hops?: string[] }): TraceFolder {
+export function createTraceFolder(opts: { service: string; versions: string[]; window: { start: number; end: number }; hops?: string[]; loadRunId?: string }): TraceFolder {
   const ev: TraceEvidence = { traces: 0, spans: 0, rootSpans: 0, requests: [], versions: {}, durations: {}, hops: {} };
   const requests = new Map<string, { url: string; status: string; userAgent: string; count: number }>();
   const vis = {
@@ -40,6 +40,9 @@ export function createTraceFolder(opts: { service: string; versions: string[]; w
   const startUs = opts.window.start * 1000;
   const endUs = opts.window.end * 1000;
   const hopNames = new Set([...(opts.hops ?? []), opts.service]);
+  let sawLoadTag = false;
+  let taggedRoots = 0;
+  const routes: Record<string, Record<string, VersionCounts>> = {};
 
   const versionOf = (span: JaegerSpan, node: string | undefined) => {
     const tagged = tagValue(span, 'version');
@@ -90,10 +93,21 @@ export function createTraceFolder(opts: { service: string; versions: string[]; w
             bump(c.codes, code);
             if (Number(code) >= 500 || code === '0') c.errors++;
             (ev.durations[v] ??= []).push(durMs);
+            if (url !== undefined) {
+              const r: VersionCounts = ((routes[pathOf(url)] ??= {})[v] ??= { requests: 0, errors: 0, codes: {} });
+              r.requests++;
+              bump(r.codes, code);
+              if (Number(code) >= 500 || code === '0') r.errors++;
+            }
           }
         }
         if (span === root) {
           ev.rootSpans++;
+          const tag = tagValue(span, 'clover_cd_load');
+          if (tag !== undefined) sawLoadTag = true;
+          if (opts.loadRunId && tag === opts.loadRunId) taggedRoots++;
+          const samplerType = tagValue(span, 'sampler.type');
+          if (samplerType !== undefined && !ev.sampling) ev.sampling = { type: samplerType, param: Number(tagValue(span, 'sampler.param') ?? NaN) };
           const key = `${url ?? ''}\u0000${status ?? ''}\u0000${ua ?? ''}`;
           const g = requests.get(key);
           if (g) g.count++;
@@ -102,7 +116,11 @@ export function createTraceFolder(opts: { service: string; versions: string[]; w
       }
     },
     evidence() {
-      return { ...ev, requests: [...requests.values()].sort((a, b) => b.count - a.count) };
+      const out: TraceEvidence = { ...ev, requests: [...requests.values()].sort((a, b) => b.count - a.count) };
+      if (Object.keys(routes).length) out.routes = routes;
+      // Only when spans carry the tag at all (Istio tracing custom_tags): otherwise 0 would read as "all lost".
+      if (opts.loadRunId && sawLoadTag) out.taggedRootSpans = taggedRoots;
+      return out;
     },
     visibility(tracingServices, metricCount) {
       const responseTimes: VisibilityData['responseTimes'] = {};
@@ -125,6 +143,15 @@ export function createTraceFolder(opts: { service: string; versions: string[]; w
       };
     },
   };
+}
+
+function pathOf(url: string): string {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    const q = url.indexOf('?');
+    return q < 0 ? url : url.slice(0, q);
+  }
 }
 
 function escape(s: string): string {

@@ -62,6 +62,20 @@ export interface MetricEvidence {
   latency: Record<string, Histogram>;
   /** Series the rules needed and did not find (named with their labels). */
   missing: string[];
+  /**
+   * Requests of this run's load only: hop → version → counts of the series labelled
+   * `clover_cd_load="<run id>"` (Istio Telemetry tagOverrides from the `x-clover-cd-load` header).
+   * Absent when the label does not exist (bundles written before it, or a cluster without the Telemetry resource).
+   */
+  tagged?: Record<string, Record<string, VersionCounts>>;
+  /** Gated service, route (the `request_path` label) → version → counts. */
+  routes?: Record<string, Record<string, VersionCounts>>;
+  /** Gated service, route → version → latency histogram. */
+  routeLatency?: Record<string, Record<string, Histogram>>;
+  /** Mean request duration per hop (ms) over the window, from the duration histogram's _sum / _count. */
+  hopLatencyMs?: Record<string, number>;
+  /** Prometheus' scrape interval: hops scraped at different phases count slightly shifted windows. */
+  scrapeIntervalMs?: number;
 }
 
 /** A row of the request table built from traces: root requests grouped by what the rules select on. */
@@ -85,11 +99,22 @@ export interface TraceEvidence {
   durations: Record<string, number[]>;
   /** Spans per service (hop), for conservation. */
   hops: Record<string, number>;
+  /** The sampler the root spans report (Jaeger's sampler.type / sampler.param tags), when they carry one. */
+  sampling?: { type: string; param: number };
+  /** Root spans that carry this run's load tag (`clover_cd_load` span tag), when spans carry it. */
+  taggedRootSpans?: number;
+  /** Spans at the gated service by route (URL path) and version. */
+  routes?: Record<string, Record<string, VersionCounts>>;
 }
 
 /** What the load generator reported (contract [B] LoadSummary, reduced to what rules read). */
 export interface LoadEvidence {
   engine: string;
+  /** The value of the `x-clover-cd-load` header the load sent (absent in bundles written before it). */
+  runId?: string;
+  /** When the load started and ended (epoch ms): tagged counts are exact only for a run inside the window. */
+  startedAt?: number;
+  endedAt?: number;
   sent: number;
   errors: number;
   expected?: number;
@@ -108,6 +133,13 @@ export interface EvidenceBundle {
   /** Configured candidate weight (%), for the split rule. */
   candidateWeight?: number;
   minSamples: number;
+  /**
+   * Candidate requests the step was sized for (validators/sample-size.ts); below it every statistical rule
+   * is inconclusive. Absent in older bundles.
+   */
+  plannedSamples?: number;
+  /** Share of requests traced (0..1) from the spec's gate.traceSampling; spans' own tags are used otherwise. */
+  traceSampling?: number;
   rules: GateRule[];
   requireL4?: boolean;
   sources: SourceRecord[];
@@ -130,6 +162,7 @@ export interface LoadLabelStatsLike {
 }
 export interface LoadRunResultLike {
   engine: string;
+  runId?: string;
   startedAt: number;
   endedAt: number;
   expected?: number;
@@ -141,6 +174,8 @@ export interface GateContext {
   endpoints: PlatformEndpoints;
   load?: LoadRunResultLike;
   candidateWeight?: number;
+  /** Candidate requests the step was sized for (plannedSamples from validators/sample-size.ts). */
+  plannedSamples?: number;
   evidenceDir?: string;
   requireL4?: boolean;
   /** A running `clover-cd clovisor run` (default: the address recorded in its state, if any). */

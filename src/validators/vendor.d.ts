@@ -10,6 +10,7 @@ declare module 'jstat' {
     binomial: { cdf(k: number, n: number, p: number): number; pdf(k: number, n: number, p: number): number };
     hypgeom: { cdf(k: number, N: number, m: number, n: number): number; pdf(k: number, N: number, m: number, n: number): number };
     normal: Dist;
+    gammaln(x: number): number;
   };
   const pkg: { jStat: typeof jStat };
   export default pkg;

@@ -6,6 +6,8 @@ export interface HttpTarget {
   port: number;
   byUserAgent: Record<string, number>;
   byPath: Record<string, number>;
+  /** Requests by the value of the load engines' x-clover-cd-load header ('' without it). */
+  byLoadTag: Record<string, number>;
   total(): number;
   stop(): Promise<void>;
 }
@@ -13,10 +15,13 @@ export interface HttpTarget {
 export async function startHttpTarget(respond: (req: IncomingMessage) => { status?: number; body?: string } = () => ({})): Promise<HttpTarget> {
   const byUserAgent: Record<string, number> = {};
   const byPath: Record<string, number> = {};
+  const byLoadTag: Record<string, number> = {};
   const server: Server = createServer((req, res) => {
     const ua = String(req.headers['user-agent'] ?? '');
     byUserAgent[ua] = (byUserAgent[ua] ?? 0) + 1;
     byPath[req.url ?? ''] = (byPath[req.url ?? ''] ?? 0) + 1;
+    const tag = String(req.headers['x-clover-cd-load'] ?? '');
+    byLoadTag[tag] = (byLoadTag[tag] ?? 0) + 1;
     req.resume();
     req.on('end', () => {
       const r = respond(req);
@@ -32,6 +37,7 @@ export async function startHttpTarget(respond: (req: IncomingMessage) => { statu
     port,
     byUserAgent,
     byPath,
+    byLoadTag,
     total: () => Object.values(byPath).reduce((a, b) => a + b, 0),
     stop: () =>
       new Promise<void>((resolve) => {

@@ -176,6 +176,7 @@ Examples:
         }
         const { result, analysis } = run;
         note(`${result.engine} run: ${result.summary.total.count} samples in ${((result.endedAt - result.startedAt) / 1000).toFixed(1)}s, results in ${result.jtlPath}`);
+        if (result.countProblem) note(`results incomplete: ${result.countProblem}`);
         const report = buildReport(result.jtlPath, analysis, {
           criteria: plan.criteria,
           expected: result.expected !== undefined ? { total: result.expected, byLabel: result.expectedByLabel ?? {} } : undefined,

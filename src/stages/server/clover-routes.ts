@@ -40,6 +40,41 @@ export interface CloverSdcBackend {
 /** Paths of Clover's controller routes (server.ts sends these to `cloverRoutes`). */
 export const CLOVER_PATHS = /^\/(visibility|jmeter|collector|nginx|snort)(\/|$)/;
 
+const RETRIEVED = 'Retrieved all results\n';
+
+/** Samples a Clover plan sends (threads × loops × URLs × engines); undefined when it loops until its duration. */
+function plannedCount(plan: unknown, engines: number): { count?: number; durationS?: number } {
+  const p = plan as { load_spec?: { num_threads?: number; loops?: number; duration?: number }; url_list?: unknown[] } | undefined;
+  const ls = p?.load_spec;
+  const loops = ls?.loops === undefined ? 1 : ls.loops;
+  if (!ls?.num_threads || !Array.isArray(p?.url_list) || loops <= 0) return { durationS: ls?.duration || undefined };
+  return { count: ls.num_threads * loops * p.url_list.length * engines, durationS: ls.duration || undefined };
+}
+
+/**
+ * "Retrieved all results" only for a complete run: every JTL row ends in a newline, the rows match JMeter's
+ * own final count (the log's last "summary =" line) and the plan's count (threads × loops × URLs × engines).
+ * Anything else is answered as incomplete with the numbers, never as all results.
+ */
+async function checkedResults(backend: CloverBackend, text: string, plan: { count?: number; durationS?: number }): Promise<string> {
+  if (!text.startsWith(RETRIEVED)) return text;
+  const jtl = text.slice(RETRIEVED.length);
+  const lines = jtl.split('\n');
+  const partialRow = jtl.length > 0 && !jtl.endsWith('\n');
+  const rows = lines.filter((l, i) => l && !l.startsWith('timeStamp,') && !(partialRow && i === lines.length - 1)).length;
+  const log = backend.jmeterResults ? await backend.jmeterResults('log') : '';
+  const summaries = [...log.matchAll(/summary =\s+(\d+) in /g)];
+  const reported = summaries.length ? Number(summaries[summaries.length - 1][1]) : undefined;
+  const problems: string[] = [];
+  if (partialRow) problems.push('the last row is cut off (the results file is still being written)');
+  if (reported !== undefined && reported !== rows) problems.push(`JMeter counted ${reported} samples, the results file has ${rows}`);
+  if (plan.count !== undefined && plan.count !== rows) {
+    problems.push(`the plan sends ${plan.count} samples, the results file has ${rows}${plan.durationS && rows < plan.count ? ` (the plan's ${plan.durationS}s duration may have ended the run first)` : ''}`);
+  }
+  if (!problems.length) return text;
+  return `Results incomplete: ${problems.join('; ')}\n${jtl}`;
+}
+
 export interface CloverRoutes {
   handle(method: string, path: string, body: unknown): Promise<{ status: number; body: unknown } | undefined>;
 }
@@ -71,6 +106,9 @@ export function cloverRoutes(backend: CloverBackend): CloverRoutes {
 
 function dispatch(backend: CloverBackend): CloverRoutes['handle'] {
   const missing = (what: string) => ({ status: 501, body: `${what} is not available on this server` });
+  // The plan as posted and the engines of the last start: what a complete run's results must hold.
+  let lastPlan: unknown;
+  let planned: { count?: number; durationS?: number } = {};
   return async (method, path, body) => {
     {
       if (path === '/visibility/clear') {
@@ -92,7 +130,9 @@ function dispatch(backend: CloverBackend): CloverRoutes['handle'] {
         if (method !== 'POST' && method !== 'GET') return { status: 405, body: 'use POST' };
         if (!backend.jmeterGen) return missing('jmeter');
         if (body === undefined) return { status: 400, body: 'Invalid value in test plan json/yaml' };
-        return { status: 200, body: await backend.jmeterGen(body) };
+        const answer = await backend.jmeterGen(body);
+        lastPlan = body;
+        return { status: 200, body: answer };
       }
       if (path === '/jmeter/start') {
         if (!backend.jmeterStart) return missing('jmeter');
@@ -106,12 +146,16 @@ function dispatch(backend: CloverBackend): CloverRoutes['handle'] {
               .map((s) => s.trim())
               .filter(Boolean)
           : [];
-        return { status: 200, body: await backend.jmeterStart({ numSlaves, slaveList }) };
+        const answer = await backend.jmeterStart({ numSlaves, slaveList });
+        planned = plannedCount(lastPlan, Math.max(1, slaveList.length));
+        return { status: 200, body: answer };
       }
       const results = /^\/jmeter\/results\/([^/]+)$/.exec(path);
       if (results) {
         if (!backend.jmeterResults) return missing('jmeter');
-        return { status: 200, body: await backend.jmeterResults(results[1] === 'log' ? 'log' : 'results') };
+        const kind = results[1] === 'log' ? 'log' : 'results';
+        const text = await backend.jmeterResults(kind);
+        return { status: 200, body: kind === 'results' ? await checkedResults(backend, text, planned) : text };
       }
       return undefined;
     }
