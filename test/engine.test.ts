@@ -92,3 +92,32 @@ describe('other writers and rollbacks by hand', () => {
     expect(again.message).toMatch(/already rolledBack: rolled back by hand \(run with --restart/);
   }, 90_000);
 });
+
+describe('windows sized by evidence', () => {
+  it('a window grows until the candidate has the requests the rules need, then the step is judged', async () => {
+    const file = lab.writeSpec('sized', { canary: { steps: [10], window: '1s' } }, { threads: 1, gate: { maxWindow: '90s' } });
+    const events: ReleaseProgress[] = [];
+    const r = await run(file, { onEvent: (e) => events.push(e) });
+    const start = events.find((e): e is Extract<ReleaseProgress, { type: 'start' }> => e.type === 'start')!;
+    // errorRate 1%: 299 candidate requests show a clean candidate is below 1% (printed before traffic moves).
+    expect(start.samples).toEqual([expect.objectContaining({ step: 0, weight: 10, candidate: 299, total: 2990, windowMs: 1000, maxWindowMs: 90_000 })]);
+    const closed = events.find((e): e is Extract<ReleaseProgress, { type: 'window' }> => e.type === 'window' && e.closed)!;
+    expect(closed.observed).toBeGreaterThanOrEqual(299);
+    expect(r.exitCode).toBe(0);
+  }, 150_000);
+
+  it('onInconclusive: hold keeps the weight and stops with exit 3; the next run analyses the step again', async () => {
+    const file = lab.writeSpec('held', { canary: { steps: [25], window: '1s' } }, { gate: { minSamples: 1_000_000, maxWindow: '2s', onInconclusive: 'hold' } });
+    const first = await run(file);
+    expect(first.exitCode).toBe(3);
+    expect(first.message).toMatch(/holding at 25% \(gate.onInconclusive: hold\)/);
+    expect(readState(await lab.vs())).toMatchObject({ phase: 'progressing', step: 0, weight: 25, held: true });
+    const events: ReleaseProgress[] = [];
+    const second = await run(file, { onEvent: (e) => events.push(e) });
+    expect(second.exitCode).toBe(3);
+    expect(events.filter((e) => e.type === 'verdict')).toHaveLength(1);
+    expect(events.some((e) => e.type === 'shift' || e.type === 'rollback')).toBe(false);
+    expect((await lab.observed(file)).candidate).toBeGreaterThan(0);
+  }, 120_000);
+});
+

@@ -55,6 +55,8 @@ export interface ReleaseState {
   rollbackCheck?: 'observed' | 'unobserved' | 'unchecked';
   /** The run that owns the release: a pipeline execution id, or absent for the CLI. */
   runId?: string;
+  /** Inconclusive past every bound with onInconclusive: hold — the weight is kept and the run stopped. */
+  held?: boolean;
   /** Human-readable reason of the last decision. */
   reason?: string;
   startedAt: string;
@@ -67,6 +69,8 @@ export type ReleaseEvent =
   | { type: 'approve' }
   | { type: 'reject'; reason?: string }
   | { type: 'abort'; reason?: string }
+  /** A new run takes over a held release: analyse the step again. */
+  | { type: 'resume' }
   | { type: 'promoted' }
   /** Routes written back to 100% stable (the state says so in the same write); verification follows. */
   | { type: 'restored' }
@@ -87,6 +91,8 @@ export type ReleaseAction =
   | { kind: 'advance'; step: number }
   | { kind: 'promote' }
   | { kind: 'rollback' }
+  /** Held at a step (inconclusive past every bound): the run stops here with exit 3. */
+  | { kind: 'hold'; step: number }
   | { kind: 'done'; exitCode: number };
 
 export function initialState(plan: ReleasePlan, candidate: string, now: Date): ReleaseState {
@@ -133,6 +139,7 @@ export function nextAction(plan: ReleasePlan, s: ReleaseState): ReleaseAction {
       return { kind: 'shift', step: 0 };
     case 'progressing':
       if (!s.shifted) return { kind: 'shift', step: s.step };
+      if (s.held) return { kind: 'hold', step: s.step };
       return plan.steps[s.step].windowMs > 0 ? { kind: 'analyze', step: s.step } : afterPassAction(plan, s);
     case 'awaitingJudgment':
       return { kind: 'awaitJudgment', step: s.step };
@@ -168,13 +175,14 @@ export function transition(plan: ReleasePlan, s: ReleaseState, e: ReleaseEvent, 
   const at = now.toISOString();
   // By-hand changes apply in any phase: the operator's word wins, and the state says what was done.
   if (e.type === 'setByHand') {
-    return { ...s, phase: 'progressing', step: e.step, shifted: true, weight: e.weight, cause: undefined, rollbackCheck: undefined, updatedAt: at, reason: `set by hand to ${e.weight}%` };
+    return { ...s, held: false, phase: 'progressing', step: e.step, shifted: true, weight: e.weight, cause: undefined, rollbackCheck: undefined, updatedAt: at, reason: `set by hand to ${e.weight}%` };
   }
   if (e.type === 'promotedByHand') return { ...s, phase: 'promoted', weight: 100, updatedAt: at, reason: `${s.candidate} promoted to 100% by hand` };
   if (e.type === 'rollbackByHand') {
     if (s.phase === 'rolledBack' || s.phase === 'rollingBack') return s;
     return rollingBack(s, 'manual', e.reason ?? 'rolled back by hand', at);
   }
+  if (e.type === 'resume') return s.held ? { ...s, held: false, inconclusive: 0, updatedAt: at, reason: `step ${s.step + 1}: analysing again` } : s;
   if (e.type === 'abort') {
     if (isTerminal(s) || s.phase === 'rollingBack') return s;
     // Nothing shifted yet: there is nothing to roll back, but the run still ends rolled back.
@@ -201,6 +209,9 @@ export function transition(plan: ReleasePlan, s: ReleaseState, e: ReleaseEvent, 
         if (e.outcome === 'fail') return { ...rollingBack(s, 'fail', `step ${s.step + 1} failed: ${e.summary}`, at), lastVerdict };
         // inconclusive or error: hold the weight and analyse again, within the spec's limit.
         const inconclusive = s.inconclusive + 1;
+        if (inconclusive > plan.maxInconclusive && plan.onInconclusive === 'hold') {
+          return { ...s, lastVerdict, inconclusive, held: true, updatedAt: at, reason: `step ${s.step + 1} ${e.outcome} ${inconclusive} time(s): holding at ${s.weight}% (gate.onInconclusive: hold); run the release again to analyse more, or abort it` };
+        }
         if (inconclusive > plan.maxInconclusive) {
           return {
             ...rollingBack(s, 'inconclusive', `step ${s.step + 1} ${e.outcome} ${inconclusive} time(s), limit ${plan.maxInconclusive}: ${e.summary}`, at),

@@ -10,6 +10,9 @@ import { parseDurationMs, parsePercent } from '../util/units.js';
 
 export type StepKind = 'mirror' | 'weight' | 'preview' | 'switch' | 'match';
 
+/** Without gate.maxWindow, a window may grow to this many times its length while samples are missing. */
+export const DEFAULT_MAX_WINDOW_FACTOR = 6;
+
 export interface PlanStep {
   index: number;
   kind: StepKind;
@@ -21,6 +24,8 @@ export interface PlanStep {
   matchRoute: boolean;
   /** Analysis window: load runs and the gate judges over this span. 0 = no analysis (preview). */
   windowMs: number;
+  /** Longest the window may grow while the candidate has fewer requests than the rules need. */
+  maxWindowMs: number;
   /** A person approves (or `--auto-approve`) before the release goes past this step. */
   judgment: boolean;
   /** Where the step comes from in the spec, for messages. */
@@ -64,8 +69,10 @@ export interface ReleasePlan {
   strategy: StrategyKind;
   routing: ServiceRouting;
   steps: PlanStep[];
-  /** How many inconclusive verdicts a step may get (each is retried) before the release rolls back. */
+  /** How many inconclusive verdicts a step may get (each is retried) before `onInconclusive` applies. */
   maxInconclusive: number;
+  /** After that: roll back (`fail`, exit 3) or keep the weight and stop (`hold`, exit 3; the next run goes on). */
+  onInconclusive: 'fail' | 'hold';
   /** A/B match conditions (empty for other strategies). */
   match: Array<{ headers?: Record<string, HttpMatchValue>; cookie?: HttpMatchValue }>;
 }
@@ -107,7 +114,7 @@ export function strategyOf(spec: ReleaseSpec): StrategyKind {
 /** The plan for a validated spec. */
 export function buildPlan(spec: ReleaseSpec): ReleasePlan {
   const strategy = strategyOf(spec);
-  const steps: Omit<PlanStep, 'index'>[] = [];
+  const steps: Omit<PlanStep, 'index' | 'maxWindowMs'>[] = [];
   const m = spec.strategy.mirror;
   if (m) {
     steps.push({
@@ -146,12 +153,14 @@ export function buildPlan(spec: ReleaseSpec): ReleasePlan {
     maxInconclusive = a.maxInconclusive ?? 0;
     steps.push({ kind: 'match', weight: 0, matchRoute: true, windowMs: parseDurationMs(a.window), judgment: a.judgment ?? false, path: 'strategy.abTest' });
   }
+  const maxWindow = spec.gate?.maxWindow ? parseDurationMs(spec.gate.maxWindow) : undefined;
   return {
     release: spec.metadata.name,
     strategy,
     routing: routingOf(spec),
-    steps: steps.map((s, index) => ({ ...s, index })),
+    steps: steps.map((s, index) => ({ ...s, index, maxWindowMs: s.windowMs === 0 ? 0 : Math.max(s.windowMs, maxWindow ?? DEFAULT_MAX_WINDOW_FACTOR * s.windowMs) })),
     maxInconclusive,
+    onInconclusive: spec.gate?.onInconclusive ?? 'fail',
     match: spec.strategy.abTest?.match ?? [],
   };
 }

@@ -40,6 +40,8 @@ gate:
   metrics: { source: prometheus, url: "http://prometheus.istio-system:9090", scrapeInterval: 15s }
   traceSampling: 1%               # share of requests the tracer keeps (Istio's default); root spans are then an estimate
   # Load requests carry x-clover-cd-load; apply deploy/sdc/telemetry.yaml so Istio labels them (and routes).
+  maxWindow: 5m                   # a window grows (from the step's window) until the rules have the requests they need
+  onInconclusive: fail            # still inconclusive after that and maxInconclusive more windows: fail (roll back) or hold (keep the weight)
   rules:
     - conservation: { hops: [proxy-access-control, http-lb], tolerance: 0 }   # load's requests seen at each hop; all traffic within what was in flight
     - split: { confidence: 0.999 }                 # observed candidate share matches its weight

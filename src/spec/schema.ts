@@ -141,6 +141,8 @@ export const gateSchema = closed(
     ),
     tracing: closed({ url: { type: 'string', pattern: '^https?://' } }, ['url']),
     traceSampling: { oneOf: [percent, { type: 'number', exclusiveMinimum: 0, maximum: 1 }], description: 'share of requests traced, e.g. 1% or 0.01' },
+    maxWindow: duration,
+    onInconclusive: { enum: ['fail', 'hold'], description: 'after the longest window and maxInconclusive more: fail (roll back) or hold (keep the weight, stop)' },
     rules: {
       type: 'array',
       minItems: 1,

@@ -121,6 +121,16 @@ export interface GateSpec {
    * the root spans' sampler.type / sampler.param tags; below 100% trace counts are never used as exact.
    */
   traceSampling?: Percent | number;
+  /**
+   * Longest an analysis window may grow while the candidate has fewer requests than the rules need (the
+   * planned sample size); the step's window is the shortest. Default: 6 × the step's window.
+   */
+  maxWindow?: Duration;
+  /**
+   * Still inconclusive after the longest window and maxInconclusive more windows: `fail` rolls back (exit 3),
+   * `hold` keeps the weight and stops (exit 3; the next run analyses again). Default fail.
+   */
+  onInconclusive?: 'fail' | 'hold';
   rules: GateRule[];
 }
 

@@ -1,28 +1,20 @@
 /**
- * The gate stage and the observed-traffic checks of the traffic engineer's side: a window is opened
- * (a scrape snapshot when there is no Prometheus), and closed by the gate or by a split observation.
+ * The gate's edges for the engine: a window is opened through the metrics provider of the spec and platform
+ * (a scrape snapshot when metrics are scraped directly), closed by the gate or by a split observation.
  */
 import { exitCodeForOutcome } from '../contract/index.js';
-import { scrapeTargets, counterDeltas, type ScrapeSnapshot } from '../services/scrape.js';
+import { metricsProviderFor, requestsByVersion, type MetricsWindow } from '../metrics/index.js';
 import type { Platform, PlatformEndpoints } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
-import { checkSplit, observedSplit, runGate, type GateRun } from '../validators/index.js';
-import { metricEvidence } from '../validators/metrics.js';
+import { checkSplit, runGate, type GateRun } from '../validators/index.js';
 import type { LoadRunResult } from '../jmeter/types.js';
 
-const KEEP = (n: string) => n === 'istio_requests_total' || n === 'istio_request_duration_milliseconds';
-
 /** Start of an observation window: its time, and a scrape snapshot when metrics are scraped directly. */
-export interface WindowStart {
-  start: number;
-  baseline?: ScrapeSnapshot;
-}
+export type WindowStart = MetricsWindow;
 
 export async function openWindow(spec: ReleaseSpec, endpoints: PlatformEndpoints): Promise<WindowStart> {
-  const start = Date.now();
-  const targets = spec.gate?.metrics?.targets ?? endpoints.scrapeTargets ?? [];
-  const scraped = (spec.gate?.metrics?.source ?? (endpoints.prometheus ? 'prometheus' : 'scrape')) === 'scrape' && targets.length;
-  return { start, baseline: scraped ? await scrapeTargets(targets, { keep: KEEP }) : undefined };
+  const provider = metricsProviderFor(spec.gate, endpoints);
+  return provider ? provider.open() : { start: Date.now() };
 }
 
 export interface GateStageOptions {
@@ -31,6 +23,8 @@ export interface GateStageOptions {
   load?: LoadRunResult;
   candidateWeight?: number;
   evidenceDir?: string;
+  /** Candidate requests the step's window was sized for: below it statistical rules are inconclusive. */
+  plannedSamples?: number;
 }
 
 export async function runGateStage(platform: Platform, spec: ReleaseSpec, opts: GateStageOptions): Promise<GateRun & { exitCode: number }> {
@@ -41,6 +35,7 @@ export async function runGateStage(platform: Platform, spec: ReleaseSpec, opts: 
     candidateWeight: opts.candidateWeight,
     evidenceDir: opts.evidenceDir,
     scrapeBaseline: opts.window.baseline,
+    plannedSamples: opts.plannedSamples,
   });
   const exitCode = exitCodeForOutcome(run.verdict.outcome);
   return { ...run, exitCode };
@@ -48,17 +43,18 @@ export async function runGateStage(platform: Platform, spec: ReleaseSpec, opts: 
 
 /** Whether requests per version can be observed at all: a Prometheus API, or endpoints to scrape. */
 export function canObserveSplit(spec: ReleaseSpec, endpoints: PlatformEndpoints): boolean {
-  const source = spec.gate?.metrics?.source ?? (endpoints.prometheus ? 'prometheus' : 'scrape');
-  return source === 'prometheus' ? Boolean(spec.gate?.metrics?.url ?? endpoints.prometheus) : (spec.gate?.metrics?.targets ?? endpoints.scrapeTargets ?? []).length > 0;
+  return metricsProviderFor(spec.gate, endpoints) !== undefined;
 }
 
-/** Requests per version the service received in a window (Prometheus, or the scrape deltas). */
-export async function observeSplit(spec: ReleaseSpec, endpoints: PlatformEndpoints, w: WindowStart): Promise<{ stable: number; candidate: number }> {
-  const versions = { stable: spec.service.stable, candidate: spec.service.candidate };
-  if (!w.baseline) return observedSplit(endpoints, { start: w.start, end: Date.now() }, spec.service.name, versions);
-  const after = await scrapeTargets(w.baseline.targets, { keep: KEEP });
-  const hop = metricEvidence('scrape', counterDeltas(w.baseline, after), spec.service.name).hops[spec.service.name] ?? {};
-  return { stable: hop[versions.stable]?.requests ?? 0, candidate: hop[versions.candidate]?.requests ?? 0 };
+/**
+ * Requests per version the service received in a window until now. `settle: false` reads what the
+ * metrics backend has now (a window still growing); by default it waits for a scrape past now.
+ */
+export async function observeSplit(spec: ReleaseSpec, endpoints: PlatformEndpoints, w: WindowStart, opts: { settle?: boolean } = {}): Promise<{ stable: number; candidate: number }> {
+  const provider = metricsProviderFor(spec.gate, endpoints);
+  if (!provider) return { stable: 0, candidate: 0 };
+  const byVersion = await requestsByVersion(provider, w, Date.now(), spec.service.name, { settle: opts.settle });
+  return { stable: byVersion[spec.service.stable] ?? 0, candidate: byVersion[spec.service.candidate] ?? 0 };
 }
 
 export { checkSplit };

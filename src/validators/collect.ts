@@ -1,22 +1,19 @@
 /**
- * Evidence collection for one window: metrics (Prometheus or a direct scrape), traces (Jaeger, paged by
+ * Evidence collection for one window: metrics (the mesh telemetry through a metrics provider), traces (Jaeger, paged by
  * time), the load's own results, and Clover's visibility keys written to Redis. A source that is down is
  * recorded as down with its error (the verdict turns that into exit 4); it never stops the bundle.
  */
 import { collectL4Evidence } from '../clovisor/index.js';
 import { CloverError } from '../util/errors.js';
 import { createJaegerClient, forEachTrace } from '../services/jaeger.js';
-import { createPrometheusClient } from '../services/prometheus.js';
-import type { QueryLog } from '../services/query-log.js';
 import { openVisibilityStore } from '../services/redis.js';
-import { counterDeltas, scrapeTargets } from '../services/scrape.js';
-import { sleep } from '../util/retry.js';
-import { parseDurationMs, parsePercent } from '../util/units.js';
+import { parsePercent } from '../util/units.js';
 import type { ReleaseSpec } from '../spec/types.js';
-import { DURATION_BUCKET, DURATION_COUNT, DURATION_SUM, LOAD_LABEL, REQUESTS, ROUTE_LABEL, metricEvidence, type CounterIncrease } from './metrics.js';
+import { gateQueries, metricsProviderFor, metricsSourceOf } from '../metrics/index.js';
+import { metricEvidence } from './metrics.js';
 import { DEFAULT_MIN_SAMPLES } from './sample-size.js';
 import { createTraceFolder } from './traces.js';
-import type { EvidenceBundle, GateContext, LoadEvidence, LoadRunResultLike, MetricEvidence, SourceRecord } from './types.js';
+import type { EvidenceBundle, GateContext, LoadEvidence, LoadRunResultLike, SourceRecord } from './types.js';
 
 export { DEFAULT_MIN_SAMPLES } from './sample-size.js';
 
@@ -34,41 +31,9 @@ export function loadEvidence(load: LoadRunResultLike): LoadEvidence {
   return { engine: load.engine, runId: load.runId, startedAt: load.startedAt, endedAt: load.endedAt, sent: t.count, errors: t.errors, expected: load.expected, codes: { ...t.codes }, userAgents: { ...t.userAgents }, labels };
 }
 
-/** Counter increases between two instant queries: a series absent at start began in the window. */
-export function increases(start: Array<{ labels: Record<string, string>; value: number }>, end: Array<{ labels: Record<string, string>; value: number }>, name: string): CounterIncrease[] {
-  const key = (l: Record<string, string>) => JSON.stringify(Object.keys(l).sort().map((k) => [k, l[k]]));
-  const before = new Map(start.map((s) => [key(s.labels), s.value]));
-  return end.map((s) => {
-    const b = before.get(key(s.labels)) ?? 0;
-    return { name, labels: s.labels, value: s.value >= b ? s.value - b : s.value };
-  });
-}
+export { increases } from '../metrics/index.js';
 
-async function prometheusEvidence(url: string, spec: ReleaseSpec, ctx: GateContext, log: QueryLog): Promise<MetricEvidence> {
-  const prom = createPrometheusClient(url, { log });
-  const scrapeMs = spec.gate?.metrics?.scrapeInterval ? parseDurationMs(spec.gate.metrics.scrapeInterval) : 15_000;
-  // The end values must come from a scrape after the window closed, or its last requests are missed.
-  const endEval = ctx.window.end + scrapeMs;
-  const wait = endEval + 250 - Date.now();
-  if (wait > 0) {
-    ctx.onNote?.(`waiting ${Math.ceil(wait / 1000)}s for Prometheus to scrape past the window end`);
-    await sleep(Math.min(wait, 3 * scrapeMs));
-  }
-  const at = Math.min(Date.now(), endEval);
-  const svc = spec.service.name;
-  // clover_cd_load and request_path exist when the cluster has the Telemetry resource (deploy/sdc/telemetry.yaml);
-  // without them these sums are the same as before.
-  const reqQ = `sum by (destination_service_name, destination_workload, destination_version, response_code, ${LOAD_LABEL}, ${ROUTE_LABEL}) (${REQUESTS}{reporter="destination"})`;
-  const durQ = `sum by (destination_workload, destination_version, ${ROUTE_LABEL}, le) (${DURATION_BUCKET}{reporter="destination",destination_service_name="${svc}"})`;
-  const sumQ = `sum by (destination_service_name) (${DURATION_SUM}{reporter="destination"})`;
-  const countQ = `sum by (destination_service_name) (${DURATION_COUNT}{reporter="destination"})`;
-  const inc: CounterIncrease[] = [];
-  for (const [q, name] of [[reqQ, REQUESTS], [durQ, DURATION_BUCKET], [sumQ, DURATION_SUM], [countQ, DURATION_COUNT]] as const) {
-    const found = increases(await prom.instant(q, ctx.window.start), await prom.instant(q, at), name);
-    inc.push(...(name === DURATION_BUCKET ? found.map((s) => ({ ...s, labels: { ...s.labels, destination_service_name: svc } })) : found));
-  }
-  return { ...metricEvidence('prometheus', inc, svc, { loadRunId: ctx.load?.runId }), scrapeIntervalMs: scrapeMs };
-}
+
 
 export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Promise<EvidenceBundle> {
   const sources: SourceRecord[] = [];
@@ -89,30 +54,20 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
     evidence: {},
   };
   const gate = spec.gate;
-  const metricsSource = gate?.metrics?.source ?? (ctx.endpoints.prometheus ? 'prometheus' : ctx.endpoints.scrapeTargets?.length ? 'scrape' : undefined);
-
-  if (metricsSource === 'prometheus') {
-    const url = gate?.metrics?.url ?? ctx.endpoints.prometheus;
-    const rec: SourceRecord = { name: 'prometheus', url, status: 'ok', queries: [] };
+  // Metrics: the mesh's telemetry (which series, which labels) read from its provider (Prometheus, a scrape).
+  const metricsSource = metricsSourceOf(gate, ctx.endpoints);
+  if (metricsSource) {
+    const provider = metricsProviderFor(gate, ctx.endpoints);
+    const rec: SourceRecord = { name: metricsSource as SourceRecord['name'], url: provider?.url, status: 'ok', queries: [] };
     sources.push(rec);
-    if (!url) Object.assign(rec, { status: 'not-configured', error: 'no Prometheus URL (gate.metrics.url or the platform)' });
-    else
-      try {
-        bundle.evidence.metrics = await prometheusEvidence(url, spec, ctx, rec.queries);
-      } catch (err) {
-        Object.assign(rec, { status: 'down', error: message(err) });
-      }
-  } else if (metricsSource === 'scrape') {
-    const targets = gate?.metrics?.targets ?? ctx.endpoints.scrapeTargets ?? [];
-    const rec: SourceRecord = { name: 'scrape', url: targets.join(' '), status: 'ok', queries: [] };
-    sources.push(rec);
-    if (!ctx.scrapeBaseline) {
+    if (!provider) Object.assign(rec, { status: 'not-configured', error: metricsSource === 'prometheus' ? 'no Prometheus URL (gate.metrics.url or the platform)' : 'no endpoints to scrape (gate.metrics.targets or the platform)' });
+    else if (metricsSource === 'scrape' && !ctx.scrapeBaseline) {
       rec.queries.push({ query: 'snapshot at window start', at: Date.now(), ok: false, result: 'no snapshot was taken at window start; a direct scrape can only measure a window it watched' });
     } else {
       try {
-        const keep = (n: string) => n === REQUESTS || n === 'istio_request_duration_milliseconds';
-        const after = await scrapeTargets(targets, { keep, log: rec.queries });
-        bundle.evidence.metrics = metricEvidence('scrape', counterDeltas(ctx.scrapeBaseline, after), spec.service.name, { loadRunId: ctx.load?.runId });
+        const inc = await provider.increases({ start: ctx.window.start, baseline: ctx.scrapeBaseline }, ctx.window.end, gateQueries(spec.service.name), { log: rec.queries, onNote: ctx.onNote });
+        const evidence = metricEvidence(metricsSource === 'prometheus' ? 'prometheus' : 'scrape', inc, spec.service.name, { loadRunId: ctx.load?.runId });
+        bundle.evidence.metrics = provider.scrapeIntervalMs !== undefined ? { ...evidence, scrapeIntervalMs: provider.scrapeIntervalMs } : evidence;
       } catch (err) {
         Object.assign(rec, { status: 'down', error: message(err) });
       }

@@ -5,12 +5,9 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { redactDeep } from '../util/redact.js';
 import { join, resolve } from 'node:path';
-import type { PlatformEndpoints } from '../services/platform.js';
-import { createPrometheusClient } from '../services/prometheus.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import { InvalidInputError } from '../util/errors.js';
-import { collectEvidence, increases } from './collect.js';
-import { metricEvidence } from './metrics.js';
+import { collectEvidence } from './collect.js';
 import type { EvidenceBundle, GateContext, GateRun } from './types.js';
 import { judgeBundle } from './verdict.js';
 
@@ -60,20 +57,3 @@ export async function runGate(spec: ReleaseSpec, ctx: GateContext): Promise<Gate
   return { verdict, bundle, bundlePath };
 }
 
-/**
- * Observed requests per version at `service` over a window, from Prometheus (or, without one, nothing:
- * callers treat zero as "no evidence"). For verifying a shift or a rollback by observed traffic.
- */
-export async function observedSplit(
-  endpoints: PlatformEndpoints,
-  window: { start: number; end: number },
-  service: string,
-  versions: { stable: string; candidate: string },
-): Promise<{ stable: number; candidate: number }> {
-  if (!endpoints.prometheus) return { stable: 0, candidate: 0 };
-  const prom = createPrometheusClient(endpoints.prometheus);
-  const q = `sum by (destination_service_name, destination_workload, destination_version, response_code) (istio_requests_total{reporter="destination",destination_service_name="${service}"})`;
-  const inc = increases(await prom.instant(q, window.start), await prom.instant(q, window.end), 'istio_requests_total');
-  const hop = metricEvidence('prometheus', inc, service).hops[service] ?? {};
-  return { stable: hop[versions.stable]?.requests ?? 0, candidate: hop[versions.candidate]?.requests ?? 0 };
-}

@@ -3,29 +3,18 @@
  * gate's metric evidence: per hop and version request counts by code, and the gated service's latency
  * histogram per version. Input is counter increases over the window, from Prometheus or a direct scrape.
  */
+import { ISTIO_TELEMETRY, versionOfLabels, type CounterIncrease } from '../metrics/index.js';
 import type { Histogram, MetricEvidence, VersionCounts } from './types.js';
 
-export const REQUESTS = 'istio_requests_total';
-export const DURATION_BUCKET = 'istio_request_duration_milliseconds_bucket';
-export const DURATION_SUM = 'istio_request_duration_milliseconds_sum';
-export const DURATION_COUNT = 'istio_request_duration_milliseconds_count';
+// The names come from the mesh's telemetry description (metrics/telemetry.ts).
+export const REQUESTS = ISTIO_TELEMETRY.requests;
+export const DURATION_BUCKET = ISTIO_TELEMETRY.duration.bucket;
+export const DURATION_SUM = ISTIO_TELEMETRY.duration.sum;
+export const DURATION_COUNT = ISTIO_TELEMETRY.duration.count;
 /** Custom dimensions (Istio Telemetry tagOverrides, deploy/sdc/telemetry.yaml): the load's run id and the route. */
-export const LOAD_LABEL = 'clover_cd_load';
-export const ROUTE_LABEL = 'request_path';
-
-export interface CounterIncrease {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** destination_version, or the version suffix of destination_workload ("http-lb-v2" → "v2"). */
-export function versionOfLabels(labels: Record<string, string>, service: string): string {
-  const v = labels.destination_version;
-  if (v && v !== 'unknown') return v;
-  const w = labels.destination_workload ?? '';
-  return w.startsWith(`${service}-`) ? w.slice(service.length + 1) : w || 'unknown';
-}
+export const LOAD_LABEL = ISTIO_TELEMETRY.labels.load;
+export const ROUTE_LABEL = ISTIO_TELEMETRY.labels.route;
+export { versionOfLabels, type CounterIncrease };
 
 const addCount = (to: Record<string, VersionCounts>, v: string, code: string, n: number) => {
   const c = (to[v] ??= { requests: 0, errors: 0, codes: {} });

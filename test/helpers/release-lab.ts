@@ -20,7 +20,7 @@ export interface ReleaseLab {
   stateDir: string;
   evidenceDir: string;
   initial: KubeObject;
-  writeSpec(name: string, strategy: Record<string, unknown>, opts?: { rules?: unknown[]; spinnaker?: Record<string, unknown>; threads?: number }): string;
+  writeSpec(name: string, strategy: Record<string, unknown>, opts?: { rules?: unknown[]; spinnaker?: Record<string, unknown>; threads?: number; gate?: Record<string, unknown> }): string;
   vs(): Promise<KubeObject>;
   observed(file: string): Promise<{ stable: number; candidate: number }>;
   reset(): Promise<void>;
@@ -63,7 +63,7 @@ export async function startReleaseLab(prefix: string): Promise<ReleaseLab> {
               ],
             },
           },
-          gate: { minSamples: 15, rules: opts.rules ?? [{ errorRate: { max: '1%' } }, { split: { confidence: 0.999 } }] },
+          gate: { minSamples: 15, ...opts.gate, rules: opts.rules ?? [{ errorRate: { max: '1%' } }, { split: { confidence: 0.999 } }] },
           ...(opts.spinnaker ? { spinnaker: opts.spinnaker } : {}),
         }),
       );

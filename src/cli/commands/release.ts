@@ -20,6 +20,12 @@ function liveView(): (e: ReleaseProgress) => void {
       case 'start':
         steps = e.steps;
         note(`release ${e.release}: ${e.strategy}, ${steps.map((s) => `${s.kind} ${s.weight}%`).join(' → ')}${e.resumed ? ` — resuming at ${e.state.phase}, step ${e.state.step + 1}` : ''}`);
+        for (const p of e.samples) {
+          note(`  ${label(p.step)}: needs ${p.candidate} candidate requests${p.total !== undefined ? ` (${p.total} in total)` : ''}; window ${formatDuration(p.windowMs)}, growing up to ${formatDuration(p.maxWindowMs)} until then`);
+        }
+        break;
+      case 'window':
+        if (e.closed) note(`${label(e.step)}: window closed after ${formatDuration(e.elapsedMs)} with ${e.observed} of ${e.planned} planned candidate requests`);
         break;
       case 'ready':
         note(`waiting for ${e.workload}: ${e.message}`);

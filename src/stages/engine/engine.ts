@@ -36,7 +36,8 @@ import { resolve } from 'node:path';
 import { canObserveSplit, observeSplit, openWindow, runGateStage } from '../gate.js';
 import { runLoadStage } from '../load.js';
 import { waitUntilReady } from './readiness.js';
-import type { AnalysisResult, EngineOptions, LoadWindow, ReleaseProgress } from './types.js';
+import type { AnalysisResult, EngineOptions, LoadWindow, ReleaseProgress, StepSamplePlan } from './types.js';
+import { plannedSamples } from '../../validators/index.js';
 
 /** The loaded plan, refused (exit 2, nothing changed) when a step cannot reach the gate's minSamples. */
 export function planFor(spec: ReleaseSpec, baseDir?: string, file?: string): ReleasePlan {
@@ -199,28 +200,75 @@ export class ReleaseEngine {
     }
   }
 
+  /** What each analysed step needs (candidate requests from the gate's rules), for printing before traffic moves. */
+  samplePlan(): StepSamplePlan[] {
+    const out: StepSamplePlan[] = [];
+    for (const s of this.plan.steps) {
+      const need = this.plannedSamples(s.index);
+      if (need === undefined) continue;
+      out.push({ step: s.index, kind: s.kind, weight: s.weight, candidate: need.candidate, total: need.total, windowMs: s.windowMs, maxWindowMs: s.maxWindowMs });
+    }
+    return out;
+  }
+
+  private plannedSamples(k: number): { candidate: number; total?: number } | undefined {
+    const step = this.plan.steps[k];
+    if (!this.spec.gate || step.windowMs === 0) return undefined;
+    const weighted = step.kind === 'weight' || step.kind === 'switch';
+    const plan = plannedSamples({ ...this.spec.gate, rules: rulesForStep(this.spec.gate.rules, step) }, { weightPercent: weighted ? step.weight : undefined });
+    return { candidate: plan.candidate, total: plan.total };
+  }
+
   /**
    * Send the spec's load for step `k`'s window (or observe for the window when the spec has no load); the
-   * window is what `analyze` judges. `windowMs` overrides the plan's window (by hand only).
+   * window is what `analyze` judges. The window lasts the plan's window at least and grows — bounded by the
+   * step's maxWindow — until the candidate has the requests the rules need: a slow machine gets a longer
+   * window, never an inconclusive verdict for lack of samples. `windowMs` fixes the window (by hand only).
    */
   async runLoad(k: number, opts: { windowMs?: number } = {}): Promise<LoadWindow> {
     this.checkStep(k);
     const s = await this.reconcile('analyze', k);
     if (s === 'done') throw new InvalidInputError(`load step ${k + 1}: nothing to analyse`);
-    const ms = opts.windowMs ?? this.plan.steps[k].windowMs;
-    const window = await openWindow(this.spec, this.platform.endpoints());
-    if (!this.spec.load) {
-      await sleep(ms, this.opts.signal).catch(() => undefined);
-      return { step: k, window, end: Date.now() };
+    const step = this.plan.steps[k];
+    const minMs = opts.windowMs ?? step.windowMs;
+    const endpoints = this.platform.endpoints();
+    const planned = opts.windowMs === undefined && canObserveSplit(this.spec, endpoints) ? this.plannedSamples(k)?.candidate : undefined;
+    const maxMs = planned ? Math.max(minMs, step.maxWindowMs) : minMs;
+    const window = await openWindow(this.spec, endpoints);
+    const t0 = Date.now();
+    // The load runs for the longest window; it is stopped as soon as the evidence is there.
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(this.opts.signal?.reason);
+    this.opts.signal?.addEventListener('abort', onAbort, { once: true });
+    let loadDone = false;
+    const load = this.spec.load
+      ? runLoadStage(this.platform, this.spec, {
+          baseDir: this.opts.baseDir,
+          durationS: maxMs / 1000,
+          resultsDir: this.opts.evidenceDir,
+          signal: stop.signal,
+          onProgress: (p) => this.emit({ type: 'load', step: k, ...p }),
+        }).finally(() => (loadDone = true))
+      : undefined;
+    let observed: number | undefined;
+    try {
+      const waitOrEnd = (ms: number) => Promise.race([sleep(ms, stop.signal).catch(() => undefined), load?.catch(() => undefined)]);
+      await waitOrEnd(minMs);
+      while (planned !== undefined && !stop.signal.aborted && !loadDone) {
+        observed = (await observeSplit(this.spec, endpoints, window, { settle: false })).candidate;
+        const elapsedMs = Date.now() - t0;
+        const closed = observed >= planned || elapsedMs >= maxMs;
+        this.emit({ type: 'window', step: k, planned, observed, elapsedMs, closed });
+        if (closed) break;
+        await waitOrEnd(Math.min(1000, maxMs - elapsedMs));
+      }
+      if (!stop.signal.aborted) stop.abort(new Error('the analysis window is complete'));
+      const r = await load;
+      return { step: k, window, end: Date.now(), load: r?.load, plannedSamples: planned, observedSamples: observed };
+    } finally {
+      this.opts.signal?.removeEventListener('abort', onAbort);
+      if (!stop.signal.aborted) stop.abort(new Error('the analysis window is complete'));
     }
-    const r = await runLoadStage(this.platform, this.spec, {
-      baseDir: this.opts.baseDir,
-      durationS: ms / 1000,
-      resultsDir: this.opts.evidenceDir,
-      signal: this.opts.signal,
-      onProgress: (p) => this.emit({ type: 'load', step: k, ...p }),
-    });
-    return { step: k, window, end: Date.now(), load: r.load };
   }
 
   /**
@@ -232,7 +280,9 @@ export class ReleaseEngine {
     this.checkStep(k);
     let w = given?.step === k ? given : undefined;
     for (;;) {
-      const cur = await this.state();
+      let cur = await this.state();
+      // A held step (inconclusive past every bound, onInconclusive: hold) is analysed again when asked.
+      if (cur?.held && cur.step === k) cur = await this.commit({ type: 'resume' });
       const a = cur && nextAction(this.plan, cur);
       if (!cur || !a || a.kind !== 'analyze' || a.step !== k) {
         if (cur?.lastVerdict?.step === k) return { outcome: cur.lastVerdict.outcome, summary: cur.lastVerdict.summary, state: cur };
@@ -253,7 +303,7 @@ export class ReleaseEngine {
     const weighted = step.kind === 'weight' || step.kind === 'switch';
     // A mirror window is judged only by the rules that can judge copies.
     const spec = step.kind === 'mirror' && this.spec.gate ? { ...this.spec, gate: { ...this.spec.gate, rules: rulesForStep(this.spec.gate.rules, step) } } : this.spec;
-    const gate = await runGateStage(this.platform, spec, { window: w.window, end: w.end, load: w.load, candidateWeight: weighted ? step.weight : undefined, evidenceDir: this.opts.evidenceDir });
+    const gate = await runGateStage(this.platform, spec, { window: w.window, end: w.end, load: w.load, candidateWeight: weighted ? step.weight : undefined, evidenceDir: this.opts.evidenceDir, plannedSamples: w.plannedSamples });
     const v = gate.verdict;
     this.emit({ type: 'verdict', step: k, outcome: v.outcome, summary: v.summary, bundlePath: gate.bundlePath });
     const base = { bundlePath: gate.bundlePath, results: v.results.map((r) => ({ rule: r.rule, outcome: r.outcome, observed: r.observed, expected: r.expected, source: r.source, reason: r.reason })) };
@@ -298,6 +348,11 @@ export class ReleaseEngine {
     const state = await this.commit({ type: 'promoted' }, () => PROMOTED_TARGET);
     this.emit({ type: 'promote', ms: performance.now() - t0 });
     return state;
+  }
+
+  /** A run takes over a held release: the step is analysed again. */
+  resume(): Promise<ReleaseState> {
+    return this.commit({ type: 'resume' });
   }
 
   /** Stop the release: the state says rolling back (the rollback follows). */

@@ -51,7 +51,8 @@ export async function runRelease(platform: Platform, spec: ReleaseSpec, opts: Ru
     const s = start.state;
     return result(engine, s, false, `release ${engine.plan.release} already ${s.phase}${s.reason ? `: ${s.reason}` : ''} (run with --restart to release again)`);
   }
-  opts.onEvent?.({ type: 'start', release: engine.plan.release, strategy: engine.plan.strategy, steps: engine.plan.steps.map((s) => ({ kind: s.kind, weight: s.weight })), resumed: start.resumed, state: start.state });
+  if (start.state.held) start.state = await engine.resume();
+  opts.onEvent?.({ type: 'start', release: engine.plan.release, strategy: engine.plan.strategy, steps: engine.plan.steps.map((s) => ({ kind: s.kind, weight: s.weight })), resumed: start.resumed, state: start.state, samples: engine.samplePlan() });
 
   for (let guard = 0; guard < 1000; guard++) {
     // The stored state is the truth: another process (release abort, traffic set) may have moved it.
@@ -84,6 +85,8 @@ export async function runRelease(platform: Platform, spec: ReleaseSpec, opts: Ru
         case 'rollback':
           await engine.rollback();
           break;
+        case 'hold':
+          return result(engine, state, start.resumed, `${state.reason ?? `holding at step ${action.step + 1}`}`, 3);
         case 'done':
           return result(engine, state, start.resumed);
       }

@@ -4,7 +4,8 @@ import type { WindowStart } from '../gate.js';
 
 /** What the engine tells a host while it works (the CLI prints it; the stage server turns it into progress). */
 export type ReleaseProgress =
-  | { type: 'start'; release: string; strategy: string; steps: Array<{ kind: string; weight: number }>; resumed: boolean; state: ReleaseState }
+  | { type: 'start'; release: string; strategy: string; steps: Array<{ kind: string; weight: number }>; resumed: boolean; state: ReleaseState; samples: StepSamplePlan[] }
+  | { type: 'window'; step: number; planned: number; observed: number; elapsedMs: number; closed: boolean }
   | { type: 'ready'; workload: string; message: string }
   | { type: 'shift'; step: number; weight: number; ms: number }
   | { type: 'load'; step: number; sent: number; errors: number; elapsedS: number }
@@ -22,6 +23,23 @@ export interface LoadWindow {
   window: WindowStart;
   end: number;
   load?: LoadRunResult;
+  /** Candidate requests the rules need (the window grew until then, or to its bound). */
+  plannedSamples?: number;
+  /** Candidate requests seen when the window closed (when they were observed). */
+  observedSamples?: number;
+}
+
+/** What one step's analysis needs, printed before traffic moves. */
+export interface StepSamplePlan {
+  step: number;
+  kind: string;
+  weight: number;
+  /** Candidate requests the rules need. */
+  candidate: number;
+  /** Requests in total at the step's weight. */
+  total?: number;
+  windowMs: number;
+  maxWindowMs: number;
 }
 
 export interface AnalysisResult {

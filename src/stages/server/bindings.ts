@@ -67,6 +67,8 @@ function progressLine(e: ReleaseProgress): string | undefined {
       return `step ${e.step + 1}: ${e.weight}% shifted`;
     case 'load':
       return `load: ${e.sent} requests sent, ${e.errors} errors, ${Math.round(e.elapsedS)}s`;
+    case 'window':
+      return `step ${e.step + 1}: ${e.observed} of ${e.planned} planned candidate requests after ${Math.round(e.elapsedMs / 1000)}s${e.closed ? ' (window closed)' : ''}`;
     case 'verdict':
       return `step ${e.step + 1}: ${e.summary}`;
     case 'split':
@@ -114,7 +116,8 @@ export function stageRegistry(opts: BindingOptions): StageRegistry {
   return {
     deploy: bind(async (engine) => {
       const r = await engine.prepare({ restart: true });
-      return { status: 'SUCCEEDED', message: `release ${engine.plan.release} ${r.resumed ? 'resumed' : 'prepared'}: ${routesLine(engine.spec, r.state)}` };
+      const plan = engine.samplePlan().map((p) => `step ${p.step + 1} needs ${p.candidate} candidate requests`);
+      return { status: 'SUCCEEDED', message: `release ${engine.plan.release} ${r.resumed ? 'resumed' : 'prepared'}: ${routesLine(engine.spec, r.state)}${plan.length ? `; ${plan.join(', ')}` : ''}` };
     }),
     traffic: bind(async (engine, params) => {
       const state = await engine.shift(stepOf(engine.plan, params));

@@ -1,0 +1,52 @@
+/**
+ * The Prometheus provider: counter increases as the difference of two instant queries (`sum by (…)` at the
+ * window's start and end). The end is read after a scrape past the window's end (one scrape interval
+ * later), or the window's last requests would be missed.
+ */
+import { createPrometheusClient } from '../services/prometheus.js';
+import { sleep } from '../util/retry.js';
+import type { CounterIncrease, CounterQuery, MetricsProvider, MetricsWindow } from './types.js';
+
+/** Counter increases between two instant results: a series absent at the start began in the window; a value that went down was reset. */
+export function increases(start: Array<{ labels: Record<string, string>; value: number }>, end: Array<{ labels: Record<string, string>; value: number }>, name: string): CounterIncrease[] {
+  const key = (l: Record<string, string>) => JSON.stringify(Object.keys(l).sort().map((k) => [k, l[k]]));
+  const before = new Map(start.map((s) => [key(s.labels), s.value]));
+  return end.map((s) => {
+    const b = before.get(key(s.labels)) ?? 0;
+    return { name, labels: s.labels, value: s.value >= b ? s.value - b : s.value };
+  });
+}
+
+const selector = (match: Record<string, string> = {}) => {
+  const parts = Object.entries(match).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`);
+  return parts.length ? `{${parts.join(',')}}` : '';
+};
+
+export function prometheusProvider(url: string, opts: { scrapeIntervalMs?: number } = {}): MetricsProvider {
+  const scrapeMs = opts.scrapeIntervalMs ?? 15_000;
+  return {
+    source: 'prometheus',
+    url,
+    scrapeIntervalMs: scrapeMs,
+    async open(): Promise<MetricsWindow> {
+      return { start: Date.now() };
+    },
+    async increases(w, end, queries: CounterQuery[], o = {}) {
+      if (!queries.length) return [];
+      const prom = createPrometheusClient(url, { log: o.log });
+      const endEval = o.settle === false ? Date.now() : end + scrapeMs;
+      const wait = endEval + 250 - Date.now();
+      if (o.settle !== false && wait > 0) {
+        o.onNote?.(`waiting ${Math.ceil(wait / 1000)}s for Prometheus to scrape past the window end`);
+        await sleep(Math.min(wait, 3 * scrapeMs));
+      }
+      const at = Math.min(Date.now(), endEval);
+      const out: CounterIncrease[] = [];
+      for (const q of queries) {
+        const promql = `sum by (${q.by.join(', ')}) (${q.series}${selector(q.match)})`;
+        out.push(...increases(await prom.instant(promql, w.start), await prom.instant(promql, at), q.series));
+      }
+      return out;
+    },
+  };
+}

@@ -1,0 +1,46 @@
+import type { QueryLog } from '../services/query-log.js';
+import type { ScrapeSnapshot } from '../services/scrape.js';
+
+export interface CounterIncrease {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** An observation window as a provider opened it; plain data, so a stage can hand it to a later one. */
+export interface MetricsWindow {
+  start: number;
+  /** Direct scrape: the counters at the start (a scrape can only measure a window it watched). */
+  baseline?: ScrapeSnapshot;
+}
+
+/** Counter samples to read: `series` (a sample name), restricted to `match`, summed by `by`. */
+export interface CounterQuery {
+  series: string;
+  match?: Record<string, string>;
+  by: string[];
+}
+
+export interface IncreaseOptions {
+  log?: QueryLog;
+  onNote?: (m: string) => void;
+  /** Wait until the backend has seen past `end` (default true); false reads what it has now. */
+  settle?: boolean;
+}
+
+/**
+ * Where metric numbers come from (Flagger's "providers"): Prometheus' HTTP API, or a direct scrape of
+ * Prometheus text endpoints. Adding a backend (Datadog, CloudWatch) is a new file implementing this and one
+ * line in `index.ts`.
+ */
+export interface MetricsProvider {
+  readonly source: string;
+  /** For messages and the evidence bundle (never with credentials). */
+  readonly url: string;
+  /** How far behind the backend may be (Prometheus' scrape interval); recorded with the evidence. */
+  readonly scrapeIntervalMs?: number;
+  /** Open a window now. */
+  open(): Promise<MetricsWindow>;
+  /** Increase of each queried counter series from the window's start to `end`; empty queries give nothing. */
+  increases(w: MetricsWindow, end: number, queries: CounterQuery[], opts?: IncreaseOptions): Promise<CounterIncrease[]>;
+}
