@@ -4,12 +4,10 @@
  */
 import { describe, it, expect, beforeAll, afterAll, beforeEach } from '@jest/globals';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as yaml from 'js-yaml';
-import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
-import { runRelease, observeSplit, openWindow, runLoadStage, type ReleaseProgress } from '../src/stages/index.js';
+import type { Sandbox } from '../src/sandbox/index.js';
+import { runRelease, type ReleaseProgress } from '../src/stages/index.js';
+import { startReleaseLab, type ReleaseLab } from './helpers/release-lab.js';
 import { loadSpec } from '../src/spec/load.js';
 import { readState, STATE_ANNOTATION } from '../src/routers/istio/state.js';
 import { matchRouteName, LEGACY_ORIGINAL_ROUTES } from '../src/routers/istio/routes.js';
@@ -17,38 +15,13 @@ import type { KubeObject } from '../src/services/platform.js';
 import { BIN, REPO, runCli } from './helpers/cli.js';
 import { waitFor } from './helpers/ports.js';
 
-const VS = { apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', namespace: 'default', name: 'http-lb' };
+let lab: ReleaseLab;
 let sb: Sandbox;
 let dir: string;
 let initial: KubeObject;
 
-const load = (threads = 4) => ({
-  engine: 'builtin',
-  plan: {
-    load_spec: { num_threads: threads, loops: -1, duration: 3 },
-    url_list: [
-      { name: 'root', url: 'http://proxy-access-control.default:9180/', method: 'GET', 'user-agent': 'chrome' },
-      { name: 'test', url: 'http://proxy-access-control.default:9180/clover/testurl', method: 'GET', 'user-agent': 'safari' },
-    ],
-  },
-});
-
-function writeSpec(name: string, strategy: Record<string, unknown>, rules: unknown[] = [{ errorRate: { max: '1%' } }, { split: { confidence: 0.999 } }]): string {
-  const file = join(dir, `${name}.yaml`);
-  writeFileSync(
-    file,
-    yaml.dump({
-      apiVersion: 'clover-cd/v1',
-      kind: 'Release',
-      metadata: { name },
-      application: 'sdc',
-      service: { name: 'http-lb', namespace: 'default', port: 9180, stable: 'v1', candidate: 'v2' },
-      strategy,
-      load: load(),
-      gate: { minSamples: 15, rules },
-    }),
-  );
-  return file;
+function writeSpec(name: string, strategy: Record<string, unknown>, rules?: unknown[]): string {
+  return lab.writeSpec(name, strategy, { rules });
 }
 
 async function release(file: string, events: ReleaseProgress[] = []) {
@@ -56,36 +29,17 @@ async function release(file: string, events: ReleaseProgress[] = []) {
   return runRelease(sb.platform, l.spec, { baseDir: l.dir, autoApprove: true, evidenceDir: join(dir, 'evidence'), onEvent: (e) => events.push(e) });
 }
 
-/** Send load now and count what the mesh delivered to each version of http-lb. */
-async function observed(file: string) {
-  const { spec } = loadSpec(file);
-  const w = await openWindow(spec, sb.platform.endpoints());
-  await runLoadStage(sb.platform, spec, { durationS: 1.5 });
-  return observeSplit(spec, sb.platform.endpoints(), w);
-}
-
-const vs = async () => (await sb.platform.get(VS))!;
+const observed = (file: string) => lab.observed(file);
+const vs = () => lab.vs();
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'release-e2e-'));
-  sb = await startSandbox({ stateDir: join(dir, 'state') });
-  initial = await vs();
-  // What `clover-cd sandbox up --detach` writes, so CLI processes reach this sandbox.
-  mkdirSync(join(dir, 'state'), { recursive: true });
-  writeFileSync(join(dir, 'state', 'sandbox.json'), JSON.stringify({ pid: process.pid, urls: sb.urls, token: sb.core.adminToken, startedAt: new Date().toISOString(), netns: false }));
+  lab = await startReleaseLab('release-e2e');
+  ({ sb, dir, initial } = lab);
 }, 60_000);
 
-afterAll(async () => {
-  await sb?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(async () => lab?.stop());
 
-beforeEach(async () => {
-  await sb.setFault('http-lb', 'v2', null);
-  const cur = await vs();
-  const annotations = Object.fromEntries(Object.keys(cur.metadata.annotations ?? {}).filter((k) => k.startsWith('clover-cd.io/')).map((k) => [k, null]));
-  await sb.platform.patch(VS, { metadata: { annotations }, spec: initial.spec! });
-});
+beforeEach(async () => lab.reset());
 
 describe('canary on the sandbox', () => {
   it('promotes a healthy candidate step by step to 100%, verifying the observed split at each step', async () => {
