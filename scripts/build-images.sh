@@ -170,7 +170,7 @@ if ((CHECK)); then
       podman export "$cid" | tar -C "$dir" -x
       podman rm "$cid" >/dev/null
     fi
-    unshare --mount --pid --fork --propagation private sh -c '
+    exec unshare --mount --pid --fork --kill-child --propagation private sh -c '
       set -e
       fs=$1; shift
       mount --bind "$fs" "$fs"; mount -o remount,bind,ro "$fs"
@@ -194,7 +194,11 @@ if ((CHECK)); then
     kill -0 $SERVE 2>/dev/null || break
     sleep 0.2
   done
-  kill $SERVE 2>/dev/null || true
+  # unshare ignores SIGTERM while it waits: stop the server itself (SIGTERM, as Kubernetes would), then
+  # unshare, whose --kill-child takes down anything left in the namespace.
+  pkill -TERM -P $SERVE 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 $SERVE 2>/dev/null || break; sleep 0.1; done
+  kill -KILL $SERVE 2>/dev/null || true
   wait $SERVE 2>/dev/null || true
   [[ -n $ok ]] || { cat "$WORK/serve.log" >&2; die "serve in the image did not answer /healthz"; }
   log "  serve → GET /healthz: $(head -c 200 "$WORK/healthz")"
