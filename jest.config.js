@@ -4,6 +4,8 @@ import { createDefaultEsmPreset } from 'ts-jest';
 export default {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
+  // test/cluster/ needs a real API server: `npm run test:cluster` (jest.cluster.config.js).
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/cluster/'],
   ...createDefaultEsmPreset({ tsconfig: 'tsconfig.json' }),
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testTimeout: 60000,

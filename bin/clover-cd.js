@@ -1,14 +1,46 @@
 #!/usr/bin/env node
-// In a checkout the TypeScript sources run through tsx, so a fresh clone needs no build step and never
-// runs a stale build; an installed package ships only the compiled dist/.
-import { existsSync } from 'node:fs';
+// Runs the compiled dist/ whenever it is at least as new as the sources. In a checkout, a source file or
+// folder changed after the build started (dist/.build-stamp, written by scripts/build.mjs) means dist is
+// stale: the TypeScript sources then run through tsx (a devDependency), so a checkout never runs a stale
+// build and needs no build step. An installed package ships dist/ only and always runs it.
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const source = new URL('../src/cli/main.ts', import.meta.url);
-if (existsSync(fileURLToPath(source))) {
-  const { register } = await import('tsx/esm/api');
+const srcDir = fileURLToPath(new URL('../src/', import.meta.url));
+const stamp = fileURLToPath(new URL('../dist/.build-stamp', import.meta.url));
+const compiled = new URL('../dist/cli/main.js', import.meta.url);
+
+/** True when a file or folder under dir (a deletion changes its folder) is newer than t. */
+function newerThan(dir, t) {
+  if (statSync(dir).mtimeMs > t) return true;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = `${dir}/${e.name}`;
+    if (e.isDirectory() ? newerThan(p, t) : statSync(p).mtimeMs > t) return true;
+  }
+  return false;
+}
+
+function distIsFresh() {
+  if (!existsSync(stamp)) return false;
+  if (!existsSync(srcDir)) return true;
+  const built = statSync(stamp).mtimeMs;
+  const config = fileURLToPath(new URL('../tsconfig.build.json', import.meta.url));
+  return !newerThan(srcDir, built) && !(existsSync(config) && statSync(config).mtimeMs > built);
+}
+
+if (distIsFresh()) {
+  await import(compiled.href);
+} else if (existsSync(srcDir)) {
+  let register;
+  try {
+    ({ register } = await import('tsx/esm/api'));
+  } catch {
+    process.stderr.write('error: dist/ is missing or older than src/, and tsx (a devDependency) is not installed: run `npm run build` or `npm install`\n');
+    process.exit(4);
+  }
   register();
-  await import(source.href);
+  await import(new URL('../src/cli/main.ts', import.meta.url).href);
 } else {
-  await import(new URL('../dist/src/cli/main.js', import.meta.url).href);
+  process.stderr.write('error: this clover-cd package has no dist/: reinstall it, or run `npm run build` in its checkout\n');
+  process.exit(4);
 }

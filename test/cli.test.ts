@@ -1,8 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, existsSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from './helpers/cli.js';
+import { BIN, REPO, runCli } from './helpers/cli.js';
 
 describe('clover-cd CLI', () => {
   it('prints its version', async () => {
@@ -59,5 +60,47 @@ describe('clover-cd CLI', () => {
     const r = await runCli(['spec', 'validate', 'examples/sdc-canary.yaml', '-o', 'xml']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--output must be one of text, json, yaml/);
+  });
+});
+
+describe('bin/clover-cd.js: compiled or sources', () => {
+  // A checkout with both: the bin runs dist/ only when no source changed after the build started.
+  const dir = mkdtempSync(join(tmpdir(), 'cli-bin-'));
+  mkdirSync(join(dir, 'bin'));
+  mkdirSync(join(dir, 'src', 'cli'), { recursive: true });
+  mkdirSync(join(dir, 'dist', 'cli'), { recursive: true });
+  copyFileSync(BIN, join(dir, 'bin', 'clover-cd.js'));
+  symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
+  writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
+  writeFileSync(join(dir, 'src', 'cli', 'main.ts'), "const from: string = 'sources'; console.log(from);\n");
+  writeFileSync(join(dir, 'dist', 'cli', 'main.js'), "console.log('dist');\n");
+  const stamp = join(dir, 'dist', '.build-stamp');
+  writeFileSync(stamp, '');
+  const ran = () => spawnSync(process.execPath, [join(dir, 'bin', 'clover-cd.js')], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, NODE_OPTIONS: '' } }).stdout.trim();
+  const at = (path: string, s: number) => utimesSync(path, s, s);
+  const now = Date.now() / 1000;
+
+  it('runs dist when the build is at least as new as every source file and folder', () => {
+    for (const p of ['src', 'src/cli', 'src/cli/main.ts']) at(join(dir, p), now - 60);
+    at(stamp, now - 30);
+    expect(ran()).toBe('dist');
+  });
+
+  it('runs the sources when one changed after the build, or dist was never built', () => {
+    at(join(dir, 'src', 'cli', 'main.ts'), now);
+    expect(ran()).toBe('sources');
+    at(join(dir, 'src', 'cli', 'main.ts'), now - 60);
+    at(join(dir, 'src', 'cli'), now); // a file added or removed
+    expect(ran()).toBe('sources');
+    at(join(dir, 'src', 'cli'), now - 60);
+    rmSync(stamp);
+    expect(ran()).toBe('sources');
+    writeFileSync(stamp, '');
+    expect(ran()).toBe('dist');
+  });
+
+  it('an installed package (no src/) runs dist', () => {
+    rmSync(join(dir, 'src'), { recursive: true });
+    expect(ran()).toBe('dist');
   });
 });

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -40,9 +40,8 @@ export interface SandboxOptions {
   traceSampling?: number;
 }
 
-export const MANIFEST_DIR = [new URL('../../deploy/sdc/', import.meta.url), new URL('../../../deploy/sdc/', import.meta.url)]
-  .map((u) => fileURLToPath(u))
-  .find((p) => existsSync(p)) ?? fileURLToPath(new URL('../../deploy/sdc/', import.meta.url));
+/** deploy/sdc/ of the package: dist/ mirrors src/ (scripts/build.mjs), so the same relative URL serves both. */
+export const MANIFEST_DIR = fileURLToPath(new URL('../../deploy/sdc/', import.meta.url));
 
 /** The SDC sample the sandbox runs: the same objects `kubectl apply -f deploy/sdc/` creates on a cluster. */
 export function sdcManifests(): KubeObject[] {

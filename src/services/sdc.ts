@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -55,9 +54,8 @@ export interface SdcProxyConfig {
   alerts: Array<{ eventId: number; redisKey: string; receivedAtMs: number }>;
 }
 
-export const SDC_PROTO = [new URL('./proto/sdc.proto', import.meta.url), new URL('../../../src/services/proto/sdc.proto', import.meta.url)]
-  .map((u) => fileURLToPath(u))
-  .find((p) => existsSync(p))!;
+/** The build copies proto/ beside the compiled module (scripts/build.mjs). */
+export const SDC_PROTO = fileURLToPath(new URL('./proto/sdc.proto', import.meta.url));
 
 // longs as Numbers, enums as strings, defaults filled: callers see plain typed objects.
 const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true };

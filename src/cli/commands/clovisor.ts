@@ -1,29 +1,25 @@
 import { Option, type Command } from 'commander';
-import {
-  DEFAULT_PIN_ROOT,
-  Tracer,
-  cleanupClovisor,
-  kubernetesTargets,
-  loadClovisorConfig,
-  parseClovisorLabels,
-  readRedisConfig,
-  readState,
-  sandboxTargets,
-  serveTracer,
-  spansFromJaegerKey,
-  tracerUrl,
-  type ClovisorConfig,
-  type Target,
-  type TracerStatus,
-} from '../../clovisor/index.js';
+import type { ClovisorConfig, Target, TracerStatus } from '../../clovisor/index.js';
 import { netnsInum } from '../../clovisor/system.js';
-import { writeState } from '../../clovisor/loader.js';
-import { createHttpClient } from '../../services/http.js';
-import { createKubernetesPlatform } from '../../services/kubernetes.js';
+import { DEFAULT_PIN_ROOT, writeState } from '../../clovisor/loader.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { parseDurationMs } from '../../util/units.js';
 import { action, globalOptions } from '../context.js';
 import { note, printResult, table } from '../output.js';
+
+/** The engine behind the verbs, loaded by loadEngine() when one runs: `--help` loads none of it. */
+type TClovisorIndex = typeof import('../../clovisor/index.js');
+let Tracer: TClovisorIndex['Tracer'], cleanupClovisor: TClovisorIndex['cleanupClovisor'], kubernetesTargets: TClovisorIndex['kubernetesTargets'], loadClovisorConfig: TClovisorIndex['loadClovisorConfig'], parseClovisorLabels: TClovisorIndex['parseClovisorLabels'], readRedisConfig: TClovisorIndex['readRedisConfig'], readState: TClovisorIndex['readState'], sandboxTargets: TClovisorIndex['sandboxTargets'], serveTracer: TClovisorIndex['serveTracer'], spansFromJaegerKey: TClovisorIndex['spansFromJaegerKey'], tracerUrl: TClovisorIndex['tracerUrl'];
+type TServicesHttp = typeof import('../../services/http.js');
+let createHttpClient: TServicesHttp['createHttpClient'];
+type TServicesKubernetes = typeof import('../../services/kubernetes.js');
+let createKubernetesPlatform: TServicesKubernetes['createKubernetesPlatform'];
+async function loadEngine(): Promise<void> {
+  const [m0, m1, m2] = await Promise.all([import('../../clovisor/index.js'), import('../../services/http.js'), import('../../services/kubernetes.js')]);
+  ({ Tracer, cleanupClovisor, kubernetesTargets, loadClovisorConfig, parseClovisorLabels, readRedisConfig, readState, sandboxTargets, serveTracer, spansFromJaegerKey, tracerUrl } = m0);
+  ({ createHttpClient } = m1);
+  ({ createKubernetesPlatform } = m2);
+}
 
 interface CommonOpts {
   config?: string;
@@ -127,6 +123,7 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExample:\n  sudo clover-cd clovisor run -c clovisor.yaml --listen 127.0.0.1:9464 --duration 5m\n')
     .action(
       action(async (o: CommonOpts & { listen?: string; duration?: string; allNamespaces: boolean; packetTier: boolean; keep: boolean; object?: string }, cmd: Command) => {
+        await loadEngine();
         const { config, targets, spansUrl, spansFormat, sources } = await resolveConfig(o);
         if (o.packetTier) for (const t of targets) if (t.hostVeth) t.packetTier = true;
         if (!targets.length && !o.allNamespaces) throw new InvalidInputError('no targets: give --config with targets, --sandbox, or --all-namespaces');
@@ -173,6 +170,7 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExample:\n  clover-cd clovisor status -o json\n')
     .action(
       action(async (o: { pinRoot: string; stateDir?: string }, cmd: Command) => {
+        await loadEngine();
         const url = tracerUrl(o.pinRoot, o.stateDir);
         const fmt = globalOptions(cmd).output;
         if (url) {
@@ -201,6 +199,7 @@ export function register(program: Command): void {
     .addHelpText('after', '\nOnly what clovisor created is removed: other tools\' qdiscs and filters stay.\n\nExample:\n  sudo clover-cd clovisor cleanup\n')
     .action(
       action(async (o: { pinRoot: string; stateDir?: string }, cmd: Command) => {
+        await loadEngine();
         const report = await cleanupClovisor({ pinRoot: o.pinRoot, stateDir: o.stateDir });
         printResult(globalOptions(cmd).output, report, (d) =>
           [`cleaned ${d.pinRoot}: removed ${d.removed.length}`, ...d.removed.map((x) => `  - ${x}`), ...d.kept.map((x) => `  kept ${x}`)].join('\n'),
@@ -214,6 +213,7 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExample:\n  clover-cd clovisor config -c clovisor.yaml -o yaml\n')
     .action(
       action(async (o: CommonOpts, cmd: Command) => {
+        await loadEngine();
         const { config, targets, spansUrl, spansFormat, sources } = await resolveConfig(o);
         const resolved = targets.map((t) => {
           let inum: number | string;

@@ -2,29 +2,15 @@ import { writeFileSync } from 'node:fs';
 import { redact } from '../../util/redact.js';
 import type { Command } from 'commander';
 import type { PlatformEndpoints } from '../../services/platform.js';
-import { scrapeTargets, type ScrapeSnapshot } from '../../services/scrape.js';
-import { loadSpec } from '../../spec/load.js';
+import type { ScrapeSnapshot } from '../../services/scrape.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { sleep } from '../../util/retry.js';
 import { formatDuration, parseDurationMs } from '../../util/units.js';
-import {
-  judgeBundle,
-  preflight,
-  readBundle,
-  renderJUnit,
-  renderMarkdown,
-  renderText,
-  runGate,
-  verdictExitCode,
-  type EvidenceBundle,
-  type Verdict,
-} from '../../validators/index.js';
+import type { EvidenceBundle, Verdict } from '../../validators/types.js';
 import { action, globalOptions } from '../context.js';
 import { parseDurationFlag, parseIntegerFlag, parseUrlFlag } from '../flags.js';
 import { note, printResult, table } from '../output.js';
-import { stageProperties, writeProperties } from '../../stages/properties.js';
-import { statusForExitCode } from '../../contract/index.js';
 
 interface GateOptions {
   window?: string;
@@ -73,7 +59,23 @@ function metricSource(spec: ReleaseSpec, endpoints: PlatformEndpoints): 'prometh
   return spec.gate?.metrics?.source ?? (endpoints.prometheus ? 'prometheus' : endpoints.scrapeTargets?.length ? 'scrape' : undefined);
 }
 
-function emitReports(cmd: Command, opts: GateOptions, verdict: Verdict, bundle: EvidenceBundle, bundlePath?: string): void {
+/**
+ * What a replay needs: the judge and the reports only (no network client), so `gate --replay` and
+ * `gate --help` stay fast; a live gate also loads the collectors (validators/index.js).
+ */
+async function judging() {
+  const [{ readBundle }, { judgeBundle, verdictExitCode }, { renderJUnit, renderMarkdown, renderText }, { stageProperties, writeProperties }, { statusForExitCode }] = await Promise.all([
+    import('../../validators/bundle.js'),
+    import('../../validators/verdict.js'),
+    import('../../validators/report.js'),
+    import('../../stages/properties.js'),
+    import('../../stages/server/jobs.js'),
+  ]);
+  return { readBundle, judgeBundle, verdictExitCode, renderJUnit, renderMarkdown, renderText, stageProperties, writeProperties, statusForExitCode };
+}
+
+async function emitReports(cmd: Command, opts: GateOptions, verdict: Verdict, bundle: EvidenceBundle, bundlePath?: string): Promise<void> {
+  const { verdictExitCode, renderJUnit, renderMarkdown, renderText, stageProperties, writeProperties, statusForExitCode } = await judging();
   if (opts.properties) {
     const exitCode = verdictExitCode(verdict);
     writeProperties(opts.properties, stageProperties({ action: 'gate', release: bundle.release, exitCode, status: statusForExitCode(exitCode), summary: verdict.summary, weight: bundle.candidateWeight, verdict: verdict.outcome, evidence: bundlePath, junit: opts.junit }));
@@ -124,13 +126,14 @@ Examples:
     )
     .action(
       action(async (file: string | undefined, opts: GateOptions, cmd: Command) => {
+        const { readBundle, judgeBundle, verdictExitCode } = await judging();
         if (opts.replay) {
           const bundle = readBundle(opts.replay);
           const verdict = judgeBundle(bundle);
           if (bundle.verdict && bundle.verdict.outcome !== verdict.outcome) {
             note(`note: the bundle recorded ${bundle.verdict.outcome}; judged again now: ${verdict.outcome}`);
           }
-          emitReports(cmd, opts, verdict, bundle, opts.replay);
+          await emitReports(cmd, opts, verdict, bundle, opts.replay);
           return verdictExitCode(verdict);
         }
         if (!file) throw new InvalidInputError('give a release spec, or --replay <bundle.json>');
@@ -139,6 +142,11 @@ Examples:
         if (opts.platform && !['sandbox', 'kubernetes'].includes(opts.platform)) throw new InvalidInputError(`--platform must be sandbox or kubernetes, got "${opts.platform}"`);
         const weight = opts.weight === undefined ? undefined : Number(String(opts.weight).replace(/%$/, ''));
         if (weight !== undefined && !(weight >= 0 && weight <= 100)) throw new InvalidInputError(`--weight must be a percentage from 0 to 100, got "${opts.weight}"`);
+        const [{ loadSpec }, { runGate }, { scrapeTargets }] = await Promise.all([
+          import('../../spec/load.js'),
+          import('../../validators/index.js'),
+          import('../../services/scrape.js'),
+        ]);
         const { spec } = loadSpec(file);
         const endpoints = await endpointsFor(opts);
         const source = metricSource(spec, endpoints);
@@ -177,7 +185,7 @@ Examples:
           scrapeBaseline,
           onNote: note,
         });
-        emitReports(cmd, opts, run.verdict, run.bundle, run.bundlePath);
+        await emitReports(cmd, opts, run.verdict, run.bundle, run.bundlePath);
         return verdictExitCode(run.verdict);
       }),
     );
@@ -193,6 +201,7 @@ Examples:
     .addHelpText('after', '\nExit 0 when ready; 3 when series or versions are missing; 2 when the window is too short for the scrape interval; 4 when a source is down.\n\nExample:\n  clover-cd gate preflight release.yaml --prometheus http://prometheus:9090\n')
     .action(
       action(async (file: string, opts: GateOptions, cmd: Command) => {
+        const [{ loadSpec }, { preflight }] = await Promise.all([import('../../spec/load.js'), import('../../validators/preflight.js')]);
         const { spec } = loadSpec(file);
         // Options written after the subcommand may have been taken by `gate` itself: read both.
         const merged = { ...(cmd.parent?.opts() as GateOptions), ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) };

@@ -2,26 +2,24 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { redact } from '../../util/redact.js';
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
-import {
-  analyzeJtl,
-  buildReport,
-  effectivePlan,
-  expectedSamples,
-  loadPlan,
-  renderHtml,
-  renderJmx,
-  renderJunit,
-  renderKubernetes,
-  renderText,
-  runLoadDetailed,
-  type LoadProgress,
-  type LoadReport,
-} from '../../jmeter/index.js';
+import type { LoadProgress, LoadReport } from '../../jmeter/index.js';
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
 import { action, acceptsOutputFile, globalOptions } from '../context.js';
 import { note, printResult } from '../output.js';
-import { stageProperties, writeProperties } from '../../stages/properties.js';
-import { statusForExitCode } from '../../contract/index.js';
+
+/** The engine behind the verbs, loaded by loadEngine() when one runs: `--help` loads none of it. */
+type TJmeterIndex = typeof import('../../jmeter/index.js');
+let analyzeJtl: TJmeterIndex['analyzeJtl'], buildReport: TJmeterIndex['buildReport'], effectivePlan: TJmeterIndex['effectivePlan'], expectedSamples: TJmeterIndex['expectedSamples'], loadPlan: TJmeterIndex['loadPlan'], renderHtml: TJmeterIndex['renderHtml'], renderJmx: TJmeterIndex['renderJmx'], renderJunit: TJmeterIndex['renderJunit'], renderKubernetes: TJmeterIndex['renderKubernetes'], renderText: TJmeterIndex['renderText'], runLoadDetailed: TJmeterIndex['runLoadDetailed'];
+type TStagesProperties = typeof import('../../stages/properties.js');
+let stageProperties: TStagesProperties['stageProperties'], writeProperties: TStagesProperties['writeProperties'];
+type TServerJobs = typeof import('../../stages/server/jobs.js');
+let statusForExitCode: TServerJobs['statusForExitCode'];
+async function loadEngine(): Promise<void> {
+  const [m0, m1, m2] = await Promise.all([import('../../jmeter/index.js'), import('../../stages/properties.js'), import('../../stages/server/jobs.js')]);
+  ({ analyzeJtl, buildReport, effectivePlan, expectedSamples, loadPlan, renderHtml, renderJmx, renderJunit, renderKubernetes, renderText, runLoadDetailed } = m0);
+  ({ stageProperties, writeProperties } = m1);
+  ({ statusForExitCode } = m2);
+}
 
 const positiveNumber = (flag: string) => (v: string) => {
   const n = Number(v);
@@ -104,7 +102,8 @@ Examples:
 `,
       ),
   ).action(
-    action((file: string, o: { target?: string; duration?: number; kubernetes: boolean; engines: number; image: string; namespace: string }, cmd: Command) => {
+    action(async (file: string, o: { target?: string; duration?: number; kubernetes: boolean; engines: number; image: string; namespace: string }, cmd: Command) => {
+      await loadEngine();
       const { outFile } = globalOptions(cmd);
       const plan = effectivePlan(loadPlan(file), { target: o.target, durationS: o.duration });
       const doc = o.kubernetes ? renderKubernetes(plan, { engines: o.engines, image: o.image, namespace: o.namespace }) : renderJmx(plan);
@@ -145,6 +144,7 @@ Examples:
     )
     .action(
       action(async (file: string, o: { engine: 'auto' | 'jmeter' | 'builtin'; remote?: string; results?: string; force: boolean; duration?: number; target?: string; jmeterHome?: string; junit?: string; html?: string; properties?: string }, cmd: Command) => {
+        await loadEngine();
         const { output } = globalOptions(cmd);
         const plan = loadPlan(file);
         const remote = o.remote?.split(',').map((s) => s.trim()).filter(Boolean);
@@ -217,6 +217,7 @@ Examples:
     )
     .action(
       action(async (jtl: string, o: { plan?: string; engines: number; junit?: string; html?: string }, cmd: Command) => {
+        await loadEngine();
         const { output } = globalOptions(cmd);
         if (!existsSync(jtl)) throw new InvalidInputError(`cannot read ${jtl}: no such file`);
         const plan = o.plan ? loadPlan(o.plan) : undefined;

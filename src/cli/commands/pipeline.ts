@@ -1,10 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { readRenderInput } from '../../pipelines/inputs.js';
-import { pipelineJson, renderPipeline } from '../../pipelines/render.js';
-import { formatPipelineProblem, toInputProblem, validatePipelineDocument, type PipelineValidation } from '../../pipelines/validate.js';
-import { executionExitCode, GateClient, gateAuthFrom, type PipelineExecution } from '../../services/spinnaker.js';
-import { loadSpec } from '../../spec/load.js';
+import type { PipelineValidation } from '../../pipelines/validate.js';
+import type { GateClient, PipelineExecution } from '../../services/spinnaker.js';
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
 import { acceptsOutputFile, action, globalOptions } from '../context.js';
 import { registerRun } from '../pipeline-run.js';
@@ -13,7 +10,18 @@ import { note, printResult, table } from '../output.js';
 /**
  * `clover-cd pipeline ...`: render, validate, save, execute, status. Each subcommand is registered by its
  * own function on the group returned by `pipelineCommand`, so another verb (e.g. `run`) is one more call.
+ * The renderer, the validator and the Gate client load when a subcommand runs, not for --help.
  */
+
+async function renderer() {
+  const [{ readRenderInput }, { pipelineJson, renderPipeline }, { loadSpec }] = await Promise.all([
+    import('../../pipelines/inputs.js'),
+    import('../../pipelines/render.js'),
+    import('../../spec/load.js'),
+  ]);
+  return { readRenderInput, pipelineJson, renderPipeline, loadSpec };
+}
+const validator = () => import('../../pipelines/validate.js');
 
 function readJsonFile(file: string): unknown {
   let text: string;
@@ -32,10 +40,12 @@ function readJsonFile(file: string): unknown {
 const looksLikeJson = (file: string) => /\.json$/i.test(file);
 
 /** A spec (rendered) or a pipeline JSON file, validated; throws exit 2 on errors so nothing is sent. */
-function pipelinesFrom(file: string): { configs: Record<string, unknown>[]; validation: PipelineValidation } {
+async function pipelinesFrom(file: string): Promise<{ configs: Record<string, unknown>[]; validation: PipelineValidation }> {
+  const { validatePipelineDocument, toInputProblem } = await validator();
   let doc: unknown;
   if (looksLikeJson(file)) doc = readJsonFile(file);
   else {
+    const { readRenderInput, pipelineJson, renderPipeline, loadSpec } = await renderer();
     const { pipeline, notes } = renderPipeline(readRenderInput(loadSpec(file)));
     notes.forEach((n) => note(`note: ${n}`));
     doc = JSON.parse(pipelineJson(pipeline));
@@ -78,8 +88,9 @@ Examples:
 `,
     )
     .action(
-      action((specFile: string, _opts: unknown, c: Command) => {
+      action(async (specFile: string, _opts: unknown, c: Command) => {
         const g = globalOptions(c);
+        const [{ readRenderInput, pipelineJson, renderPipeline, loadSpec }, { validatePipelineDocument, formatPipelineProblem }] = await Promise.all([renderer(), validator()]);
         const { pipeline, notes } = renderPipeline(readRenderInput(loadSpec(specFile)));
         notes.forEach((n) => note(`note: ${n}`));
         const text = pipelineJson(pipeline);
@@ -114,7 +125,8 @@ Examples:
 `,
     )
     .action(
-      action((file: string, _opts: unknown, c: Command) => {
+      action(async (file: string, _opts: unknown, c: Command) => {
+        const { validatePipelineDocument, formatPipelineProblem } = await validator();
         const doc = file === '-' ? JSON.parse(readFileSync(0, 'utf8')) : readJsonFile(file);
         const v = validatePipelineDocument(doc);
         const where = file === '-' ? 'stdin' : file;
@@ -150,7 +162,8 @@ const GATE_AUTH_HELP = `
 Auth: bearer token ($SPINNAKER_TOKEN or --token-file), basic ($SPINNAKER_USER + $SPINNAKER_PASSWORD or
 $SPINNAKER_PASSWORD_FILE), or a client certificate (--cert/--key). Secrets are never printed.`;
 
-function gateClient(flags: GateFlags): GateClient {
+async function gateClient(flags: GateFlags): Promise<GateClient> {
+  const { GateClient, gateAuthFrom } = await import('../../services/spinnaker.js');
   const url = flags.gate ?? process.env.SPINNAKER_GATE_URL;
   if (!url) throw new InvalidInputError('no Gate URL: pass --gate https://gate.example.com or set SPINNAKER_GATE_URL');
   if (!/^https?:\/\//.test(url)) throw new InvalidInputError(`--gate must be an http(s) URL, got "${url}"`);
@@ -174,8 +187,8 @@ Examples:
 `)
     .action(
       action(async (file: string, flags: GateFlags, c: Command) => {
-        const { configs } = pipelinesFrom(file);
-        const client = gateClient(flags);
+        const { configs } = await pipelinesFrom(file);
+        const client = await gateClient(flags);
         const results = [];
         for (const config of configs) {
           results.push(await client.savePipeline(config));
@@ -216,7 +229,7 @@ Examples:
     .action(
       action(async (application: string, name: string, flags: GateFlags & { param: string[] }, c: Command) => {
         const params = parseParams(flags.param);
-        const id = await gateClient(flags).executePipeline(application, name, params);
+        const id = await (await gateClient(flags)).executePipeline(application, name, params);
         printResult(globalOptions(c).output, { id, application, name }, (d) => d.id);
         return 0;
       }),
@@ -251,7 +264,7 @@ Examples:
 `)
     .action(
       action(async (id: string, flags: GateFlags & { wait: boolean; interval: string; timeout: string }, c: Command) => {
-        const client = gateClient(flags);
+        const client = await gateClient(flags);
         const interval = Number(flags.interval);
         const timeout = Number(flags.timeout);
         if (!(interval > 0) || !(timeout > 0)) throw new InvalidInputError('--interval and --timeout must be positive numbers of seconds');
@@ -269,7 +282,7 @@ Examples:
             })
           : await client.getExecution(id);
         printResult(globalOptions(c).output, e, describeExecution);
-        if (e.status === 'SUCCEEDED' || ['TERMINAL', 'CANCELED', 'STOPPED'].includes(e.status)) return executionExitCode(e.status);
+        if (e.status === 'SUCCEEDED' || ['TERMINAL', 'CANCELED', 'STOPPED'].includes(e.status)) return (await import('../../services/spinnaker.js')).executionExitCode(e.status);
         return ExitCode.inconclusive;
       }),
     );

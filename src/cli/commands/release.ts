@@ -1,14 +1,22 @@
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
-import { loadSpec } from '../../spec/load.js';
-import { abortRelease, openPlatform, releaseStatus, runRelease, type PlatformChoice, type ReleaseProgress, type ReleaseResult } from '../../stages/index.js';
+import type { PlatformChoice, ReleaseProgress, ReleaseResult } from '../../stages/index.js';
 import { formatDuration } from '../../util/units.js';
 import { action, globalOptions } from '../context.js';
 import { note, printResult, table } from '../output.js';
-import { stageProperties, writeProperties } from '../../stages/properties.js';
-import { statusForExitCode } from '../../contract/index.js';
 import { platformOptions } from './traffic.js';
 import { onInterrupt } from '../interrupt.js';
+
+/** The engine loads when a verb runs, not for --help (the Kubernetes client alone takes about a second). */
+async function engine() {
+  const [{ loadSpec }, stages, { stageProperties, writeProperties }, { statusForExitCode }] = await Promise.all([
+    import('../../spec/load.js'),
+    import('../../stages/index.js'),
+    import('../../stages/properties.js'),
+    import('../../stages/server/jobs.js'),
+  ]);
+  return { loadSpec, ...stages, stageProperties, writeProperties, statusForExitCode };
+}
 
 /** One stderr line per thing a person watching the release wants to see. */
 function liveView(): (e: ReleaseProgress) => void {
@@ -108,6 +116,7 @@ Examples:
   ).action(
     action(async (file: string, o: PlatformChoice & { autoApprove?: boolean; restart?: boolean; evidenceDir?: string; properties?: string }, cmd: Command) => {
       const format = globalOptions(cmd).output;
+      const { loadSpec, openPlatform, runRelease, writeProperties, stageProperties, statusForExitCode } = await engine();
       const loaded = loadSpec(file);
       const platform = await openPlatform(o);
       const controller = new AbortController();
@@ -140,6 +149,7 @@ Examples:
 
   platformOptions(release.command('status').description('show the release state kept with the routes, however the release was run (CLI, stage server, Jenkins)').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd release status release.yaml -o json\n')).action(
     action(async (file: string, o: PlatformChoice, cmd: Command) => {
+      const { loadSpec, openPlatform, releaseStatus } = await engine();
       const loaded = loadSpec(file);
       const r = { ...(await releaseStatus(await openPlatform(o), loaded.spec)), spec: loaded.spec };
       const data = { release: r.release, strategy: r.plan.strategy, steps: r.plan.steps.map((s) => ({ kind: s.kind, weight: s.weight })), routes: r.routes, state: r.state ?? null };
@@ -169,6 +179,7 @@ Examples:
 
   platformOptions(release.command('abort').description('roll back a release in progress (from any shell) and verify traffic is back on stable').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd release abort release.yaml\n')).action(
     action(async (file: string, o: PlatformChoice, cmd: Command) => {
+      const { loadSpec, openPlatform, abortRelease } = await engine();
       const loaded = loadSpec(file);
       const r = await abortRelease(await openPlatform(o), loaded.spec, { baseDir: loaded.dir });
       printResult(globalOptions(cmd).output, r, renderResult);

@@ -4,15 +4,27 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as yaml from 'js-yaml';
 import type { KubeObject } from '../../services/platform.js';
-import { connectSandbox, defaultStateDir, readState, startSandbox } from '../../sandbox/index.js';
-import { adminClient, STATE_FILE, type SandboxState } from '../../sandbox/remote.js';
-import { checkFault, sandboxStatus } from '../../sandbox/control.js';
+import type { SandboxState } from '../../sandbox/remote.js';
 import { removeNamespaces } from '../../sandbox/netns.js';
 import { InfrastructureError, InvalidInputError } from '../../util/errors.js';
 import { sleep } from '../../util/retry.js';
 import { parseDurationMs } from '../../util/units.js';
 import { action, globalOptions } from '../context.js';
 import { note, printResult, table } from '../output.js';
+
+/** The engine behind the verbs, loaded by loadEngine() when one runs: `--help` loads none of it. */
+type TSandboxIndex = typeof import('../../sandbox/index.js');
+let connectSandbox: TSandboxIndex['connectSandbox'], defaultStateDir: TSandboxIndex['defaultStateDir'], readState: TSandboxIndex['readState'], startSandbox: TSandboxIndex['startSandbox'];
+type TSandboxRemote = typeof import('../../sandbox/remote.js');
+let adminClient: TSandboxRemote['adminClient'], STATE_FILE: TSandboxRemote['STATE_FILE'];
+type TSandboxControl = typeof import('../../sandbox/control.js');
+let checkFault: TSandboxControl['checkFault'], sandboxStatus: TSandboxControl['sandboxStatus'];
+async function loadEngine(): Promise<void> {
+  const [m0, m1, m2] = await Promise.all([import('../../sandbox/index.js'), import('../../sandbox/remote.js'), import('../../sandbox/control.js')]);
+  ({ connectSandbox, defaultStateDir, readState, startSandbox } = m0);
+  ({ adminClient, STATE_FILE } = m1);
+  ({ checkFault, sandboxStatus } = m2);
+}
 
 const alive = (pid: number): boolean => {
   try {
@@ -149,6 +161,7 @@ Examples:
     .addHelpText('after', '\nExamples:\n  clover-cd sandbox up                      foreground; Ctrl-C stops it\n  clover-cd sandbox up --detach --redis redis://127.0.0.1:6379\n')
     .action(
       action(async (opts: { detach: boolean; netns: boolean; redis?: string; traceCapacity?: string; stateDir?: string }, cmd: Command) => {
+        await loadEngine();
         const { output } = globalOptions(cmd);
         const dir = dirOf(opts);
         if (opts.netns && process.getuid?.() !== 0) throw new InvalidInputError('--netns needs root (it creates network namespaces and veth pairs)');
@@ -167,6 +180,7 @@ Examples:
     .addHelpText('after', '\nExit 0 when a sandbox is running, 4 when none is.\n\nExample:\n  clover-cd sandbox status -o json\n')
     .action(
       action(async (opts: { stateDir?: string }, cmd: Command) => {
+        await loadEngine();
         const dir = dirOf(opts);
         const s = await runningState(dir);
         if (!s) throw new InfrastructureError('sandbox', join(dir, STATE_FILE), 'no sandbox is running', 'start one with: clover-cd sandbox up --detach');
@@ -189,6 +203,7 @@ Examples:
     .addHelpText('after', '\nExample:\n  clover-cd sandbox down --state-dir /tmp/sb\n')
     .action(
       action(async (opts: { stateDir?: string }, cmd: Command) => {
+        await loadEngine();
         const dir = dirOf(opts);
         const s = await runningState(dir);
         if (!s) {
@@ -218,6 +233,7 @@ Examples:
     .addHelpText('after', '\nExample:\n  clover-cd sandbox apply -f deploy/sdc/istio.yaml\n')
     .action(
       action(async (opts: { filename: string; stateDir?: string }, cmd: Command) => {
+        await loadEngine();
         const items = readObjects(opts.filename);
         const { platform } = await connectSandbox(dirOf(opts));
         const applied = await platform.apply(items);
@@ -264,6 +280,7 @@ Examples:
     .addHelpText('after', '\nExamples:\n  clover-cd sandbox fault http-lb --subset v2 --error-rate 0.2\n  clover-cd sandbox fault http-lb-v2 --delay 100ms\n  clover-cd sandbox fault http-lb --subset v2 --clear\n')
     .action(
       action(async (workload: string, o: { subset?: string; errorRate?: string; abortStatus?: string; delay?: string; resetRate?: string; clear: boolean; stateDir?: string }, cmd: Command) => {
+        await loadEngine();
         const num = (v: string | undefined, flag: string) => {
           if (v === undefined) return undefined;
           const n = Number(v);

@@ -1,8 +1,5 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { loadSpec } from '../../spec/load.js';
-import { canaryWeights } from '../../spec/validate.js';
-import { SPEC_TEMPLATE } from '../../spec/init-template.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { action, globalOptions } from '../context.js';
 import { note, printResult } from '../output.js';
@@ -19,7 +16,9 @@ export function register(program: Command): void {
     .argument('<file>', 'release spec (YAML or JSON)')
     .addHelpText('after', '\nExit 0 when valid; exit 2 with every problem (file, field path, expected vs found) otherwise.\n\nExample:\n  clover-cd spec validate examples/sdc-canary.yaml --output json\n')
     .action(
-      action((file: string, _opts: unknown, cmd: Command) => {
+      action(async (file: string, _opts: unknown, cmd: Command) => {
+        // The loader (schema compiler included) loads when the verb runs, not for --help.
+        const [{ loadSpec }, { canaryWeights }] = await Promise.all([import('../../spec/load.js'), import('../../spec/validate.js')]);
         const loaded = loadSpec(file);
         const { spec: s, strategyKind } = loaded;
         const summary = {
@@ -52,7 +51,8 @@ export function register(program: Command): void {
     .option('--force', 'overwrite an existing file', false)
     .addHelpText('after', '\nExample:\n  clover-cd spec init -f release.yaml && clover-cd spec validate release.yaml\n')
     .action(
-      action((opts: { file?: string; force: boolean }) => {
+      action(async (opts: { file?: string; force: boolean }) => {
+        const { SPEC_TEMPLATE } = await import('../../spec/init-template.js');
         if (!opts.file) {
           process.stdout.write(SPEC_TEMPLATE);
           return 0;

@@ -1,10 +1,8 @@
 import { Option, type Command } from 'commander';
-import { loadSpec } from '../../spec/load.js';
-import { getTraffic, openPlatform, promote, rollback, setTraffic, type PlatformChoice, type TrafficResult } from '../../stages/index.js';
+import type { LoadedSpec } from '../../spec/types.js';
+import type { PlatformChoice, TrafficResult } from '../../stages/index.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { parseIntegerFlag, parseUrlFlag } from '../flags.js';
-import { stageProperties, writeProperties } from '../../stages/properties.js';
-import { statusForExitCode } from '../../contract/index.js';
 import { action, globalOptions } from '../context.js';
 import { printResult } from '../output.js';
 
@@ -55,11 +53,19 @@ Examples:
 `,
     );
 
-  const run = (fn: (spec: ReturnType<typeof loadSpec>, o: PlatformChoice & Record<string, unknown>) => Promise<TrafficResult>) =>
+  // The engine (Kubernetes client included) loads when a verb runs, not for --help.
+  type Engine = typeof import('../../stages/index.js');
+  const run = (fn: (spec: LoadedSpec, o: PlatformChoice & Record<string, unknown>, engine: Engine) => Promise<TrafficResult>) =>
     action(async (file: string, o: PlatformChoice & Record<string, unknown>, cmd: Command) => {
       const format = globalOptions(cmd).output;
+      const [{ loadSpec }, engine, { stageProperties, writeProperties }, { statusForExitCode }] = await Promise.all([
+        import('../../spec/load.js'),
+        import('../../stages/index.js'),
+        import('../../stages/properties.js'),
+        import('../../stages/server/jobs.js'),
+      ]);
       const loaded = loadSpec(file);
-      const r = await fn(loaded, o);
+      const r = await fn(loaded, o, engine);
       printResult(format, r, renderTraffic);
       if (typeof o.properties === 'string') {
         writeProperties(o.properties, stageProperties({ action: cmd.name() === 'set' ? 'traffic' : cmd.name(), release: r.release, exitCode: r.exitCode, status: statusForExitCode(r.exitCode), summary: r.message, weight: r.candidate.weight }));
@@ -76,7 +82,7 @@ Examples:
       .option('--step <k>', 'step number of the plan (1-based), e.g. 2 for the second canary weight')
       .addHelpText('after', '\nExamples:\n  clover-cd traffic set release.yaml --weight 25\n  clover-cd traffic set release.yaml --step 1\n'),
   ).action(
-    run(async (loaded, o) => {
+    run(async (loaded, o, { openPlatform, setTraffic }) => {
       if ((o.weight === undefined) === (o.step === undefined)) throw new InvalidInputError('give exactly one of --weight N or --step K');
       const flag = o.weight !== undefined ? '--weight' : '--step';
       const n = parseIntegerFlag(flag, String(o.weight ?? o.step), flag === '--weight' ? { min: 0, max: 100 } : { min: 1 });
@@ -86,14 +92,14 @@ Examples:
   );
 
   platformOptions(traffic.command('get').description('show the current split and release state').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd traffic get release.yaml -o yaml\n')).action(
-    run(async (loaded, o) => getTraffic(await openPlatform(o), loaded.spec)),
+    run(async (loaded, o, { getTraffic, openPlatform }) => getTraffic(await openPlatform(o), loaded.spec)),
   );
 
   platformOptions(propertiesOption(traffic.command('promote')).description('send 100% to the candidate and remove match/mirror routes').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd traffic promote release.yaml\n')).action(
-    run(async (loaded, o) => promote(await openPlatform(o), loaded.spec)),
+    run(async (loaded, o, { promote, openPlatform }) => promote(await openPlatform(o), loaded.spec)),
   );
 
   platformOptions(propertiesOption(traffic.command('rollback')).description('send 100% to stable (clover-cd\'s match/mirror routes removed) and check it on observed traffic').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd traffic rollback release.yaml\n')).action(
-    run(async (loaded, o) => rollback(await openPlatform(o), loaded.spec)),
+    run(async (loaded, o, { rollback, openPlatform }) => rollback(await openPlatform(o), loaded.spec)),
   );
 }

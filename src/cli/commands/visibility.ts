@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { openVisibilityStore, type CloverStatsAll } from '../../services/redis.js';
+import type { CloverStatsAll } from '../../services/redis.js';
 import { action, globalOptions } from '../context.js';
 import { printResult, table } from '../output.js';
 
@@ -35,6 +35,7 @@ export function register(program: Command): void {
     .addHelpText('after', '\n--output json prints exactly the shape of Clover\'s GET /visibility/get/stats/all.\n\nExample:\n  clover-cd visibility stats --output json\n')
     .action(
       action(async (opts: { redis?: string }, cmd: Command) => {
+        const { openVisibilityStore } = await import('../../services/redis.js');
         const store = await openVisibilityStore(opts.redis ?? defaultRedis());
         try {
           printResult(globalOptions(cmd).output, await store.read(), renderStats);
@@ -52,6 +53,7 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExample:\n  clover-cd visibility clear\n')
     .action(
       action(async (opts: { redis?: string }, cmd: Command) => {
+        const { openVisibilityStore } = await import('../../services/redis.js');
         const store = await openVisibilityStore(opts.redis ?? defaultRedis());
         try {
           const r = await store.clear();

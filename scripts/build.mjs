@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// `npm run build` (also `prepare`, so `npm ci` and `npm pack` build): compiles src/ into dist/ with the same
+// relative layout (dist/cli/main.js ↔ src/cli/main.ts), so every `new URL('../../x', import.meta.url)` in the
+// sources resolves to the same package file from both. Copies the files the compiled code reads at run time
+// (JMeter launcher .java, gRPC .proto, clovisor BPF C sources) beside it, and writes dist/.build-stamp with the
+// time the build STARTED: bin/clover-cd.js runs dist only when no source is newer than that stamp, so a source
+// edited during the build still counts as newer.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const src = join(root, 'src');
+const dist = join(root, 'dist');
+const started = new Date();
+
+rmSync(dist, { recursive: true, force: true });
+const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit', cwd: root });
+
+/** Files the compiled code opens at run time: everything under src/ that is neither TypeScript nor a README. */
+let copied = 0;
+const walk = (dir) => {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) walk(p);
+    else if (!/\.ts$/.test(e.name) && e.name !== 'README.md') {
+      const to = join(dist, relative(src, p));
+      mkdirSync(dirname(to), { recursive: true });
+      copyFileSync(p, to);
+      copied++;
+    }
+  }
+};
+walk(src);
+
+const stamp = join(dist, '.build-stamp');
+writeFileSync(stamp, `${started.toISOString()}\n`);
+utimesSync(stamp, started, started);
+process.stderr.write(`build: dist/ compiled, ${copied} asset file(s) copied\n`);

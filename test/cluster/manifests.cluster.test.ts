@@ -1,0 +1,179 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO, runCli } from '../helpers/cli.js';
+
+/**
+ * deploy/ on a real kube-apiserver (../shared/tools/real-apiserver: 1.20 + etcd + Istio CRDs, RBAC on, no
+ * controllers). Opt-in: `npm run test:cluster` after `bash up.sh`; skipped, saying why, when it is not up.
+ * kubectl: $KUBECTL, else `kubectl` on PATH.
+ */
+const RUN = join(process.env.REALK8S_DIR ?? '/tmp/realk8s', 'run');
+const ADMIN = join(RUN, 'admin.kubeconfig');
+const LIMITED = join(RUN, 'limited.kubeconfig');
+const KUBECTL = process.env.KUBECTL ?? 'kubectl';
+const up = existsSync(ADMIN);
+if (!up) console.warn(`test:cluster skipped: ${ADMIN} does not exist (start the API server: bash ../shared/tools/real-apiserver/up.sh)`);
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+function kubectl(args: string[], opts: { input?: string; kubeconfig?: string } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(KUBECTL, [`--kubeconfig=${opts.kubeconfig ?? ADMIN}`, '--request-timeout=20s', ...args], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+/** kubectl must succeed; its stderr may only hold warnings (version skew, last-applied annotations). */
+async function ok(args: string[], opts: { input?: string } = {}): Promise<string> {
+  const r = await kubectl(args, opts);
+  const errors = r.stderr.split('\n').filter((l) => l.trim() && !/^(# )?Warning:|WARNING:|version difference/.test(l));
+  expect({ args: args.join(' '), code: r.code, errors }).toEqual({ args: args.join(' '), code: 0, errors: [] });
+  return r.stdout;
+}
+
+const vsWeights = async () => {
+  const vs = JSON.parse(await ok(['-n', 'default', 'get', 'virtualservices.networking.istio.io', 'http-lb', '-o', 'json'])) as { spec: { http: Array<{ route: Array<{ destination: { subset: string }; weight?: number }> }> } };
+  return Object.fromEntries(vs.spec.http.at(-1)!.route.map((r) => [r.destination.subset, r.weight ?? 0]));
+};
+
+(up ? describe : describe.skip)('deploy/ on a real API server', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'clover-cluster-'));
+  const saKubeconfig = join(dir, 'clover-cd-sa.kubeconfig');
+  let base = 'deploy/clover-cd';
+  let serve: ChildProcess | undefined;
+
+  beforeAll(async () => {
+    const version = JSON.parse(await ok(['version', '-o', 'json'])) as { serverVersion: { gitVersion: string } };
+    // 1.20 has PodDisruptionBudget only as policy/v1beta1; the base uses policy/v1 (1.21+).
+    const minor = Number(/^v1\.(\d+)\./.exec(version.serverVersion.gitVersion)?.[1]);
+    if (minor < 21) base = 'deploy/clover-cd/overlays/kube-1.20';
+    for (const ns of ['clover-system', 'spinnaker']) {
+      await ok(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }) });
+    }
+    await ok(['-n', 'clover-system', 'apply', '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'clover-cd-auth' }, stringData: { token: 'cluster-test-token' } }),
+    });
+  });
+
+  afterAll(() => {
+    serve?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.each([
+    ['-f', 'deploy/sdc/'],
+    ['-f', 'deploy/clovisor/rbac.yaml'],
+    ['-f', 'deploy/clovisor/'],
+    ['-k', 'BASE'],
+    ['-k', 'deploy/clover-cd/overlays/jobs-only'],
+    ['-k', 'deploy/clover-cd/overlays/spinnaker-namespace'],
+  ])('kubectl apply %s %s: server dry run, then for real', async (flag, path) => {
+    const target = path === 'BASE' ? base : path;
+    const dry = await ok(['apply', flag, target, '--dry-run=server']);
+    expect(dry).toMatch(/\(server dry run\)/);
+    const real = await ok(['apply', flag, target]);
+    expect(real).not.toMatch(/dry run/);
+  });
+
+  it('the clover-cd service account may do exactly what the engine calls, in the namespace it is bound to', async () => {
+    const as = ['--as=system:serviceaccount:clover-system:clover-cd'];
+    const can = async (verb: string, resource: string, ns = 'default') => (await kubectl(['auth', 'can-i', verb, resource, '-n', ns, ...as])).stdout.trim();
+    expect(await can('patch', 'virtualservices.networking.istio.io')).toBe('yes');
+    expect(await can('create', 'destinationrules.networking.istio.io')).toBe('yes');
+    expect(await can('delete', 'virtualservices.networking.istio.io')).toBe('no');
+    expect(await can('list', 'secrets')).toBe('no');
+    expect(await can('patch', 'virtualservices.networking.istio.io', 'kube-system')).toBe('no');
+  });
+
+  it('with its token, `traffic set --platform kubernetes` shifts the weights; a user without RBAC gets exit 4 and why', async () => {
+    await ok(['apply', '-f', 'deploy/sdc/istio.yaml']); // weights back to the manifest's
+    expect(await vsWeights()).toEqual({ v1: 100, v2: 0 });
+    // 1.20 without kube-controller-manager never fills a token Secret: ask the TokenRequest API instead.
+    const tr = JSON.parse(
+      await ok(['create', '--raw', '/api/v1/namespaces/clover-system/serviceaccounts/clover-cd/token', '-f', '-'], {
+        input: JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 600 } }),
+      }),
+    ) as { status: { token: string } };
+    const admin = readFileSync(ADMIN, 'utf8');
+    const server = /server: (\S+)/.exec(admin)![1];
+    const ca = /certificate-authority: (\S+)/.exec(admin)![1];
+    writeFileSync(
+      saKubeconfig,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'real', cluster: { server, 'certificate-authority': ca } }],
+        users: [{ name: 'clover-cd', user: { token: tr.status.token } }],
+        contexts: [{ name: 'clover-cd', context: { cluster: 'real', user: 'clover-cd', namespace: 'default' } }],
+        'current-context': 'clover-cd',
+      }),
+    );
+    const r = await runCli(['traffic', 'set', 'examples/sdc-canary.yaml', '--platform', 'kubernetes', '--kubeconfig', saKubeconfig, '--weight', '10']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('v2 now gets 10%');
+    expect(r.code).toBe(0);
+    expect(await vsWeights()).toEqual({ v1: 90, v2: 10 });
+
+    const denied = await runCli(['traffic', 'set', 'examples/sdc-canary.yaml', '--platform', 'kubernetes', '--kubeconfig', LIMITED, '--weight', '50']);
+    expect(denied.code).toBe(4);
+    expect(denied.stderr).toContain('HTTP 403');
+    expect(denied.stderr).toMatch(/cannot get resource "virtualservices" in API group "networking.istio.io" in the namespace "default"/);
+    expect(denied.stderr).toContain('(RBAC)');
+    expect(await vsWeights()).toEqual({ v1: 90, v2: 10 });
+  });
+
+  it('`serve --platform kubernetes` with the service account token shifts weights for a webhook stage', async () => {
+    const yaml = await import('js-yaml');
+    const spec = yaml.load(readFileSync(join(REPO, 'examples', 'sdc-canary.yaml'), 'utf8')) as Record<string, unknown>;
+    // The request carries everything the job needs: the server reads no file a request names.
+    spec.load = { plan: yaml.load(readFileSync(join(REPO, 'examples', 'sdc-load.yaml'), 'utf8')), engine: 'builtin' };
+    serve = spawn(process.execPath, [join(REPO, 'bin', 'clover-cd.js'), 'serve', '--port', '0', '--host', '127.0.0.1', '--platform', 'kubernetes', '--kubeconfig', saKubeconfig], {
+      cwd: dir,
+      env: { ...process.env, NODE_OPTIONS: '', CLOVER_CD_TOKEN: 'cluster-test-token' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    serve.stderr!.on('data', (d) => (err += d));
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`serve did not start within 60 s: ${err}`)), 60_000);
+      serve!.stdout!.on('data', (d) => {
+        out += d;
+        const m = /listening on (http:\/\/\S+?)\s/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      });
+      serve!.on('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
+    });
+    const headers = { authorization: 'Bearer cluster-test-token', 'content-type': 'application/json' };
+    const started = await fetch(`${url}/api/v1/releases/http-lb-canary/traffic`, { method: 'POST', headers, body: JSON.stringify({ spec, weight: 50 }), signal: AbortSignal.timeout(10_000) });
+    const answer = (await started.json()) as { id: string };
+    expect({ status: started.status, error: (answer as { error?: string }).error }).toEqual({ status: 202, error: undefined });
+    const { id } = answer;
+    let job: { status: string } = { status: 'RUNNING' };
+    for (const deadline = Date.now() + 60_000; job.status === 'RUNNING' && Date.now() < deadline; ) {
+      // polling, as Orca does; the job answers as soon as its one PATCH is done
+      job = (await (await fetch(`${url}/api/v1/jobs/${id}`, { headers, signal: AbortSignal.timeout(10_000) })).json()) as { status: string };
+      if (job.status === 'RUNNING') await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(job).toMatchObject({ status: 'SUCCEEDED' });
+    expect(await vsWeights()).toEqual({ v1: 50, v2: 50 });
+  });
+});
