@@ -8,6 +8,7 @@ import { loadSpec } from '../../spec/load.js';
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
 import { acceptsOutputFile, action, globalOptions } from '../context.js';
 import { registerRun } from '../pipeline-run.js';
+import { registerOrcaConfig } from '../pipeline-orca.js';
 import { note, printResult, table } from '../output.js';
 
 /**
@@ -288,9 +289,10 @@ Examples:
   clover-cd pipeline validate pipeline.json
   clover-cd pipeline save pipeline.json --gate https://gate.example.com
   clover-cd pipeline execute sdc http-lb-canary && clover-cd pipeline status <id> --wait
+  clover-cd pipeline orca-config release.yaml > orca-local.yml   # preconfigured stages for Deck's picker
 `,
     );
-  for (const registerSub of [registerRender, registerValidate, registerSave, registerExecute, registerStatus, registerRun]) registerSub(group);
+  for (const registerSub of [registerRender, registerValidate, registerSave, registerExecute, registerStatus, registerRun, registerOrcaConfig]) registerSub(group);
   return group;
 }
 
