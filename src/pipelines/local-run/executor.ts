@@ -287,7 +287,7 @@ export async function executePipeline(pipeline: Record<string, unknown>, opts: E
         for (const m of applied) (names[m.metadata.namespace ?? 'default'] ??= []).push(`${m.kind.toLowerCase()} ${m.metadata.name}`);
         r.context['outputs.manifestNamesByNamespace'] = names;
         for (const m of applied.filter((x) => x.kind === 'Deployment')) await waitReady(m.metadata.namespace ?? 'default', m.metadata.name, signal);
-        return `applied ${applied.length} manifest(s); deployments ready`;
+        return `applied ${applied.length} manifest(s)${used.length ? ` (bound ${used.map((a) => a.reference).join(', ')})` : ''}; deployments ready`;
       }
       case 'patchManifest': {
         const strategy = (ctx.options as { mergeStrategy?: string } | undefined)?.mergeStrategy ?? 'strategic';
