@@ -156,6 +156,7 @@ describe('trigger artifacts and parameters', () => {
     ['a matchArtifact without type', (p) => delete p.expectedArtifacts[0].matchArtifact.type, /expectedArtifacts\[0\]\.matchArtifact\.type.*artifact-match/],
     ['a matchArtifact name that is no regex', (p) => (p.expectedArtifacts[0].matchArtifact.name = 'opnfv/(x'), /expectedArtifacts\[0\]\.matchArtifact\.name.*regular expression.*artifact-match/],
     ['a default artifact without type', (p) => (p.expectedArtifacts[0].defaultArtifact = {}), /expectedArtifacts\[0\]\.defaultArtifact.*artifact-default/],
+    ['a secret reference in a webhook header', (p) => (p.stages[1].customHeaders.Authorization = 'Bearer encrypted:k8s!n:x!k:y'), /stages\[1\]\.customHeaders\.Authorization.*sent literally.*webhook-secret-reference/],
     ['a trigger expecting an undeclared artifact', (p) => (p.triggers[0].expectedArtifactIds = ['other']), /triggers\[0\]\.expectedArtifactIds\[0\].*"other".*artifact-declared/],
   ];
   it.each(cases)('pipeline validate exits 2 for %s, naming the field', async (_label, breakIt, expected) => {
