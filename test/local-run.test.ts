@@ -5,6 +5,10 @@ import { join, resolve } from 'node:path';
 import * as yaml from 'js-yaml';
 import { evaluateCondition, executePipeline, resolveExpressions, type RunEvent } from '../src/pipelines/local-run/index.js';
 import { runPipelineLocally } from '../src/stages/local-pipeline.js';
+import { loadSpec } from '../src/spec/load.js';
+import { readRenderInput } from '../src/pipelines/inputs.js';
+import { renderPipeline } from '../src/pipelines/render.js';
+import { runCli } from './helpers/cli.js';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
 
 /**
@@ -106,6 +110,65 @@ describe('rendered pipelines on the sandbox', () => {
     const status = Object.fromEntries(r.execution.stages.map((s) => [s.name, s.status]));
     expect(status).toMatchObject({ 'Preview v2': 'SUCCEEDED', 'Switch traffic to v2?': 'SUCCEEDED', 'Switch traffic to v2': 'SUCCEEDED', 'Gate after the switch to v2': 'SUCCEEDED', 'Roll back to v1': 'SKIPPED' });
     expect(r.execution.stages.find((s) => s.name === 'Gate after the switch to v2')?.outputs).toMatchObject({ CLOVER_CD_VERDICT: 'pass', CLOVER_CD_WEIGHT: '100' });
+  });
+});
+
+describe('trigger artifacts and parameters, as Echo, Orca and Clouddriver bind them', () => {
+  let sb: Sandbox;
+  beforeAll(async () => {
+    sb = await startSandbox();
+  });
+  afterAll(async () => sb?.stop());
+  const candidateImage = async (platform = sb.platform) => {
+    const d = await platform.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'default', name: 'http-lb-v2' });
+    return (d!.spec as any).template.spec.containers[0].image as string;
+  };
+  /** The canary example whose docker trigger fires for v* tags. */
+  const vTags = (doc: Record<string, any>) => (doc.spinnaker.triggers[0].tag = '^v[0-9.]+$');
+  const deployOnly = () => {
+    const p = renderPipeline(readRenderInput(loadSpec(quickSpec('sdc-canary', vTags)))).pipeline;
+    return JSON.parse(JSON.stringify({ ...p, stages: [p.stages[0]] })) as Record<string, unknown>;
+  };
+
+  it('a docker trigger for v2.1 deploys :v2.1; a manual start deploys the tag parameter, or its default', async () => {
+    const docker = await executePipeline(deployOnly(), { platform: sb.platform, trigger: { type: 'docker', tag: 'v2.1' } });
+    expect(docker.status).toBe('SUCCEEDED');
+    expect(await candidateImage()).toBe('opnfv/clover-ns-nginx-lb:v2.1');
+    expect(docker.trigger).toMatchObject({ tag: 'v2.1', artifacts: [{ type: 'docker/image', name: 'opnfv/clover-ns-nginx-lb', reference: 'opnfv/clover-ns-nginx-lb:v2.1' }] });
+    const param = await executePipeline(deployOnly(), { platform: sb.platform, trigger: { type: 'manual', parameters: { tag: 'v2.9' } } });
+    expect(param.stages[0].context['outputs.boundArtifacts']).toEqual([expect.objectContaining({ reference: 'opnfv/clover-ns-nginx-lb:v2.9' })]);
+    expect(await candidateImage()).toBe('opnfv/clover-ns-nginx-lb:v2.9');
+    await executePipeline(deployOnly(), { platform: sb.platform });
+    expect(await candidateImage()).toBe('opnfv/clover-ns-nginx-lb:opnfv-7.0.0');
+    // A tag the trigger's pattern does not match never starts the pipeline (Echo): exit 2, nothing deployed.
+    await expect(executePipeline(deployOnly(), { platform: sb.platform, trigger: { type: 'docker', tag: 'latest' } })).rejects.toThrow(/does not match the docker trigger's tag pattern/);
+  });
+
+  it('pipeline run --local --param tag=... deploys that tag (CLI)', async () => {
+    const file = join(dir, 'deploy-only.json');
+    writeFileSync(file, JSON.stringify(deployOnly()));
+    const r = await runCli(['pipeline', 'run', file, '--local', '--param', 'tag=v3.0', '-o', 'json'], { env: { CLOVER_CD_STATE_DIR: mkdtempSync(join(tmpdir(), 'local-run-state-')) }, timeoutMs: 120_000 });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).stages[0].message).toContain('bound opnfv/clover-ns-nginx-lb:v3.0');
+  });
+
+  it('preconfigured stages (types from the orca-config fragment) run a docker-triggered canary to promotion with its own tag', async () => {
+    const spec = quickSpec('sdc-canary-preconfigured', vTags);
+    const orca = join(dir, 'orca-local.yml');
+    const oc = await runCli(['pipeline', 'orca-config', spec, '-o', orca]);
+    expect(oc.code).toBe(0);
+    const fresh = await startSandbox();
+    try {
+      const r = await runPipelineLocally({ file: spec, orcaConfig: orca, platform: fresh.platform, autoApprove: true, evidenceDir: join(dir, 'evidence'), pollIntervalMs: 100, trigger: { type: 'docker', tag: 'v2.1' } });
+      const status = Object.fromEntries(r.execution.stages.map((s) => [s.name, `${s.type} ${s.status}`]));
+      expect(status).toMatchObject({ 'Shift 10% to v2': 'cloverCdTraffic SUCCEEDED', 'Gate at 50%': 'cloverCdGate SUCCEEDED', 'Promote v2': 'cloverCdPromote SUCCEEDED', 'Roll back to v1': 'cloverCdRollback SKIPPED' });
+      expect(r.exitCode).toBe(0);
+      expect(r.jobs.find((j) => j.stage === 'Gate at 50%')).toMatchObject({ status: 'SUCCEEDED', verdict: { outcome: 'pass' } });
+      expect(await weightOfV2(fresh)).toBe(100);
+      expect(await candidateImage(fresh.platform)).toBe('opnfv/clover-ns-nginx-lb:v2.1');
+    } finally {
+      await fresh.stop();
+    }
   });
 });
 

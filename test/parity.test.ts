@@ -1,10 +1,14 @@
 /**
  * One engine, many hosts: the same release run by `release run`, by the rendered pipeline with webhook
- * stages (the stage server) and with Jenkins stages (`clover-cd stage` actions), each on the local Orca
- * runner, must end the same way — outcome, exit code, recorded verdicts, final routes and observed split —
+ * stages (the stage server), with preconfigured webhook stages (resolved through the orca-local.yml text
+ * `pipeline orca-config` prints, as Orca does) and with Jenkins stages (`clover-cd stage` actions), each on
+ * the local Orca runner, must end the same way — outcome, exit code, recorded verdicts, final routes and observed split —
  * for canary, blue/green and A/B, with a healthy and a faulty candidate.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { writeFileSync } from 'node:fs';
+import { orcaConfigYaml } from '../src/cli/pipeline-orca.js';
+import { orcaConfig } from '../src/pipelines/preconfigured.js';
 import { loadSpec } from '../src/spec/load.js';
 import { releaseStatus, runRelease } from '../src/stages/index.js';
 import { runPipelineLocally } from '../src/stages/local-pipeline.js';
@@ -23,7 +27,7 @@ const scenarios = [
   { name: 'bluegreen', strategy: { blueGreen: { previewWindow: '2s' } }, rules: [{ errorRate: { max: '1%' } }] },
   { name: 'ab', strategy: { abTest: { match: [{ headers: { 'user-agent': { regex: '.*chrome.*' } } }], window: '2s' } }, rules: [{ errorRate: { max: '1%' } }] },
 ];
-const paths = ['release run', 'pipeline (webhook)', 'pipeline (jenkins)'] as const;
+const paths = ['release run', 'pipeline (webhook)', 'pipeline (preconfigured)', 'pipeline (jenkins)'] as const;
 
 interface Ending {
   exitCode: number;
@@ -35,14 +39,17 @@ interface Ending {
 }
 
 async function runOn(path: (typeof paths)[number], name: string, strategy: Record<string, unknown>, rules: unknown[]): Promise<Ending> {
-  const runner = path === 'pipeline (jenkins)' ? { runner: 'jenkins', jenkins: { master: 'ci', job: 'clover-cd-stage' } } : {};
+  const runner = path === 'pipeline (jenkins)' ? { runner: 'jenkins', jenkins: { master: 'ci', job: 'clover-cd-stage' } } : path === 'pipeline (preconfigured)' ? { stages: 'preconfigured' } : {};
   const file = lab.writeSpec(name, strategy, { rules, spinnaker: { ...SPINNAKER, ...runner } });
   const { spec, dir } = loadSpec(file);
   let exitCode: number;
   if (path === 'release run') {
     exitCode = (await runRelease(lab.sb.platform, spec, { baseDir: dir, autoApprove: true, evidenceDir: lab.evidenceDir })).exitCode;
   } else {
-    const r = await runPipelineLocally({ file, platform: lab.sb.platform, autoApprove: true, evidenceDir: lab.evidenceDir, pollIntervalMs: 100 });
+    // The preconfigured stage types come from the orca-local.yml text `clover-cd pipeline orca-config` prints.
+    let orca: string | undefined;
+    if (path === 'pipeline (preconfigured)') writeFileSync((orca = `${file}.orca-local.yml`), orcaConfigYaml(orcaConfig([spec]).config));
+    const r = await runPipelineLocally({ file, orcaConfig: orca, platform: lab.sb.platform, autoApprove: true, evidenceDir: lab.evidenceDir, pollIntervalMs: 100 });
     exitCode = r.exitCode;
   }
   // However the release ran, `release status` reads what it recorded.
@@ -68,7 +75,7 @@ describe('every host of the engine ends a release the same way', () => {
           if (!healthy) await lab.sb.setFault('http-lb', 'v2', { errorRate: 0.3 });
           endings.push(await runOn(path, `parity-${s.name}-${healthy ? 'ok' : 'bad'}`, s.strategy, s.rules));
         }
-        const [cli, webhook, jenkins] = endings;
+        const [cli, webhook, preconfigured, jenkins] = endings;
         expect(cli).toMatchObject(
           healthy
             ? { exitCode: 0, phase: 'promoted', routes: { stable: 0, candidate: 100, matchRoute: false }, observed: 'all candidate' }
@@ -77,6 +84,7 @@ describe('every host of the engine ends a release the same way', () => {
         expect(cli.verdicts.length).toBeGreaterThan(0);
         expect(cli.verdicts.every(([, o]) => o === 'pass')).toBe(healthy);
         expect({ path: 'pipeline (webhook)', ...webhook }).toEqual({ path: 'pipeline (webhook)', ...cli });
+        expect({ path: 'pipeline (preconfigured)', ...preconfigured }).toEqual({ path: 'pipeline (preconfigured)', ...cli });
         expect({ path: 'pipeline (jenkins)', ...jenkins }).toEqual({ path: 'pipeline (jenkins)', ...cli });
       }, 180_000);
     }

@@ -4,6 +4,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll, beforeEach } from '@jest/globals';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Sandbox } from '../src/sandbox/index.js';
 import { runRelease, type ReleaseProgress } from '../src/stages/index.js';
@@ -117,6 +118,28 @@ describe('blue/green and A/B on the sandbox', () => {
     expect(http.map((h) => h.name)).not.toContain(matchRouteName('ab-ok'));
     expect((await observed(file)).stable).toBe(0);
   });
+});
+
+describe('waiting for approval (CI without a terminal)', () => {
+  it('stops with exit 3 and CLOVER_CD_PHASE=awaitingJudgment in --properties; --approve <step> goes on to promotion', async () => {
+    const file = writeSpec('bg-wait', { blueGreen: { previewWindow: '3s', judgment: true } }, [{ errorRate: { max: '1%' } }]);
+    const props = join(dir, 'bg-wait.properties');
+    const args = ['release', 'run', file, '--platform', 'sandbox', '--state-dir', join(dir, 'state'), '--evidence-dir', join(dir, 'evidence'), '--properties', props];
+    const first = await runCli(args, { timeoutMs: 60_000 });
+    expect(first.code).toBe(3);
+    const waiting = readFileSync(props, 'utf8');
+    expect(waiting).toContain('CLOVER_CD_PHASE=awaitingJudgment');
+    expect(waiting).toContain('CLOVER_CD_STEP=1');
+    expect(waiting).toContain('CLOVER_CD_EXIT_CODE=3');
+    let step = '1';
+    let r = first;
+    for (let i = 0; i < 3 && r.code === 3; i++) {
+      r = await runCli([...args, '--approve', step], { timeoutMs: 60_000 });
+      step = /CLOVER_CD_STEP=(\d+)/.exec(readFileSync(props, 'utf8'))![1];
+    }
+    expect(r.code).toBe(0);
+    expect(readFileSync(props, 'utf8')).toContain('CLOVER_CD_PHASE=promoted');
+  }, 120_000);
 });
 
 describe('crash safety', () => {

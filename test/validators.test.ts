@@ -204,6 +204,21 @@ describe('reports', () => {
     expect(suite.testcase[0].failure['@_message']).toMatch(/error rate above 1%/);
   });
 
+  it('JUnit of an error verdict (exit 4) has an <error>; of an inconclusive one (exit 3), <skipped> with the reason', () => {
+    const parse = (x: string) => new XMLParser({ ignoreAttributes: false }).parse(x).testsuites.testsuite;
+    const passed = { rule: 'errorRate', outcome: 'pass' as const, observed: '0%', expected: '≤ 1%', source: 'prometheus', reason: 'ok' };
+    const down = { ...b, sources: [{ name: 'prometheus' as const, status: 'down' as const, error: 'connect ECONNREFUSED 127.0.0.1:9090', queries: [] }] };
+    const err = parse(renderJUnit({ outcome: 'error', summary: 'ERROR: a source is down', results: [passed] }, down));
+    expect(err['@_errors']).toBe('1');
+    const errCase = err.testcase.find((c: any) => c['@_name'] === 'verdict');
+    expect(errCase.error['@_message']).toMatch(/a source is down; prometheus is down: connect ECONNREFUSED/);
+    const inc = parse(renderJUnit({ outcome: 'inconclusive', summary: 'INCONCLUSIVE: 12 samples, 50 needed', results: [passed] }, b));
+    expect(inc['@_skipped']).toBe('1');
+    expect(inc.testcase.find((c: any) => c['@_name'] === 'verdict').skipped['@_message']).toBe('inconclusive: INCONCLUSIVE: 12 samples, 50 needed');
+    // A verdict some rule already carries adds no testcase.
+    expect(parse(renderJUnit(v, b))['@_tests']).toBe('3');
+  });
+
   it('text and Markdown show every rule with its reason', () => {
     const text = renderText(v, b, '/tmp/x.json');
     expect(text).toMatch(/^gate FAIL/);

@@ -17,6 +17,9 @@ export function registerRun(group: Command): void {
     .option('--local', 'run here against the sandbox (required: runs in Spinnaker use `pipeline execute`)', false)
     .option('--auto-approve', 'answer manual judgments with "continue"', false)
     .option('--evidence-dir <dir>', 'where gate evidence bundles are written')
+    .option('-p, --param <key=value>', 'pipeline parameter, as `pipeline execute --param` (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--docker-tag <tag>', "start as the pipeline's docker trigger does for this tag (Echo's trigger: tag and docker/image artifact)")
+    .option('--orca-config <file>', 'orca-local.yml with the preconfigured webhook types (default for a spec: what `pipeline orca-config` prints for it)')
     .addHelpText(
       'after',
       `
@@ -24,15 +27,23 @@ Uses the sandbox started by \`clover-cd sandbox up --detach\`, or starts one for
 run cannot execute end the run TERMINAL and are listed (never skipped). Manual judgments prompt on a
 terminal; elsewhere pass --auto-approve.
 
-Exit codes: 0 the pipeline succeeded; 1 a gate failed (rolled back); 3 inconclusive; 4 a stage could not run.
+Parameters get their defaults and expected artifacts are bound as Orca does at start; a deployManifest binds
+its required artifacts (the trigger's image) into the manifests as Clouddriver does. Preconfigured webhook
+stages (spinnaker.stages: preconfigured) take URL, headers and status fields from --orca-config.
+
+Exit codes: 0 the pipeline succeeded; 1 a gate failed (rolled back); 2 the trigger would not start it;
+3 inconclusive; 4 a stage could not run.
 
 Examples:
   clover-cd pipeline run examples/sdc-canary.yaml --local --auto-approve
   clover-cd pipeline render examples/sdc-bluegreen.yaml -o bg.json && clover-cd pipeline run bg.json --local
+  clover-cd pipeline run examples/sdc-canary.yaml --local --auto-approve --docker-tag opnfv-7.1.0
+  clover-cd pipeline run examples/sdc-canary.yaml --local --auto-approve --param tag=opnfv-7.1.0
+  clover-cd pipeline orca-config release.yaml -o orca.yml && clover-cd pipeline run pipeline.json --local --orca-config orca.yml
 `,
     )
     .action(
-      action(async (file: string, opts: { local: boolean; autoApprove: boolean; evidenceDir?: string }, cmd: Command) => {
+      action(async (file: string, opts: { local: boolean; autoApprove: boolean; evidenceDir?: string; param: string[]; dockerTag?: string; orcaConfig?: string }, cmd: Command) => {
         if (!opts.local) throw new InvalidInputError('add --local to run the pipeline here against the sandbox; to run it in Spinnaker: clover-cd pipeline save + pipeline execute');
         const { runPipelineLocally } = await import('../stages/local-pipeline.js');
         const judge = process.stdin.isTTY
@@ -50,8 +61,17 @@ Examples:
               }
             }
           : undefined;
+        const parameters: Record<string, string> = {};
+        for (const p of opts.param) {
+          const i = p.indexOf('=');
+          if (i <= 0) throw new InvalidInputError(`--param expects key=value, got "${p}"`);
+          parameters[p.slice(0, i)] = p.slice(i + 1);
+        }
+        const trigger = opts.dockerTag !== undefined ? { type: 'docker', tag: opts.dockerTag, parameters } : { type: 'manual', user: 'clover-cd', parameters };
         const r = await runPipelineLocally({
           file,
+          trigger,
+          orcaConfig: opts.orcaConfig,
           autoApprove: opts.autoApprove,
           judge,
           evidenceDir: opts.evidenceDir,

@@ -62,3 +62,13 @@ export const STAGE_SERVER_POLLING = {
   terminalStatuses: 'FAILED,INCONCLUSIVE,ERROR',
   canceledStatuses: 'CANCELED',
 } as const;
+
+/**
+ * `release run` without an answer at a judgment stops with exit 3, the code of "inconclusive" (nothing promoted
+ * either way). What tells "waits for approval" apart is its `--properties` output: CLOVER_CD_PHASE is
+ * `awaitingJudgment` and CLOVER_CD_STEP the 1-based step waiting; `release run --approve <step>` approves that
+ * step once and goes on. Any other exit-3 run has another phase (e.g. rolledBack with cause inconclusive).
+ */
+export const PHASE_PROPERTY = 'CLOVER_CD_PHASE';
+export const STEP_PROPERTY = 'CLOVER_CD_STEP';
+export const AWAITING_JUDGMENT = 'awaitingJudgment';

@@ -8,6 +8,7 @@ import type { KubeObject } from '../services/platform.js';
 import { planRelease, PREVIEW_HEADER, rulesForStep, type PlanStep } from '../canary/plan.js';
 import type { ReleaseSpec, TriggerSpec } from '../spec/types.js';
 import { InvalidInputError } from '../util/errors.js';
+import { imageBinding } from './artifacts.js';
 import { stablePipelineId, UUID_PATTERN } from './ids.js';
 import { actionStage, type ActionParams, type ReleaseAction, type StageBody } from './runners.js';
 import type { Json, NotificationConfig, PipelineConfig, StageConfig, TriggerConfig } from './types.js';
@@ -69,7 +70,8 @@ export function mirrorGateSpec(spec: ReleaseSpec, payloadSpec: Json): Json | und
   return { ...(payloadSpec as Record<string, Json>), gate: { ...p.gate, rules: JSON.parse(JSON.stringify(rules)) as Json } };
 }
 
-export function candidateDeployment(spec: ReleaseSpec): KubeObject {
+/** The candidate Deployment; `image` replaces candidateImage (the bare name an artifact binds to). */
+export function candidateDeployment(spec: ReleaseSpec, image?: string): KubeObject {
   const s = spec.service;
   const labels = { app: s.name, [s.versionLabel ?? 'version']: s.candidate };
   return {
@@ -81,7 +83,7 @@ export function candidateDeployment(spec: ReleaseSpec): KubeObject {
       selector: { matchLabels: labels },
       template: {
         metadata: { labels },
-        spec: { containers: [{ name: s.name, image: s.candidateImage!, ports: [{ containerPort: s.port }] }] },
+        spec: { containers: [{ name: s.name, image: image ?? s.candidateImage!, ports: [{ containerPort: s.port }] }] },
       },
     },
   };
@@ -118,9 +120,14 @@ export function renderPipeline(input: RenderInput): RenderResult {
   if (input.loadPlan && spec.load) payload.load = { ...spec.load, plan: input.loadPlan };
   if (input.candidateManifests && spec.service.candidateManifests) payload.service = { ...spec.service, candidateManifests: input.candidateManifests };
   const payloadSpec = JSON.parse(JSON.stringify(payload)) as Json;
-  if (runner === 'webhook' && sp.stageServer.auth && !sp.stageServer.auth.spinnaker) {
-    notes.push('stageServer.auth names only an env/file secret: the webhook stages carry no Authorization header. Set spinnaker.stageServer.auth.spinnaker to a secret reference your Spinnaker resolves, or let the stage server accept the X-Clover-Signature of a preconfigured webhook.');
+  // Secret references belong to Spinnaker's configuration (orca-config), never to pipeline JSON.
+  const payloadObj = payloadSpec as { spinnaker?: { stageServer?: { auth?: Record<string, unknown> } }; github?: { token?: Record<string, unknown> } };
+  delete payloadObj.spinnaker?.stageServer?.auth?.spinnaker;
+  delete payloadObj.github?.token?.spinnaker;
+  if (runner === 'webhook' && sp.stages !== 'preconfigured' && sp.stageServer.auth) {
+    notes.push('the inline webhook stages carry no Authorization header (a secret never goes into pipeline JSON): admit only Orca to the stage server (NetworkPolicy), or use spinnaker.stages: preconfigured with the secret in orca-local.yml (clover-cd pipeline orca-config).');
   }
+  if (sp.stages === 'preconfigured') notes.push('preconfigured stages: Orca needs the webhook types of `clover-cd pipeline orca-config` in orca-local.yml (the stage server URL and secret header live there).');
   // The canary module's plan, refused (exit 2) like `clover-cd release` refuses it when a step cannot reach
   // the gate's minimum samples at the load's volume.
   const loadPlan = input.loadPlan ?? (spec.load && typeof spec.load.plan === 'object' ? spec.load.plan : undefined);
@@ -165,7 +172,9 @@ export function renderPipeline(input: RenderInput): RenderResult {
 
   // 1. the candidate workload, through Spinnaker so it shows in its cluster view; a failed deploy stops the
   // pipeline there (nothing was shifted, so there is nothing to roll back)
-  const manifests = input.candidateManifests ?? (spec.service.candidateImage ? [candidateDeployment(spec)] : []);
+  // The candidate image as an expected artifact: each trigger deploys its own tag, a manual start the `tag` parameter.
+  const binding = input.candidateManifests ? undefined : imageBinding(spec);
+  const manifests = input.candidateManifests ?? (spec.service.candidateImage ? [candidateDeployment(spec, binding?.name)] : []);
   let cursor: Cursor | undefined;
   if (manifests.length) {
     const text = JSON.stringify(manifests);
@@ -179,6 +188,7 @@ export function renderPipeline(input: RenderInput): RenderResult {
       // Manifests with literal ${...} (Helm, Prometheus rules) must not be evaluated as SpEL.
       skipExpressionEvaluation: text.includes('${'),
       trafficManagement: { enabled: false, options: { enableTraffic: false, services: [], strategy: 'none' } },
+      ...(binding ? { requiredArtifactIds: [binding.expectedArtifact.id as string] } : {}),
     }, [], { onFailure: 'halt', timeoutMs: 15 * MINUTE });
     cursor = { refId, ok: succeeded(`Deploy ${candidate}`) };
   } else notes.push('service has neither candidateImage nor candidateManifests: the candidate must already be deployed; the pipeline starts at route preparation.');
@@ -256,9 +266,9 @@ export function renderPipeline(input: RenderInput): RenderResult {
     limitConcurrent: true,
     keepWaitingPipelines: false,
     locked: { ui: true, allowUnlockUi: true, description: 'Managed by clover-cd: changes here are overwritten by the next `clover-cd pipeline save`.' },
-    parameterConfig: [],
-    expectedArtifacts: [],
-    triggers: (sp.triggers ?? []).map((t) => renderTrigger(t, application)),
+    parameterConfig: binding ? [binding.parameter] : [],
+    expectedArtifacts: binding ? [binding.expectedArtifact] : [],
+    triggers: (sp.triggers ?? []).map((t, i) => ({ ...renderTrigger(t, application), ...(binding?.triggers.includes(i) ? { expectedArtifactIds: [binding.expectedArtifact.id as string] } : {}) })),
     notifications: (sp.notifications ?? []).map((n) => ({ type: n.type, address: n.address, level: 'pipeline', when: n.when ?? ['pipeline.failed'] })),
     stages: chain.stages,
   };

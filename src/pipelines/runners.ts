@@ -1,10 +1,13 @@
 /**
  * How a release action (deploy, traffic, load, gate, promote, rollback) becomes a Spinnaker stage, per
- * `spinnaker.runner`: a `webhook` to the clover-cd stage server (contract [E]), a `jenkins` job that runs
+ * `spinnaker.runner`: a `webhook` to the clover-cd stage server (contract [E]) — inline, or a preconfigured
+ * webhook type of Orca's configuration (`spinnaker.stages: preconfigured`) —, a `jenkins` job that runs
  * clover-cd and archives a property file, or a Kubernetes Job (`runJobManifest`, alias `runJob`).
+ * No stage ever carries a secret: headers with secrets live only in Orca's configuration (preconfigured.ts).
  */
 import type { ReleaseSpec, SpinnakerSpec } from '../spec/types.js';
 import { STAGE_SERVER_POLLING, type StageAction } from '../contract/index.js';
+import { preconfiguredStage } from './preconfigured.js';
 import type { Json } from './types.js';
 
 export { STAGE_SERVER_POLLING };
@@ -36,9 +39,9 @@ export function stageCommandArgs(action: ReleaseAction, params: ActionParams): s
 
 function webhookStage(sp: SpinnakerSpec, release: string, spec: Json, action: ReleaseAction, params: ActionParams): StageBody {
   const server = sp.stageServer.url.replace(/\/+$/, '');
+  // No Authorization header: Spinnaker resolves secret references only in its configuration files (a reference
+  // here would be sent literally), so an authenticated webhook is a preconfigured one (spinnaker.stages).
   const headers: Record<string, string> = { 'Content-Type': 'application/json' };
-  // Only a reference the Spinnaker installation resolves is ever written; env/file secrets stay out of the JSON.
-  if (sp.stageServer.auth?.spinnaker) headers.Authorization = `Bearer ${sp.stageServer.auth.spinnaker}`;
   const rel = encodeURIComponent(release);
   return {
     type: 'webhook',
@@ -134,6 +137,7 @@ export function actionStage(spec: ReleaseSpec, payloadSpec: Json, application: s
     case 'runJob':
       return runJobStage(sp, release, application, payloadSpec, action, params);
     default:
+      if (sp.stages === 'preconfigured') return preconfiguredStage(release, payloadSpec, action, params.step);
       return webhookStage(sp, release, payloadSpec, action, params);
   }
 }

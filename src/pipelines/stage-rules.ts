@@ -97,6 +97,7 @@ function checkWebhook(s: Obj, report: FieldReport): void {
     if (!isObj(s.customHeaders)) report('error', 'customHeaders', 'webhook-headers', `expected a map of header name to string, found ${show(s.customHeaders)}`);
     else for (const [k, v] of Object.entries(s.customHeaders)) {
       if (typeof v !== 'string' && !(Array.isArray(v) && v.every((x) => typeof x === 'string'))) report('error', `customHeaders.${k}`, 'webhook-headers', `expected a string (or list of strings), found ${show(v)}`);
+      else if ([v].flat().some((x) => /\bencrypted:/.test(String(x)))) report('error', `customHeaders.${k}`, 'webhook-secret-reference', 'a Spinnaker secret reference is resolved only in Spinnaker\'s configuration files: in pipeline JSON it is sent literally. Declare the header in a preconfigured webhook (clover-cd pipeline orca-config)');
     }
   }
   if (s.waitForCompletion === true) {

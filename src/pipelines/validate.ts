@@ -3,6 +3,7 @@
  * Dinghy wrapper `{application, pipelines:[...]}`. Pure: document in, problems out. Errors are what Orca,
  * Front50 or Echo would reject or silently mis-run; warnings are what they tolerate, each with the reason.
  */
+import { checkExpectedArtifacts } from './artifacts.js';
 import { ancestors, checkGraph, readGraph, type GraphNode } from './graph.js';
 import { expressionSyntaxProblems, stageReferences, stringsIn } from './spel.js';
 import { RESERVED_NAMES } from './stage-types.js';
@@ -165,6 +166,7 @@ export function validatePipeline(config: unknown, opts: { base?: string; inherit
   });
 
   checkArtifacts(p, stages, nodes, base, add);
+  checkExpectedArtifacts(p, base, add);
   return problems;
 }
 

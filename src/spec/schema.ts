@@ -175,6 +175,7 @@ export const spinnakerSchema = closed(
     pipelineName: { type: 'string', minLength: 1 },
     stageServer: closed({ url: { type: 'string', pattern: '^https?://' }, auth: secretRef }, ['url']),
     runner: { enum: ['webhook', 'jenkins', 'runJob'] },
+    stages: { enum: ['inline', 'preconfigured'] },
     jenkins: closed({ master: { type: 'string', minLength: 1 }, job: { type: 'string', minLength: 1 } }, ['master', 'job']),
     runJob: closed({ image: { type: 'string', minLength: 1 }, namespace: name, serviceAccount: name }, ['image']),
     triggers: { type: 'array', items: trigger },

@@ -141,7 +141,11 @@ export interface SecretRef {
   env?: string;
   /** File that holds it (e.g. a mounted Kubernetes Secret). */
   file?: string;
-  /** Spinnaker-side name, e.g. a Kubernetes secret or Spinnaker secret reference "encrypted:k8s!n:x!k:y". */
+  /**
+   * Spinnaker-side secret reference ("encrypted:k8s!n:x!k:y"), resolved by Spinnaker in its configuration files
+   * only: written into orca-local.yml by `pipeline orca-config` (spinnaker.stages: preconfigured), never into
+   * pipeline JSON.
+   */
   spinnaker?: string;
 }
 
@@ -165,6 +169,13 @@ export interface SpinnakerSpec {
   pipelineName?: string;
   stageServer: { url: string; auth?: SecretRef };
   runner?: StageRunner;
+  /**
+   * How webhook stages are written: `inline` (default: url, payload and polling fields in the pipeline JSON, no
+   * secret header) or `preconfigured` (Orca's preconfigured webhook types `cloverCd<Action>` declared in
+   * orca-local.yml by `clover-cd pipeline orca-config`, with the secret header; the pipeline holds only
+   * `parameterValues`).
+   */
+  stages?: 'inline' | 'preconfigured';
   jenkins?: { master: string; job: string };
   runJob?: { image: string; namespace?: string; serviceAccount?: string };
   triggers?: TriggerSpec[];

@@ -154,6 +154,11 @@ export function validateSpec(doc: unknown, file?: string, dir?: string): InputPr
   if (sp) {
     if (sp.runner === 'jenkins' && !sp.jenkins) problems.push({ file, path: 'spinnaker.jenkins', message: 'runner "jenkins" needs spinnaker.jenkins {master, job}' });
     if (sp.runner === 'runJob' && !sp.runJob) problems.push({ file, path: 'spinnaker.runJob', message: 'runner "runJob" needs spinnaker.runJob {image}' });
+    if (sp.stages === 'preconfigured' && (sp.runner ?? 'webhook') !== 'webhook') problems.push({ file, path: 'spinnaker.stages', message: `"preconfigured" are webhook stages: it needs runner "webhook", found "${sp.runner}" (the Run Job form is preconfigured by \`clover-cd pipeline orca-config\` too)` });
+    // Spinnaker resolves secret references in its configuration files only: in pipeline JSON one is sent literally.
+    if (sp.stageServer.auth?.spinnaker && (sp.runner ?? 'webhook') === 'webhook' && sp.stages !== 'preconfigured') {
+      problems.push({ file, path: 'spinnaker.stageServer.auth.spinnaker', message: 'a Spinnaker secret reference is resolved only in Spinnaker\'s configuration files, never in pipeline JSON (an inline webhook stage would send it literally): set spinnaker.stages: preconfigured and put the reference in orca-local.yml with `clover-cd pipeline orca-config`, or remove it (README "Spinnaker stages and secrets")' });
+    }
     (sp.triggers ?? []).forEach((t, i) => {
       const schema = triggerSchemas[(t as { type: string }).type];
       if (schema) problems.push(...validateAgainst(schema, t, file, `spinnaker.triggers[${i}]`));

@@ -6,15 +6,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import { exitCodeForStatus, STAGE_SERVER_POLLING } from '../contract/index.js';
-import { executePipeline, loadPipelineFile, localRunExitCode, runWebhookStage, webhookJobs, type ExecuteOptions, type LocalExecution, type WebhookJob } from '../pipelines/local-run/index.js';
+import { executePipeline, loadOrcaConfig, loadPipelineFile, localRunExitCode, runWebhookStage, webhookJobs, type ExecuteOptions, type LocalExecution, type WebhookJob } from '../pipelines/local-run/index.js';
 import type { Platform } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import { registerSecret } from '../util/redact.js';
 import { stageProperties } from './properties.js';
 
-export interface LocalRunOptions extends Omit<ExecuteOptions, 'platform' | 'stageServer'> {
+export interface LocalRunOptions extends Omit<ExecuteOptions, 'platform' | 'stageServer' | 'preconfiguredWebhooks'> {
   /** Release spec (rendered first) or pipeline JSON. */
   file: string;
+  /** orca-local.yml with the preconfigured webhook types (default for a spec: what `pipeline orca-config` prints for it). */
+  orcaConfig?: string;
   /** Where stages act; default: the detached sandbox if one runs, else a sandbox started for this run. */
   platform?: Platform;
   evidenceDir?: string;
@@ -29,7 +31,8 @@ export interface LocalRunResult {
 }
 
 export async function runPipelineLocally(opts: LocalRunOptions): Promise<LocalRunResult> {
-  const { pipeline, baseDir, notes } = loadPipelineFile(opts.file);
+  const { pipeline, baseDir, notes, spec } = loadPipelineFile(opts.file);
+  const preconfiguredWebhooks = loadOrcaConfig(opts.orcaConfig, spec);
   notes.forEach((n) => opts.onNote?.(`note: ${n}`));
   let platform = opts.platform;
   let stopSandbox: (() => Promise<void>) | undefined;
@@ -92,6 +95,7 @@ export async function runPipelineLocally(opts: LocalRunOptions): Promise<LocalRu
       ...opts,
       runAction,
       platform,
+      preconfiguredWebhooks,
       stageServer: { origin: server.url, headers: { Authorization: `Bearer ${token}` } },
       pollIntervalMs: opts.pollIntervalMs ?? 250,
     });

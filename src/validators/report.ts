@@ -3,7 +3,7 @@
  * <failure>, error → <error>, inconclusive → <skipped>), Markdown for a pull-request comment. Pure.
  */
 import { formatDuration } from '../util/units.js';
-import type { EvidenceBundle, Outcome, Verdict } from './types.js';
+import type { EvidenceBundle, Outcome, RuleResult, Verdict } from './types.js';
 
 const MARK: Record<Outcome, string> = { pass: 'PASS', fail: 'FAIL', inconclusive: 'INCONCLUSIVE', error: 'ERROR' };
 const ICON: Record<Outcome, string> = { pass: '✅', fail: '❌', inconclusive: '⚠️', error: '🛑' };
@@ -35,11 +35,24 @@ export function renderText(v: Verdict, b: EvidenceBundle, bundlePath?: string): 
 const xml = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, ''); // eslint-disable-line no-control-regex -- XML 1.0 forbids these characters
 
+/**
+ * A verdict no rule carries (a source down → error, too few samples → inconclusive) gets its own testcase, so the
+ * junit step shows what the exit code says: exit 4 an <error>, exit 3 <skipped> with the reason, exit 1 a <failure>.
+ */
+function verdictCase(v: Verdict, b: EvidenceBundle): RuleResult | undefined {
+  if (v.outcome === 'pass' || v.results.some((r) => r.outcome === v.outcome)) return undefined;
+  const down = b.sources.filter((s) => s.status === 'down').map((s) => `${s.name} is down: ${s.error ?? 'unreachable'}`);
+  const reason = [v.summary, ...down].join('; ');
+  return { rule: 'verdict', outcome: v.outcome, observed: v.outcome, expected: 'pass', source: b.sources.map((s) => `${s.name} ${s.status}`).join(', ') || 'none', reason };
+}
+
 export function renderJUnit(v: Verdict, b: EvidenceBundle): string {
-  const count = (o: Outcome) => v.results.filter((r) => r.outcome === o).length;
+  const extra = verdictCase(v, b);
+  const results = extra ? [...v.results, extra] : v.results;
+  const count = (o: Outcome) => results.filter((r) => r.outcome === o).length;
   const suite = `clover-cd gate ${b.release}`;
   const seconds = ((b.window.end - b.window.start) / 1000).toFixed(3);
-  const cases = v.results.map((r) => {
+  const cases = results.map((r) => {
     const body = `observed: ${r.observed}\nexpected: ${r.expected}\nsource: ${r.source}\nreason: ${r.reason}`;
     const inner =
       r.outcome === 'fail'
@@ -53,8 +66,8 @@ export function renderJUnit(v: Verdict, b: EvidenceBundle): string {
   });
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
-    `<testsuites name="clover-cd gate" tests="${v.results.length}" failures="${count('fail')}" errors="${count('error')}" skipped="${count('inconclusive')}">`,
-    `  <testsuite name="${xml(suite)}" tests="${v.results.length}" failures="${count('fail')}" errors="${count('error')}" skipped="${count('inconclusive')}" time="${seconds}" timestamp="${new Date(b.window.end).toISOString().replace(/\.\d+Z$/, '')}">`,
+    `<testsuites name="clover-cd gate" tests="${results.length}" failures="${count('fail')}" errors="${count('error')}" skipped="${count('inconclusive')}">`,
+    `  <testsuite name="${xml(suite)}" tests="${results.length}" failures="${count('fail')}" errors="${count('error')}" skipped="${count('inconclusive')}" time="${seconds}" timestamp="${new Date(b.window.end).toISOString().replace(/\.\d+Z$/, '')}">`,
     `    <properties><property name="verdict" value="${v.outcome}"/><property name="window" value="${xml(windowText(b))}"/></properties>`,
     ...cases,
     '  </testsuite>',

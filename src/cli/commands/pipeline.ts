@@ -5,6 +5,7 @@ import type { GateClient, PipelineExecution } from '../../services/spinnaker.js'
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
 import { acceptsOutputFile, action, globalOptions } from '../context.js';
 import { registerRun } from '../pipeline-run.js';
+import { registerOrcaConfig } from '../pipeline-orca.js';
 import { note, printResult, table } from '../output.js';
 
 /**
@@ -301,9 +302,10 @@ Examples:
   clover-cd pipeline validate pipeline.json
   clover-cd pipeline save pipeline.json --gate https://gate.example.com
   clover-cd pipeline execute sdc http-lb-canary && clover-cd pipeline status <id> --wait
+  clover-cd pipeline orca-config release.yaml > orca-local.yml   # preconfigured stages for Deck's picker
 `,
     );
-  for (const registerSub of [registerRender, registerValidate, registerSave, registerExecute, registerStatus, registerRun]) registerSub(group);
+  for (const registerSub of [registerRender, registerValidate, registerSave, registerExecute, registerStatus, registerRun, registerOrcaConfig]) registerSub(group);
   return group;
 }
 

@@ -4,6 +4,8 @@ import type { PlatformChoice, ReleaseProgress, ReleaseResult } from '../../stage
 import { formatDuration } from '../../util/units.js';
 import { action, globalOptions } from '../context.js';
 import { note, printResult, table } from '../output.js';
+import { AWAITING_JUDGMENT, PHASE_PROPERTY, STEP_PROPERTY } from '../../contract/index.js';
+import { parseIntegerFlag } from '../flags.js';
 import { platformOptions } from './traffic.js';
 import { onInterrupt } from '../interrupt.js';
 
@@ -112,9 +114,23 @@ Examples:
       .option('--restart', 'start again after a finished run of the same candidate')
       .option('--evidence-dir <dir>', 'where evidence bundles are written')
       .option('--properties <file>', 'also write the outcome as a key=value file (Spinnaker Jenkins stage `propertyFile`)')
-      .addHelpText('after', '\nExit 0 promoted, 1 rolled back on a failed gate, 3 inconclusive (rolled back or waiting for approval), 4 infrastructure, 130 interrupted.\n\nExample:\n  clover-cd release run release.yaml --auto-approve -o json\n'),
+      .option('--approve <step>', 'approve the judgment pending at this 1-based step (once), then go on; stops again at the next judgment')
+      .addHelpText(
+        'after',
+        `
+Exit 0 promoted, 1 rolled back on a failed gate, 3 inconclusive — or waiting for approval: then the
+--properties file says ${PHASE_PROPERTY}=${AWAITING_JUDGMENT} and ${STEP_PROPERTY}=<step>; answer with
+--approve <step> (or roll back with \`release abort\`) —, 4 infrastructure, 130 interrupted.
+
+Examples:
+  clover-cd release run release.yaml --auto-approve -o json
+  clover-cd release run release.yaml --properties clover-cd.properties   # in CI: stops at a judgment, exit 3
+  clover-cd release run release.yaml --approve 1 --properties clover-cd.properties
+`,
+      ),
   ).action(
-    action(async (file: string, o: PlatformChoice & { autoApprove?: boolean; restart?: boolean; evidenceDir?: string; properties?: string }, cmd: Command) => {
+    action(async (file: string, o: PlatformChoice & { autoApprove?: boolean; restart?: boolean; evidenceDir?: string; properties?: string; approve?: string }, cmd: Command) => {
+      const approveStep = o.approve === undefined ? undefined : parseIntegerFlag('--approve', o.approve, { min: 1 });
       const format = globalOptions(cmd).output;
       const { loadSpec, openPlatform, runRelease, writeProperties, stageProperties, statusForExitCode } = await engine();
       const loaded = loadSpec(file);
@@ -133,12 +149,12 @@ Examples:
           file,
           signal: controller.signal,
           onEvent: liveView(),
-          judge: process.stdin.isTTY ? (step) => ask(step) : undefined,
+          judge: (step) => (approveStep === step + 1 ? Promise.resolve(true) : process.stdin.isTTY ? ask(step) : Promise.resolve(undefined)),
         });
         printResult(format, r, renderResult);
         if (o.properties) {
           const v = r.state.lastVerdict;
-          writeProperties(o.properties, stageProperties({ action: 'release', release: r.release, exitCode: r.exitCode, status: statusForExitCode(r.exitCode), summary: r.message, weight: r.state.weight, verdict: v?.outcome, extra: { CLOVER_CD_PHASE: r.state.phase } }));
+          writeProperties(o.properties, stageProperties({ action: 'release', release: r.release, exitCode: r.exitCode, status: statusForExitCode(r.exitCode), summary: r.message, weight: r.state.weight, verdict: v?.outcome, extra: r.awaitingJudgment !== undefined ? { [PHASE_PROPERTY]: AWAITING_JUDGMENT, [STEP_PROPERTY]: r.awaitingJudgment + 1 } : { [PHASE_PROPERTY]: r.state.phase, [STEP_PROPERTY]: r.state.step + 1 } }));
         }
         return r.exitCode;
       } finally {

@@ -1,7 +1,11 @@
 import type { KubeObject, Platform } from '../../services/platform.js';
 import { sleep } from '../../util/retry.js';
 import { evaluateCondition, resolveExpressions, type SpelContext } from './spel.js';
+import { jenkinsAction, runJobAction } from './actions.js';
+import { bindArtifacts, prepareTrigger, requiredArtifacts } from './artifacts.js';
+import { expandPreconfigured } from './preconfigured.js';
 import { runWebhookStage, type WebhookStage } from './webhook.js';
+import type { PreconfiguredWebhook } from '../preconfigured.js';
 
 /**
  * Executes a Spinnaker pipeline config locally with Orca's semantics (reference §2.1-2.3): stages start
@@ -33,6 +37,8 @@ export interface LocalExecution {
   stages: StageRun[];
   /** Stage types this runner cannot execute (those stages ended TERMINAL). */
   unsupported: string[];
+  /** The trigger as the stages saw it: parameters with defaults, artifacts, resolvedExpectedArtifacts. */
+  trigger: Record<string, unknown>;
 }
 
 export type RunEvent =
@@ -79,7 +85,10 @@ export interface ExecuteOptions {
   signal?: AbortSignal;
   pollIntervalMs?: number;
   readyTimeoutMs?: number;
+  /** The trigger (manual by default; `{type: 'docker', tag}` as Echo fires it); parameters and artifacts bound at start. */
   trigger?: Record<string, unknown>;
+  /** Orca's `webhook.preconfigured` entries by type, for stages with alias preconfiguredWebhook. */
+  preconfiguredWebhooks?: Map<string, PreconfiguredWebhook>;
   onEvent?: (e: RunEvent) => void;
   executionId?: string;
 }
@@ -137,6 +146,8 @@ export async function executePipeline(pipeline: Record<string, unknown>, opts: E
     name: String(pipeline.name ?? ''),
     application: String(pipeline.application ?? ''),
   };
+  // Echo/Orca at start: parameter defaults, the docker event's artifact, expected artifacts bound (exit 2 if not).
+  const { trigger, bound } = prepareTrigger(pipeline, opts.trigger, (t) => ({ vars: { trigger: t, parameters: t.parameters ?? {}, execution: { ...execution, trigger: t } }, stage: () => undefined, stageByRefId: () => undefined, judgment: () => undefined }));
   const unsupported = new Set<string>();
   const halt = new AbortController();
   const onOuterAbort = () => halt.abort(new Error('execution canceled'));
@@ -147,7 +158,6 @@ export async function executePipeline(pipeline: Record<string, unknown>, opts: E
   const spel = (): SpelContext => {
     const outputs: Record<string, unknown> = {};
     for (const r of runs.values()) if (r.status !== 'NOT_STARTED' && r.status !== 'RUNNING') Object.assign(outputs, r.outputs);
-    const trigger = opts.trigger ?? { type: 'manual', user: 'clover-cd', parameters: {} };
     return {
       vars: { ...outputs, execution: { ...execution, trigger }, trigger, parameters: (trigger.parameters as object) ?? {} },
       stage: (n) => {
@@ -201,23 +211,8 @@ export async function executePipeline(pipeline: Record<string, unknown>, opts: E
   async function dispatch(type: string, ctx: Record<string, unknown>, r: StageRun): Promise<string | undefined> {
     const signal = halt.signal;
     switch (type) {
-      case 'webhook': {
-        const stage = { ...(ctx as unknown as WebhookStage) };
-        if (opts.stageServer) {
-          const local = (u?: string) => {
-            if (!u) return u;
-            const url = new URL(u);
-            return url.pathname.startsWith('/api/v1/') ? `${opts.stageServer!.origin}${url.pathname}${url.search}` : u;
-          };
-          stage.url = local(stage.url)!;
-          stage.cancelEndpoint = local(stage.cancelEndpoint);
-          stage.customHeaders = { ...(stage.customHeaders ?? {}), ...(opts.stageServer.headers ?? {}) };
-        }
-        const res = await runWebhookStage(stage, { signal, pollIntervalMs: opts.pollIntervalMs, onProgress: (m) => opts.onEvent?.({ type: 'stage-progress', stage: r, message: m }) });
-        Object.assign(r.context, res.context);
-        if (res.status === 'SUCCEEDED') return res.message;
-        throw new StageFailure(res.message, res.status === 'CANCELED' ? 'CANCELED' : undefined);
-      }
+      case 'webhook':
+        return runWebhook({ ...(ctx as unknown as WebhookStage) }, r, signal);
       case 'jenkins':
       case 'runJobManifest': {
         const req = type === 'jenkins' ? jenkinsAction(ctx) : runJobAction(ctx);
@@ -283,14 +278,16 @@ export async function executePipeline(pipeline: Record<string, unknown>, opts: E
           unsupported.add(`deployManifest/source=${ctx.source}`);
           throw new StageFailure(`deployManifest with source "${ctx.source}" cannot run locally (only "text")`, 'TERMINAL');
         }
-        const manifests = (ctx.manifests as KubeObject[] | undefined) ?? [];
+        // Clouddriver binds the required artifacts (the trigger's image) into the manifests.
+        const { manifests, bound: used } = bindArtifacts((ctx.manifests as KubeObject[] | undefined) ?? [], requiredArtifacts(ctx, bound));
+        r.context['outputs.boundArtifacts'] = used;
         const ns = ctx.namespaceOverride as string | undefined;
         const applied = await opts.platform.apply(manifests.map((m) => (ns ? { ...m, metadata: { ...m.metadata, namespace: ns } } : m)));
         const names: Record<string, string[]> = {};
         for (const m of applied) (names[m.metadata.namespace ?? 'default'] ??= []).push(`${m.kind.toLowerCase()} ${m.metadata.name}`);
         r.context['outputs.manifestNamesByNamespace'] = names;
         for (const m of applied.filter((x) => x.kind === 'Deployment')) await waitReady(m.metadata.namespace ?? 'default', m.metadata.name, signal);
-        return `applied ${applied.length} manifest(s); deployments ready`;
+        return `applied ${applied.length} manifest(s)${used.length ? ` (bound ${used.map((a) => a.reference).join(', ')})` : ''}; deployments ready`;
       }
       case 'patchManifest': {
         const strategy = (ctx.options as { mergeStrategy?: string } | undefined)?.mergeStrategy ?? 'strategic';
@@ -309,46 +306,40 @@ export async function executePipeline(pipeline: Record<string, unknown>, opts: E
         for (const v of (ctx.variables as Array<{ key: string; value: unknown }> | undefined) ?? []) r.outputs[v.key] = v.value;
         return `${Object.keys(r.outputs).length} variable(s)`;
       }
-      default:
+      default: {
+        const entry = ctx.alias === 'preconfiguredWebhook' ? opts.preconfiguredWebhooks?.get(type) : undefined;
+        if (entry) {
+          // Orca's PreconfiguredWebhookStage: the configured call, with this stage's parameterValues.
+          const { stage, failures } = expandPreconfigured(ctx, entry, spel());
+          if (failures.length) throw new StageFailure(`expressions failed: ${failures.join('; ')}`);
+          return runWebhook(stage, r, signal);
+        }
+        if (ctx.alias === 'preconfiguredWebhook') {
+          unsupported.add(type);
+          throw new StageFailure(`preconfigured webhook type "${type}" is not in Orca's configuration of this run: pass the orca-local.yml of \`clover-cd pipeline orca-config\` (--orca-config)`, 'TERMINAL');
+        }
         unsupported.add(type);
         throw new StageFailure(`stage type "${type}" cannot run locally (supported: ${LOCAL_STAGE_TYPES.join(', ')}): it was not run`, 'TERMINAL');
+      }
     }
   }
 
-  /** Jenkins stage parameters as the generator writes them (ACTION, SPEC base64, WEIGHT, STEP, WINDOW). */
-  function jenkinsAction(ctx: Record<string, unknown>): ActionRequest | undefined {
-    const p = (ctx.parameters ?? {}) as Record<string, string>;
-    if (!p.ACTION || !p.SPEC) return undefined;
-    return {
-      action: p.ACTION,
-      spec: JSON.parse(Buffer.from(p.SPEC, 'base64').toString('utf8')),
-      weight: p.WEIGHT !== undefined ? Number(p.WEIGHT) : undefined,
-      step: p.STEP !== undefined ? Number(p.STEP) : undefined,
-      window: p.WINDOW,
-      executionId: p.EXECUTION_ID,
-    };
-  }
-
-  /** A Run Job whose container runs `clover-cd stage <action> --spec-env VAR [--weight N] [--step N] [--window D]`. */
-  function runJobAction(ctx: Record<string, unknown>): ActionRequest | undefined {
-    const container = ((ctx.manifest as KubeObject | undefined)?.spec as { template?: { spec?: { containers?: Array<{ args?: string[]; env?: Array<{ name: string; value?: string }> }> } } } | undefined)?.template?.spec?.containers?.[0];
-    const args = container?.args ?? [];
-    if (args[0] !== 'stage' || !args[1]) return undefined;
-    const flag = (name: string) => {
-      const i = args.indexOf(name);
-      return i >= 0 ? args[i + 1] : undefined;
-    };
-    const specVar = flag('--spec-env');
-    const specJson = container?.env?.find((e) => e.name === specVar)?.value;
-    if (!specJson) return undefined;
-    return {
-      action: args[1],
-      spec: JSON.parse(specJson),
-      weight: flag('--weight') !== undefined ? Number(flag('--weight')) : undefined,
-      step: flag('--step') !== undefined ? Number(flag('--step')) : undefined,
-      window: flag('--window'),
-      executionId: container?.env?.find((e) => e.name === 'CLOVER_CD_EXECUTION_ID')?.value,
-    };
+  /** Orca's webhook stage; URLs of the stage server's API go to the local one, with its credentials. */
+  async function runWebhook(stage: WebhookStage, r: StageRun, signal: AbortSignal): Promise<string> {
+    if (opts.stageServer) {
+      const local = (u?: string) => {
+        if (!u) return u;
+        const url = new URL(u);
+        return url.pathname.startsWith('/api/v1/') ? `${opts.stageServer!.origin}${url.pathname}${url.search}` : u;
+      };
+      stage.url = local(stage.url)!;
+      stage.cancelEndpoint = local(stage.cancelEndpoint);
+      stage.customHeaders = { ...(stage.customHeaders ?? {}), ...(opts.stageServer.headers ?? {}) };
+    }
+    const res = await runWebhookStage(stage, { signal, pollIntervalMs: opts.pollIntervalMs, onProgress: (m) => opts.onEvent?.({ type: 'stage-progress', stage: r, message: m }) });
+    Object.assign(r.context, res.context);
+    if (res.status === 'SUCCEEDED') return res.message;
+    throw new StageFailure(res.message, res.status === 'CANCELED' ? 'CANCELED' : undefined);
   }
 
   async function waitReady(namespace: string, name: string, signal: AbortSignal): Promise<void> {
@@ -385,5 +376,5 @@ export async function executePipeline(pipeline: Record<string, unknown>, opts: E
   const any = (s: StageStatus) => stages.some((x) => x.status === s);
   const stoppedFail = configs.some((c) => runs.get(c.refId)!.status === 'STOPPED' && c.completeOtherBranchesThenFail);
   const status: ExecutionStatus = canceled || (any('CANCELED') && !any('TERMINAL')) ? 'CANCELED' : any('TERMINAL') || stoppedFail ? 'TERMINAL' : 'SUCCEEDED';
-  return { ...execution, status, stages, unsupported: [...unsupported] };
+  return { ...execution, status, stages, unsupported: [...unsupported], trigger };
 }

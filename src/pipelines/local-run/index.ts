@@ -5,10 +5,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import * as yaml from 'js-yaml';
 import { readRenderInput } from '../inputs.js';
+import { orcaConfig, preconfiguredWebhooks, type PreconfiguredWebhook } from '../preconfigured.js';
 import { pipelineJson, renderPipeline } from '../render.js';
 import { toInputProblem, validatePipelineDocument } from '../validate.js';
-import { loadSpec } from '../../spec/load.js';
+import { loadSpec, readYamlFile } from '../../spec/load.js';
+import type { ReleaseSpec } from '../../spec/types.js';
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
 import type { LocalExecution } from './executor.js';
 
@@ -24,7 +27,7 @@ export interface WebhookJob {
   reports?: Record<string, string>;
 }
 
-export function loadPipelineFile(file: string): { pipeline: Record<string, unknown>; baseDir: string; notes: string[] } {
+export function loadPipelineFile(file: string): { pipeline: Record<string, unknown>; baseDir: string; notes: string[]; spec?: ReleaseSpec } {
   if (/\.json$/i.test(file)) {
     let doc: unknown;
     try {
@@ -39,13 +42,24 @@ export function loadPipelineFile(file: string): { pipeline: Record<string, unkno
   }
   const loaded = loadSpec(file);
   const { pipeline, notes } = renderPipeline(readRenderInput(loaded));
-  return { pipeline: JSON.parse(pipelineJson(pipeline)) as Record<string, unknown>, baseDir: loaded.dir, notes };
+  return { pipeline: JSON.parse(pipelineJson(pipeline)) as Record<string, unknown>, baseDir: loaded.dir, notes, spec: loaded.spec };
+}
+
+/**
+ * Orca's preconfigured webhooks for a local run: the orca-local.yml given (what `clover-cd pipeline orca-config`
+ * printed), else — for a pipeline rendered from a spec — the fragment orca-config would print for that spec.
+ */
+export function loadOrcaConfig(file: string | undefined, spec?: ReleaseSpec): Map<string, PreconfiguredWebhook> | undefined {
+  if (file) return preconfiguredWebhooks(/\.json$/i.test(file) ? JSON.parse(readFileSync(file, 'utf8')) : readYamlFile(file), file);
+  if (!spec?.spinnaker || spec.spinnaker.stages !== 'preconfigured') return undefined;
+  // The same text an operator pastes into orca-local.yml, read back as Orca reads it.
+  return preconfiguredWebhooks(yaml.load(yaml.dump(orcaConfig([spec]).config)));
 }
 
 /** The webhook jobs' final bodies, in stage order. */
 export function webhookJobs(execution: LocalExecution): WebhookJob[] {
   return execution.stages
-    .filter((s) => s.type === 'webhook' && s.status !== 'SKIPPED' && s.status !== 'NOT_STARTED')
+    .filter((s) => (s.type === 'webhook' || s.context.alias === 'preconfiguredWebhook') && s.status !== 'SKIPPED' && s.status !== 'NOT_STARTED')
     .map((s) => {
       const body = ((s.context.webhook as { monitor?: { body?: WebhookJob } } | undefined)?.monitor?.body ?? {}) as WebhookJob;
       return { stage: s.name, status: body.status, progress: body.progress, verdict: body.verdict, reports: body.reports };

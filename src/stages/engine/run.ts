@@ -16,8 +16,8 @@ export interface RunReleaseOptions extends EngineOptions {
   autoApprove?: boolean;
   /** Start again after a finished (promoted or rolled back) run of the same candidate. */
   restart?: boolean;
-  /** Asked at a judgment step when not auto-approving; without it the run stops there (exit 3). */
-  judge?: (step: number, state: ReleaseState) => Promise<boolean>;
+  /** Asked at a judgment step when not auto-approving; without it (or when it answers undefined) the run stops there (exit 3). */
+  judge?: (step: number, state: ReleaseState) => Promise<boolean | undefined>;
 }
 
 export interface ReleaseResult {
@@ -26,6 +26,8 @@ export interface ReleaseResult {
   state: ReleaseState;
   resumed: boolean;
   message: string;
+  /** Set when the run stopped (exit 3) at a judgment nobody answered: the 0-based step waiting for approval. */
+  awaitingJudgment?: number;
 }
 
 const result = (engine: ReleaseEngine, state: ReleaseState, resumed: boolean, message?: string, exitCode = exitCodeOf(state)): ReleaseResult => ({
@@ -71,7 +73,7 @@ export async function runRelease(platform: Platform, spec: ReleaseSpec, opts: Ru
         case 'awaitJudgment': {
           const approved = opts.autoApprove ? true : opts.judge ? await opts.judge(action.step, state) : undefined;
           if (approved === undefined) {
-            return result(engine, state, start.resumed, `step ${action.step + 1} passed and waits for approval: re-run with --auto-approve to go on, or run \`clover-cd release abort\` to roll back`, 3);
+            return { ...result(engine, state, start.resumed, `step ${action.step + 1} passed and waits for approval: re-run with --approve ${action.step + 1} (or --auto-approve) to go on, or run \`clover-cd release abort\` to roll back`, 3), awaitingJudgment: action.step };
           }
           await engine.decide(approved);
           break;
