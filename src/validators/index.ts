@@ -2,12 +2,14 @@
  * The gate: collect evidence for a window, judge it, and write the evidence bundle every time (pass, fail,
  * inconclusive or error), so any verdict can be replayed offline with `judgeBundle`.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { PlatformEndpoints } from '../services/platform.js';
 import { createPrometheusClient } from '../services/prometheus.js';
 import type { ReleaseSpec } from '../spec/types.js';
+import { MB, readDocument } from '../spec/input.js';
 import { InvalidInputError } from '../util/errors.js';
+import { bundleProblems } from './bundle-schema.js';
 import { collectEvidence, increases } from './collect.js';
 import { metricEvidence } from './metrics.js';
 import type { EvidenceBundle, GateContext, GateRun } from './types.js';
@@ -19,6 +21,10 @@ export { collectEvidence, loadEvidence } from './collect.js';
 export { renderJUnit, renderMarkdown, renderText } from './report.js';
 export { preflight } from './preflight.js';
 export type * from './types.js';
+
+/** Bundles hold every trace duration of a window: large, but bounded. */
+const MAX_BUNDLE_BYTES = 256 * MB;
+const BUNDLE_LIMITS = { maxDepth: 16, maxValues: 20_000_000, maxString: 1_000_000 };
 
 export function defaultEvidenceDir(): string {
   return join(process.env.CLOVER_CD_STATE_DIR ?? '.clover-cd', 'evidence');
@@ -32,21 +38,12 @@ export function writeBundle(bundle: EvidenceBundle, dir: string): string {
   return path;
 }
 
-/** Read a bundle for replay; anything that is not one is bad input (exit 2). */
+/** Read a bundle for replay: bounded, parsed and checked against its schema; anything else is exit 2. */
 export function readBundle(file: string): EvidenceBundle {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new InvalidInputError(`cannot read evidence bundle ${file}: ${(err as Error).message}`, [{ file, path: '', message: 'expected a JSON evidence bundle written by clover-cd gate' }]);
-  }
-  const b = doc as Partial<EvidenceBundle>;
-  const problems = [];
-  if (b?.kind !== 'clover-cd/evidence') problems.push({ file, path: 'kind', message: `expected "clover-cd/evidence", found ${JSON.stringify(b?.kind)}` });
-  if (b?.version !== 1) problems.push({ file, path: 'version', message: `expected 1, found ${JSON.stringify(b?.version)}` });
-  for (const k of ['service', 'window', 'rules', 'sources', 'evidence'] as const) if (b?.[k] === undefined) problems.push({ file, path: k, message: 'required field is missing' });
-  if (problems.length) throw new InvalidInputError(`${file} is not a clover-cd evidence bundle`, problems);
-  return b as EvidenceBundle;
+  const doc = readDocument(file, { maxBytes: MAX_BUNDLE_BYTES, what: 'a JSON evidence bundle written by clover-cd gate', json: true, structure: BUNDLE_LIMITS });
+  const problems = bundleProblems(doc, file);
+  if (problems.length) throw new InvalidInputError(`${file} is not a valid clover-cd evidence bundle (${problems.length} problem${problems.length > 1 ? 's' : ''})`, problems);
+  return doc as EvidenceBundle;
 }
 
 export async function runGate(spec: ReleaseSpec, ctx: GateContext): Promise<GateRun> {
