@@ -4,6 +4,7 @@
  */
 import { BOOLEAN_STAGE_FIELDS, CURRENT_STAGE_TYPES, KUBERNETES_STAGE_TYPES, LEGACY_STAGE_TYPES, RESERVED_NAMES } from './stage-types.js';
 import { isWholeExpression } from './spel.js';
+import { jsonPathProblem } from './jsonpath.js';
 import type { PipelineProblem } from './types.js';
 
 export type FieldReport = (severity: PipelineProblem['severity'], field: string, rule: string, message: string) => void;
@@ -98,6 +99,12 @@ function checkWebhook(s: Obj, report: FieldReport): void {
     else for (const [k, v] of Object.entries(s.customHeaders)) {
       if (typeof v !== 'string' && !(Array.isArray(v) && v.every((x) => typeof x === 'string'))) report('error', `customHeaders.${k}`, 'webhook-headers', `expected a string (or list of strings), found ${show(v)}`);
     }
+  }
+  for (const f of ['statusJsonPath', 'statusUrlJsonPath', 'progressJsonPath']) {
+    const v = s[f];
+    if (v === undefined || v === null || v === '') continue;
+    const msg = typeof v === 'string' ? jsonPathProblem(v) : `expected a JsonPath string such as $.status, found ${show(v)}`;
+    if (msg) report('error', f, 'webhook-json-path', `${msg}: Orca compiles it with Jayway JsonPath after calling the webhook, and the stage fails`);
   }
   if (s.waitForCompletion === true) {
     const res = s.statusUrlResolution ?? 'getMethod';

@@ -27,7 +27,7 @@ export function structureProblems(doc: unknown, file?: string, limits: Structure
   const report = (kind: string, path: string, message: string) => {
     if (reported.has(kind)) return;
     reported.add(kind);
-    problems.push({ file, path, message });
+    problems.push({ file, path: path.length > 160 ? `${path.slice(0, 70)}...${path.slice(-70)}` : path, message });
   };
   // Explicit stack of frames; `open` holds the containers on the current path, to find self-reference.
   type Frame = { value: unknown; path: string; depth: number; exit?: object };

@@ -1,10 +1,11 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { readRenderInput } from '../../pipelines/inputs.js';
 import { pipelineJson, renderPipeline } from '../../pipelines/render.js';
 import { formatPipelineProblem, toInputProblem, validatePipelineDocument, type PipelineValidation } from '../../pipelines/validate.js';
 import { executionExitCode, GateClient, gateAuthFrom, type PipelineExecution } from '../../services/spinnaker.js';
 import { loadSpec } from '../../spec/load.js';
+import { MB, readDocument } from '../../spec/input.js';
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
 import { acceptsOutputFile, action, globalOptions } from '../context.js';
 import { registerRun } from '../pipeline-run.js';
@@ -15,18 +16,9 @@ import { note, printResult, table } from '../output.js';
  * own function on the group returned by `pipelineCommand`, so another verb (e.g. `run`) is one more call.
  */
 
+/** Pipeline JSON from a file or stdin ("-"), through the bounded input layer (exit 2 naming the file). */
 function readJsonFile(file: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new InvalidInputError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new InvalidInputError(`${file}: not valid JSON: ${(err as Error).message}`);
-  }
+  return readDocument(file, { maxBytes: 16 * MB, what: 'Spinnaker pipeline JSON', json: true });
 }
 
 const looksLikeJson = (file: string) => /\.json$/i.test(file);
@@ -115,7 +107,7 @@ Examples:
     )
     .action(
       action((file: string, _opts: unknown, c: Command) => {
-        const doc = file === '-' ? JSON.parse(readFileSync(0, 'utf8')) : readJsonFile(file);
+        const doc = readJsonFile(file);
         const v = validatePipelineDocument(doc);
         const where = file === '-' ? 'stdin' : file;
         printResult(globalOptions(c).output, { file: where, valid: v.errors === 0, ...v }, (d) =>
