@@ -20,6 +20,7 @@ import {
   type Verdict,
 } from '../../validators/index.js';
 import { action, globalOptions } from '../context.js';
+import { checkOutputPaths } from '../output-paths.js';
 import { parseDurationFlag, parseIntegerFlag, parseUrlFlag } from '../flags.js';
 import { note, printResult, table } from '../output.js';
 import { stageProperties, writeProperties } from '../../stages/properties.js';
@@ -123,6 +124,14 @@ Examples:
     )
     .action(
       action(async (file: string | undefined, opts: GateOptions, cmd: Command) => {
+        checkOutputPaths([
+          { flag: '--properties', path: opts.properties, createsFolders: true },
+          { flag: '--junit', path: opts.junit },
+          { flag: '--markdown', path: opts.markdown },
+        ]);
+        if (opts.until && !opts.since) throw new InvalidInputError(`--until needs --since (the window start), got --until "${opts.until}" alone`);
+        if (opts.until) parseTime(opts.until, '--until');
+        if (opts.since) parseTime(opts.since, '--since');
         if (opts.replay) {
           const bundle = readBundle(opts.replay);
           const verdict = judgeBundle(bundle);

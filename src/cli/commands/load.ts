@@ -18,6 +18,7 @@ import {
 } from '../../jmeter/index.js';
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
 import { action, acceptsOutputFile, globalOptions } from '../context.js';
+import { checkOutputPaths } from '../output-paths.js';
 import { note, printResult } from '../output.js';
 import { stageProperties, writeProperties } from '../../stages/properties.js';
 import { statusForExitCode } from '../../contract/index.js';
@@ -105,6 +106,10 @@ Examples:
   ).action(
     action((file: string, o: { target?: string; duration?: number; kubernetes: boolean; engines: number; image: string; namespace: string }, cmd: Command) => {
       const { outFile } = globalOptions(cmd);
+      checkOutputPaths([{ flag: '-o', path: outFile }]);
+      if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(o.namespace) || o.namespace.length > 63) throw new InvalidInputError(`--namespace must be a Kubernetes namespace (lower-case letters, digits and "-", at most 63), got "${o.namespace}"`);
+      if (!Number.isInteger(o.engines) || o.engines > 1000) throw new InvalidInputError(`--engines must be a whole number from 1 to 1000, got "${o.engines}"`);
+      if (!/^[^\s]+$/.test(o.image)) throw new InvalidInputError(`--image must be an image reference such as justb4/jmeter:5.5, got "${o.image}"`);
       const plan = effectivePlan(loadPlan(file), { target: o.target, durationS: o.duration });
       const doc = o.kubernetes ? renderKubernetes(plan, { engines: o.engines, image: o.image, namespace: o.namespace }) : renderJmx(plan);
       if (outFile) {
@@ -145,6 +150,12 @@ Examples:
     .action(
       action(async (file: string, o: { engine: 'auto' | 'jmeter' | 'builtin'; remote?: string; results?: string; force: boolean; duration?: number; target?: string; jmeterHome?: string; junit?: string; html?: string; properties?: string }, cmd: Command) => {
         const { output } = globalOptions(cmd);
+        checkOutputPaths([
+          { flag: '--results', path: o.results },
+          { flag: '--junit', path: o.junit },
+          { flag: '--html', path: o.html },
+          { flag: '--properties', path: o.properties, createsFolders: true },
+        ]);
         const plan = loadPlan(file);
         const remote = o.remote?.split(',').map((s) => s.trim()).filter(Boolean);
         const expected = expectedSamples(effectivePlan(plan, { durationS: o.duration }), Math.max(1, remote?.length ?? 0));
@@ -216,10 +227,15 @@ Examples:
     .action(
       action(async (jtl: string, o: { plan?: string; engines: number; junit?: string; html?: string }, cmd: Command) => {
         const { output } = globalOptions(cmd);
+        checkOutputPaths([
+          { flag: '--junit', path: o.junit },
+          { flag: '--html', path: o.html },
+        ]);
         if (!existsSync(jtl)) throw new InvalidInputError(`cannot read ${jtl}: no such file`);
+        if (!Number.isInteger(o.engines) || o.engines > 1000) throw new InvalidInputError(`--engines must be a whole number from 1 to 1000, got "${o.engines}"`);
         const plan = o.plan ? loadPlan(o.plan) : undefined;
         const userAgentByLabel = Object.fromEntries((plan?.requests ?? []).filter((r) => r.userAgent).map((r) => [r.label, r.userAgent!]));
-        const analysis = await analyzeJtl(jtl, { userAgentByLabel });
+        const analysis = await analyzeJtl(jtl, { userAgentByLabel, requireSamples: true });
         const report = buildReport(jtl, analysis, { criteria: plan?.criteria, expected: plan ? expectedSamples(plan, o.engines) : undefined });
         printResult(output, report, renderText);
         writeReports(report, o);

@@ -8,6 +8,7 @@ import { loadSpec } from '../../spec/load.js';
 import { MB, readDocument } from '../../spec/input.js';
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
 import { acceptsOutputFile, action, globalOptions } from '../context.js';
+import { checkOutputPaths } from '../output-paths.js';
 import { registerRun } from '../pipeline-run.js';
 import { note, printResult, table } from '../output.js';
 
@@ -72,6 +73,7 @@ Examples:
     .action(
       action((specFile: string, _opts: unknown, c: Command) => {
         const g = globalOptions(c);
+        checkOutputPaths([{ flag: '-o', path: g.outFile }]);
         const { pipeline, notes } = renderPipeline(readRenderInput(loadSpec(specFile)));
         notes.forEach((n) => note(`note: ${n}`));
         const text = pipelineJson(pipeline);

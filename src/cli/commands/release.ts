@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { loadSpec } from '../../spec/load.js';
 import { abortRelease, openPlatform, releaseStatus, runRelease, type PlatformChoice, type ReleaseProgress, type ReleaseResult } from '../../stages/index.js';
 import { formatDuration } from '../../util/units.js';
+import { checkOutputPaths } from '../output-paths.js';
 import { action, globalOptions } from '../context.js';
 import { note, printResult, table } from '../output.js';
 import { stageProperties, writeProperties } from '../../stages/properties.js';
@@ -102,6 +103,7 @@ Examples:
   ).action(
     action(async (file: string, o: PlatformChoice & { autoApprove?: boolean; restart?: boolean; evidenceDir?: string; properties?: string }, cmd: Command) => {
       const format = globalOptions(cmd).output;
+      checkOutputPaths([{ flag: '--properties', path: o.properties, createsFolders: true }]);
       const loaded = loadSpec(file);
       const platform = await openPlatform(o);
       const controller = new AbortController();

@@ -5,6 +5,7 @@ import { InvalidInputError } from '../../util/errors.js';
 import { parseIntegerFlag, parseUrlFlag } from '../flags.js';
 import { stageProperties, writeProperties } from '../../stages/properties.js';
 import { statusForExitCode } from '../../contract/index.js';
+import { checkOutputPaths } from '../output-paths.js';
 import { action, globalOptions } from '../context.js';
 import { printResult } from '../output.js';
 
@@ -58,6 +59,7 @@ Examples:
   const run = (fn: (spec: ReturnType<typeof loadSpec>, o: PlatformChoice & Record<string, unknown>) => Promise<TrafficResult>) =>
     action(async (file: string, o: PlatformChoice & Record<string, unknown>, cmd: Command) => {
       const format = globalOptions(cmd).output;
+      checkOutputPaths([{ flag: '--properties', path: typeof o.properties === 'string' ? o.properties : undefined, createsFolders: true }]);
       const loaded = loadSpec(file);
       const r = await fn(loaded, o);
       printResult(format, r, renderTraffic);
