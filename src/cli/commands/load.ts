@@ -18,16 +18,14 @@ import {
 } from '../../jmeter/index.js';
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
 import { action, acceptsOutputFile, globalOptions } from '../context.js';
+import { parseNumberFlag } from '../flags.js';
 import { checkOutputPaths } from '../output-paths.js';
 import { note, printResult } from '../output.js';
 import { stageProperties, writeProperties } from '../../stages/properties.js';
 import { statusForExitCode } from '../../contract/index.js';
 
-const positiveNumber = (flag: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidInputError(`${flag} must be a number > 0, got "${v}"`);
-  return n;
-};
+const seconds = (flag: string) => (v: string) => parseNumberFlag(flag, v, { min: 0, exclusiveMin: true, max: 604_800, unit: 'seconds' });
+const engines = (flag: string) => (v: string) => parseNumberFlag(flag, v, { min: 1, max: 1000, integer: true });
 
 function writeReports(report: LoadReport, o: { junit?: string; html?: string }): void {
   if (o.junit) {
@@ -88,9 +86,9 @@ Examples:
       .description('render a plan to a JMeter .jmx (runs on JMeter 2.13 and 5.x), or to Kubernetes manifests for distributed JMeter')
       .argument('<plan>', 'load plan (YAML/JSON)')
       .option('--target <origin>', 'replace scheme://host:port of every URL, e.g. http://ingress:8080')
-      .option('--duration <seconds>', 'override load_spec.duration', positiveNumber('--duration'))
+      .option('--duration <seconds>', 'override load_spec.duration', seconds('--duration'))
       .option('--kubernetes', 'render a controller Job + jmeter-server StatefulSet instead of the .jmx', false)
-      .option('--engines <n>', 'jmeter-server engines (with --kubernetes)', positiveNumber('--engines'), 2)
+      .option('--engines <n>', 'jmeter-server engines (with --kubernetes)', engines('--engines'), 2)
       .option('--image <image>', 'JMeter image (with --kubernetes)', 'justb4/jmeter:5.5')
       .option('--namespace <ns>', 'namespace (with --kubernetes)', 'default')
       .addHelpText(
@@ -108,7 +106,6 @@ Examples:
       const { outFile } = globalOptions(cmd);
       checkOutputPaths([{ flag: '-o', path: outFile }]);
       if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(o.namespace) || o.namespace.length > 63) throw new InvalidInputError(`--namespace must be a Kubernetes namespace (lower-case letters, digits and "-", at most 63), got "${o.namespace}"`);
-      if (!Number.isInteger(o.engines) || o.engines > 1000) throw new InvalidInputError(`--engines must be a whole number from 1 to 1000, got "${o.engines}"`);
       if (!/^[^\s]+$/.test(o.image)) throw new InvalidInputError(`--image must be an image reference such as justb4/jmeter:5.5, got "${o.image}"`);
       const plan = effectivePlan(loadPlan(file), { target: o.target, durationS: o.duration });
       const doc = o.kubernetes ? renderKubernetes(plan, { engines: o.engines, image: o.image, namespace: o.namespace }) : renderJmx(plan);
@@ -128,7 +125,7 @@ Examples:
     .option('--remote <hosts>', 'JMeter remote engines host:port,... (distributed mode; load = engines x plan)')
     .option('--results <file>', 'JTL to write (default: a fresh temporary file)')
     .option('--force', 'overwrite an existing --results file', false)
-    .option('--duration <seconds>', 'override load_spec.duration', positiveNumber('--duration'))
+    .option('--duration <seconds>', 'override load_spec.duration', seconds('--duration'))
     .option('--target <origin>', 'replace scheme://host:port of every URL, e.g. the mesh ingress')
     .option('--jmeter-home <dir>', 'JMeter installation (default: $JMETER_HOME, PATH, /usr/share/jmeter)')
     .option('--junit <file>', 'also write JUnit XML (criteria and expected counts)')
@@ -210,7 +207,7 @@ Examples:
     .description('statistics of a JTL (with or without a header line), expected counts and criteria of a plan')
     .argument('<jtl>', 'JMeter results file (CSV)')
     .option('--plan <file>', 'plan whose criteria and expected counts apply')
-    .option('--engines <n>', 'engines that ran the plan (distributed mode)', positiveNumber('--engines'), 1)
+    .option('--engines <n>', 'engines that ran the plan (distributed mode)', engines('--engines'), 1)
     .option('--junit <file>', 'write JUnit XML')
     .option('--html <file>', 'write an HTML report')
     .addHelpText(
@@ -232,8 +229,7 @@ Examples:
           { flag: '--html', path: o.html },
         ]);
         if (!existsSync(jtl)) throw new InvalidInputError(`cannot read ${jtl}: no such file`);
-        if (!Number.isInteger(o.engines) || o.engines > 1000) throw new InvalidInputError(`--engines must be a whole number from 1 to 1000, got "${o.engines}"`);
-        const plan = o.plan ? loadPlan(o.plan) : undefined;
+          const plan = o.plan ? loadPlan(o.plan) : undefined;
         const userAgentByLabel = Object.fromEntries((plan?.requests ?? []).filter((r) => r.userAgent).map((r) => [r.label, r.userAgent!]));
         const analysis = await analyzeJtl(jtl, { userAgentByLabel, requireSamples: true });
         const report = buildReport(jtl, analysis, { criteria: plan?.criteria, expected: plan ? expectedSamples(plan, o.engines) : undefined });
