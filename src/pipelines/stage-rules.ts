@@ -13,7 +13,7 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => !!v && typeof v === 'object' && !Array.isArray(v);
 const isSpel = (v: unknown) => typeof v === 'string' && v.includes('${');
 const nonEmpty = (v: unknown) => typeof v === 'string' && v.trim() !== '';
-const show = (v: unknown) => (typeof v === 'string' ? `string "${v.length > 40 ? v.slice(0, 37) + '...' : v}"` : Array.isArray(v) ? `an array ${JSON.stringify(v).slice(0, 50)}` : `${v === null ? 'null' : typeof v} ${JSON.stringify(v)?.slice(0, 40)}`);
+const show = (v: unknown) => (v === undefined ? 'no value (the field is missing)' : typeof v === 'string' ? `string "${v.length > 40 ? v.slice(0, 37) + '...' : v}"` : Array.isArray(v) ? `an array ${JSON.stringify(v).slice(0, 50)}` : `${v === null ? 'null' : typeof v} ${JSON.stringify(v)?.slice(0, 40)}`);
 
 function requireString(s: Obj, field: string, rule: string, why: string, report: FieldReport, severity: PipelineProblem['severity'] = 'error'): void {
   if (!nonEmpty(s[field])) report(severity, field, rule, s[field] === undefined ? `required: ${why}` : `expected a non-empty string, found ${show(s[field])}: ${why}`);

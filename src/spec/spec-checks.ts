@@ -55,11 +55,11 @@ export function boundsProblems(doc: unknown, file?: string): InputProblem[] {
 export function referencedFileProblem(abs: string, what: string): string | undefined {
   try {
     const st = statSync(abs);
-    if (st.isDirectory()) return `${abs} is a directory; expected ${what}`;
-    if (!st.isFile()) return `${abs} is not a regular file (a device or socket); expected ${what}`;
+    if (st.isDirectory()) return `"${abs}" is a directory; expected ${what}`;
+    if (!st.isFile()) return `"${abs}" is not a regular file (a device or socket); expected ${what}`;
     return undefined;
   } catch {
-    return `file not found: ${abs}`;
+    return `file not found: "${abs}"`;
   }
 }
 
