@@ -144,7 +144,8 @@ function rowProblem(rec: string[], ix: { ts: number; el: number; label: number; 
   const need = Math.max(ix.ts, ix.el, ix.label, ix.ok);
   if (rec.length <= need) return `expected ${columns.length} columns (${columns.slice(0, 4).join(', ')}, ...), found ${rec.length}`;
   const ts = rec[ix.ts];
-  if (!(/^\d{9,}$/.test(ts) || Number.isFinite(Date.parse(ts)))) return `column timeStamp: expected epoch milliseconds or a date, found "${ts.slice(0, 40)}"`;
+  // Epoch ms (JMeter's default) or a formatted date (timestamp_format such as yyyy/MM/dd HH:mm:ss.SSS).
+  if (!(/^\d{9,}$/.test(ts) || (/^\d{4}[-/]\d{1,2}[-/]\d{1,2}/.test(ts) && Number.isFinite(Date.parse(ts))))) return `column timeStamp: expected epoch milliseconds or a date, found "${ts.slice(0, 40)}"`;
   const el = rec[ix.el];
   if (!/^\d+(\.\d+)?$/.test(el)) return `column elapsed: expected milliseconds (a number >= 0), found "${el.slice(0, 40)}"`;
   if (Number(el) > 86_400_000) return `column elapsed: expected at most a day in milliseconds, found ${el}`;
