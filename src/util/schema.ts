@@ -25,6 +25,7 @@ export function joinPath(base: string, key: string | number): string {
 }
 
 export function describeValue(v: unknown): string {
+  if (v === undefined) return 'nothing (no value given)';
   if (v === null) return 'null';
   if (Array.isArray(v)) return `an array (${JSON.stringify(v).slice(0, 60)})`;
   if (typeof v === 'object') return 'an object';
