@@ -48,4 +48,24 @@ try {
 } catch {
   console.log('baseline: corpus not available, skipped');
 }
+// Validation stays linear in the number of stages: a 10,000-stage chain (each stage waiting on the one
+// before, every other one reading the previous stage's outputs through SpEL) validates in under 1 s.
+{
+  const CHAIN = 10_000;
+  const CHAIN_TARGET_MS = 1000;
+  const stages = Array.from({ length: CHAIN }, (_, i) => ({
+    refId: String(i + 1),
+    requisiteStageRefIds: i ? [String(i)] : [],
+    type: 'wait',
+    name: `wait ${i + 1}`,
+    waitTime: i % 2 && i > 0 ? `\${#stage('wait ${i}').context.waitTime}` : 1,
+  }));
+  const doc = { application: 'bench', name: 'chain', spelEvaluator: 'v4', stages };
+  const t0 = performance.now();
+  const v = validatePipelineDocument(doc);
+  const ms = performance.now() - t0;
+  const ok = ms < CHAIN_TARGET_MS && v.errors === 0;
+  failed ||= !ok;
+  console.log(`validate a ${CHAIN}-stage chain                      ${ms.toFixed(0)} ms  (target < ${CHAIN_TARGET_MS} ms, ${v.errors} errors) ${ok ? 'ok' : 'SLOW'}`);
+}
 process.exit(failed ? 1 : 0);

@@ -14,12 +14,26 @@ export function parseIntegerFlag(flag: string, value: string | undefined, range:
   return n;
 }
 
-/** A duration such as 30s, 2m, 1h30m: exit 2 otherwise. */
-export function parseDurationFlag(flag: string, value: string): number {
+/** A duration such as 30s, 2m or 1h, longer than 0 and at most `maxMs` (default 24h): exit 2 otherwise. */
+export function parseDurationFlag(flag: string, value: string, maxMs = 24 * 3_600_000): number {
   if (!new RegExp(DURATION_PATTERN).test(value.trim())) throw new InvalidInputError(`${flag} must be a duration such as 500ms, 30s, 2m or 1h, got "${value}"`);
   const ms = parseDurationMs(value.trim());
   if (!(ms > 0)) throw new InvalidInputError(`${flag} must be longer than 0, got "${value}"`);
+  if (ms > maxMs) throw new InvalidInputError(`${flag} must be at most ${maxMs % 3_600_000 ? `${maxMs / 1000}s` : `${maxMs / 3_600_000}h`}, got "${value}"`);
   return ms;
+}
+
+/** A decimal number in a range (`Number('')` is 0 and `Number('1e999')` Infinity: neither gets through). */
+export function parseNumberFlag(flag: string, value: string, range: { min?: number; max?: number; exclusiveMin?: boolean; integer?: boolean; unit?: string } = {}): number {
+  const text = value.trim();
+  const kind = range.integer ? 'a whole number' : 'a number';
+  const bounds = [range.min !== undefined ? `${range.exclusiveMin ? 'above' : 'from'} ${range.min}` : '', range.max !== undefined ? `${range.min !== undefined ? 'to' : 'at most'} ${range.max}` : ''].filter(Boolean).join(' ');
+  const expected = `${flag} must be ${kind}${range.unit ? ` of ${range.unit}` : ''}${bounds ? ` ${bounds}` : ''}`;
+  if (!(range.integer ? /^\d+$/ : /^\d+(\.\d+)?$/).test(text)) throw new InvalidInputError(`${expected}, got "${value}"`);
+  const n = Number(text);
+  const low = range.min !== undefined && (range.exclusiveMin ? n <= range.min : n < range.min);
+  if (low || (range.max !== undefined && n > range.max)) throw new InvalidInputError(`${expected}, got ${text}`);
+  return n;
 }
 
 /** An http(s) URL with a host: exit 2 otherwise (before any connection is tried). */

@@ -1,4 +1,4 @@
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { parse as parseCsv } from 'csv-parse/sync';
 import * as hdr from 'hdr-histogram-js';
 import { InvalidInputError } from '../util/errors.js';
@@ -121,17 +121,57 @@ function columnsFor(first: string[], file: string): { columns: string[]; header:
 export interface AnalyzeOptions {
   /** User-Agent per label, for JTLs without a userAgent column (taken from the plan that produced them). */
   userAgentByLabel?: Record<string, string>;
+  /** A file with no sample is bad input (exit 2), as for `load report`; a run that sent nothing is not. */
+  requireSamples?: boolean;
+}
+
+/** Bad rows reported at most; the first ones say enough about a file in the wrong format. */
+const MAX_ROW_PROBLEMS = 5;
+
+function checkJtlFile(file: string): void {
+  let st;
+  try {
+    st = statSync(file);
+  } catch {
+    throw new InvalidInputError(`cannot read ${file}: no such file`, [{ file, path: '', message: 'file not found; expected a JMeter results file (CSV JTL)' }]);
+  }
+  if (st.isDirectory()) throw new InvalidInputError(`${file} is a directory`, [{ file, path: '', message: 'is a directory; expected a JMeter results file (CSV JTL)' }]);
+  if (!st.isFile() && !st.isFIFO()) throw new InvalidInputError(`${file} is not a regular file`, [{ file, path: '', message: 'is a device or socket; expected a JMeter results file (CSV JTL)' }]);
+}
+
+/** What is wrong with one data row, or undefined; `line` is 1-based. */
+function rowProblem(rec: string[], ix: { ts: number; el: number; label: number; ok: number }, columns: string[]): string | undefined {
+  const need = Math.max(ix.ts, ix.el, ix.label, ix.ok);
+  if (rec.length <= need) return `expected ${columns.length} columns (${columns.slice(0, 4).join(', ')}, ...), found ${rec.length}`;
+  const ts = rec[ix.ts];
+  // Epoch ms (JMeter's default) or a formatted date (timestamp_format such as yyyy/MM/dd HH:mm:ss.SSS).
+  if (!(/^\d{9,}$/.test(ts) || (/^\d{4}[-/]\d{1,2}[-/]\d{1,2}/.test(ts) && Number.isFinite(Date.parse(ts))))) return `column timeStamp: expected epoch milliseconds or a date, found "${ts.slice(0, 40)}"`;
+  const el = rec[ix.el];
+  if (!/^\d+(\.\d+)?$/.test(el)) return `column elapsed: expected milliseconds (a number >= 0), found "${el.slice(0, 40)}"`;
+  if (Number(el) > 86_400_000) return `column elapsed: expected at most a day in milliseconds, found ${el}`;
+  const ok = rec[ix.ok];
+  if (ok !== 'true' && ok !== 'false') return `column success: expected true or false, found "${ok.slice(0, 40)}"`;
+  return undefined;
 }
 
 /** Stream a JTL into per-label and total statistics. */
 export async function analyzeJtl(file: string, opts: AnalyzeOptions = {}): Promise<JtlAnalysis> {
-  if (!existsSync(file)) throw new InvalidInputError(`cannot read ${file}: no such file`);
+  checkJtlFile(file);
   const labels = new Map<string, Acc>();
   let ix: { ts: number; el: number; label: number; code: number; ok: number; ua: number } | undefined;
+  let columns: string[] = [];
   let rows = 0;
-  await eachRecord(file, (rec) => {
+  let records = 0;
+  const bad: Array<{ line: number; message: string; record: number }> = [];
+  await eachRecord(file, (rec, line) => {
+    records++;
     if (!ix) {
-      const { columns, header } = columnsFor(rec, file);
+      if (/^\s*<(\?xml|testResults)/.test(rec.join(','))) {
+        throw new InvalidInputError(`${file}: an XML JTL`, [{ file, path: 'line 1', message: 'expected a CSV JTL; this file is XML: run JMeter with -Jjmeter.save.saveservice.output_format=csv' }]);
+      }
+      const found = columnsFor(rec, file);
+      const header = found.header;
+      columns = found.columns;
       const at = (name: string) => columns.indexOf(name);
       ix = { ts: at('timeStamp'), el: at('elapsed'), label: at('label'), code: at('responseCode'), ok: at('success'), ua: at(USER_AGENT_COLUMN) };
       for (const need of ['timeStamp', 'elapsed', 'label', 'success'] as const) {
@@ -142,9 +182,13 @@ export async function analyzeJtl(file: string, opts: AnalyzeOptions = {}): Promi
     if (rec[0] === 'timeStamp') {
       throw new InvalidInputError(`${file}: a second header line at row ${rows + 2}: the file holds several appended runs; write each run to a fresh file`);
     }
+    const problem = rowProblem(rec, ix, columns);
+    if (problem) {
+      if (bad.length <= MAX_ROW_PROBLEMS) bad.push({ line, message: problem, record: records });
+      return;
+    }
     const ts = Number(rec[ix.ts]) || Date.parse(rec[ix.ts]);
     const elapsed = Number(rec[ix.el]);
-    if (!Number.isFinite(ts) || !Number.isFinite(elapsed)) return; // truncated last line of a killed run
     rows++;
     const label = rec[ix.label];
     let a = labels.get(label);
@@ -170,6 +214,15 @@ export async function analyzeJtl(file: string, opts: AnalyzeOptions = {}): Promi
       b.sumElapsed += elapsed;
     } else a.seconds.set(sec, { count: 1, errors: failed ? 1 : 0, sumElapsed: elapsed });
   });
+  // A killed run leaves its last line cut short: that one line is skipped; any other bad row is bad input.
+  const problems = bad.filter((b) => !(bad.length === 1 && b.record === records));
+  if (problems.length) {
+    throw new InvalidInputError(`${file}: not a JMeter CSV JTL in the columns ${columns.length === JTL_COLUMNS.length ? 'clover-cd writes' : 'its header names'} (${problems.length > MAX_ROW_PROBLEMS ? `more than ${MAX_ROW_PROBLEMS}` : problems.length} bad row${problems.length > 1 ? 's' : ''})`,
+      problems.slice(0, MAX_ROW_PROBLEMS).map((b) => ({ file, path: `line ${b.line}`, message: b.message })));
+  }
+  if (opts.requireSamples && rows === 0) {
+    throw new InvalidInputError(`${file}: no samples`, [{ file, path: records ? 'line 2' : 'line 1', message: records ? 'expected at least one sample row after the header' : 'the file is empty; expected a JMeter results file (CSV JTL)' }]);
+  }
   const total = newAcc();
   for (const a of labels.values()) merge(total, a);
   const summary: LoadSummary = { total: toStats(total), labels: {} };
@@ -193,11 +246,14 @@ export async function analyzeJtl(file: string, opts: AnalyzeOptions = {}): Promi
  * than a general CSV parser; lines with quotes (labels or messages holding commas, quotes or line breaks)
  * go through csv-parse, joined with the following lines while a quoted field is still open.
  */
-async function eachRecord(file: string, onRecord: (rec: string[]) => void): Promise<void> {
+async function eachRecord(file: string, onRecord: (rec: string[], line: number) => void): Promise<void> {
   let rest = '';
   let pending = '';
+  let lineNo = 0;
+  let start = 0;
   const stream = createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 18 });
   const quoted = (line: string): string[] | undefined => {
+    if (!pending) start = lineNo;
     pending = pending ? `${pending}\n${line}` : line;
     if ((pending.split('"').length - 1) % 2 === 1) return undefined; // a quoted field continues on the next line
     const rec = (parseCsv(pending, { relax_quotes: true, relax_column_count: true }) as string[][])[0] ?? [];
@@ -208,16 +264,18 @@ async function eachRecord(file: string, onRecord: (rec: string[]) => void): Prom
     const lines = (rest + chunk).split('\n');
     rest = lines.pop() ?? '';
     for (let line of lines) {
+      lineNo++;
       if (line.endsWith('\r')) line = line.slice(0, -1);
       if (pending || line.includes('"')) {
         const rec = quoted(line);
-        if (rec) onRecord(rec);
-      } else if (line) onRecord(line.split(','));
+        if (rec) onRecord(rec, start);
+      } else if (line) onRecord(line.split(','), lineNo);
     }
   }
   if (rest || pending) {
+    lineNo++;
     const rec = pending || rest.includes('"') ? quoted(rest) : rest.split(',');
-    if (rec && rec.length > 1) onRecord(rec);
+    if (rec && rec.length > 1) onRecord(rec, pending ? start : lineNo);
   }
 }
 

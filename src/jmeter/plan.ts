@@ -1,10 +1,9 @@
 import { resolve } from 'node:path';
 import { readYamlFile } from '../spec/load.js';
 import { InvalidInputError, type InputProblem } from '../util/errors.js';
-import { validateAgainst } from '../util/schema.js';
 import { parseDurationMs } from '../util/units.js';
 import { parseCriterion } from './criteria.js';
-import { cloverPlanSchema } from '../spec/load-plan-schema.js';
+import { planDocumentProblems } from '../spec/load-plan-schema.js';
 import type { Assertion, LoadPlan, PlanRequest } from './types.js';
 
 /**
@@ -81,7 +80,7 @@ function normalizeRequest(r: RawRequest, raw: RawPlan): PlanRequest {
 
 /** Validate and normalize a plan document; `file` only names it in messages. Throws InvalidInputError (exit 2). */
 export function planFromDocument(doc: unknown, file?: string): LoadPlan {
-  const problems: InputProblem[] = validateAgainst(cloverPlanSchema, doc, file);
+  const problems: InputProblem[] = planDocumentProblems(doc, file);
   const raw = doc as RawPlan;
   const criteria = problems.length ? [] : (raw.criteria ?? []);
   criteria.forEach((c, i) => {
@@ -111,7 +110,7 @@ export function planFromDocument(doc: unknown, file?: string): LoadPlan {
 export function loadPlan(fileOrObject: string | object, baseDir?: string): LoadPlan {
   if (typeof fileOrObject === 'string') {
     const file = resolve(baseDir ?? '.', fileOrObject);
-    return planFromDocument(readYamlFile(file), fileOrObject);
+    return planFromDocument(readYamlFile(file, 'a load plan (YAML or JSON)'), fileOrObject);
   }
   return planFromDocument(fileOrObject);
 }

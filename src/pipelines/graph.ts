@@ -19,11 +19,13 @@ const describe = (v: unknown) => (typeof v === 'string' ? `"${v}"` : `${typeof v
 /** Read the graph fields of raw stages, reporting type problems; returns the nodes that can be reasoned about. */
 export function readGraph(stages: unknown[], base: string, report: Report): GraphNode[] {
   const nodes: GraphNode[] = [];
-  const withRef = stages.filter((s) => s && typeof s === 'object' && 'refId' in (s as object)).length;
+  const isObj = (s: unknown): s is Record<string, unknown> => !!s && typeof s === 'object' && !Array.isArray(s);
+  const withRef = stages.filter((s) => isObj(s) && 'refId' in s).length;
   // Orca numbers stages itself only when NO stage has a refId (linear shortcut, §2.1).
   const linear = withRef === 0;
   stages.forEach((raw, index) => {
-    const s = (raw ?? {}) as Record<string, unknown>;
+    // A stage that is not an object (5, null, "x") is reported by the stage rules; here it has no fields.
+    const s: Record<string, unknown> = isObj(raw) ? raw : {};
     const name = typeof s.name === 'string' ? s.name : undefined;
     const stage = { index, name, refId: typeof s.refId === 'string' ? s.refId : undefined };
     const path = `${base}[${index}]`;
@@ -63,12 +65,13 @@ export function checkGraph(nodes: GraphNode[], base: string, report: Report): vo
       report({ severity: 'error', stage: n, path: `${base}[${n.index}].refId`, rule: 'refid-unique', message: `duplicate refId "${n.refId}" (also stage ${first.index}${first.name ? ` "${first.name}"` : ''}): dependencies on it become ambiguous` });
     } else byRef.set(n.refId, n);
   }
+  let known: string | undefined;
   for (const n of nodes) {
     n.parents.forEach((p, i) => {
       const path = `${base}[${n.index}].requisiteStageRefIds[${i}]`;
       if (p === n.refId) report({ severity: 'error', stage: n, path, rule: 'requisites-self', message: `stage lists itself ("${p}") as a requisite: it can never start` });
       else if (!byRef.has(p)) {
-        const known = [...byRef.keys()].slice(0, 12).map((r) => `"${r}"`).join(', ');
+        known ??= [...byRef.keys()].slice(0, 12).map((r) => `"${r}"`).join(', ');
         report({ severity: 'error', stage: n, path, rule: 'requisites-exist', message: `requisite "${p}" matches no stage refId (known: ${known}): Orca drops it and the stage may never start` });
       }
     });
@@ -88,37 +91,58 @@ export function checkGraph(nodes: GraphNode[], base: string, report: Report): vo
   }
 }
 
-/** One representative cycle per strongly connected group, found by DFS over parent edges. */
+/**
+ * One representative cycle per strongly connected group, found by DFS over parent edges. Iterative: a chain
+ * of 100,000 stages is a deep walk, not a stack overflow.
+ */
 function findCycles(nodes: GraphNode[], byRef: Map<string, GraphNode>): GraphNode[][] {
   const state = new Map<GraphNode, 1 | 2>();
+  const onStack = new Map<GraphNode, number>();
   const cycles: GraphNode[][] = [];
   const stack: GraphNode[] = [];
-  const visit = (n: GraphNode) => {
+  const next: number[] = [];
+  const enter = (n: GraphNode) => {
     state.set(n, 1);
+    onStack.set(n, stack.length);
     stack.push(n);
-    for (const p of n.parents) {
-      const parent = byRef.get(p);
-      if (!parent || parent === n) continue;
-      if (state.get(parent) === 1) cycles.push(stack.slice(stack.indexOf(parent)).reverse());
-      else if (!state.has(parent)) visit(parent);
-    }
-    stack.pop();
-    state.set(n, 2);
+    next.push(0);
   };
-  for (const n of nodes) if (n.refId !== undefined && byRef.get(n.refId) === n && !state.has(n)) visit(n);
+  for (const root of nodes) {
+    if (root.refId === undefined || byRef.get(root.refId) !== root || state.has(root)) continue;
+    enter(root);
+    while (stack.length) {
+      const n = stack[stack.length - 1];
+      const i = next[next.length - 1]++;
+      if (i >= n.parents.length) {
+        stack.pop();
+        next.pop();
+        onStack.delete(n);
+        state.set(n, 2);
+        continue;
+      }
+      const parent = byRef.get(n.parents[i]);
+      if (!parent || parent === n) continue;
+      if (state.get(parent) === 1) cycles.push(stack.slice(onStack.get(parent)).reverse());
+      else if (!state.has(parent)) enter(parent);
+    }
+  }
   return cycles;
 }
 
-/** refIds of every ancestor of a node (cycles tolerated). */
-export function ancestors(node: GraphNode, byRef: Map<string, GraphNode>): Set<string> {
-  const out = new Set<string>();
+/** Whether one of `targets` is `node` itself or one of its ancestors; walks up only until it finds one. */
+export function isUpstream(node: GraphNode, targets: GraphNode[], byRef: Map<string, GraphNode>): boolean {
+  const wanted = new Set(targets.map((t) => t.refId).filter((r): r is string => r !== undefined));
+  if (targets.includes(node)) return true;
+  if (!wanted.size) return false;
+  const seen = new Set<string>();
   const todo = [...node.parents];
   while (todo.length) {
     const r = todo.pop()!;
-    if (out.has(r)) continue;
-    out.add(r);
+    if (wanted.has(r)) return true;
+    if (seen.has(r)) continue;
+    seen.add(r);
     const p = byRef.get(r);
-    if (p) todo.push(...p.parents);
+    if (p) for (const q of p.parents) todo.push(q);
   }
-  return out;
+  return false;
 }

@@ -4,6 +4,7 @@
  */
 import { BOOLEAN_STAGE_FIELDS, CURRENT_STAGE_TYPES, KUBERNETES_STAGE_TYPES, LEGACY_STAGE_TYPES, RESERVED_NAMES } from './stage-types.js';
 import { isWholeExpression } from './spel.js';
+import { jsonPathProblem } from './jsonpath.js';
 import type { PipelineProblem } from './types.js';
 
 export type FieldReport = (severity: PipelineProblem['severity'], field: string, rule: string, message: string) => void;
@@ -12,7 +13,7 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => !!v && typeof v === 'object' && !Array.isArray(v);
 const isSpel = (v: unknown) => typeof v === 'string' && v.includes('${');
 const nonEmpty = (v: unknown) => typeof v === 'string' && v.trim() !== '';
-const show = (v: unknown) => (typeof v === 'string' ? `string "${v.length > 40 ? v.slice(0, 37) + '...' : v}"` : Array.isArray(v) ? `an array ${JSON.stringify(v).slice(0, 50)}` : `${v === null ? 'null' : typeof v} ${JSON.stringify(v)?.slice(0, 40)}`);
+const show = (v: unknown) => (v === undefined ? 'no value (the field is missing)' : typeof v === 'string' ? `string "${v.length > 40 ? v.slice(0, 37) + '...' : v}"` : Array.isArray(v) ? `an array ${JSON.stringify(v).slice(0, 50)}` : `${v === null ? 'null' : typeof v} ${JSON.stringify(v)?.slice(0, 40)}`);
 
 function requireString(s: Obj, field: string, rule: string, why: string, report: FieldReport, severity: PipelineProblem['severity'] = 'error'): void {
   if (!nonEmpty(s[field])) report(severity, field, rule, s[field] === undefined ? `required: ${why}` : `expected a non-empty string, found ${show(s[field])}: ${why}`);
@@ -99,6 +100,12 @@ function checkWebhook(s: Obj, report: FieldReport): void {
       if (typeof v !== 'string' && !(Array.isArray(v) && v.every((x) => typeof x === 'string'))) report('error', `customHeaders.${k}`, 'webhook-headers', `expected a string (or list of strings), found ${show(v)}`);
       else if ([v].flat().some((x) => /\bencrypted:/.test(String(x)))) report('error', `customHeaders.${k}`, 'webhook-secret-reference', 'a Spinnaker secret reference is resolved only in Spinnaker\'s configuration files: in pipeline JSON it is sent literally. Declare the header in a preconfigured webhook (clover-cd pipeline orca-config)');
     }
+  }
+  for (const f of ['statusJsonPath', 'statusUrlJsonPath', 'progressJsonPath']) {
+    const v = s[f];
+    if (v === undefined || v === null || v === '') continue;
+    const msg = typeof v === 'string' ? jsonPathProblem(v) : `expected a JsonPath string such as $.status, found ${show(v)}`;
+    if (msg) report('error', f, 'webhook-json-path', `${msg}: Orca compiles it with Jayway JsonPath after calling the webhook, and the stage fails`);
   }
   if (s.waitForCompletion === true) {
     const res = s.statusUrlResolution ?? 'getMethod';

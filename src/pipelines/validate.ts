@@ -4,11 +4,12 @@
  * Front50 or Echo would reject or silently mis-run; warnings are what they tolerate, each with the reason.
  */
 import { checkExpectedArtifacts } from './artifacts.js';
-import { ancestors, checkGraph, readGraph, type GraphNode } from './graph.js';
+import { checkGraph, isUpstream, readGraph, type GraphNode } from './graph.js';
 import { expressionSyntaxProblems, stageReferences, stringsIn } from './spel.js';
 import { RESERVED_NAMES } from './stage-types.js';
 import { checkStageFields } from './stage-rules.js';
 import { checkTrigger } from './triggers.js';
+import { DOCUMENT_LIMITS, structureProblems } from '../util/bounds.js';
 import type { InputProblem } from '../util/errors.js';
 import type { PipelineDocumentKind, PipelineProblem } from './types.js';
 
@@ -34,6 +35,13 @@ export function documentKind(doc: unknown): PipelineDocumentKind | undefined {
 export function validatePipelineDocument(doc: unknown): PipelineValidation {
   const kind = documentKind(doc);
   const problems: PipelineProblem[] = [];
+  // Depth and size first: every rule below walks the document, and a stage nested 5,000 deep must be a
+  // problem report, not a stack overflow.
+  const bounds = structureProblems(doc, undefined, DOCUMENT_LIMITS);
+  if (bounds.length) {
+    for (const b of bounds) problems.push({ severity: 'error', pipeline: '(document)', path: b.path, rule: 'document-bounds', message: b.message });
+    return summarize(kind ?? 'config', [], problems);
+  }
   if (!kind) {
     problems.push({ severity: 'error', pipeline: '(document)', path: '', rule: 'document-shape', message: `expected a pipeline config object, an array of configs, or a Dinghy {application, pipelines:[...]}, found ${doc === null ? 'null' : typeof doc}` });
     return summarize('config', [], problems);
@@ -175,7 +183,11 @@ function checkNamesAndReferences(stages: unknown[], nodes: GraphNode[], expressi
   const byName = new Map<string, GraphNode[]>();
   const byRef = new Map<string, GraphNode>();
   for (const n of nodes) {
-    if (n.name !== undefined) byName.set(n.name, [...(byName.get(n.name) ?? []), n]);
+    if (n.name !== undefined) {
+      const list = byName.get(n.name);
+      if (list) list.push(n);
+      else byName.set(n.name, [n]);
+    }
     if (n.refId !== undefined && !byRef.has(n.refId)) byRef.set(n.refId, n);
   }
   for (const [name, list] of byName) {
@@ -186,7 +198,6 @@ function checkNamesAndReferences(stages: unknown[], nodes: GraphNode[], expressi
   stages.forEach((raw, i) => {
     const node = nodes[i];
     if (!node || !isObj(raw)) return;
-    const up = ancestors(node, byRef);
     for (const [field, text] of expressions[i]) {
       for (const ref of stageReferences(text)) {
         const path = `${base}[${i}].${field}`;
@@ -194,7 +205,7 @@ function checkNamesAndReferences(stages: unknown[], nodes: GraphNode[], expressi
         const call = `#${ref.fn}('${ref.target}')`;
         if (targets.length === 0) {
           add({ severity: 'error', stage: node, path, rule: 'spel-stage-reference', message: `${call} names no stage in this pipeline: the expression fails at evaluation time` });
-        } else if (!targets.some((t) => t === node || (t.refId !== undefined && up.has(t.refId)))) {
+        } else if (!isUpstream(node, targets, byRef)) {
           add({ severity: 'error', stage: node, path, rule: 'spel-stage-upstream', message: `${call} refers to stage refId "${targets[0].refId}", which is not upstream of this stage: its values are missing (or stale) when this expression is evaluated` });
         } else if (ref.fn === 'judgment' && !targets.some((t) => isObj(stages[t.index]) && (stages[t.index] as Obj).type === 'manualJudgment')) {
           add({ severity: 'error', stage: node, path, rule: 'spel-judgment', message: `${call} names a stage that is not a manualJudgment` });
@@ -210,7 +221,8 @@ function checkArtifacts(p: Obj, stages: unknown[], nodes: GraphNode[], base: str
   const declare = (list: unknown, where: string) => {
     if (!Array.isArray(list)) return;
     list.forEach((a, i) => {
-      if (!isObj(a) || typeof a.id !== 'string') return;
+      if (!isObj(a)) return add({ severity: 'error', path: `${where}[${i}]`, rule: 'artifact-object', message: `expected an expected-artifact object {"id": ..., "matchArtifact": {...}}, found ${a === null ? 'null' : Array.isArray(a) ? 'an array' : `${typeof a} ${JSON.stringify(a)}`}` });
+      if (typeof a.id !== 'string' || a.id === '') return add({ severity: 'error', path: `${where}[${i}].id`, rule: 'artifact-id', message: a.id === undefined ? 'required: stages and triggers refer to an expected artifact by its id' : `expected a non-empty id string, found ${JSON.stringify(a.id)}` });
       if (declared.has(a.id)) add({ severity: 'error', path: `${where}[${i}].id`, rule: 'artifact-id-unique', message: `expected artifact id "${a.id}" is declared twice (also ${declared.get(a.id)})` });
       else declared.set(a.id, `${where}[${i}]`);
     });

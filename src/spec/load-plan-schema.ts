@@ -1,4 +1,7 @@
+import type { InputProblem } from '../util/errors.js';
+import { joinPath, validateAgainst } from '../util/schema.js';
 import { DURATION_PATTERN } from '../util/units.js';
+import { durationRangeProblem, urlProblem } from './limits.js';
 
 /**
  * Schema of a load plan in Clover's jmeter_testplan.yaml form (load_spec + url_list), accepted unchanged,
@@ -11,7 +14,7 @@ type Schema = Record<string, unknown>;
 const duration: Schema = {
   oneOf: [
     { type: 'string', pattern: DURATION_PATTERN, description: 'a duration such as 500ms, 2s' },
-    { type: 'number', minimum: 0, description: 'milliseconds' },
+    { type: 'number', minimum: 0, maximum: 86_400_000, description: 'milliseconds' },
   ],
 };
 const headers: Schema = { type: 'object', additionalProperties: { type: ['string', 'number'] } };
@@ -36,13 +39,13 @@ export const cloverPlanSchema: Schema = closed(
   {
     load_spec: closed(
       {
-        num_threads: { type: 'integer', minimum: 1 },
+        num_threads: { type: 'integer', minimum: 1, maximum: 100_000 },
         /** Iterations of the url_list per thread; 0 and -1 loop until `duration` ends. */
-        loops: { type: 'integer', minimum: -1 },
-        ramp_time: { type: 'number', minimum: 0 },
+        loops: { type: 'integer', minimum: -1, maximum: 1_000_000_000 },
+        ramp_time: { type: 'number', minimum: 0, maximum: 86_400 },
         /** Hard cut-off in seconds (JMeter's scheduler duration). */
-        duration: { type: 'number', minimum: 0 },
-        throughput: { type: 'number', exclusiveMinimum: 0, description: 'target requests per second, all threads together' },
+        duration: { type: 'number', minimum: 0, maximum: 604_800 },
+        throughput: { type: 'number', exclusiveMinimum: 0, maximum: 1_000_000, description: 'target requests per second, all threads together' },
         think_time: duration,
         timeout: duration,
         headers,
@@ -72,3 +75,34 @@ export const cloverPlanSchema: Schema = closed(
   },
   ['load_spec', 'url_list'],
 );
+
+const DAY_MS = 86_400_000;
+
+/**
+ * Every problem of a plan document: the schema, then what a pattern cannot say (a port above 65535, a
+ * duration of 0 or of years). `base` prefixes paths when the plan is inline in a release spec.
+ */
+export function planDocumentProblems(doc: unknown, file?: string, base = ''): InputProblem[] {
+  const problems = validateAgainst(cloverPlanSchema, doc, file, base);
+  if (problems.length) return problems;
+  const plan = doc as { load_spec: Record<string, unknown>; url_list: Array<Record<string, unknown>> };
+  const at = (path: string) => (base ? joinPath(base, path) : path);
+  const durations: Array<[string, unknown]> = [
+    ['load_spec.think_time', plan.load_spec.think_time],
+    ['load_spec.timeout', plan.load_spec.timeout],
+  ];
+  plan.url_list.forEach((r, i) => {
+    const msg = urlProblem(r.url, true);
+    if (msg) problems.push({ file, path: at(`url_list[${i}].url`), message: msg });
+    durations.push([`url_list[${i}].think_time`, r.think_time], [`url_list[${i}].timeout`, r.timeout]);
+    const a = r.assert as Record<string, unknown> | undefined;
+    if (a) durations.push([`url_list[${i}].assert.max_time`, a.max_time]);
+  });
+  for (const [path, v] of durations) {
+    // Think time may be 0; every other duration must be positive. Numbers (ms) are bounded by the schema.
+    if (typeof v !== 'string' || (path.endsWith('think_time') && /^0+(\.0+)?(ms|s|m|h)$/.test(v))) continue;
+    const msg = durationRangeProblem(v, DAY_MS);
+    if (msg) problems.push({ file, path: at(path), message: msg });
+  }
+  return problems;
+}

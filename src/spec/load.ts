@@ -1,25 +1,18 @@
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import * as yaml from 'js-yaml';
 import { InvalidInputError } from '../util/errors.js';
+import { MB, readDocument } from './input.js';
 import type { LoadedSpec, ReleaseSpec, StrategyKind } from './types.js';
 import { validateSpec } from './validate.js';
 
-/** Parse a YAML or JSON file, turning syntax errors into exit-2 errors with line and column. */
-export function readYamlFile(file: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new InvalidInputError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  try {
-    return yaml.load(text, { filename: file });
-  } catch (err) {
-    const e = err as { mark?: { line: number; column: number }; reason?: string; message: string };
-    const where = e.mark ? `${file}:${e.mark.line + 1}:${e.mark.column + 1}` : file;
-    throw new InvalidInputError(`${where}: not valid YAML: ${e.reason ?? e.message}`);
-  }
+/** Largest spec, plan or config file read (the biggest real ones are a few kB). */
+export const MAX_YAML_BYTES = 4 * MB;
+
+/**
+ * Parse a YAML or JSON file through the input layer (input.ts): a bounded regular file, syntax errors with
+ * line and column, bounded depth and alias expansion. Every failure is exit 2 naming the file.
+ */
+export function readYamlFile(file: string, what = 'a YAML or JSON document'): unknown {
+  return readDocument(file, { maxBytes: MAX_YAML_BYTES, what });
 }
 
 export function strategyKindOf(spec: ReleaseSpec): StrategyKind {
@@ -31,7 +24,7 @@ export function strategyKindOf(spec: ReleaseSpec): StrategyKind {
 /** Load and validate a release spec; throws InvalidInputError (exit 2) listing every problem. */
 export function loadSpec(file: string): LoadedSpec {
   const abs = resolve(file);
-  const doc = readYamlFile(abs);
+  const doc = readYamlFile(abs, 'a release spec (YAML or JSON)');
   const dir = dirname(abs);
   const problems = validateSpec(doc, file, dir);
   if (problems.length) {

@@ -1,4 +1,4 @@
-import { DURATION_PATTERN, PERCENT_PATTERN } from '../util/units.js';
+import { DURATION_PATTERN } from '../util/units.js';
 
 /**
  * JSON Schema of the release spec. Every object is closed (additionalProperties: false) so misspelt keys
@@ -8,9 +8,12 @@ import { DURATION_PATTERN, PERCENT_PATTERN } from '../util/units.js';
 type Schema = Record<string, unknown>;
 
 const duration: Schema = { type: 'string', pattern: DURATION_PATTERN, description: 'a duration such as 30s, 2m' };
-const percent: Schema = { type: 'string', pattern: PERCENT_PATTERN, description: 'a percentage such as 1%' };
+// Percentages of requests or of traffic: 0% to 100%, so "200%" is caught here rather than never tripping.
+const percent: Schema = { type: 'string', pattern: '^(100(\\.0+)?|[0-9]{1,2}(\\.[0-9]+)?)%$', description: 'a percentage from 0% to 100% such as 1%' };
 const weight: Schema = { type: 'integer', minimum: 0, maximum: 100 };
-const name: Schema = { type: 'string', minLength: 1, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', description: 'a DNS-1123 name' };
+// Kubernetes' limits: object names are DNS subdomains (≤ 253), namespaces and Services DNS labels (≤ 63).
+const name: Schema = { type: 'string', minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', description: 'a DNS-1123 name' };
+const shortName: Schema = { ...name, maxLength: 63 };
 const closed = (properties: Record<string, Schema>, required: string[] = []): Schema => ({
   type: 'object',
   additionalProperties: false,
@@ -33,8 +36,8 @@ const selector = {
 
 export const serviceSchema = closed(
   {
-    name,
-    namespace: name,
+    name: shortName,
+    namespace: shortName,
     host: { type: 'string', minLength: 1 },
     port: { type: 'integer', minimum: 1, maximum: 65535 },
     versionLabel: { type: 'string', minLength: 1 },
@@ -95,7 +98,7 @@ const version = { enum: ['candidate', 'stable'] };
 const alpha = { type: 'number', exclusiveMinimum: 0, maximum: 0.5 };
 export const gateRuleSchemas: Record<string, Schema> = {
   conservation: closed({
-    hops: { type: 'array', items: name, minItems: 1, uniqueItems: true },
+    hops: { type: 'array', items: shortName, minItems: 1, uniqueItems: true },
     fanOut: { type: 'object', additionalProperties: { type: 'number', exclusiveMinimum: 0 } },
     tolerance: { oneOf: [{ type: 'integer', minimum: 0 }, percent] },
   }),
@@ -177,7 +180,7 @@ export const spinnakerSchema = closed(
     runner: { enum: ['webhook', 'jenkins', 'runJob'] },
     stages: { enum: ['inline', 'preconfigured'] },
     jenkins: closed({ master: { type: 'string', minLength: 1 }, job: { type: 'string', minLength: 1 } }, ['master', 'job']),
-    runJob: closed({ image: { type: 'string', minLength: 1 }, namespace: name, serviceAccount: name }, ['image']),
+    runJob: closed({ image: { type: 'string', minLength: 1 }, namespace: shortName, serviceAccount: name }, ['image']),
     triggers: { type: 'array', items: trigger },
     notifications: {
       type: 'array',

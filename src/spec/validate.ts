@@ -1,10 +1,10 @@
-import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { InputProblem } from '../util/errors.js';
 import { validateAgainst, joinPath } from '../util/schema.js';
 import { didYouMean } from '../util/suggest.js';
 import { parseDurationMs, formatDuration } from '../util/units.js';
-import { cloverPlanSchema } from './load-plan-schema.js';
+import { planDocumentProblems } from './load-plan-schema.js';
+import { boundsProblems, planFileProblems, referencedFileProblem } from './spec-checks.js';
 import { gateRuleSchemas, releaseSpecSchema, triggerSchemas } from './schema.js';
 import type { CanaryStrategy, ReleaseSpec } from './types.js';
 
@@ -76,10 +76,11 @@ type ConservationBody = { hops?: string[]; fanOut?: Record<string, number> };
  */
 function checkHops(spec: ReleaseSpec, body: ConservationBody, file: string | undefined, path: string, problems: InputProblem[]): void {
   const hops = body.hops;
-  if (hops && spec.service?.name && !hops.includes(spec.service.name)) {
-    problems.push({ file, path: `${path}.hops`, message: `the released service "${spec.service.name}" must be one of the hops [${hops.join(', ')}]` });
+  const service = typeof spec.service?.name === 'string' ? spec.service.name : undefined;
+  if (hops && service && !hops.includes(service)) {
+    problems.push({ file, path: `${path}.hops`, message: `the released service "${service}" must be one of the hops [${hops.join(', ')}]` });
   }
-  const known = hops ?? (spec.service?.name ? [spec.service.name] : []);
+  const known = hops ?? (service ? [service] : []);
   for (const hop of Object.keys(body.fanOut ?? {})) {
     if (!known.includes(hop)) {
       const hint = didYouMean(hop, known);
@@ -118,6 +119,7 @@ function checkWindows(spec: ReleaseSpec, file: string | undefined, problems: Inp
 /** Every problem in a parsed spec document. `dir` resolves relative paths (load plan, manifests). */
 export function validateSpec(doc: unknown, file?: string, dir?: string): InputProblem[] {
   const problems = validateAgainst(releaseSpecSchema, doc, file);
+  problems.push(...boundsProblems(doc, file));
   const rules = (doc as { gate?: { rules?: unknown } } | null)?.gate?.rules;
   // Rule bodies are checked even when other sections are wrong, so one run shows every problem.
   if (Array.isArray(rules)) checkRules(doc as ReleaseSpec, file, problems);
@@ -140,15 +142,12 @@ export function validateSpec(doc: unknown, file?: string, dir?: string): InputPr
   });
   checkWindows(spec, file, problems);
   if (spec.load) {
-    if (typeof spec.load.plan === 'string') {
-      const planPath = resolve(dir ?? '.', spec.load.plan);
-      if (!existsSync(planPath)) problems.push({ file, path: 'load.plan', message: `file not found: ${planPath}` });
-    } else {
-      problems.push(...validateAgainst(cloverPlanSchema, spec.load.plan, file, 'load.plan'));
-    }
+    if (typeof spec.load.plan === 'string') problems.push(...planFileProblems(spec.load.plan, resolve(dir ?? '.', spec.load.plan), file));
+    else problems.push(...planDocumentProblems(spec.load.plan, file, 'load.plan'));
   }
   for (const [i, m] of (spec.service.candidateManifests ?? []).entries()) {
-    if (!existsSync(resolve(dir ?? '.', m))) problems.push({ file, path: `service.candidateManifests[${i}]`, message: `file not found: ${m}` });
+    const msg = referencedFileProblem(resolve(dir ?? '.', m), 'a Kubernetes manifest');
+    if (msg) problems.push({ file, path: `service.candidateManifests[${i}]`, message: msg });
   }
   const sp = spec.spinnaker;
   if (sp) {

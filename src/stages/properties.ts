@@ -1,5 +1,5 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { redact } from '../util/redact.js';
 
 /**
@@ -48,9 +48,22 @@ export function formatProperties(props: Record<string, PropertyValue>, format: P
   return lines.join('\n') + '\n';
 }
 
+/**
+ * mkdir -p, one level at a time: Node's recursive mkdir never returns for a path under /proc (ENOENT on
+ * an existing parent makes it retry the parent forever).
+ */
+function makeFolders(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; !existsSync(d); d = dirname(d)) {
+    missing.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of missing) mkdirSync(d);
+}
+
 /** Write the properties file (creating its folder); Spinnaker fails the stage on a missing or empty one. */
 export function writeProperties(file: string, props: Record<string, PropertyValue>): void {
-  mkdirSync(dirname(file), { recursive: true });
+  makeFolders(dirname(resolve(file)));
   writeFileSync(file, `# clover-cd stage result\n${formatProperties(props, 'file')}`);
 }
 

@@ -25,10 +25,11 @@ export function joinPath(base: string, key: string | number): string {
 }
 
 export function describeValue(v: unknown): string {
+  if (v === undefined) return 'nothing (no value given)';
   if (v === null) return 'null';
   if (Array.isArray(v)) return `an array (${JSON.stringify(v).slice(0, 60)})`;
   if (typeof v === 'object') return 'an object';
-  if (typeof v === 'string') return `string "${v.length > 60 ? v.slice(0, 57) + '...' : v}"`;
+  if (typeof v === 'string') return v.length > 60 ? `a string of ${v.length} characters ("${v.slice(0, 40)}...")` : `string "${v}"`;
   return `${typeof v} ${String(v)}`;
 }
 
@@ -64,6 +65,8 @@ function expectation(e: ErrorObject): string {
       return `expected at most ${p.limit} item(s)`;
     case 'minLength':
       return p.limit === 1 ? 'expected a non-empty string' : `expected at least ${p.limit} characters`;
+    case 'maxLength':
+      return `expected at most ${p.limit} characters`;
     case 'minProperties':
       return `expected at least ${p.limit} key(s)`;
     case 'maxProperties':

@@ -1,24 +1,19 @@
 /**
- * Reading an evidence bundle for `gate --replay`: kept apart from the collectors so a replay loads no
- * network client.
+ * Reading an evidence bundle for `gate --replay`: bounded, parsed and checked against its schema (exit 2
+ * naming the field), kept apart from the collectors so a replay loads no network client.
  */
-import { readFileSync } from 'node:fs';
+import { MB, readDocument } from '../spec/input.js';
 import { InvalidInputError } from '../util/errors.js';
+import { bundleProblems } from './bundle-schema.js';
 import type { EvidenceBundle } from './types.js';
 
-/** Read a bundle for replay; anything that is not one is bad input (exit 2). */
+const MAX_BUNDLE_BYTES = 256 * MB;
+const BUNDLE_LIMITS = { maxDepth: 16, maxValues: 20_000_000, maxString: 1_000_000 };
+
+/** Read a bundle for replay: bounded, parsed and checked against its schema; anything else is exit 2. */
 export function readBundle(file: string): EvidenceBundle {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new InvalidInputError(`cannot read evidence bundle ${file}: ${(err as Error).message}`, [{ file, path: '', message: 'expected a JSON evidence bundle written by clover-cd gate' }]);
-  }
-  const b = doc as Partial<EvidenceBundle>;
-  const problems = [];
-  if (b?.kind !== 'clover-cd/evidence') problems.push({ file, path: 'kind', message: `expected "clover-cd/evidence", found ${JSON.stringify(b?.kind)}` });
-  if (b?.version !== 1) problems.push({ file, path: 'version', message: `expected 1, found ${JSON.stringify(b?.version)}` });
-  for (const k of ['service', 'window', 'rules', 'sources', 'evidence'] as const) if (b?.[k] === undefined) problems.push({ file, path: k, message: 'required field is missing' });
-  if (problems.length) throw new InvalidInputError(`${file} is not a clover-cd evidence bundle`, problems);
-  return b as EvidenceBundle;
+  const doc = readDocument(file, { maxBytes: MAX_BUNDLE_BYTES, what: 'a JSON evidence bundle written by clover-cd gate', json: true, structure: BUNDLE_LIMITS });
+  const problems = bundleProblems(doc, file);
+  if (problems.length) throw new InvalidInputError(`${file} is not a valid clover-cd evidence bundle (${problems.length} problem${problems.length > 1 ? 's' : ''})`, problems);
+  return doc as EvidenceBundle;
 }

@@ -19,6 +19,8 @@ export { plannedSamples, describePlan, DEFAULT_MIN_SAMPLES, type SamplePlan, typ
 export { readBundle } from './bundle.js';
 export type * from './types.js';
 
+/** Bundles hold every trace duration of a window: large, but bounded. */
+
 export function defaultEvidenceDir(): string {
   return join(process.env.CLOVER_CD_STATE_DIR ?? '.clover-cd', 'evidence');
 }

@@ -5,6 +5,7 @@ import { DEFAULT_PIN_ROOT, writeState } from '../../clovisor/loader.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { parseDurationMs } from '../../util/units.js';
 import { action, globalOptions } from '../context.js';
+import { parseUrlFlag } from '../flags.js';
 import { note, printResult, table } from '../output.js';
 
 /** The engine behind the verbs, loaded by loadEngine() when one runs: `--help` loads none of it. */
@@ -85,7 +86,7 @@ const common = (cmd: Command) =>
   cmd
     .option('-c, --config <file>', 'clovisor config file (targets, spans, listen)')
     .option('--sandbox [stateDir]', "trace the sandbox's --netns workloads")
-    .option('--redis <url>', "read Clovisor's Redis keys (clovisor_labels, clovisor_egress_match, clovisor_jaeger_collector); with --sandbox the labels select sandbox workloads")
+    .option('--redis <url>', "read Clovisor's Redis keys (clovisor_labels, clovisor_egress_match, clovisor_jaeger_collector); with --sandbox the labels select sandbox workloads", (v: string) => parseUrlFlag('--redis', v, ['redis:', 'rediss:']))
     .addOption(new Option('--span-format <format>', 'spans as Jaeger Thrift over HTTP (Clovisor\'s, collector :14268 /api/traces) or OTLP/HTTP (:4318 /v1/traces); default: jaeger-thrift for clovisor_jaeger_collector, otlp for spans.url').choices(['otlp', 'jaeger-thrift']))
     .option('--kubeconfig <file>', 'kubeconfig for pod selection (default: $KUBECONFIG, ~/.kube/config, in-cluster)')
     .option('--pin-root <path>', 'bpffs directory for pinned programs, maps and links', DEFAULT_PIN_ROOT)

@@ -9,6 +9,7 @@ import { sleep } from '../../util/retry.js';
 import { formatDuration, parseDurationMs } from '../../util/units.js';
 import type { EvidenceBundle, Verdict } from '../../validators/types.js';
 import { action, globalOptions } from '../context.js';
+import { checkOutputPaths } from '../output-paths.js';
 import { parseDurationFlag, parseIntegerFlag, parseUrlFlag } from '../flags.js';
 import { note, printResult, table } from '../output.js';
 
@@ -126,6 +127,14 @@ Examples:
     )
     .action(
       action(async (file: string | undefined, opts: GateOptions, cmd: Command) => {
+        checkOutputPaths([
+          { flag: '--properties', path: opts.properties, createsFolders: true },
+          { flag: '--junit', path: opts.junit },
+          { flag: '--markdown', path: opts.markdown },
+        ]);
+        if (opts.until && !opts.since) throw new InvalidInputError(`--until needs --since (the window start), got --until "${opts.until}" alone`);
+        if (opts.until) parseTime(opts.until, '--until');
+        if (opts.since) parseTime(opts.since, '--since');
         const { readBundle, judgeBundle, verdictExitCode } = await judging();
         if (opts.replay) {
           const bundle = readBundle(opts.replay);

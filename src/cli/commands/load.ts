@@ -5,6 +5,8 @@ import cliProgress from 'cli-progress';
 import type { LoadProgress, LoadReport } from '../../jmeter/index.js';
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
 import { action, acceptsOutputFile, globalOptions } from '../context.js';
+import { parseNumberFlag } from '../flags.js';
+import { checkOutputPaths } from '../output-paths.js';
 import { note, printResult } from '../output.js';
 
 /** The engine behind the verbs, loaded by loadEngine() when one runs: `--help` loads none of it. */
@@ -21,11 +23,8 @@ async function loadEngine(): Promise<void> {
   ({ statusForExitCode } = m2);
 }
 
-const positiveNumber = (flag: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidInputError(`${flag} must be a number > 0, got "${v}"`);
-  return n;
-};
+const seconds = (flag: string) => (v: string) => parseNumberFlag(flag, v, { min: 0, exclusiveMin: true, max: 604_800, unit: 'seconds' });
+const engines = (flag: string) => (v: string) => parseNumberFlag(flag, v, { min: 1, max: 1000, integer: true });
 
 function writeReports(report: LoadReport, o: { junit?: string; html?: string }): void {
   if (o.junit) {
@@ -86,9 +85,9 @@ Examples:
       .description('render a plan to a JMeter .jmx (runs on JMeter 2.13 and 5.x), or to Kubernetes manifests for distributed JMeter')
       .argument('<plan>', 'load plan (YAML/JSON)')
       .option('--target <origin>', 'replace scheme://host:port of every URL, e.g. http://ingress:8080')
-      .option('--duration <seconds>', 'override load_spec.duration', positiveNumber('--duration'))
+      .option('--duration <seconds>', 'override load_spec.duration', seconds('--duration'))
       .option('--kubernetes', 'render a controller Job + jmeter-server StatefulSet instead of the .jmx', false)
-      .option('--engines <n>', 'jmeter-server engines (with --kubernetes)', positiveNumber('--engines'), 2)
+      .option('--engines <n>', 'jmeter-server engines (with --kubernetes)', engines('--engines'), 2)
       .option('--image <image>', 'JMeter image (with --kubernetes)', 'justb4/jmeter:5.5')
       .option('--namespace <ns>', 'namespace (with --kubernetes)', 'default')
       .addHelpText(
@@ -105,6 +104,9 @@ Examples:
     action(async (file: string, o: { target?: string; duration?: number; kubernetes: boolean; engines: number; image: string; namespace: string }, cmd: Command) => {
       await loadEngine();
       const { outFile } = globalOptions(cmd);
+      checkOutputPaths([{ flag: '-o', path: outFile }]);
+      if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(o.namespace) || o.namespace.length > 63) throw new InvalidInputError(`--namespace must be a Kubernetes namespace (lower-case letters, digits and "-", at most 63), got "${o.namespace}"`);
+      if (!/^[^\s]+$/.test(o.image)) throw new InvalidInputError(`--image must be an image reference such as justb4/jmeter:5.5, got "${o.image}"`);
       const plan = effectivePlan(loadPlan(file), { target: o.target, durationS: o.duration });
       const doc = o.kubernetes ? renderKubernetes(plan, { engines: o.engines, image: o.image, namespace: o.namespace }) : renderJmx(plan);
       if (outFile) {
@@ -123,7 +125,7 @@ Examples:
     .option('--remote <hosts>', 'JMeter remote engines host:port,... (distributed mode; load = engines x plan)')
     .option('--results <file>', 'JTL to write (default: a fresh temporary file)')
     .option('--force', 'overwrite an existing --results file', false)
-    .option('--duration <seconds>', 'override load_spec.duration', positiveNumber('--duration'))
+    .option('--duration <seconds>', 'override load_spec.duration', seconds('--duration'))
     .option('--target <origin>', 'replace scheme://host:port of every URL, e.g. the mesh ingress')
     .option('--jmeter-home <dir>', 'JMeter installation (default: $JMETER_HOME, PATH, /usr/share/jmeter)')
     .option('--junit <file>', 'also write JUnit XML (criteria and expected counts)')
@@ -146,6 +148,12 @@ Examples:
       action(async (file: string, o: { engine: 'auto' | 'jmeter' | 'builtin'; remote?: string; results?: string; force: boolean; duration?: number; target?: string; jmeterHome?: string; junit?: string; html?: string; properties?: string }, cmd: Command) => {
         await loadEngine();
         const { output } = globalOptions(cmd);
+        checkOutputPaths([
+          { flag: '--results', path: o.results },
+          { flag: '--junit', path: o.junit },
+          { flag: '--html', path: o.html },
+          { flag: '--properties', path: o.properties, createsFolders: true },
+        ]);
         const plan = loadPlan(file);
         const remote = o.remote?.split(',').map((s) => s.trim()).filter(Boolean);
         const expected = expectedSamples(effectivePlan(plan, { durationS: o.duration }), Math.max(1, remote?.length ?? 0));
@@ -201,7 +209,7 @@ Examples:
     .description('statistics of a JTL (with or without a header line), expected counts and criteria of a plan')
     .argument('<jtl>', 'JMeter results file (CSV)')
     .option('--plan <file>', 'plan whose criteria and expected counts apply')
-    .option('--engines <n>', 'engines that ran the plan (distributed mode)', positiveNumber('--engines'), 1)
+    .option('--engines <n>', 'engines that ran the plan (distributed mode)', engines('--engines'), 1)
     .option('--junit <file>', 'write JUnit XML')
     .option('--html <file>', 'write an HTML report')
     .addHelpText(
@@ -219,10 +227,14 @@ Examples:
       action(async (jtl: string, o: { plan?: string; engines: number; junit?: string; html?: string }, cmd: Command) => {
         await loadEngine();
         const { output } = globalOptions(cmd);
+        checkOutputPaths([
+          { flag: '--junit', path: o.junit },
+          { flag: '--html', path: o.html },
+        ]);
         if (!existsSync(jtl)) throw new InvalidInputError(`cannot read ${jtl}: no such file`);
-        const plan = o.plan ? loadPlan(o.plan) : undefined;
+          const plan = o.plan ? loadPlan(o.plan) : undefined;
         const userAgentByLabel = Object.fromEntries((plan?.requests ?? []).filter((r) => r.userAgent).map((r) => [r.label, r.userAgent!]));
-        const analysis = await analyzeJtl(jtl, { userAgentByLabel });
+        const analysis = await analyzeJtl(jtl, { userAgentByLabel, requireSamples: true });
         const report = buildReport(jtl, analysis, { criteria: plan?.criteria, expected: plan ? expectedSamples(plan, o.engines) : undefined });
         printResult(output, report, renderText);
         writeReports(report, o);

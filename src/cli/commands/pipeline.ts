@@ -1,9 +1,11 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import type { PipelineValidation } from '../../pipelines/validate.js';
 import type { GateClient, PipelineExecution } from '../../services/spinnaker.js';
+import { MB, readDocument } from '../../spec/input.js';
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
 import { acceptsOutputFile, action, globalOptions } from '../context.js';
+import { checkOutputPaths } from '../output-paths.js';
 import { registerRun } from '../pipeline-run.js';
 import { registerOrcaConfig } from '../pipeline-orca.js';
 import { note, printResult, table } from '../output.js';
@@ -24,18 +26,9 @@ async function renderer() {
 }
 const validator = () => import('../../pipelines/validate.js');
 
+/** Pipeline JSON from a file or stdin ("-"), through the bounded input layer (exit 2 naming the file). */
 function readJsonFile(file: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new InvalidInputError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new InvalidInputError(`${file}: not valid JSON: ${(err as Error).message}`);
-  }
+  return readDocument(file, { maxBytes: 16 * MB, what: 'Spinnaker pipeline JSON', json: true });
 }
 
 const looksLikeJson = (file: string) => /\.json$/i.test(file);
@@ -91,6 +84,7 @@ Examples:
     .action(
       action(async (specFile: string, _opts: unknown, c: Command) => {
         const g = globalOptions(c);
+        checkOutputPaths([{ flag: '-o', path: g.outFile }]);
         const [{ readRenderInput, pipelineJson, renderPipeline, loadSpec }, { validatePipelineDocument, formatPipelineProblem }] = await Promise.all([renderer(), validator()]);
         const { pipeline, notes } = renderPipeline(readRenderInput(loadSpec(specFile)));
         notes.forEach((n) => note(`note: ${n}`));
@@ -128,7 +122,7 @@ Examples:
     .action(
       action(async (file: string, _opts: unknown, c: Command) => {
         const { validatePipelineDocument, formatPipelineProblem } = await validator();
-        const doc = file === '-' ? JSON.parse(readFileSync(0, 'utf8')) : readJsonFile(file);
+        const doc = readJsonFile(file);
         const v = validatePipelineDocument(doc);
         const where = file === '-' ? 'stdin' : file;
         printResult(globalOptions(c).output, { file: where, valid: v.errors === 0, ...v }, (d) =>

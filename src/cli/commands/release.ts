@@ -2,6 +2,7 @@ import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import type { PlatformChoice, ReleaseProgress, ReleaseResult } from '../../stages/index.js';
 import { formatDuration } from '../../util/units.js';
+import { checkOutputPaths } from '../output-paths.js';
 import { action, globalOptions } from '../context.js';
 import { note, printResult, table } from '../output.js';
 import { AWAITING_JUDGMENT, PHASE_PROPERTY, STEP_PROPERTY } from '../../contract/index.js';
@@ -132,6 +133,7 @@ Examples:
     action(async (file: string, o: PlatformChoice & { autoApprove?: boolean; restart?: boolean; evidenceDir?: string; properties?: string; approve?: string }, cmd: Command) => {
       const approveStep = o.approve === undefined ? undefined : parseIntegerFlag('--approve', o.approve, { min: 1 });
       const format = globalOptions(cmd).output;
+      checkOutputPaths([{ flag: '--properties', path: o.properties, createsFolders: true }]);
       const { loadSpec, openPlatform, runRelease, writeProperties, stageProperties, statusForExitCode } = await engine();
       const loaded = loadSpec(file);
       const platform = await openPlatform(o);

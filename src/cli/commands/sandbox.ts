@@ -10,6 +10,7 @@ import { InfrastructureError, InvalidInputError } from '../../util/errors.js';
 import { sleep } from '../../util/retry.js';
 import { parseDurationMs } from '../../util/units.js';
 import { action, globalOptions } from '../context.js';
+import { parseUrlFlag } from '../flags.js';
 import { note, printResult, table } from '../output.js';
 
 /** The engine behind the verbs, loaded by loadEngine() when one runs: `--help` loads none of it. */
@@ -155,7 +156,7 @@ Examples:
       .description('start the sandbox: every SDC workload with its sidecar, the ingress, /metrics, the Jaeger API, gRPC control')
       .option('--detach', 'run in the background and return once it is ready', false)
       .option('--netns', 'put each workload in its own network namespace joined by veth pairs (root only)', false)
-      .option('--redis <url>', 'Redis for snort-ids alerts (keys snort_events, snort_event:<n>), e.g. redis://127.0.0.1:6379')
+      .option('--redis <url>', 'Redis for snort-ids alerts (keys snort_events, snort_event:<n>), e.g. redis://127.0.0.1:6379', (v: string) => parseUrlFlag('--redis', v, ['redis:', 'rediss:']))
       .option('--trace-capacity <spans>', 'spans the trace store keeps (oldest dropped first)', '200000'),
   )
     .addHelpText('after', '\nExamples:\n  clover-cd sandbox up                      foreground; Ctrl-C stops it\n  clover-cd sandbox up --detach --redis redis://127.0.0.1:6379\n')

@@ -1,6 +1,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InvalidInputError } from '../../util/errors.js';
+import { checkOutputPaths } from '../output-paths.js';
 import { action, globalOptions } from '../context.js';
 import { note, printResult } from '../output.js';
 
@@ -57,6 +58,7 @@ export function register(program: Command): void {
           process.stdout.write(SPEC_TEMPLATE);
           return 0;
         }
+        checkOutputPaths([{ flag: '--file', path: opts.file }]);
         if (existsSync(opts.file) && !opts.force) {
           throw new InvalidInputError(`${opts.file} already exists; use --force to overwrite it`);
         }

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { exitCodeForStatus, STAGE_ACTIONS } from '../../contract/index.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import { formatProblem, InvalidInputError } from '../../util/errors.js';
+import { checkOutputPaths } from '../output-paths.js';
 import { action, globalOptions } from '../context.js';
 import { parseDurationFlag, parseIntegerFlag } from '../flags.js';
 import { onInterrupt } from '../interrupt.js';
@@ -68,13 +69,14 @@ Examples:
       action(async (act: string, opts: StageOptions, cmd: Command) => {
         if (!ACTIONS.includes(act)) throw new InvalidInputError(`unknown action "${act}"; expected one of ${ACTIONS.join(', ')}`);
         if (!['file', 'spinnaker'].includes(opts.propertyFormat)) throw new InvalidInputError(`--property-format must be file or spinnaker, got "${opts.propertyFormat}"`);
-        const spec = await readSpec(opts);
+        checkOutputPaths([{ flag: '--properties', path: opts.properties, createsFolders: true }]);
         const params = {
           weight: opts.weight === undefined ? undefined : parseIntegerFlag('--weight', opts.weight, { min: 0, max: 100 }),
           step: opts.step === undefined ? undefined : parseIntegerFlag('--step', opts.step, { min: 1 }),
           window: opts.window === undefined ? undefined : (parseDurationFlag('--window', opts.window), opts.window.trim()),
           execution: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID) ? { id: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID)!, pipeline: process.env.CLOVER_CD_PIPELINE ?? '' } : undefined,
         };
+        const spec = await readSpec(opts);
         const { openPlatform } = await import('../../stages/index.js');
         const { stageRegistry, weightOfRequest } = await import('../../stages/server/bindings.js');
         const { stageProperties, formatProperties, writeProperties } = await import('../../stages/properties.js');

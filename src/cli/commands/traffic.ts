@@ -3,6 +3,7 @@ import type { LoadedSpec } from '../../spec/types.js';
 import type { PlatformChoice, TrafficResult } from '../../stages/index.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { parseIntegerFlag, parseUrlFlag } from '../flags.js';
+import { checkOutputPaths } from '../output-paths.js';
 import { action, globalOptions } from '../context.js';
 import { printResult } from '../output.js';
 
@@ -58,6 +59,7 @@ Examples:
   const run = (fn: (spec: LoadedSpec, o: PlatformChoice & Record<string, unknown>, engine: Engine) => Promise<TrafficResult>) =>
     action(async (file: string, o: PlatformChoice & Record<string, unknown>, cmd: Command) => {
       const format = globalOptions(cmd).output;
+      checkOutputPaths([{ flag: '--properties', path: typeof o.properties === 'string' ? o.properties : undefined, createsFolders: true }]);
       const [{ loadSpec }, engine, { stageProperties, writeProperties }, { statusForExitCode }] = await Promise.all([
         import('../../spec/load.js'),
         import('../../stages/index.js'),

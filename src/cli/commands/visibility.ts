@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
 import type { CloverStatsAll } from '../../services/redis.js';
 import { action, globalOptions } from '../context.js';
+import { parseUrlFlag } from '../flags.js';
+
+const redisUrl = (v: string) => parseUrlFlag('--redis', v, ['redis:', 'rediss:']);
 import { printResult, table } from '../output.js';
 
 const defaultRedis = () => process.env.CLOVER_CD_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -31,7 +34,7 @@ export function register(program: Command): void {
   vis
     .command('stats')
     .description("print the visibility stats (trace/span/metric counts, response times, URLs, user agents, status codes, node ids)")
-    .option('--redis <url>', 'Redis URL (default $CLOVER_CD_REDIS_URL or redis://127.0.0.1:6379)')
+    .option('--redis <url>', 'Redis URL (default $CLOVER_CD_REDIS_URL or redis://127.0.0.1:6379)', redisUrl)
     .addHelpText('after', '\n--output json prints exactly the shape of Clover\'s GET /visibility/get/stats/all.\n\nExample:\n  clover-cd visibility stats --output json\n')
     .action(
       action(async (opts: { redis?: string }, cmd: Command) => {
@@ -49,7 +52,7 @@ export function register(program: Command): void {
   vis
     .command('clear')
     .description("reset the visibility stats as Clover's /visibility/clear does (counts to 0, span sets deleted, response times NA)")
-    .option('--redis <url>', 'Redis URL (default $CLOVER_CD_REDIS_URL or redis://127.0.0.1:6379)')
+    .option('--redis <url>', 'Redis URL (default $CLOVER_CD_REDIS_URL or redis://127.0.0.1:6379)', redisUrl)
     .addHelpText('after', '\nExample:\n  clover-cd visibility clear\n')
     .action(
       action(async (opts: { redis?: string }, cmd: Command) => {
@@ -68,7 +71,7 @@ export function register(program: Command): void {
   vis
     .command('collect')
     .description("keep the visibility keys current without the server: poll Jaeger and Prometheus (or a sandbox) every interval, as Clover's collector did")
-    .option('--redis <url>', 'Redis URL (default $CLOVER_CD_REDIS_URL or redis://127.0.0.1:6379)')
+    .option('--redis <url>', 'Redis URL (default $CLOVER_CD_REDIS_URL or redis://127.0.0.1:6379)', redisUrl)
     .option('--sandbox [state-dir]', "read the running sandbox's Jaeger API and /metrics (default state dir $CLOVER_CD_STATE_DIR or ./.clover-cd)")
     .option('--jaeger <url>', 'Jaeger query API, e.g. http://tracing.istio-system:16686')
     .option('--prometheus <url>', 'Prometheus, e.g. http://prometheus.istio-system:9090')

@@ -1,0 +1,81 @@
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { InvalidInputError, type InputProblem } from '../util/errors.js';
+import { parseYamlText, readInputText } from './input.js';
+import { collect, durationRangeProblem, labelKeyProblem, labelValueProblem, regexProblem } from './limits.js';
+import { planDocumentProblems } from './load-plan-schema.js';
+
+/**
+ * The bounds of a release spec that its schema cannot state: durations in (0, 24h], label keys and values
+ * within Kubernetes' limits, A/B regular expressions that compile, a gate with rules, and the files it
+ * references (a readable load plan that is a valid plan, manifests that are files). Tolerates any document
+ * shape: the schema reports wrong types, these checks only look at values of the right type.
+ */
+type Obj = Record<string, unknown>;
+const obj = (v: unknown): Obj | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined);
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+/** Largest load plan a spec may reference. */
+const MAX_PLAN_BYTES = 4 * 1024 * 1024;
+
+export function boundsProblems(doc: unknown, file?: string): InputProblem[] {
+  const problems: InputProblem[] = [];
+  const d = obj(doc);
+  if (!d) return problems;
+  const checks: Array<[string, string | undefined]> = [];
+  const labels = obj(obj(d.metadata)?.labels);
+  for (const [k, v] of Object.entries(labels ?? {})) {
+    checks.push([`metadata.labels[${JSON.stringify(k)}]`, labelKeyProblem(k) ?? labelValueProblem(v)]);
+  }
+  const strategy = obj(d.strategy);
+  const service = obj(d.service);
+  checks.push(
+    ['service.readyTimeout', durationRangeProblem(service?.readyTimeout)],
+    ['strategy.canary.window', durationRangeProblem(obj(strategy?.canary)?.window)],
+    ['strategy.blueGreen.previewWindow', durationRangeProblem(obj(strategy?.blueGreen)?.previewWindow)],
+    ['strategy.abTest.window', durationRangeProblem(obj(strategy?.abTest)?.window)],
+    ['strategy.mirror.window', durationRangeProblem(obj(strategy?.mirror)?.window)],
+  );
+  list(obj(strategy?.abTest)?.match).forEach((m, i) => {
+    const headers = obj(obj(m)?.headers);
+    for (const [h, v] of Object.entries(headers ?? {})) checks.push([`strategy.abTest.match[${i}].headers.${h}.regex`, regexProblem(obj(v)?.regex)]);
+    checks.push([`strategy.abTest.match[${i}].cookie.regex`, regexProblem(obj(obj(m)?.cookie)?.regex)]);
+  });
+  const gate = obj(d.gate);
+  if (d.gate === undefined) {
+    checks.push(['gate', 'required: a release needs at least one gate rule (e.g. rules: [{errorRate: {max: 1%}}]); without one no evidence is judged and nothing may be promoted']);
+  }
+  checks.push(['gate.metrics.scrapeInterval', durationRangeProblem(obj(gate?.metrics)?.scrapeInterval)]);
+  list(gate?.rules).forEach((r, i) => checks.push([`gate.rules[${i}].latency.max`, durationRangeProblem(obj(obj(r)?.latency)?.max)]));
+  collect(file, problems, checks);
+  return problems;
+}
+
+/** Why a referenced file cannot be used (missing, a directory, a device), or undefined. */
+export function referencedFileProblem(abs: string, what: string): string | undefined {
+  try {
+    const st = statSync(abs);
+    if (st.isDirectory()) return `"${abs}" is a directory; expected ${what}`;
+    if (!st.isFile()) return `"${abs}" is not a regular file (a device or socket); expected ${what}`;
+    return undefined;
+  } catch {
+    return `file not found: "${abs}"`;
+  }
+}
+
+/** A load plan named by the spec: it must be a file holding a valid plan (problems name the plan file). */
+export function planFileProblems(written: string, abs: string, specFile?: string): InputProblem[] {
+  const bad = referencedFileProblem(abs, 'a load plan (YAML or JSON)');
+  if (bad) return [{ file: specFile, path: 'load.plan', message: bad }];
+  if (specFile && resolve(specFile) === abs) return [{ file: specFile, path: 'load.plan', message: `"${written}" is this release spec itself; expected a load plan (load_spec + url_list)` }];
+  let doc: unknown;
+  try {
+    doc = parseYamlText(readInputText(abs, { maxBytes: MAX_PLAN_BYTES, what: 'a load plan (YAML or JSON)' }), written);
+  } catch (err) {
+    if (!(err instanceof InvalidInputError)) throw err;
+    return [{ file: specFile, path: 'load.plan', message: `"${written}" cannot be used: ${err.problems[0]?.message ?? err.message}` }];
+  }
+  const problems = planDocumentProblems(doc, written);
+  if (problems.length) problems.unshift({ file: specFile, path: 'load.plan', message: `"${written}" is not a valid load plan (${problems.length} problem${problems.length > 1 ? 's' : ''} below)` });
+  return problems;
+}

@@ -1,0 +1,109 @@
+/**
+ * JSON Schema of the evidence bundle, checked when a bundle is read back (`gate --replay`), so a damaged or
+ * hand-edited bundle is exit 2 naming the field instead of a TypeError or a verdict on nonsense. Objects stay
+ * open (unknown keys are allowed) so bundles written by newer or older clover-cd still replay; every field
+ * the rules read is typed and bounded. Rule bodies are checked against the release spec's rule schemas.
+ */
+import { gateRuleSchemas } from '../spec/schema.js';
+import type { InputProblem } from '../util/errors.js';
+import { joinPath, validateAgainst } from '../util/schema.js';
+
+type Schema = Record<string, unknown>;
+
+const count: Schema = { type: 'integer', minimum: 0 };
+const text: Schema = { type: 'string' };
+const map = (values: Schema): Schema => ({ type: 'object', additionalProperties: values });
+const obj = (properties: Record<string, Schema>, required: string[] = []): Schema => ({ type: 'object', properties, required });
+const epochMs: Schema = { type: 'number', minimum: 0, maximum: 8.64e15, description: 'a time in epoch milliseconds' };
+
+const versionCounts = obj({ requests: count, errors: count, codes: map(count) }, ['requests', 'errors']);
+const histogram = obj(
+  {
+    // Infinity (the +Inf bucket) is written as null by JSON.stringify.
+    le: { type: 'array', items: { type: ['number', 'null'] } },
+    counts: { type: 'array', items: { type: 'number', minimum: 0 } },
+  },
+  ['le', 'counts'],
+);
+const labelCounts = obj({ count, errors: count, codes: map(count), userAgents: map(count) }, ['count', 'errors']);
+
+export const bundleSchema: Schema = obj(
+  {
+    kind: { const: 'clover-cd/evidence' },
+    version: { const: 1 },
+    createdAt: text,
+    release: { type: 'string', minLength: 1 },
+    service: obj({ name: { type: 'string', minLength: 1 }, namespace: text, stable: { type: 'string', minLength: 1 }, candidate: { type: 'string', minLength: 1 } }, ['name', 'stable', 'candidate']),
+    window: obj({ start: epochMs, end: epochMs }, ['start', 'end']),
+    candidateWeight: { type: 'number', minimum: 0, maximum: 100 },
+    minSamples: { type: 'integer', minimum: 1 },
+    rules: { type: 'array', items: { type: 'object', minProperties: 1, maxProperties: 1 } },
+    requireL4: { type: 'boolean' },
+    sources: {
+      type: 'array',
+      items: obj(
+        {
+          name: { enum: ['prometheus', 'scrape', 'jaeger', 'load', 'redis', 'clovisor'] },
+          url: text,
+          status: { enum: ['ok', 'down', 'not-configured'] },
+          error: text,
+          queries: { type: 'array', items: obj({ query: text, at: epochMs, ok: { type: 'boolean' }, result: text }) },
+        },
+        ['name', 'status'],
+      ),
+    },
+    evidence: obj({
+      metrics: obj(
+        { source: { enum: ['prometheus', 'scrape'] }, hops: map(map(versionCounts)), latency: map(histogram), missing: { type: 'array', items: text } },
+        ['source', 'hops', 'latency'],
+      ),
+      traces: obj(
+        {
+          traces: count,
+          spans: count,
+          rootSpans: count,
+          requests: { type: 'array', items: obj({ url: text, status: text, userAgent: text, count }, ['count']) },
+          versions: map(versionCounts),
+          durations: map({ type: 'array', items: { type: 'number', minimum: 0 } }),
+          hops: map(count),
+        },
+        ['rootSpans', 'versions', 'durations', 'hops'],
+      ),
+      load: obj({ engine: text, sent: count, errors: count, expected: count, codes: map(count), userAgents: map(count), labels: map(labelCounts) }, ['sent', 'errors']),
+      l4: obj(
+        {
+          source: { const: 'clovisor' },
+          window: obj({ start: epochMs, end: epochMs }, ['start', 'end']),
+          versions: map(obj({ connections: count, resetConnections: count, retransmits: count, segmentsOut: count, connectFailures: count }, ['connections'])),
+          complete: { type: 'boolean' },
+        },
+        ['versions'],
+      ),
+    }),
+    verdict: obj({ outcome: { enum: ['pass', 'fail', 'inconclusive', 'error'] }, summary: text, results: { type: 'array', items: { type: 'object' } } }, ['outcome']),
+  },
+  ['kind', 'version', 'release', 'service', 'window', 'minSamples', 'rules', 'sources', 'evidence'],
+);
+
+const iso = (ms: number) => (Number.isFinite(new Date(ms).getTime()) ? new Date(ms).toISOString() : String(ms));
+
+/** Every problem of a parsed bundle: the schema, each rule's body, and a window that ends after it starts. */
+export function bundleProblems(doc: unknown, file?: string): InputProblem[] {
+  const problems = validateAgainst(bundleSchema, doc, file);
+  const b = doc as { window?: { start?: unknown; end?: unknown }; rules?: unknown };
+  const w = b && typeof b === 'object' ? b.window : undefined;
+  if (w && typeof w.start === 'number' && typeof w.end === 'number' && w.end <= w.start) {
+    problems.push({ file, path: 'window.end', message: `expected a window end after its start (${iso(w.start)}), found ${iso(w.end)}` });
+  }
+  if (b && typeof b === 'object' && Array.isArray(b.rules)) {
+    b.rules.forEach((rule, i) => {
+      if (!rule || typeof rule !== 'object' || Array.isArray(rule) || Object.keys(rule).length !== 1) return; // reported by the schema
+      const [kind] = Object.keys(rule);
+      const schema = gateRuleSchemas[kind];
+      const path = joinPath(`rules[${i}]`, kind);
+      if (!schema) problems.push({ file, path, message: `unknown rule "${kind}"; expected one of ${Object.keys(gateRuleSchemas).join(', ')}` });
+      else problems.push(...validateAgainst(schema, (rule as Record<string, unknown>)[kind] ?? {}, file, path));
+    });
+  }
+  return problems;
+}
