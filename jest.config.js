@@ -9,4 +9,7 @@ export default {
   ...createDefaultEsmPreset({ tsconfig: 'tsconfig.json' }),
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testTimeout: 60000,
+  // Suites wait on real servers and evidence, not on the CPU: two workers on a two-core agent halve the
+  // wall time, and no test may depend on timing (windows end on evidence, waits on readiness).
+  maxWorkers: 2,
 };

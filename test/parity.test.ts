@@ -23,9 +23,9 @@ beforeEach(async () => lab.reset());
 
 const SPINNAKER = { account: 'k8s-sdc', stageServer: { url: 'http://clover-cd.clover-system:8080' } };
 const scenarios = [
-  { name: 'canary', strategy: { canary: { steps: [25, 60], window: '2s' } }, rules: [{ errorRate: { max: '1%' } }, { split: { confidence: 0.999 } }] },
-  { name: 'bluegreen', strategy: { blueGreen: { previewWindow: '2s' } }, rules: [{ errorRate: { max: '1%' } }] },
-  { name: 'ab', strategy: { abTest: { match: [{ headers: { 'user-agent': { regex: '.*chrome.*' } } }], window: '2s' } }, rules: [{ errorRate: { max: '1%' } }] },
+  { name: 'canary', strategy: { canary: { steps: [25, 60], window: '1s' } }, rules: [{ errorRate: { max: '1%' } }, { split: { confidence: 0.999 } }] },
+  { name: 'bluegreen', strategy: { blueGreen: { previewWindow: '1s' } }, rules: [{ errorRate: { max: '1%' } }] },
+  { name: 'ab', strategy: { abTest: { match: [{ headers: { 'user-agent': { regex: '.*chrome.*' } } }], window: '1s' } }, rules: [{ errorRate: { max: '1%' } }] },
 ];
 const paths = ['release run', 'pipeline (webhook)', 'pipeline (preconfigured)', 'pipeline (jenkins)'] as const;
 

@@ -72,7 +72,7 @@ export async function startReleaseLab(prefix: string): Promise<ReleaseLab> {
     async observed(file) {
       const { spec } = loadSpec(file);
       const w = await openWindow(spec, sb.platform.endpoints());
-      await runLoadStage(sb.platform, spec, { durationS: 1.5 });
+      await runLoadStage(sb.platform, spec, { durationS: 0.75 });
       return observeSplit(spec, sb.platform.endpoints(), w);
     },
     async reset() {
