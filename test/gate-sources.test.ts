@@ -121,7 +121,8 @@ describe('gate on Prometheus evidence', () => {
     expect(by.compareLatency.source).toContain('istio_request_duration_milliseconds');
     expect(run.verdict.outcome).toBe('fail');
     const queries = run.bundle.sources[0].queries;
-    expect(queries.length).toBe(4);
+    // Four counters (requests, duration buckets, sums, counts), each read at the window start and end.
+    expect(queries.length).toBe(8);
     expect(queries[0].query).toContain('istio_requests_total{reporter="destination"}');
   });
 

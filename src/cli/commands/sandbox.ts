@@ -254,6 +254,7 @@ Examples:
     .addHelpText('after', '\nExit 0 when every object was deleted or was already absent (listed as "not found"), 2 for an unreadable file, 4 when no sandbox runs.\n\nExamples:\n  clover-cd sandbox delete -f www-sdc-com.yaml\n  clover-cd sandbox delete -f deploy/sdc/istio.yaml -o json\n')
     .action(
       action(async (opts: { filename: string; stateDir?: string }, cmd: Command) => {
+        await loadEngine();
         const items = readObjects(opts.filename);
         const { platform } = await connectSandbox(dirOf(opts));
         const out = [];

@@ -114,7 +114,11 @@ export function parseJsonBody(raw: Buffer, maxDepth: number): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new HttpError(400, `request body is not valid JSON: ${(err as Error).message}`, { problems: [{ path: '', message: 'expected a JSON object' }] });
+    // Where it broke, as a person finds it in the body: line and column, not a character offset.
+    const at = /at position (\d+)/.exec((err as Error).message);
+    const pos = at ? Number(at[1]) : undefined;
+    const where = pos === undefined ? '' : ` at line ${text.slice(0, pos).split('\n').length}, column ${pos - text.lastIndexOf('\n', pos - 1)}`;
+    throw new HttpError(400, `request body is not valid JSON${where}`, { problems: [{ path: '', message: `expected a JSON object${where}` }] });
   }
 }
 

@@ -1,6 +1,7 @@
 import type { InputProblem } from '../../util/errors.js';
 import { validateAgainst } from '../../util/schema.js';
 import { DURATION_PATTERN } from '../../util/units.js';
+import { durationRangeProblem } from '../../spec/limits.js';
 import { validateSpec } from '../../spec/validate.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import { buildPlan } from '../../canary/index.js';
@@ -22,7 +23,7 @@ const bodySchema = {
   required: ['spec'],
   properties: {
     spec: { type: 'object', description: 'the whole release spec' },
-    weight: { type: 'number', minimum: 0, maximum: 100 },
+    weight: { type: 'integer', minimum: 0, maximum: 100, description: 'a whole percentage (older pipelines; new ones send step)' },
     step: { type: 'integer', minimum: 1, description: '1-based index of a step of the release plan' },
     window: { type: 'string', pattern: DURATION_PATTERN, description: 'a duration such as 30s or 2m' },
     execution: {
@@ -62,8 +63,11 @@ export async function parseStartRequest(
   if (!RELEASE_NAME.test(release)) {
     return { ok: false, problems: [{ path: 'release', message: `"${release}" is not a release name (lower-case letters, digits, "-" and ".")` }] };
   }
+  if (body === undefined) return { ok: false, problems: [{ file: where, path: '', message: 'expected a JSON object {"spec": {…}, "step": n, "execution": {…}}, found an empty body' }] };
   if (body && typeof body === 'object' && !Array.isArray(body)) coerceNumbers(body as Record<string, unknown>);
   const problems = validateAgainst(bodySchema, body, where);
+  const windowProblem = durationRangeProblem((body as { window?: unknown } | null)?.window);
+  if (windowProblem) problems.push({ file: where, path: 'window', message: windowProblem });
   if (problems.length) return { ok: false, problems };
   const b = body as { spec: ReleaseSpec } & StageParams;
   const inSpec = (ps: InputProblem[]) => ps.map((p) => ({ ...p, path: p.path ? `spec.${p.path}` : 'spec' }));

@@ -160,12 +160,15 @@ export function startStageServer(opts: StageServerOptions & { port?: number; hos
   /** 401/403 from the headers: answered at once, before any body byte is read; the body never is. */
   function refuse(req: IncomingMessage, res: ServerResponse, auth: Extract<AuthResult, { ok: false }>): void {
     const headers: Record<string, string> = auth.status === 401 ? { 'www-authenticate': 'Bearer realm="clover-cd"' } : {};
-    if (!req.readableEnded && req.headers['content-length'] !== '0') {
-      // A body is (or may be) coming: it is never read. The answer closes the connection, and read(0) tells
-      // node:http the body is being consumed, so it does not drain it (megabytes per request) before closing.
+    const length = Number(req.headers['content-length'] ?? NaN);
+    if (!req.readableEnded && length !== 0 && !(length <= limit)) {
+      // A body of unknown or excessive size is never read: the answer closes the connection, and read(0) tells
+      // node:http the body is being consumed, so it does not drain it before closing.
       headers.connection = 'close';
       req.read(0);
     }
+    // A declared body within the limit is discarded as it arrives (nothing is kept or parsed), so a client
+    // still sending it reads the 401 instead of a reset connection (a lingering close, bounded by the limit).
     send(res, auth.status, { error: auth.message }, headers);
     reasons.set(res, auth.message);
   }
