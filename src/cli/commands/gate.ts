@@ -25,6 +25,7 @@ import { parseDurationFlag, parseIntegerFlag, parseUrlFlag } from '../flags.js';
 import { note, printResult, table } from '../output.js';
 import { stageProperties, writeProperties } from '../../stages/properties.js';
 import { statusForExitCode } from '../../contract/index.js';
+import { gateHtmlPath, writeGateHtml } from '../../reports/index.js';
 
 interface GateOptions {
   window?: string;
@@ -41,6 +42,7 @@ interface GateOptions {
   junit?: string;
   properties?: string;
   markdown?: string;
+  html?: string;
   replay?: string;
   requireL4?: boolean;
   clovisor?: string;
@@ -80,6 +82,7 @@ function emitReports(cmd: Command, opts: GateOptions, verdict: Verdict, bundle: 
   }
   if (opts.junit) writeFileSync(opts.junit, redact(renderJUnit(verdict, bundle)));
   if (opts.markdown) writeFileSync(opts.markdown, redact(renderMarkdown(verdict, bundle)));
+  if (opts.html) note(`gate report: ${writeGateHtml(bundle, verdict, bundlePath, opts.html)}`);
   if (opts.report === 'junit') return void process.stdout.write(redact(renderJUnit(verdict, bundle)));
   if (opts.report === 'markdown') return void process.stdout.write(redact(renderMarkdown(verdict, bundle)));
   printResult(globalOptions(cmd).output, { verdict, bundlePath, window: bundle.window }, () => renderText(verdict, bundle, bundlePath));
@@ -103,6 +106,7 @@ export function register(program: Command): void {
     .option('--report <kind>', 'print the verdict as text, junit or markdown instead of --output')
     .option('--junit <file>', 'also write a JUnit XML report (one testcase per rule) for Jenkins')
     .option('--markdown <file>', 'also write a Markdown report for a pull-request comment')
+    .option('--html <file>', 'also write the gate report: one self-contained HTML page with the charts behind each rule (always written beside the evidence bundle too)')
     .option('--properties <file>', 'also write the verdict as a key=value file (Spinnaker Jenkins stage `propertyFile`)')
     .option('--require-l4', 'an l4 rule without clovisor evidence is inconclusive instead of skipped', false)
     .option('--clovisor <url>', 'a running `clovisor run --listen` for L4 evidence (default: the address in its state)')
@@ -119,6 +123,7 @@ Examples:
   clover-cd gate release.yaml --since 2024-05-01T10:00:00Z --until 2024-05-01T10:05:00Z --junit gate.xml
   clover-cd gate release.yaml --platform sandbox --window 30s --report markdown > comment.md
   clover-cd gate --replay .clover-cd/evidence/http-lb-canary-2024-05-01T10-05-00-000Z.json
+  clover-cd gate --replay bundle.json --html report.html    # latency ECDFs, error intervals, split, flow, L4
   clover-cd gate preflight release.yaml --prometheus http://prometheus:9090
 `,
     )
@@ -177,6 +182,11 @@ Examples:
           scrapeBaseline,
           onNote: note,
         });
+        try {
+          writeGateHtml(run.bundle, run.verdict, run.bundlePath, gateHtmlPath(run.bundlePath));
+        } catch (err) {
+          note(`the gate report beside the bundle could not be written: ${(err as Error).message}`);
+        }
         emitReports(cmd, opts, run.verdict, run.bundle, run.bundlePath);
         return verdictExitCode(run.verdict);
       }),
