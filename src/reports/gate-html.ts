@@ -183,7 +183,7 @@ function requestsPicture(c: Ctx): string {
 }
 
 /** The gate report of a verdict on a bundle, as one self-contained HTML page. */
-export function renderGateHtml(verdict: Verdict, b: EvidenceBundle, opts: { bundleName?: string } = {}): string {
+export function renderGateHtml(verdict: Verdict, b: EvidenceBundle, opts: { bundleName?: string; nonce?: string } = {}): string {
   const { stable, candidate } = b.service;
   const vc = versionCounts(b);
   const versions = [stable, candidate, ...Object.keys(vc?.byVersion ?? {}).filter((v) => v !== stable && v !== candidate).sort()];
@@ -218,7 +218,7 @@ export function renderGateHtml(verdict: Verdict, b: EvidenceBundle, opts: { bund
 <div>${esc(b.service.name)}: <span style="color:${COLORS.stable}">${esc(stable)}</span> → <span style="color:${COLORS.candidate}">${esc(candidate)}</span>${b.candidateWeight !== undefined ? ` at ${b.candidateWeight}%` : ''}; window ${esc(new Date(b.window.start).toISOString())} .. ${esc(new Date(b.window.end).toISOString())} (${esc(formatDuration(b.window.end - b.window.start))})${b.plannedSamples ? `; planned ${b.plannedSamples} candidate requests` : ''}</div>
 <div class="muted">sources: ${b.sources.map((s) => `${esc(s.name)} ${esc(s.status)}`).join(', ') || 'none'}${opts.bundleName ? ` · evidence <code>${esc(opts.bundleName)}</code>` : ''}</div>
 <p><strong>${esc(verdict.summary)}</strong></p>${down.map((s) => `<p class="rule error">${esc(s.name)} is down: ${esc(s.error ?? '')}</p>`).join('')}</header>`;
-  return page(`gate ${verdict.outcome} — ${b.release}`, head, summary + sections.join('\n'), { charts: c.charts });
+  return page(`gate ${verdict.outcome} — ${b.release}`, head, summary + sections.join('\n'), { charts: c.charts }, { nonce: opts.nonce });
 }
 
 export type { RuleResult };

@@ -19,10 +19,10 @@ export { chartLibrary } from './page.js';
 export const gateHtmlPath = (bundlePath: string): string => bundlePath.replace(/\.json$/i, '') + '.html';
 
 /** The gate report of a bundle (its own verdict unless one is given), secrets masked. */
-export function gateHtml(bundle: EvidenceBundle, verdict?: Verdict, bundlePath?: string): string {
+export function gateHtml(bundle: EvidenceBundle, verdict?: Verdict, bundlePath?: string, opts: { nonce?: string } = {}): string {
   const v = verdict ?? bundle.verdict;
   if (!v) throw new Error('the evidence bundle holds no verdict: judge it first (clover-cd gate --replay)');
-  return renderGateHtml(redactDeep(v), redactDeep(bundle), { bundleName: bundlePath ? basename(bundlePath) : undefined });
+  return renderGateHtml(redactDeep(v), redactDeep(bundle), { bundleName: bundlePath ? basename(bundlePath) : undefined, nonce: opts.nonce });
 }
 
 /** Write `file` (default: beside the bundle); returns the path written. */

@@ -105,16 +105,17 @@ export const CLIENT = `
 `;
 
 /** One self-contained page: the chart library, the data, the client code. No request leaves it. */
-export function page(title: string, head: string, body: string, data: unknown): string {
+export function page(title: string, head: string, body: string, data: unknown, opts: { nonce?: string } = {}): string {
   const lib = chartLibrary();
+  const n = opts.nonce ? ` nonce="${esc(opts.nonce)}"` : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${esc(title)}</title><link rel="icon" href="data:,">
 <style>${lib.css}${CSS}</style></head>
 <body>${head}<main>${body}</main>
 <script type="application/json" id="report-data">${scriptJson(data)}</script>
-<script>${lib.js}</script>
-<script>${CLIENT}</script>
+<script${n}>${lib.js}</script>
+<script${n}>${CLIENT}</script>
 </body></html>
 `;
 }
