@@ -3,24 +3,25 @@ import tseslint from 'typescript-eslint';
 
 /**
  * What each module must not import, as its README says. cli may import anything; util nothing of ours.
- * The direction: cli → stages (engine, hosts) → routers → {canary, jmeter, validators, pipelines} →
+ * The direction: cli → stages (engine, hosts) → {routers, reports} → {canary, jmeter, validators, pipelines} →
  * metrics → {services, sandbox, clovisor, visibility} → spec → contract → util.
  */
 const FORBIDDEN = {
   stages: ['cli'],
-  metrics: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'visibility'],
-  visibility: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'metrics'],
-  routers: ['cli', 'stages', 'pipelines', 'jmeter', 'sandbox', 'clovisor', 'visibility', 'metrics'],
-  pipelines: ['cli', 'stages', 'routers', 'sandbox', 'clovisor', 'validators', 'jmeter', 'visibility', 'metrics'],
-  canary: ['cli', 'stages', 'routers', 'pipelines', 'validators', 'jmeter', 'sandbox', 'clovisor', 'visibility', 'metrics'],
-  validators: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'jmeter', 'sandbox', 'visibility'],
-  jmeter: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'sandbox', 'clovisor', 'visibility', 'metrics'],
-  sandbox: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'clovisor', 'visibility', 'metrics'],
-  clovisor: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'visibility', 'metrics'],
-  services: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'visibility', 'metrics'],
-  spec: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'services', 'visibility', 'metrics'],
-  contract: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'services', 'spec', 'visibility', 'metrics'],
-  util: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'services', 'spec', 'contract', 'visibility', 'metrics'],
+  reports: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'sandbox', 'clovisor', 'services', 'visibility', 'metrics'],
+  metrics: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'visibility', 'reports'],
+  visibility: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'metrics', 'reports'],
+  routers: ['cli', 'stages', 'pipelines', 'jmeter', 'sandbox', 'clovisor', 'visibility', 'metrics', 'reports'],
+  pipelines: ['cli', 'stages', 'routers', 'sandbox', 'clovisor', 'validators', 'jmeter', 'visibility', 'metrics', 'reports'],
+  canary: ['cli', 'stages', 'routers', 'pipelines', 'validators', 'jmeter', 'sandbox', 'clovisor', 'visibility', 'metrics', 'reports'],
+  validators: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'jmeter', 'sandbox', 'visibility', 'reports'],
+  jmeter: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'sandbox', 'clovisor', 'visibility', 'metrics', 'reports'],
+  sandbox: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'clovisor', 'visibility', 'metrics', 'reports'],
+  clovisor: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'visibility', 'metrics', 'reports'],
+  services: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'visibility', 'metrics', 'reports'],
+  spec: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'services', 'visibility', 'metrics', 'reports'],
+  contract: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'services', 'spec', 'visibility', 'metrics', 'reports'],
+  util: ['cli', 'stages', 'routers', 'pipelines', 'canary', 'validators', 'jmeter', 'sandbox', 'clovisor', 'services', 'spec', 'contract', 'visibility', 'metrics', 'reports'],
 };
 
 function layerRules() {

@@ -2,11 +2,13 @@
 # Installs what the tests and the demo need, only when it is missing; quiet and idempotent when all is there.
 # System packages: JMeter (load), Redis (job state, visibility store), Prometheus (metric evidence),
 # clang/bpftool/libbpf (clovisor), iproute2 (network namespaces), groovy (runs the Jenkins shared library in
-# its test). Services are NOT started here: test fixtures start their own instances on free loopback ports.
+# its test), chromium (browser tests of the HTML reports and the dashboard, driven by playwright-core; never a
+# downloaded browser). Services are NOT started here: test fixtures start their own instances on free
+# loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(jmeter redis-server prometheus clang llvm bpftool libbpf-dev iproute2 groovy)
+APT_PACKAGES=(jmeter redis-server prometheus clang llvm bpftool libbpf-dev iproute2 groovy chromium)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

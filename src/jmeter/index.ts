@@ -11,6 +11,7 @@ import type { LoadPlan, LoadRunResult, RunLoadOptions } from './types.js';
 
 export { loadPlan, planFromDocument, withTarget, withDuration, expectedSamples, withLoadTag, newRunId, LOAD_HEADER } from './plan.js';
 export { analyzeJtl, summarizeJtl, JTL_COLUMNS, type JtlAnalysis } from './jtl.js';
+export { jtlSeries, type JtlSeries, type SeriesPoint } from './jtl-series.js';
 export { renderJmx } from './render.js';
 export { renderKubernetes } from './kubernetes.js';
 export { evaluateCriteria, parseCriterion, type CriterionResult } from './criteria.js';

@@ -106,7 +106,7 @@ function merge(into: Acc, a: Acc): void {
   }
 }
 
-function columnsFor(first: string[], file: string): { columns: string[]; header: boolean } {
+export function columnsFor(first: string[], file: string): { columns: string[]; header: boolean } {
   if (first[0] === 'timeStamp') return { columns: first, header: true };
   const byCount: Record<number, string[]> = { 12: JMETER_213_DEFAULT, 16: JMETER_3_DEFAULT, 17: JMETER_5_DEFAULT };
   const columns = byCount[first.length];
@@ -246,7 +246,7 @@ export async function analyzeJtl(file: string, opts: AnalyzeOptions = {}): Promi
  * than a general CSV parser; lines with quotes (labels or messages holding commas, quotes or line breaks)
  * go through csv-parse, joined with the following lines while a quoted field is still open.
  */
-async function eachRecord(file: string, onRecord: (rec: string[], line: number) => void): Promise<void> {
+export async function eachRecord(file: string, onRecord: (rec: string[], line: number) => void): Promise<void> {
   let rest = '';
   let pending = '';
   let lineNo = 0;

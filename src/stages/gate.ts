@@ -8,6 +8,7 @@ import type { Platform, PlatformEndpoints } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import { checkSplit, runGate, type GateRun } from '../validators/index.js';
 import type { LoadRunResult } from '../jmeter/types.js';
+import { writeGateHtml } from '../reports/index.js';
 
 /** Start of an observation window: its time, and a scrape snapshot when metrics are scraped directly. */
 export type WindowStart = MetricsWindow;
@@ -27,7 +28,7 @@ export interface GateStageOptions {
   plannedSamples?: number;
 }
 
-export async function runGateStage(platform: Platform, spec: ReleaseSpec, opts: GateStageOptions): Promise<GateRun & { exitCode: number }> {
+export async function runGateStage(platform: Platform, spec: ReleaseSpec, opts: GateStageOptions): Promise<GateRun & { exitCode: number; reportPath?: string }> {
   const run = await runGate(spec, {
     window: { start: opts.window.start, end: opts.end ?? Date.now() },
     endpoints: platform.endpoints(),
@@ -38,7 +39,14 @@ export async function runGateStage(platform: Platform, spec: ReleaseSpec, opts: 
     plannedSamples: opts.plannedSamples,
   });
   const exitCode = exitCodeForOutcome(run.verdict.outcome);
-  return { ...run, exitCode };
+  // The gate report beside the bundle (same name, .html); a report that cannot be written never changes the verdict.
+  let reportPath: string | undefined;
+  try {
+    reportPath = writeGateHtml(run.bundle, run.verdict, run.bundlePath);
+  } catch {
+    reportPath = undefined;
+  }
+  return { ...run, exitCode, reportPath };
 }
 
 /** Whether requests per version can be observed at all: a Prometheus API, or endpoints to scrape. */

@@ -28,6 +28,7 @@ interface GateOptions {
   junit?: string;
   properties?: string;
   markdown?: string;
+  html?: string;
   replay?: string;
   requireL4?: boolean;
   clovisor?: string;
@@ -83,6 +84,10 @@ async function emitReports(cmd: Command, opts: GateOptions, verdict: Verdict, bu
   }
   if (opts.junit) writeFileSync(opts.junit, redact(renderJUnit(verdict, bundle)));
   if (opts.markdown) writeFileSync(opts.markdown, redact(renderMarkdown(verdict, bundle)));
+  if (opts.html) {
+    const { writeGateHtml } = await import('../../reports/index.js');
+    note(`gate report: ${writeGateHtml(bundle, verdict, bundlePath, opts.html)}`);
+  }
   if (opts.report === 'junit') return void process.stdout.write(redact(renderJUnit(verdict, bundle)));
   if (opts.report === 'markdown') return void process.stdout.write(redact(renderMarkdown(verdict, bundle)));
   printResult(globalOptions(cmd).output, { verdict, bundlePath, window: bundle.window }, () => renderText(verdict, bundle, bundlePath));
@@ -106,6 +111,7 @@ export function register(program: Command): void {
     .option('--report <kind>', 'print the verdict as text, junit or markdown instead of --output')
     .option('--junit <file>', 'also write a JUnit XML report (one testcase per rule) for Jenkins')
     .option('--markdown <file>', 'also write a Markdown report for a pull-request comment')
+    .option('--html <file>', 'also write the gate report: one self-contained HTML page with the charts behind each rule (always written beside the evidence bundle too)')
     .option('--properties <file>', 'also write the verdict as a key=value file (Spinnaker Jenkins stage `propertyFile`)')
     .option('--require-l4', 'an l4 rule without clovisor evidence is inconclusive instead of skipped', false)
     .option('--clovisor <url>', 'a running `clovisor run --listen` for L4 evidence (default: the address in its state)')
@@ -122,6 +128,7 @@ Examples:
   clover-cd gate release.yaml --since 2024-05-01T10:00:00Z --until 2024-05-01T10:05:00Z --junit gate.xml
   clover-cd gate release.yaml --platform sandbox --window 30s --report markdown > comment.md
   clover-cd gate --replay .clover-cd/evidence/http-lb-canary-2024-05-01T10-05-00-000Z.json
+  clover-cd gate --replay bundle.json --html report.html    # latency ECDFs, error intervals, split, flow, L4
   clover-cd gate preflight release.yaml --prometheus http://prometheus:9090
 `,
     )
@@ -194,6 +201,12 @@ Examples:
           scrapeBaseline,
           onNote: note,
         });
+        try {
+          const { gateHtmlPath, writeGateHtml } = await import('../../reports/index.js');
+          writeGateHtml(run.bundle, run.verdict, run.bundlePath, gateHtmlPath(run.bundlePath));
+        } catch (err) {
+          note(`the gate report beside the bundle could not be written: ${(err as Error).message}`);
+        }
         await emitReports(cmd, opts, run.verdict, run.bundle, run.bundlePath);
         return verdictExitCode(run.verdict);
       }),

@@ -2,7 +2,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { redact } from '../../util/redact.js';
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
-import type { LoadProgress, LoadReport } from '../../jmeter/index.js';
+import type { JtlAnalysis, LoadProgress, LoadReport } from '../../jmeter/index.js';
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
 import { action, acceptsOutputFile, globalOptions } from '../context.js';
 import { parseNumberFlag } from '../flags.js';
@@ -26,13 +26,15 @@ async function loadEngine(): Promise<void> {
 const seconds = (flag: string) => (v: string) => parseNumberFlag(flag, v, { min: 0, exclusiveMin: true, max: 604_800, unit: 'seconds' });
 const engines = (flag: string) => (v: string) => parseNumberFlag(flag, v, { min: 1, max: 1000, integer: true });
 
-function writeReports(report: LoadReport, o: { junit?: string; html?: string }): void {
+async function writeReports(report: LoadReport, o: { junit?: string; html?: string }, analysis?: JtlAnalysis): Promise<void> {
   if (o.junit) {
     writeFileSync(o.junit, redact(renderJunit(report)));
     note(`wrote ${o.junit}`);
   }
   if (o.html) {
-    writeFileSync(o.html, redact(renderHtml(report)));
+    // Charts over time per label (throughput, errors, latency percentiles); the plain table if the JTL has no rows.
+    const { loadHtml } = await import('../../reports/index.js');
+    writeFileSync(o.html, report.received ? await loadHtml(report, analysis) : redact(renderHtml(report)));
     note(`wrote ${o.html}`);
   }
 }
@@ -129,7 +131,7 @@ Examples:
     .option('--target <origin>', 'replace scheme://host:port of every URL, e.g. the mesh ingress')
     .option('--jmeter-home <dir>', 'JMeter installation (default: $JMETER_HOME, PATH, /usr/share/jmeter)')
     .option('--junit <file>', 'also write JUnit XML (criteria and expected counts)')
-    .option('--html <file>', 'also write an HTML report')
+    .option('--html <file>', 'also write an HTML report: throughput, errors and latency percentiles over time, per label (self-contained)')
     .option('--properties <file>', 'also write the result as a key=value file (Spinnaker Jenkins stage `propertyFile`)')
     .addHelpText(
       'after',
@@ -191,7 +193,7 @@ Examples:
           interrupted: result.interrupted,
         });
         printResult(output, { engine: result.engine, startedAt: result.startedAt, endedAt: result.endedAt, ...report }, () => renderText(report));
-        writeReports(report, o);
+        await writeReports(report, o, analysis);
         const exitCode = result.interrupted ? ExitCode.interrupted : report.passed ? 0 : ExitCode.failed;
         if (o.properties) {
           const t = result.summary.total;
@@ -211,7 +213,7 @@ Examples:
     .option('--plan <file>', 'plan whose criteria and expected counts apply')
     .option('--engines <n>', 'engines that ran the plan (distributed mode)', engines('--engines'), 1)
     .option('--junit <file>', 'write JUnit XML')
-    .option('--html <file>', 'write an HTML report')
+    .option('--html <file>', 'write an HTML report: throughput, errors and latency percentiles over time, per label (self-contained)')
     .addHelpText(
       'after',
       `
@@ -237,7 +239,7 @@ Examples:
         const analysis = await analyzeJtl(jtl, { userAgentByLabel, requireSamples: true });
         const report = buildReport(jtl, analysis, { criteria: plan?.criteria, expected: plan ? expectedSamples(plan, o.engines) : undefined });
         printResult(output, report, renderText);
-        writeReports(report, o);
+        await writeReports(report, o, analysis);
         return report.passed ? 0 : ExitCode.failed;
       }),
     );

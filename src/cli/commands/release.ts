@@ -3,6 +3,9 @@ import type { Command } from 'commander';
 import type { PlatformChoice, ReleaseProgress, ReleaseResult } from '../../stages/index.js';
 import { formatDuration } from '../../util/units.js';
 import { checkOutputPaths } from '../output-paths.js';
+import { parseDurationMs } from '../../util/units.js';
+import { parseDurationFlag } from '../flags.js';
+import { watchRelease } from '../watch.js';
 import { action, globalOptions } from '../context.js';
 import { note, printResult, table } from '../output.js';
 import { AWAITING_JUDGMENT, PHASE_PROPERTY, STEP_PROPERTY } from '../../contract/index.js';
@@ -165,10 +168,48 @@ Examples:
     }),
   );
 
-  platformOptions(release.command('status').description('show the release state kept with the routes, however the release was run (CLI, stage server, Jenkins)').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd release status release.yaml -o json\n')).action(
-    action(async (file: string, o: PlatformChoice, cmd: Command) => {
+  platformOptions(
+    release
+      .command('status')
+      .description('show the release state kept with the routes, however the release was run (CLI, stage server, Jenkins)')
+      .argument('<spec>', 'release spec')
+      .option('--watch', 'follow the release live until it ends: weights, step, time left in the window, samples collected vs planned, last verdict')
+      .option('--interval <duration>', 'with --watch: how often the state is read', (v: string) => (parseDurationFlag('--interval', v), v.trim()), '1s')
+      .option('--timeout <duration>', 'with --watch: stop watching after this long (exit 3 if the release has not ended)', (v: string) => (parseDurationFlag('--timeout', v), v.trim()), '6h')
+      .addHelpText(
+        'after',
+        `
+With --watch the view is redrawn in place on a terminal; without one (CI logs, pipes) one line is printed per
+change (phase, step, weights, window, verdict). It ends when the release is promoted, rolled back or held (the
+exit code is the release's: 0 promoted, 1 rolled back on a failed gate, 3 inconclusive or held), on Ctrl-C
+(130), or after --timeout (3). Samples are counted from the shift with Prometheus; with a direct scrape, from
+when the watch saw the window open ("at least").
+
+Examples:
+  clover-cd release status release.yaml -o json
+  clover-cd release status release.yaml --watch
+  clover-cd release status release.yaml --watch --interval 2s --timeout 30m | tee release.log
+`,
+      ),
+  ).action(
+    action(async (file: string, o: PlatformChoice & { watch?: boolean; interval: string; timeout: string }, cmd: Command) => {
       const { loadSpec, openPlatform, releaseStatus } = await engine();
       const loaded = loadSpec(file);
+      if (o.watch) {
+        const controller = new AbortController();
+        const stop = onInterrupt(() => controller.abort());
+        try {
+          return await watchRelease(await openPlatform(o), loaded.spec, {
+            intervalMs: parseDurationMs(o.interval),
+            timeoutMs: parseDurationMs(o.timeout),
+            tty: Boolean(process.stdout.isTTY),
+            write: (t) => void process.stdout.write(t),
+            signal: controller.signal,
+          });
+        } finally {
+          stop();
+        }
+      }
       const r = { ...(await releaseStatus(await openPlatform(o), loaded.spec)), spec: loaded.spec };
       const data = { release: r.release, strategy: r.plan.strategy, steps: r.plan.steps.map((s) => ({ kind: s.kind, weight: s.weight })), routes: r.routes, state: r.state ?? null };
       printResult(globalOptions(cmd).output, data, (d) => {

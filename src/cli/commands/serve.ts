@@ -11,6 +11,8 @@ interface ServeOptions {
   redis?: string;
   tokenEnv: string;
   hmacSecretEnv: string;
+  readTokenEnv: string;
+  ui: boolean;
   allowUnauthenticated: boolean;
   platform: 'kubernetes' | 'sandbox';
   context?: string;
@@ -33,6 +35,8 @@ export function register(program: Command): void {
     .option('--redis <url>', 'keep jobs in Redis (redis://host:port/db): survives restarts, allows several replicas; in memory without it', (v: string) => parseUrlFlag('--redis', v, ['redis:', 'rediss:']))
     .option('--token-env <name>', 'environment variable holding the bearer token callers send', 'CLOVER_CD_TOKEN')
     .option('--hmac-secret-env <name>', 'environment variable holding the shared secret for X-Clover-Signature', 'CLOVER_CD_HMAC_SECRET')
+    .option('--read-token-env <name>', 'environment variable holding a read-only token: it opens the dashboard (/ui) only', 'CLOVER_CD_READ_TOKEN')
+    .option('--no-ui', 'do not serve the dashboard under /ui')
     .option('--allow-unauthenticated', 'serve without a token or secret (local runs only)', false)
     .option('--platform <kind>', 'where stages act: kubernetes (kubeconfig / in-cluster) or sandbox (a running `clover-cd sandbox up --detach`)', 'kubernetes')
     .option('--context <name>', 'kubeconfig context (platform kubernetes)')
@@ -54,6 +58,9 @@ API (what the generated webhook stages call):
   GET  /api/v1/jobs?release=NAME[&limit=N]                 the release's jobs, newest first
   POST /api/v1/releases/{release}/cancel                   (Spinnaker's cancelEndpoint)
   GET  /healthz, GET /metrics (Prometheus; no auth)
+  GET  /ui   dashboard: releases (phase, step, weights, last verdict), a page per release with its steps, jobs,
+       gate reports and evidence; updated every 2 s. A browser logs in at /ui/login with the token or the
+       read-only token (exchanged for an HttpOnly session cookie); scripts send the bearer token.
   409 when the release already has an active job; 400 names the field; 401 no credentials, 403 wrong ones; 413 body too large;
   408 body too slow; 503 only when the job store (Redis) is unreachable. Logs: JSON lines on stderr (--verbose adds polls).
   Clover's controller routes: /visibility/clear, /visibility/get/stats/{system|metrics|tracing|all},
@@ -64,6 +71,7 @@ API (what the generated webhook stages call):
 Examples:
   CLOVER_CD_TOKEN=$(cat /var/run/secrets/clover-cd/token) clover-cd serve --redis redis://redis:6379/0
   clover-cd sandbox up --detach && clover-cd serve --platform sandbox --allow-unauthenticated --port 8080
+  CLOVER_CD_TOKEN=… CLOVER_CD_READ_TOKEN=… clover-cd serve --evidence-dir /var/lib/clover-cd/evidence   # then open http://HOST:8080/ui
 `,
     )
     .action(
@@ -88,8 +96,10 @@ Examples:
         }
         const token = process.env[opts.tokenEnv] || undefined;
         const hmacSecret = process.env[opts.hmacSecretEnv] || undefined;
+        const readToken = process.env[opts.readTokenEnv] || undefined;
         registerSecret(token);
         registerSecret(hmacSecret);
+        registerSecret(readToken);
         if (!token && !hmacSecret && !opts.allowUnauthenticated) {
           throw new InvalidInputError(`no credentials: set ${opts.tokenEnv} (bearer token) and/or ${opts.hmacSecretEnv} (HMAC secret), or pass --allow-unauthenticated for a local run`);
         }
@@ -110,7 +120,7 @@ Examples:
           host: opts.host,
           redisUrl: opts.redis,
           // Plans reach the stages inline (request.ts reads named ones from --content-dir): no base directory.
-          registry: stageRegistry({ platform, evidenceDir: opts.evidenceDir }),
+          registry: stageRegistry({ platform, evidenceDir: opts.evidenceDir ?? (await import('../../validators/index.js')).defaultEvidenceDir() }),
           auth: { token, hmacSecret },
           maxBodyBytes: maxBody,
           contentDir: opts.contentDir,
@@ -120,6 +130,9 @@ Examples:
           leaseMs,
           shutdownGraceMs,
           processMetrics: true,
+          ui: opts.ui
+            ? { platform, evidenceDir: opts.evidenceDir ?? (await import('../../validators/index.js')).defaultEvidenceDir(), readToken, secureCookie: opts.publicUrl?.startsWith('https:') }
+            : undefined,
           log: (line) => (verbose || levelOf(line) !== 'debug') && note(line),
         });
         printResult(globalOptions(cmd).output, { url: svc.url, store: opts.redis ? redact(opts.redis) : 'memory', platform: platform.description, replica: svc.jobs.replicaId }, (d) =>

@@ -7,6 +7,8 @@ import { serverMetrics, type ServerMetrics } from './metrics.js';
 import { startStageServer, type RunningStageServer, type ServerLimits } from './server.js';
 import { MemoryJobStore, type JobStore } from './store.js';
 import type { StageRegistry } from './types.js';
+import { createUi, type UiOptions } from './ui.js';
+import { ReleaseIndex } from './ui-data.js';
 
 export * from './types.js';
 export { checkAuth, checkHeaders, checkSignature, signBody, SIGNATURE_HEADER, type AuthConfig } from './auth.js';
@@ -15,6 +17,7 @@ export { MemoryJobStore, StoreUnavailableError, type JobStore } from './store.js
 export { levelOf } from './logger.js';
 export { RedisJobStore } from './redis-store.js';
 export { cloverRoutes, type CloverBackend } from './clover-routes.js';
+export { createUi, type Ui, type UiOptions } from './ui.js';
 
 export interface StageServiceOptions extends JobManagerOptions, ServerLimits {
   port?: number;
@@ -35,6 +38,8 @@ export interface StageServiceOptions extends JobManagerOptions, ServerLimits {
   log?: (line: string) => void;
   /** Add Node's process metrics (CPU, memory, event loop) to /metrics. */
   processMetrics?: boolean;
+  /** Serve the dashboard under /ui (releases, steps, gate reports by job id). */
+  ui?: UiOptions;
 }
 
 export interface StageService extends RunningStageServer {
@@ -52,7 +57,10 @@ export async function startStageService(opts: StageServiceOptions): Promise<Stag
   const store: JobStore = opts.redisUrl
     ? await RedisJobStore.connect({ url: opts.redisUrl, prefix: opts.redisPrefix, onError: (op) => metrics.storeError(op) })
     : new MemoryJobStore();
-  const jobs = new JobManager(store, opts.registry, { ...opts, metrics, log: (m, level) => logger.log(level ?? 'info', m) });
+  // The dashboard learns the releases from the stage functions this replica runs (new, resumed, adopted).
+  const index = opts.ui ? (opts.ui.index ?? new ReleaseIndex()) : undefined;
+  const registry = index ? index.wrap(opts.registry) : opts.registry;
+  const jobs = new JobManager(store, registry, { ...opts, metrics, log: (m, level) => logger.log(level ?? 'info', m) });
   metrics.setRunning(() => jobs.activeCount);
   let http: RunningStageServer;
   try {
@@ -62,6 +70,7 @@ export async function startStageService(opts: StageServiceOptions): Promise<Stag
       metrics,
       content: opts.contentDir ? { dir: opts.contentDir, maxBytes: opts.contentMaxBytes } : undefined,
       clover: opts.clover ? cloverRoutes(opts.clover) : undefined,
+      ui: opts.ui ? createUi(jobs, { ...opts.auth, readToken: opts.ui.readToken }, { ...opts.ui, index }) : undefined,
     });
   } catch (err) {
     await store.close();

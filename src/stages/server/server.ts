@@ -13,6 +13,7 @@ import type { ServerMetrics } from './metrics.js';
 import { parseStartRequest } from './request.js';
 import { StoreUnavailableError } from './store.js';
 import { publicJob } from './types.js';
+import type { Ui } from './ui.js';
 
 /**
  * The HTTP stage server (contract [E]) on node:http: the API is a handful of routes, so a framework
@@ -50,6 +51,8 @@ export interface StageServerOptions extends ServerLimits {
   /** Receives JSON log lines. */
   log?: (line: string) => void;
   metrics?: ServerMetrics;
+  /** The dashboard under /ui (`ui.ts`); it checks its own credentials (API token, read-only token, session cookie). */
+  ui?: Ui;
 }
 
 export interface RunningStageServer {
@@ -73,6 +76,7 @@ const ROUTES: Array<[RegExp, string]> = [
   [/^\/api\/v1\/releases\/[^/]+\/cancel$/, '/api/v1/releases/{release}/cancel'],
   [/^\/api\/v1\/releases\/[^/]+\/[^/]+$/, '/api/v1/releases/{release}/{action}'],
   [/^\/(visibility|jmeter)\//, '/clover'],
+  [/^\/ui(\/|$)/, '/ui'],
 ];
 const routeOf = (path: string) => ROUTES.find(([re]) => re.test(path))?.[1] ?? 'other';
 
@@ -93,6 +97,7 @@ export function startStageServer(opts: StageServerOptions & { port?: number; hos
     if (path === '/metrics' && metrics) {
       return send(res, 200, await metrics.registry.metrics(), { 'content-type': metrics.registry.contentType });
     }
+    if (opts.ui && (path === '/ui' || path.startsWith('/ui/'))) return opts.ui.handle(req, res, path);
     const isClover = CLOVER_PATHS.test(path);
     let auth: AuthResult | { ok: 'needs-body' } = { ok: true, by: 'none' };
     if (!(isClover && opts.cloverRoutesOpen)) {
