@@ -95,6 +95,8 @@ const vsWeights = async () => {
     const can = async (verb: string, resource: string, ns = 'default') => (await kubectl(['auth', 'can-i', verb, resource, '-n', ns, ...as])).stdout.trim();
     expect(await can('patch', 'virtualservices.networking.istio.io')).toBe('yes');
     expect(await can('create', 'destinationrules.networking.istio.io')).toBe('yes');
+    expect(await can('get', 'deployments.apps')).toBe('yes'); // readiness of the candidate before any shift
+    expect(await can('patch', 'deployments.apps')).toBe('no');
     expect(await can('delete', 'virtualservices.networking.istio.io')).toBe('no');
     expect(await can('list', 'secrets')).toBe('no');
     expect(await can('patch', 'virtualservices.networking.istio.io', 'kube-system')).toBe('no');
@@ -103,6 +105,9 @@ const vsWeights = async () => {
   it('with its token, `traffic set --platform kubernetes` shifts the weights; a user without RBAC gets exit 4 and why', async () => {
     await ok(['apply', '-f', 'deploy/sdc/istio.yaml']); // weights back to the manifest's
     expect(await vsWeights()).toEqual({ v1: 100, v2: 0 });
+    // No controllers run here: report the candidate's rollout as a controller would, or nothing may shift.
+    const generation = JSON.parse(await ok(['-n', 'default', 'get', 'deployment', 'http-lb-v2', '-o', 'json'])).metadata.generation as number;
+    await ok(['-n', 'default', 'patch', 'deployment', 'http-lb-v2', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { observedGeneration: generation, replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1 } })]);
     // 1.20 without kube-controller-manager never fills a token Secret: ask the TokenRequest API instead.
     const tr = JSON.parse(
       await ok(['create', '--raw', '/api/v1/namespaces/clover-system/serviceaccounts/clover-cd/token', '-f', '-'], {
