@@ -52,11 +52,14 @@ export class HeadReader {
     if (this.heads.size > MAX_HEADS) this.heads.delete(this.heads.keys().next().value as string);
   }
 
-  /** The headers of a flow, removed: a flow is drained once. */
-  take(id: string): HttpHeaders | undefined {
-    const h = this.heads.get(id);
-    if (h) this.heads.delete(id);
-    return h;
+  /** The headers of a flow (read at every drain while the flow is open). */
+  get(id: string): HttpHeaders | undefined {
+    return this.heads.get(id);
+  }
+
+  /** Forgets a flow's headers once the flow is emitted. */
+  delete(id: string): void {
+    this.heads.delete(id);
   }
 
   async stop(): Promise<void> {

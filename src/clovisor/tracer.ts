@@ -297,7 +297,7 @@ export class Tracer {
       if (!f) continue;
       const t = this.byIfindex.get(f.ifindex);
       if (t) Object.assign(f, { workload: t.workload, version: t.version, service: t.service });
-      Object.assign(f, this.heads?.take(flowId(f)));
+      Object.assign(f, this.heads?.get(flowId(f)));
       const id = (e.key ?? []).join('');
       // Outbound to a destination not in egress_match: not traced (dropped from the map, no metrics, no span).
       const skip = f.podRole === 'client' && !egressAllowed(this.egress, t, f.peerAddr, f.peerPort);
@@ -314,6 +314,7 @@ export class Tracer {
           this.spans?.add(t?.service ?? t?.workload ?? 'clovisor', flowSpan(f, this.opts.session));
         }
         this.lastFlow.delete(id);
+        this.heads?.delete(flowId(f));
         if (e.key) deletes.push(`map delete pinned ${maps}/flows key hex ${e.key.map((h) => h.replace(/^0x/, '')).join(' ')}`);
       }
     }
