@@ -14,7 +14,7 @@ const rec = (version: string, closeKind: SessionRecord['closeKind'], extra: Part
   netns: 1, family: 4, role: 'server', closeKind, saddr: '10.0.0.2', daddr: '10.0.0.1', sport: 8080, dport: 40000, closedAt: 1000,
   retransmits: 0, synRetransmits: 0, resetsSent: 0, resetsReceived: 0, bytesAcked: 10, bytesReceived: 10, segsIn: 5, segsOut: 5, srttUs: 10, version, ...extra,
 });
-const kernel = { connsFull: 0, eventsLost: 0, flowsFull: 0, eventsSent: 0, resetsWithoutSocket: 0, untrackedCloses: 0, packets: 0 };
+const kernel = { connsFull: 0, eventsLost: 0, flowsFull: 0, eventsSent: 0, resetsWithoutSocket: 0, untrackedCloses: 0, packets: 0, egressSkipped: 0, httpSent: 0, httpLost: 0 };
 
 describe('Clovisor keys and config', () => {
   let redis: RedisFixture;

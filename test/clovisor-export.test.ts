@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { spansFromJaegerKey } from '../src/clovisor/index.js';
 import { SpanExporter, flowSpan, sessionSpan } from '../src/clovisor/outputs.js';
-import { parseHttpPrefix } from '../src/clovisor/records.js';
+import { decodeHttpHead, parseHttpHeaders, parseHttpPrefix } from '../src/clovisor/records.js';
+import { egressAllowed, parseEgressMatch } from '../src/clovisor/targets.js';
 import type { FlowRecord, SessionRecord } from '../src/clovisor/types.js';
 import { runCli } from './helpers/cli.js';
 import { startFakeCollector, type FakeCollector } from './helpers/fake-jaeger-collector.js';
@@ -23,13 +24,19 @@ afterAll(async () => {
   await redis?.stop();
 });
 
+const REQUEST_ID = '8f2c1b7e-5d34-4c1a-9a0e-3b6f2d9c4e11';
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const REQUEST = `GET /shop HTTP/1.1\r\nHost: www.sdc.com\r\nUser-Agent: chrome\r\nx-request-id: ${REQUEST_ID}\r\ntraceparent: 00-${TRACE_ID}-00f067aa0ba902b7-01\r\n\r\n`;
+
 const flow: FlowRecord = {
   ...({} as FlowRecord),
   podRole: 'server', podAddr: '10.200.0.12', podPort: 9180, peerAddr: '10.200.0.11', peerPort: 41000,
   packetsFromPod: 4, bytesFromPod: 400, packetsToPod: 5, bytesToPod: 300, syn: 1, fin: 1, rst: 0, retransmits: 0,
   firstAt: 1_700_000_000_000, lastAt: 1_700_000_000_012.5, workload: 'http-lb-v2', version: 'v2', service: 'http-lb',
-  ...parseHttpPrefix('GET /shop HTTP/1.1\r\nHost: x', 'HTTP/1.1 200 OK\r\n'),
+  ...parseHttpPrefix(REQUEST, 'HTTP/1.1 200 OK\r\n'),
+  ...parseHttpHeaders(REQUEST),
 } as FlowRecord;
+const TAGS = { useragent: 'chrome', host: 'www.sdc.com', requestid: REQUEST_ID, traceid: TRACE_ID };
 
 describe('clovisor span export', () => {
   it("jaeger-thrift: a Batch per service on /api/traces with Clovisor's tags, decodable field by field", async () => {
@@ -46,7 +53,7 @@ describe('clovisor span export', () => {
     expect(span.duration).toBe(12_500n);
     expect(span.tags).toMatchObject({
       srcip: '10.200.0.11', dstport: '9180', reqpakcount: '5', respbytecount: '400', reqmethod: 'GET', requrl: '/shop', reqproto: 'HTTP/1.1',
-      respstatuscode: '200', respstatus: '200 OK', respproto: 'HTTP/1.1', podname: 'http-lb-v2', duration: '12500 usec',
+      respstatuscode: '200', respstatus: '200 OK', respproto: 'HTTP/1.1', podname: 'http-lb-v2', duration: '12500 usec', ...TAGS,
     });
     expect(span.tags.nodename).toBeTruthy();
     expect(collector.thrift[0].processTags).toHaveProperty('hostname');
@@ -56,8 +63,38 @@ describe('clovisor span export', () => {
     const ex = new SpanExporter(collector.url, 500, 'otlp');
     ex.add('http-lb', flowSpan(flow));
     await ex.flush();
-    const body = collector.otlp[0] as { resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<{ attributes: Array<{ key: string }> }> }> }> };
-    expect(body.resourceSpans[0].scopeSpans[0].spans[0].attributes.map((a) => a.key)).toEqual(expect.arrayContaining(['nodename', 'respstatus', 'respproto']));
+    const body = collector.otlp[0] as { resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<{ attributes: Array<{ key: string; value: { stringValue?: string } }> }> }> }> };
+    const attrs = body.resourceSpans[0].scopeSpans[0].spans[0].attributes;
+    expect(attrs.map((a) => a.key)).toEqual(expect.arrayContaining(['nodename', 'respstatus', 'respproto']));
+    expect(Object.fromEntries(attrs.map((a) => [a.key, a.value.stringValue]))).toMatchObject(TAGS);
+  });
+
+  it('request heads: the trace id from X-B3-TraceId, b3 or traceparent; a header line cut by the capture is not reported', () => {
+    expect(parseHttpHeaders('GET / HTTP/1.1\r\nX-B3-TraceId: 80f198ee56343ba864fe8b2a57d3eff7\r\ntraceparent: 00-' + TRACE_ID + '-00f067aa0ba902b7-01\r\n\r\n').traceId).toBe('80f198ee56343ba864fe8b2a57d3eff7');
+    expect(parseHttpHeaders('GET / HTTP/1.1\r\nb3: 80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1\r\n\r\n').traceId).toBe('80f198ee56343ba864fe8b2a57d3eff7');
+    expect(parseHttpHeaders('GET / HTTP/1.1\r\nX-Envoy-Decorator-Operation: shop\r\nUser-Agent: chro')).toEqual({ envoyDecorator: 'shop' });
+    // struct http_head (32 bytes) + the copied packet: 14 + 20 + 20 bytes of headers, then the payload.
+    const pkt = Buffer.concat([Buffer.alloc(54), Buffer.from(REQUEST, 'latin1')]);
+    const head = Buffer.alloc(32);
+    head.writeUInt32LE(0x48545450, 0);
+    head.writeUInt32LE(7, 4);
+    Buffer.from([10, 200, 0, 12, 10, 200, 0, 11]).copy(head, 8);
+    head.writeUInt16LE(9180, 16);
+    head.writeUInt16LE(41000, 18);
+    head.writeUInt16LE(54, 20);
+    head.writeUInt16LE(pkt.length, 22);
+    expect(decodeHttpHead(Buffer.concat([head, pkt, Buffer.alloc(4)]))).toEqual({ id: '7/10.200.0.12:9180/10.200.0.11:41000', headers: parseHttpHeaders(REQUEST) });
+    expect(decodeHttpHead(Buffer.alloc(40))).toBeNull();
+  });
+
+  it("clovisor_egress_match entries: ip:port, ip:port/protocol, 0:port and a pod prefix", () => {
+    const m = parseEgressMatch(['10.0.0.5:9180', '10.0.0.6:80/http', '0:6379:clover-server', 'bogus', '10.0.0.7:99999']);
+    expect(m).toEqual([{ ip: '10.0.0.5', port: 9180 }, { ip: '10.0.0.6', port: 80, protocol: 'http' }, { ip: '0.0.0.0', port: 6379, podPrefix: 'clover-server' }]);
+    expect(egressAllowed(m, { workload: 'http-lb-v1' }, '10.0.0.5', 9180)).toBe(true);
+    expect(egressAllowed(m, { workload: 'http-lb-v1' }, '10.0.0.5', 9181)).toBe(false);
+    expect(egressAllowed(m, { workload: 'http-lb-v1' }, '10.9.9.9', 6379)).toBe(false);
+    expect(egressAllowed(m, { workload: 'clover-server1' }, '10.9.9.9', 6379)).toBe(true);
+    expect(egressAllowed([], { workload: 'x' }, '1.2.3.4', 1)).toBe(true);
   });
 
   it('a collector that refuses spans is counted, never fatal', async () => {

@@ -19,9 +19,21 @@ export interface Lab {
   host: string;
   workloads: LabWorkload[];
   startServer(w: LabWorkload, opts?: { resetEvery?: number }): Promise<void>;
+  /** A server in the node namespace (a destination for the workloads' outbound connections), on all its addresses. */
+  startNodeServer(port: number): Promise<void>;
   /** Sends `count` requests from the node namespace, one connection each, retrying a reset up to 3 times (as Envoy does). */
-  load(w: LabWorkload, count: number): Promise<{ sent: number; ok: number; http5xx: number; failed: number; resetsSeen: number }>;
+  load(w: LabWorkload, count: number, opts?: { headers?: Record<string, string> }): Promise<LoadResult>;
+  /** Sends `count` requests from inside a workload's namespace to `url` (its outbound connections). */
+  loadFrom(w: LabWorkload, url: string, count: number): Promise<LoadResult>;
   destroy(): Promise<void>;
+}
+
+export interface LoadResult {
+  sent: number;
+  ok: number;
+  http5xx: number;
+  failed: number;
+  resetsSeen: number;
 }
 
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
@@ -50,14 +62,14 @@ http.createServer((req, res) => {
   if (every && n % every === 0) { req.socket.resetAndDestroy(); return; }
   res.setHeader('connection', 'close');
   res.end('ok ' + process.env.VERSION + '\\n');
-}).listen(8080, '0.0.0.0', () => console.log('ready'));
+}).listen(Number(process.env.PORT || 8080), '0.0.0.0', () => console.log('ready'));
 `;
 
 const CLIENT = `
 const http = require('node:http');
-const [url, count] = [process.argv[1], Number(process.argv[2])];
+const [url, count, headers] = [process.argv[1], Number(process.argv[2]), JSON.parse(process.argv[3] || '{}')];
 const one = () => new Promise((resolve) => {
-  const req = http.get(url, { agent: false }, (res) => { res.resume(); res.on('end', () => resolve({ status: res.statusCode })); });
+  const req = http.get(url, { agent: false, headers }, (res) => { res.resume(); res.on('end', () => resolve({ status: res.statusCode })); });
   req.on('error', (e) => resolve({ error: e.code }));
   req.setTimeout(3000, () => req.destroy(new Error('timeout')));
 });
@@ -99,21 +111,24 @@ export async function createLab(names: Array<{ name: string; version: string }>)
     workloads.push({ name: n.name, version: n.version, netns: `/var/run/netns/${ns}`, hostVeth: hv, ip: `${net}.2` });
   });
   const nsName = (p: string) => p.split('/').pop()!;
+  async function startIn(ns: string, env: Record<string, string>, what: string): Promise<void> {
+    const p = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SERVER], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    procs.push(p);
+    let out = '';
+    p.stdout!.on('data', (d) => (out += d));
+    await waitFor(what, async () => out.includes('ready'), 10_000);
+  }
   return {
     host,
     workloads,
-    async startServer(w, opts = {}) {
-      const p = spawn('ip', ['netns', 'exec', nsName(w.netns), process.execPath, '-e', SERVER], {
-        env: { ...process.env, RESET_EVERY: String(opts.resetEvery ?? 0), VERSION: w.version },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      procs.push(p);
-      let out = '';
-      p.stdout!.on('data', (d) => (out += d));
-      await waitFor(`server of ${w.name} ${w.version}`, async () => out.includes('ready'), 10_000);
+    startServer: (w, opts = {}) => startIn(nsName(w.netns), { RESET_EVERY: String(opts.resetEvery ?? 0), VERSION: w.version }, `server of ${w.name} ${w.version}`),
+    startNodeServer: (port) => startIn(host, { PORT: String(port), VERSION: 'node' }, `node server on ${port}`),
+    async load(w, count, opts = {}) {
+      const out = sh('ip', ['netns', 'exec', host, process.execPath, '-e', CLIENT, `http://${w.ip}:8080/`, String(count), JSON.stringify(opts.headers ?? {})]);
+      return JSON.parse(out.trim().split('\n').pop()!);
     },
-    async load(w, count) {
-      const out = sh('ip', ['netns', 'exec', host, process.execPath, '-e', CLIENT, `http://${w.ip}:8080/`, String(count)]);
+    async loadFrom(w, url, count) {
+      const out = sh('ip', ['netns', 'exec', nsName(w.netns), process.execPath, '-e', CLIENT, url, String(count)]);
       return JSON.parse(out.trim().split('\n').pop()!);
     },
     async destroy() {

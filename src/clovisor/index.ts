@@ -18,8 +18,8 @@ export { evaluateL4Rule, buildEvidence, countSessions, type L4Rule, type L4RuleR
 export { cleanup as cleanupClovisor, readState, DEFAULT_PIN_ROOT, DEFAULT_STATE_DIR, FILTER_PRIO, FILTER_HANDLE, type CleanupReport } from './loader.js';
 export { preflight } from './system.js';
 export { serveTracer } from './server.js';
-export { loadClovisorConfig, readRedisConfig, parseClovisorLabels, parseEgressMatch, kubernetesTargets, sandboxTargets, spansUrlFromJaegerKey, spansFromJaegerKey, type ClovisorConfig } from './targets.js';
-export type { Target, OpenConnection, SessionRecord, FlowRecord, L4Counts, L4Evidence, KernelStats } from './types.js';
+export { loadClovisorConfig, readRedisConfig, parseClovisorLabels, parseEgressMatch, egressAllowed, kubernetesTargets, sandboxTargets, spansUrlFromJaegerKey, spansFromJaegerKey, type ClovisorConfig } from './targets.js';
+export type { EgressMatch, Target, OpenConnection, SessionRecord, FlowRecord, L4Counts, L4Evidence, KernelStats } from './types.js';
 
 export interface CollectOptions {
   /** A tracer running in this process. */

@@ -36,6 +36,8 @@ export interface LoaderState {
   links: Array<{ tracepoint: string; link: string; linkId: number; progId: number }>;
   veths: VethAttachment[];
   netns: number[];
+  /** Keys (hex) written to `egress_match`. */
+  egress?: string[];
 }
 
 export function statePath(pinRoot: string, stateDir = DEFAULT_STATE_DIR): string {
@@ -99,6 +101,28 @@ export async function setNetnsFilter(state: LoaderState, inums: number[], stateD
   lines.push(`map update pinned ${maps}/filter_on key hex 00 00 00 00 value hex 0${inums.length ? 1 : 0} 00 00 00`);
   await bpftoolBatch(lines);
   state.netns = inums;
+  writeState(state, stateDir);
+}
+
+/**
+ * Restricts outbound connections (socket tier) to `clovisor_egress_match`: `struct egress_key { netns, addr, port }`
+ * per entry, netns 0 for an entry that applies to every target, addr 0 for "any address". `on` false (no entries)
+ * turns the restriction off: every outbound connection is traced.
+ */
+export async function setEgressMatch(state: LoaderState, keys: Array<{ netns: number; ip: string; port: number }>, on: boolean, stateDir?: string): Promise<void> {
+  const maps = join(state.pinRoot, 'maps');
+  const hexKeys = [...new Set(keys.map((k) => {
+    const b = Buffer.alloc(12);
+    b.writeUInt32LE(k.netns >>> 0, 0);
+    k.ip.split('.').forEach((o, i) => b.writeUInt8(Number(o) & 255, 4 + i));
+    b.writeUInt16LE(k.port, 8);
+    return hex(b);
+  }))];
+  const lines = hexKeys.map((k) => `map update pinned ${maps}/egress_match key hex ${k} value hex 01`);
+  for (const old of (state.egress ?? []).filter((k) => !hexKeys.includes(k))) lines.push(`map delete pinned ${maps}/egress_match key hex ${old}`);
+  lines.push(`map update pinned ${maps}/filter_on key hex 01 00 00 00 value hex 0${on ? 1 : 0} 00 00 00`);
+  await bpftoolBatch(lines);
+  state.egress = hexKeys;
   writeState(state, stateDir);
 }
 

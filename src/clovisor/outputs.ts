@@ -96,7 +96,9 @@ export function flowSpan(f: FlowRecord, session: { release?: string; step?: stri
       ...s('handshake_us', f.handshakeMs !== undefined ? Math.round(f.handshakeMs * 1000) : undefined),
       ...s('ttfb_us', f.firstByteMs !== undefined ? Math.round(f.firstByteMs * 1000) : undefined),
       ...s('tcp.syn', f.syn), ...s('tcp.fin', f.fin), ...s('tcp.rst', f.rst), ...s('tcp.retransmits', f.retransmits),
-      ...s('reqmethod', req?.[0]), ...s('requrl', req?.[1]), ...s('reqproto', req?.[2]), ...s('respstatuscode', f.status),
+      ...s('reqmethod', req?.[0]), ...s('requrl', req?.[1]), ...s('reqproto', req?.[2]),
+      ...s('useragent', f.userAgent), ...s('host', f.host), ...s('requestid', f.requestId), ...s('envoydecorator', f.envoyDecorator),
+      ...s('traceid', f.traceId), ...s('respstatuscode', f.status),
       // "HTTP/1.1 200 OK" → respproto HTTP/1.1, respstatus "200 OK" (the reason is cut where the 16 captured bytes end)
       ...s('respproto', f.statusLine?.split(' ')[0]), ...s('respstatus', f.statusLine?.split(' ').slice(1).join(' ') || undefined),
       ...s('podname', f.workload), ...s('nodename', NODE_NAME), ...s('version', f.version),

@@ -172,6 +172,58 @@ export function parseHttpPrefix(req: string, resp: string): { requestLine?: stri
   return out;
 }
 
+/** Size of `struct http_head` in clovisor.bpf.c, and its magic ("HTTP"). */
+export const HTTP_HEAD_SIZE = 32;
+const HTTP_HEAD_MAGIC = 0x48545450;
+
+/** Identity of a packet-tier flow (its `flow_key`), the same from a map dump and from a request head. */
+export function flowId(f: Pick<FlowRecord, 'ifindex' | 'podAddr' | 'podPort' | 'peerAddr' | 'peerPort'>): string {
+  return `${f.ifindex}/${f.podAddr}:${f.podPort}/${f.peerAddr}:${f.peerPort}`;
+}
+
+export type HttpHeaders = Pick<FlowRecord, 'userAgent' | 'host' | 'requestId' | 'traceId' | 'envoyDecorator'>;
+
+/** A request head from `http_events`: the flow it belongs to and the headers found in its captured payload. */
+export function decodeHttpHead(b: Buffer): { id: string; headers: HttpHeaders } | null {
+  if (b.length < HTTP_HEAD_SIZE || b.readUInt32LE(0) !== HTTP_HEAD_MAGIC) return null;
+  const off = b.readUInt16LE(20);
+  const cap = Math.min(b.readUInt16LE(22), b.length - HTTP_HEAD_SIZE);
+  const id = flowId({ ifindex: b.readUInt32LE(4), podAddr: ipv4(b, 8), peerAddr: ipv4(b, 12), podPort: b.readUInt16LE(16), peerPort: b.readUInt16LE(18) });
+  const payload = off < cap ? b.toString('latin1', HTTP_HEAD_SIZE + off, HTTP_HEAD_SIZE + cap) : '';
+  return { id, headers: parseHttpHeaders(payload) };
+}
+
+/**
+ * Clovisor's request tags from a request head: User-Agent, Host, X-Request-Id, X-Envoy-Decorator-Operation and the
+ * trace id (X-B3-TraceId as Clovisor read it, else the single `b3` header, else W3C `traceparent`). Only complete
+ * header lines count: a line cut where the capture ends is ignored rather than reported truncated.
+ */
+export function parseHttpHeaders(payload: string): HttpHeaders {
+  const end = payload.indexOf('\r\n\r\n');
+  const lines = (end >= 0 ? payload.slice(0, end + 2) : payload).split('\r\n');
+  lines.pop(); // after the last CRLF: empty, or a line cut by the capture
+  const h = new Map<string, string>();
+  for (const line of lines.slice(1)) {
+    const colon = line.indexOf(':');
+    if (colon > 0) {
+      const name = line.slice(0, colon).trim().toLowerCase();
+      if (!h.has(name)) h.set(name, line.slice(colon + 1).trim());
+    }
+  }
+  const out: HttpHeaders = {};
+  const set = (k: keyof HttpHeaders, v: string | undefined) => {
+    if (v) out[k] = v;
+  };
+  set('userAgent', h.get('user-agent'));
+  set('host', h.get('host'));
+  set('requestId', h.get('x-request-id'));
+  set('envoyDecorator', h.get('x-envoy-decorator-operation'));
+  const b3 = h.get('b3')?.split('-')[0];
+  const w3c = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}/.exec(h.get('traceparent') ?? '')?.[1];
+  set('traceId', h.get('x-b3-traceid') ?? (b3 && /^[0-9a-f]{16,32}$/.test(b3) ? b3 : undefined) ?? w3c);
+  return out;
+}
+
 /** A flow from the packet tier's map dump; null when the entry lacks BTF formatting. */
 export function decodeFlow(e: DumpEntry, clock: Clock): FlowRecord | null {
   const f = e.formatted;

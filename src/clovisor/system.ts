@@ -2,7 +2,8 @@
  * The edge of clovisor: child processes (`bpftool`, `tc`, `ip`, `nsenter`, the tracepoint helper) and the
  * pre-flight checks that say, as an exit-4 error, why eBPF cannot run here.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { InfrastructureError } from '../util/errors.js';
@@ -120,3 +121,12 @@ export const TRACEPOINTS = [
   { prog: 'tp_tcp_send_reset', event: 'tcp/tcp_send_reset' },
   { prog: 'tp_tcp_receive_reset', event: 'tcp/tcp_receive_reset' },
 ] as const;
+
+/**
+ * A reader of a pinned perf array: clovisor-events when built (it consumes every ring each 50 ms and says
+ * `{"ready":true}` once its rings are open), else `bpftool map event_pipe` unbuffered.
+ */
+export function spawnReader(perfArray: string, reader = DEFAULT_READER): { child: ChildProcessByStdio<null, Readable, Readable>; kind: string } {
+  if (existsSync(reader)) return { child: spawn(reader, [perfArray], { stdio: ['ignore', 'pipe', 'pipe'] }), kind: 'clovisor-events' };
+  return { child: spawn('stdbuf', ['-o0', 'bpftool', '-j', 'map', 'event_pipe', 'pinned', perfArray], { stdio: ['ignore', 'pipe', 'pipe'] }), kind: 'bpftool event_pipe' };
+}

@@ -8,7 +8,7 @@ import type { Platform, KubeObject } from '../services/platform.js';
 import { readYamlFile } from '../spec/load.js';
 import { InvalidInputError, type InputProblem } from '../util/errors.js';
 import { validateAgainst } from '../util/schema.js';
-import type { Target } from './types.js';
+import type { EgressMatch, Target } from './types.js';
 
 export interface ClovisorConfig {
   pinRoot?: string;
@@ -20,6 +20,8 @@ export interface ClovisorConfig {
   redis?: { url: string };
   /** Pods to trace, selected as Clovisor does (`<namespace>[:<label-key>:<label-value>]`). */
   kubernetes?: { labels: string[]; versionLabel?: string; packetTier?: boolean };
+  /** Clovisor's `clovisor_egress_match` entries (`<ip|0>:<port>[/<protocol>][:<pod-prefix>]`), added to Redis's. */
+  egressMatch?: string[];
   targets?: Target[];
 }
 
@@ -49,6 +51,7 @@ export const configSchema = {
     drainInterval: { type: 'string', pattern: '^\\d+(\\.\\d+)?(ms|s|m)$' },
     redis: { type: 'object', additionalProperties: false, required: ['url'], properties: { url: { type: 'string', pattern: '^rediss?://' } } },
     kubernetes: { type: 'object', additionalProperties: false, required: ['labels'], properties: { labels: { type: 'array', items: { type: 'string' } }, versionLabel: { type: 'string' }, packetTier: { type: 'boolean' } } },
+    egressMatch: { type: 'array', items: { type: 'string', pattern: '^[^:]+:\\d+(/[a-zA-Z0-9]+)?(:.+)?$' } },
     targets: { type: 'array', items: targetSchema },
   },
 };
@@ -70,18 +73,43 @@ export function parseClovisorLabels(entries: string[]): Array<{ namespace: strin
   });
 }
 
-/** `clovisor_egress_match` entries: `<ip or 0>:<port>[:<pod-name-prefix>]` (the prefix selects pods, not excludes them). */
-export function parseEgressMatch(entries: string[]): Array<{ ip: string; port: number; podPrefix?: string }> {
+/**
+ * `clovisor_egress_match` entries: `<ip or 0>:<port>[/<protocol>][:<pod-name-prefix>]` (the prefix selects the pods
+ * the entry restricts). Entries that are not an IPv4 address (or 0) and a port are dropped.
+ */
+export function parseEgressMatch(entries: string[]): EgressMatch[] {
   return entries.flatMap((e) => {
-    const [ip, port, podPrefix] = e.split(':');
+    const [ip, portProto, podPrefix] = e.trim().split(':');
+    const [port, protocol] = (portProto ?? '').split('/');
     const p = Number(port);
-    return Number.isInteger(p) && p > 0 && p < 65536 ? [{ ip: ip === '0' ? '0.0.0.0' : ip, port: p, ...(podPrefix ? { podPrefix } : {}) }] : [];
+    const addr = ip === '0' || ip === '' ? '0.0.0.0' : ip;
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(addr) || !Number.isInteger(p) || p <= 0 || p >= 65536) return [];
+    return [{ ip: addr, port: p, ...(protocol ? { protocol: protocol.toLowerCase() } : {}), ...(podPrefix ? { podPrefix } : {}) }];
   });
+}
+
+const TCP_PROTOCOLS = new Set(['tcp', 'http', 'http2', 'grpc']);
+/** The entries that concern TCP (clovisor traces TCP only): no protocol, or tcp / http / http2 / grpc. */
+export function tcpEgress(egress: EgressMatch[]): EgressMatch[] {
+  return egress.filter((e) => !e.protocol || TCP_PROTOCOLS.has(e.protocol));
+}
+
+/** `egress_match` keys: an entry without pod prefix applies in every namespace (netns 0); with one, in its targets'. */
+export function egressKeys(egress: EgressMatch[], targets: Target[]): Array<{ netns: number; ip: string; port: number }> {
+  return egress.flatMap((e) =>
+    (e.podPrefix ? targets.filter((t) => (t.pod ?? t.workload).startsWith(e.podPrefix!) && t.netnsInum).map((t) => t.netnsInum!) : [0]).map((netns) => ({ netns, ip: e.ip, port: e.port })),
+  );
+}
+
+/** Whether a target's outbound connection to addr:port is traced under `egress` (an empty list traces all). */
+export function egressAllowed(egress: EgressMatch[], t: Pick<Target, 'workload' | 'pod'> | undefined, addr: string, port: number): boolean {
+  if (!egress.length) return true;
+  return egress.some((e) => e.port === port && (e.ip === '0.0.0.0' || e.ip === addr) && (!e.podPrefix || (t?.pod ?? t?.workload ?? '').startsWith(e.podPrefix)));
 }
 
 export interface RedisClovisorConfig {
   labels: Array<{ namespace: string; labelSelector?: string }>;
-  egress: Array<{ ip: string; port: number; podPrefix?: string }>;
+  egress: EgressMatch[];
   jaeger: { collector?: string; agent?: string; server?: string };
 }
 

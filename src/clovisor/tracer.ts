@@ -4,17 +4,18 @@
  * to targets by network namespace (socket tier) or veth ifindex (packet tier), and feeds metrics, spans and
  * the in-memory record store that evidence is computed from.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { InfrastructureError } from '../util/errors.js';
 import { evaluateL4Rule, buildEvidence } from './evidence.js';
-import { attachVeth, bpftoolBatch, cleanup, loadAndAttach, setNetnsFilter, type CleanupReport, type LoaderState } from './loader.js';
+import { attachVeth, bpftoolBatch, cleanup, loadAndAttach, setEgressMatch, setNetnsFilter, type CleanupReport, type LoaderState } from './loader.js';
 import { ClovisorMetrics, SpanExporter, flowSpan, sessionSpan, type SpanFormat } from './outputs.js';
-import { EventPipeParser, decodeFlow, decodeSessionEvent, isLateReset, monotonicClock, type DumpEntry } from './records.js';
-import { DEFAULT_READER, netnsInum, preflight, run, inNetns } from './system.js';
-import { KERNEL_STAT_NAMES, type FlowRecord, type KernelStats, type L4Evidence, type OpenConnection, type SessionRecord, type Target } from './types.js';
+import { HeadReader } from './heads.js';
+import { EventPipeParser, decodeFlow, decodeSessionEvent, flowId, isLateReset, monotonicClock, type DumpEntry } from './records.js';
+import { egressAllowed, egressKeys, tcpEgress } from './targets.js';
+import { netnsInum, preflight, run, inNetns, spawnReader } from './system.js';
+import { KERNEL_STAT_NAMES, type EgressMatch, type FlowRecord, type KernelStats, type L4Evidence, type OpenConnection, type SessionRecord, type Target } from './types.js';
 
 export interface TracerOptions {
   pinRoot?: string;
@@ -35,6 +36,11 @@ export interface TracerOptions {
   flowIdleMs?: number;
   /** The perf-array reader binary (default build/clovisor/clovisor-events; bpftool's event_pipe when absent). */
   reader?: string;
+  /**
+   * Clovisor's `clovisor_egress_match`: when not empty, a target's outbound connections are traced only to these
+   * destinations (socket tier: in the kernel, at connect; packet tier: when flows are drained). Inbound: unaffected.
+   */
+  egressMatch?: EgressMatch[];
 }
 
 export interface TracerStatus {
@@ -45,7 +51,7 @@ export interface TracerStatus {
   links: LoaderState['links'];
   records: number;
   flowsOpen: number;
-  drained: { sessions: number; flows: number };
+  drained: { sessions: number; flows: number; flowsNotInEgressMatch: number };
   lost: { readerEvents: number; kernel: KernelStats; beforeReader: number };
   /** Resets sent after the close of a session the tracer never saw open (it predates the tracer). */
   resetsAfterUntrackedClose: number;
@@ -55,8 +61,7 @@ export interface TracerStatus {
 /** Recently closed sessions kept to receive a reset sent after their close (far more than one drain's worth). */
 const TOMBSTONES = 65_536;
 
-const EMPTY_STATS = (): KernelStats => ({ connsFull: 0, eventsLost: 0, flowsFull: 0, eventsSent: 0, resetsWithoutSocket: 0, untrackedCloses: 0, packets: 0 });
-
+const EMPTY_STATS = (): KernelStats => ({ connsFull: 0, eventsLost: 0, flowsFull: 0, eventsSent: 0, resetsWithoutSocket: 0, untrackedCloses: 0, packets: 0, egressSkipped: 0, httpSent: 0, httpLost: 0 });
 export class Tracer {
   readonly metrics = new ClovisorMetrics();
   private state?: LoaderState;
@@ -85,6 +90,10 @@ export class Tracer {
   private closed = new Map<number, { hi: number; rec: SessionRecord }>();
   private lateResetsUnmatched = 0;
   private open: OpenConnection[] = [];
+  private heads?: HeadReader;
+  private httpSentAtReady = 0;
+  private egress: EgressMatch[] = [];
+  private flowsSkipped = 0;
   /** Which program reads the perf array (status). */
   readerKind = '';
 
@@ -109,7 +118,16 @@ export class Tracer {
     this.sentAtReady = this.kernel.eventsSent;
     this.samplesAtReady = this.samplesReceived;
     if (!this.opts.allNamespaces) await setNetnsFilter(this.state, [...this.byNetns.keys()], this.opts.stateDir);
-    for (const t of this.opts.targets.filter((x) => x.packetTier && x.hostVeth)) {
+    this.egress = tcpEgress(this.opts.egressMatch ?? []);
+    await setEgressMatch(this.state, egressKeys(this.egress, this.opts.targets), this.egress.length > 0, this.opts.stateDir);
+    const packetTargets = this.opts.targets.filter((x) => x.packetTier && x.hostVeth);
+    if (packetTargets.length) {
+      // Request heads are read before any veth is attached, so that none is emitted without a reader.
+      this.heads = await HeadReader.start(join(this.state.pinRoot, 'maps', 'http_events'), this.opts.reader);
+      await this.readKernelStats();
+      this.httpSentAtReady = this.kernel.httpSent;
+    }
+    for (const t of packetTargets) {
       await attachVeth(this.state, t, this.opts.stateDir);
       this.byIfindex.set(await ifindexOf(t.hostVeth!, t.hostNetns), t);
     }
@@ -123,11 +141,8 @@ export class Tracer {
     // clovisor-events consumes every ring each 50 ms: bpftool reads only rings whose (deferred) wakeup arrived, which
     // left the last session of a burst in its ring. Without the helper: bpftool, unbuffered (stdbuf -o0) or the
     // last events would also wait in its stdio buffer.
-    const reader = this.opts.reader ?? DEFAULT_READER;
-    const child = existsSync(reader)
-      ? spawn(reader, [events], { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('stdbuf', ['-o0', 'bpftool', '-j', 'map', 'event_pipe', 'pinned', events], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.readerKind = existsSync(reader) ? 'clovisor-events' : 'bpftool event_pipe';
+    const { child, kind } = spawnReader(events, this.opts.reader);
+    this.readerKind = kind;
     this.pipe = child;
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) =>
@@ -183,7 +198,7 @@ export class Tracer {
     const open: Array<OpenConnection & { lo: number; hi: number }> = [];
     for (const e of dump) {
       const v = e.formatted?.value as Record<string, number> | undefined;
-      if (!v || !e.key || e.key.length < 8) continue;
+      if (!v || !e.key || e.key.length < 8 || Number(v.skip)) continue; // skip: outbound, not in egress_match
       const t = this.byNetns.get(Number(v.netns));
       if (!t && !this.opts.allNamespaces) continue;
       const k = Buffer.from(e.key.map((h) => parseInt(h, 16)));
@@ -243,7 +258,8 @@ export class Tracer {
     await this.readKernelStats();
     // Every event the kernel put in the ring reaches the reader; wait (briefly) until those in flight arrive.
     const deadline = Date.now() + 1000;
-    while (this.kernel.eventsSent - this.sentAtReady > this.samplesReceived - this.samplesAtReady && Date.now() < deadline) {
+    const behind = () => this.kernel.eventsSent - this.sentAtReady > this.samplesReceived - this.samplesAtReady || (this.heads !== undefined && this.kernel.httpSent - this.httpSentAtReady > this.heads.received);
+    while (behind() && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 10));
     }
     const batch = this.pending;
@@ -281,17 +297,24 @@ export class Tracer {
       if (!f) continue;
       const t = this.byIfindex.get(f.ifindex);
       if (t) Object.assign(f, { workload: t.workload, version: t.version, service: t.service });
+      Object.assign(f, this.heads?.get(flowId(f)));
       const id = (e.key ?? []).join('');
+      // Outbound to a destination not in egress_match: not traced (dropped from the map, no metrics, no span).
+      const skip = f.podRole === 'client' && !egressAllowed(this.egress, t, f.peerAddr, f.peerPort);
       const prev = this.lastFlow.get(id) ?? { pFrom: 0, pTo: 0, bFrom: 0, bTo: 0 };
       const cur = { pFrom: f.packetsFromPod, pTo: f.packetsToPod, bFrom: f.bytesFromPod, bTo: f.bytesToPod };
-      this.metrics.observeFlowDelta(f, t?.namespace ?? '', { pFrom: cur.pFrom - prev.pFrom, pTo: cur.pTo - prev.pTo, bFrom: cur.bFrom - prev.bFrom, bTo: cur.bTo - prev.bTo });
+      if (!skip) this.metrics.observeFlowDelta(f, t?.namespace ?? '', { pFrom: cur.pFrom - prev.pFrom, pTo: cur.pTo - prev.pTo, bFrom: cur.bFrom - prev.bFrom, bTo: cur.bTo - prev.bTo });
       this.lastFlow.set(id, cur);
       const closed = (f.fin >= 2 || f.rst > 0) && now - f.lastAt > 500;
       if (closed || now - f.lastAt > idle) {
-        this.flows.push(f);
-        this.drainedFlows++;
-        this.spans?.add(t?.service ?? t?.workload ?? 'clovisor', flowSpan(f, this.opts.session));
+        if (skip) this.flowsSkipped++;
+        else {
+          this.flows.push(f);
+          this.drainedFlows++;
+          this.spans?.add(t?.service ?? t?.workload ?? 'clovisor', flowSpan(f, this.opts.session));
+        }
         this.lastFlow.delete(id);
+        this.heads?.delete(flowId(f));
         if (e.key) deletes.push(`map delete pinned ${maps}/flows key hex ${e.key.map((h) => h.replace(/^0x/, '')).join(' ')}`);
       }
     }
@@ -331,7 +354,7 @@ export class Tracer {
       links: this.state?.links ?? [],
       records: this.records.length,
       flowsOpen: this.lastFlow.size,
-      drained: { sessions: this.drainedSessions, flows: this.drainedFlows },
+      drained: { sessions: this.drainedSessions, flows: this.drainedFlows, flowsNotInEgressMatch: this.flowsSkipped },
       lost: { readerEvents: this.readerLost, kernel: this.kernel, beforeReader: this.lostBeforeReader },
       resetsAfterUntrackedClose: this.lateResetsUnmatched,
       spans: this.spans ? { exported: this.spans.exported, failed: this.spans.failed } : undefined,
@@ -347,6 +370,7 @@ export class Tracer {
       this.pipe.kill('SIGINT');
       await exited;
     }
+    await this.heads?.stop();
     if (opts.cleanup === false || !this.state) return undefined;
     return cleanup({ pinRoot: this.state.pinRoot, stateDir: this.opts.stateDir });
   }

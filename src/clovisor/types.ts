@@ -88,6 +88,12 @@ export interface FlowRecord {
   status?: number;
   /** The response's first line as captured ("HTTP/1.1 200 OK", cut at 16 bytes). */
   statusLine?: string;
+  /** Request headers from the first request segment (up to 512 payload bytes): Clovisor's useragent, host, requestid, traceid, envoydecorator. */
+  userAgent?: string;
+  host?: string;
+  requestId?: string;
+  traceId?: string;
+  envoyDecorator?: string;
   workload?: string;
   version?: string;
   service?: string;
@@ -102,6 +108,11 @@ export interface KernelStats {
   resetsWithoutSocket: number;
   untrackedCloses: number;
   packets: number;
+  /** Outbound connections not traced because their destination is not in `clovisor_egress_match`. */
+  egressSkipped: number;
+  /** Request heads (packet tier) emitted, and those lost on a full ring. */
+  httpSent: number;
+  httpLost: number;
 }
 export const KERNEL_STAT_NAMES: Array<keyof KernelStats> = [
   'connsFull',
@@ -111,7 +122,19 @@ export const KERNEL_STAT_NAMES: Array<keyof KernelStats> = [
   'resetsWithoutSocket',
   'untrackedCloses',
   'packets',
+  'egressSkipped',
+  'httpSent',
+  'httpLost',
 ];
+
+/** One `clovisor_egress_match` entry: outbound connections to `ip:port` (ip 0.0.0.0 = any) are traced. */
+export interface EgressMatch {
+  ip: string;
+  port: number;
+  /** Only pods (workloads) whose name starts with this are restricted by the entry. */
+  podPrefix?: string;
+  protocol?: string;
+}
 
 /** L4 counts of one version in a window. */
 export interface L4Counts {

@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import type { ClovisorConfig, Target, TracerStatus } from '../../clovisor/index.js';
+import type { ClovisorConfig, EgressMatch, Target, TracerStatus } from '../../clovisor/index.js';
 import { netnsInum } from '../../clovisor/system.js';
 import { DEFAULT_PIN_ROOT, writeState } from '../../clovisor/loader.js';
 import { InvalidInputError } from '../../util/errors.js';
@@ -10,14 +10,14 @@ import { note, printResult, table } from '../output.js';
 
 /** The engine behind the verbs, loaded by loadEngine() when one runs: `--help` loads none of it. */
 type TClovisorIndex = typeof import('../../clovisor/index.js');
-let Tracer: TClovisorIndex['Tracer'], cleanupClovisor: TClovisorIndex['cleanupClovisor'], kubernetesTargets: TClovisorIndex['kubernetesTargets'], loadClovisorConfig: TClovisorIndex['loadClovisorConfig'], parseClovisorLabels: TClovisorIndex['parseClovisorLabels'], readRedisConfig: TClovisorIndex['readRedisConfig'], readState: TClovisorIndex['readState'], sandboxTargets: TClovisorIndex['sandboxTargets'], serveTracer: TClovisorIndex['serveTracer'], spansFromJaegerKey: TClovisorIndex['spansFromJaegerKey'], tracerUrl: TClovisorIndex['tracerUrl'];
+let Tracer: TClovisorIndex['Tracer'], cleanupClovisor: TClovisorIndex['cleanupClovisor'], kubernetesTargets: TClovisorIndex['kubernetesTargets'], loadClovisorConfig: TClovisorIndex['loadClovisorConfig'], parseClovisorLabels: TClovisorIndex['parseClovisorLabels'], parseEgressMatch: TClovisorIndex['parseEgressMatch'], readRedisConfig: TClovisorIndex['readRedisConfig'], readState: TClovisorIndex['readState'], sandboxTargets: TClovisorIndex['sandboxTargets'], serveTracer: TClovisorIndex['serveTracer'], spansFromJaegerKey: TClovisorIndex['spansFromJaegerKey'], tracerUrl: TClovisorIndex['tracerUrl'];
 type TServicesHttp = typeof import('../../services/http.js');
 let createHttpClient: TServicesHttp['createHttpClient'];
 type TServicesKubernetes = typeof import('../../services/kubernetes.js');
 let createKubernetesPlatform: TServicesKubernetes['createKubernetesPlatform'];
 async function loadEngine(): Promise<void> {
   const [m0, m1, m2] = await Promise.all([import('../../clovisor/index.js'), import('../../services/http.js'), import('../../services/kubernetes.js')]);
-  ({ Tracer, cleanupClovisor, kubernetesTargets, loadClovisorConfig, parseClovisorLabels, readRedisConfig, readState, sandboxTargets, serveTracer, spansFromJaegerKey, tracerUrl } = m0);
+  ({ Tracer, cleanupClovisor, kubernetesTargets, loadClovisorConfig, parseClovisorLabels, parseEgressMatch, readRedisConfig, readState, sandboxTargets, serveTracer, spansFromJaegerKey, tracerUrl } = m0);
   ({ createHttpClient } = m1);
   ({ createKubernetesPlatform } = m2);
 }
@@ -33,7 +33,7 @@ interface CommonOpts {
 }
 
 /** Targets from the config file, the sandbox's --netns workloads and Clovisor's Redis keys, merged. */
-async function resolveConfig(o: CommonOpts): Promise<{ config: ClovisorConfig; targets: Target[]; spansUrl?: string; spansFormat?: 'otlp' | 'jaeger-thrift'; sources: string[] }> {
+async function resolveConfig(o: CommonOpts): Promise<{ config: ClovisorConfig; targets: Target[]; spansUrl?: string; spansFormat?: 'otlp' | 'jaeger-thrift'; egressMatch: EgressMatch[]; sources: string[] }> {
   const config = o.config ? loadClovisorConfig(o.config) : {};
   const targets: Target[] = [...(config.targets ?? [])];
   const sources: string[] = [];
@@ -48,8 +48,10 @@ async function resolveConfig(o: CommonOpts): Promise<{ config: ClovisorConfig; t
   let spansUrl = config.spans?.url;
   let spansFormat = o.spanFormat ?? config.spans?.format;
   const redisUrl = o.redis ?? config.redis?.url;
+  const egressMatch = parseEgressMatch(config.egressMatch ?? []);
   if (redisUrl) {
     const r = await readRedisConfig(redisUrl);
+    egressMatch.push(...r.egress);
     sources.push(`redis (clovisor_labels: ${r.labels.map((l) => l.namespace + (l.labelSelector ? `:${l.labelSelector}` : '')).join(', ')})`);
     if (!spansUrl) {
       // Clovisor sent Thrift to the collector's /api/traces; --span-format otlp sends OTLP to :4318 of that host.
@@ -79,7 +81,7 @@ async function resolveConfig(o: CommonOpts): Promise<{ config: ClovisorConfig; t
     targets.push(...pods);
     sources.push(`kubernetes (${pods.length} pods on ${process.env.MY_NODE_NAME ?? 'any node'})`);
   }
-  return { config, targets, spansUrl, spansFormat: spansUrl ? (spansFormat ?? 'otlp') : undefined, sources };
+  return { config, targets, spansUrl, spansFormat: spansUrl ? (spansFormat ?? 'otlp') : undefined, egressMatch, sources };
 }
 
 const common = (cmd: Command) =>
@@ -125,7 +127,7 @@ export function register(program: Command): void {
     .action(
       action(async (o: CommonOpts & { listen?: string; duration?: string; allNamespaces: boolean; packetTier: boolean; keep: boolean; object?: string }, cmd: Command) => {
         await loadEngine();
-        const { config, targets, spansUrl, spansFormat, sources } = await resolveConfig(o);
+        const { config, targets, spansUrl, spansFormat, egressMatch, sources } = await resolveConfig(o);
         if (o.packetTier) for (const t of targets) if (t.hostVeth) t.packetTier = true;
         if (!targets.length && !o.allNamespaces) throw new InvalidInputError('no targets: give --config with targets, --sandbox, or --all-namespaces');
         const listen = o.listen ?? config.listen;
@@ -137,6 +139,7 @@ export function register(program: Command): void {
           allNamespaces: o.allNamespaces,
           spansUrl,
           spansFormat,
+          egressMatch,
           session: config.spans,
           drainIntervalMs: config.drainInterval ? parseDurationMs(config.drainInterval) : undefined,
         });
@@ -215,7 +218,7 @@ export function register(program: Command): void {
     .action(
       action(async (o: CommonOpts, cmd: Command) => {
         await loadEngine();
-        const { config, targets, spansUrl, spansFormat, sources } = await resolveConfig(o);
+        const { config, targets, spansUrl, spansFormat, egressMatch, sources } = await resolveConfig(o);
         const resolved = targets.map((t) => {
           let inum: number | string;
           try {
@@ -225,11 +228,12 @@ export function register(program: Command): void {
           }
           return { ...t, netnsInum: inum };
         });
-        const data = { sources, pinRoot: o.pinRoot ?? config.pinRoot ?? DEFAULT_PIN_ROOT, spans: spansUrl, spansFormat, listen: config.listen, kubernetes: config.kubernetes, targets: resolved };
+        const data = { sources, pinRoot: o.pinRoot ?? config.pinRoot ?? DEFAULT_PIN_ROOT, spans: spansUrl, spansFormat, listen: config.listen, kubernetes: config.kubernetes, egressMatch, targets: resolved };
         printResult(globalOptions(cmd).output, data, (d) =>
           [
             `sources: ${d.sources.join(', ') || '(none)'}`,
             `pin root: ${d.pinRoot}; spans: ${d.spans ? `${d.spans} (${d.spansFormat})` : 'off'}; listen: ${d.listen ?? 'off'}`,
+            `egress match: ${d.egressMatch.map((e) => `${e.ip}:${e.port}${e.protocol ? `/${e.protocol}` : ''}${e.podPrefix ? `:${e.podPrefix}` : ''}`).join(', ') || 'off (every outbound connection)'}`,
             table(['WORKLOAD', 'VERSION', 'NAMESPACE', 'NETNS', 'INUM', 'VETH'], d.targets.map((t) => [t.workload, t.version, t.namespace, t.netns, String(t.netnsInum), t.hostVeth ?? '-'])),
           ].join('\n'),
         );

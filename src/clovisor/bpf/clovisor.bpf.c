@@ -39,6 +39,9 @@ enum {
   STAT_RST_NO_SOCKET,      /* resets sent for a segment that had no socket (connection refused) */
   STAT_UNTRACKED_CLOSE,    /* a close of a socket first seen mid-life (before the tracer started) */
   STAT_PACKETS,
+  STAT_EGRESS_SKIPPED,     /* outbound connections not traced: destination not in `egress_match` */
+  STAT_HTTP_SENT,          /* request heads emitted on `http_events` (packet tier) */
+  STAT_HTTP_LOST,          /* request heads that did not fit in `http_events` */
   STAT_MAX,
 };
 
@@ -62,6 +65,8 @@ struct conn {
   __u32 syn_retrans;
   __u32 rst_sent;
   __u32 rst_rcvd;
+  __u8 skip;       /* outbound to a destination not in `egress_match`: closed silently, never emitted */
+  __u8 pad[3];
 };
 
 /* One closed session, as emitted on `events`. Layout mirrored by decodeSessionEvent() in records.ts. */
@@ -112,7 +117,8 @@ struct {
   __type(value, __u64);
 } stats SEC(".maps");
 
-/* Network namespaces to trace (inode number → 1); when `filter_on[0]` is 1 only these are traced. */
+/* Network namespaces to trace (inode number → 1); when `filter_on[0]` is 1 only these are traced.
+ * `filter_on[1]` is 1 when `egress_match` restricts outbound connections. */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 1024);
@@ -122,10 +128,26 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
+  __uint(max_entries, 2);
   __type(key, __u32);
   __type(value, __u32);
 } filter_on SEC(".maps");
+
+/* Clovisor's `clovisor_egress_match`: outbound destinations to trace. netns 0 = every traced namespace (an entry
+ * without pod prefix), addr 0 = any address ("0:<port>"). Looked up once per outbound connect, at SYN_SENT. */
+struct egress_key {
+  __u32 netns;
+  __u32 addr;      /* network order */
+  __u16 port;      /* host order */
+  __u16 pad;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, struct egress_key);
+  __type(value, __u8);
+} egress_match SEC(".maps");
 
 struct flow_key {
   __u32 ifindex;
@@ -167,6 +189,32 @@ struct {
   __type(value, struct flow);
 } flows SEC(".maps");
 
+/* Request heads of the packet tier: one record per flow, at its first client payload segment. The record is a
+ * struct http_head followed by the packet's first `cap` bytes, which bpf_perf_event_output copies from the skb
+ * itself (BPF_F_CTX_LEN_MASK; what bcc's perf_submit_skb does), so neither a scratch buffer nor a loop is needed.
+ * The copy is bounded: headers + at most HTTP_HEAD_MAX payload bytes. A ring of its own, so that request heads
+ * can never crowd out the session events the l4 evidence is made of. */
+#define HTTP_HEAD_MAX 512
+#define HTTP_HEAD_MAGIC 0x48545450 /* "HTTP" */
+
+struct http_head {
+  __u32 magic;
+  __u32 ifindex;
+  __u32 pod_addr;   /* network order, as in flow_key */
+  __u32 peer_addr;
+  __u16 pod_port;   /* host order */
+  __u16 peer_port;
+  __u16 payload_off; /* where the TCP payload starts in the copied packet */
+  __u16 cap;         /* bytes of the packet that follow this header */
+  __u64 t;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+  __uint(key_size, sizeof(__u32));
+  __uint(value_size, sizeof(__u32));
+} http_events SEC(".maps");
+
 static __always_inline void stat_inc(__u32 idx) {
   __u64 *v = bpf_map_lookup_elem(&stats, &idx);
   if (v) __sync_fetch_and_add(v, 1);
@@ -181,6 +229,20 @@ static __always_inline int netns_wanted(__u32 inum) {
   __u32 *on = bpf_map_lookup_elem(&filter_on, &zero);
   if (!on || *on == 0) return 1;
   return bpf_map_lookup_elem(&netns_filter, &inum) != NULL;
+}
+
+static __always_inline int egress_wanted(__u32 inum, __u32 addr, __u16 port) {
+  __u32 one = 1;
+  __u32 *on = bpf_map_lookup_elem(&filter_on, &one);
+  if (!on || *on == 0) return 1;
+  struct egress_key k = { .netns = inum, .addr = addr, .port = port };
+  if (bpf_map_lookup_elem(&egress_match, &k)) return 1;
+  k.addr = 0;
+  if (bpf_map_lookup_elem(&egress_match, &k)) return 1;
+  k.netns = 0;
+  if (bpf_map_lookup_elem(&egress_match, &k)) return 1;
+  k.addr = addr;
+  return bpf_map_lookup_elem(&egress_match, &k) != NULL;
 }
 
 static __always_inline void emit_close(void *ctx, struct sock *sk, struct conn *c, int oldstate) {
@@ -242,6 +304,15 @@ int tp_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx) {
     c.family = BPF_CORE_READ(ctx, family);
     c.role = newstate == ST_SYN_SENT ? ROLE_CLIENT : ROLE_SERVER;
     c.state = newstate;
+    if (newstate == ST_SYN_SENT) {
+      /* An IPv6 destination matches only "0:<port>" entries (addr 0). */
+      __u32 daddr = 0;
+      if (c.family == AF_INET) BPF_CORE_READ_INTO(&daddr, ctx, daddr);
+      if (!egress_wanted(inum, daddr, BPF_CORE_READ(ctx, dport))) {
+        c.skip = 1; /* kept in `conns` so that its close is recognised and stays silent */
+        stat_inc(STAT_EGRESS_SKIPPED);
+      }
+    }
     if (bpf_map_update_elem(&conns, &key, &c, BPF_ANY) != 0) stat_inc(STAT_CONNS_FULL);
     return 0;
   }
@@ -258,7 +329,7 @@ int tp_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx) {
   if (newstate == ST_CLOSE) {
     if (oldstate == ST_LISTEN) return 0; /* a listener going away is not a session */
     if (!c) stat_inc(STAT_UNTRACKED_CLOSE);
-    emit_close(ctx, sk, c, oldstate);
+    if (!c || !c->skip) emit_close(ctx, sk, c, oldstate);
     if (c) bpf_map_delete_elem(&conns, &key);
   }
   return 0;
@@ -318,6 +389,24 @@ int tp_tcp_receive_reset(struct trace_event_raw_tcp_event_sk *ctx) {
 /* ---- packet tier ---- */
 
 static __always_inline int is_method_start(char ch) { return ch >= 'A' && ch <= 'Z'; }
+
+static __always_inline void emit_http_head(struct __sk_buff *skb, struct flow_key *k, __u32 off, __u32 payload, __u64 now) {
+  struct http_head h = {};
+  __u32 cap = off + (payload < HTTP_HEAD_MAX ? payload : HTTP_HEAD_MAX);
+  if (cap > skb->len) cap = skb->len;
+  h.magic = HTTP_HEAD_MAGIC;
+  h.ifindex = k->ifindex;
+  h.pod_addr = k->pod_addr;
+  h.peer_addr = k->peer_addr;
+  h.pod_port = k->pod_port;
+  h.peer_port = k->peer_port;
+  h.payload_off = off;
+  h.cap = cap;
+  h.t = now;
+  __u64 flags = BPF_F_CURRENT_CPU | ((__u64)(cap & 0xfffff) << 32);
+  if (bpf_perf_event_output(skb, &http_events, flags, &h, sizeof(h)) == 0) stat_inc(STAT_HTTP_SENT);
+  else stat_inc(STAT_HTTP_LOST);
+}
 
 static __always_inline int track_packet(struct __sk_buff *skb, int to_pod) {
   void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
@@ -386,6 +475,7 @@ static __always_inline int track_packet(struct __sk_buff *skb, int to_pod) {
       if (payload >= sizeof(f->req)) bpf_skb_load_bytes(skb, off, f->req, sizeof(f->req));
       else if (payload >= 16) bpf_skb_load_bytes(skb, off, f->req, 16);
       if (!is_method_start(f->req[0])) f->req[0] = 0;
+      else emit_http_head(skb, &k, off, payload, now);
     } else if (!from_client && !f->have_resp) {
       f->t_resp = now;
       f->have_resp = 1;
