@@ -54,6 +54,12 @@ export default tseslint.config(
   // Layers: each module imports only the modules below it (ARCHITECTURE.md, module READMEs).
   ...layerRules(),
   {
+    // Jest loads its test sequencer with require().
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     // Tests poke at parsed YAML/JSON documents; typing every fixture adds noise without catching bugs.
     files: ['test/**/*.ts', 'bench/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },

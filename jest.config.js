@@ -12,4 +12,5 @@ export default {
   // Suites wait on real servers and evidence, not on the CPU: two workers on a two-core agent halve the
   // wall time, and no test may depend on timing (windows end on evidence, waits on readiness).
   maxWorkers: 2,
+  testSequencer: '<rootDir>/jest.sequencer.cjs',
 };

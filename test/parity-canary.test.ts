@@ -1,0 +1,4 @@
+/** The canary release through every host of the engine ends the same way (see helpers/parity.ts). */
+import { parityScenario } from './helpers/parity.js';
+
+parityScenario('canary');
