@@ -5,7 +5,6 @@ import { formatDuration } from '../../util/units.js';
 import { checkOutputPaths } from '../output-paths.js';
 import { parseDurationMs } from '../../util/units.js';
 import { parseDurationFlag } from '../flags.js';
-import { watchRelease } from '../watch.js';
 import { action, globalOptions } from '../context.js';
 import { note, printResult, table } from '../output.js';
 import { AWAITING_JUDGMENT, PHASE_PROPERTY, STEP_PROPERTY } from '../../contract/index.js';
@@ -199,6 +198,7 @@ Examples:
         const controller = new AbortController();
         const stop = onInterrupt(() => controller.abort());
         try {
+          const { watchRelease } = await import('../watch.js'); // loads the engine: only when watching
           return await watchRelease(await openPlatform(o), loaded.spec, {
             intervalMs: parseDurationMs(o.interval),
             timeoutMs: parseDurationMs(o.timeout),
