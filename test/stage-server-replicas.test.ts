@@ -121,3 +121,21 @@ describe('graceful shutdown and Redis restarts', () => {
     }
   });
 });
+
+describe('the dashboard list is shared by replicas', () => {
+  it("a replica lists the releases another replica ran jobs for, most recent first", async () => {
+    const { registry } = recorder();
+    const stores = await Promise.all([0, 1].map(() => RedisJobStore.connect({ url: redis.url, prefix: 'list:' })));
+    const [a, b] = stores.map((s, i) => new JobManager(s, registry, { replicaId: `list-${i}`, leaseMs: 2000 }));
+    try {
+      for (const release of ['list-one', 'list-two']) {
+        const r = await a.submit(release, 'traffic', specFor(release), { step: 1 });
+        expect('job' in r).toBe(true);
+      }
+      expect(await b.store.releases(10)).toEqual(['list-two', 'list-one']);
+    } finally {
+      await Promise.all([a, b].map((m) => m.stop()));
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+});

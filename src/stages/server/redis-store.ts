@@ -230,6 +230,8 @@ export class RedisJobStore implements JobStore {
     lease: (id: string) => `${this.p}lease:${id}`,
     release: (name: string) => `${this.p}release:${name}`,
     jobs: (name: string) => `${this.p}jobs:${name}`,
+    /** Sorted set: release names scored by their latest job's start (the dashboard's list, shared by replicas). */
+    releases: () => `${this.p}releases`,
     cancel: (id: string) => `${this.p}cancel:${id}`,
     active: () => `${this.p}active`,
   };
@@ -242,7 +244,23 @@ export class RedisJobStore implements JobStore {
         job.id, JSON.stringify(job), fencingToken(job), leaseMs, this.lockTtlMs, this.p, job.createdAt,
       ),
     );
-    return r ? { created: false, activeJobId: r } : { created: true };
+    if (r) return { created: false, activeJobId: r };
+    await this.op('create', () => this.redis.zadd(k.releases(), job.createdAt, job.release));
+    return { created: true };
+  }
+
+  async releases(limit: number): Promise<string[]> {
+    return this.op('releases', async () => {
+      const names = await this.redis.zrevrange(this.k.releases(), 0, Math.max(0, limit * 2 - 1));
+      // A release whose jobs all expired drops out of the list.
+      const alive: string[] = [];
+      for (const name of names) {
+        if (alive.length >= limit) break;
+        if (await this.redis.zcard(this.k.jobs(name))) alive.push(name);
+        else await this.redis.zrem(this.k.releases(), name);
+      }
+      return alive;
+    });
   }
 
   async get(id: string): Promise<Job | undefined> {

@@ -31,6 +31,8 @@ export interface JobStore {
   activeJobId(release: string): Promise<string | undefined>;
   /** Jobs of a release, newest first (finished ones while they are kept). */
   list(release: string, limit: number): Promise<Job[]>;
+  /** Releases that have jobs, the most recently started first (every replica sees the same list). */
+  releases(limit: number): Promise<string[]>;
   /** Save a running job; false when the fencing token no longer matches or the stored job is already final. */
   save(job: Job): Promise<boolean>;
   /** Extend the lease; 'missing' when the store lost the job (Redis restarted without persistence). */
@@ -110,6 +112,15 @@ export class MemoryJobStore implements JobStore {
 
   async activeJobId(release: string) {
     return this.locks.get(release);
+  }
+
+  async releases(limit: number) {
+    const latest = new Map<string, number>();
+    for (const id of this.jobs.keys()) {
+      const j = this.read(id);
+      if (j) latest.set(j.release, Math.max(latest.get(j.release) ?? 0, j.createdAt));
+    }
+    return [...latest.entries()].sort((a, b) => b[1] - a[1]).slice(0, limit).map(([r]) => r);
   }
 
   async list(release: string, limit: number) {

@@ -103,8 +103,12 @@ export class DashboardData {
     private readonly ttlMs = 1000,
   ) {}
 
-  releases(): Promise<ReleaseView[]> {
-    return Promise.all(this.index.names().slice(0, 100).map((r) => this.release(r))).then((vs) => vs.filter((v): v is ReleaseView => !!v));
+  /** Releases any replica ran jobs for (the job store's list), then any this replica saw that the store lost. */
+  async releases(): Promise<ReleaseView[]> {
+    const stored = await this.jobs.store.releases(100).catch(() => [] as string[]);
+    const names = [...new Set([...stored, ...this.index.names()])].slice(0, 100);
+    const views = await Promise.all(names.map((r) => this.release(r)));
+    return views.filter((v): v is ReleaseView => !!v);
   }
 
   /** One release's view; undefined when this server knows no job of it. */
