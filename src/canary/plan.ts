@@ -91,6 +91,15 @@ export function rulesForStep(rules: GateRule[], step: Pick<PlanStep, 'kind'>): G
   return step.kind === 'mirror' ? rules.filter((r) => MIRROR_JUDGEABLE_RULES.includes(Object.keys(r)[0])) : rules;
 }
 
+/** Why a 1-based step number names no step of the plan, or undefined when it does. */
+export function stepProblem(plan: ReleasePlan, step: number): string | undefined {
+  if (Number.isInteger(step) && step >= 1 && step <= plan.steps.length) return undefined;
+  return `step must be 1..${plan.steps.length} (steps: ${plan.steps.map((s) => `${s.index + 1}: ${s.kind} ${s.weight}%`).join(', ')}), got ${step}`;
+}
+
+/** The candidate's Deployment: `service.candidateWorkload`, else `<name>-<candidate>` (what a rendered pipeline deploys). */
+export const candidateWorkloadName = (spec: ReleaseSpec): string => spec.service.candidateWorkload ?? `${spec.service.name}-${spec.service.candidate}`;
+
 export function routingOf(spec: ReleaseSpec): ServiceRouting {
   const s = spec.service;
   return {

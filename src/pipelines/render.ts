@@ -5,7 +5,7 @@
  * checkPreconditions stage fails the execution (TERMINAL) in that case. See README.md "Failure paths".
  */
 import type { KubeObject } from '../services/platform.js';
-import { planRelease, PREVIEW_HEADER, rulesForStep, type PlanStep } from '../canary/plan.js';
+import { candidateWorkloadName, planRelease, PREVIEW_HEADER, rulesForStep, type PlanStep } from '../canary/plan.js';
 import type { ReleaseSpec, TriggerSpec } from '../spec/types.js';
 import { InvalidInputError } from '../util/errors.js';
 import { imageBinding } from './artifacts.js';
@@ -77,7 +77,7 @@ export function candidateDeployment(spec: ReleaseSpec, image?: string): KubeObje
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: { name: `${s.name}-${s.candidate}`, namespace: s.namespace, labels },
+    metadata: { name: candidateWorkloadName(spec), namespace: s.namespace, labels },
     spec: {
       replicas: 1,
       selector: { matchLabels: labels },

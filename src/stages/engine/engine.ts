@@ -16,6 +16,7 @@ import {
   rulesForStep,
   sameTarget,
   STABLE_TARGET,
+  stepProblem,
   targetOfStep,
   transition,
   buildPlan,
@@ -192,12 +193,10 @@ export class ReleaseEngine {
     return state;
   }
 
+  /** `k` is 0-based; exit 2 naming the plan's steps when it names none. */
   checkStep(k: number): void {
-    if (!Number.isInteger(k) || k < 0 || k >= this.plan.steps.length) {
-      throw new InvalidInputError(`step must be 1..${this.plan.steps.length} for ${this.plan.release} (steps: ${this.plan.steps.map((s) => `${s.kind} ${s.weight}%`).join(', ')}), got ${k + 1}`, [
-        { path: 'step', message: `expected 1..${this.plan.steps.length}` },
-      ]);
-    }
+    const problem = stepProblem(this.plan, k + 1);
+    if (problem) throw new InvalidInputError(`${this.plan.release}: ${problem}`, [{ path: 'step', message: problem }]);
   }
 
   /** What each analysed step needs (candidate requests from the gate's rules), for printing before traffic moves. */

@@ -3,6 +3,7 @@
  * ready. The wait is bounded (service.readyTimeout, default 5m) and ends on the workload's status, never
  * on a fixed sleep; running out of time is exit 4 naming what is not ready and how to look at it.
  */
+import { candidateWorkloadName } from '../../canary/plan.js';
 import type { KubeObject, Platform, WorkloadStatus } from '../../services/platform.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import { InfrastructureError } from '../../util/errors.js';
@@ -16,7 +17,7 @@ export function candidateWorkloads(spec: ReleaseSpec): Array<{ namespace: string
   const inline = ((spec.service.candidateManifests ?? []) as unknown[]).filter((m): m is KubeObject => m !== null && typeof m === 'object');
   const deployments = inline.filter((m) => m.kind === 'Deployment').map((m) => ({ namespace: m.metadata.namespace ?? spec.service.namespace, name: m.metadata.name }));
   if (deployments.length) return deployments;
-  return [{ namespace: spec.service.namespace, name: spec.service.candidateWorkload ?? `${spec.service.name}-${spec.service.candidate}` }];
+  return [{ namespace: spec.service.namespace, name: candidateWorkloadName(spec) }];
 }
 
 export interface ReadinessOptions {

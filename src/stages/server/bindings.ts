@@ -4,7 +4,7 @@ import type { ReleaseSpec } from '../../spec/types.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { parseDurationMs } from '../../util/units.js';
 import { ReleaseEngine, describeState, type LoadWindow, type ReleaseProgress } from '../engine/index.js';
-import { buildPlan, type ReleasePlan, type ReleaseState } from '../../canary/index.js';
+import { buildPlan, stepProblem, type ReleasePlan, type ReleaseState } from '../../canary/index.js';
 import type { StageFunction, StageOutcome, StageParams, StageRegistry } from './types.js';
 
 /**
@@ -27,9 +27,8 @@ export interface BindingOptions {
 export function stepOf(plan: ReleasePlan, params: StageParams): number {
   const steps = plan.steps.map((s) => `${s.index + 1}: ${s.kind} ${s.weight}%`).join(', ');
   if (params.step !== undefined) {
-    if (!Number.isInteger(params.step) || params.step < 1 || params.step > plan.steps.length) {
-      throw new InvalidInputError(`step ${params.step} is not a step of release ${plan.release} (steps ${steps})`, [{ path: 'step', message: `expected 1..${plan.steps.length}` }]);
-    }
+    const problem = stepProblem(plan, params.step);
+    if (problem) throw new InvalidInputError(`${plan.release}: ${problem}`, [{ path: 'step', message: problem }]);
     const s = plan.steps[params.step - 1];
     if (params.weight !== undefined && params.weight !== s.weight) {
       throw new InvalidInputError(`weight ${params.weight} differs from step ${params.step}'s weight ${s.weight}`, [{ path: 'weight', message: `expected ${s.weight} (or leave it out)` }]);

@@ -4,7 +4,7 @@ import { DURATION_PATTERN } from '../../util/units.js';
 import { durationRangeProblem } from '../../spec/limits.js';
 import { validateSpec } from '../../spec/validate.js';
 import type { ReleaseSpec } from '../../spec/types.js';
-import { buildPlan } from '../../canary/index.js';
+import { buildPlan, stepProblem } from '../../canary/index.js';
 import { loadPlan } from '../../jmeter/index.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { splitInlineManifests } from '../inline-manifests.js';
@@ -100,10 +100,8 @@ function jobNeeds(action: StageAction, b: { spec: ReleaseSpec } & StageParams, w
   const problems: InputProblem[] = [];
   if (b.step !== undefined) {
     try {
-      const steps = buildPlan(b.spec).steps;
-      if (b.step > steps.length) {
-        problems.push({ file: where, path: 'step', message: `step ${b.step} is beyond the plan's ${steps.length} step(s) (${steps.map((s) => `${s.kind} ${s.weight}%`).join(', ')})` });
-      }
+      const problem = stepProblem(buildPlan(b.spec), b.step);
+      if (problem) problems.push({ file: where, path: 'step', message: problem });
     } catch (err) {
       problems.push(...inputProblems(err, 'step', where));
     }
