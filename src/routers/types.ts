@@ -40,9 +40,9 @@ export interface TrafficRouter {
   readonly object: string;
   /**
    * Make sure the routing a release needs exists (version subsets; the managed route), creating only what
-   * is missing: existing objects may carry live weights.
+   * is missing: existing objects may carry live weights. Returns the snapshot it read on the way.
    */
-  prepare(): Promise<void>;
+  prepare(): Promise<RouterSnapshot>;
   /** The current routes and release state (exit 4 naming the object and how to create it when missing). */
   observe(): Promise<RouterSnapshot>;
   /**

@@ -70,10 +70,8 @@ export async function promote(platform: Platform, spec: ReleaseSpec, opts: Engin
  */
 export async function rollback(platform: Platform, spec: ReleaseSpec, opts: EngineOptions & { reason?: string } = {}): Promise<TrafficResult> {
   const engine = new ReleaseEngine(platform, spec, opts);
-  const before = await engine.state();
-  const { state, observed } = await engine.rollback({ cause: 'manual', reason: opts.reason ?? 'rolled back by hand' });
+  const { state, observed, changed } = await engine.rollback({ cause: 'manual', reason: opts.reason ?? 'rolled back by hand' });
   const snap = await engine.observe();
-  const changed = !(before?.phase === 'rolledBack' && state.updatedAt === before.updatedAt);
   const check =
     state.phase === 'failed'
       ? state.reason

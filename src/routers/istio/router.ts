@@ -29,10 +29,10 @@ export class IstioRouter implements TrafficRouter {
     return { routes: observeTarget(vs, this.plan), state: readState(vs) };
   }
 
-  async prepare(): Promise<void> {
+  async prepare(): Promise<RouterSnapshot> {
     await ensureObjects(this.platform, [renderDestinationRule(this.spec)]);
     // The managed route must exist: observeTarget names what is missing (exit 2) before anything moves.
-    this.snapshot(await requireVirtualService(this.platform, vsRef(this.plan.routing)));
+    return this.snapshot(await requireVirtualService(this.platform, vsRef(this.plan.routing)));
   }
 
   async observe(): Promise<RouterSnapshot> {

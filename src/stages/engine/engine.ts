@@ -130,8 +130,7 @@ export class ReleaseEngine {
    * for a new release.
    */
   async prepare(opts: { restart?: boolean } = {}): Promise<{ state: ReleaseState; resumed: boolean; finished: boolean }> {
-    await this.router.prepare();
-    const cur = (await this.router.observe()).state;
+    const cur = (await this.router.prepare()).state;
     this.assertOwnership(cur);
     const ours = this.ours(cur);
     const sameRun = ours && (this.opts.runId === undefined || ours.runId === this.opts.runId);
@@ -364,10 +363,11 @@ export class ReleaseEngine {
    * verified on observed traffic. Starts the rollback when the release is not already rolling back
    * (`cause` says why: the pipeline or a person's rejection, or a rollback by hand).
    */
-  async rollback(opts: { cause?: 'abort' | 'rejected' | 'manual'; reason?: string } = {}): Promise<{ state: ReleaseState; observed?: { stable: number; candidate: number } }> {
+  async rollback(opts: { cause?: 'abort' | 'rejected' | 'manual'; reason?: string } = {}): Promise<{ state: ReleaseState; changed: boolean; observed?: { stable: number; candidate: number } }> {
     const t0 = performance.now();
-    const s = await this.state();
-    if (s?.phase === 'rolledBack' && sameTarget((await this.router.observe()).routes, STABLE_TARGET)) return { state: s };
+    const before = await this.router.observe();
+    const s = this.ours(before.state);
+    if (s?.phase === 'rolledBack' && sameTarget(before.routes, STABLE_TARGET)) return { state: s, changed: false };
     if (!s || (s.phase !== 'rollingBack' && s.phase !== 'failed')) {
       const event: ReleaseEvent =
         opts.cause === 'manual' || !s || !isActive(s)
@@ -384,7 +384,7 @@ export class ReleaseEngine {
         ? await this.commit({ type: 'verificationFailed', reason: check.reason! })
         : await this.commit({ type: 'rolledBack', check: check.check });
     this.emit({ type: 'rollback', ms: performance.now() - t0, reason: state.reason, observed: check.observed, check: state.rollbackCheck });
-    return { state, observed: check.observed };
+    return { state, changed: true, observed: check.observed };
   }
 
   /**

@@ -5,7 +5,7 @@ import { InvalidInputError } from '../../util/errors.js';
 import { parseDurationMs } from '../../util/units.js';
 import { ReleaseEngine, describeState, type LoadWindow, type ReleaseProgress } from '../engine/index.js';
 import { buildPlan, stepProblem, type ReleasePlan, type ReleaseState } from '../../canary/index.js';
-import type { StageFunction, StageOutcome, StageParams, StageRegistry } from './types.js';
+import { JobStopped, type StageFunction, type StageOutcome, type StageParams, type StageRegistry } from './types.js';
 
 /**
  * The stage actions the stage server (and `clover-cd stage`, and the local pipeline runner) runs: each is
@@ -83,7 +83,7 @@ function progressLine(e: ReleaseProgress): string | undefined {
  * A job stopped because its replica shuts down or lost its lease is handed over (another replica runs it
  * again); any other stop — a cancel from Orca, Ctrl-C on `clover-cd stage` — is an interrupt: roll back.
  */
-const wasCanceled = (signal: AbortSignal) => signal.aborted && !/stopped \((shutdown|lease-lost)\)/.test(String((signal.reason as Error | undefined)?.message ?? signal.reason));
+const wasCanceled = (signal: AbortSignal) => signal.aborted && !(signal.reason instanceof JobStopped && signal.reason.handedOver);
 
 const routesLine = (spec: ReleaseSpec, s: ReleaseState) => `${describeState(s)}: ${spec.service.stable} ${100 - s.weight}% / ${spec.service.candidate} ${s.weight}%`;
 

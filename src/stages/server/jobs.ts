@@ -6,7 +6,7 @@ import { redact, redactDeep } from '../../util/redact.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import type { JobMetricsHooks } from './metrics.js';
 import type { JobStore, ReconnectInfo } from './store.js';
-import type { Job, ReleaseMemo, StageAction, StageOutcome, StageParams, StageRegistry } from './types.js';
+import { JobStopped, type Job, type ReleaseMemo, type StageAction, type StageOutcome, type StageParams, type StageRegistry } from './types.js';
 
 /**
  * Runs jobs and keeps their state in the store. Each replica renews a lease on the jobs it runs; a
@@ -30,7 +30,7 @@ export interface JobManagerOptions {
   metrics?: JobMetricsHooks;
 }
 
-type AbortReason = 'cancel' | 'lease-lost' | 'shutdown';
+type AbortReason = JobStopped['why'];
 
 interface Running {
   job: Job;
@@ -181,7 +181,7 @@ export class JobManager {
     if (!r || r.reason || r.final) return;
     r.reason = reason;
     if (reason === 'cancel') this.progress(r, 'cancel requested: stopping');
-    r.controller.abort(new Error(`job ${reason === 'cancel' ? 'canceled' : `stopped (${reason})`}`));
+    r.controller.abort(new JobStopped(reason));
   }
 
   private progress(r: Running, message: string): void {

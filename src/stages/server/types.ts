@@ -8,6 +8,21 @@ import type { FinalStatus, JobStatus, StageAction } from '../../contract/index.j
 
 export { STAGE_ACTIONS, JOB_STATUSES, type StageAction, type JobStatus, type FinalStatus } from '../../contract/index.js';
 
+/**
+ * The reason a running job's signal is aborted with. A cancel (Orca's cancel, a mass cancel) is an
+ * interrupt: the stage rolls the release back. A shutdown or a lost lease hands the job over to the replica
+ * that takes it: nothing is undone.
+ */
+export class JobStopped extends Error {
+  constructor(readonly why: 'cancel' | 'lease-lost' | 'shutdown') {
+    super(`job ${why === 'cancel' ? 'canceled' : `stopped (${why})`}`);
+    this.name = 'JobStopped';
+  }
+  get handedOver(): boolean {
+    return this.why !== 'cancel';
+  }
+}
+
 /** What the webhook payload may carry besides the spec. */
 export interface StageParams {
   weight?: number;
