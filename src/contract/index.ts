@@ -46,7 +46,6 @@ export const exitCodeForOutcome = (o: Outcome): number => EXIT_BY_OUTCOME[o] ?? 
 export const statusForExitCode = (code: number): FinalStatus => STATUS_BY_EXIT[code] ?? 'ERROR';
 /** The exit code `clover-cd stage` returns for a job status (unknown words are errors). */
 export const exitCodeForStatus = (status: string): number => EXIT_BY_STATUS[status as FinalStatus] ?? ExitCode.infrastructure;
-export const isFinalStatus = (s: string): s is FinalStatus => s !== 'RUNNING' && (JOB_STATUSES as readonly string[]).includes(s);
 
 /**
  * How Orca's webhook stage follows a job of the stage server: the start answer carries the status URL, the

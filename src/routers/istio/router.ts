@@ -10,7 +10,7 @@ import type { KubeObject, Platform } from '../../services/platform.js';
 import { checkSplit } from '../../validators/rules.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import type { RouterSnapshot, RouterWrite, SplitCheck, TrafficRouter } from '../types.js';
-import { drRef, observeTarget, renderDestinationRule, targetPatch, vsRef } from './routes.js';
+import { observeTarget, renderDestinationRule, targetPatch, vsRef } from './routes.js';
 import { readState, stateAnnotations } from './state.js';
 
 export class IstioRouter implements TrafficRouter {
@@ -53,11 +53,5 @@ export class IstioRouter implements TrafficRouter {
     // A match route sends the requests that match, a mirror copies them: neither has a share to check.
     if (target.matchRoute) return { outcome: 'pass', reason: 'match route: the candidate gets the requests that match, not a share' };
     return checkSplit(observed, target.weight, confidence);
-  }
-
-  /** For messages and manifests: the objects this router keeps. */
-  objects(): string[] {
-    const dr = drRef(this.plan.routing);
-    return [this.object, `DestinationRule ${dr.namespace}/${dr.name}`];
   }
 }

@@ -6,7 +6,6 @@
  * names. A host decides when; the engine decides how, and refuses an action the release is not ready for.
  */
 import {
-  exitCodeOf,
   initialState,
   isActive,
   isTerminal,
@@ -94,11 +93,6 @@ export class ReleaseEngine {
   /** This release's state as stored with the routes, or undefined. */
   async state(): Promise<ReleaseState | undefined> {
     return this.ours((await this.router.observe()).state);
-  }
-
-  /** The stored state, or the state a new release would start from (for reports; nothing is written). */
-  async prepareState(): Promise<ReleaseState> {
-    return (await this.state()) ?? this.fresh();
   }
 
   observe(): Promise<RouterSnapshot> {
@@ -447,5 +441,3 @@ export class ReleaseEngine {
     return { changed, snapshot };
   }
 }
-
-export { exitCodeOf };

@@ -5,7 +5,7 @@
  * shell is seen at the next action. An interrupt (the signal) stops the load at once, rolls back and ends
  * with exit 130.
  */
-import { exitCodeOf, isActive, nextAction, type ReleaseState } from '../../canary/index.js';
+import { exitCodeOf, initialState, isActive, nextAction, type ReleaseState } from '../../canary/index.js';
 import type { Platform } from '../../services/platform.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import { InterruptedError } from '../../util/errors.js';
@@ -106,7 +106,7 @@ export async function abortRelease(platform: Platform, spec: ReleaseSpec, opts: 
   const before = await engine.state();
   if (!before || (!isActive(before) && before.phase !== 'failed')) {
     const message = before ? `nothing to abort: release ${before.release} is ${before.phase}${before.phase === 'promoted' ? ' (clover-cd traffic rollback moves traffic back by hand)' : ''}` : 'nothing to abort: no release state is recorded with the routes';
-    return result(engine, before ?? (await engine.prepareState()), false, message, 0);
+    return result(engine, before ?? initialState(engine.plan, spec.service.candidate, new Date()), false, message, 0);
   }
   if (isActive(before) && before.phase !== 'rollingBack') await engine.abort(opts.reason ?? 'aborted by the user');
   const { state } = await engine.rollback();
