@@ -3,6 +3,7 @@
  * must be integers in a range, durations, URLs. `Number('')` is 0, so nothing here trusts `Number` alone.
  */
 import { InvalidInputError } from '../util/errors.js';
+import { MAX_WINDOW_MS } from '../spec/limits.js';
 import { DURATION_PATTERN, parseDurationMs } from '../util/units.js';
 
 export function parseIntegerFlag(flag: string, value: string | undefined, range: { min?: number; max?: number } = {}): number {
@@ -15,7 +16,7 @@ export function parseIntegerFlag(flag: string, value: string | undefined, range:
 }
 
 /** A duration such as 30s, 2m or 1h, longer than 0 and at most `maxMs` (default 24h): exit 2 otherwise. */
-export function parseDurationFlag(flag: string, value: string, maxMs = 24 * 3_600_000): number {
+export function parseDurationFlag(flag: string, value: string, maxMs = MAX_WINDOW_MS): number {
   if (!new RegExp(DURATION_PATTERN).test(value.trim())) throw new InvalidInputError(`${flag} must be a duration such as 500ms, 30s, 2m or 1h, got "${value}"`);
   const ms = parseDurationMs(value.trim());
   if (!(ms > 0)) throw new InvalidInputError(`${flag} must be longer than 0, got "${value}"`);
