@@ -16,7 +16,7 @@ describe('stage server start requests', () => {
     expect(await refused({ spec, step: 1, window: '0s' })).toEqual(['window: expected a duration longer than 0 and at most 24h, found "0s"']);
     expect(await refused({ spec, step: 1, window: '99999999999h' })).toEqual(['window: expected a duration longer than 0 and at most 24h, found "99999999999h"']);
     expect(await refused({ spec, weight: 10.5 })).toEqual(['weight: expected integer, found number 10.5']);
-    expect(await refused({ spec, step: 99 })).toEqual(['step: step must be 1..2 (steps: 1: weight 10%, 2: weight 50%), got 99']);
+    expect(await refused({ spec, step: 99 })).toEqual(["step: step 99 is beyond the plan's 2 step(s) (1: weight 10%, 2: weight 50%); step must be 1..2"]);
     expect((await refused(undefined))[0]).toMatch(/^: expected a JSON object .* found an empty body$/);
   });
 

@@ -93,8 +93,11 @@ export function rulesForStep(rules: GateRule[], step: Pick<PlanStep, 'kind'>): G
 
 /** Why a 1-based step number names no step of the plan, or undefined when it does. */
 export function stepProblem(plan: ReleasePlan, step: number): string | undefined {
-  if (Number.isInteger(step) && step >= 1 && step <= plan.steps.length) return undefined;
-  return `step must be 1..${plan.steps.length} (steps: ${plan.steps.map((s) => `${s.index + 1}: ${s.kind} ${s.weight}%`).join(', ')}), got ${step}`;
+  const n = plan.steps.length;
+  if (Number.isInteger(step) && step >= 1 && step <= n) return undefined;
+  const steps = plan.steps.map((s) => `${s.index + 1}: ${s.kind} ${s.weight}%`).join(', ');
+  if (Number.isInteger(step) && step > n) return `step ${step} is beyond the plan's ${n} step(s) (${steps}); step must be 1..${n}`;
+  return `step must be 1..${n} (steps: ${steps}), got ${step}`;
 }
 
 /** The candidate's Deployment: `service.candidateWorkload`, else `<name>-<candidate>` (what a rendered pipeline deploys). */
