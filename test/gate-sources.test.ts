@@ -169,7 +169,7 @@ describe('direct scrape with counter deltas', () => {
     traffic('v1', 100, 0, 20);
     traffic('v2', 100, 0, 20);
     const s = spec({ metrics: { source: 'scrape', targets: [metricsUrl] }, rules: [{ split: {} }, { errorRate: { max: '1%' } }, { compareLatency: {} }] });
-    const run = await runGate(s, { window: { start: baseline.at, end: Date.now() }, endpoints: {}, candidateWeight: 50, scrapeBaseline: baseline, evidenceDir: dir });
+    const run = await runGate(s, { window: { start: baseline.at, end: Date.now() }, endpoints: {}, candidateWeight: 50, metricsWindow: { start: baseline.at, baseline }, evidenceDir: dir });
     expect(run.bundle.evidence.metrics!.hops['http-lb'].v2.requests).toBe(100);
     expect(run.verdict.results.map((r) => r.outcome)).toEqual(["pass", "pass", "pass"]);
   });

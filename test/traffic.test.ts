@@ -101,7 +101,7 @@ describe('traffic commands on Kubernetes', () => {
     expect(JSON.parse(got.stdout)).toMatchObject({ candidate: { weight: 50 }, state: { phase: 'progressing', step: 1 } });
     const rb = await k('traffic', 'rollback', specFile);
     expect(rb.code).toBe(0);
-    expect(rb.stdout).toMatch(/rolled back: 100% of traffic on v1 \(not observed: /);
+    expect(rb.stdout).toMatch(/rolled back: 100% of traffic on v1; not verified: no metrics to observe traffic with/);
     expect(vs().spec.http[0]).toEqual(original[0]);
     expect(vs().spec.http[1]).toMatchObject({ name: 'lb', retries: { attempts: 2 } });
     expect(vs().spec.http[1].route.map((d: { destination: { subset: string }; weight: number }) => [d.destination.subset, d.weight])).toEqual([['v1', 100], ['v2', 0]]);

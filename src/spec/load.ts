@@ -21,7 +21,20 @@ export function strategyKindOf(spec: ReleaseSpec): StrategyKind {
   return 'abTest';
 }
 
-/** Load and validate a release spec; throws InvalidInputError (exit 2) listing every problem. */
+/**
+ * The spec with every file it names (`load.plan`, `service.candidateManifests`) made absolute against `base`,
+ * so every command and host reads the same files whatever its working directory. `base` is the spec file's
+ * folder; a spec without a file (`clover-cd stage --spec-env`) says which base it uses. Inline documents stay.
+ */
+export function resolveSpecFiles(spec: ReleaseSpec, base: string): ReleaseSpec {
+  const abs = (p: unknown) => (typeof p === 'string' ? resolve(base, p) : p);
+  const out = { ...spec };
+  if (spec.load && typeof spec.load.plan === 'string') out.load = { ...spec.load, plan: resolve(base, spec.load.plan) };
+  if (spec.service.candidateManifests) out.service = { ...spec.service, candidateManifests: spec.service.candidateManifests.map(abs) as string[] };
+  return out;
+}
+
+/** Load and validate a release spec; throws InvalidInputError (exit 2) listing every problem. Named files come back absolute. */
 export function loadSpec(file: string): LoadedSpec {
   const abs = resolve(file);
   const doc = readYamlFile(abs, 'a release spec (YAML or JSON)');
@@ -30,6 +43,6 @@ export function loadSpec(file: string): LoadedSpec {
   if (problems.length) {
     throw new InvalidInputError(`${file}: the release spec is invalid (${problems.length} problem${problems.length > 1 ? 's' : ''})`, problems);
   }
-  const spec = doc as ReleaseSpec;
+  const spec = resolveSpecFiles(doc as ReleaseSpec, dir);
   return { spec, file: abs, dir, strategyKind: strategyKindOf(spec) };
 }

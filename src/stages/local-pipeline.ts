@@ -53,14 +53,15 @@ export async function runPipelineLocally(opts: LocalRunOptions): Promise<LocalRu
   const server = await startStageService({
     port: 0,
     host: '127.0.0.1',
-    registry: stageRegistry({ platform, baseDir, evidenceDir: opts.evidenceDir }),
+    registry: stageRegistry({ platform, evidenceDir: opts.evidenceDir }),
     auth: { token },
     contentDir: baseDir,
   });
   try {
     const auth = { Authorization: `Bearer ${token}` };
-    // A jenkins / runJob stage runs the same action its job would run: here, through the same stage server.
-    const runAction: ExecuteOptions['runAction'] = async (req, signal, onProgress) => {
+    // A jenkins / runJob stage runs the same action its job would run: by default through the same stage
+    // server; a caller may run each as its job would (`opts.runAction`: a `clover-cd stage` process).
+    const viaServer: ExecuteOptions['runAction'] = async (req, signal, onProgress) => {
       const release = (req.spec as { metadata?: { name?: string } }).metadata?.name ?? 'release';
       const { action, executionId, ...rest } = req;
       const body = { ...rest, ...(executionId ? { execution: { id: executionId, pipeline: String(pipeline.name ?? '') } } : {}) };
@@ -93,7 +94,7 @@ export async function runPipelineLocally(opts: LocalRunOptions): Promise<LocalRu
     const actionJobs: WebhookJob[] = [];
     const execution = await executePipeline(pipeline, {
       ...opts,
-      runAction,
+      runAction: opts.runAction ?? viaServer,
       platform,
       preconfiguredWebhooks,
       stageServer: { origin: server.url, headers: { Authorization: `Bearer ${token}` } },

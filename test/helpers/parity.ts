@@ -63,12 +63,11 @@ async function runOn(
         ? { stages: 'preconfigured' }
         : {};
   const file = lab.writeSpec(name, strategy, { rules, spinnaker: { ...SPINNAKER, ...runner } });
-  const { spec, dir } = loadSpec(file);
+  const { spec } = loadSpec(file);
   let exitCode: number;
   if (path === 'release run') {
     exitCode = (
       await runRelease(lab.sb.platform, spec, {
-        baseDir: dir,
         autoApprove: true,
         evidenceDir: lab.evidenceDir,
       })
