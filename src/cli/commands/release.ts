@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import type { PlatformChoice, ReleaseProgress, ReleaseResult } from '../../stages/index.js';
+import { formatProblem } from '../../util/errors.js';
 import { formatDuration } from '../../util/units.js';
 import { checkOutputPaths } from '../output-paths.js';
 import { parseDurationMs } from '../../util/units.js';
@@ -192,7 +193,7 @@ Examples:
   ).action(
     action(async (file: string, o: PlatformChoice & { watch?: boolean; interval: string; timeout: string }, cmd: Command) => {
       const { loadSpec, openPlatform, releaseStatus, describeRollbackCheck } = await engine();
-      const loaded = loadSpec(file);
+      const loaded = loadSpec(file, { files: 'optional' }); // status reads the routes only
       if (o.watch) {
         const controller = new AbortController();
         const stop = onInterrupt(() => controller.abort());
@@ -239,7 +240,8 @@ Examples:
   platformOptions(release.command('abort').description('roll back a release in progress (from any shell) and verify traffic is back on stable').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd release abort release.yaml\n')).action(
     action(async (file: string, o: PlatformChoice, cmd: Command) => {
       const { loadSpec, openPlatform, abortRelease } = await engine();
-      const loaded = loadSpec(file);
+      const loaded = loadSpec(file, { files: 'optional' }); // a rollback never depends on the load plan
+      for (const w of loaded.warnings ?? []) note(`warning: ${formatProblem(w)}`);
       const r = await abortRelease(await openPlatform(o), loaded.spec, { file });
       printResult(globalOptions(cmd).output, r, renderResult);
       return r.exitCode;

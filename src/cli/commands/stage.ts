@@ -81,12 +81,12 @@ Examples:
           window: opts.window === undefined ? undefined : (parseDurationFlag('--window', opts.window), opts.window.trim()),
           execution: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID) ? { id: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID)!, pipeline: process.env.CLOVER_CD_PIPELINE ?? '' } : undefined,
         };
-        const spec = await readSpec(opts);
+        const spec = await readSpec(opts, act);
         const { openPlatform } = await import('../../stages/index.js');
         const { stageRegistry, weightOfRequest } = await import('../../stages/server/bindings.js');
         const { stageProperties, formatProperties, writeProperties } = await import('../../stages/properties.js');
         const platform = await openPlatform({ platform: opts.platform, stateDir: opts.stateDir, kubeconfig: opts.kubeconfig, context: opts.context });
-        const fn = stageRegistry({ platform, evidenceDir: opts.evidenceDir })[act as 'gate']!;
+        const fn = stageRegistry({ platform, evidenceDir: opts.evidenceDir, file: opts.spec })[act as 'gate']!;
         const ac = new AbortController();
         const stop = onInterrupt((why) => {
           note(`${why}: stopping and rolling back to ${spec.service.stable}…`);
@@ -117,8 +117,16 @@ Examples:
     );
 }
 
-async function readSpec(opts: StageOptions): Promise<ReleaseSpec> {
-  if (opts.spec) return (await import('../../spec/load.js')).loadSpec(opts.spec).spec;
+/** Actions that send no load and deploy nothing: a load plan or manifest that is gone does not stop them. */
+const WITHOUT_FILES = ['traffic', 'promote', 'rollback'];
+
+async function readSpec(opts: StageOptions, act: string): Promise<ReleaseSpec> {
+  const files = WITHOUT_FILES.includes(act) ? 'optional' : 'required';
+  if (opts.spec) {
+    const loaded = (await import('../../spec/load.js')).loadSpec(opts.spec, { files });
+    for (const w of loaded.warnings ?? []) note(`warning: ${formatProblem(w)}`);
+    return loaded.spec;
+  }
   if (!opts.specEnv) throw new InvalidInputError('give the spec: --spec <file> or --spec-env <VAR>');
   const raw = process.env[opts.specEnv];
   if (!raw) throw new InvalidInputError(`environment variable ${opts.specEnv} is empty`);
@@ -133,7 +141,7 @@ async function readSpec(opts: StageOptions): Promise<ReleaseSpec> {
   const inline = (await import('../../stages/inline-manifests.js')).splitInlineManifests(doc, `$${opts.specEnv}`);
   // No file, no folder: files the spec still names are relative to the working directory (said in --help).
   const base = process.cwd();
-  const problems = [...inline.problems, ...validateSpec(inline.spec, `$${opts.specEnv} (files relative to the working directory ${base})`, base)].filter((p) => p.severity !== 'warning');
+  const problems = [...inline.problems, ...validateSpec(inline.spec, `$${opts.specEnv} (files relative to the working directory ${base})`, base, { files: files === 'required' })].filter((p) => p.severity !== 'warning');
   if (problems.length) throw new InvalidInputError(`${opts.specEnv}: invalid release spec: ${problems.map(formatProblem).join('; ')}`, problems);
   return resolveSpecFiles(inline.spec as ReleaseSpec, base);
 }

@@ -17,6 +17,8 @@ import { JobStopped, type StageFunction, type StageOutcome, type StageParams, ty
 export interface BindingOptions {
   platform: Platform;
   evidenceDir?: string;
+  /** The spec file, for messages (`clover-cd stage --spec`); requests carry their spec inline. */
+  file?: string;
 }
 
 /**
@@ -92,6 +94,7 @@ export function stageRegistry(opts: BindingOptions): StageRegistry {
     (act: (engine: ReleaseEngine, params: StageParams) => Promise<StageOutcome>): StageFunction =>
     async (spec, params, signal, progress) => {
       const engine = new ReleaseEngine(opts.platform, spec, {
+        file: opts.file,
         evidenceDir: opts.evidenceDir,
         signal,
         runId: params.execution?.id,
@@ -105,7 +108,7 @@ export function stageRegistry(opts: BindingOptions): StageRegistry {
       } catch (err) {
         if (!wasCanceled(signal)) throw err;
         progress('canceled: rolling back to stable');
-        const rb = await new ReleaseEngine(opts.platform, spec, { runId: params.execution?.id }).rollback({ reason: 'the pipeline was canceled' });
+        const rb = await new ReleaseEngine(opts.platform, spec, { file: opts.file, runId: params.execution?.id }).rollback({ reason: 'the pipeline was canceled' });
         return { status: 'CANCELED', message: `canceled; ${routesLine(spec, rb.state)}` };
       }
     };
