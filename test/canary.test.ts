@@ -137,6 +137,28 @@ describe('release state machine', () => {
   });
 });
 
+describe('the analysis window kept with the release state', () => {
+  const plan = buildPlan(canary);
+  const window = (step: number) => ({ step, start: 1, end: 2, loadRunId: 'run-1', plannedSamples: 50, observedSamples: 60, evidence: { load: { engine: 'builtin' } } });
+  const atStep1 = () => transition(plan, initialState(plan, 'v2', now), { type: 'shifted', weight: 10 }, now);
+  it('is kept for the shifted step only, until that step has a verdict (judged once)', () => {
+    const s = transition(plan, atStep1(), { type: 'windowClosed', window: window(0) }, now);
+    expect(s.window).toEqual(window(0));
+    // A window of another step, or before the shift, is not this release's current window.
+    expect(transition(plan, atStep1(), { type: 'windowClosed', window: window(1) }, now).window).toBeUndefined();
+    expect(transition(plan, initialState(plan, 'v2', now), { type: 'windowClosed', window: window(0) }, now).window).toBeUndefined();
+    const again = transition(plan, s, { type: 'verdict', outcome: 'inconclusive', summary: '' }, now);
+    expect(again).toMatchObject({ phase: 'progressing', step: 0 });
+    expect(again.window).toBeUndefined();
+    expect(transition(plan, s, { type: 'verdict', outcome: 'pass', summary: '' }, now).window).toBeUndefined();
+  });
+  it('is dropped when the release rolls back or is set by hand', () => {
+    const s = transition(plan, atStep1(), { type: 'windowClosed', window: window(0) }, now);
+    expect(transition(plan, s, { type: 'abort' }, now).window).toBeUndefined();
+    expect(transition(plan, s, { type: 'setByHand', weight: 30, step: 0 }, now).window).toBeUndefined();
+  });
+});
+
 describe('Istio objects and patches', () => {
   const plan = buildPlan(canary);
   const vsWith = (http: unknown[], annotations: Record<string, string> = {}): KubeObject => ({

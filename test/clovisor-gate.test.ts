@@ -65,7 +65,7 @@ async function loadAndGate(): Promise<GateRun & { loadErrors: number }> {
   const start = Date.now();
   const load = await runLoad(plan, { engine: 'builtin', target: sandbox.urls.ingress });
   const end = Date.now();
-  const run = await runGate(spec(), { window: { start, end }, endpoints: {}, load, candidateWeight: 50, evidenceDir: dir, scrapeBaseline, clovisorUrl });
+  const run = await runGate(spec(), { window: { start, end }, endpoints: {}, load, candidateWeight: 50, evidenceDir: dir, metricsWindow: { start: scrapeBaseline.at, baseline: scrapeBaseline }, clovisorUrl });
   return { ...run, loadErrors: load.summary.total.errors };
 }
 

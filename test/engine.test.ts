@@ -20,7 +20,7 @@ beforeEach(async () => lab.reset());
 
 const run = (file: string, opts: Parameters<typeof runRelease>[2] = {}) => {
   const l = loadSpec(file);
-  return runRelease(lab.sb.platform, l.spec, { baseDir: l.dir, autoApprove: true, evidenceDir: lab.evidenceDir, ...opts });
+  return runRelease(lab.sb.platform, l.spec, { autoApprove: true, evidenceDir: lab.evidenceDir, ...opts });
 };
 
 describe('interrupted after a promotion: exit 130, observed traffic 100% on stable', () => {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import * as yaml from 'js-yaml';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { openVisibilityStore } from '../src/services/redis.js';
+import { gateQueries, metricsProviderFor } from '../src/metrics/index.js';
 import { scrapeTargets } from '../src/services/scrape.js';
 import type { ReleaseSpec } from '../src/spec/types.js';
 import { preflight, runGate, verdictExitCode } from '../src/validators/index.js';
@@ -169,9 +170,26 @@ describe('direct scrape with counter deltas', () => {
     traffic('v1', 100, 0, 20);
     traffic('v2', 100, 0, 20);
     const s = spec({ metrics: { source: 'scrape', targets: [metricsUrl] }, rules: [{ split: {} }, { errorRate: { max: '1%' } }, { compareLatency: {} }] });
-    const run = await runGate(s, { window: { start: baseline.at, end: Date.now() }, endpoints: {}, candidateWeight: 50, scrapeBaseline: baseline, evidenceDir: dir });
+    const run = await runGate(s, { window: { start: baseline.at, end: Date.now() }, endpoints: {}, candidateWeight: 50, metricsWindow: { start: baseline.at, baseline }, evidenceDir: dir });
     expect(run.bundle.evidence.metrics!.hops['http-lb'].v2.requests).toBe(100);
     expect(run.verdict.results.map((r) => r.outcome)).toEqual(["pass", "pass", "pass"]);
+  });
+
+  it('a closed window, judged later in another process, gives the evidence the open one gives', async () => {
+    const s = spec({ metrics: { source: 'scrape', targets: [metricsUrl] }, rules: [{ split: {} }, { errorRate: { max: '1%' } }, { compareLatency: {} }] });
+    const provider = metricsProviderFor(s.gate, {})!;
+    const opened = await provider.open();
+    traffic('v1', 100, 1, 20);
+    traffic('v2', 100, 0, 20);
+    // What the load stage keeps with the release state: plain JSON, no scrape to redo.
+    const closed = JSON.parse(JSON.stringify(await provider.close(opened, gateQueries('http-lb'))));
+    expect(closed.baseline).toBeUndefined();
+    traffic('v2', 500, 500, 900); // after the window: must not count
+    const end = Date.now();
+    const judged = await runGate(s, { window: { start: opened.start, end }, endpoints: {}, candidateWeight: 50, metricsWindow: closed, evidenceDir: dir });
+    expect(judged.bundle.evidence.metrics!.hops['http-lb']).toMatchObject({ v1: { requests: 100, errors: 1 }, v2: { requests: 100, errors: 0 } });
+    expect(judged.verdict.results.map((r) => r.outcome)).toEqual(['pass', 'pass', 'pass']);
+    expect(JSON.stringify(closed).length).toBeLessThan(JSON.stringify(opened).length);
   });
 });
 

@@ -70,8 +70,8 @@ describe('release status --watch', () => {
     const tty = watch(true);
     // Both watchers are up (they have printed the release as not started) before the release begins.
     await Promise.all([plain.waitFor(/watch-canary: not started/), tty.waitFor(/NOT STARTED/)]);
-    const { spec, dir } = loadSpec(file);
-    const r = await runRelease(lab.sb.platform, spec, { autoApprove: true, baseDir: dir, evidenceDir: lab.evidenceDir });
+    const { spec } = loadSpec(file);
+    const r = await runRelease(lab.sb.platform, spec, { autoApprove: true, evidenceDir: lab.evidenceDir });
     expect(r.state.phase).toBe('promoted');
     const [plainCode, ttyCode] = await Promise.all([plain.exited, tty.exited]);
     expect(plainCode).toBe(0);

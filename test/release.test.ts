@@ -27,7 +27,7 @@ function writeSpec(name: string, strategy: Record<string, unknown>, rules?: unkn
 
 async function release(file: string, events: ReleaseProgress[] = []) {
   const l = loadSpec(file);
-  return runRelease(sb.platform, l.spec, { baseDir: l.dir, autoApprove: true, evidenceDir: join(dir, 'evidence'), onEvent: (e) => events.push(e) });
+  return runRelease(sb.platform, l.spec, { autoApprove: true, evidenceDir: join(dir, 'evidence'), onEvent: (e) => events.push(e) });
 }
 
 const observed = (file: string) => lab.observed(file);
@@ -109,7 +109,7 @@ describe('blue/green and A/B on the sandbox', () => {
     const file = writeSpec('ab-ok', { abTest: { match: [{ headers: { 'user-agent': { regex: '.*chrome.*' } } }], window: '3s' } }, [{ errorRate: { max: '1%' } }]);
     const events: ReleaseProgress[] = [];
     const l = loadSpec(file);
-    const p = runRelease(sb.platform, l.spec, { baseDir: l.dir, autoApprove: true, evidenceDir: join(dir, 'evidence'), onEvent: (e) => events.push(e) });
+    const p = runRelease(sb.platform, l.spec, { autoApprove: true, evidenceDir: join(dir, 'evidence'), onEvent: (e) => events.push(e) });
     // While the window runs, the match route is in place and first.
     await waitFor('the A/B match route', async () => ((await vs()).spec!.http as Array<{ name?: string }>)[0]?.name === matchRouteName('ab-ok'), 10_000);
     const r = await p;

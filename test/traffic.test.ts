@@ -3,7 +3,7 @@
  * asserting the requests sent, idempotence, conflict handling and the original routes coming back.
  */
 import { describe, it, expect, beforeAll, afterAll, beforeEach } from '@jest/globals';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as yaml from 'js-yaml';
@@ -101,7 +101,7 @@ describe('traffic commands on Kubernetes', () => {
     expect(JSON.parse(got.stdout)).toMatchObject({ candidate: { weight: 50 }, state: { phase: 'progressing', step: 1 } });
     const rb = await k('traffic', 'rollback', specFile);
     expect(rb.code).toBe(0);
-    expect(rb.stdout).toMatch(/rolled back: 100% of traffic on v1 \(not observed: /);
+    expect(rb.stdout).toMatch(/rolled back: 100% of traffic on v1; not verified: no metrics to observe traffic with/);
     expect(vs().spec.http[0]).toEqual(original[0]);
     expect(vs().spec.http[1]).toMatchObject({ name: 'lb', retries: { attempts: 2 } });
     expect(vs().spec.http[1].route.map((d: { destination: { subset: string }; weight: number }) => [d.destination.subset, d.weight])).toEqual([['v1', 100], ['v2', 0]]);
@@ -189,6 +189,41 @@ describe('traffic commands on Kubernetes', () => {
     expect(r.stderr).toMatch(/the candidate would get 2 requests but gate.minSamples is 50: 10% of the 20 requests/);
     expect(r.stderr).toMatch(/nothing was changed/);
     expect(api.requests.filter((q) => q.method !== 'GET')).toHaveLength(0);
+  });
+
+  describe('"nothing was changed" only when nothing was', () => {
+    /** The same release without load: `release run` goes straight to preparing the routes. */
+    const noLoadSpec = () => {
+      const file = join(dir, 'no-load.yaml');
+      const doc = yaml.load(readFileSync(specFile, 'utf8')) as Record<string, unknown>;
+      delete doc.load;
+      writeFileSync(file, yaml.dump(doc));
+      return file;
+    };
+    const DR = { apiVersion: 'networking.istio.io/v1beta1', kind: 'DestinationRule', namespace: 'default', name: 'http-lb' };
+
+    it('a VirtualService without the managed route is refused before anything is written, and the report says so', async () => {
+      await platform().delete(DR);
+      api.put({ ...vs(), spec: { hosts: ['http-lb'], http: [original[0]] } });
+      api.requests.length = 0;
+      const r = await k('release', noLoadSpec(), '--auto-approve');
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/VirtualService default\/http-lb has no HTTP route to http-lb subset v1/);
+      expect(r.stderr).toMatch(/nothing was changed\./);
+      expect(api.requests.filter((q) => q.method !== 'GET')).toEqual([]);
+    });
+
+    it('an error after a write names what was written instead', async () => {
+      await platform().delete(DR);
+      api.put(candidate(false));
+      const r = await k('release', noLoadSpec(), '--auto-approve');
+      expect(r.code).toBe(4);
+      expect(r.stderr).toMatch(/not ready after 3s/);
+      // The routing objects were made ready for the release before the candidate's readiness was waited for.
+      expect(r.stderr).toMatch(/changed before the error:\n {2}- DestinationRule default\/http-lb: applied\n/);
+      expect(r.stderr).not.toMatch(/nothing was changed/);
+      expect(api.object(DR.apiVersion, DR.kind, DR.namespace, DR.name)).toBeDefined();
+    });
   });
 
   it('an unreachable API server is exit 4 naming the verb and object', async () => {

@@ -1,6 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { watchPipes } from './interrupt.js';
 import { Command, CommanderError, Option } from 'commander';
+import { changesMade } from '../util/changes.js';
 import { CloverError, ExitCode, InvalidInputError } from '../util/errors.js';
 import { redact } from '../util/redact.js';
 import { OUTPUT_FORMATS } from './output.js';
@@ -83,13 +84,26 @@ export function reportError(err: unknown): number {
   if (err instanceof CloverError) {
     process.stderr.write(redact(`error: ${err.message}\n`));
     for (const d of err.details) process.stderr.write(redact(`  - ${d}\n`));
-    if (err instanceof InvalidInputError) process.stderr.write('nothing was changed.\n');
+    reportChanges(err instanceof InvalidInputError);
     return err.exitCode;
   }
   const e = err as Error;
   process.stderr.write(redact(`error: ${e?.message ?? String(err)}\n`));
   if (process.env.CLOVER_CD_DEBUG && e?.stack) process.stderr.write(redact(e.stack) + '\n');
+  reportChanges(false);
   return ExitCode.infrastructure;
+}
+
+/** After an error: what this command had already written and how to finish it — or, for bad input, that it wrote nothing. */
+function reportChanges(invalidInput: boolean): void {
+  const changes = changesMade();
+  if (!changes.length) {
+    if (invalidInput) process.stderr.write('nothing was changed.\n');
+    return;
+  }
+  process.stderr.write('changed before the error:\n');
+  for (const c of changes) process.stderr.write(redact(`  - ${c.subject}: ${c.now}\n`));
+  for (const f of new Set(changes.map((c) => c.finish).filter(Boolean))) process.stderr.write(redact(`to finish: ${f}\n`));
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -31,6 +31,9 @@ export function prometheusProvider(url: string, opts: { scrapeIntervalMs?: numbe
     async open(): Promise<MetricsWindow> {
       return { start: Date.now() };
     },
+    async close(w) {
+      return w;
+    },
     async increases(w, end, queries: CounterQuery[], o = {}) {
       if (!queries.length) return [];
       const prom = createPrometheusClient(url, { log: o.log });

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { createHttpClient, type HttpClient } from '../services/http.js';
 import { ConflictError, type KubeObject, type ObjectRef, type Platform, type PlatformEndpoints, type WorkloadStatus } from '../services/platform.js';
 import { InfrastructureError, InvalidInputError } from '../util/errors.js';
+import { recordWrite } from '../util/changes.js';
 import { registerSecret } from '../util/redact.js';
 import type { Fault } from './mesh.js';
 import type { SandboxUrls } from './sandbox.js';
@@ -52,16 +53,22 @@ class RemotePlatform implements Platform {
   }
 
   async apply(objects: KubeObject[]) {
-    return (await this.post<{ objects: KubeObject[] }>('/v1/objects/apply', { objects })).objects;
+    const applied = (await this.post<{ objects: KubeObject[] }>('/v1/objects/apply', { objects })).objects;
+    for (const o of applied) recordWrite('applied', { kind: o.kind, ...o.metadata });
+    return applied;
   }
   async get(ref: ObjectRef) {
     return (await this.post<{ object: KubeObject | null }>('/v1/objects/get', { ref })).object ?? undefined;
   }
   async patch(ref: ObjectRef, patch: Record<string, unknown>, opts?: { resourceVersion?: string }) {
-    return (await this.post<{ object: KubeObject }>('/v1/objects/patch', { ref, patch, resourceVersion: opts?.resourceVersion }, ref)).object;
+    const patched = (await this.post<{ object: KubeObject }>('/v1/objects/patch', { ref, patch, resourceVersion: opts?.resourceVersion }, ref)).object;
+    recordWrite('patched', ref);
+    return patched;
   }
   async delete(ref: ObjectRef) {
-    return (await this.post<{ deleted: boolean }>('/v1/objects/delete', { ref })).deleted;
+    const deleted = (await this.post<{ deleted: boolean }>('/v1/objects/delete', { ref })).deleted;
+    if (deleted) recordWrite('deleted', ref);
+    return deleted;
   }
   async list(apiVersion: string, kind: string, namespace: string, labelSelector?: string) {
     return (await this.post<{ objects: KubeObject[] }>('/v1/objects/list', { apiVersion, kind, namespace, labelSelector })).objects;

@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { ApiException, CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, Watch, type KubernetesObject } from '@kubernetes/client-node';
 import { InfrastructureError, InvalidInputError } from '../util/errors.js';
+import { recordWrite } from '../util/changes.js';
 import { redact, registerSecret } from '../util/redact.js';
 import { sleep, withRetry } from '../util/retry.js';
 import { ConflictError, type KubeObject, type ObjectRef, type Platform, type PlatformEndpoints, type WorkloadStatus } from './platform.js';
@@ -194,6 +195,7 @@ export class KubernetesPlatform implements Platform {
           await this.call('apply', describeRef(ref), () => this.objects.patch(body, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply)),
         ),
       );
+      recordWrite('applied', ref);
     }
     return out;
   }
@@ -207,9 +209,11 @@ export class KubernetesPlatform implements Platform {
       metadata: { ...meta, name: ref.name, namespace: ref.namespace, ...(opts.resourceVersion ? { resourceVersion: opts.resourceVersion } : {}) },
     } as KubernetesObject;
     try {
-      return plain<KubeObject>(
+      const patched = plain<KubeObject>(
         await this.call('patch', describeRef(ref), () => this.objects.patch(body, undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch), [409]),
       );
+      recordWrite('patched', ref);
+      return patched;
     } catch (err) {
       if (err instanceof ApiException && err.code === 409) throw new ConflictError(ref);
       throw err;
@@ -219,6 +223,7 @@ export class KubernetesPlatform implements Platform {
   async delete(ref: ObjectRef): Promise<boolean> {
     try {
       await this.call('delete', describeRef(ref), () => this.objects.delete(this.header(ref)), [404]);
+      recordWrite('deleted', ref);
       return true;
     } catch (err) {
       if (err instanceof ApiException && err.code === 404) return false;

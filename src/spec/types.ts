@@ -195,4 +195,6 @@ export interface LoadedSpec {
   file: string;
   dir: string;
   strategyKind: StrategyKind;
+  /** Problems of the files the spec names, when the command loaded it with `files: 'optional'`. */
+  warnings?: import('../util/errors.js').InputProblem[];
 }

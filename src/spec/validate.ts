@@ -116,8 +116,22 @@ function checkWindows(spec: ReleaseSpec, file: string | undefined, problems: Inp
   }
 }
 
-/** Every problem in a parsed spec document. `dir` resolves relative paths (load plan, manifests). */
-export function validateSpec(doc: unknown, file?: string, dir?: string): InputProblem[] {
+/** Problems of the files a spec names (its load plan, its candidate manifests), resolved against `dir`. */
+export function referencedFileProblems(spec: ReleaseSpec, file?: string, dir?: string): InputProblem[] {
+  const problems: InputProblem[] = [];
+  if (spec.load && typeof spec.load.plan === 'string') problems.push(...planFileProblems(spec.load.plan, resolve(dir ?? '.', spec.load.plan), file));
+  for (const [i, m] of (spec.service.candidateManifests ?? []).entries()) {
+    const msg = referencedFileProblem(resolve(dir ?? '.', m), 'a Kubernetes manifest');
+    if (msg) problems.push({ file, path: `service.candidateManifests[${i}]`, message: msg });
+  }
+  return problems;
+}
+
+/**
+ * Every problem in a parsed spec document. `dir` resolves relative paths (load plan, manifests); with
+ * `files: false` the files the spec names are not checked (`referencedFileProblems` does that).
+ */
+export function validateSpec(doc: unknown, file?: string, dir?: string, opts: { files?: boolean } = {}): InputProblem[] {
   const problems = validateAgainst(releaseSpecSchema, doc, file);
   problems.push(...boundsProblems(doc, file));
   const rules = (doc as { gate?: { rules?: unknown } } | null)?.gate?.rules;
@@ -141,14 +155,8 @@ export function validateSpec(doc: unknown, file?: string, dir?: string): InputPr
     if (!m.headers && !m.cookie) problems.push({ file, path: `strategy.abTest.match[${i}]`, message: 'give "headers" or "cookie"' });
   });
   checkWindows(spec, file, problems);
-  if (spec.load) {
-    if (typeof spec.load.plan === 'string') problems.push(...planFileProblems(spec.load.plan, resolve(dir ?? '.', spec.load.plan), file));
-    else problems.push(...planDocumentProblems(spec.load.plan, file, 'load.plan'));
-  }
-  for (const [i, m] of (spec.service.candidateManifests ?? []).entries()) {
-    const msg = referencedFileProblem(resolve(dir ?? '.', m), 'a Kubernetes manifest');
-    if (msg) problems.push({ file, path: `service.candidateManifests[${i}]`, message: msg });
-  }
+  if (spec.load && typeof spec.load.plan !== 'string') problems.push(...planDocumentProblems(spec.load.plan, file, 'load.plan'));
+  if (opts.files !== false) problems.push(...referencedFileProblems(spec, file, dir));
   const sp = spec.spinnaker;
   if (sp) {
     if (sp.runner === 'jenkins' && !sp.jenkins) problems.push({ file, path: 'spinnaker.jenkins', message: 'runner "jenkins" needs spinnaker.jenkins {master, job}' });

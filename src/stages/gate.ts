@@ -3,11 +3,10 @@
  * (a scrape snapshot when metrics are scraped directly), closed by the gate or by a split observation.
  */
 import { exitCodeForOutcome } from '../contract/index.js';
-import { metricsProviderFor, requestsByVersion, type MetricsWindow } from '../metrics/index.js';
+import { gateQueries, metricsProviderFor, requestsByVersion, type MetricsWindow } from '../metrics/index.js';
 import type { Platform, PlatformEndpoints } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
-import { checkSplit, runGate, type GateRun } from '../validators/index.js';
-import type { LoadRunResult } from '../jmeter/types.js';
+import { checkSplit, runGate, type GateRun, type LoadRunResultLike } from '../validators/index.js';
 import { writeGateHtml } from '../reports/index.js';
 
 /** Start of an observation window: its time, and a scrape snapshot when metrics are scraped directly. */
@@ -18,10 +17,16 @@ export async function openWindow(spec: ReleaseSpec, endpoints: PlatformEndpoints
   return provider ? provider.open() : { start: Date.now() };
 }
 
+/** Close a window as plain data the gate judges later, in this process or another (a direct scrape records what it counted). */
+export async function closeWindow(spec: ReleaseSpec, endpoints: PlatformEndpoints, w: WindowStart): Promise<WindowStart> {
+  const provider = metricsProviderFor(spec.gate, endpoints);
+  return provider ? provider.close(w, gateQueries(spec.service.name)) : w;
+}
+
 export interface GateStageOptions {
   window: WindowStart;
   end?: number;
-  load?: LoadRunResult;
+  load?: LoadRunResultLike;
   candidateWeight?: number;
   evidenceDir?: string;
   /** Candidate requests the step's window was sized for: below it statistical rules are inconclusive. */
@@ -35,7 +40,7 @@ export async function runGateStage(platform: Platform, spec: ReleaseSpec, opts: 
     load: opts.load,
     candidateWeight: opts.candidateWeight,
     evidenceDir: opts.evidenceDir,
-    scrapeBaseline: opts.window.baseline,
+    metricsWindow: opts.window,
     plannedSamples: opts.plannedSamples,
   });
   const exitCode = exitCodeForOutcome(run.verdict.outcome);

@@ -53,16 +53,17 @@ export async function runPipelineLocally(opts: LocalRunOptions): Promise<LocalRu
   const server = await startStageService({
     port: 0,
     host: '127.0.0.1',
-    registry: stageRegistry({ platform, baseDir, evidenceDir: opts.evidenceDir }),
+    registry: stageRegistry({ platform, evidenceDir: opts.evidenceDir }),
     auth: { token },
     contentDir: baseDir,
   });
   try {
     const auth = { Authorization: `Bearer ${token}` };
-    // A jenkins / runJob stage runs the same action its job would run: here, through the same stage server.
-    const runAction: ExecuteOptions['runAction'] = async (req, signal, onProgress) => {
+    // A jenkins / runJob stage runs the same action its job would run: by default through the same stage
+    // server; a caller may run each as its job would (`opts.runAction`: a `clover-cd stage` process).
+    const viaServer: ExecuteOptions['runAction'] = async (req, signal, onProgress) => {
       const release = (req.spec as { metadata?: { name?: string } }).metadata?.name ?? 'release';
-      const { action, executionId, ...rest } = req;
+      const { action, executionId, command: _command, ...rest } = req;
       const body = { ...rest, ...(executionId ? { execution: { id: executionId, pipeline: String(pipeline.name ?? '') } } : {}) };
       const res = await runWebhookStage(
         {
@@ -87,10 +88,22 @@ export async function runPipelineLocally(opts: LocalRunOptions): Promise<LocalRu
         evidence: job.reports?.evidence,
       });
       const properties = Object.fromEntries(Object.entries(props).filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => [k, String(v)]));
-      actionJobs.push({ stage: `${action}`, status, progress: job.progress, verdict: job.verdict, reports: job.reports });
       return { status, message: job.progress ?? res.message, properties };
     };
     const actionJobs: WebhookJob[] = [];
+    // Whoever ran an action, its job is what its properties say (as Orca sees a jenkins / Run Job stage).
+    const runAction: ExecuteOptions['runAction'] = async (req, signal, onProgress) => {
+      const res = await (opts.runAction ?? viaServer)(req, signal, onProgress);
+      const p = res.properties;
+      actionJobs.push({
+        stage: req.action,
+        status: res.status,
+        progress: res.message,
+        verdict: p.CLOVER_CD_VERDICT ? { outcome: p.CLOVER_CD_VERDICT, summary: p.CLOVER_CD_SUMMARY ?? res.message } : undefined,
+        reports: p.CLOVER_CD_EVIDENCE ? { evidence: p.CLOVER_CD_EVIDENCE } : undefined,
+      });
+      return res;
+    };
     const execution = await executePipeline(pipeline, {
       ...opts,
       runAction,

@@ -7,7 +7,7 @@ import type { RouterSnapshot } from '../routers/index.js';
 import type { Platform } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import type { ReleaseState } from '../canary/index.js';
-import { ReleaseEngine } from './engine/index.js';
+import { describeRollbackCheck, ReleaseEngine } from './engine/index.js';
 import type { EngineOptions } from './engine/types.js';
 
 export interface TrafficResult {
@@ -72,14 +72,6 @@ export async function rollback(platform: Platform, spec: ReleaseSpec, opts: Engi
   const engine = new ReleaseEngine(platform, spec, opts);
   const { state, observed, changed } = await engine.rollback({ cause: 'manual', reason: opts.reason ?? 'rolled back by hand' });
   const snap = await engine.observe();
-  const check =
-    state.phase === 'failed'
-      ? state.reason
-      : state.rollbackCheck === 'observed'
-        ? `observed: ${observed?.stable} requests on ${spec.service.stable}, none on ${spec.service.candidate}`
-        : state.rollbackCheck === 'unobserved'
-          ? 'not observed: no requests reached the service during the check'
-          : 'not observed: the spec has no load, or the platform no metrics, to check with';
-  const message = changed ? `rolled back: 100% of traffic on ${spec.service.stable} (${check})` : `already on ${spec.service.stable}: nothing changed`;
+  const message = changed ? `rolled back: 100% of traffic on ${spec.service.stable}; ${describeRollbackCheck(spec, state, observed)}` : `already on ${spec.service.stable}: nothing changed`;
   return { ...resultOf(engine, snap, changed, message, state.phase === 'failed' ? 4 : 0), observed };
 }

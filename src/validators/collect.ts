@@ -61,11 +61,11 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
     const rec: SourceRecord = { name: metricsSource as SourceRecord['name'], url: provider?.url, status: 'ok', queries: [] };
     sources.push(rec);
     if (!provider) Object.assign(rec, { status: 'not-configured', error: metricsSource === 'prometheus' ? 'no Prometheus URL (gate.metrics.url or the platform)' : 'no endpoints to scrape (gate.metrics.targets or the platform)' });
-    else if (metricsSource === 'scrape' && !ctx.scrapeBaseline) {
+    else if (metricsSource === 'scrape' && !ctx.metricsWindow?.baseline && !ctx.metricsWindow?.increase && !ctx.metricsWindow?.problem) {
       rec.queries.push({ query: 'snapshot at window start', at: Date.now(), ok: false, result: 'no snapshot was taken at window start; a direct scrape can only measure a window it watched' });
     } else {
       try {
-        const inc = await provider.increases({ start: ctx.window.start, baseline: ctx.scrapeBaseline }, ctx.window.end, gateQueries(spec.service.name), { log: rec.queries, onNote: ctx.onNote });
+        const inc = await provider.increases({ ...ctx.metricsWindow, start: ctx.window.start }, ctx.window.end, gateQueries(spec.service.name), { log: rec.queries, onNote: ctx.onNote });
         const evidence = metricEvidence(metricsSource === 'prometheus' ? 'prometheus' : 'scrape', inc, spec.service.name, { loadRunId: ctx.load?.runId });
         bundle.evidence.metrics = provider.scrapeIntervalMs !== undefined ? { ...evidence, scrapeIntervalMs: provider.scrapeIntervalMs } : evidence;
       } catch (err) {

@@ -182,8 +182,8 @@ export interface GateContext {
   clovisorUrl?: string;
   /** Redis to write Clover's visibility keys to (optional). */
   redisUrl?: string;
-  /** For the scrape source: the snapshot taken at window start (see services/scrape.ts). */
-  scrapeBaseline?: import('../services/scrape.js').ScrapeSnapshot;
+  /** The window as the metrics provider opened or closed it: for a direct scrape, the snapshot taken at its start or the increase recorded at its close. */
+  metricsWindow?: import('../metrics/index.js').MetricsWindow;
   /** Progress notes for a person (stderr). */
   onNote?: (msg: string) => void;
 }

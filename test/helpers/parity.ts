@@ -1,17 +1,24 @@
 /**
  * Parity of the engine's hosts (test/parity-*.test.ts). One engine, many hosts: the same release run by `release run`, by the rendered pipeline with webhook
  * stages (the stage server), with preconfigured webhook stages (resolved through the orca-local.yml text
- * `pipeline orca-config` prints, as Orca does) and with Jenkins stages (`clover-cd stage` actions), each on
- * the local Orca runner, must end the same way — outcome, exit code, recorded verdicts, final routes and observed split —
+ * `pipeline orca-config` prints, as Orca does), with Jenkins stages (`clover-cd stage` actions) and with Run
+ * Job stages (each a `clover-cd stage` process in an empty folder of its own), each on the local Orca
+ * runner, must end the same way — outcome, exit code, recorded verdicts, final routes and observed split —
  * for canary, blue/green and A/B, with a healthy and a faulty candidate.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { statusForExitCode } from '../../src/contract/index.js';
+import type { ExecuteOptions } from '../../src/pipelines/local-run/index.js';
 import { orcaConfigYaml } from '../../src/cli/pipeline-orca.js';
 import { orcaConfig } from '../../src/pipelines/preconfigured.js';
 import { loadSpec } from '../../src/spec/load.js';
 import { releaseStatus, runRelease } from '../../src/stages/index.js';
 import { runPipelineLocally } from '../../src/stages/local-pipeline.js';
+import { BIN } from './cli.js';
 import { startReleaseLab, type ReleaseLab } from './release-lab.js';
 
 let lab: ReleaseLab;
@@ -39,6 +46,7 @@ const paths = [
   'pipeline (webhook)',
   'pipeline (preconfigured)',
   'pipeline (jenkins)',
+  'pipeline (run job, one process per stage)',
 ] as const;
 
 interface Ending {
@@ -61,14 +69,17 @@ async function runOn(
       ? { runner: 'jenkins', jenkins: { master: 'ci', job: 'clover-cd-stage' } }
       : path === 'pipeline (preconfigured)'
         ? { stages: 'preconfigured' }
-        : {};
-  const file = lab.writeSpec(name, strategy, { rules, spinnaker: { ...SPINNAKER, ...runner } });
-  const { spec, dir } = loadSpec(file);
+        : path === 'pipeline (run job, one process per stage)'
+          ? RUN_JOB
+          : {};
+  // Windows end on evidence: on a machine busy with other work a window grows (up to maxWindow) until the rules
+  // have their samples, so every path is judged on enough requests rather than on how busy the machine was.
+  const file = lab.writeSpec(name, strategy, { rules, gate: { maxWindow: '40s' }, spinnaker: { ...SPINNAKER, ...runner } });
+  const { spec } = loadSpec(file);
   let exitCode: number;
   if (path === 'release run') {
     exitCode = (
       await runRelease(lab.sb.platform, spec, {
-        baseDir: dir,
         autoApprove: true,
         evidenceDir: lab.evidenceDir,
       })
@@ -85,6 +96,7 @@ async function runOn(
       autoApprove: true,
       evidenceDir: lab.evidenceDir,
       pollIntervalMs: 100,
+      ...(path === 'pipeline (run job, one process per stage)' ? { runAction: runJobAsItsPod(lab) } : {}),
     });
     exitCode = r.exitCode;
   }
@@ -110,6 +122,54 @@ async function runOn(
   };
 }
 
+/** Files a Run Job stage left in its working directory: none (a pod's folder is gone with the pod). */
+const leftInWorkingDirectory: string[] = [];
+
+const RUN_JOB = { runner: 'runJob', runJob: { image: 'ghcr.io/clover-cd/clover-cd:0.1.0', namespace: 'clover-system' } };
+
+/**
+ * The Run Job path: each rendered runJobManifest stage runs as its pod would — the container's command line
+ * and environment as written, one `clover-cd stage` process per stage, each in an empty working directory
+ * of its own, reaching only the cluster (the sandbox, through a connection file of its own, as a pod has
+ * its service account). Whatever one stage leaves for the next (the load window the gate judges) must
+ * travel with the release state: nothing else is shared.
+ */
+function runJobAsItsPod(l: ReleaseLab): NonNullable<ExecuteOptions['runAction']> {
+  return async (req, signal) => {
+    if (!req.command) throw new Error(`stage ${req.action}: not a Run Job (no container command)`);
+    const argv = req.command.argv[0] === 'clover-cd' ? req.command.argv.slice(1) : req.command.argv;
+    const cwd = mkdtempSync(join(tmpdir(), `runjob-${req.action}-`));
+    const cluster = mkdtempSync(join(tmpdir(), `runjob-cluster-`));
+    copyFileSync(join(l.stateDir, 'sandbox.json'), join(cluster, 'sandbox.json'));
+    try {
+      const child = spawn(process.execPath, [BIN, ...argv, '--platform', 'sandbox'], {
+        cwd,
+        env: { ...process.env, NODE_OPTIONS: '', ...req.command.env, CLOVER_CD_STATE_DIR: cluster },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      // Spinnaker cancels a Run Job by deleting its pod: SIGTERM.
+      const onAbort = () => child.kill('SIGTERM');
+      signal.addEventListener('abort', onAbort, { once: true });
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      signal.removeEventListener('abort', onAbort);
+      // What Orca reads from the pod's log: SPINNAKER_PROPERTY_<KEY>=value lines.
+      const properties = Object.fromEntries(
+        [...stdout.matchAll(/^SPINNAKER_PROPERTY_([A-Z0-9_]+)=(.*)$/gm)].map((m) => [m[1], m[2]]),
+      );
+      for (const f of readdirSync(cwd)) leftInWorkingDirectory.push(`${req.action}: ${f}`);
+      const status = code === 0 ? 'SUCCEEDED' : (properties.CLOVER_CD_STATUS ?? statusForExitCode(code ?? 4));
+      return { status, message: properties.CLOVER_CD_SUMMARY ?? stderr.trim().split('\n').pop() ?? '', properties };
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+      rmSync(cluster, { recursive: true, force: true });
+    }
+  };
+}
+
 /** One strategy's parity suite (a file per strategy, so they spread over Jest's workers). */
 export function parityScenario(name: (typeof PARITY_SCENARIOS)[number]['name']): void {
   beforeAll(async () => {
@@ -129,7 +189,7 @@ export function parityScenario(name: (typeof PARITY_SCENARIOS)[number]['name']):
               await runOn(path, `parity-${s.name}-${healthy ? 'ok' : 'bad'}`, s.strategy, s.rules),
             );
           }
-          const [cli, webhook, preconfigured, jenkins] = endings;
+          const [cli, webhook, preconfigured, jenkins, runJob] = endings;
           expect(cli).toMatchObject(
             healthy
               ? {
@@ -154,7 +214,12 @@ export function parityScenario(name: (typeof PARITY_SCENARIOS)[number]['name']):
             ...cli,
           });
           expect({ path: 'pipeline (jenkins)', ...jenkins }).toEqual({ path: 'pipeline (jenkins)', ...cli });
-        }, 180_000);
+          expect(leftInWorkingDirectory).toEqual([]);
+          expect({ path: 'pipeline (run job, one process per stage)', ...runJob }).toEqual({
+            path: 'pipeline (run job, one process per stage)',
+            ...cli,
+          });
+        }, 300_000);
       }
     }
   });

@@ -198,7 +198,7 @@ Examples:
           requireL4: opts.requireL4,
           clovisorUrl: opts.clovisor,
           redisUrl: opts.redis ?? process.env.CLOVER_CD_REDIS_URL,
-          scrapeBaseline,
+          metricsWindow: scrapeBaseline ? { start: scrapeBaseline.at, baseline: scrapeBaseline } : undefined,
           onNote: note,
         });
         try {

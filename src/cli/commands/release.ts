@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import type { PlatformChoice, ReleaseProgress, ReleaseResult } from '../../stages/index.js';
+import { formatProblem } from '../../util/errors.js';
 import { formatDuration } from '../../util/units.js';
 import { checkOutputPaths } from '../output-paths.js';
 import { parseDurationMs } from '../../util/units.js';
@@ -66,7 +67,7 @@ function liveView(): (e: ReleaseProgress) => void {
         break;
       case 'rollback':
         note(
-          `rolled back${e.reason ? ` (${e.reason})` : ''}${e.observed ? `: observed after rollback ${e.observed.stable} stable / ${e.observed.candidate} candidate requests` : ''}${e.check === 'unobserved' ? ' — not verified: no traffic reached the service during the check' : ''} (${Math.round(e.ms)} ms)`,
+          `rolled back${e.reason ? ` (${e.reason})` : ''}: ${e.verified} (${Math.round(e.ms)} ms)`,
         );
         break;
     }
@@ -114,7 +115,7 @@ Examples:
       .description('run (or resume) the release of a spec')
       .argument('<spec>', 'release spec')
       .option('--auto-approve', 'approve judgment steps without asking')
-      .option('--restart', 'start again after a finished run of the same candidate')
+      .option('--restart', 'start again after a finished run of the same candidate (a rollback left half-way is finished first)')
       .option('--evidence-dir <dir>', 'where evidence bundles are written')
       .option('--properties <file>', 'also write the outcome as a key=value file (Spinnaker Jenkins stage `propertyFile`)')
       .option('--approve <step>', 'approve the judgment pending at this 1-based step (once), then go on; stops again at the next judgment')
@@ -149,7 +150,6 @@ Examples:
           autoApprove: o.autoApprove,
           restart: o.restart,
           evidenceDir: o.evidenceDir,
-          baseDir: loaded.dir,
           file,
           signal: controller.signal,
           onEvent: liveView(),
@@ -192,8 +192,8 @@ Examples:
       ),
   ).action(
     action(async (file: string, o: PlatformChoice & { watch?: boolean; interval: string; timeout: string }, cmd: Command) => {
-      const { loadSpec, openPlatform, releaseStatus } = await engine();
-      const loaded = loadSpec(file);
+      const { loadSpec, openPlatform, releaseStatus, describeRollbackCheck } = await engine();
+      const loaded = loadSpec(file, { files: 'optional' }); // status reads the routes only
       if (o.watch) {
         const controller = new AbortController();
         const stop = onInterrupt(() => controller.abort());
@@ -224,7 +224,8 @@ Examples:
           `routes: ${r.spec.service.stable} ${d.routes.stableWeight}% / ${r.spec.service.candidate} ${d.routes.weight}%${d.routes.matchRoute ? ' + match route' : ''}${d.routes.mirrorPercent ? ` (mirroring ${d.routes.mirrorPercent}%)` : ''}`,
           ...(s.verdicts ?? []).map((v) => `verdict step ${v.step + 1}: ${v.outcome} at ${v.at} — ${v.summary}`),
           !s.verdicts?.length && s.lastVerdict ? `last verdict: ${s.lastVerdict.outcome} (step ${s.lastVerdict.step + 1}) — ${s.lastVerdict.summary}` : '',
-          s.rollbackCheck ? `rollback check: ${s.rollbackCheck}` : '',
+          s.window ? `window of step ${s.window.step + 1}: ${new Date(s.window.start).toISOString()} – ${new Date(s.window.end).toISOString()}${s.window.loadRunId ? `, load run ${s.window.loadRunId}` : ''}${s.window.plannedSamples !== undefined ? `, ${s.window.observedSamples ?? '?'} of ${s.window.plannedSamples} planned candidate requests` : ''}; waiting for the gate` : '',
+          s.rollbackCheck ? `rollback: ${describeRollbackCheck(r.spec, s)}` : '',
           s.runId ? `run: ${s.runId}` : '',
           s.reason ? `reason: ${s.reason}` : '',
           `started ${s.startedAt}, updated ${s.updatedAt}`,
@@ -239,8 +240,9 @@ Examples:
   platformOptions(release.command('abort').description('roll back a release in progress (from any shell) and verify traffic is back on stable').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd release abort release.yaml\n')).action(
     action(async (file: string, o: PlatformChoice, cmd: Command) => {
       const { loadSpec, openPlatform, abortRelease } = await engine();
-      const loaded = loadSpec(file);
-      const r = await abortRelease(await openPlatform(o), loaded.spec, { baseDir: loaded.dir });
+      const loaded = loadSpec(file, { files: 'optional' }); // a rollback never depends on the load plan
+      for (const w of loaded.warnings ?? []) note(`warning: ${formatProblem(w)}`);
+      const r = await abortRelease(await openPlatform(o), loaded.spec, { file });
       printResult(globalOptions(cmd).output, r, renderResult);
       return r.exitCode;
     }),

@@ -1,11 +1,11 @@
 import { Option, type Command } from 'commander';
 import type { LoadedSpec } from '../../spec/types.js';
 import type { PlatformChoice, TrafficResult } from '../../stages/index.js';
-import { InvalidInputError } from '../../util/errors.js';
+import { formatProblem, InvalidInputError } from '../../util/errors.js';
 import { parseIntegerFlag, parseUrlFlag } from '../flags.js';
 import { checkOutputPaths } from '../output-paths.js';
 import { action, globalOptions } from '../context.js';
-import { printResult } from '../output.js';
+import { note, printResult } from '../output.js';
 
 /** Options every traffic/release command takes to choose where it runs. */
 export function platformOptions(cmd: Command): Command {
@@ -56,7 +56,7 @@ Examples:
 
   // The engine (Kubernetes client included) loads when a verb runs, not for --help.
   type Engine = typeof import('../../stages/index.js');
-  const run = (fn: (spec: LoadedSpec, o: PlatformChoice & Record<string, unknown>, engine: Engine) => Promise<TrafficResult>) =>
+  const run = (fn: (spec: LoadedSpec, o: PlatformChoice & Record<string, unknown>, engine: Engine, messages: { file: string }) => Promise<TrafficResult>) =>
     action(async (file: string, o: PlatformChoice & Record<string, unknown>, cmd: Command) => {
       const format = globalOptions(cmd).output;
       checkOutputPaths([{ flag: '--properties', path: typeof o.properties === 'string' ? o.properties : undefined, createsFolders: true }]);
@@ -66,8 +66,11 @@ Examples:
         import('../../stages/properties.js'),
         import('../../stages/server/jobs.js'),
       ]);
-      const loaded = loadSpec(file);
-      const r = await fn(loaded, o, engine);
+      // Traffic by hand sends no load but the rollback's check, which does without it: a load plan or manifest
+      // that is gone never stops a command that moves traffic back.
+      const loaded = loadSpec(file, { files: 'optional' });
+      for (const w of loaded.warnings ?? []) note(`warning: ${formatProblem(w)}`);
+      const r = await fn(loaded, o, engine, { file });
       printResult(format, r, renderTraffic);
       if (typeof o.properties === 'string') {
         writeProperties(o.properties, stageProperties({ action: cmd.name() === 'set' ? 'traffic' : cmd.name(), release: r.release, exitCode: r.exitCode, status: statusForExitCode(r.exitCode), summary: r.message, weight: r.candidate.weight }));
@@ -84,12 +87,12 @@ Examples:
       .option('--step <k>', 'step number of the plan (1-based), e.g. 2 for the second canary weight')
       .addHelpText('after', '\nExamples:\n  clover-cd traffic set release.yaml --weight 25\n  clover-cd traffic set release.yaml --step 1\n'),
   ).action(
-    run(async (loaded, o, { openPlatform, setTraffic }) => {
+    run(async (loaded, o, { openPlatform, setTraffic }, messages) => {
       if ((o.weight === undefined) === (o.step === undefined)) throw new InvalidInputError('give exactly one of --weight N or --step K');
       const flag = o.weight !== undefined ? '--weight' : '--step';
       const n = parseIntegerFlag(flag, String(o.weight ?? o.step), flag === '--weight' ? { min: 0, max: 100 } : { min: 1 });
       const platform = await openPlatform(o);
-      return setTraffic(platform, loaded.spec, o.weight !== undefined ? { weight: n } : { step: n });
+      return setTraffic(platform, loaded.spec, o.weight !== undefined ? { weight: n } : { step: n }, messages);
     }),
   );
 
@@ -98,10 +101,10 @@ Examples:
   );
 
   platformOptions(propertiesOption(traffic.command('promote')).description('send 100% to the candidate and remove match/mirror routes').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd traffic promote release.yaml\n')).action(
-    run(async (loaded, o, { promote, openPlatform }) => promote(await openPlatform(o), loaded.spec)),
+    run(async (loaded, o, { promote, openPlatform }, messages) => promote(await openPlatform(o), loaded.spec, messages)),
   );
 
   platformOptions(propertiesOption(traffic.command('rollback')).description('send 100% to stable (clover-cd\'s match/mirror routes removed) and check it on observed traffic').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd traffic rollback release.yaml\n')).action(
-    run(async (loaded, o, { rollback, openPlatform }) => rollback(await openPlatform(o), loaded.spec)),
+    run(async (loaded, o, { rollback, openPlatform }, messages) => rollback(await openPlatform(o), loaded.spec, messages)),
   );
 }

@@ -61,6 +61,8 @@ export interface ActionRequest {
   window?: string;
   /** The pipeline execution the action belongs to (EXECUTION_ID / CLOVER_CD_EXECUTION_ID). */
   executionId?: string;
+  /** A Run Job's container command line (command then args) and environment as written, for a host that runs it as the pod would. */
+  command?: { argv: string[]; env: Record<string, string> };
 }
 export interface ActionResult {
   /** Job status of the stage server (SUCCEEDED, FAILED, INCONCLUSIVE, ERROR, CANCELED). */

@@ -30,9 +30,10 @@ export class IstioRouter implements TrafficRouter {
   }
 
   async prepare(): Promise<RouterSnapshot> {
+    // The managed route must exist: observeTarget names what is missing (exit 2) before anything is written.
+    const snap = this.snapshot(await requireVirtualService(this.platform, vsRef(this.plan.routing)));
     await ensureObjects(this.platform, [renderDestinationRule(this.spec)]);
-    // The managed route must exist: observeTarget names what is missing (exit 2) before anything moves.
-    return this.snapshot(await requireVirtualService(this.platform, vsRef(this.plan.routing)));
+    return snap;
   }
 
   async observe(): Promise<RouterSnapshot> {

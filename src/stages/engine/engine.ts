@@ -19,7 +19,6 @@ import {
   targetOfStep,
   transition,
   buildPlan,
-  type ReleaseAction,
   type ReleaseEvent,
   type ReleasePlan,
   type ReleaseState,
@@ -30,18 +29,19 @@ import { readYamlFile } from '../../spec/load.js';
 import { createRouter, type RouterSnapshot, type TrafficRouter } from '../../routers/index.js';
 import type { Platform } from '../../services/platform.js';
 import type { ReleaseSpec } from '../../spec/types.js';
+import { recordChange } from '../../util/changes.js';
 import { InterruptedError, InvalidInputError } from '../../util/errors.js';
-import { sleep } from '../../util/retry.js';
 import { resolve } from 'node:path';
-import { canObserveSplit, observeSplit, openWindow, runGateStage } from '../gate.js';
-import { runLoadStage } from '../load.js';
+import { observeSplit, runGateStage } from '../gate.js';
+import { describeRollbackCheck, verifyOnStable } from './rollback-check.js';
 import { waitUntilReady } from './readiness.js';
-import type { AnalysisResult, EngineOptions, LoadWindow, ReleaseProgress, StepSamplePlan } from './types.js';
-import { plannedSamples } from '../../validators/index.js';
+import type { AnalysisResult, EngineOptions, JudgedWindow, LoadWindow, ReleaseProgress, StepSamplePlan } from './types.js';
+import { judgedWindow, recordWindow, runWindow, samplePlanOf } from './window.js';
+import { describeAction, describeState, writtenChange } from './describe.js';
 
 /** The loaded plan, refused (exit 2, nothing changed) when a step cannot reach the gate's minSamples. */
-export function planFor(spec: ReleaseSpec, baseDir?: string, file?: string): ReleasePlan {
-  const raw = spec.load ? (typeof spec.load.plan === 'string' ? readYamlFile(resolve(baseDir ?? '.', spec.load.plan)) : spec.load.plan) : undefined;
+export function planFor(spec: ReleaseSpec, file?: string): ReleasePlan {
+  const raw = spec.load ? (typeof spec.load.plan === 'string' ? readYamlFile(resolve(spec.load.plan)) : spec.load.plan) : undefined;
   return raw === undefined ? buildPlan(spec) : planRelease(spec, { loadPlan: raw, file });
 }
 
@@ -50,11 +50,6 @@ const splitConfidence = (spec: ReleaseSpec): number => {
   return 0.999;
 };
 
-export const describeState = (s: ReleaseState): string => `${s.phase}${s.step >= 0 ? ` at step ${s.step + 1}${s.shifted ? ` (${s.weight}%)` : ''}` : ''}`;
-const describeAction = (a: ReleaseAction): string => ('step' in a ? `${a.kind} step ${a.step + 1}` : a.kind === 'done' ? `done (exit ${a.exitCode})` : a.kind);
-
-/** How many rollback verification bursts are sent before "the candidate still gets traffic" is believed. */
-const VERIFY_ATTEMPTS = 3;
 
 export class ReleaseEngine {
   readonly plan: ReleasePlan;
@@ -105,15 +100,22 @@ export class ReleaseEngine {
    */
   private async commit(event: ReleaseEvent, target?: (next: ReleaseState) => TrafficTarget | undefined): Promise<ReleaseState> {
     let next: ReleaseState | undefined;
-    await this.router.apply((cur) => {
+    let wrote = false;
+    const snap = await this.router.apply((cur) => {
       this.assertOwnership(cur.state);
       const base = this.ours(cur.state) ?? this.fresh();
       next = transition(this.plan, base, event, new Date());
       const t = target?.(next);
-      if (!t && next === base && cur.state) return undefined;
-      return { state: next, target: t };
+      wrote = !(!t && next === base && cur.state);
+      return wrote ? { state: next, target: t } : undefined;
     });
+    if (wrote) this.noteWrite(snap);
     return next!;
+  }
+
+  /** Said after every write: an error that follows reports what was written and how to finish (cli/main.ts). */
+  private noteWrite(snap: RouterSnapshot): void {
+    recordChange(writtenChange(this.spec, this.router.object, snap, this.ours(snap.state), this.opts.file));
   }
 
   // ---- actions -------------------------------------------------------------------------------------------
@@ -132,11 +134,12 @@ export class ReleaseEngine {
     if (ours && sameRun && isTerminal(ours) && ours.candidate === this.spec.service.candidate && !opts.restart) return { state: ours, resumed: false, finished: true };
     await this.waitReady();
     let fresh = this.fresh();
-    await this.router.apply((c) => {
+    const snap = await this.router.apply((c) => {
       this.assertOwnership(c.state);
       fresh = this.fresh();
       return { state: fresh };
     });
+    this.noteWrite(snap);
     return { state: fresh, resumed: false, finished: false };
   }
 
@@ -194,83 +197,34 @@ export class ReleaseEngine {
 
   /** What each analysed step needs (candidate requests from the gate's rules), for printing before traffic moves. */
   samplePlan(): StepSamplePlan[] {
-    const out: StepSamplePlan[] = [];
-    for (const s of this.plan.steps) {
-      const need = this.plannedSamples(s.index);
-      if (need === undefined) continue;
-      out.push({ step: s.index, kind: s.kind, weight: s.weight, candidate: need.candidate, total: need.total, windowMs: s.windowMs, maxWindowMs: s.maxWindowMs });
-    }
-    return out;
-  }
-
-  private plannedSamples(k: number): { candidate: number; total?: number } | undefined {
-    const step = this.plan.steps[k];
-    if (!this.spec.gate || step.windowMs === 0) return undefined;
-    const weighted = step.kind === 'weight' || step.kind === 'switch';
-    const plan = plannedSamples({ ...this.spec.gate, rules: rulesForStep(this.spec.gate.rules, step) }, { weightPercent: weighted ? step.weight : undefined });
-    return { candidate: plan.candidate, total: plan.total };
+    return samplePlanOf(this.plan, this.spec);
   }
 
   /**
-   * Send the spec's load for step `k`'s window (or observe for the window when the spec has no load); the
-   * window is what `analyze` judges. The window lasts the plan's window at least and grows — bounded by the
-   * step's maxWindow — until the candidate has the requests the rules need: a slow machine gets a longer
-   * window, never an inconclusive verdict for lack of samples. `windowMs` fixes the window (by hand only).
+   * Run step `k`'s analysis window (`runWindow`: the spec's load, growing until the rules have their
+   * samples) and keep it with the release state: that is the window `analyze` judges, in this process or
+   * in the gate action's. `windowMs` fixes the window (by hand only).
    */
   async runLoad(k: number, opts: { windowMs?: number } = {}): Promise<LoadWindow> {
     this.checkStep(k);
     const s = await this.reconcile('analyze', k);
     if (s === 'done') throw new InvalidInputError(`load step ${k + 1}: nothing to analyse`);
-    const step = this.plan.steps[k];
-    const minMs = opts.windowMs ?? step.windowMs;
-    const endpoints = this.platform.endpoints();
-    const planned = opts.windowMs === undefined && canObserveSplit(this.spec, endpoints) ? this.plannedSamples(k)?.candidate : undefined;
-    const maxMs = planned ? Math.max(minMs, step.maxWindowMs) : minMs;
-    const window = await openWindow(this.spec, endpoints);
-    const t0 = Date.now();
-    // The load runs for the longest window; it is stopped as soon as the evidence is there.
-    const stop = new AbortController();
-    const onAbort = () => stop.abort(this.opts.signal?.reason);
-    this.opts.signal?.addEventListener('abort', onAbort, { once: true });
-    let loadDone = false;
-    const load = this.spec.load
-      ? runLoadStage(this.platform, this.spec, {
-          baseDir: this.opts.baseDir,
-          durationS: maxMs / 1000,
-          resultsDir: this.opts.evidenceDir,
-          signal: stop.signal,
-          onProgress: (p) => this.emit({ type: 'load', step: k, ...p }),
-        }).finally(() => (loadDone = true))
-      : undefined;
-    let observed: number | undefined;
-    try {
-      const waitOrEnd = (ms: number) => Promise.race([sleep(ms, stop.signal).catch(() => undefined), load?.catch(() => undefined)]);
-      await waitOrEnd(minMs);
-      while (planned !== undefined && !stop.signal.aborted && !loadDone) {
-        observed = (await observeSplit(this.spec, endpoints, window, { settle: false })).candidate;
-        const elapsedMs = Date.now() - t0;
-        const closed = observed >= planned || elapsedMs >= maxMs;
-        this.emit({ type: 'window', step: k, planned, observed, elapsedMs, closed });
-        if (closed) break;
-        await waitOrEnd(Math.min(1000, maxMs - elapsedMs));
-      }
-      if (!stop.signal.aborted) stop.abort(new Error('the analysis window is complete'));
-      const r = await load;
-      return { step: k, window, end: Date.now(), load: r?.load, plannedSamples: planned, observedSamples: observed };
-    } finally {
-      this.opts.signal?.removeEventListener('abort', onAbort);
-      if (!stop.signal.aborted) stop.abort(new Error('the analysis window is complete'));
-    }
+    const w = await runWindow(this.platform, this.spec, this.plan, k, { ...opts, evidenceDir: this.opts.evidenceDir, signal: this.opts.signal, emit: this.emit });
+    // Kept with the release, so the gate action judges exactly this window wherever it runs; a window cut
+    // short by an interrupt is never judged.
+    if (!this.opts.signal?.aborted) await this.commit({ type: 'windowClosed', window: recordWindow(w) });
+    return w;
   }
 
   /**
-   * Analyse step `k`: judge the given window (or run one), check the observed split, record the verdict.
-   * While the verdict is inconclusive and the plan allows another try, the engine runs another window
-   * itself — no host re-implements the retry. A verdict already recorded for `k` is returned as it is.
+   * Analyse step `k`: judge the window the load action closed for it (kept with the release state, however
+   * far away that action ran), or run one; check the observed split, record the verdict. Both paths judge
+   * the window as recorded. While the verdict is inconclusive and the plan allows another try, the engine
+   * runs another window itself — no host re-implements the retry. A verdict already recorded for `k` is
+   * returned as it is.
    */
-  async analyze(k: number, given?: LoadWindow): Promise<AnalysisResult> {
+  async analyze(k: number): Promise<AnalysisResult> {
     this.checkStep(k);
-    let w = given?.step === k ? given : undefined;
     for (;;) {
       let cur = await this.state();
       // A held step (inconclusive past every bound, onInconclusive: hold) is analysed again when asked.
@@ -280,17 +234,23 @@ export class ReleaseEngine {
         if (cur?.lastVerdict?.step === k) return { outcome: cur.lastVerdict.outcome, summary: cur.lastVerdict.summary, state: cur };
         await this.reconcile('analyze', k); // throws with where the release stands
       }
-      w ??= await this.runLoad(k);
-      if (this.opts.signal?.aborted) throw new InterruptedError('interrupted during the analysis window');
-      const result = await this.judge(k, w);
-      w = undefined;
+      if (cur?.window?.step !== k) {
+        await this.runLoad(k);
+        if (this.opts.signal?.aborted) throw new InterruptedError('interrupted during the analysis window');
+        cur = await this.state();
+      }
+      if (cur?.window?.step !== k) {
+        await this.reconcile('analyze', k); // another process moved the release meanwhile: says where it stands
+        throw new InvalidInputError(`analyze step ${k + 1}: the window was not recorded with release ${this.plan.release}`);
+      }
+      const result = await this.judge(k, judgedWindow(cur.window));
       const next = nextAction(this.plan, result.state);
       if (next.kind === 'analyze' && next.step === k && !this.opts.signal?.aborted) continue;
       return result;
     }
   }
 
-  private async judge(k: number, w: LoadWindow): Promise<AnalysisResult> {
+  private async judge(k: number, w: JudgedWindow): Promise<AnalysisResult> {
     const step = this.plan.steps[k];
     const weighted = step.kind === 'weight' || step.kind === 'switch';
     // A mirror window is judged only by the rules that can judge copies.
@@ -372,32 +332,13 @@ export class ReleaseEngine {
       await this.commit(event);
     }
     await this.commit({ type: 'restored' }, () => STABLE_TARGET);
-    const check = await this.verifyOnStable();
+    const check = await verifyOnStable(this.platform, this.spec, this.opts.verifyLoadS ?? 2);
     const state =
       check.check === 'failed'
         ? await this.commit({ type: 'verificationFailed', reason: check.reason! })
-        : await this.commit({ type: 'rolledBack', check: check.check });
-    this.emit({ type: 'rollback', ms: performance.now() - t0, reason: state.reason, observed: check.observed, check: state.rollbackCheck });
+        : await this.commit({ type: 'rolledBack', check: check.check, traffic: check.traffic, note: check.note });
+    this.emit({ type: 'rollback', ms: performance.now() - t0, reason: state.reason, observed: check.observed, check: state.rollbackCheck, verified: describeRollbackCheck(this.spec, state, check.observed) });
     return { state, changed: true, observed: check.observed };
-  }
-
-  /**
-   * Short bursts of the spec's load after the routes went back to stable: the candidate must see none of
-   * them. Requests of a stopped load still in flight, or a mesh still applying the change, can reach the
-   * candidate in the first burst, so a bounded number of bursts is sent before that is believed.
-   */
-  private async verifyOnStable(): Promise<{ check: 'observed' | 'unobserved' | 'unchecked' | 'failed'; observed?: { stable: number; candidate: number }; reason?: string }> {
-    const seconds = this.opts.verifyLoadS ?? 2;
-    if (!this.spec.load || seconds <= 0 || !canObserveSplit(this.spec, this.platform.endpoints())) return { check: 'unchecked' };
-    let observed = { stable: 0, candidate: 0 };
-    for (let attempt = 1; attempt <= VERIFY_ATTEMPTS; attempt++) {
-      const w = await openWindow(this.spec, this.platform.endpoints());
-      await runLoadStage(this.platform, this.spec, { baseDir: this.opts.baseDir, durationS: seconds });
-      observed = await observeSplit(this.spec, this.platform.endpoints(), w);
-      if (observed.candidate === 0) return { check: observed.stable > 0 ? 'observed' : 'unobserved', observed };
-    }
-    const n = observed.stable + observed.candidate;
-    return { check: 'failed', observed, reason: `${observed.candidate} of ${n} requests still reached ${this.spec.service.candidate} in each of ${VERIFY_ATTEMPTS} checks after the routes went back to ${this.spec.service.stable}` };
   }
 
   // ---- by hand -------------------------------------------------------------------------------------------
@@ -425,6 +366,7 @@ export class ReleaseEngine {
       const step = stepIndex ?? (base.step < 0 ? 0 : base.step);
       return { state: transition(this.plan, base, { type: 'setByHand', weight: target.weight, step }, new Date()), target };
     });
+    if (changed) this.noteWrite(snapshot);
     return { changed, snapshot };
   }
 
@@ -438,6 +380,7 @@ export class ReleaseEngine {
       changed = true;
       return { state: transition(this.plan, ours ?? this.fresh(), { type: 'promotedByHand' }, new Date()), target: PROMOTED_TARGET };
     });
+    if (changed) this.noteWrite(snapshot);
     return { changed, snapshot };
   }
 }

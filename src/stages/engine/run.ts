@@ -14,7 +14,7 @@ import type { EngineOptions } from './types.js';
 
 export interface RunReleaseOptions extends EngineOptions {
   autoApprove?: boolean;
-  /** Start again after a finished (promoted or rolled back) run of the same candidate. */
+  /** Start again after a finished (promoted or rolled back) run of the same candidate, or after a rollback left half-way (finished first). */
   restart?: boolean;
   /** Asked at a judgment step when not auto-approving; without it (or when it answers undefined) the run stops there (exit 3). */
   judge?: (step: number, state: ReleaseState) => Promise<boolean | undefined>;
@@ -39,7 +39,7 @@ const result = (engine: ReleaseEngine, state: ReleaseState, resumed: boolean, me
 });
 
 export async function runRelease(platform: Platform, spec: ReleaseSpec, opts: RunReleaseOptions = {}): Promise<ReleaseResult> {
-  planFor(spec, opts.baseDir, opts.file); // exit 2, nothing changed, when a step cannot reach minSamples
+  planFor(spec, opts.file); // exit 2, nothing changed, when a step cannot reach minSamples
   const engine = new ReleaseEngine(platform, spec, opts);
   const signal = opts.signal;
   let start: Awaited<ReturnType<ReleaseEngine['prepare']>>;
@@ -48,6 +48,13 @@ export async function runRelease(platform: Platform, spec: ReleaseSpec, opts: Ru
   } catch (err) {
     if (!signal?.aborted) throw err;
     throw new InterruptedError('interrupted while preparing the release: no traffic was moved');
+  }
+  if (opts.restart && start.state.phase === 'rollingBack') {
+    // Asked to release again while a rollback was left half-way (a killed run, a rollback that stopped with
+    // an error): finish it — traffic back on stable, checked — then start again, as asked.
+    const rb = await engine.rollback();
+    if (rb.state.phase !== 'rolledBack') return result(engine, rb.state, false, `the unfinished rollback could not be verified, so the release was not started again: ${rb.state.reason ?? rb.state.phase}`);
+    start = await engine.prepare({ restart: true });
   }
   if (start.finished) {
     const s = start.state;

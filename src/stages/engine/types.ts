@@ -1,5 +1,6 @@
 import type { ReleaseState, VerdictOutcome } from '../../canary/machine.js';
 import type { LoadRunResult } from '../../jmeter/types.js';
+import type { LoadRunResultLike } from '../../validators/index.js';
 import type { WindowStart } from '../gate.js';
 
 /** What the engine tells a host while it works (the CLI prints it; the stage server turns it into progress). */
@@ -13,20 +14,26 @@ export type ReleaseProgress =
   | { type: 'split'; step: number; weight: number; stable: number; candidate: number; outcome: string; reason: string }
   | { type: 'judgment'; step: number; approved: boolean }
   | { type: 'promote'; ms: number }
-  /** `observed`: requests per version after the rollback (the verification burst). */
-  | { type: 'rollback'; ms: number; reason?: string; observed?: { stable: number; candidate: number }; check?: ReleaseState['rollbackCheck'] }
+  /** `observed`: requests per version after the rollback (the check); `verified`: how it was checked, in words. */
+  | { type: 'rollback'; ms: number; reason?: string; observed?: { stable: number; candidate: number }; check?: ReleaseState['rollbackCheck']; verified: string }
   | { type: 'state'; state: ReleaseState };
 
-/** One analysis window: when it opened, what the load sent, when it closed. Kept between a load and a gate stage. */
-export interface LoadWindow {
+/** One closed analysis window as the gate judges it: when it opened and closed, what the load sent (the release state keeps it). */
+export interface JudgedWindow {
   step: number;
+  /** As the metrics provider closed it (a direct scrape's counter increase). */
   window: WindowStart;
   end: number;
-  load?: LoadRunResult;
+  load?: LoadRunResultLike;
   /** Candidate requests the rules need (the window grew until then, or to its bound). */
   plannedSamples?: number;
   /** Candidate requests seen when the window closed (when they were observed). */
   observedSamples?: number;
+}
+
+/** The window the load action ran, with the load's whole result (for the action's own report). */
+export interface LoadWindow extends JudgedWindow {
+  load?: LoadRunResult;
 }
 
 /** What one step's analysis needs, printed before traffic moves. */
@@ -51,8 +58,7 @@ export interface AnalysisResult {
 }
 
 export interface EngineOptions {
-  /** Directory of the spec (relative load plan paths); the spec file for messages. */
-  baseDir?: string;
+  /** The spec file, for messages (the files a spec names are absolute once loaded: spec/load.ts). */
   file?: string;
   evidenceDir?: string;
   signal?: AbortSignal;

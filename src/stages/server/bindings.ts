@@ -3,21 +3,22 @@ import type { Platform } from '../../services/platform.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { parseDurationMs } from '../../util/units.js';
-import { ReleaseEngine, describeState, type LoadWindow, type ReleaseProgress } from '../engine/index.js';
+import { ReleaseEngine, describeRollbackCheck, describeState, type ReleaseProgress } from '../engine/index.js';
 import { buildPlan, stepProblem, type ReleasePlan, type ReleaseState } from '../../canary/index.js';
 import { JobStopped, type StageFunction, type StageOutcome, type StageParams, type StageRegistry } from './types.js';
 
 /**
  * The stage actions the stage server (and `clover-cd stage`, and the local pipeline runner) runs: each is
- * one action of the release engine, so a pipeline only schedules what `release run` does. The load action
- * leaves its window in the release memo; the gate action judges that window, so Spinnaker's separate Load
- * and Gate stages judge exactly the load that was sent. A canceled job rolls the release back.
+ * one action of the release engine, so a pipeline only schedules what `release run` does. The load action's
+ * window is kept with the release state; the gate action judges that window, so Spinnaker's separate Load
+ * and Gate stages judge exactly the load that was sent, on whatever host each runs. A canceled job rolls
+ * the release back.
  */
 export interface BindingOptions {
   platform: Platform;
-  /** Resolves relative plan paths in specs. */
-  baseDir?: string;
   evidenceDir?: string;
+  /** The spec file, for messages (`clover-cd stage --spec`); requests carry their spec inline. */
+  file?: string;
 }
 
 /**
@@ -73,7 +74,7 @@ function progressLine(e: ReleaseProgress): string | undefined {
     case 'split':
       return `step ${e.step + 1}: observed ${e.candidate} candidate / ${e.stable} stable requests (${e.outcome})`;
     case 'rollback':
-      return `rolled back${e.observed ? `: after the rollback ${e.observed.stable} stable / ${e.observed.candidate} candidate requests` : ''}`;
+      return `rolled back: ${e.verified}`;
     default:
       return undefined;
   }
@@ -90,10 +91,10 @@ const routesLine = (spec: ReleaseSpec, s: ReleaseState) => `${describeState(s)}:
 export function stageRegistry(opts: BindingOptions): StageRegistry {
   /** Every action runs through a fresh engine for its spec; a canceled job rolls the release back. */
   const bind =
-    (act: (engine: ReleaseEngine, params: StageParams, ctx: Parameters<StageFunction>[4]) => Promise<StageOutcome>): StageFunction =>
-    async (spec, params, signal, progress, ctx) => {
+    (act: (engine: ReleaseEngine, params: StageParams) => Promise<StageOutcome>): StageFunction =>
+    async (spec, params, signal, progress) => {
       const engine = new ReleaseEngine(opts.platform, spec, {
-        baseDir: opts.baseDir,
+        file: opts.file,
         evidenceDir: opts.evidenceDir,
         signal,
         runId: params.execution?.id,
@@ -103,11 +104,11 @@ export function stageRegistry(opts: BindingOptions): StageRegistry {
         },
       });
       try {
-        return await act(engine, params, ctx);
+        return await act(engine, params);
       } catch (err) {
         if (!wasCanceled(signal)) throw err;
         progress('canceled: rolling back to stable');
-        const rb = await new ReleaseEngine(opts.platform, spec, { baseDir: opts.baseDir, runId: params.execution?.id }).rollback({ reason: 'the pipeline was canceled' });
+        const rb = await new ReleaseEngine(opts.platform, spec, { file: opts.file, runId: params.execution?.id }).rollback({ reason: 'the pipeline was canceled' });
         return { status: 'CANCELED', message: `canceled; ${routesLine(spec, rb.state)}` };
       }
     };
@@ -122,11 +123,11 @@ export function stageRegistry(opts: BindingOptions): StageRegistry {
       const state = await engine.shift(stepOf(engine.plan, params));
       return { status: 'SUCCEEDED', message: routesLine(engine.spec, state) };
     }),
-    load: bind(async (engine, params, ctx) => {
+    load: bind(async (engine, params) => {
       const k = await resolveStep(engine, params);
+      // The engine keeps the window with the release state: the gate action judges it, whichever host runs it.
       const w = await engine.runLoad(k, { windowMs: params.window ? parseDurationMs(params.window) : undefined });
       if (wasCanceled(engine.opts.signal!)) throw new Error('canceled');
-      await ctx.memo.set('load-window', w);
       const t = w.load?.summary.total;
       return {
         status: 'SUCCEEDED',
@@ -134,12 +135,9 @@ export function stageRegistry(opts: BindingOptions): StageRegistry {
         reports: w.load?.jtlPath ? { jtl: w.load.jtlPath } : undefined,
       };
     }),
-    gate: bind(async (engine, params, ctx) => {
+    gate: bind(async (engine, params) => {
       const k = await resolveStep(engine, params);
-      const w = await ctx.memo.get<LoadWindow>('load-window');
-      // The load window is judged once: another analysis of the step runs its own window.
-      if (w) await ctx.memo.set('load-window', null);
-      const r = await engine.analyze(k, w ?? undefined);
+      const r = await engine.analyze(k);
       return {
         status: statusForExitCode(exitCodeForOutcome(r.outcome)),
         verdict: { outcome: r.outcome, summary: r.summary, results: r.results },
@@ -152,9 +150,8 @@ export function stageRegistry(opts: BindingOptions): StageRegistry {
       return { status: 'SUCCEEDED', message: routesLine(engine.spec, state) };
     }),
     rollback: bind(async (engine) => {
-      const { state } = await engine.rollback({ reason: 'rolled back by the pipeline' });
-      const check = state.rollbackCheck === 'observed' ? 'verified on observed traffic' : state.rollbackCheck === 'unobserved' ? 'no traffic to verify it with' : 'not verified (no load in the spec)';
-      return state.phase === 'failed' ? { status: 'ERROR', message: state.reason } : { status: 'SUCCEEDED', message: `${routesLine(engine.spec, state)}; ${check}` };
+      const { state, observed } = await engine.rollback({ reason: 'rolled back by the pipeline' });
+      return state.phase === 'failed' ? { status: 'ERROR', message: state.reason } : { status: 'SUCCEEDED', message: `${routesLine(engine.spec, state)}; ${describeRollbackCheck(engine.spec, state, observed)}` };
     }),
   };
 }

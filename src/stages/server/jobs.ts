@@ -6,7 +6,7 @@ import { redact, redactDeep } from '../../util/redact.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import type { JobMetricsHooks } from './metrics.js';
 import type { JobStore, ReconnectInfo } from './store.js';
-import { JobStopped, type Job, type ReleaseMemo, type StageAction, type StageOutcome, type StageParams, type StageRegistry } from './types.js';
+import { JobStopped, type Job, type StageAction, type StageOutcome, type StageParams, type StageRegistry } from './types.js';
 
 /**
  * Runs jobs and keeps their state in the store. Each replica renews a lease on the jobs it runs; a
@@ -230,14 +230,7 @@ export class JobManager {
     const startedAt = Date.now();
     const run = async (): Promise<StageOutcome> => {
       if (!fn) return { status: 'ERROR', message: `action "${job.action}" is not available on this server` };
-      const memo: ReleaseMemo = {
-        get: async <T>(key: string) => {
-          const raw = await this.store.getMemo(job.release, key);
-          return raw === undefined ? undefined : (JSON.parse(raw) as T);
-        },
-        set: (key, value) => this.store.setMemo(job.release, key, JSON.stringify(value), this.keepMs),
-      };
-      return fn(job.spec, job.params, r.controller.signal, (m) => this.progress(r, m), { memo, jobId: job.id, attempt: job.attempt });
+      return fn(job.spec, job.params, r.controller.signal, (m) => this.progress(r, m), { jobId: job.id, attempt: job.attempt });
     };
     this.log(`job ${job.id}: ${job.release} ${job.action} started (attempt ${job.attempt})`);
     run()

@@ -14,7 +14,6 @@ import type { Job } from './types.js';
  *   <p>release:<name> id of the release's active job: one active job per release, with an expiry as a backstop
  *   <p>active         set of active job ids (scanned for expired leases)
  *   <p>cancel:<id>    cancellation request; also published on <p>cancel for an immediate stop
- *   <p>memo:<release>:<key>  facts one stage hands to the next (the load window the gate judges)
  *   <p>jobs:<release> sorted set of the release's job ids by creation time (the newest 100; for listing)
  *   <p>epoch          random value set at first connect: gone or changed after a reconnect = Redis lost its data
  * Compound steps are Lua scripts, so they are atomic across replicas. Scripts only decode JSON (never
@@ -337,14 +336,6 @@ export class RedisJobStore implements JobStore {
     if (!r) return undefined;
     const job = JSON.parse(r[0]) as Job;
     return { ...job, owner, attempt: Number(r[1]), updatedAt: Date.now() };
-  }
-
-  async getMemo(release: string, key: string): Promise<string | undefined> {
-    return (await this.op('getMemo', () => this.redis.get(`${this.p}memo:${release}:${key}`))) ?? undefined;
-  }
-
-  async setMemo(release: string, key: string, value: string, ttlMs: number): Promise<void> {
-    await this.op('setMemo', () => this.redis.set(`${this.p}memo:${release}:${key}`, value, 'PX', ttlMs));
   }
 
   async requestCancel(id: string): Promise<void> {

@@ -51,9 +51,6 @@ export interface JobStore {
   orphans(): Promise<string[]>;
   /** Take over an orphaned job (owner = me, attempt + 1); undefined when another replica got it first. */
   claim(id: string, owner: string, leaseMs: number): Promise<Job | undefined>;
-  /** Per-release facts handed from one stage to the next (see ReleaseMemo); kept for `ttlMs`. */
-  getMemo(release: string, key: string): Promise<string | undefined>;
-  setMemo(release: string, key: string, value: string, ttlMs: number): Promise<void>;
   requestCancel(id: string): Promise<void>;
   cancelRequested(id: string): Promise<boolean>;
   /** Called with a job id when any replica asks to cancel it. */
@@ -76,16 +73,6 @@ export class MemoryJobStore implements JobStore {
   private cancels = new Set<string>();
   private cancelListeners: Array<(id: string) => void> = [];
   private handOverListeners: Array<() => void> = [];
-  private memos = new Map<string, { value: string; expiresAt: number }>();
-
-  async getMemo(release: string, key: string) {
-    const m = this.memos.get(`${release}\n${key}`);
-    return m && m.expiresAt > Date.now() ? m.value : undefined;
-  }
-
-  async setMemo(release: string, key: string, value: string, ttlMs: number) {
-    this.memos.set(`${release}\n${key}`, { value, expiresAt: Date.now() + ttlMs });
-  }
 
   private read(id: string): Job | undefined {
     const e = this.jobs.get(id);

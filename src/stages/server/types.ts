@@ -47,22 +47,13 @@ export interface StageOutcome {
   message?: string;
 }
 
-/**
- * Facts one stage leaves for a later stage of the same release, kept in the job store (so another
- * replica sees them): e.g. the load stage's window and results, which the gate stage judges.
- */
-export interface ReleaseMemo {
-  get<T>(key: string): Promise<T | undefined>;
-  set(key: string, value: unknown): Promise<void>;
-}
-
 /** A stage function: what a job runs. It must stop promptly (leaving traffic safe) when `signal` aborts. */
 export type StageFunction = (
   spec: ReleaseSpec,
   params: StageParams,
   signal: AbortSignal,
   progress: (message: string) => void,
-  ctx: { memo: ReleaseMemo; jobId: string; attempt: number },
+  ctx: { jobId: string; attempt: number },
 ) => Promise<StageOutcome>;
 
 export type StageRegistry = Partial<Record<StageAction, StageFunction>>;

@@ -1,0 +1,116 @@
+/**
+ * Analysis windows: how many requests a step's window needs (it grows until then), and the window as the
+ * release state keeps it (`RecordedWindow`, canary/machine.ts) — what the load action measured, in the form
+ * the gate action judges, in the same process or in another pod that has nothing but the release state (a
+ * Spinnaker Run Job, a Jenkins build on another agent).
+ */
+import { rulesForStep, type RecordedWindow, type ReleasePlan } from '../../canary/index.js';
+import type { ReleaseSpec } from '../../spec/types.js';
+import { plannedSamples, type LoadRunResultLike, type LoadLabelStatsLike } from '../../validators/index.js';
+import type { Platform } from '../../services/platform.js';
+import { sleep } from '../../util/retry.js';
+import { canObserveSplit, closeWindow, observeSplit, openWindow, type WindowStart } from '../gate.js';
+import { runLoadStage } from '../load.js';
+import type { JudgedWindow, LoadWindow, ReleaseProgress, StepSamplePlan } from './types.js';
+
+/** Candidate requests (and in total) the gate's rules need to judge step `k`; undefined for a step without analysis. */
+export function stepSamples(plan: ReleasePlan, spec: ReleaseSpec, k: number): { candidate: number; total?: number } | undefined {
+  const step = plan.steps[k];
+  if (!spec.gate || step.windowMs === 0) return undefined;
+  const weighted = step.kind === 'weight' || step.kind === 'switch';
+  const need = plannedSamples({ ...spec.gate, rules: rulesForStep(spec.gate.rules, step) }, { weightPercent: weighted ? step.weight : undefined });
+  return { candidate: need.candidate, total: need.total };
+}
+
+/** What each analysed step needs, for printing before traffic moves. */
+export function samplePlanOf(plan: ReleasePlan, spec: ReleaseSpec): StepSamplePlan[] {
+  const out: StepSamplePlan[] = [];
+  for (const s of plan.steps) {
+    const need = stepSamples(plan, spec, s.index);
+    if (need) out.push({ step: s.index, kind: s.kind, weight: s.weight, candidate: need.candidate, total: need.total, windowMs: s.windowMs, maxWindowMs: s.maxWindowMs });
+  }
+  return out;
+}
+
+interface WindowEvidence {
+  /** The metrics provider's closed window without its start (a direct scrape's counter increase). */
+  metrics?: Omit<WindowStart, 'start'>;
+  load?: LoadRunResultLike;
+}
+
+/** Only what the gate reads of a label's statistics: the rest stays in the load's own report. */
+const counts = (s: LoadLabelStatsLike): LoadLabelStatsLike => ({ count: s.count, errors: s.errors, codes: s.codes, userAgents: s.userAgents });
+
+export function recordWindow(w: LoadWindow): RecordedWindow {
+  const { start: _start, baseline: _baseline, ...metrics } = w.window;
+  const l = w.load;
+  const load: LoadRunResultLike | undefined = l && {
+    engine: l.engine,
+    runId: l.runId,
+    startedAt: l.startedAt,
+    endedAt: l.endedAt,
+    expected: l.expected,
+    summary: { total: counts(l.summary.total), labels: Object.fromEntries(Object.entries(l.summary.labels).map(([k, s]) => [k, counts(s)])) },
+  };
+  const evidence: WindowEvidence = { metrics, ...(load ? { load } : {}) };
+  return { step: w.step, start: w.window.start, end: w.end, loadRunId: l?.runId, plannedSamples: w.plannedSamples, observedSamples: w.observedSamples, evidence: evidence as Record<string, unknown> };
+}
+
+export function judgedWindow(r: RecordedWindow): JudgedWindow {
+  const e = (r.evidence ?? {}) as WindowEvidence;
+  return { step: r.step, window: { ...e.metrics, start: r.start }, end: r.end, load: e.load, plannedSamples: r.plannedSamples, observedSamples: r.observedSamples };
+}
+
+/**
+ * Send the spec's load for step `k`'s window (or observe for the window when the spec has no load), and
+ * close the window. It lasts the plan's window at least and grows — bounded by the step's maxWindow — until
+ * the candidate has the requests the rules need: a slow machine gets a longer window, never an
+ * inconclusive verdict for lack of samples. `windowMs` fixes the window (by hand only).
+ */
+export async function runWindow(
+  platform: Platform,
+  spec: ReleaseSpec,
+  plan: ReleasePlan,
+  k: number,
+  opts: { windowMs?: number; evidenceDir?: string; signal?: AbortSignal; emit: (e: ReleaseProgress) => void },
+): Promise<LoadWindow> {
+  const step = plan.steps[k];
+  const minMs = opts.windowMs ?? step.windowMs;
+  const endpoints = platform.endpoints();
+  const planned = opts.windowMs === undefined && canObserveSplit(spec, endpoints) ? stepSamples(plan, spec, k)?.candidate : undefined;
+  const maxMs = planned ? Math.max(minMs, step.maxWindowMs) : minMs;
+  const window = await openWindow(spec, endpoints);
+  const t0 = Date.now();
+  // The load runs for the longest window; it is stopped as soon as the evidence is there.
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(opts.signal?.reason);
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  let loadDone = false;
+  const load = spec.load
+    ? runLoadStage(platform, spec, {
+        durationS: maxMs / 1000,
+        resultsDir: opts.evidenceDir,
+        signal: stop.signal,
+        onProgress: (p) => opts.emit({ type: 'load', step: k, ...p }),
+      }).finally(() => (loadDone = true))
+    : undefined;
+  let observed: number | undefined;
+  try {
+    const waitOrEnd = (ms: number) => Promise.race([sleep(ms, stop.signal).catch(() => undefined), load?.catch(() => undefined)]);
+    await waitOrEnd(minMs);
+    while (planned !== undefined && !stop.signal.aborted && !loadDone) {
+      observed = (await observeSplit(spec, endpoints, window, { settle: false })).candidate;
+      const elapsedMs = Date.now() - t0;
+      const closed = observed >= planned || elapsedMs >= maxMs;
+      opts.emit({ type: 'window', step: k, planned, observed, elapsedMs, closed });
+      if (closed) break;
+      await waitOrEnd(Math.min(1000, maxMs - elapsedMs));
+    }
+    if (!stop.signal.aborted) stop.abort(new Error('the analysis window is complete'));
+    const r = await load;
+    return { step: k, window: await closeWindow(spec, endpoints, window), end: Date.now(), load: r?.load, plannedSamples: planned, observedSamples: observed };
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    if (!stop.signal.aborted) stop.abort(new Error('the analysis window is complete'));
+  }
+}
