@@ -4,8 +4,9 @@ import { createDefaultEsmPreset } from 'ts-jest';
 export default {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
-  // test/cluster/ needs a real API server: `npm run test:cluster` (jest.cluster.config.js).
-  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/cluster/'],
+  // test/cluster/ needs a real API server: `npm run test:cluster` (jest.cluster.config.js); test/images/ the
+  // built images: `npm run test:images` (jest.images.config.js).
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/cluster/', '<rootDir>/test/images/'],
   ...createDefaultEsmPreset({ tsconfig: 'tsconfig.json' }),
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testTimeout: 60000,

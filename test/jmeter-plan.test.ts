@@ -1,8 +1,10 @@
 import { describe, it, expect } from '@jest/globals';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
+import * as yaml from 'js-yaml';
+import { defaultImage } from '../src/contract/images.js';
 import { analyzeJtl, buildReport, evaluateCriteria, expectedSamples, JTL_COLUMNS, loadPlan, renderJmx, renderKubernetes, withDuration, withTarget } from '../src/jmeter/index.js';
 import { InvalidInputError } from '../src/util/errors.js';
 import { REPO } from './helpers/cli.js';
@@ -79,12 +81,23 @@ describe('load plan', () => {
     expect(xml).toContain('{&quot;k&quot;:&quot;v&quot;}');
   });
 
-  it('renders distributed JMeter for Kubernetes: engines StatefulSet, controller Job naming every engine', () => {
-    const k = renderKubernetes(loadPlan(join(REPO, 'examples/jmeter_testplan.yaml')), { engines: 3, namespace: 'load' });
-    expect(k).toContain('kind: StatefulSet');
-    expect(k).toContain('replicas: 3');
-    expect(k).toContain('kind: Job');
-    expect(k).toContain('clover-cd-load-engine-2.clover-cd-load-engine.load.svc:1099');
+  it('renders distributed JMeter for Kubernetes in clover-cd\'s JMeter image: `load server` engines, a `load run --remote` controller', () => {
+    const docs = yaml.loadAll(renderKubernetes(join(REPO, 'examples/jmeter_testplan.yaml'), { engines: 3, namespace: 'load', target: 'http://ingress:8080', durationS: 30 })) as any[];
+    const [plan, , engines, controller] = docs;
+    expect(yaml.load(plan.data['plan.yaml'])).toEqual(yaml.load(readFileSync(join(REPO, 'examples/jmeter_testplan.yaml'), 'utf8')));
+    expect(engines).toMatchObject({ kind: 'StatefulSet', spec: { replicas: 3 } });
+    const engine = engines.spec.template.spec.containers[0];
+    expect({ image: engine.image, argv: [...engine.command, ...engine.args] }).toEqual({
+      image: defaultImage('clover-cd-jmeter'),
+      argv: ['clover-cd', 'load', 'server', '--port', '1099', '--local-port', '50000', '--hostname', '$(POD_NAME).clover-cd-load-engine.load.svc'],
+    });
+    const job = controller.spec.template.spec.containers[0];
+    expect({ kind: controller.kind, image: job.image, argv: [...job.command, ...job.args] }).toEqual({
+      kind: 'Job',
+      image: defaultImage('clover-cd-jmeter'),
+      argv: ['clover-cd', 'load', 'run', '/plan/plan.yaml', '--engine', 'jmeter', '--remote', [0, 1, 2].map((i) => `clover-cd-load-engine-${i}.clover-cd-load-engine.load.svc:1099`).join(','), '--results', '/results/results.jtl', '--target', 'http://ingress:8080', '--duration', '30'],
+    });
+    expect(() => renderKubernetes({ load_spec: { num_threads: 0 }, url_list: [] })).toThrow(/load plan is invalid/);
   });
 });
 

@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from './helpers/cli.js';
+import { defaultImage } from '../src/contract/images.js';
 import { loadSpec } from '../src/spec/load.js';
 import { readRenderInput } from '../src/pipelines/inputs.js';
 import { renderPipeline } from '../src/pipelines/render.js';
@@ -176,6 +177,14 @@ describe('pipeline render', () => {
     const rj = ab.stages.find((s) => s.type === 'runJobManifest')!;
     expect(rj.alias).toBe('runJob');
     expect((rj.manifest as { kind: string }).kind).toBe('Job');
+    // Exec form in the published image: `clover-cd stage <action> …`, no shell.
+    const container = (rj.manifest as any).spec.template.spec.containers[0];
+    expect({ image: container.image, argv: [...container.command, ...container.args].slice(0, 3) }).toEqual({ image: defaultImage('clover-cd'), argv: ['clover-cd', 'stage', 'deploy'] });
+    // Without runJob.image the stage runs the published image too.
+    const loaded = loadSpec('examples/sdc-ab.yaml');
+    delete loaded.spec.spinnaker!.runJob!.image;
+    const noImage = renderPipeline(readRenderInput(loaded)).pipeline;
+    expect((noImage.stages.find((s) => s.type === 'runJobManifest')!.manifest as any).spec.template.spec.containers[0].image).toBe(defaultImage('clover-cd'));
   });
 
   describe('failure paths under Orca semantics', () => {

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import * as yaml from 'js-yaml';
 import { runCli } from './helpers/cli.js';
 import { STAGE_ACTIONS, STAGE_SERVER_POLLING } from '../src/contract/index.js';
+import { defaultImage } from '../src/contract/images.js';
 import { loadSpec } from '../src/spec/load.js';
 import { readRenderInput } from '../src/pipelines/inputs.js';
 import { renderPipeline } from '../src/pipelines/render.js';
@@ -60,7 +61,11 @@ describe('pipeline orca-config', () => {
     expect(JSON.parse(payload)).toEqual({ spec: { a: 1 }, step: 2, execution: { id: 'x', pipeline: 'x' } });
     const job = doc.job.preconfigured.kubernetes[0];
     expect(job).toMatchObject({ type: 'cloverCdStageJob', account: 'k8s-sdc', consumeArtifactSource: 'propertyFile', propertyFile: 'clover-cd', manifest: { kind: 'Job' } });
-    expect(job.manifest.spec.template.spec.containers[0].args[0]).toContain('clover-cd stage "$CLOVER_CD_ACTION" --spec-env CLOVER_CD_SPEC');
+    // Exec form, no shell: the kubelet fills $(VAR) from the env the stage's parameters set.
+    const container = job.manifest.spec.template.spec.containers[0];
+    expect([...container.command, ...container.args]).toEqual(['clover-cd', 'stage', '$(CLOVER_CD_ACTION)', '--step', '$(CLOVER_CD_STEP)', '--spec-env', 'CLOVER_CD_SPEC', '--property-format', 'spinnaker']);
+    expect(container.image).toBe(defaultImage('clover-cd'));
+    expect(job.parameters.map((p: any) => p.mapping)).toEqual(['CLOVER_CD_ACTION', 'CLOVER_CD_STEP', 'CLOVER_CD_SPEC', 'CLOVER_CD_EXECUTION_ID'].map((n) => `manifest.spec.template.spec.containers[0].env[${container.env.findIndex((e: any) => e.name === n)}].value`));
     expect(JSON.stringify(job.manifest)).not.toContain('${');
     const help = await runCli(['pipeline', 'orca-config', '--help']);
     expect(help.stdout).toMatch(/Examples:\n\s+clover-cd pipeline orca-config/);
@@ -99,7 +104,7 @@ describe('preconfigured stages in the pipeline', () => {
     const forms: Array<[string, (d: any) => void]> = [
       ['preconfigured', (d) => (d.spinnaker.stages = 'preconfigured')],
       ['jenkins', (d) => Object.assign(d.spinnaker, { runner: 'jenkins', jenkins: { master: 'ci', job: 'clover-cd-stage' } })],
-      ['runJob', (d) => Object.assign(d.spinnaker, { runner: 'runJob', runJob: { image: 'clover-cd:0.1.0' } })],
+      ['runJob', (d) => Object.assign(d.spinnaker, { runner: 'runJob', runJob: { image: 'registry.example.com/clover-cd/clover-cd:0.1.0' } })],
     ];
     for (const [form, edit] of forms) {
       const file = specWith('sdc-canary', (d) => {

@@ -1,12 +1,11 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { watchPipes } from './interrupt.js';
 import { Command, CommanderError, Option } from 'commander';
+import { CLOVER_CD_VERSION } from '../contract/images.js';
 import { changesMade } from '../util/changes.js';
 import { CloverError, ExitCode, InvalidInputError } from '../util/errors.js';
 import { redact } from '../util/redact.js';
 import { OUTPUT_FORMATS } from './output.js';
-
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 /**
  * Each file in commands/ is named after its verb and exports `register(program)` for that verb group;
@@ -45,7 +44,7 @@ async function loadRegistrars(verb?: string): Promise<Array<(program: Command) =
 export async function buildProgram(verb?: string): Promise<Command> {
   const program = new Command('clover-cd')
     .description('Release micro-services on Kubernetes + Istio through Spinnaker and Jenkins, gated on visibility evidence.')
-    .version(pkg.version, '--version', 'print the clover-cd version')
+    .version(CLOVER_CD_VERSION, '--version', 'print the clover-cd version')
     .addOption(new Option('-o, --output <format>', `output format: ${OUTPUT_FORMATS.join('|')} (render commands: or a file to write)`).default('text'))
     .option('-v, --verbose', 'print more detail on stderr', false)
     .showHelpAfterError('(run with --help for usage)')

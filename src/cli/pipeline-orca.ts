@@ -1,12 +1,11 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import * as yaml from 'js-yaml';
+import { defaultImage } from '../contract/images.js';
 import { orcaConfig, type OrcaConfigOptions } from '../pipelines/preconfigured.js';
 import { loadSpec } from '../spec/load.js';
 import { acceptsOutputFile, action, globalOptions } from './context.js';
 import { note, printResult } from './output.js';
-
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 /** The orca-local.yml text: a header that says what it is, then the fragment. */
 export function orcaConfigYaml(config: unknown): string {
@@ -30,7 +29,7 @@ export function registerOrcaConfig(group: Command): void {
     .option('--auth-secret <ref>', 'Spinnaker secret reference for the Authorization header, e.g. encrypted:k8s!n:clover-cd!k:authorization (its secret holds "Bearer <token>")')
     .option('--account <name>', 'Clouddriver Kubernetes account of the Run Job')
     .option('--namespace <ns>', 'namespace of the Run Job (default clover-system)')
-    .option('--image <ref>', `clover-cd image of the Run Job (default clover-cd:${pkg.version})`)
+    .option('--image <ref>', `clover-cd image of the Run Job (default ${defaultImage('clover-cd')})`)
     .option('--service-account <name>', 'service account of the Run Job (default clover-cd)')
     .addHelpText(
       'after',
@@ -47,10 +46,10 @@ Examples:
 `,
     )
     .action(
-      action((specFiles: string[], opts: Omit<OrcaConfigOptions, 'version'>, c: Command) => {
+      action((specFiles: string[], opts: OrcaConfigOptions, c: Command) => {
         const g = globalOptions(c);
         const specs = specFiles.map((f) => loadSpec(f).spec);
-        const { config, notes } = orcaConfig(specs, { ...opts, version: pkg.version });
+        const { config, notes } = orcaConfig(specs, opts);
         notes.forEach((n) => note(`note: ${n}`));
         if (g.output === 'json') printResult('json', config, () => '');
         else if (g.outFile) {

@@ -16,7 +16,7 @@ export { renderJmx } from './render.js';
 export { renderKubernetes } from './kubernetes.js';
 export { evaluateCriteria, parseCriterion, type CriterionResult } from './criteria.js';
 export { buildReport, renderJunit, renderHtml, renderText, type LoadReport } from './report.js';
-export { findJMeter, requireJMeter, jmeterServerArgs, launcherDir } from './jmeter-runner.js';
+export { findJMeter, requireJMeter, jmeterServerArgs, launcherDir, serveEngine } from './jmeter-runner.js';
 export type * from './types.js';
 
 /** Prepare the results file: never append to an old one silently. */

@@ -4,7 +4,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, r
 import { homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InfrastructureError } from '../util/errors.js';
+import { ExitCode, InfrastructureError } from '../util/errors.js';
 import { USER_AGENT_COLUMN } from './jtl.js';
 import type { LoadProgress } from './types.js';
 
@@ -231,4 +231,39 @@ function checkOutcome(stdout: string, o: JMeterRunOptions, code: number | null, 
 /** Start a `jmeter-server` engine (distributed mode) on loopback-friendly RMI settings. */
 export function jmeterServerArgs(port: number, localPort: number, hostname = '127.0.0.1'): string[] {
   return [`-Dserver_port=${port}`, `-Jserver.rmi.localport=${localPort}`, `-Djava.rmi.server.hostname=${hostname}`, '-Jserver.rmi.ssl.disable=true', '-s'];
+}
+
+export interface EngineOptions {
+  port: number;
+  localPort: number;
+  /** The name controllers reach this engine by (in its RMI stubs). */
+  hostname: string;
+  jmeterHome?: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * A jmeter-server engine in the foreground (`clover-cd load server`), started as a local run starts JMeter
+ * (Debian's 2.13 through the launcher); its output goes to ours. Resolves with JMeter's exit code, or 130
+ * when the signal stopped it (SIGTERM first, SIGKILL 10 s later).
+ */
+export async function serveEngine(o: EngineOptions): Promise<number> {
+  const jm = requireJMeter(o.jmeterHome);
+  const child = spawn(jm.command, [...jm.baseArgs, ...jmeterServerArgs(o.port, o.localPort, o.hostname)], { stdio: ['ignore', 'inherit', 'inherit'] });
+  let stopped = false;
+  let killer: NodeJS.Timeout | undefined;
+  const onAbort = () => {
+    stopped = true;
+    child.kill('SIGTERM');
+    killer = setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+  };
+  if (o.signal?.aborted) onAbort();
+  else o.signal?.addEventListener('abort', onAbort, { once: true });
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', (err) => reject(new InfrastructureError('JMeter', jm.command, `cannot start jmeter-server: ${err.message}`, INSTALL_HINT)));
+    child.on('close', (c) => resolve(c));
+  });
+  clearTimeout(killer);
+  o.signal?.removeEventListener('abort', onAbort);
+  return stopped ? ExitCode.interrupted : (code ?? ExitCode.infrastructure);
 }

@@ -7,6 +7,7 @@
  * Pure: data in, data out.
  */
 import { ACTION_DESCRIPTIONS, STAGE_ACTIONS, STAGE_SERVER_POLLING, type StageAction } from '../contract/index.js';
+import { defaultImage } from '../contract/images.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import { InvalidInputError } from '../util/errors.js';
 
@@ -47,8 +48,6 @@ export interface OrcaConfigOptions {
   namespace?: string;
   image?: string;
   serviceAccount?: string;
-  /** Image tag used when no image is given: the published package version. */
-  version?: string;
 }
 
 export interface OrcaConfig {
@@ -115,7 +114,7 @@ export function orcaConfig(specs: ReleaseSpec[], opts: OrcaConfigOptions = {}): 
   const sp = specs.find((s) => s.spinnaker)?.spinnaker;
   const account = opts.account ?? sp?.account;
   const namespace = opts.namespace ?? sp?.runJob?.namespace ?? 'clover-system';
-  const image = opts.image ?? sp?.runJob?.image ?? `clover-cd:${opts.version ?? 'latest'}`;
+  const image = opts.image ?? sp?.runJob?.image ?? defaultImage('clover-cd');
   const serviceAccount = opts.serviceAccount ?? sp?.runJob?.serviceAccount ?? 'clover-cd';
   if (!account) notes.push('no Kubernetes account (spinnaker.account or --account): set "account" and "credentials" of the Run Job before using it.');
   const env = (name: string) => `manifest.spec.template.spec.containers[0].env[${['CLOVER_CD_ACTION', 'CLOVER_CD_STEP', 'CLOVER_CD_SPEC', 'CLOVER_CD_EXECUTION_ID'].indexOf(name)}].value`;
@@ -151,9 +150,11 @@ export function orcaConfig(specs: ReleaseSpec[], opts: OrcaConfigOptions = {}): 
               {
                 name: 'clover-cd',
                 image,
-                command: ['/bin/sh', '-c'],
-                // No "${" in the script: Spring (config) and Orca (SpEL) would both read it as theirs.
-                args: ['if [ -n "$CLOVER_CD_STEP" ]; then set -- --step "$CLOVER_CD_STEP"; fi; exec clover-cd stage "$CLOVER_CD_ACTION" --spec-env CLOVER_CD_SPEC "$@" --property-format spinnaker'],
+                // Exec form, no shell (the images have none): the kubelet replaces $(VAR) with the container's
+                // env, which the stage's parameters fill in; an empty step means none. Never "${": Spring
+                // (config) and Orca (SpEL) would both read it as theirs.
+                command: ['clover-cd'],
+                args: ['stage', '$(CLOVER_CD_ACTION)', '--step', '$(CLOVER_CD_STEP)', '--spec-env', 'CLOVER_CD_SPEC', '--property-format', 'spinnaker'],
                 env: [{ name: 'CLOVER_CD_ACTION', value: 'gate' }, { name: 'CLOVER_CD_STEP', value: '' }, { name: 'CLOVER_CD_SPEC', value: '' }, { name: 'CLOVER_CD_EXECUTION_ID', value: '' }],
               },
             ],

@@ -7,6 +7,7 @@
  */
 import type { ReleaseSpec, SpinnakerSpec } from '../spec/types.js';
 import { STAGE_SERVER_POLLING, type StageAction } from '../contract/index.js';
+import { defaultImage } from '../contract/images.js';
 import { preconfiguredStage } from './preconfigured.js';
 import type { Json } from './types.js';
 
@@ -109,7 +110,9 @@ function runJobStage(sp: SpinnakerSpec, release: string, application: string, sp
             containers: [
               {
                 name: RUNJOB_CONTAINER,
-                image: rj.image,
+                image: rj.image ?? defaultImage('clover-cd'),
+                // Exec form: `clover-cd` is on PATH in clover-cd's images, which have no shell.
+                command: ['clover-cd'],
                 args: [...stageCommandArgs(action, params), '--property-format', 'spinnaker'],
                 env: [
                   { name: 'CLOVER_CD_SPEC', value: JSON.stringify(spec) },

@@ -2,6 +2,7 @@
  * Field rules per stage type (reference §2.2-§3, §8.8-20). Each check reports the field and the rule;
  * things Orca tolerates are warnings that say why they still matter.
  */
+import { defaultImage, imageRegistry } from '../contract/images.js';
 import { BOOLEAN_STAGE_FIELDS, CURRENT_STAGE_TYPES, KUBERNETES_STAGE_TYPES, LEGACY_STAGE_TYPES, RESERVED_NAMES } from './stage-types.js';
 import { isWholeExpression } from './spel.js';
 import { jsonPathProblem } from './jsonpath.js';
@@ -122,6 +123,15 @@ function checkRunJob(s: Obj, report: FieldReport): void {
     const m = s.manifest;
     if (!isObj(m)) report('error', 'manifest', 'runjob-manifest', `expected one Job manifest object, found ${show(m)}${Array.isArray(m) ? ' (Run Job only supports a single Job)' : ''}`);
     else if (m.kind !== 'Job' && !isSpel(m.kind)) report('error', 'manifest.kind', 'runjob-manifest', `expected kind "Job", found ${show(m.kind)}`);
+    else {
+      const containers = (m.spec as { template?: { spec?: { containers?: unknown } } } | undefined)?.template?.spec?.containers;
+      (Array.isArray(containers) ? containers : []).forEach((c, i) => {
+        const image = isObj(c) ? c.image : undefined;
+        if (typeof image === 'string' && !isSpel(image) && !imageRegistry(image)) {
+          report('warning', `manifest.spec.template.spec.containers[${i}].image`, 'runjob-image-registry', `"${image}" names no registry, so the cluster pulls it from Docker Hub; clover-cd's image is ${defaultImage('clover-cd')}`);
+        }
+      });
+    }
   }
   if (s.consumeArtifactSource === 'propertyFile' && !nonEmpty(s.propertyFile)) report('error', 'propertyFile', 'runjob-property-file', 'consumeArtifactSource "propertyFile" needs propertyFile = the container whose log carries SPINNAKER_PROPERTY_* lines');
 }

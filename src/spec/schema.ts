@@ -180,7 +180,7 @@ export const spinnakerSchema = closed(
     runner: { enum: ['webhook', 'jenkins', 'runJob'] },
     stages: { enum: ['inline', 'preconfigured'] },
     jenkins: closed({ master: { type: 'string', minLength: 1 }, job: { type: 'string', minLength: 1 } }, ['master', 'job']),
-    runJob: closed({ image: { type: 'string', minLength: 1 }, namespace: shortName, serviceAccount: name }, ['image']),
+    runJob: closed({ image: { type: 'string', minLength: 1 }, namespace: shortName, serviceAccount: name }, []),
     triggers: { type: 'array', items: trigger },
     notifications: {
       type: 'array',

@@ -177,7 +177,8 @@ export interface SpinnakerSpec {
    */
   stages?: 'inline' | 'preconfigured';
   jenkins?: { master: string; job: string };
-  runJob?: { image: string; namespace?: string; serviceAccount?: string };
+  /** image: default the published clover-cd image (contract/images.ts). */
+  runJob?: { image?: string; namespace?: string; serviceAccount?: string };
   triggers?: TriggerSpec[];
   notifications?: NotificationSpec[];
 }

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { defaultImage } from '../contract/images.js';
 import type { InputProblem } from '../util/errors.js';
 import { validateAgainst, joinPath } from '../util/schema.js';
 import { didYouMean } from '../util/suggest.js';
@@ -160,7 +161,7 @@ export function validateSpec(doc: unknown, file?: string, dir?: string, opts: { 
   const sp = spec.spinnaker;
   if (sp) {
     if (sp.runner === 'jenkins' && !sp.jenkins) problems.push({ file, path: 'spinnaker.jenkins', message: 'runner "jenkins" needs spinnaker.jenkins {master, job}' });
-    if (sp.runner === 'runJob' && !sp.runJob) problems.push({ file, path: 'spinnaker.runJob', message: 'runner "runJob" needs spinnaker.runJob {image}' });
+    if (sp.runner === 'runJob' && !sp.runJob) problems.push({ file, path: 'spinnaker.runJob', message: `runner "runJob" needs spinnaker.runJob {namespace, serviceAccount, image (default ${defaultImage('clover-cd')})}` });
     if (sp.stages === 'preconfigured' && (sp.runner ?? 'webhook') !== 'webhook') problems.push({ file, path: 'spinnaker.stages', message: `"preconfigured" are webhook stages: it needs runner "webhook", found "${sp.runner}" (the Run Job form is preconfigured by \`clover-cd pipeline orca-config\` too)` });
     // Spinnaker resolves secret references in its configuration files only: in pipeline JSON one is sent literally.
     if (sp.stageServer.auth?.spinnaker && (sp.runner ?? 'webhook') === 'webhook' && sp.stages !== 'preconfigured') {

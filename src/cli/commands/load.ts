@@ -4,27 +4,30 @@ import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import type { JtlAnalysis, LoadProgress, LoadReport } from '../../jmeter/index.js';
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
+import { defaultImage } from '../../contract/images.js';
 import { action, acceptsOutputFile, globalOptions } from '../context.js';
 import { parseNumberFlag } from '../flags.js';
+import { onInterrupt } from '../interrupt.js';
 import { checkOutputPaths } from '../output-paths.js';
 import { note, printResult } from '../output.js';
 
 /** The engine behind the verbs, loaded by loadEngine() when one runs: `--help` loads none of it. */
 type TJmeterIndex = typeof import('../../jmeter/index.js');
-let analyzeJtl: TJmeterIndex['analyzeJtl'], buildReport: TJmeterIndex['buildReport'], effectivePlan: TJmeterIndex['effectivePlan'], expectedSamples: TJmeterIndex['expectedSamples'], loadPlan: TJmeterIndex['loadPlan'], renderHtml: TJmeterIndex['renderHtml'], renderJmx: TJmeterIndex['renderJmx'], renderJunit: TJmeterIndex['renderJunit'], renderKubernetes: TJmeterIndex['renderKubernetes'], renderText: TJmeterIndex['renderText'], runLoadDetailed: TJmeterIndex['runLoadDetailed'];
+let analyzeJtl: TJmeterIndex['analyzeJtl'], buildReport: TJmeterIndex['buildReport'], effectivePlan: TJmeterIndex['effectivePlan'], expectedSamples: TJmeterIndex['expectedSamples'], loadPlan: TJmeterIndex['loadPlan'], renderHtml: TJmeterIndex['renderHtml'], renderJmx: TJmeterIndex['renderJmx'], renderJunit: TJmeterIndex['renderJunit'], renderKubernetes: TJmeterIndex['renderKubernetes'], renderText: TJmeterIndex['renderText'], runLoadDetailed: TJmeterIndex['runLoadDetailed'], serveEngine: TJmeterIndex['serveEngine'];
 type TStagesProperties = typeof import('../../stages/properties.js');
 let stageProperties: TStagesProperties['stageProperties'], writeProperties: TStagesProperties['writeProperties'];
 type TServerJobs = typeof import('../../stages/server/jobs.js');
 let statusForExitCode: TServerJobs['statusForExitCode'];
 async function loadEngine(): Promise<void> {
   const [m0, m1, m2] = await Promise.all([import('../../jmeter/index.js'), import('../../stages/properties.js'), import('../../stages/server/jobs.js')]);
-  ({ analyzeJtl, buildReport, effectivePlan, expectedSamples, loadPlan, renderHtml, renderJmx, renderJunit, renderKubernetes, renderText, runLoadDetailed } = m0);
+  ({ analyzeJtl, buildReport, effectivePlan, expectedSamples, loadPlan, renderHtml, renderJmx, renderJunit, renderKubernetes, renderText, runLoadDetailed, serveEngine } = m0);
   ({ stageProperties, writeProperties } = m1);
   ({ statusForExitCode } = m2);
 }
 
 const seconds = (flag: string) => (v: string) => parseNumberFlag(flag, v, { min: 0, exclusiveMin: true, max: 604_800, unit: 'seconds' });
 const engines = (flag: string) => (v: string) => parseNumberFlag(flag, v, { min: 1, max: 1000, integer: true });
+const port = (flag: string) => (v: string) => parseNumberFlag(flag, v, { min: 1, max: 65535, integer: true });
 
 async function writeReports(report: LoadReport, o: { junit?: string; html?: string }, analysis?: JtlAnalysis): Promise<void> {
   if (o.junit) {
@@ -88,18 +91,21 @@ Examples:
       .argument('<plan>', 'load plan (YAML/JSON)')
       .option('--target <origin>', 'replace scheme://host:port of every URL, e.g. http://ingress:8080')
       .option('--duration <seconds>', 'override load_spec.duration', seconds('--duration'))
-      .option('--kubernetes', 'render a controller Job + jmeter-server StatefulSet instead of the .jmx', false)
+      .option('--kubernetes', 'render a controller Job (`load run --remote`) + engine StatefulSet (`load server`) instead of the .jmx', false)
       .option('--engines <n>', 'jmeter-server engines (with --kubernetes)', engines('--engines'), 2)
-      .option('--image <image>', 'JMeter image (with --kubernetes)', 'justb4/jmeter:5.5')
+      .option('--image <image>', 'JMeter image with clover-cd on PATH (with --kubernetes)', defaultImage('clover-cd-jmeter'))
       .option('--namespace <ns>', 'namespace (with --kubernetes)', 'default')
       .addHelpText(
         'after',
         `
--o <file> writes the document to a file; without it the document goes to stdout.
+-o <file> writes the document to a file; without it the document goes to stdout. With --kubernetes,
+the plan goes in a ConfigMap and --target/--duration become the controller's \`load run\` flags; every
+container runs clover-cd in exec form (\`clover-cd load server\`, \`clover-cd load run --remote\`).
 
 Examples:
   clover-cd load render examples/jmeter_testplan.yaml -o plan.jmx
   clover-cd load render plan.yaml --kubernetes --engines 4 --namespace load | kubectl apply -f -
+  clover-cd load render plan.yaml --kubernetes --image registry.example.com/clover-cd/clover-cd-jmeter:0.1.0
 `,
       ),
   ).action(
@@ -108,9 +114,10 @@ Examples:
       const { outFile } = globalOptions(cmd);
       checkOutputPaths([{ flag: '-o', path: outFile }]);
       if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(o.namespace) || o.namespace.length > 63) throw new InvalidInputError(`--namespace must be a Kubernetes namespace (lower-case letters, digits and "-", at most 63), got "${o.namespace}"`);
-      if (!/^[^\s]+$/.test(o.image)) throw new InvalidInputError(`--image must be an image reference such as justb4/jmeter:5.5, got "${o.image}"`);
-      const plan = effectivePlan(loadPlan(file), { target: o.target, durationS: o.duration });
-      const doc = o.kubernetes ? renderKubernetes(plan, { engines: o.engines, image: o.image, namespace: o.namespace }) : renderJmx(plan);
+      if (!/^[^\s]+$/.test(o.image)) throw new InvalidInputError(`--image must be an image reference such as ${defaultImage('clover-cd-jmeter')}, got "${o.image}"`);
+      const doc = o.kubernetes
+        ? renderKubernetes(file, { engines: o.engines, image: o.image, namespace: o.namespace, target: o.target, durationS: o.duration })
+        : renderJmx(effectivePlan(loadPlan(file), { target: o.target, durationS: o.duration }));
       if (outFile) {
         writeFileSync(outFile, doc);
         note(`wrote ${outFile}`);
@@ -203,6 +210,42 @@ Examples:
           writeProperties(o.properties, props);
         }
         return exitCode;
+      }),
+    );
+
+  load
+    .command('server')
+    .description('run a JMeter engine (jmeter-server) in the foreground for `load run --remote`, started as `load run` starts JMeter')
+    .option('--port <n>', 'RMI registry port the controller connects to', port('--port'), 1099)
+    .option('--local-port <n>', "the engine's own RMI port (fixed, so a Service or firewall can admit it)", port('--local-port'), 50000)
+    .option('--hostname <name>', 'the name or address controllers reach this engine by (java.rmi.server.hostname)', '127.0.0.1')
+    .option('--jmeter-home <dir>', 'JMeter installation (default: $JMETER_HOME, PATH, /usr/share/jmeter)')
+    .addHelpText(
+      'after',
+      `
+Each engine runs the whole plan the controller sends, so load = engines x plan. The engines of
+\`load render --kubernetes\` run this command. Exit 130 when stopped (SIGTERM, Ctrl-C), 4 when JMeter is
+missing or cannot start, else JMeter's own exit code.
+
+Examples:
+  clover-cd load server --port 1099 --local-port 50000 --hostname 10.0.0.5
+  clover-cd load run plan.yaml --engine jmeter --remote 10.0.0.5:1099 --results run.jtl   # on the controller
+`,
+    )
+    .action(
+      action(async (o: { port: number; localPort: number; hostname: string; jmeterHome?: string }) => {
+        await loadEngine();
+        if (!/^[A-Za-z0-9.:-]+$/.test(o.hostname)) throw new InvalidInputError(`--hostname must be a host name or address, got "${o.hostname}"`);
+        const controller = new AbortController();
+        const stop = onInterrupt((why) => {
+          note(`${why}: stopping jmeter-server`);
+          controller.abort();
+        });
+        try {
+          return await serveEngine({ port: o.port, localPort: o.localPort, hostname: o.hostname, jmeterHome: o.jmeterHome, signal: controller.signal });
+        } finally {
+          stop();
+        }
       }),
     );
 

@@ -40,7 +40,7 @@ export function register(program: Command): void {
     .option('--spec <file>', 'release spec file')
     .option('--spec-env <name>', 'environment variable holding the spec as JSON (Run Job) or base64 JSON (Jenkins SPEC parameter)')
     .option('--weight <percent>', 'candidate weight (traffic; the split rule of gate)')
-    .option('--step <n>', 'canary step, 1-based (traffic)')
+    .option('--step <n>', 'plan step, 1-based (traffic, load, gate); empty means none, as a Run Job passes a blank step')
     .option('--window <duration>', "override the plan step's load window (load); by default the window comes from the plan")
     .option('--execution-id <id>', 'the pipeline execution this action belongs to (default $CLOVER_CD_EXECUTION_ID): a new one starts a new release')
     .option('--platform <kind>', 'sandbox or kubernetes', 'kubernetes')
@@ -77,7 +77,7 @@ Examples:
         checkOutputPaths([{ flag: '--properties', path: opts.properties, createsFolders: true }]);
         const params = {
           weight: opts.weight === undefined ? undefined : parseIntegerFlag('--weight', opts.weight, { min: 0, max: 100 }),
-          step: opts.step === undefined ? undefined : parseIntegerFlag('--step', opts.step, { min: 1 }),
+          step: opts.step === undefined || opts.step === '' ? undefined : parseIntegerFlag('--step', opts.step, { min: 1 }),
           window: opts.window === undefined ? undefined : (parseDurationFlag('--window', opts.window), opts.window.trim()),
           execution: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID) ? { id: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID)!, pipeline: process.env.CLOVER_CD_PIPELINE ?? '' } : undefined,
         };
