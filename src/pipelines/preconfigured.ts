@@ -99,7 +99,7 @@ export function orcaConfig(specs: ReleaseSpec[], opts: OrcaConfigOptions = {}): 
   } else if (mesh) {
     notes.push(`no secret reference: the stages send no Authorization header, and the stage server knows Orca by its mesh identity ${mesh} (deploy/clover-cd/overlays/mesh-auth, serve --trust-mesh-principal).`);
   } else {
-    throw new InvalidInputError('no secret reference for the Authorization header: the stage server deploy/clover-cd ships refuses a call without credentials (401, TERMINAL in Orca). Give --auth-secret (or spinnaker.stageServer.auth.spinnaker in the spec), or state spinnaker.stageServer.meshAuth when the server trusts Orca\'s mesh identity', [{ path: 'spinnaker.stageServer.auth.spinnaker', message: `expected a secret reference such as ${SECRET_ENGINES[engine].example}` }]);
+    throw new InvalidInputError('no secret reference for the Authorization header: the stage server, as deploy/clover-cd ships it, refuses a call without credentials (401, TERMINAL in Orca). Give --auth-secret (or spinnaker.stageServer.auth.spinnaker in the spec), or state spinnaker.stageServer.meshAuth when the server trusts Orca\'s mesh identity', [{ path: 'spinnaker.stageServer.auth.spinnaker', message: `expected a secret reference such as ${SECRET_ENGINES[engine].example}` }]);
   }
 
   const release = "${parameterValues['release']}";

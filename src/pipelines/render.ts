@@ -19,6 +19,8 @@ export interface RenderInput {
   candidateManifests?: KubeObject[];
   /** The load plan, inlined into the spec the stages receive when the spec names it by path. */
   loadPlan?: Record<string, unknown>;
+  /** The spec's file, for the messages of refusals. */
+  file?: string;
 }
 
 export interface RenderResult {
@@ -29,7 +31,7 @@ export interface RenderResult {
 
 const MINUTE = 60_000;
 export const INLINE_WEBHOOK_REFUSED =
-  "inline webhook stages cannot carry a secret (Spinnaker resolves secret references only in its configuration files), and the stage server deploy/clover-cd ships refuses a call without credentials (401, TERMINAL in Orca): state how the server knows Orca — spinnaker.stageServer.meshAuth (Orca's mesh identity, deploy/clover-cd/overlays/mesh-auth), or spinnaker.stages: preconfigured (the secret header in orca-local.yml, `clover-cd pipeline orca-config`), or runner jenkins / runJob (README \"Spinnaker stages and secrets\")";
+  "inline webhook stages cannot carry a secret (Spinnaker resolves secret references only in its configuration files), and the stage server, as deploy/clover-cd ships it, refuses a call without credentials (401, TERMINAL in Orca): state how the server knows Orca — spinnaker.stageServer.meshAuth (Orca's mesh identity, deploy/clover-cd/overlays/mesh-auth), or spinnaker.stages: preconfigured (the secret header in orca-local.yml, `clover-cd pipeline orca-config`), or runner jenkins / runJob (README \"Spinnaker stages and secrets\")";
 const quote = (name: string) => `'${name.replace(/'/g, "''")}'`;
 const succeeded = (name: string) => `#stage(${quote(name)})['status'].toString() == 'SUCCEEDED'`;
 
@@ -129,7 +131,7 @@ export function renderPipeline(input: RenderInput): RenderResult {
   if (runner === 'webhook' && sp.stages !== 'preconfigured') {
     // An inline webhook stage cannot carry a secret, and the shipped server (deploy/clover-cd) refuses a caller
     // without credentials: 401, which Orca treats as TERMINAL. Only the mesh identity can vouch for Orca here.
-    if (!sp.stageServer.meshAuth) throw new InvalidInputError(INLINE_WEBHOOK_REFUSED, [{ path: 'spinnaker.stageServer.meshAuth', message: 'required for inline webhook stages (or spinnaker.stages: preconfigured, or runner jenkins / runJob)' }]);
+    if (!sp.stageServer.meshAuth) throw new InvalidInputError(`${input.file ? `${input.file}: ` : ''}${INLINE_WEBHOOK_REFUSED}`, [{ file: input.file, path: 'spinnaker.stageServer.meshAuth', message: 'required for inline webhook stages (or spinnaker.stages: preconfigured, or runner jenkins / runJob)' }]);
     notes.push(`inline webhook stages: the stage server must trust ${sp.stageServer.meshAuth.principal} (deploy/clover-cd/overlays/mesh-auth: sidecar, mutual TLS, an AuthorizationPolicy admitting only it; serve --trust-mesh-principal), and Orca must run with an Istio sidecar under that service account.`);
   }
   if (sp.stages === 'preconfigured') notes.push('preconfigured stages: Orca needs the webhook types of `clover-cd pipeline orca-config` in orca-local.yml (the stage server URL and secret header live there).');

@@ -70,7 +70,7 @@ const kubectl = (args: string[], input?: string) =>
       'PeerAuthentication',
     ]);
     kubectl(['create', 'namespace', ns]);
-    const moved = ours.map((d) => ({ ...d, metadata: { ...d.metadata, namespace: ns } }));
+    const moved: Obj[] = ours.map((d) => ({ ...d, metadata: { ...d.metadata, namespace: ns } }));
     const text = moved.map((d) => yaml.dump(d)).join('---\n');
     kubectl(['apply', '--dry-run=server', '-f', '-'], text);
     kubectl(['apply', '-f', '-'], text);
