@@ -1,6 +1,6 @@
 /**
  * Parity of the engine's hosts (test/parity-*.test.ts). One engine, many hosts: the same release run by `release run`, by the rendered pipeline with webhook
- * stages (the stage server), with preconfigured webhook stages (resolved through the orca-local.yml text
+ * stages (the stage server, which admits them as the shipped one does: inline by Orca's mesh identity), with preconfigured webhook stages (resolved through the orca-local.yml text
  * `pipeline orca-config` prints, as Orca does) and with Jenkins stages (`clover-cd stage` actions), each on
  * the local Orca runner, must end the same way — outcome, exit code, recorded verdicts, final routes and observed split —
  * for canary, blue/green and A/B, with a healthy and a faulty candidate.
@@ -65,7 +65,10 @@ async function runOn(
     path === 'pipeline (jenkins)'
       ? { runner: 'jenkins', jenkins: { master: 'ci', job: 'clover-cd-stage' } }
       : path === 'pipeline (preconfigured)'
-        ? { stages: 'preconfigured', stageServer: { ...SPINNAKER.stageServer, auth: { spinnaker: SECRET_REFERENCE } } }
+        ? {
+            stages: 'preconfigured',
+            stageServer: { ...SPINNAKER.stageServer, auth: { spinnaker: SECRET_REFERENCE } },
+          }
         : { stageServer: { ...SPINNAKER.stageServer, meshAuth: { principal: ORCA_PRINCIPAL } } };
   const file = lab.writeSpec(name, strategy, { rules, spinnaker: { ...SPINNAKER, ...runner } });
   const { spec, dir } = loadSpec(file);
@@ -185,22 +188,41 @@ export function stageServerAuthParity(): void {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('spinnaker.stageServer.meshAuth');
     expect(existsSync(out)).toBe(false);
-    await expect(runPipelineLocally({ file, platform: lab.sb.platform, autoApprove: true })).rejects.toThrow(/refuses a call without credentials/);
+    await expect(runPipelineLocally({ file, platform: lab.sb.platform, autoApprove: true })).rejects.toThrow(
+      /refuses a call without credentials/,
+    );
   });
 
   it('a 401 from the stage server ends the task TERMINAL, as in Orca: the rollback is refused too, execution TERMINAL, exit 4', async () => {
-    const file = lab.writeSpec('auth-401', strategy, { spinnaker: { ...SPINNAKER, stages: 'preconfigured', stageServer: { ...SPINNAKER.stageServer, auth: { spinnaker: SECRET_REFERENCE } } } });
+    const file = lab.writeSpec('auth-401', strategy, {
+      spinnaker: {
+        ...SPINNAKER,
+        stages: 'preconfigured',
+        stageServer: { ...SPINNAKER.stageServer, auth: { spinnaker: SECRET_REFERENCE } },
+      },
+    });
     const { config } = orcaConfig([loadSpec(file).spec]);
-    for (const hook of config.webhook.preconfigured) delete (hook.customHeaders as Record<string, unknown>).Authorization;
+    for (const hook of config.webhook.preconfigured)
+      delete (hook.customHeaders as Record<string, unknown>).Authorization;
     const orca = `${file}.orca-local.yml`;
     writeFileSync(orca, orcaConfigYaml(config));
-    const r = await runPipelineLocally({ file, orcaConfig: orca, platform: lab.sb.platform, autoApprove: true, evidenceDir: lab.evidenceDir, pollIntervalMs: 100 });
+    const r = await runPipelineLocally({
+      file,
+      orcaConfig: orca,
+      platform: lab.sb.platform,
+      autoApprove: true,
+      evidenceDir: lab.evidenceDir,
+      pollIntervalMs: 100,
+    });
     const byName = Object.fromEntries(r.execution.stages.map((s) => [s.name, s]));
     const first = byName['Prepare routes for v2'];
     expect(first.status).toBe('FAILED_CONTINUE');
     expect(first.message).toMatch(/^task TERMINAL: create call answered 401/);
     expect((first.context.webhook as { statusCodeValue: number }).statusCodeValue).toBe(401);
-    expect(byName['Roll back to v1']).toMatchObject({ status: 'TERMINAL', message: expect.stringMatching(/create call answered 401/) });
+    expect(byName['Roll back to v1']).toMatchObject({
+      status: 'TERMINAL',
+      message: expect.stringMatching(/create call answered 401/),
+    });
     expect(r.execution.status).toBe('TERMINAL');
     expect(r.exitCode).toBe(4);
     const status = await releaseStatus(lab.sb.platform, loadSpec(file).spec);
