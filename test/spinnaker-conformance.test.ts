@@ -211,6 +211,25 @@ describe('every example binds the candidate image the way Echo names it, in the 
     expect(warnings[0].message).toContain('"index.docker.io/opnfv/clover-ns-nginx-lb"');
   });
 
+  it('a docker trigger whose repository starts with a registry host is refused by the spec (Echo compares it without the host)', () => {
+    const file = writeTemp(
+      'host-in-repository.yaml',
+      (d) => (d.spinnaker.triggers[0].repository = 'index.docker.io/opnfv/clover-ns-nginx-lb'),
+    );
+    let problems: unknown[] = [];
+    try {
+      loadSpec(file);
+    } catch (err) {
+      problems = (err as InvalidInputError).problems;
+    }
+    expect(problems).toEqual([
+      expect.objectContaining({
+        path: 'spinnaker.triggers[0].repository',
+        message: expect.stringContaining('put "index.docker.io" in registry'),
+      }),
+    ]);
+  });
+
   it('a manual start deploys the tag parameter (or its default) under the same name', () => {
     const p = render('examples/sdc-canary.yaml');
     expect(deployedImage(p, undefined)).toBe('index.docker.io/opnfv/clover-ns-nginx-lb:opnfv-7.0.0');
