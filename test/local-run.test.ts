@@ -133,15 +133,15 @@ describe('trigger artifacts and parameters, as Echo, Orca and Clouddriver bind t
   it('a docker trigger for v2.1 deploys :v2.1; a manual start deploys the tag parameter, or its default', async () => {
     const docker = await executePipeline(deployOnly(), { platform: sb.platform, trigger: { type: 'docker', tag: 'v2.1' } });
     expect(docker.status).toBe('SUCCEEDED');
-    expect(await candidateImage()).toBe('opnfv/clover-ns-nginx-lb:v2.1');
-    expect(docker.trigger).toMatchObject({ tag: 'v2.1', artifacts: [{ type: 'docker/image', name: 'opnfv/clover-ns-nginx-lb', reference: 'opnfv/clover-ns-nginx-lb:v2.1' }] });
+    expect(await candidateImage()).toBe('index.docker.io/opnfv/clover-ns-nginx-lb:v2.1');
+    expect(docker.trigger).toMatchObject({ tag: 'v2.1', artifacts: [{ type: 'docker/image', name: 'index.docker.io/opnfv/clover-ns-nginx-lb', reference: 'index.docker.io/opnfv/clover-ns-nginx-lb:v2.1' }] });
     const param = await executePipeline(deployOnly(), { platform: sb.platform, trigger: { type: 'manual', parameters: { tag: 'v2.9' } } });
-    expect(param.stages[0].context['outputs.boundArtifacts']).toEqual([expect.objectContaining({ reference: 'opnfv/clover-ns-nginx-lb:v2.9' })]);
-    expect(await candidateImage()).toBe('opnfv/clover-ns-nginx-lb:v2.9');
+    expect(param.stages[0].context['outputs.boundArtifacts']).toEqual([expect.objectContaining({ reference: 'index.docker.io/opnfv/clover-ns-nginx-lb:v2.9' })]);
+    expect(await candidateImage()).toBe('index.docker.io/opnfv/clover-ns-nginx-lb:v2.9');
     await executePipeline(deployOnly(), { platform: sb.platform });
-    expect(await candidateImage()).toBe('opnfv/clover-ns-nginx-lb:opnfv-7.0.0');
+    expect(await candidateImage()).toBe('index.docker.io/opnfv/clover-ns-nginx-lb:opnfv-7.0.0');
     // A tag the trigger's pattern does not match never starts the pipeline (Echo): exit 2, nothing deployed.
-    await expect(executePipeline(deployOnly(), { platform: sb.platform, trigger: { type: 'docker', tag: 'latest' } })).rejects.toThrow(/does not match the docker trigger's tag pattern/);
+    await expect(executePipeline(deployOnly(), { platform: sb.platform, trigger: { type: 'docker', tag: 'latest' } })).rejects.toThrow(/Echo would not start the pipeline: tag "latest" does not fully match triggers\[0\]\.tag/);
   });
 
   it('pipeline run --local --param tag=... deploys that tag (CLI)', async () => {
@@ -149,7 +149,7 @@ describe('trigger artifacts and parameters, as Echo, Orca and Clouddriver bind t
     writeFileSync(file, JSON.stringify(deployOnly()));
     const r = await runCli(['pipeline', 'run', file, '--local', '--param', 'tag=v3.0', '-o', 'json'], { env: { CLOVER_CD_STATE_DIR: mkdtempSync(join(tmpdir(), 'local-run-state-')) }, timeoutMs: 120_000 });
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout).stages[0].message).toContain('bound opnfv/clover-ns-nginx-lb:v3.0');
+    expect(JSON.parse(r.stdout).stages[0].message).toContain('bound index.docker.io/opnfv/clover-ns-nginx-lb:v3.0');
   });
 
   it('preconfigured stages (types from the orca-config fragment) run a docker-triggered canary to promotion with its own tag', async () => {
@@ -165,7 +165,7 @@ describe('trigger artifacts and parameters, as Echo, Orca and Clouddriver bind t
       expect(r.exitCode).toBe(0);
       expect(r.jobs.find((j) => j.stage === 'Gate at 50%')).toMatchObject({ status: 'SUCCEEDED', verdict: { outcome: 'pass' } });
       expect(await weightOfV2(fresh)).toBe(100);
-      expect(await candidateImage(fresh.platform)).toBe('opnfv/clover-ns-nginx-lb:v2.1');
+      expect(await candidateImage(fresh.platform)).toBe('index.docker.io/opnfv/clover-ns-nginx-lb:v2.1');
     } finally {
       await fresh.stop();
     }

@@ -60,7 +60,11 @@ describe('pipeline orca-config', () => {
     const payload = traffic.payload.replace("${parameterValues['spec']}", '{"a":1}').replace("${parameterValues['step']}", '2').replace(/\$\{execution\['(\w+)'\]\}/g, 'x');
     expect(JSON.parse(payload)).toEqual({ spec: { a: 1 }, step: 2, execution: { id: 'x', pipeline: 'x' } });
     const job = doc.job.preconfigured.kubernetes[0];
-    expect(job).toMatchObject({ type: 'cloverCdStageJob', account: 'k8s-sdc', consumeArtifactSource: 'propertyFile', propertyFile: 'clover-cd', manifest: { kind: 'Job' } });
+    expect(job).toMatchObject({ type: 'cloverCdStageJob', account: 'k8s-sdc', propertyFile: 'clover-cd', manifest: { kind: 'Job' } });
+    // Spring binds only the fields Orca declares, and keeps a label key's '/' only in brackets.
+    expect(job).not.toHaveProperty('consumeArtifactSource');
+    expect(job.manifest.metadata.labels).toEqual({ '[app.kubernetes.io/name]': 'clover-cd' });
+    expect(r.stdout).toContain("'[app.kubernetes.io/name]': clover-cd");
     // Exec form, no shell: the kubelet fills $(VAR) from the env the stage's parameters set.
     const container = job.manifest.spec.template.spec.containers[0];
     expect([...container.command, ...container.args]).toEqual(['clover-cd', 'stage', '$(CLOVER_CD_ACTION)', '--step', '$(CLOVER_CD_STEP)', '--spec-env', 'CLOVER_CD_SPEC', '--property-format', 'spinnaker']);
@@ -134,25 +138,30 @@ describe('preconfigured stages in the pipeline', () => {
 });
 
 describe('trigger artifacts and parameters', () => {
-  it('binds the candidate image: expected artifact with a tag-parameter default, docker trigger expects it, deployManifest requires it', () => {
+  it('binds the candidate image under the name Echo gives it: <registry>/<repository>, expected artifact with a tag-parameter default, docker trigger expects it, deployManifest requires it', () => {
     const p = render('examples/sdc-canary.yaml');
     expect(p.parameterConfig).toEqual([expect.objectContaining({ name: 'tag', default: 'opnfv-7.0.0', required: false })]);
+    const name = 'index.docker.io/opnfv/clover-ns-nginx-lb';
     expect(p.expectedArtifacts).toEqual([
       expect.objectContaining({
         id: 'candidate-image',
-        matchArtifact: { type: 'docker/image', name: 'opnfv/clover-ns-nginx-lb' },
+        matchArtifact: { type: 'docker/image', name: 'index\\.docker\\.io/opnfv/clover-ns-nginx-lb' },
         useDefaultArtifact: true,
-        defaultArtifact: { type: 'docker/image', name: 'opnfv/clover-ns-nginx-lb', version: "${parameters['tag']}", reference: "opnfv/clover-ns-nginx-lb:${parameters['tag']}" },
+        defaultArtifact: { type: 'docker/image', name, version: "${parameters['tag']}", reference: `${name}:\${parameters['tag']}` },
       }),
     ]);
-    expect(p.triggers[0]).toMatchObject({ type: 'docker', expectedArtifactIds: ['candidate-image'] });
+    expect(p.triggers[0]).toMatchObject({ type: 'docker', registry: 'index.docker.io', expectedArtifactIds: ['candidate-image'] });
     const deploy = p.stages[0] as any;
     expect(deploy.requiredArtifactIds).toEqual(['candidate-image']);
-    expect(deploy.manifests[0].spec.template.spec.containers[0].image).toBe('opnfv/clover-ns-nginx-lb');
-    // A registry on the trigger is part of the artifact name Echo sends, so of the name the manifest carries.
-    const reg = render(specWith('sdc-canary', (d) => (d.spinnaker.triggers[0].registry = 'index.docker.io')));
-    expect((reg.stages[0] as any).manifests[0].spec.template.spec.containers[0].image).toBe('index.docker.io/opnfv/clover-ns-nginx-lb');
-    expect((reg.expectedArtifacts[0] as any).matchArtifact.name).toBe('index\\.docker\\.io/opnfv/clover-ns-nginx-lb');
+    expect(deploy.manifests[0].spec.template.spec.containers[0].image).toBe(name);
+    // Another registry account: its address is part of the name Echo sends, so of the name the manifest carries.
+    const ghcr = render(specWith('sdc-canary', (d) => (d.spinnaker.triggers[0].registry = 'ghcr.io')));
+    expect((ghcr.stages[0] as any).manifests[0].spec.template.spec.containers[0].image).toBe('ghcr.io/opnfv/clover-ns-nginx-lb');
+    expect((ghcr.expectedArtifacts[0] as any).matchArtifact.name).toBe('ghcr\\.io/opnfv/clover-ns-nginx-lb');
+    // No registry anywhere: Docker Hub's address is assumed, and the render says so naming the field.
+    const bare = renderPipeline(readRenderInput(loadSpec(specWith('sdc-canary', (d) => delete d.spinnaker.triggers[0].registry))));
+    expect((bare.pipeline.expectedArtifacts[0] as any).defaultArtifact.name).toBe(name);
+    expect(bare.notes.join('\n')).toMatch(/spinnaker\.triggers\[0\]\.registry names no registry: assumed index\.docker\.io/);
   });
 
   const cases: Array<[string, (p: any) => void, RegExp]> = [

@@ -5,24 +5,36 @@
  * deploys the `tag` parameter; and the artifact rules `pipeline validate` checks. Pure.
  */
 import type { ReleaseSpec, TriggerSpec } from '../spec/types.js';
+import { registryHost } from '../spec/image-ref.js';
 import type { PipelineProblem } from './types.js';
 
 export const CANDIDATE_ARTIFACT_ID = 'candidate-image';
 export const TAG_PARAMETER = 'tag';
 
-/** Trigger types whose executions can carry the image artifact (Echo puts it in trigger.artifacts). */
-const ARTIFACT_TRIGGERS = new Set(['docker', 'webhook', 'pipeline']);
+/**
+ * Trigger types listing the artifact in `expectedArtifactIds`. A docker event always carries the image (Echo names
+ * it `<registry>/<repository>`), and a pipeline trigger resolves it from the parent or its default. Webhook and
+ * Jenkins triggers do not list it: Echo would ignore every event that does not carry it (ArtifactMatcher), so they
+ * bind it when the event brings one with the right name, and the `tag` parameter otherwise (render notes say how).
+ */
+const LISTING_TRIGGERS = new Set(['docker', 'pipeline']);
+/** Docker Hub's address in a Spinnaker Docker registry account (spinnaker.io, "Docker Registry" provider). */
+export const DOCKER_HUB_REGISTRY = 'index.docker.io';
 
 export interface ImageBinding {
-  /** The image name the manifest carries (no tag) and the artifact matches: what Clouddriver replaces. */
+  /** `<registry>/<repository>`: the name Echo gives the image, which the manifest carries and Clouddriver replaces. */
   name: string;
+  registry: string;
+  /** Where the registry came from: the docker trigger, the candidate image's host, or assumed (Docker Hub). */
+  registryFrom: 'trigger' | 'image' | 'assumed';
   expectedArtifact: Record<string, unknown>;
   parameter: Record<string, unknown>;
-  /** Trigger indexes (in spec order) that bind the artifact. */
+  /** Trigger indexes (in spec order) that list the artifact. */
   triggers: number[];
+  notes: string[];
 }
 
-const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+export const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** `repo[:tag]` → repo and tag; undefined for a digest reference (nothing to parameterize). */
 export function splitImage(image: string): { repository: string; tag: string } | undefined {
@@ -32,18 +44,29 @@ export function splitImage(image: string): { repository: string; tag: string } |
   return colon > slash ? { repository: image.slice(0, colon), tag: image.slice(colon + 1) } : { repository: image, tag: 'latest' };
 }
 
-const sameRepository = (a: string, b: string) => a === b || a.endsWith(`/${b}`) || b.endsWith(`/${a}`);
-
 /** The binding for a spec whose candidate is derived from candidateImage; undefined otherwise. */
 export function imageBinding(spec: ReleaseSpec): ImageBinding | undefined {
   const image = spec.service.candidateImage;
   if (!image || spec.service.candidateManifests) return undefined;
   const split = splitImage(image);
   if (!split) return undefined;
+  const host = registryHost(split.repository);
+  // The repository as a registry reports it (and Echo compares it with the trigger's): without the host.
+  const repository = host ? split.repository.slice(host.length + 1) : split.repository;
   const triggers = spec.spinnaker?.triggers ?? [];
-  const docker = triggers.find((t): t is Extract<TriggerSpec, { type: 'docker' }> => t.type === 'docker' && sameRepository(t.repository, split.repository));
-  // Echo names a docker trigger's artifact "<registry>/<repository>": the manifest must carry that same name.
-  const name = docker?.registry ? `${docker.registry}/${docker.repository}` : split.repository;
+  const dockerIndex = triggers.findIndex((t) => t.type === 'docker' && t.repository === repository);
+  const docker = dockerIndex >= 0 ? (triggers[dockerIndex] as Extract<TriggerSpec, { type: 'docker' }>) : undefined;
+  const registry = docker?.registry ?? host ?? DOCKER_HUB_REGISTRY;
+  const registryFrom = docker?.registry ? 'trigger' : host ? 'image' : 'assumed';
+  const name = `${registry}/${repository}`;
+  const notes: string[] = [];
+  if (registryFrom === 'assumed') {
+    notes.push(`${docker ? `spinnaker.triggers[${dockerIndex}].registry` : 'service.candidateImage'} names no registry: assumed ${DOCKER_HUB_REGISTRY} (Docker Hub's address in a Spinnaker registry account), so the image artifact is named ${name}. Echo names a pushed image <registry>/<repository> with the address of the Docker registry account: set ${docker ? `spinnaker.triggers[${dockerIndex}].registry` : 'a registry host in service.candidateImage'} if yours differs, or the trigger never fires.`);
+  }
+  triggers.forEach((t, i) => {
+    if (t.type === 'webhook') notes.push(`spinnaker.triggers[${i}] (webhook ${t.source}): to deploy a pushed tag, post {"parameters": {"tag": "<tag>"}} or an artifact {"type": "docker/image", "name": "${name}", "reference": "${name}:<tag>"}; otherwise the tag parameter's default is deployed.`);
+    if (t.type === 'jenkins') notes.push(`spinnaker.triggers[${i}] (jenkins ${t.job}): to deploy the build's image, write messageFormat=DOCKER and image=${name}:<tag> into its property file${t.propertyFile ? ` ${t.propertyFile}` : ' (set propertyFile)'} (Igor's DOCKER template names the artifact by the part before ':'); otherwise the tag parameter's default is deployed.`);
+  });
   const expectedArtifact = {
     id: CANDIDATE_ARTIFACT_ID,
     displayName: `${spec.service.name} ${spec.service.candidate} image`,
@@ -62,8 +85,8 @@ export function imageBinding(spec: ReleaseSpec): ImageBinding | undefined {
     options: [],
     pinned: true,
   };
-  const bound = triggers.map((t, i) => (ARTIFACT_TRIGGERS.has(t.type) && (t.type !== 'docker' || sameRepository(t.repository, split.repository)) ? i : -1)).filter((i) => i >= 0);
-  return { name, expectedArtifact, parameter, triggers: bound };
+  const bound = triggers.map((t, i) => (LISTING_TRIGGERS.has(t.type) && (t.type !== 'docker' || t.repository === repository) ? i : -1)).filter((i) => i >= 0);
+  return { name, registry, registryFrom, expectedArtifact, parameter, triggers: bound, notes };
 }
 
 type Obj = Record<string, unknown>;

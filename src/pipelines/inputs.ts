@@ -13,7 +13,7 @@ import type { RenderInput } from './render.js';
 
 export function readRenderInput(loaded: LoadedSpec): RenderInput {
   const { spec, dir } = loaded;
-  const input: RenderInput = { spec };
+  const input: RenderInput = { spec, file: loaded.file };
   if (spec.service.candidateManifests) {
     const manifests: KubeObject[] = [];
     spec.service.candidateManifests.forEach((rel, i) => {

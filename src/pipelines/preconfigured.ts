@@ -10,6 +10,7 @@ import { ACTION_DESCRIPTIONS, STAGE_ACTIONS, STAGE_SERVER_POLLING, type StageAct
 import { defaultImage } from '../contract/images.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import { InvalidInputError } from '../util/errors.js';
+import { DEFAULT_SECRET_ENGINE, SECRET_ENGINES, secretReferenceProblem, type SecretEngine } from './secret-refs.js';
 
 export const PRECONFIGURED_ALIAS = 'preconfiguredWebhook';
 export const DEFAULT_STAGE_SERVER = 'http://clover-cd.clover-system:8080';
@@ -43,6 +44,8 @@ export interface OrcaConfigOptions {
   stageServer?: string;
   /** Secret reference for the Authorization header, e.g. "encrypted:k8s!n:clover-cd!k:authorization". */
   authSecret?: string;
+  /** The secret engine that resolves it: the Operator's k8s (default) or one of kork's (Halyard or the Operator). */
+  secrets?: SecretEngine;
   /** Run Job: Clouddriver account, namespace, image, service account. */
   account?: string;
   namespace?: string;
@@ -53,7 +56,15 @@ export interface OrcaConfigOptions {
 export interface OrcaConfig {
   config: { webhook: { preconfigured: Record<string, unknown>[] }; job: { preconfigured: { kubernetes: Record<string, unknown>[] } } };
   notes: string[];
+  /** The engine the references are written for (what the fragment's header names). */
+  engine: SecretEngine;
 }
+
+/**
+ * A label map as Spring binds it into Orca's V1Job: keys in brackets, or Spring drops their '/' (and every other
+ * character but letters, digits, '-' and '.'), so `app.kubernetes.io/name` would arrive as `app.kubernetes.ioname`.
+ */
+const springMapKeys = (labels: Record<string, string>) => Object.fromEntries(Object.entries(labels).map(([k, v]) => [`[${k}]`, v]));
 
 /** The one value the specs agree on (or the option); exit 2 when they disagree. */
 function agreed(specs: ReleaseSpec[], pick: (s: ReleaseSpec) => string | undefined, option: string | undefined, path: string): string | undefined {
@@ -72,15 +83,23 @@ export function orcaConfig(specs: ReleaseSpec[], opts: OrcaConfigOptions = {}): 
   const notes: string[] = [];
   const server = (agreed(specs, (s) => s.spinnaker?.stageServer.url, opts.stageServer, 'spinnaker.stageServer.url') ?? DEFAULT_STAGE_SERVER).replace(/\/+$/, '');
   if (!/^https?:\/\//.test(server)) throw new InvalidInputError(`--stage-server must be an http(s) URL, got "${server}"`);
+  const engine = opts.secrets ?? DEFAULT_SECRET_ENGINE;
+  const secretPath = opts.authSecret !== undefined ? '--auth-secret' : 'spinnaker.stageServer.auth.spinnaker';
   const secret = agreed(specs, (s) => s.spinnaker?.stageServer.auth?.spinnaker, opts.authSecret, 'spinnaker.stageServer.auth.spinnaker');
+  const mesh = agreed(specs, (s) => s.spinnaker?.stageServer.meshAuth?.principal, undefined, 'spinnaker.stageServer.meshAuth.principal');
   const headers: Record<string, string[]> = { 'Content-Type': ['application/json'] };
   if (secret) {
-    if (!secret.startsWith('encrypted:')) {
-      throw new InvalidInputError('the Authorization header takes a Spinnaker secret reference ("encrypted:<engine>!...") whose secret holds the whole header value ("Bearer <token>"): a plain value would be a secret in a configuration file', [{ path: 'spinnaker.stageServer.auth.spinnaker', message: 'expected "encrypted:..."' }]);
+    const problem = secretReferenceProblem(secret, engine);
+    if (problem) {
+      throw new InvalidInputError(`${secretPath}: ${problem}. The Authorization header takes a Spinnaker secret reference whose secret holds the whole header value ("Bearer <token>"); a plain value would be a secret in a configuration file`, [{ path: secretPath, message: `expected a reference ${SECRET_ENGINES[engine].tool} resolves, e.g. ${SECRET_ENGINES[engine].example}` }]);
     }
-    // Kork replaces a value that IS a reference; the secret it names holds "Bearer <token>".
+    // Kork (or the Operator) replaces a value that IS a reference; the secret it names holds "Bearer <token>".
     headers.Authorization = [secret];
-  } else notes.push('no secret reference (spinnaker.stageServer.auth.spinnaker or --auth-secret): the stages send no Authorization header, so the stage server must accept them unauthenticated (serve --allow-unauthenticated behind a NetworkPolicy that admits only Orca).');
+  } else if (mesh) {
+    notes.push(`no secret reference: the stages send no Authorization header, and the stage server knows Orca by its mesh identity ${mesh} (deploy/clover-cd/overlays/mesh-auth, serve --trust-mesh-principal).`);
+  } else {
+    throw new InvalidInputError('no secret reference for the Authorization header: the stage server, as deploy/clover-cd ships it, refuses a call without credentials (401, TERMINAL in Orca). Give --auth-secret (or spinnaker.stageServer.auth.spinnaker in the spec), or state spinnaker.stageServer.meshAuth when the server trusts Orca\'s mesh identity', [{ path: 'spinnaker.stageServer.auth.spinnaker', message: `expected a secret reference such as ${SECRET_ENGINES[engine].example}` }]);
+  }
 
   const release = "${parameterValues['release']}";
   const webhooks = STAGE_ACTIONS.map((action) => {
@@ -103,6 +122,8 @@ export function orcaConfig(specs: ReleaseSpec[], opts: OrcaConfigOptions = {}): 
       payload,
       failFastStatusCodes: [],
       ...STAGE_SERVER_POLLING,
+      // Deck shows an unchecked "Signal cancellation" box for an entry without it (and clears the cancel fields).
+      signalCancellation: true,
       cancelEndpoint: `${server}/api/v1/releases/${release}/cancel`,
       cancelMethod: 'POST',
       cancelPayload: '{}',
@@ -126,7 +147,6 @@ export function orcaConfig(specs: ReleaseSpec[], opts: OrcaConfigOptions = {}): 
     account: account ?? 'REPLACE-ME',
     credentials: account ?? 'REPLACE-ME',
     waitForCompletion: true,
-    consumeArtifactSource: 'propertyFile',
     propertyFile: 'clover-cd',
     parameters: [
       { name: 'action', label: 'Action', description: STAGE_ACTIONS.join(' | '), mapping: env('CLOVER_CD_ACTION'), defaultValue: 'gate' },
@@ -137,12 +157,12 @@ export function orcaConfig(specs: ReleaseSpec[], opts: OrcaConfigOptions = {}): 
     manifest: {
       apiVersion: 'batch/v1',
       kind: 'Job',
-      metadata: { generateName: 'clover-cd-stage-', namespace, labels: { 'app.kubernetes.io/name': 'clover-cd' } },
+      metadata: { generateName: 'clover-cd-stage-', namespace, labels: springMapKeys({ 'app.kubernetes.io/name': 'clover-cd' }) },
       spec: {
         backoffLimit: 0,
         ttlSecondsAfterFinished: 86400,
         template: {
-          metadata: { labels: { 'app.kubernetes.io/name': 'clover-cd' } },
+          metadata: { labels: springMapKeys({ 'app.kubernetes.io/name': 'clover-cd' }) },
           spec: {
             restartPolicy: 'Never',
             serviceAccountName: serviceAccount,
@@ -163,7 +183,7 @@ export function orcaConfig(specs: ReleaseSpec[], opts: OrcaConfigOptions = {}): 
       },
     },
   };
-  return { config: { webhook: { preconfigured: webhooks }, job: { preconfigured: { kubernetes: [job] } } }, notes };
+  return { config: { webhook: { preconfigured: webhooks }, job: { preconfigured: { kubernetes: [job] } } }, notes, engine };
 }
 
 /** One preconfigured webhook as Orca's configuration declares it (the fields a local run reads). */
@@ -178,15 +198,36 @@ export interface PreconfiguredWebhook {
   [k: string]: unknown;
 }
 
-/** The `webhook.preconfigured` entries of a parsed orca-local.yml, by type; exit 2 for a malformed one. */
-export function preconfiguredWebhooks(doc: unknown, file = 'orca-local.yml'): Map<string, PreconfiguredWebhook> {
+/**
+ * The fields Spring binds from a `webhook.preconfigured` entry into Orca's PreconfiguredWebhook
+ * (test/conformance/orca-webhook.json); any other key never reaches the stage.
+ */
+export const PRECONFIGURED_WEBHOOK_FIELDS = [
+  'enabled', 'label', 'description', 'type', 'parameters', 'url', 'customHeaders', 'parameterValues', 'parameterData',
+  'method', 'payload', 'failFastStatusCodes', 'waitForCompletion', 'statusUrlResolution', 'statusUrlJsonPath',
+  'statusJsonPath', 'progressJsonPath', 'successStatuses', 'canceledStatuses', 'terminalStatuses', 'permissions',
+  'signalCancellation', 'cancelEndpoint', 'cancelMethod', 'cancelPayload',
+] as const;
+
+/** A map key as Spring binds it: "[k]" keeps k; otherwise every character but letters, digits, '-' and '.' is dropped. */
+export const springMapKey = (key: string): string => (/^\[.*\]$/s.test(key) ? key.slice(1, -1) : key.replace(/[^A-Za-z0-9.-]/g, ''));
+
+/**
+ * The `webhook.preconfigured` entries of a parsed orca-local.yml as Orca binds them, by type: only the fields Spring
+ * binds, header names as Spring binds map keys; disabled entries left out. Exit 2 for a malformed one; `dropped`
+ * receives the keys Orca would never see.
+ */
+export function preconfiguredWebhooks(doc: unknown, file = 'orca-local.yml', dropped?: (path: string) => void): Map<string, PreconfiguredWebhook> {
   const list = (doc as { webhook?: { preconfigured?: unknown } } | null)?.webhook?.preconfigured;
   if (!Array.isArray(list)) throw new InvalidInputError(`${file}: no webhook.preconfigured list (expected what \`clover-cd pipeline orca-config\` prints)`, [{ file, path: 'webhook.preconfigured', message: 'expected a list' }]);
   const out = new Map<string, PreconfiguredWebhook>();
+  const bound = new Set<string>(PRECONFIGURED_WEBHOOK_FIELDS);
   list.forEach((w, i) => {
     const e = w as PreconfiguredWebhook;
     if (!e || typeof e.type !== 'string' || typeof e.url !== 'string') throw new InvalidInputError(`${file}: webhook.preconfigured[${i}] needs type and url`, [{ file, path: `webhook.preconfigured[${i}]`, message: 'expected type and url' }]);
-    if (e.enabled !== false) out.set(e.type, e);
+    const entry = Object.fromEntries(Object.entries(e).filter(([k]) => bound.has(k) || void dropped?.(`webhook.preconfigured[${i}].${k}`))) as PreconfiguredWebhook;
+    if (e.customHeaders && typeof e.customHeaders === 'object') entry.customHeaders = Object.fromEntries(Object.entries(e.customHeaders).map(([k, v]) => [springMapKey(k), v]));
+    if (entry.enabled !== false) out.set(entry.type, entry);
   });
   return out;
 }

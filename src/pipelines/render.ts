@@ -19,6 +19,8 @@ export interface RenderInput {
   candidateManifests?: KubeObject[];
   /** The load plan, inlined into the spec the stages receive when the spec names it by path. */
   loadPlan?: Record<string, unknown>;
+  /** The spec's file, for the messages of refusals. */
+  file?: string;
 }
 
 export interface RenderResult {
@@ -28,6 +30,8 @@ export interface RenderResult {
 }
 
 const MINUTE = 60_000;
+export const INLINE_WEBHOOK_REFUSED =
+  "inline webhook stages cannot carry a secret (Spinnaker resolves secret references only in its configuration files), and the stage server, as deploy/clover-cd ships it, refuses a call without credentials (401, TERMINAL in Orca): state how the server knows Orca — spinnaker.stageServer.meshAuth (Orca's mesh identity, deploy/clover-cd/overlays/mesh-auth), or spinnaker.stages: preconfigured (the secret header in orca-local.yml, `clover-cd pipeline orca-config`), or runner jenkins / runJob (README \"Spinnaker stages and secrets\")";
 const quote = (name: string) => `'${name.replace(/'/g, "''")}'`;
 const succeeded = (name: string) => `#stage(${quote(name)})['status'].toString() == 'SUCCEEDED'`;
 
@@ -124,8 +128,11 @@ export function renderPipeline(input: RenderInput): RenderResult {
   const payloadObj = payloadSpec as { spinnaker?: { stageServer?: { auth?: Record<string, unknown> } }; github?: { token?: Record<string, unknown> } };
   delete payloadObj.spinnaker?.stageServer?.auth?.spinnaker;
   delete payloadObj.github?.token?.spinnaker;
-  if (runner === 'webhook' && sp.stages !== 'preconfigured' && sp.stageServer.auth) {
-    notes.push('the inline webhook stages carry no Authorization header (a secret never goes into pipeline JSON): admit only Orca to the stage server (NetworkPolicy), or use spinnaker.stages: preconfigured with the secret in orca-local.yml (clover-cd pipeline orca-config).');
+  if (runner === 'webhook' && sp.stages !== 'preconfigured') {
+    // An inline webhook stage cannot carry a secret, and the shipped server (deploy/clover-cd) refuses a caller
+    // without credentials: 401, which Orca treats as TERMINAL. Only the mesh identity can vouch for Orca here.
+    if (!sp.stageServer.meshAuth) throw new InvalidInputError(`${input.file ? `${input.file}: ` : ''}${INLINE_WEBHOOK_REFUSED}`, [{ file: input.file, path: 'spinnaker.stageServer.meshAuth', message: 'required for inline webhook stages (or spinnaker.stages: preconfigured, or runner jenkins / runJob)' }]);
+    notes.push(`inline webhook stages: the stage server must trust ${sp.stageServer.meshAuth.principal} (deploy/clover-cd/overlays/mesh-auth: sidecar, mutual TLS, an AuthorizationPolicy admitting only it; serve --trust-mesh-principal), and Orca must run with an Istio sidecar under that service account.`);
   }
   if (sp.stages === 'preconfigured') notes.push('preconfigured stages: Orca needs the webhook types of `clover-cd pipeline orca-config` in orca-local.yml (the stage server URL and secret header live there).');
   // The canary module's plan, refused (exit 2) like `clover-cd release` refuses it when a step cannot reach
@@ -174,6 +181,7 @@ export function renderPipeline(input: RenderInput): RenderResult {
   // pipeline there (nothing was shifted, so there is nothing to roll back)
   // The candidate image as an expected artifact: each trigger deploys its own tag, a manual start the `tag` parameter.
   const binding = input.candidateManifests ? undefined : imageBinding(spec);
+  notes.push(...(binding?.notes ?? []));
   const manifests = input.candidateManifests ?? (spec.service.candidateImage ? [candidateDeployment(spec, binding?.name)] : []);
   let cursor: Cursor | undefined;
   if (manifests.length) {

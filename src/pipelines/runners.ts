@@ -38,11 +38,23 @@ export function stageCommandArgs(action: ReleaseAction, params: ActionParams): s
   return args;
 }
 
+/**
+ * What an inline stage declares about how the stage server knows its caller (Orca keeps unknown stage fields and
+ * sends nothing of it): `pipeline validate` reads it, and the local runner plays the mesh it names.
+ */
+export const STAGE_AUTH_FIELD = 'cloverCdAuth';
+export interface StageAuthDeclaration {
+  mode: 'mesh-identity';
+  /** The SPIFFE id the server trusts (`serve --trust-mesh-principal`). */
+  principal: string;
+}
+
 function webhookStage(sp: SpinnakerSpec, release: string, spec: Json, action: ReleaseAction, params: ActionParams): StageBody {
   const server = sp.stageServer.url.replace(/\/+$/, '');
   // No Authorization header: Spinnaker resolves secret references only in its configuration files (a reference
-  // here would be sent literally), so an authenticated webhook is a preconfigured one (spinnaker.stages).
+  // here would be sent literally). The server knows Orca by its mesh identity (render refuses inline stages without).
   const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+  const auth: StageAuthDeclaration = { mode: 'mesh-identity', principal: sp.stageServer.meshAuth!.principal };
   const rel = encodeURIComponent(release);
   return {
     type: 'webhook',
@@ -57,6 +69,7 @@ function webhookStage(sp: SpinnakerSpec, release: string, spec: Json, action: Re
     cancelEndpoint: `${server}/api/v1/releases/${rel}/cancel`,
     cancelMethod: 'POST',
     cancelPayload: {},
+    [STAGE_AUTH_FIELD]: auth,
   };
 }
 

@@ -7,6 +7,9 @@ import { BOOLEAN_STAGE_FIELDS, CURRENT_STAGE_TYPES, KUBERNETES_STAGE_TYPES, LEGA
 import { isWholeExpression } from './spel.js';
 import { jsonPathProblem } from './jsonpath.js';
 import type { PipelineProblem } from './types.js';
+import { STAGE_ACTIONS } from '../contract/index.js';
+import { MESH_PRINCIPAL_PATTERN } from '../spec/schema.js';
+import { STAGE_AUTH_FIELD } from './runners.js';
 
 export type FieldReport = (severity: PipelineProblem['severity'], field: string, rule: string, message: string) => void;
 type Obj = Record<string, unknown>;
@@ -102,6 +105,7 @@ function checkWebhook(s: Obj, report: FieldReport): void {
       else if ([v].flat().some((x) => /\bencrypted:/.test(String(x)))) report('error', `customHeaders.${k}`, 'webhook-secret-reference', 'a Spinnaker secret reference is resolved only in Spinnaker\'s configuration files: in pipeline JSON it is sent literally. Declare the header in a preconfigured webhook (clover-cd pipeline orca-config)');
     }
   }
+  checkStageServerAuth(s, report);
   for (const f of ['statusJsonPath', 'statusUrlJsonPath', 'progressJsonPath']) {
     const v = s[f];
     if (v === undefined || v === null || v === '') continue;
@@ -115,6 +119,32 @@ function checkWebhook(s: Obj, report: FieldReport): void {
     if (nonEmpty(s.statusJsonPath) && !nonEmpty(s.successStatuses)) report('error', 'successStatuses', 'webhook-success-statuses', 'statusJsonPath is set but successStatuses is empty: a text status can never map to SUCCEEDED and the stage runs until its timeout');
     if (nonEmpty(s.statusJsonPath) && !nonEmpty(s.terminalStatuses)) report('warning', 'terminalStatuses', 'webhook-terminal-statuses', 'no terminalStatuses: a failed job keeps the stage RUNNING until its timeout');
   }
+}
+
+const STAGE_SERVER_ACTION = new RegExp(`/api/v1/releases/[^/]+/(${STAGE_ACTIONS.join('|')})$`);
+
+/**
+ * An inline webhook to clover-cd's stage server: the server (deploy/clover-cd) refuses a call without credentials
+ * with 401, which Orca treats as TERMINAL. Such a stage works only when it declares the mesh identity the server
+ * trusts (STAGE_AUTH_FIELD, rendered from spinnaker.stageServer.meshAuth).
+ */
+function checkStageServerAuth(s: Obj, report: FieldReport): void {
+  let path: string;
+  try {
+    path = new URL(String(s.url)).pathname;
+  } catch {
+    return;
+  }
+  if (!STAGE_SERVER_ACTION.test(path)) return;
+  const headers = isObj(s.customHeaders) ? s.customHeaders : {};
+  const authorization = Object.entries(headers).find(([k]) => k.toLowerCase() === 'authorization');
+  if (authorization) {
+    if (![authorization[1]].flat().some((x) => /\bencrypted:/.test(String(x)))) report('warning', `customHeaders.${authorization[0]}`, 'webhook-secret-literal', 'a literal Authorization header puts the stage server\'s token into pipeline JSON (Front50 stores it, Deck shows it): use a preconfigured webhook (clover-cd pipeline orca-config) or the mesh identity (spinnaker.stageServer.meshAuth)');
+    return;
+  }
+  const declared = s[STAGE_AUTH_FIELD];
+  if (isObj(declared) && declared.mode === 'mesh-identity' && typeof declared.principal === 'string' && new RegExp(MESH_PRINCIPAL_PATTERN).test(declared.principal)) return;
+  report('error', STAGE_AUTH_FIELD, 'stage-server-auth', `calls the clover-cd stage server without credentials: the server refuses it (401), which Orca treats as TERMINAL. Declare the mesh identity the server trusts ({"mode": "mesh-identity", "principal": "spiffe://..."}; render the spec with spinnaker.stageServer.meshAuth and apply deploy/clover-cd/overlays/mesh-auth), or use preconfigured stages (clover-cd pipeline orca-config)`);
 }
 
 function checkRunJob(s: Obj, report: FieldReport): void {

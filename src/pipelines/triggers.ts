@@ -1,4 +1,7 @@
-/** Trigger rules (reference §4, §8.21-22): type, enabled:true, required keys, valid patterns. */
+/** Trigger rules (reference §4, §8.21-22): type, enabled:true, required keys, valid patterns, Echo's artifact names. */
+import { registryHost } from '../spec/image-ref.js';
+import { artifactMatches, type Artifact } from './artifact-match.js';
+import { DOCKER_HUB_REGISTRY } from './artifacts.js';
 import type { PipelineProblem } from './types.js';
 
 type Report = (severity: PipelineProblem['severity'], path: string, rule: string, message: string) => void;
@@ -75,4 +78,47 @@ export function checkTrigger(t: unknown, path: string, report: Report): void {
       if (p) report('error', `${path}.payloadConstraints.${k}`, 'trigger-regex', `not a valid regular expression: ${p}`);
     }
   }
+}
+
+/** The docker/image artifact Echo attaches to an event of a docker trigger (DockerEventHandler.getArtifactsFromEvent). */
+export function dockerEventArtifact(registry: string, repository: string, tag: string): Artifact {
+  const name = `${registry}/${repository}`;
+  return { type: 'docker/image', name, version: tag, reference: `${name}:${tag}` };
+}
+
+/**
+ * Docker triggers against the way Echo names their artifacts: `<registry>/<repository>`, the registry being the
+ * Docker registry account's address (Deck writes it into `registry`). A trigger listing an expected artifact fires
+ * only when that artifact's matchArtifact full-matches the event's artifact (ArtifactMatcher, kork).
+ */
+export function checkDockerTriggerArtifacts(p: Obj, base: string, report: Report): void {
+  const at = (k: string) => (base ? `${base}.${k}` : k);
+  const expected = Array.isArray(p.expectedArtifacts) ? (p.expectedArtifacts as unknown[]) : [];
+  (Array.isArray(p.triggers) ? (p.triggers as unknown[]) : []).forEach((raw, i) => {
+    const t = raw as Obj;
+    if (!t || typeof t !== 'object' || t.type !== 'docker' || typeof t.repository !== 'string') return;
+    const path = at(`triggers[${i}]`);
+    const registry = typeof t.registry === 'string' && t.registry ? t.registry : undefined;
+    const host = registryHost(t.repository);
+    if (host) report('warning', `${path}.repository`, 'trigger-docker-repository', `"${t.repository}" starts with a registry host: Echo compares repository with the image's repository inside its registry (without "${host}/"), so no push matches`);
+    const name = `${registry ?? DOCKER_HUB_REGISTRY}/${t.repository}`;
+    const event = dockerEventArtifact(registry ?? DOCKER_HUB_REGISTRY, t.repository, 'x');
+    const failing: string[] = [];
+    for (const id of Array.isArray(t.expectedArtifactIds) ? t.expectedArtifactIds : []) {
+      const j = expected.findIndex((e) => !!e && typeof e === 'object' && (e as Obj).id === id);
+      const match = j >= 0 ? ((expected[j] as Obj).matchArtifact as Obj | undefined) : undefined;
+      if (!match || typeof match !== 'object') continue; // reported by the artifact rules
+      if (artifactMatches(match as Partial<Artifact>, event)) continue;
+      if (registry) {
+        report('error', at(`expectedArtifacts[${j}].matchArtifact`), 'trigger-artifact-name', `${JSON.stringify(match)} does not match the artifact Echo attaches to a push of ${path} (type docker/image, name "${name}", a full-regex match): the trigger lists "${String(id)}" in expectedArtifactIds, so Echo ignores every push`);
+      } else failing.push(String(id));
+      // A name without any registry can never match "<registry>/<repository>", whatever the account's address.
+      if (!registry && artifactMatches(match as Partial<Artifact>, { ...event, name: t.repository })) {
+        report('error', at(`expectedArtifacts[${j}].matchArtifact.name`), 'trigger-artifact-name', `matches the repository "${t.repository}" without a registry, but Echo names a pushed image "<registry>/${t.repository}" (e.g. "${name}"): ${path} lists "${String(id)}", so Echo ignores every push`);
+      }
+    }
+    if (!registry) {
+      report('warning', `${path}.registry`, 'trigger-docker-registry', `no registry: Echo names a pushed image "<registry>/<repository>" with the address of the Docker registry account (Deck writes it here); assuming ${DOCKER_HUB_REGISTRY} (Docker Hub) the name is "${name}"${failing.length ? `, which expected artifact(s) ${failing.join(', ')} do not match: the trigger would never fire` : ''}`);
+    }
+  });
 }

@@ -8,7 +8,7 @@ import { checkGraph, isUpstream, readGraph, type GraphNode } from './graph.js';
 import { expressionSyntaxProblems, stageReferences, stringsIn } from './spel.js';
 import { RESERVED_NAMES } from './stage-types.js';
 import { checkStageFields } from './stage-rules.js';
-import { checkTrigger } from './triggers.js';
+import { checkDockerTriggerArtifacts, checkTrigger } from './triggers.js';
 import { DOCUMENT_LIMITS, structureProblems } from '../util/bounds.js';
 import type { InputProblem } from '../util/errors.js';
 import type { PipelineDocumentKind, PipelineProblem } from './types.js';
@@ -175,6 +175,7 @@ export function validatePipeline(config: unknown, opts: { base?: string; inherit
 
   checkArtifacts(p, stages, nodes, base, add);
   checkExpectedArtifacts(p, base, add);
+  checkDockerTriggerArtifacts(p, base, (severity, path, rule, message) => add({ severity, path, rule, message }));
   return problems;
 }
 

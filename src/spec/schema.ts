@@ -21,6 +21,8 @@ const closed = (properties: Record<string, Schema>, required: string[] = []): Sc
   required,
 });
 const matchValue = closed({ exact: { type: 'string' }, prefix: { type: 'string' }, regex: { type: 'string' } });
+/** A SPIFFE id of a Kubernetes service account, as Istio issues it (the URI SAN of the workload certificate). */
+export const MESH_PRINCIPAL_PATTERN = '^spiffe://[^/]+/ns/[a-z0-9]([-a-z0-9]*[a-z0-9])?/sa/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$';
 const secretRef = closed({ env: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, file: { type: 'string' }, spinnaker: { type: 'string' } });
 // Selectors name labels the evidence carries: a URL path, an HTTP status (or class such as 5xx), a user agent.
 const selector = {
@@ -176,7 +178,14 @@ export const spinnakerSchema = closed(
     application: name,
     account: { type: 'string', minLength: 1 },
     pipelineName: { type: 'string', minLength: 1 },
-    stageServer: closed({ url: { type: 'string', pattern: '^https?://' }, auth: secretRef }, ['url']),
+    stageServer: closed(
+      {
+        url: { type: 'string', pattern: '^https?://' },
+        auth: secretRef,
+        meshAuth: closed({ principal: { type: 'string', pattern: MESH_PRINCIPAL_PATTERN, description: "Orca's workload identity: spiffe://<trust domain>/ns/<namespace>/sa/<service account>" } }, ['principal']),
+      },
+      ['url'],
+    ),
     runner: { enum: ['webhook', 'jenkins', 'runJob'] },
     stages: { enum: ['inline', 'preconfigured'] },
     jenkins: closed({ master: { type: 'string', minLength: 1 }, job: { type: 'string', minLength: 1 } }, ['master', 'job']),

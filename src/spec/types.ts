@@ -149,6 +149,16 @@ export interface SecretRef {
   spinnaker?: string;
 }
 
+/**
+ * Inline webhook stages cannot carry a secret, so the stage server knows their caller by its mesh identity: the
+ * server runs with `--trust-mesh-principal <principal>` behind an Istio sidecar, and
+ * deploy/clover-cd/overlays/mesh-auth admits only that principal (mutual TLS, AuthorizationPolicy).
+ */
+export interface MeshAuth {
+  /** Orca's workload identity, `spiffe://<trust domain>/ns/<namespace>/sa/<service account>`. */
+  principal: string;
+}
+
 export type TriggerSpec =
   | { type: 'jenkins'; master: string; job: string; propertyFile?: string }
   | { type: 'docker'; account: string; registry?: string; organization?: string; repository: string; tag?: string }
@@ -167,7 +177,7 @@ export interface SpinnakerSpec {
   application?: string;
   account: string;
   pipelineName?: string;
-  stageServer: { url: string; auth?: SecretRef };
+  stageServer: { url: string; auth?: SecretRef; meshAuth?: MeshAuth };
   runner?: StageRunner;
   /**
    * How webhook stages are written: `inline` (default: url, payload and polling fields in the pipeline JSON, no

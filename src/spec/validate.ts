@@ -6,6 +6,7 @@ import { didYouMean } from '../util/suggest.js';
 import { parseDurationMs, formatDuration } from '../util/units.js';
 import { planDocumentProblems } from './load-plan-schema.js';
 import { boundsProblems, planFileProblems, referencedFileProblem } from './spec-checks.js';
+import { registryHost } from './image-ref.js';
 import { gateRuleSchemas, releaseSpecSchema, triggerSchemas } from './schema.js';
 import type { CanaryStrategy, ReleaseSpec } from './types.js';
 
@@ -170,6 +171,10 @@ export function validateSpec(doc: unknown, file?: string, dir?: string, opts: { 
     (sp.triggers ?? []).forEach((t, i) => {
       const schema = triggerSchemas[(t as { type: string }).type];
       if (schema) problems.push(...validateAgainst(schema, t, file, `spinnaker.triggers[${i}]`));
+      // Echo compares the trigger's repository with the event's, which never includes the registry host.
+      if (t.type === 'docker' && typeof t.repository === 'string' && registryHost(t.repository)) {
+        problems.push({ file, path: `spinnaker.triggers[${i}].repository`, message: `"${t.repository}" starts with a registry host: Echo compares repository with the pushed image's repository inside its registry and would never fire; put "${registryHost(t.repository)}" in registry and the rest in repository` });
+      }
     });
   }
   return problems;

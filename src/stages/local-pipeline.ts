@@ -6,7 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { exitCodeForStatus, STAGE_SERVER_POLLING } from '../contract/index.js';
-import { executePipeline, loadOrcaConfig, loadPipelineFile, localRunExitCode, runWebhookStage, webhookJobs, type ExecuteOptions, type LocalExecution, type WebhookJob } from '../pipelines/local-run/index.js';
+import { executePipeline, loadOrcaConfig, loadPipelineFile, localRunExitCode, resolveSecretReferences, runWebhookStage, webhookJobs, type ExecuteOptions, type LocalExecution, type WebhookJob } from '../pipelines/local-run/index.js';
+import { STAGE_AUTH_FIELD, type StageAuthDeclaration } from '../pipelines/runners.js';
+import { appendXfcc, XFCC_HEADER } from './server/mesh.js';
 import type { Platform } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import { registerSecret } from '../util/redact.js';
@@ -30,9 +32,38 @@ export interface LocalRunResult {
   notes: string[];
 }
 
+/**
+ * Orca's mesh identity when the pipeline relies on it: the spec's meshAuth, or what the inline stages declare. The
+ * run then stands for Orca with a sidecar under that identity calling the server through its own sidecar.
+ */
+function meshPrincipal(pipeline: Record<string, unknown>, spec: ReleaseSpec | undefined): string | undefined {
+  if (spec) return spec.spinnaker?.stageServer.meshAuth?.principal;
+  const declared = ((pipeline.stages as Array<Record<string, unknown>> | undefined) ?? []).map((s) => s[STAGE_AUTH_FIELD] as StageAuthDeclaration | undefined).find((d) => d?.mode === 'mesh-identity');
+  return declared?.principal;
+}
+
+/** What the server's sidecar does with Orca's mutual-TLS request (APPEND_FORWARD): append its element to XFCC. */
+function throughMesh(principal: string) {
+  // The server's own identity, as deploy/clover-cd runs it (namespace clover-system, service account clover-cd).
+  const by = principal.replace(/\/ns\/.*$/, '/ns/clover-system/sa/clover-cd');
+  return (headers: Record<string, string | string[]>): Record<string, string | string[]> => {
+    const name = Object.keys(headers).find((k) => k.toLowerCase() === XFCC_HEADER);
+    const existing = name ? [headers[name]].flat().join(',') : undefined;
+    const rest = Object.fromEntries(Object.entries(headers).filter(([k]) => k !== name));
+    return { ...rest, [XFCC_HEADER]: appendXfcc(existing, by, principal) };
+  };
+}
+
 export async function runPipelineLocally(opts: LocalRunOptions): Promise<LocalRunResult> {
   const { pipeline, baseDir, notes, spec } = loadPipelineFile(opts.file);
-  const preconfiguredWebhooks = loadOrcaConfig(opts.orcaConfig, spec);
+  // The stage server runs as deploy/clover-cd ships it: a bearer token (here a one-time one) and, when the pipeline
+  // relies on Orca's mesh identity, the mesh-auth overlay's --trust-mesh-principal. Orca's configuration gets the
+  // token where a secret reference is, as the Operator or kork would resolve it.
+  const token = randomBytes(24).toString('hex');
+  registerSecret(token);
+  const configured = loadOrcaConfig(opts.orcaConfig, spec, (path) => notes.push(`${path} is not a field of Orca's preconfigured webhook: Spring drops it`));
+  const preconfiguredWebhooks = configured && resolveSecretReferences(configured, `Bearer ${token}`, opts.orcaConfig);
+  const mesh = meshPrincipal(pipeline, spec);
   notes.forEach((n) => opts.onNote?.(`note: ${n}`));
   let platform = opts.platform;
   let stopSandbox: (() => Promise<void>) | undefined;
@@ -48,13 +79,11 @@ export async function runPipelineLocally(opts: LocalRunOptions): Promise<LocalRu
   }
   const { startStageService } = await import('./server/index.js');
   const { stageRegistry, weightOfRequest } = await import('./server/bindings.js');
-  const token = randomBytes(24).toString('hex');
-  registerSecret(token);
   const server = await startStageService({
     port: 0,
     host: '127.0.0.1',
     registry: stageRegistry({ platform, evidenceDir: opts.evidenceDir }),
-    auth: { token },
+    auth: { token, trustMeshPrincipals: mesh ? [mesh] : undefined },
     contentDir: baseDir,
   });
   try {
@@ -109,7 +138,7 @@ export async function runPipelineLocally(opts: LocalRunOptions): Promise<LocalRu
       runAction,
       platform,
       preconfiguredWebhooks,
-      stageServer: { origin: server.url, headers: { Authorization: `Bearer ${token}` } },
+      stageServer: { origin: server.url, throughMesh: mesh ? throughMesh(mesh) : undefined },
       pollIntervalMs: opts.pollIntervalMs ?? 250,
     });
     const jobs = [...webhookJobs(execution), ...actionJobs];

@@ -1,14 +1,15 @@
 /**
  * Parity of the engine's hosts (test/parity-*.test.ts). One engine, many hosts: the same release run by `release run`, by the rendered pipeline with webhook
- * stages (the stage server), with preconfigured webhook stages (resolved through the orca-local.yml text
- * `pipeline orca-config` prints, as Orca does), with Jenkins stages (`clover-cd stage` actions) and with Run
- * Job stages (each a `clover-cd stage` process in an empty folder of its own), each on the local Orca
- * runner, must end the same way — outcome, exit code, recorded verdicts, final routes and observed split —
- * for canary, blue/green and A/B, with a healthy and a faulty candidate.
+ * stages (the stage server, which admits them as the shipped one does: inline by Orca's mesh identity), with
+ * preconfigured webhook stages (resolved through the orca-local.yml text `pipeline orca-config` prints, as Orca
+ * does), with Jenkins stages (`clover-cd stage` actions) and with Run Job stages (each a `clover-cd stage`
+ * process in an empty folder of its own), each on the local Orca runner, must end the same way — outcome, exit
+ * code, recorded verdicts, final routes and observed split — for canary, blue/green and A/B, with a healthy and
+ * a faulty candidate.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { statusForExitCode } from '../../src/contract/index.js';
@@ -18,12 +19,16 @@ import { orcaConfig } from '../../src/pipelines/preconfigured.js';
 import { loadSpec } from '../../src/spec/load.js';
 import { releaseStatus, runRelease } from '../../src/stages/index.js';
 import { runPipelineLocally } from '../../src/stages/local-pipeline.js';
-import { BIN } from './cli.js';
+import { BIN, runCli } from './cli.js';
 import { startReleaseLab, type ReleaseLab } from './release-lab.js';
 
 let lab: ReleaseLab;
 
 const SPINNAKER = { account: 'k8s-sdc', stageServer: { url: 'http://clover-cd.clover-system:8080' } };
+// How the shipped server (deploy/clover-cd) knows each kind of caller: preconfigured stages send the secret header
+// (a reference in orca-local.yml), inline stages come through the mesh as Orca (overlays/mesh-auth).
+const SECRET_REFERENCE = 'encrypted:k8s!n:clover-cd!k:authorization';
+const ORCA_PRINCIPAL = 'spiffe://cluster.local/ns/spinnaker/sa/spin-orca';
 export const PARITY_SCENARIOS = [
   {
     name: 'canary',
@@ -68,14 +73,17 @@ async function runOn(
     path === 'pipeline (jenkins)'
       ? { runner: 'jenkins', jenkins: { master: 'ci', job: 'clover-cd-stage' } }
       : path === 'pipeline (preconfigured)'
-        ? { stages: 'preconfigured' }
+        ? {
+            stages: 'preconfigured',
+            stageServer: { ...SPINNAKER.stageServer, auth: { spinnaker: SECRET_REFERENCE } },
+          }
         : path === 'pipeline (run job, one process per stage)'
           ? RUN_JOB
-          : {};
+          : { stageServer: { ...SPINNAKER.stageServer, meshAuth: { principal: ORCA_PRINCIPAL } } };
   // Windows end on evidence: on a machine busy with other work a window grows (up to maxWindow) until the rules
   // have their samples, so every path is judged on enough requests rather than on how busy the machine was.
   const file = lab.writeSpec(name, strategy, { rules, gate: { maxWindow: '40s' }, spinnaker: { ...SPINNAKER, ...runner } });
-  const { spec } = loadSpec(file);
+  const { spec, dir } = loadSpec(file);
   let exitCode: number;
   if (path === 'release run') {
     exitCode = (
@@ -223,4 +231,66 @@ export function parityScenario(name: (typeof PARITY_SCENARIOS)[number]['name']):
       }
     }
   });
+}
+
+/**
+ * Inline webhook stages against a server that checks callers as the shipped one does: a spec that does not say how
+ * the server knows Orca is refused at render (exit 2, before anything is written), and a stage the server refuses
+ * (401: an orca-local.yml without the secret header) ends its task TERMINAL, the rollback too, and the run exits 4
+ * with the routes untouched.
+ */
+export function stageServerAuthParity(): void {
+  beforeAll(async () => {
+    lab = await startReleaseLab('parity-auth');
+  }, 60_000);
+  afterAll(async () => lab?.stop());
+  const strategy = { canary: { steps: [50], window: '1s' } };
+
+  it('an inline-webhook spec without spinnaker.stageServer.meshAuth is refused at render: exit 2 naming the field, no file written', async () => {
+    const file = lab.writeSpec('auth-inline', strategy, { spinnaker: SPINNAKER });
+    const out = `${file}.json`;
+    const r = await runCli(['pipeline', 'render', file, '-o', out]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('spinnaker.stageServer.meshAuth');
+    expect(existsSync(out)).toBe(false);
+    await expect(runPipelineLocally({ file, platform: lab.sb.platform, autoApprove: true })).rejects.toThrow(
+      /refuses a call without credentials/,
+    );
+  });
+
+  it('a 401 from the stage server ends the task TERMINAL, as in Orca: the rollback is refused too, execution TERMINAL, exit 4', async () => {
+    const file = lab.writeSpec('auth-401', strategy, {
+      spinnaker: {
+        ...SPINNAKER,
+        stages: 'preconfigured',
+        stageServer: { ...SPINNAKER.stageServer, auth: { spinnaker: SECRET_REFERENCE } },
+      },
+    });
+    const { config } = orcaConfig([loadSpec(file).spec]);
+    for (const hook of config.webhook.preconfigured)
+      delete (hook.customHeaders as Record<string, unknown>).Authorization;
+    const orca = `${file}.orca-local.yml`;
+    writeFileSync(orca, orcaConfigYaml(config));
+    const r = await runPipelineLocally({
+      file,
+      orcaConfig: orca,
+      platform: lab.sb.platform,
+      autoApprove: true,
+      evidenceDir: lab.evidenceDir,
+      pollIntervalMs: 100,
+    });
+    const byName = Object.fromEntries(r.execution.stages.map((s) => [s.name, s]));
+    const first = byName['Prepare routes for v2'];
+    expect(first.status).toBe('FAILED_CONTINUE');
+    expect(first.message).toMatch(/^task TERMINAL: create call answered 401/);
+    expect((first.context.webhook as { statusCodeValue: number }).statusCodeValue).toBe(401);
+    expect(byName['Roll back to v1']).toMatchObject({
+      status: 'TERMINAL',
+      message: expect.stringMatching(/create call answered 401/),
+    });
+    expect(r.execution.status).toBe('TERMINAL');
+    expect(r.exitCode).toBe(4);
+    const status = await releaseStatus(lab.sb.platform, loadSpec(file).spec);
+    expect(status.routes).toMatchObject({ weight: 0, matchRoute: false });
+  }, 120_000);
 }

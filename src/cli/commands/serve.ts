@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { MESH_PRINCIPAL_PATTERN } from '../../spec/schema.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { registerSecret, redact } from '../../util/redact.js';
 import { action, globalOptions } from '../context.js';
@@ -14,6 +15,7 @@ interface ServeOptions {
   readTokenEnv: string;
   ui: boolean;
   allowUnauthenticated: boolean;
+  trustMeshPrincipal: string[];
   platform: 'kubernetes' | 'sandbox';
   context?: string;
   kubeconfig?: string;
@@ -24,6 +26,19 @@ interface ServeOptions {
   openCloverRoutes: boolean;
   lease: string;
   shutdownGrace: string;
+}
+
+const MESH_ENV = 'CLOVER_CD_TRUST_MESH_PRINCIPAL';
+
+/** The SPIFFE ids of --trust-mesh-principal and the environment variable; exit 2 naming a malformed one. */
+function meshPrincipals(flags: string[], env: string | undefined): string[] {
+  const all = [...flags, ...(env ?? '').split(',')].map((p) => p.trim()).filter(Boolean);
+  for (const p of all) {
+    if (!new RegExp(MESH_PRINCIPAL_PATTERN).test(p)) {
+      throw new InvalidInputError(`--trust-mesh-principal / ${MESH_ENV}: "${p}" is not a workload identity; expected spiffe://<trust domain>/ns/<namespace>/sa/<service account>, e.g. spiffe://cluster.local/ns/spinnaker/sa/spin-orca`);
+    }
+  }
+  return [...new Set(all)];
 }
 
 export function register(program: Command): void {
@@ -38,6 +53,12 @@ export function register(program: Command): void {
     .option('--read-token-env <name>', 'environment variable holding a read-only token: it opens the dashboard (/ui) only', 'CLOVER_CD_READ_TOKEN')
     .option('--no-ui', 'do not serve the dashboard under /ui')
     .option('--allow-unauthenticated', 'serve without a token or secret (local runs only)', false)
+    .option(
+      '--trust-mesh-principal <spiffe-id>',
+      `admit callers the local Istio sidecar authenticated as this identity, e.g. spiffe://cluster.local/ns/spinnaker/sa/spin-orca (repeatable; also ${MESH_ENV}, comma-separated). Only behind a sidecar with mutual TLS: deploy/clover-cd/overlays/mesh-auth`,
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
     .option('--platform <kind>', 'where stages act: kubernetes (kubeconfig / in-cluster) or sandbox (a running `clover-cd sandbox up --detach`)', 'kubernetes')
     .option('--context <name>', 'kubeconfig context (platform kubernetes)')
     .option('--kubeconfig <file>', 'kubeconfig file (platform kubernetes)')
@@ -68,8 +89,15 @@ API (what the generated webhook stages call):
   /snort/{addrule|start|stop|get_events}; with --redis also /collector/{start|stop|set}, /visibility/set,
   /visibility/get/{services|metrics|all} (continuous visibility: traces and metrics into Clover's Redis keys).
 
+Callers: a bearer token (preconfigured webhooks: the secret header of \`pipeline orca-config\`), an HMAC
+signature, or — with --trust-mesh-principal — the identity the local Istio sidecar authenticated (inline webhook
+stages, which carry no secret). The identity is read from the last x-forwarded-client-cert element, the one the
+sidecar appends (APPEND_FORWARD), and only on connections from the sidecar's address (127.0.0.6, ::6, localhost):
+never enable it without a sidecar and mutual TLS in front of the server.
+
 Examples:
   CLOVER_CD_TOKEN=$(cat /var/run/secrets/clover-cd/token) clover-cd serve --redis redis://redis:6379/0
+  CLOVER_CD_TOKEN=… clover-cd serve --trust-mesh-principal spiffe://cluster.local/ns/spinnaker/sa/spin-orca
   clover-cd sandbox up --detach && clover-cd serve --platform sandbox --allow-unauthenticated --port 8080
   CLOVER_CD_TOKEN=… CLOVER_CD_READ_TOKEN=… clover-cd serve --evidence-dir /var/lib/clover-cd/evidence   # then open http://HOST:8080/ui
 `,
@@ -100,8 +128,9 @@ Examples:
         registerSecret(token);
         registerSecret(hmacSecret);
         registerSecret(readToken);
-        if (!token && !hmacSecret && !opts.allowUnauthenticated) {
-          throw new InvalidInputError(`no credentials: set ${opts.tokenEnv} (bearer token) and/or ${opts.hmacSecretEnv} (HMAC secret), or pass --allow-unauthenticated for a local run`);
+        const trustMeshPrincipals = meshPrincipals(opts.trustMeshPrincipal, process.env[MESH_ENV]);
+        if (!token && !hmacSecret && !trustMeshPrincipals.length && !opts.allowUnauthenticated) {
+          throw new InvalidInputError(`no credentials: set ${opts.tokenEnv} (bearer token) and/or ${opts.hmacSecretEnv} (HMAC secret), or --trust-mesh-principal behind an Istio sidecar, or pass --allow-unauthenticated for a local run`);
         }
         if (!['kubernetes', 'sandbox'].includes(opts.platform)) throw new InvalidInputError(`--platform must be kubernetes or sandbox, got "${opts.platform}"`);
         const sandbox = opts.platform === 'sandbox' ? await (await import('../../sandbox/index.js')).connectSandbox() : undefined;
@@ -121,7 +150,7 @@ Examples:
           redisUrl: opts.redis,
           // Plans reach the stages inline (request.ts reads named ones from --content-dir): no base directory.
           registry: stageRegistry({ platform, evidenceDir: opts.evidenceDir ?? (await import('../../validators/index.js')).defaultEvidenceDir() }),
-          auth: { token, hmacSecret },
+          auth: { token, hmacSecret, trustMeshPrincipals },
           maxBodyBytes: maxBody,
           contentDir: opts.contentDir,
           publicUrl: opts.publicUrl,

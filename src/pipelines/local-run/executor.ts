@@ -6,6 +6,7 @@ import { bindArtifacts, prepareTrigger, requiredArtifacts } from './artifacts.js
 import { expandPreconfigured } from './preconfigured.js';
 import { runWebhookStage, type WebhookStage } from './webhook.js';
 import type { PreconfiguredWebhook } from '../preconfigured.js';
+import type { TriggerEvent } from './trigger-events.js';
 
 /**
  * Executes a Spinnaker pipeline config locally with Orca's semantics (reference §2.1-2.3): stages start
@@ -76,8 +77,12 @@ export interface ExecuteOptions {
   platform: Platform;
   /** Runs the action of a jenkins / runJobManifest stage (the command their job would run). */
   runAction?: (req: ActionRequest, signal: AbortSignal, onProgress: (m: string) => void) => Promise<ActionResult>;
-  /** Webhook URLs whose path starts with /api/v1/ go to this origin (the local stage server), with these headers. */
-  stageServer?: { origin: string; headers?: Record<string, string> };
+  /**
+   * Webhook URLs whose path starts with /api/v1/ go to this origin (the local stage server). A stage sends only the
+   * headers it (or Orca's configuration) has, as Orca does; `throughMesh` adds what the mesh between Orca and the
+   * server adds (the sidecar's x-forwarded-client-cert), when the run stands for a meshed deployment.
+   */
+  stageServer?: { origin: string; throughMesh?: (headers: Record<string, string | string[]>) => Record<string, string | string[]> };
   /** Answer manual judgments with "continue" (or the first input). */
   autoApprove?: boolean;
   /** Fixed answers by stage name (tests, the demo). */
@@ -87,8 +92,8 @@ export interface ExecuteOptions {
   signal?: AbortSignal;
   pollIntervalMs?: number;
   readyTimeoutMs?: number;
-  /** The trigger (manual by default; `{type: 'docker', tag}` as Echo fires it); parameters and artifacts bound at start. */
-  trigger?: Record<string, unknown>;
+  /** The event (manual by default; `{type: 'docker', tag}`, webhook, jenkins, ... as Echo fires it); parameters and artifacts bound at start. */
+  trigger?: TriggerEvent;
   /** Orca's `webhook.preconfigured` entries by type, for stages with alias preconfiguredWebhook. */
   preconfiguredWebhooks?: Map<string, PreconfiguredWebhook>;
   onEvent?: (e: RunEvent) => void;
@@ -326,22 +331,25 @@ export async function executePipeline(pipeline: Record<string, unknown>, opts: E
     }
   }
 
-  /** Orca's webhook stage; URLs of the stage server's API go to the local one, with its credentials. */
+  /** Orca's webhook stage; URLs of the stage server's API go to the local one, with the stage's own headers only. */
   async function runWebhook(stage: WebhookStage, r: StageRun, signal: AbortSignal): Promise<string> {
-    if (opts.stageServer) {
+    const server = opts.stageServer;
+    if (server) {
       const local = (u?: string) => {
         if (!u) return u;
         const url = new URL(u);
-        return url.pathname.startsWith('/api/v1/') ? `${opts.stageServer!.origin}${url.pathname}${url.search}` : u;
+        return url.pathname.startsWith('/api/v1/') ? `${server.origin}${url.pathname}${url.search}` : u;
       };
+      const toServer = new URL(stage.url).pathname.startsWith('/api/v1/');
       stage.url = local(stage.url)!;
       stage.cancelEndpoint = local(stage.cancelEndpoint);
-      stage.customHeaders = { ...(stage.customHeaders ?? {}), ...(opts.stageServer.headers ?? {}) };
+      if (toServer && server.throughMesh) stage.customHeaders = server.throughMesh(stage.customHeaders ?? {});
     }
     const res = await runWebhookStage(stage, { signal, pollIntervalMs: opts.pollIntervalMs, onProgress: (m) => opts.onEvent?.({ type: 'stage-progress', stage: r, message: m }) });
     Object.assign(r.context, res.context);
     if (res.status === 'SUCCEEDED') return res.message;
-    throw new StageFailure(res.message, res.status === 'CANCELED' ? 'CANCELED' : undefined);
+    // The task ended TERMINAL (or CANCELED); the stage then takes its failure status, as Orca's RunTaskHandler does.
+    throw new StageFailure(res.status === 'TERMINAL' ? `task TERMINAL: ${res.message}` : res.message, res.status === 'CANCELED' ? 'CANCELED' : undefined);
   }
 
   async function waitReady(namespace: string, name: string, signal: AbortSignal): Promise<void> {

@@ -17,6 +17,8 @@ import type { LocalExecution } from './executor.js';
 
 export { executePipeline, LOCAL_STAGE_TYPES, type ExecuteOptions, type LocalExecution, type RunEvent, type StageRun, type JudgmentRequest } from './executor.js';
 export { runWebhookStage, type WebhookStage, type WebhookResult } from './webhook.js';
+export { resolveSecretReferences } from './preconfigured.js';
+export { fireTrigger, type TriggerEvent } from './trigger-events.js';
 export { evaluateSpel, evaluateCondition, resolveExpressions } from './spel.js';
 
 export interface WebhookJob {
@@ -49,11 +51,11 @@ export function loadPipelineFile(file: string): { pipeline: Record<string, unkno
  * Orca's preconfigured webhooks for a local run: the orca-local.yml given (what `clover-cd pipeline orca-config`
  * printed), else — for a pipeline rendered from a spec — the fragment orca-config would print for that spec.
  */
-export function loadOrcaConfig(file: string | undefined, spec?: ReleaseSpec): Map<string, PreconfiguredWebhook> | undefined {
-  if (file) return preconfiguredWebhooks(/\.json$/i.test(file) ? JSON.parse(readFileSync(file, 'utf8')) : readYamlFile(file), file);
+export function loadOrcaConfig(file: string | undefined, spec?: ReleaseSpec, dropped?: (path: string) => void): Map<string, PreconfiguredWebhook> | undefined {
+  if (file) return preconfiguredWebhooks(/\.json$/i.test(file) ? JSON.parse(readFileSync(file, 'utf8')) : readYamlFile(file), file, dropped);
   if (!spec?.spinnaker || spec.spinnaker.stages !== 'preconfigured') return undefined;
-  // The same text an operator pastes into orca-local.yml, read back as Orca reads it.
-  return preconfiguredWebhooks(yaml.load(yaml.dump(orcaConfig([spec]).config)));
+  // The same text an operator pastes into orca-local.yml, read back as Orca binds it.
+  return preconfiguredWebhooks(yaml.load(yaml.dump(orcaConfig([spec]).config)), undefined, dropped);
 }
 
 /** The webhook jobs' final bodies, in stage order. */
@@ -70,7 +72,9 @@ export function webhookJobs(execution: LocalExecution): WebhookJob[] {
 export function localRunExitCode(execution: LocalExecution, jobs: WebhookJob[]): number {
   if (execution.status === 'SUCCEEDED') return ExitCode.ok;
   if (execution.status === 'CANCELED') return ExitCode.interrupted;
-  if (execution.unsupported.length || jobs.some((j) => j.status === 'ERROR')) return ExitCode.infrastructure;
+  // A webhook the server refused (401, 403, ...) or that failed outright is a dependency refusing, not a verdict.
+  const refused = execution.stages.some((s) => Number((s.context.webhook as { statusCodeValue?: number } | undefined)?.statusCodeValue) >= 400);
+  if (execution.unsupported.length || refused || jobs.some((j) => j.status === 'ERROR')) return ExitCode.infrastructure;
   if (jobs.some((j) => j.status === 'FAILED')) return ExitCode.failed;
   if (jobs.some((j) => j.status === 'INCONCLUSIVE')) return ExitCode.inconclusive;
   return ExitCode.failed;

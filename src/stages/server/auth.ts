@@ -1,17 +1,22 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import { sidecarIdentity, type Peer } from './mesh.js';
 
 /**
- * Who may call the stage server: a bearer token (what Orca's webhook stage sends in customHeaders) or an
- * HMAC-SHA256 signature of the raw body with a shared secret (`X-Clover-Signature: sha256=<hex>`, for
- * scripts and CI that can sign). Comparisons are constant-time; secrets are never logged or echoed.
+ * Who may call the stage server: a bearer token (what Orca's preconfigured webhook stages send in customHeaders),
+ * an HMAC-SHA256 signature of the raw body with a shared secret (`X-Clover-Signature: sha256=<hex>`, for scripts
+ * and CI that can sign), or — only when told to trust it — the mesh identity the local Istio sidecar vouches for
+ * (inline webhook stages, which cannot carry a secret; `mesh.ts`). Comparisons are constant-time; secrets are never
+ * logged or echoed.
  */
 export interface AuthConfig {
   token?: string;
   hmacSecret?: string;
+  /** SPIFFE ids admitted by their mesh identity (`serve --trust-mesh-principal`); none by default. */
+  trustMeshPrincipals?: string[];
 }
 
-export type AuthResult = { ok: true; by: 'bearer' | 'signature' | 'none' } | { ok: false; status: 401 | 403; message: string };
+export type AuthResult = { ok: true; by: 'bearer' | 'signature' | 'mesh' | 'none'; principal?: string } | { ok: false; status: 401 | 403; message: string };
 
 export const SIGNATURE_HEADER = 'x-clover-signature';
 
@@ -27,7 +32,7 @@ export function signBody(secret: string, body: string | Buffer): string {
 }
 
 export function authEnabled(cfg: AuthConfig): boolean {
-  return Boolean(cfg.token || cfg.hmacSecret);
+  return Boolean(cfg.token || cfg.hmacSecret || cfg.trustMeshPrincipals?.length);
 }
 
 /**
@@ -35,7 +40,7 @@ export function authEnabled(cfg: AuthConfig): boolean {
  * or wrong credential fails (401 / 403), and a well-formed signature leaves the decision to the body
  * (`needs-body`, then `checkSignature`).
  */
-export function checkHeaders(cfg: AuthConfig, headers: IncomingHttpHeaders): AuthResult | { ok: 'needs-body' } {
+export function checkHeaders(cfg: AuthConfig, headers: IncomingHttpHeaders, peer: Peer = {}): AuthResult | { ok: 'needs-body' } {
   if (!authEnabled(cfg)) return { ok: true, by: 'none' };
   const authz = headers.authorization;
   const signature = headers[SIGNATURE_HEADER];
@@ -49,11 +54,19 @@ export function checkHeaders(cfg: AuthConfig, headers: IncomingHttpHeaders): Aut
     if (!/^sha256=[0-9a-f]{64}$/i.test(signature.trim())) return { ok: false, status: 403, message: `${SIGNATURE_HEADER} must be "sha256=<64 hex digits>"` };
     return { ok: 'needs-body' };
   }
-  return {
-    ok: false,
-    status: 401,
-    message: `authentication required: send "Authorization: Bearer <token>"${cfg.hmacSecret ? ` or "${SIGNATURE_HEADER}: sha256=<HMAC-SHA256 of the body>"` : ''}`,
-  };
+  const trusted = cfg.trustMeshPrincipals ?? [];
+  let meshProblem = '';
+  if (trusted.length) {
+    const id = sidecarIdentity(headers, peer);
+    if ('principals' in id) {
+      const principal = id.principals.find((p) => trusted.includes(p));
+      if (principal) return { ok: true, by: 'mesh', principal };
+      return { ok: false, status: 403, message: `the mesh identity ${id.principals.join(', ') || '(none)'} is not one this server trusts (serve --trust-mesh-principal)` };
+    }
+    meshProblem = id.problem ? `; ${id.problem}` : '';
+  }
+  const ways = [`"Authorization: Bearer <token>"`, ...(cfg.hmacSecret ? [`"${SIGNATURE_HEADER}: sha256=<HMAC-SHA256 of the body>"`] : []), ...(trusted.length ? [`a call through the mesh as ${trusted.join(' or ')}`] : [])];
+  return { ok: false, status: 401, message: `authentication required: send ${ways.join(' or ')}${meshProblem}` };
 }
 
 /** The signature check, once the body is read (after `checkHeaders` answered `needs-body`). */

@@ -101,7 +101,7 @@ export function startStageServer(opts: StageServerOptions & { port?: number; hos
     const isClover = CLOVER_PATHS.test(path);
     let auth: AuthResult | { ok: 'needs-body' } = { ok: true, by: 'none' };
     if (!(isClover && opts.cloverRoutesOpen)) {
-      auth = checkHeaders(opts.auth, req.headers);
+      auth = checkHeaders(opts.auth, req.headers, { remoteAddress: req.socket.remoteAddress, rawHeaders: req.rawHeaders });
       if (!auth.ok) return refuse(req, res, auth);
     }
     if (expectContinue) res.writeContinue();
@@ -133,7 +133,8 @@ export function startStageServer(opts: StageServerOptions & { port?: number; hos
         });
       }
       const statusUrl = `${baseUrl(req)}/api/v1/jobs/${r.job.id}`;
-      logger.info('job accepted', { requestId: res.getHeader('x-request-id'), jobId: r.job.id, release, action });
+      const caller = auth.ok === true ? { auth: auth.by, ...(auth.principal ? { principal: auth.principal } : {}) } : { auth: 'signature' };
+      logger.info('job accepted', { requestId: res.getHeader('x-request-id'), jobId: r.job.id, release, action, ...caller });
       return send(res, 202, { id: r.job.id, release, action, status: r.job.status, progress: r.job.progress, statusUrl }, { location: statusUrl });
     }
     if (path === '/api/v1/jobs') {
