@@ -47,13 +47,14 @@ export async function runPipelineLocally(opts: LocalRunOptions): Promise<LocalRu
     }
   }
   const { startStageService } = await import('./server/index.js');
-  const { stageRegistry, weightOfRequest } = await import('./server/bindings.js');
+  const { stageAdmission, stageRegistry, weightOfRequest } = await import('./server/bindings.js');
   const token = randomBytes(24).toString('hex');
   registerSecret(token);
   const server = await startStageService({
     port: 0,
     host: '127.0.0.1',
     registry: stageRegistry({ platform, baseDir, evidenceDir: opts.evidenceDir }),
+    admit: stageAdmission({ platform }),
     auth: { token },
     contentDir: baseDir,
   });

@@ -77,12 +77,13 @@ Examples:
           execution: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID) ? { id: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID)!, pipeline: process.env.CLOVER_CD_PIPELINE ?? '' } : undefined,
         };
         const spec = await readSpec(opts);
+        const { CLI_FLAGS, checkStepParams, stageRegistry, weightOfRequest } = await import('../../stages/server/bindings.js');
+        if (['traffic', 'load', 'gate'].includes(act)) checkStepParams(act as 'traffic', spec, params, CLI_FLAGS);
         const { openPlatform } = await import('../../stages/index.js');
-        const { stageRegistry, weightOfRequest } = await import('../../stages/server/bindings.js');
         const { stageProperties, formatProperties, writeProperties } = await import('../../stages/properties.js');
         const stateDir = opts.stateDir ?? process.env.CLOVER_CD_STATE_DIR ?? '.clover-cd';
         const platform = await openPlatform({ platform: opts.platform, stateDir: opts.stateDir, kubeconfig: opts.kubeconfig, context: opts.context });
-        const fn = stageRegistry({ platform, baseDir: opts.spec ? join(opts.spec, '..') : undefined, evidenceDir: opts.evidenceDir })[act as 'gate']!;
+        const fn = stageRegistry({ platform, baseDir: opts.spec ? join(opts.spec, '..') : undefined, evidenceDir: opts.evidenceDir, names: CLI_FLAGS })[act as 'gate']!;
         const memoDir = join(stateDir, 'memo', spec.metadata.name);
         const memo = {
           get: async <T>(key: string) => {
