@@ -5,7 +5,6 @@
  */
 type Expect = 'value' | 'valueOrEnd' | 'key' | 'keyOrEnd' | 'colon' | 'commaOrEnd' | 'done';
 
-
 /** Offset just past the string starting at `i` (a quote), or the negated offset + 1 of its first bad character. */
 function stringEnd(text: string, i: number): number {
   for (let j = i + 1; j < text.length; j++) {
@@ -62,7 +61,8 @@ export function jsonErrorOffset(text: string): number | undefined {
   let i = 0;
   const after = (): Expect => (stack.length ? 'commaOrEnd' : 'done');
   for (;;) {
-    while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++;
+    while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r'))
+      i++;
     if (i >= text.length) return expect === 'done' ? undefined : i;
     const c = text[i];
     if (expect === 'done') return i;
