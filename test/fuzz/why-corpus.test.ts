@@ -139,6 +139,7 @@ const LAST: Array<[string, () => string[], Outcome]> = [
   ['a spec that is not UTF-8', () => ['spec', 'validate', file('latin1.yaml', Buffer.from('metadata: { name: "caf\xe9" }\n', 'latin1'))], { code: 2, stream: 'stderr', match: /latin1\.yaml:1:23: is not UTF-8 text: byte 0xE9 at byte offset 22 is not valid UTF-8/ }],
   ['load render --target nope', () => ['load', 'render', 'sdc-load.yaml', '--target', 'nope'], { code: 2, stream: 'stderr', match: /--target must be a URL such as http:\/\/host:port, got "nope"/ }],
   ['stage gate --step 9', () => ['stage', 'gate', '--spec', SPEC, '--step', '9'], { code: 2, stream: 'stderr', match: /--step 9 is beyond the plan's 2 step\(s\) .*--step must be 1\.\.2/ }],
+  ['traffic set --step 9', () => ['traffic', 'set', SPEC, '--step', '9'], { code: 2, stream: 'stderr', match: /--step 9 is beyond the plan's 2 step\(s\)/ }],
   ['stage traffic without --step', () => ['stage', 'traffic', '--spec', SPEC], { code: 2, stream: 'stderr', match: /the action needs --step \(1\.\.2\) for release http-lb-canary/ }],
   ['notify github --sha nothex --bundle nope.json', () => ['notify', 'github', '--sha', 'nothex', '--bundle', 'nope.json'], { code: 2, stream: 'stderr', match: /--repo: which repository[^]*--sha: expected a full 40-character hexadecimal commit SHA, got "nothex"[^]*\$GITHUB_TOKEN: no GitHub token[^]*nope\.json: \(root\): file not found/, env: { GITHUB_TOKEN: '', GIT_COMMIT: '', GITHUB_SHA: '' } }],
 ];
