@@ -37,7 +37,7 @@ describe('load plan', () => {
   });
 
   it('reads loops 0 and -1 as "until the duration ends" and refuses an endless plan without a duration', () => {
-    const doc = (loops: number, duration?: number) => ({ load_spec: { num_threads: 1, loops, duration }, url_list: [{ url: 'host:80' }] });
+    const doc = (loops: number, duration?: number) => ({ load_spec: { num_threads: 1, loops, duration }, url_list: [{ name: 'root', url: 'host:80' }] });
     expect(loadPlan(doc(0, 5)).loops).toBe(-1);
     expect(loadPlan(doc(-1, 5)).loops).toBe(-1);
     expect(expectedSamples(loadPlan(doc(-1, 5)))).toBeUndefined();
@@ -54,7 +54,7 @@ describe('load plan', () => {
     const paths = e.problems.map((p) => p.path);
     expect(paths).toEqual(expect.arrayContaining(['load_spec.num_threads', 'load_spec.loop', 'url_list[0].methd']));
     expect(e.problems.find((p) => p.path === 'load_spec.loop')?.message).toMatch(/did you mean "loops"/);
-    const c = errorOf(() => loadPlan({ load_spec: { num_threads: 1 }, url_list: [{ url: 'h' }], criteria: ['p95 > 2', 'latency >> 3'] }));
+    const c = errorOf(() => loadPlan({ load_spec: { num_threads: 1 }, url_list: [{ name: 'h', url: 'h' }], criteria: ['p95 > 2', 'latency >> 3'] }));
     expect(c.problems).toHaveLength(1);
     expect(c.problems[0].path).toBe('criteria[1]');
   });

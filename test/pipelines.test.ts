@@ -318,12 +318,16 @@ function corpusConfigs(): string[] {
 }
 
 describe('pipeline validate', () => {
-  it('finds no errors in the real pipeline configs of the corpus (warnings carry a reason)', () => {
+  it('finds no errors in the real pipeline configs of the corpus but the identity Front50 needs (warnings carry a reason)', () => {
     const files = corpusConfigs();
     expect(files.length).toBeGreaterThan(25);
     for (const f of files) {
-      const v = validatePipelineDocument(JSON.parse(readFileSync(join(CORPUS, f), 'utf8')));
-      expect({ f, errors: v.problems.filter((p) => p.severity === 'error') }).toEqual({ f, errors: [] });
+      const doc = JSON.parse(readFileSync(join(CORPUS, f), 'utf8'));
+      const v = validatePipelineDocument(doc);
+      // Deck's "Edit as JSON" leaves out name and application; Front50 refuses such a config, and so does validate.
+      const missing = (Array.isArray(doc) ? doc : [doc]).some((p: Record<string, unknown>) => p.name === undefined || p.application === undefined);
+      const errors = v.problems.filter((p) => p.severity === 'error' && !(missing && p.rule === 'pipeline-identity' && /^(\[\d+\]\.)?(name|application)$/.test(p.path)));
+      expect({ f, errors }).toEqual({ f, errors: [] });
       for (const w of v.problems) expect(w.message.length).toBeGreaterThan(20);
     }
   });
@@ -334,7 +338,8 @@ describe('pipeline validate', () => {
     expect(JSON.parse(d.stdout)).toMatchObject({ kind: 'dinghyfile', errors: 0 });
     const l = await runCli(['pipeline', 'validate', join(CORPUS, 'spinnaker__echo__echo-core_src_test_resources_pipelines.json')]);
     expect(l.code).toBe(0);
-    expect(l.stdout).toMatch(/warning: .*findAmi/);
+    expect(l.stderr).toMatch(/warning: .*findAmi/); // findings are diagnostics: stderr; the summary is on stdout
+    expect(l.stdout).toMatch(/^\S+: list, \d+ pipeline\(s\): 0 error\(s\), \d+ warning\(s\) — valid\n$/);
   });
 
   const base = () => JSON.parse(JSON.stringify(render('examples/sdc-canary.yaml'))) as PipelineConfig;
@@ -353,7 +358,8 @@ describe('pipeline validate', () => {
     writeFileSync(file, JSON.stringify(p));
     const r = await runCli(['pipeline', 'validate', file]);
     expect(r.code).toBe(2);
-    expect(r.stdout).toMatch(expected);
+    expect(r.stderr).toMatch(expected);
+    expect(r.stdout).toBe('');
   });
 
   it('flags a #stage reference to a stage that is not upstream', () => {

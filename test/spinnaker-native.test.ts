@@ -180,7 +180,7 @@ describe('trigger artifacts and parameters', () => {
     writeFileSync(file, JSON.stringify(p));
     const r = await runCli(['pipeline', 'validate', file]);
     expect(r.code).toBe(2);
-    expect(r.stdout).toMatch(expected);
+    expect(r.stderr).toMatch(expected);
   });
 
   it('a 3-step canary renders without unrolled retry stages: 14 stages', () => {

@@ -154,7 +154,7 @@ describe('report writers', () => {
     const out = join(dir, 'reports');
     const spec = { ...base, load: undefined, gate: { ...base.gate, metrics: { source: 'prometheus', url: `http://prom:${MARKER}@127.0.0.1:${deadPort}`, scrapeInterval: '1s' } } } as ReleaseSpec;
     const start = Date.now() - 60_000;
-    const run = await runGate(spec, { window: { start, end: start + 5000 }, endpoints: {}, evidenceDir: out });
+    const run = await runGate(spec, { window: { start, end: start + 5000 }, endpoints: {}, candidateWeight: 10, evidenceDir: out });
     expect(run.verdict.outcome).toBe('error'); // the Prometheus is down: its URL is in the messages
     const files = { junit: join(out, 'r.xml'), markdown: join(out, 'r.md'), properties: join(out, 'r.properties') };
     const r = await runCli(['gate', '--replay', run.bundlePath, '--junit', files.junit, '--markdown', files.markdown, '--properties', files.properties]);

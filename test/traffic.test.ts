@@ -44,7 +44,7 @@ beforeAll(async () => {
       application: 'sdc',
       service: { name: 'http-lb', namespace: 'default', port: 9180, stable: 'v1', candidate: 'v2', readyTimeout: '3s' },
       strategy: { canary: { steps: [10, 50], window: '10s' } },
-      load: { plan: { load_spec: { num_threads: 2, loops: 10 }, url_list: [{ url: 'http://x/' }] } },
+      load: { plan: { load_spec: { num_threads: 2, loops: 10 }, url_list: [{ name: 'root', url: 'http://x/' }] } },
       gate: { minSamples: 50, rules: [{ errorRate: { max: '1%' } }] },
     }),
   );

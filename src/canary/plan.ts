@@ -91,13 +91,13 @@ export function rulesForStep(rules: GateRule[], step: Pick<PlanStep, 'kind'>): G
   return step.kind === 'mirror' ? rules.filter((r) => MIRROR_JUDGEABLE_RULES.includes(Object.keys(r)[0])) : rules;
 }
 
-/** Why a 1-based step number names no step of the plan, or undefined when it does. */
-export function stepProblem(plan: ReleasePlan, step: number): string | undefined {
+/** Why a 1-based step number names no step of the plan, or undefined; `name` is how the caller's input names it (`--step`). */
+export function stepProblem(plan: ReleasePlan, step: number, name = 'step'): string | undefined {
   const n = plan.steps.length;
   if (Number.isInteger(step) && step >= 1 && step <= n) return undefined;
   const steps = plan.steps.map((s) => `${s.index + 1}: ${s.kind} ${s.weight}%`).join(', ');
-  if (Number.isInteger(step) && step > n) return `step ${step} is beyond the plan's ${n} step(s) (${steps}); step must be 1..${n}`;
-  return `step must be 1..${n} (steps: ${steps}), got ${step}`;
+  if (Number.isInteger(step) && step > n) return `${name} ${step} is beyond the plan's ${n} step(s) (${steps}); ${name} must be 1..${n}`;
+  return `${name} must be 1..${n} (steps: ${steps}), got ${step}`;
 }
 
 /** The candidate's Deployment: `service.candidateWorkload`, else `<name>-<candidate>` (what a rendered pipeline deploys). */

@@ -48,3 +48,28 @@ export function parseUrlFlag(flag: string, value: string, protocols: string[] = 
   if (!protocols.includes(u.protocol) || !u.hostname) throw new InvalidInputError(`${flag} must be a ${protocols.map((p) => p.replace(':', '')).join(' or ')} URL with a host, got "${u.protocol}//${u.host}"`);
   return value;
 }
+
+/** Each value of a repeatable URL flag (`--scrape <url...>`), checked as it is parsed: exit 2 naming the flag. */
+export const collectUrlFlag =
+  (flag: string) =>
+  (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), parseUrlFlag(flag, value)];
+
+const HOST = /^(?=.{1,253}$)[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$/;
+
+/**
+ * A comma-separated host:port list (JMeter's `-R` remote engines): every entry a host name or IPv4 address
+ * and a port from 1 to 65535. JMeter would otherwise start, fail to configure an engine and leave its files.
+ */
+export function parseHostPortListFlag(flag: string, value: string): string[] {
+  const entries = value.split(',').map((s) => s.trim());
+  const bad = entries.flatMap((e) => {
+    const m = /^(.*):(\d{1,5})$/.exec(e);
+    if (!e) return [`an empty entry`];
+    if (!m) return [`"${e.slice(0, 80)}" has no :port`];
+    if (!HOST.test(m[1])) return [`"${m[1].slice(0, 80)}" is not a host name or IPv4 address`];
+    if (Number(m[2]) < 1 || Number(m[2]) > 65535) return [`port ${m[2]} of "${e}" is not from 1 to 65535`];
+    return [];
+  });
+  if (bad.length) throw new InvalidInputError(`${flag} must be a comma-separated list of host:port such as 10.0.0.5:1099,10.0.0.6:1099, got "${value.slice(0, 120)}": ${bad.join('; ')}`);
+  return entries;
+}

@@ -4,7 +4,7 @@
  * label, each a log-scale latency histogram of 8 bins per doubling (percentiles within ±4.5%), so memory is
  * bounded by labels × points, never by rows.
  */
-import { columnsFor, eachRecord } from './jtl.js';
+import { columnsFor, eachRecord, isHeaderRecord } from './jtl.js';
 
 export interface SeriesPoint {
   /** Bucket start, epoch seconds. */
@@ -68,7 +68,7 @@ export async function jtlSeries(file: string, span: { firstTs: number; lastEnd: 
       ix = { ts: columns.indexOf('timeStamp'), el: columns.indexOf('elapsed'), label: columns.indexOf('label'), ok: columns.indexOf('success') };
       if (header) return;
     }
-    if (rec[0] === 'timeStamp') return;
+    if (isHeaderRecord(rec)) return;
     const ts = Number(rec[ix.ts]) || Date.parse(rec[ix.ts]);
     const elapsed = Number(rec[ix.el]);
     if (!Number.isFinite(ts) || !Number.isFinite(elapsed)) return;

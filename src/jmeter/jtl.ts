@@ -106,8 +106,17 @@ function merge(into: Acc, a: Acc): void {
   }
 }
 
+/** Column names JMeter writes in a JTL header (CSVSaveService); sample variables (`userAgent`) may follow. */
+const JMETER_COLUMN_NAMES = new Set([...JMETER_5_DEFAULT, 'Filename', 'Encoding', 'SampleCount', 'ErrorCount', 'Hostname', USER_AGENT_COLUMN]);
+
+/**
+ * A header line: cells that name JMeter columns, in any order (no data row holds two of them). JMeter's own
+ * reader wants its canonical order; results reshaped by other tools keep the names, so columns map by name.
+ */
+export const isHeaderRecord = (rec: string[]): boolean => rec.filter((c) => JMETER_COLUMN_NAMES.has(c)).length >= 2;
+
 export function columnsFor(first: string[], file: string): { columns: string[]; header: boolean } {
-  if (first[0] === 'timeStamp') return { columns: first, header: true };
+  if (isHeaderRecord(first)) return { columns: first, header: true };
   const byCount: Record<number, string[]> = { 12: JMETER_213_DEFAULT, 16: JMETER_3_DEFAULT, 17: JMETER_5_DEFAULT };
   const columns = byCount[first.length];
   if (!columns) {
@@ -175,11 +184,11 @@ export async function analyzeJtl(file: string, opts: AnalyzeOptions = {}): Promi
       const at = (name: string) => columns.indexOf(name);
       ix = { ts: at('timeStamp'), el: at('elapsed'), label: at('label'), code: at('responseCode'), ok: at('success'), ua: at(USER_AGENT_COLUMN) };
       for (const need of ['timeStamp', 'elapsed', 'label', 'success'] as const) {
-        if (at(need) < 0) throw new InvalidInputError(`${file}: the JTL header has no "${need}" column`);
+        if (at(need) < 0) throw new InvalidInputError(`${file}: the JTL header has no "${need}" column`, [{ file, path: 'line 1', message: `expected a "${need}" column among ${columns.slice(0, 8).join(', ')}${columns.length > 8 ? ', ...' : ''}` }]);
       }
       if (header) return;
     }
-    if (rec[0] === 'timeStamp') {
+    if (isHeaderRecord(rec)) {
       throw new InvalidInputError(`${file}: a second header line at row ${rows + 2}: the file holds several appended runs; write each run to a fresh file`);
     }
     const problem = rowProblem(rec, ix, columns);
@@ -241,26 +250,45 @@ export async function analyzeJtl(file: string, opts: AnalyzeOptions = {}): Promi
   };
 }
 
+/** Longest record a quoted field may spread over (a label or message with line breaks); longer is a quote never closed. */
+const MAX_QUOTED_RECORD = 1 << 20;
+
 /**
  * Records of a CSV file, streamed. Most JTL lines hold no quote, and a plain split is several times faster
  * than a general CSV parser; lines with quotes (labels or messages holding commas, quotes or line breaks)
- * go through csv-parse, joined with the following lines while a quoted field is still open.
+ * go through csv-parse, joined with the following lines while a quoted field is still open. A quote inside
+ * an unquoted field is a character (JMeter quotes such a field, tools that convert results often do not:
+ * `say hi"`); a byte-order mark before the first line (Windows tools) is dropped.
  */
 export async function eachRecord(file: string, onRecord: (rec: string[], line: number) => void): Promise<void> {
   let rest = '';
   let pending = '';
   let lineNo = 0;
   let start = 0;
+  let first = true;
   const stream = createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 18 });
+  const neverClosed = () =>
+    new InvalidInputError(`${file}: line ${start}: a quoted field is never closed`, [{ file, path: `line ${start}`, message: 'expected a field that starts with " to end with " (a quote inside it doubled, "")' }]);
   const quoted = (line: string): string[] | undefined => {
     if (!pending) start = lineNo;
     pending = pending ? `${pending}\n${line}` : line;
-    if ((pending.split('"').length - 1) % 2 === 1) return undefined; // a quoted field continues on the next line
-    const rec = (parseCsv(pending, { relax_quotes: true, relax_column_count: true }) as string[][])[0] ?? [];
-    pending = '';
-    return rec;
+    try {
+      const rec = (parseCsv(pending, { relax_quotes: true, relax_column_count: true }) as string[][])[0] ?? [];
+      pending = '';
+      return rec;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'CSV_QUOTE_NOT_CLOSED') {
+        const rec = pending.split(','); // the row check names what is wrong with it
+        pending = '';
+        return rec;
+      }
+      if (pending.length > MAX_QUOTED_RECORD) throw neverClosed();
+      return undefined; // a quoted field continues on the next line
+    }
   };
-  for await (const chunk of stream as AsyncIterable<string>) {
+  for await (let chunk of stream as AsyncIterable<string>) {
+    if (first && chunk.startsWith('\uFEFF')) chunk = chunk.slice(1);
+    first = false;
     const lines = (rest + chunk).split('\n');
     rest = lines.pop() ?? '';
     for (let line of lines) {
@@ -275,6 +303,8 @@ export async function eachRecord(file: string, onRecord: (rec: string[], line: n
   if (rest || pending) {
     lineNo++;
     const rec = pending || rest.includes('"') ? quoted(rest) : rest.split(',');
+    // Still open at the end: a cut-off last line (a killed run) is skipped; an open quote over several lines is not.
+    if (!rec && pending.includes('\n')) throw neverClosed();
     if (rec && rec.length > 1) onRecord(rec, pending ? start : lineNo);
   }
 }

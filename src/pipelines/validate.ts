@@ -47,7 +47,10 @@ export function validatePipelineDocument(doc: unknown): PipelineValidation {
     return summarize('config', [], problems);
   }
   let configs: Array<{ config: unknown; base: string; application?: string }>;
-  if (kind === 'list') configs = (doc as unknown[]).map((config, i) => ({ config, base: `[${i}]` }));
+  if (kind === 'list') {
+    configs = (doc as unknown[]).map((config, i) => ({ config, base: `[${i}]` }));
+    if (!configs.length) problems.push({ severity: 'error', pipeline: '(document)', path: '', rule: 'document-shape', message: 'an empty list holds no pipeline; expected at least one pipeline config object' });
+  }
   else if (kind === 'dinghyfile') {
     const d = doc as Obj;
     const application = typeof d.application === 'string' ? d.application : undefined;
@@ -102,7 +105,7 @@ export function validatePipeline(config: unknown, opts: { base?: string; inherit
     const v = p[key];
     const inherited = key === 'application' && opts.inheritedApplication;
     if (v === undefined) {
-      if (!inherited) top('warning', key, 'pipeline-identity', `no "${key}": Front50 refuses to save a pipeline without it ("Edit as JSON" exports omit it); \`pipeline save\` requires it`);
+      if (!inherited) top('error', key, 'pipeline-identity', `no "${key}": Front50 refuses to save a pipeline without it ("A pipeline requires name and application fields"); expected a non-empty string`);
     } else if (typeof v !== 'string' || v.trim() === '') top('error', key, 'pipeline-identity', `expected a non-empty string, found ${JSON.stringify(v)}`);
     else if (key === 'name' && v !== v.trim()) top('warning', key, 'pipeline-identity', 'leading/trailing spaces: Front50 trims the name, so lookups by the untrimmed name fail');
   }

@@ -42,9 +42,10 @@ export const cloverPlanSchema: Schema = closed(
         num_threads: { type: 'integer', minimum: 1, maximum: 100_000 },
         /** Iterations of the url_list per thread; 0 and -1 loop until `duration` ends. */
         loops: { type: 'integer', minimum: -1, maximum: 1_000_000_000 },
-        ramp_time: { type: 'number', minimum: 0, maximum: 86_400 },
+        /** Whole seconds: JMeter reads ThreadGroup.ramp_time and ThreadGroup.duration as integers. */
+        ramp_time: { type: 'integer', minimum: 0, maximum: 86_400, description: 'whole seconds' },
         /** Hard cut-off in seconds (JMeter's scheduler duration). */
-        duration: { type: 'number', minimum: 0, maximum: 604_800 },
+        duration: { type: 'integer', minimum: 0, maximum: 604_800, description: 'whole seconds' },
         throughput: { type: 'number', exclusiveMinimum: 0, maximum: 1_000_000, description: 'target requests per second, all threads together' },
         think_time: duration,
         timeout: duration,
@@ -67,7 +68,8 @@ export const cloverPlanSchema: Schema = closed(
           timeout: duration,
           assert: assertionSchema,
         },
-        ['url'],
+        // Clover's /jmeter/gen reads name (the sample label) for every URL; method and user-agent have defaults here.
+        ['name', 'url'],
       ),
     },
     /** Pass/fail criteria, Taurus-like: "p95 > 250ms", "error-rate > 1% for 10s", "count(url1) != expected". */

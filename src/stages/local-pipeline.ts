@@ -78,11 +78,12 @@ export async function runPipelineLocally(opts: LocalRunOptions): Promise<LocalRu
     }
   }
   const { startStageService } = await import('./server/index.js');
-  const { stageRegistry, weightOfRequest } = await import('./server/bindings.js');
+  const { stageAdmission, stageRegistry, weightOfRequest } = await import('./server/bindings.js');
   const server = await startStageService({
     port: 0,
     host: '127.0.0.1',
     registry: stageRegistry({ platform, evidenceDir: opts.evidenceDir }),
+    admit: stageAdmission({ platform }),
     auth: { token, trustMeshPrincipals: mesh ? [mesh] : undefined },
     contentDir: baseDir,
   });

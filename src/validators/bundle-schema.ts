@@ -37,7 +37,7 @@ export const bundleSchema: Schema = obj(
     window: obj({ start: epochMs, end: epochMs }, ['start', 'end']),
     candidateWeight: { type: 'number', minimum: 0, maximum: 100 },
     minSamples: { type: 'integer', minimum: 1 },
-    rules: { type: 'array', items: { type: 'object', minProperties: 1, maxProperties: 1 } },
+    rules: { type: 'array', minItems: 1, items: { type: 'object', minProperties: 1, maxProperties: 1 }, description: 'the gate rules the bundle is judged by (at least one)' },
     requireL4: { type: 'boolean' },
     sources: {
       type: 'array',
@@ -96,6 +96,11 @@ export function bundleProblems(doc: unknown, file?: string): InputProblem[] {
     problems.push({ file, path: 'window.end', message: `expected a window end after its start (${iso(w.start)}), found ${iso(w.end)}` });
   }
   if (b && typeof b === 'object' && Array.isArray(b.rules)) {
+    // A bundle that cannot be judged is invalid input, not an inconclusive release: the split rule needs the weight.
+    const split = b.rules.findIndex((r) => r && typeof r === 'object' && 'split' in r);
+    if (split >= 0 && (b as { candidateWeight?: unknown }).candidateWeight === undefined) {
+      problems.push({ file, path: 'candidateWeight', message: `required field is missing: rules[${split}] (split) compares the observed split with the configured candidate weight (gate --weight when the bundle was written)` });
+    }
     b.rules.forEach((rule, i) => {
       if (!rule || typeof rule !== 'object' || Array.isArray(rule) || Object.keys(rule).length !== 1) return; // reported by the schema
       const [kind] = Object.keys(rule);

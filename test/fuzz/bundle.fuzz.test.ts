@@ -39,6 +39,9 @@ describe('evidence bundle fuzz', () => {
           const v = judgeBundle(doc as EvidenceBundle);
           expect(['pass', 'fail', 'inconclusive', 'error']).toContain(v.outcome);
           expectActionable(v.summary);
+          // A bundle that passes the schema can be judged: it has rules, and none lacks what the bundle records.
+          expect(v.results.length).toBeGreaterThan(0);
+          expect(v.results.filter((r) => /weight is not known/.test(r.reason))).toEqual([]);
         }
       }),
       params(300),
@@ -54,6 +57,7 @@ describe('evidence bundle fuzz', () => {
       [['window'], { start: 'a', end: 'b' }, 'window.start'],
       [['window', 'end'], 1, 'window.end'],
       [['candidateWeight'], 150, 'candidateWeight'],
+      [['rules'], [], 'rules'],
       [['evidence', 'traces', 'durations', 'v1'], ['a', null, {}], 'evidence.traces.durations.v1[0]'],
     ];
     for (const [path, value, field] of cases) {
@@ -62,6 +66,10 @@ describe('evidence bundle fuzz', () => {
     }
     const { release: _r, ...noRelease } = b;
     expect(bundleProblems(noRelease, 'b.json').map((p) => p.path)).toContain('release');
+    // Without the configured weight the split rule cannot be judged: invalid input (2), not inconclusive (3).
+    const { candidateWeight: _w, ...noWeight } = b;
+    expect(bundleProblems(noWeight, 'b.json')).toEqual([expect.objectContaining({ path: 'candidateWeight', message: expect.stringMatching(/split/) })]);
+    expect(bundleProblems({ ...noWeight, rules: b.rules.filter((r) => !('split' in r)) }, 'b.json')).toEqual([]);
   });
 
   it('text that is not a bundle is refused by readBundle with exit 2', () => {

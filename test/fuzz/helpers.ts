@@ -3,15 +3,21 @@
  * fuzz suite stays well under two minutes on two cores), mutations of real documents, and the contract
  * every rejection must keep: exit 2, a field path, a message a person can act on.
  */
-import { expect } from '@jest/globals';
+import { expect, jest } from '@jest/globals';
 import fc from 'fast-check';
 import { fileURLToPath } from 'node:url';
 import { InvalidInputError, type InputProblem } from '../../src/util/errors.js';
 
-/** `FUZZ_SEED=<n> FUZZ_RUNS=<n>` reproduce or widen a run; CI uses the defaults. */
+/**
+ * `FUZZ_SEED=<n> FUZZ_RUNS=<n>` reproduce or widen a run: FUZZ_RUNS then sets every property's case count
+ * (the per-property counts below keep CI fast). CI uses the defaults.
+ */
 export const SEED = Number(process.env.FUZZ_SEED ?? 20240516);
 export const RUNS = Number(process.env.FUZZ_RUNS ?? 150);
-export const params = (numRuns = RUNS) => ({ seed: SEED, numRuns, endOnFailure: true });
+const WIDENED = process.env.FUZZ_RUNS !== undefined;
+export const params = (numRuns = RUNS) => ({ seed: SEED, numRuns: WIDENED ? RUNS : numRuns, endOnFailure: true });
+// A widened run takes longer: every test of a suite that imports this gets a limit that grows with the case count.
+jest.setTimeout(60_000 * Math.max(1, RUNS / 150));
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const CORPUS = fileURLToPath(new URL('../../../shared/spinnaker-pipelines/', import.meta.url));

@@ -5,8 +5,9 @@ import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkOutputPaths } from '../../src/cli/output-paths.js';
-import { parseDurationFlag, parseIntegerFlag, parseNumberFlag, parseUrlFlag } from '../../src/cli/flags.js';
+import { collectUrlFlag, parseDurationFlag, parseHostPortListFlag, parseIntegerFlag, parseNumberFlag, parseUrlFlag } from '../../src/cli/flags.js';
 import { analyzeJtl, JTL_COLUMNS } from '../../src/jmeter/index.js';
+import { csvField } from '../../src/jmeter/jtl.js';
 import { formatProperties } from '../../src/stages/properties.js';
 import { params, validOrInvalid, validOrInvalidAsync } from './helpers.js';
 
@@ -67,8 +68,51 @@ describe('JTL fuzz', () => {
   });
 });
 
+describe('JTL layouts JMeter and the tools that reshape its results write', () => {
+  /** Labels as tools that reshape results leave them: a quote inside an unquoted field is a character (`say hi"`). */
+  const label = fc.oneof(fc.constantFrom('url1', 'say hi"', 'a"b', '5" disk', 'x,"y"', '"quoted"', 'two\nlines', 'elapsed', 'timeStamp'), fc.string({ maxLength: 12 }).filter((l) => l.trim() === l && l !== ''));
+  const sample = fc.record({ ts: fc.integer({ min: 1_600_000_000_000, max: 1_900_000_000_000 }), el: fc.nat({ max: 60_000 }), label, ok: fc.boolean() });
+  const cell = (column: string, r: { ts: number; el: number; label: string; ok: boolean }): string => {
+    if (column === 'label') return /^"|[,\n\r]/.test(r.label) ? csvField(r.label) : r.label;
+    return String({ timeStamp: r.ts, elapsed: r.el, success: r.ok, responseCode: 200, responseMessage: 'OK', threadName: 't 1-1', dataType: 'text', bytes: 10, sentBytes: 10, grpThreads: 1, allThreads: 1, URL: 'http://x/', Latency: 1, IdleTime: 0, Connect: 0, userAgent: 'ua', failureMessage: '' }[column] ?? '');
+  };
+  const jtl = (columns: string[], rows: Array<Parameters<typeof cell>[1]>, bom: boolean) => `${bom ? '\ufeff' : ''}${[columns.join(','), ...rows.map((r) => columns.map((c) => cell(c, r)).join(','))].join('\n')}\n`;
+
+  it('the same samples in any column order, with or without a byte-order mark, give the same statistics', async () => {
+    const samples = fc.array(sample, { minLength: 1, maxLength: 20 });
+    await fc.assert(
+      fc.asyncProperty(samples, fc.shuffledSubarray(JTL_COLUMNS, { minLength: JTL_COLUMNS.length }), fc.boolean(), async (rows, columns, bom) => {
+        const [a, b] = await Promise.all([analyzeJtl(write(jtl(JTL_COLUMNS, rows, false))), analyzeJtl(write(jtl(columns, rows, bom)))]);
+        expect(b.summary).toEqual(a.summary);
+        expect(Object.keys(b.summary.labels).sort()).toEqual([...new Set(rows.map((r) => r.label))].sort());
+        expect(b.summary.total.count).toBe(rows.length);
+      }),
+      params(100),
+    );
+  });
+
+  it('a quoted field that never closes is exit 2 naming its line, not rows silently lost', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(sample, { minLength: 2, maxLength: 6 }), fc.nat(), async (rows, at) => {
+        const lines = jtl(JTL_COLUMNS, rows.map((r) => ({ ...r, label: 'plain' })), false).split('\n');
+        const i = 1 + (at % (lines.length - 3));
+        lines[i] = lines[i].replace(',plain,', ',"plain,');
+        const r = await validOrInvalidAsync(() => analyzeJtl(write(lines.join('\n'))));
+        expect(r.ok).toBe(false);
+        if (!r.ok) expect(r.error.problems[0].path).toBe(`line ${i + 1}`);
+      }),
+      params(60),
+    );
+  });
+});
+
 describe('flag fuzz', () => {
-  const text = fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('', ' ', 'NaN', '1e999', '-1', '0', '10x', '99999999999h', '0s', '1.5', '0x10', 'http://x:99999', 'not a url', 'redis://h:6379', 'notredis://x'));
+  const hostPort = fc.tuple(fc.constantFrom('10.0.0.5', 'engine-0.jmeter', 'localhost', 'no-port', '::', '', 'a b', '-x'), fc.constantFrom('', ':1099', ':0', ':65536', ':99999', ':', '::')).map(([h, p]) => h + p);
+  const text = fc.oneof(
+    fc.string({ maxLength: 20 }),
+    fc.constantFrom('', ' ', 'NaN', '1e999', '-1', '0', '10x', '99999999999h', '0s', '1.5', '0x10', 'http://x:99999', 'not a url', 'redis://h:6379', 'notredis://x', 'no-port,::::', 'nope'),
+    fc.array(hostPort, { minLength: 1, maxLength: 3 }).map((a) => a.join(',')),
+  );
   it('every parser returns a value in range or throws exit 2 naming the flag', () => {
     fc.assert(
       fc.property(text, (v) => {
@@ -78,6 +122,9 @@ describe('flag fuzz', () => {
           ['--duration', () => parseNumberFlag('--duration', v, { min: 0, exclusiveMin: true, max: 604_800 }), (x) => x > 0 && x <= 604_800],
           ['--prometheus', () => parseUrlFlag('--prometheus', v), (x) => /^https?:/.test(x)],
           ['--redis', () => parseUrlFlag('--redis', v, ['redis:', 'rediss:']), (x) => /^rediss?:/.test(x)],
+          ['--scrape', () => collectUrlFlag('--scrape')(v, ['http://a:1/']), (x) => x.length === 2 && x.every((u: string) => /^https?:\/\/[^/]/.test(u))],
+          ['--remote', () => parseHostPortListFlag('--remote', v), (x) => x.every((h: string) => /^[A-Za-z0-9.-]+:\d+$/.test(h) && Number(h.split(':')[1]) >= 1 && Number(h.split(':')[1]) <= 65535)],
+          ['--duration', () => parseNumberFlag('--duration', v, { min: 0, exclusiveMin: true, max: 604_800, integer: true }), (x) => Number.isInteger(x) && x > 0],
         ];
         for (const [flag, parse, inRange] of checks) {
           const r = validOrInvalid(parse);

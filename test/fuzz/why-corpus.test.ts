@@ -109,3 +109,53 @@ describe('every example of the issue gives exit 2 with a field path', () => {
     expect(Date.now() - t0).toBeLessThan(10_000); // node + tsx start included; bench/pipelines.bench.ts measures the validation
   });
 });
+
+/**
+ * The last hostile inputs, each as a new user types it: the exit code, the stream the message is on, the
+ * message (file, field path or flag, expectation) and nothing written. Inputs that are valid give exit 0
+ * with their data on stdout.
+ */
+const canaryJson = JSON.stringify(base, null, 1);
+const dupKeys = 'apiVersion: clover-cd/v1\nkind: Release\nmetadata:\n  name: a\n  name: b\n';
+const reordered = ['label,elapsed,timeStamp,success,responseCode', 'url1,5,1700000000000,true,200', 'url1,7,1700000001000,true,200'].join('\n') + '\n';
+type Outcome = { code: number; stream: 'stdout' | 'stderr'; match: RegExp; env?: Record<string, string>; stdout?: RegExp };
+const LAST: Array<[string, () => string[], Outcome]> = [
+  ['gate --scrape nope', () => ['gate', SPEC, '--scrape', 'nope'], { code: 2, stream: 'stderr', match: /--scrape must be a URL such as http:\/\/host:port, got "nope"/ }],
+  ["load run --remote 'no-port,::::'", () => ['load', 'run', 'sdc-load.yaml', '--engine', 'jmeter', '--remote', 'no-port,::::', '--duration', '1', '--results', 'r.jtl'], { code: 2, stream: 'stderr', match: /--remote must be a comma-separated list of host:port .*"no-port" has no :port; "::::" has no :port/ }],
+  ['spec validate: JSON with a trailing comma', () => ['spec', 'validate', file('trailing.json', canaryJson.replace(/\n}$/, ',\n}'))], { code: 2, stream: 'stderr', match: /trailing\.json:\d+:\d+: not valid JSON: a comma before the closing bracket/ }],
+  ['load render: ramp_time 1.5', () => ['load', 'render', file('ramp.yaml', { ...plan, load_spec: { ...plan.load_spec, ramp_time: 1.5 } })], { code: 2, stream: 'stderr', match: /load_spec\.ramp_time: expected integer, found number 1\.5/ }],
+  ['load render: duration 1.5', () => ['load', 'render', file('dur15.yaml', { ...plan, load_spec: { ...plan.load_spec, duration: 1.5 } })], { code: 2, stream: 'stderr', match: /load_spec\.duration: expected integer, found number 1\.5/ }],
+  ['load render: url_list[0] without name', () => ['load', 'render', file('noname.yaml', { ...plan, url_list: [{ url: 'http://x/' }] })], { code: 2, stream: 'stderr', match: /url_list\[0\]\.name: required field is missing/ }],
+  ['pipeline validate []', () => ['pipeline', 'validate', file('empty-list.json', '[]')], { code: 2, stream: 'stderr', match: /empty-list\.json, pipeline "\(document\)": \(root\): an empty list holds no pipeline/ }],
+  ['pipeline validate: no name', () => ['pipeline', 'validate', file('noname.json', { application: 'a', spelEvaluator: 'v4', stages: [{ refId: '1', type: 'wait', name: 'w', waitTime: 1 }] })], { code: 2, stream: 'stderr', match: /error: .*noname\.json, pipeline "#0": name: no "name": Front50 refuses/ }],
+  ['gate --replay rules: []', () => ['gate', '--replay', withBundle('norules.json', (b) => (b.rules = []))], { code: 2, stream: 'stderr', match: /norules\.json: rules: expected at least 1 item/ }],
+  ['gate --replay without candidateWeight', () => ['gate', '--replay', withBundle('nocw.json', (b) => delete b.candidateWeight)], { code: 2, stream: 'stderr', match: /nocw\.json: candidateWeight: required field is missing: rules\[1\] \(split\)/ }],
+  ['JTL with a byte-order mark', () => ['load', 'report', file('bom.jtl', `\ufeff${[jtlHeader, jtlRow('5'), jtlRow('6')].join('\n')}\n`), '-o', 'json'], { code: 0, stream: 'stdout', match: /"count": 2,/ }],
+  ['JTL header in another order', () => ['load', 'report', file('order.jtl', reordered), '-o', 'json'], { code: 0, stream: 'stdout', match: /"count": 2,/ }],
+  ['a label ending in a lone "', () => ['load', 'report', file('quote.jtl', [jtlHeader, jtlRow('5').replace(',url1,', ',say hi",'), jtlRow('6')].join('\n') + '\n'), '-o', 'json'], { code: 0, stream: 'stdout', match: /"say hi\\"": \{\n\s+"count": 1,/ }],
+  ['pipeline validate: warnings on stderr, the summary on stdout', () => ['pipeline', 'validate', file('v3.json', { application: 'a', name: 'p', spelEvaluator: 'v3', stages: [{ refId: '1', type: 'wait', name: 'w', waitTime: 1 }] })], { code: 0, stream: 'stderr', match: /^warning: .*v3\.json, pipeline "p": spelEvaluator: "v3"/, stdout: /^\S*v3\.json: config, 1 pipeline\(s\): 0 error\(s\), 1 warning\(s\) — valid\n$/ }],
+  ['spec validate -o json puts the findings in the document', () => ['spec', 'validate', spec('w0-json.yaml', (s) => (s.strategy.canary.window = '0s')), '-o', 'json'], { code: 2, stream: 'stdout', match: /"valid": false,[^]*"path": "strategy\.canary\.window"/ }],
+  ['a duplicate YAML key', () => ['spec', 'validate', file('dup.yaml', dupKeys)], { code: 2, stream: 'stderr', match: /dup\.yaml:5:3: not valid YAML: duplicated mapping key "name"/ }],
+  ['a spec that is not UTF-8', () => ['spec', 'validate', file('latin1.yaml', Buffer.from('metadata: { name: "caf\xe9" }\n', 'latin1'))], { code: 2, stream: 'stderr', match: /latin1\.yaml:1:23: is not UTF-8 text: byte 0xE9 at byte offset 22 is not valid UTF-8/ }],
+  ['load render --target nope', () => ['load', 'render', 'sdc-load.yaml', '--target', 'nope'], { code: 2, stream: 'stderr', match: /--target must be a URL such as http:\/\/host:port, got "nope"/ }],
+  ['stage gate --step 9', () => ['stage', 'gate', '--spec', SPEC, '--step', '9'], { code: 2, stream: 'stderr', match: /--step 9 is beyond the plan's 2 step\(s\) .*--step must be 1\.\.2/ }],
+  ['traffic set --step 9', () => ['traffic', 'set', SPEC, '--step', '9'], { code: 2, stream: 'stderr', match: /--step 9 is beyond the plan's 2 step\(s\)/ }],
+  ['stage traffic without --step', () => ['stage', 'traffic', '--spec', SPEC], { code: 2, stream: 'stderr', match: /the action needs --step \(1\.\.2\) for release http-lb-canary/ }],
+  ['notify github --sha nothex --bundle nope.json', () => ['notify', 'github', '--sha', 'nothex', '--bundle', 'nope.json'], { code: 2, stream: 'stderr', match: /--repo: which repository[^]*--sha: expected a full 40-character hexadecimal commit SHA, got "nothex"[^]*\$GITHUB_TOKEN: no GitHub token[^]*nope\.json: \(root\): file not found/, env: { GITHUB_TOKEN: '', GIT_COMMIT: '', GITHUB_SHA: '' } }],
+];
+
+describe('the last hostile inputs: exit code, stream, message, nothing written', () => {
+  it.each(LAST.map(([what, argv, outcome]) => ({ what, argv, outcome })))('$what', async ({ argv, outcome }) => {
+    const args = argv();
+    const before = readdirSync(dir).sort();
+    const r = await runCli(args, { cwd: dir, timeoutMs: 30_000, env: outcome.env });
+    const other = outcome.stream === 'stdout' ? r.stderr : r.stdout;
+    expect({ code: r.code, [outcome.stream]: r[outcome.stream] }).toEqual({ code: outcome.code, [outcome.stream]: expect.stringMatching(outcome.match) });
+    // Exit 2: nothing on stdout but a requested document; findings never on stdout in text mode.
+    if (outcome.code === 2 && outcome.stream === 'stderr') expect(r.stdout).toBe('');
+    if (outcome.stream === 'stdout' && outcome.code === 0) expect(other).toBe('');
+    if (outcome.stdout) expect(r.stdout).toMatch(outcome.stdout);
+    expect(r.stdout + r.stderr).not.toMatch(/\n\s+at .+:\d+:\d+\)?\n/);
+    expect(readdirSync(dir).sort()).toEqual(before);
+  });
+});

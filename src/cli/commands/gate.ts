@@ -10,7 +10,7 @@ import { formatDuration, parseDurationMs } from '../../util/units.js';
 import type { EvidenceBundle, Verdict } from '../../validators/types.js';
 import { action, globalOptions } from '../context.js';
 import { checkOutputPaths } from '../output-paths.js';
-import { parseDurationFlag, parseIntegerFlag, parseUrlFlag } from '../flags.js';
+import { collectUrlFlag, parseDurationFlag, parseIntegerFlag, parseUrlFlag } from '../flags.js';
 import { note, printResult, table } from '../output.js';
 
 interface GateOptions {
@@ -105,7 +105,7 @@ export function register(program: Command): void {
     .option('--weight <percent>', 'configured candidate weight, for the split rule', (v: string) => String(parseIntegerFlag('--weight', v, { min: 0, max: 100 })))
     .option('--prometheus <url>', 'Prometheus base URL (overrides the platform)', (v: string) => parseUrlFlag('--prometheus', v))
     .option('--jaeger <url>', 'Jaeger query base URL (overrides the platform)', (v: string) => parseUrlFlag('--jaeger', v))
-    .option('--scrape <url...>', 'Prometheus text endpoints to scrape directly')
+    .option('--scrape <url...>', 'Prometheus text endpoints to scrape directly', collectUrlFlag('--scrape'))
     .option('--redis <url>', "write Clover's visibility keys to this Redis (default $CLOVER_CD_REDIS_URL)", (v: string) => parseUrlFlag('--redis', v, ['redis:', 'rediss:']))
     .option('--evidence-dir <dir>', 'where the evidence bundle is written (default .clover-cd/evidence)')
     .option('--report <kind>', 'print the verdict as text, junit or markdown instead of --output')
@@ -219,7 +219,7 @@ Examples:
     .option('--platform <kind>', 'sandbox or kubernetes')
     .option('--prometheus <url>', 'Prometheus base URL', (v: string) => parseUrlFlag('--prometheus', v))
     .option('--jaeger <url>', 'Jaeger query base URL', (v: string) => parseUrlFlag('--jaeger', v))
-    .option('--scrape <url...>', 'Prometheus text endpoints to scrape directly')
+    .option('--scrape <url...>', 'Prometheus text endpoints to scrape directly', collectUrlFlag('--scrape'))
     .addHelpText('after', '\nExit 0 when ready; 3 when series or versions are missing; 2 when the window is too short for the scrape interval; 4 when a source is down.\n\nExample:\n  clover-cd gate preflight release.yaml --prometheus http://prometheus:9090\n')
     .action(
       action(async (file: string, opts: GateOptions, cmd: Command) => {

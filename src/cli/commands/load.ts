@@ -6,7 +6,7 @@ import type { JtlAnalysis, LoadProgress, LoadReport } from '../../jmeter/index.j
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
 import { defaultImage } from '../../contract/images.js';
 import { action, acceptsOutputFile, globalOptions } from '../context.js';
-import { parseNumberFlag } from '../flags.js';
+import { parseHostPortListFlag, parseNumberFlag, parseUrlFlag } from '../flags.js';
 import { onInterrupt } from '../interrupt.js';
 import { checkOutputPaths } from '../output-paths.js';
 import { note, printResult } from '../output.js';
@@ -25,7 +25,8 @@ async function loadEngine(): Promise<void> {
   ({ statusForExitCode } = m2);
 }
 
-const seconds = (flag: string) => (v: string) => parseNumberFlag(flag, v, { min: 0, exclusiveMin: true, max: 604_800, unit: 'seconds' });
+// Whole seconds: JMeter's ThreadGroup.duration is an integer property.
+const seconds = (flag: string) => (v: string) => parseNumberFlag(flag, v, { min: 0, exclusiveMin: true, max: 604_800, integer: true, unit: 'seconds' });
 const engines = (flag: string) => (v: string) => parseNumberFlag(flag, v, { min: 1, max: 1000, integer: true });
 const port = (flag: string) => (v: string) => parseNumberFlag(flag, v, { min: 1, max: 65535, integer: true });
 
@@ -89,7 +90,7 @@ Examples:
       .command('render')
       .description('render a plan to a JMeter .jmx (runs on JMeter 2.13 and 5.x), or to Kubernetes manifests for distributed JMeter')
       .argument('<plan>', 'load plan (YAML/JSON)')
-      .option('--target <origin>', 'replace scheme://host:port of every URL, e.g. http://ingress:8080')
+      .option('--target <origin>', 'replace scheme://host:port of every URL, e.g. http://ingress:8080', (v: string) => parseUrlFlag('--target', v))
       .option('--duration <seconds>', 'override load_spec.duration', seconds('--duration'))
       .option('--kubernetes', 'render a controller Job (`load run --remote`) + engine StatefulSet (`load server`) instead of the .jmx', false)
       .option('--engines <n>', 'jmeter-server engines (with --kubernetes)', engines('--engines'), 2)
@@ -131,11 +132,11 @@ Examples:
     .description('run a plan with JMeter (local or distributed) or the builtin engine; exit 1 when a criterion trips')
     .argument('<plan>', 'load plan (YAML/JSON)')
     .addOption(new Option('--engine <engine>', 'jmeter | builtin | auto (JMeter when installed)').choices(['auto', 'jmeter', 'builtin']).default('auto'))
-    .option('--remote <hosts>', 'JMeter remote engines host:port,... (distributed mode; load = engines x plan)')
+    .option('--remote <hosts>', 'JMeter remote engines host:port,... (distributed mode; load = engines x plan)', (v: string) => parseHostPortListFlag('--remote', v))
     .option('--results <file>', 'JTL to write (default: a fresh temporary file)')
     .option('--force', 'overwrite an existing --results file', false)
     .option('--duration <seconds>', 'override load_spec.duration', seconds('--duration'))
-    .option('--target <origin>', 'replace scheme://host:port of every URL, e.g. the mesh ingress')
+    .option('--target <origin>', 'replace scheme://host:port of every URL, e.g. the mesh ingress', (v: string) => parseUrlFlag('--target', v))
     .option('--jmeter-home <dir>', 'JMeter installation (default: $JMETER_HOME, PATH, /usr/share/jmeter)')
     .option('--junit <file>', 'also write JUnit XML (criteria and expected counts)')
     .option('--html <file>', 'also write an HTML report: throughput, errors and latency percentiles over time, per label (self-contained)')
@@ -154,7 +155,7 @@ Examples:
 `,
     )
     .action(
-      action(async (file: string, o: { engine: 'auto' | 'jmeter' | 'builtin'; remote?: string; results?: string; force: boolean; duration?: number; target?: string; jmeterHome?: string; junit?: string; html?: string; properties?: string }, cmd: Command) => {
+      action(async (file: string, o: { engine: 'auto' | 'jmeter' | 'builtin'; remote?: string[]; results?: string; force: boolean; duration?: number; target?: string; jmeterHome?: string; junit?: string; html?: string; properties?: string }, cmd: Command) => {
         await loadEngine();
         const { output } = globalOptions(cmd);
         checkOutputPaths([
@@ -164,7 +165,7 @@ Examples:
           { flag: '--properties', path: o.properties, createsFolders: true },
         ]);
         const plan = loadPlan(file);
-        const remote = o.remote?.split(',').map((s) => s.trim()).filter(Boolean);
+        const remote = o.remote;
         const expected = expectedSamples(effectivePlan(plan, { durationS: o.duration }), Math.max(1, remote?.length ?? 0));
         const controller = new AbortController();
         const onSigint = () => {

@@ -125,12 +125,15 @@ Examples:
         const doc = readJsonFile(file);
         const v = validatePipelineDocument(doc);
         const where = file === '-' ? 'stdin' : file;
-        printResult(globalOptions(c).output, { file: where, valid: v.errors === 0, ...v }, (d) =>
-          [
-            ...d.problems.map((p) => formatPipelineProblem(p, where)),
-            `${where}: ${d.kind}, ${d.pipelines.length} pipeline(s): ${d.errors} error(s), ${d.warnings} warning(s)${d.errors ? '' : ' — valid'}`,
-          ].join('\n'),
-        );
+        const { output } = globalOptions(c);
+        const summary = `${where}: ${v.kind}, ${v.pipelines.length} pipeline(s): ${v.errors} error(s), ${v.warnings} warning(s)${v.errors ? '' : ' — valid'}`;
+        // Findings are diagnostics (stderr); the summary of a valid document is the data. -o json|yaml: one document with both.
+        if (output !== 'text') printResult(output, { file: where, valid: v.errors === 0, ...v }, () => '');
+        else {
+          v.problems.forEach((p) => note(formatPipelineProblem(p, where)));
+          if (v.errors) note(summary);
+          else printResult(output, v, () => summary);
+        }
         return v.errors ? ExitCode.invalid : ExitCode.ok;
       }),
     );

@@ -137,7 +137,7 @@ Examples:
         const platform = sandbox
           ? sandbox.platform
           : (await import('../../services/kubernetes.js')).createKubernetesPlatform({ context: opts.context, kubeconfig: opts.kubeconfig });
-        const { stageRegistry } = await import('../../stages/server/bindings.js');
+        const { stageAdmission, stageRegistry } = await import('../../stages/server/bindings.js');
         const { startStageService, levelOf } = await import('../../stages/server/index.js');
         const { cloverBackend } = await import('../../stages/server/clover-backend.js');
         const { cloverSdcBackend } = await import('../../stages/server/clover-sdc.js');
@@ -150,6 +150,7 @@ Examples:
           redisUrl: opts.redis,
           // Plans reach the stages inline (request.ts reads named ones from --content-dir): no base directory.
           registry: stageRegistry({ platform, evidenceDir: opts.evidenceDir ?? (await import('../../validators/index.js')).defaultEvidenceDir() }),
+          admit: stageAdmission({ platform }),
           auth: { token, hmacSecret, trustMeshPrincipals },
           maxBodyBytes: maxBody,
           contentDir: opts.contentDir,

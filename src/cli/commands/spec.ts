@@ -20,7 +20,15 @@ export function register(program: Command): void {
       action(async (file: string, _opts: unknown, cmd: Command) => {
         // The loader (schema compiler included) loads when the verb runs, not for --help.
         const [{ loadSpec }, { canaryWeights }] = await Promise.all([import('../../spec/load.js'), import('../../spec/validate.js')]);
-        const loaded = loadSpec(file);
+        const { output } = globalOptions(cmd);
+        let loaded;
+        try {
+          loaded = loadSpec(file);
+        } catch (err) {
+          // -o json|yaml: the findings are in the document as well as on stderr.
+          if (err instanceof InvalidInputError && output !== 'text') printResult(output, { valid: false, file, problems: err.problems.length ? err.problems : [{ file, path: '', message: err.message }] }, () => '');
+          throw err;
+        }
         const { spec: s, strategyKind } = loaded;
         const summary = {
           valid: true,
@@ -33,7 +41,7 @@ export function register(program: Command): void {
           candidate: s.service.candidate,
           rules: (s.gate?.rules ?? []).map((r) => Object.keys(r)[0]),
         };
-        printResult(globalOptions(cmd).output, summary, (d) =>
+        printResult(output, summary, (d) =>
           [
             `${d.file}: valid`,
             `  release   ${d.release} (${d.strategy}${d.steps ? ` ${d.steps.join('% → ')}%` : ''})`,

@@ -82,11 +82,12 @@ Examples:
           execution: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID) ? { id: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID)!, pipeline: process.env.CLOVER_CD_PIPELINE ?? '' } : undefined,
         };
         const spec = await readSpec(opts, act);
+        const { CLI_FLAGS, checkStepParams, stageRegistry, weightOfRequest } = await import('../../stages/server/bindings.js');
+        if (['traffic', 'load', 'gate'].includes(act)) checkStepParams(act as 'traffic', spec, params, CLI_FLAGS);
         const { openPlatform } = await import('../../stages/index.js');
-        const { stageRegistry, weightOfRequest } = await import('../../stages/server/bindings.js');
         const { stageProperties, formatProperties, writeProperties } = await import('../../stages/properties.js');
         const platform = await openPlatform({ platform: opts.platform, stateDir: opts.stateDir, kubeconfig: opts.kubeconfig, context: opts.context });
-        const fn = stageRegistry({ platform, evidenceDir: opts.evidenceDir, file: opts.spec })[act as 'gate']!;
+        const fn = stageRegistry({ platform, evidenceDir: opts.evidenceDir, file: opts.spec, names: CLI_FLAGS })[act as 'gate']!;
         const ac = new AbortController();
         const stop = onInterrupt((why) => {
           note(`${why}: stopping and rolling back to ${spec.service.stable}…`);

@@ -91,6 +91,11 @@ Examples:
       if ((o.weight === undefined) === (o.step === undefined)) throw new InvalidInputError('give exactly one of --weight N or --step K');
       const flag = o.weight !== undefined ? '--weight' : '--step';
       const n = parseIntegerFlag(flag, String(o.weight ?? o.step), flag === '--weight' ? { min: 0, max: 100 } : { min: 1 });
+      if (flag === '--step') {
+        // A step the plan does not have is known from the spec: refused naming --step before a platform is opened.
+        const { CLI_FLAGS, checkStepParams } = await import('../../stages/server/bindings.js');
+        checkStepParams('traffic', loaded.spec, { step: n }, CLI_FLAGS);
+      }
       const platform = await openPlatform(o);
       return setTraffic(platform, loaded.spec, o.weight !== undefined ? { weight: n } : { step: n }, messages);
     }),

@@ -159,11 +159,10 @@ export class ReleaseEngine {
   private async reconcile(want: 'shift' | 'analyze' | 'promote', step?: number): Promise<ReleaseState | 'done'> {
     for (let i = 0; i <= this.plan.steps.length + 1; i++) {
       let s = await this.state();
-      if (!s || isTerminal(s) || (this.opts.runId && s.runId !== this.opts.runId)) {
-        // The first shift of a run prepares the release itself (readiness first); later actions need it.
-        if (want === 'shift' && step === 0) s = (await this.prepare({ restart: true })).state;
-        else throw new InvalidInputError(`${want}${step !== undefined ? ` step ${step + 1}` : ''}: release ${this.plan.release} has no release in progress${s ? ` (it is ${describeState(s)})` : ''}; run the deploy action (clover-cd stage deploy) or clover-cd release run first`);
-      }
+      const missing = this.notInProgress(s, want, step);
+      if (missing) throw new InvalidInputError(missing);
+      // The first shift of a run prepares the release itself (readiness first); later actions need it.
+      if (!this.inProgress(s)) s = (await this.prepare({ restart: true })).state;
       const a = nextAction(this.plan, s);
       if (a.kind === want && (step === undefined || ('step' in a && a.step === step))) return s;
       if (want === 'shift' && s.phase === 'progressing' && s.step === step && s.shifted) return 'done';
@@ -174,6 +173,19 @@ export class ReleaseEngine {
       throw new InvalidInputError(`${want}${step !== undefined ? ` step ${step + 1}` : ''} cannot run now: release ${this.plan.release} is ${describeState(s)}; its next action is ${describeAction(a)}`);
     }
     throw new InvalidInputError(`${want}: release ${this.plan.release} did not reach that action`);
+  }
+
+  private inProgress(s: ReleaseState | undefined): s is ReleaseState {
+    return Boolean(s && !isTerminal(s) && !(this.opts.runId && s.runId !== this.opts.runId));
+  }
+
+  /**
+   * Why `want` (at 0-based `step`) cannot run for lack of a release in progress of this run, or undefined.
+   * Pure: the stage server asks it before answering 202 (`stageAdmission`), the actions before changing anything.
+   */
+  notInProgress(s: ReleaseState | undefined, want: 'shift' | 'analyze' | 'promote', step?: number): string | undefined {
+    if (this.inProgress(s) || (want === 'shift' && step === 0)) return undefined;
+    return `${want}${step !== undefined ? ` step ${step + 1}` : ''}: release ${this.plan.release} has no release in progress${s ? ` (it is ${describeState(s)})` : ''}; run the deploy action (clover-cd stage deploy) or clover-cd release run first`;
   }
 
   /** Shift traffic to step `k`'s target (0-based), once the candidate is ready. Idempotent. */

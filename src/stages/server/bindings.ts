@@ -1,11 +1,11 @@
 import { statusForExitCode, exitCodeForOutcome } from '../../contract/index.js';
 import type { Platform } from '../../services/platform.js';
 import type { ReleaseSpec } from '../../spec/types.js';
-import { InvalidInputError } from '../../util/errors.js';
+import { InvalidInputError, type InputProblem } from '../../util/errors.js';
 import { parseDurationMs } from '../../util/units.js';
 import { ReleaseEngine, describeRollbackCheck, describeState, type ReleaseProgress } from '../engine/index.js';
 import { buildPlan, stepProblem, type ReleasePlan, type ReleaseState } from '../../canary/index.js';
-import { JobStopped, type StageFunction, type StageOutcome, type StageParams, type StageRegistry } from './types.js';
+import { JobStopped, type StageAction, type StageFunction, type StageOutcome, type StageParams, type StageRegistry } from './types.js';
 
 /**
  * The stage actions the stage server (and `clover-cd stage`, and the local pipeline runner) runs: each is
@@ -19,37 +19,95 @@ export interface BindingOptions {
   evidenceDir?: string;
   /** The spec file, for messages (`clover-cd stage --spec`); requests carry their spec inline. */
   file?: string;
+  /** How messages name `step` and `weight`: request fields (the stage server) or flags (`clover-cd stage`). */
+  names?: ParamNames;
 }
+
+/** What a host calls the step and weight parameters in its messages and problem paths. */
+export interface ParamNames {
+  step: string;
+  weight: string;
+}
+export const REQUEST_FIELDS: ParamNames = { step: 'step', weight: 'weight' };
+export const CLI_FLAGS: ParamNames = { step: '--step', weight: '--weight' };
 
 /**
  * The 0-based plan step a request names: `step` (1-based, what rendered pipelines send), or for older
- * pipelines a `weight` that is a step's weight. Exit 2 / HTTP 400 when it names no step of the plan.
+ * pipelines a `weight` that is a step's weight. Exit 2 / HTTP 400 when it names no step of the plan;
+ * `why` says why a step is needed when the request names none.
  */
-export function stepOf(plan: ReleasePlan, params: StageParams): number {
+export function stepOf(plan: ReleasePlan, params: StageParams, names: ParamNames = REQUEST_FIELDS, why?: string): number {
   const steps = plan.steps.map((s) => `${s.index + 1}: ${s.kind} ${s.weight}%`).join(', ');
   if (params.step !== undefined) {
-    const problem = stepProblem(plan, params.step);
-    if (problem) throw new InvalidInputError(`${plan.release}: ${problem}`, [{ path: 'step', message: problem }]);
+    const problem = stepProblem(plan, params.step, names.step);
+    if (problem) throw new InvalidInputError(`${plan.release}: ${problem}`, [{ path: names.step, message: problem }]);
     const s = plan.steps[params.step - 1];
     if (params.weight !== undefined && params.weight !== s.weight) {
-      throw new InvalidInputError(`weight ${params.weight} differs from step ${params.step}'s weight ${s.weight}`, [{ path: 'weight', message: `expected ${s.weight} (or leave it out)` }]);
+      throw new InvalidInputError(`${names.weight} ${params.weight} differs from step ${params.step}'s weight ${s.weight}`, [{ path: names.weight, message: `expected ${s.weight} (or leave it out)` }]);
     }
     return params.step - 1;
   }
   if (params.weight !== undefined) {
     const i = plan.steps.findIndex((s) => s.weight === params.weight && (s.kind === 'weight' || s.kind === 'switch'));
     if (i >= 0) return i;
-    throw new InvalidInputError(`weight ${params.weight} is not a step of release ${plan.release} (steps ${steps}); send "step"`, [{ path: 'weight', message: 'expected the weight of a plan step' }]);
+    throw new InvalidInputError(`${names.weight} ${params.weight} is not a step of release ${plan.release} (steps ${steps}); give ${names.step}`, [{ path: names.weight, message: 'expected the weight of a plan step' }]);
   }
-  throw new InvalidInputError(`the action needs "step" (1..${plan.steps.length}) for release ${plan.release}`, [{ path: 'step', message: `expected 1..${plan.steps.length}` }]);
+  const expected = `expected 1..${plan.steps.length}${why ? `: ${why}` : ''}`;
+  throw new InvalidInputError(`the action needs ${names.step} (1..${plan.steps.length}) for release ${plan.release}${why ? `: ${why}` : ''}`, [{ path: names.step, message: expected }]);
 }
 
-/** The step an action runs: the one the request names, else (by hand) the step the release stands at. */
-async function resolveStep(engine: ReleaseEngine, params: StageParams): Promise<number> {
-  if (params.step !== undefined || params.weight !== undefined) return stepOf(engine.plan, params);
-  const s = await engine.state();
-  if (s && s.step >= 0 && !['promoted', 'rolledBack', 'failed'].includes(s.phase)) return s.step;
-  return stepOf(engine.plan, params); // names what is missing
+/**
+ * `step` / `weight` checked against the spec's plan alone, before any platform is opened (exit 2 naming
+ * them); `traffic` always needs one (load and gate may continue the step the release stands at).
+ */
+export function checkStepParams(action: StageAction, spec: ReleaseSpec, params: StageParams, names: ParamNames = REQUEST_FIELDS): void {
+  if (namesStep(params) || action === 'traffic') stepOf(buildPlan(spec), params, names);
+}
+
+/** The 0-based step the release stands at, when a release is in progress: what an action without a step continues. */
+function currentStep(s: ReleaseState | undefined): number | undefined {
+  return s && s.step >= 0 && !['promoted', 'rolledBack', 'failed'].includes(s.phase) ? s.step : undefined;
+}
+
+const noCurrentStep = (s: ReleaseState | undefined) => `no step was given and ${s ? `the release is ${describeState(s)}` : 'the release has not started'}, so there is no current step to continue`;
+
+/** The step an action runs: the one the request names, else (by hand) the step the release stands at in `s`. */
+function stepFor(plan: ReleasePlan, params: StageParams, s: ReleaseState | undefined, names?: ParamNames): number {
+  if (namesStep(params)) return stepOf(plan, params, names);
+  return currentStep(s) ?? stepOf(plan, params, names, noCurrentStep(s));
+}
+
+const namesStep = (params: StageParams) => params.step !== undefined || params.weight !== undefined;
+const resolveStep = async (engine: ReleaseEngine, params: StageParams, names?: ParamNames): Promise<number> => stepFor(engine.plan, params, namesStep(params) ? undefined : await engine.state(), names);
+
+/** The engine action each stage action needs a release in progress for. */
+const NEEDS_RELEASE: Partial<Record<StageAction, 'shift' | 'analyze' | 'promote'>> = { traffic: 'shift', load: 'analyze', gate: 'analyze', promote: 'promote' };
+
+/**
+ * What an action needs from the release as its routes record it, checked before the stage server answers
+ * 202: the step to act on (given, or the current one) and a release in progress. Problems are exit 2 /
+ * HTTP 400 with the field; a platform that cannot be read now is left to the job, which reports it.
+ */
+export function stageAdmission(opts: Pick<BindingOptions, 'platform'>) {
+  return async (action: StageAction, spec: ReleaseSpec, params: StageParams): Promise<InputProblem[]> => {
+    const want = NEEDS_RELEASE[action];
+    if (!want) return [];
+    const engine = new ReleaseEngine(opts.platform, spec, { runId: params.execution?.id });
+    let s: ReleaseState | undefined;
+    try {
+      s = await engine.state();
+    } catch {
+      return [];
+    }
+    try {
+      const k = want === 'promote' ? undefined : stepFor(engine.plan, params, s);
+      const missing = engine.notInProgress(s, want, k);
+      return missing ? [{ path: namesStep(params) ? 'step' : '', message: missing }] : [];
+    } catch (err) {
+      if (err instanceof InvalidInputError) return err.problems;
+      throw err;
+    }
+  };
 }
 
 /** The candidate weight of the step a request names (for stage outputs such as CLOVER_CD_WEIGHT). */
@@ -120,11 +178,11 @@ export function stageRegistry(opts: BindingOptions): StageRegistry {
       return { status: 'SUCCEEDED', message: `release ${engine.plan.release} ${r.resumed ? 'resumed' : 'prepared'}: ${routesLine(engine.spec, r.state)}${plan.length ? `; ${plan.join(', ')}` : ''}` };
     }),
     traffic: bind(async (engine, params) => {
-      const state = await engine.shift(stepOf(engine.plan, params));
+      const state = await engine.shift(stepOf(engine.plan, params, opts.names));
       return { status: 'SUCCEEDED', message: routesLine(engine.spec, state) };
     }),
     load: bind(async (engine, params) => {
-      const k = await resolveStep(engine, params);
+      const k = await resolveStep(engine, params, opts.names);
       // The engine keeps the window with the release state: the gate action judges it, whichever host runs it.
       const w = await engine.runLoad(k, { windowMs: params.window ? parseDurationMs(params.window) : undefined });
       if (wasCanceled(engine.opts.signal!)) throw new Error('canceled');
@@ -136,7 +194,7 @@ export function stageRegistry(opts: BindingOptions): StageRegistry {
       };
     }),
     gate: bind(async (engine, params) => {
-      const k = await resolveStep(engine, params);
+      const k = await resolveStep(engine, params, opts.names);
       const r = await engine.analyze(k);
       return {
         status: statusForExitCode(exitCodeForOutcome(r.outcome)),

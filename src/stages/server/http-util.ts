@@ -1,4 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { jsonErrorOffset } from '../../util/json-offset.js';
 
 /** Building blocks of the stage server's HTTP handling: client errors, bounded body reads, bounded JSON. */
 export class HttpError extends Error {
@@ -113,10 +115,9 @@ export function parseJsonBody(raw: Buffer, maxDepth: number): unknown {
   if (deep !== undefined) throw badRequest(deep, `nested more than ${maxDepth} levels deep`);
   try {
     return JSON.parse(text);
-  } catch (err) {
+  } catch {
     // Where it broke, as a person finds it in the body: line and column, not a character offset.
-    const at = /at position (\d+)/.exec((err as Error).message);
-    const pos = at ? Number(at[1]) : undefined;
+    const pos = jsonErrorOffset(text);
     const where = pos === undefined ? '' : ` at line ${text.slice(0, pos).split('\n').length}, column ${pos - text.lastIndexOf('\n', pos - 1)}`;
     throw new HttpError(400, `request body is not valid JSON${where}`, { problems: [{ path: '', message: `expected a JSON object${where}` }] });
   }
@@ -129,4 +130,31 @@ export function decodeSegment(segment: string, path: string): string {
   } catch {
     throw badRequest(path, 'malformed percent-encoding in the URL');
   }
+}
+
+const answered = new WeakSet<Duplex>();
+
+/**
+ * node:http's answer to a request it cannot parse (a 100,000-character URL, a header block over the limit,
+ * bad syntax), given so the client reads it: 414 / 431 / 400 with a JSON body and `Connection: close`, then
+ * what the client is still sending is read and dropped until it closes (at most `lingerMs`). node's own
+ * answer closed the socket with unread data in it, which resets the connection before the answer is read.
+ */
+export function answerClientError(err: Error & { code?: string; rawPacket?: Buffer; bytesParsed?: number }, socket: Duplex, maxHeaderBytes: number, lingerMs = 5000): number | undefined {
+  if (answered.has(socket)) return undefined; // the parser reports every later chunk again
+  answered.add(socket);
+  if (!socket.writable) return void socket.destroy();
+  const parsed = err.rawPacket?.subarray(0, err.bytesParsed ?? err.rawPacket.length);
+  const overflow = err.code === 'HPE_HEADER_OVERFLOW';
+  // Still on the first line when the limit was reached: the URL is what is too long.
+  const status = overflow ? (parsed && !parsed.includes(0x0a) ? 414 : 431) : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const error =
+    status === 414 ? `the request line (method and URL) is longer than ${maxHeaderBytes} bytes` : status === 431 ? `the request headers are larger than ${maxHeaderBytes} bytes` : status === 408 ? 'the request was not received in time' : 'malformed HTTP request';
+  const body = JSON.stringify({ error, problems: [{ path: status === 414 ? 'url' : status === 431 ? 'headers' : '', message: error }] });
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  const timer = setTimeout(() => socket.destroy(), lingerMs);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.resume();
+  return status;
 }

@@ -4,7 +4,7 @@ import { JobManager, type JobManagerOptions } from './jobs.js';
 import { RedisJobStore } from './redis-store.js';
 import { jsonLogger } from './logger.js';
 import { serverMetrics, type ServerMetrics } from './metrics.js';
-import { startStageServer, type RunningStageServer, type ServerLimits } from './server.js';
+import { startStageServer, type RunningStageServer, type ServerLimits, type StageAdmission } from './server.js';
 import { MemoryJobStore, type JobStore } from './store.js';
 import type { StageRegistry } from './types.js';
 import { createUi, type UiOptions } from './ui.js';
@@ -41,6 +41,8 @@ export interface StageServiceOptions extends JobManagerOptions, ServerLimits {
   processMetrics?: boolean;
   /** Serve the dashboard under /ui (releases, steps, gate reports by job id). */
   ui?: UiOptions;
+  /** Checks a start request against the release's recorded state before the 202 (`stageAdmission` in bindings.ts). */
+  admit?: StageAdmission;
 }
 
 export interface StageService extends RunningStageServer {

@@ -1,18 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { formatProblem, type InputProblem } from '../../util/errors.js';
 import { redact } from '../../util/redact.js';
 import { checkHeaders, checkSignature, type AuthConfig, type AuthResult } from './auth.js';
 import { CLOVER_PATHS, type CloverRoutes } from './clover-routes.js';
 import type { ContentDir } from './content.js';
-import { badRequest, decodeSegment, HttpError, parseJsonBody, readBody, send } from './http-util.js';
+import { answerClientError, badRequest, decodeSegment, HttpError, parseJsonBody, readBody, send } from './http-util.js';
 import type { JobManager } from './jobs.js';
 import { jsonLogger, type LogLevel } from './logger.js';
 import type { ServerMetrics } from './metrics.js';
 import { parseStartRequest } from './request.js';
 import { StoreUnavailableError } from './store.js';
-import { publicJob } from './types.js';
+import { publicJob, type StageAction, type StageParams } from './types.js';
+import type { ReleaseSpec } from '../../spec/types.js';
 import type { Ui } from './ui.js';
 
 /**
@@ -53,7 +55,11 @@ export interface StageServerOptions extends ServerLimits {
   metrics?: ServerMetrics;
   /** The dashboard under /ui (`ui.ts`); it checks its own credentials (API token, read-only token, session cookie). */
   ui?: Ui;
+  /** What a start request needs from the release's recorded state (`stageAdmission`): problems are a 400 instead of a 202. */
+  admit?: StageAdmission;
 }
+
+export type StageAdmission = (action: StageAction, spec: ReleaseSpec, params: StageParams) => Promise<InputProblem[]>;
 
 export interface RunningStageServer {
   url: string;
@@ -124,6 +130,8 @@ export function startStageServer(opts: StageServerOptions & { port?: number; hos
       const [release, action] = [decodeSegment(m[1], 'release'), decodeSegment(m[2], 'action')];
       const parsed = await parseStartRequest(release, action, parseJsonBody(raw, maxDepth), opts.content);
       if (!parsed.ok) return send(res, 400, problemsBody(parsed.problems));
+      const refused = await opts.admit?.(action as StageAction, parsed.value.spec, parsed.value.params);
+      if (refused?.length) return send(res, 400, problemsBody(refused.map((p) => ({ ...p, file: 'request body' }))));
       const r = await jobs.submit(release, action as never, parsed.value.spec, parsed.value.params);
       if ('conflict' in r) {
         return send(res, 409, {
@@ -231,6 +239,10 @@ export function startStageServer(opts: StageServerOptions & { port?: number; hos
     (req, res) => handle(req, res),
   );
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handle(req, res, true));
+  server.on('clientError', (err: Error, socket: Duplex) => {
+    const status = answerClientError(err, socket, opts.maxHeaderBytes ?? 16 * 1024);
+    if (status) logger.log('info', 'request', { route: 'other', status, reason: (err as NodeJS.ErrnoException).code ?? err.message });
+  });
   server.keepAliveTimeout = 65_000;
 
   return new Promise((resolve, reject) => {
