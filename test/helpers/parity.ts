@@ -83,7 +83,7 @@ async function runOn(
   // Windows end on evidence: on a machine busy with other work a window grows (up to maxWindow) until the rules
   // have their samples, so every path is judged on enough requests rather than on how busy the machine was.
   const file = lab.writeSpec(name, strategy, { rules, gate: { maxWindow: '40s' }, spinnaker: { ...SPINNAKER, ...runner } });
-  const { spec, dir } = loadSpec(file);
+  const { spec } = loadSpec(file);
   let exitCode: number;
   if (path === 'release run') {
     exitCode = (
