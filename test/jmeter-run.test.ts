@@ -4,8 +4,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as yaml from 'js-yaml';
-import { findJMeter, jmeterServerArgs, loadPlan, runLoad, type LoadPlan } from '../src/jmeter/index.js';
-import { REPO, runCli } from './helpers/cli.js';
+import { findJMeter, loadPlan, runLoad, type LoadPlan } from '../src/jmeter/index.js';
+import { BIN, REPO, runCli } from './helpers/cli.js';
 import { startHttpTarget, type HttpTarget } from './helpers/http-target.js';
 import { freePort, waitFor } from './helpers/ports.js';
 
@@ -136,14 +136,15 @@ describe('distributed JMeter', () => {
     );
   });
 
-  it('two loopback jmeter-server engines yield 2 x the samples', async () => {
-    const jm = findJMeter();
-    expect(jm).toBeDefined();
+  it('two loopback engines of `clover-cd load server` yield 2 x the samples, and stop on SIGTERM with 130', async () => {
+    expect(findJMeter()).toBeDefined();
     const remote: string[] = [];
     for (let i = 0; i < 2; i++) {
       const port = await freePort();
       const local = await freePort();
-      const proc = spawn(jm!.command, [...jm!.baseArgs, ...jmeterServerArgs(port, local), '-j', join(dir, `server-${i}.log`)], { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] });
+      // The command `load render --kubernetes` gives each engine pod; jmeter-server.log goes to its own folder.
+      const cwd = mkdtempSync(join(dir, `engine-${i}-`));
+      const proc = spawn(process.execPath, [BIN, 'load', 'server', '--port', String(port), '--local-port', String(local)], { cwd, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'ignore'] });
       servers.push(proc);
       // The RMI registry port opens before the engine is bound in it; jmeter-server says when it is.
       let out = '';
@@ -159,5 +160,16 @@ describe('distributed JMeter', () => {
     expect(r.summary.labels.url1.userAgents).toEqual({ chrome: 20 });
     expect(target.byUserAgent).toEqual({ chrome: 20, safari: 20 });
     expect(existsSync(r.jtlPath)).toBe(true);
+    const exits = servers.map((s) => new Promise<number | null>((resolve) => s.once('exit', (code) => resolve(code))));
+    servers.forEach((s) => s.kill('SIGTERM'));
+    expect(await Promise.all(exits)).toEqual([130, 130]);
   }, 120_000);
+
+  it('load server refuses a bad port or host name with exit 2, before starting JMeter', async () => {
+    const port = await runCli(['load', 'server', '--port', '70000']);
+    expect({ code: port.code, stderr: port.stderr }).toEqual({ code: 2, stderr: expect.stringContaining('--port must be a whole number from 1 to 65535, got 70000') });
+    const host = await runCli(['load', 'server', '--hostname', 'a b']);
+    expect({ code: host.code, stderr: host.stderr }).toEqual({ code: 2, stderr: expect.stringContaining('--hostname must be a host name or address, got "a b"') });
+    expect((await runCli(['load', 'server', '--help'])).stdout).toMatch(/Examples:\n\s+clover-cd load server --port 1099/);
+  });
 });
