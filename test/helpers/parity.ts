@@ -9,13 +9,14 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { statusForExitCode } from '../../src/contract/index.js';
 import type { ExecuteOptions } from '../../src/pipelines/local-run/index.js';
 import { orcaConfigYaml } from '../../src/cli/pipeline-orca.js';
 import { orcaConfig } from '../../src/pipelines/preconfigured.js';
+import { readState } from '../../src/routers/istio/state.js';
 import { loadSpec } from '../../src/spec/load.js';
 import { releaseStatus, runRelease } from '../../src/stages/index.js';
 import { runPipelineLocally } from '../../src/stages/local-pipeline.js';
@@ -133,6 +134,15 @@ async function runOn(
 /** Files a Run Job stage left in its working directory: none (a pod's folder is gone with the pod). */
 const leftInWorkingDirectory: string[] = [];
 
+interface WindowSeen {
+  start: number;
+  end: number;
+  loadRunId?: string;
+}
+/** Per gate stage: the window its pod judged first, and the window the load stage's pod recorded before it. */
+const gateWindows: Array<{ step?: number; judged?: WindowSeen; loaded?: WindowSeen }> = [];
+let loadedWindow: WindowSeen | undefined;
+
 const RUN_JOB = { runner: 'runJob', runJob: { image: 'ghcr.io/clover-cd/clover-cd:0.1.0', namespace: 'clover-system' } };
 
 /**
@@ -169,6 +179,11 @@ function runJobAsItsPod(l: ReleaseLab): NonNullable<ExecuteOptions['runAction']>
         [...stdout.matchAll(/^SPINNAKER_PROPERTY_([A-Z0-9_]+)=(.*)$/gm)].map((m) => [m[1], m[2]]),
       );
       for (const f of readdirSync(cwd)) leftInWorkingDirectory.push(`${req.action}: ${f}`);
+      if (req.action === 'load') {
+        const w = readState(await l.vs())?.window;
+        loadedWindow = w && { start: w.start, end: w.end, loadRunId: w.loadRunId };
+      }
+      if (req.action === 'gate') gateWindows.push({ step: req.step, judged: firstJudgedWindow(join(cluster, 'evidence')), loaded: loadedWindow });
       const status = code === 0 ? 'SUCCEEDED' : (properties.CLOVER_CD_STATUS ?? statusForExitCode(code ?? 4));
       return { status, message: properties.CLOVER_CD_SUMMARY ?? stderr.trim().split('\n').pop() ?? '', properties };
     } finally {
@@ -176,6 +191,17 @@ function runJobAsItsPod(l: ReleaseLab): NonNullable<ExecuteOptions['runAction']>
       rmSync(cluster, { recursive: true, force: true });
     }
   };
+}
+
+/** The window of the first evidence bundle a gate pod wrote (a retry after an inconclusive verdict runs its own). */
+function firstJudgedWindow(dir: string): WindowSeen | undefined {
+  if (!existsSync(dir)) return undefined;
+  const bundles = readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as { createdAt: string; window: { start: number; end: number }; evidence: { load?: { runId?: string } } })
+    .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  const b = bundles[0];
+  return b && { start: b.window.start, end: b.window.end, loadRunId: b.evidence.load?.runId };
 }
 
 /** One strategy's parity suite (a file per strategy, so they spread over Jest's workers). */
@@ -190,6 +216,8 @@ export function parityScenario(name: (typeof PARITY_SCENARIOS)[number]['name']):
       for (const healthy of [true, false]) {
         it(`${s.name}, ${healthy ? 'healthy' : 'faulty'} candidate`, async () => {
           const endings: Ending[] = [];
+          gateWindows.length = 0;
+          leftInWorkingDirectory.length = 0;
           for (const path of paths) {
             await lab.reset();
             if (!healthy) await lab.sb.setFault('http-lb', 'v2', { errorRate: 0.3 });
@@ -223,6 +251,9 @@ export function parityScenario(name: (typeof PARITY_SCENARIOS)[number]['name']):
           });
           expect({ path: 'pipeline (jenkins)', ...jenkins }).toEqual({ path: 'pipeline (jenkins)', ...cli });
           expect(leftInWorkingDirectory).toEqual([]);
+          // Each gate pod judged exactly the window (and load run) the load pod before it ran, not one of its own.
+          expect(gateWindows.length).toBeGreaterThan(0);
+          for (const g of gateWindows) expect(g.judged).toEqual(g.loaded);
           expect({ path: 'pipeline (run job, one process per stage)', ...runJob }).toEqual({
             path: 'pipeline (run job, one process per stage)',
             ...cli,
