@@ -2,7 +2,8 @@ import { createDefaultEsmPreset } from 'ts-jest';
 
 /** @type {import('jest').Config} */
 export default {
-  testEnvironment: 'node',
+  // Jest's node environment that names a suite leaving handles open (the cause of forced worker exits).
+  testEnvironment: '<rootDir>/test/helpers/leak-environment.cjs',
   roots: ['<rootDir>/test'],
   // test/cluster/ needs a real API server: `npm run test:cluster` (jest.cluster.config.js); test/images/ the
   // built images: `npm run test:images` (jest.images.config.js).
