@@ -11,6 +11,7 @@ export const MODULES = [
     name: 'cli',
     owns: 'the `clover-cd` command: parsing, printers, exit codes; calls the other modules by their public entries',
     imports: [
+      'server',
       'stages',
       'reports',
       'routers',
@@ -29,8 +30,24 @@ export const MODULES = [
     ],
   },
   {
+    name: 'server',
+    owns: 'the HTTP service (`serve`): the job API Spinnaker webhooks call, job stores (memory, Redis), auth, the dashboard, Clover-compatible routes, the local pipeline run against it; each job is one stage action',
+    imports: [
+      'stages',
+      'reports',
+      'canary',
+      'jmeter',
+      'validators',
+      'services',
+      'visibility',
+      'spec',
+      'contract',
+      'util',
+    ],
+  },
+  {
     name: 'stages',
-    owns: 'the release engine (engine/), its action registry, the hosts (release run, `clover-cd stage`, the local pipeline host) and the HTTP stage server',
+    owns: "the release engine (engine/), its action registry (actions.ts), and the hosts' thin edges: release run, `clover-cd stage`, the local pipeline host, the demo",
     imports: [
       'reports',
       'routers',
@@ -41,7 +58,6 @@ export const MODULES = [
       'metrics',
       'services',
       'sandbox',
-      'visibility',
       'spec',
       'contract',
       'util',

@@ -4,7 +4,7 @@
  * (p99 ≤ 50 ms). STAGE_SERVER_BENCH_SECONDS shortens the run (e.g. 10 for a quick check).
  */
 import autocannon from 'autocannon';
-import { startStageService, type StageOutcome } from '../src/stages/server/index.js';
+import { startStageService, type StageOutcome } from '../src/server/index.js';
 import type { ReleaseSpec } from '../src/spec/types.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { readFileSync } from 'node:fs';

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { loadSpec } from '../src/spec/load.js';
 import type { ReleaseSpec } from '../src/spec/types.js';
-import { stageRegistry } from '../src/stages/server/bindings.js';
-import { startStageService, type StageService } from '../src/stages/server/index.js';
+import { stageRegistry } from '../src/stages/actions.js';
+import { startStageService, type StageService } from '../src/server/index.js';
 import { chartsOnPage, launchBrowser, openPage, screenshotDir, type WatchedPage } from './helpers/browser.js';
 import { startReleaseLab, type ReleaseLab } from './helpers/release-lab.js';
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { countProblem } from '../src/jmeter/index.js';
 import type { GateRule } from '../src/spec/types.js';
-import { cloverRoutes } from '../src/stages/server/clover-routes.js';
+import { cloverRoutes } from '../src/server/clover-routes.js';
 import { judgeBundle } from '../src/validators/index.js';
 import { plannedSamples } from '../src/validators/sample-size.js';
 import { compareProportions } from '../src/validators/stats.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as yaml from 'js-yaml';
 import { evaluateCondition, executePipeline, resolveExpressions, type RunEvent } from '../src/pipelines/local-run/index.js';
-import { runPipelineLocally } from '../src/stages/local-pipeline.js';
+import { runPipelineLocally } from '../src/server/local-pipeline.js';
 import { loadSpec } from '../src/spec/load.js';
 import { readRenderInput } from '../src/pipelines/inputs.js';
 import { renderPipeline } from '../src/pipelines/render.js';

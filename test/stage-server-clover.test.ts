@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import * as yaml from 'js-yaml';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
-import { cloverBackend } from '../src/stages/server/clover-backend.js';
-import { CLOVER_JTL_COLUMNS } from '../src/stages/server/clover-jmeter.js';
-import { startStageService, type StageService } from '../src/stages/server/index.js';
+import { cloverBackend } from '../src/server/clover-backend.js';
+import { CLOVER_JTL_COLUMNS } from '../src/server/clover-jmeter.js';
+import { startStageService, type StageService } from '../src/server/index.js';
 import { waitFor } from './helpers/ports.js';
 import { startRedis, type RedisFixture } from './helpers/redis.js';
 

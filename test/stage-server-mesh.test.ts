@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from './helpers/cli.js';
-import { sidecarIdentity, startStageService, type StageService } from '../src/stages/server/index.js';
+import { sidecarIdentity, startStageService, type StageService } from '../src/server/index.js';
 
 type Obj = Record<string, any>;
 const mesh = JSON.parse(readFileSync(join('test/conformance', 'mesh-identity.json'), 'utf8'));

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import * as yaml from 'js-yaml';
-import { JobManager, RedisJobStore, startStageService, type JobStore, type StageOutcome, type StageRegistry } from '../src/stages/server/index.js';
+import { JobManager, RedisJobStore, startStageService, type JobStore, type StageOutcome, type StageRegistry } from '../src/server/index.js';
 import type { ReleaseSpec } from '../src/spec/types.js';
 import { waitFor } from './helpers/ports.js';
 import { startRedis, type RedisFixture } from './helpers/redis.js';

@@ -2,7 +2,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import * as yaml from 'js-yaml';
-import { parseStartRequest } from '../src/stages/server/request.js';
+import { parseStartRequest } from '../src/server/request.js';
 
 const spec = yaml.load(readFileSync('examples/sdc-canary.yaml', 'utf8')) as Record<string, unknown>;
 spec.load = { plan: yaml.load(readFileSync('examples/sdc-load.yaml', 'utf8')) };

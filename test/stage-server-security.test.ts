@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as yaml from 'js-yaml';
-import { startStageService, type StageOutcome, type StageRegistry, type StageService } from '../src/stages/server/index.js';
+import { startStageService, type StageOutcome, type StageRegistry, type StageService } from '../src/server/index.js';
 import type { ReleaseSpec } from '../src/spec/types.js';
 import { waitFor } from './helpers/ports.js';
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import * as yaml from 'js-yaml';
 import { runWebhookStage, type WebhookStage } from '../src/pipelines/local-run/webhook.js';
-import { signBody, startStageService, type StageOutcome, type StageRegistry, type StageService } from '../src/stages/server/index.js';
+import { signBody, startStageService, type StageOutcome, type StageRegistry, type StageService } from '../src/server/index.js';
 import type { ReleaseSpec } from '../src/spec/types.js';
 import { freePort, waitFor } from './helpers/ports.js';
 import { startRedis, type RedisFixture } from './helpers/redis.js';

@@ -65,7 +65,7 @@ Examples:
     .action(
       action(async (file: string, opts: { local: boolean; autoApprove: boolean; evidenceDir?: string; param: string[]; dockerTag?: string; event?: string; orcaConfig?: string }, cmd: Command) => {
         if (!opts.local) throw new InvalidInputError('add --local to run the pipeline here against the sandbox; to run it in Spinnaker: clover-cd pipeline save + pipeline execute');
-        const { runPipelineLocally } = await import('../stages/local-pipeline.js');
+        const { runPipelineLocally } = await import('../server/local-pipeline.js');
         const judge = process.stdin.isTTY
           ? async (r: { stage: string; instructions?: string; inputs: string[] }) => {
               const rl = createInterface({ input: process.stdin, output: process.stderr });

@@ -1,6 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { sidecarIdentity, type Peer } from './mesh.js';
+import { sidecarIdentity, type Peer } from '../services/mesh-identity.js';
 
 /**
  * Who may call the stage server: a bearer token (what Orca's preconfigured webhook stages send in customHeaders),

@@ -1,5 +1,5 @@
-import type { Platform } from '../../services/platform.js';
-import { openVisibilityStore, type CloverStatsAll } from '../../services/redis.js';
+import type { Platform } from '../services/platform.js';
+import { openVisibilityStore, type CloverStatsAll } from '../services/redis.js';
 import type { CloverBackend, StatType } from './clover-routes.js';
 import { cloverJmeterBackend } from './clover-jmeter.js';
 

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
-import type { Platform } from '../../services/platform.js';
-import { startCollector, type Collector } from '../../visibility/collector.js';
-import { collectorStartFrom, getVisibilityConfig, setVisibilityConfig } from '../../visibility/config.js';
+import type { Platform } from '../services/platform.js';
+import { startCollector, type Collector } from '../visibility/collector.js';
+import { collectorStartFrom, getVisibilityConfig, setVisibilityConfig } from '../visibility/config.js';
 import type { CloverSdcBackend } from './clover-routes.js';
 
 /**

@@ -2,9 +2,9 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
-import { loadPlan, runLoad, type LoadPlan, type LoadRunResult } from '../../jmeter/index.js';
-import type { Platform } from '../../services/platform.js';
-import { InvalidInputError } from '../../util/errors.js';
+import { loadPlan, runLoad, type LoadPlan, type LoadRunResult } from '../jmeter/index.js';
+import type { Platform } from '../services/platform.js';
+import { InvalidInputError } from '../util/errors.js';
 import type { CloverBackend } from './clover-routes.js';
 
 /**

@@ -1,4 +1,4 @@
-import { CloverError, ExitCode } from '../../util/errors.js';
+import { CloverError, ExitCode } from '../util/errors.js';
 
 /**
  * Routes of Clover's controller that existing scripts (cloverctl, dashboards) call, answered with the

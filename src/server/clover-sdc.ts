@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { createSdcClient, type SdcClient } from '../../services/sdc.js';
+import { createSdcClient, type SdcClient } from '../services/sdc.js';
 import {
   addCloverIdsRule,
   applyCloverLb,
@@ -10,8 +10,8 @@ import {
   parseCloverServer,
   startCloverIds,
   stopCloverIds,
-} from '../../services/sdc-clover.js';
-import { InvalidInputError } from '../../util/errors.js';
+} from '../services/sdc-clover.js';
+import { InvalidInputError } from '../util/errors.js';
 import type { CloverSdcBackend } from './clover-routes.js';
 
 /**

@@ -1,7 +1,7 @@
 import { constants, promises as fs } from 'node:fs';
 import { isAbsolute, join, sep } from 'node:path';
 import * as yaml from 'js-yaml';
-import type { InputProblem } from '../../util/errors.js';
+import type { InputProblem } from '../util/errors.js';
 
 /**
  * The only files a request can make the stage server read: documents by name from the directory the

@@ -1,6 +1,6 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { jsonErrorOffset } from '../../util/json-offset.js';
+import { jsonErrorOffset } from '../util/json-offset.js';
 
 /** Building blocks of the stage server's HTTP handling: client errors, bounded body reads, bounded JSON. */
 export class HttpError extends Error {

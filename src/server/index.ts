@@ -12,7 +12,7 @@ import { ReleaseIndex } from './ui-data.js';
 
 export * from './types.js';
 export { checkAuth, checkHeaders, checkSignature, signBody, SIGNATURE_HEADER, type AuthConfig } from './auth.js';
-export { appendXfcc, sidecarIdentity, XFCC_HEADER } from './mesh.js';
+export { appendXfcc, sidecarIdentity, XFCC_HEADER } from '../services/mesh-identity.js';
 export { JobManager, statusForExitCode } from './jobs.js';
 export { MemoryJobStore, StoreUnavailableError, type JobStore } from './store.js';
 export { levelOf } from './logger.js';

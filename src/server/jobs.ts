@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { statusForExitCode } from '../../contract/index.js';
-import { CloverError, ExitCode } from '../../util/errors.js';
-import { redact, redactDeep } from '../../util/redact.js';
-import type { ReleaseSpec } from '../../spec/types.js';
+import { statusForExitCode } from '../contract/index.js';
+import { CloverError, ExitCode } from '../util/errors.js';
+import { redact, redactDeep } from '../util/redact.js';
+import type { ReleaseSpec } from '../spec/types.js';
 import type { JobMetricsHooks } from './metrics.js';
 import type { JobStore, ReconnectInfo } from './store.js';
 import { JobStopped, type Job, type StageAction, type StageOutcome, type StageParams, type StageRegistry } from './types.js';

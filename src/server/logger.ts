@@ -1,4 +1,4 @@
-import { redact } from '../../util/redact.js';
+import { redact } from '../util/redact.js';
 
 /**
  * The stage server's logs: one JSON object per line ({time, level, msg, ...fields}), secrets redacted,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { InfrastructureError } from '../../util/errors.js';
-import { redact } from '../../util/redact.js';
+import { InfrastructureError } from '../util/errors.js';
+import { redact } from '../util/redact.js';
 import type { CreateResult, JobStore, ReconnectInfo, RenewResult } from './store.js';
 import { fencingToken, StoreUnavailableError } from './store.js';
 import type { Job } from './types.js';

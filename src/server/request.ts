@@ -1,13 +1,13 @@
-import type { InputProblem } from '../../util/errors.js';
-import { validateAgainst } from '../../util/schema.js';
-import { DURATION_PATTERN } from '../../util/units.js';
-import { durationRangeProblem } from '../../spec/limits.js';
-import { validateSpec } from '../../spec/validate.js';
-import type { ReleaseSpec } from '../../spec/types.js';
-import { buildPlan, stepProblem } from '../../canary/index.js';
-import { loadPlan } from '../../jmeter/index.js';
-import { InvalidInputError } from '../../util/errors.js';
-import { splitInlineManifests } from '../inline-manifests.js';
+import type { InputProblem } from '../util/errors.js';
+import { validateAgainst } from '../util/schema.js';
+import { DURATION_PATTERN } from '../util/units.js';
+import { durationRangeProblem } from '../spec/limits.js';
+import { validateSpec } from '../spec/validate.js';
+import type { ReleaseSpec } from '../spec/types.js';
+import { buildPlan, stepProblem } from '../canary/index.js';
+import { loadPlan } from '../jmeter/index.js';
+import { InvalidInputError } from '../util/errors.js';
+import { splitInlineManifests } from '../stages/inline-manifests.js';
 import { inlineContent, type ContentDir } from './content.js';
 import { STAGE_ACTIONS, type StageAction, type StageParams } from './types.js';
 

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { formatProblem, type InputProblem } from '../../util/errors.js';
-import { redact } from '../../util/redact.js';
+import { formatProblem, type InputProblem } from '../util/errors.js';
+import { redact } from '../util/redact.js';
 import { checkHeaders, checkSignature, type AuthConfig, type AuthResult } from './auth.js';
 import { CLOVER_PATHS, type CloverRoutes } from './clover-routes.js';
 import type { ContentDir } from './content.js';
@@ -13,8 +13,7 @@ import { jsonLogger, type LogLevel } from './logger.js';
 import type { ServerMetrics } from './metrics.js';
 import { parseStartRequest } from './request.js';
 import { StoreUnavailableError } from './store.js';
-import { publicJob, type StageAction, type StageParams } from './types.js';
-import type { ReleaseSpec } from '../../spec/types.js';
+import { publicJob, type StageAction } from './types.js';
 import type { Ui } from './ui.js';
 
 /**
@@ -59,7 +58,8 @@ export interface StageServerOptions extends ServerLimits {
   admit?: StageAdmission;
 }
 
-export type StageAdmission = (action: StageAction, spec: ReleaseSpec, params: StageParams) => Promise<InputProblem[]>;
+import type { StageAdmission } from '../stages/action-types.js';
+export type { StageAdmission };
 
 export interface RunningStageServer {
   url: string;

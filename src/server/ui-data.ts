@@ -4,9 +4,9 @@
  * each gate job's report and evidence by job id. State reads are cached for a second, so many open pages
  * cost the cluster one read per release per second at most.
  */
-import type { Platform } from '../../services/platform.js';
-import { releaseStatus } from '../engine/index.js';
-import { stepOf } from './bindings.js';
+import type { Platform } from '../services/platform.js';
+import { releaseStatus } from '../stages/engine/index.js';
+import { stepOf } from '../stages/actions.js';
 import type { JobManager } from './jobs.js';
 import type { Job, StageRegistry } from './types.js';
 

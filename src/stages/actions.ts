@@ -1,11 +1,12 @@
-import { statusForExitCode, exitCodeForOutcome } from '../../contract/index.js';
-import type { Platform } from '../../services/platform.js';
-import type { ReleaseSpec } from '../../spec/types.js';
-import { InvalidInputError, type InputProblem } from '../../util/errors.js';
-import { parseDurationMs } from '../../util/units.js';
-import { ReleaseEngine, describeRollbackCheck, describeState, type ReleaseProgress } from '../engine/index.js';
-import { buildPlan, stepProblem, type ReleasePlan, type ReleaseState } from '../../canary/index.js';
-import { JobStopped, type StageAction, type StageFunction, type StageOutcome, type StageParams, type StageRegistry } from './types.js';
+import { statusForExitCode, exitCodeForOutcome } from '../contract/index.js';
+import type { Platform } from '../services/platform.js';
+import type { ReleaseSpec } from '../spec/types.js';
+import { InvalidInputError, type InputProblem } from '../util/errors.js';
+import { parseDurationMs } from '../util/units.js';
+import { ReleaseEngine, describeRollbackCheck, describeState, type ReleaseProgress } from './engine/index.js';
+import { buildPlan, stepProblem, type ReleasePlan, type ReleaseState } from '../canary/index.js';
+import type { StageAction } from '../contract/index.js';
+import { JobStopped, type StageFunction, type StageOutcome, type StageParams, type StageRegistry } from './action-types.js';
 
 /**
  * The stage actions the stage server (and `clover-cd stage`, and the local pipeline runner) runs: each is

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunEvent } from '../pipelines/local-run/index.js';
-import type { LocalRunResult } from './local-pipeline.js';
+import type { LocalRunOptions, LocalRunResult } from './local-pipeline.js';
 
 /**
  * `clover-cd demo`: the whole release on the sandbox, twice. A healthy http-lb v2 goes through the SDC
@@ -42,6 +42,8 @@ export interface DemoResult {
 }
 
 export interface DemoOptions {
+  /** Runs a rendered pipeline locally against a stage server (server/local-pipeline.ts's runPipelineLocally). */
+  runPipeline: (opts: LocalRunOptions) => Promise<LocalRunResult>;
   specFile?: string;
   outDir?: string;
   onEvent?: (scenario: string, e: RunEvent) => void;
@@ -83,10 +85,9 @@ function stepsOf(run: LocalRunResult, service: string, versions: string[]): { st
   return { steps, reports };
 }
 
-export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
+export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const started = Date.now();
   const { startSandbox } = await import('../sandbox/index.js');
-  const { runPipelineLocally } = await import('./local-pipeline.js');
   const { releaseStatus } = await import('./engine/index.js');
   const { loadSpec } = await import('../spec/load.js');
   const specFile = opts.specFile ?? DEMO_SPEC;
@@ -105,7 +106,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     const sb = await startSandbox({ stateDir: join(outDir, 'sandbox') });
     try {
       if (s.fault) await sb.setFault(spec.service.name, spec.service.candidate, s.fault);
-      const run = await runPipelineLocally({
+      const run = await opts.runPipeline({
         file: specFile,
         platform: sb.platform,
         autoApprove: true,

@@ -8,11 +8,24 @@ import { randomBytes } from 'node:crypto';
 import { exitCodeForStatus, STAGE_SERVER_POLLING } from '../contract/index.js';
 import { executePipeline, loadOrcaConfig, loadPipelineFile, localRunExitCode, resolveSecretReferences, runWebhookStage, webhookJobs, type ExecuteOptions, type LocalExecution, type WebhookJob } from '../pipelines/local-run/index.js';
 import { STAGE_AUTH_FIELD, type StageAuthDeclaration } from '../pipelines/runners.js';
-import { appendXfcc, XFCC_HEADER } from './server/mesh.js';
+import { appendXfcc, XFCC_HEADER } from '../services/mesh-identity.js';
 import type { Platform } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import { registerSecret } from '../util/redact.js';
 import { stageProperties } from './properties.js';
+import type { StageAdmission, StageRegistry } from './action-types.js';
+
+/** The stage server a local run calls: the one `clover-cd serve` runs, started on loopback by the caller. */
+export interface LocalStageServer {
+  url: string;
+  stop(): Promise<void>;
+}
+export type StartLocalStageServer = (opts: {
+  registry: StageRegistry;
+  admit: StageAdmission;
+  auth: { token: string; trustMeshPrincipals?: string[] };
+  contentDir?: string;
+}) => Promise<LocalStageServer>;
 
 export interface LocalRunOptions extends Omit<ExecuteOptions, 'platform' | 'stageServer' | 'preconfiguredWebhooks'> {
   /** Release spec (rendered first) or pipeline JSON. */
@@ -54,7 +67,11 @@ function throughMesh(principal: string) {
   };
 }
 
-export async function runPipelineLocally(opts: LocalRunOptions): Promise<LocalRunResult> {
+/**
+ * Runs the pipeline against the stage server `startServer` starts (server/local-pipeline.ts passes the real
+ * one): this module sits below the server and names it only through that function.
+ */
+export async function runPipelineWithServer(opts: LocalRunOptions & { startServer: StartLocalStageServer }): Promise<LocalRunResult> {
   const { pipeline, baseDir, notes, spec } = loadPipelineFile(opts.file);
   // The stage server runs as deploy/clover-cd ships it: a bearer token (here a one-time one) and, when the pipeline
   // relies on Orca's mesh identity, the mesh-auth overlay's --trust-mesh-principal. Orca's configuration gets the
@@ -77,11 +94,8 @@ export async function runPipelineLocally(opts: LocalRunOptions): Promise<LocalRu
       stopSandbox = () => sb.stop();
     }
   }
-  const { startStageService } = await import('./server/index.js');
-  const { stageAdmission, stageRegistry, weightOfRequest } = await import('./server/bindings.js');
-  const server = await startStageService({
-    port: 0,
-    host: '127.0.0.1',
+  const { stageAdmission, stageRegistry, weightOfRequest } = await import('./actions.js');
+  const server = await opts.startServer({
     registry: stageRegistry({ platform, evidenceDir: opts.evidenceDir }),
     admit: stageAdmission({ platform }),
     auth: { token, trustMeshPrincipals: mesh ? [mesh] : undefined },

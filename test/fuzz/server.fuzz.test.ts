@@ -13,8 +13,8 @@ import { sdcManifests } from '../../src/sandbox/index.js';
 import { ObjectStore } from '../../src/sandbox/objects.js';
 import { SandboxPlatform } from '../../src/sandbox/platform.js';
 import { ReleaseEngine } from '../../src/stages/engine/index.js';
-import { stageAdmission } from '../../src/stages/server/bindings.js';
-import { startStageService, type StageRegistry, type StageService } from '../../src/stages/server/index.js';
+import { stageAdmission } from '../../src/stages/actions.js';
+import { startStageService, type StageRegistry, type StageService } from '../../src/server/index.js';
 import { expectActionable, mutationOf, params, REPO } from './helpers.js';
 
 const TOKEN = 'tok-fuzz-9c2e4a';

@@ -19,7 +19,7 @@ import { orcaConfig } from '../../src/pipelines/preconfigured.js';
 import { readState } from '../../src/routers/istio/state.js';
 import { loadSpec } from '../../src/spec/load.js';
 import { releaseStatus, runRelease } from '../../src/stages/index.js';
-import { runPipelineLocally } from '../../src/stages/local-pipeline.js';
+import { runPipelineLocally } from '../../src/server/local-pipeline.js';
 import { BIN, runCli } from './cli.js';
 import { startReleaseLab, type ReleaseLab } from './release-lab.js';
 

@@ -25,11 +25,13 @@ Example:
     .action(
       action(async (opts: { spec?: string; out?: string }, cmd: Command) => {
         const { runDemo } = await import('../../stages/demo.js');
+        const { runPipelineLocally } = await import('../../server/local-pipeline.js');
         const ac = new AbortController();
         const onSigint = () => ac.abort(new Error('interrupted'));
         process.once('SIGINT', onSigint);
         try {
           const r = await runDemo({
+            runPipeline: runPipelineLocally,
             specFile: opts.spec,
             outDir: opts.out,
             signal: ac.signal,

@@ -71,7 +71,7 @@ async function judging() {
     import('../../validators/verdict.js'),
     import('../../validators/report.js'),
     import('../../stages/properties.js'),
-    import('../../stages/server/jobs.js'),
+    import('../../server/jobs.js'),
   ]);
   return { readBundle, judgeBundle, verdictExitCode, renderJUnit, renderMarkdown, renderText, stageProperties, writeProperties, statusForExitCode };
 }

@@ -16,10 +16,10 @@ type TJmeterIndex = typeof import('../../jmeter/index.js');
 let analyzeJtl: TJmeterIndex['analyzeJtl'], buildReport: TJmeterIndex['buildReport'], effectivePlan: TJmeterIndex['effectivePlan'], expectedSamples: TJmeterIndex['expectedSamples'], loadPlan: TJmeterIndex['loadPlan'], renderHtml: TJmeterIndex['renderHtml'], renderJmx: TJmeterIndex['renderJmx'], renderJunit: TJmeterIndex['renderJunit'], renderKubernetes: TJmeterIndex['renderKubernetes'], renderText: TJmeterIndex['renderText'], runLoadDetailed: TJmeterIndex['runLoadDetailed'], serveEngine: TJmeterIndex['serveEngine'];
 type TStagesProperties = typeof import('../../stages/properties.js');
 let stageProperties: TStagesProperties['stageProperties'], writeProperties: TStagesProperties['writeProperties'];
-type TServerJobs = typeof import('../../stages/server/jobs.js');
+type TServerJobs = typeof import('../../server/jobs.js');
 let statusForExitCode: TServerJobs['statusForExitCode'];
 async function loadEngine(): Promise<void> {
-  const [m0, m1, m2] = await Promise.all([import('../../jmeter/index.js'), import('../../stages/properties.js'), import('../../stages/server/jobs.js')]);
+  const [m0, m1, m2] = await Promise.all([import('../../jmeter/index.js'), import('../../stages/properties.js'), import('../../server/jobs.js')]);
   ({ analyzeJtl, buildReport, effectivePlan, expectedSamples, loadPlan, renderHtml, renderJmx, renderJunit, renderKubernetes, renderText, runLoadDetailed, serveEngine } = m0);
   ({ stageProperties, writeProperties } = m1);
   ({ statusForExitCode } = m2);

@@ -19,7 +19,7 @@ async function engine() {
     import('../../spec/load.js'),
     import('../../stages/index.js'),
     import('../../stages/properties.js'),
-    import('../../stages/server/jobs.js'),
+    import('../../server/jobs.js'),
   ]);
   return { loadSpec, ...stages, stageProperties, writeProperties, statusForExitCode };
 }

@@ -137,11 +137,11 @@ Examples:
         const platform = sandbox
           ? sandbox.platform
           : (await import('../../services/kubernetes.js')).createKubernetesPlatform({ context: opts.context, kubeconfig: opts.kubeconfig });
-        const { stageAdmission, stageRegistry } = await import('../../stages/server/bindings.js');
-        const { startStageService, levelOf } = await import('../../stages/server/index.js');
-        const { cloverBackend } = await import('../../stages/server/clover-backend.js');
-        const { cloverSdcBackend } = await import('../../stages/server/clover-sdc.js');
-        const { cloverCollectorBackend } = await import('../../stages/server/clover-collector.js');
+        const { stageAdmission, stageRegistry } = await import('../../stages/actions.js');
+        const { startStageService, levelOf } = await import('../../server/index.js');
+        const { cloverBackend } = await import('../../server/clover-backend.js');
+        const { cloverSdcBackend } = await import('../../server/clover-sdc.js');
+        const { cloverCollectorBackend } = await import('../../server/clover-collector.js');
         const collector = opts.redis ? cloverCollectorBackend({ platform, redisUrl: opts.redis, log: (l) => globalOptions(cmd).verbose && note(l) }) : undefined;
         const verbose = globalOptions(cmd).verbose;
         const svc = await startStageService({

@@ -82,7 +82,7 @@ Examples:
           execution: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID) ? { id: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID)!, pipeline: process.env.CLOVER_CD_PIPELINE ?? '' } : undefined,
         };
         const spec = await readSpec(opts, act);
-        const { CLI_FLAGS, checkStepParams, stageRegistry, weightOfRequest } = await import('../../stages/server/bindings.js');
+        const { CLI_FLAGS, checkStepParams, stageRegistry, weightOfRequest } = await import('../../stages/actions.js');
         if (['traffic', 'load', 'gate'].includes(act)) checkStepParams(act as 'traffic', spec, params, CLI_FLAGS);
         const { openPlatform } = await import('../../stages/index.js');
         const { stageProperties, formatProperties, writeProperties } = await import('../../stages/properties.js');

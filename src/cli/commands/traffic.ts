@@ -64,7 +64,7 @@ Examples:
         import('../../spec/load.js'),
         import('../../stages/index.js'),
         import('../../stages/properties.js'),
-        import('../../stages/server/jobs.js'),
+        import('../../server/jobs.js'),
       ]);
       // Traffic by hand sends no load but the rollback's check, which does without it: a load plan or manifest
       // that is gone never stops a command that moves traffic back.
@@ -93,7 +93,7 @@ Examples:
       const n = parseIntegerFlag(flag, String(o.weight ?? o.step), flag === '--weight' ? { min: 0, max: 100 } : { min: 1 });
       if (flag === '--step') {
         // A step the plan does not have is known from the spec: refused naming --step before a platform is opened.
-        const { CLI_FLAGS, checkStepParams } = await import('../../stages/server/bindings.js');
+        const { CLI_FLAGS, checkStepParams } = await import('../../stages/actions.js');
         checkStepParams('traffic', loaded.spec, { step: n }, CLI_FLAGS);
       }
       const platform = await openPlatform(o);
