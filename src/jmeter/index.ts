@@ -106,7 +106,7 @@ export function countProblem(r: Pick<LoadRunResult, 'expected' | 'summary' | 'in
   return problems.length ? problems.join('; ') : undefined;
 }
 
-/** Run a load plan (contract [B]). Unreachable targets are recorded as failed samples, not errors. */
+/** Run a load plan. Unreachable targets are recorded as failed samples, not errors. */
 export async function runLoad(plan: LoadPlan, opts: RunLoadOptions = {}): Promise<LoadRunResult> {
   return (await runLoadDetailed(plan, opts)).result;
 }

@@ -309,7 +309,7 @@ export async function eachRecord(file: string, onRecord: (rec: string[], line: n
   }
 }
 
-/** Per-label and total statistics of a JTL (contract [B]). */
+/** Per-label and total statistics of a JTL. */
 export async function summarizeJtl(path: string, opts: AnalyzeOptions = {}): Promise<LoadSummary> {
   return (await analyzeJtl(path, opts)).summary;
 }

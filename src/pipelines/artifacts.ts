@@ -1,5 +1,5 @@
 /**
- * Trigger artifacts and pipeline parameters (reference §1.1, §4.8): the candidate image as an expected
+ * Trigger artifacts and pipeline parameters: the candidate image as an expected
  * artifact bound into the deployManifest (`requiredArtifactIds`, Clouddriver replaces the container image whose
  * value is the artifact's name with its reference), so each docker trigger deploys its own tag and a manual start
  * deploys the `tag` parameter; and the artifact rules `pipeline validate` checks. Pure.
@@ -106,7 +106,7 @@ function regexProblem(v: string): string | undefined {
 }
 
 /**
- * Expected-artifact shapes (§4.8, §8.22-23): matchArtifact an object with a type and string fields that are valid
+ * Expected-artifact shapes: matchArtifact an object with a type and string fields that are valid
  * regular expressions, a default artifact when useDefaultArtifact is set, and a trigger's expectedArtifactIds
  * resolvable when the trigger may not carry the artifact. (Declared ids and references: validate.ts.)
  */

@@ -1,5 +1,5 @@
 /**
- * The stage graph rules of reference §2.1 / §8.4-7: string refIds, unique, all-or-none, requisites that
+ * The stage graph rules Orca applies: string refIds, unique, all-or-none, requisites that
  * exist, no self reference, acyclic, at least one initial stage. Also answers "is X upstream of Y" for the
  * SpEL reference rule.
  */
@@ -21,7 +21,7 @@ export function readGraph(stages: unknown[], base: string, report: Report): Grap
   const nodes: GraphNode[] = [];
   const isObj = (s: unknown): s is Record<string, unknown> => !!s && typeof s === 'object' && !Array.isArray(s);
   const withRef = stages.filter((s) => isObj(s) && 'refId' in s).length;
-  // Orca numbers stages itself only when NO stage has a refId (linear shortcut, §2.1).
+  // Orca numbers stages itself only when NO stage has a refId (its linear shortcut).
   const linear = withRef === 0;
   stages.forEach((raw, index) => {
     // A stage that is not an object (5, null, "x") is reported by the stage rules; here it has no fields.

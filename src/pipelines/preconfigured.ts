@@ -1,5 +1,5 @@
 /**
- * Orca's own way to add stages (reference §3.10-3.11): preconfigured webhook stages (`webhook.preconfigured` in
+ * Orca's own way to add stages (test/conformance/orca-webhook.json and orca-preconfigured-job.json hold the fields Orca binds): preconfigured webhook stages (`webhook.preconfigured` in
  * orca-local.yml) appear in Deck's stage picker with a form, and keep their headers — the secret — in Orca's
  * configuration, where Spinnaker resolves `encrypted:` references at start; a preconfigured Kubernetes Run Job
  * (`job.preconfigured.kubernetes`) does the same for `clover-cd stage <action>`. `orcaConfig` builds that

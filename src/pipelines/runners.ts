@@ -1,6 +1,6 @@
 /**
  * How a release action (deploy, traffic, load, gate, promote, rollback) becomes a Spinnaker stage, per
- * `spinnaker.runner`: a `webhook` to the clover-cd stage server (contract [E]) — inline, or a preconfigured
+ * `spinnaker.runner`: a `webhook` to the clover-cd stage server — inline, or a preconfigured
  * webhook type of Orca's configuration (`spinnaker.stages: preconfigured`) —, a `jenkins` job that runs
  * clover-cd and archives a property file, or a Kubernetes Job (`runJobManifest`, alias `runJob`).
  * No stage ever carries a secret: headers with secrets live only in Orca's configuration (preconfigured.ts).

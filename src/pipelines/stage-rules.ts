@@ -1,5 +1,5 @@
 /**
- * Field rules per stage type (reference §2.2-§3, §8.8-20). Each check reports the field and the rule;
+ * Field rules per stage type. Each check reports the field and the rule;
  * things Orca tolerates are warnings that say why they still matter.
  */
 import { defaultImage, imageRegistry } from '../contract/images.js';

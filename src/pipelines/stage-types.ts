@@ -1,5 +1,5 @@
 /**
- * Stage type keys Orca resolves (reference §2.1, §3), with the ones Orca still runs but that belong to
+ * Stage type keys Orca resolves, with the ones Orca still runs but that belong to
  * older providers or features. Unknown types are warnings, not errors: preconfigured webhooks and plugins
  * add their own keys, which only the target Spinnaker knows.
  */
@@ -42,5 +42,5 @@ export const BOOLEAN_STAGE_FIELDS = [
   'failOnFailedExpressions', 'restrictExecutionDuringTimeWindow', 'propagateAuthenticationContext', 'markUnstableAsSuccessful',
 ];
 
-/** Parameter and variable names that collide with Orca/Deck internals (reference §1.1). */
+/** Parameter and variable names that collide with Orca/Deck internals. */
 export const RESERVED_NAMES = new Set(['strategy', 'cloudProvider', 'cluster', 'credentials', 'region', 'zone', 'imageName', 'application']);

@@ -1,4 +1,4 @@
-/** Trigger rules (reference §4, §8.21-22): type, enabled:true, required keys, valid patterns, Echo's artifact names. */
+/** Trigger rules: type, enabled:true, required keys, valid patterns, Echo's artifact names. */
 import { registryHost } from '../spec/image-ref.js';
 import { artifactMatches, type Artifact } from './artifact-match.js';
 import { DOCKER_HUB_REGISTRY } from './artifacts.js';

@@ -1,5 +1,5 @@
 /**
- * `clover-cd pipeline validate`: every rule of reference §8 over a single config, a list of configs, or a
+ * `clover-cd pipeline validate`: every rule of this module over a single config, a list of configs, or a
  * Dinghy wrapper `{application, pipelines:[...]}`. Pure: document in, problems out. Errors are what Orca,
  * Front50 or Echo would reject or silently mis-run; warnings are what they tolerate, each with the reason.
  */
@@ -64,7 +64,7 @@ export function validatePipelineDocument(doc: unknown): PipelineValidation {
     const own = validatePipeline(config, { base, inheritedApplication: application, index: i });
     const p = isObj(config) ? config : {};
     const name = typeof p.name === 'string' ? p.name : `#${i}`;
-    // Front50 keeps names unique per application, ignoring case (§1).
+    // Front50 keeps names unique per application, ignoring case.
     const key = `${String(p.application ?? application ?? '')}/${name.trim().toLowerCase()}`;
     if (typeof p.name === 'string' && namesSeen.has(key)) {
       own.push({ severity: 'warning', pipeline: name, path: join(base, 'name'), rule: 'pipeline-name-unique', message: `another pipeline in this document (${namesSeen.get(key)}) has the same name (case-insensitive): saving both without distinct ids makes Front50 reject the second or update the first` });
@@ -100,7 +100,7 @@ export function validatePipeline(config: unknown, opts: { base?: string; inherit
   const top = (severity: PipelineProblem['severity'], key: string, rule: string, message: string) => add({ severity, path: join(base, key), rule, message });
   const templated = p.type === 'templatedPipeline' || p.schema === 'v2';
 
-  // Structure (§8.1-3)
+  // Structure
   for (const key of ['application', 'name'] as const) {
     const v = p[key];
     const inherited = key === 'application' && opts.inheritedApplication;
@@ -132,7 +132,7 @@ export function validatePipeline(config: unknown, opts: { base?: string; inherit
   const stages = Array.isArray(p.stages) ? p.stages : [];
   if (Array.isArray(p.stages) && stages.length === 0 && !templated) top('warning', 'stages', 'stages-array', 'no stages: an execution ends TERMINAL with "No initial stages found"');
 
-  // Parameters (§1.1, §8.20, §8.24)
+  // Parameters
   if (Array.isArray(p.parameterConfig)) {
     p.parameterConfig.forEach((param, i) => {
       const path = join(base, `parameterConfig[${i}]`);
@@ -149,12 +149,12 @@ export function validatePipeline(config: unknown, opts: { base?: string; inherit
     });
   }
 
-  // Triggers (§8.21-22)
+  // Triggers
   if (Array.isArray(p.triggers)) {
     p.triggers.forEach((t, i) => checkTrigger(t, join(base, `triggers[${i}]`), (severity, path, rule, message) => add({ severity, path, rule, message })));
   }
 
-  // Graph (§8.4-7)
+  // Graph
   const stagesPath = join(base, 'stages');
   const graphReport = (x: Omit<PipelineProblem, 'pipeline'>) => add(x);
   const nodes = readGraph(stages, stagesPath, graphReport);
@@ -163,7 +163,7 @@ export function validatePipeline(config: unknown, opts: { base?: string; inherit
   const expressions = stages.map((raw) => [...stringsIn(raw)].filter(([, text]) => text.includes('${') || text.includes('#')));
   checkNamesAndReferences(stages, nodes, expressions, stagesPath, add);
 
-  // Stage fields (§8.8-20, §8.25)
+  // Stage fields
   stages.forEach((raw, i) => {
     const node = nodes[i];
     const stage = { index: i, refId: node?.refId, name: node?.name };
@@ -182,7 +182,7 @@ export function validatePipeline(config: unknown, opts: { base?: string; inherit
   return problems;
 }
 
-/** Stage names unique (§8.6) and literal #stage/#judgment/#stageByRefId references upstream (§8.7). */
+/** Stage names unique and literal #stage/#judgment/#stageByRefId references upstream. */
 function checkNamesAndReferences(stages: unknown[], nodes: GraphNode[], expressions: Array<Array<[string, string]>>, base: string, add: (x: Omit<PipelineProblem, 'pipeline'>) => void): void {
   const byName = new Map<string, GraphNode[]>();
   const byRef = new Map<string, GraphNode>();
@@ -219,7 +219,7 @@ function checkNamesAndReferences(stages: unknown[], nodes: GraphNode[], expressi
   });
 }
 
-/** Expected-artifact ids unique and every reference declared (§8.23). */
+/** Expected-artifact ids unique and every reference declared. */
 function checkArtifacts(p: Obj, stages: unknown[], nodes: GraphNode[], base: string, add: (x: Omit<PipelineProblem, 'pipeline'>) => void): void {
   const declared = new Map<string, string>();
   const declare = (list: unknown, where: string) => {

@@ -17,7 +17,7 @@ import { publicJob, type StageAction } from './types.js';
 import type { Ui } from './ui.js';
 
 /**
- * The HTTP stage server (contract [E]) on node:http: the API is a handful of routes, so a framework
+ * The HTTP stage server on node:http: the API is a handful of routes, so a framework
  * would add weight without removing code. Credentials are checked from the headers before any body byte
  * is read; bodies, headers and JSON nesting are bounded in size and time; every client error is a 4xx
  * naming the field, 503 means the job store is unreachable, 500 a bug. Logs are JSON lines with a

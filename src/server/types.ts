@@ -1,7 +1,7 @@
 import type { ReleaseSpec } from '../spec/types.js';
 
 /**
- * The stage server's job model (contract [E]). Status strings are exactly the ones the generated webhook
+ * The stage server's job model. Status strings are exactly the ones the generated webhook
  * stages list in successStatuses / terminalStatuses / canceledStatuses, so Orca needs no mapping.
  */
 import type { FinalStatus, JobStatus, StageAction } from '../contract/index.js';

@@ -1,5 +1,5 @@
 /**
- * Spinnaker Gate client (reference §6.1): save a pipeline config (upsert by name, like `spin pipeline
+ * Spinnaker Gate client: save a pipeline config (upsert by name, like `spin pipeline
  * save`), start an execution, read and wait for its status. Credentials (bearer token, basic, client
  * certificate) come from the environment or files and are registered as secrets so they never print.
  */

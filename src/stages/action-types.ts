@@ -29,7 +29,7 @@ export interface StageParams {
   execution?: { id: string; pipeline: string };
 }
 
-/** The verdict summary a job reports (the gate's Verdict, contract [C], or a subset of it). */
+/** The verdict summary a job reports (the gate's Verdict, or a subset of it). */
 export interface JobVerdict {
   outcome: 'pass' | 'fail' | 'inconclusive' | 'error';
   summary: string;
