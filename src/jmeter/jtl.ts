@@ -45,8 +45,9 @@ interface Acc {
   first: number;
   lastEnd: number;
   hist: hdr.Histogram;
-  codes: Record<string, number>;
-  userAgents: Record<string, number>;
+  /** Keyed by values from the file: Maps, so a label or code such as "__proto__" is counted like any other. */
+  codes: Map<string, number>;
+  userAgents: Map<string, number>;
   seconds: Map<number, SecondBucket>;
 }
 
@@ -60,8 +61,8 @@ const newAcc = (): Acc => ({
   first: Infinity,
   lastEnd: 0,
   hist: newHist(),
-  codes: {},
-  userAgents: {},
+  codes: new Map(),
+  userAgents: new Map(),
   seconds: new Map(),
 });
 
@@ -80,10 +81,12 @@ function toStats(a: Acc): LabelStats {
     p95: pct(95),
     p99: pct(99),
     throughput: a.count ? a.count / spanS : 0,
-    codes: a.codes,
-    userAgents: a.userAgents,
+    codes: Object.fromEntries(a.codes),
+    userAgents: Object.fromEntries(a.userAgents),
   };
 }
+
+const count = (m: Map<string, number>, k: string, n = 1) => m.set(k, (m.get(k) ?? 0) + n);
 
 function merge(into: Acc, a: Acc): void {
   into.count += a.count;
@@ -94,8 +97,8 @@ function merge(into: Acc, a: Acc): void {
   into.first = Math.min(into.first, a.first);
   into.lastEnd = Math.max(into.lastEnd, a.lastEnd);
   into.hist.add(a.hist);
-  for (const [k, v] of Object.entries(a.codes)) into.codes[k] = (into.codes[k] ?? 0) + v;
-  for (const [k, v] of Object.entries(a.userAgents)) into.userAgents[k] = (into.userAgents[k] ?? 0) + v;
+  for (const [k, v] of a.codes) count(into.codes, k, v);
+  for (const [k, v] of a.userAgents) count(into.userAgents, k, v);
   for (const [s, b] of a.seconds) {
     const t = into.seconds.get(s);
     if (t) {
@@ -212,9 +215,9 @@ export async function analyzeJtl(file: string, opts: AnalyzeOptions = {}): Promi
     if (ts + elapsed > a.lastEnd) a.lastEnd = ts + elapsed;
     a.hist.recordValue(elapsed);
     const code = ix.code >= 0 ? rec[ix.code] : '';
-    a.codes[code] = (a.codes[code] ?? 0) + 1;
+    count(a.codes, code);
     const ua = ix.ua >= 0 ? rec[ix.ua] : opts.userAgentByLabel?.[label];
-    if (ua) a.userAgents[ua] = (a.userAgents[ua] ?? 0) + 1;
+    if (ua) count(a.userAgents, ua);
     const sec = Math.floor(ts / 1000);
     const b = a.seconds.get(sec);
     if (b) {
@@ -235,7 +238,7 @@ export async function analyzeJtl(file: string, opts: AnalyzeOptions = {}): Promi
   const total = newAcc();
   for (const a of labels.values()) merge(total, a);
   const summary: LoadSummary = { total: toStats(total), labels: {} };
-  for (const [k, a] of [...labels].sort(([x], [y]) => x.localeCompare(y))) summary.labels[k] = toStats(a);
+  summary.labels = Object.fromEntries([...labels].sort(([x], [y]) => x.localeCompare(y)).map(([k, a]) => [k, toStats(a)]));
   const accOf = (label?: string) => (label === undefined ? total : labels.get(label));
   return {
     summary,

@@ -32,6 +32,8 @@ export function documentKind(doc: unknown): PipelineDocumentKind | undefined {
   return 'config';
 }
 
+const NO_PIPELINE = 'an empty list holds no pipeline; expected at least one pipeline config object';
+
 export function validatePipelineDocument(doc: unknown): PipelineValidation {
   const kind = documentKind(doc);
   const problems: PipelineProblem[] = [];
@@ -49,13 +51,14 @@ export function validatePipelineDocument(doc: unknown): PipelineValidation {
   let configs: Array<{ config: unknown; base: string; application?: string }>;
   if (kind === 'list') {
     configs = (doc as unknown[]).map((config, i) => ({ config, base: `[${i}]` }));
-    if (!configs.length) problems.push({ severity: 'error', pipeline: '(document)', path: '', rule: 'document-shape', message: 'an empty list holds no pipeline; expected at least one pipeline config object' });
+    if (!configs.length) problems.push({ severity: 'error', pipeline: '(document)', path: '', rule: 'document-shape', message: NO_PIPELINE });
   }
   else if (kind === 'dinghyfile') {
     const d = doc as Obj;
     const application = typeof d.application === 'string' ? d.application : undefined;
     if (!application) problems.push({ severity: 'error', pipeline: '(dinghyfile)', path: 'application', rule: 'dinghy-application', message: 'a dinghyfile needs "application": Dinghy saves every pipeline into it' });
     configs = (d.pipelines as unknown[]).map((config, i) => ({ config, base: `pipelines[${i}]`, application }));
+    if (!configs.length) problems.push({ severity: 'error', pipeline: '(dinghyfile)', path: 'pipelines', rule: 'document-shape', message: NO_PIPELINE });
   } else configs = [{ config: doc, base: '' }];
 
   const summaries: PipelineValidation['pipelines'] = [];

@@ -70,7 +70,7 @@ describe('JTL fuzz', () => {
 
 describe('JTL layouts JMeter and the tools that reshape its results write', () => {
   /** Labels as tools that reshape results leave them: a quote inside an unquoted field is a character (`say hi"`). */
-  const label = fc.oneof(fc.constantFrom('url1', 'say hi"', 'a"b', '5" disk', 'x,"y"', '"quoted"', 'two\nlines', 'elapsed', 'timeStamp'), fc.string({ maxLength: 12 }).filter((l) => l.trim() === l && l !== ''));
+  const label = fc.oneof(fc.constantFrom('url1', 'say hi"', 'a"b', '5" disk', 'x,"y"', '"quoted"', 'two\nlines', 'elapsed', 'timeStamp', '__proto__', 'constructor'), fc.string({ maxLength: 12 }).filter((l) => l.trim() === l && l !== ''));
   const sample = fc.record({ ts: fc.integer({ min: 1_600_000_000_000, max: 1_900_000_000_000 }), el: fc.nat({ max: 60_000 }), label, ok: fc.boolean() });
   const cell = (column: string, r: { ts: number; el: number; label: string; ok: boolean }): string => {
     if (column === 'label') return /^"|[,\n\r]/.test(r.label) ? csvField(r.label) : r.label;

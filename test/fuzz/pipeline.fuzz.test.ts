@@ -113,6 +113,7 @@ describe('pipeline JSON fuzz', () => {
 
   it('an empty list is no pipeline, and a pipeline without name or application is refused as Front50 refuses it', () => {
     expect(validatePipelineDocument([]).problems).toEqual([expect.objectContaining({ severity: 'error', rule: 'document-shape' })]);
+    expect(validatePipelineDocument({ application: 'a', pipelines: [] }).problems).toEqual([expect.objectContaining({ severity: 'error', path: 'pipelines' })]);
     const base = rendered[0].doc as Record<string, unknown>;
     for (const key of ['name', 'application']) {
       const { [key]: _gone, ...rest } = base;

@@ -118,7 +118,7 @@ describe('every example of the issue gives exit 2 with a field path', () => {
 const canaryJson = JSON.stringify(base, null, 1);
 const dupKeys = 'apiVersion: clover-cd/v1\nkind: Release\nmetadata:\n  name: a\n  name: b\n';
 const reordered = ['label,elapsed,timeStamp,success,responseCode', 'url1,5,1700000000000,true,200', 'url1,7,1700000001000,true,200'].join('\n') + '\n';
-type Outcome = { code: number; stream: 'stdout' | 'stderr'; match: RegExp; env?: Record<string, string>; stdout?: RegExp };
+type Outcome = { code: number; stream: 'stdout' | 'stderr'; match: RegExp; env?: Record<string, string>; stdout?: RegExp; stderr?: RegExp };
 const LAST: Array<[string, () => string[], Outcome]> = [
   ['gate --scrape nope', () => ['gate', SPEC, '--scrape', 'nope'], { code: 2, stream: 'stderr', match: /--scrape must be a URL such as http:\/\/host:port, got "nope"/ }],
   ["load run --remote 'no-port,::::'", () => ['load', 'run', 'sdc-load.yaml', '--engine', 'jmeter', '--remote', 'no-port,::::', '--duration', '1', '--results', 'r.jtl'], { code: 2, stream: 'stderr', match: /--remote must be a comma-separated list of host:port .*"no-port" has no :port; "::::" has no :port/ }],
@@ -134,6 +134,7 @@ const LAST: Array<[string, () => string[], Outcome]> = [
   ['JTL header in another order', () => ['load', 'report', file('order.jtl', reordered), '-o', 'json'], { code: 0, stream: 'stdout', match: /"count": 2,/ }],
   ['a label ending in a lone "', () => ['load', 'report', file('quote.jtl', [jtlHeader, jtlRow('5').replace(',url1,', ',say hi",'), jtlRow('6')].join('\n') + '\n'), '-o', 'json'], { code: 0, stream: 'stdout', match: /"say hi\\"": \{\n\s+"count": 1,/ }],
   ['pipeline validate: warnings on stderr, the summary on stdout', () => ['pipeline', 'validate', file('v3.json', { application: 'a', name: 'p', spelEvaluator: 'v3', stages: [{ refId: '1', type: 'wait', name: 'w', waitTime: 1 }] })], { code: 0, stream: 'stderr', match: /^warning: .*v3\.json, pipeline "p": spelEvaluator: "v3"/, stdout: /^\S*v3\.json: config, 1 pipeline\(s\): 0 error\(s\), 1 warning\(s\) — valid\n$/ }],
+  ['pipeline validate -o json: findings in the document and on stderr', () => ['pipeline', 'validate', file('v3j.json', { application: 'a', name: 'p', spelEvaluator: 'v3', stages: [{ refId: '1', type: 'wait', name: 'w', waitTime: 1 }] }), '-o', 'json'], { code: 0, stream: 'stdout', match: /"valid": true,[^]*"path": "spelEvaluator"/, stderr: /^warning: .*v3j\.json, pipeline "p": spelEvaluator/ }],
   ['spec validate -o json puts the findings in the document', () => ['spec', 'validate', spec('w0-json.yaml', (s) => (s.strategy.canary.window = '0s')), '-o', 'json'], { code: 2, stream: 'stdout', match: /"valid": false,[^]*"path": "strategy\.canary\.window"/ }],
   ['a duplicate YAML key', () => ['spec', 'validate', file('dup.yaml', dupKeys)], { code: 2, stream: 'stderr', match: /dup\.yaml:5:3: not valid YAML: duplicated mapping key "name"/ }],
   ['a spec that is not UTF-8', () => ['spec', 'validate', file('latin1.yaml', Buffer.from('metadata: { name: "caf\xe9" }\n', 'latin1'))], { code: 2, stream: 'stderr', match: /latin1\.yaml:1:23: is not UTF-8 text: byte 0xE9 at byte offset 22 is not valid UTF-8/ }],
@@ -153,8 +154,9 @@ describe('the last hostile inputs: exit code, stream, message, nothing written',
     expect({ code: r.code, [outcome.stream]: r[outcome.stream] }).toEqual({ code: outcome.code, [outcome.stream]: expect.stringMatching(outcome.match) });
     // Exit 2: nothing on stdout but a requested document; findings never on stdout in text mode.
     if (outcome.code === 2 && outcome.stream === 'stderr') expect(r.stdout).toBe('');
-    if (outcome.stream === 'stdout' && outcome.code === 0) expect(other).toBe('');
+    if (outcome.stream === 'stdout' && outcome.code === 0 && !outcome.stderr) expect(other).toBe('');
     if (outcome.stdout) expect(r.stdout).toMatch(outcome.stdout);
+    if (outcome.stderr) expect(r.stderr).toMatch(outcome.stderr);
     expect(r.stdout + r.stderr).not.toMatch(/\n\s+at .+:\d+:\d+\)?\n/);
     expect(readdirSync(dir).sort()).toEqual(before);
   });

@@ -127,13 +127,12 @@ Examples:
         const where = file === '-' ? 'stdin' : file;
         const { output } = globalOptions(c);
         const summary = `${where}: ${v.kind}, ${v.pipelines.length} pipeline(s): ${v.errors} error(s), ${v.warnings} warning(s)${v.errors ? '' : ' — valid'}`;
-        // Findings are diagnostics (stderr); the summary of a valid document is the data. -o json|yaml: one document with both.
+        // Findings are diagnostics (stderr); the data is the summary of a valid document, or with -o json|yaml one
+        // document holding the findings too (as spec validate).
+        v.problems.forEach((p) => note(formatPipelineProblem(p, where)));
         if (output !== 'text') printResult(output, { file: where, valid: v.errors === 0, ...v }, () => '');
-        else {
-          v.problems.forEach((p) => note(formatPipelineProblem(p, where)));
-          if (v.errors) note(summary);
-          else printResult(output, v, () => summary);
-        }
+        else if (v.errors) note(summary);
+        else printResult(output, v, () => summary);
         return v.errors ? ExitCode.invalid : ExitCode.ok;
       }),
     );
