@@ -49,7 +49,7 @@ const CASES: Array<[string, () => string[], RegExp, string?]> = [
   ["echo '{{{' | pipeline validate -", () => ['pipeline', 'validate', '-'], /stdin: line 1, column 2: expected valid JSON/, '{{{'],
   ['JTL with a negative elapsed', () => ['load', 'report', file('neg.jtl', [jtlHeader, jtlRow('-5'), jtlRow('3')].join('\n') + '\n')], /line 2: column elapsed: expected milliseconds/],
   ['load report <directory>', () => ['load', 'report', join(dir, 'a-directory')], /is a directory; expected a JMeter results file/],
-  ['plan URL with port 99999', () => ['load', 'render', file('port.yaml', { ...plan, url_list: [{ url: 'http://x:99999/' }] })], /url_list\[0\]\.url: expected a port from 1 to 65535, found 99999/],
+  ['plan URL with port 99999', () => ['load', 'render', file('port.yaml', { ...plan, url_list: [{ name: 'url1', url: 'http://x:99999/' }] })], /url_list\[0\]\.url: expected a port from 1 to 65535, found 99999/],
   ['replay "evidence": null', () => ['gate', '--replay', withBundle('evnull.json', (b) => (b.evidence = null))], /evidence: expected object, found null/],
   ['replay hops: null', () => ['gate', '--replay', withBundle('hops.json', (b) => (b.rules[0].conservation.hops = null))], /rules\[0\]\.conservation\.hops: expected array, found null/],
   ['replay rules: [null]', () => ['gate', '--replay', withBundle('rules.json', (b) => (b.rules = [null]))], /rules\[0\]: expected object, found null/],
