@@ -13,7 +13,12 @@
  */
 import type { GateRule } from '../src/spec/types.js';
 import { plannedSamples } from '../src/validators/sample-size.js';
-import { histogramQuantile, mannWhitney, mannWhitneyHistograms, normalUpperTail } from '../src/validators/stats.js';
+import {
+  histogramQuantile,
+  mannWhitney,
+  mannWhitneyHistograms,
+  normalUpperTail,
+} from '../src/validators/stats.js';
 import type { EvidenceBundle, Histogram, VersionCounts } from '../src/validators/types.js';
 import { judgeBundle } from '../src/validators/verdict.js';
 
@@ -22,7 +27,28 @@ const SEED = Number(process.env.GATE_SIM_SEED ?? 12);
 const WINDOW_S = 60;
 const ROUTES = ['/', '/clover/testurl', '/clover/api', '/clover/static'];
 /** Istio's default duration buckets (ms). */
-const BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000, Infinity];
+const BUCKETS = [
+  0.5,
+  1,
+  5,
+  10,
+  25,
+  50,
+  100,
+  250,
+  500,
+  1000,
+  2500,
+  5000,
+  10000,
+  30000,
+  60000,
+  300000,
+  600000,
+  1800000,
+  3600000,
+  Infinity,
+];
 
 /** The spec a user would write for this service (see the spec init template). */
 const GATE = {
@@ -82,7 +108,14 @@ const SCENARIOS: Scenario[] = [
   { name: '0.2% silent loss', truth: 'bad', loss: 0.002 },
   { name: '0.2% dup. retries', truth: 'bad', duplicate: 0.002 },
   { name: 'split 10% seen 14%', truth: 'bad', observedShare: 0.14 },
-  { name: '300-request bad', truth: 'never-pass', candidates: 300, baseError: 0.02, errorDelta: 0.02, tailFactor: 1.5 },
+  {
+    name: '300-request bad',
+    truth: 'never-pass',
+    candidates: 300,
+    baseError: 0.02,
+    errorDelta: 0.02,
+    tailFactor: 1.5,
+  },
 ];
 
 function mulberry32(seed: number): () => number {
@@ -104,7 +137,13 @@ function bump(c: VersionCounts, err: boolean, n = 1): void {
   if (err) c.errors += n;
 }
 function poisson(rnd: () => number, mean: number): number {
-  if (mean > 30) return Math.max(0, Math.round(mean + Math.sqrt(mean) * Math.sqrt(-2 * Math.log(1 - rnd())) * Math.cos(2 * Math.PI * rnd())));
+  if (mean > 30)
+    return Math.max(
+      0,
+      Math.round(
+        mean + Math.sqrt(mean) * Math.sqrt(-2 * Math.log(1 - rnd())) * Math.cos(2 * Math.PI * rnd()),
+      ),
+    );
   const l = Math.exp(-mean);
   let k = 0;
   for (let p = rnd(); p > l; p *= rnd()) k++;
@@ -122,7 +161,9 @@ function simulate(s: Scenario, seed: number): EvidenceBundle {
   const baseError = (s.baseError ?? 0.005) * drift.errors;
   const lb: Record<string, VersionCounts> = { v1: counts(), v2: counts() };
   const tagged: Record<string, VersionCounts> = { v1: counts(), v2: counts() };
-  const routes: Record<string, Record<string, VersionCounts>> = Object.fromEntries(ROUTES.map((r) => [r, { v1: counts(), v2: counts() }]));
+  const routes: Record<string, Record<string, VersionCounts>> = Object.fromEntries(
+    ROUTES.map((r) => [r, { v1: counts(), v2: counts() }]),
+  );
   const durations: Record<string, number[]> = { v1: [], v2: [] };
   const bins: Record<string, number[]> = { v1: BUCKETS.map(() => 0), v2: BUCKETS.map(() => 0) };
   let proxy = 0;
@@ -136,9 +177,14 @@ function simulate(s: Scenario, seed: number): EvidenceBundle {
     const v = rnd() < share ? 'v2' : 'v1';
     const cand = v === 'v2';
     const route = ROUTES[Math.floor(rnd() * ROUTES.length)];
-    const err = rnd() < baseError + (cand ? (s.errorDelta ?? 0) + (route === ROUTES[0] ? (s.routeError ?? 0) : 0) : 0);
+    const err =
+      rnd() < baseError + (cand ? (s.errorDelta ?? 0) + (route === ROUTES[0] ? (s.routeError ?? 0) : 0) : 0);
     const z = normal();
-    let ms = s.bimodal ? (rnd() < 0.85 ? 30 * Math.exp(0.3 * z) : 250 * Math.exp(0.3 * z)) : 50 * Math.exp(sigma * z);
+    let ms = s.bimodal
+      ? rnd() < 0.85
+        ? 30 * Math.exp(0.3 * z)
+        : 250 * Math.exp(0.3 * z)
+      : 50 * Math.exp(sigma * z);
     ms *= drift.latency;
     if (cand) ms *= s.medianFactor ?? 1;
     if (cand && s.tailFactor && z > 2.054) ms *= s.tailFactor; // z of p98: the slowest 2%
@@ -157,7 +203,10 @@ function simulate(s: Scenario, seed: number): EvidenceBundle {
   };
   const meanLb = latencySum / Math.max(1, lbTagged);
   const hopLatencyMs = { 'proxy-access-control': meanLb + 2, 'http-lb': meanLb };
-  const hops: Record<string, Record<string, VersionCounts>> = { 'proxy-access-control': { v1: { requests: proxy, errors: 0, codes: {} } }, 'http-lb': lb };
+  const hops: Record<string, Record<string, VersionCounts>> = {
+    'proxy-access-control': { v1: { requests: proxy, errors: 0, codes: {} } },
+    'http-lb': lb,
+  };
   if (s.edges) {
     // Four times the load's rate of user traffic flows through the window. Istio counts a request when it
     // completes, so what was in flight at each edge lands at one hop and not the other (and root spans
@@ -187,11 +236,24 @@ function simulate(s: Scenario, seed: number): EvidenceBundle {
     rules: GATE.rules,
     sources: [],
     evidence: {
-      load: { engine: 'sim', runId: 'run-1', startedAt: 1000, endedAt: WINDOW_S * 1000 - 1000, sent, errors: 0, codes: {}, userAgents: {}, labels: {} },
+      load: {
+        engine: 'sim',
+        runId: 'run-1',
+        startedAt: 1000,
+        endedAt: WINDOW_S * 1000 - 1000,
+        sent,
+        errors: 0,
+        codes: {},
+        userAgents: {},
+        labels: {},
+      },
       metrics: {
         source: 'prometheus',
         hops,
-        tagged: { 'proxy-access-control': { v1: { requests: sent, errors: 0, codes: {} } }, 'http-lb': tagged },
+        tagged: {
+          'proxy-access-control': { v1: { requests: sent, errors: 0, codes: {} } },
+          'http-lb': tagged,
+        },
         routes,
         hopLatencyMs,
         latency: { v1: cumulative(bins.v1), v2: cumulative(bins.v2) },
@@ -225,7 +287,9 @@ function flagger(b: EvidenceBundle): Verdict {
 function kayenta(b: EvidenceBundle): Verdict {
   const m = b.evidence.metrics!;
   const d = b.evidence.traces!.durations;
-  const mw = b.evidence.traces!.sampling ? mannWhitneyHistograms(m.latency.v1, m.latency.v2) : mannWhitney(d.v1, d.v2);
+  const mw = b.evidence.traces!.sampling
+    ? mannWhitneyHistograms(m.latency.v1, m.latency.v2)
+    : mannWhitney(d.v1, d.v2);
   const s = m.hops['http-lb'].v1;
   const c = m.hops['http-lb'].v2;
   const pooled = (s.errors + c.errors) / (s.requests + c.requests);
@@ -235,17 +299,39 @@ function kayenta(b: EvidenceBundle): Verdict {
   return score >= 75 ? 'pass' : 'fail';
 }
 
-const correct = (s: Scenario, v: Verdict) => (s.truth === 'healthy' ? v === 'pass' : s.truth === 'bad' ? v === 'fail' : v !== 'pass');
+const correct = (s: Scenario, v: Verdict) =>
+  s.truth === 'healthy' ? v === 'pass' : s.truth === 'bad' ? v === 'fail' : v !== 'pass';
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const t0 = Date.now();
-console.log(`gate simulator: ${RUNS} seeded runs per scenario (seed ${SEED}), 10% weight, ~2,000 candidate requests, planned sample size ${PLANNED}`);
+console.log(
+  `gate simulator: ${RUNS} seeded runs per scenario (seed ${SEED}), 10% weight, ~2,000 candidate requests, planned sample size ${PLANNED}`,
+);
 console.log(`rules: ${GATE.rules.map((r) => JSON.stringify(r)).join(' ')}`);
-console.log('flagged = false alarms (healthy) or detection (bad); correct = pass on healthy, fail on bad, not pass on never-pass\n');
-const head = ['scenario', 'truth', 'clover-cd', 'inconcl.', 'flagger', 'kayenta', 'correct: clover', 'flagger', 'kayenta'];
+console.log(
+  'flagged = false alarms (healthy) or detection (bad); correct = pass on healthy, fail on bad, not pass on never-pass\n',
+);
+const head = [
+  'scenario',
+  'truth',
+  'clover-cd',
+  'inconcl.',
+  'flagger',
+  'kayenta',
+  'correct: clover',
+  'flagger',
+  'kayenta',
+];
 const widths = [22, 10, 10, 9, 8, 8, 16, 8, 8];
-const row = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' ');
+const row = (cells: string[]) =>
+  cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' ');
 console.log(row(head) + '  rules that failed (clover-cd)');
-const results: Array<{ s: Scenario; flagged: number; inconclusive: number; passed: number; correct: [number, number, number] }> = [];
+const results: Array<{
+  s: Scenario;
+  flagged: number;
+  inconclusive: number;
+  passed: number;
+  correct: [number, number, number];
+}> = [];
 const only = process.env.GATE_SIM_ONLY;
 for (const [index, s] of SCENARIOS.entries()) {
   if (only && !s.name.includes(only)) continue;
@@ -264,24 +350,62 @@ for (const [index, s] of SCENARIOS.entries()) {
     if (f === 'fail') tally.flagger++;
     if (k === 'fail') tally.kayenta++;
     [c, f, k].forEach((x, i) => (right[i] += correct(s, x) ? 1 : 0));
-    for (const r of v.results) if (r.outcome === 'fail') fired[r.rule.split(' ')[0]] = (fired[r.rule.split(' ')[0]] ?? 0) + 1;
+    for (const r of v.results)
+      if (r.outcome === 'fail') fired[r.rule.split(' ')[0]] = (fired[r.rule.split(' ')[0]] ?? 0) + 1;
   }
   const rates = right.map((x) => x / RUNS) as [number, number, number];
-  results.push({ s, flagged: tally.clover / RUNS, inconclusive: tally.inconclusive / RUNS, passed: tally.passed, correct: rates });
-  const cells = [s.name, s.truth, pct(tally.clover / RUNS), pct(tally.inconclusive / RUNS), pct(tally.flagger / RUNS), pct(tally.kayenta / RUNS), ...rates.map(pct)];
-  console.log(`${row(cells)}  ${Object.entries(fired).map(([k, n]) => `${k} ${n}`).join(', ') || '-'}`);
+  results.push({
+    s,
+    flagged: tally.clover / RUNS,
+    inconclusive: tally.inconclusive / RUNS,
+    passed: tally.passed,
+    correct: rates,
+  });
+  const cells = [
+    s.name,
+    s.truth,
+    pct(tally.clover / RUNS),
+    pct(tally.inconclusive / RUNS),
+    pct(tally.flagger / RUNS),
+    pct(tally.kayenta / RUNS),
+    ...rates.map(pct),
+  ];
+  console.log(
+    `${row(cells)}  ${
+      Object.entries(fired)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ') || '-'
+    }`,
+  );
 }
 const avg = [0, 1, 2].map((i) => results.reduce((a, r) => a + r.correct[i], 0) / results.length);
 console.log(`${row(['average correct', '', '', '', '', '', ...avg.map(pct)])}\n`);
 const checks: Array<[string, boolean]> = [
-  ...results.filter((r) => r.s.truth === 'healthy').map((r) => [`false alarms ≤ 1%: ${r.s.name} ${pct(r.flagged)}`, r.flagged <= 0.01] as [string, boolean]),
-  ...results.filter((r) => r.s.truth === 'bad').map((r) => [`detection ≥ 95%: ${r.s.name} ${pct(r.flagged)}`, r.flagged >= 0.95] as [string, boolean]),
-  ...results.filter((r) => r.s.truth === 'never-pass').map((r) => [`never passed: ${r.s.name} (${r.passed} passes)`, r.passed === 0] as [string, boolean]),
-  ...results.map((r) => [`correct within 1 point of the best baseline: ${r.s.name} ${pct(r.correct[0])} vs ${pct(Math.max(r.correct[1], r.correct[2]))}`, r.correct[0] >= Math.max(r.correct[1], r.correct[2]) - 0.01] as [string, boolean]),
-  [`average correct above both baselines: ${pct(avg[0])} vs flagger ${pct(avg[1])}, kayenta ${pct(avg[2])}`, avg[0] > avg[1] && avg[0] > avg[2]],
+  ...results
+    .filter((r) => r.s.truth === 'healthy')
+    .map((r) => [`false alarms ≤ 1%: ${r.s.name} ${pct(r.flagged)}`, r.flagged <= 0.01] as [string, boolean]),
+  ...results
+    .filter((r) => r.s.truth === 'bad')
+    .map((r) => [`detection ≥ 95%: ${r.s.name} ${pct(r.flagged)}`, r.flagged >= 0.95] as [string, boolean]),
+  ...results
+    .filter((r) => r.s.truth === 'never-pass')
+    .map((r) => [`never passed: ${r.s.name} (${r.passed} passes)`, r.passed === 0] as [string, boolean]),
+  ...results.map(
+    (r) =>
+      [
+        `correct within 1 point of the best baseline: ${r.s.name} ${pct(r.correct[0])} vs ${pct(Math.max(r.correct[1], r.correct[2]))}`,
+        r.correct[0] >= Math.max(r.correct[1], r.correct[2]) - 0.01,
+      ] as [string, boolean],
+  ),
+  [
+    `average correct above both baselines: ${pct(avg[0])} vs flagger ${pct(avg[1])}, kayenta ${pct(avg[2])}`,
+    avg[0] > avg[1] && avg[0] > avg[2],
+  ],
 ];
 const missed = checks.filter(([, ok]) => !ok);
-console.log(`targets: ${checks.length - missed.length} of ${checks.length} met${missed.length ? '; MISSED:' : ''}`);
+console.log(
+  `targets: ${checks.length - missed.length} of ${checks.length} met${missed.length ? '; MISSED:' : ''}`,
+);
 for (const [what] of missed) console.log(`  MISSED ${what}`);
 console.log(`(${((Date.now() - t0) / 1000).toFixed(1)} s)`);
 process.exitCode = missed.length ? 1 : 0;

@@ -23,12 +23,20 @@ describe('the module direction, stated once', () => {
 
   it('ESLint forbids exactly what the table does not allow', async () => {
     // @ts-expect-error: the ESLint config is plain JavaScript
-    const config = (await import('../eslint.config.js')).default as Array<{ files?: string[]; rules?: Record<string, unknown> }>;
+    const config = (await import('../eslint.config.js')).default as Array<{
+      files?: string[];
+      rules?: Record<string, unknown>;
+    }>;
     for (const m of MODULES as Array<{ name: string }>) {
       const entry = config.find((c) => c.files?.[0] === `src/${m.name}/**/*.ts`);
-      const patterns = (entry?.rules?.['no-restricted-imports'] as [string, { patterns: Array<{ group: string[] }> }])[1].patterns;
+      const patterns = (
+        entry?.rules?.['no-restricted-imports'] as [string, { patterns: Array<{ group: string[] }> }]
+      )[1].patterns;
       const banned = patterns.map((p) => p.group[0].replace(/^\*\*\/(.*)\/\*\*$/, '$1')).sort();
-      expect({ module: m.name, banned }).toEqual({ module: m.name, banned: [...arch.forbidden()[m.name]].sort() });
+      expect({ module: m.name, banned }).toEqual({
+        module: m.name,
+        banned: [...arch.forbidden()[m.name]].sort(),
+      });
     }
   });
 

@@ -93,7 +93,12 @@ describe('deploy/ kustomize builds', () => {
           (d) => d && typeof d === 'object' && 'kind' in d,
         );
         // A strategic-merge patch's container without `image` keeps the base's: it names no image.
-        named.push(...docs.flatMap(imagesOf).filter((i) => i !== '').map((i) => `${folder}/${file}: ${i}`));
+        named.push(
+          ...docs
+            .flatMap(imagesOf)
+            .filter((i) => i !== '')
+            .map((i) => `${folder}/${file}: ${i}`),
+        );
       }
     }
     expect(named.length).toBeGreaterThanOrEqual(3);

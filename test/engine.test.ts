@@ -26,20 +26,43 @@ const run = (file: string, opts: Parameters<typeof runRelease>[2] = {}) => {
 describe('interrupted after a promotion: exit 130, observed traffic 100% on stable', () => {
   for (const how of ['SIGINT', 'SIGTERM', 'closed pipe'] as const) {
     it(`promote, release run --restart, ${how} after the first shift`, async () => {
-      const file = lab.writeSpec(`irq-${how.replace(/\W/g, '').toLowerCase()}`, { canary: { steps: [50], window: '30s' } });
+      const file = lab.writeSpec(`irq-${how.replace(/\W/g, '').toLowerCase()}`, {
+        canary: { steps: [50], window: '30s' },
+      });
       const { spec } = loadSpec(file);
       await promote(lab.sb.platform, spec);
       expect((await lab.observed(file)).stable).toBe(0);
 
-      const args = ['release', 'run', file, '--restart', '--auto-approve', '--platform', 'sandbox', '--state-dir', lab.stateDir, '--evidence-dir', lab.evidenceDir];
-      const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const args = [
+        'release',
+        'run',
+        file,
+        '--restart',
+        '--auto-approve',
+        '--platform',
+        'sandbox',
+        '--state-dir',
+        lab.stateDir,
+        '--evidence-dir',
+        lab.evidenceDir,
+      ];
+      const child = spawn(process.execPath, [BIN, ...args], {
+        cwd: REPO,
+        env: { ...process.env, NODE_OPTIONS: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stderr = '';
       child.stderr.on('data', (d) => (stderr += d));
       const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-      await waitFor('the first shift of the restarted release', async () => {
-        const s = readState(await lab.vs());
-        return s?.phase === 'progressing' && s.shifted && s.weight === 50;
-      }, 60_000, 20);
+      await waitFor(
+        'the first shift of the restarted release',
+        async () => {
+          const s = readState(await lab.vs());
+          return s?.phase === 'progressing' && s.shifted && s.weight === 50;
+        },
+        60_000,
+        20,
+      );
       if (how === 'closed pipe') {
         // The reader of the output goes away (`… 2>&1 | head`): the next progress line hits EPIPE.
         child.stderr.destroy();
@@ -57,25 +80,42 @@ describe('interrupted after a promotion: exit 130, observed traffic 100% on stab
 });
 
 describe('other writers and rollbacks by hand', () => {
-  const debugRoute = { name: 'debug-by-someone-else', match: [{ headers: { 'x-debug': { exact: '1' } } }], route: [{ destination: { host: 'http-lb', subset: 'v1' } }] };
+  const debugRoute = {
+    name: 'debug-by-someone-else',
+    match: [{ headers: { 'x-debug': { exact: '1' } } }],
+    route: [{ destination: { host: 'http-lb', subset: 'v1' } }],
+  };
   for (const healthy of [true, false]) {
     it(`a route added by another writer during the release is kept after ${healthy ? 'promote' : 'rollback'}`, async () => {
       if (!healthy) await lab.sb.setFault('http-lb', 'v2', { errorRate: 0.3 });
-      const file = lab.writeSpec(`writer-${healthy ? 'ok' : 'bad'}`, { canary: { steps: [30, 60], window: '3s' } });
+      const file = lab.writeSpec(`writer-${healthy ? 'ok' : 'bad'}`, {
+        canary: { steps: [30, 60], window: '3s' },
+      });
       // Another writer adds a route while the first step's window runs.
       let added = false;
       const r = await run(file, {
         onEvent: (e: ReleaseProgress) => {
           if (e.type === 'shift' && !added) {
             added = true;
-            void lab.vs().then((cur) => lab.sb.platform.patch(VS, { spec: { http: [debugRoute, ...(cur.spec!.http as unknown[])] } }, { resourceVersion: cur.metadata.resourceVersion }));
+            void lab
+              .vs()
+              .then((cur) =>
+                lab.sb.platform.patch(
+                  VS,
+                  { spec: { http: [debugRoute, ...(cur.spec!.http as unknown[])] } },
+                  { resourceVersion: cur.metadata.resourceVersion },
+                ),
+              );
           }
         },
       });
       expect(r.exitCode).toBe(healthy ? 0 : 1);
       const http = (await lab.vs()).spec!.http as Array<{ name?: string }>;
       expect(http[0]).toEqual(debugRoute);
-      expect(readState(await lab.vs())).toMatchObject({ phase: healthy ? 'promoted' : 'rolledBack', weight: healthy ? 100 : 0 });
+      expect(readState(await lab.vs())).toMatchObject({
+        phase: healthy ? 'promoted' : 'rolledBack',
+        weight: healthy ? 100 : 0,
+      });
     }, 90_000);
   }
 
@@ -86,7 +126,11 @@ describe('other writers and rollbacks by hand', () => {
     expect(first.message).toMatch(/waits for approval/);
     const { spec } = loadSpec(file);
     const rb = await rollback(lab.sb.platform, spec);
-    expect(rb).toMatchObject({ exitCode: 0, candidate: { weight: 0 }, state: { phase: 'rolledBack', cause: 'manual', rollbackCheck: 'observed' } });
+    expect(rb).toMatchObject({
+      exitCode: 0,
+      candidate: { weight: 0 },
+      state: { phase: 'rolledBack', cause: 'manual', rollbackCheck: 'observed' },
+    });
     const again = await run(file);
     expect(again.exitCode).toBe(1);
     expect(again.message).toMatch(/already rolledBack: rolled back by hand \(run with --restart/);
@@ -95,23 +139,47 @@ describe('other writers and rollbacks by hand', () => {
 
 describe('windows sized by evidence', () => {
   it('a window grows until the candidate has the requests the rules need, then the step is judged', async () => {
-    const file = lab.writeSpec('sized', { canary: { steps: [10], window: '1s' } }, { threads: 1, gate: { maxWindow: '90s' } });
+    const file = lab.writeSpec(
+      'sized',
+      { canary: { steps: [10], window: '1s' } },
+      { threads: 1, gate: { maxWindow: '90s' } },
+    );
     const events: ReleaseProgress[] = [];
     const r = await run(file, { onEvent: (e) => events.push(e) });
     const start = events.find((e): e is Extract<ReleaseProgress, { type: 'start' }> => e.type === 'start')!;
     // errorRate 1%: 299 candidate requests show a clean candidate is below 1% (printed before traffic moves).
-    expect(start.samples).toEqual([expect.objectContaining({ step: 0, weight: 10, candidate: 299, total: 2990, windowMs: 1000, maxWindowMs: 90_000 })]);
-    const closed = events.find((e): e is Extract<ReleaseProgress, { type: 'window' }> => e.type === 'window' && e.closed)!;
+    expect(start.samples).toEqual([
+      expect.objectContaining({
+        step: 0,
+        weight: 10,
+        candidate: 299,
+        total: 2990,
+        windowMs: 1000,
+        maxWindowMs: 90_000,
+      }),
+    ]);
+    const closed = events.find(
+      (e): e is Extract<ReleaseProgress, { type: 'window' }> => e.type === 'window' && e.closed,
+    )!;
     expect(closed.observed).toBeGreaterThanOrEqual(299);
     expect(r.exitCode).toBe(0);
   }, 150_000);
 
   it('onInconclusive: hold keeps the weight and stops with exit 3; the next run analyses the step again', async () => {
-    const file = lab.writeSpec('held', { canary: { steps: [25], window: '1s' } }, { gate: { minSamples: 1_000_000, maxWindow: '2s', onInconclusive: 'hold' } });
+    const file = lab.writeSpec(
+      'held',
+      { canary: { steps: [25], window: '1s' } },
+      { gate: { minSamples: 1_000_000, maxWindow: '2s', onInconclusive: 'hold' } },
+    );
     const first = await run(file);
     expect(first.exitCode).toBe(3);
     expect(first.message).toMatch(/holding at 25% \(gate.onInconclusive: hold\)/);
-    expect(readState(await lab.vs())).toMatchObject({ phase: 'progressing', step: 0, weight: 25, held: true });
+    expect(readState(await lab.vs())).toMatchObject({
+      phase: 'progressing',
+      step: 0,
+      weight: 25,
+      held: true,
+    });
     const events: ReleaseProgress[] = [];
     const second = await run(file, { onEvent: (e) => events.push(e) });
     expect(second.exitCode).toBe(3);
@@ -120,4 +188,3 @@ describe('windows sized by evidence', () => {
     expect((await lab.observed(file)).candidate).toBeGreaterThan(0);
   }, 120_000);
 });
-

@@ -43,9 +43,16 @@ async function loadRegistrars(verb?: string): Promise<Array<(program: Command) =
 
 export async function buildProgram(verb?: string): Promise<Command> {
   const program = new Command('clover-cd')
-    .description('Release micro-services on Kubernetes + Istio through Spinnaker and Jenkins, gated on visibility evidence.')
+    .description(
+      'Release micro-services on Kubernetes + Istio through Spinnaker and Jenkins, gated on visibility evidence.',
+    )
     .version(CLOVER_CD_VERSION, '--version', 'print the clover-cd version')
-    .addOption(new Option('-o, --output <format>', `output format: ${OUTPUT_FORMATS.join('|')} (render commands: or a file to write)`).default('text'))
+    .addOption(
+      new Option(
+        '-o, --output <format>',
+        `output format: ${OUTPUT_FORMATS.join('|')} (render commands: or a file to write)`,
+      ).default('text'),
+    )
     .option('-v, --verbose', 'print more detail on stderr', false)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
@@ -76,7 +83,12 @@ Examples:
 
 export function reportError(err: unknown): number {
   if (err instanceof CommanderError) {
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+    if (
+      err.code === 'commander.helpDisplayed' ||
+      err.code === 'commander.version' ||
+      err.code === 'commander.help'
+    )
+      return 0;
     // commander already printed its message
     return ExitCode.invalid;
   }
@@ -102,7 +114,8 @@ function reportChanges(invalidInput: boolean): void {
   }
   process.stderr.write('changed before the error:\n');
   for (const c of changes) process.stderr.write(redact(`  - ${c.subject}: ${c.now}\n`));
-  for (const f of new Set(changes.map((c) => c.finish).filter(Boolean))) process.stderr.write(redact(`to finish: ${f}\n`));
+  for (const f of new Set(changes.map((c) => c.finish).filter(Boolean)))
+    process.stderr.write(redact(`to finish: ${f}\n`));
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -3,7 +3,12 @@ import { Option, type Command } from 'commander';
 import * as yaml from 'js-yaml';
 import { defaultImage } from '../contract/images.js';
 import { orcaConfig, type OrcaConfigOptions } from '../pipelines/preconfigured.js';
-import { DEFAULT_SECRET_ENGINE, SECRET_ENGINE_NAMES, SECRET_ENGINES, type SecretEngine } from '../pipelines/secret-refs.js';
+import {
+  DEFAULT_SECRET_ENGINE,
+  SECRET_ENGINE_NAMES,
+  SECRET_ENGINES,
+  type SecretEngine,
+} from '../pipelines/secret-refs.js';
 import { loadSpec } from '../spec/load.js';
 import { acceptsOutputFile, action, globalOptions } from './context.js';
 import { note, printResult } from './output.js';
@@ -27,12 +32,26 @@ export function orcaConfigYaml(config: unknown, engine: SecretEngine = DEFAULT_S
 export function registerOrcaConfig(group: Command): void {
   const cmd = group
     .command('orca-config')
-    .description("print the orca-local.yml fragment that declares clover-cd's preconfigured webhook stages and Run Job")
-    .argument('[spec...]', 'release specs: the stage server URL, secret reference, account and Run Job image come from them')
-    .option('--stage-server <url>', 'stage server base URL (default: the specs\' spinnaker.stageServer.url, else http://clover-cd.clover-system:8080)')
-    .option('--auth-secret <ref>', 'Spinnaker secret reference for the Authorization header, e.g. encrypted:k8s!n:clover-cd!k:authorization (its secret holds "Bearer <token>")')
+    .description(
+      "print the orca-local.yml fragment that declares clover-cd's preconfigured webhook stages and Run Job",
+    )
+    .argument(
+      '[spec...]',
+      'release specs: the stage server URL, secret reference, account and Run Job image come from them',
+    )
+    .option(
+      '--stage-server <url>',
+      "stage server base URL (default: the specs' spinnaker.stageServer.url, else http://clover-cd.clover-system:8080)",
+    )
+    .option(
+      '--auth-secret <ref>',
+      'Spinnaker secret reference for the Authorization header, e.g. encrypted:k8s!n:clover-cd!k:authorization (its secret holds "Bearer <token>")',
+    )
     .addOption(
-      new Option('--secrets <engine>', `the secret engine that resolves the reference: k8s (the Spinnaker Operator only) or kork's s3, secrets-manager, gcs, google-secrets-manager (Halyard or the Operator); a reference of another engine is refused`)
+      new Option(
+        '--secrets <engine>',
+        `the secret engine that resolves the reference: k8s (the Spinnaker Operator only) or kork's s3, secrets-manager, gcs, google-secrets-manager (Halyard or the Operator); a reference of another engine is refused`,
+      )
         .choices(SECRET_ENGINE_NAMES)
         .default(DEFAULT_SECRET_ENGINE),
     )
@@ -75,7 +94,9 @@ Examples:
         if (g.output === 'json') printResult('json', config, () => '');
         else if (g.outFile) {
           writeFileSync(g.outFile, orcaConfigYaml(config, engine));
-          note(`wrote ${g.outFile}: ${config.webhook.preconfigured.length} preconfigured webhook stages and 1 Run Job`);
+          note(
+            `wrote ${g.outFile}: ${config.webhook.preconfigured.length} preconfigured webhook stages and 1 Run Job`,
+          );
         } else process.stdout.write(orcaConfigYaml(config, engine));
         return 0;
       }),

@@ -22,7 +22,15 @@ export interface WatchView {
   stepLabel?: string;
   weights: { stable: number; candidate: number };
   held?: boolean;
-  window?: { openedAt: number; minMs: number; maxMs: number; leftMs: number; planned?: number; observed?: number; sinceWatching?: boolean };
+  window?: {
+    openedAt: number;
+    minMs: number;
+    maxMs: number;
+    leftMs: number;
+    planned?: number;
+    observed?: number;
+    sinceWatching?: boolean;
+  };
   lastVerdict?: { step: number; outcome: string; summary: string };
   reason?: string;
 }
@@ -44,7 +52,11 @@ interface WindowTrack {
   sinceWatching: boolean;
 }
 
-function viewOf(spec: ReleaseSpec, st: Awaited<ReturnType<typeof releaseStatus>>, s: ReleaseState | undefined): WatchView {
+function viewOf(
+  spec: ReleaseSpec,
+  st: Awaited<ReturnType<typeof releaseStatus>>,
+  s: ReleaseState | undefined,
+): WatchView {
   const plan = st.plan;
   const step = s && s.step >= 0 ? plan.steps[s.step] : undefined;
   return {
@@ -55,7 +67,11 @@ function viewOf(spec: ReleaseSpec, st: Awaited<ReturnType<typeof releaseStatus>>
     stepLabel: step ? `${step.kind} ${step.weight}%` : undefined,
     weights: { stable: st.routes.stableWeight, candidate: st.routes.weight },
     held: s?.held,
-    lastVerdict: s?.lastVerdict && { step: s.lastVerdict.step + 1, outcome: s.lastVerdict.outcome, summary: s.lastVerdict.summary },
+    lastVerdict: s?.lastVerdict && {
+      step: s.lastVerdict.step + 1,
+      outcome: s.lastVerdict.outcome,
+      summary: s.lastVerdict.summary,
+    },
     reason: s?.reason,
   };
 }
@@ -63,12 +79,19 @@ function viewOf(spec: ReleaseSpec, st: Awaited<ReturnType<typeof releaseStatus>>
 const pct = (v: WatchView) => `${v.weights.stable}% / ${v.weights.candidate}%`;
 
 export function renderLine(v: WatchView, spec: ReleaseSpec): string {
-  const parts = [`${v.release}: ${v.phase}${v.held ? ' (held)' : ''}`, `step ${v.step}/${v.steps}${v.stepLabel ? ` (${v.stepLabel})` : ''}`, `${spec.service.stable}/${spec.service.candidate} ${pct(v)}`];
+  const parts = [
+    `${v.release}: ${v.phase}${v.held ? ' (held)' : ''}`,
+    `step ${v.step}/${v.steps}${v.stepLabel ? ` (${v.stepLabel})` : ''}`,
+    `${spec.service.stable}/${spec.service.candidate} ${pct(v)}`,
+  ];
   if (v.window) {
     const w = v.window;
     const full = w.planned !== undefined && (w.observed ?? 0) >= w.planned;
-    parts.push(`window ${w.leftMs > 0 ? `${formatDuration(w.leftMs)} left` : full ? 'closing (samples in)' : `growing to ${formatDuration(w.maxMs)}`}`);
-    if (w.planned !== undefined) parts.push(`samples ${w.sinceWatching ? '≥' : ''}${w.observed ?? '?'}/${w.planned}`);
+    parts.push(
+      `window ${w.leftMs > 0 ? `${formatDuration(w.leftMs)} left` : full ? 'closing (samples in)' : `growing to ${formatDuration(w.maxMs)}`}`,
+    );
+    if (w.planned !== undefined)
+      parts.push(`samples ${w.sinceWatching ? '≥' : ''}${w.observed ?? '?'}/${w.planned}`);
   }
   if (v.lastVerdict) parts.push(`last verdict step ${v.lastVerdict.step}: ${v.lastVerdict.outcome}`);
   return parts.join(' | ');
@@ -85,10 +108,17 @@ export function renderBlock(v: WatchView, spec: ReleaseSpec, now: number): strin
   if (v.window) {
     const w = v.window;
     const full = w.planned !== undefined && (w.observed ?? 0) >= w.planned;
-    lines.push(`window   ${w.leftMs > 0 ? `${formatDuration(w.leftMs)} left of ${formatDuration(w.minMs)}` : full ? `past ${formatDuration(w.minMs)} with the samples in: closing` : `past ${formatDuration(w.minMs)}, growing until the samples are in (at most ${formatDuration(w.maxMs)})`}`);
-    if (w.planned !== undefined) lines.push(`samples  ${w.sinceWatching ? 'at least ' : ''}${w.observed ?? '?'} of ${w.planned} planned candidate requests${w.sinceWatching ? ' (counted since watching)' : ''}`);
+    lines.push(
+      `window   ${w.leftMs > 0 ? `${formatDuration(w.leftMs)} left of ${formatDuration(w.minMs)}` : full ? `past ${formatDuration(w.minMs)} with the samples in: closing` : `past ${formatDuration(w.minMs)}, growing until the samples are in (at most ${formatDuration(w.maxMs)})`}`,
+    );
+    if (w.planned !== undefined)
+      lines.push(
+        `samples  ${w.sinceWatching ? 'at least ' : ''}${w.observed ?? '?'} of ${w.planned} planned candidate requests${w.sinceWatching ? ' (counted since watching)' : ''}`,
+      );
   }
-  lines.push(`verdict  ${v.lastVerdict ? `step ${v.lastVerdict.step}: ${v.lastVerdict.outcome.toUpperCase()} — ${v.lastVerdict.summary}` : '(none yet)'}`);
+  lines.push(
+    `verdict  ${v.lastVerdict ? `step ${v.lastVerdict.step}: ${v.lastVerdict.outcome.toUpperCase()} — ${v.lastVerdict.summary}` : '(none yet)'}`,
+  );
   if (v.reason) lines.push(`         ${v.reason}`);
   return lines;
 }
@@ -112,7 +142,15 @@ export async function watchRelease(platform: Platform, spec: ReleaseSpec, o: Wat
       return;
     }
     // One line per change: the time left and the sample count alone do not make a change.
-    const key = JSON.stringify([v.phase, v.step, v.weights, v.held, v.lastVerdict, v.window?.openedAt, v.window && v.window.leftMs <= 0]);
+    const key = JSON.stringify([
+      v.phase,
+      v.step,
+      v.weights,
+      v.held,
+      v.lastVerdict,
+      v.window?.openedAt,
+      v.window && v.window.leftMs <= 0,
+    ]);
     if (key !== lastKey) o.write(`${new Date(now()).toISOString()} ${renderLine(v, spec)}\n`);
     lastKey = key;
   };
@@ -140,17 +178,33 @@ export async function watchRelease(platform: Platform, spec: ReleaseSpec, o: Wat
         }
       }
       let observed: number | undefined;
-      if (track.w) observed = await observeSplit(spec, endpoints, track.w, { settle: false }).then((c) => c.candidate, () => undefined);
-      v.window = { openedAt: track.openedAt, minMs: step.windowMs, maxMs: step.maxWindowMs, leftMs: Math.max(0, track.openedAt + step.windowMs - now()), planned: planned.get(s.step), observed, sinceWatching: track.sinceWatching };
+      if (track.w)
+        observed = await observeSplit(spec, endpoints, track.w, { settle: false }).then(
+          (c) => c.candidate,
+          () => undefined,
+        );
+      v.window = {
+        openedAt: track.openedAt,
+        minMs: step.windowMs,
+        maxMs: step.maxWindowMs,
+        leftMs: Math.max(0, track.openedAt + step.windowMs - now()),
+        planned: planned.get(s.step),
+        observed,
+        sinceWatching: track.sinceWatching,
+      };
     } else track = undefined;
     draw(v);
     if (s && (isTerminal(s) || s.held)) return s.held ? ExitCode.inconclusive : exitCodeOf(s);
     if (o.signal.aborted) return ExitCode.interrupted;
     if (now() - started >= o.timeoutMs) {
-      o.write(`${o.tty ? '' : `${new Date(now()).toISOString()} `}stopped watching after ${formatDuration(now() - started)}: ${v.release} is still ${v.phase}\n`);
+      o.write(
+        `${o.tty ? '' : `${new Date(now()).toISOString()} `}stopped watching after ${formatDuration(now() - started)}: ${v.release} is still ${v.phase}\n`,
+      );
       return ExitCode.inconclusive;
     }
-    await sleep(Math.min(o.intervalMs, Math.max(0, started + o.timeoutMs - now())), o.signal).catch(() => undefined);
+    await sleep(Math.min(o.intervalMs, Math.max(0, started + o.timeoutMs - now())), o.signal).catch(
+      () => undefined,
+    );
     if (o.signal.aborted) return ExitCode.interrupted;
   }
 }

@@ -49,7 +49,11 @@ function percentile(b: Bucket, q: number): number | null {
 }
 
 /** Time series of a JTL between `firstTs` and `lastEnd` (epoch ms, from `analyzeJtl`). At most `maxLabels` labels, busiest first. */
-export async function jtlSeries(file: string, span: { firstTs: number; lastEnd: number }, opts: { maxPoints?: number; labels?: string[] } = {}): Promise<JtlSeries> {
+export async function jtlSeries(
+  file: string,
+  span: { firstTs: number; lastEnd: number },
+  opts: { maxPoints?: number; labels?: string[] } = {},
+): Promise<JtlSeries> {
   const maxPoints = opts.maxPoints ?? 240;
   const bucketMs = Math.max(1000, Math.ceil((span.lastEnd - span.firstTs) / maxPoints / 1000) * 1000);
   const start = Math.floor(span.firstTs / bucketMs) * bucketMs;
@@ -58,14 +62,23 @@ export async function jtlSeries(file: string, span: { firstTs: number; lastEnd: 
   const byLabel = new Map<string, Bucket[]>();
   const bucketsOf = (label: string) => {
     let b = byLabel.get(label);
-    if (!b) byLabel.set(label, (b = Array.from({ length: n }, () => ({ count: 0, errors: 0, bins: new Uint32Array(BINS) }))));
+    if (!b)
+      byLabel.set(
+        label,
+        (b = Array.from({ length: n }, () => ({ count: 0, errors: 0, bins: new Uint32Array(BINS) }))),
+      );
     return b;
   };
   let ix: { ts: number; el: number; label: number; ok: number } | undefined;
   await eachRecord(file, (rec) => {
     if (!ix) {
       const { columns, header } = columnsFor(rec, file);
-      ix = { ts: columns.indexOf('timeStamp'), el: columns.indexOf('elapsed'), label: columns.indexOf('label'), ok: columns.indexOf('success') };
+      ix = {
+        ts: columns.indexOf('timeStamp'),
+        el: columns.indexOf('elapsed'),
+        label: columns.indexOf('label'),
+        ok: columns.indexOf('success'),
+      };
       if (header) return;
     }
     if (isHeaderRecord(rec)) return;

@@ -42,12 +42,30 @@ export function renderKubernetes(plan: string | object, o: KubernetesOptions = {
   const labels = { 'app.kubernetes.io/name': name, 'app.kubernetes.io/managed-by': 'clover-cd' };
   const noMesh = { 'sidecar.istio.io/inject': 'false' };
   const engineDomain = `${name}-engine.${namespace}.svc`;
-  const engineHosts = Array.from({ length: engines }, (_, i) => `${name}-engine-${i}.${engineDomain}:${ENGINE_RMI_PORT}`);
-  const controllerArgs = ['load', 'run', '/plan/plan.yaml', '--engine', 'jmeter', '--remote', engineHosts.join(','), '--results', '/results/results.jtl'];
+  const engineHosts = Array.from(
+    { length: engines },
+    (_, i) => `${name}-engine-${i}.${engineDomain}:${ENGINE_RMI_PORT}`,
+  );
+  const controllerArgs = [
+    'load',
+    'run',
+    '/plan/plan.yaml',
+    '--engine',
+    'jmeter',
+    '--remote',
+    engineHosts.join(','),
+    '--results',
+    '/results/results.jtl',
+  ];
   if (o.target) controllerArgs.push('--target', o.target);
   if (o.durationS !== undefined) controllerArgs.push('--duration', String(o.durationS));
   const docs: object[] = [
-    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${name}-plan`, namespace, labels }, data: { 'plan.yaml': yaml.dump(document, { noRefs: true, lineWidth: -1 }) } },
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: `${name}-plan`, namespace, labels },
+      data: { 'plan.yaml': yaml.dump(document, { noRefs: true, lineWidth: -1 }) },
+    },
     {
       apiVersion: 'v1',
       kind: 'Service',
@@ -79,7 +97,16 @@ export function renderKubernetes(plan: string | object, o: KubernetesOptions = {
                 image,
                 // The kubelet replaces $(POD_NAME): the engine's DNS name, carried in its RMI stubs for the controller.
                 command: ['clover-cd'],
-                args: ['load', 'server', '--port', String(ENGINE_RMI_PORT), '--local-port', String(ENGINE_LOCAL_PORT), '--hostname', `$(POD_NAME).${engineDomain}`],
+                args: [
+                  'load',
+                  'server',
+                  '--port',
+                  String(ENGINE_RMI_PORT),
+                  '--local-port',
+                  String(ENGINE_LOCAL_PORT),
+                  '--hostname',
+                  `$(POD_NAME).${engineDomain}`,
+                ],
                 env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
                 ports: [{ containerPort: ENGINE_RMI_PORT }, { containerPort: ENGINE_LOCAL_PORT }],
                 readinessProbe: { tcpSocket: { port: ENGINE_RMI_PORT }, periodSeconds: 2 },
@@ -97,7 +124,10 @@ export function renderKubernetes(plan: string | object, o: KubernetesOptions = {
       spec: {
         backoffLimit: 0,
         template: {
-          metadata: { labels: { ...labels, 'app.kubernetes.io/component': 'controller' }, annotations: noMesh },
+          metadata: {
+            labels: { ...labels, 'app.kubernetes.io/component': 'controller' },
+            annotations: noMesh,
+          },
           spec: {
             restartPolicy: 'Never',
             // The image runs as uid 10001: a results claim must be writable by it.
@@ -116,7 +146,9 @@ export function renderKubernetes(plan: string | object, o: KubernetesOptions = {
             ],
             volumes: [
               { name: 'plan', configMap: { name: `${name}-plan` } },
-              o.resultsClaim ? { name: 'results', persistentVolumeClaim: { claimName: o.resultsClaim } } : { name: 'results', emptyDir: {} },
+              o.resultsClaim
+                ? { name: 'results', persistentVolumeClaim: { claimName: o.resultsClaim } }
+                : { name: 'results', emptyDir: {} },
             ],
           },
         },

@@ -8,8 +8,17 @@ import { sleep } from '../util/retry.js';
 import type { CounterIncrease, CounterQuery, MetricsProvider, MetricsWindow } from './types.js';
 
 /** Counter increases between two instant results: a series absent at the start began in the window; a value that went down was reset. */
-export function increases(start: Array<{ labels: Record<string, string>; value: number }>, end: Array<{ labels: Record<string, string>; value: number }>, name: string): CounterIncrease[] {
-  const key = (l: Record<string, string>) => JSON.stringify(Object.keys(l).sort().map((k) => [k, l[k]]));
+export function increases(
+  start: Array<{ labels: Record<string, string>; value: number }>,
+  end: Array<{ labels: Record<string, string>; value: number }>,
+  name: string,
+): CounterIncrease[] {
+  const key = (l: Record<string, string>) =>
+    JSON.stringify(
+      Object.keys(l)
+        .sort()
+        .map((k) => [k, l[k]]),
+    );
   const before = new Map(start.map((s) => [key(s.labels), s.value]));
   return end.map((s) => {
     const b = before.get(key(s.labels)) ?? 0;
@@ -18,7 +27,9 @@ export function increases(start: Array<{ labels: Record<string, string>; value: 
 }
 
 const selector = (match: Record<string, string> = {}) => {
-  const parts = Object.entries(match).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`);
+  const parts = Object.entries(match).map(
+    ([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`,
+  );
   return parts.length ? `{${parts.join(',')}}` : '';
 };
 

@@ -5,13 +5,16 @@
 import { counterDeltas, familyOf, scrapeTargets, type ScrapedSeries } from '../services/scrape.js';
 import type { CounterIncrease, CounterQuery, MetricsProvider, MetricsWindow } from './types.js';
 
-const matches = (s: ScrapedSeries, q: CounterQuery) => Object.entries(q.match ?? {}).every(([k, v]) => s.labels[k] === v);
+const matches = (s: ScrapedSeries, q: CounterQuery) =>
+  Object.entries(q.match ?? {}).every(([k, v]) => s.labels[k] === v);
 
 /** The series summed by the labels `by` (a label a series lacks is left out of its key). */
 function sumBy(series: ScrapedSeries[], name: string, by: string[]): CounterIncrease[] {
   const sums = new Map<string, CounterIncrease>();
   for (const s of series) {
-    const labels = Object.fromEntries(by.filter((k) => s.labels[k] !== undefined).map((k) => [k, s.labels[k]]));
+    const labels = Object.fromEntries(
+      by.filter((k) => s.labels[k] !== undefined).map((k) => [k, s.labels[k]]),
+    );
     const key = JSON.stringify(labels);
     const cur = sums.get(key);
     if (cur) cur.value += s.value;
@@ -22,7 +25,8 @@ function sumBy(series: ScrapedSeries[], name: string, by: string[]): CounterIncr
 
 export function scrapeProvider(targets: string[], families: string[]): MetricsProvider {
   const keep = (n: string) => families.includes(n) || families.includes(familyOf(n));
-  const NO_BASELINE = 'no snapshot was taken at the window start; a direct scrape can only measure a window it watched';
+  const NO_BASELINE =
+    'no snapshot was taken at the window start; a direct scrape can only measure a window it watched';
   return {
     source: 'scrape',
     url: targets.join(' '),
@@ -36,7 +40,10 @@ export function scrapeProvider(targets: string[], families: string[]): MetricsPr
       try {
         deltas = counterDeltas(w.baseline, await scrapeTargets(w.baseline.targets, { keep }));
       } catch (err) {
-        return { start: w.start, problem: `the counters could not be read when the window closed: ${(err as Error).message}` };
+        return {
+          start: w.start,
+          problem: `the counters could not be read when the window closed: ${(err as Error).message}`,
+        };
       }
       // A scrape has hundreds of series with a score of labels each: only what the queries read is kept, summed
       // by the labels they match and group on (a window's record stays small).
@@ -44,7 +51,13 @@ export function scrapeProvider(targets: string[], families: string[]): MetricsPr
       for (const name of new Set(queries.map((q) => q.series))) {
         const qs = queries.filter((q) => q.series === name);
         const keys = [...new Set(qs.flatMap((q) => [...Object.keys(q.match ?? {}), ...q.by]))];
-        increase.push(...sumBy(deltas.filter((s) => s.name === name && qs.some((q) => matches(s, q))), name, keys));
+        increase.push(
+          ...sumBy(
+            deltas.filter((s) => s.name === name && qs.some((q) => matches(s, q))),
+            name,
+            keys,
+          ),
+        );
       }
       return { start: w.start, increase };
     },
@@ -52,11 +65,23 @@ export function scrapeProvider(targets: string[], families: string[]): MetricsPr
       if (!queries.length) return [];
       if (w.problem) throw new Error(w.problem);
       let deltas = w.increase;
-      if (deltas) o.log?.push({ query: 'counter increase recorded when the window closed', at: Date.now(), ok: true, result: `${deltas.length} series` });
+      if (deltas)
+        o.log?.push({
+          query: 'counter increase recorded when the window closed',
+          at: Date.now(),
+          ok: true,
+          result: `${deltas.length} series`,
+        });
       else if (!w.baseline) throw new Error(NO_BASELINE);
       else deltas = counterDeltas(w.baseline, await scrapeTargets(w.baseline.targets, { keep, log: o.log }));
       const all = deltas;
-      return queries.flatMap((q) => sumBy(all.filter((s) => s.name === q.series && matches(s, q)), q.series, q.by));
+      return queries.flatMap((q) =>
+        sumBy(
+          all.filter((s) => s.name === q.series && matches(s, q)),
+          q.series,
+          q.by,
+        ),
+      );
     },
   };
 }

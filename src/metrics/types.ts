@@ -56,5 +56,10 @@ export interface MetricsProvider {
    */
   close(w: MetricsWindow, queries: CounterQuery[]): Promise<MetricsWindow>;
   /** Increase of each queried counter series from the window's start to `end`; empty queries give nothing. */
-  increases(w: MetricsWindow, end: number, queries: CounterQuery[], opts?: IncreaseOptions): Promise<CounterIncrease[]>;
+  increases(
+    w: MetricsWindow,
+    end: number,
+    queries: CounterQuery[],
+    opts?: IncreaseOptions,
+  ): Promise<CounterIncrease[]>;
 }

@@ -41,7 +41,9 @@ export function splitImage(image: string): { repository: string; tag: string } |
   if (image.includes('@')) return undefined;
   const slash = image.lastIndexOf('/');
   const colon = image.lastIndexOf(':');
-  return colon > slash ? { repository: image.slice(0, colon), tag: image.slice(colon + 1) } : { repository: image, tag: 'latest' };
+  return colon > slash
+    ? { repository: image.slice(0, colon), tag: image.slice(colon + 1) }
+    : { repository: image, tag: 'latest' };
 }
 
 /** The binding for a spec whose candidate is derived from candidateImage; undefined otherwise. */
@@ -55,24 +57,38 @@ export function imageBinding(spec: ReleaseSpec): ImageBinding | undefined {
   const repository = host ? split.repository.slice(host.length + 1) : split.repository;
   const triggers = spec.spinnaker?.triggers ?? [];
   const dockerIndex = triggers.findIndex((t) => t.type === 'docker' && t.repository === repository);
-  const docker = dockerIndex >= 0 ? (triggers[dockerIndex] as Extract<TriggerSpec, { type: 'docker' }>) : undefined;
+  const docker =
+    dockerIndex >= 0 ? (triggers[dockerIndex] as Extract<TriggerSpec, { type: 'docker' }>) : undefined;
   const registry = docker?.registry ?? host ?? DOCKER_HUB_REGISTRY;
   const registryFrom = docker?.registry ? 'trigger' : host ? 'image' : 'assumed';
   const name = `${registry}/${repository}`;
   const notes: string[] = [];
   if (registryFrom === 'assumed') {
-    notes.push(`${docker ? `spinnaker.triggers[${dockerIndex}].registry` : 'service.candidateImage'} names no registry: assumed ${DOCKER_HUB_REGISTRY} (Docker Hub's address in a Spinnaker registry account), so the image artifact is named ${name}. Echo names a pushed image <registry>/<repository> with the address of the Docker registry account: set ${docker ? `spinnaker.triggers[${dockerIndex}].registry` : 'a registry host in service.candidateImage'} if yours differs, or the trigger never fires.`);
+    notes.push(
+      `${docker ? `spinnaker.triggers[${dockerIndex}].registry` : 'service.candidateImage'} names no registry: assumed ${DOCKER_HUB_REGISTRY} (Docker Hub's address in a Spinnaker registry account), so the image artifact is named ${name}. Echo names a pushed image <registry>/<repository> with the address of the Docker registry account: set ${docker ? `spinnaker.triggers[${dockerIndex}].registry` : 'a registry host in service.candidateImage'} if yours differs, or the trigger never fires.`,
+    );
   }
   triggers.forEach((t, i) => {
-    if (t.type === 'webhook') notes.push(`spinnaker.triggers[${i}] (webhook ${t.source}): to deploy a pushed tag, post {"parameters": {"tag": "<tag>"}} or an artifact {"type": "docker/image", "name": "${name}", "reference": "${name}:<tag>"}; otherwise the tag parameter's default is deployed.`);
-    if (t.type === 'jenkins') notes.push(`spinnaker.triggers[${i}] (jenkins ${t.job}): to deploy the build's image, write messageFormat=DOCKER and image=${name}:<tag> into its property file${t.propertyFile ? ` ${t.propertyFile}` : ' (set propertyFile)'} (Igor's DOCKER template names the artifact by the part before ':'); otherwise the tag parameter's default is deployed.`);
+    if (t.type === 'webhook')
+      notes.push(
+        `spinnaker.triggers[${i}] (webhook ${t.source}): to deploy a pushed tag, post {"parameters": {"tag": "<tag>"}} or an artifact {"type": "docker/image", "name": "${name}", "reference": "${name}:<tag>"}; otherwise the tag parameter's default is deployed.`,
+      );
+    if (t.type === 'jenkins')
+      notes.push(
+        `spinnaker.triggers[${i}] (jenkins ${t.job}): to deploy the build's image, write messageFormat=DOCKER and image=${name}:<tag> into its property file${t.propertyFile ? ` ${t.propertyFile}` : ' (set propertyFile)'} (Igor's DOCKER template names the artifact by the part before ':'); otherwise the tag parameter's default is deployed.`,
+      );
   });
   const expectedArtifact = {
     id: CANDIDATE_ARTIFACT_ID,
     displayName: `${spec.service.name} ${spec.service.candidate} image`,
     matchArtifact: { type: 'docker/image', name: escapeRegex(name) },
     useDefaultArtifact: true,
-    defaultArtifact: { type: 'docker/image', name, version: "${parameters['tag']}", reference: `${name}:\${parameters['tag']}` },
+    defaultArtifact: {
+      type: 'docker/image',
+      name,
+      version: "${parameters['tag']}",
+      reference: `${name}:\${parameters['tag']}`,
+    },
     usePriorArtifact: false,
   };
   const parameter = {
@@ -85,7 +101,11 @@ export function imageBinding(spec: ReleaseSpec): ImageBinding | undefined {
     options: [],
     pinned: true,
   };
-  const bound = triggers.map((t, i) => (LISTING_TRIGGERS.has(t.type) && (t.type !== 'docker' || t.repository === repository) ? i : -1)).filter((i) => i >= 0);
+  const bound = triggers
+    .map((t, i) =>
+      LISTING_TRIGGERS.has(t.type) && (t.type !== 'docker' || t.repository === repository) ? i : -1,
+    )
+    .filter((i) => i >= 0);
   return { name, registry, registryFrom, expectedArtifact, parameter, triggers: bound, notes };
 }
 
@@ -116,41 +136,118 @@ export function checkExpectedArtifacts(p: Obj, base: string, add: Add): void {
   const resolvable = new Set<string>();
   list.forEach((a, i) => {
     const path = at(`expectedArtifacts[${i}]`);
-    if (!isObj(a)) return add({ severity: 'error', path, rule: 'artifact-shape', message: 'each expected artifact must be an object {id, matchArtifact, ...}' });
-    if (typeof a.id !== 'string' || !a.id) add({ severity: 'error', path: `${path}.id`, rule: 'artifact-shape', message: 'required: the id stages and triggers refer to' });
+    if (!isObj(a))
+      return add({
+        severity: 'error',
+        path,
+        rule: 'artifact-shape',
+        message: 'each expected artifact must be an object {id, matchArtifact, ...}',
+      });
+    if (typeof a.id !== 'string' || !a.id)
+      add({
+        severity: 'error',
+        path: `${path}.id`,
+        rule: 'artifact-shape',
+        message: 'required: the id stages and triggers refer to',
+      });
     const m = a.matchArtifact;
-    if (!isObj(m)) add({ severity: 'error', path: `${path}.matchArtifact`, rule: 'artifact-match', message: `expected an object such as {"type": "docker/image", "name": "..."}, found ${JSON.stringify(m) ?? 'nothing'}: Orca cannot match any artifact` });
+    if (!isObj(m))
+      add({
+        severity: 'error',
+        path: `${path}.matchArtifact`,
+        rule: 'artifact-match',
+        message: `expected an object such as {"type": "docker/image", "name": "..."}, found ${JSON.stringify(m) ?? 'nothing'}: Orca cannot match any artifact`,
+      });
     else {
-      if (typeof m.type !== 'string' || !m.type) add({ severity: 'error', path: `${path}.matchArtifact.type`, rule: 'artifact-match', message: 'required: the artifact type (docker/image, github/file, ...)' });
+      if (typeof m.type !== 'string' || !m.type)
+        add({
+          severity: 'error',
+          path: `${path}.matchArtifact.type`,
+          rule: 'artifact-match',
+          message: 'required: the artifact type (docker/image, github/file, ...)',
+        });
       for (const f of MATCH_FIELDS) {
         const v = m[f];
         if (v === undefined || v === null || v === '') continue;
-        if (typeof v !== 'string') add({ severity: 'error', path: `${path}.matchArtifact.${f}`, rule: 'artifact-match', message: `expected a string (a regular expression), found ${JSON.stringify(v)}` });
+        if (typeof v !== 'string')
+          add({
+            severity: 'error',
+            path: `${path}.matchArtifact.${f}`,
+            rule: 'artifact-match',
+            message: `expected a string (a regular expression), found ${JSON.stringify(v)}`,
+          });
         else {
           const problem = regexProblem(v);
-          if (problem) add({ severity: 'error', path: `${path}.matchArtifact.${f}`, rule: 'artifact-match', message: `not a valid regular expression (fields are matched as full-match regexes): ${problem}` });
+          if (problem)
+            add({
+              severity: 'error',
+              path: `${path}.matchArtifact.${f}`,
+              rule: 'artifact-match',
+              message: `not a valid regular expression (fields are matched as full-match regexes): ${problem}`,
+            });
         }
       }
     }
     if (a.useDefaultArtifact === true) {
       const d = a.defaultArtifact;
-      if (!isObj(d) || typeof d.type !== 'string') add({ severity: 'error', path: `${path}.defaultArtifact`, rule: 'artifact-default', message: 'useDefaultArtifact is true but defaultArtifact has no type: Orca binds nothing and the execution fails with "Unmatched expected artifact"' });
-      else if (!d.reference) add({ severity: 'warning', path: `${path}.defaultArtifact.reference`, rule: 'artifact-default', message: 'a default artifact without reference binds no image or file (Clouddriver replaces with the reference)' });
-      else if (isObj(d)) for (const f of ARTIFACT_FIELDS) if (d[f] !== undefined && typeof d[f] !== 'string') add({ severity: 'error', path: `${path}.defaultArtifact.${f}`, rule: 'artifact-default', message: `expected a string, found ${JSON.stringify(d[f])}` });
+      if (!isObj(d) || typeof d.type !== 'string')
+        add({
+          severity: 'error',
+          path: `${path}.defaultArtifact`,
+          rule: 'artifact-default',
+          message:
+            'useDefaultArtifact is true but defaultArtifact has no type: Orca binds nothing and the execution fails with "Unmatched expected artifact"',
+        });
+      else if (!d.reference)
+        add({
+          severity: 'warning',
+          path: `${path}.defaultArtifact.reference`,
+          rule: 'artifact-default',
+          message:
+            'a default artifact without reference binds no image or file (Clouddriver replaces with the reference)',
+        });
+      else if (isObj(d))
+        for (const f of ARTIFACT_FIELDS)
+          if (d[f] !== undefined && typeof d[f] !== 'string')
+            add({
+              severity: 'error',
+              path: `${path}.defaultArtifact.${f}`,
+              rule: 'artifact-default',
+              message: `expected a string, found ${JSON.stringify(d[f])}`,
+            });
     }
     for (const f of ['useDefaultArtifact', 'usePriorArtifact']) {
-      if (a[f] !== undefined && typeof a[f] !== 'boolean') add({ severity: 'error', path: `${path}.${f}`, rule: 'boolean-field', message: `expected a JSON boolean, found ${JSON.stringify(a[f])}` });
+      if (a[f] !== undefined && typeof a[f] !== 'boolean')
+        add({
+          severity: 'error',
+          path: `${path}.${f}`,
+          rule: 'boolean-field',
+          message: `expected a JSON boolean, found ${JSON.stringify(a[f])}`,
+        });
     }
-    if (typeof a.id === 'string' && (a.useDefaultArtifact === true || a.usePriorArtifact === true)) resolvable.add(a.id);
+    if (typeof a.id === 'string' && (a.useDefaultArtifact === true || a.usePriorArtifact === true))
+      resolvable.add(a.id);
   });
   // A trigger that may fire without the artifact (a manual start, a cron) needs a default or prior artifact.
-  if (Array.isArray(p.triggers)) p.triggers.forEach((t, i) => {
-    if (!isObj(t) || !Array.isArray(t.expectedArtifactIds)) return;
-    t.expectedArtifactIds.forEach((id, j) => {
-      if (typeof id !== 'string') add({ severity: 'error', path: at(`triggers[${i}].expectedArtifactIds[${j}]`), rule: 'artifact-declared', message: `expected an expected-artifact id string, found ${JSON.stringify(id)}` });
-      else if (!resolvable.has(id) && list.some((a) => isObj(a) && a.id === id) && t.type !== 'docker') {
-        add({ severity: 'warning', path: at(`triggers[${i}].expectedArtifactIds[${j}]`), rule: 'artifact-default', message: `"${id}" has no default or prior artifact: a ${String(t.type)} event without that artifact fails at start ("Unmatched expected artifact")` });
-      }
+  if (Array.isArray(p.triggers))
+    p.triggers.forEach((t, i) => {
+      if (!isObj(t) || !Array.isArray(t.expectedArtifactIds)) return;
+      t.expectedArtifactIds.forEach((id, j) => {
+        if (typeof id !== 'string')
+          add({
+            severity: 'error',
+            path: at(`triggers[${i}].expectedArtifactIds[${j}]`),
+            rule: 'artifact-declared',
+            message: `expected an expected-artifact id string, found ${JSON.stringify(id)}`,
+          });
+        else if (!resolvable.has(id) && list.some((a) => isObj(a) && a.id === id) && t.type !== 'docker') {
+          add({
+            severity: 'warning',
+            path: at(`triggers[${i}].expectedArtifactIds[${j}]`),
+            rule: 'artifact-default',
+            message: `"${id}" has no default or prior artifact: a ${String(t.type)} event without that artifact fails at start ("Unmatched expected artifact")`,
+          });
+        }
+      });
     });
-  });
 }

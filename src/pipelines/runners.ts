@@ -49,7 +49,13 @@ export interface StageAuthDeclaration {
   principal: string;
 }
 
-function webhookStage(sp: SpinnakerSpec, release: string, spec: Json, action: ReleaseAction, params: ActionParams): StageBody {
+function webhookStage(
+  sp: SpinnakerSpec,
+  release: string,
+  spec: Json,
+  action: ReleaseAction,
+  params: ActionParams,
+): StageBody {
   const server = sp.stageServer.url.replace(/\/+$/, '');
   // No Authorization header: Spinnaker resolves secret references only in its configuration files (a reference
   // here would be sent literally). The server knows Orca by its mesh identity (render refuses inline stages without).
@@ -73,7 +79,13 @@ function webhookStage(sp: SpinnakerSpec, release: string, spec: Json, action: Re
   };
 }
 
-function jenkinsStage(sp: SpinnakerSpec, release: string, spec: Json, action: ReleaseAction, params: ActionParams): StageBody {
+function jenkinsStage(
+  sp: SpinnakerSpec,
+  release: string,
+  spec: Json,
+  action: ReleaseAction,
+  params: ActionParams,
+): StageBody {
   const jenkins = sp.jenkins!;
   const parameters: Record<string, string> = {
     ACTION: action,
@@ -96,10 +108,21 @@ function jenkinsStage(sp: SpinnakerSpec, release: string, spec: Json, action: Re
   };
 }
 
-function runJobStage(sp: SpinnakerSpec, release: string, application: string, spec: Json, action: ReleaseAction, params: ActionParams): StageBody {
+function runJobStage(
+  sp: SpinnakerSpec,
+  release: string,
+  application: string,
+  spec: Json,
+  action: ReleaseAction,
+  params: ActionParams,
+): StageBody {
   const rj = sp.runJob!;
   const namespace = rj.namespace ?? 'default';
-  const labels = { 'app.kubernetes.io/name': 'clover-cd', 'clover-cd/release': release, 'clover-cd/action': action };
+  const labels = {
+    'app.kubernetes.io/name': 'clover-cd',
+    'clover-cd/release': release,
+    'clover-cd/action': action,
+  };
   return {
     type: 'runJobManifest',
     alias: 'runJob',
@@ -144,7 +167,13 @@ function runJobStage(sp: SpinnakerSpec, release: string, application: string, sp
 }
 
 /** The stage body for one action, for the runner the spec selects (webhook by default). */
-export function actionStage(spec: ReleaseSpec, payloadSpec: Json, application: string, action: ReleaseAction, params: ActionParams): StageBody {
+export function actionStage(
+  spec: ReleaseSpec,
+  payloadSpec: Json,
+  application: string,
+  action: ReleaseAction,
+  params: ActionParams,
+): StageBody {
   const sp = spec.spinnaker!;
   const release = spec.metadata.name;
   switch (sp.runner ?? 'webhook') {

@@ -16,7 +16,9 @@ export interface AuthConfig {
   trustMeshPrincipals?: string[];
 }
 
-export type AuthResult = { ok: true; by: 'bearer' | 'signature' | 'mesh' | 'none'; principal?: string } | { ok: false; status: 401 | 403; message: string };
+export type AuthResult =
+  | { ok: true; by: 'bearer' | 'signature' | 'mesh' | 'none'; principal?: string }
+  | { ok: false; status: 401 | 403; message: string };
 
 export const SIGNATURE_HEADER = 'x-clover-signature';
 
@@ -40,18 +42,25 @@ export function authEnabled(cfg: AuthConfig): boolean {
  * or wrong credential fails (401 / 403), and a well-formed signature leaves the decision to the body
  * (`needs-body`, then `checkSignature`).
  */
-export function checkHeaders(cfg: AuthConfig, headers: IncomingHttpHeaders, peer: Peer = {}): AuthResult | { ok: 'needs-body' } {
+export function checkHeaders(
+  cfg: AuthConfig,
+  headers: IncomingHttpHeaders,
+  peer: Peer = {},
+): AuthResult | { ok: 'needs-body' } {
   if (!authEnabled(cfg)) return { ok: true, by: 'none' };
   const authz = headers.authorization;
   const signature = headers[SIGNATURE_HEADER];
   if (authz) {
     const m = /^Bearer\s+(.+)$/i.exec(authz.trim());
     if (m && cfg.token && safeEqual(m[1].trim(), cfg.token)) return { ok: true, by: 'bearer' };
-    if (!signature) return { ok: false, status: 403, message: 'the bearer token is not valid for this server' };
+    if (!signature)
+      return { ok: false, status: 403, message: 'the bearer token is not valid for this server' };
   }
   if (typeof signature === 'string') {
-    if (!cfg.hmacSecret) return { ok: false, status: 403, message: 'this server does not accept signed requests' };
-    if (!/^sha256=[0-9a-f]{64}$/i.test(signature.trim())) return { ok: false, status: 403, message: `${SIGNATURE_HEADER} must be "sha256=<64 hex digits>"` };
+    if (!cfg.hmacSecret)
+      return { ok: false, status: 403, message: 'this server does not accept signed requests' };
+    if (!/^sha256=[0-9a-f]{64}$/i.test(signature.trim()))
+      return { ok: false, status: 403, message: `${SIGNATURE_HEADER} must be "sha256=<64 hex digits>"` };
     return { ok: 'needs-body' };
   }
   const trusted = cfg.trustMeshPrincipals ?? [];
@@ -61,18 +70,31 @@ export function checkHeaders(cfg: AuthConfig, headers: IncomingHttpHeaders, peer
     if ('principals' in id) {
       const principal = id.principals.find((p) => trusted.includes(p));
       if (principal) return { ok: true, by: 'mesh', principal };
-      return { ok: false, status: 403, message: `the mesh identity ${id.principals.join(', ') || '(none)'} is not one this server trusts (serve --trust-mesh-principal)` };
+      return {
+        ok: false,
+        status: 403,
+        message: `the mesh identity ${id.principals.join(', ') || '(none)'} is not one this server trusts (serve --trust-mesh-principal)`,
+      };
     }
     meshProblem = id.problem ? `; ${id.problem}` : '';
   }
-  const ways = [`"Authorization: Bearer <token>"`, ...(cfg.hmacSecret ? [`"${SIGNATURE_HEADER}: sha256=<HMAC-SHA256 of the body>"`] : []), ...(trusted.length ? [`a call through the mesh as ${trusted.join(' or ')}`] : [])];
-  return { ok: false, status: 401, message: `authentication required: send ${ways.join(' or ')}${meshProblem}` };
+  const ways = [
+    `"Authorization: Bearer <token>"`,
+    ...(cfg.hmacSecret ? [`"${SIGNATURE_HEADER}: sha256=<HMAC-SHA256 of the body>"`] : []),
+    ...(trusted.length ? [`a call through the mesh as ${trusted.join(' or ')}`] : []),
+  ];
+  return {
+    ok: false,
+    status: 401,
+    message: `authentication required: send ${ways.join(' or ')}${meshProblem}`,
+  };
 }
 
 /** The signature check, once the body is read (after `checkHeaders` answered `needs-body`). */
 export function checkSignature(cfg: AuthConfig, headers: IncomingHttpHeaders, rawBody: Buffer): AuthResult {
   const m = /^sha256=([0-9a-f]{64})$/i.exec(String(headers[SIGNATURE_HEADER] ?? '').trim());
-  if (!m || !cfg.hmacSecret) return { ok: false, status: 403, message: `${SIGNATURE_HEADER} must be "sha256=<64 hex digits>"` };
+  if (!m || !cfg.hmacSecret)
+    return { ok: false, status: 403, message: `${SIGNATURE_HEADER} must be "sha256=<64 hex digits>"` };
   const expected = createHmac('sha256', cfg.hmacSecret).update(rawBody).digest();
   if (timingSafeEqual(Buffer.from(m[1], 'hex'), expected)) return { ok: true, by: 'signature' };
   return { ok: false, status: 403, message: 'the signature does not match the request body' };

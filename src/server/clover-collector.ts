@@ -16,7 +16,9 @@ export interface CloverCollectorOptions {
   log?: (line: string) => void;
 }
 
-export type CloverCollectorBackend = Required<Pick<CloverSdcBackend, 'collectorStart' | 'collectorStop' | 'collectorSet' | 'visibilityConfig'>> & {
+export type CloverCollectorBackend = Required<
+  Pick<CloverSdcBackend, 'collectorStart' | 'collectorStop' | 'collectorSet' | 'visibilityConfig'>
+> & {
   /** The running collector, if any (status, tests). */
   current(): Collector | undefined;
   close(): Promise<void>;
@@ -25,7 +27,12 @@ export type CloverCollectorBackend = Required<Pick<CloverSdcBackend, 'collectorS
 export function cloverCollectorBackend(opts: CloverCollectorOptions): CloverCollectorBackend {
   let collector: Collector | undefined;
   const withRedis = async <T>(fn: (r: Redis) => Promise<T>): Promise<T> => {
-    const r = new Redis(opts.redisUrl, { lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 1, retryStrategy: () => null });
+    const r = new Redis(opts.redisUrl, {
+      lazyConnect: true,
+      connectTimeout: 3000,
+      maxRetriesPerRequest: 1,
+      retryStrategy: () => null,
+    });
     r.on('error', () => undefined);
     try {
       await r.connect();
@@ -36,11 +43,20 @@ export function cloverCollectorBackend(opts: CloverCollectorOptions): CloverColl
   };
   return {
     async collectorStart(body) {
-      const start = collectorStartFrom(body, opts.platform.kind === 'sandbox' ? opts.platform.endpoints() : undefined);
+      const start = collectorStartFrom(
+        body,
+        opts.platform.kind === 'sandbox' ? opts.platform.endpoints() : undefined,
+      );
       // Clover started another collector process per call; here a start replaces the running one.
       await collector?.stop();
       collector = undefined;
-      collector = await startCollector({ redisUrl: opts.redisUrl, sources: start.sources, intervalMs: start.intervalMs, windowMs: start.windowMs, log: opts.log });
+      collector = await startCollector({
+        redisUrl: opts.redisUrl,
+        sources: start.sources,
+        intervalMs: start.intervalMs,
+        windowMs: start.windowMs,
+        log: opts.log,
+      });
       return `Started collector on pid: ${collector.pid}`;
     },
     async collectorStop() {

@@ -14,7 +14,24 @@ import type { CloverBackend } from './clover-routes.js';
  * going (the partial log and JTL). Runs since the last /jmeter/gen make up Clover's default.jtl (appended,
  * one header) and jmeter.log; the JTL is given in the 16 columns Clover documented.
  */
-export const CLOVER_JTL_COLUMNS = ['timeStamp', 'elapsed', 'label', 'responseCode', 'responseMessage', 'threadName', 'dataType', 'success', 'failureMessage', 'bytes', 'sentBytes', 'grpThreads', 'allThreads', 'Latency', 'IdleTime', 'Connect'];
+export const CLOVER_JTL_COLUMNS = [
+  'timeStamp',
+  'elapsed',
+  'label',
+  'responseCode',
+  'responseMessage',
+  'threadName',
+  'dataType',
+  'success',
+  'failureMessage',
+  'bytes',
+  'sentBytes',
+  'grpThreads',
+  'allThreads',
+  'Latency',
+  'IdleTime',
+  'Connect',
+];
 
 interface Run {
   pid?: number;
@@ -30,13 +47,16 @@ interface Run {
 /** One CSV field as JMeter writes it: quoted only when it holds the delimiter, a quote or a line break. */
 const csvField = (v: string) => (/[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
 
-const stamp = (ms = Date.now()) => new Date(ms).toISOString().replace('T', ' ').replace(/\..*$/, '').replace(/-/g, '/');
+const stamp = (ms = Date.now()) =>
+  new Date(ms).toISOString().replace('T', ' ').replace(/\..*$/, '').replace(/-/g, '/');
 
 /** JMeter's summariser line ("summary = N in hh:mm:ss = r/s Avg: Min: Max: Err: n (p%)"), for the builtin engine's log. */
 export function summaryLine(r: LoadRunResult): string {
   const t = r.summary.total;
   const s = Math.round((r.endedAt - r.startedAt) / 1000);
-  const hms = [Math.floor(s / 3600), Math.floor(s / 60) % 60, s % 60].map((n) => String(n).padStart(2, '0')).join(':');
+  const hms = [Math.floor(s / 3600), Math.floor(s / 60) % 60, s % 60]
+    .map((n) => String(n).padStart(2, '0'))
+    .join(':');
   return `summary = ${String(t.count).padStart(6)} in ${hms} = ${t.throughput.toFixed(1).padStart(6)}/s Avg: ${String(Math.round(t.mean)).padStart(5)} Min: ${String(Math.round(t.min)).padStart(5)} Max: ${String(Math.round(t.max)).padStart(5)} Err: ${String(t.errors).padStart(5)} (${(t.errorRate * 100).toFixed(2)}%)`;
 }
 
@@ -47,7 +67,9 @@ export function summaryLine(r: LoadRunResult): string {
 export function toCloverJtl(text: string, withHeader: boolean): string {
   const end = text.lastIndexOf('\n');
   const complete = end < 0 ? '' : text.slice(0, end + 1);
-  const rows = complete ? (parseCsv(complete, { relax_column_count: true, relax_quotes: true }) as string[][]) : [];
+  const rows = complete
+    ? (parseCsv(complete, { relax_column_count: true, relax_quotes: true }) as string[][])
+    : [];
   const [header, ...samples] = rows;
   const out: string[] = withHeader ? [CLOVER_JTL_COLUMNS.join(',')] : [];
   if (header) {
@@ -64,7 +86,9 @@ export interface CloverJmeterOptions {
   workDir?: string;
 }
 
-export function cloverJmeterBackend(opts: CloverJmeterOptions): Required<Pick<CloverBackend, 'jmeterGen' | 'jmeterStart' | 'jmeterResults'>> & { runs(): readonly Run[] } {
+export function cloverJmeterBackend(
+  opts: CloverJmeterOptions,
+): Required<Pick<CloverBackend, 'jmeterGen' | 'jmeterStart' | 'jmeterResults'>> & { runs(): readonly Run[] } {
   let plan: LoadPlan | undefined;
   let runs: Run[] = [];
   let dir: string | undefined;
@@ -73,7 +97,8 @@ export function cloverJmeterBackend(opts: CloverJmeterOptions): Required<Pick<Cl
     runs: () => runs,
     async jmeterGen(doc) {
       // Only a plan document: a string would be a file name, and a request never makes the server read a file.
-      if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new InvalidInputError('expected the test plan as a JSON object');
+      if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
+        throw new InvalidInputError('expected the test plan as a JSON object');
       plan = loadPlan(doc as object);
       runs = []; // a new plan starts a new default.jtl
       return 'Generated test plan';
@@ -97,12 +122,16 @@ export function cloverJmeterBackend(opts: CloverJmeterOptions): Required<Pick<Cl
           started();
         },
         onProgress: (p) => {
-          if (run.engine === 'builtin') run.lines.push(`${stamp()} INFO  - clover-cd builtin engine: ${p.sent} samples, ${p.errors} errors in ${Math.round(p.elapsedS)}s`);
+          if (run.engine === 'builtin')
+            run.lines.push(
+              `${stamp()} INFO  - clover-cd builtin engine: ${p.sent} samples, ${p.errors} errors in ${Math.round(p.elapsedS)}s`,
+            );
         },
       }).then(
         (r) => {
           run.result = r;
-          if (run.engine === 'builtin') run.lines.push(`${stamp(r.endedAt)} INFO  - jmeter.reporters.Summariser: ${summaryLine(r)}`);
+          if (run.engine === 'builtin')
+            run.lines.push(`${stamp(r.endedAt)} INFO  - jmeter.reporters.Summariser: ${summaryLine(r)}`);
         },
         (e: Error) => {
           run.error = e.message;
@@ -110,17 +139,28 @@ export function cloverJmeterBackend(opts: CloverJmeterOptions): Required<Pick<Cl
       );
       await Promise.race([startedP, done]);
       // Clover's StartTest answered the exception text when the launch failed (still HTTP 200).
-      return run.pid ? `Started jmeter on pid: ${run.pid}` : `Failed to start jmeter: ${run.error ?? 'unknown error'}`;
+      return run.pid
+        ? `Started jmeter on pid: ${run.pid}`
+        : `Failed to start jmeter: ${run.error ?? 'unknown error'}`;
     },
     async jmeterResults(kind) {
       const live = runs.filter((r) => r.pid);
       if (!live.length) return 'Failed to retrieve results';
       if (kind === 'results') {
-        const text = live.map((r, i) => (existsSync(r.jtl) ? toCloverJtl(readFileSync(r.jtl, 'utf8'), i === 0) : i === 0 ? toCloverJtl('', true) : '')).join('');
+        const text = live
+          .map((r, i) =>
+            existsSync(r.jtl)
+              ? toCloverJtl(readFileSync(r.jtl, 'utf8'), i === 0)
+              : i === 0
+                ? toCloverJtl('', true)
+                : '',
+          )
+          .join('');
         return `Retrieved all results\n${text}`;
       }
       const logs = live.map((r) => {
-        const text = r.log && existsSync(r.log) ? readFileSync(r.log, 'utf8') : r.lines.map((l) => `${l}\n`).join('');
+        const text =
+          r.log && existsSync(r.log) ? readFileSync(r.log, 'utf8') : r.lines.map((l) => `${l}\n`).join('');
         return r.error ? `${text}${stamp()} ERROR - clover-cd: ${r.error}\n` : text;
       });
       return `Retrieved all results\n${logs.join('')}`;

@@ -44,10 +44,13 @@ const RETRIEVED = 'Retrieved all results\n';
 
 /** Samples a Clover plan sends (threads × loops × URLs × engines); undefined when it loops until its duration. */
 function plannedCount(plan: unknown, engines: number): { count?: number; durationS?: number } {
-  const p = plan as { load_spec?: { num_threads?: number; loops?: number; duration?: number }; url_list?: unknown[] } | undefined;
+  const p = plan as
+    | { load_spec?: { num_threads?: number; loops?: number; duration?: number }; url_list?: unknown[] }
+    | undefined;
   const ls = p?.load_spec;
   const loops = ls?.loops === undefined ? 1 : ls.loops;
-  if (!ls?.num_threads || !Array.isArray(p?.url_list) || loops <= 0) return { durationS: ls?.duration || undefined };
+  if (!ls?.num_threads || !Array.isArray(p?.url_list) || loops <= 0)
+    return { durationS: ls?.duration || undefined };
   return { count: ls.num_threads * loops * p.url_list.length * engines, durationS: ls.duration || undefined };
 }
 
@@ -56,20 +59,29 @@ function plannedCount(plan: unknown, engines: number): { count?: number; duratio
  * own final count (the log's last "summary =" line) and the plan's count (threads × loops × URLs × engines).
  * Anything else is answered as incomplete with the numbers, never as all results.
  */
-async function checkedResults(backend: CloverBackend, text: string, plan: { count?: number; durationS?: number }): Promise<string> {
+async function checkedResults(
+  backend: CloverBackend,
+  text: string,
+  plan: { count?: number; durationS?: number },
+): Promise<string> {
   if (!text.startsWith(RETRIEVED)) return text;
   const jtl = text.slice(RETRIEVED.length);
   const lines = jtl.split('\n');
   const partialRow = jtl.length > 0 && !jtl.endsWith('\n');
-  const rows = lines.filter((l, i) => l && !l.startsWith('timeStamp,') && !(partialRow && i === lines.length - 1)).length;
+  const rows = lines.filter(
+    (l, i) => l && !l.startsWith('timeStamp,') && !(partialRow && i === lines.length - 1),
+  ).length;
   const log = backend.jmeterResults ? await backend.jmeterResults('log') : '';
   const summaries = [...log.matchAll(/summary =\s+(\d+) in /g)];
   const reported = summaries.length ? Number(summaries[summaries.length - 1][1]) : undefined;
   const problems: string[] = [];
   if (partialRow) problems.push('the last row is cut off (the results file is still being written)');
-  if (reported !== undefined && reported !== rows) problems.push(`JMeter counted ${reported} samples, the results file has ${rows}`);
+  if (reported !== undefined && reported !== rows)
+    problems.push(`JMeter counted ${reported} samples, the results file has ${rows}`);
   if (plan.count !== undefined && plan.count !== rows) {
-    problems.push(`the plan sends ${plan.count} samples, the results file has ${rows}${plan.durationS && rows < plan.count ? ` (the plan's ${plan.durationS}s duration may have ended the run first)` : ''}`);
+    problems.push(
+      `the plan sends ${plan.count} samples, the results file has ${rows}${plan.durationS && rows < plan.count ? ` (the plan's ${plan.durationS}s duration may have ended the run first)` : ''}`,
+    );
   }
   if (!problems.length) return text;
   return `Results incomplete: ${problems.join('; ')}\n${jtl}`;
@@ -155,7 +167,10 @@ function dispatch(backend: CloverBackend): CloverRoutes['handle'] {
         if (!backend.jmeterResults) return missing('jmeter');
         const kind = results[1] === 'log' ? 'log' : 'results';
         const text = await backend.jmeterResults(kind);
-        return { status: 200, body: kind === 'results' ? await checkedResults(backend, text, planned) : text };
+        return {
+          status: 200,
+          body: kind === 'results' ? await checkedResults(backend, text, planned) : text,
+        };
       }
       return undefined;
     }
@@ -190,7 +205,8 @@ function dispatchSdc(backend: CloverSdcBackend): CloverRoutes['handle'] {
       return { status: 200, body: await backend.visibilityConfig(conf![1]) };
     } catch (err) {
       // Clover's controller answered failures as 400 with a plain-text message.
-      if (err instanceof CloverError && err.exitCode === ExitCode.invalid) return { status: 400, body: [err.message, ...err.details].join('\n') };
+      if (err instanceof CloverError && err.exitCode === ExitCode.invalid)
+        return { status: 400, body: [err.message, ...err.details].join('\n') };
       throw err;
     }
   };

@@ -39,7 +39,8 @@ export function cloverSdcBackend(opts: CloverSdcOptions): CloverSdcBackend {
     try {
       return fn();
     } catch (err) {
-      if (err instanceof InvalidInputError) throw new InvalidInputError(`Invalid value in json/yaml: ${err.details.join('; ') || err.message}`);
+      if (err instanceof InvalidInputError)
+        throw new InvalidInputError(`Invalid value in json/yaml: ${err.details.join('; ') || err.message}`);
       throw err;
     }
   };
@@ -51,15 +52,24 @@ export function cloverSdcBackend(opts: CloverSdcOptions): CloverSdcBackend {
   const backend: CloverSdcBackend = {
     async nginxLb(body) {
       const change = parse(() => parseCloverLb(body));
-      return withClient(clusterAddress('nginx', change.grpcHost), (c) => applyCloverLb(c, change)).then((r) => r.message, failed('Failed to modify nginx config'));
+      return withClient(clusterAddress('nginx', change.grpcHost), (c) => applyCloverLb(c, change)).then(
+        (r) => r.message,
+        failed('Failed to modify nginx config'),
+      );
     },
     async nginxServer(body) {
       const change = parse(() => parseCloverServer(body));
-      return withClient(clusterAddress('nginx', change.grpcHost), (c) => applyCloverServer(c, change)).then((r) => r.message, failed('Failed to modify nginx config'));
+      return withClient(clusterAddress('nginx', change.grpcHost), (c) => applyCloverServer(c, change)).then(
+        (r) => r.message,
+        failed('Failed to modify nginx config'),
+      );
     },
     async snortAddRule(body) {
       const rule = parse(() => parseCloverIdsRule(body));
-      return withClient(clusterAddress('ids'), (c) => addCloverIdsRule(c, rule)).then((r) => r.message, failed('Failed to add to local rules'));
+      return withClient(clusterAddress('ids'), (c) => addCloverIdsRule(c, rule)).then(
+        (r) => r.message,
+        failed('Failed to add to local rules'),
+      );
     },
     snortStart: () => withClient(clusterAddress('ids'), startCloverIds).then((r) => r.message),
     snortStop: () => withClient(clusterAddress('ids'), stopCloverIds).then((r) => r.message),
@@ -68,8 +78,16 @@ export function cloverSdcBackend(opts: CloverSdcOptions): CloverSdcBackend {
     const url = opts.redisUrl;
     backend.snortGetEvents = async (body) => {
       const b = (body ?? {}) as { event_key?: unknown; field?: unknown };
-      if (typeof b.event_key !== 'string' || typeof b.field !== 'string') throw new InvalidInputError('Invalid value in json/yaml: expected {"event_key": "snort_event:<id>", "field": "<unified2 field>"}');
-      const redis = new Redis(url, { lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 1, retryStrategy: () => null });
+      if (typeof b.event_key !== 'string' || typeof b.field !== 'string')
+        throw new InvalidInputError(
+          'Invalid value in json/yaml: expected {"event_key": "snort_event:<id>", "field": "<unified2 field>"}',
+        );
+      const redis = new Redis(url, {
+        lazyConnect: true,
+        connectTimeout: 3000,
+        maxRetriesPerRequest: 1,
+        retryStrategy: () => null,
+      });
       redis.on('error', () => undefined);
       try {
         await redis.connect();

@@ -23,8 +23,10 @@ export const DEFAULT_CONTENT_MAX_BYTES = 256 * 1024;
 export function checkContentName(name: string): string | undefined {
   if (!name || name.length > 255) return 'expected a relative file name of 1-255 characters';
   if (name.includes('\0') || name.includes('\\')) return 'a file name must not contain NUL or "\\"';
-  if (isAbsolute(name) || name.startsWith('/') || /^[a-z]:/i.test(name)) return 'an absolute path is not accepted: name a file of the server\'s content directory, or send the document inline';
-  if (name.split('/').some((s) => s === '..' || s === '.')) return '"." and ".." are not accepted in a file name';
+  if (isAbsolute(name) || name.startsWith('/') || /^[a-z]:/i.test(name))
+    return "an absolute path is not accepted: name a file of the server's content directory, or send the document inline";
+  if (name.split('/').some((s) => s === '..' || s === '.'))
+    return '"." and ".." are not accepted in a file name';
   if (name.split('/').some((s) => s === '')) return 'empty path segment';
   return undefined;
 }
@@ -33,7 +35,10 @@ export class ContentError extends Error {}
 
 /** Read `name` from the content directory as text; ContentError (caller-safe message) when it cannot. */
 export async function readContent(content: ContentDir | undefined, name: string): Promise<string> {
-  if (!content) throw new ContentError('this server reads no files named by a request: send the document inline (or the operator sets serve --content-dir)');
+  if (!content)
+    throw new ContentError(
+      'this server reads no files named by a request: send the document inline (or the operator sets serve --content-dir)',
+    );
   const why = checkContentName(name);
   if (why) throw new ContentError(why);
   const max = content.maxBytes ?? DEFAULT_CONTENT_MAX_BYTES;
@@ -51,12 +56,17 @@ export async function readContent(content: ContentDir | undefined, name: string)
     fh = await fs.open(join(root, name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new ContentError(code === 'ELOOP' ? `"${name}" is a symbolic link; name the file itself` : `"${name}" cannot be opened (${code ?? 'error'})`);
+    throw new ContentError(
+      code === 'ELOOP'
+        ? `"${name}" is a symbolic link; name the file itself`
+        : `"${name}" cannot be opened (${code ?? 'error'})`,
+    );
   }
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw new ContentError(`"${name}" is not a regular file`);
-    if (st.size > max) throw new ContentError(`"${name}" is ${st.size} bytes, over the limit of ${max} bytes`);
+    if (st.size > max)
+      throw new ContentError(`"${name}" is ${st.size} bytes, over the limit of ${max} bytes`);
     const buf = Buffer.alloc(Math.min(st.size, max) + 1);
     const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
     if (bytesRead > max) throw new ContentError(`"${name}" is over the limit of ${max} bytes`);
@@ -70,7 +80,9 @@ export async function readContent(content: ContentDir | undefined, name: string)
 async function readDocuments(content: ContentDir | undefined, name: string): Promise<unknown[]> {
   const text = await readContent(content, name);
   try {
-    return yaml.loadAll(text, null, { schema: yaml.CORE_SCHEMA }).filter((d) => d !== null && d !== undefined);
+    return yaml
+      .loadAll(text, null, { schema: yaml.CORE_SCHEMA })
+      .filter((d) => d !== null && d !== undefined);
   } catch (err) {
     throw new ContentError(`"${name}" is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
@@ -80,7 +92,11 @@ async function readDocuments(content: ContentDir | undefined, name: string): Pro
  * Replace the documents a spec names (load.plan, service.candidateManifests entries) by their content,
  * read from the content directory, so nothing after this point reads a file. Mutates `spec`.
  */
-export async function inlineContent(spec: unknown, content: ContentDir | undefined, where: string): Promise<InputProblem[]> {
+export async function inlineContent(
+  spec: unknown,
+  content: ContentDir | undefined,
+  where: string,
+): Promise<InputProblem[]> {
   const problems: InputProblem[] = [];
   if (!spec || typeof spec !== 'object' || Array.isArray(spec)) return problems;
   const s = spec as { load?: { plan?: unknown }; service?: { candidateManifests?: unknown } };
@@ -91,7 +107,8 @@ export async function inlineContent(spec: unknown, content: ContentDir | undefin
   if (s.load && typeof s.load === 'object' && typeof s.load.plan === 'string') {
     try {
       const docs = await readDocuments(content, s.load.plan);
-      if (docs.length !== 1 || typeof docs[0] !== 'object') throw new ContentError(`"${s.load.plan}" must hold one load plan document`);
+      if (docs.length !== 1 || typeof docs[0] !== 'object')
+        throw new ContentError(`"${s.load.plan}" must hold one load plan document`);
       s.load.plan = docs[0];
     } catch (err) {
       fail('load.plan', err);

@@ -16,9 +16,16 @@ export class HttpError extends Error {
 
 /** A client error with one field path, in the same shape as validation problems. */
 export const badRequest = (path: string, message: string, status = 400) =>
-  new HttpError(status, `invalid request: ${path ? `${path}: ` : ''}${message}`, { problems: [{ path, message }] });
+  new HttpError(status, `invalid request: ${path ? `${path}: ` : ''}${message}`, {
+    problems: [{ path, message }],
+  });
 
-export function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function send(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
   res.writeHead(status, {
     'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json',
@@ -35,7 +42,15 @@ export function send(res: ServerResponse, status: number, body: unknown, headers
  */
 export function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) return Promise.reject(new HttpError(413, `request body of ${declared} bytes is over the limit of ${limit} bytes`, {}, { connection: 'close' }));
+  if (declared > limit)
+    return Promise.reject(
+      new HttpError(
+        413,
+        `request body of ${declared} bytes is over the limit of ${limit} bytes`,
+        {},
+        { connection: 'close' },
+      ),
+    );
   if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -50,13 +65,28 @@ export function readBody(req: IncomingMessage, limit: number, timeoutMs: number)
     };
     const onData = (c: Buffer) => {
       size += c.length;
-      if (size > limit) return done(new HttpError(413, `request body is over the limit of ${limit} bytes`, {}, { connection: 'close' }));
+      if (size > limit)
+        return done(
+          new HttpError(413, `request body is over the limit of ${limit} bytes`, {}, { connection: 'close' }),
+        );
       chunks.push(c);
     };
     const onEnd = () => done();
-    const onError = () => done(new HttpError(400, 'the request body was not received completely', {}, { connection: 'close' }));
+    const onError = () =>
+      done(new HttpError(400, 'the request body was not received completely', {}, { connection: 'close' }));
     const onClose = () => !req.readableEnded && onError();
-    const timer = setTimeout(() => done(new HttpError(408, `the request body was not received within ${timeoutMs} ms`, {}, { connection: 'close' })), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        done(
+          new HttpError(
+            408,
+            `the request body was not received within ${timeoutMs} ms`,
+            {},
+            { connection: 'close' },
+          ),
+        ),
+      timeoutMs,
+    );
     req.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
   });
 }
@@ -118,8 +148,13 @@ export function parseJsonBody(raw: Buffer, maxDepth: number): unknown {
   } catch {
     // Where it broke, as a person finds it in the body: line and column, not a character offset.
     const pos = jsonErrorOffset(text);
-    const where = pos === undefined ? '' : ` at line ${text.slice(0, pos).split('\n').length}, column ${pos - text.lastIndexOf('\n', pos - 1)}`;
-    throw new HttpError(400, `request body is not valid JSON${where}`, { problems: [{ path: '', message: `expected a JSON object${where}` }] });
+    const where =
+      pos === undefined
+        ? ''
+        : ` at line ${text.slice(0, pos).split('\n').length}, column ${pos - text.lastIndexOf('\n', pos - 1)}`;
+    throw new HttpError(400, `request body is not valid JSON${where}`, {
+      problems: [{ path: '', message: `expected a JSON object${where}` }],
+    });
   }
 }
 
@@ -140,18 +175,40 @@ const answered = new WeakSet<Duplex>();
  * what the client is still sending is read and dropped until it closes (at most `lingerMs`). node's own
  * answer closed the socket with unread data in it, which resets the connection before the answer is read.
  */
-export function answerClientError(err: Error & { code?: string; rawPacket?: Buffer; bytesParsed?: number }, socket: Duplex, maxHeaderBytes: number, lingerMs = 5000): number | undefined {
+export function answerClientError(
+  err: Error & { code?: string; rawPacket?: Buffer; bytesParsed?: number },
+  socket: Duplex,
+  maxHeaderBytes: number,
+  lingerMs = 5000,
+): number | undefined {
   if (answered.has(socket)) return undefined; // the parser reports every later chunk again
   answered.add(socket);
   if (!socket.writable) return void socket.destroy();
   const parsed = err.rawPacket?.subarray(0, err.bytesParsed ?? err.rawPacket.length);
   const overflow = err.code === 'HPE_HEADER_OVERFLOW';
   // Still on the first line when the limit was reached: the URL is what is too long.
-  const status = overflow ? (parsed && !parsed.includes(0x0a) ? 414 : 431) : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const status = overflow
+    ? parsed && !parsed.includes(0x0a)
+      ? 414
+      : 431
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? 408
+      : 400;
   const error =
-    status === 414 ? `the request line (method and URL) is longer than ${maxHeaderBytes} bytes` : status === 431 ? `the request headers are larger than ${maxHeaderBytes} bytes` : status === 408 ? 'the request was not received in time' : 'malformed HTTP request';
-  const body = JSON.stringify({ error, problems: [{ path: status === 414 ? 'url' : status === 431 ? 'headers' : '', message: error }] });
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    status === 414
+      ? `the request line (method and URL) is longer than ${maxHeaderBytes} bytes`
+      : status === 431
+        ? `the request headers are larger than ${maxHeaderBytes} bytes`
+        : status === 408
+          ? 'the request was not received in time'
+          : 'malformed HTTP request';
+  const body = JSON.stringify({
+    error,
+    problems: [{ path: status === 414 ? 'url' : status === 431 ? 'headers' : '', message: error }],
+  });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
   const timer = setTimeout(() => socket.destroy(), lingerMs);
   timer.unref();
   socket.once('close', () => clearTimeout(timer));

@@ -4,14 +4,26 @@ import { JobManager, type JobManagerOptions } from './jobs.js';
 import { RedisJobStore } from './redis-store.js';
 import { jsonLogger } from './logger.js';
 import { serverMetrics, type ServerMetrics } from './metrics.js';
-import { startStageServer, type RunningStageServer, type ServerLimits, type StageAdmission } from './server.js';
+import {
+  startStageServer,
+  type RunningStageServer,
+  type ServerLimits,
+  type StageAdmission,
+} from './server.js';
 import { MemoryJobStore, type JobStore } from './store.js';
 import type { StageRegistry } from './types.js';
 import { createUi, type UiOptions } from './ui.js';
 import { ReleaseIndex } from './ui-data.js';
 
 export * from './types.js';
-export { checkAuth, checkHeaders, checkSignature, signBody, SIGNATURE_HEADER, type AuthConfig } from './auth.js';
+export {
+  checkAuth,
+  checkHeaders,
+  checkSignature,
+  signBody,
+  SIGNATURE_HEADER,
+  type AuthConfig,
+} from './auth.js';
 export { appendXfcc, sidecarIdentity, XFCC_HEADER } from '../services/mesh-identity.js';
 export { JobManager, statusForExitCode } from './jobs.js';
 export { MemoryJobStore, StoreUnavailableError, type JobStore } from './store.js';
@@ -58,12 +70,20 @@ export async function startStageService(opts: StageServiceOptions): Promise<Stag
   const metrics = serverMetrics({ defaultMetrics: opts.processMetrics });
   const logger = jsonLogger(opts.log ?? (() => undefined));
   const store: JobStore = opts.redisUrl
-    ? await RedisJobStore.connect({ url: opts.redisUrl, prefix: opts.redisPrefix, onError: (op) => metrics.storeError(op) })
+    ? await RedisJobStore.connect({
+        url: opts.redisUrl,
+        prefix: opts.redisPrefix,
+        onError: (op) => metrics.storeError(op),
+      })
     : new MemoryJobStore();
   // The dashboard learns the releases from the stage functions this replica runs (new, resumed, adopted).
   const index = opts.ui ? (opts.ui.index ?? new ReleaseIndex()) : undefined;
   const registry = index ? index.wrap(opts.registry) : opts.registry;
-  const jobs = new JobManager(store, registry, { ...opts, metrics, log: (m, level) => logger.log(level ?? 'info', m) });
+  const jobs = new JobManager(store, registry, {
+    ...opts,
+    metrics,
+    log: (m, level) => logger.log(level ?? 'info', m),
+  });
   metrics.setRunning(() => jobs.activeCount);
   let http: RunningStageServer;
   try {
@@ -73,7 +93,9 @@ export async function startStageService(opts: StageServiceOptions): Promise<Stag
       metrics,
       content: opts.contentDir ? { dir: opts.contentDir, maxBytes: opts.contentMaxBytes } : undefined,
       clover: opts.clover ? cloverRoutes(opts.clover) : undefined,
-      ui: opts.ui ? createUi(jobs, { ...opts.auth, readToken: opts.ui.readToken }, { ...opts.ui, index }) : undefined,
+      ui: opts.ui
+        ? createUi(jobs, { ...opts.auth, readToken: opts.ui.readToken }, { ...opts.ui, index })
+        : undefined,
     });
   } catch (err) {
     await store.close();

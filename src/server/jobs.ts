@@ -6,7 +6,14 @@ import { redact, redactDeep } from '../util/redact.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import type { JobMetricsHooks } from './metrics.js';
 import type { JobStore, ReconnectInfo } from './store.js';
-import { JobStopped, type Job, type StageAction, type StageOutcome, type StageParams, type StageRegistry } from './types.js';
+import {
+  JobStopped,
+  type Job,
+  type StageAction,
+  type StageOutcome,
+  type StageParams,
+  type StageRegistry,
+} from './types.js';
 
 /**
  * Runs jobs and keeps their state in the store. Each replica renews a lease on the jobs it runs; a
@@ -88,12 +95,20 @@ export class JobManager {
     beat.unref();
     reap.unref();
     this.timers.push(beat, reap);
-    void this.store.persistenceWarning().then((w) => w && this.log(w, 'warn'), () => undefined);
+    void this.store.persistenceWarning().then(
+      (w) => w && this.log(w, 'warn'),
+      () => undefined,
+    );
     void this.adoptOrphans();
   }
 
   /** Start a job; `conflict` names the release's active job when there is one (HTTP 409). */
-  async submit(release: string, action: StageAction, spec: ReleaseSpec, params: StageParams): Promise<{ job: Job } | { conflict: string }> {
+  async submit(
+    release: string,
+    action: StageAction,
+    spec: ReleaseSpec,
+    params: StageParams,
+  ): Promise<{ job: Job } | { conflict: string }> {
     const now = Date.now();
     const job: Job = {
       id: randomUUID(),
@@ -225,17 +240,24 @@ export class JobManager {
     const r: Running = { job, controller: new AbortController(), dirty: false, done, settle };
     this.running.set(job.id, r);
     this.metrics?.jobStarted(job.action, job.attempt);
-    void this.store.cancelRequested(job.id).then((c) => c && this.abortLocal(job.id, 'cancel'), () => undefined);
+    void this.store.cancelRequested(job.id).then(
+      (c) => c && this.abortLocal(job.id, 'cancel'),
+      () => undefined,
+    );
     const fn = this.registry[job.action];
     const startedAt = Date.now();
     const run = async (): Promise<StageOutcome> => {
       if (!fn) return { status: 'ERROR', message: `action "${job.action}" is not available on this server` };
-      return fn(job.spec, job.params, r.controller.signal, (m) => this.progress(r, m), { jobId: job.id, attempt: job.attempt });
+      return fn(job.spec, job.params, r.controller.signal, (m) => this.progress(r, m), {
+        jobId: job.id,
+        attempt: job.attempt,
+      });
     };
     this.log(`job ${job.id}: ${job.release} ${job.action} started (attempt ${job.attempt})`);
     run()
       .then(
-        (out) => (r.reason === 'cancel' && out.status !== 'SUCCEEDED' ? { ...out, status: 'CANCELED' as const } : out),
+        (out) =>
+          r.reason === 'cancel' && out.status !== 'SUCCEEDED' ? { ...out, status: 'CANCELED' as const } : out,
         (err: unknown): StageOutcome => {
           if (r.reason === 'cancel') return { status: 'CANCELED', message: 'canceled' };
           const code = err instanceof CloverError ? err.exitCode : ExitCode.infrastructure;
@@ -262,7 +284,10 @@ export class JobManager {
       // Verdicts quote sources (URLs, error messages): masked like every other text the job shows.
       verdict: redactDeep(out.verdict),
       reports: redactDeep(out.reports),
-      error: out.status === 'ERROR' || out.status === 'FAILED' ? redact(out.message ?? '') || undefined : undefined,
+      error:
+        out.status === 'ERROR' || out.status === 'FAILED'
+          ? redact(out.message ?? '') || undefined
+          : undefined,
       updatedAt: now,
       finishedAt: now,
     };
@@ -281,7 +306,11 @@ export class JobManager {
       .finish(final, this.keepMs)
       .then(
         (ok) => {
-          if (!ok) this.log(`job ${final.id}: fenced out; the result of the replica that took it over stands`, 'warn');
+          if (!ok)
+            this.log(
+              `job ${final.id}: fenced out; the result of the replica that took it over stands`,
+              'warn',
+            );
           this.forget(r);
         },
         () => undefined, // store unreachable: the heartbeat keeps the lease and retries
@@ -295,7 +324,10 @@ export class JobManager {
       await this.store.handOver(r.job);
       this.log(`job ${r.job.id}: lease handed over for another replica to adopt`);
     } catch {
-      this.log(`job ${r.job.id}: job store unreachable; another replica adopts it when the lease expires`, 'warn');
+      this.log(
+        `job ${r.job.id}: job store unreachable; another replica adopts it when the lease expires`,
+        'warn',
+      );
     }
     this.forget(r);
   }
@@ -342,7 +374,10 @@ export class JobManager {
           this.abortLocal(r.job.id, 'lease-lost');
           continue;
         } else if (state === 'missing') {
-          this.log(`job ${r.job.id}: job store lost it (restart without persistence?): writing it back`, 'warn');
+          this.log(
+            `job ${r.job.id}: job store lost it (restart without persistence?): writing it back`,
+            'warn',
+          );
           await this.store.restore(r.job, this.leaseMs);
         } else if (r.unsaved) {
           await this.save(r);
@@ -368,7 +403,10 @@ export class JobManager {
       // The store's claim refuses a job whose stored status is final.
       const job = await this.store.claim(id, this.replicaId, this.leaseMs).catch(() => undefined);
       if (!job) continue;
-      const adopted: Job = { ...job, progress: `resumed by ${this.replicaId} (attempt ${job.attempt}): its previous runner stopped` };
+      const adopted: Job = {
+        ...job,
+        progress: `resumed by ${this.replicaId} (attempt ${job.attempt}): its previous runner stopped`,
+      };
       this.log(`job ${id}: adopted (attempt ${job.attempt})`);
       await this.store.save(adopted).catch(() => undefined);
       this.execute(adopted);

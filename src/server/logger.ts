@@ -15,7 +15,9 @@ export interface Logger {
 export function jsonLogger(sink: (line: string) => void): Logger {
   const log = (level: LogLevel, msg: string, fields: Record<string, unknown> = {}) => {
     // Redacted value by value: masking the serialized line could cut an escape and break the JSON.
-    const safe = Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, typeof v === 'string' ? redact(v) : v]));
+    const safe = Object.fromEntries(
+      Object.entries(fields).map(([k, v]) => [k, typeof v === 'string' ? redact(v) : v]),
+    );
     sink(JSON.stringify({ time: new Date().toISOString(), level, msg: redact(msg), ...safe }));
   };
   return { log, info: (m, f) => log('info', m, f), warn: (m, f) => log('warn', m, f) };

@@ -21,8 +21,18 @@ export interface ServerMetrics extends JobMetricsHooks {
 export function serverMetrics(opts: { defaultMetrics?: boolean } = {}): ServerMetrics {
   const registry = new Registry();
   if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'clover_cd_' });
-  const started = new Counter({ name: 'clover_cd_jobs_started_total', help: 'Jobs started by this replica, by action and kind (new or adopted from another replica)', labelNames: ['action', 'kind'], registers: [registry] });
-  const finished = new Counter({ name: 'clover_cd_jobs_finished_total', help: 'Jobs this replica finished, by action and final status', labelNames: ['action', 'status'], registers: [registry] });
+  const started = new Counter({
+    name: 'clover_cd_jobs_started_total',
+    help: 'Jobs started by this replica, by action and kind (new or adopted from another replica)',
+    labelNames: ['action', 'kind'],
+    registers: [registry],
+  });
+  const finished = new Counter({
+    name: 'clover_cd_jobs_finished_total',
+    help: 'Jobs this replica finished, by action and final status',
+    labelNames: ['action', 'status'],
+    registers: [registry],
+  });
   const duration = new Histogram({
     name: 'clover_cd_job_duration_seconds',
     help: 'Duration of finished jobs (this attempt), by action and final status',
@@ -39,9 +49,23 @@ export function serverMetrics(opts: { defaultMetrics?: boolean } = {}): ServerMe
       this.set(runningFn());
     },
   });
-  const storeErrors = new Counter({ name: 'clover_cd_redis_errors_total', help: 'Failed job store (Redis) operations, by operation', labelNames: ['op'], registers: [registry] });
-  const dataLost = new Counter({ name: 'clover_cd_redis_data_lost_total', help: 'Times Redis came back without the data it had (restart without persistence)', registers: [registry] });
-  const requests = new Counter({ name: 'clover_cd_http_requests_total', help: 'HTTP requests, by method, route template and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
+  const storeErrors = new Counter({
+    name: 'clover_cd_redis_errors_total',
+    help: 'Failed job store (Redis) operations, by operation',
+    labelNames: ['op'],
+    registers: [registry],
+  });
+  const dataLost = new Counter({
+    name: 'clover_cd_redis_data_lost_total',
+    help: 'Times Redis came back without the data it had (restart without persistence)',
+    registers: [registry],
+  });
+  const requests = new Counter({
+    name: 'clover_cd_http_requests_total',
+    help: 'HTTP requests, by method, route template and status',
+    labelNames: ['method', 'route', 'status'],
+    registers: [registry],
+  });
   const latency = new Histogram({
     name: 'clover_cd_http_request_duration_seconds',
     help: 'HTTP request duration, by route template',

@@ -156,7 +156,12 @@ export class RedisJobStore implements JobStore {
     } catch (err) {
       redis.disconnect();
       sub.disconnect();
-      throw new InfrastructureError('Redis', redact(opts.url), (err as Error).message, 'that redis-server is running and --redis points to it (redis://host:port/db)');
+      throw new InfrastructureError(
+        'Redis',
+        redact(opts.url),
+        (err as Error).message,
+        'that redis-server is running and --redis points to it (redis://host:port/db)',
+      );
     }
     const store = new RedisJobStore(opts, redis, sub);
     store.defineScripts();
@@ -179,7 +184,8 @@ export class RedisJobStore implements JobStore {
   }
 
   private defineScripts(): void {
-    const def = (name: string, numberOfKeys: number, lua: string) => this.redis.defineCommand(name, { numberOfKeys, lua });
+    const def = (name: string, numberOfKeys: number, lua: string) =>
+      this.redis.defineCommand(name, { numberOfKeys, lua });
     def('cdCreate', 6, CREATE);
     def('cdSave', 2, SAVE);
     def('cdRenew', 3, RENEW);
@@ -239,8 +245,19 @@ export class RedisJobStore implements JobStore {
     const k = this.k;
     const r = await this.op('create', () =>
       this.redis.cdCreate(
-        k.release(job.release), k.job(job.id), k.owner(job.id), k.lease(job.id), k.active(), k.jobs(job.release),
-        job.id, JSON.stringify(job), fencingToken(job), leaseMs, this.lockTtlMs, this.p, job.createdAt,
+        k.release(job.release),
+        k.job(job.id),
+        k.owner(job.id),
+        k.lease(job.id),
+        k.active(),
+        k.jobs(job.release),
+        job.id,
+        JSON.stringify(job),
+        fencingToken(job),
+        leaseMs,
+        this.lockTtlMs,
+        this.p,
+        job.createdAt,
       ),
     );
     if (r) return { created: false, activeJobId: r };
@@ -287,7 +304,9 @@ export class RedisJobStore implements JobStore {
 
   async restoreFinished(job: Job, keepMs: number): Promise<void> {
     const ttl = Math.max(1000, (job.finishedAt ?? Date.now()) + keepMs - Date.now());
-    await this.op('restoreFinished', () => this.redis.set(this.k.job(job.id), JSON.stringify(job), 'PX', ttl, 'NX'));
+    await this.op('restoreFinished', () =>
+      this.redis.set(this.k.job(job.id), JSON.stringify(job), 'PX', ttl, 'NX'),
+    );
   }
 
   async activeJobId(release: string): Promise<string | undefined> {
@@ -298,11 +317,23 @@ export class RedisJobStore implements JobStore {
   }
 
   async save(job: Job): Promise<boolean> {
-    return (await this.op('save', () => this.redis.cdSave(this.k.job(job.id), this.k.owner(job.id), JSON.stringify(job), fencingToken(job)))) === 1;
+    return (
+      (await this.op('save', () =>
+        this.redis.cdSave(this.k.job(job.id), this.k.owner(job.id), JSON.stringify(job), fencingToken(job)),
+      )) === 1
+    );
   }
 
   async renew(job: Job, leaseMs: number): Promise<RenewResult> {
-    const r = await this.op('renew', () => this.redis.cdRenew(this.k.lease(job.id), this.k.owner(job.id), this.k.job(job.id), fencingToken(job), leaseMs));
+    const r = await this.op('renew', () =>
+      this.redis.cdRenew(
+        this.k.lease(job.id),
+        this.k.owner(job.id),
+        this.k.job(job.id),
+        fencingToken(job),
+        leaseMs,
+      ),
+    );
     return r === 1 ? 'ok' : r === 2 ? 'missing' : 'taken';
   }
 
@@ -310,8 +341,16 @@ export class RedisJobStore implements JobStore {
     const k = this.k;
     await this.op('restore', () =>
       this.redis.cdRestore(
-        k.job(job.id), k.owner(job.id), k.release(job.release), k.lease(job.id), k.active(),
-        job.id, JSON.stringify(job), fencingToken(job), leaseMs, this.lockTtlMs,
+        k.job(job.id),
+        k.owner(job.id),
+        k.release(job.release),
+        k.lease(job.id),
+        k.active(),
+        job.id,
+        JSON.stringify(job),
+        fencingToken(job),
+        leaseMs,
+        this.lockTtlMs,
       ),
     );
   }
@@ -320,8 +359,16 @@ export class RedisJobStore implements JobStore {
     const k = this.k;
     const r = await this.op('finish', () =>
       this.redis.cdFinish(
-        k.job(job.id), k.owner(job.id), k.release(job.release), k.lease(job.id), k.active(), k.cancel(job.id),
-        JSON.stringify(job), fencingToken(job), job.id, keepMs,
+        k.job(job.id),
+        k.owner(job.id),
+        k.release(job.release),
+        k.lease(job.id),
+        k.active(),
+        k.cancel(job.id),
+        JSON.stringify(job),
+        fencingToken(job),
+        job.id,
+        keepMs,
       ),
     );
     return r === 1;
@@ -332,7 +379,9 @@ export class RedisJobStore implements JobStore {
   }
 
   async claim(id: string, owner: string, leaseMs: number): Promise<Job | undefined> {
-    const r = await this.op('claim', () => this.redis.cdClaim(this.k.lease(id), this.k.owner(id), this.k.job(id), owner, leaseMs));
+    const r = await this.op('claim', () =>
+      this.redis.cdClaim(this.k.lease(id), this.k.owner(id), this.k.job(id), owner, leaseMs),
+    );
     if (!r) return undefined;
     const job = JSON.parse(r[0]) as Job;
     return { ...job, owner, attempt: Number(r[1]), updatedAt: Date.now() };

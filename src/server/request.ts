@@ -23,7 +23,12 @@ const bodySchema = {
   required: ['spec'],
   properties: {
     spec: { type: 'object', description: 'the whole release spec' },
-    weight: { type: 'integer', minimum: 0, maximum: 100, description: 'a whole percentage (older pipelines; new ones send step)' },
+    weight: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 100,
+      description: 'a whole percentage (older pipelines; new ones send step)',
+    },
     step: { type: 'integer', minimum: 1, description: '1-based index of a step of the release plan' },
     window: { type: 'string', pattern: DURATION_PATTERN, description: 'a duration such as 30s or 2m' },
     execution: {
@@ -58,13 +63,40 @@ export async function parseStartRequest(
 ): Promise<{ ok: true; value: StartRequest } | { ok: false; problems: InputProblem[] }> {
   const where = 'request body';
   if (!(STAGE_ACTIONS as readonly string[]).includes(action)) {
-    return { ok: false, problems: [{ path: 'action', message: `unknown action "${action}"; expected one of ${STAGE_ACTIONS.join(', ')}` }] };
+    return {
+      ok: false,
+      problems: [
+        {
+          path: 'action',
+          message: `unknown action "${action}"; expected one of ${STAGE_ACTIONS.join(', ')}`,
+        },
+      ],
+    };
   }
   if (!RELEASE_NAME.test(release)) {
-    return { ok: false, problems: [{ path: 'release', message: `"${release}" is not a release name (lower-case letters, digits, "-" and ".")` }] };
+    return {
+      ok: false,
+      problems: [
+        {
+          path: 'release',
+          message: `"${release}" is not a release name (lower-case letters, digits, "-" and ".")`,
+        },
+      ],
+    };
   }
-  if (body === undefined) return { ok: false, problems: [{ file: where, path: '', message: 'expected a JSON object {"spec": {…}, "step": n, "execution": {…}}, found an empty body' }] };
-  if (body && typeof body === 'object' && !Array.isArray(body)) coerceNumbers(body as Record<string, unknown>);
+  if (body === undefined)
+    return {
+      ok: false,
+      problems: [
+        {
+          file: where,
+          path: '',
+          message: 'expected a JSON object {"spec": {…}, "step": n, "execution": {…}}, found an empty body',
+        },
+      ],
+    };
+  if (body && typeof body === 'object' && !Array.isArray(body))
+    coerceNumbers(body as Record<string, unknown>);
   const problems = validateAgainst(bodySchema, body, where);
   const windowProblem = durationRangeProblem((body as { window?: unknown } | null)?.window);
   if (windowProblem) problems.push({ file: where, path: 'window', message: windowProblem });
@@ -80,10 +112,28 @@ export async function parseStartRequest(
   if (specProblems.some((p) => p.severity !== 'warning')) return { ok: false, problems: specProblems };
   b.spec = inline.spec as ReleaseSpec;
   if (b.spec.metadata.name !== release) {
-    return { ok: false, problems: [{ file: where, path: 'spec.metadata.name', message: `"${b.spec.metadata.name}" differs from the release in the URL, "${release}"` }] };
+    return {
+      ok: false,
+      problems: [
+        {
+          file: where,
+          path: 'spec.metadata.name',
+          message: `"${b.spec.metadata.name}" differs from the release in the URL, "${release}"`,
+        },
+      ],
+    };
   }
   if ((action as StageAction) === 'traffic' && b.weight === undefined && b.step === undefined) {
-    return { ok: false, problems: [{ file: where, path: 'weight', message: 'action "traffic" needs "weight" (0-100) or "step" (index of a canary step)' }] };
+    return {
+      ok: false,
+      problems: [
+        {
+          file: where,
+          path: 'weight',
+          message: 'action "traffic" needs "weight" (0-100) or "step" (index of a canary step)',
+        },
+      ],
+    };
   }
   const needs = jobNeeds(action as StageAction, b, where);
   if (needs.length) return { ok: false, problems: needs };
@@ -96,7 +146,11 @@ export async function parseStartRequest(
 }
 
 /** What the stage will need, checked now (a 400 Orca fails fast on) rather than when the job runs. */
-function jobNeeds(action: StageAction, b: { spec: ReleaseSpec } & StageParams, where: string): InputProblem[] {
+function jobNeeds(
+  action: StageAction,
+  b: { spec: ReleaseSpec } & StageParams,
+  where: string,
+): InputProblem[] {
   const problems: InputProblem[] = [];
   if (b.step !== undefined) {
     try {
@@ -107,12 +161,24 @@ function jobNeeds(action: StageAction, b: { spec: ReleaseSpec } & StageParams, w
     }
   }
   if (action === 'load') {
-    if (!b.spec.load) problems.push({ file: where, path: 'spec.load', message: 'action "load" needs a load section (load.plan, inline or a name in the server\'s content directory)' });
+    if (!b.spec.load)
+      problems.push({
+        file: where,
+        path: 'spec.load',
+        message:
+          'action "load" needs a load section (load.plan, inline or a name in the server\'s content directory)',
+      });
     else {
       try {
         loadPlan(b.spec.load.plan as object);
       } catch (err) {
-        problems.push(...inputProblems(err, 'spec.load.plan', where).map((p) => (p.path.startsWith('spec.') ? p : { ...p, path: p.path ? `spec.load.plan.${p.path}` : 'spec.load.plan' })));
+        problems.push(
+          ...inputProblems(err, 'spec.load.plan', where).map((p) =>
+            p.path.startsWith('spec.')
+              ? p
+              : { ...p, path: p.path ? `spec.load.plan.${p.path}` : 'spec.load.plan' },
+          ),
+        );
       }
     }
   }
@@ -121,5 +187,7 @@ function jobNeeds(action: StageAction, b: { spec: ReleaseSpec } & StageParams, w
 
 function inputProblems(err: unknown, path: string, where: string): InputProblem[] {
   if (!(err instanceof InvalidInputError)) throw err;
-  return err.problems.length ? err.problems.map((p) => ({ ...p, file: where })) : [{ file: where, path, message: err.message }];
+  return err.problems.length
+    ? err.problems.map((p) => ({ ...p, file: where }))
+    : [{ file: where, path, message: err.message }];
 }

@@ -7,7 +7,15 @@ import { redact } from '../util/redact.js';
 import { checkHeaders, checkSignature, type AuthConfig, type AuthResult } from './auth.js';
 import { CLOVER_PATHS, type CloverRoutes } from './clover-routes.js';
 import type { ContentDir } from './content.js';
-import { answerClientError, badRequest, decodeSegment, HttpError, parseJsonBody, readBody, send } from './http-util.js';
+import {
+  answerClientError,
+  badRequest,
+  decodeSegment,
+  HttpError,
+  parseJsonBody,
+  readBody,
+  send,
+} from './http-util.js';
 import type { JobManager } from './jobs.js';
 import { jsonLogger, type LogLevel } from './logger.js';
 import type { ServerMetrics } from './metrics.js';
@@ -86,28 +94,42 @@ const ROUTES: Array<[RegExp, string]> = [
 ];
 const routeOf = (path: string) => ROUTES.find(([re]) => re.test(path))?.[1] ?? 'other';
 
-export function startStageServer(opts: StageServerOptions & { port?: number; host?: string }): Promise<RunningStageServer> {
+export function startStageServer(
+  opts: StageServerOptions & { port?: number; host?: string },
+): Promise<RunningStageServer> {
   const limit = opts.maxBodyBytes ?? 1024 * 1024;
   const bodyTimeoutMs = opts.bodyTimeoutMs ?? 10_000;
   const maxDepth = opts.maxJsonDepth ?? 64;
   const logger = jsonLogger(opts.log ?? (() => undefined));
   const { jobs, metrics } = opts;
 
-  const baseUrl = (req: IncomingMessage) => (opts.publicUrl ?? `http://${req.headers.host ?? 'localhost'}`).replace(/\/$/, '');
+  const baseUrl = (req: IncomingMessage) =>
+    (opts.publicUrl ?? `http://${req.headers.host ?? 'localhost'}`).replace(/\/$/, '');
 
-  async function route(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams, expectContinue: boolean): Promise<void> {
+  async function route(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    query: URLSearchParams,
+    expectContinue: boolean,
+  ): Promise<void> {
     const method = req.method ?? 'GET';
     if (path === '/healthz' || path === '/test') {
       return send(res, 200, { status: 'ok', store: jobs.store.kind, activeJobs: jobs.activeCount });
     }
     if (path === '/metrics' && metrics) {
-      return send(res, 200, await metrics.registry.metrics(), { 'content-type': metrics.registry.contentType });
+      return send(res, 200, await metrics.registry.metrics(), {
+        'content-type': metrics.registry.contentType,
+      });
     }
     if (opts.ui && (path === '/ui' || path.startsWith('/ui/'))) return opts.ui.handle(req, res, path);
     const isClover = CLOVER_PATHS.test(path);
     let auth: AuthResult | { ok: 'needs-body' } = { ok: true, by: 'none' };
     if (!(isClover && opts.cloverRoutesOpen)) {
-      auth = checkHeaders(opts.auth, req.headers, { remoteAddress: req.socket.remoteAddress, rawHeaders: req.rawHeaders });
+      auth = checkHeaders(opts.auth, req.headers, {
+        remoteAddress: req.socket.remoteAddress,
+        rawHeaders: req.rawHeaders,
+      });
       if (!auth.ok) return refuse(req, res, auth);
     }
     if (expectContinue) res.writeContinue();
@@ -131,7 +153,8 @@ export function startStageServer(opts: StageServerOptions & { port?: number; hos
       const parsed = await parseStartRequest(release, action, parseJsonBody(raw, maxDepth), opts.content);
       if (!parsed.ok) return send(res, 400, problemsBody(parsed.problems));
       const refused = await opts.admit?.(action as StageAction, parsed.value.spec, parsed.value.params);
-      if (refused?.length) return send(res, 400, problemsBody(refused.map((p) => ({ ...p, file: 'request body' }))));
+      if (refused?.length)
+        return send(res, 400, problemsBody(refused.map((p) => ({ ...p, file: 'request body' }))));
       const r = await jobs.submit(release, action as never, parsed.value.spec, parsed.value.params);
       if ('conflict' in r) {
         return send(res, 409, {
@@ -141,16 +164,31 @@ export function startStageServer(opts: StageServerOptions & { port?: number; hos
         });
       }
       const statusUrl = `${baseUrl(req)}/api/v1/jobs/${r.job.id}`;
-      const caller = auth.ok === true ? { auth: auth.by, ...(auth.principal ? { principal: auth.principal } : {}) } : { auth: 'signature' };
-      logger.info('job accepted', { requestId: res.getHeader('x-request-id'), jobId: r.job.id, release, action, ...caller });
-      return send(res, 202, { id: r.job.id, release, action, status: r.job.status, progress: r.job.progress, statusUrl }, { location: statusUrl });
+      const caller =
+        auth.ok === true
+          ? { auth: auth.by, ...(auth.principal ? { principal: auth.principal } : {}) }
+          : { auth: 'signature' };
+      logger.info('job accepted', {
+        requestId: res.getHeader('x-request-id'),
+        jobId: r.job.id,
+        release,
+        action,
+        ...caller,
+      });
+      return send(
+        res,
+        202,
+        { id: r.job.id, release, action, status: r.job.status, progress: r.job.progress, statusUrl },
+        { location: statusUrl },
+      );
     }
     if (path === '/api/v1/jobs') {
       if (method !== 'GET') throw new HttpError(405, 'use GET', {}, { allow: 'GET' });
       const release = query.get('release');
       if (!release) throw badRequest('release', 'give ?release=<name> (the jobs of one release are listed)');
       const n = Number(query.get('limit') ?? 20);
-      if (!Number.isInteger(n) || n < 1 || n > 100) throw badRequest('limit', 'expected an integer from 1 to 100');
+      if (!Number.isInteger(n) || n < 1 || n > 100)
+        throw badRequest('limit', 'expected an integer from 1 to 100');
       const list = await jobs.list(release, n);
       return send(res, 200, { release, jobs: list.map(publicJob) });
     }
@@ -173,7 +211,8 @@ export function startStageServer(opts: StageServerOptions & { port?: number; hos
 
   /** 401/403 from the headers: answered at once, before any body byte is read; the body never is. */
   function refuse(req: IncomingMessage, res: ServerResponse, auth: Extract<AuthResult, { ok: false }>): void {
-    const headers: Record<string, string> = auth.status === 401 ? { 'www-authenticate': 'Bearer realm="clover-cd"' } : {};
+    const headers: Record<string, string> =
+      auth.status === 401 ? { 'www-authenticate': 'Bearer realm="clover-cd"' } : {};
     const length = Number(req.headers['content-length'] ?? NaN);
     if (!req.readableEnded && length !== 0 && !(length <= limit)) {
       // A body of unknown or excessive size is never read: the answer closes the connection, and read(0) tells
@@ -207,11 +246,20 @@ export function startStageServer(opts: StageServerOptions & { port?: number; hos
       metrics?.httpRequest(req.method ?? 'GET', routeName, res.statusCode, ms);
       const routine = res.statusCode < 400 && (req.method === 'GET' || routeName === '/healthz');
       const level: LogLevel = res.statusCode >= 500 ? 'error' : routine ? 'debug' : 'info';
-      const fields: Record<string, unknown> = { requestId, method: req.method, route: routeName, path: path || req.url, status: res.statusCode, ms };
+      const fields: Record<string, unknown> = {
+        requestId,
+        method: req.method,
+        route: routeName,
+        path: path || req.url,
+        status: res.statusCode,
+        ms,
+      };
       if (reasons.has(res)) fields.reason = reasons.get(res);
       logger.log(level, 'request', fields);
     });
-    const work = path ? route(req, res, path, query, expectContinue) : Promise.reject(badRequest('url', 'malformed request URL'));
+    const work = path
+      ? route(req, res, path, query, expectContinue)
+      : Promise.reject(badRequest('url', 'malformed request URL'));
     work.catch((err: unknown) => {
       if (res.headersSent) return void res.destroy();
       if (err instanceof HttpError) {
@@ -241,7 +289,12 @@ export function startStageServer(opts: StageServerOptions & { port?: number; hos
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handle(req, res, true));
   server.on('clientError', (err: Error, socket: Duplex) => {
     const status = answerClientError(err, socket, opts.maxHeaderBytes ?? 16 * 1024);
-    if (status) logger.log('info', 'request', { route: 'other', status, reason: (err as NodeJS.ErrnoException).code ?? err.message });
+    if (status)
+      logger.log('info', 'request', {
+        route: 'other',
+        status,
+        reason: (err as NodeJS.ErrnoException).code ?? err.message,
+      });
   });
   server.keepAliveTimeout = 65_000;
 

@@ -107,7 +107,10 @@ export class MemoryJobStore implements JobStore {
       const j = this.read(id);
       if (j) latest.set(j.release, Math.max(latest.get(j.release) ?? 0, j.createdAt));
     }
-    return [...latest.entries()].sort((a, b) => b[1] - a[1]).slice(0, limit).map(([r]) => r);
+    return [...latest.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, limit)
+      .map(([r]) => r);
   }
 
   async list(release: string, limit: number) {
@@ -128,7 +131,11 @@ export class MemoryJobStore implements JobStore {
   }
 
   async restoreFinished(job: Job, keepMs: number) {
-    if (!this.read(job.id)) this.jobs.set(job.id, { json: JSON.stringify(job), expiresAt: (job.finishedAt ?? Date.now()) + keepMs });
+    if (!this.read(job.id))
+      this.jobs.set(job.id, {
+        json: JSON.stringify(job),
+        expiresAt: (job.finishedAt ?? Date.now()) + keepMs,
+      });
   }
 
   async persistenceWarning() {

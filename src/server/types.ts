@@ -7,9 +7,22 @@ import type { ReleaseSpec } from '../spec/types.js';
 import type { FinalStatus, JobStatus, StageAction } from '../contract/index.js';
 import type { JobVerdict, StageParams } from '../stages/action-types.js';
 
-export { STAGE_ACTIONS, JOB_STATUSES, type StageAction, type JobStatus, type FinalStatus } from '../contract/index.js';
+export {
+  STAGE_ACTIONS,
+  JOB_STATUSES,
+  type StageAction,
+  type JobStatus,
+  type FinalStatus,
+} from '../contract/index.js';
 
-export { JobStopped, type JobVerdict, type StageFunction, type StageOutcome, type StageParams, type StageRegistry } from '../stages/action-types.js';
+export {
+  JobStopped,
+  type JobVerdict,
+  type StageFunction,
+  type StageOutcome,
+  type StageParams,
+  type StageRegistry,
+} from '../stages/action-types.js';
 
 export interface Job {
   id: string;

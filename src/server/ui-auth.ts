@@ -23,7 +23,9 @@ export type UiRole = 'admin' | 'read';
 export const uiAuthEnabled = (cfg: UiAuthConfig) => Boolean(cfg.token || cfg.hmacSecret || cfg.readToken);
 
 function key(cfg: UiAuthConfig): Buffer {
-  return createHash('sha256').update(`clover-cd-ui\0${cfg.token ?? ''}\0${cfg.readToken ?? ''}\0${cfg.hmacSecret ?? ''}`).digest();
+  return createHash('sha256')
+    .update(`clover-cd-ui\0${cfg.token ?? ''}\0${cfg.readToken ?? ''}\0${cfg.hmacSecret ?? ''}`)
+    .digest();
 }
 
 /** The role a token grants, or undefined. */
@@ -50,7 +52,11 @@ function cookieValue(headers: IncomingHttpHeaders): string | undefined {
 }
 
 /** The role a request carries (bearer token or session cookie); 'open' when the server has no credentials. */
-export function uiRole(cfg: UiAuthConfig, headers: IncomingHttpHeaders, now = Date.now()): UiRole | 'open' | undefined {
+export function uiRole(
+  cfg: UiAuthConfig,
+  headers: IncomingHttpHeaders,
+  now = Date.now(),
+): UiRole | 'open' | undefined {
   if (!uiAuthEnabled(cfg)) return 'open';
   const m = /^Bearer\s+(.+)$/i.exec(String(headers.authorization ?? '').trim());
   if (m) return roleOfToken(cfg, m[1].trim());

@@ -27,7 +27,9 @@ export class ReleaseIndex {
   /** The registry with every stage function noting its release first (new, resumed and adopted jobs alike). */
   wrap(registry: StageRegistry): StageRegistry {
     const out: StageRegistry = {};
-    for (const [action, fn] of Object.entries(registry) as Array<[keyof StageRegistry, NonNullable<StageRegistry[keyof StageRegistry]>]>) {
+    for (const [action, fn] of Object.entries(registry) as Array<
+      [keyof StageRegistry, NonNullable<StageRegistry[keyof StageRegistry]>]
+    >) {
       out[action] = (spec, params, signal, progress, ctx) => {
         this.note(spec.metadata.name);
         return fn(spec, params, signal, progress, ctx);
@@ -73,7 +75,10 @@ export interface ReleaseView {
 function jobView(job: Job, stepCount: number, plan?: Parameters<typeof stepOf>[0]): JobView {
   let step: number | undefined;
   try {
-    step = plan && (job.params.step !== undefined || job.params.weight !== undefined) ? stepOf(plan, job.params) + 1 : undefined;
+    step =
+      plan && (job.params.step !== undefined || job.params.weight !== undefined)
+        ? stepOf(plan, job.params) + 1
+        : undefined;
   } catch {
     step = undefined;
   }
@@ -145,10 +150,15 @@ export class DashboardData {
     const steps = (plan?.steps ?? []).map((st, i) => ({
       kind: st.kind,
       weight: st.weight,
-      status: (promoted || i < current ? 'done' : i === current ? 'current' : 'pending') as 'done' | 'current' | 'pending',
+      status: (promoted || i < current ? 'done' : i === current ? 'current' : 'pending') as
+        'done' | 'current' | 'pending',
     }));
     const gateJobs = views.filter((v) => v.action === 'gate' && v.reportUrl);
-    const reportFor = (step: number, at: string) => gateJobs.find((g) => g.step === step + 1 && g.finishedAt && Math.abs(Date.parse(g.finishedAt) - Date.parse(at)) < 60_000)?.reportUrl;
+    const reportFor = (step: number, at: string) =>
+      gateJobs.find(
+        (g) =>
+          g.step === step + 1 && g.finishedAt && Math.abs(Date.parse(g.finishedAt) - Date.parse(at)) < 60_000,
+      )?.reportUrl;
     const weight = s?.weight ?? status?.routes.weight ?? 0;
     return {
       release: name,
@@ -160,7 +170,11 @@ export class DashboardData {
       held: s?.held,
       reason: s?.reason,
       lastVerdict: s?.lastVerdict && { ...s.lastVerdict, step: s.lastVerdict.step + 1 },
-      verdicts: (s?.verdicts ?? []).map((v) => ({ ...v, step: v.step + 1, reportUrl: reportFor(v.step, v.at) })),
+      verdicts: (s?.verdicts ?? []).map((v) => ({
+        ...v,
+        step: v.step + 1,
+        reportUrl: reportFor(v.step, v.at),
+      })),
       activeJob: views.find((v) => v.status === 'RUNNING'),
       jobs: views,
       updatedAt: s?.updatedAt ?? views[0]?.createdAt,

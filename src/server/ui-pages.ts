@@ -3,7 +3,8 @@
  * them with DOM calls (text, never HTML, from data), polling every 2 s while the page is open — Spinnaker's
  * status polling, seen in a browser. Scripts carry the response's CSP nonce.
  */
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const esc = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 const STYLE = `
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
@@ -96,13 +97,26 @@ function shell(title: string, nonce: string, body: string, script: string, attrs
 }
 
 export const dashboardPage = (nonce: string) =>
-  shell('releases', nonce, `<table><thead><tr><th>release</th><th>phase</th><th>step</th><th>weights</th><th>last verdict</th><th>active job</th><th>updated</th></tr></thead><tbody id="releases"></tbody></table>
-<p class="muted">Releases with jobs on this server (the state each records with its routes); updated every 2 s.</p>`, DASHBOARD);
+  shell(
+    'releases',
+    nonce,
+    `<table><thead><tr><th>release</th><th>phase</th><th>step</th><th>weights</th><th>last verdict</th><th>active job</th><th>updated</th></tr></thead><tbody id="releases"></tbody></table>
+<p class="muted">Releases with jobs on this server (the state each records with its routes); updated every 2 s.</p>`,
+    DASHBOARD,
+  );
 
 export const releasePage = (nonce: string, release: string) =>
-  shell(`release ${release}`, nonce, `<div id="summary"></div><h2>Steps</h2><div id="timeline" class="timeline"></div><h2>Jobs</h2><table><thead><tr><th>created</th><th>action</th><th>status</th><th>progress</th><th>reports</th></tr></thead><tbody id="jobs"></tbody></table>`, RELEASE, ` data-release="${esc(release)}"`);
+  shell(
+    `release ${release}`,
+    nonce,
+    `<div id="summary"></div><h2>Steps</h2><div id="timeline" class="timeline"></div><h2>Jobs</h2><table><thead><tr><th>created</th><th>action</th><th>status</th><th>progress</th><th>reports</th></tr></thead><tbody id="jobs"></tbody></table>`,
+    RELEASE,
+    ` data-release="${esc(release)}"`,
+  );
 
-export const loginPage = (message?: string) => `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>clover-cd · log in</title><link rel="icon" href="data:,"><style>${STYLE}</style></head>
+export const loginPage = (
+  message?: string,
+) => `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>clover-cd · log in</title><link rel="icon" href="data:,"><style>${STYLE}</style></head>
 <body><header><h1>clover-cd dashboard</h1></header><main><form class="login" method="post" action="/ui/login">
 <p>Paste the stage server's token, or its read-only token. It is exchanged for a session cookie (12 h); the token itself is not stored in the browser.</p>
 ${message ? `<p style="color:#c62828">${esc(message)}</p>` : ''}<input type="password" name="token" autocomplete="current-password" required autofocus><button type="submit">log in</button></form></main></body></html>`;

@@ -45,8 +45,20 @@ const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
 const csp = (nonce: string) =>
   `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`;
 
-function html(res: ServerResponse, status: number, body: string, nonce: string, headers: Record<string, string> = {}): void {
-  send(res, status, body, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': csp(nonce), 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', ...headers });
+function html(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  nonce: string,
+  headers: Record<string, string> = {},
+): void {
+  send(res, status, body, {
+    'content-type': 'text/html; charset=utf-8',
+    'content-security-policy': csp(nonce),
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+    ...headers,
+  });
 }
 
 export function createUi(jobs: JobManager, auth: UiAuthConfig, opts: UiOptions = {}): Ui {
@@ -77,7 +89,12 @@ export function createUi(jobs: JobManager, auth: UiAuthConfig, opts: UiOptions =
     const token = new URLSearchParams(raw.toString('utf8')).get('token') ?? '';
     const role = token ? roleOfToken(auth, token) : undefined;
     if (!role) return html(res, 403, loginPage('That token is not valid for this server.'), nonce);
-    res.writeHead(303, { location: '/ui', 'set-cookie': sessionCookie(auth, role, !!opts.secureCookie), 'cache-control': 'no-store', 'content-length': 0 });
+    res.writeHead(303, {
+      location: '/ui',
+      'set-cookie': sessionCookie(auth, role, !!opts.secureCookie),
+      'cache-control': 'no-store',
+      'content-length': 0,
+    });
     res.end();
   }
 
@@ -92,23 +109,34 @@ export function createUi(jobs: JobManager, auth: UiAuthConfig, opts: UiOptions =
       }
       const role = uiRole(auth, req.headers);
       if (!role) {
-        if (path.startsWith('/ui/api/')) return send(res, 401, { error: 'log in at /ui/login, or send "Authorization: Bearer <token>"' });
+        if (path.startsWith('/ui/api/'))
+          return send(res, 401, { error: 'log in at /ui/login, or send "Authorization: Bearer <token>"' });
         res.writeHead(303, { location: '/ui/login', 'content-length': 0, 'cache-control': 'no-store' });
         return void res.end();
       }
-      if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'the dashboard is read-only: use GET', {}, { allow: 'GET' });
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        throw new HttpError(405, 'the dashboard is read-only: use GET', {}, { allow: 'GET' });
       let m: RegExpExecArray | null;
       if (path === '/ui' || path === '/ui/') return html(res, 200, dashboardPage(nonce), nonce);
       if (path === '/ui/api/releases') return send(res, 200, { releases: await data.releases() });
       if ((m = /^\/ui\/api\/releases\/([^/]+)$/.exec(path))) {
         const view = await data.release(decodeSegment(m[1], 'release'));
-        return view ? send(res, 200, view) : send(res, 404, { error: 'no job of this release on this server' });
+        return view
+          ? send(res, 200, view)
+          : send(res, 404, { error: 'no job of this release on this server' });
       }
-      if ((m = /^\/ui\/releases\/([^/]+)$/.exec(path))) return html(res, 200, releasePage(nonce, decodeSegment(m[1], 'release')), nonce);
+      if ((m = /^\/ui\/releases\/([^/]+)$/.exec(path)))
+        return html(res, 200, releasePage(nonce, decodeSegment(m[1], 'release')), nonce);
       if ((m = /^\/ui\/jobs\/([^/]+)\/(report|evidence)$/.exec(path))) {
         const ev = await evidenceOf(decodeSegment(m[1], 'id'));
-        if (!ev) return send(res, 404, { error: 'no evidence for this job in the server\'s evidence directory' });
-        if (m[2] === 'evidence') return send(res, 200, ev.text, { 'content-type': 'application/json', 'content-disposition': 'attachment; filename="evidence.json"', 'x-content-type-options': 'nosniff' });
+        if (!ev)
+          return send(res, 404, { error: "no evidence for this job in the server's evidence directory" });
+        if (m[2] === 'evidence')
+          return send(res, 200, ev.text, {
+            'content-type': 'application/json',
+            'content-disposition': 'attachment; filename="evidence.json"',
+            'x-content-type-options': 'nosniff',
+          });
         let bundle: EvidenceBundle;
         try {
           bundle = JSON.parse(ev.text) as EvidenceBundle;

@@ -52,7 +52,10 @@ export interface SearchQuery {
   limit: number;
 }
 
-export function createJaegerClient(url: string, opts: { timeoutMs?: number; attempts?: number; log?: QueryLog } = {}): JaegerClient {
+export function createJaegerClient(
+  url: string,
+  opts: { timeoutMs?: number; attempts?: number; log?: QueryLog } = {},
+): JaegerClient {
   const http: HttpClient = createHttpClient({
     system: 'Jaeger',
     baseURL: url,
@@ -77,12 +80,21 @@ export function createJaegerClient(url: string, opts: { timeoutMs?: number; atte
       ),
     search: async (q) => {
       const params = searchParams(q);
-      const res = await http.get<{ data: JaegerTrace[] | null; errors?: Array<{ msg: string }> | null }>('/api/traces', { params });
-      if (res.status >= 400) throw new Error(`Jaeger /api/traces answered HTTP ${res.status}: ${res.data?.errors?.[0]?.msg ?? ''}`);
+      const res = await http.get<{ data: JaegerTrace[] | null; errors?: Array<{ msg: string }> | null }>(
+        '/api/traces',
+        { params },
+      );
+      if (res.status >= 400)
+        throw new Error(
+          `Jaeger /api/traces answered HTTP ${res.status}: ${res.data?.errors?.[0]?.msg ?? ''}`,
+        );
       return res.data.data ?? [];
     },
     searchEach: async (q, onTrace) => {
-      const res = await http.get<Readable>('/api/traces', { params: searchParams(q), responseType: 'stream' });
+      const res = await http.get<Readable>('/api/traces', {
+        params: searchParams(q),
+        responseType: 'stream',
+      });
       if (res.status >= 400) {
         let body = '';
         for await (const chunk of res.data) body += String(chunk);
@@ -105,7 +117,12 @@ export function createJaegerClient(url: string, opts: { timeoutMs?: number; atte
 }
 
 function searchParams(q: SearchQuery): Record<string, string | number> {
-  const params: Record<string, string | number> = { service: q.service, start: Math.floor(q.startMs * 1000), end: Math.floor(q.endMs * 1000), limit: q.limit };
+  const params: Record<string, string | number> = {
+    service: q.service,
+    start: Math.floor(q.startMs * 1000),
+    end: Math.floor(q.endMs * 1000),
+    limit: q.limit,
+  };
   if (q.operation) params.operation = q.operation;
   if (q.tags) params.tags = JSON.stringify(q.tags);
   return params;
@@ -115,7 +132,10 @@ function searchParams(q: SearchQuery): Record<string, string | number> {
  * Hands over the text of each element of the top-level `"data": [...]` array of a JSON body as it streams
  * in, by tracking nesting depth and string state byte by byte: only one element's bytes are held at a time.
  */
-export async function eachDataElement(body: AsyncIterable<Buffer | string>, onElement: (json: string) => void): Promise<void> {
+export async function eachDataElement(
+  body: AsyncIterable<Buffer | string>,
+  onElement: (json: string) => void,
+): Promise<void> {
   let depth = 0;
   let inString = false;
   let escaped = false;

@@ -23,7 +23,10 @@ export interface ScrapeSnapshot {
  * Histograms stay as Prometheus stores them (`_bucket` with `le`, `_count`, `_sum`). Parsed here rather
  * than with parse-prometheus-text-format, which drops the labels of histogram samples.
  */
-export function parseExposition(text: string, keep: (family: string) => boolean = () => true): ScrapedSeries[] {
+export function parseExposition(
+  text: string,
+  keep: (family: string) => boolean = () => true,
+): ScrapedSeries[] {
   const out: ScrapedSeries[] = [];
   for (const raw of text.split('\n')) {
     const line = raw.trim();
@@ -62,7 +65,10 @@ const normalizeLe = (le: string) => (le === '+Inf' || le === 'Inf' ? '+Inf' : St
 export const familyOf = (name: string) => name.replace(/_(bucket|count|sum)$/, '');
 
 /** Scrape every target once. A target that cannot be reached is an InfrastructureError (exit 4). */
-export async function scrapeTargets(targets: string[], opts: { keep?: (name: string) => boolean; log?: QueryLog; timeoutMs?: number } = {}): Promise<ScrapeSnapshot> {
+export async function scrapeTargets(
+  targets: string[],
+  opts: { keep?: (name: string) => boolean; log?: QueryLog; timeoutMs?: number } = {},
+): Promise<ScrapeSnapshot> {
   const at = Date.now();
   const series: ScrapedSeries[] = [];
   for (const url of targets) {
@@ -76,7 +82,10 @@ export async function scrapeTargets(targets: string[], opts: { keep?: (name: str
       opts.log,
       `scrape ${url}`,
       async () => {
-        const res = await http.get<string>('', { responseType: 'text', transformResponse: (d: unknown) => d });
+        const res = await http.get<string>('', {
+          responseType: 'text',
+          transformResponse: (d: unknown) => d,
+        });
         if (res.status >= 400) throw new Error(`HTTP ${res.status}`);
         return String(res.data);
       },

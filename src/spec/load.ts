@@ -29,8 +29,13 @@ export function strategyKindOf(spec: ReleaseSpec): StrategyKind {
 export function resolveSpecFiles(spec: ReleaseSpec, base: string): ReleaseSpec {
   const abs = (p: unknown) => (typeof p === 'string' ? resolve(base, p) : p);
   const out = { ...spec };
-  if (spec.load && typeof spec.load.plan === 'string') out.load = { ...spec.load, plan: resolve(base, spec.load.plan) };
-  if (spec.service.candidateManifests) out.service = { ...spec.service, candidateManifests: spec.service.candidateManifests.map(abs) as string[] };
+  if (spec.load && typeof spec.load.plan === 'string')
+    out.load = { ...spec.load, plan: resolve(base, spec.load.plan) };
+  if (spec.service.candidateManifests)
+    out.service = {
+      ...spec.service,
+      candidateManifests: spec.service.candidateManifests.map(abs) as string[],
+    };
   return out;
 }
 
@@ -51,9 +56,23 @@ export function loadSpec(file: string, opts: LoadSpecOptions = {}): LoadedSpec {
   const optional = opts.files === 'optional';
   const problems = validateSpec(doc, file, dir, { files: !optional });
   if (problems.length) {
-    throw new InvalidInputError(`${file}: the release spec is invalid (${problems.length} problem${problems.length > 1 ? 's' : ''})`, problems);
+    throw new InvalidInputError(
+      `${file}: the release spec is invalid (${problems.length} problem${problems.length > 1 ? 's' : ''})`,
+      problems,
+    );
   }
-  const warnings = optional ? referencedFileProblems(doc as ReleaseSpec, file, dir).map((p) => ({ ...p, severity: 'warning' as const })) : [];
+  const warnings = optional
+    ? referencedFileProblems(doc as ReleaseSpec, file, dir).map((p) => ({
+        ...p,
+        severity: 'warning' as const,
+      }))
+    : [];
   const spec = resolveSpecFiles(doc as ReleaseSpec, dir);
-  return { spec, file: abs, dir, strategyKind: strategyKindOf(spec), ...(warnings.length ? { warnings } : {}) };
+  return {
+    spec,
+    file: abs,
+    dir,
+    strategyKind: strategyKindOf(spec),
+    ...(warnings.length ? { warnings } : {}),
+  };
 }

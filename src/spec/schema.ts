@@ -7,12 +7,26 @@ import { DURATION_PATTERN } from '../util/units.js';
  */
 type Schema = Record<string, unknown>;
 
-const duration: Schema = { type: 'string', pattern: DURATION_PATTERN, description: 'a duration such as 30s, 2m' };
+const duration: Schema = {
+  type: 'string',
+  pattern: DURATION_PATTERN,
+  description: 'a duration such as 30s, 2m',
+};
 // Percentages of requests or of traffic: 0% to 100%, so "200%" is caught here rather than never tripping.
-const percent: Schema = { type: 'string', pattern: '^(100(\\.0+)?|[0-9]{1,2}(\\.[0-9]+)?)%$', description: 'a percentage from 0% to 100% such as 1%' };
+const percent: Schema = {
+  type: 'string',
+  pattern: '^(100(\\.0+)?|[0-9]{1,2}(\\.[0-9]+)?)%$',
+  description: 'a percentage from 0% to 100% such as 1%',
+};
 const weight: Schema = { type: 'integer', minimum: 0, maximum: 100 };
 // Kubernetes' limits: object names are DNS subdomains (≤ 253), namespaces and Services DNS labels (≤ 63).
-const name: Schema = { type: 'string', minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', description: 'a DNS-1123 name' };
+const name: Schema = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 253,
+  pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$',
+  description: 'a DNS-1123 name',
+};
 const shortName: Schema = { ...name, maxLength: 63 };
 const closed = (properties: Record<string, Schema>, required: string[] = []): Schema => ({
   type: 'object',
@@ -20,17 +34,30 @@ const closed = (properties: Record<string, Schema>, required: string[] = []): Sc
   properties,
   required,
 });
-const matchValue = closed({ exact: { type: 'string' }, prefix: { type: 'string' }, regex: { type: 'string' } });
+const matchValue = closed({
+  exact: { type: 'string' },
+  prefix: { type: 'string' },
+  regex: { type: 'string' },
+});
 /** A SPIFFE id of a Kubernetes service account, as Istio issues it (the URI SAN of the workload certificate). */
-export const MESH_PRINCIPAL_PATTERN = '^spiffe://[^/]+/ns/[a-z0-9]([-a-z0-9]*[a-z0-9])?/sa/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$';
-const secretRef = closed({ env: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, file: { type: 'string' }, spinnaker: { type: 'string' } });
+export const MESH_PRINCIPAL_PATTERN =
+  '^spiffe://[^/]+/ns/[a-z0-9]([-a-z0-9]*[a-z0-9])?/sa/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$';
+const secretRef = closed({
+  env: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
+  file: { type: 'string' },
+  spinnaker: { type: 'string' },
+});
 // Selectors name labels the evidence carries: a URL path, an HTTP status (or class such as 5xx), a user agent.
 const selector = {
   route: { type: 'string', pattern: '^/', description: 'a URL path starting with /' },
   status: {
     oneOf: [
       { type: 'integer', minimum: 100, maximum: 599 },
-      { type: 'string', pattern: '^([1-5][0-9][0-9]|[1-5]xx)$', description: 'an HTTP status such as 404 or a class such as 5xx' },
+      {
+        type: 'string',
+        pattern: '^([1-5][0-9][0-9]|[1-5]xx)$',
+        description: 'an HTTP status such as 404 or a class such as 5xx',
+      },
     ],
   },
   userAgent: { type: 'string', minLength: 1 },
@@ -68,7 +95,11 @@ export const strategySchema = closed({
     ['window'],
   ),
   blueGreen: closed(
-    { previewWindow: duration, judgment: { type: 'boolean' }, maxInconclusive: { type: 'integer', minimum: 0, maximum: 10 } },
+    {
+      previewWindow: duration,
+      judgment: { type: 'boolean' },
+      maxInconclusive: { type: 'integer', minimum: 0, maximum: 10 },
+    },
     ['previewWindow'],
   ),
   abTest: closed(
@@ -76,7 +107,10 @@ export const strategySchema = closed({
       match: {
         type: 'array',
         minItems: 1,
-        items: closed({ headers: { type: 'object', additionalProperties: matchValue, minProperties: 1 }, cookie: matchValue }),
+        items: closed({
+          headers: { type: 'object', additionalProperties: matchValue, minProperties: 1 },
+          cookie: matchValue,
+        }),
       },
       window: duration,
       judgment: { type: 'boolean' },
@@ -106,19 +140,45 @@ export const gateRuleSchemas: Record<string, Schema> = {
   }),
   split: closed({ confidence: { type: 'number', exclusiveMinimum: 0.5, exclusiveMaximum: 1 } }),
   errorRate: closed({ max: percent, version, route: selector.route, perRoute: { type: 'boolean' } }, ['max']),
-  latency: closed({ percentile: { type: 'number', exclusiveMinimum: 0, maximum: 100 }, max: duration, version, route: selector.route }, ['percentile', 'max']),
-  count: closed({ ...selector, expect: { oneOf: [{ type: 'integer', minimum: 0 }, { enum: ['all', 'none'] }] } }, ['expect']),
+  latency: closed(
+    {
+      percentile: { type: 'number', exclusiveMinimum: 0, maximum: 100 },
+      max: duration,
+      version,
+      route: selector.route,
+    },
+    ['percentile', 'max'],
+  ),
+  count: closed(
+    { ...selector, expect: { oneOf: [{ type: 'integer', minimum: 0 }, { enum: ['all', 'none'] }] } },
+    ['expect'],
+  ),
   share: closed({ ...selector, expect: percent, tolerance: percent }, ['expect', 'tolerance']),
   compareLatency: closed({
     alpha,
     percentile: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 100 },
     maxIncrease: percent,
     route: selector.route,
-    maxEffect: { type: 'number', minimum: 0, maximum: 1, description: "deprecated (Cliff's δ is no longer judged); use maxIncrease" },
+    maxEffect: {
+      type: 'number',
+      minimum: 0,
+      maximum: 1,
+      description: "deprecated (Cliff's δ is no longer judged); use maxIncrease",
+    },
   }),
-  compareErrors: closed({ alpha, maxIncrease: percent, route: selector.route, perRoute: { type: 'boolean' } }),
+  compareErrors: closed({
+    alpha,
+    maxIncrease: percent,
+    route: selector.route,
+    perRoute: { type: 'boolean' },
+  }),
   tail: closed({
-    percentiles: { type: 'array', items: { type: 'number', minimum: 50, exclusiveMaximum: 100 }, minItems: 1, uniqueItems: true },
+    percentiles: {
+      type: 'array',
+      items: { type: 'number', minimum: 50, exclusiveMaximum: 100 },
+      minItems: 1,
+      uniqueItems: true,
+    },
     maxIncrease: percent,
     alpha,
     route: selector.route,
@@ -145,9 +205,16 @@ export const gateSchema = closed(
       ['source'],
     ),
     tracing: closed({ url: { type: 'string', pattern: '^https?://' } }, ['url']),
-    traceSampling: { oneOf: [percent, { type: 'number', exclusiveMinimum: 0, maximum: 1 }], description: 'share of requests traced, e.g. 1% or 0.01' },
+    traceSampling: {
+      oneOf: [percent, { type: 'number', exclusiveMinimum: 0, maximum: 1 }],
+      description: 'share of requests traced, e.g. 1% or 0.01',
+    },
     maxWindow: duration,
-    onInconclusive: { enum: ['fail', 'hold'], description: 'after the longest window and maxInconclusive more: fail (roll back) or hold (keep the weight, stop)' },
+    onInconclusive: {
+      enum: ['fail', 'hold'],
+      description:
+        'after the longest window and maxInconclusive more: fail (roll back) or hold (keep the weight, stop)',
+    },
     rules: {
       type: 'array',
       minItems: 1,
@@ -165,11 +232,53 @@ const trigger: Schema = {
 };
 
 export const triggerSchemas: Record<string, Schema> = {
-  jenkins: closed({ type: {}, master: { type: 'string', minLength: 1 }, job: { type: 'string', minLength: 1 }, propertyFile: { type: 'string' } }, ['master', 'job']),
-  docker: closed({ type: {}, account: { type: 'string' }, registry: { type: 'string' }, organization: { type: 'string' }, repository: { type: 'string' }, tag: { type: 'string' } }, ['account', 'repository']),
-  git: closed({ type: {}, source: { enum: ['github', 'gitlab', 'bitbucket', 'stash'] }, project: { type: 'string' }, slug: { type: 'string' }, branch: { type: 'string' } }, ['source', 'project', 'slug']),
-  webhook: closed({ type: {}, source: { type: 'string', minLength: 1 }, payloadConstraints: { type: 'object', additionalProperties: { type: 'string' } } }, ['source']),
-  pipeline: closed({ type: {}, application: { type: 'string' }, pipeline: { type: 'string' }, status: { type: 'array', items: { enum: ['successful', 'failed', 'canceled'] }, minItems: 1 } }, ['application', 'pipeline']),
+  jenkins: closed(
+    {
+      type: {},
+      master: { type: 'string', minLength: 1 },
+      job: { type: 'string', minLength: 1 },
+      propertyFile: { type: 'string' },
+    },
+    ['master', 'job'],
+  ),
+  docker: closed(
+    {
+      type: {},
+      account: { type: 'string' },
+      registry: { type: 'string' },
+      organization: { type: 'string' },
+      repository: { type: 'string' },
+      tag: { type: 'string' },
+    },
+    ['account', 'repository'],
+  ),
+  git: closed(
+    {
+      type: {},
+      source: { enum: ['github', 'gitlab', 'bitbucket', 'stash'] },
+      project: { type: 'string' },
+      slug: { type: 'string' },
+      branch: { type: 'string' },
+    },
+    ['source', 'project', 'slug'],
+  ),
+  webhook: closed(
+    {
+      type: {},
+      source: { type: 'string', minLength: 1 },
+      payloadConstraints: { type: 'object', additionalProperties: { type: 'string' } },
+    },
+    ['source'],
+  ),
+  pipeline: closed(
+    {
+      type: {},
+      application: { type: 'string' },
+      pipeline: { type: 'string' },
+      status: { type: 'array', items: { enum: ['successful', 'failed', 'canceled'] }, minItems: 1 },
+    },
+    ['application', 'pipeline'],
+  ),
   cron: closed({ type: {}, cronExpression: { type: 'string', minLength: 11 } }, ['cronExpression']),
 };
 
@@ -182,14 +291,30 @@ export const spinnakerSchema = closed(
       {
         url: { type: 'string', pattern: '^https?://' },
         auth: secretRef,
-        meshAuth: closed({ principal: { type: 'string', pattern: MESH_PRINCIPAL_PATTERN, description: "Orca's workload identity: spiffe://<trust domain>/ns/<namespace>/sa/<service account>" } }, ['principal']),
+        meshAuth: closed(
+          {
+            principal: {
+              type: 'string',
+              pattern: MESH_PRINCIPAL_PATTERN,
+              description:
+                "Orca's workload identity: spiffe://<trust domain>/ns/<namespace>/sa/<service account>",
+            },
+          },
+          ['principal'],
+        ),
       },
       ['url'],
     ),
     runner: { enum: ['webhook', 'jenkins', 'runJob'] },
     stages: { enum: ['inline', 'preconfigured'] },
-    jenkins: closed({ master: { type: 'string', minLength: 1 }, job: { type: 'string', minLength: 1 } }, ['master', 'job']),
-    runJob: closed({ image: { type: 'string', minLength: 1 }, namespace: shortName, serviceAccount: name }, []),
+    jenkins: closed({ master: { type: 'string', minLength: 1 }, job: { type: 'string', minLength: 1 } }, [
+      'master',
+      'job',
+    ]),
+    runJob: closed(
+      { image: { type: 'string', minLength: 1 }, namespace: shortName, serviceAccount: name },
+      [],
+    ),
     triggers: { type: 'array', items: trigger },
     notifications: {
       type: 'array',
@@ -197,7 +322,10 @@ export const spinnakerSchema = closed(
         {
           type: { enum: ['slack', 'email', 'googlechat', 'microsoftteams', 'githubStatus'] },
           address: { type: 'string', minLength: 1 },
-          when: { type: 'array', items: { enum: ['pipeline.starting', 'pipeline.complete', 'pipeline.failed'] } },
+          when: {
+            type: 'array',
+            items: { enum: ['pipeline.starting', 'pipeline.complete', 'pipeline.failed'] },
+          },
         },
         ['type', 'address'],
       ),
@@ -220,7 +348,9 @@ export const releaseSpecSchema: Schema = closed(
   {
     apiVersion: { const: 'clover-cd/v1' },
     kind: { const: 'Release' },
-    metadata: closed({ name, labels: { type: 'object', additionalProperties: { type: 'string' } } }, ['name']),
+    metadata: closed({ name, labels: { type: 'object', additionalProperties: { type: 'string' } } }, [
+      'name',
+    ]),
     application: name,
     service: serviceSchema,
     strategy: strategySchema,

@@ -12,7 +12,8 @@ import { planDocumentProblems } from './load-plan-schema.js';
  * shape: the schema reports wrong types, these checks only look at values of the right type.
  */
 type Obj = Record<string, unknown>;
-const obj = (v: unknown): Obj | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined);
+const obj = (v: unknown): Obj | undefined =>
+  v && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined;
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /** Largest load plan a spec may reference. */
@@ -38,15 +39,21 @@ export function boundsProblems(doc: unknown, file?: string): InputProblem[] {
   );
   list(obj(strategy?.abTest)?.match).forEach((m, i) => {
     const headers = obj(obj(m)?.headers);
-    for (const [h, v] of Object.entries(headers ?? {})) checks.push([`strategy.abTest.match[${i}].headers.${h}.regex`, regexProblem(obj(v)?.regex)]);
+    for (const [h, v] of Object.entries(headers ?? {}))
+      checks.push([`strategy.abTest.match[${i}].headers.${h}.regex`, regexProblem(obj(v)?.regex)]);
     checks.push([`strategy.abTest.match[${i}].cookie.regex`, regexProblem(obj(obj(m)?.cookie)?.regex)]);
   });
   const gate = obj(d.gate);
   if (d.gate === undefined) {
-    checks.push(['gate', 'required: a release needs at least one gate rule (e.g. rules: [{errorRate: {max: 1%}}]); without one no evidence is judged and nothing may be promoted']);
+    checks.push([
+      'gate',
+      'required: a release needs at least one gate rule (e.g. rules: [{errorRate: {max: 1%}}]); without one no evidence is judged and nothing may be promoted',
+    ]);
   }
   checks.push(['gate.metrics.scrapeInterval', durationRangeProblem(obj(gate?.metrics)?.scrapeInterval)]);
-  list(gate?.rules).forEach((r, i) => checks.push([`gate.rules[${i}].latency.max`, durationRangeProblem(obj(obj(r)?.latency)?.max)]));
+  list(gate?.rules).forEach((r, i) =>
+    checks.push([`gate.rules[${i}].latency.max`, durationRangeProblem(obj(obj(r)?.latency)?.max)]),
+  );
   collect(file, problems, checks);
   return problems;
 }
@@ -67,15 +74,36 @@ export function referencedFileProblem(abs: string, what: string): string | undef
 export function planFileProblems(written: string, abs: string, specFile?: string): InputProblem[] {
   const bad = referencedFileProblem(abs, 'a load plan (YAML or JSON)');
   if (bad) return [{ file: specFile, path: 'load.plan', message: bad }];
-  if (specFile && resolve(specFile) === abs) return [{ file: specFile, path: 'load.plan', message: `"${written}" is this release spec itself; expected a load plan (load_spec + url_list)` }];
+  if (specFile && resolve(specFile) === abs)
+    return [
+      {
+        file: specFile,
+        path: 'load.plan',
+        message: `"${written}" is this release spec itself; expected a load plan (load_spec + url_list)`,
+      },
+    ];
   let doc: unknown;
   try {
-    doc = parseYamlText(readInputText(abs, { maxBytes: MAX_PLAN_BYTES, what: 'a load plan (YAML or JSON)' }), written);
+    doc = parseYamlText(
+      readInputText(abs, { maxBytes: MAX_PLAN_BYTES, what: 'a load plan (YAML or JSON)' }),
+      written,
+    );
   } catch (err) {
     if (!(err instanceof InvalidInputError)) throw err;
-    return [{ file: specFile, path: 'load.plan', message: `"${written}" cannot be used: ${err.problems[0]?.message ?? err.message}` }];
+    return [
+      {
+        file: specFile,
+        path: 'load.plan',
+        message: `"${written}" cannot be used: ${err.problems[0]?.message ?? err.message}`,
+      },
+    ];
   }
   const problems = planDocumentProblems(doc, written);
-  if (problems.length) problems.unshift({ file: specFile, path: 'load.plan', message: `"${written}" is not a valid load plan (${problems.length} problem${problems.length > 1 ? 's' : ''} below)` });
+  if (problems.length)
+    problems.unshift({
+      file: specFile,
+      path: 'load.plan',
+      message: `"${written}" is not a valid load plan (${problems.length} problem${problems.length > 1 ? 's' : ''} below)`,
+    });
   return problems;
 }

@@ -103,12 +103,43 @@ export type GateRule =
   | { split: { confidence?: number } }
   | { errorRate: { max: Percent; version?: 'candidate' | 'stable'; route?: string; perRoute?: boolean } }
   | { latency: { percentile: number; max: Duration; version?: 'candidate' | 'stable'; route?: string } }
-  | { count: { route?: string; status?: number | string; userAgent?: string; expect: number | 'all' | 'none' } }
-  | { share: { route?: string; status?: number | string; userAgent?: string; expect: Percent; tolerance: Percent } }
-  | { compareLatency: { alpha?: number; percentile?: number; maxIncrease?: Percent; route?: string; /** @deprecated Cliff's δ, no longer judged */ maxEffect?: number } }
+  | {
+      count: {
+        route?: string;
+        status?: number | string;
+        userAgent?: string;
+        expect: number | 'all' | 'none';
+      };
+    }
+  | {
+      share: {
+        route?: string;
+        status?: number | string;
+        userAgent?: string;
+        expect: Percent;
+        tolerance: Percent;
+      };
+    }
+  | {
+      compareLatency: {
+        alpha?: number;
+        percentile?: number;
+        maxIncrease?: Percent;
+        route?: string;
+        /** @deprecated Cliff's δ, no longer judged */ maxEffect?: number;
+      };
+    }
   | { compareErrors: { alpha?: number; maxIncrease?: Percent; route?: string; perRoute?: boolean } }
   | { tail: { percentiles?: number[]; maxIncrease?: Percent; alpha?: number; route?: string } }
-  | { l4: { resetRate?: Percent; retransmitRate?: Percent; connectFailures?: number; compare?: boolean; required?: boolean } };
+  | {
+      l4: {
+        resetRate?: Percent;
+        retransmitRate?: Percent;
+        connectFailures?: number;
+        compare?: boolean;
+        required?: boolean;
+      };
+    };
 
 export interface GateSpec {
   /** Per-version minimum of requests in a window; below it a rule is inconclusive. */
@@ -161,8 +192,21 @@ export interface MeshAuth {
 
 export type TriggerSpec =
   | { type: 'jenkins'; master: string; job: string; propertyFile?: string }
-  | { type: 'docker'; account: string; registry?: string; organization?: string; repository: string; tag?: string }
-  | { type: 'git'; source: 'github' | 'gitlab' | 'bitbucket' | 'stash'; project: string; slug: string; branch?: string }
+  | {
+      type: 'docker';
+      account: string;
+      registry?: string;
+      organization?: string;
+      repository: string;
+      tag?: string;
+    }
+  | {
+      type: 'git';
+      source: 'github' | 'gitlab' | 'bitbucket' | 'stash';
+      project: string;
+      slug: string;
+      branch?: string;
+    }
   | { type: 'webhook'; source: string; payloadConstraints?: Record<string, string> }
   | { type: 'pipeline'; application: string; pipeline: string; status?: string[] }
   | { type: 'cron'; cronExpression: string };

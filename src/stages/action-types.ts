@@ -33,7 +33,14 @@ export interface StageParams {
 export interface JobVerdict {
   outcome: 'pass' | 'fail' | 'inconclusive' | 'error';
   summary: string;
-  results?: Array<{ rule: string; outcome: string; observed: string; expected: string; source: string; reason: string }>;
+  results?: Array<{
+    rule: string;
+    outcome: string;
+    observed: string;
+    expected: string;
+    source: string;
+    reason: string;
+  }>;
 }
 
 export interface StageOutcome {
@@ -57,4 +64,8 @@ export type StageFunction = (
 export type StageRegistry = Partial<Record<StageAction, StageFunction>>;
 
 /** Checks a start request against the platform before a job exists (problems → HTTP 400, nothing started). */
-export type StageAdmission = (action: StageAction, spec: ReleaseSpec, params: StageParams) => Promise<InputProblem[]>;
+export type StageAdmission = (
+  action: StageAction,
+  spec: ReleaseSpec,
+  params: StageParams,
+) => Promise<InputProblem[]>;

@@ -55,11 +55,18 @@ export const DEMO_SPEC = fileURLToPath(new URL('../../examples/sdc-canary.yaml',
 
 interface Bundle {
   candidateWeight?: number;
-  evidence?: { load?: { sent?: number }; metrics?: { hops?: Record<string, Record<string, { requests: number }>> } };
+  evidence?: {
+    load?: { sent?: number };
+    metrics?: { hops?: Record<string, Record<string, { requests: number }>> };
+  };
   verdict: { outcome: string; results: Array<{ rule: string; outcome: string; reason: string }> };
 }
 
-function stepsOf(run: LocalRunResult, service: string, versions: string[]): { steps: DemoStep[]; reports: string[] } {
+function stepsOf(
+  run: LocalRunResult,
+  service: string,
+  versions: string[],
+): { steps: DemoStep[]; reports: string[] } {
   const steps: DemoStep[] = [];
   const reports: string[] = [];
   for (const j of run.jobs) {
@@ -78,7 +85,9 @@ function stepsOf(run: LocalRunResult, service: string, versions: string[]): { st
           .map(([v, c]) => [v, c.requests]),
       ),
       verdict: b.verdict.outcome,
-      reasons: b.verdict.results.filter((r) => r.outcome !== 'pass').map((r) => `${r.rule.split(' ')[0]}: ${r.reason}`),
+      reasons: b.verdict.results
+        .filter((r) => r.outcome !== 'pass')
+        .map((r) => `${r.rule.split(' ')[0]}: ${r.reason}`),
       evidence,
     });
   }
@@ -92,12 +101,18 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const { loadSpec } = await import('../spec/load.js');
   const specFile = opts.specFile ?? DEMO_SPEC;
   const { spec } = loadSpec(specFile);
-  const outDir = resolve(opts.outDir ?? join('.clover-cd', `demo-${new Date().toISOString().replace(/[:.]/g, '-')}`));
+  const outDir = resolve(
+    opts.outDir ?? join('.clover-cd', `demo-${new Date().toISOString().replace(/[:.]/g, '-')}`),
+  );
   mkdirSync(outDir, { recursive: true });
   const scenarios: DemoScenario[] = [];
   const plan: Array<{ name: string; expected: DemoScenario['expected']; fault?: { errorRate: number } }> = [
     { name: `healthy ${spec.service.candidate}`, expected: 'promoted' },
-    { name: `faulty ${spec.service.candidate} (30% HTTP 500)`, expected: 'rolled back', fault: { errorRate: 0.3 } },
+    {
+      name: `faulty ${spec.service.candidate} (30% HTTP 500)`,
+      expected: 'rolled back',
+      fault: { errorRate: 0.3 },
+    },
   ];
   for (const s of plan) {
     if (opts.signal?.aborted) break;
@@ -115,14 +130,42 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
         onEvent: (e) => opts.onEvent?.(s.name, e),
       });
       const finalWeight = (await releaseStatus(sb.platform, spec)).routes.weight;
-      const promoted = run.execution.stages.some((x) => x.name.startsWith('Promote') && x.status === 'SUCCEEDED');
-      const rolledBack = run.execution.stages.some((x) => x.name.startsWith('Roll back') && x.status === 'SUCCEEDED');
-      const outcome: DemoScenario['outcome'] = promoted && finalWeight === 100 ? 'promoted' : rolledBack && finalWeight === 0 ? 'rolled back' : 'neither';
-      const { steps, reports } = stepsOf(run, spec.service.name, [spec.service.stable, spec.service.candidate]);
-      scenarios.push({ name: s.name, expected: s.expected, outcome, ok: outcome === s.expected, exitCode: run.exitCode, status: run.execution.status, steps, reports, durationMs: Date.now() - t, finalWeight });
+      const promoted = run.execution.stages.some(
+        (x) => x.name.startsWith('Promote') && x.status === 'SUCCEEDED',
+      );
+      const rolledBack = run.execution.stages.some(
+        (x) => x.name.startsWith('Roll back') && x.status === 'SUCCEEDED',
+      );
+      const outcome: DemoScenario['outcome'] =
+        promoted && finalWeight === 100
+          ? 'promoted'
+          : rolledBack && finalWeight === 0
+            ? 'rolled back'
+            : 'neither';
+      const { steps, reports } = stepsOf(run, spec.service.name, [
+        spec.service.stable,
+        spec.service.candidate,
+      ]);
+      scenarios.push({
+        name: s.name,
+        expected: s.expected,
+        outcome,
+        ok: outcome === s.expected,
+        exitCode: run.exitCode,
+        status: run.execution.status,
+        steps,
+        reports,
+        durationMs: Date.now() - t,
+        finalWeight,
+      });
     } finally {
       await sb.stop();
     }
   }
-  return { ok: scenarios.length === plan.length && scenarios.every((s) => s.ok), scenarios, durationMs: Date.now() - started, outDir };
+  return {
+    ok: scenarios.length === plan.length && scenarios.every((s) => s.ok),
+    scenarios,
+    durationMs: Date.now() - started,
+    outDir,
+  };
 }

@@ -18,7 +18,11 @@ export async function openWindow(spec: ReleaseSpec, endpoints: PlatformEndpoints
 }
 
 /** Close a window as plain data the gate judges later, in this process or another (a direct scrape records what it counted). */
-export async function closeWindow(spec: ReleaseSpec, endpoints: PlatformEndpoints, w: WindowStart): Promise<WindowStart> {
+export async function closeWindow(
+  spec: ReleaseSpec,
+  endpoints: PlatformEndpoints,
+  w: WindowStart,
+): Promise<WindowStart> {
   const provider = metricsProviderFor(spec.gate, endpoints);
   return provider ? provider.close(w, gateQueries(spec.service.name)) : w;
 }
@@ -33,7 +37,11 @@ export interface GateStageOptions {
   plannedSamples?: number;
 }
 
-export async function runGateStage(platform: Platform, spec: ReleaseSpec, opts: GateStageOptions): Promise<GateRun & { exitCode: number; reportPath?: string }> {
+export async function runGateStage(
+  platform: Platform,
+  spec: ReleaseSpec,
+  opts: GateStageOptions,
+): Promise<GateRun & { exitCode: number; reportPath?: string }> {
   const run = await runGate(spec, {
     window: { start: opts.window.start, end: opts.end ?? Date.now() },
     endpoints: platform.endpoints(),
@@ -63,10 +71,17 @@ export function canObserveSplit(spec: ReleaseSpec, endpoints: PlatformEndpoints)
  * Requests per version the service received in a window until now. `settle: false` reads what the
  * metrics backend has now (a window still growing); by default it waits for a scrape past now.
  */
-export async function observeSplit(spec: ReleaseSpec, endpoints: PlatformEndpoints, w: WindowStart, opts: { settle?: boolean } = {}): Promise<{ stable: number; candidate: number }> {
+export async function observeSplit(
+  spec: ReleaseSpec,
+  endpoints: PlatformEndpoints,
+  w: WindowStart,
+  opts: { settle?: boolean } = {},
+): Promise<{ stable: number; candidate: number }> {
   const provider = metricsProviderFor(spec.gate, endpoints);
   if (!provider) return { stable: 0, candidate: 0 };
-  const byVersion = await requestsByVersion(provider, w, Date.now(), spec.service.name, { settle: opts.settle });
+  const byVersion = await requestsByVersion(provider, w, Date.now(), spec.service.name, {
+    settle: opts.settle,
+  });
   return { stable: byVersion[spec.service.stable] ?? 0, candidate: byVersion[spec.service.candidate] ?? 0 };
 }
 

@@ -6,7 +6,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import { exitCodeForStatus, STAGE_SERVER_POLLING } from '../contract/index.js';
-import { executePipeline, loadOrcaConfig, loadPipelineFile, localRunExitCode, resolveSecretReferences, runWebhookStage, webhookJobs, type ExecuteOptions, type LocalExecution, type WebhookJob } from '../pipelines/local-run/index.js';
+import {
+  executePipeline,
+  loadOrcaConfig,
+  loadPipelineFile,
+  localRunExitCode,
+  resolveSecretReferences,
+  runWebhookStage,
+  webhookJobs,
+  type ExecuteOptions,
+  type LocalExecution,
+  type WebhookJob,
+} from '../pipelines/local-run/index.js';
 import { STAGE_AUTH_FIELD, type StageAuthDeclaration } from '../pipelines/runners.js';
 import { appendXfcc, XFCC_HEADER } from '../services/mesh-identity.js';
 import type { Platform } from '../services/platform.js';
@@ -27,7 +38,10 @@ export type StartLocalStageServer = (opts: {
   contentDir?: string;
 }) => Promise<LocalStageServer>;
 
-export interface LocalRunOptions extends Omit<ExecuteOptions, 'platform' | 'stageServer' | 'preconfiguredWebhooks'> {
+export interface LocalRunOptions extends Omit<
+  ExecuteOptions,
+  'platform' | 'stageServer' | 'preconfiguredWebhooks'
+> {
   /** Release spec (rendered first) or pipeline JSON. */
   file: string;
   /** orca-local.yml with the preconfigured webhook types (default for a spec: what `pipeline orca-config` prints for it). */
@@ -51,7 +65,9 @@ export interface LocalRunResult {
  */
 function meshPrincipal(pipeline: Record<string, unknown>, spec: ReleaseSpec | undefined): string | undefined {
   if (spec) return spec.spinnaker?.stageServer.meshAuth?.principal;
-  const declared = ((pipeline.stages as Array<Record<string, unknown>> | undefined) ?? []).map((s) => s[STAGE_AUTH_FIELD] as StageAuthDeclaration | undefined).find((d) => d?.mode === 'mesh-identity');
+  const declared = ((pipeline.stages as Array<Record<string, unknown>> | undefined) ?? [])
+    .map((s) => s[STAGE_AUTH_FIELD] as StageAuthDeclaration | undefined)
+    .find((d) => d?.mode === 'mesh-identity');
   return declared?.principal;
 }
 
@@ -71,15 +87,20 @@ function throughMesh(principal: string) {
  * Runs the pipeline against the stage server `startServer` starts (server/local-pipeline.ts passes the real
  * one): this module sits below the server and names it only through that function.
  */
-export async function runPipelineWithServer(opts: LocalRunOptions & { startServer: StartLocalStageServer }): Promise<LocalRunResult> {
+export async function runPipelineWithServer(
+  opts: LocalRunOptions & { startServer: StartLocalStageServer },
+): Promise<LocalRunResult> {
   const { pipeline, baseDir, notes, spec } = loadPipelineFile(opts.file);
   // The stage server runs as deploy/clover-cd ships it: a bearer token (here a one-time one) and, when the pipeline
   // relies on Orca's mesh identity, the mesh-auth overlay's --trust-mesh-principal. Orca's configuration gets the
   // token where a secret reference is, as the Operator or kork would resolve it.
   const token = randomBytes(24).toString('hex');
   registerSecret(token);
-  const configured = loadOrcaConfig(opts.orcaConfig, spec, (path) => notes.push(`${path} is not a field of Orca's preconfigured webhook: Spring drops it`));
-  const preconfiguredWebhooks = configured && resolveSecretReferences(configured, `Bearer ${token}`, opts.orcaConfig);
+  const configured = loadOrcaConfig(opts.orcaConfig, spec, (path) =>
+    notes.push(`${path} is not a field of Orca's preconfigured webhook: Spring drops it`),
+  );
+  const preconfiguredWebhooks =
+    configured && resolveSecretReferences(configured, `Bearer ${token}`, opts.orcaConfig);
   const mesh = meshPrincipal(pipeline, spec);
   notes.forEach((n) => opts.onNote?.(`note: ${n}`));
   let platform = opts.platform;
@@ -108,7 +129,10 @@ export async function runPipelineWithServer(opts: LocalRunOptions & { startServe
     const viaServer: ExecuteOptions['runAction'] = async (req, signal, onProgress) => {
       const release = (req.spec as { metadata?: { name?: string } }).metadata?.name ?? 'release';
       const { action, executionId, command: _command, ...rest } = req;
-      const body = { ...rest, ...(executionId ? { execution: { id: executionId, pipeline: String(pipeline.name ?? '') } } : {}) };
+      const body = {
+        ...rest,
+        ...(executionId ? { execution: { id: executionId, pipeline: String(pipeline.name ?? '') } } : {}),
+      };
       const res = await runWebhookStage(
         {
           url: `${server.url}/api/v1/releases/${encodeURIComponent(release)}/${action}`,
@@ -119,7 +143,9 @@ export async function runPipelineWithServer(opts: LocalRunOptions & { startServe
         },
         { signal, pollIntervalMs: opts.pollIntervalMs ?? 250, onProgress },
       );
-      const job: WebhookJob = (res.context.webhook.monitor as { body?: WebhookJob } | undefined)?.body ?? { stage: action };
+      const job: WebhookJob = (res.context.webhook.monitor as { body?: WebhookJob } | undefined)?.body ?? {
+        stage: action,
+      };
       const status = job.status ?? (res.status === 'SUCCEEDED' ? 'SUCCEEDED' : 'ERROR');
       const props = stageProperties({
         action,
@@ -131,7 +157,11 @@ export async function runPipelineWithServer(opts: LocalRunOptions & { startServe
         verdict: job.verdict?.outcome,
         evidence: job.reports?.evidence,
       });
-      const properties = Object.fromEntries(Object.entries(props).filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => [k, String(v)]));
+      const properties = Object.fromEntries(
+        Object.entries(props)
+          .filter(([, v]) => v !== undefined && v !== null)
+          .map(([k, v]) => [k, String(v)]),
+      );
       return { status, message: job.progress ?? res.message, properties };
     };
     const actionJobs: WebhookJob[] = [];
@@ -143,7 +173,9 @@ export async function runPipelineWithServer(opts: LocalRunOptions & { startServe
         stage: req.action,
         status: res.status,
         progress: res.message,
-        verdict: p.CLOVER_CD_VERDICT ? { outcome: p.CLOVER_CD_VERDICT, summary: p.CLOVER_CD_SUMMARY ?? res.message } : undefined,
+        verdict: p.CLOVER_CD_VERDICT
+          ? { outcome: p.CLOVER_CD_VERDICT, summary: p.CLOVER_CD_SUMMARY ?? res.message }
+          : undefined,
         reports: p.CLOVER_CD_EVIDENCE ? { evidence: p.CLOVER_CD_EVIDENCE } : undefined,
       });
       return res;

@@ -15,7 +15,13 @@ export { checkSplit, describeRule, evaluateRule } from './rules.js';
 export { collectEvidence, loadEvidence } from './collect.js';
 export { renderJUnit, renderMarkdown, renderText } from './report.js';
 export { preflight } from './preflight.js';
-export { plannedSamples, describePlan, DEFAULT_MIN_SAMPLES, type SamplePlan, type SamplePlanOptions } from './sample-size.js';
+export {
+  plannedSamples,
+  describePlan,
+  DEFAULT_MIN_SAMPLES,
+  type SamplePlan,
+  type SamplePlanOptions,
+} from './sample-size.js';
 export { readBundle } from './bundle.js';
 export type * from './types.js';
 
@@ -41,4 +47,3 @@ export async function runGate(spec: ReleaseSpec, ctx: GateContext): Promise<Gate
   const bundlePath = writeBundle(bundle, ctx.evidenceDir ?? defaultEvidenceDir());
   return { verdict, bundle, bundlePath };
 }
-

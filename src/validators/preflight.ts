@@ -37,7 +37,9 @@ export async function preflight(spec: ReleaseSpec, endpoints: PlatformEndpoints)
   const checks: PreflightCheck[] = [];
   const svc = spec.service.name;
   const { stable, candidate } = spec.service;
-  const source = spec.gate?.metrics?.source ?? (endpoints.prometheus ? 'prometheus' : endpoints.scrapeTargets?.length ? 'scrape' : undefined);
+  const source =
+    spec.gate?.metrics?.source ??
+    (endpoints.prometheus ? 'prometheus' : endpoints.scrapeTargets?.length ? 'scrape' : undefined);
   const window = strategyWindowMs(spec);
   const series = `${REQUESTS}{reporter="destination",destination_service_name="${svc}"}`;
   let labelSets: Array<Record<string, string>> = [];
@@ -50,9 +52,15 @@ export async function preflight(spec: ReleaseSpec, endpoints: PlatformEndpoints)
       labelSets = await prom.series(series, now - 3_600_000, now);
       const targets = await prom.targets();
       const intervals = targets.map((t) => t.scrapeIntervalMs).filter((x): x is number => !!x);
-      const interval = spec.gate?.metrics?.scrapeInterval ? parseDurationMs(spec.gate.metrics.scrapeInterval) : Math.max(0, ...intervals);
+      const interval = spec.gate?.metrics?.scrapeInterval
+        ? parseDurationMs(spec.gate.metrics.scrapeInterval)
+        : Math.max(0, ...intervals);
       const down = targets.filter((t) => t.health !== 'up');
-      checks.push({ check: 'Prometheus reachable', status: 'ok', detail: `${url}: ${targets.length} active targets${down.length ? `, ${down.length} not up (${down.map((t) => t.scrapeUrl).join(', ')})` : ''}` });
+      checks.push({
+        check: 'Prometheus reachable',
+        status: 'ok',
+        detail: `${url}: ${targets.length} active targets${down.length ? `, ${down.length} not up (${down.map((t) => t.scrapeUrl).join(', ')})` : ''}`,
+      });
       if (window && interval) {
         // Four scrapes per window (flagger#1123): fewer and a rate or a counter delta rests on one or two points.
         const ok = window >= 4 * interval;
@@ -69,26 +77,50 @@ export async function preflight(spec: ReleaseSpec, endpoints: PlatformEndpoints)
     const targets = spec.gate?.metrics?.targets ?? endpoints.scrapeTargets ?? [];
     try {
       const snap = await scrapeTargets(targets, { keep: (n) => n === REQUESTS });
-      labelSets = snap.series.filter((s) => s.labels.reporter === 'destination' && s.labels.destination_service_name === svc).map((s) => s.labels);
+      labelSets = snap.series
+        .filter((s) => s.labels.reporter === 'destination' && s.labels.destination_service_name === svc)
+        .map((s) => s.labels);
       checks.push({ check: 'metrics endpoints reachable', status: 'ok', detail: targets.join(', ') });
     } catch (err) {
       checks.push({ check: 'metrics endpoints reachable', status: 'down', detail: message(err) });
     }
   } else {
-    checks.push({ check: 'metric source configured', status: 'missing', detail: 'no Prometheus URL or scrape targets (gate.metrics or the platform)' });
+    checks.push({
+      check: 'metric source configured',
+      status: 'missing',
+      detail: 'no Prometheus URL or scrape targets (gate.metrics or the platform)',
+    });
   }
 
   if (checks.every((c) => c.status !== 'down') && source) {
-    checks.push({ check: `series ${series}`, status: labelSets.length ? 'ok' : 'missing', detail: labelSets.length ? `${labelSets.length} series` : 'absent: is the sidecar injected and is telemetry v2 on?' });
+    checks.push({
+      check: `series ${series}`,
+      status: labelSets.length ? 'ok' : 'missing',
+      detail: labelSets.length
+        ? `${labelSets.length} series`
+        : 'absent: is the sidecar injected and is telemetry v2 on?',
+    });
     if (labelSets.length) {
       for (const label of ['response_code', 'destination_version']) {
-        const has = labelSets.some((l) => l[label] !== undefined && (label !== 'destination_version' || l[label] !== 'unknown'));
+        const has = labelSets.some(
+          (l) => l[label] !== undefined && (label !== 'destination_version' || l[label] !== 'unknown'),
+        );
         const fallback = label === 'destination_version' && labelSets.some((l) => l.destination_workload);
-        checks.push({ check: `label ${label}`, status: has || fallback ? 'ok' : 'missing', detail: has ? 'present' : fallback ? 'absent; versions read from destination_workload' : 'absent' });
+        checks.push({
+          check: `label ${label}`,
+          status: has || fallback ? 'ok' : 'missing',
+          detail: has ? 'present' : fallback ? 'absent; versions read from destination_workload' : 'absent',
+        });
       }
       const versions = new Set(labelSets.map((l) => versionOfLabels(l, svc)));
       for (const v of [stable, candidate]) {
-        checks.push({ check: `version ${v} reports telemetry`, status: versions.has(v) ? 'ok' : 'missing', detail: versions.has(v) ? 'series present' : `no series with destination_version="${v}" (seen: ${[...versions].join(', ') || 'none'})` });
+        checks.push({
+          check: `version ${v} reports telemetry`,
+          status: versions.has(v) ? 'ok' : 'missing',
+          detail: versions.has(v)
+            ? 'series present'
+            : `no series with destination_version="${v}" (seen: ${[...versions].join(', ') || 'none'})`,
+        });
       }
     }
   }
@@ -96,14 +128,26 @@ export async function preflight(spec: ReleaseSpec, endpoints: PlatformEndpoints)
   const jaegerUrl = spec.gate?.tracing?.url ?? endpoints.jaeger;
   if (jaegerUrl) {
     try {
-      const services = (await createJaegerClient(jaegerUrl, { attempts: 2 }).services()).map((s) => s.split('.')[0]);
-      checks.push({ check: `Jaeger knows ${svc}`, status: services.includes(svc) ? 'ok' : 'missing', detail: services.includes(svc) ? jaegerUrl : `services: ${services.join(', ') || 'none'}` });
+      const services = (await createJaegerClient(jaegerUrl, { attempts: 2 }).services()).map(
+        (s) => s.split('.')[0],
+      );
+      checks.push({
+        check: `Jaeger knows ${svc}`,
+        status: services.includes(svc) ? 'ok' : 'missing',
+        detail: services.includes(svc) ? jaegerUrl : `services: ${services.join(', ') || 'none'}`,
+      });
     } catch (err) {
       checks.push({ check: 'Jaeger reachable', status: 'down', detail: message(err) });
     }
   }
 
   const has = (s: PreflightCheck['status']) => checks.some((c) => c.status === s);
-  const exitCode = has('down') ? ExitCode.infrastructure : has('invalid') ? ExitCode.invalid : has('missing') ? ExitCode.inconclusive : ExitCode.ok;
+  const exitCode = has('down')
+    ? ExitCode.infrastructure
+    : has('invalid')
+      ? ExitCode.invalid
+      : has('missing')
+        ? ExitCode.inconclusive
+        : ExitCode.ok;
   return { ok: exitCode === 0, exitCode, checks };
 }

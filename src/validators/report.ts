@@ -5,7 +5,12 @@
 import { formatDuration } from '../util/units.js';
 import type { EvidenceBundle, Outcome, RuleResult, Verdict } from './types.js';
 
-const MARK: Record<Outcome, string> = { pass: 'PASS', fail: 'FAIL', inconclusive: 'INCONCLUSIVE', error: 'ERROR' };
+const MARK: Record<Outcome, string> = {
+  pass: 'PASS',
+  fail: 'FAIL',
+  inconclusive: 'INCONCLUSIVE',
+  error: 'ERROR',
+};
 const ICON: Record<Outcome, string> = { pass: '✅', fail: '❌', inconclusive: '⚠️', error: '🛑' };
 
 function windowText(b: EvidenceBundle): string {
@@ -26,14 +31,20 @@ export function renderText(v: Verdict, b: EvidenceBundle, bundlePath?: string): 
     lines.push(`             source    ${r.source}`);
     lines.push(`             reason    ${r.reason}`);
   }
-  for (const s of b.sources.filter((x) => x.status === 'down')) lines.push('', `${s.name} is down: ${s.error}`);
+  for (const s of b.sources.filter((x) => x.status === 'down'))
+    lines.push('', `${s.name} is down: ${s.error}`);
   lines.push('', v.summary);
   if (bundlePath) lines.push(`evidence: ${bundlePath} (replay: clover-cd gate --replay ${bundlePath})`);
   return lines.join('\n');
 }
 
 const xml = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, ''); // eslint-disable-line no-control-regex -- XML 1.0 forbids these characters
+  s
+    .replace(
+      /[&<>"']/g,
+      (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!,
+    )
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, ''); // eslint-disable-line no-control-regex -- XML 1.0 forbids these characters
 
 /**
  * A verdict no rule carries (a source down → error, too few samples → inconclusive) gets its own testcase, so the
@@ -41,9 +52,18 @@ const xml = (s: string) =>
  */
 function verdictCase(v: Verdict, b: EvidenceBundle): RuleResult | undefined {
   if (v.outcome === 'pass' || v.results.some((r) => r.outcome === v.outcome)) return undefined;
-  const down = b.sources.filter((s) => s.status === 'down').map((s) => `${s.name} is down: ${s.error ?? 'unreachable'}`);
+  const down = b.sources
+    .filter((s) => s.status === 'down')
+    .map((s) => `${s.name} is down: ${s.error ?? 'unreachable'}`);
   const reason = [v.summary, ...down].join('; ');
-  return { rule: 'verdict', outcome: v.outcome, observed: v.outcome, expected: 'pass', source: b.sources.map((s) => `${s.name} ${s.status}`).join(', ') || 'none', reason };
+  return {
+    rule: 'verdict',
+    outcome: v.outcome,
+    observed: v.outcome,
+    expected: 'pass',
+    source: b.sources.map((s) => `${s.name} ${s.status}`).join(', ') || 'none',
+    reason,
+  };
 }
 
 export function renderJUnit(v: Verdict, b: EvidenceBundle): string {
@@ -86,7 +106,10 @@ export function renderMarkdown(v: Verdict, b: EvidenceBundle): string {
     '',
     '| | rule | observed | expected | source | reason |',
     '|---|---|---|---|---|---|',
-    ...v.results.map((r) => `| ${ICON[r.outcome]} | ${md(r.rule)} | ${md(r.observed)} | ${md(r.expected)} | ${md(r.source)} | ${md(r.reason)} |`),
+    ...v.results.map(
+      (r) =>
+        `| ${ICON[r.outcome]} | ${md(r.rule)} | ${md(r.observed)} | ${md(r.expected)} | ${md(r.source)} | ${md(r.reason)} |`,
+    ),
     '',
     `${md(v.summary)}`,
     '',

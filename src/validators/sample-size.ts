@@ -53,18 +53,30 @@ export interface SamplePlan {
 const forQuantile = (q: number) => Math.ceil(MIN_TAIL_OBSERVATIONS / Math.min(q, 1 - q) - 1e-9);
 
 /** Candidate count that detects p_b → 2p_b + margin at one-sided α with the given power, baseline k× larger. */
-export function twoProportionSampleSize(pBase: number, margin: number, alpha: number, power: number, k: number): number {
+export function twoProportionSampleSize(
+  pBase: number,
+  margin: number,
+  alpha: number,
+  power: number,
+  k: number,
+): number {
   const pCand = Math.min(0.999, 2 * pBase + margin);
   const effect = pCand - pBase - margin;
   if (effect <= 0) return Infinity;
   const pBar = (pCand + k * pBase) / (1 + k);
   const za = probit(1 - alpha);
   const zb = probit(power);
-  const n = (za * Math.sqrt(pBar * (1 - pBar) * (1 + 1 / k)) + zb * Math.sqrt(pCand * (1 - pCand) + (pBase * (1 - pBase)) / k)) / effect;
+  const n =
+    (za * Math.sqrt(pBar * (1 - pBar) * (1 + 1 / k)) +
+      zb * Math.sqrt(pCand * (1 - pCand) + (pBase * (1 - pBase)) / k)) /
+    effect;
   return Math.ceil(n * n);
 }
 
-export function plannedSamples(gate: { minSamples?: number; rules: GateRule[] }, opts: SamplePlanOptions = {}): SamplePlan {
+export function plannedSamples(
+  gate: { minSamples?: number; rules: GateRule[] },
+  opts: SamplePlanOptions = {},
+): SamplePlan {
   const items: SamplePlanItem[] = [];
   const minSamples = gate.minSamples ?? DEFAULT_MIN_SAMPLES;
   items.push({ rule: 'minSamples', candidate: minSamples, why: `gate.minSamples ${minSamples}` });
@@ -73,27 +85,56 @@ export function plannedSamples(gate: { minSamples?: number; rules: GateRule[] },
     if ('errorRate' in rule && (rule.errorRate.version ?? 'candidate') === 'candidate') {
       const max = parsePercent(rule.errorRate.max);
       const n = max > 0 ? Math.ceil(Math.log(ERROR_RATE_LEVEL) / Math.log(1 - max)) : Infinity;
-      items.push({ rule: `errorRate ${rule.errorRate.max}`, candidate: n, why: `0 errors in ${n} requests shows the rate is below ${rule.errorRate.max} at 95%` });
+      items.push({
+        rule: `errorRate ${rule.errorRate.max}`,
+        candidate: n,
+        why: `0 errors in ${n} requests shows the rate is below ${rule.errorRate.max} at 95%`,
+      });
     } else if ('latency' in rule && (rule.latency.version ?? 'candidate') === 'candidate') {
       const n = forQuantile(rule.latency.percentile / 100);
-      items.push({ rule: `latency p${rule.latency.percentile}`, candidate: n, why: `${MIN_TAIL_OBSERVATIONS} requests beyond p${rule.latency.percentile}` });
+      items.push({
+        rule: `latency p${rule.latency.percentile}`,
+        candidate: n,
+        why: `${MIN_TAIL_OBSERVATIONS} requests beyond p${rule.latency.percentile}`,
+      });
     } else if ('tail' in rule) {
       const ps = rule.tail.percentiles ?? DEFAULT_TAIL_PERCENTILES;
       const top = Math.max(...ps);
       const n = forQuantile(top / 100);
-      items.push({ rule: `tail ${ps.map((p) => `p${p}`).join('/')}`, candidate: n, why: `${MIN_TAIL_OBSERVATIONS} requests beyond p${top}` });
+      items.push({
+        rule: `tail ${ps.map((p) => `p${p}`).join('/')}`,
+        candidate: n,
+        why: `${MIN_TAIL_OBSERVATIONS} requests beyond p${top}`,
+      });
     } else if ('compareLatency' in rule) {
       const p = rule.compareLatency.percentile ?? 50;
-      items.push({ rule: `compareLatency p${p}`, candidate: forQuantile(p / 100), why: `${MIN_TAIL_OBSERVATIONS} requests on each side of p${p}` });
+      items.push({
+        rule: `compareLatency p${p}`,
+        candidate: forQuantile(p / 100),
+        why: `${MIN_TAIL_OBSERVATIONS} requests on each side of p${p}`,
+      });
     } else if ('compareErrors' in rule) {
       const alpha = rule.compareErrors.alpha ?? 0.01;
       const margin = rule.compareErrors.maxIncrease ? parsePercent(rule.compareErrors.maxIncrease) : 0;
       if (opts.baselineErrorRate === undefined || weight === undefined || weight <= 0 || weight >= 100) {
-        items.push({ rule: 'compareErrors', why: 'needs the stable error rate and the step weight to plan; not counted' });
+        items.push({
+          rule: 'compareErrors',
+          why: 'needs the stable error rate and the step weight to plan; not counted',
+        });
       } else {
         const power = opts.power ?? 0.8;
-        const n = twoProportionSampleSize(opts.baselineErrorRate, margin, alpha, power, (100 - weight) / weight);
-        items.push({ rule: 'compareErrors', candidate: n, why: `detects ${(opts.baselineErrorRate * 100).toFixed(2)}% → ${((2 * opts.baselineErrorRate + margin) * 100).toFixed(2)}% with power ${power} at α ${alpha}, ${weight}% weight` });
+        const n = twoProportionSampleSize(
+          opts.baselineErrorRate,
+          margin,
+          alpha,
+          power,
+          (100 - weight) / weight,
+        );
+        items.push({
+          rule: 'compareErrors',
+          candidate: n,
+          why: `detects ${(opts.baselineErrorRate * 100).toFixed(2)}% → ${((2 * opts.baselineErrorRate + margin) * 100).toFixed(2)}% with power ${power} at α ${alpha}, ${weight}% weight`,
+        });
       }
     }
   }
@@ -104,5 +145,7 @@ export function plannedSamples(gate: { minSamples?: number; rules: GateRule[] },
 /** A person-readable plan, printed before traffic moves. */
 export function describePlan(plan: SamplePlan): string {
   const head = `planned ${plan.candidate} candidate requests${plan.total !== undefined ? ` (${plan.total} in total at this weight)` : ''}`;
-  return [head, ...plan.items.map((i) => `  ${i.rule}: ${i.candidate ?? 'not counted'} — ${i.why}`)].join('\n');
+  return [head, ...plan.items.map((i) => `  ${i.rule}: ${i.candidate ?? 'not counted'} — ${i.why}`)].join(
+    '\n',
+  );
 }

@@ -120,7 +120,10 @@ export interface LoadEvidence {
   expected?: number;
   codes: Record<string, number>;
   userAgents: Record<string, number>;
-  labels: Record<string, { count: number; errors: number; codes: Record<string, number>; userAgents: Record<string, number> }>;
+  labels: Record<
+    string,
+    { count: number; errors: number; codes: Record<string, number>; userAgents: Record<string, number> }
+  >;
 }
 
 export interface EvidenceBundle {

@@ -13,17 +13,24 @@ export function judgeBundle(bundle: EvidenceBundle): Verdict {
   const evaluated = bundle.rules.map((r) => evaluateRule(bundle, r));
   const counted = evaluated.filter((r) => !r.skipped);
   const results: RuleResult[] = evaluated.map(({ skipped: _skipped, ...r }) => r);
-  let outcome: Outcome = counted.length ? ORDER.find((o) => counted.some((r) => r.outcome === o))! : 'inconclusive';
+  let outcome: Outcome = counted.length
+    ? ORDER.find((o) => counted.some((r) => r.outcome === o))!
+    : 'inconclusive';
   // A source that was asked for and is down leaves the evidence incomplete: that is an infrastructure
   // error, unless the evidence that did arrive already shows the release is bad.
   const down = bundle.sources.filter((s) => s.status === 'down');
   if (down.length && outcome !== 'fail') outcome = 'error';
-  const tally = ORDER.map((o) => [o, counted.filter((r) => r.outcome === o).length] as const).filter(([, n]) => n);
+  const tally = ORDER.map((o) => [o, counted.filter((r) => r.outcome === o).length] as const).filter(
+    ([, n]) => n,
+  );
   const first = counted.find((r) => r.outcome === outcome && outcome !== 'pass');
-  const downText = down.length ? ` [down: ${down.map((s) => `${s.name} ${s.url ?? ''}`.trim()).join(', ')}]` : '';
-  const summary = (counted.length
-    ? `${outcome.toUpperCase()}: ${tally.map(([o, n]) => `${n} ${o}`).join(', ')}${first ? ` (first: ${first.rule}: ${first.reason})` : ''}`
-    : `${outcome.toUpperCase()}: no rule could be evaluated`) + downText;
+  const downText = down.length
+    ? ` [down: ${down.map((s) => `${s.name} ${s.url ?? ''}`.trim()).join(', ')}]`
+    : '';
+  const summary =
+    (counted.length
+      ? `${outcome.toUpperCase()}: ${tally.map(([o, n]) => `${n} ${o}`).join(', ')}${first ? ` (first: ${first.rule}: ${first.reason})` : ''}`
+      : `${outcome.toUpperCase()}: no rule could be evaluated`) + downText;
   return { outcome, summary, results };
 }
 

@@ -15,7 +15,10 @@ const RUN = join(process.env.REALK8S_DIR ?? '/tmp/realk8s', 'run');
 const ADMIN = join(RUN, 'admin.kubeconfig');
 const LIMITED = join(RUN, 'limited.kubeconfig');
 const up = existsSync(ADMIN);
-if (!up) console.warn(`test:cluster skipped: ${ADMIN} does not exist (start the API server: bash ../shared/tools/real-apiserver/up.sh)`);
+if (!up)
+  console.warn(
+    `test:cluster skipped: ${ADMIN} does not exist (start the API server: bash ../shared/tools/real-apiserver/up.sh)`,
+  );
 
 interface Run {
   code: number | null;
@@ -24,7 +27,11 @@ interface Run {
 }
 function kubectl(args: string[], opts: { input?: string; kubeconfig?: string } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(KUBECTL, [`--kubeconfig=${opts.kubeconfig ?? ADMIN}`, '--request-timeout=20s', ...args], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(
+      KUBECTL,
+      [`--kubeconfig=${opts.kubeconfig ?? ADMIN}`, '--request-timeout=20s', ...args],
+      { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -42,18 +49,27 @@ function kubectl(args: string[], opts: { input?: string; kubeconfig?: string } =
 async function ok(args: string[], opts: { input?: string } = {}): Promise<string> {
   const r = await kubectl(args, opts);
   const errors = r.stderr.split('\n').filter((l) => !notice(l));
-  expect({ args: args.join(' '), code: r.code, errors }).toEqual({ args: args.join(' '), code: 0, errors: [] });
+  expect({ args: args.join(' '), code: r.code, errors }).toEqual({
+    args: args.join(' '),
+    code: 0,
+    errors: [],
+  });
   return r.stdout;
 }
 
 const vsWeights = async () => {
-  const vs = JSON.parse(await ok(['-n', 'default', 'get', 'virtualservices.networking.istio.io', 'http-lb', '-o', 'json'])) as { spec: { http: Array<{ route: Array<{ destination: { subset: string }; weight?: number }> }> } };
+  const vs = JSON.parse(
+    await ok(['-n', 'default', 'get', 'virtualservices.networking.istio.io', 'http-lb', '-o', 'json']),
+  ) as { spec: { http: Array<{ route: Array<{ destination: { subset: string }; weight?: number }> }> } };
   return Object.fromEntries(vs.spec.http.at(-1)!.route.map((r) => [r.destination.subset, r.weight ?? 0]));
 };
 
 const FOLDERS = kustomizeFolders();
 /** Granted to every authenticated user by the API server's bootstrap roles (system:basic-user): asking what one may do. */
-const SELF_REVIEWS = ['selfsubjectaccessreviews.authorization.k8s.io', 'selfsubjectrulesreviews.authorization.k8s.io'];
+const SELF_REVIEWS = [
+  'selfsubjectaccessreviews.authorization.k8s.io',
+  'selfsubjectrulesreviews.authorization.k8s.io',
+];
 /** `kubectl auth can-i --list`: "<verb> <resource>" per verb of each resource rule (non-resource URLs left out). */
 function canIList(table: string): string[] {
   const [header, ...lines] = table.split('\n').filter((l) => l.trim());
@@ -62,7 +78,12 @@ function canIList(table: string): string[] {
   return lines.flatMap((l) => {
     const resource = l.slice(0, urls).trim();
     if (!resource || SELF_REVIEWS.includes(resource)) return [];
-    return l.slice(verbs).replace(/[[\]]/g, '').trim().split(/\s+/).map((v) => `${v} ${resource}`);
+    return l
+      .slice(verbs)
+      .replace(/[[\]]/g, '')
+      .trim()
+      .split(/\s+/)
+      .map((v) => `${v} ${resource}`);
   });
 }
 /** A kubectl error line that is only a notice (version skew, last-applied annotations, deprecated kustomize fields). */
@@ -77,7 +98,9 @@ const notice = (l: string) => !l.trim() || /^(# )?Warning:|WARNING:|version diff
   beforeAll(async () => {
     apiVersions = new Set((await ok(['api-versions'])).split('\n').filter(Boolean));
     // Spinnaker's namespace is Spinnaker's (its install creates it): the spinnaker-namespace overlay needs it.
-    await ok(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'spinnaker' } }) });
+    await ok(['apply', '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'spinnaker' } }),
+    });
   });
 
   afterAll(() => {
@@ -107,7 +130,9 @@ const notice = (l: string) => !l.trim() || /^(# )?Warning:|WARNING:|version diff
     const absent = new Set<string>();
     for (const ns of created) if ((await kubectl(['get', 'namespace', ns])).code !== 0) absent.add(ns);
     const dry = await kubectl(['apply', '-k', folder, '--dry-run=server']);
-    const errors = dry.stderr.split('\n').filter((l) => !notice(l) && ![...absent].some((ns) => l.includes(`namespaces "${ns}" not found`)));
+    const errors = dry.stderr
+      .split('\n')
+      .filter((l) => !notice(l) && ![...absent].some((ns) => l.includes(`namespaces "${ns}" not found`)));
     expect(errors).toEqual([]);
     if (!absent.size) expect(dry.code).toBe(0);
     expect(dry.stdout).toMatch(/\(server dry run\)/);
@@ -124,18 +149,36 @@ const notice = (l: string) => !l.trim() || /^(# )?Warning:|WARNING:|version diff
     const as = (account: string) => {
       const [ns, name] = account.split(':');
       // The groups a token of the account carries, so that grants to them count too.
-      return [`--as=system:serviceaccount:${ns}:${name}`, '--as-group=system:serviceaccounts', `--as-group=system:serviceaccounts:${ns}`, '--as-group=system:authenticated'];
+      return [
+        `--as=system:serviceaccount:${ns}:${name}`,
+        '--as-group=system:serviceaccounts',
+        `--as-group=system:serviceaccounts:${ns}`,
+        '--as-group=system:authenticated',
+      ];
     };
-    const resourceOf = (r: { group: string; resource: string }) => (r.group ? `${r.resource}.${r.group}` : r.resource);
+    const resourceOf = (r: { group: string; resource: string }) =>
+      r.group ? `${r.resource}.${r.group}` : r.resource;
     for (const account of accounts) {
       const own = rows.filter((r) => r.account === account);
       // Every listed verb, asked one by one.
-      for (const r of own) for (const verb of r.verbs) expect(`${account} ${verb} ${resourceOf(r)} -n ${r.namespace}: ${(await kubectl(['auth', 'can-i', verb, resourceOf(r), '-n', r.namespace, ...as(account)])).stdout.trim()}`).toMatch(/: yes$/);
+      for (const r of own)
+        for (const verb of r.verbs)
+          expect(
+            `${account} ${verb} ${resourceOf(r)} -n ${r.namespace}: ${(await kubectl(['auth', 'can-i', verb, resourceOf(r), '-n', r.namespace, ...as(account)])).stdout.trim()}`,
+          ).toMatch(/: yes$/);
       // Nothing else: all the account may do in each namespace (`auth can-i --list`), against its README rows.
-      for (const namespace of [...new Set([...own.map((r) => r.namespace), account.split(':')[0], 'kube-system'])]) {
-        const granted = canIList((await ok(['auth', 'can-i', '--list', '-n', namespace, ...as(account)])));
-        const listed = own.filter((r) => r.namespace === namespace).flatMap((r) => r.verbs.map((v) => `${v} ${resourceOf(r)}`));
-        expect({ account, namespace, granted: granted.sort() }).toEqual({ account, namespace, granted: listed.sort() });
+      for (const namespace of [
+        ...new Set([...own.map((r) => r.namespace), account.split(':')[0], 'kube-system']),
+      ]) {
+        const granted = canIList(await ok(['auth', 'can-i', '--list', '-n', namespace, ...as(account)]));
+        const listed = own
+          .filter((r) => r.namespace === namespace)
+          .flatMap((r) => r.verbs.map((v) => `${v} ${resourceOf(r)}`));
+        expect({ account, namespace, granted: granted.sort() }).toEqual({
+          account,
+          namespace,
+          granted: listed.sort(),
+        });
       }
     }
   });
@@ -144,13 +187,40 @@ const notice = (l: string) => !l.trim() || /^(# )?Warning:|WARNING:|version diff
     await ok(['apply', '-f', 'deploy/sdc/istio.yaml']); // weights back to the manifest's
     expect(await vsWeights()).toEqual({ v1: 100, v2: 0 });
     // No controllers run here: report the candidate's rollout as a controller would, or nothing may shift.
-    const generation = JSON.parse(await ok(['-n', 'default', 'get', 'deployment', 'http-lb-v2', '-o', 'json'])).metadata.generation as number;
-    await ok(['-n', 'default', 'patch', 'deployment', 'http-lb-v2', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { observedGeneration: generation, replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1 } })]);
+    const generation = JSON.parse(
+      await ok(['-n', 'default', 'get', 'deployment', 'http-lb-v2', '-o', 'json']),
+    ).metadata.generation as number;
+    await ok([
+      '-n',
+      'default',
+      'patch',
+      'deployment',
+      'http-lb-v2',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({
+        status: {
+          observedGeneration: generation,
+          replicas: 1,
+          updatedReplicas: 1,
+          readyReplicas: 1,
+          availableReplicas: 1,
+        },
+      }),
+    ]);
     // 1.20 without kube-controller-manager never fills a token Secret: ask the TokenRequest API instead.
     const tr = JSON.parse(
-      await ok(['create', '--raw', '/api/v1/namespaces/clover-system/serviceaccounts/clover-cd/token', '-f', '-'], {
-        input: JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 600 } }),
-      }),
+      await ok(
+        ['create', '--raw', '/api/v1/namespaces/clover-system/serviceaccounts/clover-cd/token', '-f', '-'],
+        {
+          input: JSON.stringify({
+            apiVersion: 'authentication.k8s.io/v1',
+            kind: 'TokenRequest',
+            spec: { expirationSeconds: 600 },
+          }),
+        },
+      ),
     ) as { status: { token: string } };
     const admin = readFileSync(ADMIN, 'utf8');
     const server = /server: (\S+)/.exec(admin)![1];
@@ -162,35 +232,80 @@ const notice = (l: string) => !l.trim() || /^(# )?Warning:|WARNING:|version diff
         kind: 'Config',
         clusters: [{ name: 'real', cluster: { server, 'certificate-authority': ca } }],
         users: [{ name: 'clover-cd', user: { token: tr.status.token } }],
-        contexts: [{ name: 'clover-cd', context: { cluster: 'real', user: 'clover-cd', namespace: 'default' } }],
+        contexts: [
+          { name: 'clover-cd', context: { cluster: 'real', user: 'clover-cd', namespace: 'default' } },
+        ],
         'current-context': 'clover-cd',
       }),
     );
-    const r = await runCli(['traffic', 'set', 'examples/sdc-canary.yaml', '--platform', 'kubernetes', '--kubeconfig', saKubeconfig, '--weight', '10']);
+    const r = await runCli([
+      'traffic',
+      'set',
+      'examples/sdc-canary.yaml',
+      '--platform',
+      'kubernetes',
+      '--kubeconfig',
+      saKubeconfig,
+      '--weight',
+      '10',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain('v2 now gets 10%');
     expect(r.code).toBe(0);
     expect(await vsWeights()).toEqual({ v1: 90, v2: 10 });
 
-    const denied = await runCli(['traffic', 'set', 'examples/sdc-canary.yaml', '--platform', 'kubernetes', '--kubeconfig', LIMITED, '--weight', '50']);
+    const denied = await runCli([
+      'traffic',
+      'set',
+      'examples/sdc-canary.yaml',
+      '--platform',
+      'kubernetes',
+      '--kubeconfig',
+      LIMITED,
+      '--weight',
+      '50',
+    ]);
     expect(denied.code).toBe(4);
     expect(denied.stderr).toContain('HTTP 403');
     // The first thing the engine reads is the candidate's readiness (then the VirtualService): either 403 says why.
-    expect(denied.stderr).toMatch(/cannot get resource "(deployments|virtualservices)" in API group "(apps|networking.istio.io)" in the namespace "default"/);
+    expect(denied.stderr).toMatch(
+      /cannot get resource "(deployments|virtualservices)" in API group "(apps|networking.istio.io)" in the namespace "default"/,
+    );
     expect(denied.stderr).toContain('(RBAC)');
     expect(await vsWeights()).toEqual({ v1: 90, v2: 10 });
   });
 
   it('`serve --platform kubernetes` with the service account token shifts weights for a webhook stage', async () => {
     const yaml = await import('js-yaml');
-    const spec = yaml.load(readFileSync(join(REPO, 'examples', 'sdc-canary.yaml'), 'utf8')) as Record<string, unknown>;
+    const spec = yaml.load(readFileSync(join(REPO, 'examples', 'sdc-canary.yaml'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
     // The request carries everything the job needs: the server reads no file a request names.
-    spec.load = { plan: yaml.load(readFileSync(join(REPO, 'examples', 'sdc-load.yaml'), 'utf8')), engine: 'builtin' };
-    serve = spawn(process.execPath, [join(REPO, 'bin', 'clover-cd.js'), 'serve', '--port', '0', '--host', '127.0.0.1', '--platform', 'kubernetes', '--kubeconfig', saKubeconfig], {
-      cwd: dir,
-      env: { ...process.env, NODE_OPTIONS: '', CLOVER_CD_TOKEN: 'cluster-test-token' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    spec.load = {
+      plan: yaml.load(readFileSync(join(REPO, 'examples', 'sdc-load.yaml'), 'utf8')),
+      engine: 'builtin',
+    };
+    serve = spawn(
+      process.execPath,
+      [
+        join(REPO, 'bin', 'clover-cd.js'),
+        'serve',
+        '--port',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--platform',
+        'kubernetes',
+        '--kubeconfig',
+        saKubeconfig,
+      ],
+      {
+        cwd: dir,
+        env: { ...process.env, NODE_OPTIONS: '', CLOVER_CD_TOKEN: 'cluster-test-token' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     let err = '';
     serve.stderr!.on('data', (d) => (err += d));
@@ -209,12 +324,19 @@ const notice = (l: string) => !l.trim() || /^(# )?Warning:|WARNING:|version diff
     const headers = { authorization: 'Bearer cluster-test-token', 'content-type': 'application/json' };
     /** One webhook stage as Orca runs it: start the job, poll its status until it is final. */
     const stage = async (action: string, body: Record<string, unknown>) => {
-      const started = await fetch(`${url}/api/v1/releases/http-lb-canary/${action}`, { method: 'POST', headers, body: JSON.stringify({ spec, ...body }), signal: AbortSignal.timeout(10_000) });
+      const started = await fetch(`${url}/api/v1/releases/http-lb-canary/${action}`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ spec, ...body }),
+        signal: AbortSignal.timeout(10_000),
+      });
       const answer = (await started.json()) as { id: string; error?: string };
       expect({ status: started.status, error: answer.error }).toEqual({ status: 202, error: undefined });
       let job: { status: string; progress?: string } = { status: 'RUNNING' };
-      for (const deadline = Date.now() + 60_000; job.status === 'RUNNING' && Date.now() < deadline; ) {
-        job = (await (await fetch(`${url}/api/v1/jobs/${answer.id}`, { headers, signal: AbortSignal.timeout(10_000) })).json()) as { status: string };
+      for (const deadline = Date.now() + 60_000; job.status === 'RUNNING' && Date.now() < deadline;) {
+        job = (await (
+          await fetch(`${url}/api/v1/jobs/${answer.id}`, { headers, signal: AbortSignal.timeout(10_000) })
+        ).json()) as { status: string };
         if (job.status === 'RUNNING') await new Promise((r) => setTimeout(r, 200));
       }
       return job;

@@ -24,7 +24,9 @@ const corpus = existsSync(CORPUS)
   : [];
 const rendered = ['sdc-canary.yaml', 'sdc-bluegreen.yaml', 'sdc-ab.yaml'].map((f) => ({
   f,
-  doc: JSON.parse(pipelineJson(renderPipeline(readRenderInput(loadSpec(join(REPO, 'examples', f)))).pipeline)) as unknown,
+  doc: JSON.parse(
+    pipelineJson(renderPipeline(readRenderInput(loadSpec(join(REPO, 'examples', f)))).pipeline),
+  ) as unknown,
 }));
 const docs = [...rendered, ...corpus];
 
@@ -32,7 +34,8 @@ const docs = [...rendered, ...corpus];
 function configsOf(doc: unknown): Array<{ config: Record<string, unknown>; application?: unknown }> {
   if (Array.isArray(doc)) return doc.map((config) => ({ config }));
   const d = doc as Record<string, unknown>;
-  if (Array.isArray(d.pipelines) && !('stages' in d)) return d.pipelines.map((config) => ({ config, application: d.application }));
+  if (Array.isArray(d.pipelines) && !('stages' in d))
+    return d.pipelines.map((config) => ({ config, application: d.application }));
   return [{ config: d }];
 }
 const nonEmpty = (v: unknown) => typeof v === 'string' && v.trim() !== '';
@@ -48,7 +51,8 @@ function checkValidation(doc: unknown): void {
   if (v.errors === 0) {
     const configs = configsOf(doc);
     expect(configs.length).toBeGreaterThan(0);
-    for (const { config, application } of configs) expect([nonEmpty(config.name), nonEmpty(config.application ?? application)]).toEqual([true, true]);
+    for (const { config, application } of configs)
+      expect([nonEmpty(config.name), nonEmpty(config.application ?? application)]).toEqual([true, true]);
   }
 }
 
@@ -58,8 +62,13 @@ describe('pipeline JSON fuzz', () => {
   });
 
   it('a mutated corpus or rendered pipeline never crashes the validator', () => {
-    const arb = fc.constantFrom(...docs).chain(({ f, doc }) => mutationOf(doc).map((m) => ({ f, path: m.path, value: m.value, doc: m.doc })));
-    fc.assert(fc.property(arb, ({ doc }) => checkValidation(doc)), params(250));
+    const arb = fc
+      .constantFrom(...docs)
+      .chain(({ f, doc }) => mutationOf(doc).map((m) => ({ f, path: m.path, value: m.value, doc: m.doc })));
+    fc.assert(
+      fc.property(arb, ({ doc }) => checkValidation(doc)),
+      params(250),
+    );
   });
 
   it('mutated stage lists (non-objects, wrong refIds, cycles) never crash it', () => {
@@ -68,8 +77,20 @@ describe('pipeline JSON fuzz', () => {
       fc.record(
         {
           refId: fc.oneof(fc.constantFrom('1', '2', '3', '', 1), fc.string({ maxLength: 3 })),
-          requisiteStageRefIds: fc.oneof(fc.array(fc.constantFrom('1', '2', '3', '', 7, null), { maxLength: 3 }), fc.constantFrom(null, '1', {})),
-          type: fc.constantFrom('wait', 'webhook', 'manualJudgment', 'deployManifest', 'runJobManifest', 'jenkins', 'pipeline', 5),
+          requisiteStageRefIds: fc.oneof(
+            fc.array(fc.constantFrom('1', '2', '3', '', 7, null), { maxLength: 3 }),
+            fc.constantFrom(null, '1', {}),
+          ),
+          type: fc.constantFrom(
+            'wait',
+            'webhook',
+            'manualJudgment',
+            'deployManifest',
+            'runJobManifest',
+            'jenkins',
+            'pipeline',
+            5,
+          ),
           name: fc.constantFrom('a', 'b', 'a', undefined),
           statusJsonPath: fc.constantFrom('$.status', '$[[[', "$['a'", '$.', '$..', undefined),
           waitForCompletion: fc.boolean(),
@@ -79,16 +100,40 @@ describe('pipeline JSON fuzz', () => {
         { requiredKeys: ['type'] },
       ),
     );
-    const doc = fc.record({ application: fc.constantFrom('app', 5, ''), name: fc.constantFrom('p', null), spelEvaluator: fc.constantFrom('v4', 'v3', 7), stages: fc.array(stage, { maxLength: 8 }), expectedArtifacts: fc.constantFrom(undefined, [1, null], 'x') });
-    fc.assert(fc.property(fc.oneof(doc, fc.array(doc, { maxLength: 3 }), doc.map((d) => ({ application: 'a', pipelines: [d] }))), checkValidation), params(300));
+    const doc = fc.record({
+      application: fc.constantFrom('app', 5, ''),
+      name: fc.constantFrom('p', null),
+      spelEvaluator: fc.constantFrom('v4', 'v3', 7),
+      stages: fc.array(stage, { maxLength: 8 }),
+      expectedArtifacts: fc.constantFrom(undefined, [1, null], 'x'),
+    });
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          doc,
+          fc.array(doc, { maxLength: 3 }),
+          doc.map((d) => ({ application: 'a', pipelines: [d] })),
+        ),
+        checkValidation,
+      ),
+      params(300),
+    );
   });
 
   it('random JSON text is parsed or refused naming the file, line and column', () => {
     // Broken JSON: cut short, a trailing comma, a character dropped or doubled.
-    const broken = fc.tuple(fc.json({ maxDepth: 4 }), fc.nat(), fc.constantFrom('cut', 'comma', 'drop', 'double')).map(([j, n, how]) => {
-      const i = n % j.length;
-      return how === 'cut' ? j.slice(0, i) : how === 'comma' ? j.replace(/([}\]])$/, ',$1') : how === 'drop' ? j.slice(0, i) + j.slice(i + 1) : j.slice(0, i + 1) + j.slice(i);
-    });
+    const broken = fc
+      .tuple(fc.json({ maxDepth: 4 }), fc.nat(), fc.constantFrom('cut', 'comma', 'drop', 'double'))
+      .map(([j, n, how]) => {
+        const i = n % j.length;
+        return how === 'cut'
+          ? j.slice(0, i)
+          : how === 'comma'
+            ? j.replace(/([}\]])$/, ',$1')
+            : how === 'drop'
+              ? j.slice(0, i) + j.slice(i + 1)
+              : j.slice(0, i + 1) + j.slice(i);
+      });
     fc.assert(
       fc.property(fc.oneof(fc.string({ maxLength: 120 }), broken), (t) => {
         const r = validOrInvalid(() => parseJsonText(t, 'fuzz.json'));
@@ -103,7 +148,8 @@ describe('pipeline JSON fuzz', () => {
         }
         expect(jsonErrorOffset(t) === undefined).toBe(strict);
         // Not JSON: refused naming the line and column. JSON: parsed, or refused by the bounds (1e999 is no finite number).
-        if (!strict) expect(r.ok ? 'parsed' : r.error.message).toMatch(/^fuzz\.json:\d+:\d+: not valid JSON: \S/);
+        if (!strict)
+          expect(r.ok ? 'parsed' : r.error.message).toMatch(/^fuzz\.json:\d+:\d+: not valid JSON: \S/);
         else if (!r.ok) expect(r.error.message).not.toMatch(/not valid JSON/);
         else checkValidation(r.value);
       }),
@@ -112,12 +158,18 @@ describe('pipeline JSON fuzz', () => {
   });
 
   it('an empty list is no pipeline, and a pipeline without name or application is refused as Front50 refuses it', () => {
-    expect(validatePipelineDocument([]).problems).toEqual([expect.objectContaining({ severity: 'error', rule: 'document-shape' })]);
-    expect(validatePipelineDocument({ application: 'a', pipelines: [] }).problems).toEqual([expect.objectContaining({ severity: 'error', path: 'pipelines' })]);
+    expect(validatePipelineDocument([]).problems).toEqual([
+      expect.objectContaining({ severity: 'error', rule: 'document-shape' }),
+    ]);
+    expect(validatePipelineDocument({ application: 'a', pipelines: [] }).problems).toEqual([
+      expect.objectContaining({ severity: 'error', path: 'pipelines' }),
+    ]);
     const base = rendered[0].doc as Record<string, unknown>;
     for (const key of ['name', 'application']) {
       const { [key]: _gone, ...rest } = base;
-      expect(validatePipelineDocument(rest).problems.filter((p) => p.severity === 'error')).toEqual([expect.objectContaining({ path: key, rule: 'pipeline-identity' })]);
+      expect(validatePipelineDocument(rest).problems.filter((p) => p.severity === 'error')).toEqual([
+        expect.objectContaining({ path: key, rule: 'pipeline-identity' }),
+      ]);
     }
   });
 

@@ -9,7 +9,15 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { statusForExitCode } from '../../src/contract/index.js';
@@ -83,7 +91,11 @@ async function runOn(
           : { stageServer: { ...SPINNAKER.stageServer, meshAuth: { principal: ORCA_PRINCIPAL } } };
   // Windows end on evidence: on a machine busy with other work a window grows (up to maxWindow) until the rules
   // have their samples, so every path is judged on enough requests rather than on how busy the machine was.
-  const file = lab.writeSpec(name, strategy, { rules, gate: { maxWindow: '40s' }, spinnaker: { ...SPINNAKER, ...runner } });
+  const file = lab.writeSpec(name, strategy, {
+    rules,
+    gate: { maxWindow: '40s' },
+    spinnaker: { ...SPINNAKER, ...runner },
+  });
   const { spec } = loadSpec(file);
   let exitCode: number;
   if (path === 'release run') {
@@ -143,7 +155,10 @@ interface WindowSeen {
 const gateWindows: Array<{ step?: number; judged?: WindowSeen; loaded?: WindowSeen }> = [];
 let loadedWindow: WindowSeen | undefined;
 
-const RUN_JOB = { runner: 'runJob', runJob: { image: 'ghcr.io/clover-cd/clover-cd:0.1.0', namespace: 'clover-system' } };
+const RUN_JOB = {
+  runner: 'runJob',
+  runJob: { image: 'ghcr.io/clover-cd/clover-cd:0.1.0', namespace: 'clover-system' },
+};
 
 /**
  * The Run Job path: each rendered runJobManifest stage runs as its pod would — the container's command line
@@ -183,9 +198,18 @@ function runJobAsItsPod(l: ReleaseLab): NonNullable<ExecuteOptions['runAction']>
         const w = readState(await l.vs())?.window;
         loadedWindow = w && { start: w.start, end: w.end, loadRunId: w.loadRunId };
       }
-      if (req.action === 'gate') gateWindows.push({ step: req.step, judged: firstJudgedWindow(join(cluster, 'evidence')), loaded: loadedWindow });
+      if (req.action === 'gate')
+        gateWindows.push({
+          step: req.step,
+          judged: firstJudgedWindow(join(cluster, 'evidence')),
+          loaded: loadedWindow,
+        });
       const status = code === 0 ? 'SUCCEEDED' : (properties.CLOVER_CD_STATUS ?? statusForExitCode(code ?? 4));
-      return { status, message: properties.CLOVER_CD_SUMMARY ?? stderr.trim().split('\n').pop() ?? '', properties };
+      return {
+        status,
+        message: properties.CLOVER_CD_SUMMARY ?? stderr.trim().split('\n').pop() ?? '',
+        properties,
+      };
     } finally {
       rmSync(cwd, { recursive: true, force: true });
       rmSync(cluster, { recursive: true, force: true });
@@ -198,7 +222,14 @@ function firstJudgedWindow(dir: string): WindowSeen | undefined {
   if (!existsSync(dir)) return undefined;
   const bundles = readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
-    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as { createdAt: string; window: { start: number; end: number }; evidence: { load?: { runId?: string } } })
+    .map(
+      (f) =>
+        JSON.parse(readFileSync(join(dir, f), 'utf8')) as {
+          createdAt: string;
+          window: { start: number; end: number };
+          evidence: { load?: { runId?: string } };
+        },
+    )
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   const b = bundles[0];
   return b && { start: b.window.start, end: b.window.end, loadRunId: b.evidence.load?.runId };

@@ -9,24 +9,42 @@ export function register(program: Command): void {
   const spec = program
     .command('spec')
     .description('create and check release specs (apiVersion clover-cd/v1, kind Release)')
-    .addHelpText('after', '\nExamples:\n  clover-cd spec init -f release.yaml\n  clover-cd spec validate examples/sdc-canary.yaml\n');
+    .addHelpText(
+      'after',
+      '\nExamples:\n  clover-cd spec init -f release.yaml\n  clover-cd spec validate examples/sdc-canary.yaml\n',
+    );
 
   spec
     .command('validate')
     .description('validate a release spec: schema, weights, windows, gate rules, referenced files')
     .argument('<file>', 'release spec (YAML or JSON)')
-    .addHelpText('after', '\nExit 0 when valid; exit 2 with every problem (file, field path, expected vs found) otherwise.\n\nExample:\n  clover-cd spec validate examples/sdc-canary.yaml --output json\n')
+    .addHelpText(
+      'after',
+      '\nExit 0 when valid; exit 2 with every problem (file, field path, expected vs found) otherwise.\n\nExample:\n  clover-cd spec validate examples/sdc-canary.yaml --output json\n',
+    )
     .action(
       action(async (file: string, _opts: unknown, cmd: Command) => {
         // The loader (schema compiler included) loads when the verb runs, not for --help.
-        const [{ loadSpec }, { canaryWeights }] = await Promise.all([import('../../spec/load.js'), import('../../spec/validate.js')]);
+        const [{ loadSpec }, { canaryWeights }] = await Promise.all([
+          import('../../spec/load.js'),
+          import('../../spec/validate.js'),
+        ]);
         const { output } = globalOptions(cmd);
         let loaded;
         try {
           loaded = loadSpec(file);
         } catch (err) {
           // -o json|yaml: the findings are in the document as well as on stderr.
-          if (err instanceof InvalidInputError && output !== 'text') printResult(output, { valid: false, file, problems: err.problems.length ? err.problems : [{ file, path: '', message: err.message }] }, () => '');
+          if (err instanceof InvalidInputError && output !== 'text')
+            printResult(
+              output,
+              {
+                valid: false,
+                file,
+                problems: err.problems.length ? err.problems : [{ file, path: '', message: err.message }],
+              },
+              () => '',
+            );
           throw err;
         }
         const { spec: s, strategyKind } = loaded;
@@ -58,7 +76,10 @@ export function register(program: Command): void {
     .description('write a commented example release spec')
     .option('-f, --file <path>', 'file to write (default: print to stdout)')
     .option('--force', 'overwrite an existing file', false)
-    .addHelpText('after', '\nExample:\n  clover-cd spec init -f release.yaml && clover-cd spec validate release.yaml\n')
+    .addHelpText(
+      'after',
+      '\nExample:\n  clover-cd spec init -f release.yaml && clover-cd spec validate release.yaml\n',
+    )
     .action(
       action(async (opts: { file?: string; force: boolean }) => {
         const { SPEC_TEMPLATE } = await import('../../spec/init-template.js');

@@ -35,21 +35,45 @@ const ACTIONS: readonly string[] = STAGE_ACTIONS;
 export function register(program: Command): void {
   program
     .command('stage')
-    .description('run one release action (deploy|traffic|load|gate|promote|rollback) as a CI job or Run Job would, with an exit code and properties for Spinnaker')
+    .description(
+      'run one release action (deploy|traffic|load|gate|promote|rollback) as a CI job or Run Job would, with an exit code and properties for Spinnaker',
+    )
     .argument('<action>', ACTIONS.join('|'))
     .option('--spec <file>', 'release spec file')
-    .option('--spec-env <name>', 'environment variable holding the spec as JSON (Run Job) or base64 JSON (Jenkins SPEC parameter)')
+    .option(
+      '--spec-env <name>',
+      'environment variable holding the spec as JSON (Run Job) or base64 JSON (Jenkins SPEC parameter)',
+    )
     .option('--weight <percent>', 'candidate weight (traffic; the split rule of gate)')
-    .option('--step <n>', 'plan step, 1-based (traffic, load, gate); empty means none, as a Run Job passes a blank step')
-    .option('--window <duration>', "override the plan step's load window (load); by default the window comes from the plan")
-    .option('--execution-id <id>', 'the pipeline execution this action belongs to (default $CLOVER_CD_EXECUTION_ID): a new one starts a new release')
+    .option(
+      '--step <n>',
+      'plan step, 1-based (traffic, load, gate); empty means none, as a Run Job passes a blank step',
+    )
+    .option(
+      '--window <duration>',
+      "override the plan step's load window (load); by default the window comes from the plan",
+    )
+    .option(
+      '--execution-id <id>',
+      'the pipeline execution this action belongs to (default $CLOVER_CD_EXECUTION_ID): a new one starts a new release',
+    )
     .option('--platform <kind>', 'sandbox or kubernetes', 'kubernetes')
-    .option('--state-dir <dir>', 'sandbox state directory, to reach a sandbox (default $CLOVER_CD_STATE_DIR or .clover-cd)')
+    .option(
+      '--state-dir <dir>',
+      'sandbox state directory, to reach a sandbox (default $CLOVER_CD_STATE_DIR or .clover-cd)',
+    )
     .option('--kubeconfig <file>', 'kubeconfig (platform kubernetes)')
     .option('--context <name>', 'kubeconfig context (platform kubernetes)')
     .option('--evidence-dir <dir>', 'where gate evidence bundles are written')
-    .option('--properties <file>', 'write the result as a key=value file (Spinnaker Jenkins stage `propertyFile`)')
-    .option('--property-format <format>', 'file (key=value) or spinnaker (SPINNAKER_PROPERTY_ lines on stdout, for Run Job)', 'file')
+    .option(
+      '--properties <file>',
+      'write the result as a key=value file (Spinnaker Jenkins stage `propertyFile`)',
+    )
+    .option(
+      '--property-format <format>',
+      'file (key=value) or spinnaker (SPINNAKER_PROPERTY_ lines on stdout, for Run Job)',
+      'file',
+    )
     .addHelpText(
       'after',
       `
@@ -72,22 +96,54 @@ Examples:
     )
     .action(
       action(async (act: string, opts: StageOptions, cmd: Command) => {
-        if (!ACTIONS.includes(act)) throw new InvalidInputError(`unknown action "${act}"; expected one of ${ACTIONS.join(', ')}`);
-        if (!['file', 'spinnaker'].includes(opts.propertyFormat)) throw new InvalidInputError(`--property-format must be file or spinnaker, got "${opts.propertyFormat}"`);
+        if (!ACTIONS.includes(act))
+          throw new InvalidInputError(`unknown action "${act}"; expected one of ${ACTIONS.join(', ')}`);
+        if (!['file', 'spinnaker'].includes(opts.propertyFormat))
+          throw new InvalidInputError(
+            `--property-format must be file or spinnaker, got "${opts.propertyFormat}"`,
+          );
         checkOutputPaths([{ flag: '--properties', path: opts.properties, createsFolders: true }]);
         const params = {
-          weight: opts.weight === undefined ? undefined : parseIntegerFlag('--weight', opts.weight, { min: 0, max: 100 }),
-          step: opts.step === undefined || opts.step === '' ? undefined : parseIntegerFlag('--step', opts.step, { min: 1 }),
-          window: opts.window === undefined ? undefined : (parseDurationFlag('--window', opts.window), opts.window.trim()),
-          execution: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID) ? { id: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID)!, pipeline: process.env.CLOVER_CD_PIPELINE ?? '' } : undefined,
+          weight:
+            opts.weight === undefined
+              ? undefined
+              : parseIntegerFlag('--weight', opts.weight, { min: 0, max: 100 }),
+          step:
+            opts.step === undefined || opts.step === ''
+              ? undefined
+              : parseIntegerFlag('--step', opts.step, { min: 1 }),
+          window:
+            opts.window === undefined
+              ? undefined
+              : (parseDurationFlag('--window', opts.window), opts.window.trim()),
+          execution:
+            (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID)
+              ? {
+                  id: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID)!,
+                  pipeline: process.env.CLOVER_CD_PIPELINE ?? '',
+                }
+              : undefined,
         };
         const spec = await readSpec(opts, act);
-        const { CLI_FLAGS, checkStepParams, stageRegistry, weightOfRequest } = await import('../../stages/actions.js');
-        if (['traffic', 'load', 'gate'].includes(act)) checkStepParams(act as 'traffic', spec, params, CLI_FLAGS);
+        const { CLI_FLAGS, checkStepParams, stageRegistry, weightOfRequest } =
+          await import('../../stages/actions.js');
+        if (['traffic', 'load', 'gate'].includes(act))
+          checkStepParams(act as 'traffic', spec, params, CLI_FLAGS);
         const { openPlatform } = await import('../../stages/index.js');
-        const { stageProperties, formatProperties, writeProperties } = await import('../../stages/properties.js');
-        const platform = await openPlatform({ platform: opts.platform, stateDir: opts.stateDir, kubeconfig: opts.kubeconfig, context: opts.context });
-        const fn = stageRegistry({ platform, evidenceDir: opts.evidenceDir, file: opts.spec, names: CLI_FLAGS })[act as 'gate']!;
+        const { stageProperties, formatProperties, writeProperties } =
+          await import('../../stages/properties.js');
+        const platform = await openPlatform({
+          platform: opts.platform,
+          stateDir: opts.stateDir,
+          kubeconfig: opts.kubeconfig,
+          context: opts.context,
+        });
+        const fn = stageRegistry({
+          platform,
+          evidenceDir: opts.evidenceDir,
+          file: opts.spec,
+          names: CLI_FLAGS,
+        })[act as 'gate']!;
         const ac = new AbortController();
         const stop = onInterrupt((why) => {
           note(`${why}: stopping and rolling back to ${spec.service.stable}…`);
@@ -95,7 +151,10 @@ Examples:
         });
         let out;
         try {
-          out = await fn(spec, params, ac.signal, (m) => note(m), { jobId: `cli-${process.pid}`, attempt: 1 });
+          out = await fn(spec, params, ac.signal, (m) => note(m), {
+            jobId: `cli-${process.pid}`,
+            attempt: 1,
+          });
         } finally {
           stop();
         }
@@ -111,8 +170,22 @@ Examples:
           evidence: out.reports?.evidence,
         });
         if (opts.properties) writeProperties(opts.properties, props);
-        if (opts.propertyFormat === 'spinnaker') process.stdout.write(formatProperties(props, 'spinnaker-log'));
-        else printResult(globalOptions(cmd).output, { action: act, release: spec.metadata.name, status: out.status, exitCode, message: out.message, verdict: out.verdict, reports: out.reports }, (d) => `${d.release} ${d.action}: ${d.status}${d.message ? ` — ${d.message}` : ''}`);
+        if (opts.propertyFormat === 'spinnaker')
+          process.stdout.write(formatProperties(props, 'spinnaker-log'));
+        else
+          printResult(
+            globalOptions(cmd).output,
+            {
+              action: act,
+              release: spec.metadata.name,
+              status: out.status,
+              exitCode,
+              message: out.message,
+              verdict: out.verdict,
+              reports: out.reports,
+            },
+            (d) => `${d.release} ${d.action}: ${d.status}${d.message ? ` — ${d.message}` : ''}`,
+          );
         return exitCode;
       }),
     );
@@ -137,12 +210,27 @@ async function readSpec(opts: StageOptions, act: string): Promise<ReleaseSpec> {
   } catch (err) {
     throw new InvalidInputError(`${opts.specEnv}: not JSON or base64 JSON: ${(err as Error).message}`);
   }
-  const [{ validateSpec }, { resolveSpecFiles }] = await Promise.all([import('../../spec/validate.js'), import('../../spec/load.js')]);
+  const [{ validateSpec }, { resolveSpecFiles }] = await Promise.all([
+    import('../../spec/validate.js'),
+    import('../../spec/load.js'),
+  ]);
   // Rendered pipelines carry the candidate manifests inline: the job has no checkout of the spec's repository.
-  const inline = (await import('../../stages/inline-manifests.js')).splitInlineManifests(doc, `$${opts.specEnv}`);
+  const inline = (await import('../../stages/inline-manifests.js')).splitInlineManifests(
+    doc,
+    `$${opts.specEnv}`,
+  );
   // No file, no folder: files the spec still names are relative to the working directory (said in --help).
   const base = process.cwd();
-  const problems = [...inline.problems, ...validateSpec(inline.spec, `$${opts.specEnv} (files relative to the working directory ${base})`, base, { files: files === 'required' })].filter((p) => p.severity !== 'warning');
-  if (problems.length) throw new InvalidInputError(`${opts.specEnv}: invalid release spec: ${problems.map(formatProblem).join('; ')}`, problems);
+  const problems = [
+    ...inline.problems,
+    ...validateSpec(inline.spec, `$${opts.specEnv} (files relative to the working directory ${base})`, base, {
+      files: files === 'required',
+    }),
+  ].filter((p) => p.severity !== 'warning');
+  if (problems.length)
+    throw new InvalidInputError(
+      `${opts.specEnv}: invalid release spec: ${problems.map(formatProblem).join('; ')}`,
+      problems,
+    );
   return resolveSpecFiles(inline.spec as ReleaseSpec, base);
 }

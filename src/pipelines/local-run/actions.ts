@@ -22,7 +22,21 @@ export function jenkinsAction(ctx: Record<string, unknown>): ActionRequest | und
 
 /** A Run Job whose container runs `clover-cd stage <action> --spec-env VAR [--weight N] [--step N] [--window D]`. */
 export function runJobAction(ctx: Record<string, unknown>): ActionRequest | undefined {
-  const container = ((ctx.manifest as KubeObject | undefined)?.spec as { template?: { spec?: { containers?: Array<{ command?: string[]; args?: string[]; env?: Array<{ name: string; value?: string }> }> } } } | undefined)?.template?.spec?.containers?.[0];
+  const container = (
+    (ctx.manifest as KubeObject | undefined)?.spec as
+      | {
+          template?: {
+            spec?: {
+              containers?: Array<{
+                command?: string[];
+                args?: string[];
+                env?: Array<{ name: string; value?: string }>;
+              }>;
+            };
+          };
+        }
+      | undefined
+  )?.template?.spec?.containers?.[0];
   const args = container?.args ?? [];
   if (args[0] !== 'stage' || !args[1]) return undefined;
   const flag = (name: string) => {
@@ -41,7 +55,9 @@ export function runJobAction(ctx: Record<string, unknown>): ActionRequest | unde
     executionId: container?.env?.find((e) => e.name === 'CLOVER_CD_EXECUTION_ID')?.value,
     command: {
       argv: [...(container?.command ?? []), ...args],
-      env: Object.fromEntries((container?.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!])),
+      env: Object.fromEntries(
+        (container?.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]),
+      ),
     },
   };
 }

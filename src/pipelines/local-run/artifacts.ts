@@ -32,13 +32,21 @@ export interface PreparedTrigger {
 }
 
 /** The trigger as the first stage sees it, and the bound expected artifacts; exit 2 when Echo or Orca would not start. */
-export function prepareTrigger(pipeline: Obj, given: TriggerEvent | undefined, spel: (trigger: Obj) => SpelContext): PreparedTrigger {
+export function prepareTrigger(
+  pipeline: Obj,
+  given: TriggerEvent | undefined,
+  spel: (trigger: Obj) => SpelContext,
+): PreparedTrigger {
   let { trigger } = fireTrigger(pipeline, given);
   const parameters: Record<string, unknown> = { ...((trigger.parameters as Obj | undefined) ?? {}) };
   for (const p of (pipeline.parameterConfig as Obj[] | undefined) ?? []) {
     const name = String(p.name);
-    if (parameters[name] === undefined && p.default !== undefined && p.default !== null) parameters[name] = p.default;
-    if (parameters[name] === undefined && p.required === true) throw new InvalidInputError(`Required parameter ${name} is missing (Gate refuses the start)`, [{ path: `parameters.${name}`, message: 'required' }]);
+    if (parameters[name] === undefined && p.default !== undefined && p.default !== null)
+      parameters[name] = p.default;
+    if (parameters[name] === undefined && p.required === true)
+      throw new InvalidInputError(`Required parameter ${name} is missing (Gate refuses the start)`, [
+        { path: `parameters.${name}`, message: 'required' },
+      ]);
   }
   trigger = { ...trigger, parameters };
   const incoming = (trigger.artifacts as Artifact[] | undefined) ?? [];
@@ -50,10 +58,16 @@ export function prepareTrigger(pipeline: Obj, given: TriggerEvent | undefined, s
     const e = resolveExpressions(raw, spel(trigger), failures);
     if (failures.length) throw new InvalidInputError(`expected artifact "${raw.id}": ${failures.join('; ')}`);
     const hits = incoming.filter((a) => artifactMatches(e.matchArtifact ?? {}, a));
-    if (hits.length > 1) throw new InvalidInputError(`Expected artifact ${JSON.stringify(e.matchArtifact)} matches multiple artifacts ${hits.map((a) => a.reference ?? a.name).join(', ')} (id "${e.id}"): Orca refuses to start`);
+    if (hits.length > 1)
+      throw new InvalidInputError(
+        `Expected artifact ${JSON.stringify(e.matchArtifact)} matches multiple artifacts ${hits.map((a) => a.reference ?? a.name).join(', ')} (id "${e.id}"): Orca refuses to start`,
+      );
     // A prior artifact would come from an earlier execution, which a local run does not have.
     const resolved = hits[0] ?? (e.useDefaultArtifact ? e.defaultArtifact : undefined);
-    if (!resolved) throw new InvalidInputError(`Unmatched expected artifact ${JSON.stringify(e.matchArtifact)} could not be resolved (id "${e.id}"): Orca fails the execution at start`);
+    if (!resolved)
+      throw new InvalidInputError(
+        `Unmatched expected artifact ${JSON.stringify(e.matchArtifact)} could not be resolved (id "${e.id}"): Orca fails the execution at start`,
+      );
     bound.set(e.id, resolved);
   }
   trigger.resolvedExpectedArtifacts = [...bound].map(([id, boundArtifact]) => ({ id, boundArtifact }));
@@ -66,7 +80,10 @@ export function requiredArtifacts(ctx: Obj, bound: Map<string, Artifact>): Artif
   const out: Artifact[] = [];
   const byId = (id: string) => {
     const a = bound.get(id);
-    if (!a) throw new Error(`required artifact "${id}" is not bound in this execution (no trigger artifact and no default)`);
+    if (!a)
+      throw new Error(
+        `required artifact "${id}" is not bound in this execution (no trigger artifact and no default)`,
+      );
     out.push(a);
   };
   for (const id of (ctx.requiredArtifactIds as string[] | undefined) ?? []) byId(id);
@@ -78,7 +95,10 @@ export function requiredArtifacts(ctx: Obj, bound: Map<string, Artifact>): Artif
 }
 
 /** Clouddriver's docker image binding: a container image equal to the artifact's name becomes its reference. */
-export function bindArtifacts(manifests: KubeObject[], artifacts: Artifact[]): { manifests: KubeObject[]; bound: Artifact[] } {
+export function bindArtifacts(
+  manifests: KubeObject[],
+  artifacts: Artifact[],
+): { manifests: KubeObject[]; bound: Artifact[] } {
   const images = artifacts.filter((a) => a.type === 'docker/image' && a.name && a.reference);
   const used = new Set<Artifact>();
   const bindPod = (pod: Obj | undefined) => {
@@ -96,7 +116,11 @@ export function bindArtifacts(manifests: KubeObject[], artifacts: Artifact[]): {
     const copy = JSON.parse(JSON.stringify(m)) as KubeObject;
     const spec = copy.spec as Obj | undefined;
     bindPod((spec?.template as Obj | undefined)?.spec as Obj | undefined);
-    bindPod(((spec?.jobTemplate as Obj | undefined)?.spec as Obj | undefined)?.template ? (((spec!.jobTemplate as Obj).spec as Obj).template as Obj).spec as Obj : undefined);
+    bindPod(
+      ((spec?.jobTemplate as Obj | undefined)?.spec as Obj | undefined)?.template
+        ? ((((spec!.jobTemplate as Obj).spec as Obj).template as Obj).spec as Obj)
+        : undefined,
+    );
     if (copy.kind === 'Pod') bindPod(spec);
     return copy;
   });

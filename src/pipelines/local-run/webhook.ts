@@ -54,7 +54,13 @@ export interface WebhookRunOptions {
 /** Orca's webhook.defaultRetryStatusCodes, retried on the create call and on polls. */
 export const DEFAULT_RETRY_STATUS_CODES = [429];
 
-const list = (s?: string) => new Set((s ?? '').split(',').map((x) => x.trim().toUpperCase()).filter(Boolean));
+const list = (s?: string) =>
+  new Set(
+    (s ?? '')
+      .split(',')
+      .map((x) => x.trim().toUpperCase())
+      .filter(Boolean),
+  );
 
 function headersOf(h?: Record<string, string | string[]>): Record<string, string> {
   const out: Record<string, string> = {};
@@ -62,15 +68,33 @@ function headersOf(h?: Record<string, string | string[]>): Record<string, string
   return out;
 }
 
-export async function runWebhookStage(stage: WebhookStage, opts: WebhookRunOptions = {}): Promise<WebhookResult> {
-  const client = createHttpClient({ system: 'webhook target', baseURL: stage.url, retry: { attempts: 1 }, timeoutMs: 30_000 });
+export async function runWebhookStage(
+  stage: WebhookStage,
+  opts: WebhookRunOptions = {},
+): Promise<WebhookResult> {
+  const client = createHttpClient({
+    system: 'webhook target',
+    baseURL: stage.url,
+    retry: { attempts: 1 },
+    timeoutMs: 30_000,
+  });
   const headers = headersOf(stage.customHeaders);
   const request = (method: string, url: string, data?: unknown) =>
-    client.request<unknown>({ method, url, data, headers: { 'content-type': 'application/json', ...headers }, validateStatus: () => true });
+    client.request<unknown>({
+      method,
+      url,
+      data,
+      headers: { 'content-type': 'application/json', ...headers },
+      validateStatus: () => true,
+    });
   const interval = opts.pollIntervalMs ?? 1000;
   const deadline = Date.now() + (stage.stageTimeoutMs ?? 24 * 3600_000);
   const webhook: Record<string, unknown> = {};
-  const result = (status: WebhookStatus, message: string): WebhookResult => ({ status, message, context: { webhook, statusEndpoint: webhook.statusEndpoint as string | undefined } });
+  const result = (status: WebhookStatus, message: string): WebhookResult => ({
+    status,
+    message,
+    context: { webhook, statusEndpoint: webhook.statusEndpoint as string | undefined },
+  });
   const refused = (message: string) => {
     webhook.error = message;
     return result('TERMINAL', message);
@@ -84,10 +108,15 @@ export async function runWebhookStage(stage: WebhookStage, opts: WebhookRunOptio
     created = await request(stage.method ?? 'POST', stage.url, stage.payload);
     Object.assign(webhook, { statusCodeValue: created.status, headers: created.headers, body: created.data });
     if (created.status < 400) break;
-    if (failFast.has(created.status)) return refused(`create call answered ${created.status}, a fail-fast status code`);
-    const retryable = created.status >= 500 || DEFAULT_RETRY_STATUS_CODES.includes(created.status) || createRetry.has(created.status);
+    if (failFast.has(created.status))
+      return refused(`create call answered ${created.status}, a fail-fast status code`);
+    const retryable =
+      created.status >= 500 ||
+      DEFAULT_RETRY_STATUS_CODES.includes(created.status) ||
+      createRetry.has(created.status);
     if (!retryable) return refused(`create call answered ${created.status}: ${JSON.stringify(created.data)}`);
-    if (attempt >= (opts.createAttempts ?? 5) || Date.now() > deadline) return result('TERMINAL', `create call kept answering ${created.status}`);
+    if (attempt >= (opts.createAttempts ?? 5) || Date.now() > deadline)
+      return result('TERMINAL', `create call kept answering ${created.status}`);
     await sleep(Math.min(interval * attempt, 5000), opts.signal);
   }
   if (!stage.waitForCompletion) return result('SUCCEEDED', `create call answered ${created.status}`);
@@ -101,7 +130,11 @@ export async function runWebhookStage(stage: WebhookStage, opts: WebhookRunOptio
     const r = readJsonPath(created.data, stage.statusUrlJsonPath);
     statusUrl = r.found && typeof r.value === 'string' ? r.value : undefined;
   }
-  if (!statusUrl) return result('TERMINAL', `The status URL couldn't be resolved (${resolution}${stage.statusUrlJsonPath ? ` ${stage.statusUrlJsonPath}` : ''})`);
+  if (!statusUrl)
+    return result(
+      'TERMINAL',
+      `The status URL couldn't be resolved (${resolution}${stage.statusUrlJsonPath ? ` ${stage.statusUrlJsonPath}` : ''})`,
+    );
   if (!/^https?:/.test(statusUrl)) statusUrl = new URL(statusUrl, stage.url).href;
   webhook.statusEndpoint = statusUrl;
   if (stage.waitBeforeMonitor) await sleep(stage.waitBeforeMonitor * 1000, opts.signal);
@@ -116,7 +149,9 @@ export async function runWebhookStage(stage: WebhookStage, opts: WebhookRunOptio
   webhook.monitor = monitor;
   const cancel = async () => {
     if (!stage.cancelEndpoint) return;
-    await request(stage.cancelMethod ?? 'POST', stage.cancelEndpoint, stage.cancelPayload ?? {}).catch(() => undefined);
+    await request(stage.cancelMethod ?? 'POST', stage.cancelEndpoint, stage.cancelPayload ?? {}).catch(
+      () => undefined,
+    );
   };
   for (;;) {
     if (opts.signal?.aborted) {
@@ -137,7 +172,12 @@ export async function runWebhookStage(stage: WebhookStage, opts: WebhookRunOptio
       // A `retries` entry for the status counts the earlier polls that got it; otherwise 5xx, 429 and retryStatusCodes.
       const max = stage.retries?.[String(polled.status)]?.maxAttempts;
       const earlier = pastStatusCodes.filter((c) => c === polled.status).length;
-      const retry = max !== undefined ? earlier < max : polled.status >= 500 || DEFAULT_RETRY_STATUS_CODES.includes(polled.status) || retryCodes.has(polled.status);
+      const retry =
+        max !== undefined
+          ? earlier < max
+          : polled.status >= 500 ||
+            DEFAULT_RETRY_STATUS_CODES.includes(polled.status) ||
+            retryCodes.has(polled.status);
       if (!retry) {
         monitor.error = `status URL answered ${polled.status}`;
         return result('TERMINAL', `status URL answered ${polled.status}`);

@@ -35,13 +35,24 @@ import { resolve } from 'node:path';
 import { observeSplit, runGateStage } from '../gate.js';
 import { describeRollbackCheck, verifyOnStable } from './rollback-check.js';
 import { waitUntilReady } from './readiness.js';
-import type { AnalysisResult, EngineOptions, JudgedWindow, LoadWindow, ReleaseProgress, StepSamplePlan } from './types.js';
+import type {
+  AnalysisResult,
+  EngineOptions,
+  JudgedWindow,
+  LoadWindow,
+  ReleaseProgress,
+  StepSamplePlan,
+} from './types.js';
 import { judgedWindow, recordWindow, runWindow, samplePlanOf } from './window.js';
 import { describeAction, describeState, writtenChange } from './describe.js';
 
 /** The loaded plan, refused (exit 2, nothing changed) when a step cannot reach the gate's minSamples. */
 export function planFor(spec: ReleaseSpec, file?: string): ReleasePlan {
-  const raw = spec.load ? (typeof spec.load.plan === 'string' ? readYamlFile(resolve(spec.load.plan)) : spec.load.plan) : undefined;
+  const raw = spec.load
+    ? typeof spec.load.plan === 'string'
+      ? readYamlFile(resolve(spec.load.plan))
+      : spec.load.plan
+    : undefined;
   return raw === undefined ? buildPlan(spec) : planRelease(spec, { loadPlan: raw, file });
 }
 
@@ -49,7 +60,6 @@ const splitConfidence = (spec: ReleaseSpec): number => {
   for (const r of spec.gate?.rules ?? []) if ('split' in r) return r.split.confidence ?? 0.999;
   return 0.999;
 };
-
 
 export class ReleaseEngine {
   readonly plan: ReleasePlan;
@@ -81,7 +91,9 @@ export class ReleaseEngine {
   /** Refuse to touch routes another release is in the middle of (exit 2, nothing changed). */
   private assertOwnership(s: ReleaseState | undefined): void {
     if (s && s.release !== this.plan.release && isActive(s)) {
-      throw new InvalidInputError(`${this.router.object} is in use by release "${s.release}" (${describeState(s)}); finish or abort it first: clover-cd release abort <its spec>`);
+      throw new InvalidInputError(
+        `${this.router.object} is in use by release "${s.release}" (${describeState(s)}); finish or abort it first: clover-cd release abort <its spec>`,
+      );
     }
   }
 
@@ -98,7 +110,10 @@ export class ReleaseEngine {
    * Apply `event` to the stored state and write the result together with the routes `target` asks for,
    * in one conflict-retried write. No write when neither the state nor the routes change.
    */
-  private async commit(event: ReleaseEvent, target?: (next: ReleaseState) => TrafficTarget | undefined): Promise<ReleaseState> {
+  private async commit(
+    event: ReleaseEvent,
+    target?: (next: ReleaseState) => TrafficTarget | undefined,
+  ): Promise<ReleaseState> {
     let next: ReleaseState | undefined;
     let wrote = false;
     const snap = await this.router.apply((cur) => {
@@ -125,13 +140,23 @@ export class ReleaseEngine {
    * run in progress is resumed; a finished one is reported unless `restart` (or a new pipeline run) asks
    * for a new release.
    */
-  async prepare(opts: { restart?: boolean } = {}): Promise<{ state: ReleaseState; resumed: boolean; finished: boolean }> {
+  async prepare(
+    opts: { restart?: boolean } = {},
+  ): Promise<{ state: ReleaseState; resumed: boolean; finished: boolean }> {
     const cur = (await this.router.prepare()).state;
     this.assertOwnership(cur);
     const ours = this.ours(cur);
     const sameRun = ours && (this.opts.runId === undefined || ours.runId === this.opts.runId);
-    if (ours && sameRun && isActive(ours)) return { state: ours, resumed: ours.phase !== 'initialized', finished: false };
-    if (ours && sameRun && isTerminal(ours) && ours.candidate === this.spec.service.candidate && !opts.restart) return { state: ours, resumed: false, finished: true };
+    if (ours && sameRun && isActive(ours))
+      return { state: ours, resumed: ours.phase !== 'initialized', finished: false };
+    if (
+      ours &&
+      sameRun &&
+      isTerminal(ours) &&
+      ours.candidate === this.spec.service.candidate &&
+      !opts.restart
+    )
+      return { state: ours, resumed: false, finished: true };
     await this.waitReady();
     let fresh = this.fresh();
     const snap = await this.router.apply((c) => {
@@ -156,7 +181,10 @@ export class ReleaseEngine {
    * that stands before it is approved (the pipeline's own judgment stage has run); anything else is refused
    * (exit 2) naming where the release is. Returns the state, or 'done' when the action already happened.
    */
-  private async reconcile(want: 'shift' | 'analyze' | 'promote', step?: number): Promise<ReleaseState | 'done'> {
+  private async reconcile(
+    want: 'shift' | 'analyze' | 'promote',
+    step?: number,
+  ): Promise<ReleaseState | 'done'> {
     for (let i = 0; i <= this.plan.steps.length + 1; i++) {
       let s = await this.state();
       const missing = this.notInProgress(s, want, step);
@@ -166,11 +194,16 @@ export class ReleaseEngine {
       const a = nextAction(this.plan, s);
       if (a.kind === want && (step === undefined || ('step' in a && a.step === step))) return s;
       if (want === 'shift' && s.phase === 'progressing' && s.step === step && s.shifted) return 'done';
-      if ((a.kind === 'awaitJudgment' || a.kind === 'advance') && (want === 'promote' || (step !== undefined && a.step < step))) {
+      if (
+        (a.kind === 'awaitJudgment' || a.kind === 'advance') &&
+        (want === 'promote' || (step !== undefined && a.step < step))
+      ) {
         await this.commit({ type: 'approve' });
         continue;
       }
-      throw new InvalidInputError(`${want}${step !== undefined ? ` step ${step + 1}` : ''} cannot run now: release ${this.plan.release} is ${describeState(s)}; its next action is ${describeAction(a)}`);
+      throw new InvalidInputError(
+        `${want}${step !== undefined ? ` step ${step + 1}` : ''} cannot run now: release ${this.plan.release} is ${describeState(s)}; its next action is ${describeAction(a)}`,
+      );
     }
     throw new InvalidInputError(`${want}: release ${this.plan.release} did not reach that action`);
   }
@@ -183,7 +216,11 @@ export class ReleaseEngine {
    * Why `want` (at 0-based `step`) cannot run for lack of a release in progress of this run, or undefined.
    * Pure: the stage server asks it before answering 202 (`stageAdmission`), the actions before changing anything.
    */
-  notInProgress(s: ReleaseState | undefined, want: 'shift' | 'analyze' | 'promote', step?: number): string | undefined {
+  notInProgress(
+    s: ReleaseState | undefined,
+    want: 'shift' | 'analyze' | 'promote',
+    step?: number,
+  ): string | undefined {
     if (this.inProgress(s) || (want === 'shift' && step === 0)) return undefined;
     return `${want}${step !== undefined ? ` step ${step + 1}` : ''}: release ${this.plan.release} has no release in progress${s ? ` (it is ${describeState(s)})` : ''}; run the deploy action (clover-cd stage deploy) or clover-cd release run first`;
   }
@@ -204,7 +241,8 @@ export class ReleaseEngine {
   /** `k` is 0-based; exit 2 naming the plan's steps when it names none. */
   checkStep(k: number): void {
     const problem = stepProblem(this.plan, k + 1);
-    if (problem) throw new InvalidInputError(`${this.plan.release}: ${problem}`, [{ path: 'step', message: problem }]);
+    if (problem)
+      throw new InvalidInputError(`${this.plan.release}: ${problem}`, [{ path: 'step', message: problem }]);
   }
 
   /** What each analysed step needs (candidate requests from the gate's rules), for printing before traffic moves. */
@@ -221,7 +259,12 @@ export class ReleaseEngine {
     this.checkStep(k);
     const s = await this.reconcile('analyze', k);
     if (s === 'done') throw new InvalidInputError(`load step ${k + 1}: nothing to analyse`);
-    const w = await runWindow(this.platform, this.spec, this.plan, k, { ...opts, evidenceDir: this.opts.evidenceDir, signal: this.opts.signal, emit: this.emit });
+    const w = await runWindow(this.platform, this.spec, this.plan, k, {
+      ...opts,
+      evidenceDir: this.opts.evidenceDir,
+      signal: this.opts.signal,
+      emit: this.emit,
+    });
     // Kept with the release, so the gate action judges exactly this window wherever it runs; a window cut
     // short by an interrupt is never judged.
     if (!this.opts.signal?.aborted) await this.commit({ type: 'windowClosed', window: recordWindow(w) });
@@ -243,7 +286,8 @@ export class ReleaseEngine {
       if (cur?.held && cur.step === k) cur = await this.commit({ type: 'resume' });
       const a = cur && nextAction(this.plan, cur);
       if (!cur || !a || a.kind !== 'analyze' || a.step !== k) {
-        if (cur?.lastVerdict?.step === k) return { outcome: cur.lastVerdict.outcome, summary: cur.lastVerdict.summary, state: cur };
+        if (cur?.lastVerdict?.step === k)
+          return { outcome: cur.lastVerdict.outcome, summary: cur.lastVerdict.summary, state: cur };
         await this.reconcile('analyze', k); // throws with where the release stands
       }
       if (cur?.window?.step !== k) {
@@ -253,7 +297,9 @@ export class ReleaseEngine {
       }
       if (cur?.window?.step !== k) {
         await this.reconcile('analyze', k); // another process moved the release meanwhile: says where it stands
-        throw new InvalidInputError(`analyze step ${k + 1}: the window was not recorded with release ${this.plan.release}`);
+        throw new InvalidInputError(
+          `analyze step ${k + 1}: the window was not recorded with release ${this.plan.release}`,
+        );
       }
       const result = await this.judge(k, judgedWindow(cur.window));
       const next = nextAction(this.plan, result.state);
@@ -266,18 +312,53 @@ export class ReleaseEngine {
     const step = this.plan.steps[k];
     const weighted = step.kind === 'weight' || step.kind === 'switch';
     // A mirror window is judged only by the rules that can judge copies.
-    const spec = step.kind === 'mirror' && this.spec.gate ? { ...this.spec, gate: { ...this.spec.gate, rules: rulesForStep(this.spec.gate.rules, step) } } : this.spec;
-    const gate = await runGateStage(this.platform, spec, { window: w.window, end: w.end, load: w.load, candidateWeight: weighted ? step.weight : undefined, evidenceDir: this.opts.evidenceDir, plannedSamples: w.plannedSamples });
+    const spec =
+      step.kind === 'mirror' && this.spec.gate
+        ? { ...this.spec, gate: { ...this.spec.gate, rules: rulesForStep(this.spec.gate.rules, step) } }
+        : this.spec;
+    const gate = await runGateStage(this.platform, spec, {
+      window: w.window,
+      end: w.end,
+      load: w.load,
+      candidateWeight: weighted ? step.weight : undefined,
+      evidenceDir: this.opts.evidenceDir,
+      plannedSamples: w.plannedSamples,
+    });
     const v = gate.verdict;
-    this.emit({ type: 'verdict', step: k, outcome: v.outcome, summary: v.summary, bundlePath: gate.bundlePath });
-    const base = { bundlePath: gate.bundlePath, results: v.results.map((r) => ({ rule: r.rule, outcome: r.outcome, observed: r.observed, expected: r.expected, source: r.source, reason: r.reason })) };
+    this.emit({
+      type: 'verdict',
+      step: k,
+      outcome: v.outcome,
+      summary: v.summary,
+      bundlePath: gate.bundlePath,
+    });
+    const base = {
+      bundlePath: gate.bundlePath,
+      results: v.results.map((r) => ({
+        rule: r.rule,
+        outcome: r.outcome,
+        observed: r.observed,
+        expected: r.expected,
+        source: r.source,
+        reason: r.reason,
+      })),
+    };
     if (weighted && v.outcome !== 'error') {
       // Not only the spec: the traffic the mesh actually carried must follow the weight.
       const { stable, candidate } = this.spec.service;
       const hop = gate.bundle.evidence.metrics?.hops[this.spec.service.name];
-      const counts = hop ? { stable: hop[stable]?.requests ?? 0, candidate: hop[candidate]?.requests ?? 0 } : await observeSplit(this.spec, this.platform.endpoints(), w.window);
+      const counts = hop
+        ? { stable: hop[stable]?.requests ?? 0, candidate: hop[candidate]?.requests ?? 0 }
+        : await observeSplit(this.spec, this.platform.endpoints(), w.window);
       const split = this.router.verifySplit(targetOfStep(step), counts, splitConfidence(this.spec));
-      this.emit({ type: 'split', step: k, weight: step.weight, ...counts, outcome: split.outcome, reason: split.reason });
+      this.emit({
+        type: 'split',
+        step: k,
+        weight: step.weight,
+        ...counts,
+        outcome: split.outcome,
+        reason: split.reason,
+      });
       if (split.outcome === 'fail') {
         const reason = `observed split ${counts.candidate}/${counts.stable + counts.candidate} on ${candidate}: ${split.reason}`;
         const state = await this.commit({ type: 'verificationFailed', reason });
@@ -291,7 +372,10 @@ export class ReleaseEngine {
   /** Record step `k`'s verdict with the release; the machine decides what follows (next step, judgment, rollback). */
   async recordVerdict(k: number, v: { outcome: VerdictOutcome; summary: string }): Promise<ReleaseState> {
     const s = await this.state();
-    if (!s || s.step !== k) throw new InvalidInputError(`a verdict for step ${k + 1} cannot be recorded: release ${this.plan.release} is ${s ? describeState(s) : 'not started'}`);
+    if (!s || s.step !== k)
+      throw new InvalidInputError(
+        `a verdict for step ${k + 1} cannot be recorded: release ${this.plan.release} is ${s ? describeState(s) : 'not started'}`,
+      );
     return this.commit({ type: 'verdict', outcome: v.outcome, summary: v.summary });
   }
 
@@ -299,7 +383,9 @@ export class ReleaseEngine {
   async decide(approved: boolean, reason?: string): Promise<ReleaseState> {
     const s = await this.state();
     if (s) this.emit({ type: 'judgment', step: s.step, approved });
-    return this.commit(approved ? { type: 'approve' } : { type: 'reject', reason: reason ?? 'rejected at judgment' });
+    return this.commit(
+      approved ? { type: 'approve' } : { type: 'reject', reason: reason ?? 'rejected at judgment' },
+    );
   }
 
   /** 100% to the candidate once the plan allows it (a pending last judgment counts as approved). */
@@ -329,11 +415,14 @@ export class ReleaseEngine {
    * verified on observed traffic. Starts the rollback when the release is not already rolling back
    * (`cause` says why: the pipeline or a person's rejection, or a rollback by hand).
    */
-  async rollback(opts: { cause?: 'abort' | 'rejected' | 'manual'; reason?: string } = {}): Promise<{ state: ReleaseState; changed: boolean; observed?: { stable: number; candidate: number } }> {
+  async rollback(
+    opts: { cause?: 'abort' | 'rejected' | 'manual'; reason?: string } = {},
+  ): Promise<{ state: ReleaseState; changed: boolean; observed?: { stable: number; candidate: number } }> {
     const t0 = performance.now();
     const before = await this.router.observe();
     const s = this.ours(before.state);
-    if (s?.phase === 'rolledBack' && sameTarget(before.routes, STABLE_TARGET)) return { state: s, changed: false };
+    if (s?.phase === 'rolledBack' && sameTarget(before.routes, STABLE_TARGET))
+      return { state: s, changed: false };
     if (!s || (s.phase !== 'rollingBack' && s.phase !== 'failed')) {
       const event: ReleaseEvent =
         opts.cause === 'manual' || !s || !isActive(s)
@@ -348,15 +437,29 @@ export class ReleaseEngine {
     const state =
       check.check === 'failed'
         ? await this.commit({ type: 'verificationFailed', reason: check.reason! })
-        : await this.commit({ type: 'rolledBack', check: check.check, traffic: check.traffic, note: check.note });
-    this.emit({ type: 'rollback', ms: performance.now() - t0, reason: state.reason, observed: check.observed, check: state.rollbackCheck, verified: describeRollbackCheck(this.spec, state, check.observed) });
+        : await this.commit({
+            type: 'rolledBack',
+            check: check.check,
+            traffic: check.traffic,
+            note: check.note,
+          });
+    this.emit({
+      type: 'rollback',
+      ms: performance.now() - t0,
+      reason: state.reason,
+      observed: check.observed,
+      check: state.rollbackCheck,
+      verified: describeRollbackCheck(this.spec, state, check.observed),
+    });
     return { state, changed: true, observed: check.observed };
   }
 
   // ---- by hand -------------------------------------------------------------------------------------------
 
   /** `traffic set`: any weight, or a step's target, recorded as set by hand; the release holds there. */
-  async setByHand(to: { weight: number } | { step: number }): Promise<{ changed: boolean; snapshot: RouterSnapshot }> {
+  async setByHand(
+    to: { weight: number } | { step: number },
+  ): Promise<{ changed: boolean; snapshot: RouterSnapshot }> {
     let target: TrafficTarget;
     let stepIndex: number | undefined;
     if ('step' in to) {
@@ -364,7 +467,8 @@ export class ReleaseEngine {
       stepIndex = to.step - 1;
       target = targetOfStep(this.plan.steps[stepIndex]);
     } else {
-      if (!Number.isInteger(to.weight) || to.weight < 0 || to.weight > 100) throw new InvalidInputError(`--weight must be an integer from 0 to 100, got ${to.weight}`);
+      if (!Number.isInteger(to.weight) || to.weight < 0 || to.weight > 100)
+        throw new InvalidInputError(`--weight must be an integer from 0 to 100, got ${to.weight}`);
       target = { weight: to.weight, matchRoute: false };
     }
     if (target.weight > 0 || target.matchRoute || target.mirrorPercent) await this.waitReady();
@@ -376,7 +480,10 @@ export class ReleaseEngine {
       const ours = this.ours(cur.state);
       const base = ours && isActive(ours) ? ours : this.fresh();
       const step = stepIndex ?? (base.step < 0 ? 0 : base.step);
-      return { state: transition(this.plan, base, { type: 'setByHand', weight: target.weight, step }, new Date()), target };
+      return {
+        state: transition(this.plan, base, { type: 'setByHand', weight: target.weight, step }, new Date()),
+        target,
+      };
     });
     if (changed) this.noteWrite(snapshot);
     return { changed, snapshot };
@@ -390,7 +497,10 @@ export class ReleaseEngine {
       const ours = this.ours(cur.state);
       if (sameTarget(cur.routes, PROMOTED_TARGET) && ours?.phase === 'promoted') return undefined;
       changed = true;
-      return { state: transition(this.plan, ours ?? this.fresh(), { type: 'promotedByHand' }, new Date()), target: PROMOTED_TARGET };
+      return {
+        state: transition(this.plan, ours ?? this.fresh(), { type: 'promotedByHand' }, new Date()),
+        target: PROMOTED_TARGET,
+      };
     });
     if (changed) this.noteWrite(snapshot);
     return { changed, snapshot };

@@ -14,8 +14,12 @@ export const DEFAULT_READY_TIMEOUT = '5m';
 
 /** The candidate's Deployments: those among inline candidate manifests, else `service.candidateWorkload` or `<name>-<candidate>`. */
 export function candidateWorkloads(spec: ReleaseSpec): Array<{ namespace: string; name: string }> {
-  const inline = ((spec.service.candidateManifests ?? []) as unknown[]).filter((m): m is KubeObject => m !== null && typeof m === 'object');
-  const deployments = inline.filter((m) => m.kind === 'Deployment').map((m) => ({ namespace: m.metadata.namespace ?? spec.service.namespace, name: m.metadata.name }));
+  const inline = ((spec.service.candidateManifests ?? []) as unknown[]).filter(
+    (m): m is KubeObject => m !== null && typeof m === 'object',
+  );
+  const deployments = inline
+    .filter((m) => m.kind === 'Deployment')
+    .map((m) => ({ namespace: m.metadata.namespace ?? spec.service.namespace, name: m.metadata.name }));
   if (deployments.length) return deployments;
   return [{ namespace: spec.service.namespace, name: candidateWorkloadName(spec) }];
 }
@@ -27,7 +31,11 @@ export interface ReadinessOptions {
 }
 
 /** Resolves when every candidate workload is ready; exit 4 (InfrastructureError) when the bound runs out. */
-export async function waitUntilReady(platform: Platform, spec: ReleaseSpec, opts: ReadinessOptions = {}): Promise<void> {
+export async function waitUntilReady(
+  platform: Platform,
+  spec: ReleaseSpec,
+  opts: ReadinessOptions = {},
+): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? parseDurationMs(spec.service.readyTimeout ?? DEFAULT_READY_TIMEOUT);
   const deadline = Date.now() + timeoutMs;
   for (const w of candidateWorkloads(spec)) {
@@ -44,8 +52,16 @@ export async function waitUntilReady(platform: Platform, spec: ReleaseSpec, opts
       const left = deadline - Date.now();
       if (left <= 0) {
         const system = platform.kind === 'kubernetes' ? 'Kubernetes API' : 'sandbox';
-        const hint = platform.kind === 'kubernetes' ? `kubectl -n ${w.namespace} rollout status deployment/${w.name}` : `clover-cd sandbox status (is ${w.name} among the workloads?)`;
-        throw new InfrastructureError(system, `rollout status ${what}`, `the candidate is not ready after ${Math.round(timeoutMs / 1000)}s: ${last.message}; no traffic was moved`, hint);
+        const hint =
+          platform.kind === 'kubernetes'
+            ? `kubectl -n ${w.namespace} rollout status deployment/${w.name}`
+            : `clover-cd sandbox status (is ${w.name} among the workloads?)`;
+        throw new InfrastructureError(
+          system,
+          `rollout status ${what}`,
+          `the candidate is not ready after ${Math.round(timeoutMs / 1000)}s: ${last.message}; no traffic was moved`,
+          hint,
+        );
       }
       await sleep(Math.min(delay, left), opts.signal);
       delay = Math.min(delay * 2, 2000);

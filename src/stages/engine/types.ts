@@ -5,17 +5,40 @@ import type { WindowStart } from '../gate.js';
 
 /** What the engine tells a host while it works (the CLI prints it; the stage server turns it into progress). */
 export type ReleaseProgress =
-  | { type: 'start'; release: string; strategy: string; steps: Array<{ kind: string; weight: number }>; resumed: boolean; state: ReleaseState; samples: StepSamplePlan[] }
+  | {
+      type: 'start';
+      release: string;
+      strategy: string;
+      steps: Array<{ kind: string; weight: number }>;
+      resumed: boolean;
+      state: ReleaseState;
+      samples: StepSamplePlan[];
+    }
   | { type: 'window'; step: number; planned: number; observed: number; elapsedMs: number; closed: boolean }
   | { type: 'ready'; workload: string; message: string }
   | { type: 'shift'; step: number; weight: number; ms: number }
   | { type: 'load'; step: number; sent: number; errors: number; elapsedS: number }
   | { type: 'verdict'; step: number; outcome: VerdictOutcome; summary: string; bundlePath?: string }
-  | { type: 'split'; step: number; weight: number; stable: number; candidate: number; outcome: string; reason: string }
+  | {
+      type: 'split';
+      step: number;
+      weight: number;
+      stable: number;
+      candidate: number;
+      outcome: string;
+      reason: string;
+    }
   | { type: 'judgment'; step: number; approved: boolean }
   | { type: 'promote'; ms: number }
   /** `observed`: requests per version after the rollback (the check); `verified`: how it was checked, in words. */
-  | { type: 'rollback'; ms: number; reason?: string; observed?: { stable: number; candidate: number }; check?: ReleaseState['rollbackCheck']; verified: string }
+  | {
+      type: 'rollback';
+      ms: number;
+      reason?: string;
+      observed?: { stable: number; candidate: number };
+      check?: ReleaseState['rollbackCheck'];
+      verified: string;
+    }
   | { type: 'state'; state: ReleaseState };
 
 /** One closed analysis window as the gate judges it: when it opened and closed, what the load sent (the release state keeps it). */
@@ -53,7 +76,14 @@ export interface AnalysisResult {
   outcome: VerdictOutcome;
   summary: string;
   bundlePath?: string;
-  results?: Array<{ rule: string; outcome: string; observed: string; expected: string; source: string; reason: string }>;
+  results?: Array<{
+    rule: string;
+    outcome: string;
+    observed: string;
+    expected: string;
+    source: string;
+    reason: string;
+  }>;
   state: ReleaseState;
 }
 
