@@ -1,3 +1,4 @@
+// Over 400 lines: the tracer's lifecycle around one BPF program (attach, read, detach) reads best in one place.
 /**
  * The running tracer: loads and attaches (loader.ts), reads closed sessions from the perf array through
  * `bpftool map event_pipe`, drains packet-tier flows and kernel counters every interval, attributes records

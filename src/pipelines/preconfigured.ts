@@ -1,3 +1,4 @@
+// Over 400 lines: Orca's preconfigured webhook and Run Job stages are one fragment, rendered together.
 /**
  * Orca's own way to add stages (test/conformance/orca-webhook.json and orca-preconfigured-job.json hold the fields Orca binds): preconfigured webhook stages (`webhook.preconfigured` in
  * orca-local.yml) appear in Deck's stage picker with a form, and keep their headers — the secret — in Orca's

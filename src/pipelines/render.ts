@@ -1,3 +1,4 @@
+// Over 400 lines: the pipeline render is one sequence of stages per strategy, kept together to read in order.
 /**
  * Release spec → Spinnaker pipeline config (pure). The graph is one forward chain in which every stage
  * "continues on failure" (FAILED_CONTINUE) and runs only while everything before it SUCCEEDED

@@ -1,3 +1,4 @@
+// Over 400 lines: the validator's passes over one config (structure, parameters, triggers, graph, stages, artifacts).
 /**
  * `clover-cd pipeline validate`: every rule of this module over a single config, a list of configs, or a
  * Dinghy wrapper `{application, pipelines:[...]}`. Pure: document in, problems out. Errors are what Orca,

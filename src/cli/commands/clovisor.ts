@@ -1,3 +1,4 @@
+// Over 400 lines: the clovisor verbs (run, status, cleanup, config) with their help texts, one command group.
 import { Option, type Command } from 'commander';
 import type { ClovisorConfig, EgressMatch, Target, TracerStatus } from '../../clovisor/index.js';
 import { netnsInum } from '../../clovisor/system.js';
@@ -61,9 +62,7 @@ interface CommonOpts {
 }
 
 /** Targets from the config file, the sandbox's --netns workloads and Clovisor's Redis keys, merged. */
-async function resolveConfig(
-  o: CommonOpts,
-): Promise<{
+async function resolveConfig(o: CommonOpts): Promise<{
   config: ClovisorConfig;
   targets: Target[];
   spansUrl?: string;

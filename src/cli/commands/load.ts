@@ -1,3 +1,4 @@
+// Over 400 lines: the load verbs (run, render, server, report) share their flags and help; each action is short.
 import { existsSync, writeFileSync } from 'node:fs';
 import { redact } from '../../util/redact.js';
 import { Option, type Command } from 'commander';

@@ -1,3 +1,4 @@
+// Over 400 lines: the sandbox verbs (up, down, status, apply, fault, ...) with their help texts, one command group.
 import { spawn } from 'node:child_process';
 import {
   chmodSync,
