@@ -1,3 +1,4 @@
+// Over 400 lines: the job manager's lifecycle (start, lease, heartbeat, hand-over, cancel) is one state machine over the store.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { statusForExitCode } from '../contract/index.js';

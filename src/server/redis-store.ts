@@ -1,3 +1,4 @@
+// Over 400 lines: every job-store operation is a short Redis script or transaction; together they are the store's contract.
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { InfrastructureError } from '../util/errors.js';

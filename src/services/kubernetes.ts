@@ -1,3 +1,4 @@
+// Over 400 lines: the one Kubernetes adapter: each verb the engine calls, with its timeout, retries and error wording.
 /**
  * The Platform on a real cluster, through the Kubernetes API server with @kubernetes/client-node.
  * Custom resources (VirtualService, DestinationRule) are changed with JSON merge patch — strategic merge

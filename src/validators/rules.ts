@@ -1,3 +1,4 @@
+// Over 400 lines: the built-in rules, each a short evaluator over the same evidence types.
 /**
  * Gate rules: each reads the evidence bundle and returns a result that shows what was observed, what was
  * expected, which source it came from and why it passed, failed or could not decide. Pure.

@@ -1,3 +1,4 @@
+// Over 400 lines: the release engine's actions (prepare, shift, load, analyze, decide, promote, rollback, by hand) share its state handling; window sizing and the rollback check are rooms of their own.
 /**
  * The release engine: the actions of a release — prepare, shift, load, analyse, promote, roll back — each
  * an event of the pure state machine (canary/machine.ts) committed through the traffic router together
