@@ -19,7 +19,9 @@ const onSandbox = () => ['--platform', 'sandbox', '--state-dir', lab.stateDir];
 const routes = async () => {
   const http = (lab.initial.spec!.http as unknown[]).length;
   const vs = await lab.vs();
-  const managed = (vs.spec!.http as Array<{ route: Array<{ destination: { subset: string }; weight?: number }> }>)[http - 1];
+  const managed = (
+    vs.spec!.http as Array<{ route: Array<{ destination: { subset: string }; weight?: number }> }>
+  )[http - 1];
   return Object.fromEntries(managed.route.map((r) => [r.destination.subset, r.weight ?? 100]));
 };
 
@@ -36,11 +38,17 @@ describe.each([
   ['/', '/', relative('/', EXAMPLE)],
   ["the spec's folder", join(REPO, 'examples'), 'sdc-canary.yaml'],
 ])('traffic rollback of an example spec, run from %s', (_where, cwd, spec) => {
-  it('moves traffic back to v1, checks it with the spec\'s load plan (found beside the spec) and exits 0', async () => {
-    const set = await runCli(['traffic', 'set', spec, '--weight', '30', ...onSandbox()], { cwd, timeoutMs: 90_000 });
+  it("moves traffic back to v1, checks it with the spec's load plan (found beside the spec) and exits 0", async () => {
+    const set = await runCli(['traffic', 'set', spec, '--weight', '30', ...onSandbox()], {
+      cwd,
+      timeoutMs: 90_000,
+    });
     expect({ code: set.code, stderr: set.stderr }).toMatchObject({ code: 0 });
     expect(await routes()).toEqual({ v1: 70, v2: 30 });
-    const rb = await runCli(['traffic', 'rollback', spec, ...onSandbox(), '-o', 'json'], { cwd, timeoutMs: 180_000 });
+    const rb = await runCli(['traffic', 'rollback', spec, ...onSandbox(), '-o', 'json'], {
+      cwd,
+      timeoutMs: 180_000,
+    });
     expect({ code: rb.code, stderr: rb.stderr }).toMatchObject({ code: 0 });
     expect(rb.stderr).not.toMatch(/nothing was changed|error/);
     const out = JSON.parse(rb.stdout);
@@ -50,7 +58,9 @@ describe.each([
       candidate: { version: 'v2', weight: 0 },
       state: { phase: 'rolledBack', cause: 'manual', rollbackCheck: 'observed', rollbackTraffic: 'load' },
     });
-    expect(out.message).toMatch(/^rolled back: 100% of traffic on v1; verified on observed traffic \(the spec's load\): \d+ requests on v1, none on v2$/);
+    expect(out.message).toMatch(
+      /^rolled back: 100% of traffic on v1; verified on observed traffic \(the spec's load\): \d+ requests on v1, none on v2$/,
+    );
     expect(await routes()).toEqual({ v1: 100, v2: 0 });
   }, 300_000);
 });
@@ -61,24 +71,50 @@ describe('a rollback never depends on the load plan being readable', () => {
     try {
       copyFileSync(EXAMPLE, join(dir, 'sdc-canary.yaml'));
       copyFileSync(join(REPO, 'examples', 'sdc-load.yaml'), join(dir, 'sdc-load.yaml'));
-      expect((await runCli(['traffic', 'set', 'sdc-canary.yaml', '--weight', '30', ...onSandbox()], { cwd: dir, timeoutMs: 90_000 })).code).toBe(0);
+      expect(
+        (
+          await runCli(['traffic', 'set', 'sdc-canary.yaml', '--weight', '30', ...onSandbox()], {
+            cwd: dir,
+            timeoutMs: 90_000,
+          })
+        ).code,
+      ).toBe(0);
       rmSync(join(dir, 'sdc-load.yaml'));
       // The service's users keep sending requests while the rollback runs: the only traffic it can check with.
       const users = new AbortController();
-      const { spec: usersSpec } = loadSpec(lab.writeSpec('users', { canary: { steps: [50], window: '1s' } }, { threads: 2 }));
-      const live = runLoadStage(lab.sb.platform, usersSpec, { durationS: 600, signal: users.signal }).catch(() => undefined);
+      const { spec: usersSpec } = loadSpec(
+        lab.writeSpec('users', { canary: { steps: [50], window: '1s' } }, { threads: 2 }),
+      );
+      const live = runLoadStage(lab.sb.platform, usersSpec, { durationS: 600, signal: users.signal }).catch(
+        () => undefined,
+      );
       let rb;
       try {
-        rb = await runCli(['traffic', 'rollback', join(dir, 'sdc-canary.yaml'), ...onSandbox(), '-o', 'json'], { cwd: '/', timeoutMs: 120_000 });
+        rb = await runCli(
+          ['traffic', 'rollback', join(dir, 'sdc-canary.yaml'), ...onSandbox(), '-o', 'json'],
+          { cwd: '/', timeoutMs: 120_000 },
+        );
       } finally {
         users.abort();
         await live;
       }
-      expect({ code: rb.code, stderr: rb.stderr }).toMatchObject({ code: 0, stderr: expect.stringMatching(/warning: .*sdc-canary\.yaml: load\.plan: .*sdc-load\.yaml/) });
+      expect({ code: rb.code, stderr: rb.stderr }).toMatchObject({
+        code: 0,
+        stderr: expect.stringMatching(/warning: .*sdc-canary\.yaml: load\.plan: .*sdc-load\.yaml/),
+      });
       expect(rb.stderr).not.toMatch(/nothing was changed|error:/);
       const out = JSON.parse(rb.stdout);
-      expect(out.state).toMatchObject({ phase: 'rolledBack', rollbackCheck: 'observed', rollbackTraffic: 'live', rollbackNote: expect.stringMatching(/sdc-load\.yaml.*checked with the traffic the service already had/) });
-      expect(out.message).toMatch(/verified on observed traffic \(live traffic\): \d+ requests on v1, none on v2 \(the load could not be sent/);
+      expect(out.state).toMatchObject({
+        phase: 'rolledBack',
+        rollbackCheck: 'observed',
+        rollbackTraffic: 'live',
+        rollbackNote: expect.stringMatching(
+          /sdc-load\.yaml.*checked with the traffic the service already had/,
+        ),
+      });
+      expect(out.message).toMatch(
+        /verified on observed traffic \(live traffic\): \d+ requests on v1, none on v2 \(the load could not be sent/,
+      );
       expect(await routes()).toEqual({ v1: 100, v2: 0 });
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -88,19 +124,39 @@ describe('a rollback never depends on the load plan being readable', () => {
 
 describe('release run --restart after a rollback left half-way', () => {
   it('finishes the rollback, then releases again as asked', async () => {
-    const file = lab.writeSpec('restart-after-rollback', { canary: { steps: [30], window: '1s' } }, { rules: [{ errorRate: { max: '1%' } }] });
+    const file = lab.writeSpec(
+      'restart-after-rollback',
+      { canary: { steps: [30], window: '1s' } },
+      { rules: [{ errorRate: { max: '1%' } }] },
+    );
     // What a rollback killed before it moved the routes leaves: 30% on v2, the state rolling back.
     const engine = new ReleaseEngine(lab.sb.platform, loadSpec(file).spec);
     await engine.setByHand({ weight: 30 });
     await engine.abort('stopped half-way');
     expect(readState(await lab.vs())).toMatchObject({ phase: 'rollingBack', weight: 30 });
     expect(await routes()).toEqual({ v1: 70, v2: 30 });
-    const r = await runCli(['release', 'run', file, '--restart', '--auto-approve', ...onSandbox(), '--evidence-dir', lab.evidenceDir, '-o', 'json'], { timeoutMs: 180_000 });
+    const r = await runCli(
+      [
+        'release',
+        'run',
+        file,
+        '--restart',
+        '--auto-approve',
+        ...onSandbox(),
+        '--evidence-dir',
+        lab.evidenceDir,
+        '-o',
+        'json',
+      ],
+      { timeoutMs: 180_000 },
+    );
     expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
     expect(r.stderr).toMatch(/rolled back \(stopped half-way\): verified on observed traffic/);
     const out = JSON.parse(r.stdout);
     expect(out).toMatchObject({ exitCode: 0, resumed: false, state: { phase: 'promoted', weight: 100 } });
-    expect(out.state.verdicts.map((v: { step: number; outcome: string }) => [v.step + 1, v.outcome])).toEqual([[1, 'pass']]);
+    expect(out.state.verdicts.map((v: { step: number; outcome: string }) => [v.step + 1, v.outcome])).toEqual(
+      [[1, 'pass']],
+    );
     expect(await routes()).toEqual({ v1: 0, v2: 100 });
   }, 300_000);
 });
@@ -115,12 +171,21 @@ describe('"nothing was changed" only when nothing was', () => {
     await engine.recordVerdict(0, { outcome: 'pass', summary: 'PASS' });
     expect(readState(await lab.vs())).toMatchObject({ phase: 'awaitingJudgment', step: 0 });
     // The pipeline's judgment stage ran: the gate of step 2 records the approval, then finds step 2 not shifted.
-    const r = await runCli(['stage', 'gate', '--spec', file, '--step', '2', ...onSandbox()], { cwd: '/', timeoutMs: 60_000 });
+    const r = await runCli(['stage', 'gate', '--spec', file, '--step', '2', ...onSandbox()], {
+      cwd: '/',
+      timeoutMs: 60_000,
+    });
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/analyze step 2 cannot run now: release judged is progressing at step 2; its next action is shift step 2/);
+    expect(r.stderr).toMatch(
+      /analyze step 2 cannot run now: release judged is progressing at step 2; its next action is shift step 2/,
+    );
     expect(r.stderr).not.toMatch(/nothing was changed/);
-    expect(r.stderr).toContain('changed before the error:\n  - VirtualService default/http-lb: v1 80% / v2 20%, release judged progressing at step 2\n');
-    expect(r.stderr).toContain(`to finish: clover-cd release run ${file} goes on from here; clover-cd release abort ${file} rolls back\n`);
+    expect(r.stderr).toContain(
+      'changed before the error:\n  - VirtualService default/http-lb: v1 80% / v2 20%, release judged progressing at step 2\n',
+    );
+    expect(r.stderr).toContain(
+      `to finish: clover-cd release run ${file} goes on from here; clover-cd release abort ${file} rolls back\n`,
+    );
     expect(readState(await lab.vs())).toMatchObject({ phase: 'progressing', step: 1, shifted: false });
   }, 120_000);
 });

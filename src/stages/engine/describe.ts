@@ -7,9 +7,11 @@ import type { RouterSnapshot } from '../../routers/index.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import type { Change } from '../../util/changes.js';
 
-export const describeState = (s: ReleaseState): string => `${s.phase}${s.step >= 0 ? ` at step ${s.step + 1}${s.shifted ? ` (${s.weight}%)` : ''}` : ''}`;
+export const describeState = (s: ReleaseState): string =>
+  `${s.phase}${s.step >= 0 ? ` at step ${s.step + 1}${s.shifted ? ` (${s.weight}%)` : ''}` : ''}`;
 
-export const describeAction = (a: ReleaseAction): string => ('step' in a ? `${a.kind} step ${a.step + 1}` : a.kind === 'done' ? `done (exit ${a.exitCode})` : a.kind);
+export const describeAction = (a: ReleaseAction): string =>
+  'step' in a ? `${a.kind} step ${a.step + 1}` : a.kind === 'done' ? `done (exit ${a.exitCode})` : a.kind;
 
 /** The command that finishes a release standing at `s` (none when it is finished). `spec` names the spec file. */
 export function finishCommand(s: ReleaseState, spec: string): string | undefined {
@@ -27,7 +29,13 @@ export function finishCommand(s: ReleaseState, spec: string): string | undefined
 }
 
 /** What one write of the routes object left: its weights, the release state, how to finish. */
-export function writtenChange(spec: ReleaseSpec, subject: string, snap: RouterSnapshot, state: ReleaseState | undefined, file = '<spec>'): Change {
+export function writtenChange(
+  spec: ReleaseSpec,
+  subject: string,
+  snap: RouterSnapshot,
+  state: ReleaseState | undefined,
+  file = '<spec>',
+): Change {
   const r = snap.routes;
   const { stable, candidate } = spec.service;
   const now = `${stable} ${r.stableWeight}% / ${candidate} ${r.weight}%${r.matchRoute ? ' + match route' : ''}${state ? `, release ${state.release} ${describeState(state)}` : ''}`;

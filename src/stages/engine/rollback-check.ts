@@ -32,11 +32,21 @@ const message = (err: unknown) => (err instanceof Error ? err.message.split('\n'
  * Requests of a stopped load still in flight, or a mesh still applying the change, can reach the candidate
  * in the first check, so a bounded number of checks is made. `seconds` per check; 0 skips it.
  */
-export async function verifyOnStable(platform: Platform, spec: ReleaseSpec, seconds: number): Promise<RollbackCheck> {
+export async function verifyOnStable(
+  platform: Platform,
+  spec: ReleaseSpec,
+  seconds: number,
+): Promise<RollbackCheck> {
   if (seconds <= 0) return { check: 'unchecked', note: 'the check was turned off' };
-  if (!canObserveSplit(spec, platform.endpoints())) return { check: 'unchecked', note: 'no metrics to observe traffic with on this platform' };
-  const liveBecause = (why: string): Pick<RollbackCheck, 'traffic' | 'note'> => ({ traffic: 'live', note: `${why}: checked with the traffic the service already had` });
-  let source: Pick<RollbackCheck, 'traffic' | 'note'> = spec.load ? { traffic: 'load' } : liveBecause('the spec has no load');
+  if (!canObserveSplit(spec, platform.endpoints()))
+    return { check: 'unchecked', note: 'no metrics to observe traffic with on this platform' };
+  const liveBecause = (why: string): Pick<RollbackCheck, 'traffic' | 'note'> => ({
+    traffic: 'live',
+    note: `${why}: checked with the traffic the service already had`,
+  });
+  let source: Pick<RollbackCheck, 'traffic' | 'note'> = spec.load
+    ? { traffic: 'load' }
+    : liveBecause('the spec has no load');
   if (source.traffic === 'load') {
     try {
       await readLoadPlan(spec);
@@ -57,17 +67,27 @@ export async function verifyOnStable(platform: Platform, spec: ReleaseSpec, seco
     // Live traffic is watched as long as a burst would last (never cut short: an interrupt is what rolls back).
     if (source.traffic === 'live') await sleep(seconds * 1000);
     observed = await observeSplit(spec, platform.endpoints(), w);
-    if (observed.candidate === 0) return { check: observed.stable > 0 ? 'observed' : 'unobserved', ...source, observed };
+    if (observed.candidate === 0)
+      return { check: observed.stable > 0 ? 'observed' : 'unobserved', ...source, observed };
   }
   const n = observed.stable + observed.candidate;
   const seen = source.traffic === 'load' ? 'requests of the load' : 'live requests';
-  return { check: 'failed', ...source, observed, reason: `${observed.candidate} of ${n} ${seen} still reached ${spec.service.candidate} in each of ${VERIFY_ATTEMPTS} checks after the routes went back to ${spec.service.stable}` };
+  return {
+    check: 'failed',
+    ...source,
+    observed,
+    reason: `${observed.candidate} of ${n} ${seen} still reached ${spec.service.candidate} in each of ${VERIFY_ATTEMPTS} checks after the routes went back to ${spec.service.stable}`,
+  };
 }
 
 /** One line for people: how a rollback was verified, from the state it recorded. */
-export function describeRollbackCheck(spec: ReleaseSpec, s: ReleaseState, observed?: { stable: number; candidate: number }): string {
+export function describeRollbackCheck(
+  spec: ReleaseSpec,
+  s: ReleaseState,
+  observed?: { stable: number; candidate: number },
+): string {
   const { stable, candidate } = spec.service;
-  const how = s.rollbackTraffic === 'live' ? 'live traffic' : 'the spec\'s load';
+  const how = s.rollbackTraffic === 'live' ? 'live traffic' : "the spec's load";
   const why = s.rollbackNote ? ` (${s.rollbackNote})` : '';
   if (s.phase === 'failed') return s.reason ?? 'the rollback could not be verified';
   switch (s.rollbackCheck) {

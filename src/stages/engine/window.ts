@@ -14,11 +14,18 @@ import { runLoadStage } from '../load.js';
 import type { JudgedWindow, LoadWindow, ReleaseProgress, StepSamplePlan } from './types.js';
 
 /** Candidate requests (and in total) the gate's rules need to judge step `k`; undefined for a step without analysis. */
-export function stepSamples(plan: ReleasePlan, spec: ReleaseSpec, k: number): { candidate: number; total?: number } | undefined {
+export function stepSamples(
+  plan: ReleasePlan,
+  spec: ReleaseSpec,
+  k: number,
+): { candidate: number; total?: number } | undefined {
   const step = plan.steps[k];
   if (!spec.gate || step.windowMs === 0) return undefined;
   const weighted = step.kind === 'weight' || step.kind === 'switch';
-  const need = plannedSamples({ ...spec.gate, rules: rulesForStep(spec.gate.rules, step) }, { weightPercent: weighted ? step.weight : undefined });
+  const need = plannedSamples(
+    { ...spec.gate, rules: rulesForStep(spec.gate.rules, step) },
+    { weightPercent: weighted ? step.weight : undefined },
+  );
   return { candidate: need.candidate, total: need.total };
 }
 
@@ -27,7 +34,16 @@ export function samplePlanOf(plan: ReleasePlan, spec: ReleaseSpec): StepSamplePl
   const out: StepSamplePlan[] = [];
   for (const s of plan.steps) {
     const need = stepSamples(plan, spec, s.index);
-    if (need) out.push({ step: s.index, kind: s.kind, weight: s.weight, candidate: need.candidate, total: need.total, windowMs: s.windowMs, maxWindowMs: s.maxWindowMs });
+    if (need)
+      out.push({
+        step: s.index,
+        kind: s.kind,
+        weight: s.weight,
+        candidate: need.candidate,
+        total: need.total,
+        windowMs: s.windowMs,
+        maxWindowMs: s.maxWindowMs,
+      });
   }
   return out;
 }
@@ -39,7 +55,12 @@ interface WindowEvidence {
 }
 
 /** Only what the gate reads of a label's statistics: the rest stays in the load's own report. */
-const counts = (s: LoadLabelStatsLike): LoadLabelStatsLike => ({ count: s.count, errors: s.errors, codes: s.codes, userAgents: s.userAgents });
+const counts = (s: LoadLabelStatsLike): LoadLabelStatsLike => ({
+  count: s.count,
+  errors: s.errors,
+  codes: s.codes,
+  userAgents: s.userAgents,
+});
 
 /**
  * Most of a window's direct-scrape counters kept with the release state. The state lives in an annotation
@@ -64,15 +85,33 @@ export function recordWindow(w: LoadWindow): RecordedWindow {
     startedAt: l.startedAt,
     endedAt: l.endedAt,
     expected: l.expected,
-    summary: { total: counts(l.summary.total), labels: Object.fromEntries(Object.entries(l.summary.labels).map(([k, s]) => [k, counts(s)])) },
+    summary: {
+      total: counts(l.summary.total),
+      labels: Object.fromEntries(Object.entries(l.summary.labels).map(([k, s]) => [k, counts(s)])),
+    },
   };
   const evidence: WindowEvidence = { metrics, ...(load ? { load } : {}) };
-  return { step: w.step, start: w.window.start, end: w.end, loadRunId: l?.runId, plannedSamples: w.plannedSamples, observedSamples: w.observedSamples, evidence: evidence as Record<string, unknown> };
+  return {
+    step: w.step,
+    start: w.window.start,
+    end: w.end,
+    loadRunId: l?.runId,
+    plannedSamples: w.plannedSamples,
+    observedSamples: w.observedSamples,
+    evidence: evidence as Record<string, unknown>,
+  };
 }
 
 export function judgedWindow(r: RecordedWindow): JudgedWindow {
   const e = (r.evidence ?? {}) as WindowEvidence;
-  return { step: r.step, window: { ...e.metrics, start: r.start }, end: r.end, load: e.load, plannedSamples: r.plannedSamples, observedSamples: r.observedSamples };
+  return {
+    step: r.step,
+    window: { ...e.metrics, start: r.start },
+    end: r.end,
+    load: e.load,
+    plannedSamples: r.plannedSamples,
+    observedSamples: r.observedSamples,
+  };
 }
 
 /**
@@ -91,7 +130,10 @@ export async function runWindow(
   const step = plan.steps[k];
   const minMs = opts.windowMs ?? step.windowMs;
   const endpoints = platform.endpoints();
-  const planned = opts.windowMs === undefined && canObserveSplit(spec, endpoints) ? stepSamples(plan, spec, k)?.candidate : undefined;
+  const planned =
+    opts.windowMs === undefined && canObserveSplit(spec, endpoints)
+      ? stepSamples(plan, spec, k)?.candidate
+      : undefined;
   const maxMs = planned ? Math.max(minMs, step.maxWindowMs) : minMs;
   const window = await openWindow(spec, endpoints);
   const t0 = Date.now();
@@ -110,7 +152,8 @@ export async function runWindow(
     : undefined;
   let observed: number | undefined;
   try {
-    const waitOrEnd = (ms: number) => Promise.race([sleep(ms, stop.signal).catch(() => undefined), load?.catch(() => undefined)]);
+    const waitOrEnd = (ms: number) =>
+      Promise.race([sleep(ms, stop.signal).catch(() => undefined), load?.catch(() => undefined)]);
     await waitOrEnd(minMs);
     while (planned !== undefined && !stop.signal.aborted && !loadDone) {
       observed = (await observeSplit(spec, endpoints, window, { settle: false })).candidate;
@@ -122,7 +165,14 @@ export async function runWindow(
     }
     if (!stop.signal.aborted) stop.abort(new Error('the analysis window is complete'));
     const r = await load;
-    return { step: k, window: await closeWindow(spec, endpoints, window), end: Date.now(), load: r?.load, plannedSamples: planned, observedSamples: observed };
+    return {
+      step: k,
+      window: await closeWindow(spec, endpoints, window),
+      end: Date.now(),
+      load: r?.load,
+      plannedSamples: planned,
+      observedSamples: observed,
+    };
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
     if (!stop.signal.aborted) stop.abort(new Error('the analysis window is complete'));
