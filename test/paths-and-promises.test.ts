@@ -127,7 +127,8 @@ describe('release run --restart after a rollback left half-way', () => {
     const file = lab.writeSpec(
       'restart-after-rollback',
       { canary: { steps: [30], window: '1s' } },
-      { rules: [{ errorRate: { max: '1%' } }] },
+      // The window ends on evidence: on a busy machine it grows until the rule has its samples.
+      { rules: [{ errorRate: { max: '1%' } }], gate: { maxWindow: '40s' } },
     );
     // What a rollback killed before it moved the routes leaves: 30% on v2, the state rolling back.
     const engine = new ReleaseEngine(lab.sb.platform, loadSpec(file).spec);

@@ -289,7 +289,7 @@ export function parityScenario(name: (typeof PARITY_SCENARIOS)[number]['name']):
             path: 'pipeline (run job, one process per stage)',
             ...cli,
           });
-        }, 300_000);
+        }, 600_000);
       }
     }
   });

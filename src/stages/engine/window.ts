@@ -62,8 +62,22 @@ const counts = (s: LoadLabelStatsLike): LoadLabelStatsLike => ({
   userAgents: s.userAgents,
 });
 
+/**
+ * Most of a window's direct-scrape counters kept with the release state. The state lives in an annotation
+ * (a Kubernetes object's annotations hold 256 KiB in all, and every write sends them); a mesh whose labels
+ * give more series than this is judged from Prometheus, which keeps the history itself.
+ */
+export const MAX_RECORDED_COUNTERS_BYTES = 96 * 1024;
+
 export function recordWindow(w: LoadWindow): RecordedWindow {
-  const { start: _start, baseline: _baseline, ...metrics } = w.window;
+  const { start: _start, baseline: _baseline, ...closed } = w.window;
+  const size = closed.increase ? JSON.stringify(closed.increase).length : 0;
+  const metrics: Omit<WindowStart, 'start'> =
+    size > MAX_RECORDED_COUNTERS_BYTES
+      ? {
+          problem: `the window's counters (${closed.increase!.length} series, ${Math.round(size / 1024)} kB) are more than the release state keeps (${MAX_RECORDED_COUNTERS_BYTES / 1024} kB): read metrics from Prometheus (gate.metrics.source: prometheus)`,
+        }
+      : closed;
   const l = w.load;
   const load: LoadRunResultLike | undefined = l && {
     engine: l.engine,
