@@ -12,7 +12,7 @@ import { inlineContent, type ContentDir } from './content.js';
 import { STAGE_ACTIONS, type StageAction, type StageParams } from './types.js';
 
 /**
- * Validation of a start request (contract [E]): the body's fields, then the embedded release spec, then
+ * Validation of a start request: the body's fields, then the embedded release spec, then
  * what the job will need (the step exists in the plan, the load plan is valid), so a job that gets its 202
  * does not fail later on its input. Documents the spec names are read from the content directory only
  * (`content.ts`); after this, nothing in the job reads a file the request named.

@@ -13,7 +13,7 @@
  * - compareLatency: the same for its quantile (median: 20);
  * - compareErrors: given the baseline's error rate (`baselineErrorRate`), the candidate count that detects a
  *   doubling of it (plus the rule's margin) with `power` at the rule's α, for the weight split
- *   (two-proportion normal approximation, Fleiss/Chow "Sample Size Calculations in Clinical Research" §4.2).
+ *   (two-proportion normal approximation, Fleiss/Chow "Sample Size Calculations in Clinical Research", section 4.2).
  *   Without a baseline rate it is listed but not counted.
  */
 import { probit } from 'simple-statistics';

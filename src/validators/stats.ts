@@ -184,7 +184,7 @@ export function hypergeometricTail(
  * any weight split and base rate:
  * - margin 0: the mid-p version of Fisher's exact test (conditional on the total errors: P(X > k) + ½P(X = k)
  *   under the hypergeometric law). Exact tests hold α at 10/90 splits and 0.05% rates where the pooled z-test
- *   does not; mid-p removes most of Fisher's conservatism (Lancaster 1961; Agresti, Categorical Data Analysis §3.5).
+ *   does not; mid-p removes most of Fisher's conservatism (Lancaster 1961; Agresti, Categorical Data Analysis, section 3.5).
  * - margin > 0: the Farrington-Manning score test, whose variance is taken at the maximum-likelihood rates
  *   restricted to "candidate = baseline + margin" (Farrington & Manning 1990), the standard non-inferiority test.
  */

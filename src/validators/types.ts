@@ -107,7 +107,7 @@ export interface TraceEvidence {
   routes?: Record<string, Record<string, VersionCounts>>;
 }
 
-/** What the load generator reported (contract [B] LoadSummary, reduced to what rules read). */
+/** What the load generator reported (the load module's LoadSummary, reduced to what rules read). */
 export interface LoadEvidence {
   engine: string;
   /** The value of the `x-clover-cd-load` header the load sent (absent in bundles written before it). */
