@@ -4,7 +4,7 @@
  * `clover-cd stage <action> --spec-env VAR ...` arguments and environment.
  */
 import type { KubeObject } from '../../services/platform.js';
-import type { ActionRequest } from './executor.js';
+import type { ActionRequest } from './scheduler.js';
 
 /** Jenkins stage parameters as the generator writes them (ACTION, SPEC base64, WEIGHT, STEP, WINDOW). */
 export function jenkinsAction(ctx: Record<string, unknown>): ActionRequest | undefined {

@@ -1,5 +1,5 @@
 /**
- * Local execution of a Spinnaker pipeline with Orca's semantics (executor.ts), its webhook stages
+ * Local execution of a Spinnaker pipeline with Orca's semantics (scheduler.ts), its webhook stages
  * (webhook.ts) and SpEL (spel.ts); the host that wires it to the stage server and a platform is
  * `stages/local-pipeline.ts` (`clover-cd pipeline run --local`).
  */
@@ -13,9 +13,9 @@ import { toInputProblem, validatePipelineDocument } from '../validate.js';
 import { loadSpec, readYamlFile } from '../../spec/load.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
-import type { LocalExecution } from './executor.js';
+import type { LocalExecution } from './scheduler.js';
 
-export { executePipeline, LOCAL_STAGE_TYPES, type ExecuteOptions, type LocalExecution, type RunEvent, type StageRun, type JudgmentRequest } from './executor.js';
+export { executePipeline, LOCAL_STAGE_TYPES, type ExecuteOptions, type LocalExecution, type RunEvent, type StageRun, type JudgmentRequest } from './scheduler.js';
 export { runWebhookStage, type WebhookStage, type WebhookResult } from './webhook.js';
 export { resolveSecretReferences } from './preconfigured.js';
 export { fireTrigger, type TriggerEvent } from './trigger-events.js';
