@@ -1,7 +1,7 @@
 import type { KubeObject, Platform } from '../../services/platform.js';
 import { sleep } from '../../util/retry.js';
 import { evaluateCondition, resolveExpressions, type SpelContext } from './spel.js';
-import { jenkinsAction, runJobAction } from './actions.js';
+import { jenkinsAction, runJobAction } from './handlers/action-job.js';
 import { bindArtifacts, prepareTrigger, requiredArtifacts } from './artifacts.js';
 import { expandPreconfigured } from './preconfigured.js';
 import { runWebhookStage, type WebhookStage } from './webhook.js';

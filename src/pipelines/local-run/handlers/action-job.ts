@@ -3,8 +3,8 @@
  * Jenkins parameters (ACTION, SPEC base64, WEIGHT, STEP, WINDOW, EXECUTION_ID), or the Run Job container's
  * `clover-cd stage <action> --spec-env VAR ...` arguments and environment.
  */
-import type { KubeObject } from '../../services/platform.js';
-import type { ActionRequest } from './scheduler.js';
+import type { KubeObject } from '../../../services/platform.js';
+import type { ActionRequest } from '../scheduler.js';
 
 /** Jenkins stage parameters as the generator writes them (ACTION, SPEC base64, WEIGHT, STEP, WINDOW). */
 export function jenkinsAction(ctx: Record<string, unknown>): ActionRequest | undefined {
