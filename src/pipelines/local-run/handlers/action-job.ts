@@ -1,10 +1,11 @@
 /**
  * The clover-cd action a jenkins or runJobManifest stage runs, read from the stage the way its job reads it:
  * Jenkins parameters (ACTION, SPEC base64, WEIGHT, STEP, WINDOW, EXECUTION_ID), or the Run Job container's
- * `clover-cd stage <action> --spec-env VAR ...` arguments and environment.
+ * `clover-cd stage <action> --spec-env VAR ...` arguments and environment; and run by the host as that job would.
  */
 import type { KubeObject } from '../../../services/platform.js';
-import type { ActionRequest } from '../scheduler.js';
+import type { ActionRequest, ActionResult } from '../types.js';
+import { UnsupportedStage, type StageTask } from './handler.js';
 
 /** Jenkins stage parameters as the generator writes them (ACTION, SPEC base64, WEIGHT, STEP, WINDOW). */
 export function jenkinsAction(ctx: Record<string, unknown>): ActionRequest | undefined {
@@ -22,7 +23,21 @@ export function jenkinsAction(ctx: Record<string, unknown>): ActionRequest | und
 
 /** A Run Job whose container runs `clover-cd stage <action> --spec-env VAR [--weight N] [--step N] [--window D]`. */
 export function runJobAction(ctx: Record<string, unknown>): ActionRequest | undefined {
-  const container = ((ctx.manifest as KubeObject | undefined)?.spec as { template?: { spec?: { containers?: Array<{ command?: string[]; args?: string[]; env?: Array<{ name: string; value?: string }> }> } } } | undefined)?.template?.spec?.containers?.[0];
+  const container = (
+    (ctx.manifest as KubeObject | undefined)?.spec as
+      | {
+          template?: {
+            spec?: {
+              containers?: Array<{
+                command?: string[];
+                args?: string[];
+                env?: Array<{ name: string; value?: string }>;
+              }>;
+            };
+          };
+        }
+      | undefined
+  )?.template?.spec?.containers?.[0];
   const args = container?.args ?? [];
   if (args[0] !== 'stage' || !args[1]) return undefined;
   const flag = (name: string) => {
@@ -41,7 +56,23 @@ export function runJobAction(ctx: Record<string, unknown>): ActionRequest | unde
     executionId: container?.env?.find((e) => e.name === 'CLOVER_CD_EXECUTION_ID')?.value,
     command: {
       argv: [...(container?.command ?? []), ...args],
-      env: Object.fromEntries((container?.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!])),
+      env: Object.fromEntries(
+        (container?.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]),
+      ),
     },
   };
+}
+
+/** Runs the stage's action through the host (`runAction`); its properties become the stage's outputs. */
+export async function runActionJob(task: StageTask, req: ActionRequest | undefined): Promise<ActionResult> {
+  const { type } = task.stage;
+  if (!req || !task.options.runAction) {
+    throw new UnsupportedStage(
+      type,
+      `this ${type} stage does not run a clover-cd action, so it cannot run locally: it was not run`,
+    );
+  }
+  const res = await task.options.runAction(req, task.signal, task.progress);
+  Object.assign(task.stage.outputs, res.properties);
+  return res;
 }
