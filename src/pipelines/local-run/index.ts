@@ -1,7 +1,7 @@
 /**
- * Local execution of a Spinnaker pipeline with Orca's semantics (executor.ts), its webhook stages
- * (webhook.ts) and SpEL (spel.ts); the host that wires it to the stage server and a platform is
- * `stages/local-pipeline.ts` (`clover-cd pipeline run --local`).
+ * Local execution of a Spinnaker pipeline with Orca's semantics (scheduler.ts), one handler per stage type
+ * (handlers/), Orca's webhook tasks (webhook.ts) and SpEL (spel.ts); the host that wires it to the stage
+ * server and a platform is `stages/local-pipeline.ts` (`clover-cd pipeline run --local`).
  */
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -13,17 +13,11 @@ import { toInputProblem, validatePipelineDocument } from '../validate.js';
 import { loadSpec, readYamlFile } from '../../spec/load.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
-import type { LocalExecution } from './executor.js';
+import type { LocalExecution } from './types.js';
 
-export {
-  executePipeline,
-  LOCAL_STAGE_TYPES,
-  type ExecuteOptions,
-  type LocalExecution,
-  type RunEvent,
-  type StageRun,
-  type JudgmentRequest,
-} from './executor.js';
+export { executePipeline } from './scheduler.js';
+export { LOCAL_STAGE_TYPES } from './handlers/index.js';
+export type { ExecuteOptions, LocalExecution, RunEvent, StageRun, JudgmentRequest } from './types.js';
 export { runWebhookStage, type WebhookStage, type WebhookResult } from './webhook.js';
 export { resolveSecretReferences } from './preconfigured.js';
 export { fireTrigger, type TriggerEvent } from './trigger-events.js';

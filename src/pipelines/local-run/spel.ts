@@ -1,5 +1,5 @@
 /**
- * The subset of Spinnaker's SpEL (reference §5) that generated pipelines use, evaluated for local runs:
+ * The subset of Spinnaker's SpEL that generated pipelines use, evaluated for local runs:
  * literals, `execution` / `trigger` / `parameters` / stage outputs, `.prop` and `['key']` access,
  * `.toString()`, `#stage(name)`, `#stageByRefId(id)`, `#stageExists(name)`, `#judgment(name)`,
  * `== != < <= > >=`, `&& || !` (and `and or not`), `?:` and parentheses. Anything else is an error

@@ -1,10 +1,11 @@
 /**
  * The clover-cd action a jenkins or runJobManifest stage runs, read from the stage the way its job reads it:
  * Jenkins parameters (ACTION, SPEC base64, WEIGHT, STEP, WINDOW, EXECUTION_ID), or the Run Job container's
- * `clover-cd stage <action> --spec-env VAR ...` arguments and environment.
+ * `clover-cd stage <action> --spec-env VAR ...` arguments and environment; and run by the host as that job would.
  */
-import type { KubeObject } from '../../services/platform.js';
-import type { ActionRequest } from './executor.js';
+import type { KubeObject } from '../../../services/platform.js';
+import type { ActionRequest, ActionResult } from '../types.js';
+import { UnsupportedStage, type StageTask } from './handler.js';
 
 /** Jenkins stage parameters as the generator writes them (ACTION, SPEC base64, WEIGHT, STEP, WINDOW). */
 export function jenkinsAction(ctx: Record<string, unknown>): ActionRequest | undefined {
@@ -60,4 +61,18 @@ export function runJobAction(ctx: Record<string, unknown>): ActionRequest | unde
       ),
     },
   };
+}
+
+/** Runs the stage's action through the host (`runAction`); its properties become the stage's outputs. */
+export async function runActionJob(task: StageTask, req: ActionRequest | undefined): Promise<ActionResult> {
+  const { type } = task.stage;
+  if (!req || !task.options.runAction) {
+    throw new UnsupportedStage(
+      type,
+      `this ${type} stage does not run a clover-cd action, so it cannot run locally: it was not run`,
+    );
+  }
+  const res = await task.options.runAction(req, task.signal, task.progress);
+  Object.assign(task.stage.outputs, res.properties);
+  return res;
 }
