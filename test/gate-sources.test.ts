@@ -272,12 +272,34 @@ describe('direct scrape with counter deltas', () => {
   });
 
   it('a window with more counters than the release state keeps is judged an error that names Prometheus, not a pass', async () => {
-    const s = spec({ metrics: { source: 'scrape', targets: [metricsUrl] }, rules: [{ errorRate: { max: '1%' } }] });
-    const increase = Array.from({ length: 2000 }, (_, i) => ({ name: 'istio_requests_total', labels: { reporter: 'destination', destination_service_name: 'http-lb', destination_version: 'v2', request_path: `/user/${i}` }, value: 1 }));
-    const kept = judgedWindow(recordWindow({ step: 0, window: { start: Date.now() - 1000, increase }, end: Date.now() }));
-    const judged = await runGate(s, { window: { start: kept.window.start, end: kept.end }, endpoints: {}, metricsWindow: kept.window, evidenceDir: dir });
+    const s = spec({
+      metrics: { source: 'scrape', targets: [metricsUrl] },
+      rules: [{ errorRate: { max: '1%' } }],
+    });
+    const increase = Array.from({ length: 2000 }, (_, i) => ({
+      name: 'istio_requests_total',
+      labels: {
+        reporter: 'destination',
+        destination_service_name: 'http-lb',
+        destination_version: 'v2',
+        request_path: `/user/${i}`,
+      },
+      value: 1,
+    }));
+    const kept = judgedWindow(
+      recordWindow({ step: 0, window: { start: Date.now() - 1000, increase }, end: Date.now() }),
+    );
+    const judged = await runGate(s, {
+      window: { start: kept.window.start, end: kept.end },
+      endpoints: {},
+      metricsWindow: kept.window,
+      evidenceDir: dir,
+    });
     expect(judged.verdict.outcome).toBe('error');
-    expect(judged.bundle.sources.find((x) => x.name === 'scrape')).toMatchObject({ status: 'down', error: expect.stringMatching(/more than the release state keeps .*gate\.metrics\.source: prometheus/) });
+    expect(judged.bundle.sources.find((x) => x.name === 'scrape')).toMatchObject({
+      status: 'down',
+      error: expect.stringMatching(/more than the release state keeps .*gate\.metrics\.source: prometheus/),
+    });
   });
 });
 
