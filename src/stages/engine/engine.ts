@@ -50,7 +50,6 @@ const splitConfidence = (spec: ReleaseSpec): number => {
   return 0.999;
 };
 
-
 export class ReleaseEngine {
   readonly plan: ReleasePlan;
   readonly router: TrafficRouter;
