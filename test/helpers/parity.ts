@@ -145,6 +145,8 @@ async function runOn(
 
 /** Files a Run Job stage left in its working directory: none (a pod's folder is gone with the pod). */
 const leftInWorkingDirectory: string[] = [];
+/** Run Job stages that ended in an error rather than a verdict: none. */
+const runJobErrors: string[] = [];
 
 interface WindowSeen {
   start: number;
@@ -194,6 +196,8 @@ function runJobAsItsPod(l: ReleaseLab): NonNullable<ExecuteOptions['runAction']>
         [...stdout.matchAll(/^SPINNAKER_PROPERTY_([A-Z0-9_]+)=(.*)$/gm)].map((m) => [m[1], m[2]]),
       );
       for (const f of readdirSync(cwd)) leftInWorkingDirectory.push(`${req.action}: ${f}`);
+      // A pod that ended in error (not a verdict): its log, for the report of a failing scenario.
+      if (code !== 0 && code !== 1 && code !== 3) runJobErrors.push(`${req.action} exit ${code}: ${stderr.trim().split('\n').slice(-6).join(' | ')}`);
       if (req.action === 'load') {
         const w = readState(await l.vs())?.window;
         loadedWindow = w && { start: w.start, end: w.end, loadRunId: w.loadRunId };
@@ -249,6 +253,7 @@ export function parityScenario(name: (typeof PARITY_SCENARIOS)[number]['name']):
           const endings: Ending[] = [];
           gateWindows.length = 0;
           leftInWorkingDirectory.length = 0;
+          runJobErrors.length = 0;
           for (const path of paths) {
             await lab.reset();
             if (!healthy) await lab.sb.setFault('http-lb', 'v2', { errorRate: 0.3 });
@@ -282,6 +287,7 @@ export function parityScenario(name: (typeof PARITY_SCENARIOS)[number]['name']):
           });
           expect({ path: 'pipeline (jenkins)', ...jenkins }).toEqual({ path: 'pipeline (jenkins)', ...cli });
           expect(leftInWorkingDirectory).toEqual([]);
+          expect(runJobErrors).toEqual([]);
           // Each gate pod judged exactly the window (and load run) the load pod before it ran, not one of its own.
           expect(gateWindows.length).toBeGreaterThan(0);
           for (const g of gateWindows) expect(g.judged).toEqual(g.loaded);
