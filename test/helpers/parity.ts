@@ -197,7 +197,8 @@ function runJobAsItsPod(l: ReleaseLab): NonNullable<ExecuteOptions['runAction']>
       );
       for (const f of readdirSync(cwd)) leftInWorkingDirectory.push(`${req.action}: ${f}`);
       // A pod that ended in error (not a verdict): its log, for the report of a failing scenario.
-      if (code !== 0 && code !== 1 && code !== 3) runJobErrors.push(`${req.action} exit ${code}: ${stderr.trim().split('\n').slice(-6).join(' | ')}`);
+      if (code !== 0 && code !== 1 && code !== 3)
+        runJobErrors.push(`${req.action} exit ${code}: ${stderr.trim().split('\n').slice(-6).join(' | ')}`);
       if (req.action === 'load') {
         const w = readState(await l.vs())?.window;
         loadedWindow = w && { start: w.start, end: w.end, loadRunId: w.loadRunId };
