@@ -46,18 +46,14 @@ export function scrapeProvider(targets: string[], families: string[]): MetricsPr
         };
       }
       // A scrape has hundreds of series with a score of labels each: only what the queries read is kept, summed
-      // by the labels they match and group on (a window's record stays small).
+      // by the labels they match and group on, and only series that moved — a mesh keeps a series for every
+      // past load run (its run id is a label), and a count that did not move is no evidence (validators/metrics.ts).
       const increase: ScrapedSeries[] = [];
       for (const name of new Set(queries.map((q) => q.series))) {
         const qs = queries.filter((q) => q.series === name);
         const keys = [...new Set(qs.flatMap((q) => [...Object.keys(q.match ?? {}), ...q.by]))];
-        increase.push(
-          ...sumBy(
-            deltas.filter((s) => s.name === name && qs.some((q) => matches(s, q))),
-            name,
-            keys,
-          ),
-        );
+        const read = deltas.filter((s) => s.name === name && qs.some((q) => matches(s, q)));
+        increase.push(...sumBy(read, name, keys).filter((s) => s.value !== 0));
       }
       return { start: w.start, increase };
     },

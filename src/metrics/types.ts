@@ -14,7 +14,7 @@ export interface MetricsWindow {
   baseline?: ScrapeSnapshot;
   /**
    * Direct scrape of a closed window: the counters' increase from the start to the close (the series and
-   * labels the closing queries read), so a reader in another process, later, reads exactly this
+   * labels the closing queries read, those that moved), so a reader in another process, later, reads exactly this
    * window. Replaces `baseline`.
    */
   increase?: ScrapedSeries[];

@@ -344,7 +344,9 @@ export class ReleaseEngine {
         reason: r.reason,
       })),
     };
-    if (weighted && v.outcome !== 'error') {
+    // A window whose counters could not be kept has its metrics source down in the bundle: the verdict is
+    // then an error or a fail, and there is no split to observe.
+    if (weighted && v.outcome !== 'error' && !w.window.problem) {
       // Not only the spec: the traffic the mesh actually carried must follow the weight.
       const { stable, candidate } = this.spec.service;
       const hop = gate.bundle.evidence.metrics?.hops[this.spec.service.name];

@@ -8,6 +8,7 @@ import { rulesForStep, type RecordedWindow, type ReleasePlan } from '../../canar
 import type { ReleaseSpec } from '../../spec/types.js';
 import { plannedSamples, type LoadRunResultLike, type LoadLabelStatsLike } from '../../validators/index.js';
 import type { Platform } from '../../services/platform.js';
+import type { ScrapedSeries } from '../../services/scrape.js';
 import { sleep } from '../../util/retry.js';
 import { canObserveSplit, closeWindow, observeSplit, openWindow, type WindowStart } from '../gate.js';
 import { runLoadStage } from '../load.js';
@@ -48,10 +49,45 @@ export function samplePlanOf(plan: ReleasePlan, spec: ReleaseSpec): StepSamplePl
   return out;
 }
 
+/**
+ * Counters as a table, the way the release state keeps them: per series name its label names once, then a
+ * row per series of label values (null where a series lacks the label) and the value — a third of the size
+ * of one object per series.
+ */
+interface CounterTable {
+  name: string;
+  labels: string[];
+  rows: Array<Array<string | number | null>>;
+}
+
 interface WindowEvidence {
-  /** The metrics provider's closed window without its start (a direct scrape's counter increase). */
-  metrics?: Omit<WindowStart, 'start'>;
+  /** The metrics provider's closed window: a direct scrape's counter increase (as tables), or why it has none. */
+  metrics?: { counters?: CounterTable[]; problem?: string };
   load?: LoadRunResultLike;
+}
+
+function packCounters(series: ScrapedSeries[]): CounterTable[] {
+  const tables = new Map<string, CounterTable>();
+  for (const s of series) {
+    const t = tables.get(s.name) ?? { name: s.name, labels: [], rows: [] };
+    tables.set(s.name, t);
+    for (const k of Object.keys(s.labels)) if (!t.labels.includes(k)) t.labels.push(k);
+  }
+  for (const s of series) {
+    const t = tables.get(s.name)!;
+    t.rows.push([...t.labels.map((k) => s.labels[k] ?? null), s.value]);
+  }
+  return [...tables.values()];
+}
+
+function unpackCounters(tables: CounterTable[]): ScrapedSeries[] {
+  return tables.flatMap((t) =>
+    t.rows.map((row) => ({
+      name: t.name,
+      labels: Object.fromEntries(t.labels.flatMap((k, i) => (row[i] === null ? [] : [[k, String(row[i])]]))),
+      value: Number(row[t.labels.length]),
+    })),
+  );
 }
 
 /** Only what the gate reads of a label's statistics: the rest stays in the load's own report. */
@@ -67,17 +103,19 @@ const counts = (s: LoadLabelStatsLike): LoadLabelStatsLike => ({
  * (a Kubernetes object's annotations hold 256 KiB in all, and every write sends them); a mesh whose labels
  * give more series than this is judged from Prometheus, which keeps the history itself.
  */
-export const MAX_RECORDED_COUNTERS_BYTES = 96 * 1024;
+export const MAX_RECORDED_COUNTERS_BYTES = 128 * 1024;
+
+function recordMetrics(w: WindowStart): WindowEvidence['metrics'] {
+  if (w.problem || !w.increase) return w.problem ? { problem: w.problem } : {};
+  const counters = packCounters(w.increase);
+  const size = JSON.stringify(counters).length;
+  if (size <= MAX_RECORDED_COUNTERS_BYTES) return { counters };
+  return {
+    problem: `the window's counters (${w.increase.length} series, ${Math.round(size / 1024)} kB) are more than the release state keeps (${MAX_RECORDED_COUNTERS_BYTES / 1024} kB): read metrics from Prometheus (gate.metrics.source: prometheus)`,
+  };
+}
 
 export function recordWindow(w: LoadWindow): RecordedWindow {
-  const { start: _start, baseline: _baseline, ...closed } = w.window;
-  const size = closed.increase ? JSON.stringify(closed.increase).length : 0;
-  const metrics: Omit<WindowStart, 'start'> =
-    size > MAX_RECORDED_COUNTERS_BYTES
-      ? {
-          problem: `the window's counters (${closed.increase!.length} series, ${Math.round(size / 1024)} kB) are more than the release state keeps (${MAX_RECORDED_COUNTERS_BYTES / 1024} kB): read metrics from Prometheus (gate.metrics.source: prometheus)`,
-        }
-      : closed;
   const l = w.load;
   const load: LoadRunResultLike | undefined = l && {
     engine: l.engine,
@@ -90,7 +128,7 @@ export function recordWindow(w: LoadWindow): RecordedWindow {
       labels: Object.fromEntries(Object.entries(l.summary.labels).map(([k, s]) => [k, counts(s)])),
     },
   };
-  const evidence: WindowEvidence = { metrics, ...(load ? { load } : {}) };
+  const evidence: WindowEvidence = { metrics: recordMetrics(w.window), ...(load ? { load } : {}) };
   return {
     step: w.step,
     start: w.window.start,
@@ -104,9 +142,15 @@ export function recordWindow(w: LoadWindow): RecordedWindow {
 
 export function judgedWindow(r: RecordedWindow): JudgedWindow {
   const e = (r.evidence ?? {}) as WindowEvidence;
+  const m = e.metrics ?? {};
+  const window: WindowStart = {
+    start: r.start,
+    ...(m.counters ? { increase: unpackCounters(m.counters) } : {}),
+    ...(m.problem ? { problem: m.problem } : {}),
+  };
   return {
     step: r.step,
-    window: { ...e.metrics, start: r.start },
+    window,
     end: r.end,
     load: e.load,
     plannedSamples: r.plannedSamples,
