@@ -24,7 +24,7 @@ import { statusForExitCode } from '../../src/contract/index.js';
 import type { ExecuteOptions } from '../../src/pipelines/local-run/index.js';
 import { orcaConfigYaml } from '../../src/cli/pipeline-orca.js';
 import { orcaConfig } from '../../src/pipelines/preconfigured.js';
-import { readState } from '../../src/routers/istio/state.js';
+import { readState, STATE_ANNOTATION } from '../../src/routers/istio/state.js';
 import { loadSpec } from '../../src/spec/load.js';
 import { releaseStatus, runRelease } from '../../src/stages/index.js';
 import { runPipelineLocally } from '../../src/server/local-pipeline.js';
@@ -156,6 +156,8 @@ interface WindowSeen {
 /** Per gate stage: the window its pod judged first, and the window the load stage's pod recorded before it. */
 const gateWindows: Array<{ step?: number; judged?: WindowSeen; loaded?: WindowSeen }> = [];
 let loadedWindow: WindowSeen | undefined;
+/** The largest release state annotation seen with a window in it (annotations hold 256 KiB in all). */
+let largestState = 0;
 
 const RUN_JOB = {
   runner: 'runJob',
@@ -200,8 +202,10 @@ function runJobAsItsPod(l: ReleaseLab): NonNullable<ExecuteOptions['runAction']>
       if (code !== 0 && code !== 1 && code !== 3)
         runJobErrors.push(`${req.action} exit ${code}: ${stderr.trim().split('\n').slice(-6).join(' | ')}`);
       if (req.action === 'load') {
-        const w = readState(await l.vs())?.window;
+        const vs = await l.vs();
+        const w = readState(vs)?.window;
         loadedWindow = w && { start: w.start, end: w.end, loadRunId: w.loadRunId };
+        largestState = Math.max(largestState, vs.metadata.annotations?.[STATE_ANNOTATION]?.length ?? 0);
       }
       if (req.action === 'gate')
         gateWindows.push({
@@ -292,6 +296,7 @@ export function parityScenario(name: (typeof PARITY_SCENARIOS)[number]['name']):
           // Each gate pod judged exactly the window (and load run) the load pod before it ran, not one of its own.
           expect(gateWindows.length).toBeGreaterThan(0);
           for (const g of gateWindows) expect(g.judged).toEqual(g.loaded);
+          expect(largestState).toBeLessThan(64 * 1024);
           expect({ path: 'pipeline (run job, one process per stage)', ...runJob }).toEqual({
             path: 'pipeline (run job, one process per stage)',
             ...cli,
