@@ -7,10 +7,9 @@ import {
   createKubernetesPlatform,
   listContexts,
   loadKubeConfig,
-  modifyWithRetry,
   type KubernetesPlatform,
 } from '../src/services/kubernetes.js';
-import { ConflictError } from '../src/services/platform.js';
+import { ConflictError, modifyWithRetry } from '../src/services/platform.js';
 import { InfrastructureError, InvalidInputError } from '../src/util/errors.js';
 
 const VS = 'networking.istio.io/v1beta1';

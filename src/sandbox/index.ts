@@ -1,14 +1,14 @@
 import type { Platform } from '../services/platform.js';
 import { InvalidInputError } from '../util/errors.js';
 import type { Fault } from './mesh.js';
-import { SandboxCore, type SandboxOptions, type SandboxUrls } from './sandbox.js';
+import type { SandboxCore, SandboxOptions, SandboxUrls } from './sandbox.js';
 
 /**
  * Public entry points of the sandbox: start one in this process (`startSandbox`) or reach a detached one
  * (`connectSandbox`, through its admin API). See README.md.
  */
 export type { Fault, SandboxOptions, SandboxUrls };
-export { sdcManifests, MANIFEST_DIR } from './sandbox.js';
+export { sdcManifests, MANIFEST_DIR } from './manifests.js';
 
 export interface SandboxHandle {
   urls: SandboxUrls;
@@ -25,6 +25,8 @@ export interface Sandbox extends SandboxHandle {
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
   if (opts.netns && process.getuid?.() !== 0)
     throw new InvalidInputError('--netns needs root (it creates network namespaces and veth pairs)');
+  // The mesh is loaded only to start one: a process that connects to a running sandbox needs none of it.
+  const { SandboxCore } = await import('./sandbox.js');
   const core = new SandboxCore(opts);
   const extras: Array<{ stop(): Promise<void> }> = [];
   try {

@@ -1,13 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
-import * as yaml from 'js-yaml';
 import { Redis } from 'ioredis';
 import type { KubeObject, Platform } from '../services/platform.js';
 import { InfrastructureError } from '../util/errors.js';
 import { redact } from '../util/redact.js';
 import { withRetry } from '../util/retry.js';
+import { sdcManifests } from './manifests.js';
 import { IdsEngine } from './ids.js';
 import { handleJaeger } from './jaeger.js';
 import { closeServer, Mesh, type Fault, type HopTransport, type WorkloadInstance } from './mesh.js';
@@ -46,16 +44,6 @@ export interface SandboxOptions {
   hopTransport?: HopTransport;
   /** Share of traces kept (0..1, default 1); the ingress decides and tags root spans with the sampler. */
   traceSampling?: number;
-}
-
-/** deploy/sdc/ of the package: dist/ mirrors src/ (scripts/build.mjs), so the same relative URL serves both. */
-export const MANIFEST_DIR = fileURLToPath(new URL('../../deploy/sdc/', import.meta.url));
-
-/** The SDC sample the sandbox runs: the same objects `kubectl apply -f deploy/sdc/` creates on a cluster. */
-export function sdcManifests(): KubeObject[] {
-  return ['workloads.yaml', 'istio.yaml'].flatMap((f) =>
-    (yaml.loadAll(readFileSync(`${MANIFEST_DIR}/${f}`, 'utf8')) as KubeObject[]).filter(Boolean),
-  );
 }
 
 export class SandboxCore {

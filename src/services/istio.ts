@@ -5,7 +5,7 @@
  * caller (canary/ computes the patches); this adapter only knows how to change it safely.
  */
 import { InfrastructureError } from '../util/errors.js';
-import { modifyWithRetry } from './kubernetes.js';
+import { modifyWithRetry } from './platform.js';
 import type { KubeObject, ObjectRef, Platform } from './platform.js';
 
 export const virtualServiceRef = (apiVersion: string, namespace: string, name: string): ObjectRef => ({

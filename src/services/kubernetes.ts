@@ -22,6 +22,7 @@ import { redact, registerSecret } from '../util/redact.js';
 import { sleep, withRetry } from '../util/retry.js';
 import {
   ConflictError,
+  describeRef,
   type KubeObject,
   type ObjectRef,
   type Platform,
@@ -100,9 +101,6 @@ export function listContexts(kc: KubeConfig): ContextInfo[] {
     .getContexts()
     .map((c) => ({ name: c.name, cluster: c.cluster, namespace: c.namespace, current: c.name === current }));
 }
-
-const describeRef = (r: Pick<ObjectRef, 'kind' | 'namespace' | 'name'>) =>
-  `${r.kind} ${r.namespace}/${r.name}`;
 
 function statusMessage(err: ApiException<unknown>): string {
   const body = err.body as { message?: string } | string | undefined;
@@ -518,45 +516,4 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 export function createKubernetesPlatform(opts: KubernetesOptions = {}): KubernetesPlatform {
   return new KubernetesPlatform(loadKubeConfig(opts), opts);
-}
-
-/**
- * Read, compute a merge patch from the fresh object, and patch it guarded by the read's resourceVersion;
- * on 409 read again and recompute, a bounded number of times. Works on any Platform.
- */
-export async function modifyWithRetry(
-  platform: Platform,
-  ref: ObjectRef,
-  compute: (current: KubeObject) => Record<string, unknown> | undefined,
-  attempts = 5,
-): Promise<KubeObject> {
-  for (let attempt = 1; ; attempt++) {
-    const current = await platform.get(ref);
-    if (!current) {
-      throw new InfrastructureError(
-        platform.kind === 'kubernetes' ? SYSTEM : 'sandbox',
-        `get ${describeRef(ref)}`,
-        'not found',
-        `that ${ref.kind} ${ref.name} exists in namespace ${ref.namespace}`,
-      );
-    }
-    const patch = compute(current);
-    if (!patch) return current;
-    try {
-      return await platform.patch(ref, patch, { resourceVersion: current.metadata.resourceVersion });
-    } catch (err) {
-      if (!(err instanceof ConflictError) || attempt >= attempts) {
-        if (err instanceof ConflictError) {
-          throw new InfrastructureError(
-            platform.kind === 'kubernetes' ? SYSTEM : 'sandbox',
-            `patch ${describeRef(ref)}`,
-            `still conflicting after ${attempts} attempts: another writer keeps changing it`,
-            'which controller (Flagger, Argo CD self-heal, another release) also writes this object',
-          );
-        }
-        throw err;
-      }
-      await sleep(20 * attempt);
-    }
-  }
 }

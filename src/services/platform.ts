@@ -3,6 +3,9 @@
  * `sandbox/` (the local SDC mesh) both implement it, so stages cannot tell them apart.
  * Objects are plain Kubernetes-shaped JSON (apiVersion, kind, metadata, spec).
  */
+import { InfrastructureError } from '../util/errors.js';
+import { sleep } from '../util/retry.js';
+
 export interface KubeObject {
   apiVersion: string;
   kind: string;
@@ -87,3 +90,47 @@ export const refOf = (o: KubeObject): ObjectRef => ({
   namespace: o.metadata.namespace ?? 'default',
   name: o.metadata.name,
 });
+
+export const describeRef = (r: Pick<ObjectRef, 'kind' | 'namespace' | 'name'>) =>
+  `${r.kind} ${r.namespace}/${r.name}`;
+
+/**
+ * Read, compute a merge patch from the fresh object, and patch it guarded by the read's resourceVersion;
+ * on 409 read again and recompute, a bounded number of times. Works on any Platform.
+ */
+export async function modifyWithRetry(
+  platform: Platform,
+  ref: ObjectRef,
+  compute: (current: KubeObject) => Record<string, unknown> | undefined,
+  attempts = 5,
+): Promise<KubeObject> {
+  for (let attempt = 1; ; attempt++) {
+    const current = await platform.get(ref);
+    if (!current) {
+      throw new InfrastructureError(
+        platform.kind === 'kubernetes' ? 'Kubernetes API' : 'sandbox',
+        `get ${describeRef(ref)}`,
+        'not found',
+        `that ${ref.kind} ${ref.name} exists in namespace ${ref.namespace}`,
+      );
+    }
+    const patch = compute(current);
+    if (!patch) return current;
+    try {
+      return await platform.patch(ref, patch, { resourceVersion: current.metadata.resourceVersion });
+    } catch (err) {
+      if (!(err instanceof ConflictError) || attempt >= attempts) {
+        if (err instanceof ConflictError) {
+          throw new InfrastructureError(
+            platform.kind === 'kubernetes' ? 'Kubernetes API' : 'sandbox',
+            `patch ${describeRef(ref)}`,
+            `still conflicting after ${attempts} attempts: another writer keeps changing it`,
+            'which controller (Flagger, Argo CD self-heal, another release) also writes this object',
+          );
+        }
+        throw err;
+      }
+      await sleep(20 * attempt);
+    }
+  }
+}

@@ -3,7 +3,6 @@
  * (`clover-cd sandbox up --detach`) through its admin API. Stages cannot tell them apart afterwards.
  */
 import { connectSandbox } from '../sandbox/index.js';
-import { createKubernetesPlatform } from '../services/kubernetes.js';
 import type { Platform } from '../services/platform.js';
 import { InvalidInputError } from '../util/errors.js';
 
@@ -24,6 +23,8 @@ export async function openPlatform(o: PlatformChoice): Promise<Platform> {
   const kind = o.platform ?? 'sandbox';
   if (kind === 'sandbox') return (await connectSandbox(o.stateDir)).platform;
   if (kind === 'kubernetes') {
+    // Loaded only for a cluster: the Kubernetes client is most of a stage process's start-up.
+    const { createKubernetesPlatform } = await import('../services/kubernetes.js');
     return createKubernetesPlatform({
       kubeconfig: o.kubeconfig,
       context: o.context,
