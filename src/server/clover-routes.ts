@@ -37,8 +37,8 @@ export interface CloverSdcBackend {
   visibilityConfig?(type: string): Promise<Record<string, unknown>>;
 }
 
-/** Paths of Clover's controller routes (server.ts sends these to `cloverRoutes`). */
-export const CLOVER_PATHS = /^\/(visibility|jmeter|collector|nginx|snort)(\/|$)/;
+/** First path segments of Clover's controller routes (server.ts sends `/<prefix>/*` to `cloverRoutes`). */
+export const CLOVER_PREFIXES = ['visibility', 'jmeter', 'collector', 'nginx', 'snort'];
 
 const RETRIEVED = 'Retrieved all results\n';
 

@@ -1,8 +1,9 @@
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { jsonErrorOffset } from '../util/json-offset.js';
 
-/** Building blocks of the stage server's HTTP handling: client errors, bounded body reads, bounded JSON. */
+/** Building blocks of the stage server's HTTP handling: client errors, bounded JSON, answers to
+ * what node:http cannot parse. */
 export class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -12,6 +13,10 @@ export class HttpError extends Error {
   ) {
     super(message);
   }
+  /** What fastify reads from an error a body stream ends with. */
+  get statusCode(): number {
+    return this.status;
+  }
 }
 
 /** A client error with one field path, in the same shape as validation problems. */
@@ -19,77 +24,6 @@ export const badRequest = (path: string, message: string, status = 400) =>
   new HttpError(status, `invalid request: ${path ? `${path}: ` : ''}${message}`, {
     problems: [{ path, message }],
   });
-
-export function send(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-    ...headers,
-  });
-  res.end(text);
-}
-
-/**
- * The request body, at most `limit` bytes, within `timeoutMs` of the call (a slow body is cut: 408 and
- * the connection closed). A declared length over the limit is refused before anything is read.
- */
-export function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit)
-    return Promise.reject(
-      new HttpError(
-        413,
-        `request body of ${declared} bytes is over the limit of ${limit} bytes`,
-        {},
-        { connection: 'close' },
-      ),
-    );
-  if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const done = (err?: HttpError) => {
-      clearTimeout(timer);
-      req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
-      if (err) {
-        req.pause();
-        reject(err);
-      } else resolve(Buffer.concat(chunks));
-    };
-    const onData = (c: Buffer) => {
-      size += c.length;
-      if (size > limit)
-        return done(
-          new HttpError(413, `request body is over the limit of ${limit} bytes`, {}, { connection: 'close' }),
-        );
-      chunks.push(c);
-    };
-    const onEnd = () => done();
-    const onError = () =>
-      done(new HttpError(400, 'the request body was not received completely', {}, { connection: 'close' }));
-    const onClose = () => !req.readableEnded && onError();
-    const timer = setTimeout(
-      () =>
-        done(
-          new HttpError(
-            408,
-            `the request body was not received within ${timeoutMs} ms`,
-            {},
-            { connection: 'close' },
-          ),
-        ),
-      timeoutMs,
-    );
-    req.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
-  });
-}
 
 /**
  * Where a JSON text nests deeper than `maxDepth` objects/arrays: the field path of the first too-deep value,
@@ -155,15 +89,6 @@ export function parseJsonBody(raw: Buffer, maxDepth: number): unknown {
     throw new HttpError(400, `request body is not valid JSON${where}`, {
       problems: [{ path: '', message: `expected a JSON object${where}` }],
     });
-  }
-}
-
-/** decodeURIComponent as a client error (400 naming the URL part) instead of a URIError. */
-export function decodeSegment(segment: string, path: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    throw badRequest(path, 'malformed percent-encoding in the URL');
   }
 }
 

@@ -11,12 +11,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sep } from 'node:path';
 import { gateHtml } from '../reports/index.js';
 import type { Platform } from '../services/platform.js';
 import type { EvidenceBundle } from '../validators/index.js';
-import { decodeSegment, HttpError, readBody, send } from './http-util.js';
+import { HttpError } from './http-util.js';
 import type { JobManager } from './jobs.js';
 import { DashboardData, ReleaseIndex } from './ui-data.js';
 import { clearedCookie, roleOfToken, sessionCookie, uiRole, type UiAuthConfig } from './ui-auth.js';
@@ -36,8 +36,8 @@ export interface UiOptions {
 
 export interface Ui {
   readonly index: ReleaseIndex;
-  /** Answers a /ui request; the stage server calls it before its own auth (the dashboard has its own). */
-  handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void>;
+  /** Adds the /ui routes to the stage server; they check their own credentials, not the API's. */
+  register(app: FastifyInstance, config: object): void;
 }
 
 const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
@@ -45,21 +45,19 @@ const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
 const csp = (nonce: string) =>
   `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`;
 
-function html(
-  res: ServerResponse,
-  status: number,
-  body: string,
-  nonce: string,
-  headers: Record<string, string> = {},
-): void {
-  send(res, status, body, {
-    'content-type': 'text/html; charset=utf-8',
-    'content-security-policy': csp(nonce),
-    'x-content-type-options': 'nosniff',
-    'referrer-policy': 'no-referrer',
-    ...headers,
-  });
+function html(reply: FastifyReply, status: number, body: string, nonce: string) {
+  return reply
+    .code(status)
+    .type('text/html; charset=utf-8')
+    .headers({
+      'content-security-policy': csp(nonce),
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+    })
+    .send(body);
 }
+
+const see = (reply: FastifyReply, location: string) => reply.code(303).header('location', location).send();
 
 export function createUi(jobs: JobManager, auth: UiAuthConfig, opts: UiOptions = {}): Ui {
   const index = opts.index ?? new ReleaseIndex();
@@ -82,70 +80,73 @@ export function createUi(jobs: JobManager, auth: UiAuthConfig, opts: UiOptions =
     }
   }
 
-  async function login(req: IncomingMessage, res: ServerResponse, nonce: string): Promise<void> {
-    if (req.method === 'GET') return html(res, 200, loginPage(), nonce);
-    if (req.method !== 'POST') throw new HttpError(405, 'use GET or POST', {}, { allow: 'GET, POST' });
-    const raw = await readBody(req, 4096, 10_000);
-    const token = new URLSearchParams(raw.toString('utf8')).get('token') ?? '';
-    const role = token ? roleOfToken(auth, token) : undefined;
-    if (!role) return html(res, 403, loginPage('That token is not valid for this server.'), nonce);
-    res.writeHead(303, {
-      location: '/ui',
-      'set-cookie': sessionCookie(auth, role, !!opts.secureCookie),
-      'cache-control': 'no-store',
-      'content-length': 0,
-    });
-    res.end();
-  }
-
-  return {
-    index,
-    async handle(req, res, path) {
+  function register(app: FastifyInstance, config: object): void {
+    const param = (request: FastifyRequest, name: string) => (request.params as Record<string, string>)[name];
+    const page = (reply: FastifyReply, status: number, view: (nonce: string) => string) => {
       const nonce = randomBytes(16).toString('base64');
-      if (path === '/ui/login') return login(req, res, nonce);
-      if (path === '/ui/logout') {
-        res.writeHead(303, { location: '/ui/login', 'set-cookie': clearedCookie, 'content-length': 0 });
-        return void res.end();
-      }
-      const role = uiRole(auth, req.headers);
-      if (!role) {
-        if (path.startsWith('/ui/api/'))
-          return send(res, 401, { error: 'log in at /ui/login, or send "Authorization: Bearer <token>"' });
-        res.writeHead(303, { location: '/ui/login', 'content-length': 0, 'cache-control': 'no-store' });
-        return void res.end();
-      }
-      if (req.method !== 'GET' && req.method !== 'HEAD')
-        throw new HttpError(405, 'the dashboard is read-only: use GET', {}, { allow: 'GET' });
-      let m: RegExpExecArray | null;
-      if (path === '/ui' || path === '/ui/') return html(res, 200, dashboardPage(nonce), nonce);
-      if (path === '/ui/api/releases') return send(res, 200, { releases: await data.releases() });
-      if ((m = /^\/ui\/api\/releases\/([^/]+)$/.exec(path))) {
-        const view = await data.release(decodeSegment(m[1], 'release'));
-        return view
-          ? send(res, 200, view)
-          : send(res, 404, { error: 'no job of this release on this server' });
-      }
-      if ((m = /^\/ui\/releases\/([^/]+)$/.exec(path)))
-        return html(res, 200, releasePage(nonce, decodeSegment(m[1], 'release')), nonce);
-      if ((m = /^\/ui\/jobs\/([^/]+)\/(report|evidence)$/.exec(path))) {
-        const ev = await evidenceOf(decodeSegment(m[1], 'id'));
+      return html(reply, status, view(nonce), nonce);
+    };
+    app.get('/ui/login', { config }, (_request, reply) => page(reply, 200, () => loginPage()));
+    app.post('/ui/login', { config, bodyLimit: 4096 }, (request, reply) => {
+      const token = new URLSearchParams(String(request.body ?? '')).get('token') ?? '';
+      const role = token ? roleOfToken(auth, token) : undefined;
+      if (!role) return page(reply, 403, () => loginPage('That token is not valid for this server.'));
+      return see(reply.header('set-cookie', sessionCookie(auth, role, !!opts.secureCookie)), '/ui');
+    });
+    app.all('/ui/logout', { config }, (_request, reply) =>
+      see(reply.header('set-cookie', clearedCookie), '/ui/login'),
+    );
+    // Everything else needs a role: the API token, the read-only token or a session cookie.
+    app.register(async (ui) => {
+      ui.addHook('onRequest', async (request, reply) => {
+        if (uiRole(auth, request.headers)) return;
+        if (request.url.startsWith('/ui/api/'))
+          return reply
+            .code(401)
+            .send({ error: 'log in at /ui/login, or send "Authorization: Bearer <token>"' });
+        return see(reply, '/ui/login');
+      });
+      for (const url of ['/ui', '/ui/'])
+        ui.get(url, { config }, (_r, reply) => page(reply, 200, dashboardPage));
+      ui.get('/ui/releases/:release', { config }, (request, reply) =>
+        page(reply, 200, (nonce) => releasePage(nonce, param(request, 'release'))),
+      );
+      ui.get('/ui/api/releases', { config }, async () => ({ releases: await data.releases() }));
+      ui.get('/ui/api/releases/:release', { config }, async (request, reply) => {
+        const view = await data.release(param(request, 'release'));
+        return view ?? reply.code(404).send({ error: 'no job of this release on this server' });
+      });
+      ui.get('/ui/jobs/:id/:kind', { config }, async (request, reply) => {
+        const kind = param(request, 'kind');
+        const ev =
+          kind === 'report' || kind === 'evidence' ? await evidenceOf(param(request, 'id')) : undefined;
         if (!ev)
-          return send(res, 404, { error: "no evidence for this job in the server's evidence directory" });
-        if (m[2] === 'evidence')
-          return send(res, 200, ev.text, {
-            'content-type': 'application/json',
-            'content-disposition': 'attachment; filename="evidence.json"',
-            'x-content-type-options': 'nosniff',
-          });
+          return reply
+            .code(404)
+            .send({ error: "no evidence for this job in the server's evidence directory" });
+        if (kind === 'evidence')
+          return reply
+            .type('application/json')
+            .headers({
+              'content-disposition': 'attachment; filename="evidence.json"',
+              'x-content-type-options': 'nosniff',
+            })
+            .send(ev.text);
         let bundle: EvidenceBundle;
         try {
           bundle = JSON.parse(ev.text) as EvidenceBundle;
         } catch {
-          return send(res, 404, { error: 'the evidence bundle of this job is not readable' });
+          return reply.code(404).send({ error: 'the evidence bundle of this job is not readable' });
         }
-        return html(res, 200, gateHtml(bundle, undefined, ev.file, { nonce }), nonce);
-      }
-      throw new HttpError(404, `no route ${req.method} ${path}`);
-    },
-  };
+        return page(reply, 200, (nonce) => gateHtml(bundle, undefined, ev.file, { nonce }));
+      });
+      ui.all('/ui/*', { config }, async (request) => {
+        if (request.method !== 'GET' && request.method !== 'HEAD')
+          throw new HttpError(405, 'the dashboard is read-only: use GET', {}, { allow: 'GET' });
+        throw new HttpError(404, `no route ${request.method} ${request.url.split('?')[0]}`);
+      });
+    });
+  }
+
+  return { index, register };
 }
