@@ -24,7 +24,15 @@ export { jtlSeries, type JtlSeries, type SeriesPoint } from './jtl-series.js';
 export { renderJmx } from './render.js';
 export { renderKubernetes } from './kubernetes.js';
 export { evaluateCriteria, parseCriterion, type CriterionResult } from './criteria.js';
-export { buildReport, renderJunit, renderHtml, renderText, type LoadReport } from './report.js';
+export {
+  buildReport,
+  renderJunit,
+  renderHtml,
+  renderText,
+  STATS_COLUMNS,
+  statsRow,
+  type LoadReport,
+} from './report.js';
 export { findJMeter, requireJMeter, jmeterServerArgs, launcherDir, serveEngine } from './jmeter-runner.js';
 export type * from './types.js';
 

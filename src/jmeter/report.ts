@@ -50,7 +50,24 @@ const top = (r: Record<string, number>) =>
     .map(([k, v]) => `${k || '(none)'}:${v}`)
     .join(' ');
 
-function row(name: string, s: LabelStats): string[] {
+/** The statistics table of a load report, the same in the text, the plain HTML and the charted HTML report. */
+export const STATS_COLUMNS = [
+  'label',
+  'samples',
+  'errors',
+  'error%',
+  'min',
+  'mean',
+  'p50',
+  'p90',
+  'p95',
+  'p99',
+  'max',
+  'req/s',
+];
+
+/** One row of that table: the label, then its figures as printed. */
+export function statsRow(name: string, s: LabelStats): string[] {
   return [
     name,
     String(s.count),
@@ -75,24 +92,11 @@ function align(rows: string[][]): string {
 }
 
 export function renderText(r: LoadReport): string {
-  const head = [
-    'label',
-    'samples',
-    'errors',
-    'error%',
-    'min',
-    'mean',
-    'p50',
-    'p90',
-    'p95',
-    'p99',
-    'max',
-    'req/s',
-  ];
+  const head = STATS_COLUMNS;
   const rows = [
     head,
-    ...Object.entries(r.summary.labels).map(([k, s]) => row(k, s)),
-    row('TOTAL', r.summary.total),
+    ...Object.entries(r.summary.labels).map(([k, s]) => statsRow(k, s)),
+    statsRow('TOTAL', r.summary.total),
   ];
   const out = [`results: ${r.jtl}${r.interrupted ? ' (interrupted)' : ''}`, align(rows), ''];
   for (const [k, s] of Object.entries(r.summary.labels))
@@ -151,23 +155,10 @@ const HTML = Handlebars.compile(`<!doctype html>
 `);
 
 export function renderHtml(r: LoadReport): string {
-  const head = [
-    'label',
-    'samples',
-    'errors',
-    'error%',
-    'min',
-    'mean',
-    'p50',
-    'p90',
-    'p95',
-    'p99',
-    'max',
-    'req/s',
-  ];
+  const head = STATS_COLUMNS;
   const rows = [
-    ...Object.entries(r.summary.labels).map(([k, s]) => row(k, s)),
-    row('TOTAL', r.summary.total),
+    ...Object.entries(r.summary.labels).map(([k, s]) => statsRow(k, s)),
+    statsRow('TOTAL', r.summary.total),
   ];
   const countLine =
     r.expected !== undefined

@@ -2,27 +2,19 @@
  * The load report: the JTL's statistics table, the plan's criteria, and per label (busiest first) two
  * charts over time — throughput with errors, and latency percentiles (p50 / p90 / p99, log scale).
  */
-import type { JtlSeries, LabelStats, LoadReport } from '../jmeter/index.js';
+import {
+  STATS_COLUMNS,
+  statsRow,
+  type JtlSeries,
+  type LabelStats,
+  type LoadReport,
+} from '../jmeter/index.js';
 import { esc, page } from './page.js';
 
 const MAX_LABELS = 12;
-const ms = (v: number) => String(Math.round(v));
-const pct = (v: number) => `${(v * 100).toFixed(2)}%`;
 
 function row(name: string, s: LabelStats): string {
-  const cells = [
-    String(s.count),
-    String(s.errors),
-    pct(s.errorRate),
-    ms(s.min),
-    ms(s.mean),
-    ms(s.p50),
-    ms(s.p90),
-    ms(s.p95),
-    ms(s.p99),
-    ms(s.max),
-    s.throughput.toFixed(1),
-  ];
+  const cells = statsRow(name, s).slice(1);
   return `<tr class="${s.errors ? 'fail' : ''}"><td>${esc(name)}</td>${cells.map((c) => `<td class="num">${esc(c)}</td>`).join('')}</tr>`;
 }
 
@@ -73,7 +65,7 @@ export function renderLoadHtml(r: LoadReport, series: JtlSeries): string {
   const more = Object.keys(r.summary.labels).length - (labels.length - 1);
   const head = `<header><h1>Load report <span class="badge ${r.passed ? 'pass' : 'fail'}" id="verdict">${r.passed ? 'passed' : 'failed'}</span></h1>
 <div>results <code>${esc(r.jtl)}</code>${r.interrupted ? ' (interrupted)' : ''}; ${r.expected !== undefined ? `expected ${r.expected} samples, received ${r.received}` : `received ${r.received} samples`}; time buckets of ${series.bucketMs / 1000}s</div></header>`;
-  const table = `<section class="panel" style="display:block"><h2>Statistics</h2><table><tr>${['label', 'samples', 'errors', 'error%', 'min', 'mean', 'p50', 'p90', 'p95', 'p99', 'max', 'req/s'].map((h) => `<th>${h}</th>`).join('')}</tr>${Object.entries(
+  const table = `<section class="panel" style="display:block"><h2>Statistics</h2><table><tr>${STATS_COLUMNS.map((h) => `<th>${h}</th>`).join('')}</tr>${Object.entries(
     r.summary.labels,
   )
     .map(([k, s]) => row(k, s))

@@ -1,6 +1,7 @@
 import type { FinalStatus, StageAction } from '../contract/index.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import type { InputProblem } from '../util/errors.js';
+import type { RuleResultSummary } from './engine/index.js';
 
 /**
  * What every host of a release action agrees on: the parameters a request carries, the outcome an action
@@ -33,14 +34,7 @@ export interface StageParams {
 export interface JobVerdict {
   outcome: 'pass' | 'fail' | 'inconclusive' | 'error';
   summary: string;
-  results?: Array<{
-    rule: string;
-    outcome: string;
-    observed: string;
-    expected: string;
-    source: string;
-    reason: string;
-  }>;
+  results?: RuleResultSummary[];
 }
 
 export interface StageOutcome {

@@ -9,4 +9,10 @@ export {
 } from './run.js';
 export { describeRollbackCheck, type RollbackCheck } from './rollback-check.js';
 export { candidateWorkloads, waitUntilReady, DEFAULT_READY_TIMEOUT } from './readiness.js';
-export type { AnalysisResult, EngineOptions, LoadWindow, ReleaseProgress } from './types.js';
+export type {
+  AnalysisResult,
+  EngineOptions,
+  LoadWindow,
+  ReleaseProgress,
+  RuleResultSummary,
+} from './types.js';

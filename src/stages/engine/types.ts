@@ -72,18 +72,21 @@ export interface StepSamplePlan {
   maxWindowMs: number;
 }
 
+/** One rule's result as a release reports it (the gate's RuleResult without its figures). */
+export interface RuleResultSummary {
+  rule: string;
+  outcome: string;
+  observed: string;
+  expected: string;
+  source: string;
+  reason: string;
+}
+
 export interface AnalysisResult {
   outcome: VerdictOutcome;
   summary: string;
   bundlePath?: string;
-  results?: Array<{
-    rule: string;
-    outcome: string;
-    observed: string;
-    expected: string;
-    source: string;
-    reason: string;
-  }>;
+  results?: RuleResultSummary[];
   state: ReleaseState;
 }
 
