@@ -1,9 +1,10 @@
 /**
  * CLI start-up: what a Jenkins job pays per stage. Measures, in the same run and interleaved round by round
  * (so machine load hits every command alike), `node -e 0`, `clover-cd --version`, `clover-cd --help`,
- * `clover-cd gate --help` and `clover-cd gate --replay` of the recorded demo bundle, and prints the median
+ * `clover-cd gate --help`, `clover-cd spec validate` of an example spec and `clover-cd gate --replay` of the
+ * recorded demo bundle, and prints the median
  * of warm runs with the ratio to bare node. Targets: --version ≤ 150 ms, any --help ≤ 250 ms,
- * gate --replay ≤ 0.5 s. Runs the compiled dist/ (built first when stale, as bin/clover-cd.js would
+ * spec validate and gate --replay ≤ 0.5 s. Runs the compiled dist/ (built first when stale, as bin/clover-cd.js would
  * otherwise fall back to tsx).
  */
 import { spawnSync } from 'node:child_process';
@@ -37,6 +38,13 @@ const cases: Case[] = [
     name: 'clover-cd pipeline render --help',
     args: [bin, 'pipeline', 'render', '--help'],
     targetMs: 250,
+    exit: 0,
+  },
+  {
+    // What every CI job pays first: the release spec's schema compiled and checked.
+    name: 'clover-cd spec validate <example spec>',
+    args: [bin, 'spec', 'validate', `${root}examples/sdc-canary.yaml`],
+    targetMs: 500,
     exit: 0,
   },
   {
