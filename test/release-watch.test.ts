@@ -96,7 +96,11 @@ describe('release status --watch', () => {
     await Promise.all([plain.waitFor(/watch-canary: not started/), tty.waitFor(/NOT STARTED/)]);
     const { spec } = loadSpec(file);
     const r = await runRelease(lab.sb.platform, spec, { autoApprove: true, evidenceDir: lab.evidenceDir });
-    expect(r.state.phase).toBe('promoted');
+    // The whole state on failure: a rollback says why (cause, the verdict of each step).
+    expect({ phase: r.state.phase, state: r.state.phase === 'promoted' ? undefined : r.state }).toEqual({
+      phase: 'promoted',
+      state: undefined,
+    });
     const [plainCode, ttyCode] = await Promise.all([plain.exited, tty.exited]);
     expect(plainCode).toBe(0);
     expect(ttyCode).toBe(0);
