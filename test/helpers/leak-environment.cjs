@@ -30,7 +30,9 @@ class LeakCheckingEnvironment extends NodeEnvironment {
     if (!onStop && process.send) {
       onStop = () => {
         const held = [...count(process.getActiveResourcesInfo())].map(([k, n]) => `${k} ×${n}`).join(', ');
-        process.stderr.write(`leak-check: worker stopped by jest holding ${held}; it ran ${suitesRun.join(', ')}\n`);
+        process.stderr.write(
+          `leak-check: worker stopped by jest holding ${held}; it ran ${suitesRun.join(', ')}\n`,
+        );
         process.exit(1);
       };
       process.once('SIGTERM', onStop);
