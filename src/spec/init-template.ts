@@ -42,14 +42,16 @@ gate:
   # Load requests carry x-clover-cd-load; apply deploy/sdc/telemetry.yaml so Istio labels them (and routes).
   maxWindow: 5m                   # a window grows (from the step's window) until the rules have the requests they need
   onInconclusive: fail            # still inconclusive after that and maxInconclusive more windows: fail (roll back) or hold (keep the weight)
+  alpha: 1%                       # false-alarm budget: the chance the gate fails a healthy canary, split over every statistical rule
+                                  # (weighted Bonferroni; a rule's alphaWeight sets its part, its own alpha takes a fixed share)
   rules:
     - conservation: { hops: [proxy-access-control, http-lb], tolerance: 0 }   # load's requests seen at each hop; all traffic within what was in flight
-    - split: { confidence: 0.999 }                 # observed candidate share matches its weight
+    - split: {}                                    # observed candidate share matches its weight
     - errorRate: { max: 1%, perRoute: true }       # candidate 5xx share, overall and on every route
     - latency: { percentile: 95, max: 250ms }      # candidate p95
-    - compareErrors: { alpha: 0.01, perRoute: true }   # candidate not worse than stable (mid-p exact, one-sided)
-    - compareLatency: { alpha: 0.01, maxIncrease: 10% }  # candidate median ≤ stable median × 1.1 (ratio with a confidence bound)
-    - tail: { percentiles: [95, 99], maxIncrease: 10%, alpha: 0.01 }  # the slowest requests: p95/p99 ratios
+    - compareErrors: { perRoute: true }            # candidate not worse than stable (one-sided)
+    - compareLatency: { maxIncrease: 10% }         # candidate median ≤ stable median × 1.1 (ratio with a confidence bound)
+    - tail: { percentiles: [95, 99], maxIncrease: 10% }   # the slowest requests: p95/p99 ratios
     # any of errorRate / latency / compareErrors / compareLatency / tail can target one route: { route: /clover/api, ... }
     # the step's window runs until the planned sample size (from these rules) is reached: p99 needs 1,000 candidate requests
 spinnaker:

@@ -96,29 +96,37 @@ export const loadSchema = closed(
 
 const version = { enum: ['candidate', 'stable'] };
 const alpha = { type: 'number', exclusiveMinimum: 0, maximum: 0.5 };
+const alphaWeight = { type: 'number', exclusiveMinimum: 0, maximum: 1000, description: "this rule's weight in the gate.alpha budget (default 1)" };
+// An increase may exceed 100% (a p99 twice the stable one is +100%).
+const increase: Schema = { type: 'string', pattern: '^[0-9]{1,4}(\\.[0-9]+)?%$', description: 'an increase such as 10% or 150%' };
+const rate: Schema = { oneOf: [percent, { type: 'number', exclusiveMinimum: 0, maximum: 0.5 }], description: 'a probability such as 1% or 0.01' };
 export const gateRuleSchemas: Record<string, Schema> = {
   conservation: closed({
     hops: { type: 'array', items: shortName, minItems: 1, uniqueItems: true },
     fanOut: { type: 'object', additionalProperties: { type: 'number', exclusiveMinimum: 0 } },
     tolerance: { oneOf: [{ type: 'integer', minimum: 0 }, percent] },
   }),
-  split: closed({ confidence: { type: 'number', exclusiveMinimum: 0.5, exclusiveMaximum: 1 } }),
-  errorRate: closed({ max: percent, version, route: selector.route, perRoute: { type: 'boolean' } }, ['max']),
-  latency: closed({ percentile: { type: 'number', exclusiveMinimum: 0, maximum: 100 }, max: duration, version, route: selector.route }, ['percentile', 'max']),
+  split: closed({ confidence: { type: 'number', exclusiveMinimum: 0.5, exclusiveMaximum: 1 }, alphaWeight }),
+  errorRate: closed({ max: percent, version, route: selector.route, perRoute: { type: 'boolean' }, alpha, alphaWeight, routeMax: percent }, ['max']),
+  latency: closed({ percentile: { type: 'number', exclusiveMinimum: 0, maximum: 100 }, max: duration, version, route: selector.route, alpha, alphaWeight }, ['percentile', 'max']),
   count: closed({ ...selector, expect: { oneOf: [{ type: 'integer', minimum: 0 }, { enum: ['all', 'none'] }] } }, ['expect']),
   share: closed({ ...selector, expect: percent, tolerance: percent }, ['expect', 'tolerance']),
   compareLatency: closed({
     alpha,
+    alphaWeight,
     percentile: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 100 },
     maxIncrease: percent,
+    detect: increase,
     route: selector.route,
     maxEffect: { type: 'number', minimum: 0, maximum: 1, description: "deprecated (Cliff's δ is no longer judged); use maxIncrease" },
   }),
-  compareErrors: closed({ alpha, maxIncrease: percent, route: selector.route, perRoute: { type: 'boolean' } }),
+  compareErrors: closed({ alpha, alphaWeight, maxIncrease: percent, detect: percent, routeDetect: percent, route: selector.route, perRoute: { type: 'boolean' } }),
   tail: closed({
     percentiles: { type: 'array', items: { type: 'number', minimum: 50, exclusiveMaximum: 100 }, minItems: 1, uniqueItems: true },
     maxIncrease: percent,
+    detect: increase,
     alpha,
+    alphaWeight,
     route: selector.route,
   }),
   l4: closed({
@@ -132,6 +140,11 @@ export const gateRuleSchemas: Record<string, Schema> = {
 
 export const gateSchema = closed(
   {
+    alpha: rate,
+    beta: { ...rate, description: 'the chance a regression of a rule\'s detect size is passed, e.g. 5%' },
+    maxRoutes: { type: 'integer', minimum: 1, maximum: 1000 },
+    minRouteSamples: { type: 'integer', minimum: 1 },
+    requestRate: { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?/(s|m)$', description: 'requests per second or minute, e.g. 50/s' },
     minSamples: { type: 'integer', minimum: 1 },
     metrics: closed(
       {

@@ -25,6 +25,12 @@ const histogram = obj(
   },
   ['le', 'counts'],
 );
+const lookCounts = obj({ requests: count, errors: count }, ['requests', 'errors']);
+const look = obj(
+  { at: epochMs, versions: map(lookCounts), routes: map(map(lookCounts)), latency: map(histogram), routeLatency: map(map(histogram)) },
+  ['at', 'versions'],
+);
+const probability: Schema = { type: 'number', exclusiveMinimum: 0, maximum: 0.5 };
 const labelCounts = obj({ count, errors: count, codes: map(count), userAgents: map(count) }, ['count', 'errors']);
 
 export const bundleSchema: Schema = obj(
@@ -37,6 +43,12 @@ export const bundleSchema: Schema = obj(
     window: obj({ start: epochMs, end: epochMs }, ['start', 'end']),
     candidateWeight: { type: 'number', minimum: 0, maximum: 100 },
     minSamples: { type: 'integer', minimum: 1 },
+    alpha: probability,
+    beta: probability,
+    maxRoutes: { type: 'integer', minimum: 1 },
+    minRouteSamples: { type: 'integer', minimum: 1 },
+    minWindowMs: { type: 'number', minimum: 0 },
+    sequence: { type: 'array', items: look },
     rules: { type: 'array', items: { type: 'object', minProperties: 1, maxProperties: 1 } },
     requireL4: { type: 'boolean' },
     sources: {

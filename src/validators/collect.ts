@@ -10,6 +10,7 @@ import { openVisibilityStore } from '../services/redis.js';
 import { parsePercent } from '../util/units.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import { gateQueries, metricsProviderFor, metricsSourceOf } from '../metrics/index.js';
+import { DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_MAX_ROUTES, rateOf } from './budget.js';
 import { metricEvidence } from './metrics.js';
 import { DEFAULT_MIN_SAMPLES } from './sample-size.js';
 import { createTraceFolder } from './traces.js';
@@ -49,6 +50,12 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
     plannedSamples: ctx.plannedSamples,
     traceSampling: spec.gate?.traceSampling === undefined ? undefined : parsePercent(spec.gate.traceSampling),
     rules: spec.gate?.rules ?? [],
+    alpha: rateOf(spec.gate?.alpha, DEFAULT_ALPHA),
+    beta: rateOf(spec.gate?.beta, DEFAULT_BETA),
+    maxRoutes: spec.gate?.maxRoutes ?? DEFAULT_MAX_ROUTES,
+    minRouteSamples: spec.gate?.minRouteSamples,
+    minWindowMs: ctx.minWindowMs,
+    sequence: ctx.sequence,
     requireL4: ctx.requireL4,
     sources,
     evidence: {},

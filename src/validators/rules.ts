@@ -8,7 +8,8 @@ import { evaluateL4Rule } from '../clovisor/evidence.js';
 import { parseDurationMs, parsePercent } from '../util/units.js';
 import { conservation } from './conservation.js';
 import { compareErrors, compareLatency, tail } from './rules-compare.js';
-import { empty, latencyOf, minSamplesShort, ms, noData, pct, pv, routeCounts, versionCounts, type Body, type Lookup, type Partial } from './rules-common.js';
+import { DEFAULT_MAX_ROUTES } from './budget.js';
+import { empty, judgedRoutes, latencyOf, minSamplesShort, ms, noData, pct, pv, routeCounts, versionCounts, type Body, type Lookup, type Partial } from './rules-common.js';
 import { binomialUpperTail, wilsonInterval } from './stats.js';
 import { estimateQuantile } from './quantiles.js';
 import type { EvidenceBundle, Outcome, RuleResult, VersionCounts } from './types.js';
@@ -41,8 +42,8 @@ export function checkSplit(counts: { stable: number; candidate: number }, weight
   };
 }
 
-function split(b: EvidenceBundle, r: Body<'split'>): Partial {
-  const conf = r.confidence ?? 0.999;
+function split(b: EvidenceBundle, r: Body<'split'>, share?: number): Partial {
+  const conf = r.confidence ?? (share !== undefined ? 1 - share : 0.999);
   const expected = b.candidateWeight === undefined ? 'candidate share = configured weight' : `candidate share = ${b.candidateWeight}% (binomial interval, ${conf * 100}%)`;
   const vc = versionCounts(b);
   if (!vc.ok) return { outcome: vc.outcome, observed: 'n/a', expected, source: vc.source, reason: vc.reason };
@@ -58,33 +59,37 @@ function split(b: EvidenceBundle, r: Body<'split'>): Partial {
 
 // ---------------------------------------------------------------- thresholds
 
-function errorRateOf(c: VersionCounts, max: number, label: string): { outcome: Outcome; observed: string; reason: string; p?: number } {
+function errorRateOf(c: VersionCounts, max: number, label: string, level: number): { outcome: Outcome; observed: string; reason: string; p?: number } {
   const rate = c.requests ? c.errors / c.requests : NaN;
   const observed = `${pct(rate)} (${c.errors} of ${c.requests})`;
   if (rate <= max) return { outcome: 'pass', observed, reason: 'error rate within the limit' };
-  // Above the limit: fail only when the excess is more than noise (one-sided binomial test at 5%).
+  // Above the limit: fail only when the excess is more than noise (one-sided binomial test at the rule's level).
   const p = binomialUpperTail(c.errors, c.requests, max);
-  if (p < 0.05) return { outcome: 'fail', observed, reason: `error rate${label} above ${pct(max)} (p = ${pv(p)} that a ${pct(max)} rate gives ${c.errors} errors)`, p };
+  if (p < level) return { outcome: 'fail', observed, reason: `error rate${label} above ${pct(max)} (p = ${pv(p)} that a ${pct(max)} rate gives ${c.errors} errors)`, p };
   return { outcome: 'inconclusive', observed, reason: `above ${pct(max)}${label} but within noise at ${c.requests} requests (p = ${pv(p)}): more samples needed`, p };
 }
 
-function errorRate(b: EvidenceBundle, r: Body<'errorRate'>): Partial {
+function errorRate(b: EvidenceBundle, r: Body<'errorRate'>, share?: number): Partial {
   const version = r.version === 'stable' ? b.service.stable : b.service.candidate;
   const max = parsePercent(r.max);
+  // Without a budget (bundles written before it) the excess is judged at 5%, as it always was.
+  const level = r.alpha ?? share ?? 0.05;
+  const routeLevel = share === undefined && r.alpha === undefined ? level : level / (2 * (b.maxRoutes ?? DEFAULT_MAX_ROUTES));
+  const overallLevel = r.perRoute && r.route === undefined && routeLevel !== level ? level / 2 : level;
   const at = r.route !== undefined ? ` at ${r.route}` : '';
   const expected = `≤ ${r.max} 5xx at ${version}${at}${r.perRoute ? ' (and on every route)' : ''}`;
   const vc = versionCounts(b, r.route);
   if (!vc.ok) return { outcome: vc.outcome, observed: 'n/a', expected, source: vc.source, reason: vc.reason };
   const c = vc.value[version] ?? empty;
-  const overall = errorRateOf(c, max, at);
+  const overall = errorRateOf(c, max, at, overallLevel);
   const short = minSamplesShort(b, { [version]: c.requests }, r.route === undefined);
   if (short) return { outcome: 'inconclusive', observed: overall.observed, expected, source: vc.source, reason: short };
   if (overall.outcome === 'fail' || !r.perRoute || r.route !== undefined) return { outcome: overall.outcome, observed: overall.observed, expected, source: vc.source, reason: overall.reason, details: overall.p === undefined ? undefined : { p: overall.p } };
   const rc = routeCounts(b);
   if (!rc) return { outcome: overall.outcome, observed: overall.observed, expected, source: vc.source, reason: `${overall.reason} (no per-route evidence)` };
-  const perRoute = Object.entries(rc.routes)
+  const perRoute = judgedRoutes(b, rc.routes, version)
     .filter(([, byVersion]) => (byVersion[version]?.requests ?? 0) >= b.minSamples)
-    .map(([route, byVersion]) => ({ route, ...errorRateOf(byVersion[version], max, ` at ${route}`) }));
+    .map(([route, byVersion]) => ({ route, ...errorRateOf(byVersion[version], max, ` at ${route}`, routeLevel) }));
   const failed = perRoute.find((x) => x.outcome === 'fail');
   if (failed) return { outcome: 'fail', observed: `${failed.route}: ${failed.observed}; overall ${overall.observed}`, expected, source: rc.source, reason: `${failed.reason}, although the overall rate is ${overall.observed}` };
   const unsure = perRoute.find((x) => x.outcome === 'inconclusive');
@@ -204,12 +209,13 @@ export function describeRule(rule: GateRule): string {
   return parts.length ? `${kind} (${parts.join(', ')})` : kind;
 }
 
-type Evaluator = (b: EvidenceBundle, body: never) => Partial & { skipped?: boolean };
+/** `share`: the rule's part of the false-alarm budget (undefined for bundles written before it). */
+type Evaluator = (b: EvidenceBundle, body: never, share?: number) => Partial & { skipped?: boolean };
 const EVALUATORS: Record<string, Evaluator> = { conservation, split, errorRate, latency, count, share, compareLatency, compareErrors, tail, l4 };
 
-export function evaluateRule(b: EvidenceBundle, rule: GateRule): RuleResult & { skipped?: boolean } {
+export function evaluateRule(b: EvidenceBundle, rule: GateRule, share?: number): RuleResult & { skipped?: boolean } {
   const [kind, body] = Object.entries(rule)[0];
   const evaluator = EVALUATORS[kind];
   if (!evaluator) return { rule: describeRule(rule), outcome: 'error', observed: 'n/a', expected: 'a known rule', source: 'spec', reason: `unknown rule "${kind}"` };
-  return { rule: describeRule(rule), ...evaluator(b, (body ?? {}) as never) };
+  return { rule: describeRule(rule), ...evaluator(b, (body ?? {}) as never, share) };
 }

@@ -23,6 +23,10 @@ export interface Verdict {
   outcome: Outcome;
   summary: string;
   results: RuleResult[];
+  /** How gate.alpha was spent over the rules (absent for bundles written before the budget). */
+  budget?: import('./budget.js').Budget;
+  /** The sequential decision: when it was taken and on which look (absent when the window was judged once). */
+  decision?: { outcome: 'pass' | 'fail' | 'inconclusive'; at: number; look: number; looks: number; afterMs: number };
 }
 
 export type { QueryRecord } from '../services/query-log.js';
@@ -141,6 +145,19 @@ export interface EvidenceBundle {
   /** Share of requests traced (0..1) from the spec's gate.traceSampling; spans' own tags are used otherwise. */
   traceSampling?: number;
   rules: GateRule[];
+  /** The false-alarm budget (gate.alpha) and the pass error (gate.beta); absent in bundles written before them. */
+  alpha?: number;
+  beta?: number;
+  /** Routes judged per perRoute rule, and the fewest candidate requests a route must have to be required to pass. */
+  maxRoutes?: number;
+  minRouteSamples?: number;
+  /** The shortest window (ms): before it the gate can fail, never pass. */
+  minWindowMs?: number;
+  /**
+   * Cumulative metric snapshots taken while the window was open, in time order: the sequential tests re-run over
+   * them to the same decision at the same look (`gate --replay`).
+   */
+  sequence?: Look[];
   requireL4?: boolean;
   sources: SourceRecord[];
   evidence: {
@@ -151,6 +168,25 @@ export interface EvidenceBundle {
     l4?: import('../clovisor/types.js').L4Evidence;
   };
   verdict?: Verdict;
+}
+
+/** Requests and errors of one version (a look keeps no response codes). */
+export interface LookCounts {
+  requests: number;
+  errors: number;
+}
+
+/** One look at the gated service while the window is open: counts since the window opened. */
+export interface Look {
+  /** When the snapshot was taken (epoch ms). */
+  at: number;
+  versions: Record<string, LookCounts>;
+  /** Route → version → counts (the request_path label). */
+  routes?: Record<string, Record<string, LookCounts>>;
+  /** Version → latency histogram. */
+  latency?: Record<string, Histogram>;
+  /** Route → version → latency histogram. */
+  routeLatency?: Record<string, Record<string, Histogram>>;
 }
 
 /** Contract [B]'s LoadRunResult, structurally: the gate reads only these fields. */
@@ -176,6 +212,10 @@ export interface GateContext {
   candidateWeight?: number;
   /** Candidate requests the step was sized for (plannedSamples from validators/sample-size.ts). */
   plannedSamples?: number;
+  /** The step's shortest window (ms): the gate passes no earlier. */
+  minWindowMs?: number;
+  /** The looks taken while the window was open (validators/sequential/looks.ts), oldest first. */
+  sequence?: Look[];
   evidenceDir?: string;
   requireL4?: boolean;
   /** A running `clover-cd clovisor run` (default: the address recorded in its state, if any). */

@@ -4,13 +4,16 @@
  * bundle always gives the same verdict, which is what `gate --replay` relies on.
  */
 import { exitCodeForOutcome } from '../contract/index.js';
+import { allocateBudget, shareOf } from './budget.js';
 import { evaluateRule } from './rules.js';
 import type { EvidenceBundle, Outcome, RuleResult, Verdict } from './types.js';
 
 const ORDER: Outcome[] = ['fail', 'error', 'inconclusive', 'pass'];
 
 export function judgeBundle(bundle: EvidenceBundle): Verdict {
-  const evaluated = bundle.rules.map((r) => evaluateRule(bundle, r));
+  // Bundles written before the budget keep each rule's own default α, so they replay as they were judged.
+  const budget = bundle.alpha === undefined ? undefined : allocateBudget({ alpha: bundle.alpha, beta: bundle.beta, rules: bundle.rules, maxRoutes: bundle.maxRoutes });
+  const evaluated = bundle.rules.map((r, i) => evaluateRule(bundle, r, budget ? shareOf(budget, i) : undefined));
   const counted = evaluated.filter((r) => !r.skipped);
   const results: RuleResult[] = evaluated.map(({ skipped: _skipped, ...r }) => r);
   let outcome: Outcome = counted.length ? ORDER.find((o) => counted.some((r) => r.outcome === o))! : 'inconclusive';
@@ -24,7 +27,7 @@ export function judgeBundle(bundle: EvidenceBundle): Verdict {
   const summary = (counted.length
     ? `${outcome.toUpperCase()}: ${tally.map(([o, n]) => `${n} ${o}`).join(', ')}${first ? ` (first: ${first.rule}: ${first.reason})` : ''}`
     : `${outcome.toUpperCase()}: no rule could be evaluated`) + downText;
-  return { outcome, summary, results };
+  return budget ? { outcome, summary, results, budget } : { outcome, summary, results };
 }
 
 export function verdictExitCode(v: Pick<Verdict, 'outcome'>): number {

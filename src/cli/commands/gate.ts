@@ -32,6 +32,7 @@ interface GateOptions {
   replay?: string;
   requireL4?: boolean;
   clovisor?: string;
+  explain?: boolean;
 }
 
 /** "2024-05-01T10:00:00Z", epoch ms, or "now". */
@@ -90,7 +91,7 @@ async function emitReports(cmd: Command, opts: GateOptions, verdict: Verdict, bu
   }
   if (opts.report === 'junit') return void process.stdout.write(redact(renderJUnit(verdict, bundle)));
   if (opts.report === 'markdown') return void process.stdout.write(redact(renderMarkdown(verdict, bundle)));
-  printResult(globalOptions(cmd).output, { verdict, bundlePath, window: bundle.window }, () => renderText(verdict, bundle, bundlePath));
+  printResult(globalOptions(cmd).output, { verdict, bundlePath, window: bundle.window }, () => renderText(verdict, bundle, bundlePath, { explain: opts.explain }));
 }
 
 export function register(program: Command): void {
@@ -116,6 +117,7 @@ export function register(program: Command): void {
     .option('--require-l4', 'an l4 rule without clovisor evidence is inconclusive instead of skipped', false)
     .option('--clovisor <url>', 'a running `clovisor run --listen` for L4 evidence (default: the address in its state)')
     .option('--replay <bundle>', 'judge a stored evidence bundle again, offline')
+    .option('--explain', 'also show how the false-alarm budget (gate.alpha) was spent over the rules, and when the sequence decided', false)
     .addHelpText(
       'after',
       `
@@ -129,6 +131,7 @@ Examples:
   clover-cd gate release.yaml --platform sandbox --window 30s --report markdown > comment.md
   clover-cd gate --replay .clover-cd/evidence/http-lb-canary-2024-05-01T10-05-00-000Z.json
   clover-cd gate --replay bundle.json --html report.html    # latency ECDFs, error intervals, split, flow, L4
+  clover-cd gate --replay bundle.json --explain             # the budget per rule and the moment of the decision
   clover-cd gate preflight release.yaml --prometheus http://prometheus:9090
 `,
     )

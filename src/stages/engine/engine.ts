@@ -37,7 +37,7 @@ import { canObserveSplit, observeSplit, openWindow, runGateStage } from '../gate
 import { runLoadStage } from '../load.js';
 import { waitUntilReady } from './readiness.js';
 import type { AnalysisResult, EngineOptions, LoadWindow, ReleaseProgress, StepSamplePlan } from './types.js';
-import { plannedSamples } from '../../validators/index.js';
+import { plannedSamples, splitConfidence as splitConfidenceOf } from '../../validators/index.js';
 
 /** The loaded plan, refused (exit 2, nothing changed) when a step cannot reach the gate's minSamples. */
 export function planFor(spec: ReleaseSpec, baseDir?: string, file?: string): ReleasePlan {
@@ -45,10 +45,7 @@ export function planFor(spec: ReleaseSpec, baseDir?: string, file?: string): Rel
   return raw === undefined ? buildPlan(spec) : planRelease(spec, { loadPlan: raw, file });
 }
 
-const splitConfidence = (spec: ReleaseSpec): number => {
-  for (const r of spec.gate?.rules ?? []) if ('split' in r) return r.split.confidence ?? 0.999;
-  return 0.999;
-};
+const splitConfidence = (spec: ReleaseSpec): number => (spec.gate ? splitConfidenceOf(spec.gate) : 0.999);
 
 export const describeState = (s: ReleaseState): string => `${s.phase}${s.step >= 0 ? ` at step ${s.step + 1}${s.shifted ? ` (${s.weight}%)` : ''}` : ''}`;
 const describeAction = (a: ReleaseAction): string => ('step' in a ? `${a.kind} step ${a.step + 1}` : a.kind === 'done' ? `done (exit ${a.exitCode})` : a.kind);
