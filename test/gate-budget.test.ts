@@ -118,6 +118,12 @@ describe('spec validation of the budget', () => {
     ]);
   });
 
+  it('refuses a detect size at or below the tolerance it must lie beyond', () => {
+    const problems = validateSpec(spec({ rules: [{ compareLatency: { maxIncrease: '20%', detect: '20%' } }, { compareErrors: { routeDetect: '0%' } }] }), 'r.yaml');
+    expect(problems.map((p) => p.path)).toEqual(['gate.rules[0].compareLatency.detect', 'gate.rules[1].compareErrors.routeDetect']);
+    expect(problems[0].message).toMatch(/expected a regression size above maxIncrease 20% .* found 20%/);
+  });
+
   it('the spec init template states its budget and is valid', () => {
     const doc = yaml.load(SPEC_TEMPLATE) as { gate: { alpha: string; rules: GateRule[] } };
     expect(doc.gate.alpha).toBe('1%');

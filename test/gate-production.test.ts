@@ -166,13 +166,15 @@ describe('conservation on production traffic', () => {
 });
 
 describe('windows sized by evidence', () => {
-  it('plans the candidate requests from the rules, and a shorter window is inconclusive, never a pass', () => {
+  it('plans the candidate requests from every rule, and a shorter window of an old bundle is inconclusive, never a pass', () => {
     const gate = { minSamples: 100, rules: [{ errorRate: { max: '1%' } }, { tail: { percentiles: [95, 99] } }, { compareErrors: { alpha: 0.01 } }] as GateRule[] };
     const plan = plannedSamples(gate, { weightPercent: 10 });
     expect(plan.candidate).toBe(1000);
     expect(plan.total).toBe(10_000);
-    expect(plan.items.map((i) => [i.rule, i.candidate])).toEqual([['minSamples', 100], ['errorRate 1%', 299], ['tail p95/p99', 1000], ['compareErrors', undefined]]);
-    expect(plannedSamples(gate, { weightPercent: 10, baselineErrorRate: 0.01 }).candidate).toBeGreaterThan(1000);
+    // Each rule: the candidate requests after which a healthy canary of ordinary traffic has ruled out its detect size.
+    expect(plan.items.map((i) => [i.rule, i.candidate])).toEqual([['minSamples', 100], ['errorRate 1%', 925], ['tail p95/p99', 1000], ['compareErrors', 640]]);
+    expect(plannedSamples({ ...gate, rules: [{ compareErrors: { perRoute: true } }] }, { weightPercent: 10 }).items[1]).toMatchObject({ rule: 'compareErrors per route', why: expect.stringMatching(/\+3% on each of 4 routes/) });
+    expect(plannedSamples({ ...gate, rules: [{ compareErrors: {} }] }, { weightPercent: 10, baselineErrorRate: 0.02 }).candidate).toBeGreaterThan(640);
     const metrics = { source: 'prometheus' as const, hops: { 'http-lb': { v1: counts(2700, 54), v2: counts(300, 12) } }, latency: {}, missing: [] };
     const v = judgeBundle(bundle([{ errorRate: { max: '5%' } }, { compareErrors: {} }], { metrics }, { plannedSamples: plan.candidate }));
     expect(v.outcome).toBe('inconclusive');

@@ -153,7 +153,7 @@ describe('gate on Prometheus evidence', () => {
 
   it('the gate command runs end to end on a spec file', async () => {
     const file = join(dir, 'spec.yaml');
-    writeFileSync(file, yaml.dump(spec({ rules: [{ errorRate: { max: '1%', version: 'stable' } }, { conservation: { hops: ['proxy-access-control', 'http-lb'] } }] })));
+    writeFileSync(file, yaml.dump(spec({ rules: [{ errorRate: { max: '5%', version: 'stable' } }, { conservation: { hops: ['proxy-access-control', 'http-lb'] } }] })));
     const r = await runCli(['gate', file, '--since', String(window.start), '--until', String(window.end), '--evidence-dir', dir]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -168,10 +168,11 @@ describe('direct scrape with counter deltas', () => {
     const baseline = await scrapeTargets([metricsUrl], { keep });
     traffic('v1', 100, 0, 20);
     traffic('v2', 100, 0, 20);
-    const s = spec({ metrics: { source: 'scrape', targets: [metricsUrl] }, rules: [{ split: {} }, { errorRate: { max: '1%' } }, { compareLatency: {} }] });
+    // 100 requests a version: enough to show a clean candidate below 10% and its median within 1.5× the stable one.
+    const s = spec({ metrics: { source: 'scrape', targets: [metricsUrl] }, rules: [{ split: {} }, { errorRate: { max: '10%' } }, { compareLatency: { detect: '50%' } }] });
     const run = await runGate(s, { window: { start: baseline.at, end: Date.now() }, endpoints: {}, candidateWeight: 50, scrapeBaseline: baseline, evidenceDir: dir });
     expect(run.bundle.evidence.metrics!.hops['http-lb'].v2.requests).toBe(100);
-    expect(run.verdict.results.map((r) => r.outcome)).toEqual(["pass", "pass", "pass"]);
+    expect(run.verdict.results.map((r) => r.outcome)).toEqual(['pass', 'pass', 'pass']);
   });
 });
 

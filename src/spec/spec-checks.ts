@@ -103,3 +103,23 @@ export function budgetProblems(gate: { alpha?: string | number; rules?: unknown 
   const shares = explicit.map((x) => `rules[${x.i}].${x.kind} ${+(x.a! * 100).toPrecision(3)}%`).join(', ');
   return [{ file, path: 'gate.alpha', message: `the rules' own alpha (and split confidence) add up to ${+(sum * 100).toPrecision(3)}% (${shares}), more than gate.alpha ${+(total * 100).toPrecision(3)}%: raise gate.alpha, lower them, or drop them and let gate.alpha be split by alphaWeight` }];
 }
+
+/** A rule's detect size must lie above its tolerance (maxIncrease), or a healthy canary could never pass it. */
+export function detectProblems(rules: unknown, file?: string): InputProblem[] {
+  const pct = (v: unknown) => (typeof v === 'string' && /^\d+(\.\d+)?%$/.test(v) ? Number(v.slice(0, -1)) / 100 : undefined);
+  const out: InputProblem[] = [];
+  list(rules).forEach((rule, i) => {
+    const r = obj(rule);
+    const kind = r ? Object.keys(r)[0] : undefined;
+    const body = kind ? obj(r![kind]) : undefined;
+    if (!body || !['compareErrors', 'compareLatency', 'tail'].includes(kind!)) return;
+    const detect = pct(body.detect);
+    const tolerance = pct(body.maxIncrease) ?? 0;
+    for (const [field, value] of [['detect', detect], ['routeDetect', pct(body.routeDetect)]] as const) {
+      if (value !== undefined && value <= tolerance) {
+        out.push({ file, path: `gate.rules[${i}].${kind}.${field}`, message: `expected a regression size above maxIncrease ${body.maxIncrease ?? '0%'} (the rule passes once a regression this large is ruled out; at or below the tolerance no healthy canary could pass), found ${String(body[field])}` });
+      }
+    }
+  });
+  return out;
+}

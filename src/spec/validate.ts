@@ -4,7 +4,7 @@ import { validateAgainst, joinPath } from '../util/schema.js';
 import { didYouMean } from '../util/suggest.js';
 import { parseDurationMs, formatDuration } from '../util/units.js';
 import { planDocumentProblems } from './load-plan-schema.js';
-import { boundsProblems, budgetProblems, planFileProblems, referencedFileProblem } from './spec-checks.js';
+import { boundsProblems, budgetProblems, detectProblems, planFileProblems, referencedFileProblem } from './spec-checks.js';
 import { gateRuleSchemas, releaseSpecSchema, triggerSchemas } from './schema.js';
 import type { CanaryStrategy, ReleaseSpec } from './types.js';
 
@@ -141,7 +141,7 @@ export function validateSpec(doc: unknown, file?: string, dir?: string): InputPr
     if (!m.headers && !m.cookie) problems.push({ file, path: `strategy.abTest.match[${i}]`, message: 'give "headers" or "cookie"' });
   });
   checkWindows(spec, file, problems);
-  if (spec.gate) problems.push(...budgetProblems(spec.gate, file));
+  if (spec.gate) problems.push(...budgetProblems(spec.gate, file), ...detectProblems(spec.gate.rules, file));
   if (spec.load) {
     if (typeof spec.load.plan === 'string') problems.push(...planFileProblems(spec.load.plan, resolve(dir ?? '.', spec.load.plan), file));
     else problems.push(...planDocumentProblems(spec.load.plan, file, 'load.plan'));

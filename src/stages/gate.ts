@@ -3,10 +3,12 @@
  * (a scrape snapshot when metrics are scraped directly), closed by the gate or by a split observation.
  */
 import { exitCodeForOutcome } from '../contract/index.js';
-import { metricsProviderFor, requestsByVersion, type MetricsWindow } from '../metrics/index.js';
+import { gateQueries, metricsProviderFor, requestsByVersion, type MetricsWindow } from '../metrics/index.js';
 import type { Platform, PlatformEndpoints } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
-import { checkSplit, runGate, type GateRun } from '../validators/index.js';
+import { checkSplit, runGate, type GateRun, type Look } from '../validators/index.js';
+import { metricEvidence } from '../validators/metrics.js';
+import { lookOf } from '../validators/sequential/looks.js';
 import type { LoadRunResult } from '../jmeter/types.js';
 import { writeGateHtml } from '../reports/index.js';
 
@@ -24,8 +26,11 @@ export interface GateStageOptions {
   load?: LoadRunResult;
   candidateWeight?: number;
   evidenceDir?: string;
-  /** Candidate requests the step's window was sized for: below it statistical rules are inconclusive. */
+  /** Candidate requests the step's plan expects (the sequential tests are tuned for it). */
   plannedSamples?: number;
+  /** The looks taken while the window was open, and its shortest length: the bundle keeps them for replay. */
+  sequence?: Look[];
+  minWindowMs?: number;
 }
 
 export async function runGateStage(platform: Platform, spec: ReleaseSpec, opts: GateStageOptions): Promise<GateRun & { exitCode: number; reportPath?: string }> {
@@ -37,6 +42,8 @@ export async function runGateStage(platform: Platform, spec: ReleaseSpec, opts: 
     evidenceDir: opts.evidenceDir,
     scrapeBaseline: opts.window.baseline,
     plannedSamples: opts.plannedSamples,
+    sequence: opts.sequence,
+    minWindowMs: opts.minWindowMs,
   });
   const exitCode = exitCodeForOutcome(run.verdict.outcome);
   // The gate report beside the bundle (same name, .html); a report that cannot be written never changes the verdict.
@@ -63,6 +70,20 @@ export async function observeSplit(spec: ReleaseSpec, endpoints: PlatformEndpoin
   if (!provider) return { stable: 0, candidate: 0 };
   const byVersion = await requestsByVersion(provider, w, Date.now(), spec.service.name, { settle: opts.settle });
   return { stable: byVersion[spec.service.stable] ?? 0, candidate: byVersion[spec.service.candidate] ?? 0 };
+}
+
+/** One look at the gated service while its window is open: counts and histograms since the window opened. */
+export async function takeLook(spec: ReleaseSpec, endpoints: PlatformEndpoints, w: WindowStart): Promise<Look | undefined> {
+  const provider = metricsProviderFor(spec.gate, endpoints);
+  if (!provider) return undefined;
+  const inc = await provider.increases(w, Date.now(), gateQueries(spec.service.name), { settle: false });
+  const source = provider.source === 'prometheus' ? 'prometheus' : 'scrape';
+  return lookOf(metricEvidence(source, inc, spec.service.name), spec.service.name, Date.now());
+}
+
+/** How often the window is looked at: the metrics backend's scrape interval, or every second for a direct scrape. */
+export function lookCadenceMs(spec: ReleaseSpec, endpoints: PlatformEndpoints): number {
+  return metricsProviderFor(spec.gate, endpoints)?.scrapeIntervalMs ?? 1000;
 }
 
 export { checkSplit };

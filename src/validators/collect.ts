@@ -7,12 +7,10 @@ import { collectL4Evidence } from '../clovisor/index.js';
 import { CloverError } from '../util/errors.js';
 import { createJaegerClient, forEachTrace } from '../services/jaeger.js';
 import { openVisibilityStore } from '../services/redis.js';
-import { parsePercent } from '../util/units.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import { gateQueries, metricsProviderFor, metricsSourceOf } from '../metrics/index.js';
-import { DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_MAX_ROUTES, rateOf } from './budget.js';
+import { gateSettings } from './sequential/looks.js';
 import { metricEvidence } from './metrics.js';
-import { DEFAULT_MIN_SAMPLES } from './sample-size.js';
 import { createTraceFolder } from './traces.js';
 import type { EvidenceBundle, GateContext, LoadEvidence, LoadRunResultLike, SourceRecord } from './types.js';
 
@@ -46,14 +44,8 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
     service: { name: spec.service.name, namespace: spec.service.namespace, stable: spec.service.stable, candidate: spec.service.candidate },
     window: { ...ctx.window },
     candidateWeight: ctx.candidateWeight,
-    minSamples: spec.gate?.minSamples ?? DEFAULT_MIN_SAMPLES,
     plannedSamples: ctx.plannedSamples,
-    traceSampling: spec.gate?.traceSampling === undefined ? undefined : parsePercent(spec.gate.traceSampling),
-    rules: spec.gate?.rules ?? [],
-    alpha: rateOf(spec.gate?.alpha, DEFAULT_ALPHA),
-    beta: rateOf(spec.gate?.beta, DEFAULT_BETA),
-    maxRoutes: spec.gate?.maxRoutes ?? DEFAULT_MAX_ROUTES,
-    minRouteSamples: spec.gate?.minRouteSamples,
+    ...gateSettings(spec),
     minWindowMs: ctx.minWindowMs,
     sequence: ctx.sequence,
     requireL4: ctx.requireL4,

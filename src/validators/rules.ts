@@ -31,7 +31,7 @@ export function checkSplit(counts: { stable: number; candidate: number }, weight
   const w = weightPercent / 100;
   if (!n) return { outcome: 'inconclusive', share, interval, reason: 'no requests observed' };
   const inside = w >= interval.low && w <= interval.high;
-  const ci = `${pct(interval.low)}..${pct(interval.high)} at ${confidence * 100}% confidence`;
+  const ci = `${pct(interval.low)}..${pct(interval.high)} at ${+(confidence * 100).toPrecision(4)}% confidence`;
   return {
     outcome: inside ? 'pass' : 'fail',
     share,
@@ -44,7 +44,7 @@ export function checkSplit(counts: { stable: number; candidate: number }, weight
 
 function split(b: EvidenceBundle, r: Body<'split'>, share?: number): Partial {
   const conf = r.confidence ?? (share !== undefined ? 1 - share : 0.999);
-  const expected = b.candidateWeight === undefined ? 'candidate share = configured weight' : `candidate share = ${b.candidateWeight}% (binomial interval, ${conf * 100}%)`;
+  const expected = b.candidateWeight === undefined ? 'candidate share = configured weight' : `candidate share = ${b.candidateWeight}% (binomial interval, ${+(conf * 100).toPrecision(4)}%)`;
   const vc = versionCounts(b);
   if (!vc.ok) return { outcome: vc.outcome, observed: 'n/a', expected, source: vc.source, reason: vc.reason };
   const stable = (vc.value[b.service.stable] ?? empty).requests;

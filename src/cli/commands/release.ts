@@ -34,11 +34,14 @@ function liveView(): (e: ReleaseProgress) => void {
         steps = e.steps;
         note(`release ${e.release}: ${e.strategy}, ${steps.map((s) => `${s.kind} ${s.weight}%`).join(' → ')}${e.resumed ? ` — resuming at ${e.state.phase}, step ${e.state.step + 1}` : ''}`);
         for (const p of e.samples) {
-          note(`  ${label(p.step)}: needs ${p.candidate} candidate requests${p.total !== undefined ? ` (${p.total} in total)` : ''}; window ${formatDuration(p.windowMs)}, growing up to ${formatDuration(p.maxWindowMs)} until then`);
+          note(`  ${label(p.step)}: a healthy canary decides after ~${p.candidate} candidate requests${p.total !== undefined ? ` (${p.total} in total)` : ''}; window ${formatDuration(p.windowMs)} at least (a regression fails it sooner), up to ${formatDuration(p.maxWindowMs)} until the rules decide`);
         }
         break;
       case 'window':
-        if (e.closed) note(`${label(e.step)}: window closed after ${formatDuration(e.elapsedMs)} with ${e.observed} of ${e.planned} planned candidate requests`);
+        if (e.closed) {
+          const rate = e.elapsedMs > 0 ? (e.observed * 1000) / e.elapsedMs : 0;
+          note(`${label(e.step)}: window closed after ${formatDuration(e.elapsedMs)} with ${e.observed} candidate requests (${rate.toFixed(1)}/s; plan ~${e.planned}): ${e.decision ? `the rules decided ${e.decision.toUpperCase()}` : 'no decision yet at the longest window'}`);
+        }
         break;
       case 'ready':
         note(`waiting for ${e.workload}: ${e.message}`);

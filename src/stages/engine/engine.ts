@@ -34,6 +34,7 @@ import { InterruptedError, InvalidInputError } from '../../util/errors.js';
 import { sleep } from '../../util/retry.js';
 import { resolve } from 'node:path';
 import { canObserveSplit, observeSplit, openWindow, runGateStage } from '../gate.js';
+import { watchWindow } from './window.js';
 import { runLoadStage } from '../load.js';
 import { waitUntilReady } from './readiness.js';
 import type { AnalysisResult, EngineOptions, LoadWindow, ReleaseProgress, StepSamplePlan } from './types.js';
@@ -210,9 +211,10 @@ export class ReleaseEngine {
 
   /**
    * Send the spec's load for step `k`'s window (or observe for the window when the spec has no load); the
-   * window is what `analyze` judges. The window lasts the plan's window at least and grows — bounded by the
-   * step's maxWindow — until the candidate has the requests the rules need: a slow machine gets a longer
-   * window, never an inconclusive verdict for lack of samples. `windowMs` fixes the window (by hand only).
+   * window is what `analyze` judges. While it is open the sequential gate looks at every scrape (window.ts): it
+   * closes at the first decision — a fail at any look, a pass once the plan's window is reached — or at the
+   * step's maxWindow, so a busy machine gets a longer window, and an obvious regression a short one. `windowMs`
+   * fixes the window (by hand only): it then runs its length.
    */
   async runLoad(k: number, opts: { windowMs?: number } = {}): Promise<LoadWindow> {
     this.checkStep(k);
@@ -221,10 +223,9 @@ export class ReleaseEngine {
     const step = this.plan.steps[k];
     const minMs = opts.windowMs ?? step.windowMs;
     const endpoints = this.platform.endpoints();
-    const planned = opts.windowMs === undefined && canObserveSplit(this.spec, endpoints) ? this.plannedSamples(k)?.candidate : undefined;
-    const maxMs = planned ? Math.max(minMs, step.maxWindowMs) : minMs;
+    const planned = canObserveSplit(this.spec, endpoints) ? this.plannedSamples(k)?.candidate : undefined;
+    const maxMs = planned && opts.windowMs === undefined ? Math.max(minMs, step.maxWindowMs) : minMs;
     const window = await openWindow(this.spec, endpoints);
-    const t0 = Date.now();
     // The load runs for the longest window; it is stopped as soon as the evidence is there.
     const stop = new AbortController();
     const onAbort = () => stop.abort(this.opts.signal?.reason);
@@ -239,21 +240,17 @@ export class ReleaseEngine {
           onProgress: (p) => this.emit({ type: 'load', step: k, ...p }),
         }).finally(() => (loadDone = true))
       : undefined;
-    let observed: number | undefined;
     try {
-      const waitOrEnd = (ms: number) => Promise.race([sleep(ms, stop.signal).catch(() => undefined), load?.catch(() => undefined)]);
-      await waitOrEnd(minMs);
-      while (planned !== undefined && !stop.signal.aborted && !loadDone) {
-        observed = (await observeSplit(this.spec, endpoints, window, { settle: false })).candidate;
-        const elapsedMs = Date.now() - t0;
-        const closed = observed >= planned || elapsedMs >= maxMs;
-        this.emit({ type: 'window', step: k, planned, observed, elapsedMs, closed });
-        if (closed) break;
-        await waitOrEnd(Math.min(1000, maxMs - elapsedMs));
-      }
+      const waitOrEnd = (ms: number) => Promise.race([sleep(ms, stop.signal).catch(() => undefined), load?.catch(() => undefined)]).then(() => undefined);
+      const weighted = step.kind === 'weight' || step.kind === 'switch';
+      const watched = await watchWindow(this.specForStep(k), endpoints, { step: k, window, minMs, maxMs, early: opts.windowMs === undefined, candidateWeight: weighted ? step.weight : undefined, plannedSamples: planned }, canObserveSplit(this.spec, endpoints), {
+        wait: waitOrEnd,
+        stopped: () => stop.signal.aborted || loadDone,
+        emit: this.emit,
+      });
       if (!stop.signal.aborted) stop.abort(new Error('the analysis window is complete'));
       const r = await load;
-      return { step: k, window, end: Date.now(), load: r?.load, plannedSamples: planned, observedSamples: observed };
+      return { step: k, window, end: Date.now(), load: r?.load, plannedSamples: planned, observedSamples: watched.observed, sequence: watched.looks, minWindowMs: minMs };
     } finally {
       this.opts.signal?.removeEventListener('abort', onAbort);
       if (!stop.signal.aborted) stop.abort(new Error('the analysis window is complete'));
@@ -287,12 +284,17 @@ export class ReleaseEngine {
     }
   }
 
+  /** The spec a step is judged with: a mirror window only by the rules that can judge copies. */
+  private specForStep(k: number): ReleaseSpec {
+    const step = this.plan.steps[k];
+    return step.kind === 'mirror' && this.spec.gate ? { ...this.spec, gate: { ...this.spec.gate, rules: rulesForStep(this.spec.gate.rules, step) } } : this.spec;
+  }
+
   private async judge(k: number, w: LoadWindow): Promise<AnalysisResult> {
     const step = this.plan.steps[k];
     const weighted = step.kind === 'weight' || step.kind === 'switch';
-    // A mirror window is judged only by the rules that can judge copies.
-    const spec = step.kind === 'mirror' && this.spec.gate ? { ...this.spec, gate: { ...this.spec.gate, rules: rulesForStep(this.spec.gate.rules, step) } } : this.spec;
-    const gate = await runGateStage(this.platform, spec, { window: w.window, end: w.end, load: w.load, candidateWeight: weighted ? step.weight : undefined, evidenceDir: this.opts.evidenceDir, plannedSamples: w.plannedSamples });
+    const spec = this.specForStep(k);
+    const gate = await runGateStage(this.platform, spec, { window: w.window, end: w.end, load: w.load, candidateWeight: weighted ? step.weight : undefined, evidenceDir: this.opts.evidenceDir, plannedSamples: w.plannedSamples, sequence: w.sequence, minWindowMs: w.minWindowMs });
     const v = gate.verdict;
     this.emit({ type: 'verdict', step: k, outcome: v.outcome, summary: v.summary, bundlePath: gate.bundlePath });
     const base = { bundlePath: gate.bundlePath, results: v.results.map((r) => ({ rule: r.rule, outcome: r.outcome, observed: r.observed, expected: r.expected, source: r.source, reason: r.reason })) };

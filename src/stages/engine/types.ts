@@ -5,7 +5,7 @@ import type { WindowStart } from '../gate.js';
 /** What the engine tells a host while it works (the CLI prints it; the stage server turns it into progress). */
 export type ReleaseProgress =
   | { type: 'start'; release: string; strategy: string; steps: Array<{ kind: string; weight: number }>; resumed: boolean; state: ReleaseState; samples: StepSamplePlan[] }
-  | { type: 'window'; step: number; planned: number; observed: number; elapsedMs: number; closed: boolean }
+  | { type: 'window'; step: number; planned: number; observed: number; elapsedMs: number; closed: boolean; decision?: 'pass' | 'fail'; rules?: RuleProgress[] }
   | { type: 'ready'; workload: string; message: string }
   | { type: 'shift'; step: number; weight: number; ms: number }
   | { type: 'load'; step: number; sent: number; errors: number; elapsedS: number }
@@ -17,6 +17,13 @@ export type ReleaseProgress =
   | { type: 'rollback'; ms: number; reason?: string; observed?: { stable: number; candidate: number }; check?: ReleaseState['rollbackCheck'] }
   | { type: 'state'; state: ReleaseState };
 
+/** Where one statistical rule stands while the window is open (index into gate.rules). */
+export interface RuleProgress {
+  rule: number;
+  kind: string;
+  state: 'pass' | 'fail' | 'open';
+}
+
 /** One analysis window: when it opened, what the load sent, when it closed. Kept between a load and a gate stage. */
 export interface LoadWindow {
   step: number;
@@ -27,6 +34,9 @@ export interface LoadWindow {
   plannedSamples?: number;
   /** Candidate requests seen when the window closed (when they were observed). */
   observedSamples?: number;
+  /** The looks the sequential gate took while the window was open, and the window's shortest length. */
+  sequence?: import('../../validators/index.js').Look[];
+  minWindowMs?: number;
 }
 
 /** What one step's analysis needs, printed before traffic moves. */
