@@ -41,8 +41,8 @@ function spec(): ReleaseSpec {
       rules: [
         { conservation: { hops: ['proxy-access-control', 'http-lb'], tolerance: 0 } },
         { split: { confidence: 0.999 } },
-        { errorRate: { max: '5%' } },
-        { compareErrors: { detect: '5%' } },
+        { errorRate: { max: '10%' } },
+        { compareErrors: { detect: '10%' } },
       ],
     },
   };

@@ -121,8 +121,9 @@ describe('gate on Prometheus evidence', () => {
     expect(by.compareLatency.source).toContain('istio_request_duration_milliseconds');
     expect(run.verdict.outcome).toBe('fail');
     const queries = run.bundle.sources[0].queries;
-    // Four counters (requests, duration buckets, sums, counts), each read at the window start and end.
-    expect(queries.length).toBe(8);
+    // Four counters (requests, duration buckets, sums, counts), each read at the window start and end, and the
+    // scrape times at both edges (earliest and latest): the interval the counts cover.
+    expect(queries.length).toBe(12);
     expect(queries[0].query).toContain('istio_requests_total{reporter="destination"}');
   });
 

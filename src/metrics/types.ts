@@ -26,6 +26,17 @@ export interface IncreaseOptions {
   onNote?: (m: string) => void;
   /** Wait until the backend has seen past `end` (default true); false reads what it has now. */
   settle?: boolean;
+  /**
+   * Told the interval the increases actually cover (epoch ms): when the two snapshots were taken, and how
+   * uncertain each edge is. Other sources (traces, the load) are bounded by it.
+   */
+  onInterval?: (i: CoveredInterval) => void;
+}
+
+export interface CoveredInterval {
+  start: number;
+  end: number;
+  uncertaintyMs: number;
 }
 
 /**

@@ -13,7 +13,9 @@ export interface ScrapedSeries {
 }
 
 export interface ScrapeSnapshot {
+  /** When the first request was sent and the last answer received (epoch ms): the counters were read in between. */
   at: number;
+  receivedAt?: number;
   targets: string[];
   series: ScrapedSeries[];
 }
@@ -84,7 +86,7 @@ export async function scrapeTargets(targets: string[], opts: { keep?: (name: str
     );
     series.push(...parseExposition(text, opts.keep));
   }
-  return { at, targets, series };
+  return { at, receivedAt: Date.now(), targets, series };
 }
 
 const keyOf = (s: ScrapedSeries) =>
@@ -112,4 +114,10 @@ export function counterDeltas(before: ScrapeSnapshot | undefined, after: ScrapeS
     out.push({ ...s, value: s.value >= b ? s.value - b : s.value });
   }
   return out;
+}
+
+/** The instant a snapshot stands for, and how far off it may be: the middle of its requests, ± half their length. */
+export function snapshotInstant(s: ScrapeSnapshot): { at: number; uncertaintyMs: number } {
+  const until = s.receivedAt ?? s.at;
+  return { at: (s.at + until) / 2, uncertaintyMs: (until - s.at) / 2 };
 }

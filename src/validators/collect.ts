@@ -8,7 +8,7 @@ import { CloverError } from '../util/errors.js';
 import { createJaegerClient, forEachTrace } from '../services/jaeger.js';
 import { openVisibilityStore } from '../services/redis.js';
 import type { ReleaseSpec } from '../spec/types.js';
-import { gateQueries, metricsProviderFor, metricsSourceOf } from '../metrics/index.js';
+import { gateQueries, metricsProviderFor, metricsSourceOf, type CoveredInterval } from '../metrics/index.js';
 import { gateSettings } from './sequential/looks.js';
 import { metricEvidence } from './metrics.js';
 import { createTraceFolder } from './traces.js';
@@ -64,8 +64,10 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
       rec.queries.push({ query: 'snapshot at window start', at: Date.now(), ok: false, result: 'no snapshot was taken at window start; a direct scrape can only measure a window it watched' });
     } else {
       try {
-        const inc = await provider.increases({ start: ctx.window.start, baseline: ctx.scrapeBaseline }, ctx.window.end, gateQueries(spec.service.name), { log: rec.queries, onNote: ctx.onNote });
+        let interval: CoveredInterval | undefined;
+        const inc = await provider.increases({ start: ctx.window.start, baseline: ctx.scrapeBaseline }, ctx.window.end, gateQueries(spec.service.name), { log: rec.queries, onNote: ctx.onNote, onInterval: (i) => (interval = i) });
         const evidence = metricEvidence(metricsSource === 'prometheus' ? 'prometheus' : 'scrape', inc, spec.service.name, { loadRunId: ctx.load?.runId });
+        if (interval) evidence.interval = { start: Math.round(interval.start), end: Math.round(interval.end), uncertaintyMs: +interval.uncertaintyMs.toFixed(1) };
         bundle.evidence.metrics = provider.scrapeIntervalMs !== undefined ? { ...evidence, scrapeIntervalMs: provider.scrapeIntervalMs } : evidence;
       } catch (err) {
         Object.assign(rec, { status: 'down', error: message(err) });
@@ -83,11 +85,15 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
     try {
       const jaeger = createJaegerClient(jaegerUrl, { log: rec.queries });
       tracingServices = await jaeger.services();
-      folder = createTraceFolder({ service: spec.service.name, versions: [spec.service.stable, spec.service.candidate], window: ctx.window, hops, loadRunId: ctx.load?.runId });
+      // The same interval as the metric counts: the instants their snapshots were actually taken.
+      const covered = bundle.evidence.metrics?.interval;
+      const span = covered && covered.end > covered.start ? { start: covered.start, end: covered.end } : ctx.window;
+      folder = createTraceFolder({ service: spec.service.name, versions: [spec.service.stable, spec.service.candidate], window: span, hops, loadRunId: ctx.load?.runId });
       // Query the first hop (the root of every request) so lost requests still show as root spans.
       const root = hops?.[0] ?? spec.service.name;
-      await forEachTrace(jaeger, { service: root, startMs: ctx.window.start, endMs: ctx.window.end }, (t) => folder!.add(t));
+      const stats = await forEachTrace(jaeger, { service: root, startMs: span.start, endMs: span.end }, (t) => folder!.add(t));
       bundle.evidence.traces = folder.evidence();
+      if (stats.incomplete) bundle.evidence.traces.incomplete = stats.incomplete;
     } catch (err) {
       Object.assign(rec, { status: 'down', error: message(err) });
       folder = undefined;

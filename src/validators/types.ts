@@ -80,6 +80,12 @@ export interface MetricEvidence {
   hopLatencyMs?: Record<string, number>;
   /** Prometheus' scrape interval: hops scraped at different phases count slightly shifted windows. */
   scrapeIntervalMs?: number;
+  /**
+   * The interval the counts cover (epoch ms): when the snapshots were actually taken (a direct scrape's requests,
+   * Prometheus' scrape timestamps), and how uncertain each edge is (a snapshot's duration, the spread of scrape
+   * times). Traces are queried over exactly this interval.
+   */
+  interval?: { start: number; end: number; uncertaintyMs: number };
 }
 
 /** A row of the request table built from traces: root requests grouped by what the rules select on. */
@@ -109,6 +115,8 @@ export interface TraceEvidence {
   taggedRootSpans?: number;
   /** Spans at the gated service by route (URL path) and version. */
   routes?: Record<string, Record<string, VersionCounts>>;
+  /** The trace store said it could not return every span of the window (Jaeger's `errors`, e.g. evicted spans). */
+  incomplete?: string;
 }
 
 /** What the load generator reported (contract [B] LoadSummary, reduced to what rules read). */
