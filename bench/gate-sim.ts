@@ -208,6 +208,7 @@ console.log(
   `\naverage correct: fixed ${pct(avg(0))}, flagger ${pct(avg(1))}, kayenta ${pct(avg(2))}, sequential ${pct(avg(3))}\n`,
 );
 const healthy = rows.filter((r) => r.s.truth === 'healthy');
+const EXACT = new Set(['conservation', 'split']);
 const bad = rows.filter((r) => r.s.truth === 'bad');
 const checks: Array<[string, boolean]> = [
   ...healthy.map(
@@ -238,13 +239,16 @@ const checks: Array<[string, boolean]> = [
         boolean,
       ],
   ),
-  ...bad.map(
-    (r) =>
-      [
-        `sequential median candidate requests to fail ≤ ½ of the fixed window's: ${r.s.name} ${Math.round(median(r.seqCandidates))} vs ${(r.s.candidates ?? 2000) / 2}`,
-        median(r.seqCandidates) <= (r.s.candidates ?? 2000) / 2,
-      ] as [string, boolean],
-  ),
+  // Conservation and split are exact counts judged when the window closes: their regressions are found then.
+  ...bad
+    .filter((r) => Object.keys(r.fired).some((k) => !EXACT.has(k)))
+    .map(
+      (r) =>
+        [
+          `sequential median candidate requests to fail ≤ ½ of the fixed window's: ${r.s.name} ${Math.round(median(r.seqCandidates))} vs ${(r.s.candidates ?? 2000) / 2}`,
+          median(r.seqCandidates) <= (r.s.candidates ?? 2000) / 2,
+        ] as [string, boolean],
+    ),
   ...rows
     .filter((r) => r.s.truth === 'never-pass')
     .map(

@@ -13,6 +13,11 @@ import {
   splitConfidence,
 } from '../src/validators/index.js';
 import { validateSpec } from '../src/spec/validate.js';
+import { planWarnings } from '../src/validators/sample-size.js';
+import { runCli } from './helpers/cli.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SPEC_TEMPLATE } from '../src/spec/init-template.js';
 import type { GateRule } from '../src/spec/types.js';
 import type { EvidenceBundle, VersionCounts } from '../src/validators/types.js';
@@ -123,6 +128,20 @@ describe('spec validation of the budget', () => {
     expect(problems.map((p) => p.path)).toEqual(['gate.rules[0].compareLatency.detect', 'gate.rules[1].compareErrors.routeDetect']);
     expect(problems[0].message).toMatch(/expected a regression size above maxIncrease 20% .* found 20%/);
   });
+
+  it('warns when a step cannot decide within maxWindow at the request rate the spec states', async () => {
+    const rules: GateRule[] = [{ compareErrors: { perRoute: true } }, { tail: { percentiles: [99] } }];
+    const warnings = planWarnings({ requestRate: '10/s', maxWindow: '5m', rules }, [{ weight: 10, windowMs: 60_000 }, { weight: 50, windowMs: 60_000 }]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^step 10%: a healthy canary needs ~\d+ candidate requests \(.*\); at 10\/s × 10% that takes \d+s, more than maxWindow 5m: it will end inconclusive/);
+    expect(planWarnings({ rules }, [{ weight: 10, windowMs: 60_000 }])).toEqual([]);
+    const dir = mkdtempSync(join(tmpdir(), 'plan-warn-'));
+    const file = join(dir, 'r.yaml');
+    writeFileSync(file, JSON.stringify(spec({ requestRate: '5/s', maxWindow: '5m', rules })));
+    const r = await runCli(['spec', 'validate', file]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/warning: step 10%: a healthy canary needs/);
+  }, 60_000);
 
   it('the spec init template states its budget and is valid', () => {
     const doc = yaml.load(SPEC_TEMPLATE) as { gate: { alpha: string; rules: GateRule[] } };

@@ -14,6 +14,7 @@ import { compareProportions } from '../src/validators/stats.js';
 import type { GateRule } from '../src/spec/types.js';
 import type { Look } from '../src/validators/types.js';
 import { judgeBundle } from '../src/validators/verdict.js';
+import { gateHtml } from '../src/reports/index.js';
 import {
   BUCKETS,
   mulberry32,
@@ -291,6 +292,22 @@ describe('the sequential gate', () => {
     expect(compare.reason).toMatch(
       /^v2 has more errors than v1 on \/, beyond chance \d+(\.\d)?s into the window \(evidence/,
     );
+  });
+
+  it('the gate report draws each test over the window against its thresholds and marks the decision', () => {
+    const { bundle } = run('errors +2% on 2%', 60_002);
+    const v = judgeBundle(bundle);
+    const html = gateHtml(bundle, v);
+    expect(html).toContain('id="panel-sequence"');
+    expect(html).toMatch(/Decided <strong>fail<\/strong> at look \d+ of \d+, [\d.]+s after the window opened/);
+    const data = JSON.parse(/<script type="application\/json" id="report-data">(.*?)<\/script>/s.exec(html)![1]);
+    const index = v.results.findIndex((r) => r.rule.startsWith('compareErrors'));
+    const chart = data.charts[`seq-${index}`];
+    expect(chart.x.length).toBe(bundle.sequence!.length);
+    expect(chart.series[0]).toMatchObject({ label: expect.stringMatching(/: fail evidence$/) });
+    expect(chart.series[0].y).toHaveLength(chart.x.length);
+    expect(chart.marks).toContainEqual(expect.objectContaining({ kind: 'vline', label: expect.stringMatching(/^decided fail at [\d.]+s$/) }));
+    expect(chart.marks).toContainEqual(expect.objectContaining({ kind: 'hline', label: expect.stringMatching(/^fail at ln\(1\/α\) = \d+\.\d/) }));
   });
 
   it('is inconclusive when the window ends before the evidence decides', () => {

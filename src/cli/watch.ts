@@ -9,7 +9,10 @@ import { exitCodeOf, isTerminal, type ReleaseState } from '../canary/index.js';
 import { metricsProviderFor } from '../metrics/index.js';
 import type { Platform } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
-import { observeSplit, openWindow, ReleaseEngine, releaseStatus } from '../stages/index.js';
+import { openWindow, ReleaseEngine, releaseStatus, takeLook } from '../stages/index.js';
+import { sequentialGateForSpec } from '../validators/sequential/looks.js';
+import type { SequentialGate } from '../validators/sequential/gate.js';
+import { describeRule } from '../validators/index.js';
 import { ExitCode } from '../util/errors.js';
 import { sleep } from '../util/retry.js';
 import { formatDuration } from '../util/units.js';
@@ -22,9 +25,17 @@ export interface WatchView {
   stepLabel?: string;
   weights: { stable: number; candidate: number };
   held?: boolean;
-  window?: { openedAt: number; minMs: number; maxMs: number; leftMs: number; planned?: number; observed?: number; sinceWatching?: boolean };
+  window?: { openedAt: number; minMs: number; maxMs: number; leftMs: number; planned?: number; observed?: number; sinceWatching?: boolean; rules?: RuleView[]; decision?: 'pass' | 'fail' };
   lastVerdict?: { step: number; outcome: string; summary: string };
   reason?: string;
+}
+
+/** Where one statistical rule stands in the running window, as this watch's own looks show it. */
+export interface RuleView {
+  rule: string;
+  state: 'pass' | 'fail' | 'open';
+  /** The undecided test closest to deciding: its evidence against its threshold. */
+  evidence?: { side: 'fail' | 'pass'; value: number; threshold: number };
 }
 
 export interface WatchOptions {
@@ -42,7 +53,32 @@ interface WindowTrack {
   openedAt: number;
   w?: Awaited<ReturnType<typeof openWindow>>;
   sinceWatching: boolean;
+  /** The same sequential gate the engine runs, fed with this watch's looks. */
+  gate?: SequentialGate;
 }
+
+/** Each judged rule's running state and the evidence of its test nearest a decision. */
+function ruleViews(spec: ReleaseSpec, gate: SequentialGate): RuleView[] {
+  return gate.handlers.map(({ index, handler }) => {
+    const failed = handler.tests.some((t) => t.failedAt !== undefined);
+    const passed = handler.tests.every((t) => t.passedAt !== undefined || !t.required);
+    const view: RuleView = { rule: describeRule(spec.gate!.rules[index]), state: failed ? 'fail' : passed ? 'pass' : 'open' };
+    if (view.state === 'open') {
+      const open = handler.tests.filter((t) => t.passedAt === undefined && t.required);
+      const last = (t: (typeof open)[number]) => t.trace[t.trace.length - 1];
+      const best = open.map((t) => ({ t, p: last(t) })).filter((x) => x.p && x.p.pass !== undefined && Number.isFinite(x.p.pass));
+      const worst = best.sort((a, b) => a.p!.pass! / a.t.passThreshold - b.p!.pass! / b.t.passThreshold)[0];
+      if (worst) view.evidence = { side: 'pass', value: worst.p!.pass!, threshold: worst.t.passThreshold };
+      else {
+        const f = open.map((t) => ({ t, p: last(t) })).filter((x) => x.p && Number.isFinite(x.p.fail)).sort((a, b) => b.p!.fail - a.p!.fail)[0];
+        if (f) view.evidence = { side: 'fail', value: f.p!.fail, threshold: f.t.failThreshold };
+      }
+    }
+    return view;
+  });
+}
+
+const ruleText = (r: RuleView) => `${r.rule.split(' ')[0]} ${r.state.toUpperCase()}${r.evidence ? ` (${r.evidence.side} evidence ${r.evidence.value.toFixed(1)}/${r.evidence.threshold.toFixed(1)})` : ''}`;
 
 function viewOf(spec: ReleaseSpec, st: Awaited<ReturnType<typeof releaseStatus>>, s: ReleaseState | undefined): WatchView {
   const plan = st.plan;
@@ -69,6 +105,7 @@ export function renderLine(v: WatchView, spec: ReleaseSpec): string {
     const full = w.planned !== undefined && (w.observed ?? 0) >= w.planned;
     parts.push(`window ${w.leftMs > 0 ? `${formatDuration(w.leftMs)} left` : full ? 'closing (samples in)' : `growing to ${formatDuration(w.maxMs)}`}`);
     if (w.planned !== undefined) parts.push(`samples ${w.sinceWatching ? '≥' : ''}${w.observed ?? '?'}/${w.planned}`);
+    if (w.rules?.length) parts.push(`rules ${w.rules.map((r) => `${r.rule.split(' ')[0]} ${r.state}`).join(', ')}`);
   }
   if (v.lastVerdict) parts.push(`last verdict step ${v.lastVerdict.step}: ${v.lastVerdict.outcome}`);
   return parts.join(' | ');
@@ -87,6 +124,10 @@ export function renderBlock(v: WatchView, spec: ReleaseSpec, now: number): strin
     const full = w.planned !== undefined && (w.observed ?? 0) >= w.planned;
     lines.push(`window   ${w.leftMs > 0 ? `${formatDuration(w.leftMs)} left of ${formatDuration(w.minMs)}` : full ? `past ${formatDuration(w.minMs)} with the samples in: closing` : `past ${formatDuration(w.minMs)}, growing until the samples are in (at most ${formatDuration(w.maxMs)})`}`);
     if (w.planned !== undefined) lines.push(`samples  ${w.sinceWatching ? 'at least ' : ''}${w.observed ?? '?'} of ${w.planned} planned candidate requests${w.sinceWatching ? ' (counted since watching)' : ''}`);
+    if (w.rules?.length) {
+      lines.push(`rules    ${w.decision ? `decided ${w.decision.toUpperCase()}` : 'deciding'} (this watch's own looks${w.sinceWatching ? ', since watching' : ''}):`);
+      for (const r of w.rules) lines.push(`           ${ruleText(r)}`);
+    }
   }
   lines.push(`verdict  ${v.lastVerdict ? `step ${v.lastVerdict.step}: ${v.lastVerdict.outcome.toUpperCase()} — ${v.lastVerdict.summary}` : '(none yet)'}`);
   if (v.reason) lines.push(`         ${v.reason}`);
@@ -111,8 +152,8 @@ export async function watchRelease(platform: Platform, spec: ReleaseSpec, o: Wat
       drawn = lines.length;
       return;
     }
-    // One line per change: the time left and the sample count alone do not make a change.
-    const key = JSON.stringify([v.phase, v.step, v.weights, v.held, v.lastVerdict, v.window?.openedAt, v.window && v.window.leftMs <= 0]);
+    // One line per change: the time left, the sample count and the evidence alone do not make a change.
+    const key = JSON.stringify([v.phase, v.step, v.weights, v.held, v.lastVerdict, v.window?.openedAt, v.window && v.window.leftMs <= 0, v.window?.rules?.map((r) => r.state)]);
     if (key !== lastKey) o.write(`${new Date(now()).toISOString()} ${renderLine(v, spec)}\n`);
     lastKey = key;
   };
@@ -134,14 +175,21 @@ export async function watchRelease(platform: Platform, spec: ReleaseSpec, o: Wat
             // Prometheus can count from the shift; a direct scrape only from its own snapshot (now).
             track.w = w.baseline ? w : { ...w, start: openedAt };
             track.sinceWatching = !!w.baseline && now() - openedAt > 2000;
+            const weighted = step.kind === 'weight' || step.kind === 'switch';
+            track.gate = spec.gate ? sequentialGateForSpec(spec, { candidateWeight: weighted ? step.weight : undefined, plannedSamples: planned.get(s.step), minWindowMs: step.windowMs, source: spec.gate.metrics?.source ?? 'metrics' }) : undefined;
           } catch {
             track.w = undefined;
           }
         }
       }
       let observed: number | undefined;
-      if (track.w) observed = await observeSplit(spec, endpoints, track.w, { settle: false }).then((c) => c.candidate, () => undefined);
+      const look = track.w ? await takeLook(spec, endpoints, track.w).catch(() => undefined) : undefined;
+      if (look) {
+        observed = look.versions[spec.service.candidate]?.requests ?? 0;
+        track.gate?.look(look, look.at - track.w!.start);
+      }
       v.window = { openedAt: track.openedAt, minMs: step.windowMs, maxMs: step.maxWindowMs, leftMs: Math.max(0, track.openedAt + step.windowMs - now()), planned: planned.get(s.step), observed, sinceWatching: track.sinceWatching };
+      if (track.gate) Object.assign(v.window, { rules: ruleViews(spec, track.gate), decision: track.gate.decision?.outcome });
     } else track = undefined;
     draw(v);
     if (s && (isTerminal(s) || s.held)) return s.held ? ExitCode.inconclusive : exitCodeOf(s);

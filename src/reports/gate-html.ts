@@ -7,6 +7,7 @@ import { formatDuration, parseDurationMs, parsePercent } from '../util/units.js'
 import { explainLines, type EvidenceBundle, type RuleResult, type Verdict } from '../validators/index.js';
 import { alignEcdfs, ecdfQuantile, interval, latencyEcdfs, routeCounts, rulePairs, versionCounts, type RulePair } from './gate-data.js';
 import { esc, page } from './page.js';
+import { sequencePicture } from './gate-sequence.js';
 import { barRows, COLORS, flowDiagram, intervalPlot, pctText, splitBar, type FlowHop, type IntervalRow } from './svg.js';
 
 const PANELS: Array<{ id: string; title: string; kinds: string[] }> = [
@@ -220,7 +221,8 @@ export function renderGateHtml(verdict: Verdict, b: EvidenceBundle, opts: { bund
 <div>${esc(b.service.name)}: <span style="color:${COLORS.stable}">${esc(stable)}</span> → <span style="color:${COLORS.candidate}">${esc(candidate)}</span>${b.candidateWeight !== undefined ? ` at ${b.candidateWeight}%` : ''}; window ${esc(new Date(b.window.start).toISOString())} .. ${esc(new Date(b.window.end).toISOString())} (${esc(formatDuration(b.window.end - b.window.start))})${b.plannedSamples ? `; planned ${b.plannedSamples} candidate requests` : ''}</div>
 <div class="muted">sources: ${b.sources.map((s) => `${esc(s.name)} ${esc(s.status)}`).join(', ') || 'none'}${opts.bundleName ? ` · evidence <code>${esc(opts.bundleName)}</code>` : ''}</div>
 <p><strong>${esc(verdict.summary)}</strong></p>${down.map((s) => `<p class="rule error">${esc(s.name)} is down: ${esc(s.error ?? '')}</p>`).join('')}</header>`;
-  return page(`gate ${verdict.outcome} — ${b.release}`, head, summary + budget + sections.join('\n'), { charts: c.charts }, { nonce: opts.nonce });
+  const sequence = sequencePicture(verdict, b, c.charts);
+  return page(`gate ${verdict.outcome} — ${b.release}`, head, summary + sequence + budget + sections.join('\n'), { charts: c.charts }, { nonce: opts.nonce });
 }
 
 export type { RuleResult };

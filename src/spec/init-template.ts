@@ -40,7 +40,8 @@ gate:
   metrics: { source: prometheus, url: "http://prometheus.istio-system:9090", scrapeInterval: 15s }
   traceSampling: 1%               # share of requests the tracer keeps (Istio's default); root spans are then an estimate
   # Load requests carry x-clover-cd-load; apply deploy/sdc/telemetry.yaml so Istio labels them (and routes).
-  maxWindow: 5m                   # a window grows (from the step's window) until the rules have the requests they need
+  maxWindow: 5m                   # a window closes when the rules decide: a regression fails it early, a healthy canary passes at the step's window; at most this long
+  # requestRate: 50/s             # the service's usual traffic: spec validate warns when a step cannot decide within maxWindow at it
   onInconclusive: fail            # still inconclusive after that and maxInconclusive more windows: fail (roll back) or hold (keep the weight)
   alpha: 1%                       # false-alarm budget: the chance the gate fails a healthy canary, split over every statistical rule
                                   # (weighted Bonferroni; a rule's alphaWeight sets its part, its own alpha takes a fixed share)

@@ -7,7 +7,7 @@ import type { ReleaseSpec } from '../../spec/types.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { sleep } from '../../util/retry.js';
 import { formatDuration, parseDurationMs } from '../../util/units.js';
-import type { EvidenceBundle, Verdict } from '../../validators/types.js';
+import type { EvidenceBundle, Look, Verdict } from '../../validators/types.js';
 import { action, globalOptions } from '../context.js';
 import { checkOutputPaths } from '../output-paths.js';
 import { parseDurationFlag, parseIntegerFlag, parseUrlFlag } from '../flags.js';
@@ -161,16 +161,18 @@ Examples:
         if (opts.platform && !['sandbox', 'kubernetes'].includes(opts.platform)) throw new InvalidInputError(`--platform must be sandbox or kubernetes, got "${opts.platform}"`);
         const weight = opts.weight === undefined ? undefined : Number(String(opts.weight).replace(/%$/, ''));
         if (weight !== undefined && !(weight >= 0 && weight <= 100)) throw new InvalidInputError(`--weight must be a percentage from 0 to 100, got "${opts.weight}"`);
-        const [{ loadSpec }, { runGate }, { scrapeTargets }] = await Promise.all([
+        const [{ loadSpec }, { runGate }, { scrapeTargets, snapshotInstant }, { watchWindow }] = await Promise.all([
           import('../../spec/load.js'),
           import('../../validators/index.js'),
           import('../../services/scrape.js'),
+          import('../../stages/engine/window.js'),
         ]);
         const { spec } = loadSpec(file);
         const endpoints = await endpointsFor(opts);
         const source = metricSource(spec, endpoints);
         let window: { start: number; end: number };
         let scrapeBaseline: ScrapeSnapshot | undefined;
+        let looked: { sequence: Look[]; minWindowMs: number } | undefined;
         if (opts.since) {
           window = { start: parseTime(opts.since, '--since'), end: opts.until ? parseTime(opts.until, '--until') : Date.now() };
           if (window.end <= window.start) throw new InvalidInputError('--until must be after --since');
@@ -182,12 +184,16 @@ Examples:
             throw new InvalidInputError(`--window: ${(err as Error).message}`);
           }
           if (source === 'scrape') {
-            // A direct scrape can only measure a window it watches: snapshot now, wait, judge.
+            // A direct scrape can only measure a window it watches: snapshot now, look at every second (a
+            // regression ends the window at once), judge.
             const targets = spec.gate?.metrics?.targets ?? endpoints.scrapeTargets ?? [];
             scrapeBaseline = await scrapeTargets(targets, { keep: (n) => n.startsWith('istio_') });
             note(`watching ${targets.join(', ')} for ${formatDuration(ms)}`);
-            await sleep(ms);
-            window = { start: scrapeBaseline.at, end: Date.now() };
+            const start = snapshotInstant(scrapeBaseline).at;
+            const watched = await watchWindow(spec, endpoints, { step: 0, window: { start, baseline: scrapeBaseline }, minMs: ms, maxMs: ms, early: true, candidateWeight: weight }, true, { wait: (t) => sleep(t), stopped: () => false, emit: () => undefined });
+            if (watched.decision === 'fail') note(`the rules decided FAIL after ${watched.looks.length} look(s): the window ends early`);
+            looked = { sequence: watched.looks, minWindowMs: ms };
+            window = { start, end: Date.now() };
           } else {
             const end = Date.now();
             window = { start: end - ms, end };
@@ -202,6 +208,7 @@ Examples:
           clovisorUrl: opts.clovisor,
           redisUrl: opts.redis ?? process.env.CLOVER_CD_REDIS_URL,
           scrapeBaseline,
+          ...looked,
           onNote: note,
         });
         try {

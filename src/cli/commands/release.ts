@@ -27,6 +27,7 @@ async function engine() {
 function liveView(): (e: ReleaseProgress) => void {
   let lastLoad = 0;
   let steps: Array<{ kind: string; weight: number }> = [];
+  const paced = new Set<number>();
   const label = (i: number) => `step ${i + 1}/${steps.length} (${steps[i]?.kind} ${steps[i]?.weight}%)`;
   return (e) => {
     switch (e.type) {
@@ -38,6 +39,12 @@ function liveView(): (e: ReleaseProgress) => void {
         }
         break;
       case 'window':
+        if (!e.closed && !paced.has(e.step) && e.observed > 0 && e.elapsedMs >= 2000 && e.planned > 0) {
+          // Once the rate is known: when a healthy canary is expected to decide (a regression decides sooner).
+          paced.add(e.step);
+          const perS = (e.observed * 1000) / e.elapsedMs;
+          note(`${label(e.step)}: ${perS.toFixed(1)} candidate requests/s: a healthy canary decides in ~${formatDuration(Math.max(0, (e.planned / perS) * 1000 - e.elapsedMs))} more (plan ~${e.planned})`);
+        }
         if (e.closed) {
           const rate = e.elapsedMs > 0 ? (e.observed * 1000) / e.elapsedMs : 0;
           note(`${label(e.step)}: window closed after ${formatDuration(e.elapsedMs)} with ${e.observed} candidate requests (${rate.toFixed(1)}/s; plan ~${e.planned}): ${e.decision ? `the rules decided ${e.decision.toUpperCase()}` : 'no decision yet at the longest window'}`);

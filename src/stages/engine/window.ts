@@ -70,10 +70,11 @@ export async function watchWindow(
       // A look that cannot be taken is no evidence either way; the gate collects (and reports) the source at the end.
       look = undefined;
     }
-    const elapsedMs = Date.now() - start;
+    // The look's own time decides whether the window is over, so its last look is the one that reached its end.
+    const elapsedMs = look ? look.at - start : Date.now() - start;
     if (look) {
       out.looks.push(look);
-      const d = gate.look(look, look.at - start, elapsedMs >= plan.maxMs);
+      const d = gate.look(look, elapsedMs, elapsedMs >= plan.maxMs);
       out.observed = look.versions[spec.service.candidate]?.requests ?? 0;
       if (d) out.decision = d.outcome;
     }
