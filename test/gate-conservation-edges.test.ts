@@ -115,32 +115,37 @@ describe('snapshot instants known within a skew', () => {
 
   it("a direct scrape's window runs from the baseline snapshot to the end snapshot, as they were taken", async () => {
     let requests = 0;
+    let stamp = 0;
+    const stamped = { on: false };
     const server = createServer((_req, res) => {
       requests += 7;
-      res.end(
-        `istio_requests_total{reporter="destination",destination_service_name="http-lb",destination_version="v1",response_code="200"} ${requests}\n`,
-      );
+      stamp = Date.now();
+      const line = `istio_requests_total{reporter="destination",destination_service_name="http-lb",destination_version="v1",response_code="200"} ${requests}`;
+      res.end(`${line}${stamped.on ? ` ${stamp}` : ''}\n`);
     });
     servers.push(server);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`;
     const provider = scrapeProvider([url], ['istio_requests_total']);
+    const queries = [{ series: 'istio_requests_total', by: ['destination_version'] }];
+    // Without sample timestamps: the middle of each snapshot's request, ± half its round trip.
     const before = Date.now();
     const w = await provider.open();
     expect(w.start).toBeGreaterThanOrEqual(before);
     expect(w.start).toBeGreaterThanOrEqual(w.baseline!.at);
     expect(w.start).toBeLessThanOrEqual(w.baseline!.receivedAt!);
     let covered: { start: number; end: number; uncertaintyMs: number } | undefined;
-    const inc = await provider.increases(
-      w,
-      Date.now(),
-      [{ series: 'istio_requests_total', by: ['destination_version'] }],
-      { onInterval: (i) => (covered = i) },
-    );
+    const inc = await provider.increases(w, Date.now(), queries, { onInterval: (i) => (covered = i) });
     expect(inc).toEqual([{ name: 'istio_requests_total', labels: { destination_version: 'v1' }, value: 7 }]);
     expect(covered!.start).toBe(w.start);
     expect(covered!.end).toBeGreaterThanOrEqual(covered!.start);
-    expect(covered!.uncertaintyMs).toBeGreaterThanOrEqual(0);
+    // With them (as the sandbox writes): exactly the instants the counters were read.
+    stamped.on = true;
+    const w2 = await provider.open();
+    expect(w2.start).toBe(stamp);
+    const first = stamp;
+    await provider.increases(w2, Date.now(), queries, { onInterval: (i) => (covered = i) });
+    expect(covered).toEqual({ start: first, end: stamp, uncertaintyMs: 0 });
   });
 });
 

@@ -69,28 +69,33 @@ export class MeshTelemetry {
     observe(s.respSize, SIZE_BUCKETS, r.responseBytes);
   }
 
-  /** The Prometheus text exposition of every series. */
+  /**
+   * The Prometheus text exposition of every series. Every sample carries the instant it was read (the text is
+   * written in one synchronous pass, so all counters hold at that millisecond): a scraper learns exactly when its
+   * snapshot was taken, however long the request took.
+   */
   async metricsText(): Promise<string> {
+    const at = ` ${Date.now()}`;
     const out: string[] = ['# HELP istio_requests_total Requests processed by the mesh', '# TYPE istio_requests_total counter'];
-    for (const s of this.series.values()) out.push(`istio_requests_total{${s.labels}} ${s.count}`);
-    histogramText(out, 'istio_request_duration_milliseconds', 'Request duration in milliseconds', DURATION_BUCKETS, this.series, (s) => s.duration);
-    histogramText(out, 'istio_request_bytes', 'Request sizes', SIZE_BUCKETS, this.series, (s) => s.reqSize);
-    histogramText(out, 'istio_response_bytes', 'Response sizes', SIZE_BUCKETS, this.series, (s) => s.respSize);
+    for (const s of this.series.values()) out.push(`istio_requests_total{${s.labels}} ${s.count}${at}`);
+    histogramText(out, 'istio_request_duration_milliseconds', 'Request duration in milliseconds', DURATION_BUCKETS, this.series, (s) => s.duration, at);
+    histogramText(out, 'istio_request_bytes', 'Request sizes', SIZE_BUCKETS, this.series, (s) => s.reqSize, at);
+    histogramText(out, 'istio_response_bytes', 'Response sizes', SIZE_BUCKETS, this.series, (s) => s.respSize, at);
     return out.join('\n') + '\n';
   }
 }
 
-function histogramText(out: string[], name: string, help: string, bounds: number[], series: Map<string, Series>, pick: (s: Series) => Hist): void {
+function histogramText(out: string[], name: string, help: string, bounds: number[], series: Map<string, Series>, pick: (s: Series) => Hist, at: string): void {
   out.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
   for (const s of series.values()) {
     const h = pick(s);
     let cum = 0;
     for (let i = 0; i < bounds.length; i++) {
       cum += h.buckets[i];
-      out.push(`${name}_bucket{le="${bounds[i]}",${s.labels}} ${cum}`);
+      out.push(`${name}_bucket{le="${bounds[i]}",${s.labels}} ${cum}${at}`);
     }
     cum += h.buckets[bounds.length];
-    out.push(`${name}_bucket{le="+Inf",${s.labels}} ${cum}`, `${name}_sum{${s.labels}} ${h.sum}`, `${name}_count{${s.labels}} ${cum}`);
+    out.push(`${name}_bucket{le="+Inf",${s.labels}} ${cum}${at}`, `${name}_sum{${s.labels}} ${h.sum}${at}`, `${name}_count{${s.labels}} ${cum}${at}`);
   }
 }
 

@@ -39,7 +39,7 @@ function liveView(): (e: ReleaseProgress) => void {
         }
         break;
       case 'window':
-        if (!e.closed && !paced.has(e.step) && e.observed > 0 && e.elapsedMs >= 2000 && e.planned > 0) {
+        if (!e.closed && !paced.has(e.step) && e.observed >= 20 && e.elapsedMs >= 5000 && e.planned > 0) {
           // Once the rate is known: when a healthy canary is expected to decide (a regression decides sooner).
           paced.add(e.step);
           const perS = (e.observed * 1000) / e.elapsedMs;
