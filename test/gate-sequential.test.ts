@@ -299,15 +299,40 @@ describe('the sequential gate', () => {
     const v = judgeBundle(bundle);
     const html = gateHtml(bundle, v);
     expect(html).toContain('id="panel-sequence"');
-    expect(html).toMatch(/Decided <strong>fail<\/strong> at look \d+ of \d+, [\d.]+s after the window opened/);
-    const data = JSON.parse(/<script type="application\/json" id="report-data">(.*?)<\/script>/s.exec(html)![1]);
+    expect(html).toMatch(
+      /Decided <strong>fail<\/strong> at look \d+ of \d+, [\d.]+s after the window opened/,
+    );
+    const data = JSON.parse(
+      /<script type="application\/json" id="report-data">(.*?)<\/script>/s.exec(html)![1],
+    );
     const index = v.results.findIndex((r) => r.rule.startsWith('compareErrors'));
     const chart = data.charts[`seq-${index}`];
     expect(chart.x.length).toBe(bundle.sequence!.length);
     expect(chart.series[0]).toMatchObject({ label: expect.stringMatching(/: fail evidence$/) });
     expect(chart.series[0].y).toHaveLength(chart.x.length);
-    expect(chart.marks).toContainEqual(expect.objectContaining({ kind: 'vline', label: expect.stringMatching(/^decided fail at [\d.]+s$/) }));
-    expect(chart.marks).toContainEqual(expect.objectContaining({ kind: 'hline', label: expect.stringMatching(/^fail at ln\(1\/α\) = \d+\.\d/) }));
+    expect(chart.marks).toContainEqual(
+      expect.objectContaining({ kind: 'vline', label: expect.stringMatching(/^decided fail at [\d.]+s$/) }),
+    );
+    expect(chart.marks).toContainEqual(
+      expect.objectContaining({
+        kind: 'hline',
+        label: expect.stringMatching(/^fail at ln\(1\/α\) = \d+\.\d/),
+      }),
+    );
+  });
+
+  it('a rule about the candidate alone passes without stable traffic (a blue/green preview)', () => {
+    const only: GateRule[] = [{ errorRate: { max: '5%' } }];
+    const g = sequentialGateFor(
+      {
+        ...new ScenarioStream(SCENARIOS[0], 1, { ...gate, rules: only }).bundle({ minWindowMs: 10_000 }),
+        candidateWeight: 100,
+      },
+      allocateBudget({ alpha: 0.01, rules: only }),
+    );
+    const look = (t: number, n: number): Look => ({ at: t, versions: { v2: { requests: n, errors: 0 } } });
+    expect(g.look(look(5_000, 400), 5_000)).toBeUndefined(); // shown below 5%, but before the minimum window
+    expect(g.look(look(10_000, 800), 10_000)).toEqual({ outcome: 'pass', t: 10_000, look: 2 });
   });
 
   it('is inconclusive when the window ends before the evidence decides', () => {

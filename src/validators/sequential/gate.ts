@@ -1,7 +1,7 @@
 /**
  * The sequential gate: the statistical rules re-evaluated at every look while the window is open. It fails at
  * the first look where any test rejects (α, from the budget); it passes at the first look where every rule has
- * ruled out a regression of its `detect` size (β) — once the minimum window and gate.minSamples on both versions
+ * ruled out a regression of its `detect` size (β) — once the minimum window and gate.minSamples on every version a rule judges
  * are reached; otherwise the window goes on to its end, where what is undecided is inconclusive. The same code
  * runs in the engine while the window is open and in `judgeBundle` over the looks the bundle kept, so a replay
  * reaches the same decision at the same look.
@@ -62,9 +62,9 @@ export class SequentialGate {
     this.prev = l;
     const tests = this.handlers.flatMap((h) => h.handler.tests);
     if (tests.some(isFailed)) return (this.decision = { outcome: 'fail', t, look: this.looks });
-    const enough = [this.setup.stable, this.setup.candidate].every(
-      (v) => (l.versions[v]?.requests ?? 0) >= this.setup.minSamples,
-    );
+    // gate.minSamples on every version a rule judges (a blue/green preview has no stable traffic to count).
+    const judged = new Set(this.handlers.flatMap((h) => h.handler.versions));
+    const enough = [...judged].every((v) => (l.versions[v]?.requests ?? 0) >= this.setup.minSamples);
     if (passDue && enough && this.handlers.length && tests.every(isPassed))
       return (this.decision = { outcome: 'pass', t, look: this.looks });
     return undefined;

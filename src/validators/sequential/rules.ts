@@ -80,6 +80,8 @@ export interface RuleHandler {
   passText: string;
   /** What the rule reads: request counts, or latency (histograms, or span durations when the looks carry them). */
   reads: 'requests' | 'latency';
+  /** The versions whose requests it judges (gate.minSamples applies to these). */
+  versions: string[];
 }
 
 /** A search that did not reject stays below its threshold (a search cut short may have seen higher values). */
@@ -138,6 +140,7 @@ function errorRate(s: HandlerSetup, r: Body<'errorRate'>, alpha: number): RuleHa
   return {
     kind: 'errorRate',
     reads: 'requests',
+    versions: [version],
     tests,
     failText: (test) => `error rate${where(test)} above ${r.max}`,
     passText: `the error rate is shown below ${r.max}${perRoute ? ` (each route below ${pct(routeMax)})` : ''}`,
@@ -180,6 +183,7 @@ function latency(s: HandlerSetup, r: Body<'latency'>, alpha: number): RuleHandle
   return {
     kind: 'latency',
     reads: 'latency',
+    versions: [version],
     tests: [test],
     failText: () => `p${r.percentile} above ${r.max}`,
     passText: `p${r.percentile} is shown at or below ${r.max}`,
@@ -272,6 +276,7 @@ function compareErrors(s: HandlerSetup, r: Body<'compareErrors'>, alpha: number)
   return {
     kind: 'compareErrors',
     reads: 'requests',
+    versions: [s.stable, s.candidate],
     tests,
     failText: (test) =>
       `${s.candidate} has more errors than ${s.stable}${margin ? ` + ${r.maxIncrease}` : ''}${test.id === 'overall' ? '' : ` on ${test.id}`}`,
@@ -311,6 +316,7 @@ function quantileComparison(
   return {
     kind,
     reads: 'latency',
+    versions: [s.stable, s.candidate],
     tests,
     failText: (test) =>
       `${s.candidate}'s ${name(Number(test.id.slice(1)))} is above ${s.stable}'s × ${+(1 + margin).toFixed(3)}${kind === 'tail' ? ': the slowest requests regressed' : ''}`,
