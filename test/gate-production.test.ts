@@ -15,17 +15,7 @@ import { plannedSamples } from '../src/validators/sample-size.js';
 import { compareProportions } from '../src/validators/stats.js';
 import type { EvidenceBundle, VersionCounts } from '../src/validators/types.js';
 import { runCli } from './helpers/cli.js';
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../bench/gate-scenarios.js';
 
 const counts = (requests: number, errors = 0): VersionCounts => ({ requests, errors, codes: { '200': requests - errors, ...(errors ? { '503': errors } : {}) } });
 
