@@ -2,10 +2,12 @@ import { createDefaultEsmPreset } from 'ts-jest';
 
 /** @type {import('jest').Config} */
 export default {
-  testEnvironment: 'node',
+  // Jest's node environment that names a suite leaving handles open (the cause of forced worker exits).
+  testEnvironment: '<rootDir>/test/helpers/leak-environment.cjs',
   roots: ['<rootDir>/test'],
-  // test/cluster/ needs a real API server: `npm run test:cluster` (jest.cluster.config.js).
-  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/cluster/'],
+  // test/cluster/ needs a real API server: `npm run test:cluster` (jest.cluster.config.js); test/images/ the
+  // built images: `npm run test:images` (jest.images.config.js).
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/cluster/', '<rootDir>/test/images/'],
   ...createDefaultEsmPreset({ tsconfig: 'tsconfig.json' }),
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testTimeout: 60000,

@@ -4,7 +4,15 @@
  */
 const Sequencer = require('@jest/test-sequencer').default;
 
-const SLOW_FIRST = ['parity-', 'release.test', 'local-run.test', 'engine.test', 'demo.test', 'traffic.test', 'stage-server-cli.test'];
+const SLOW_FIRST = [
+  'parity-',
+  'release.test',
+  'local-run.test',
+  'engine.test',
+  'demo.test',
+  'traffic.test',
+  'stage-server-cli.test',
+];
 const rank = (path) => {
   const i = SLOW_FIRST.findIndex((name) => path.includes(`/test/${name}`));
   return i < 0 ? SLOW_FIRST.length : i;

@@ -6,5 +6,11 @@ declare module 'autocannon' {
     non2xx: number;
     errors: number;
   }
-  export default function autocannon(opts: { url: string; duration: number; connections: number; overallRate?: number; pipelining?: number }): Promise<Result>;
+  export default function autocannon(opts: {
+    url: string;
+    duration: number;
+    connections: number;
+    overallRate?: number;
+    pipelining?: number;
+  }): Promise<Result>;
 }

@@ -59,11 +59,19 @@ let tracer: Tracer | undefined;
 let lab: Awaited<ReturnType<typeof createLab>> | undefined;
 
 function drive(url: string): { rps: number; errors: number } {
-  const out = execFileSync(process.execPath, ['-e', AUTOCANNON, url, join(process.cwd(), 'node_modules', 'autocannon')]).toString();
+  const out = execFileSync(process.execPath, [
+    '-e',
+    AUTOCANNON,
+    url,
+    join(process.cwd(), 'node_modules', 'autocannon'),
+  ]).toString();
   return JSON.parse(out.trim().split('\n').pop()!) as { rps: number; errors: number };
 }
 
-async function startTracer(targets: Target[], extra: Partial<ConstructorParameters<typeof Tracer>[0]> = {}): Promise<Tracer> {
+async function startTracer(
+  targets: Target[],
+  extra: Partial<ConstructorParameters<typeof Tracer>[0]> = {},
+): Promise<Tracer> {
   const t = new Tracer({ pinRoot, stateDir: work, targets: targets.map((x) => ({ ...x })), ...extra });
   await t.start();
   return t;
@@ -71,12 +79,23 @@ async function startTracer(targets: Target[], extra: Partial<ConstructorParamete
 
 try {
   // ---- throughput of the --netns sandbox, both tiers off vs on, alternating
-  const up = execFileSync(process.execPath, [BIN, 'sandbox', 'up', '--detach', '--netns', '--state-dir', sandboxDir, '-o', 'json'], { env: { ...process.env, NODE_OPTIONS: '' } }).toString();
+  const up = execFileSync(
+    process.execPath,
+    [BIN, 'sandbox', 'up', '--detach', '--netns', '--state-dir', sandboxDir, '-o', 'json'],
+    { env: { ...process.env, NODE_OPTIONS: '' } },
+  ).toString();
   const ingress = (JSON.parse(up) as { ingress: string }).ingress + '/';
   const targets = sandboxTargets(sandboxDir).map((t) => ({ ...t, packetTier: Boolean(t.hostVeth) }));
   drive(ingress); // warm-up (JIT, keep-alive pools between hops)
   const rounds: Array<{ off: number; on: number }> = [];
-  const progs = ['tp_inet_sock_set_state', 'tp_tcp_retransmit_skb', 'tp_tcp_send_reset', 'tp_tcp_receive_reset', 'tc_from_pod', 'tc_to_pod'];
+  const progs = [
+    'tp_inet_sock_set_state',
+    'tp_tcp_retransmit_skb',
+    'tp_tcp_send_reset',
+    'tp_tcp_receive_reset',
+    'tc_from_pod',
+    'tc_to_pod',
+  ];
   const kernelStats: Record<string, { ns: number; cnt: number }> = {};
   for (let i = 0; i < PAIRS; i++) {
     const onFirst = i % 2 === 1; // off,on | on,off | off,on: drift of the shared machine hits both sides alike
@@ -87,7 +106,9 @@ try {
         writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
         pair.on = drive(ingress).rps;
         for (const p of progs) {
-          const info = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show', 'pinned', `${pinRoot}/prog/${p}`]).toString()) as { run_time_ns?: number; run_cnt?: number };
+          const info = JSON.parse(
+            execFileSync('bpftool', ['-j', 'prog', 'show', 'pinned', `${pinRoot}/prog/${p}`]).toString(),
+          ) as { run_time_ns?: number; run_cnt?: number };
           const k = (kernelStats[p] ??= { ns: 0, cnt: 0 });
           k.ns += info.run_time_ns ?? 0;
           k.cnt += info.run_cnt ?? 0;
@@ -99,12 +120,16 @@ try {
     }
     rounds.push(pair);
   }
-  execFileSync(process.execPath, [BIN, 'sandbox', 'down', '--state-dir', sandboxDir], { env: { ...process.env, NODE_OPTIONS: '' } });
+  execFileSync(process.execPath, [BIN, 'sandbox', 'down', '--state-dir', sandboxDir], {
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
 
   console.log('run_time_ns per event (kernel BPF stats, during the "on" rounds on the --netns sandbox):');
   for (const p of progs) {
     const k = kernelStats[p];
-    console.log(`  ${p.padEnd(24)} ${(k.cnt ? k.ns / k.cnt : 0).toFixed(0).padStart(6)} ns/event over ${k.cnt} events`);
+    console.log(
+      `  ${p.padEnd(24)} ${(k.cnt ? k.ns / k.cnt : 0).toFixed(0).padStart(6)} ns/event over ${k.cnt} events`,
+    );
   }
   const ratios = rounds.map((r) => r.on / r.off);
   const ratio = median(ratios);
@@ -113,7 +138,9 @@ try {
     `sandbox --netns throughput at a ${RATE} req/s target, ${PAIRS} off/on pairs of ${SECONDS}s (ABBA): ` +
       rounds.map((r) => `off ${r.off.toFixed(0)} / on ${r.on.toFixed(0)}`).join(', ') +
       `; median ratio ${ratio.toFixed(3)} (target >= 0.95) ${ratio >= 0.95 ? 'OK' : 'BELOW TARGET'}; rate achieved off ${offMedian.toFixed(0)} req/s` +
-      (offMedian < RATE * 0.9 ? ` (the sandbox reached only ${offMedian.toFixed(0)} of ${RATE} req/s on this machine without tracing)` : ''),
+      (offMedian < RATE * 0.9
+        ? ` (the sandbox reached only ${offMedian.toFixed(0)} of ${RATE} req/s on this machine without tracing)`
+        : ''),
   );
 
   // ---- live drain: a burst of real sessions through the perf reader into records
@@ -123,25 +150,37 @@ try {
   const live: string[] = [];
   let captured: Buffer[] = [];
   for (const reader of ['clovisor-events', 'bpftool event_pipe']) {
-    tracer = await startTracer([{ workload: w.name, version: w.version, namespace: 'default', netns: w.netns }], {
-      drainIntervalMs: 50,
-      ...(reader === 'bpftool event_pipe' ? { reader: '/nonexistent' } : {}),
-    });
+    tracer = await startTracer(
+      [{ workload: w.name, version: w.version, namespace: 'default', netns: w.netns }],
+      {
+        drainIntervalMs: 50,
+        ...(reader === 'bpftool event_pipe' ? { reader: '/nonexistent' } : {}),
+      },
+    );
     const base = tracer.status().drained.sessions;
     const t0 = Date.now();
     const gen = await new Promise<{ seconds: number }>((resolve, reject) => {
-      const p = spawn('nsenter', [`--net=${w.netns}`, process.execPath, '-e', BURSTER, String(BURST)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const p = spawn('nsenter', [`--net=${w.netns}`, process.execPath, '-e', BURSTER, String(BURST)], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       let out = '';
       p.stdout.on('data', (c) => (out += c));
-      p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim()) as { seconds: number }) : reject(new Error(`burst generator in ${nsName} exited ${code}`))));
+      p.on('exit', (code) =>
+        code === 0
+          ? resolve(JSON.parse(out.trim()) as { seconds: number })
+          : reject(new Error(`burst generator in ${nsName} exited ${code}`)),
+      );
     });
     const deadline = Date.now() + 10_000;
-    while (tracer.status().drained.sessions - base < BURST && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while (tracer.status().drained.sessions - base < BURST && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
     const secs = (Date.now() - t0) / 1000;
     const st = tracer.status();
     const got = st.drained.sessions - base;
     // A full perf ring is counted twice (the reader's lost records, the kernel's failed outputs): report the kernel's.
-    live.push(`${reader}: ${got} of ${BURST} sessions in ${secs.toFixed(2)}s = ${(got / secs).toFixed(0)} records/s (kernel produced them at ${(BURST / gen.seconds).toFixed(0)}/s; ${st.lost.kernel.eventsLost} lost to a full perf ring)`);
+    live.push(
+      `${reader}: ${got} of ${BURST} sessions in ${secs.toFixed(2)}s = ${(got / secs).toFixed(0)} records/s (kernel produced them at ${(BURST / gen.seconds).toFixed(0)}/s; ${st.lost.kernel.eventsLost} lost to a full perf ring)`,
+    );
     if (reader === 'clovisor-events') captured = tracer.rawSamplesForBench();
     await tracer.stop();
     tracer = undefined;
@@ -157,17 +196,27 @@ try {
   const parser = new EventPipeParser();
   const t0 = process.hrtime.bigint();
   const batch: Buffer[] = [];
-  for (let off = 0; off < text.length; off += 65536) parser.push(text.slice(off, off + 65536), (d) => batch.push(d), () => undefined);
+  for (let off = 0; off < text.length; off += 65536)
+    parser.push(
+      text.slice(off, off + 65536),
+      (d) => batch.push(d),
+      () => undefined,
+    );
   const n = replayTracer.ingest(batch);
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  console.log(`session records drained (reader capacity): ${(n / secs).toFixed(0)}/s over ${n} records replayed from ${captured.length} kernel events (target >= 50,000/s) ${n / secs >= 50_000 ? 'OK' : 'BELOW TARGET'}`);
+  console.log(
+    `session records drained (reader capacity): ${(n / secs).toFixed(0)}/s over ${n} records replayed from ${captured.length} kernel events (target >= 50,000/s) ${n / secs >= 50_000 ? 'OK' : 'BELOW TARGET'}`,
+  );
 } finally {
   writeFileSync('/proc/sys/kernel/bpf_stats_enabled', statsBefore);
   await tracer?.stop().catch(() => undefined);
   rmSync(pinRoot, { recursive: true, force: true });
   await lab?.destroy();
   try {
-    execFileSync(process.execPath, [BIN, 'sandbox', 'down', '--state-dir', sandboxDir], { stdio: 'ignore', env: { ...process.env, NODE_OPTIONS: '' } });
+    execFileSync(process.execPath, [BIN, 'sandbox', 'down', '--state-dir', sandboxDir], {
+      stdio: 'ignore',
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
   } catch {
     /* already down */
   }

@@ -38,13 +38,22 @@ for (const spec of ['examples/sdc-canary.yaml', 'examples/sdc-bluegreen.yaml', '
   // Judged on the median: the machine is shared, so p95 mostly measures other processes.
   const ok = r.median < TARGET_MS;
   failed ||= !ok;
-  console.log(`render+validate ${spec.padEnd(28)} ${String(stages).padStart(2)} stages  median ${r.median.toFixed(2)} ms  p95 ${r.p95.toFixed(2)} ms  (target < ${TARGET_MS} ms) ${ok ? 'ok' : 'SLOW'}`);
+  console.log(
+    `render+validate ${spec.padEnd(28)} ${String(stages).padStart(2)} stages  median ${r.median.toFixed(2)} ms  p95 ${r.p95.toFixed(2)} ms  (target < ${TARGET_MS} ms) ${ok ? 'ok' : 'SLOW'}`,
+  );
 }
-const corpus = fileURLToPath(new URL('../../shared/spinnaker-pipelines/spinnaker__echo__echo-core_src_test_resources_pipelines.json', import.meta.url));
+const corpus = fileURLToPath(
+  new URL(
+    '../../shared/spinnaker-pipelines/spinnaker__echo__echo-core_src_test_resources_pipelines.json',
+    import.meta.url,
+  ),
+);
 try {
   const doc = JSON.parse(readFileSync(corpus, 'utf8'));
   const r = time(() => validatePipelineDocument(doc));
-  console.log(`baseline: validate Echo fixture (35 configs)          median ${r.median.toFixed(2)} ms  p95 ${r.p95.toFixed(2)} ms`);
+  console.log(
+    `baseline: validate Echo fixture (35 configs)          median ${r.median.toFixed(2)} ms  p95 ${r.p95.toFixed(2)} ms`,
+  );
 } catch {
   console.log('baseline: corpus not available, skipped');
 }
@@ -66,6 +75,8 @@ try {
   const ms = performance.now() - t0;
   const ok = ms < CHAIN_TARGET_MS && v.errors === 0;
   failed ||= !ok;
-  console.log(`validate a ${CHAIN}-stage chain                      ${ms.toFixed(0)} ms  (target < ${CHAIN_TARGET_MS} ms, ${v.errors} errors) ${ok ? 'ok' : 'SLOW'}`);
+  console.log(
+    `validate a ${CHAIN}-stage chain                      ${ms.toFixed(0)} ms  (target < ${CHAIN_TARGET_MS} ms, ${v.errors} errors) ${ok ? 'ok' : 'SLOW'}`,
+  );
 }
 process.exit(failed ? 1 : 0);

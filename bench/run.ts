@@ -14,7 +14,9 @@ const files = readdirSync(dir)
 let failed = 0;
 for (const f of files) {
   process.stdout.write(`\n== ${f.replace('.bench.ts', '')} ==\n`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--expose-gc', `${dir}/${f}`], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--expose-gc', `${dir}/${f}`], {
+    stdio: 'inherit',
+  });
   if (r.status !== 0) failed++;
 }
 process.exit(failed ? 1 : 0);

@@ -23,7 +23,10 @@ async function poller(i) {
   while (Date.now() < end) {
     const t = performance.now();
     try {
-      const res = await request(`${url}/api/v1/jobs/${ids[i % ids.length]}`, { dispatcher: agent, headers: { authorization: `Bearer ${token}` } });
+      const res = await request(`${url}/api/v1/jobs/${ids[i % ids.length]}`, {
+        dispatcher: agent,
+        headers: { authorization: `Bearer ${token}` },
+      });
       await res.body.text();
       if (res.statusCode !== 200) errors++;
     } catch {

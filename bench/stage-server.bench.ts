@@ -4,7 +4,7 @@
  * (p99 ≤ 50 ms). STAGE_SERVER_BENCH_SECONDS shortens the run (e.g. 10 for a quick check).
  */
 import autocannon from 'autocannon';
-import { startStageService, type StageOutcome } from '../src/stages/server/index.js';
+import { startStageService, type StageOutcome } from '../src/server/index.js';
 import type { ReleaseSpec } from '../src/spec/types.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { readFileSync } from 'node:fs';
@@ -74,7 +74,8 @@ const paced = await new Promise<{ latencies: number[]; errors: number }>((resolv
   w.once('error', reject);
 });
 const sorted = paced.latencies.sort((a, b) => a - b);
-const pct = (q: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] * 10) / 10;
+const pct = (q: number) =>
+  Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] * 10) / 10;
 // Throughput: the same pollers as fast as the server answers.
 const saturated = await run(Math.min(10, seconds));
 release.abort();
@@ -86,8 +87,12 @@ const p99 = pct(0.99);
 const errors = paced.errors + saturated.errors + saturated.non2xx;
 const ok = p99 <= 50 && errors === 0;
 console.log(`status polls: ${pollers} concurrent pollers against ${ids.length} running jobs in Redis`);
-console.log(`  latency      ${seconds}s at ${pollRate} polls/s (${sorted.length} polls after a 1 s warm-up): p50 ${pct(0.5)} ms   p90 ${pct(0.9)} ms   p99 ${p99} ms   max ${pct(1)} ms   (target p99 ≤ 50 ms)`);
-console.log(`  throughput   ${Math.round(saturated.requests.average)} polls/s with the ${pollers} pollers polling back to back (p99 ${saturated.latency.p99} ms)`);
+console.log(
+  `  latency      ${seconds}s at ${pollRate} polls/s (${sorted.length} polls after a 1 s warm-up): p50 ${pct(0.5)} ms   p90 ${pct(0.9)} ms   p99 ${p99} ms   max ${pct(1)} ms   (target p99 ≤ 50 ms)`,
+);
+console.log(
+  `  throughput   ${Math.round(saturated.requests.average)} polls/s with the ${pollers} pollers polling back to back (p99 ${saturated.latency.p99} ms)`,
+);
 console.log(`  errors       ${errors} (transport + non-2xx)`);
 console.log(`  ${ok ? 'OK' : 'ABOVE TARGET'}`);
 process.exit(ok ? 0 : 1);

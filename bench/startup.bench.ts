@@ -13,7 +13,10 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = `${root}bin/clover-cd.js`;
 const bundle = `${root}examples/evidence/http-lb-canary-10pct-pass.json`;
 
-const build = spawnSync(process.execPath, [`${root}scripts/build.mjs`], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 });
+const build = spawnSync(process.execPath, [`${root}scripts/build.mjs`], {
+  stdio: ['ignore', 'ignore', 'inherit'],
+  timeout: 300_000,
+});
 if (build.status !== 0) {
   console.error('startup bench: npm run build failed');
   process.exit(1);
@@ -30,15 +33,26 @@ const cases: Case[] = [
   { name: 'clover-cd --version', args: [bin, '--version'], targetMs: 150, exit: 0 },
   { name: 'clover-cd --help', args: [bin, '--help'], targetMs: 250, exit: 0 },
   { name: 'clover-cd gate --help', args: [bin, 'gate', '--help'], targetMs: 250, exit: 0 },
-  { name: 'clover-cd pipeline render --help', args: [bin, 'pipeline', 'render', '--help'], targetMs: 250, exit: 0 },
-  { name: 'clover-cd gate --replay <demo bundle>', args: [bin, 'gate', '--replay', bundle], targetMs: 500, exit: 0 },
+  {
+    name: 'clover-cd pipeline render --help',
+    args: [bin, 'pipeline', 'render', '--help'],
+    targetMs: 250,
+    exit: 0,
+  },
+  {
+    name: 'clover-cd gate --replay <demo bundle>',
+    args: [bin, 'gate', '--replay', bundle],
+    targetMs: 500,
+    exit: 0,
+  },
 ];
 
 const once = (c: Case): number => {
   const t0 = performance.now();
   const r = spawnSync(process.execPath, c.args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 });
   const ms = performance.now() - t0;
-  if (r.status !== c.exit) throw new Error(`${c.name}: exit ${r.status}, expected ${c.exit}: ${r.stderr.toString().slice(0, 500)}`);
+  if (r.status !== c.exit)
+    throw new Error(`${c.name}: exit ${r.status}, expected ${c.exit}: ${r.stderr.toString().slice(0, 500)}`);
   return ms;
 };
 
@@ -53,6 +67,7 @@ console.log(`median of ${ROUNDS} warm runs each, interleaved`);
 for (const c of cases) {
   const ms = median(times.get(c)!);
   const ratio = c === cases[0] ? '' : ` (${(ms / nodeMs).toFixed(1)}× node)`;
-  const verdict = c.targetMs === undefined ? '' : `target <= ${c.targetMs} ms  ${ms <= c.targetMs ? 'OK' : 'MISSED'}`;
+  const verdict =
+    c.targetMs === undefined ? '' : `target <= ${c.targetMs} ms  ${ms <= c.targetMs ? 'OK' : 'MISSED'}`;
   console.log(`${c.name.padEnd(40)} ${`${ms.toFixed(0)} ms${ratio}`.padEnd(22)} ${verdict}`);
 }

@@ -29,12 +29,22 @@ const spec: ReleaseSpec = {
 const dir = mkdtempSync(join(tmpdir(), 'traffic-bench-'));
 const sb = await startSandbox({ stateDir: dir });
 try {
-  writeFileSync(join(dir, 'sandbox.json'), JSON.stringify({ pid: process.pid, urls: sb.urls, token: sb.core.adminToken, startedAt: new Date().toISOString(), netns: false }));
+  writeFileSync(
+    join(dir, 'sandbox.json'),
+    JSON.stringify({
+      pid: process.pid,
+      urls: sb.urls,
+      token: sb.core.adminToken,
+      startedAt: new Date().toISOString(),
+      netns: false,
+    }),
+  );
   const platform = (await connectSandbox(dir)).platform;
   const engine = new ReleaseEngine(platform, spec);
   const plan = engine.plan;
   const ref = vsRef(plan.routing);
-  const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+  const pct = (xs: number[], p: number) =>
+    [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
   const reads: number[] = [];
   for (let i = 0; i < STEPS; i++) {
     const t = performance.now();
@@ -70,9 +80,14 @@ try {
   }
   const p50 = pct(perStep, 50);
   const p95 = pct(perStep, 95);
-  console.log(`control-plane overhead per step (${STEPS} steps): p50 ${p50.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms   target <= ${TARGET_MS} ms   ${p95 <= TARGET_MS ? 'OK' : 'ABOVE TARGET'}`);
-  for (const [k, xs] of Object.entries(parts)) console.log(`  ${k.padEnd(8)} p50 ${pct(xs, 50).toFixed(1)} ms  p95 ${pct(xs, 95).toFixed(1)} ms`);
-  console.log(`baseline: one VirtualService read p50 ${pct(reads, 50).toFixed(2)} ms; a step costs ${(p50 / pct(reads, 50)).toFixed(1)}x a read`);
+  console.log(
+    `control-plane overhead per step (${STEPS} steps): p50 ${p50.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms   target <= ${TARGET_MS} ms   ${p95 <= TARGET_MS ? 'OK' : 'ABOVE TARGET'}`,
+  );
+  for (const [k, xs] of Object.entries(parts))
+    console.log(`  ${k.padEnd(8)} p50 ${pct(xs, 50).toFixed(1)} ms  p95 ${pct(xs, 95).toFixed(1)} ms`);
+  console.log(
+    `baseline: one VirtualService read p50 ${pct(reads, 50).toFixed(2)} ms; a step costs ${(p50 / pct(reads, 50)).toFixed(1)}x a read`,
+  );
 } finally {
   await sb.stop();
   rmSync(dir, { recursive: true, force: true });

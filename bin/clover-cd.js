@@ -35,12 +35,16 @@ if (distIsFresh()) {
   try {
     ({ register } = await import('tsx/esm/api'));
   } catch {
-    process.stderr.write('error: dist/ is missing or older than src/, and tsx (a devDependency) is not installed: run `npm run build` or `npm install`\n');
+    process.stderr.write(
+      'error: dist/ is missing or older than src/, and tsx (a devDependency) is not installed: run `npm run build` or `npm install`\n',
+    );
     process.exit(4);
   }
   register();
   await import(new URL('../src/cli/main.ts', import.meta.url).href);
 } else {
-  process.stderr.write('error: this clover-cd package has no dist/: reinstall it, or run `npm run build` in its checkout\n');
+  process.stderr.write(
+    'error: this clover-cd package has no dist/: reinstall it, or run `npm run build` in its checkout\n',
+  );
   process.exit(4);
 }

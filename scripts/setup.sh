@@ -26,6 +26,16 @@ if ((${#missing[@]})); then
   fi
 fi
 
+# kubectl renders deploy/ with its built-in kustomize (test/deploy-manifests.test.ts): any kubectl >= 1.20 on
+# PATH serves; without one, Debian's kubernetes-client (kubectl 1.20).
+if ! command -v kubectl >/dev/null; then
+  echo "setup: installing kubernetes-client (kubectl)" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kubernetes-client >/dev/null ||
+    echo "setup: could not install kubernetes-client; the deploy/ render test will fail" >&2
+fi
+
 # npm dependencies: only when node_modules is missing or older than the lock file.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci" >&2

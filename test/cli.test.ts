@@ -1,5 +1,15 @@
 import { describe, expect, it } from '@jest/globals';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, existsSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  existsSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,12 +47,17 @@ describe('clover-cd CLI', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cli-'));
     const r0 = await runCli(['spec', 'init', '-f', join(dir, 'r.yaml')]);
     expect(r0.code).toBe(0);
-    const text = readFileSync(join(dir, 'r.yaml'), 'utf8').replace('steps: [10, 25, 50]', 'steps: [10, 25, 250]');
+    const text = readFileSync(join(dir, 'r.yaml'), 'utf8').replace(
+      'steps: [10, 25, 50]',
+      'steps: [10, 25, 250]',
+    );
     const bad = join(dir, 'bad.yaml');
     (await import('node:fs')).writeFileSync(bad, text);
     const r = await runCli(['spec', 'validate', bad]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`${bad}: strategy.canary.steps[2]: expected a number <= 100, found number 250`);
+    expect(r.stderr).toContain(
+      `${bad}: strategy.canary.steps[2]: expected a number <= 100, found number 250`,
+    );
     expect(r.stderr).toContain('nothing was changed');
   });
 
@@ -76,7 +91,12 @@ describe('bin/clover-cd.js: compiled or sources', () => {
   writeFileSync(join(dir, 'dist', 'cli', 'main.js'), "console.log('dist');\n");
   const stamp = join(dir, 'dist', '.build-stamp');
   writeFileSync(stamp, '');
-  const ran = () => spawnSync(process.execPath, [join(dir, 'bin', 'clover-cd.js')], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, NODE_OPTIONS: '' } }).stdout.trim();
+  const ran = () =>
+    spawnSync(process.execPath, [join(dir, 'bin', 'clover-cd.js')], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, NODE_OPTIONS: '' },
+    }).stdout.trim();
   const at = (path: string, s: number) => utimesSync(path, s, s);
   const now = Date.now() / 1000;
 

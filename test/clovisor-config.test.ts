@@ -4,17 +4,63 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { evaluateL4Rule, loadClovisorConfig, parseClovisorLabels, parseEgressMatch, readRedisConfig, spansUrlFromJaegerKey, buildEvidence } from '../src/clovisor/index.js';
-import { EventPipeParser, decodeSessionEvent, monotonicClock, SESSION_EVENT_SIZE } from '../src/clovisor/records.js';
+import {
+  evaluateL4Rule,
+  loadClovisorConfig,
+  parseClovisorLabels,
+  parseEgressMatch,
+  readRedisConfig,
+  spansUrlFromJaegerKey,
+  buildEvidence,
+} from '../src/clovisor/index.js';
+import {
+  EventPipeParser,
+  decodeSessionEvent,
+  monotonicClock,
+  SESSION_EVENT_SIZE,
+} from '../src/clovisor/records.js';
 import type { SessionRecord } from '../src/clovisor/types.js';
 import { InvalidInputError } from '../src/util/errors.js';
 import { startRedis, type RedisFixture } from './helpers/redis.js';
 
-const rec = (version: string, closeKind: SessionRecord['closeKind'], extra: Partial<SessionRecord> = {}): SessionRecord => ({
-  netns: 1, family: 4, role: 'server', closeKind, saddr: '10.0.0.2', daddr: '10.0.0.1', sport: 8080, dport: 40000, closedAt: 1000,
-  retransmits: 0, synRetransmits: 0, resetsSent: 0, resetsReceived: 0, bytesAcked: 10, bytesReceived: 10, segsIn: 5, segsOut: 5, srttUs: 10, version, ...extra,
+const rec = (
+  version: string,
+  closeKind: SessionRecord['closeKind'],
+  extra: Partial<SessionRecord> = {},
+): SessionRecord => ({
+  netns: 1,
+  family: 4,
+  role: 'server',
+  closeKind,
+  saddr: '10.0.0.2',
+  daddr: '10.0.0.1',
+  sport: 8080,
+  dport: 40000,
+  closedAt: 1000,
+  retransmits: 0,
+  synRetransmits: 0,
+  resetsSent: 0,
+  resetsReceived: 0,
+  bytesAcked: 10,
+  bytesReceived: 10,
+  segsIn: 5,
+  segsOut: 5,
+  srttUs: 10,
+  version,
+  ...extra,
 });
-const kernel = { connsFull: 0, eventsLost: 0, flowsFull: 0, eventsSent: 0, resetsWithoutSocket: 0, untrackedCloses: 0, packets: 0, egressSkipped: 0, httpSent: 0, httpLost: 0 };
+const kernel = {
+  connsFull: 0,
+  eventsLost: 0,
+  flowsFull: 0,
+  eventsSent: 0,
+  resetsWithoutSocket: 0,
+  untrackedCloses: 0,
+  packets: 0,
+  egressSkipped: 0,
+  httpSent: 0,
+  httpLost: 0,
+};
 
 describe('Clovisor keys and config', () => {
   let redis: RedisFixture;
@@ -23,15 +69,21 @@ describe('Clovisor keys and config', () => {
   });
   afterAll(async () => redis?.stop());
 
-  it("reads clovisor_labels, both spellings of the egress key, and the Jaeger collector", async () => {
+  it('reads clovisor_labels, both spellings of the egress key, and the Jaeger collector', async () => {
     const c = new Redis(redis.url);
     await c.rpush('clovisor_labels', 'default:app:http-lb', 'istio-system');
     await c.rpush('clovior_egress_match', '10.0.0.5:9180:http-lb', '0:53');
     await c.set('clovisor_jaeger_collector', 'jaeger-collector.clovisor:14268');
     c.disconnect();
     const cfg = await readRedisConfig(redis.url);
-    expect(cfg.labels).toEqual([{ namespace: 'default', labelSelector: 'app=http-lb' }, { namespace: 'istio-system' }]);
-    expect(cfg.egress).toEqual([{ ip: '10.0.0.5', port: 9180, podPrefix: 'http-lb' }, { ip: '0.0.0.0', port: 53 }]);
+    expect(cfg.labels).toEqual([
+      { namespace: 'default', labelSelector: 'app=http-lb' },
+      { namespace: 'istio-system' },
+    ]);
+    expect(cfg.egress).toEqual([
+      { ip: '10.0.0.5', port: 9180, podPrefix: 'http-lb' },
+      { ip: '0.0.0.0', port: 53 },
+    ]);
     expect(spansUrlFromJaegerKey(cfg.jaeger.collector)).toBe('http://jaeger-collector.clovisor:4318');
   });
 
@@ -63,26 +115,49 @@ describe('Clovisor keys and config', () => {
 
 describe('l4 rule', () => {
   const ev = (v1: SessionRecord[], v2: SessionRecord[], lost = 0) =>
-    buildEvidence([...v1, ...v2], { start: 0, end: 2000 }, ['v1', 'v2'], { targets: [], lostEvents: lost, kernel });
-  const many = (n: number, v: string, k: SessionRecord['closeKind'], x: Partial<SessionRecord> = {}) => Array.from({ length: n }, () => rec(v, k, x));
+    buildEvidence([...v1, ...v2], { start: 0, end: 2000 }, ['v1', 'v2'], {
+      targets: [],
+      lostEvents: lost,
+      kernel,
+    });
+  const many = (n: number, v: string, k: SessionRecord['closeKind'], x: Partial<SessionRecord> = {}) =>
+    Array.from({ length: n }, () => rec(v, k, x));
 
   it('compares candidate to baseline: same reset rate passes, a higher one fails', () => {
-    const same = ev([...many(90, 'v1', 'fin'), ...many(10, 'v1', 'reset')], [...many(90, 'v2', 'fin'), ...many(10, 'v2', 'reset')]);
-    expect(evaluateL4Rule({ resetRate: '2%', compare: true }, same, { stable: 'v1', candidate: 'v2' }).outcome).toBe('pass');
+    const same = ev(
+      [...many(90, 'v1', 'fin'), ...many(10, 'v1', 'reset')],
+      [...many(90, 'v2', 'fin'), ...many(10, 'v2', 'reset')],
+    );
+    expect(
+      evaluateL4Rule({ resetRate: '2%', compare: true }, same, { stable: 'v1', candidate: 'v2' }).outcome,
+    ).toBe('pass');
     expect(evaluateL4Rule({ resetRate: '2%' }, same, { stable: 'v1', candidate: 'v2' }).outcome).toBe('fail');
   });
 
   it('retransmit rate and connect failures', () => {
-    const e = ev(many(10, 'v1', 'fin'), [...many(10, 'v2', 'fin', { retransmits: 1, segsOut: 10 }), ...many(3, 'v2', 'connect-failed')]);
-    const r = evaluateL4Rule({ retransmitRate: '5%', connectFailures: 2 }, e, { stable: 'v1', candidate: 'v2' });
+    const e = ev(many(10, 'v1', 'fin'), [
+      ...many(10, 'v2', 'fin', { retransmits: 1, segsOut: 10 }),
+      ...many(3, 'v2', 'connect-failed'),
+    ]);
+    const r = evaluateL4Rule({ retransmitRate: '5%', connectFailures: 2 }, e, {
+      stable: 'v1',
+      candidate: 'v2',
+    });
     expect(r.outcome).toBe('fail');
     expect(r.reason).toMatch(/retransmit rate of v2 10.00%/);
     expect(r.reason).toMatch(/connect failures of v2: 3/);
   });
 
   it('no evidence or lost events never pass', () => {
-    expect(evaluateL4Rule({ resetRate: '1%' }, undefined, { stable: 'v1', candidate: 'v2' }).outcome).toBe('inconclusive');
-    expect(evaluateL4Rule({ resetRate: '1%' }, ev(many(5, 'v1', 'fin'), many(5, 'v2', 'fin'), 3), { stable: 'v1', candidate: 'v2' }).outcome).toBe('inconclusive');
+    expect(evaluateL4Rule({ resetRate: '1%' }, undefined, { stable: 'v1', candidate: 'v2' }).outcome).toBe(
+      'inconclusive',
+    );
+    expect(
+      evaluateL4Rule({ resetRate: '1%' }, ev(many(5, 'v1', 'fin'), many(5, 'v2', 'fin'), 3), {
+        stable: 'v1',
+        candidate: 'v2',
+      }).outcome,
+    ).toBe('inconclusive');
   });
 });
 
@@ -101,11 +176,22 @@ describe('event_pipe reader', () => {
       const p = new EventPipeParser();
       const got: Buffer[] = [];
       let lost = 0;
-      for (let i = 0; i < text.length; i += step) p.push(text.slice(i, i + step), (d) => got.push(d), (n) => (lost += n));
+      for (let i = 0; i < text.length; i += step)
+        p.push(
+          text.slice(i, i + step),
+          (d) => got.push(d),
+          (n) => (lost += n),
+        );
       expect(got.length).toBe(2);
       expect(lost).toBe(12);
       const r = decodeSessionEvent(got[1], monotonicClock());
-      expect(r).toMatchObject({ netns: 4026532000, role: 'server', closeKind: 'reset', saddr: '10.1.2.3', sport: 8080 });
+      expect(r).toMatchObject({
+        netns: 4026532000,
+        role: 'server',
+        closeKind: 'reset',
+        saddr: '10.1.2.3',
+        sport: 8080,
+      });
     }
   });
 });

@@ -25,7 +25,8 @@ const reason = ebpfUnavailableReason();
 if (reason) process.stdout.write(`SKIPPED clovisor gate suite: ${reason}\n`);
 const d = reason ? describe.skip : describe;
 
-const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+const sh = (cmd: string, args: string[]) =>
+  execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 const dir = mkdtempSync(join(tmpdir(), 'clovisor-gate-'));
 const sandboxDir = join(dir, 'sandbox');
 const clovisorState = join(dir, 'clovisor');
@@ -33,10 +34,17 @@ const pinRoot = `/sys/fs/bpf/clover-cd-gate-${process.pid}`;
 
 const plan = loadPlan({
   load_spec: { num_threads: 4, loops: 100, ramp_time: 0 },
-  url_list: [{ name: 'root', url: 'http://proxy-access-control.default:9180/', method: 'GET', 'user-agent': 'chrome' }],
+  url_list: [
+    { name: 'root', url: 'http://proxy-access-control.default:9180/', method: 'GET', 'user-agent': 'chrome' },
+  ],
 });
 
-const VS = { apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', namespace: 'default', name: 'http-lb' };
+const VS = {
+  apiVersion: 'networking.istio.io/v1beta1',
+  kind: 'VirtualService',
+  namespace: 'default',
+  name: 'http-lb',
+};
 
 let sandbox: Awaited<ReturnType<typeof connectSandbox>>;
 let tracer: ChildProcess | undefined;
@@ -50,7 +58,14 @@ function spec(): ReleaseSpec {
     kind: 'Release',
     metadata: { name: 'http-lb-l4' },
     application: 'sdc',
-    service: { name: 'http-lb', namespace: 'default', port: 9180, versionLabel: 'version', stable: 'v1', candidate: 'v2' },
+    service: {
+      name: 'http-lb',
+      namespace: 'default',
+      port: 9180,
+      versionLabel: 'version',
+      stable: 'v1',
+      candidate: 'v2',
+    },
     strategy: { canary: { steps: [50], window: '10s' } },
     gate: {
       minSamples: 30,
@@ -65,15 +80,27 @@ async function loadAndGate(): Promise<GateRun & { loadErrors: number }> {
   const start = Date.now();
   const load = await runLoad(plan, { engine: 'builtin', target: sandbox.urls.ingress });
   const end = Date.now();
-  const run = await runGate(spec(), { window: { start, end }, endpoints: {}, load, candidateWeight: 50, evidenceDir: dir, scrapeBaseline, clovisorUrl });
+  const run = await runGate(spec(), {
+    window: { start, end },
+    endpoints: {},
+    load,
+    candidateWeight: 50,
+    evidenceDir: dir,
+    metricsWindow: { start: scrapeBaseline.at, baseline: scrapeBaseline },
+    clovisorUrl,
+  });
   return { ...run, loadErrors: load.summary.total.errors };
 }
 
-const byRule = (run: GateRun) => Object.fromEntries(run.verdict.results.map((r) => [r.rule.split(' ')[0], r]));
+const byRule = (run: GateRun) =>
+  Object.fromEntries(run.verdict.results.map((r) => [r.rule.split(' ')[0], r]));
 
 d('clovisor evidence in the gate, on the --netns sandbox', () => {
   beforeAll(async () => {
-    const up = await runCli(['sandbox', 'up', '--detach', '--netns', '--state-dir', sandboxDir, '-o', 'json'], { timeoutMs: 60_000 });
+    const up = await runCli(
+      ['sandbox', 'up', '--detach', '--netns', '--state-dir', sandboxDir, '-o', 'json'],
+      { timeoutMs: 60_000 },
+    );
     if (up.code !== 0) throw new Error(`sandbox up failed: ${up.stderr}`);
     sandbox = await connectSandbox(sandboxDir);
     const targets = sandboxTargets(sandboxDir);
@@ -84,23 +111,62 @@ d('clovisor evidence in the gate, on the --netns sandbox', () => {
 
     // 50/50 between v1 and v2, retrying resets as an Envoy route with `retries` does.
     const vs = (await sandbox.platform.get(VS))!;
-    const route = (vs.spec as { http: Array<{ route: unknown[] }> }).http[0].route as Array<{ destination: unknown; weight: number }>;
-    await sandbox.platform.patch(VS, { spec: { http: [{ name: 'primary', route: route.map((r) => ({ ...r, weight: 50 })), retries: { attempts: 3, retryOn: 'reset,connect-failure' } }] } }, { resourceVersion: vs.metadata.resourceVersion });
+    const route = (vs.spec as { http: Array<{ route: unknown[] }> }).http[0].route as Array<{
+      destination: unknown;
+      weight: number;
+    }>;
+    await sandbox.platform.patch(
+      VS,
+      {
+        spec: {
+          http: [
+            {
+              name: 'primary',
+              route: route.map((r) => ({ ...r, weight: 50 })),
+              retries: { attempts: 3, retryOn: 'reset,connect-failure' },
+            },
+          ],
+        },
+      },
+      { resourceVersion: vs.metadata.resourceVersion },
+    );
 
     const port = await freePort();
     clovisorUrl = `http://127.0.0.1:${port}`;
-    tracer = spawn(process.execPath, [BIN, 'clovisor', 'run', '--sandbox', sandboxDir, '--packet-tier', '--listen', `127.0.0.1:${port}`, '--pin-root', pinRoot, '--state-dir', clovisorState], {
-      cwd: REPO,
-      env: { ...process.env, NODE_OPTIONS: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    tracer = spawn(
+      process.execPath,
+      [
+        BIN,
+        'clovisor',
+        'run',
+        '--sandbox',
+        sandboxDir,
+        '--packet-tier',
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--pin-root',
+        pinRoot,
+        '--state-dir',
+        clovisorState,
+      ],
+      {
+        cwd: REPO,
+        env: { ...process.env, NODE_OPTIONS: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stderr = '';
     tracer.stderr!.on('data', (c) => (stderr += c));
-    await waitFor('clovisor run to serve its status', async () => {
-      if (tracer!.exitCode !== null) throw new Error(`clovisor run exited ${tracer!.exitCode}: ${stderr}`);
-      const r = await fetch(`${clovisorUrl}/api/v1/status`).catch(() => undefined);
-      return r?.status === 200;
-    }, 30_000, 100);
+    await waitFor(
+      'clovisor run to serve its status',
+      async () => {
+        if (tracer!.exitCode !== null) throw new Error(`clovisor run exited ${tracer!.exitCode}: ${stderr}`);
+        const r = await fetch(`${clovisorUrl}/api/v1/status`).catch(() => undefined);
+        return r?.status === 200;
+      },
+      30_000,
+      100,
+    );
   }, 90_000);
 
   afterAll(async () => {
@@ -111,17 +177,35 @@ d('clovisor evidence in the gate, on the --netns sandbox', () => {
   }, 60_000);
 
   it('traces every --netns workload, both tiers', async () => {
-    const status = (await (await fetch(`${clovisorUrl}/api/v1/status`)).json()) as { reader: string; targets: Array<{ workload: string; attached: { socket: boolean; packet: boolean } }> };
+    const status = (await (await fetch(`${clovisorUrl}/api/v1/status`)).json()) as {
+      reader: string;
+      targets: Array<{ workload: string; attached: { socket: boolean; packet: boolean } }>;
+    };
     expect(status.reader).toBe('clovisor-events');
-    expect(status.targets.map((t) => t.workload).sort()).toEqual(['clover-server1', 'clover-server2', 'clover-server3', 'clover-server4', 'clover-server5', 'http-lb-v1', 'http-lb-v2', 'proxy-access-control', 'snort-ids']);
+    expect(status.targets.map((t) => t.workload).sort()).toEqual([
+      'clover-server1',
+      'clover-server2',
+      'clover-server3',
+      'clover-server4',
+      'clover-server5',
+      'http-lb-v1',
+      'http-lb-v2',
+      'proxy-access-control',
+      'snort-ids',
+    ]);
     expect(status.targets.every((t) => t.attached.socket && t.attached.packet)).toBe(true);
-    for (const v of hostVeths) expect(sh('tc', ['-j', 'filter', 'show', 'dev', v, 'ingress'])).toContain(`"pref":${FILTER_PRIO}`);
+    for (const v of hostVeths)
+      expect(sh('tc', ['-j', 'filter', 'show', 'dev', v, 'ingress'])).toContain(`"pref":${FILTER_PRIO}`);
   });
 
   it('a healthy candidate passes the l4 rule (its keep-alive connections are counted while open)', async () => {
     const run = await loadAndGate();
     const r = byRule(run);
-    expect(run.verdict.results.filter((x) => x.outcome !== 'pass').map((x) => `${x.outcome} ${x.rule}: ${x.reason}`)).toEqual([]);
+    expect(
+      run.verdict.results
+        .filter((x) => x.outcome !== 'pass')
+        .map((x) => `${x.outcome} ${x.rule}: ${x.reason}`),
+    ).toEqual([]);
     expect(verdictExitCode(run.verdict)).toBe(0);
     const l4 = run.bundle.evidence.l4!;
     expect(l4.complete).toBe(true);
@@ -147,7 +231,9 @@ d('clovisor evidence in the gate, on the --netns sandbox', () => {
       // L4: the reason.
       expect(r.l4.outcome).toBe('fail');
       expect(r.l4.reason).toMatch(/reset rate of v2 \d+\.\d+% > 5%/);
-      expect(run.verdict.results.filter((x) => x.outcome === 'fail').map((x) => x.rule.split(' ')[0])).toEqual(['l4']);
+      expect(
+        run.verdict.results.filter((x) => x.outcome === 'fail').map((x) => x.rule.split(' ')[0]),
+      ).toEqual(['l4']);
       const l4 = run.bundle.evidence.l4!;
       // Exact: each reset attempt (one 503 UC at the destination) is two reset connections in v2's namespace —
       // the sidecar's reset reaches the pod's relay connection (one RST received), and the runner passes it on by
@@ -164,21 +250,45 @@ d('clovisor evidence in the gate, on the --netns sandbox', () => {
   it('after a crashed tracer, `clovisor cleanup` and `sandbox down` leave no filter, qdisc, pinned object or namespace', async () => {
     const progIds = readdirIds();
     expect(progIds.length).toBeGreaterThan(0);
-    const readerPids = sh('ps', ['-eo', 'pid,args']).split('\n').filter((l) => l.includes(`${pinRoot}/maps/events`)).map((l) => Number(l.trim().split(/\s+/)[0]));
+    const readerPids = sh('ps', ['-eo', 'pid,args'])
+      .split('\n')
+      .filter((l) => l.includes(`${pinRoot}/maps/events`))
+      .map((l) => Number(l.trim().split(/\s+/)[0]));
     expect(readerPids).toHaveLength(1);
     const exited = new Promise((r) => tracer!.once('exit', r));
     tracer!.kill('SIGKILL'); // a crashed DaemonSet pod: nothing was undone
     await exited;
-    await waitFor('the perf reader to follow its parent', async () => !existsSync(`/proc/${readerPids[0]}`), 5000, 50);
+    await waitFor(
+      'the perf reader to follow its parent',
+      async () => !existsSync(`/proc/${readerPids[0]}`),
+      5000,
+      50,
+    );
 
-    const cli = await runCli(['clovisor', 'cleanup', '--pin-root', pinRoot, '--state-dir', clovisorState, '-o', 'json']);
+    const cli = await runCli([
+      'clovisor',
+      'cleanup',
+      '--pin-root',
+      pinRoot,
+      '--state-dir',
+      clovisorState,
+      '-o',
+      'json',
+    ]);
     expect(cli.code).toBe(0);
     const report = JSON.parse(cli.stdout) as { removed: string[]; kept: string[] };
-    expect(report.removed).toEqual(expect.arrayContaining(['link/tp_inet_sock_set_state', 'maps/conns', ...hostVeths.map((v) => `qdisc ${v} clsact`)]));
+    expect(report.removed).toEqual(
+      expect.arrayContaining([
+        'link/tp_inet_sock_set_state',
+        'maps/conns',
+        ...hostVeths.map((v) => `qdisc ${v} clsact`),
+      ]),
+    );
     expect(report.kept).toEqual([]);
     expect(existsSync(pinRoot)).toBe(false);
     for (const v of hostVeths) {
-      for (const dir2 of ['ingress', 'egress']) expect(sh('tc', ['-j', 'filter', 'show', 'dev', v, dir2])).not.toContain(`"pref":${FILTER_PRIO}`);
+      for (const dir2 of ['ingress', 'egress'])
+        expect(sh('tc', ['-j', 'filter', 'show', 'dev', v, dir2])).not.toContain(`"pref":${FILTER_PRIO}`);
       expect(sh('tc', ['qdisc', 'show', 'dev', v])).not.toContain('clsact');
     }
     // Programs are gone from the kernel once their pins and links are (freed asynchronously: wait, bounded).
@@ -186,19 +296,44 @@ d('clovisor evidence in the gate, on the --netns sandbox', () => {
 
     const down = await runCli(['sandbox', 'down', '--state-dir', sandboxDir]);
     expect(down.code).toBe(0);
-    expect(sh('ip', ['netns', 'list']).split('\n').filter((l) => l.startsWith(`ccd-${sid}-`))).toEqual([]);
-    expect(sh('ip', ['-o', 'link', 'show']).split('\n').filter((l) => l.includes(`ccd-${sid}-`) || l.includes(`ccd-br-${sid}`))).toEqual([]);
-    expect((await runCli(['clovisor', 'cleanup', '--pin-root', pinRoot, '--state-dir', clovisorState, '-o', 'json'])).stdout).toContain('"removed": []');
+    expect(
+      sh('ip', ['netns', 'list'])
+        .split('\n')
+        .filter((l) => l.startsWith(`ccd-${sid}-`)),
+    ).toEqual([]);
+    expect(
+      sh('ip', ['-o', 'link', 'show'])
+        .split('\n')
+        .filter((l) => l.includes(`ccd-${sid}-`) || l.includes(`ccd-br-${sid}`)),
+    ).toEqual([]);
+    expect(
+      (
+        await runCli([
+          'clovisor',
+          'cleanup',
+          '--pin-root',
+          pinRoot,
+          '--state-dir',
+          clovisorState,
+          '-o',
+          'json',
+        ])
+      ).stdout,
+    ).toContain('"removed": []');
   }, 60_000);
 });
 
 /** Ids of clovisor's loaded programs, from its pins. */
 function readdirIds(): number[] {
-  const state = JSON.parse(readFileSync(join(clovisorState, `${pinRoot.split('/').pop()}.json`), 'utf8')) as { links: Array<{ progId: number }> };
+  const state = JSON.parse(readFileSync(join(clovisorState, `${pinRoot.split('/').pop()}.json`), 'utf8')) as {
+    links: Array<{ progId: number }>;
+  };
   return state.links.map((l) => l.progId);
 }
 
 function readdirIdsLoaded(ids: number[]): number[] {
-  const loaded = new Set((JSON.parse(sh('bpftool', ['-j', 'prog', 'show'])) as Array<{ id: number }>).map((p) => p.id));
+  const loaded = new Set(
+    (JSON.parse(sh('bpftool', ['-j', 'prog', 'show'])) as Array<{ id: number }>).map((p) => p.id),
+  );
   return ids.filter((id) => loaded.has(id));
 }

@@ -60,7 +60,18 @@ maybe('clovisor egress match and HTTP request tags on real namespaces', () => {
       spansUrl: collector.url,
       spansFormat: 'jaeger-thrift',
       egressMatch: parseEgressMatch([`${listed}/http`]),
-      targets: [{ workload: w.name, version: w.version, namespace: 'default', service: 'clover-server1', netns: w.netns, hostVeth: w.hostVeth, hostNetns: `/var/run/netns/${lab.host}`, packetTier: true }],
+      targets: [
+        {
+          workload: w.name,
+          version: w.version,
+          namespace: 'default',
+          service: 'clover-server1',
+          netns: w.netns,
+          hostVeth: w.hostVeth,
+          hostNetns: `/var/run/netns/${lab.host}`,
+          packetTier: true,
+        },
+      ],
     });
     await tracer.start();
     load = {
@@ -70,11 +81,21 @@ maybe('clovisor egress match and HTTP request tags on real namespaces', () => {
     };
     expect([load.ingress.ok, load.listed.ok, load.unlisted.ok]).toEqual([3, 5, 5]);
     // Every connection closed (5 outbound listed + 3 inbound), and their flows emitted (500 ms after the last FIN).
-    await waitFor('sessions and flows of the traffic', async () => {
-      flows = await tracer.flowRecords();
-      const recs = tracer.sessionRecords();
-      return recs.filter((r) => r.role === 'server').length >= 3 && recs.filter((r) => r.role === 'client').length >= 5 && flows.length >= 8 && tracer.status().drained.flowsNotInEgressMatch >= 5;
-    }, 15_000, 100);
+    await waitFor(
+      'sessions and flows of the traffic',
+      async () => {
+        flows = await tracer.flowRecords();
+        const recs = tracer.sessionRecords();
+        return (
+          recs.filter((r) => r.role === 'server').length >= 3 &&
+          recs.filter((r) => r.role === 'client').length >= 5 &&
+          flows.length >= 8 &&
+          tracer.status().drained.flowsNotInEgressMatch >= 5
+        );
+      },
+      15_000,
+      100,
+    );
     await tracer.drain();
   }, 60_000);
 
@@ -104,7 +125,14 @@ maybe('clovisor egress match and HTTP request tags on real namespaces', () => {
     const inbound = flows.filter((f) => f.podRole === 'server' && f.podPort === 8080);
     expect(inbound).toHaveLength(3);
     for (const f of inbound) {
-      expect(f).toMatchObject({ requestLine: 'GET / HTTP/1.1', userAgent: 'chrome', host: 'www.sdc.com', requestId: REQUEST_ID, traceId: TRACE_ID, status: 200 });
+      expect(f).toMatchObject({
+        requestLine: 'GET / HTTP/1.1',
+        userAgent: 'chrome',
+        host: 'www.sdc.com',
+        requestId: REQUEST_ID,
+        traceId: TRACE_ID,
+        status: 200,
+      });
     }
     const s = tracer.status();
     expect(s.lost.kernel.httpLost).toBe(0);
@@ -112,11 +140,24 @@ maybe('clovisor egress match and HTTP request tags on real namespaces', () => {
   });
 
   it('exports them as span tags to a Jaeger collector (Thrift over HTTP)', async () => {
-    await waitFor('spans at the collector', async () => collector.thrift.flatMap((b) => b.spans).filter((x) => x.tags.useragent).length >= 3, 10_000, 100);
+    await waitFor(
+      'spans at the collector',
+      async () => collector.thrift.flatMap((b) => b.spans).filter((x) => x.tags.useragent).length >= 3,
+      10_000,
+      100,
+    );
     const spans = collector.thrift.flatMap((b) => b.spans);
     const inbound = spans.filter((x) => x.tags.dstport === '8080');
     expect(inbound).toHaveLength(3);
-    expect(inbound[0].tags).toMatchObject({ useragent: 'chrome', host: 'www.sdc.com', requestid: REQUEST_ID, traceid: TRACE_ID, reqmethod: 'GET', respstatuscode: '200', respproto: 'HTTP/1.1' });
+    expect(inbound[0].tags).toMatchObject({
+      useragent: 'chrome',
+      host: 'www.sdc.com',
+      requestid: REQUEST_ID,
+      traceid: TRACE_ID,
+      reqmethod: 'GET',
+      respstatuscode: '200',
+      respproto: 'HTTP/1.1',
+    });
     expect(inbound[0].tags.nodename).toBeTruthy();
     expect(spans.filter((x) => x.tags.dstport === unlisted.split(':')[1])).toHaveLength(0);
   });
@@ -125,7 +166,9 @@ maybe('clovisor egress match and HTTP request tags on real namespaces', () => {
     await tracer.stop();
     const hostNs = `/var/run/netns/${lab.host}`;
     const tc = (...a: string[]) => execFileSync('nsenter', [`--net=${hostNs}`, 'tc', ...a]).toString();
-    expect(tc('-j', 'filter', 'show', 'dev', lab.workloads[0].hostVeth, 'ingress')).not.toContain(`"pref":${FILTER_PRIO}`);
+    expect(tc('-j', 'filter', 'show', 'dev', lab.workloads[0].hostVeth, 'ingress')).not.toContain(
+      `"pref":${FILTER_PRIO}`,
+    );
     expect(tc('qdisc', 'show', 'dev', lab.workloads[0].hostVeth)).not.toContain('clsact');
     expect(existsSync(pinRoot)).toBe(false);
   });

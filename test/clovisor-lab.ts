@@ -36,12 +36,14 @@ export interface LoadResult {
   resetsSeen: number;
 }
 
-const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+const sh = (cmd: string, args: string[]) =>
+  execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 
 /** Why the eBPF suites cannot run here, or undefined when they can. */
 export function ebpfUnavailableReason(): string | undefined {
   if (process.getuid?.() !== 0) return 'not running as root';
-  if (!existsSync('build/clovisor/clovisor.bpf.o')) return 'build/clovisor/clovisor.bpf.o is missing (clang absent at setup; run bash scripts/setup.d/clovisor.sh)';
+  if (!existsSync('build/clovisor/clovisor.bpf.o'))
+    return 'build/clovisor/clovisor.bpf.o is missing (clang absent at setup; run bash scripts/setup.d/clovisor.sh)';
   try {
     sh('bpftool', ['version']);
     sh('ip', ['-V']);
@@ -107,12 +109,26 @@ export async function createLab(names: Array<{ name: string; version: string }>)
     const net = `10.${id}.${i + 1}`;
     sh('ip', ['-n', host, 'addr', 'add', `${net}.1/24`, 'dev', hv]);
     sh('ip', ['-n', ns, 'addr', 'add', `${net}.2/24`, 'dev', 'eth0']);
-    for (const [n2, d] of [[host, hv], [ns, 'eth0'], [ns, 'lo']]) sh('ip', ['-n', n2, 'link', 'set', d, 'up']);
-    workloads.push({ name: n.name, version: n.version, netns: `/var/run/netns/${ns}`, hostVeth: hv, ip: `${net}.2` });
+    for (const [n2, d] of [
+      [host, hv],
+      [ns, 'eth0'],
+      [ns, 'lo'],
+    ])
+      sh('ip', ['-n', n2, 'link', 'set', d, 'up']);
+    workloads.push({
+      name: n.name,
+      version: n.version,
+      netns: `/var/run/netns/${ns}`,
+      hostVeth: hv,
+      ip: `${net}.2`,
+    });
   });
   const nsName = (p: string) => p.split('/').pop()!;
   async function startIn(ns: string, env: Record<string, string>, what: string): Promise<void> {
-    const p = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SERVER], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SERVER], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     procs.push(p);
     let out = '';
     p.stdout!.on('data', (d) => (out += d));
@@ -121,14 +137,39 @@ export async function createLab(names: Array<{ name: string; version: string }>)
   return {
     host,
     workloads,
-    startServer: (w, opts = {}) => startIn(nsName(w.netns), { RESET_EVERY: String(opts.resetEvery ?? 0), VERSION: w.version }, `server of ${w.name} ${w.version}`),
-    startNodeServer: (port) => startIn(host, { PORT: String(port), VERSION: 'node' }, `node server on ${port}`),
+    startServer: (w, opts = {}) =>
+      startIn(
+        nsName(w.netns),
+        { RESET_EVERY: String(opts.resetEvery ?? 0), VERSION: w.version },
+        `server of ${w.name} ${w.version}`,
+      ),
+    startNodeServer: (port) =>
+      startIn(host, { PORT: String(port), VERSION: 'node' }, `node server on ${port}`),
     async load(w, count, opts = {}) {
-      const out = sh('ip', ['netns', 'exec', host, process.execPath, '-e', CLIENT, `http://${w.ip}:8080/`, String(count), JSON.stringify(opts.headers ?? {})]);
+      const out = sh('ip', [
+        'netns',
+        'exec',
+        host,
+        process.execPath,
+        '-e',
+        CLIENT,
+        `http://${w.ip}:8080/`,
+        String(count),
+        JSON.stringify(opts.headers ?? {}),
+      ]);
       return JSON.parse(out.trim().split('\n').pop()!);
     },
     async loadFrom(w, url, count) {
-      const out = sh('ip', ['netns', 'exec', nsName(w.netns), process.execPath, '-e', CLIENT, url, String(count)]);
+      const out = sh('ip', [
+        'netns',
+        'exec',
+        nsName(w.netns),
+        process.execPath,
+        '-e',
+        CLIENT,
+        url,
+        String(count),
+      ]);
       return JSON.parse(out.trim().split('\n').pop()!);
     },
     async destroy() {

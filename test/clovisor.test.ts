@@ -7,7 +7,14 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Tracer, cleanupClovisor, collectL4Evidence, evaluateL4Rule, serveTracer, FILTER_PRIO } from '../src/clovisor/index.js';
+import {
+  Tracer,
+  cleanupClovisor,
+  collectL4Evidence,
+  evaluateL4Rule,
+  serveTracer,
+  FILTER_PRIO,
+} from '../src/clovisor/index.js';
 import { createLab, ebpfUnavailableReason, type Lab } from './clovisor-lab.js';
 import { runCli } from './helpers/cli.js';
 import { waitFor } from './helpers/ports.js';
@@ -37,7 +44,16 @@ maybe('clovisor on real namespaces', () => {
       pinRoot,
       stateDir,
       drainIntervalMs: 200,
-      targets: lab.workloads.map((w) => ({ workload: w.name, version: w.version, namespace: 'default', service: 'http-lb', netns: w.netns, hostVeth: w.hostVeth, hostNetns: `/var/run/netns/${lab.host}`, packetTier: true })),
+      targets: lab.workloads.map((w) => ({
+        workload: w.name,
+        version: w.version,
+        namespace: 'default',
+        service: 'http-lb',
+        netns: w.netns,
+        hostVeth: w.hostVeth,
+        hostNetns: `/var/run/netns/${lab.host}`,
+        packetTier: true,
+      })),
     });
     await tracer.start();
     window = { start: Date.now(), end: 0 };
@@ -45,11 +61,19 @@ maybe('clovisor on real namespaces', () => {
     // Server sockets close a moment after the client has its answer (the last one after the load returned):
     // wait for every one of them, within a bound. Each reset attempt was a connection of its own.
     const expected = { v1: 40, v2: 40 + load.v2.resetsSeen };
-    await waitFor('server-side sessions of both versions', async () => {
-      await tracer.drain();
-      const recs = tracer.sessionRecords();
-      return recs.filter((r) => r.version === 'v1').length >= expected.v1 && recs.filter((r) => r.version === 'v2').length >= expected.v2;
-    }, 10_000, 100);
+    await waitFor(
+      'server-side sessions of both versions',
+      async () => {
+        await tracer.drain();
+        const recs = tracer.sessionRecords();
+        return (
+          recs.filter((r) => r.version === 'v1').length >= expected.v1 &&
+          recs.filter((r) => r.version === 'v2').length >= expected.v2
+        );
+      },
+      10_000,
+      100,
+    );
     window.end = Date.now();
   }, 60_000);
 
@@ -99,7 +123,10 @@ maybe('clovisor on real namespaces', () => {
     const absolute = evaluateL4Rule({ resetRate: '5%' }, ev, { stable: 'v1', candidate: 'v2' });
     expect(absolute.outcome).toBe('fail');
     expect(absolute.reason).toMatch(/reset rate of v2/);
-    const compared = evaluateL4Rule({ resetRate: '5%', compare: true }, ev, { stable: 'v1', candidate: 'v2' });
+    const compared = evaluateL4Rule({ resetRate: '5%', compare: true }, ev, {
+      stable: 'v1',
+      candidate: 'v2',
+    });
     expect(compared.outcome).toBe('fail');
     // The stable version, judged as if it were the candidate, passes: the rule discriminates.
     expect(evaluateL4Rule({ resetRate: '5%' }, ev, { stable: 'v2', candidate: 'v1' }).outcome).toBe('pass');
@@ -110,9 +137,14 @@ maybe('clovisor on real namespaces', () => {
     const { port } = server.address() as { port: number };
     try {
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      expect(metrics).toMatch(/clovisor_tcp_connections_total\{workload="http-lb-v2",version="v2",namespace="default",role="server",close="reset"\} \d+/);
+      expect(metrics).toMatch(
+        /clovisor_tcp_connections_total\{workload="http-lb-v2",version="v2",namespace="default",role="server",close="reset"\} \d+/,
+      );
       expect(metrics).toMatch(/clovisor_lost_events_total\{source="kernel"\} 0/);
-      const ev = await collectL4Evidence(window, ['v1', 'v2'], { url: `http://127.0.0.1:${port}`, service: 'http-lb' });
+      const ev = await collectL4Evidence(window, ['v1', 'v2'], {
+        url: `http://127.0.0.1:${port}`,
+        service: 'http-lb',
+      });
       expect(ev.versions.v1.connections).toBe(40);
     } finally {
       server.close();
@@ -125,11 +157,36 @@ maybe('clovisor on real namespaces', () => {
     // Another tool's filter on the same clsact qdisc must survive our cleanup.
     const hostNs = `/var/run/netns/${lab.host}`;
     const tc = (...a: string[]) => execFileSync('nsenter', [`--net=${hostNs}`, 'tc', ...a]).toString();
-    tc('filter', 'add', 'dev', veths[0], 'ingress', 'prio', '100', 'handle', '0x1', 'bpf', 'da', 'object-pinned', `${pinRoot}/prog/tc_from_pod`);
-    const cli = await runCli(['clovisor', 'cleanup', '--pin-root', pinRoot, '--state-dir', stateDir, '-o', 'json']);
+    tc(
+      'filter',
+      'add',
+      'dev',
+      veths[0],
+      'ingress',
+      'prio',
+      '100',
+      'handle',
+      '0x1',
+      'bpf',
+      'da',
+      'object-pinned',
+      `${pinRoot}/prog/tc_from_pod`,
+    );
+    const cli = await runCli([
+      'clovisor',
+      'cleanup',
+      '--pin-root',
+      pinRoot,
+      '--state-dir',
+      stateDir,
+      '-o',
+      'json',
+    ]);
     expect(cli.code).toBe(0);
     const report = JSON.parse(cli.stdout);
-    expect(report.removed).toEqual(expect.arrayContaining(['link/tp_inet_sock_set_state', 'maps/events', `qdisc ${veths[1]} clsact`]));
+    expect(report.removed).toEqual(
+      expect.arrayContaining(['link/tp_inet_sock_set_state', 'maps/events', `qdisc ${veths[1]} clsact`]),
+    );
     expect(existsSync(pinRoot)).toBe(false);
     expect(tc('-j', 'filter', 'show', 'dev', veths[0], 'ingress')).not.toContain(`"pref":${FILTER_PRIO}`);
     expect(tc('-j', 'filter', 'show', 'dev', veths[0], 'ingress')).toContain('"pref":100');
@@ -145,7 +202,15 @@ maybe('clovisor on real namespaces', () => {
 
 describe('clovisor without eBPF', () => {
   it('run exits 4 with the reason when eBPF cannot be used (here: the BPF object was never built)', async () => {
-    const r = await runCli(['clovisor', 'run', '--all-namespaces', '--duration', '1s', '--object', '/nonexistent/clovisor.bpf.o']);
+    const r = await runCli([
+      'clovisor',
+      'run',
+      '--all-namespaces',
+      '--duration',
+      '1s',
+      '--object',
+      '/nonexistent/clovisor.bpf.o',
+    ]);
     expect(r.code).toBe(4);
     expect(r.stderr).toMatch(process.getuid?.() === 0 ? /BPF object has not been built/ : /needs root/);
     expect(r.stderr).toMatch(/check:/);

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { loadSpec } from '../src/spec/load.js';
 import type { ReleaseSpec } from '../src/spec/types.js';
-import { stageRegistry } from '../src/stages/server/bindings.js';
-import { startStageService, type StageService } from '../src/stages/server/index.js';
+import { stageRegistry } from '../src/stages/actions.js';
+import { startStageService, type StageService } from '../src/server/index.js';
 import { chartsOnPage, launchBrowser, openPage, screenshotDir, type WatchedPage } from './helpers/browser.js';
 import { startReleaseLab, type ReleaseLab } from './helpers/release-lab.js';
 
@@ -24,17 +24,35 @@ let watched: WatchedPage;
 const shots = screenshotDir();
 
 async function api(path: string, init: RequestInit = {}, token = TOKEN): Promise<Response> {
-  return fetch(`${svc.url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers as Record<string, string>) } });
+  return fetch(`${svc.url}${path}`, {
+    ...init,
+    headers: {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      ...(init.headers as Record<string, string>),
+    },
+  });
 }
 
 /** Start a stage job through the API and wait (bounded) until it is no longer RUNNING. */
-async function runJob(action: string, body: Record<string, unknown> = {}, onRunning?: () => Promise<void>): Promise<{ id: string; status: string; progress: string }> {
-  const r = await api(`/api/v1/releases/${RELEASE}/${action}`, { method: 'POST', body: JSON.stringify({ spec, ...body }) });
+async function runJob(
+  action: string,
+  body: Record<string, unknown> = {},
+  onRunning?: () => Promise<void>,
+): Promise<{ id: string; status: string; progress: string }> {
+  const r = await api(`/api/v1/releases/${RELEASE}/${action}`, {
+    method: 'POST',
+    body: JSON.stringify({ spec, ...body }),
+  });
   expect(r.status).toBe(202);
   const { id } = (await r.json()) as { id: string };
   if (onRunning) await onRunning();
   for (let i = 0; i < 600; i++) {
-    const job = (await (await api(`/api/v1/jobs/${id}`)).json()) as { id: string; status: string; progress: string };
+    const job = (await (await api(`/api/v1/jobs/${id}`)).json()) as {
+      id: string;
+      status: string;
+      progress: string;
+    };
     if (job.status !== 'RUNNING') return job;
     await svc.jobs.whenIdle();
   }
@@ -45,7 +63,13 @@ const cell = (field: string) => `tr[data-release="${RELEASE}"] [data-field="${fi
 
 beforeAll(async () => {
   [lab, browser] = await Promise.all([startReleaseLab('dashboard'), launchBrowser()]);
-  spec = loadSpec(lab.writeSpec(RELEASE, { canary: { steps: [20, 50], window: '4s' } }, { rules: [{ errorRate: { max: '1%' } }, { split: { confidence: 0.999 } }] })).spec;
+  spec = loadSpec(
+    lab.writeSpec(
+      RELEASE,
+      { canary: { steps: [20, 50], window: '4s' } },
+      { rules: [{ errorRate: { max: '1%' } }, { split: { confidence: 0.999 } }] },
+    ),
+  ).spec;
   svc = await startStageService({
     port: 0,
     host: '127.0.0.1',
@@ -84,16 +108,24 @@ describe('dashboard', () => {
     const { page, errors } = watched;
     expect((await runJob('deploy')).status).toBe('SUCCEEDED');
     expect((await runJob('traffic', { step: 1 })).status).toBe('SUCCEEDED');
-    await page.waitForFunction((sel) => document.querySelector(sel)?.textContent === '1/2', cell('step'), { timeout: 20_000 });
+    await page.waitForFunction((sel) => document.querySelector(sel)?.textContent === '1/2', cell('step'), {
+      timeout: 20_000,
+    });
     expect(await page.textContent(cell('weights'))).toContain('v2 20%');
     const gate = await runJob('gate', { step: 1 }, async () => {
       // While the analysis window runs, the page shows the running job (no reload).
-      await page.waitForFunction((sel) => /RUNNING/.test(document.querySelector(sel)?.textContent ?? ''), cell('job'), { timeout: 20_000 });
+      await page.waitForFunction(
+        (sel) => /RUNNING/.test(document.querySelector(sel)?.textContent ?? ''),
+        cell('job'),
+        { timeout: 20_000 },
+      );
       await page.screenshot({ path: join(shots, 'dashboard-running.png'), fullPage: true });
     });
     expect(gate.status).toBe('SUCCEEDED');
     expect((await runJob('traffic', { step: 2 })).status).toBe('SUCCEEDED');
-    await page.waitForFunction((sel) => document.querySelector(sel)?.textContent === '2/2', cell('step'), { timeout: 20_000 });
+    await page.waitForFunction((sel) => document.querySelector(sel)?.textContent === '2/2', cell('step'), {
+      timeout: 20_000,
+    });
     expect(await page.textContent(cell('weights'))).toContain('v2 50%');
     expect(await page.textContent(cell('verdict'))).toContain('pass');
     await page.screenshot({ path: join(shots, 'dashboard-step2.png'), fullPage: true });

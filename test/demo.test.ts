@@ -26,9 +26,17 @@ describe('clover-cd demo', () => {
     expect(text.stdout).toMatch(/faulty v2 \(30% HTTP 500\)\s+10%\s+\d+\s+v1 \d+, v2 \d+\s+fail\s+errorRate/);
 
     // Every request sent was seen at http-lb, split between the versions; healthy steps pass, the faulty one fails.
-    const rows = [...text.stdout.matchAll(/^(healthy v2|faulty v2 \(30% HTTP 500\))\s+(\d+)%\s+(\d+)\s+v1 (\d+), v2 (\d+)\s+(\w+)/gm)];
+    const rows = [
+      ...text.stdout.matchAll(
+        /^(healthy v2|faulty v2 \(30% HTTP 500\))\s+(\d+)%\s+(\d+)\s+v1 (\d+), v2 (\d+)\s+(\w+)/gm,
+      ),
+    ];
     if (rows.length !== 3) throw new Error(`expected 3 table rows in the demo output:\n${text.stdout}`);
-    expect(rows.map((m) => [m[1].split(' ')[0], Number(m[2]), m[6]])).toEqual([['healthy', 10, 'pass'], ['healthy', 50, 'pass'], ['faulty', 10, 'fail']]);
+    expect(rows.map((m) => [m[1].split(' ')[0], Number(m[2]), m[6]])).toEqual([
+      ['healthy', 10, 'pass'],
+      ['healthy', 50, 'pass'],
+      ['faulty', 10, 'fail'],
+    ]);
     for (const m of rows) expect(Number(m[4]) + Number(m[5])).toBe(Number(m[3]));
     const paths = [...text.stdout.matchAll(/^ {2}(\/\S+\.(?:json|jtl))$/gm)].map((m) => m[1]);
     expect(paths.length).toBe(6);

@@ -21,26 +21,49 @@ beforeEach(async () => lab.reset());
 
 const run = (file: string, opts: Parameters<typeof runRelease>[2] = {}) => {
   const l = loadSpec(file);
-  return runRelease(lab.sb.platform, l.spec, { baseDir: l.dir, autoApprove: true, evidenceDir: lab.evidenceDir, ...opts });
+  return runRelease(lab.sb.platform, l.spec, { autoApprove: true, evidenceDir: lab.evidenceDir, ...opts });
 };
 
 describe('interrupted after a promotion: exit 130, observed traffic 100% on stable', () => {
   for (const how of ['SIGINT', 'SIGTERM', 'closed pipe'] as const) {
     it(`promote, release run --restart, ${how} after the first shift`, async () => {
-      const file = lab.writeSpec(`irq-${how.replace(/\W/g, '').toLowerCase()}`, { canary: { steps: [50], window: '30s' } });
+      const file = lab.writeSpec(`irq-${how.replace(/\W/g, '').toLowerCase()}`, {
+        canary: { steps: [50], window: '30s' },
+      });
       const { spec } = loadSpec(file);
       await promote(lab.sb.platform, spec);
       expect((await lab.observed(file)).stable).toBe(0);
 
-      const args = ['release', 'run', file, '--restart', '--auto-approve', '--platform', 'sandbox', '--state-dir', lab.stateDir, '--evidence-dir', lab.evidenceDir];
-      const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const args = [
+        'release',
+        'run',
+        file,
+        '--restart',
+        '--auto-approve',
+        '--platform',
+        'sandbox',
+        '--state-dir',
+        lab.stateDir,
+        '--evidence-dir',
+        lab.evidenceDir,
+      ];
+      const child = spawn(process.execPath, [BIN, ...args], {
+        cwd: REPO,
+        env: { ...process.env, NODE_OPTIONS: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stderr = '';
       child.stderr.on('data', (d) => (stderr += d));
       const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-      await waitFor('the first shift of the restarted release', async () => {
-        const s = readState(await lab.vs());
-        return s?.phase === 'progressing' && s.shifted && s.weight === 50;
-      }, 60_000, 20);
+      await waitFor(
+        'the first shift of the restarted release',
+        async () => {
+          const s = readState(await lab.vs());
+          return s?.phase === 'progressing' && s.shifted && s.weight === 50;
+        },
+        60_000,
+        20,
+      );
       if (how === 'closed pipe') {
         // The reader of the output goes away (`… 2>&1 | head`): the next progress line hits EPIPE.
         child.stderr.destroy();
@@ -58,25 +81,42 @@ describe('interrupted after a promotion: exit 130, observed traffic 100% on stab
 });
 
 describe('other writers and rollbacks by hand', () => {
-  const debugRoute = { name: 'debug-by-someone-else', match: [{ headers: { 'x-debug': { exact: '1' } } }], route: [{ destination: { host: 'http-lb', subset: 'v1' } }] };
+  const debugRoute = {
+    name: 'debug-by-someone-else',
+    match: [{ headers: { 'x-debug': { exact: '1' } } }],
+    route: [{ destination: { host: 'http-lb', subset: 'v1' } }],
+  };
   for (const healthy of [true, false]) {
     it(`a route added by another writer during the release is kept after ${healthy ? 'promote' : 'rollback'}`, async () => {
       if (!healthy) await lab.sb.setFault('http-lb', 'v2', { errorRate: 0.3 });
-      const file = lab.writeSpec(`writer-${healthy ? 'ok' : 'bad'}`, { canary: { steps: [30, 60], window: '3s' } });
+      const file = lab.writeSpec(`writer-${healthy ? 'ok' : 'bad'}`, {
+        canary: { steps: [30, 60], window: '3s' },
+      });
       // Another writer adds a route while the first step's window runs.
       let added = false;
       const r = await run(file, {
         onEvent: (e: ReleaseProgress) => {
           if (e.type === 'shift' && !added) {
             added = true;
-            void lab.vs().then((cur) => lab.sb.platform.patch(VS, { spec: { http: [debugRoute, ...(cur.spec!.http as unknown[])] } }, { resourceVersion: cur.metadata.resourceVersion }));
+            void lab
+              .vs()
+              .then((cur) =>
+                lab.sb.platform.patch(
+                  VS,
+                  { spec: { http: [debugRoute, ...(cur.spec!.http as unknown[])] } },
+                  { resourceVersion: cur.metadata.resourceVersion },
+                ),
+              );
           }
         },
       });
       expect(r.exitCode).toBe(healthy ? 0 : 1);
       const http = (await lab.vs()).spec!.http as Array<{ name?: string }>;
       expect(http[0]).toEqual(debugRoute);
-      expect(readState(await lab.vs())).toMatchObject({ phase: healthy ? 'promoted' : 'rolledBack', weight: healthy ? 100 : 0 });
+      expect(readState(await lab.vs())).toMatchObject({
+        phase: healthy ? 'promoted' : 'rolledBack',
+        weight: healthy ? 100 : 0,
+      });
     }, 90_000);
   }
 
@@ -87,7 +127,11 @@ describe('other writers and rollbacks by hand', () => {
     expect(first.message).toMatch(/waits for approval/);
     const { spec } = loadSpec(file);
     const rb = await rollback(lab.sb.platform, spec);
-    expect(rb).toMatchObject({ exitCode: 0, candidate: { weight: 0 }, state: { phase: 'rolledBack', cause: 'manual', rollbackCheck: 'observed' } });
+    expect(rb).toMatchObject({
+      exitCode: 0,
+      candidate: { weight: 0 },
+      state: { phase: 'rolledBack', cause: 'manual', rollbackCheck: 'observed' },
+    });
     const again = await run(file);
     expect(again.exitCode).toBe(1);
     expect(again.message).toMatch(/already rolledBack: rolled back by hand \(run with --restart/);
@@ -96,17 +140,37 @@ describe('other writers and rollbacks by hand', () => {
 
 describe('windows sized by evidence', () => {
   it('a window lasts until the rules decide, and the verdict replays to the same decision at the same look', async () => {
-    const file = lab.writeSpec('sized', { canary: { steps: [10], window: '1s' } }, { threads: 1, gate: { maxWindow: '90s' } });
+    const file = lab.writeSpec(
+      'sized',
+      { canary: { steps: [10], window: '1s' } },
+      { threads: 1, gate: { maxWindow: '90s' } },
+    );
     const events: ReleaseProgress[] = [];
     const r = await run(file, { onEvent: (e) => events.push(e) });
     const start = events.find((e): e is Extract<ReleaseProgress, { type: 'start' }> => e.type === 'start')!;
     // errorRate 1%: ~925 candidate requests show an ordinary 0.25% rate is below 1% (printed before traffic moves).
-    expect(start.samples).toEqual([expect.objectContaining({ step: 0, weight: 10, candidate: 925, total: 9250, windowMs: 1000, maxWindowMs: 90_000 })]);
-    const closed = events.find((e): e is Extract<ReleaseProgress, { type: 'window' }> => e.type === 'window' && e.closed)!;
+    expect(start.samples).toEqual([
+      expect.objectContaining({
+        step: 0,
+        weight: 10,
+        candidate: 925,
+        total: 9250,
+        windowMs: 1000,
+        maxWindowMs: 90_000,
+      }),
+    ]);
+    const closed = events.find(
+      (e): e is Extract<ReleaseProgress, { type: 'window' }> => e.type === 'window' && e.closed,
+    )!;
     // A clean candidate is shown below 1% long before the longest window.
-    expect(closed).toMatchObject({ decision: 'pass', rules: [{ rule: 0, kind: 'errorRate', state: 'pass' }] });
+    expect(closed).toMatchObject({
+      decision: 'pass',
+      rules: [{ rule: 0, kind: 'errorRate', state: 'pass' }],
+    });
     expect(closed.elapsedMs).toBeLessThan(90_000);
-    const verdict = events.find((e): e is Extract<ReleaseProgress, { type: 'verdict' }> => e.type === 'verdict')!;
+    const verdict = events.find(
+      (e): e is Extract<ReleaseProgress, { type: 'verdict' }> => e.type === 'verdict',
+    )!;
     const bundle = readBundle(verdict.bundlePath!);
     expect(bundle.sequence!.length).toBeGreaterThan(0);
     expect(judgeBundle(bundle).decision).toMatchObject({ outcome: 'pass', look: bundle.sequence!.length });
@@ -114,11 +178,20 @@ describe('windows sized by evidence', () => {
   }, 150_000);
 
   it('onInconclusive: hold keeps the weight and stops with exit 3; the next run analyses the step again', async () => {
-    const file = lab.writeSpec('held', { canary: { steps: [25], window: '1s' } }, { gate: { minSamples: 1_000_000, maxWindow: '2s', onInconclusive: 'hold' } });
+    const file = lab.writeSpec(
+      'held',
+      { canary: { steps: [25], window: '1s' } },
+      { gate: { minSamples: 1_000_000, maxWindow: '2s', onInconclusive: 'hold' } },
+    );
     const first = await run(file);
     expect(first.exitCode).toBe(3);
     expect(first.message).toMatch(/holding at 25% \(gate.onInconclusive: hold\)/);
-    expect(readState(await lab.vs())).toMatchObject({ phase: 'progressing', step: 0, weight: 25, held: true });
+    expect(readState(await lab.vs())).toMatchObject({
+      phase: 'progressing',
+      step: 0,
+      weight: 25,
+      held: true,
+    });
     const events: ReleaseProgress[] = [];
     const second = await run(file, { onEvent: (e) => events.push(e) });
     expect(second.exitCode).toBe(3);
@@ -127,4 +200,3 @@ describe('windows sized by evidence', () => {
     expect((await lab.observed(file)).candidate).toBeGreaterThan(0);
   }, 120_000);
 });
-

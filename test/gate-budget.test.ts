@@ -124,16 +124,32 @@ describe('spec validation of the budget', () => {
   });
 
   it('refuses a detect size at or below the tolerance it must lie beyond', () => {
-    const problems = validateSpec(spec({ rules: [{ compareLatency: { maxIncrease: '20%', detect: '20%' } }, { compareErrors: { routeDetect: '0%' } }] }), 'r.yaml');
-    expect(problems.map((p) => p.path)).toEqual(['gate.rules[0].compareLatency.detect', 'gate.rules[1].compareErrors.routeDetect']);
+    const problems = validateSpec(
+      spec({
+        rules: [
+          { compareLatency: { maxIncrease: '20%', detect: '20%' } },
+          { compareErrors: { routeDetect: '0%' } },
+        ],
+      }),
+      'r.yaml',
+    );
+    expect(problems.map((p) => p.path)).toEqual([
+      'gate.rules[0].compareLatency.detect',
+      'gate.rules[1].compareErrors.routeDetect',
+    ]);
     expect(problems[0].message).toMatch(/expected a regression size above maxIncrease 20% .* found 20%/);
   });
 
   it('warns when a step cannot decide within maxWindow at the request rate the spec states', async () => {
     const rules: GateRule[] = [{ compareErrors: { perRoute: true } }, { tail: { percentiles: [99] } }];
-    const warnings = planWarnings({ requestRate: '10/s', maxWindow: '5m', rules }, [{ weight: 10, windowMs: 60_000 }, { weight: 50, windowMs: 60_000 }]);
+    const warnings = planWarnings({ requestRate: '10/s', maxWindow: '5m', rules }, [
+      { weight: 10, windowMs: 60_000 },
+      { weight: 50, windowMs: 60_000 },
+    ]);
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(/^step 10%: a healthy canary needs ~\d+ candidate requests \(.*\); at 10\/s × 10% that takes \d+s, more than maxWindow 5m: it will end inconclusive/);
+    expect(warnings[0]).toMatch(
+      /^step 10%: a healthy canary needs ~\d+ candidate requests \(.*\); at 10\/s × 10% that takes \d+s, more than maxWindow 5m: it will end inconclusive/,
+    );
     expect(planWarnings({ rules }, [{ weight: 10, windowMs: 60_000 }])).toEqual([]);
     const dir = mkdtempSync(join(tmpdir(), 'plan-warn-'));
     const file = join(dir, 'r.yaml');

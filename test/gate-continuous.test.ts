@@ -32,7 +32,14 @@ function spec(): ReleaseSpec {
     kind: 'Release',
     metadata: { name: 'http-lb-canary' },
     application: 'sdc',
-    service: { name: 'http-lb', namespace: 'default', port: 9180, versionLabel: 'version', stable: 'v1', candidate: 'v2' },
+    service: {
+      name: 'http-lb',
+      namespace: 'default',
+      port: 9180,
+      versionLabel: 'version',
+      stable: 'v1',
+      candidate: 'v2',
+    },
     strategy: { canary: { steps: [50], window: '10s' } },
     gate: {
       minSamples: 40,
@@ -77,7 +84,13 @@ async function gateWithUserTraffic(): Promise<{ run: GateRun; users: number }> {
   const load = await runLoad(plan, { engine: 'builtin', target: sandbox.urls.ingress });
   const end = Date.now();
   await prom.waitForScrape(end);
-  const run = await runGate(spec(), { window: { start, end }, endpoints: {}, load, candidateWeight: 50, evidenceDir: dir });
+  const run = await runGate(spec(), {
+    window: { start, end },
+    endpoints: {},
+    load,
+    candidateWeight: 50,
+    evidenceDir: dir,
+  });
   return { run, users: await users.stop() };
 }
 
@@ -101,10 +114,17 @@ describe.each([1, 0.01])('continuous user traffic, traces sampled at %p', (sampl
   it('a healthy candidate passes; the load is counted exactly beside the user traffic', async () => {
     const { run, users } = await gateWithUserTraffic();
     expect(users).toBeGreaterThan(0);
-    expect(run.verdict.results.map((r) => `${r.outcome} ${r.rule}: ${r.reason}`).filter((r) => !r.startsWith('pass'))).toEqual([]);
+    expect(
+      run.verdict.results
+        .map((r) => `${r.outcome} ${r.rule}: ${r.reason}`)
+        .filter((r) => !r.startsWith('pass')),
+    ).toEqual([]);
     const conservation = run.verdict.results[0];
     expect(conservation.observed).toMatch(/proxy-access-control tagged \S+ \(v1 320\) = 320/);
-    if (sampling < 1) expect(conservation.reason).toMatch(/traces are sampled \(sampler.type=probabilistic, sampler.param=0.01\)/);
+    if (sampling < 1)
+      expect(conservation.reason).toMatch(
+        /traces are sampled \(sampler.type=probabilistic, sampler.param=0.01\)/,
+      );
     else expect(conservation.observed).toMatch(/root spans tagged \S+ = 320/);
   }, 60_000);
 

@@ -26,7 +26,12 @@ const plan = loadPlan({
   load_spec: { num_threads: 4, loops: 40, ramp_time: 0 },
   url_list: [
     { name: 'url1', url: 'http://proxy-access-control.default:9180/', method: 'GET', 'user-agent': 'chrome' },
-    { name: 'url2', url: 'http://proxy-access-control.default:9180/clover/testurl', method: 'GET', 'user-agent': 'safari' },
+    {
+      name: 'url2',
+      url: 'http://proxy-access-control.default:9180/clover/testurl',
+      method: 'GET',
+      'user-agent': 'safari',
+    },
   ],
 });
 
@@ -36,7 +41,14 @@ function spec(prometheusUrl = prom.url): ReleaseSpec {
     kind: 'Release',
     metadata: { name: 'http-lb-canary' },
     application: 'sdc',
-    service: { name: 'http-lb', namespace: 'default', port: 9180, versionLabel: 'version', stable: 'v1', candidate: 'v2' },
+    service: {
+      name: 'http-lb',
+      namespace: 'default',
+      port: 9180,
+      versionLabel: 'version',
+      stable: 'v1',
+      candidate: 'v2',
+    },
     strategy: { canary: { steps: [50], window: '10s' } },
     gate: {
       minSamples: 40,
@@ -62,10 +74,18 @@ async function loadAndGate(extra?: (r: LoadRunResultLike) => Promise<LoadRunResu
   if (extra) load = await extra(load);
   const end = Date.now();
   await prom.waitForScrape(end);
-  return runGate(spec(), { window: { start, end }, endpoints: {}, load, candidateWeight: 50, evidenceDir: dir, redisUrl: redis.url });
+  return runGate(spec(), {
+    window: { start, end },
+    endpoints: {},
+    load,
+    candidateWeight: 50,
+    evidenceDir: dir,
+    redisUrl: redis.url,
+  });
 }
 
-const byRule = (run: GateRun) => Object.fromEntries(run.verdict.results.map((r) => [r.rule.split(' ')[0], r]));
+const byRule = (run: GateRun) =>
+  Object.fromEntries(run.verdict.results.map((r) => [r.rule.split(' ')[0], r]));
 
 beforeAll(async () => {
   sandbox = await startSandbox({ stateDir: join(dir, 'sandbox') });
@@ -84,7 +104,11 @@ describe('gate on the sandbox', () => {
   it('a healthy candidate passes, with counts conserved from the load to the root spans', async () => {
     healthy = await loadAndGate();
     const r = byRule(healthy);
-    expect(healthy.verdict.results.map((x) => `${x.outcome} ${x.rule}: ${x.reason}`).filter((x) => !x.startsWith('pass'))).toEqual([]);
+    expect(
+      healthy.verdict.results
+        .map((x) => `${x.outcome} ${x.rule}: ${x.reason}`)
+        .filter((x) => !x.startsWith('pass')),
+    ).toEqual([]);
     expect(verdictExitCode(healthy.verdict)).toBe(0);
     expect(r.conservation.observed).toContain('load sent = 320');
     // The load's own requests, told apart by the x-clover-cd-load header the engine sent, at every hop.
@@ -128,9 +152,22 @@ describe('gate on the sandbox', () => {
     const dead = `http://127.0.0.1:${await freePort()}`;
     const run = await loadAndGate(async (load) => {
       // Part of the load went to a target that never received it: the client counted it as sent.
-      const lost = await runLoad({ ...plan, threads: 1, loops: 3, requests: plan.requests.slice(0, 1) }, { engine: 'builtin', target: dead });
+      const lost = await runLoad(
+        { ...plan, threads: 1, loops: 3, requests: plan.requests.slice(0, 1) },
+        { engine: 'builtin', target: dead },
+      );
       const t = load.summary.total;
-      return { ...load, summary: { ...load.summary, total: { ...t, count: t.count + lost.summary.total.count, errors: t.errors + lost.summary.total.errors } } };
+      return {
+        ...load,
+        summary: {
+          ...load.summary,
+          total: {
+            ...t,
+            count: t.count + lost.summary.total.count,
+            errors: t.errors + lost.summary.total.errors,
+          },
+        },
+      };
     });
     const r = byRule(run);
     expect(r.conservation.outcome).toBe('fail');
@@ -140,10 +177,19 @@ describe('gate on the sandbox', () => {
 
   it('a dead Prometheus gives 4; an empty window gives 3', async () => {
     const start = Date.now() - 10 * 60_000;
-    const dead = await runGate(spec(`http://127.0.0.1:${await freePort()}`), { window: { start, end: start + 5000 }, endpoints: {}, evidenceDir: dir });
+    const dead = await runGate(spec(`http://127.0.0.1:${await freePort()}`), {
+      window: { start, end: start + 5000 },
+      endpoints: {},
+      evidenceDir: dir,
+    });
     expect(verdictExitCode(dead.verdict)).toBe(4);
     expect(dead.verdict.summary).toMatch(/down: prometheus http:\/\/127\.0\.0\.1:\d+/);
-    const empty = await runGate(spec(), { window: { start, end: start + 5000 }, endpoints: {}, candidateWeight: 50, evidenceDir: dir });
+    const empty = await runGate(spec(), {
+      window: { start, end: start + 5000 },
+      endpoints: {},
+      candidateWeight: 50,
+      evidenceDir: dir,
+    });
     expect(verdictExitCode(empty.verdict)).toBe(3);
   });
 });

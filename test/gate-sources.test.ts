@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import * as yaml from 'js-yaml';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { openVisibilityStore } from '../src/services/redis.js';
+import { gateQueries, metricsProviderFor } from '../src/metrics/index.js';
 import { scrapeTargets } from '../src/services/scrape.js';
+import { judgedWindow, recordWindow } from '../src/stages/engine/window.js';
 import type { ReleaseSpec } from '../src/spec/types.js';
 import { preflight, runGate, verdictExitCode } from '../src/validators/index.js';
 import { runCli } from './helpers/cli.js';
@@ -22,13 +24,29 @@ const registry = new Registry();
 const requests = new Counter({
   name: 'istio_requests_total',
   help: 'requests',
-  labelNames: ['reporter', 'source_workload', 'destination_workload', 'destination_service_name', 'destination_version', 'response_code', 'request_protocol'],
+  labelNames: [
+    'reporter',
+    'source_workload',
+    'destination_workload',
+    'destination_service_name',
+    'destination_version',
+    'response_code',
+    'request_protocol',
+  ],
   registers: [registry],
 });
 const duration = new Histogram({
   name: 'istio_request_duration_milliseconds',
   help: 'latency',
-  labelNames: ['reporter', 'source_workload', 'destination_workload', 'destination_service_name', 'destination_version', 'response_code', 'request_protocol'],
+  labelNames: [
+    'reporter',
+    'source_workload',
+    'destination_workload',
+    'destination_service_name',
+    'destination_version',
+    'response_code',
+    'request_protocol',
+  ],
   buckets: [5, 10, 25, 50, 100, 250, 500, 1000],
   registers: [registry],
 });
@@ -38,7 +56,15 @@ function traffic(version: string, n: number, errors: number, latencyMs: number):
   for (let i = 0; i < n; i++) {
     const code = i < errors ? '503' : '200';
     const hop = (svc: string, wl: string, ver: string, src: string) => {
-      const labels = { reporter: 'destination', source_workload: src, destination_workload: wl, destination_service_name: svc, destination_version: ver, response_code: code, request_protocol: 'http' };
+      const labels = {
+        reporter: 'destination',
+        source_workload: src,
+        destination_workload: wl,
+        destination_service_name: svc,
+        destination_version: ver,
+        response_code: code,
+        request_protocol: 'http',
+      };
       requests.inc(labels);
       if (svc === 'http-lb') duration.observe(labels, latencyMs + (i % 10));
     };
@@ -111,7 +137,11 @@ describe('gate on Prometheus evidence', () => {
     const run = await runGate(spec(), { window, endpoints: {}, candidateWeight: 50, evidenceDir: dir });
     const by = Object.fromEntries(run.verdict.results.map((r) => [r.rule.split(' ')[0], r]));
     expect(run.bundle.evidence.metrics!.hops['http-lb'].v1.requests).toBe(300);
-    expect(run.bundle.evidence.metrics!.hops['http-lb'].v2).toEqual({ requests: 300, errors: 60, codes: { '200': 240, '503': 60 } });
+    expect(run.bundle.evidence.metrics!.hops['http-lb'].v2).toEqual({
+      requests: 300,
+      errors: 60,
+      codes: { '200': 240, '503': 60 },
+    });
     expect(by.conservation.outcome).toBe('pass');
     expect(by.split.outcome).toBe('pass');
     expect(by.errorRate.outcome).toBe('fail');
@@ -137,15 +167,25 @@ describe('gate on Prometheus evidence', () => {
 
   it('an empty window is inconclusive (3), naming the series expected', async () => {
     const start = Date.now() - 5 * 60_000;
-    const run = await runGate(spec({ rules: [{ errorRate: { max: '1%' } }] }), { window: { start, end: start + 1000 }, endpoints: {}, evidenceDir: dir });
+    const run = await runGate(spec({ rules: [{ errorRate: { max: '1%' } }] }), {
+      window: { start, end: start + 1000 },
+      endpoints: {},
+      evidenceDir: dir,
+    });
     expect(verdictExitCode(run.verdict)).toBe(3);
-    expect(run.verdict.results[0].reason).toContain('istio_requests_total{reporter="destination",destination_service_name="http-lb"}');
+    expect(run.verdict.results[0].reason).toContain(
+      'istio_requests_total{reporter="destination",destination_service_name="http-lb"}',
+    );
   });
 
   it('a dead Prometheus is an infrastructure error (4) naming it, and the bundle is still written', async () => {
     const dead = `http://127.0.0.1:${await freePort()}`;
     const s = spec({ metrics: { source: 'prometheus', url: dead, scrapeInterval: '1s' } });
-    const run = await runGate(s, { window: { start: Date.now() - 60_000, end: Date.now() - 5000 }, endpoints: {}, evidenceDir: dir });
+    const run = await runGate(s, {
+      window: { start: Date.now() - 60_000, end: Date.now() - 5000 },
+      endpoints: {},
+      evidenceDir: dir,
+    });
     expect(verdictExitCode(run.verdict)).toBe(4);
     expect(run.bundle.sources[0].status).toBe('down');
     expect(run.bundle.sources[0].error).toContain(dead);
@@ -154,8 +194,27 @@ describe('gate on Prometheus evidence', () => {
 
   it('the gate command runs end to end on a spec file', async () => {
     const file = join(dir, 'spec.yaml');
-    writeFileSync(file, yaml.dump(spec({ rules: [{ errorRate: { max: '5%', version: 'stable' } }, { conservation: { hops: ['proxy-access-control', 'http-lb'] } }] })));
-    const r = await runCli(['gate', file, '--since', String(window.start), '--until', String(window.end), '--evidence-dir', dir]);
+    writeFileSync(
+      file,
+      yaml.dump(
+        spec({
+          rules: [
+            { errorRate: { max: '5%', version: 'stable' } },
+            { conservation: { hops: ['proxy-access-control', 'http-lb'] } },
+          ],
+        }),
+      ),
+    );
+    const r = await runCli([
+      'gate',
+      file,
+      '--since',
+      String(window.start),
+      '--until',
+      String(window.end),
+      '--evidence-dir',
+      dir,
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^gate PASS/);
@@ -170,10 +229,80 @@ describe('direct scrape with counter deltas', () => {
     traffic('v1', 100, 0, 20);
     traffic('v2', 100, 0, 20);
     // 100 requests a version: enough to show a clean candidate below 10% and its median within 1.5× the stable one.
-    const s = spec({ metrics: { source: 'scrape', targets: [metricsUrl] }, rules: [{ split: {} }, { errorRate: { max: '10%' } }, { compareLatency: { detect: '50%' } }] });
-    const run = await runGate(s, { window: { start: baseline.at, end: Date.now() }, endpoints: {}, candidateWeight: 50, scrapeBaseline: baseline, evidenceDir: dir });
+    const s = spec({
+      metrics: { source: 'scrape', targets: [metricsUrl] },
+      rules: [{ split: {} }, { errorRate: { max: '10%' } }, { compareLatency: { detect: '50%' } }],
+    });
+    const run = await runGate(s, {
+      window: { start: baseline.at, end: Date.now() },
+      endpoints: {},
+      candidateWeight: 50,
+      metricsWindow: { start: baseline.at, baseline },
+      evidenceDir: dir,
+    });
     expect(run.bundle.evidence.metrics!.hops['http-lb'].v2.requests).toBe(100);
     expect(run.verdict.results.map((r) => r.outcome)).toEqual(['pass', 'pass', 'pass']);
+  });
+
+  it('a closed window, judged later in another process, gives the evidence the open one gives', async () => {
+    const s = spec({
+      metrics: { source: 'scrape', targets: [metricsUrl] },
+      rules: [{ split: {} }, { errorRate: { max: '1%' } }, { compareLatency: {} }],
+    });
+    const provider = metricsProviderFor(s.gate, {})!;
+    const opened = await provider.open();
+    traffic('v1', 100, 1, 20);
+    traffic('v2', 100, 0, 20);
+    const closed = await provider.close(opened, gateQueries('http-lb'));
+    const end = Date.now();
+    // What the load stage keeps with the release state, read back by another process: plain JSON, no scrape to redo.
+    const kept = judgedWindow(JSON.parse(JSON.stringify(recordWindow({ step: 0, window: closed, end }))));
+    expect(kept.window.baseline).toBeUndefined();
+    traffic('v2', 500, 500, 900); // after the window: must not count
+    const judged = await runGate(s, {
+      window: { start: kept.window.start, end: kept.end },
+      endpoints: {},
+      candidateWeight: 50,
+      metricsWindow: kept.window,
+      evidenceDir: dir,
+    });
+    expect(judged.bundle.evidence.metrics!.hops['http-lb']).toMatchObject({
+      v1: { requests: 100, errors: 1 },
+      v2: { requests: 100, errors: 0 },
+    });
+    expect(judged.verdict.results.map((r) => r.outcome)).toEqual(['pass', 'pass', 'pass']);
+    expect(kept.window.increase).toEqual(closed.increase);
+  });
+
+  it('a window with more counters than the release state keeps is judged an error that names Prometheus, not a pass', async () => {
+    const s = spec({
+      metrics: { source: 'scrape', targets: [metricsUrl] },
+      rules: [{ errorRate: { max: '1%' } }],
+    });
+    const increase = Array.from({ length: 6000 }, (_, i) => ({
+      name: 'istio_requests_total',
+      labels: {
+        reporter: 'destination',
+        destination_service_name: 'http-lb',
+        destination_version: 'v2',
+        request_path: `/user/${i}`,
+      },
+      value: 1,
+    }));
+    const kept = judgedWindow(
+      recordWindow({ step: 0, window: { start: Date.now() - 1000, increase }, end: Date.now() }),
+    );
+    const judged = await runGate(s, {
+      window: { start: kept.window.start, end: kept.end },
+      endpoints: {},
+      metricsWindow: kept.window,
+      evidenceDir: dir,
+    });
+    expect(judged.verdict.outcome).toBe('error');
+    expect(judged.bundle.sources.find((x) => x.name === 'scrape')).toMatchObject({
+      status: 'down',
+      error: expect.stringMatching(/more than the release state keeps .*gate\.metrics\.source: prometheus/),
+    });
   });
 });
 
@@ -187,9 +316,13 @@ describe('pre-flight', () => {
     s.service.candidate = 'v3';
     const missing = await preflight(s, {});
     expect(missing.exitCode).toBe(3);
-    expect(missing.checks.find((c) => c.check === 'version v3 reports telemetry')?.detail).toContain('destination_version="v3"');
+    expect(missing.checks.find((c) => c.check === 'version v3 reports telemetry')?.detail).toContain(
+      'destination_version="v3"',
+    );
     s.strategy.canary!.window = '2s';
-    expect((await preflight(s, {})).checks.find((c) => c.check === 'scrape interval fits the window')?.status).toBe('invalid');
+    expect(
+      (await preflight(s, {})).checks.find((c) => c.check === 'scrape interval fits the window')?.status,
+    ).toBe('invalid');
   });
 });
 
@@ -197,10 +330,20 @@ describe("Clover's visibility keys in Redis", () => {
   it('stats print in the shape of /visibility/get/stats/all; clear resets them', async () => {
     const store = await openVisibilityStore(redis.url);
     await store.write({
-      traceCount: 3, spanCount: 6, metricCount: 2, services: ['http-lb'], tracingServices: ['http-lb'],
+      traceCount: 3,
+      spanCount: 6,
+      metricCount: 2,
+      services: ['http-lb'],
+      tracingServices: ['http-lb'],
       responseTimes: { 'http-lb': { min: 1, avg: 2.5, max: 4 } },
-      urls: { 'http://x/': 6 }, userAgents: { chrome: 4, safari: 2 }, nodeIds: { 'sidecar~1~http-lb-v1': 6 }, statusCodes: { '200': 6 },
-      statusUrl: { '200, http://x/': 6 }, nodeUrl: { 'sidecar~1~http-lb-v1, http://x/': 6 }, operationNames: ['http-lb.default'], upstreamClusters: ['inbound|9180||http-lb'],
+      urls: { 'http://x/': 6 },
+      userAgents: { chrome: 4, safari: 2 },
+      nodeIds: { 'sidecar~1~http-lb-v1': 6 },
+      statusCodes: { '200': 6 },
+      statusUrl: { '200, http://x/': 6 },
+      nodeUrl: { 'sidecar~1~http-lb-v1, http://x/': 6 },
+      operationNames: ['http-lb.default'],
+      upstreamClusters: ['inbound|9180||http-lb'],
     });
     await store.close();
     const r = await runCli(['visibility', 'stats', '--redis', redis.url, '-o', 'json']);
@@ -211,13 +354,22 @@ describe("Clover's visibility keys in Redis", () => {
       span_count: '6',
       metric_count: '2',
       response_times: [{ name: 'http-lb', min: '1.00', avg: '2.50', max: '4.00' }],
-      user_agent_count: [['safari', 2], ['chrome', 4]],
+      user_agent_count: [
+        ['safari', 2],
+        ['chrome', 4],
+      ],
       status_code_count: [['200, http://x/', 6]],
     });
     const c = await runCli(['visibility', 'clear', '--redis', redis.url]);
     expect(c.code).toBe(0);
-    const after = JSON.parse((await runCli(['visibility', 'stats', '--redis', redis.url, '-o', 'json'])).stdout);
-    expect(after).toMatchObject({ trace_count: '0', user_agent_count: [], response_times: [{ name: 'http-lb', min: 'NA' }] });
+    const after = JSON.parse(
+      (await runCli(['visibility', 'stats', '--redis', redis.url, '-o', 'json'])).stdout,
+    );
+    expect(after).toMatchObject({
+      trace_count: '0',
+      user_agent_count: [],
+      response_times: [{ name: 'http-lb', min: 'NA' }],
+    });
   });
 
   it('an unreachable Redis exits 4 naming it', async () => {

@@ -4,17 +4,31 @@ import { eachDataElement } from '../src/services/jaeger.js';
 describe('Jaeger search body streaming', () => {
   it('yields each trace of "data" whole, whatever the chunk boundaries and string contents', async () => {
     const traces = [
-      { traceID: 'a1', spans: [{ spanID: '1', tags: [{ key: 'http.url', value: 'http://x/{a}[b]?q="c\\\\"' }] }] },
+      {
+        traceID: 'a1',
+        spans: [{ spanID: '1', tags: [{ key: 'http.url', value: 'http://x/{a}[b]?q="c\\\\"' }] }],
+      },
       { traceID: 'b2', spans: [], processes: { p1: { serviceName: 'héllo ✓ "data"' } } },
       { traceID: 'c3', spans: [{ spanID: '2', references: [] }] },
     ];
-    const body = JSON.stringify({ info: { data: [9] }, 'da\\"ta': [1], data: traces, total: 0, errors: [{ msg: '[' }] });
+    const body = JSON.stringify({
+      info: { data: [9] },
+      'da\\"ta': [1],
+      data: traces,
+      total: 0,
+      errors: [{ msg: '[' }],
+    });
     const bytes = Buffer.from(body);
     for (const size of [1, 2, 3, 7, 64, bytes.length]) {
       const chunks: Buffer[] = [];
       for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.subarray(i, i + size));
       const got: unknown[] = [];
-      await eachDataElement((async function* () { yield* chunks; })(), (json) => got.push(JSON.parse(json)));
+      await eachDataElement(
+        (async function* () {
+          yield* chunks;
+        })(),
+        (json) => got.push(JSON.parse(json)),
+      );
       expect(got).toEqual(traces);
     }
   });
@@ -22,7 +36,12 @@ describe('Jaeger search body streaming', () => {
   it('yields nothing for an empty or null data', async () => {
     for (const body of ['{"data":[],"errors":null}', '{"data":null,"errors":[{"msg":"x"}]}']) {
       const got: string[] = [];
-      await eachDataElement((async function* () { yield Buffer.from(body); })(), (j) => got.push(j));
+      await eachDataElement(
+        (async function* () {
+          yield Buffer.from(body);
+        })(),
+        (j) => got.push(j),
+      );
       expect(got).toEqual([]);
     }
   });

@@ -4,8 +4,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as yaml from 'js-yaml';
-import { findJMeter, jmeterServerArgs, loadPlan, runLoad, type LoadPlan } from '../src/jmeter/index.js';
-import { REPO, runCli } from './helpers/cli.js';
+import { findJMeter, loadPlan, runLoad, type LoadPlan } from '../src/jmeter/index.js';
+import { BIN, REPO, runCli } from './helpers/cli.js';
 import { startHttpTarget, type HttpTarget } from './helpers/http-target.js';
 import { freePort, waitFor } from './helpers/ports.js';
 
@@ -21,7 +21,9 @@ const reset = () => {
 };
 
 beforeAll(async () => {
-  target = await startHttpTarget((req) => (req.url?.startsWith('/fail') ? { status: 500 } : { body: 'status: ok' }));
+  target = await startHttpTarget((req) =>
+    req.url?.startsWith('/fail') ? { status: 500 } : { body: 'status: ok' },
+  );
 });
 afterAll(async () => {
   await target.stop();
@@ -30,13 +32,21 @@ afterAll(async () => {
 describe.each(['jmeter', 'builtin'] as const)('%s engine', (engine) => {
   it("runs Clover's sample plan: exactly 20 samples, url1/url2, the configured User-Agents reach the server", async () => {
     reset();
-    const r = await runLoad(clover(), { engine, target: target.origin, resultsFile: join(dir, `${engine}-clover.jtl`) });
+    const r = await runLoad(clover(), {
+      engine,
+      target: target.origin,
+      resultsFile: join(dir, `${engine}-clover.jtl`),
+    });
     expect(r.engine).toBe(engine);
     expect(r.expected).toBe(20);
     expect(r.summary.total.count).toBe(20);
     expect(r.summary.total.errors).toBe(0);
     expect(Object.keys(r.summary.labels)).toEqual(['url1', 'url2']);
-    expect(r.summary.labels.url1).toMatchObject({ count: 10, codes: { '200': 10 }, userAgents: { chrome: 10 } });
+    expect(r.summary.labels.url1).toMatchObject({
+      count: 10,
+      codes: { '200': 10 },
+      userAgents: { chrome: 10 },
+    });
     expect(r.summary.labels.url2).toMatchObject({ count: 10, userAgents: { safari: 10 } });
     expect(target.byUserAgent).toEqual({ chrome: 10, safari: 10 });
     // Every request carries the run's tag, so each hop's telemetry can tell the load from user traffic.
@@ -52,15 +62,33 @@ describe.each(['jmeter', 'builtin'] as const)('%s engine', (engine) => {
       load_spec: { num_threads: 2, loops: 3, headers: { 'X-Canary': 'insider' } },
       url_list: [
         { name: 'wrong-status', url: 'http://svc/ok?x=1', 'user-agent': 'ua-a', assert: { status: 201 } },
-        { name: 'missing-text', url: 'http://svc/ok', 'user-agent': 'ua-b', assert: { contains: 'not in the body' } },
+        {
+          name: 'missing-text',
+          url: 'http://svc/ok',
+          'user-agent': 'ua-b',
+          assert: { contains: 'not in the body' },
+        },
         { name: 'accepted-500', url: 'http://svc/fail', assert: { status: '5xx', contains: 'hello' } },
-        { name: 'fine', url: 'http://svc/ok', assert: { status: [200], contains: 'status: ok', max_time: '5s' } },
+        {
+          name: 'fine',
+          url: 'http://svc/ok',
+          assert: { status: [200], contains: 'status: ok', max_time: '5s' },
+        },
       ],
     });
-    const r = await runLoad(plan, { engine, target: target.origin, resultsFile: join(dir, `${engine}-assert.jtl`) });
+    const r = await runLoad(plan, {
+      engine,
+      target: target.origin,
+      resultsFile: join(dir, `${engine}-assert.jtl`),
+    });
     const l = r.summary.labels;
     expect(r.summary.total.count).toBe(24);
-    expect([l['wrong-status'].errors, l['missing-text'].errors, l['accepted-500'].errors, l.fine.errors]).toEqual([6, 6, 0, 0]);
+    expect([
+      l['wrong-status'].errors,
+      l['missing-text'].errors,
+      l['accepted-500'].errors,
+      l.fine.errors,
+    ]).toEqual([6, 6, 0, 0]);
     expect(target.byPath['/ok?x=1']).toBe(6);
   });
 });
@@ -77,12 +105,16 @@ describe('faults and bad input', () => {
   it('never appends to an old results file', async () => {
     const file = join(dir, 'old.jtl');
     writeFileSync(file, 'old\n');
-    await expect(runLoad(clover(), { engine: 'builtin', target: target.origin, resultsFile: file })).rejects.toMatchObject({ exitCode: 2 });
+    await expect(
+      runLoad(clover(), { engine: 'builtin', target: target.origin, resultsFile: file }),
+    ).rejects.toMatchObject({ exitCode: 2 });
     expect(readFileSync(file, 'utf8')).toBe('old\n');
   });
 
   it('maps a missing JMeter to exit 4 with the install hint', async () => {
-    await expect(runLoad(clover(), { engine: 'jmeter', jmeterHome: join(dir, 'none'), target: target.origin })).rejects.toMatchObject({
+    await expect(
+      runLoad(clover(), { engine: 'jmeter', jmeterHome: join(dir, 'none'), target: target.origin }),
+    ).rejects.toMatchObject({
       exitCode: 4,
       message: expect.stringMatching(/apt-get install -y jmeter/),
     });
@@ -104,7 +136,19 @@ describe('clover-cd load (CLI)', () => {
       }),
     );
     const results = join(dir, 'cli.jtl');
-    const r = await runCli(['load', 'run', planFile, '--engine', 'jmeter', '--target', target.origin, '--results', results, '-o', 'json']);
+    const r = await runCli([
+      'load',
+      'run',
+      planFile,
+      '--engine',
+      'jmeter',
+      '--target',
+      target.origin,
+      '--results',
+      results,
+      '-o',
+      'json',
+    ]);
     expect(r.code).toBe(1);
     const out = JSON.parse(r.stdout);
     expect(out.total).toBeUndefined();
@@ -132,32 +176,72 @@ describe('distributed JMeter', () => {
   const servers: ChildProcess[] = [];
   afterAll(async () => {
     await Promise.all(
-      servers.map((s) => new Promise<void>((resolve) => (s.exitCode !== null ? resolve() : (s.once('exit', () => resolve()), s.kill('SIGKILL'))))),
+      servers.map(
+        (s) =>
+          new Promise<void>((resolve) =>
+            s.exitCode !== null ? resolve() : (s.once('exit', () => resolve()), s.kill('SIGKILL')),
+          ),
+      ),
     );
   });
 
-  it('two loopback jmeter-server engines yield 2 x the samples', async () => {
-    const jm = findJMeter();
-    expect(jm).toBeDefined();
+  it('two loopback engines of `clover-cd load server` yield 2 x the samples, and stop on SIGTERM with 130', async () => {
+    expect(findJMeter()).toBeDefined();
     const remote: string[] = [];
     for (let i = 0; i < 2; i++) {
       const port = await freePort();
       const local = await freePort();
-      const proc = spawn(jm!.command, [...jm!.baseArgs, ...jmeterServerArgs(port, local), '-j', join(dir, `server-${i}.log`)], { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] });
+      // The command `load render --kubernetes` gives each engine pod; jmeter-server.log goes to its own folder.
+      const cwd = mkdtempSync(join(dir, `engine-${i}-`));
+      const proc = spawn(
+        process.execPath,
+        [BIN, 'load', 'server', '--port', String(port), '--local-port', String(local)],
+        { cwd, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'ignore'] },
+      );
       servers.push(proc);
       // The RMI registry port opens before the engine is bound in it; jmeter-server says when it is.
       let out = '';
       proc.stdout!.on('data', (d) => (out += d));
-      await waitFor(`jmeter-server on 127.0.0.1:${port} to bind its engine`, async () => /Created remote object/.test(out), 60_000, 100);
+      await waitFor(
+        `jmeter-server on 127.0.0.1:${port} to bind its engine`,
+        async () => /Created remote object/.test(out),
+        60_000,
+        100,
+      );
       remote.push(`127.0.0.1:${port}`);
     }
     reset();
-    const r = await runLoad(clover(), { remote, target: target.origin, resultsFile: join(dir, 'distributed.jtl') });
+    const r = await runLoad(clover(), {
+      remote,
+      target: target.origin,
+      resultsFile: join(dir, 'distributed.jtl'),
+    });
     expect(r.engine).toBe('jmeter');
     expect(r.expected).toBe(40);
     expect(r.summary.total.count).toBe(40);
     expect(r.summary.labels.url1.userAgents).toEqual({ chrome: 20 });
     expect(target.byUserAgent).toEqual({ chrome: 20, safari: 20 });
     expect(existsSync(r.jtlPath)).toBe(true);
+    const exits = servers.map(
+      (s) => new Promise<number | null>((resolve) => s.once('exit', (code) => resolve(code))),
+    );
+    servers.forEach((s) => s.kill('SIGTERM'));
+    expect(await Promise.all(exits)).toEqual([130, 130]);
   }, 120_000);
+
+  it('load server refuses a bad port or host name with exit 2, before starting JMeter', async () => {
+    const port = await runCli(['load', 'server', '--port', '70000']);
+    expect({ code: port.code, stderr: port.stderr }).toEqual({
+      code: 2,
+      stderr: expect.stringContaining('--port must be a whole number from 1 to 65535, got 70000'),
+    });
+    const host = await runCli(['load', 'server', '--hostname', 'a b']);
+    expect({ code: host.code, stderr: host.stderr }).toEqual({
+      code: 2,
+      stderr: expect.stringContaining('--hostname must be a host name or address, got "a b"'),
+    });
+    expect((await runCli(['load', 'server', '--help'])).stdout).toMatch(
+      /Examples:\n\s+clover-cd load server --port 1099/,
+    );
+  });
 });

@@ -3,8 +3,13 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as yaml from 'js-yaml';
-import { evaluateCondition, executePipeline, resolveExpressions, type RunEvent } from '../src/pipelines/local-run/index.js';
-import { runPipelineLocally } from '../src/stages/local-pipeline.js';
+import {
+  evaluateCondition,
+  executePipeline,
+  resolveExpressions,
+  type RunEvent,
+} from '../src/pipelines/local-run/index.js';
+import { runPipelineLocally } from '../src/server/local-pipeline.js';
 import { loadSpec } from '../src/spec/load.js';
 import { readRenderInput } from '../src/pipelines/inputs.js';
 import { renderPipeline } from '../src/pipelines/render.js';
@@ -32,8 +37,16 @@ function quickSpec(example: string, edit: (doc: Record<string, any>) => void = (
 }
 
 const weightOfV2 = async (sb: Sandbox) => {
-  const vs = await sb.platform.get({ apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', namespace: 'default', name: 'http-lb' });
-  const routes = ((vs!.spec!.http as any[]).at(-1).route ?? []) as Array<{ destination: { subset: string }; weight?: number }>;
+  const vs = await sb.platform.get({
+    apiVersion: 'networking.istio.io/v1beta1',
+    kind: 'VirtualService',
+    namespace: 'default',
+    name: 'http-lb',
+  });
+  const routes = ((vs!.spec!.http as any[]).at(-1).route ?? []) as Array<{
+    destination: { subset: string };
+    weight?: number;
+  }>;
   const v2 = routes.find((r) => r.destination.subset === 'v2');
   return v2 ? (v2.weight ?? 100) : 0;
 };
@@ -44,15 +57,32 @@ describe('rendered pipelines on the sandbox', () => {
     sb = await startSandbox();
   });
   afterAll(async () => sb?.stop());
-  const run = (file: string) => runPipelineLocally({ file, platform: sb.platform, autoApprove: true, evidenceDir: join(dir, 'evidence'), pollIntervalMs: 100 });
+  const run = (file: string) =>
+    runPipelineLocally({
+      file,
+      platform: sb.platform,
+      autoApprove: true,
+      evidenceDir: join(dir, 'evidence'),
+      pollIntervalMs: 100,
+    });
 
   it('canary: every step passes its gate and v2 is promoted', async () => {
     const r = await run(quickSpec('sdc-canary'));
     const status = Object.fromEntries(r.execution.stages.map((s) => [s.name, s.status]));
     expect(r.execution.status).toBe('SUCCEEDED');
     expect(r.exitCode).toBe(0);
-    expect(status).toMatchObject({ 'Shift 10% to v2': 'SUCCEEDED', 'Gate at 10%': 'SUCCEEDED', 'Gate at 50%': 'SUCCEEDED', 'Promote v2': 'SUCCEEDED', 'Roll back to v1': 'SKIPPED', 'Release verdict': 'SUCCEEDED' });
-    expect(r.jobs.find((j) => j.stage === 'Gate at 50%')).toMatchObject({ status: 'SUCCEEDED', verdict: { outcome: 'pass' } });
+    expect(status).toMatchObject({
+      'Shift 10% to v2': 'SUCCEEDED',
+      'Gate at 10%': 'SUCCEEDED',
+      'Gate at 50%': 'SUCCEEDED',
+      'Promote v2': 'SUCCEEDED',
+      'Roll back to v1': 'SKIPPED',
+      'Release verdict': 'SUCCEEDED',
+    });
+    expect(r.jobs.find((j) => j.stage === 'Gate at 50%')).toMatchObject({
+      status: 'SUCCEEDED',
+      verdict: { outcome: 'pass' },
+    });
     expect(await weightOfV2(sb)).toBe(100);
   });
 
@@ -60,9 +90,21 @@ describe('rendered pipelines on the sandbox', () => {
     const fresh = await startSandbox();
     try {
       await fresh.setFault('http-lb', 'v2', { errorRate: 0.5 });
-      const r = await runPipelineLocally({ file: quickSpec('sdc-canary'), platform: fresh.platform, autoApprove: true, evidenceDir: join(dir, 'evidence'), pollIntervalMs: 100 });
+      const r = await runPipelineLocally({
+        file: quickSpec('sdc-canary'),
+        platform: fresh.platform,
+        autoApprove: true,
+        evidenceDir: join(dir, 'evidence'),
+        pollIntervalMs: 100,
+      });
       const status = Object.fromEntries(r.execution.stages.map((s) => [s.name, s.status]));
-      expect(status).toMatchObject({ 'Gate at 10%': 'FAILED_CONTINUE', 'Shift 50% to v2': 'SKIPPED', 'Promote v2': 'SKIPPED', 'Roll back to v1': 'SUCCEEDED', 'Release verdict': 'TERMINAL' });
+      expect(status).toMatchObject({
+        'Gate at 10%': 'FAILED_CONTINUE',
+        'Shift 50% to v2': 'SKIPPED',
+        'Promote v2': 'SKIPPED',
+        'Roll back to v1': 'SUCCEEDED',
+        'Release verdict': 'TERMINAL',
+      });
       expect(r.execution.status).toBe('TERMINAL');
       expect(r.exitCode).toBe(1);
       expect(r.jobs.find((j) => j.stage === 'Gate at 10%')?.verdict?.outcome).toBe('fail');
@@ -75,7 +117,13 @@ describe('rendered pipelines on the sandbox', () => {
   const promotedThroughCi = async (example: string, edit?: (doc: Record<string, any>) => void) => {
     const fresh = await startSandbox();
     try {
-      const r = await runPipelineLocally({ file: quickSpec(example, edit), platform: fresh.platform, autoApprove: true, evidenceDir: join(dir, 'evidence'), pollIntervalMs: 100 });
+      const r = await runPipelineLocally({
+        file: quickSpec(example, edit),
+        platform: fresh.platform,
+        autoApprove: true,
+        evidenceDir: join(dir, 'evidence'),
+        pollIntervalMs: 100,
+      });
       expect(r.execution.stages.filter((s) => s.status === 'TERMINAL')).toEqual([]);
       expect(r.execution.status).toBe('SUCCEEDED');
       expect(r.exitCode).toBe(0);
@@ -90,7 +138,12 @@ describe('rendered pipelines on the sandbox', () => {
     const r = await promotedThroughCi('sdc-ab');
     const job = r.execution.stages.find((s) => s.name === 'Gate A/B')!;
     expect(job.type).toBe('runJobManifest');
-    expect(job.outputs).toMatchObject({ CLOVER_CD_ACTION: 'gate', CLOVER_CD_STATUS: 'SUCCEEDED', CLOVER_CD_VERDICT: 'pass', CLOVER_CD_EXIT_CODE: '0' });
+    expect(job.outputs).toMatchObject({
+      CLOVER_CD_ACTION: 'gate',
+      CLOVER_CD_STATUS: 'SUCCEEDED',
+      CLOVER_CD_VERDICT: 'pass',
+      CLOVER_CD_EXIT_CODE: '0',
+    });
   });
 
   it('canary with a mirror phase: the mirror is set, the gate judges the mirrored copies, the shifts follow, v2 promoted', async () => {
@@ -99,7 +152,12 @@ describe('rendered pipelines on the sandbox', () => {
       doc.strategy.mirror = { percentage: '100%', window: '3s' };
     });
     const status = Object.fromEntries(r.execution.stages.map((s) => [s.name, s.status]));
-    expect(status).toMatchObject({ 'Mirror 100% to v2': 'SUCCEEDED', 'Gate of mirrored copies on v2': 'SUCCEEDED', 'Shift 10% to v2': 'SUCCEEDED', 'Promote v2': 'SUCCEEDED' });
+    expect(status).toMatchObject({
+      'Mirror 100% to v2': 'SUCCEEDED',
+      'Gate of mirrored copies on v2': 'SUCCEEDED',
+      'Shift 10% to v2': 'SUCCEEDED',
+      'Promote v2': 'SUCCEEDED',
+    });
     const gate = r.jobs.find((j) => j.stage === 'Gate of mirrored copies on v2')!;
     const results = (gate.verdict as unknown as { results: Array<{ rule: string }> }).results;
     expect(results.map((x) => x.rule.split(' ')[0])).toEqual(['errorRate', 'latency', 'compareErrors']);
@@ -108,8 +166,17 @@ describe('rendered pipelines on the sandbox', () => {
   it('blue/green (jenkins runner): preview route, judgment auto-approved, switch, gate passes after the switch, v2 promoted', async () => {
     const r = await promotedThroughCi('sdc-bluegreen');
     const status = Object.fromEntries(r.execution.stages.map((s) => [s.name, s.status]));
-    expect(status).toMatchObject({ 'Preview v2': 'SUCCEEDED', 'Switch traffic to v2?': 'SUCCEEDED', 'Switch traffic to v2': 'SUCCEEDED', 'Gate after the switch to v2': 'SUCCEEDED', 'Roll back to v1': 'SKIPPED' });
-    expect(r.execution.stages.find((s) => s.name === 'Gate after the switch to v2')?.outputs).toMatchObject({ CLOVER_CD_VERDICT: 'pass', CLOVER_CD_WEIGHT: '100' });
+    expect(status).toMatchObject({
+      'Preview v2': 'SUCCEEDED',
+      'Switch traffic to v2?': 'SUCCEEDED',
+      'Switch traffic to v2': 'SUCCEEDED',
+      'Gate after the switch to v2': 'SUCCEEDED',
+      'Roll back to v1': 'SKIPPED',
+    });
+    expect(r.execution.stages.find((s) => s.name === 'Gate after the switch to v2')?.outputs).toMatchObject({
+      CLOVER_CD_VERDICT: 'pass',
+      CLOVER_CD_WEIGHT: '100',
+    });
   });
 });
 
@@ -120,7 +187,12 @@ describe('trigger artifacts and parameters, as Echo, Orca and Clouddriver bind t
   });
   afterAll(async () => sb?.stop());
   const candidateImage = async (platform = sb.platform) => {
-    const d = await platform.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'default', name: 'http-lb-v2' });
+    const d = await platform.get({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      namespace: 'default',
+      name: 'http-lb-v2',
+    });
     return (d!.spec as any).template.spec.containers[0].image as string;
   };
   /** The canary example whose docker trigger fires for v* tags. */
@@ -131,25 +203,51 @@ describe('trigger artifacts and parameters, as Echo, Orca and Clouddriver bind t
   };
 
   it('a docker trigger for v2.1 deploys :v2.1; a manual start deploys the tag parameter, or its default', async () => {
-    const docker = await executePipeline(deployOnly(), { platform: sb.platform, trigger: { type: 'docker', tag: 'v2.1' } });
+    const docker = await executePipeline(deployOnly(), {
+      platform: sb.platform,
+      trigger: { type: 'docker', tag: 'v2.1' },
+    });
     expect(docker.status).toBe('SUCCEEDED');
-    expect(await candidateImage()).toBe('opnfv/clover-ns-nginx-lb:v2.1');
-    expect(docker.trigger).toMatchObject({ tag: 'v2.1', artifacts: [{ type: 'docker/image', name: 'opnfv/clover-ns-nginx-lb', reference: 'opnfv/clover-ns-nginx-lb:v2.1' }] });
-    const param = await executePipeline(deployOnly(), { platform: sb.platform, trigger: { type: 'manual', parameters: { tag: 'v2.9' } } });
-    expect(param.stages[0].context['outputs.boundArtifacts']).toEqual([expect.objectContaining({ reference: 'opnfv/clover-ns-nginx-lb:v2.9' })]);
-    expect(await candidateImage()).toBe('opnfv/clover-ns-nginx-lb:v2.9');
+    expect(await candidateImage()).toBe('index.docker.io/opnfv/clover-ns-nginx-lb:v2.1');
+    expect(docker.trigger).toMatchObject({
+      tag: 'v2.1',
+      artifacts: [
+        {
+          type: 'docker/image',
+          name: 'index.docker.io/opnfv/clover-ns-nginx-lb',
+          reference: 'index.docker.io/opnfv/clover-ns-nginx-lb:v2.1',
+        },
+      ],
+    });
+    const param = await executePipeline(deployOnly(), {
+      platform: sb.platform,
+      trigger: { type: 'manual', parameters: { tag: 'v2.9' } },
+    });
+    expect(param.stages[0].context['outputs.boundArtifacts']).toEqual([
+      expect.objectContaining({ reference: 'index.docker.io/opnfv/clover-ns-nginx-lb:v2.9' }),
+    ]);
+    expect(await candidateImage()).toBe('index.docker.io/opnfv/clover-ns-nginx-lb:v2.9');
     await executePipeline(deployOnly(), { platform: sb.platform });
-    expect(await candidateImage()).toBe('opnfv/clover-ns-nginx-lb:opnfv-7.0.0');
+    expect(await candidateImage()).toBe('index.docker.io/opnfv/clover-ns-nginx-lb:opnfv-7.0.0');
     // A tag the trigger's pattern does not match never starts the pipeline (Echo): exit 2, nothing deployed.
-    await expect(executePipeline(deployOnly(), { platform: sb.platform, trigger: { type: 'docker', tag: 'latest' } })).rejects.toThrow(/does not match the docker trigger's tag pattern/);
+    await expect(
+      executePipeline(deployOnly(), { platform: sb.platform, trigger: { type: 'docker', tag: 'latest' } }),
+    ).rejects.toThrow(
+      /Echo would not start the pipeline: tag "latest" does not fully match triggers\[0\]\.tag/,
+    );
   });
 
   it('pipeline run --local --param tag=... deploys that tag (CLI)', async () => {
     const file = join(dir, 'deploy-only.json');
     writeFileSync(file, JSON.stringify(deployOnly()));
-    const r = await runCli(['pipeline', 'run', file, '--local', '--param', 'tag=v3.0', '-o', 'json'], { env: { CLOVER_CD_STATE_DIR: mkdtempSync(join(tmpdir(), 'local-run-state-')) }, timeoutMs: 120_000 });
+    const r = await runCli(['pipeline', 'run', file, '--local', '--param', 'tag=v3.0', '-o', 'json'], {
+      env: { CLOVER_CD_STATE_DIR: mkdtempSync(join(tmpdir(), 'local-run-state-')) },
+      timeoutMs: 120_000,
+    });
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout).stages[0].message).toContain('bound opnfv/clover-ns-nginx-lb:v3.0');
+    expect(JSON.parse(r.stdout).stages[0].message).toContain(
+      'bound index.docker.io/opnfv/clover-ns-nginx-lb:v3.0',
+    );
   });
 
   it('preconfigured stages (types from the orca-config fragment) run a docker-triggered canary to promotion with its own tag', async () => {
@@ -159,13 +257,29 @@ describe('trigger artifacts and parameters, as Echo, Orca and Clouddriver bind t
     expect(oc.code).toBe(0);
     const fresh = await startSandbox();
     try {
-      const r = await runPipelineLocally({ file: spec, orcaConfig: orca, platform: fresh.platform, autoApprove: true, evidenceDir: join(dir, 'evidence'), pollIntervalMs: 100, trigger: { type: 'docker', tag: 'v2.1' } });
+      const r = await runPipelineLocally({
+        file: spec,
+        orcaConfig: orca,
+        platform: fresh.platform,
+        autoApprove: true,
+        evidenceDir: join(dir, 'evidence'),
+        pollIntervalMs: 100,
+        trigger: { type: 'docker', tag: 'v2.1' },
+      });
       const status = Object.fromEntries(r.execution.stages.map((s) => [s.name, `${s.type} ${s.status}`]));
-      expect(status).toMatchObject({ 'Shift 10% to v2': 'cloverCdTraffic SUCCEEDED', 'Gate at 50%': 'cloverCdGate SUCCEEDED', 'Promote v2': 'cloverCdPromote SUCCEEDED', 'Roll back to v1': 'cloverCdRollback SKIPPED' });
+      expect(status).toMatchObject({
+        'Shift 10% to v2': 'cloverCdTraffic SUCCEEDED',
+        'Gate at 50%': 'cloverCdGate SUCCEEDED',
+        'Promote v2': 'cloverCdPromote SUCCEEDED',
+        'Roll back to v1': 'cloverCdRollback SKIPPED',
+      });
       expect(r.exitCode).toBe(0);
-      expect(r.jobs.find((j) => j.stage === 'Gate at 50%')).toMatchObject({ status: 'SUCCEEDED', verdict: { outcome: 'pass' } });
+      expect(r.jobs.find((j) => j.stage === 'Gate at 50%')).toMatchObject({
+        status: 'SUCCEEDED',
+        verdict: { outcome: 'pass' },
+      });
       expect(await weightOfV2(fresh)).toBe(100);
-      expect(await candidateImage(fresh.platform)).toBe('opnfv/clover-ns-nginx-lb:v2.1');
+      expect(await candidateImage(fresh.platform)).toBe('index.docker.io/opnfv/clover-ns-nginx-lb:v2.1');
     } finally {
       await fresh.stop();
     }
@@ -187,22 +301,43 @@ describe("Orca's graph rules", () => {
       stages: [
         { refId: 'a', requisiteStageRefIds: [], type: 'wait', name: 'A', waitTime: 1 },
         { refId: 'b', requisiteStageRefIds: [], type: 'wait', name: 'B', waitTime: 1 },
-        { refId: 'vars', requisiteStageRefIds: ['a', 'b'], type: 'evaluateVariables', name: 'Vars', variables: [{ key: 'target', value: "${#stage('A')['status'].toString()}" }] },
-        { refId: 'j', requisiteStageRefIds: ['vars'], type: 'jenkins', name: 'Tests in Jenkins', master: 'm', job: 'j' },
+        {
+          refId: 'vars',
+          requisiteStageRefIds: ['a', 'b'],
+          type: 'evaluateVariables',
+          name: 'Vars',
+          variables: [{ key: 'target', value: "${#stage('A')['status'].toString()}" }],
+        },
+        {
+          refId: 'j',
+          requisiteStageRefIds: ['vars'],
+          type: 'jenkins',
+          name: 'Tests in Jenkins',
+          master: 'm',
+          job: 'j',
+        },
         { refId: 'after', requisiteStageRefIds: ['j'], type: 'wait', name: 'After', waitTime: 0 },
         { refId: 'k', requisiteStageRefIds: ['vars'], type: 'bakeManifest', name: 'Bake' },
       ],
     };
     const r = await executePipeline(pipeline, { platform: sb.platform, onEvent: (e) => events.push(e) });
-    const order = events.filter((e) => e.type !== 'stage-progress').map((e) => `${e.type === 'stage-start' ? '+' : '-'}${e.stage.name}`);
+    const order = events
+      .filter((e) => e.type !== 'stage-progress')
+      .map((e) => `${e.type === 'stage-start' ? '+' : '-'}${e.stage.name}`);
     expect(order.slice(0, 2).sort()).toEqual(['+A', '+B']); // both branches start before either ends
     expect(order.indexOf('+Vars')).toBeGreaterThan(Math.max(order.indexOf('-A'), order.indexOf('-B')));
     const byName = Object.fromEntries(r.stages.map((s) => [s.name, s]));
     expect(byName.Vars.outputs).toEqual({ target: 'SUCCEEDED' });
-    expect(byName['Tests in Jenkins']).toMatchObject({ status: 'TERMINAL', message: expect.stringContaining('cannot run locally') });
+    expect(byName['Tests in Jenkins']).toMatchObject({
+      status: 'TERMINAL',
+      message: expect.stringContaining('cannot run locally'),
+    });
     expect(byName.After.status).toBe('NOT_STARTED');
     expect(r.status).toBe('TERMINAL');
-    expect(byName.Bake).toMatchObject({ status: 'TERMINAL', message: expect.stringContaining('stage type "bakeManifest" cannot run locally') });
+    expect(byName.Bake).toMatchObject({
+      status: 'TERMINAL',
+      message: expect.stringContaining('stage type "bakeManifest" cannot run locally'),
+    });
     expect(r.unsupported.sort()).toEqual(['bakeManifest', 'jenkins']);
   });
 
@@ -211,40 +346,101 @@ describe("Orca's graph rules", () => {
       application: 'sdc',
       name: 'judged',
       stages: [
-        { refId: '1', requisiteStageRefIds: [], type: 'manualJudgment', name: 'Go on?', judgmentInputs: [{ value: 'continue' }, { value: 'rollback' }] },
-        { refId: '2', requisiteStageRefIds: ['1'], type: 'patchManifest', name: 'Label', stageEnabled: { type: 'expression', expression: "#judgment('Go on?') == 'continue'" }, manifestName: 'deployment http-lb-v2', location: 'default', patchBody: { metadata: { labels: { judged: 'yes' } } }, options: { mergeStrategy: 'strategic' } },
-        { refId: '3', requisiteStageRefIds: ['2'], type: 'checkPreconditions', name: 'Verdict', preconditions: [{ type: 'expression', context: { expression: "#stage('Label')['status'].toString() == 'SUCCEEDED'", failureMessage: 'not labelled' }, failPipeline: true }] },
+        {
+          refId: '1',
+          requisiteStageRefIds: [],
+          type: 'manualJudgment',
+          name: 'Go on?',
+          judgmentInputs: [{ value: 'continue' }, { value: 'rollback' }],
+        },
+        {
+          refId: '2',
+          requisiteStageRefIds: ['1'],
+          type: 'patchManifest',
+          name: 'Label',
+          stageEnabled: { type: 'expression', expression: "#judgment('Go on?') == 'continue'" },
+          manifestName: 'deployment http-lb-v2',
+          location: 'default',
+          patchBody: { metadata: { labels: { judged: 'yes' } } },
+          options: { mergeStrategy: 'strategic' },
+        },
+        {
+          refId: '3',
+          requisiteStageRefIds: ['2'],
+          type: 'checkPreconditions',
+          name: 'Verdict',
+          preconditions: [
+            {
+              type: 'expression',
+              context: {
+                expression: "#stage('Label')['status'].toString() == 'SUCCEEDED'",
+                failureMessage: 'not labelled',
+              },
+              failPipeline: true,
+            },
+          ],
+        },
       ],
     };
-    const rolled = await executePipeline(pipeline, { platform: sb.platform, judgments: { 'Go on?': 'rollback' } });
+    const rolled = await executePipeline(pipeline, {
+      platform: sb.platform,
+      judgments: { 'Go on?': 'rollback' },
+    });
     expect(rolled.stages.map((s) => s.status)).toEqual(['SUCCEEDED', 'SKIPPED', 'TERMINAL']);
     expect(rolled.stages[2].message).toBe('not labelled');
     const unanswered = await executePipeline(pipeline, { platform: sb.platform });
-    expect(unanswered.stages[0]).toMatchObject({ status: 'TERMINAL', message: expect.stringContaining('--auto-approve') });
+    expect(unanswered.stages[0]).toMatchObject({
+      status: 'TERMINAL',
+      message: expect.stringContaining('--auto-approve'),
+    });
     const ok = await executePipeline(pipeline, { platform: sb.platform, autoApprove: true });
     expect(ok.status).toBe('SUCCEEDED');
-    const d = await sb.platform.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'default', name: 'http-lb-v2' });
+    const d = await sb.platform.get({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      namespace: 'default',
+      name: 'http-lb-v2',
+    });
     expect(d?.metadata.labels?.judged).toBe('yes');
   });
 });
 
 describe('SpEL forms the generator emits', () => {
   const stages: Record<string, any> = {
-    'Gate at 10%': { status: 'FAILED_CONTINUE', context: { webhook: { monitor: { body: { status: 'INCONCLUSIVE' } } } } },
+    'Gate at 10%': {
+      status: 'FAILED_CONTINUE',
+      context: { webhook: { monitor: { body: { status: 'INCONCLUSIVE' } } } },
+    },
     'Promote v2': { status: 'SKIPPED', context: {} },
   };
-  const ctx = { vars: { execution: { id: 'e1', name: 'http-lb-canary' } }, stage: (n: string) => stages[n], stageByRefId: () => undefined, judgment: (n: string) => (n === 'Continue?' ? 'continue' : undefined) };
+  const ctx = {
+    vars: { execution: { id: 'e1', name: 'http-lb-canary' } },
+    stage: (n: string) => stages[n],
+    stageByRefId: () => undefined,
+    judgment: (n: string) => (n === 'Continue?' ? 'continue' : undefined),
+  };
   it.each([
-    ["#stage('Gate at 10%')['status'].toString() == 'FAILED_CONTINUE' && #stage('Gate at 10%')['context']['webhook']['monitor']['body']['status'] == 'INCONCLUSIVE'", true],
+    [
+      "#stage('Gate at 10%')['status'].toString() == 'FAILED_CONTINUE' && #stage('Gate at 10%')['context']['webhook']['monitor']['body']['status'] == 'INCONCLUSIVE'",
+      true,
+    ],
     ["#stage('Promote v2')['status'].toString() != 'SUCCEEDED'", true],
-    ["#stage('Promote v2')['status'].toString() == 'SUCCEEDED' || #stage('Gate at 10%')['status'].toString() == 'SUCCEEDED'", false],
+    [
+      "#stage('Promote v2')['status'].toString() == 'SUCCEEDED' || #stage('Gate at 10%')['status'].toString() == 'SUCCEEDED'",
+      false,
+    ],
     ["${#judgment('Continue?') == 'continue'}", true],
     ["!(#stage('Promote v2')['status'].toString() == 'SKIPPED')", false],
   ])('%s → %s', (expr, expected) => {
     expect(evaluateCondition(expr, ctx)).toBe(expected);
   });
   it('resolves ${execution[...]} in payloads and fails loudly on unknown references', () => {
-    expect(resolveExpressions({ execution: { id: "${execution['id']}", pipeline: "${execution['name']}" }, n: '${1 == 1}' }, ctx)).toEqual({ execution: { id: 'e1', pipeline: 'http-lb-canary' }, n: true });
+    expect(
+      resolveExpressions(
+        { execution: { id: "${execution['id']}", pipeline: "${execution['name']}" }, n: '${1 == 1}' },
+        ctx,
+      ),
+    ).toEqual({ execution: { id: 'e1', pipeline: 'http-lb-canary' }, n: true });
     const failures: string[] = [];
     resolveExpressions("${#stage('Nope')['status']}", ctx, failures);
     expect(failures[0]).toMatch(/no such stage/);

@@ -16,9 +16,17 @@ interface Run {
   stderr: string;
 }
 
-function run(cmd: string, args: string[], opts: { cwd: string; env?: Record<string, string>; timeoutMs?: number }): Promise<Run> {
+function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd: string; env?: Record<string, string>; timeoutMs?: number },
+): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd, env: { ...process.env, NODE_OPTIONS: '', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, {
+      cwd: opts.cwd,
+      env: { ...process.env, NODE_OPTIONS: '', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -32,7 +40,8 @@ function run(cmd: string, args: string[], opts: { cwd: string; env?: Record<stri
   });
 }
 
-const npm = (args: string[], cwd: string, timeoutMs = 120_000) => run('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], { cwd, timeoutMs });
+const npm = (args: string[], cwd: string, timeoutMs = 120_000) =>
+  run('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], { cwd, timeoutMs });
 
 describe('npm pack → install into an empty folder → run', () => {
   const work = mkdtempSync(join(tmpdir(), 'clover-pack-'));
@@ -49,7 +58,10 @@ describe('npm pack → install into an empty folder → run', () => {
     const packed = await npm(['pack', '--json', '--pack-destination', work], REPO, 180_000);
     expect(packed.stderr).not.toMatch(/error/i);
     expect(packed.code).toBe(0);
-    const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as Array<{ filename: string; files: Array<{ path: string }> }>;
+    const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as Array<{
+      filename: string;
+      files: Array<{ path: string }>;
+    }>;
     files = info.files.map((f) => f.path);
     // A user's project as it is: no overrides (ours do not reach a dependent), Node 20.
     writeFileSync(join(work, 'package.json'), JSON.stringify({ private: true }));
@@ -70,7 +82,16 @@ describe('npm pack → install into an empty folder → run', () => {
   });
 
   it('ships what runs and nothing else: compiled code, its launcher and proto files, examples; no sources, tests or tsx', () => {
-    expect(files).toEqual(expect.arrayContaining(['bin/clover-cd.js', 'dist/cli/main.js', 'dist/jmeter/launcher/JMeterXStreamFix.java', 'dist/services/proto/sdc.proto', 'examples/sdc-canary.yaml', 'deploy/sdc/istio.yaml']));
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'bin/clover-cd.js',
+        'dist/cli/main.js',
+        'dist/jmeter/launcher/JMeterXStreamFix.java',
+        'dist/services/proto/sdc.proto',
+        'examples/sdc-canary.yaml',
+        'deploy/sdc/istio.yaml',
+      ]),
+    );
     expect(files.filter((f) => /^(src|test|bench|\.ci|scripts)\//.test(f) || f.endsWith('.ts'))).toEqual([]);
     expect(existsSync(join(installed, 'src'))).toBe(false);
     // tsx (a devDependency with an esbuild postinstall) and bench-only packages are not installed for users.
@@ -80,7 +101,11 @@ describe('npm pack → install into an empty folder → run', () => {
     expect(deps).not.toContain('autocannon');
     expect(deps).toContain('undici');
     // No undici that needs a newer Node than this one (the Kubernetes client 2.x brought undici 8).
-    const undiciMajor = Number(JSON.parse(readFileSync(join(work, 'node_modules', 'undici', 'package.json'), 'utf8')).version.split('.')[0]);
+    const undiciMajor = Number(
+      JSON.parse(readFileSync(join(work, 'node_modules', 'undici', 'package.json'), 'utf8')).version.split(
+        '.',
+      )[0],
+    );
     expect(undiciMajor).toBeLessThan(8);
   });
 
@@ -94,7 +119,11 @@ describe('npm pack → install into an empty folder → run', () => {
     const spec = join(installed, 'examples', 'sdc-canary.yaml');
     const v = await run(cli, ['spec', 'validate', spec, '-o', 'json'], { cwd: work });
     expect(v.code).toBe(0);
-    expect(JSON.parse(v.stdout)).toMatchObject({ valid: true, release: 'http-lb-canary', strategy: 'canary' });
+    expect(JSON.parse(v.stdout)).toMatchObject({
+      valid: true,
+      release: 'http-lb-canary',
+      strategy: 'canary',
+    });
     const p = await run(cli, ['pipeline', 'render', spec], { cwd: work });
     expect(p.code).toBe(0);
     const pipeline = JSON.parse(p.stdout) as { application: string; stages: Array<{ type: string }> };
@@ -103,7 +132,11 @@ describe('npm pack → install into an empty folder → run', () => {
   });
 
   it('judges the packed demo evidence bundle again, offline', async () => {
-    const r = await run(cli, ['gate', '--replay', join(installed, 'examples', 'evidence', 'http-lb-canary-10pct-pass.json')], { cwd: work });
+    const r = await run(
+      cli,
+      ['gate', '--replay', join(installed, 'examples', 'evidence', 'http-lb-canary-10pct-pass.json')],
+      { cwd: work },
+    );
     expect(r.stdout).toMatch(/^gate PASS/m);
     expect(r.code).toBe(0);
   });

@@ -33,12 +33,34 @@ interface Watcher {
 }
 
 function watch(tty: boolean): Watcher {
-  const args = [BIN, 'release', 'status', file, '--watch', '--platform', 'sandbox', '--state-dir', lab.stateDir, '--interval', '250ms', '--timeout', '90s'];
+  const args = [
+    BIN,
+    'release',
+    'status',
+    file,
+    '--watch',
+    '--platform',
+    'sandbox',
+    '--state-dir',
+    lab.stateDir,
+    '--interval',
+    '250ms',
+    '--timeout',
+    '90s',
+  ];
   const quoted = [process.execPath, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
   // script(1) gives the command a pseudo-terminal: stdout.isTTY is true inside.
   const child = tty
-    ? spawn('script', ['-qfec', quoted, '/dev/null'], { cwd: REPO, env: { ...process.env, NODE_OPTIONS: '', TERM: 'xterm' }, stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(process.execPath, args, { cwd: REPO, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    ? spawn('script', ['-qfec', quoted, '/dev/null'], {
+        cwd: REPO,
+        env: { ...process.env, NODE_OPTIONS: '', TERM: 'xterm' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+    : spawn(process.execPath, args, {
+        cwd: REPO,
+        env: { ...process.env, NODE_OPTIONS: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
   let out = '';
   const waiters: Array<{ re: RegExp; done: () => void }> = [];
   const onData = (d: Buffer) => {
@@ -59,7 +81,9 @@ function watch(tty: boolean): Watcher {
       new Promise<void>((resolve, reject) => {
         if (re.test(out)) return resolve();
         waiters.push({ re, done: resolve });
-        void exited.then(() => (re.test(out) ? resolve() : reject(new Error(`watch ended without ${re}: ${out}`))));
+        void exited.then(() =>
+          re.test(out) ? resolve() : reject(new Error(`watch ended without ${re}: ${out}`)),
+        );
       }),
   };
 }
@@ -70,8 +94,8 @@ describe('release status --watch', () => {
     const tty = watch(true);
     // Both watchers are up (they have printed the release as not started) before the release begins.
     await Promise.all([plain.waitFor(/watch-canary: not started/), tty.waitFor(/NOT STARTED/)]);
-    const { spec, dir } = loadSpec(file);
-    const r = await runRelease(lab.sb.platform, spec, { autoApprove: true, baseDir: dir, evidenceDir: lab.evidenceDir });
+    const { spec } = loadSpec(file);
+    const r = await runRelease(lab.sb.platform, spec, { autoApprove: true, evidenceDir: lab.evidenceDir });
     expect(r.state.phase).toBe('promoted');
     const [plainCode, ttyCode] = await Promise.all([plain.exited, tty.exited]);
     expect(plainCode).toBe(0);
@@ -82,8 +106,12 @@ describe('release status --watch', () => {
       writeFileSync(join(process.env.CLOVER_CD_SCREENSHOTS, 'watch-tty.txt'), tty.out());
     }
     const lines = plain.out().trim().split('\n');
-    expect(lines[lines.length - 1]).toMatch(/watch-canary: promoted \| step 2\/2 \(weight 50%\) \| v1\/v2 0% \/ 100% \| last verdict step 2: pass/);
-    expect(plain.out()).toMatch(/step 1\/2 \(weight 20%\) \| v1\/v2 80% \/ 20% \| window \S+ left \| samples \d+\/\d+/);
+    expect(lines[lines.length - 1]).toMatch(
+      /watch-canary: promoted \| step 2\/2 \(weight 50%\) \| v1\/v2 0% \/ 100% \| last verdict step 2: pass/,
+    );
+    expect(plain.out()).toMatch(
+      /step 1\/2 \(weight 20%\) \| v1\/v2 80% \/ 20% \| window \S+ left \| samples \d+\/\d+/,
+    );
     expect(plain.out()).toMatch(/step 2\/2 \(weight 50%\) \| v1\/v2 50% \/ 50%/);
     // The running decision per rule, from the watch's own looks: open while undecided, then passed.
     expect(plain.out()).toMatch(/\| rules errorRate (open|pass)/);
@@ -97,6 +125,8 @@ describe('release status --watch', () => {
     expect(screen).toMatch(/weights {2}v1 +█*░* 80%/);
     expect(screen).toMatch(/samples {2}\d+ of \d+ planned candidate requests/);
     expect(screen).toMatch(/release watch-canary {2}PROMOTED/);
-    expect(screen).toMatch(/rules {4}(deciding|decided PASS) \(this watch's own looks(, since watching)?\):\r?\n\S*\s+errorRate (OPEN|PASS)/);
+    expect(screen).toMatch(
+      /rules {4}(deciding|decided PASS) \(this watch's own looks(, since watching)?\):\r?\n\S*\s+errorRate (OPEN|PASS)/,
+    );
   }, 120_000);
 });

@@ -27,7 +27,11 @@ function writeSpec(name: string, strategy: Record<string, unknown>, rules?: unkn
 
 async function release(file: string, events: ReleaseProgress[] = []) {
   const l = loadSpec(file);
-  return runRelease(sb.platform, l.spec, { baseDir: l.dir, autoApprove: true, evidenceDir: join(dir, 'evidence'), onEvent: (e) => events.push(e) });
+  return runRelease(sb.platform, l.spec, {
+    autoApprove: true,
+    evidenceDir: join(dir, 'evidence'),
+    onEvent: (e) => events.push(e),
+  });
 }
 
 const observed = (file: string) => lab.observed(file);
@@ -49,9 +53,14 @@ describe('canary on the sandbox', () => {
     const r = await release(file, events);
     expect(r.exitCode).toBe(0);
     expect(r.state.phase).toBe('promoted');
-    expect(events.filter((e) => e.type === 'shift').map((e) => (e as { weight: number }).weight)).toEqual([20, 60]);
+    expect(events.filter((e) => e.type === 'shift').map((e) => (e as { weight: number }).weight)).toEqual([
+      20, 60,
+    ]);
     const splits = events.filter((e): e is Extract<ReleaseProgress, { type: 'split' }> => e.type === 'split');
-    expect(splits.map((s) => [s.weight, s.outcome])).toEqual([[20, 'pass'], [60, 'pass']]);
+    expect(splits.map((s) => [s.weight, s.outcome])).toEqual([
+      [20, 'pass'],
+      [60, 'pass'],
+    ]);
     expect(splits[0].candidate).toBeGreaterThan(0);
     const after = await vs();
     expect(after.metadata.annotations?.[LEGACY_ORIGINAL_ROUTES]).toBeUndefined();
@@ -73,7 +82,9 @@ describe('canary on the sandbox', () => {
     expect(r.state).toMatchObject({ phase: 'rolledBack', cause: 'fail', step: 0 });
     expect(r.state.lastVerdict?.summary).toMatch(/errorRate/);
     expect(events.filter((e) => e.type === 'shift')).toHaveLength(1);
-    const rb = events.find((e): e is Extract<ReleaseProgress, { type: 'rollback' }> => e.type === 'rollback')!;
+    const rb = events.find(
+      (e): e is Extract<ReleaseProgress, { type: 'rollback' }> => e.type === 'rollback',
+    )!;
     expect(rb.observed!.candidate).toBe(0);
     expect(rb.observed!.stable).toBeGreaterThan(0);
     expect((await vs()).spec).toEqual(initial.spec);
@@ -85,11 +96,15 @@ describe('canary on the sandbox', () => {
 
 describe('blue/green and A/B on the sandbox', () => {
   it('blue/green previews behind the match route, switches 0 → 100 and promotes', async () => {
-    const file = writeSpec('bg-ok', { blueGreen: { previewWindow: '3s', judgment: true } }, [{ errorRate: { max: '5%' } }]);
+    const file = writeSpec('bg-ok', { blueGreen: { previewWindow: '3s', judgment: true } }, [
+      { errorRate: { max: '5%' } },
+    ]);
     const events: ReleaseProgress[] = [];
     const r = await release(file, events);
     expect(r.exitCode).toBe(0);
-    expect(events.filter((e) => e.type === 'shift').map((e) => (e as { weight: number }).weight)).toEqual([0, 100]);
+    expect(events.filter((e) => e.type === 'shift').map((e) => (e as { weight: number }).weight)).toEqual([
+      0, 100,
+    ]);
     expect(events.some((e) => e.type === 'judgment')).toBe(true);
     const http = (await vs()).spec!.http as Array<{ name?: string }>;
     expect(http.map((h) => h.name)).not.toContain(matchRouteName('bg-ok'));
@@ -106,12 +121,24 @@ describe('blue/green and A/B on the sandbox', () => {
   });
 
   it('A/B sends the matching user agent to the candidate, then promotes and removes the match route', async () => {
-    const file = writeSpec('ab-ok', { abTest: { match: [{ headers: { 'user-agent': { regex: '.*chrome.*' } } }], window: '3s' } }, [{ errorRate: { max: '5%' } }]);
+    const file = writeSpec(
+      'ab-ok',
+      { abTest: { match: [{ headers: { 'user-agent': { regex: '.*chrome.*' } } }], window: '3s' } },
+      [{ errorRate: { max: '5%' } }],
+    );
     const events: ReleaseProgress[] = [];
     const l = loadSpec(file);
-    const p = runRelease(sb.platform, l.spec, { baseDir: l.dir, autoApprove: true, evidenceDir: join(dir, 'evidence'), onEvent: (e) => events.push(e) });
+    const p = runRelease(sb.platform, l.spec, {
+      autoApprove: true,
+      evidenceDir: join(dir, 'evidence'),
+      onEvent: (e) => events.push(e),
+    });
     // While the window runs, the match route is in place and first.
-    await waitFor('the A/B match route', async () => ((await vs()).spec!.http as Array<{ name?: string }>)[0]?.name === matchRouteName('ab-ok'), 10_000);
+    await waitFor(
+      'the A/B match route',
+      async () => ((await vs()).spec!.http as Array<{ name?: string }>)[0]?.name === matchRouteName('ab-ok'),
+      10_000,
+    );
     const r = await p;
     expect(r.exitCode).toBe(0);
     const http = (await vs()).spec!.http as Array<{ name?: string }>;
@@ -122,9 +149,23 @@ describe('blue/green and A/B on the sandbox', () => {
 
 describe('waiting for approval (CI without a terminal)', () => {
   it('stops with exit 3 and CLOVER_CD_PHASE=awaitingJudgment in --properties; --approve <step> goes on to promotion', async () => {
-    const file = writeSpec('bg-wait', { blueGreen: { previewWindow: '3s', judgment: true } }, [{ errorRate: { max: '5%' } }]);
+    const file = writeSpec('bg-wait', { blueGreen: { previewWindow: '3s', judgment: true } }, [
+      { errorRate: { max: '5%' } },
+    ]);
     const props = join(dir, 'bg-wait.properties');
-    const args = ['release', 'run', file, '--platform', 'sandbox', '--state-dir', join(dir, 'state'), '--evidence-dir', join(dir, 'evidence'), '--properties', props];
+    const args = [
+      'release',
+      'run',
+      file,
+      '--platform',
+      'sandbox',
+      '--state-dir',
+      join(dir, 'state'),
+      '--evidence-dir',
+      join(dir, 'evidence'),
+      '--properties',
+      props,
+    ];
     const first = await runCli(args, { timeoutMs: 60_000 });
     expect(first.code).toBe(3);
     const waiting = readFileSync(props, 'utf8');
@@ -145,8 +186,22 @@ describe('waiting for approval (CI without a terminal)', () => {
 describe('crash safety', () => {
   it('a release killed with SIGKILL between steps resumes when the same command runs again', async () => {
     const file = writeSpec('canary-kill', { canary: { steps: [20, 60], window: '3s' } });
-    const args = ['release', file, '--platform', 'sandbox', '--state-dir', join(dir, 'state'), '--auto-approve', '--evidence-dir', join(dir, 'evidence')];
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = [
+      'release',
+      file,
+      '--platform',
+      'sandbox',
+      '--state-dir',
+      join(dir, 'state'),
+      '--auto-approve',
+      '--evidence-dir',
+      join(dir, 'evidence'),
+    ];
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: REPO,
+      env: { ...process.env, NODE_OPTIONS: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((r) => child.on('close', (code, sig) => r(sig ? -1 : code)));
@@ -176,10 +231,29 @@ describe('crash safety', () => {
   it('a release killed during its rollback finishes the rollback when run again', async () => {
     await sb.setFault('http-lb', 'v2', { errorRate: 0.3 });
     const file = writeSpec('canary-kill-rb', { canary: { steps: [30], window: '3s' } });
-    const args = ['release', file, '--platform', 'sandbox', '--state-dir', join(dir, 'state'), '--auto-approve', '--evidence-dir', join(dir, 'evidence')];
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env: { ...process.env, NODE_OPTIONS: '' }, stdio: 'ignore' });
+    const args = [
+      'release',
+      file,
+      '--platform',
+      'sandbox',
+      '--state-dir',
+      join(dir, 'state'),
+      '--auto-approve',
+      '--evidence-dir',
+      join(dir, 'evidence'),
+    ];
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: REPO,
+      env: { ...process.env, NODE_OPTIONS: '' },
+      stdio: 'ignore',
+    });
     const exited = new Promise<void>((r) => child.on('close', () => r()));
-    await waitFor('the rollback to start', async () => readState(await vs())?.phase === 'rollingBack', 30_000, 10);
+    await waitFor(
+      'the rollback to start',
+      async () => readState(await vs())?.phase === 'rollingBack',
+      30_000,
+      10,
+    );
     child.kill('SIGKILL');
     await exited;
     const r = await runCli([...args, '-o', 'json'], { timeoutMs: 60_000 });

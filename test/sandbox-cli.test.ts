@@ -14,46 +14,100 @@ afterAll(async () => {
 
 describe('clover-cd sandbox', () => {
   it('up --detach, apply -f, fault, status, down: live changes, nothing left behind', async () => {
-    const up = await runCli(['sandbox', 'up', '--detach', '--state-dir', dir, '-o', 'json'], { timeoutMs: 60_000 });
+    const up = await runCli(['sandbox', 'up', '--detach', '--state-dir', dir, '-o', 'json'], {
+      timeoutMs: 60_000,
+    });
     expect(up.code).toBe(0);
     const urls = JSON.parse(up.stdout);
     expect(Object.keys(urls)).toEqual(expect.arrayContaining(['ingress', 'metrics', 'jaeger', 'grpc']));
     expect((await runCli(['sandbox', 'up', '--detach', '--state-dir', dir])).code).toBe(2); // already running
 
     const vs = join(dir, '..', 'vs.yaml');
-    writeFileSync(vs, 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: http-lb}\nspec:\n  hosts: [http-lb]\n  http:\n  - route:\n    - {destination: {host: http-lb, subset: v2}}\n');
+    writeFileSync(
+      vs,
+      'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: http-lb}\nspec:\n  hosts: [http-lb]\n  http:\n  - route:\n    - {destination: {host: http-lb, subset: v2}}\n',
+    );
     const applied = await runCli(['sandbox', 'apply', '-f', vs, '--state-dir', dir]);
     expect(applied.stdout).toContain('virtualservice/http-lb configured');
-    const fault = await runCli(['sandbox', 'fault', 'http-lb', '--subset', 'v2', '--error-rate', '1', '--abort-status', '503', '--state-dir', dir]);
+    const fault = await runCli([
+      'sandbox',
+      'fault',
+      'http-lb',
+      '--subset',
+      'v2',
+      '--error-rate',
+      '1',
+      '--abort-status',
+      '503',
+      '--state-dir',
+      dir,
+    ]);
     expect(fault.code).toBe(0);
     expect((await sendRequests(urls.ingress + '/', 20)).codes).toEqual({ 503: 20 });
-    const byVersion = await scrape(urls.metrics, 'istio_requests_total', { reporter: 'destination', destination_service_name: 'http-lb', response_code: '503' }, 'destination_version');
+    const byVersion = await scrape(
+      urls.metrics,
+      'istio_requests_total',
+      { reporter: 'destination', destination_service_name: 'http-lb', response_code: '503' },
+      'destination_version',
+    );
     expect(byVersion).toEqual({ v2: 20 });
-    expect((await runCli(['sandbox', 'fault', 'http-lb', '--reset-rate', '3', '--state-dir', dir])).code).toBe(2);
+    expect(
+      (await runCli(['sandbox', 'fault', 'http-lb', '--reset-rate', '3', '--state-dir', dir])).code,
+    ).toBe(2);
     await runCli(['sandbox', 'fault', 'http-lb', '--subset', 'v2', '--clear', '--state-dir', dir]);
 
     // the traffic engineer's path: connectSandbox + platform patch of the weights
     const sb = await connectSandbox(dir);
-    const ref = { apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', namespace: 'default', name: 'http-lb' };
+    const ref = {
+      apiVersion: 'networking.istio.io/v1beta1',
+      kind: 'VirtualService',
+      namespace: 'default',
+      name: 'http-lb',
+    };
     const cur = (await sb.platform.get(ref))!;
-    await sb.platform.patch(ref, { spec: { http: [{ route: [{ destination: { host: 'http-lb', subset: 'v1' } }] }] } }, { resourceVersion: cur.metadata.resourceVersion });
-    const before = await scrape(urls.metrics, 'istio_requests_total', { reporter: 'destination', destination_service_name: 'http-lb' }, 'destination_version');
+    await sb.platform.patch(
+      ref,
+      { spec: { http: [{ route: [{ destination: { host: 'http-lb', subset: 'v1' } }] }] } },
+      { resourceVersion: cur.metadata.resourceVersion },
+    );
+    const before = await scrape(
+      urls.metrics,
+      'istio_requests_total',
+      { reporter: 'destination', destination_service_name: 'http-lb' },
+      'destination_version',
+    );
     await sendRequests(urls.ingress + '/', 10);
-    expect(diff(await scrape(urls.metrics, 'istio_requests_total', { reporter: 'destination', destination_service_name: 'http-lb' }, 'destination_version'), before)).toEqual({ v1: 10 });
-    await expect(sb.platform.patch(ref, { spec: {} }, { resourceVersion: cur.metadata.resourceVersion })).rejects.toThrow(/conflict/);
+    expect(
+      diff(
+        await scrape(
+          urls.metrics,
+          'istio_requests_total',
+          { reporter: 'destination', destination_service_name: 'http-lb' },
+          'destination_version',
+        ),
+        before,
+      ),
+    ).toEqual({ v1: 10 });
+    await expect(
+      sb.platform.patch(ref, { spec: {} }, { resourceVersion: cur.metadata.resourceVersion }),
+    ).rejects.toThrow(/conflict/);
     expect((await sb.platform.workloadStatus('default', 'http-lb-v2')).ready).toBe(true);
 
     // delete -f removes what the file names: http-lb falls back to round robin over both versions
     const deleted = await runCli(['sandbox', 'delete', '-f', vs, '--state-dir', dir]);
     expect([deleted.code, deleted.stdout.trim()]).toEqual([0, 'virtualservice/http-lb deleted']);
-    expect((await runCli(['sandbox', 'delete', '-f', vs, '--state-dir', dir])).stdout.trim()).toBe('virtualservice/http-lb not found');
+    expect((await runCli(['sandbox', 'delete', '-f', vs, '--state-dir', dir])).stdout.trim()).toBe(
+      'virtualservice/http-lb not found',
+    );
     expect(await sb.platform.get(ref)).toBeUndefined();
     const bad = join(dir, '..', 'bad.yaml');
     writeFileSync(bad, '- just a list\n');
     expect((await runCli(['sandbox', 'delete', '-f', bad, '--state-dir', dir])).code).toBe(2);
 
     const status = await runCli(['sandbox', 'status', '--state-dir', dir, '-o', 'json']);
-    expect(JSON.parse(status.stdout).workloads.map((w: { name: string }) => w.name)).toEqual(expect.arrayContaining(['http-lb-v1', 'http-lb-v2', 'snort-ids']));
+    expect(JSON.parse(status.stdout).workloads.map((w: { name: string }) => w.name)).toEqual(
+      expect.arrayContaining(['http-lb-v1', 'http-lb-v2', 'snort-ids']),
+    );
     const { pid } = JSON.parse(up.stdout);
 
     const down = await runCli(['sandbox', 'down', '--state-dir', dir]);

@@ -11,14 +11,29 @@ import { diff, scrape, sendRequests } from './helpers/sandbox-load.js';
 
 /** --netns mode: real namespaces, veth pairs on a bridge, one runner per namespace; root only. */
 const notRoot = process.getuid?.() !== 0;
-if (notRoot) console.log('sandbox --netns tests skipped: not running as root (they create network namespaces and veth pairs)');
+if (notRoot)
+  console.log(
+    'sandbox --netns tests skipped: not running as root (they create network namespaces and veth pairs)',
+  );
 const d = notRoot ? describe.skip : describe;
 
-const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
-const namespacesOf = (sid: string) => sh('ip', ['netns', 'list']).split('\n').filter((l) => l.startsWith(`ccd-${sid}-`));
-const linksOf = (sid: string) => sh('ip', ['-o', 'link', 'show']).split('\n').filter((l) => l.includes(`ccd-${sid}-`) || l.includes(`ccd-br-${sid}`));
-const runnersOf = (sid: string) => sh('ps', ['-eo', 'args']).split('\n').filter((l) => l.includes(`"netns":"ccd-${sid}-`));
-const packets = (veth: string) => Number(readFileSync(`/sys/class/net/${veth}/statistics/tx_packets`, 'utf8')) + Number(readFileSync(`/sys/class/net/${veth}/statistics/rx_packets`, 'utf8'));
+const sh = (cmd: string, args: string[]) =>
+  execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+const namespacesOf = (sid: string) =>
+  sh('ip', ['netns', 'list'])
+    .split('\n')
+    .filter((l) => l.startsWith(`ccd-${sid}-`));
+const linksOf = (sid: string) =>
+  sh('ip', ['-o', 'link', 'show'])
+    .split('\n')
+    .filter((l) => l.includes(`ccd-${sid}-`) || l.includes(`ccd-br-${sid}`));
+const runnersOf = (sid: string) =>
+  sh('ps', ['-eo', 'args'])
+    .split('\n')
+    .filter((l) => l.includes(`"netns":"ccd-${sid}-`));
+const packets = (veth: string) =>
+  Number(readFileSync(`/sys/class/net/${veth}/statistics/tx_packets`, 'utf8')) +
+  Number(readFileSync(`/sys/class/net/${veth}/statistics/rx_packets`, 'utf8'));
 
 const tmp = mkdtempSync(join(tmpdir(), 'sbx-netns-'));
 afterAll(async () => {
@@ -33,13 +48,25 @@ d('sandbox --netns', () => {
     let stopped = false;
     try {
       const pods = sandboxStatus(sb.core).workloads.filter((w) => w.netns);
-      expect(pods.map((w) => w.name).sort()).toEqual(['clover-server1', 'clover-server2', 'clover-server3', 'clover-server4', 'clover-server5', 'http-lb-v1', 'http-lb-v2', 'proxy-access-control', 'snort-ids']);
+      expect(pods.map((w) => w.name).sort()).toEqual([
+        'clover-server1',
+        'clover-server2',
+        'clover-server3',
+        'clover-server4',
+        'clover-server5',
+        'http-lb-v1',
+        'http-lb-v2',
+        'proxy-access-control',
+        'snort-ids',
+      ]);
       for (const w of pods) {
         expect(existsSync(w.netns!)).toBe(true);
         expect(w.hostVeth).toMatch(new RegExp(`^ccd-${sid}-\\d\\d$`));
         expect(w.podIp).toMatch(/^10\.\d+\.\d+\.\d+$/);
         // the pod side is eth0 with the pod IP inside the workload's namespace
-        expect(sh('ip', ['-n', w.netnsName!, '-4', '-o', 'addr', 'show', 'dev', 'eth0'])).toContain(`${w.podIp}/24`);
+        expect(sh('ip', ['-n', w.netnsName!, '-4', '-o', 'addr', 'show', 'dev', 'eth0'])).toContain(
+          `${w.podIp}/24`,
+        );
         // the workload's port is open inside its namespace only
         expect(sh('nsenter', [`--net=${w.netns}`, 'ss', '-Htln'])).toContain(`${w.podIp}:${w.port}`);
       }
@@ -47,18 +74,38 @@ d('sandbox --netns', () => {
 
       const lbV2 = pods.find((w) => w.name === 'http-lb-v2')!;
       const proxy = pods.find((w) => w.name === 'proxy-access-control')!;
-      const vs = (await sb.platform.get({ apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', namespace: 'default', name: 'http-lb' }))!;
+      const vs = (await sb.platform.get({
+        apiVersion: 'networking.istio.io/v1beta1',
+        kind: 'VirtualService',
+        namespace: 'default',
+        name: 'http-lb',
+      }))!;
       await sb.platform.patch(
-        { apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', namespace: 'default', name: 'http-lb' },
+        {
+          apiVersion: 'networking.istio.io/v1beta1',
+          kind: 'VirtualService',
+          namespace: 'default',
+          name: 'http-lb',
+        },
         { spec: { http: [{ route: [{ destination: { host: 'http-lb', subset: 'v2' } }] }] } },
         { resourceVersion: vs.metadata.resourceVersion },
       );
       const before = { lb: packets(lbV2.hostVeth!), proxy: packets(proxy.hostVeth!) };
-      const versions = () => scrape(sb.urls.metrics, 'istio_requests_total', { reporter: 'destination', destination_service_name: 'http-lb' }, 'destination_version');
+      const versions = () =>
+        scrape(
+          sb.urls.metrics,
+          'istio_requests_total',
+          { reporter: 'destination', destination_service_name: 'http-lb' },
+          'destination_version',
+        );
       const v0 = await versions();
       const { codes, bodies } = await sendRequests(sb.urls.ingress + '/netns', 60, { concurrency: 4 });
       expect(codes).toEqual({ 200: 60 });
-      expect(Object.fromEntries(bodies)).toEqual({ 'clover-server1': 20, 'clover-server2': 20, 'clover-server3': 20 });
+      expect(Object.fromEntries(bodies)).toEqual({
+        'clover-server1': 20,
+        'clover-server2': 20,
+        'clover-server3': 20,
+      });
       expect(diff(await versions(), v0)).toEqual({ v2: 60 });
       // the hops crossed the host-side veths of the pods they went through
       expect(packets(lbV2.hostVeth!)).toBeGreaterThan(before.lb + 60);
@@ -66,7 +113,12 @@ d('sandbox --netns', () => {
       // a connection reset in a pod's namespace reaches the caller as a reset (503 UC at the proxy)
       await sb.setFault('http-lb', 'v2', { resetRate: 1 });
       expect((await sendRequests(sb.urls.ingress + '/', 5)).codes).toEqual({ 503: 5 });
-      const flags = await scrape(sb.urls.metrics, 'istio_requests_total', { reporter: 'source', source_workload: 'proxy-access-control', response_code: '503' }, 'response_flags');
+      const flags = await scrape(
+        sb.urls.metrics,
+        'istio_requests_total',
+        { reporter: 'source', source_workload: 'proxy-access-control', response_code: '503' },
+        'response_flags',
+      );
       expect(flags.UC).toBeGreaterThanOrEqual(5);
 
       await sb.stop();
@@ -80,21 +132,40 @@ d('sandbox --netns', () => {
   });
 
   it('cleans what a failed start created', async () => {
-    const before = sh('ip', ['-o', 'link', 'show']).split('\n').filter((l) => l.includes('ccd-br-')).length;
+    const before = sh('ip', ['-o', 'link', 'show'])
+      .split('\n')
+      .filter((l) => l.includes('ccd-br-')).length;
     // Redis is unreachable: the start fails after the bridge was made
     await expect(startSandbox({ netns: true, redisUrl: 'redis://127.0.0.1:1' })).rejects.toThrow(/Redis/);
-    expect(sh('ip', ['-o', 'link', 'show']).split('\n').filter((l) => l.includes('ccd-br-')).length).toBe(before);
+    expect(
+      sh('ip', ['-o', 'link', 'show'])
+        .split('\n')
+        .filter((l) => l.includes('ccd-br-')).length,
+    ).toBe(before);
   });
 
   it('records the netns layout in the state file and status, and `down` removes it after a crash (SIGKILL)', async () => {
     const dir = join(tmp, 'state');
-    const up = await runCli(['sandbox', 'up', '--detach', '--netns', '--state-dir', dir, '-o', 'json'], { timeoutMs: 60_000 });
+    const up = await runCli(['sandbox', 'up', '--detach', '--netns', '--state-dir', dir, '-o', 'json'], {
+      timeoutMs: 60_000,
+    });
     expect(up.code).toBe(0);
     const state = JSON.parse(readFileSync(join(dir, 'sandbox.json'), 'utf8'));
     const lb = state.workloads.find((w: { name: string }) => w.name === 'http-lb-v2');
-    expect(lb).toMatchObject({ name: 'http-lb-v2', version: 'v2', service: 'http-lb', port: 9180, netns: expect.stringMatching(/^\/var\/run\/netns\/ccd-/), hostVeth: expect.stringMatching(/^ccd-/) });
+    expect(lb).toMatchObject({
+      name: 'http-lb-v2',
+      version: 'v2',
+      service: 'http-lb',
+      port: 9180,
+      netns: expect.stringMatching(/^\/var\/run\/netns\/ccd-/),
+      hostVeth: expect.stringMatching(/^ccd-/),
+    });
     const status = JSON.parse((await runCli(['sandbox', 'status', '--state-dir', dir, '-o', 'json'])).stdout);
-    expect(status.workloads.find((w: { name: string }) => w.name === 'http-lb-v2')).toMatchObject({ netns: lb.netns, hostVeth: lb.hostVeth, podIp: lb.podIp });
+    expect(status.workloads.find((w: { name: string }) => w.name === 'http-lb-v2')).toMatchObject({
+      netns: lb.netns,
+      hostVeth: lb.hostVeth,
+      podIp: lb.podIp,
+    });
     expect((await sendRequests(JSON.parse(up.stdout).ingress + '/', 5)).codes).toEqual({ 200: 5 });
     const sid = /ccd-(\w{4})-/.exec(lb.netnsName)![1];
 

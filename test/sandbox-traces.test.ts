@@ -9,9 +9,21 @@ function spans(count: number): SpanInput[] {
   for (let i = 0; i < count; i++) {
     const late = i % 997 === 0 ? -50_000 : 0; // a span that started long before it was reported
     out.push({
-      traceId: (i + 1).toString(16), spanId: (i + 1).toString(16), service: i % 3 ? 'http-lb' : 'clover-server1',
-      operation: 'op', startUs: 1e12 + i * 10 + Math.floor(rnd() * 200) + late, durationUs: 100, nodeId: 'n', url: 'u',
-      method: 'GET', statusCode: 200, userAgent: 'ua', upstreamCluster: 'c', requestSize: 0, responseSize: 1, requestId: `r${i}`,
+      traceId: (i + 1).toString(16),
+      spanId: (i + 1).toString(16),
+      service: i % 3 ? 'http-lb' : 'clover-server1',
+      operation: 'op',
+      startUs: 1e12 + i * 10 + Math.floor(rnd() * 200) + late,
+      durationUs: 100,
+      nodeId: 'n',
+      url: 'u',
+      method: 'GET',
+      statusCode: 200,
+      userAgent: 'ua',
+      upstreamCluster: 'c',
+      requestSize: 0,
+      responseSize: 1,
+      requestId: `r${i}`,
     });
   }
   return out;
@@ -41,6 +53,8 @@ describe('trace store time windows', () => {
         expect(store.find({ service: 'http-lb', startUs, endUs, limit })).toEqual(expected);
       }
     }
-    expect(store.find({ service: 'http-lb', startUs: 1e12 + 15_000, endUs: 1e12 + 25_000, limit: 100 }).length).toBeGreaterThan(0);
+    expect(
+      store.find({ service: 'http-lb', startUs: 1e12 + 15_000, endUs: 1e12 + 25_000, limit: 100 }).length,
+    ).toBeGreaterThan(0);
   });
 });

@@ -9,7 +9,8 @@ import { SPEC_TEMPLATE } from '../src/spec/init-template.js';
 import { InvalidInputError } from '../src/util/errors.js';
 
 const base = () => yaml.load(readFileSync('examples/sdc-canary.yaml', 'utf8')) as Record<string, any>;
-const problemsOf = (doc: unknown) => validateSpec(doc, 'spec.yaml', 'examples').map((p) => `${p.path}: ${p.message}`);
+const problemsOf = (doc: unknown) =>
+  validateSpec(doc, 'spec.yaml', 'examples').map((p) => `${p.path}: ${p.message}`);
 
 describe('release spec', () => {
   it.each(['sdc-canary', 'sdc-bluegreen', 'sdc-ab'])('example %s is valid', (name) => {
@@ -30,7 +31,11 @@ describe('release spec', () => {
   it('names unknown keys with a suggestion', () => {
     const doc = base();
     doc.service.versionLable = 'version';
-    expect(problemsOf(doc)).toEqual([expect.stringMatching(/^service\.versionLable: unknown key "versionLable" \(did you mean "versionLabel"\?\)/)]);
+    expect(problemsOf(doc)).toEqual([
+      expect.stringMatching(
+        /^service\.versionLable: unknown key "versionLable" \(did you mean "versionLabel"\?\)/,
+      ),
+    ]);
   });
 
   it('reports wrong types with expected and found', () => {
@@ -64,9 +69,15 @@ describe('release spec', () => {
 
   it('checks gate rules by kind, with suggestions', () => {
     const doc = base();
-    doc.gate.rules = [{ errorRat: { max: '1%' } }, { latency: { percentile: 95, max: 'fast' } }, { errorRate: { max: 1 } }];
+    doc.gate.rules = [
+      { errorRat: { max: '1%' } },
+      { latency: { percentile: 95, max: 'fast' } },
+      { errorRate: { max: 1 } },
+    ];
     expect(problemsOf(doc)).toEqual([
-      expect.stringMatching(/^gate\.rules\[0\]\.errorRat: unknown rule "errorRat" \(did you mean "errorRate"\?\)/),
+      expect.stringMatching(
+        /^gate\.rules\[0\]\.errorRat: unknown rule "errorRat" \(did you mean "errorRate"\?\)/,
+      ),
       'gate.rules[1].latency.max: expected a duration such as 30s, 2m, found string "fast"',
       'gate.rules[2].errorRate.max: expected string, found number 1',
     ]);
@@ -105,15 +116,26 @@ describe('gate rule references', () => {
       { count: { route: 'url3', status: 4040, expect: 'all' } },
     ];
     const problems = problemsOf(doc);
-    expect(problems).toContain('gate.rules[0].conservation.hops: the released service "http-lb" must be one of the hops [proxy-access-control, http-lbb]');
-    expect(problems).toContainEqual(expect.stringMatching(/^gate\.rules\[0\]\.conservation\.fanOut\.http-lb: unknown hop "http-lb" \(did you mean "http-lbb"\?\)/));
-    expect(problems).toContain('gate.rules[1].count.route: expected a URL path starting with /, found string "url3"');
+    expect(problems).toContain(
+      'gate.rules[0].conservation.hops: the released service "http-lb" must be one of the hops [proxy-access-control, http-lbb]',
+    );
+    expect(problems).toContainEqual(
+      expect.stringMatching(
+        /^gate\.rules\[0\]\.conservation\.fanOut\.http-lb: unknown hop "http-lb" \(did you mean "http-lbb"\?\)/,
+      ),
+    );
+    expect(problems).toContain(
+      'gate.rules[1].count.route: expected a URL path starting with /, found string "url3"',
+    );
     expect(problems).toContainEqual(expect.stringMatching(/^gate\.rules\[1\]\.count\.status: expected/));
   });
 
   it('accepts status classes and paths', () => {
     const doc = base();
-    doc.gate.rules = [{ count: { route: '/url3', status: '4xx', expect: 'all' } }, { share: { userAgent: 'chrome', expect: '33%', tolerance: '3%' } }];
+    doc.gate.rules = [
+      { count: { route: '/url3', status: '4xx', expect: 'all' } },
+      { share: { userAgent: 'chrome', expect: '33%', tolerance: '3%' } },
+    ];
     expect(problemsOf(doc)).toEqual([]);
   });
 });

@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import * as yaml from 'js-yaml';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
-import { cloverBackend } from '../src/stages/server/clover-backend.js';
-import { CLOVER_JTL_COLUMNS } from '../src/stages/server/clover-jmeter.js';
-import { startStageService, type StageService } from '../src/stages/server/index.js';
+import { cloverBackend } from '../src/server/clover-backend.js';
+import { CLOVER_JTL_COLUMNS } from '../src/server/clover-jmeter.js';
+import { startStageService, type StageService } from '../src/server/index.js';
 import { waitFor } from './helpers/ports.js';
 import { startRedis, type RedisFixture } from './helpers/redis.js';
 
@@ -33,21 +33,32 @@ afterAll(async () => {
 });
 
 const call = async (method: string, path: string, body?: unknown) => {
-  const r = await fetch(`${svc.url}${path}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+  const r = await fetch(`${svc.url}${path}`, {
+    method,
+    headers: body ? { 'content-type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
   return { status: r.status, text: await r.text() };
 };
 
 describe("Clover's controller routes", () => {
   it('/jmeter/gen → /jmeter/start → /jmeter/results/{results,log}, through the sandbox ingress', async () => {
     // cloverctl converts the YAML plan to JSON and POSTs it; this is Clover's own sample, made small.
-    const plan = yaml.load(readFileSync('examples/jmeter_testplan.yaml', 'utf8')) as { load_spec: Record<string, number> };
+    const plan = yaml.load(readFileSync('examples/jmeter_testplan.yaml', 'utf8')) as {
+      load_spec: Record<string, number>;
+    };
     plan.load_spec = { num_threads: 2, loops: 3, ramp_time: 0, duration: 3 };
     expect(await call('POST', '/jmeter/gen', plan)).toEqual({ status: 200, text: 'Generated test plan' });
     const started = await call('POST', '/jmeter/start');
     expect(started.status).toBe(200);
     expect(started.text).toMatch(/^Started jmeter on pid: \d+$/);
     // During the run the routes give what there is so far; the log's "summary =" line marks the end.
-    await waitFor('the end of the run', async () => /summary =/.test((await call('GET', '/jmeter/results/log')).text), 30_000, 100);
+    await waitFor(
+      'the end of the run',
+      async () => /summary =/.test((await call('GET', '/jmeter/results/log')).text),
+      30_000,
+      100,
+    );
     const results = (await call('GET', '/jmeter/results/results')).text;
     expect(results.split('\n')[1]).toBe(CLOVER_JTL_COLUMNS.join(','));
     const rows = results.trim().split('\n').slice(2); // message line, JTL header, samples
@@ -58,7 +69,9 @@ describe("Clover's controller routes", () => {
   });
 
   it('a second start during a run starts another run beside it, as Clover did; results hold both runs', async () => {
-    const plan = yaml.load(readFileSync('examples/jmeter_testplan.yaml', 'utf8')) as { load_spec: Record<string, number> };
+    const plan = yaml.load(readFileSync('examples/jmeter_testplan.yaml', 'utf8')) as {
+      load_spec: Record<string, number>;
+    };
     plan.load_spec = { num_threads: 1, loops: 2, ramp_time: 0, duration: 10 };
     expect((await call('POST', '/jmeter/gen', plan)).text).toBe('Generated test plan');
     const [a, b] = [await call('POST', '/jmeter/start'), await call('POST', '/jmeter/start')];
@@ -66,20 +79,28 @@ describe("Clover's controller routes", () => {
     expect(pids.every((p) => p > 0)).toBe(true);
     expect(pids[0]).not.toBe(pids[1]);
     // each run ends with its own summary line; the JTL holds both runs under one header
-    await waitFor('both runs finished', async () => ((await call('GET', '/jmeter/results/log')).text.match(/summary =/g) ?? []).length === 2, 60_000, 200);
+    await waitFor(
+      'both runs finished',
+      async () => ((await call('GET', '/jmeter/results/log')).text.match(/summary =/g) ?? []).length === 2,
+      60_000,
+      200,
+    );
     const rows = (await call('GET', '/jmeter/results/results')).text.trim().split('\n');
     expect(rows.filter((r) => r.startsWith('timeStamp,'))).toHaveLength(1);
     expect(rows.slice(2)).toHaveLength(2 * 1 * 2 * 2);
   });
 
-  it('a plan without its required keys is 400 with Clover\'s message', async () => {
+  it("a plan without its required keys is 400 with Clover's message", async () => {
     const r = await call('POST', '/jmeter/gen', { load_spec: { num_threads: 1 }, url_list: [] });
     expect(r.status).toBe(400);
     expect(r.text).toMatch(/^Invalid value in test plan json\/yaml/);
   });
 
   it('/visibility/clear and /visibility/get/stats/{system|all} use the visibility keys in Redis', async () => {
-    expect(await call('GET', '/visibility/clear')).toEqual({ status: 200, text: 'Truncated visibility tables' });
+    expect(await call('GET', '/visibility/clear')).toEqual({
+      status: 200,
+      text: 'Truncated visibility tables',
+    });
     const system = JSON.parse((await call('GET', '/visibility/get/stats/system')).text);
     expect(system).toEqual({ trace_count: '0', span_count: '0', metric_count: '0' });
     const all = JSON.parse((await call('POST', '/visibility/get/stats/all', { stat_type: 'all' })).text);

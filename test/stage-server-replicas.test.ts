@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import * as yaml from 'js-yaml';
-import { JobManager, RedisJobStore, startStageService, type JobStore, type StageOutcome, type StageRegistry } from '../src/stages/server/index.js';
+import {
+  JobManager,
+  RedisJobStore,
+  startStageService,
+  type JobStore,
+  type StageOutcome,
+  type StageRegistry,
+} from '../src/server/index.js';
 import type { ReleaseSpec } from '../src/spec/types.js';
 import { waitFor } from './helpers/ports.js';
 import { startRedis, type RedisFixture } from './helpers/redis.js';
@@ -27,7 +34,9 @@ function recorder() {
   const runs: Array<{ jobId: string; attempt: number }> = [];
   const hold = (): StageRegistry['traffic'] => (_spec, _params, signal, _progress, ctx) => {
     runs.push({ jobId: ctx.jobId, attempt: ctx.attempt });
-    return new Promise<StageOutcome>((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+    return new Promise<StageOutcome>((_resolve, reject) =>
+      signal.addEventListener('abort', () => reject(signal.reason), { once: true }),
+    );
   };
   return { runs, registry: { traffic: hold(), gate: hold() } as StageRegistry };
 }
@@ -36,7 +45,11 @@ function recorder() {
 function slowFinish(store: JobStore, delayMs: number): JobStore {
   return new Proxy(store, {
     get(target, key, receiver) {
-      if (key === 'finish') return async (...a: Parameters<JobStore['finish']>) => (await new Promise((r) => setTimeout(r, delayMs)), target.finish(...a));
+      if (key === 'finish')
+        return async (...a: Parameters<JobStore['finish']>) => (
+          await new Promise((r) => setTimeout(r, delayMs)),
+          target.finish(...a)
+        );
       const v = Reflect.get(target, key, receiver) as unknown;
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
@@ -47,8 +60,12 @@ describe('a finished job is never run again', () => {
   it('mass cancel across two replicas on one Redis: every job runs once and ends CANCELED', async () => {
     const leaseMs = 300;
     const { runs, registry } = recorder();
-    const stores = await Promise.all([0, 1].map(() => RedisJobStore.connect({ url: redis.url, prefix: 'mass:' })));
-    const managers = stores.map((s, i) => new JobManager(slowFinish(s, 2 * leaseMs), registry, { replicaId: `replica-${i}`, leaseMs }));
+    const stores = await Promise.all(
+      [0, 1].map(() => RedisJobStore.connect({ url: redis.url, prefix: 'mass:' })),
+    );
+    const managers = stores.map(
+      (s, i) => new JobManager(slowFinish(s, 2 * leaseMs), registry, { replicaId: `replica-${i}`, leaseMs }),
+    );
     managers.forEach((m) => m.start());
     try {
       const releases = Array.from({ length: 30 }, (_, i) => `mass-${i}`);
@@ -61,11 +78,20 @@ describe('a finished job is never run again', () => {
       await waitFor('every job running', async () => runs.length >= ids.length);
       // Cancel everything at once, half through each replica (the cancel reaches the owner over pub/sub).
       await Promise.all(releases.map((release, i) => managers[(i + 1) % 2].cancel(release)));
-      await waitFor('every job CANCELED in Redis', async () => (await Promise.all(ids.map((id) => stores[0].get(id)))).every((j) => j?.status === 'CANCELED'), 30_000);
+      await waitFor(
+        'every job CANCELED in Redis',
+        async () =>
+          (await Promise.all(ids.map((id) => stores[0].get(id)))).every((j) => j?.status === 'CANCELED'),
+        30_000,
+      );
       await Promise.all(managers.map((m) => m.whenIdle()));
       // Several orphan scans on both replicas after the last final write, each long after any lease expired.
       const after = managers.map((m) => m.scans);
-      await waitFor('three more orphan scans on each replica', async () => managers.every((m, i) => m.scans >= after[i] + 3), 10_000);
+      await waitFor(
+        'three more orphan scans on each replica',
+        async () => managers.every((m, i) => m.scans >= after[i] + 3),
+        10_000,
+      );
       expect(runs).toHaveLength(ids.length);
       expect(new Set(runs.map((r) => r.jobId)).size).toBe(ids.length);
       expect(runs.every((r) => r.attempt === 1)).toBe(true);
@@ -81,7 +107,16 @@ describe('graceful shutdown and Redis restarts', () => {
   it('a replica stopping (SIGTERM) hands its running job over: another adopts it long before the lease expires', async () => {
     const leaseMs = 20_000;
     const { runs, registry } = recorder();
-    const start = () => startStageService({ port: 0, host: '127.0.0.1', redisUrl: redis.url, redisPrefix: 'handover:', registry, auth: {}, leaseMs });
+    const start = () =>
+      startStageService({
+        port: 0,
+        host: '127.0.0.1',
+        redisUrl: redis.url,
+        redisPrefix: 'handover:',
+        registry,
+        auth: {},
+        leaseMs,
+      });
     const a = await start();
     const b = await start();
     try {
@@ -93,7 +128,11 @@ describe('graceful shutdown and Redis restarts', () => {
       await waitFor('replica b adopted the job', async () => runs.length === 2, 5_000);
       expect(Date.now() - stoppedAt).toBeLessThan(leaseMs / 4);
       expect(runs[1]).toEqual({ jobId: r.job.id, attempt: 2 });
-      expect(await b.jobs.get(r.job.id)).toMatchObject({ status: 'RUNNING', attempt: 2, owner: b.jobs.replicaId });
+      expect(await b.jobs.get(r.job.id)).toMatchObject({
+        status: 'RUNNING',
+        attempt: 2,
+        owner: b.jobs.replicaId,
+      });
       await b.jobs.cancel('rel-handover');
       await b.jobs.whenIdle();
     } finally {
@@ -105,17 +144,38 @@ describe('graceful shutdown and Redis restarts', () => {
   it('Redis restarting without persistence: warned at start and on restart, counted, finished jobs written back', async () => {
     const logs: string[] = [];
     const registry: StageRegistry = { gate: async () => ({ status: 'SUCCEEDED', message: 'judged' }) };
-    const svc = await startStageService({ port: 0, host: '127.0.0.1', redisUrl: redis.url, redisPrefix: 'lost:', registry, auth: {}, leaseMs: 600, log: (l) => logs.push(l) });
+    const svc = await startStageService({
+      port: 0,
+      host: '127.0.0.1',
+      redisUrl: redis.url,
+      redisPrefix: 'lost:',
+      registry,
+      auth: {},
+      leaseMs: 600,
+      log: (l) => logs.push(l),
+    });
     try {
-      await waitFor('the persistence warning', async () => logs.some((l) => l.includes('Redis has no persistence')));
+      await waitFor('the persistence warning', async () =>
+        logs.some((l) => l.includes('Redis has no persistence')),
+      );
       const r = await svc.jobs.submit('rel-lost', 'gate', specFor('rel-lost'), {});
       if (!('job' in r)) throw new Error('conflict');
       await svc.jobs.whenIdle();
       expect(await svc.store.get(r.job.id)).toMatchObject({ status: 'SUCCEEDED' });
       await redis.restart(); // empty: the finished job is gone from Redis
-      await waitFor('the data loss detected', async () => logs.some((l) => /"level":"warn".*came back empty/.test(l)), 15_000);
-      await waitFor('the finished job written back', async () => (await svc.store.get(r.job.id))?.status === 'SUCCEEDED', 15_000);
-      expect(await svc.metrics.registry.getSingleMetricAsString('clover_cd_redis_data_lost_total')).toMatch(/clover_cd_redis_data_lost_total 1/);
+      await waitFor(
+        'the data loss detected',
+        async () => logs.some((l) => /"level":"warn".*came back empty/.test(l)),
+        15_000,
+      );
+      await waitFor(
+        'the finished job written back',
+        async () => (await svc.store.get(r.job.id))?.status === 'SUCCEEDED',
+        15_000,
+      );
+      expect(await svc.metrics.registry.getSingleMetricAsString('clover_cd_redis_data_lost_total')).toMatch(
+        /clover_cd_redis_data_lost_total 1/,
+      );
     } finally {
       await svc.stop();
     }
@@ -123,10 +183,14 @@ describe('graceful shutdown and Redis restarts', () => {
 });
 
 describe('the dashboard list is shared by replicas', () => {
-  it("a replica lists the releases another replica ran jobs for, most recent first", async () => {
+  it('a replica lists the releases another replica ran jobs for, most recent first', async () => {
     const { registry } = recorder();
-    const stores = await Promise.all([0, 1].map(() => RedisJobStore.connect({ url: redis.url, prefix: 'list:' })));
-    const [a, b] = stores.map((s, i) => new JobManager(s, registry, { replicaId: `list-${i}`, leaseMs: 2000 }));
+    const stores = await Promise.all(
+      [0, 1].map(() => RedisJobStore.connect({ url: redis.url, prefix: 'list:' })),
+    );
+    const [a, b] = stores.map(
+      (s, i) => new JobManager(s, registry, { replicaId: `list-${i}`, leaseMs: 2000 }),
+    );
     try {
       for (const release of ['list-one', 'list-two']) {
         const r = await a.submit(release, 'traffic', specFor(release), { step: 1 });

@@ -1,11 +1,24 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as yaml from 'js-yaml';
-import { startStageService, type StageOutcome, type StageRegistry, type StageService } from '../src/stages/server/index.js';
+import {
+  startStageService,
+  type StageOutcome,
+  type StageRegistry,
+  type StageService,
+} from '../src/server/index.js';
 import type { ReleaseSpec } from '../src/spec/types.js';
 import { waitFor } from './helpers/ports.js';
 
@@ -17,7 +30,11 @@ import { waitFor } from './helpers/ports.js';
 const TOKEN = 'sec-token-6b1f0e2a9d';
 const bearer = { Authorization: `Bearer ${TOKEN}` };
 const base = yaml.load(readFileSync('examples/sdc-canary.yaml', 'utf8')) as ReleaseSpec;
-const specFor = (name: string, extra: Partial<ReleaseSpec> = {}): ReleaseSpec => ({ ...base, metadata: { name }, ...extra });
+const specFor = (name: string, extra: Partial<ReleaseSpec> = {}): ReleaseSpec => ({
+  ...base,
+  metadata: { name },
+  ...extra,
+});
 
 const root = mkdtempSync(join(tmpdir(), 'content-'));
 const contentDir = join(root, 'content');
@@ -64,11 +81,18 @@ afterAll(async () => {
 });
 
 const post = (path: string, body: unknown, headers: Record<string, string> = bearer) =>
-  fetch(`${svc.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
-const problemsOf = async (r: Response) => ((await r.json()) as { problems: Array<{ path: string; message: string }> }).problems;
+  fetch(`${svc.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+const problemsOf = async (r: Response) =>
+  ((await r.json()) as { problems: Array<{ path: string; message: string }> }).problems;
 
 describe('files: only by name from the content directory', () => {
-  const withPlan = (release: string, plan: unknown) => ({ spec: specFor(release, { load: { plan, engine: 'builtin' } as ReleaseSpec['load'] }) });
+  const withPlan = (release: string, plan: unknown) => ({
+    spec: specFor(release, { load: { plan, engine: 'builtin' } as ReleaseSpec['load'] }),
+  });
 
   it.each([
     ['/etc/passwd', /absolute path/],
@@ -90,28 +114,44 @@ describe('files: only by name from the content directory', () => {
     const r = await post('/api/v1/releases/rel-files/load', withPlan('rel-files', plan));
     expect(r.status).toBe(400);
     const text = await r.text();
-    expect(JSON.parse(text).problems).toContainEqual({ path: 'spec.load.plan', message: expect.stringMatching(why) });
+    expect(JSON.parse(text).problems).toContainEqual({
+      path: 'spec.load.plan',
+      message: expect.stringMatching(why),
+    });
     expect(text).not.toContain(root); // no absolute server path: no file-existence oracle
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
   it('candidate manifests by name are read from the content directory the same way', async () => {
-    const spec = specFor('rel-manifest', { service: { ...base.service, candidateManifests: ['/etc/passwd'] } });
+    const spec = specFor('rel-manifest', {
+      service: { ...base.service, candidateManifests: ['/etc/passwd'] },
+    });
     const r = await post('/api/v1/releases/rel-manifest/gate', { spec });
     expect(r.status).toBe(400);
-    expect(await problemsOf(r)).toContainEqual(expect.objectContaining({ path: 'spec.service.candidateManifests[0]' }));
+    expect(await problemsOf(r)).toContainEqual(
+      expect.objectContaining({ path: 'spec.service.candidateManifests[0]' }),
+    );
   });
 
   it('a plan named in the content directory reaches the stage inline; without a content directory nothing is read', async () => {
     const r = await post('/api/v1/releases/rel-plan/load', withPlan('rel-plan', 'plans/sdc-load.yaml'));
     expect(r.status).toBe(202);
     await waitFor('the load stage ran', async () => received.some((x) => x.release === 'rel-plan'));
-    expect(received.find((x) => x.release === 'rel-plan')!.spec.load!.plan).toMatchObject({ load_spec: { num_threads: 4 } });
+    expect(received.find((x) => x.release === 'rel-plan')!.spec.load!.plan).toMatchObject({
+      load_spec: { num_threads: 4 },
+    });
     const closed = await startStageService({ port: 0, host: '127.0.0.1', registry, auth: { token: TOKEN } });
     try {
-      const r2 = await fetch(`${closed.url}/api/v1/releases/rel-plan2/load`, { method: 'POST', headers: bearer, body: JSON.stringify(withPlan('rel-plan2', 'plans/sdc-load.yaml')) });
+      const r2 = await fetch(`${closed.url}/api/v1/releases/rel-plan2/load`, {
+        method: 'POST',
+        headers: bearer,
+        body: JSON.stringify(withPlan('rel-plan2', 'plans/sdc-load.yaml')),
+      });
       expect(r2.status).toBe(400);
-      expect(await problemsOf(r2)).toContainEqual({ path: 'spec.load.plan', message: expect.stringContaining('send the document inline') });
+      expect(await problemsOf(r2)).toContainEqual({
+        path: 'spec.load.plan',
+        message: expect.stringContaining('send the document inline'),
+      });
     } finally {
       await closed.stop();
     }
@@ -120,8 +160,15 @@ describe('files: only by name from the content directory', () => {
 
 describe('client errors are 4xx with the field path', () => {
   it('a malformed URL → 400', async () => {
-    for (const path of ['/api/v1/jobs/%E0%A4%A', '/api/v1/releases/%E0%A4%A/traffic', '/api/v1/releases/rel/%ZZ']) {
-      const r = await fetch(`${svc.url}${path}`, { method: path.includes('jobs') ? 'GET' : 'POST', headers: bearer });
+    for (const path of [
+      '/api/v1/jobs/%E0%A4%A',
+      '/api/v1/releases/%E0%A4%A/traffic',
+      '/api/v1/releases/rel/%ZZ',
+    ]) {
+      const r = await fetch(`${svc.url}${path}`, {
+        method: path.includes('jobs') ? 'GET' : 'POST',
+        headers: bearer,
+      });
       expect(r.status).toBe(400);
       expect(((await r.json()) as { problems: unknown[] }).problems).toHaveLength(1);
     }
@@ -139,8 +186,13 @@ describe('client errors are 4xx with the field path', () => {
   it('what the job needs is checked before the 202: step beyond the plan, load without a load section', async () => {
     const step = await post('/api/v1/releases/rel-step/traffic', { spec: specFor('rel-step'), step: 99 });
     expect(step.status).toBe(400);
-    expect(await problemsOf(step)).toContainEqual({ path: 'step', message: expect.stringContaining("beyond the plan's 2 step(s)") });
-    expect((await post('/api/v1/releases/rel-step/traffic', { spec: specFor('rel-step'), step: 0 })).status).toBe(400);
+    expect(await problemsOf(step)).toContainEqual({
+      path: 'step',
+      message: expect.stringContaining("beyond the plan's 2 step(s)"),
+    });
+    expect(
+      (await post('/api/v1/releases/rel-step/traffic', { spec: specFor('rel-step'), step: 0 })).status,
+    ).toBe(400);
     const { load: _load, ...noLoad } = specFor('rel-noload');
     const load = await post('/api/v1/releases/rel-noload/load', { spec: noLoad });
     expect(load.status).toBe(400);
@@ -170,7 +222,11 @@ describe('auth before the body; bodies and headers bounded in size and time', ()
 
   it('401 is sent before any body byte arrives', async () => {
     const r = await new Promise<string>((resolve, reject) => {
-      const s = connect(svc.port, '127.0.0.1', () => s.write('POST /api/v1/releases/rel-x/gate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200000\r\n\r\n'));
+      const s = connect(svc.port, '127.0.0.1', () =>
+        s.write(
+          'POST /api/v1/releases/rel-x/gate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200000\r\n\r\n',
+        ),
+      );
       s.once('data', (d) => {
         resolve(String(d));
         s.destroy();
@@ -181,7 +237,10 @@ describe('auth before the body; bodies and headers bounded in size and time', ()
   });
 
   it('a body that stops coming is cut: 408 and the connection closed', async () => {
-    const r = await raw(`POST /api/v1/releases/rel-slow/gate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 1000\r\n\r\n`, '{"spec":');
+    const r = await raw(
+      `POST /api/v1/releases/rel-slow/gate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 1000\r\n\r\n`,
+      '{"spec":',
+    );
     expect(r.text).toMatch(/^HTTP\/1\.1 408 /);
     expect(r.closedAfterMs).toBeLessThan(3000);
   });
@@ -193,19 +252,29 @@ describe('auth before the body; bodies and headers bounded in size and time', ()
   });
 
   it('a declared body over the limit is 413 before reading it; an oversized header block is 431', async () => {
-    const r = await raw(`POST /api/v1/releases/rel-big/gate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 10000000\r\n\r\n`);
+    const r = await raw(
+      `POST /api/v1/releases/rel-big/gate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 10000000\r\n\r\n`,
+    );
     expect(r.text).toMatch(/^HTTP\/1\.1 413 /);
-    expect((await fetch(`${svc.url}/healthz`, { headers: { 'x-big': 'y'.repeat(20_000) } })).status).toBe(431);
+    expect((await fetch(`${svc.url}/healthz`, { headers: { 'x-big': 'y'.repeat(20_000) } })).status).toBe(
+      431,
+    );
   });
 });
 
 describe('operations: job list, metrics, request ids, JSON logs', () => {
-  it('GET /api/v1/jobs?release= lists the release\'s jobs, newest first', async () => {
-    const first = (await (await post('/api/v1/releases/rel-list/gate', { spec: specFor('rel-list') })).json()) as { id: string };
+  it("GET /api/v1/jobs?release= lists the release's jobs, newest first", async () => {
+    const first = (await (
+      await post('/api/v1/releases/rel-list/gate', { spec: specFor('rel-list') })
+    ).json()) as { id: string };
     await waitFor('first job done', async () => (await svc.jobs.get(first.id))?.status === 'SUCCEEDED');
-    const second = (await (await post('/api/v1/releases/rel-list/gate', { spec: specFor('rel-list') })).json()) as { id: string };
+    const second = (await (
+      await post('/api/v1/releases/rel-list/gate', { spec: specFor('rel-list') })
+    ).json()) as { id: string };
     await svc.jobs.whenIdle();
-    const r = (await (await fetch(`${svc.url}/api/v1/jobs?release=rel-list`, { headers: bearer })).json()) as { jobs: Array<{ id: string; status: string }> };
+    const r = (await (
+      await fetch(`${svc.url}/api/v1/jobs?release=rel-list`, { headers: bearer })
+    ).json()) as { jobs: Array<{ id: string; status: string }> };
     expect(r.jobs.map((j) => j.id)).toEqual([second.id, first.id]);
     expect((await fetch(`${svc.url}/api/v1/jobs?release=rel-list`)).status).toBe(401);
   });
@@ -214,18 +283,27 @@ describe('operations: job list, metrics, request ids, JSON logs', () => {
     const text = await (await fetch(`${svc.url}/metrics`)).text();
     expect(text).toMatch(/clover_cd_jobs_finished_total\{action="gate",status="SUCCEEDED"\} [1-9]/);
     expect(text).toMatch(/clover_cd_job_duration_seconds_count\{action="gate",status="SUCCEEDED"\} [1-9]/);
-    expect(text).toMatch(/clover_cd_http_requests_total\{method="POST",route="\/api\/v1\/releases\/\{release\}\/\{action\}",status="400"\} [1-9]/);
+    expect(text).toMatch(
+      /clover_cd_http_requests_total\{method="POST",route="\/api\/v1\/releases\/\{release\}\/\{action\}",status="400"\} [1-9]/,
+    );
     expect(text).toContain('clover_cd_redis_errors_total');
     expect(text).not.toContain('rel-list'); // release names are not labels
   });
 
   it('x-request-id is echoed (or generated) and every log line is one JSON object carrying it', async () => {
-    const r = await fetch(`${svc.url}/api/v1/jobs/nope`, { headers: { ...bearer, 'x-request-id': 'req-42' } });
+    const r = await fetch(`${svc.url}/api/v1/jobs/nope`, {
+      headers: { ...bearer, 'x-request-id': 'req-42' },
+    });
     expect(r.headers.get('x-request-id')).toBe('req-42');
     expect((await fetch(`${svc.url}/healthz`)).headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     await waitFor('the request logged', async () => logs.some((l) => l.includes('"req-42"')));
     const entries = logs.map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(entries.find((e) => e.requestId === 'req-42')).toMatchObject({ level: 'info', msg: 'request', route: '/api/v1/jobs/{id}', status: 404 });
+    expect(entries.find((e) => e.requestId === 'req-42')).toMatchObject({
+      level: 'info',
+      msg: 'request',
+      route: '/api/v1/jobs/{id}',
+      status: 404,
+    });
     expect(entries.every((e) => typeof e.time === 'string' && typeof e.msg === 'string')).toBe(true);
   });
 });

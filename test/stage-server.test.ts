@@ -2,7 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import * as yaml from 'js-yaml';
 import { runWebhookStage, type WebhookStage } from '../src/pipelines/local-run/webhook.js';
-import { signBody, startStageService, type StageOutcome, type StageRegistry, type StageService } from '../src/stages/server/index.js';
+import {
+  signBody,
+  startStageService,
+  type StageOutcome,
+  type StageRegistry,
+  type StageService,
+} from '../src/server/index.js';
 import type { ReleaseSpec } from '../src/spec/types.js';
 import { freePort, waitFor } from './helpers/ports.js';
 import { startRedis, type RedisFixture } from './helpers/redis.js';
@@ -41,17 +47,36 @@ const controlled =
       outcomeFor(spec.metadata.name).promise.then(resolve);
     });
   };
-const registry: StageRegistry = { traffic: controlled('traffic'), gate: controlled('gate'), promote: controlled('promote') };
+const registry: StageRegistry = {
+  traffic: controlled('traffic'),
+  gate: controlled('gate'),
+  promote: controlled('promote'),
+};
 
 let redis: RedisFixture;
 let svc: StageService;
 const logs: string[] = [];
 const start = async (port = 0, leaseMs = 600) =>
-  startStageService({ port, host: '127.0.0.1', redisUrl: redis.url, redisPrefix: 'test:', registry, auth: { token: TOKEN, hmacSecret: SECRET }, leaseMs, log: (l) => logs.push(l), maxBodyBytes: 64 * 1024, contentDir: 'examples' });
+  startStageService({
+    port,
+    host: '127.0.0.1',
+    redisUrl: redis.url,
+    redisPrefix: 'test:',
+    registry,
+    auth: { token: TOKEN, hmacSecret: SECRET },
+    leaseMs,
+    log: (l) => logs.push(l),
+    maxBodyBytes: 64 * 1024,
+    contentDir: 'examples',
+  });
 
 const bearer = { Authorization: `Bearer ${TOKEN}` };
 const post = (path: string, body: unknown, headers: Record<string, string> = bearer) =>
-  fetch(`${svc.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  fetch(`${svc.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
 
 /** The webhook stage exactly as the pipeline generator emits it (contract [E]). */
 const webhookStage = (release: string, action: string, payload: Record<string, unknown>): WebhookStage => ({
@@ -72,8 +97,10 @@ const webhookStage = (release: string, action: string, payload: Record<string, u
   failFastStatusCodes: [504],
 });
 
-const job = async (id: string) => (await (await fetch(`${svc.url}/api/v1/jobs/${id}`, { headers: bearer })).json()) as Record<string, any>;
-const untilRuns = (release: string, n: number) => waitFor(`${n} run(s) of ${release}`, async () => runs.filter((r) => r.release === release).length >= n);
+const job = async (id: string) =>
+  (await (await fetch(`${svc.url}/api/v1/jobs/${id}`, { headers: bearer })).json()) as Record<string, any>;
+const untilRuns = (release: string, n: number) =>
+  waitFor(`${n} run(s) of ${release}`, async () => runs.filter((r) => r.release === release).length >= n);
 
 beforeAll(async () => {
   redis = await startRedis();
@@ -88,9 +115,16 @@ afterAll(async () => {
 describe('stage server, as Orca calls it', () => {
   it('start → 202 with statusUrl; polling ends SUCCEEDED with progress and reports', async () => {
     const progress: string[] = [];
-    const run = runWebhookStage(webhookStage('rel-ok', 'traffic', { weight: 10 }), { pollIntervalMs: 50, onProgress: (p) => progress.push(p) });
+    const run = runWebhookStage(webhookStage('rel-ok', 'traffic', { weight: 10 }), {
+      pollIntervalMs: 50,
+      onProgress: (p) => progress.push(p),
+    });
     await waitFor('progress seen by the poller', async () => progress.includes('traffic 10% running'));
-    finish('rel-ok', { status: 'SUCCEEDED', message: 'http-lb at 10% v2, observed split verified', reports: { evidence: '/tmp/e.json' } });
+    finish('rel-ok', {
+      status: 'SUCCEEDED',
+      message: 'http-lb at 10% v2, observed split verified',
+      reports: { evidence: '/tmp/e.json' },
+    });
     const r = await run;
     expect(r.status).toBe('SUCCEEDED');
     expect(r.message).toBe('http-lb at 10% v2, observed split verified');
@@ -98,7 +132,13 @@ describe('stage server, as Orca calls it', () => {
     expect(runs).toContainEqual({ release: 'rel-ok', action: 'traffic', weight: 10 });
     expect(r.context.webhook.statusCodeValue).toBe(202);
     const body = (r.context.webhook as any).monitor.body;
-    expect(body).toMatchObject({ release: 'rel-ok', action: 'traffic', status: 'SUCCEEDED', reports: { evidence: '/tmp/e.json' }, execution: { id: '01HX' } });
+    expect(body).toMatchObject({
+      release: 'rel-ok',
+      action: 'traffic',
+      status: 'SUCCEEDED',
+      reports: { evidence: '/tmp/e.json' },
+      execution: { id: '01HX' },
+    });
     expect(r.context.statusEndpoint).toBe(`${svc.url}/api/v1/jobs/${body.id}`);
   });
 
@@ -109,12 +149,19 @@ describe('stage server, as Orca calls it', () => {
     finish('rel-bad', { status: 'FAILED', verdict, message: verdict.summary });
     const r = await run;
     expect(r.status).toBe('TERMINAL');
-    expect((r.context.webhook as any).monitor.body).toMatchObject({ status: 'FAILED', verdict, progress: verdict.summary });
+    expect((r.context.webhook as any).monitor.body).toMatchObject({
+      status: 'FAILED',
+      verdict,
+      progress: verdict.summary,
+    });
   });
 
   it('canceling the execution calls the cancel endpoint and the job ends CANCELED', async () => {
     const ac = new AbortController();
-    const run = runWebhookStage(webhookStage('rel-cancel', 'traffic', { weight: 50 }), { pollIntervalMs: 50, signal: ac.signal });
+    const run = runWebhookStage(webhookStage('rel-cancel', 'traffic', { weight: 50 }), {
+      pollIntervalMs: 50,
+      signal: ac.signal,
+    });
     await untilRuns('rel-cancel', 1);
     ac.abort();
     const r = await run;
@@ -166,13 +213,29 @@ describe('authentication, limits and validation', () => {
     const none = await post('/api/v1/releases/rel-auth/traffic', body, {});
     expect(none.status).toBe(401);
     expect(none.headers.get('www-authenticate')).toMatch(/^Bearer/);
-    expect((await post('/api/v1/releases/rel-auth/traffic', body, { Authorization: 'Bearer nope-nope' })).status).toBe(403);
-    expect((await post('/api/v1/releases/rel-auth/traffic', body, { 'X-Clover-Signature': signBody('other-secret', body) })).status).toBe(403);
-    expect((await post('/api/v1/releases/rel-auth/traffic', body, { 'X-Clover-Signature': 'sha256=zz' })).status).toBe(403);
+    expect(
+      (await post('/api/v1/releases/rel-auth/traffic', body, { Authorization: 'Bearer nope-nope' })).status,
+    ).toBe(403);
+    expect(
+      (
+        await post('/api/v1/releases/rel-auth/traffic', body, {
+          'X-Clover-Signature': signBody('other-secret', body),
+        })
+      ).status,
+    ).toBe(403);
+    expect(
+      (await post('/api/v1/releases/rel-auth/traffic', body, { 'X-Clover-Signature': 'sha256=zz' })).status,
+    ).toBe(403);
     expect((await fetch(`${svc.url}/api/v1/jobs/whatever`)).status).toBe(401);
     // The body signed with the shared secret is accepted; a changed body with the same signature is not.
     const sig = signBody(SECRET, body);
-    expect((await post('/api/v1/releases/rel-auth/traffic', body.replace('"weight":10', '"weight":90'), { 'X-Clover-Signature': sig })).status).toBe(403);
+    expect(
+      (
+        await post('/api/v1/releases/rel-auth/traffic', body.replace('"weight":10', '"weight":90'), {
+          'X-Clover-Signature': sig,
+        })
+      ).status,
+    ).toBe(403);
     const ok = await post('/api/v1/releases/rel-auth/traffic', body, { 'X-Clover-Signature': sig });
     expect(ok.status).toBe(202);
     finish('rel-auth', { status: 'SUCCEEDED' });
@@ -188,19 +251,49 @@ describe('authentication, limits and validation', () => {
       expect(r.status).toBe(400);
       return ((await r.json()) as { problems: Array<{ path: string; message: string }> }).problems;
     };
-    expect(await bad('rel-v', 'traffic', { spec: specFor('rel-v'), weight: 150 })).toContainEqual(expect.objectContaining({ path: 'weight' }));
-    expect(await bad('rel-v', 'traffic', { spec: specFor('rel-v'), wieght: 10 })).toContainEqual(expect.objectContaining({ path: 'wieght', message: expect.stringContaining('did you mean "weight"') }));
-    expect(await bad('rel-v', 'traffic', { spec: { ...specFor('rel-v'), service: { ...baseSpec.service, port: 'http' } }, weight: 5 })).toContainEqual(expect.objectContaining({ path: 'spec.service.port' }));
-    expect(await bad('rel-v', 'gate', { spec: specFor('other-name') })).toContainEqual(expect.objectContaining({ path: 'spec.metadata.name' }));
-    expect(await bad('rel-v', 'traffic', { spec: specFor('rel-v') })).toContainEqual(expect.objectContaining({ path: 'weight' }));
-    expect(await bad('rel-v', 'explode', { spec: specFor('rel-v') })).toContainEqual(expect.objectContaining({ path: 'action' }));
-    expect(await bad('rel-v', 'gate', { spec: specFor('rel-v'), window: 'soon' })).toContainEqual(expect.objectContaining({ path: 'window' }));
-    const inline = (m: unknown) => ({ ...specFor('rel-v'), service: { ...baseSpec.service, candidateManifests: [m] } });
-    expect(await bad('rel-v', 'gate', { spec: inline({ kind: 'Deployment', metadata: {} }) })).toContainEqual(expect.objectContaining({ path: 'spec.service.candidateManifests[0]', message: expect.stringContaining('apiVersion, metadata.name') }));
-    expect(await bad('rel-v', 'gate', { spec: inline('k8s/not-on-this-server.yaml') })).toContainEqual(expect.objectContaining({ path: 'spec.service.candidateManifests[0]' }));
+    expect(await bad('rel-v', 'traffic', { spec: specFor('rel-v'), weight: 150 })).toContainEqual(
+      expect.objectContaining({ path: 'weight' }),
+    );
+    expect(await bad('rel-v', 'traffic', { spec: specFor('rel-v'), wieght: 10 })).toContainEqual(
+      expect.objectContaining({ path: 'wieght', message: expect.stringContaining('did you mean "weight"') }),
+    );
+    expect(
+      await bad('rel-v', 'traffic', {
+        spec: { ...specFor('rel-v'), service: { ...baseSpec.service, port: 'http' } },
+        weight: 5,
+      }),
+    ).toContainEqual(expect.objectContaining({ path: 'spec.service.port' }));
+    expect(await bad('rel-v', 'gate', { spec: specFor('other-name') })).toContainEqual(
+      expect.objectContaining({ path: 'spec.metadata.name' }),
+    );
+    expect(await bad('rel-v', 'traffic', { spec: specFor('rel-v') })).toContainEqual(
+      expect.objectContaining({ path: 'weight' }),
+    );
+    expect(await bad('rel-v', 'explode', { spec: specFor('rel-v') })).toContainEqual(
+      expect.objectContaining({ path: 'action' }),
+    );
+    expect(await bad('rel-v', 'gate', { spec: specFor('rel-v'), window: 'soon' })).toContainEqual(
+      expect.objectContaining({ path: 'window' }),
+    );
+    const inline = (m: unknown) => ({
+      ...specFor('rel-v'),
+      service: { ...baseSpec.service, candidateManifests: [m] },
+    });
+    expect(await bad('rel-v', 'gate', { spec: inline({ kind: 'Deployment', metadata: {} }) })).toContainEqual(
+      expect.objectContaining({
+        path: 'spec.service.candidateManifests[0]',
+        message: expect.stringContaining('apiVersion, metadata.name'),
+      }),
+    );
+    expect(await bad('rel-v', 'gate', { spec: inline('k8s/not-on-this-server.yaml') })).toContainEqual(
+      expect.objectContaining({ path: 'spec.service.candidateManifests[0]' }),
+    );
     // the manifests a rendered pipeline inlines are accepted (the server has no checkout of the spec's repository)
     const manifest = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'http-lb-v2' } };
-    const accepted = await post('/api/v1/releases/rel-inline/traffic', { spec: { ...inline(manifest), metadata: { name: 'rel-inline' } }, weight: 5 });
+    const accepted = await post('/api/v1/releases/rel-inline/traffic', {
+      spec: { ...inline(manifest), metadata: { name: 'rel-inline' } },
+      weight: 5,
+    });
     expect(accepted.status).toBe(202);
     finish('rel-inline', { status: 'SUCCEEDED' });
     const notJson = await post('/api/v1/releases/rel-v/gate', '{"spec":');
@@ -208,7 +301,9 @@ describe('authentication, limits and validation', () => {
   });
 
   it('413 on a body over the limit', async () => {
-    const big = JSON.stringify({ spec: { ...specFor('rel-big'), metadata: { name: 'rel-big', labels: { x: 'y'.repeat(100_000) } } } });
+    const big = JSON.stringify({
+      spec: { ...specFor('rel-big'), metadata: { name: 'rel-big', labels: { x: 'y'.repeat(100_000) } } },
+    });
     expect((await post('/api/v1/releases/rel-big/gate', big)).status).toBe(413);
   });
 
@@ -220,10 +315,16 @@ describe('authentication, limits and validation', () => {
 
 describe('restarts', () => {
   it('Redis restarting mid-job (without persistence) loses no job and keeps the release lock', async () => {
-    const run = runWebhookStage(webhookStage('rel-redis', 'traffic', { weight: 10 }), { pollIntervalMs: 100 });
+    const run = runWebhookStage(webhookStage('rel-redis', 'traffic', { weight: 10 }), {
+      pollIntervalMs: 100,
+    });
     await untilRuns('rel-redis', 1);
     await redis.restart(); // empty Redis: the server writes its running job back
-    await waitFor('job written back to Redis', async () => (await svc.store.get((await svc.store.activeJobId('rel-redis')) ?? '')) !== undefined, 15_000);
+    await waitFor(
+      'job written back to Redis',
+      async () => (await svc.store.get((await svc.store.activeJobId('rel-redis')) ?? '')) !== undefined,
+      15_000,
+    );
     expect((await post('/api/v1/releases/rel-redis/gate', { spec: specFor('rel-redis') })).status).toBe(409);
     finish('rel-redis', { status: 'SUCCEEDED', message: 'done after the outage' });
     const r = await run;
@@ -236,7 +337,10 @@ describe('restarts', () => {
     const port = await freePort();
     await svc.stop();
     svc = await start(port);
-    const created = await post('/api/v1/releases/rel-restart/traffic', { spec: specFor('rel-restart'), weight: 50 });
+    const created = await post('/api/v1/releases/rel-restart/traffic', {
+      spec: specFor('rel-restart'),
+      weight: 50,
+    });
     expect(created.status).toBe(202);
     const { id, statusUrl } = (await created.json()) as { id: string; statusUrl: string };
     await untilRuns('rel-restart', 1);
@@ -245,11 +349,25 @@ describe('restarts', () => {
     await untilRuns('rel-restart', 2); // the restarted server took the orphaned job over
     const replica = await start(await freePort()); // a second replica sees the same job
     try {
-      const seen = (await (await fetch(`${replica.url}/api/v1/jobs/${id}`, { headers: bearer })).json()) as Record<string, unknown>;
+      const seen = (await (
+        await fetch(`${replica.url}/api/v1/jobs/${id}`, { headers: bearer })
+      ).json()) as Record<string, unknown>;
       expect(seen).toMatchObject({ id, status: 'RUNNING', attempt: 2 });
       // Cancel through the replica stops the job on the other one.
-      expect((await fetch(`${replica.url}/api/v1/releases/rel-restart/cancel`, { method: 'POST', headers: bearer })).status).toBe(202);
-      await waitFor('canceled through the other replica', async () => ((await (await fetch(statusUrl, { headers: bearer })).json()) as { status: string }).status === 'CANCELED');
+      expect(
+        (
+          await fetch(`${replica.url}/api/v1/releases/rel-restart/cancel`, {
+            method: 'POST',
+            headers: bearer,
+          })
+        ).status,
+      ).toBe(202);
+      await waitFor(
+        'canceled through the other replica',
+        async () =>
+          ((await (await fetch(statusUrl, { headers: bearer })).json()) as { status: string }).status ===
+          'CANCELED',
+      );
     } finally {
       await replica.stop();
     }

@@ -3,7 +3,7 @@
  * asserting the requests sent, idempotence, conflict handling and the original routes coming back.
  */
 import { describe, it, expect, beforeAll, afterAll, beforeEach } from '@jest/globals';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as yaml from 'js-yaml';
@@ -17,17 +17,23 @@ import { STATE_ANNOTATION } from '../src/routers/istio/state.js';
 const V = 'networking.istio.io/v1beta1';
 const original = [
   { name: 'admin', match: [{ uri: { prefix: '/admin' } }], route: [{ destination: { host: 'admin' } }] },
-  { name: 'lb', retries: { attempts: 2 }, route: [{ destination: { host: 'http-lb', subset: 'v1', port: { number: 9180 } }, weight: 100 }] },
+  {
+    name: 'lb',
+    retries: { attempts: 2 },
+    route: [{ destination: { host: 'http-lb', subset: 'v1', port: { number: 9180 } }, weight: 100 }],
+  },
 ];
 let api: FakeKubeApi;
 let dir: string;
 let specFile: string;
 let kubeconfig: string;
-const k = (...args: string[]) => runCli([...args, '--platform', 'kubernetes', '--kubeconfig', kubeconfig], { timeoutMs: 30_000 });
+const k = (...args: string[]) =>
+  runCli([...args, '--platform', 'kubernetes', '--kubeconfig', kubeconfig], { timeoutMs: 30_000 });
 const vs = () => api.object(V, 'VirtualService', 'default', 'http-lb')!;
 const platform = () => createKubernetesPlatform({ kubeconfig });
 const spec = () => loadSpec(specFile).spec;
-const patches = () => api.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/virtualservices/http-lb'));
+const patches = () =>
+  api.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/virtualservices/http-lb'));
 
 beforeAll(async () => {
   api = await startFakeKubeApi();
@@ -42,9 +48,18 @@ beforeAll(async () => {
       kind: 'Release',
       metadata: { name: 'http-lb-canary' },
       application: 'sdc',
-      service: { name: 'http-lb', namespace: 'default', port: 9180, stable: 'v1', candidate: 'v2', readyTimeout: '3s' },
+      service: {
+        name: 'http-lb',
+        namespace: 'default',
+        port: 9180,
+        stable: 'v1',
+        candidate: 'v2',
+        readyTimeout: '3s',
+      },
       strategy: { canary: { steps: [10, 50], window: '10s' } },
-      load: { plan: { load_spec: { num_threads: 2, loops: 10 }, url_list: [{ url: 'http://x/' }] } },
+      load: {
+        plan: { load_spec: { num_threads: 2, loops: 10 }, url_list: [{ name: 'root', url: 'http://x/' }] },
+      },
       gate: { minSamples: 50, rules: [{ errorRate: { max: '1%' } }] },
     }),
   );
@@ -63,7 +78,12 @@ const candidate = (ready: boolean) => ({
 });
 beforeEach(() => {
   api.missingGroups.clear();
-  api.put({ apiVersion: V, kind: 'VirtualService', metadata: { name: 'http-lb', namespace: 'default' }, spec: { hosts: ['http-lb'], http: original } });
+  api.put({
+    apiVersion: V,
+    kind: 'VirtualService',
+    metadata: { name: 'http-lb', namespace: 'default' },
+    spec: { hosts: ['http-lb'], http: original },
+  });
   api.put(candidate(true));
   api.requests.length = 0;
 });
@@ -73,12 +93,23 @@ describe('traffic commands on Kubernetes', () => {
     const rv = vs().metadata.resourceVersion;
     const r = await k('traffic', 'set', specFile, '--weight', '10', '-o', 'json');
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ stable: { version: 'v1', weight: 90 }, candidate: { version: 'v2', weight: 10 }, changed: true });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      stable: { version: 'v1', weight: 90 },
+      candidate: { version: 'v2', weight: 10 },
+      changed: true,
+    });
     const [p] = patches();
     expect(p.contentType).toBe('application/merge-patch+json');
-    const body = p.body as { metadata: { resourceVersion: string; annotations: Record<string, string> }; spec: { http: unknown[] } };
+    const body = p.body as {
+      metadata: { resourceVersion: string; annotations: Record<string, string> };
+      spec: { http: unknown[] };
+    };
     expect(body.metadata.resourceVersion).toBe(rv);
-    expect(JSON.parse(body.metadata.annotations[STATE_ANNOTATION])).toMatchObject({ phase: 'progressing', weight: 10, reason: 'set by hand to 10%' });
+    expect(JSON.parse(body.metadata.annotations[STATE_ANNOTATION])).toMatchObject({
+      phase: 'progressing',
+      weight: 10,
+      reason: 'set by hand to 10%',
+    });
     expect(body.spec.http).toEqual([
       original[0],
       {
@@ -98,24 +129,45 @@ describe('traffic commands on Kubernetes', () => {
   it('set --step, get, then rollback: 100% stable, every other route and field kept, state and routes agree', async () => {
     expect((await setTraffic(platform(), spec(), { step: 2 })).candidate.weight).toBe(50);
     const got = await k('traffic', 'get', specFile, '-o', 'json');
-    expect(JSON.parse(got.stdout)).toMatchObject({ candidate: { weight: 50 }, state: { phase: 'progressing', step: 1 } });
+    expect(JSON.parse(got.stdout)).toMatchObject({
+      candidate: { weight: 50 },
+      state: { phase: 'progressing', step: 1 },
+    });
     const rb = await k('traffic', 'rollback', specFile);
     expect(rb.code).toBe(0);
-    expect(rb.stdout).toMatch(/rolled back: 100% of traffic on v1 \(not observed: /);
+    expect(rb.stdout).toMatch(
+      /rolled back: 100% of traffic on v1; not verified: no metrics to observe traffic with/,
+    );
     expect(vs().spec.http[0]).toEqual(original[0]);
     expect(vs().spec.http[1]).toMatchObject({ name: 'lb', retries: { attempts: 2 } });
-    expect(vs().spec.http[1].route.map((d: { destination: { subset: string }; weight: number }) => [d.destination.subset, d.weight])).toEqual([['v1', 100], ['v2', 0]]);
-    expect(JSON.parse(vs().metadata.annotations[STATE_ANNOTATION])).toMatchObject({ phase: 'rolledBack', weight: 0, cause: 'manual' });
+    expect(
+      vs().spec.http[1].route.map((d: { destination: { subset: string }; weight: number }) => [
+        d.destination.subset,
+        d.weight,
+      ]),
+    ).toEqual([
+      ['v1', 100],
+      ['v2', 0],
+    ]);
+    expect(JSON.parse(vs().metadata.annotations[STATE_ANNOTATION])).toMatchObject({
+      phase: 'rolledBack',
+      weight: 0,
+      cause: 'manual',
+    });
     expect(vs().metadata.annotations['clover-cd.io/candidate-weight']).toBe('0');
     expect((await rollback(platform(), spec())).changed).toBe(false);
   });
 
   it('promote sends 100% to the candidate', async () => {
     await setTraffic(platform(), spec(), { weight: 50 });
-    expect(await promote(platform(), spec())).toMatchObject({ stable: { weight: 0 }, candidate: { weight: 100 }, state: { phase: 'promoted' } });
+    expect(await promote(platform(), spec())).toMatchObject({
+      stable: { weight: 0 },
+      candidate: { weight: 100 },
+      state: { phase: 'promoted' },
+    });
   });
 
-  it('a concurrent writer (409) is retried with a fresh read, keeping the other writer\'s change', async () => {
+  it("a concurrent writer (409) is retried with a fresh read, keeping the other writer's change", async () => {
     const platform = createKubernetesPlatform({ kubeconfig });
     const { spec } = loadSpec(specFile);
     // Another controller changes the admin route between our read and our patch.
@@ -126,12 +178,17 @@ describe('traffic commands on Kubernetes', () => {
       if (!raced && ref.kind === 'VirtualService') {
         raced = true;
         const cur = vs();
-        api.put({ ...cur, spec: { ...cur.spec, http: [{ ...original[0], timeout: '3s' }, cur.spec.http[1]] } });
+        api.put({
+          ...cur,
+          spec: { ...cur.spec, http: [{ ...original[0], timeout: '3s' }, cur.spec.http[1]] },
+        });
       }
       return o;
     };
     await setTraffic(platform, spec, { weight: 10 });
-    const sent = patches().map((p) => (p.body as { metadata: { resourceVersion: string } }).metadata.resourceVersion);
+    const sent = patches().map(
+      (p) => (p.body as { metadata: { resourceVersion: string } }).metadata.resourceVersion,
+    );
     expect(sent).toHaveLength(2);
     expect(sent[0]).not.toBe(sent[1]);
     expect(vs().spec.http[0]).toMatchObject({ name: 'admin', timeout: '3s' });
@@ -142,10 +199,18 @@ describe('traffic commands on Kubernetes', () => {
     await setTraffic(platform(), spec(), { weight: 50 });
     await promote(platform(), spec());
     const cur = vs();
-    const debug = { name: 'debug-route', match: [{ headers: { 'x-debug': { exact: '1' } } }], route: [{ destination: { host: 'debug' } }] };
+    const debug = {
+      name: 'debug-route',
+      match: [{ headers: { 'x-debug': { exact: '1' } } }],
+      route: [{ destination: { host: 'debug' } }],
+    };
     api.put({ ...cur, spec: { ...cur.spec, http: [debug, ...cur.spec.http] } });
     const r = await rollback(platform(), spec());
-    expect(r).toMatchObject({ stable: { weight: 100 }, candidate: { weight: 0 }, state: { phase: 'rolledBack' } });
+    expect(r).toMatchObject({
+      stable: { weight: 100 },
+      candidate: { weight: 0 },
+      state: { phase: 'rolledBack' },
+    });
     expect(vs().spec.http.map((h: { name: string }) => h.name)).toEqual(['debug-route', 'admin', 'lb']);
   });
 
@@ -186,15 +251,61 @@ describe('traffic commands on Kubernetes', () => {
   it('release refuses a plan whose first step cannot reach minSamples (exit 2, with the numbers, nothing changed)', async () => {
     const r = await k('release', specFile, '--auto-approve');
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/the candidate would get 2 requests but gate.minSamples is 50: 10% of the 20 requests/);
+    expect(r.stderr).toMatch(
+      /the candidate would get 2 requests but gate.minSamples is 50: 10% of the 20 requests/,
+    );
     expect(r.stderr).toMatch(/nothing was changed/);
     expect(api.requests.filter((q) => q.method !== 'GET')).toHaveLength(0);
+  });
+
+  describe('"nothing was changed" only when nothing was', () => {
+    /** The same release without load: `release run` goes straight to preparing the routes. */
+    const noLoadSpec = () => {
+      const file = join(dir, 'no-load.yaml');
+      const doc = yaml.load(readFileSync(specFile, 'utf8')) as Record<string, unknown>;
+      delete doc.load;
+      writeFileSync(file, yaml.dump(doc));
+      return file;
+    };
+    const DR = {
+      apiVersion: 'networking.istio.io/v1beta1',
+      kind: 'DestinationRule',
+      namespace: 'default',
+      name: 'http-lb',
+    };
+
+    it('a VirtualService without the managed route is refused before anything is written, and the report says so', async () => {
+      await platform().delete(DR);
+      api.put({ ...vs(), spec: { hosts: ['http-lb'], http: [original[0]] } });
+      api.requests.length = 0;
+      const r = await k('release', noLoadSpec(), '--auto-approve');
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/VirtualService default\/http-lb has no HTTP route to http-lb subset v1/);
+      expect(r.stderr).toMatch(/nothing was changed\./);
+      expect(api.requests.filter((q) => q.method !== 'GET')).toEqual([]);
+    });
+
+    it('an error after a write names what was written instead', async () => {
+      await platform().delete(DR);
+      api.put(candidate(false));
+      const r = await k('release', noLoadSpec(), '--auto-approve');
+      expect(r.code).toBe(4);
+      expect(r.stderr).toMatch(/not ready after 3s/);
+      // The routing objects were made ready for the release before the candidate's readiness was waited for.
+      expect(r.stderr).toMatch(
+        /changed before the error:\n {2}- DestinationRule default\/http-lb: applied\n/,
+      );
+      expect(r.stderr).not.toMatch(/nothing was changed/);
+      expect(api.object(DR.apiVersion, DR.kind, DR.namespace, DR.name)).toBeDefined();
+    });
   });
 
   it('an unreachable API server is exit 4 naming the verb and object', async () => {
     const bad = join(dir, 'bad');
     writeFileSync(bad, api.kubeconfig().replace(api.url, 'http://127.0.0.1:1'));
-    const r = await runCli(['traffic', 'get', specFile, '--platform', 'kubernetes', '--kubeconfig', bad], { timeoutMs: 30_000 });
+    const r = await runCli(['traffic', 'get', specFile, '--platform', 'kubernetes', '--kubeconfig', bad], {
+      timeoutMs: 30_000,
+    });
     expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/Kubernetes API \(get VirtualService default\/http-lb\)/);
     expect(r.stderr).not.toContain('fake-token-123456');

@@ -1,7 +1,21 @@
 import { describe, expect, it } from '@jest/globals';
 import { XMLParser } from 'fast-xml-parser';
-import { judgeBundle, renderJUnit, renderMarkdown, renderText, verdictExitCode, checkSplit } from '../src/validators/index.js';
-import { compareProportions, exactBinomialInterval, histogramQuantile, mannWhitney, mannWhitneyHistograms, wilsonInterval } from '../src/validators/stats.js';
+import {
+  judgeBundle,
+  renderJUnit,
+  renderMarkdown,
+  renderText,
+  verdictExitCode,
+  checkSplit,
+} from '../src/validators/index.js';
+import {
+  compareProportions,
+  exactBinomialInterval,
+  histogramQuantile,
+  mannWhitney,
+  mannWhitneyHistograms,
+  wilsonInterval,
+} from '../src/validators/stats.js';
 import { metricEvidence } from '../src/validators/metrics.js';
 import type { EvidenceBundle, VersionCounts } from '../src/validators/types.js';
 import type { GateRule } from '../src/spec/types.js';
@@ -10,7 +24,11 @@ function counts(requests: number, errors: number): VersionCounts {
   return { requests, errors, codes: { '200': requests - errors, ...(errors ? { '500': errors } : {}) } };
 }
 
-function bundle(rules: GateRule[], over: Partial<EvidenceBundle['evidence']> = {}, extra: Partial<EvidenceBundle> = {}): EvidenceBundle {
+function bundle(
+  rules: GateRule[],
+  over: Partial<EvidenceBundle['evidence']> = {},
+  extra: Partial<EvidenceBundle> = {},
+): EvidenceBundle {
   return {
     kind: 'clover-cd/evidence',
     version: 1,
@@ -25,11 +43,21 @@ function bundle(rules: GateRule[], over: Partial<EvidenceBundle['evidence']> = {
     evidence: {
       metrics: {
         source: 'prometheus',
-        hops: { 'proxy-access-control': { v1: counts(1000, 0) }, 'http-lb': { v1: counts(500, 2), v2: counts(500, 3) } },
+        hops: {
+          'proxy-access-control': { v1: counts(1000, 0) },
+          'http-lb': { v1: counts(500, 2), v2: counts(500, 3) },
+        },
         latency: {},
         missing: [],
       },
-      load: { engine: 'builtin', sent: 1000, errors: 5, codes: { '200': 995, '500': 5 }, userAgents: { chrome: 330, safari: 670 }, labels: {} },
+      load: {
+        engine: 'builtin',
+        sent: 1000,
+        errors: 5,
+        codes: { '200': 995, '500': 5 },
+        userAgents: { chrome: 330, safari: 670 },
+        labels: {},
+      },
       ...over,
     },
     ...extra,
@@ -85,14 +113,43 @@ describe('metric evidence from Istio series', () => {
     const m = metricEvidence(
       'scrape',
       [
-        { name: 'istio_requests_total', labels: { reporter: 'destination', destination_service_name: 'http-lb', destination_workload: 'http-lb-v2', response_code: '503' }, value: 4 },
-        { name: 'istio_requests_total', labels: { reporter: 'destination', destination_service_name: 'http-lb', destination_version: 'v2', response_code: '200' }, value: 6 },
-        { name: 'istio_requests_total', labels: { reporter: 'source', destination_service_name: 'http-lb', destination_version: 'v2', response_code: '200' }, value: 99 },
+        {
+          name: 'istio_requests_total',
+          labels: {
+            reporter: 'destination',
+            destination_service_name: 'http-lb',
+            destination_workload: 'http-lb-v2',
+            response_code: '503',
+          },
+          value: 4,
+        },
+        {
+          name: 'istio_requests_total',
+          labels: {
+            reporter: 'destination',
+            destination_service_name: 'http-lb',
+            destination_version: 'v2',
+            response_code: '200',
+          },
+          value: 6,
+        },
+        {
+          name: 'istio_requests_total',
+          labels: {
+            reporter: 'source',
+            destination_service_name: 'http-lb',
+            destination_version: 'v2',
+            response_code: '200',
+          },
+          value: 99,
+        },
       ],
       'http-lb',
     );
     expect(m.hops['http-lb'].v2).toEqual({ requests: 10, errors: 4, codes: { '503': 4, '200': 6 } });
-    expect(m.missing).toEqual(['istio_request_duration_milliseconds_bucket{reporter="destination",destination_service_name="http-lb"}']);
+    expect(m.missing).toEqual([
+      'istio_request_duration_milliseconds_bucket{reporter="destination",destination_service_name="http-lb"}',
+    ]);
   });
 });
 
@@ -144,15 +201,26 @@ describe('rules and verdict', () => {
     const v = judgeBundle(b);
     expect(v.results[0].outcome).toBe('inconclusive');
     expect(v.results[0].reason).toMatch(/too few samples: v2 has 10 \(minSamples 30\)/);
-    expect(v.results[1].reason).toMatch(/no data in the window: expected series istio_request_duration_milliseconds_bucket/);
+    expect(v.results[1].reason).toMatch(
+      /no data in the window: expected series istio_request_duration_milliseconds_bucket/,
+    );
     expect(verdictExitCode(v)).toBe(3);
-    const empty = bundle([{ errorRate: { max: '1%' } }], { metrics: { source: 'prometheus', hops: {}, latency: {}, missing: [] }, load: undefined });
+    const empty = bundle([{ errorRate: { max: '1%' } }], {
+      metrics: { source: 'prometheus', hops: {}, latency: {}, missing: [] },
+      load: undefined,
+    });
     expect(judgeBundle(empty).outcome).toBe('inconclusive');
   });
 
   it('a source that is down gives error (4), naming it', () => {
     const b = bundle([{ errorRate: { max: '1%' } }], { metrics: undefined });
-    b.sources[0] = { name: 'prometheus', url: 'http://127.0.0.1:1', status: 'down', error: 'Prometheus (GET http://127.0.0.1:1/api/v1/query): ECONNREFUSED', queries: [] };
+    b.sources[0] = {
+      name: 'prometheus',
+      url: 'http://127.0.0.1:1',
+      status: 'down',
+      error: 'Prometheus (GET http://127.0.0.1:1/api/v1/query): ECONNREFUSED',
+      queries: [],
+    };
     const v = judgeBundle(b);
     expect(v.outcome).toBe('error');
     expect(verdictExitCode(v)).toBe(4);
@@ -161,10 +229,21 @@ describe('rules and verdict', () => {
 
   it('latency comparison on trace durations catches a slower candidate', () => {
     const base = Array.from({ length: 400 }, (_, i) => 20 + (i % 40));
-    const b = bundle([{ compareLatency: { alpha: 0.01, maxEffect: 0.2 } }, { latency: { percentile: 95, max: '50ms' } }], {
-      metrics: undefined,
-      traces: { traces: 800, spans: 800, rootSpans: 800, requests: [], hops: {}, versions: { v1: counts(400, 0), v2: counts(400, 0) }, durations: { v1: base, v2: base.map((x) => x * 2) } },
-    });
+    const b = bundle(
+      [{ compareLatency: { alpha: 0.01, maxEffect: 0.2 } }, { latency: { percentile: 95, max: '50ms' } }],
+      {
+        metrics: undefined,
+        traces: {
+          traces: 800,
+          spans: 800,
+          rootSpans: 800,
+          requests: [],
+          hops: {},
+          versions: { v1: counts(400, 0), v2: counts(400, 0) },
+          durations: { v1: base, v2: base.map((x) => x * 2) },
+        },
+      },
+    );
     const v = judgeBundle(b);
     expect(v.results[0].outcome).toBe('fail');
     expect(v.results[0].source).toBe('jaeger span durations');
@@ -173,13 +252,25 @@ describe('rules and verdict', () => {
 
   it('count rules read the request table from root spans', () => {
     const traces = {
-      traces: 60, spans: 60, rootSpans: 60, hops: {}, versions: {}, durations: {},
+      traces: 60,
+      spans: 60,
+      rootSpans: 60,
+      hops: {},
+      versions: {},
+      durations: {},
       requests: [
         { url: 'http://x/url3', status: '404', userAgent: 'chrome', count: 30 },
         { url: 'http://x/', status: '200', userAgent: 'safari', count: 30 },
       ],
     };
-    const b = bundle([{ count: { route: '/url3', status: 404, expect: 'all' } }, { count: { status: '5xx', expect: 'none' } }, { count: { route: '/', status: 404, expect: 'all' } }], { traces });
+    const b = bundle(
+      [
+        { count: { route: '/url3', status: 404, expect: 'all' } },
+        { count: { status: '5xx', expect: 'none' } },
+        { count: { route: '/', status: 404, expect: 'all' } },
+      ],
+      { traces },
+    );
     expect(judgeBundle(b).results.map((r) => r.outcome)).toEqual(['pass', 'pass', 'fail']);
   });
 
@@ -206,15 +297,41 @@ describe('reports', () => {
 
   it('JUnit of an error verdict (exit 4) has an <error>; of an inconclusive one (exit 3), <skipped> with the reason', () => {
     const parse = (x: string) => new XMLParser({ ignoreAttributes: false }).parse(x).testsuites.testsuite;
-    const passed = { rule: 'errorRate', outcome: 'pass' as const, observed: '0%', expected: '≤ 1%', source: 'prometheus', reason: 'ok' };
-    const down = { ...b, sources: [{ name: 'prometheus' as const, status: 'down' as const, error: 'connect ECONNREFUSED 127.0.0.1:9090', queries: [] }] };
-    const err = parse(renderJUnit({ outcome: 'error', summary: 'ERROR: a source is down', results: [passed] }, down));
+    const passed = {
+      rule: 'errorRate',
+      outcome: 'pass' as const,
+      observed: '0%',
+      expected: '≤ 1%',
+      source: 'prometheus',
+      reason: 'ok',
+    };
+    const down = {
+      ...b,
+      sources: [
+        {
+          name: 'prometheus' as const,
+          status: 'down' as const,
+          error: 'connect ECONNREFUSED 127.0.0.1:9090',
+          queries: [],
+        },
+      ],
+    };
+    const err = parse(
+      renderJUnit({ outcome: 'error', summary: 'ERROR: a source is down', results: [passed] }, down),
+    );
     expect(err['@_errors']).toBe('1');
     const errCase = err.testcase.find((c: any) => c['@_name'] === 'verdict');
     expect(errCase.error['@_message']).toMatch(/a source is down; prometheus is down: connect ECONNREFUSED/);
-    const inc = parse(renderJUnit({ outcome: 'inconclusive', summary: 'INCONCLUSIVE: 12 samples, 50 needed', results: [passed] }, b));
+    const inc = parse(
+      renderJUnit(
+        { outcome: 'inconclusive', summary: 'INCONCLUSIVE: 12 samples, 50 needed', results: [passed] },
+        b,
+      ),
+    );
     expect(inc['@_skipped']).toBe('1');
-    expect(inc.testcase.find((c: any) => c['@_name'] === 'verdict').skipped['@_message']).toBe('inconclusive: INCONCLUSIVE: 12 samples, 50 needed');
+    expect(inc.testcase.find((c: any) => c['@_name'] === 'verdict').skipped['@_message']).toBe(
+      'inconclusive: INCONCLUSIVE: 12 samples, 50 needed',
+    );
     // A verdict some rule already carries adds no testcase.
     expect(parse(renderJUnit(v, b))['@_tests']).toBe('3');
   });
@@ -266,7 +383,16 @@ describe('l4 rule on clovisor evidence', () => {
   });
 
   it('without L4 evidence skips an optional rule and is inconclusive for a required one', () => {
-    const missing = { sources: [{ name: 'clovisor' as const, status: 'not-configured' as const, queries: [], error: 'no clovisor tracer is running' }] };
+    const missing = {
+      sources: [
+        {
+          name: 'clovisor' as const,
+          status: 'not-configured' as const,
+          queries: [],
+          error: 'no clovisor tracer is running',
+        },
+      ],
+    };
     const optional = judgeBundle(bundle(rules, {}, missing));
     expect(optional.outcome).toBe('pass');
     const required = judgeBundle(bundle([{ l4: { resetRate: '1%', required: true } }], {}, missing));

@@ -46,8 +46,11 @@ export const STABLE_TARGET: TrafficTarget = { weight: 0, matchRoute: false };
 /** Everything on the candidate: what a promotion asks for. */
 export const PROMOTED_TARGET: TrafficTarget = { weight: 100, matchRoute: false };
 
-export const targetOfStep = (s: Pick<PlanStep, 'weight' | 'mirrorPercent' | 'matchRoute'>): TrafficTarget => ({ weight: s.weight, mirrorPercent: s.mirrorPercent, matchRoute: s.matchRoute });
-export const sameTarget = (a: TrafficTarget, b: TrafficTarget): boolean => a.weight === b.weight && a.matchRoute === b.matchRoute && (a.mirrorPercent ?? 0) === (b.mirrorPercent ?? 0);
+export const targetOfStep = (
+  s: Pick<PlanStep, 'weight' | 'mirrorPercent' | 'matchRoute'>,
+): TrafficTarget => ({ weight: s.weight, mirrorPercent: s.mirrorPercent, matchRoute: s.matchRoute });
+export const sameTarget = (a: TrafficTarget, b: TrafficTarget): boolean =>
+  a.weight === b.weight && a.matchRoute === b.matchRoute && (a.mirrorPercent ?? 0) === (b.mirrorPercent ?? 0);
 
 /** Header that reaches the candidate during a blue/green preview. */
 export const PREVIEW_HEADER = 'x-clover-cd-preview';
@@ -88,20 +91,24 @@ export const MIRROR_JUDGEABLE_RULES = ['errorRate', 'latency', 'compareErrors', 
 
 /** The gate rules that apply to a step: all of them, or for a mirror step only those that can judge copies. */
 export function rulesForStep(rules: GateRule[], step: Pick<PlanStep, 'kind'>): GateRule[] {
-  return step.kind === 'mirror' ? rules.filter((r) => MIRROR_JUDGEABLE_RULES.includes(Object.keys(r)[0])) : rules;
+  return step.kind === 'mirror'
+    ? rules.filter((r) => MIRROR_JUDGEABLE_RULES.includes(Object.keys(r)[0]))
+    : rules;
 }
 
-/** Why a 1-based step number names no step of the plan, or undefined when it does. */
-export function stepProblem(plan: ReleasePlan, step: number): string | undefined {
+/** Why a 1-based step number names no step of the plan, or undefined; `name` is how the caller's input names it (`--step`). */
+export function stepProblem(plan: ReleasePlan, step: number, name = 'step'): string | undefined {
   const n = plan.steps.length;
   if (Number.isInteger(step) && step >= 1 && step <= n) return undefined;
   const steps = plan.steps.map((s) => `${s.index + 1}: ${s.kind} ${s.weight}%`).join(', ');
-  if (Number.isInteger(step) && step > n) return `step ${step} is beyond the plan's ${n} step(s) (${steps}); step must be 1..${n}`;
-  return `step must be 1..${n} (steps: ${steps}), got ${step}`;
+  if (Number.isInteger(step) && step > n)
+    return `${name} ${step} is beyond the plan's ${n} step(s) (${steps}); ${name} must be 1..${n}`;
+  return `${name} must be 1..${n} (steps: ${steps}), got ${step}`;
 }
 
 /** The candidate's Deployment: `service.candidateWorkload`, else `<name>-<candidate>` (what a rendered pipeline deploys). */
-export const candidateWorkloadName = (spec: ReleaseSpec): string => spec.service.candidateWorkload ?? `${spec.service.name}-${spec.service.candidate}`;
+export const candidateWorkloadName = (spec: ReleaseSpec): string =>
+  spec.service.candidateWorkload ?? `${spec.service.name}-${spec.service.candidate}`;
 
 export function routingOf(spec: ReleaseSpec): ServiceRouting {
   const s = spec.service;
@@ -157,20 +164,46 @@ export function buildPlan(spec: ReleaseSpec): ReleasePlan {
     const b = spec.strategy.blueGreen;
     maxInconclusive = b.maxInconclusive ?? 0;
     // Preview: the candidate is up and reachable only through the preview match route; nothing is judged.
-    steps.push({ kind: 'preview', weight: 0, matchRoute: true, windowMs: 0, judgment: b.judgment ?? false, path: 'strategy.blueGreen' });
+    steps.push({
+      kind: 'preview',
+      weight: 0,
+      matchRoute: true,
+      windowMs: 0,
+      judgment: b.judgment ?? false,
+      path: 'strategy.blueGreen',
+    });
     // Switch 0 → 100 at once; the stable version stays warm, so a failed window switches straight back.
-    steps.push({ kind: 'switch', weight: 100, matchRoute: false, windowMs: parseDurationMs(b.previewWindow), judgment: false, path: 'strategy.blueGreen.previewWindow' });
+    steps.push({
+      kind: 'switch',
+      weight: 100,
+      matchRoute: false,
+      windowMs: parseDurationMs(b.previewWindow),
+      judgment: false,
+      path: 'strategy.blueGreen.previewWindow',
+    });
   } else if (spec.strategy.abTest) {
     const a = spec.strategy.abTest;
     maxInconclusive = a.maxInconclusive ?? 0;
-    steps.push({ kind: 'match', weight: 0, matchRoute: true, windowMs: parseDurationMs(a.window), judgment: a.judgment ?? false, path: 'strategy.abTest' });
+    steps.push({
+      kind: 'match',
+      weight: 0,
+      matchRoute: true,
+      windowMs: parseDurationMs(a.window),
+      judgment: a.judgment ?? false,
+      path: 'strategy.abTest',
+    });
   }
   const maxWindow = spec.gate?.maxWindow ? parseDurationMs(spec.gate.maxWindow) : undefined;
   return {
     release: spec.metadata.name,
     strategy,
     routing: routingOf(spec),
-    steps: steps.map((s, index) => ({ ...s, index, maxWindowMs: s.windowMs === 0 ? 0 : Math.max(s.windowMs, maxWindow ?? DEFAULT_MAX_WINDOW_FACTOR * s.windowMs) })),
+    steps: steps.map((s, index) => ({
+      ...s,
+      index,
+      maxWindowMs:
+        s.windowMs === 0 ? 0 : Math.max(s.windowMs, maxWindow ?? DEFAULT_MAX_WINDOW_FACTOR * s.windowMs),
+    })),
     maxInconclusive,
     onInconclusive: spec.gate?.onInconclusive ?? 'fail',
     match: spec.strategy.abTest?.match ?? [],
@@ -219,7 +252,9 @@ export function matchedShare(plan: ReleasePlan, load: LoadEstimate): number {
   for (const ua of load.userAgents) {
     const hit = plan.match.some((m) => {
       if (m.cookie || !m.headers) return false;
-      return Object.entries(m.headers).every(([name, value]) => name.toLowerCase() === 'user-agent' && matches(ua.userAgent, value));
+      return Object.entries(m.headers).every(
+        ([name, value]) => name.toLowerCase() === 'user-agent' && matches(ua.userAgent, value),
+      );
     });
     if (hit) share += ua.share;
   }
@@ -239,17 +274,33 @@ export function plannedSamples(plan: ReleasePlan, load: LoadEstimate): StepSampl
   const out: StepSamples[] = [];
   for (const s of plan.steps) {
     if (s.windowMs === 0) continue;
-    const requests = load.perRun ?? (load.ratePerS !== undefined ? load.ratePerS * (s.windowMs / 1000) : undefined);
+    const requests =
+      load.perRun ?? (load.ratePerS !== undefined ? load.ratePerS * (s.windowMs / 1000) : undefined);
     if (requests === undefined) return undefined;
     const share =
-      s.kind === 'mirror' ? (s.mirrorPercent ?? 100) / 100 : s.kind === 'match' ? matchedShare(plan, load) : s.weight / 100;
-    out.push({ step: s.index, kind: s.kind, weight: s.weight, requests: Math.floor(requests), candidateRequests: Math.floor(requests * share) });
+      s.kind === 'mirror'
+        ? (s.mirrorPercent ?? 100) / 100
+        : s.kind === 'match'
+          ? matchedShare(plan, load)
+          : s.weight / 100;
+    out.push({
+      step: s.index,
+      kind: s.kind,
+      weight: s.weight,
+      requests: Math.floor(requests),
+      candidateRequests: Math.floor(requests * share),
+    });
   }
   return out;
 }
 
 /** Problems (exit 2) for steps whose candidate cannot reach the gate's minimum samples, with the numbers. */
-export function checkSampleSizes(plan: ReleasePlan, load: LoadEstimate, minSamples: number | undefined, file?: string): InputProblem[] {
+export function checkSampleSizes(
+  plan: ReleasePlan,
+  load: LoadEstimate,
+  minSamples: number | undefined,
+  file?: string,
+): InputProblem[] {
   if (!minSamples) return [];
   const samples = plannedSamples(plan, load);
   if (!samples) return [];
@@ -276,13 +327,24 @@ export function checkSampleSizes(plan: ReleasePlan, load: LoadEstimate, minSampl
  * The plan commands use: the spec's steps, refused (exit 2, nothing changed) when a step cannot reach the
  * gate's minimum samples at the load's volume. `loadPlan` is the spec's load plan, already read.
  */
-export function planRelease(spec: ReleaseSpec, opts: { loadPlan?: unknown; loadRatePerS?: number; file?: string } = {}): ReleasePlan {
+export function planRelease(
+  spec: ReleaseSpec,
+  opts: { loadPlan?: unknown; loadRatePerS?: number; file?: string } = {},
+): ReleasePlan {
   const plan = buildPlan(spec);
   if (opts.loadPlan !== undefined || opts.loadRatePerS !== undefined) {
-    const problems = checkSampleSizes(plan, estimateLoad(opts.loadPlan, opts.loadRatePerS), spec.gate?.minSamples, opts.file);
+    const problems = checkSampleSizes(
+      plan,
+      estimateLoad(opts.loadPlan, opts.loadRatePerS),
+      spec.gate?.minSamples,
+      opts.file,
+    );
     if (problems.length) {
       const numbers = problems.map((p) => p.message.split(':')[0]).join('; ');
-      throw new InvalidInputError(`${opts.file ?? spec.metadata.name}: the load cannot give the gate enough samples (${numbers})`, problems);
+      throw new InvalidInputError(
+        `${opts.file ?? spec.metadata.name}: the load cannot give the gate enough samples (${numbers})`,
+        problems,
+      );
     }
   }
   return plan;

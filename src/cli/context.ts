@@ -28,7 +28,8 @@ export function globalOptions(cmd: Command): GlobalOptions {
   const value = o.output ?? 'text';
   const verbose = Boolean(o.verbose);
   if ((OUTPUT_FORMATS as string[]).includes(value)) return { output: value as OutputFormat, verbose };
-  if ((cmd as unknown as Record<symbol, boolean>)[FILE_OUTPUT]) return { output: 'text', verbose, outFile: value };
+  if ((cmd as unknown as Record<symbol, boolean>)[FILE_OUTPUT])
+    return { output: 'text', verbose, outFile: value };
   throw new InvalidInputError(`--output must be one of ${OUTPUT_FORMATS.join(', ')}, got "${value}"`);
 }
 

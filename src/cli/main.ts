@@ -1,11 +1,11 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { watchPipes } from './interrupt.js';
 import { Command, CommanderError, Option } from 'commander';
+import { CLOVER_CD_VERSION } from '../contract/images.js';
+import { changesMade } from '../util/changes.js';
 import { CloverError, ExitCode, InvalidInputError } from '../util/errors.js';
 import { redact } from '../util/redact.js';
 import { OUTPUT_FORMATS } from './output.js';
-
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 /**
  * Each file in commands/ is named after its verb and exports `register(program)` for that verb group;
@@ -43,9 +43,16 @@ async function loadRegistrars(verb?: string): Promise<Array<(program: Command) =
 
 export async function buildProgram(verb?: string): Promise<Command> {
   const program = new Command('clover-cd')
-    .description('Release micro-services on Kubernetes + Istio through Spinnaker and Jenkins, gated on visibility evidence.')
-    .version(pkg.version, '--version', 'print the clover-cd version')
-    .addOption(new Option('-o, --output <format>', `output format: ${OUTPUT_FORMATS.join('|')} (render commands: or a file to write)`).default('text'))
+    .description(
+      'Release micro-services on Kubernetes + Istio through Spinnaker and Jenkins, gated on visibility evidence.',
+    )
+    .version(CLOVER_CD_VERSION, '--version', 'print the clover-cd version')
+    .addOption(
+      new Option(
+        '-o, --output <format>',
+        `output format: ${OUTPUT_FORMATS.join('|')} (render commands: or a file to write)`,
+      ).default('text'),
+    )
     .option('-v, --verbose', 'print more detail on stderr', false)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
@@ -76,20 +83,39 @@ Examples:
 
 export function reportError(err: unknown): number {
   if (err instanceof CommanderError) {
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+    if (
+      err.code === 'commander.helpDisplayed' ||
+      err.code === 'commander.version' ||
+      err.code === 'commander.help'
+    )
+      return 0;
     // commander already printed its message
     return ExitCode.invalid;
   }
   if (err instanceof CloverError) {
     process.stderr.write(redact(`error: ${err.message}\n`));
     for (const d of err.details) process.stderr.write(redact(`  - ${d}\n`));
-    if (err instanceof InvalidInputError) process.stderr.write('nothing was changed.\n');
+    reportChanges(err instanceof InvalidInputError);
     return err.exitCode;
   }
   const e = err as Error;
   process.stderr.write(redact(`error: ${e?.message ?? String(err)}\n`));
   if (process.env.CLOVER_CD_DEBUG && e?.stack) process.stderr.write(redact(e.stack) + '\n');
+  reportChanges(false);
   return ExitCode.infrastructure;
+}
+
+/** After an error: what this command had already written and how to finish it — or, for bad input, that it wrote nothing. */
+function reportChanges(invalidInput: boolean): void {
+  const changes = changesMade();
+  if (!changes.length) {
+    if (invalidInput) process.stderr.write('nothing was changed.\n');
+    return;
+  }
+  process.stderr.write('changed before the error:\n');
+  for (const c of changes) process.stderr.write(redact(`  - ${c.subject}: ${c.now}\n`));
+  for (const f of new Set(changes.map((c) => c.finish).filter(Boolean)))
+    process.stderr.write(redact(`to finish: ${f}\n`));
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -17,7 +17,10 @@ export interface OutputPath {
 
 // Kernel filesystems where a root process passes access() checks yet cannot create files (and where
 // Node's recursive mkdir loops forever on ENOENT).
-const PSEUDO_FS = new Set([0x9fa0 /* proc */, 0x62656572 /* sysfs */, 0x63677270 /* cgroup2 */, 0x27e0eb /* cgroup */, 0x64626720 /* debugfs */, 0x74726163 /* tracefs */]);
+const PSEUDO_FS = new Set([
+  0x9fa0 /* proc */, 0x62656572 /* sysfs */, 0x63677270 /* cgroup2 */, 0x27e0eb /* cgroup */,
+  0x64626720 /* debugfs */, 0x74726163 /* tracefs */,
+]);
 
 function statOf(p: string): Stats | undefined {
   try {
@@ -42,7 +45,12 @@ export function outputPathProblem(path: string, createsFolders = false): string 
   const abs = resolve(path);
   const st = statOf(abs);
   if (st?.isDirectory()) return `${path} is a directory; expected a file path to write`;
-  if (st) return st.isFile() || st.isCharacterDevice() || st.isFIFO() ? (writable(abs) ? undefined : `${path} exists and is not writable`) : `${path} is not a regular file`;
+  if (st)
+    return st.isFile() || st.isCharacterDevice() || st.isFIFO()
+      ? writable(abs)
+        ? undefined
+        : `${path} exists and is not writable`
+      : `${path} is not a regular file`;
   let dir = dirname(abs);
   let missing = 0;
   for (;;) {
@@ -54,7 +62,8 @@ export function outputPathProblem(path: string, createsFolders = false): string 
     if (up === dir) break;
     dir = up;
   }
-  if (missing && !createsFolders) return `the folder ${dirname(abs)} does not exist; create it first or write elsewhere`;
+  if (missing && !createsFolders)
+    return `the folder ${dirname(abs)} does not exist; create it first or write elsewhere`;
   if (!writable(dir)) return `cannot create ${path}: the folder ${dir} is not writable`;
   return undefined;
 }
@@ -69,8 +78,16 @@ export function checkOutputPaths(paths: OutputPath[]): void {
     if (msg) problems.push({ path: flag, message: msg });
     const abs = resolve(path);
     const other = seen.get(abs);
-    if (other && abs !== '/dev/null') problems.push({ path: flag, message: `${path} is also the ${other} file; give each output its own file` });
+    if (other && abs !== '/dev/null')
+      problems.push({
+        path: flag,
+        message: `${path} is also the ${other} file; give each output its own file`,
+      });
     else seen.set(abs, flag);
   }
-  if (problems.length) throw new InvalidInputError(`cannot write ${problems.length === 1 ? 'an output file' : 'output files'}; nothing was run`, problems);
+  if (problems.length)
+    throw new InvalidInputError(
+      `cannot write ${problems.length === 1 ? 'an output file' : 'output files'}; nothing was run`,
+      problems,
+    );
 }

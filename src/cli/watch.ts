@@ -25,7 +25,17 @@ export interface WatchView {
   stepLabel?: string;
   weights: { stable: number; candidate: number };
   held?: boolean;
-  window?: { openedAt: number; minMs: number; maxMs: number; leftMs: number; planned?: number; observed?: number; sinceWatching?: boolean; rules?: RuleView[]; decision?: 'pass' | 'fail' };
+  window?: {
+    openedAt: number;
+    minMs: number;
+    maxMs: number;
+    leftMs: number;
+    planned?: number;
+    observed?: number;
+    sinceWatching?: boolean;
+    rules?: RuleView[];
+    decision?: 'pass' | 'fail';
+  };
   lastVerdict?: { step: number; outcome: string; summary: string };
   reason?: string;
 }
@@ -62,15 +72,23 @@ function ruleViews(spec: ReleaseSpec, gate: SequentialGate): RuleView[] {
   return gate.handlers.map(({ index, handler }) => {
     const failed = handler.tests.some((t) => t.failedAt !== undefined);
     const passed = handler.tests.every((t) => t.passedAt !== undefined || !t.required);
-    const view: RuleView = { rule: describeRule(spec.gate!.rules[index]), state: failed ? 'fail' : passed ? 'pass' : 'open' };
+    const view: RuleView = {
+      rule: describeRule(spec.gate!.rules[index]),
+      state: failed ? 'fail' : passed ? 'pass' : 'open',
+    };
     if (view.state === 'open') {
       const open = handler.tests.filter((t) => t.passedAt === undefined && t.required);
       const last = (t: (typeof open)[number]) => t.trace[t.trace.length - 1];
-      const best = open.map((t) => ({ t, p: last(t) })).filter((x) => x.p && x.p.pass !== undefined && Number.isFinite(x.p.pass));
+      const best = open
+        .map((t) => ({ t, p: last(t) }))
+        .filter((x) => x.p && x.p.pass !== undefined && Number.isFinite(x.p.pass));
       const worst = best.sort((a, b) => a.p!.pass! / a.t.passThreshold - b.p!.pass! / b.t.passThreshold)[0];
       if (worst) view.evidence = { side: 'pass', value: worst.p!.pass!, threshold: worst.t.passThreshold };
       else {
-        const f = open.map((t) => ({ t, p: last(t) })).filter((x) => x.p && Number.isFinite(x.p.fail)).sort((a, b) => b.p!.fail - a.p!.fail)[0];
+        const f = open
+          .map((t) => ({ t, p: last(t) }))
+          .filter((x) => x.p && Number.isFinite(x.p.fail))
+          .sort((a, b) => b.p!.fail - a.p!.fail)[0];
         if (f) view.evidence = { side: 'fail', value: f.p!.fail, threshold: f.t.failThreshold };
       }
     }
@@ -78,9 +96,14 @@ function ruleViews(spec: ReleaseSpec, gate: SequentialGate): RuleView[] {
   });
 }
 
-const ruleText = (r: RuleView) => `${r.rule.split(' ')[0]} ${r.state.toUpperCase()}${r.evidence ? ` (${r.evidence.side} evidence ${r.evidence.value.toFixed(1)}/${r.evidence.threshold.toFixed(1)})` : ''}`;
+const ruleText = (r: RuleView) =>
+  `${r.rule.split(' ')[0]} ${r.state.toUpperCase()}${r.evidence ? ` (${r.evidence.side} evidence ${r.evidence.value.toFixed(1)}/${r.evidence.threshold.toFixed(1)})` : ''}`;
 
-function viewOf(spec: ReleaseSpec, st: Awaited<ReturnType<typeof releaseStatus>>, s: ReleaseState | undefined): WatchView {
+function viewOf(
+  spec: ReleaseSpec,
+  st: Awaited<ReturnType<typeof releaseStatus>>,
+  s: ReleaseState | undefined,
+): WatchView {
   const plan = st.plan;
   const step = s && s.step >= 0 ? plan.steps[s.step] : undefined;
   return {
@@ -91,7 +114,11 @@ function viewOf(spec: ReleaseSpec, st: Awaited<ReturnType<typeof releaseStatus>>
     stepLabel: step ? `${step.kind} ${step.weight}%` : undefined,
     weights: { stable: st.routes.stableWeight, candidate: st.routes.weight },
     held: s?.held,
-    lastVerdict: s?.lastVerdict && { step: s.lastVerdict.step + 1, outcome: s.lastVerdict.outcome, summary: s.lastVerdict.summary },
+    lastVerdict: s?.lastVerdict && {
+      step: s.lastVerdict.step + 1,
+      outcome: s.lastVerdict.outcome,
+      summary: s.lastVerdict.summary,
+    },
     reason: s?.reason,
   };
 }
@@ -99,13 +126,21 @@ function viewOf(spec: ReleaseSpec, st: Awaited<ReturnType<typeof releaseStatus>>
 const pct = (v: WatchView) => `${v.weights.stable}% / ${v.weights.candidate}%`;
 
 export function renderLine(v: WatchView, spec: ReleaseSpec): string {
-  const parts = [`${v.release}: ${v.phase}${v.held ? ' (held)' : ''}`, `step ${v.step}/${v.steps}${v.stepLabel ? ` (${v.stepLabel})` : ''}`, `${spec.service.stable}/${spec.service.candidate} ${pct(v)}`];
+  const parts = [
+    `${v.release}: ${v.phase}${v.held ? ' (held)' : ''}`,
+    `step ${v.step}/${v.steps}${v.stepLabel ? ` (${v.stepLabel})` : ''}`,
+    `${spec.service.stable}/${spec.service.candidate} ${pct(v)}`,
+  ];
   if (v.window) {
     const w = v.window;
     const full = w.planned !== undefined && (w.observed ?? 0) >= w.planned;
-    parts.push(`window ${w.leftMs > 0 ? `${formatDuration(w.leftMs)} left` : full ? 'closing (samples in)' : `growing to ${formatDuration(w.maxMs)}`}`);
-    if (w.planned !== undefined) parts.push(`samples ${w.sinceWatching ? '≥' : ''}${w.observed ?? '?'}/${w.planned}`);
-    if (w.rules?.length) parts.push(`rules ${w.rules.map((r) => `${r.rule.split(' ')[0]} ${r.state}`).join(', ')}`);
+    parts.push(
+      `window ${w.leftMs > 0 ? `${formatDuration(w.leftMs)} left` : full ? 'closing (samples in)' : `growing to ${formatDuration(w.maxMs)}`}`,
+    );
+    if (w.planned !== undefined)
+      parts.push(`samples ${w.sinceWatching ? '≥' : ''}${w.observed ?? '?'}/${w.planned}`);
+    if (w.rules?.length)
+      parts.push(`rules ${w.rules.map((r) => `${r.rule.split(' ')[0]} ${r.state}`).join(', ')}`);
   }
   if (v.lastVerdict) parts.push(`last verdict step ${v.lastVerdict.step}: ${v.lastVerdict.outcome}`);
   return parts.join(' | ');
@@ -122,14 +157,23 @@ export function renderBlock(v: WatchView, spec: ReleaseSpec, now: number): strin
   if (v.window) {
     const w = v.window;
     const full = w.planned !== undefined && (w.observed ?? 0) >= w.planned;
-    lines.push(`window   ${w.leftMs > 0 ? `${formatDuration(w.leftMs)} left of ${formatDuration(w.minMs)}` : full ? `past ${formatDuration(w.minMs)} with the samples in: closing` : `past ${formatDuration(w.minMs)}, growing until the samples are in (at most ${formatDuration(w.maxMs)})`}`);
-    if (w.planned !== undefined) lines.push(`samples  ${w.sinceWatching ? 'at least ' : ''}${w.observed ?? '?'} of ${w.planned} planned candidate requests${w.sinceWatching ? ' (counted since watching)' : ''}`);
+    lines.push(
+      `window   ${w.leftMs > 0 ? `${formatDuration(w.leftMs)} left of ${formatDuration(w.minMs)}` : full ? `past ${formatDuration(w.minMs)} with the samples in: closing` : `past ${formatDuration(w.minMs)}, growing until the samples are in (at most ${formatDuration(w.maxMs)})`}`,
+    );
+    if (w.planned !== undefined)
+      lines.push(
+        `samples  ${w.sinceWatching ? 'at least ' : ''}${w.observed ?? '?'} of ${w.planned} planned candidate requests${w.sinceWatching ? ' (counted since watching)' : ''}`,
+      );
     if (w.rules?.length) {
-      lines.push(`rules    ${w.decision ? `decided ${w.decision.toUpperCase()}` : 'deciding'} (this watch's own looks${w.sinceWatching ? ', since watching' : ''}):`);
+      lines.push(
+        `rules    ${w.decision ? `decided ${w.decision.toUpperCase()}` : 'deciding'} (this watch's own looks${w.sinceWatching ? ', since watching' : ''}):`,
+      );
       for (const r of w.rules) lines.push(`           ${ruleText(r)}`);
     }
   }
-  lines.push(`verdict  ${v.lastVerdict ? `step ${v.lastVerdict.step}: ${v.lastVerdict.outcome.toUpperCase()} — ${v.lastVerdict.summary}` : '(none yet)'}`);
+  lines.push(
+    `verdict  ${v.lastVerdict ? `step ${v.lastVerdict.step}: ${v.lastVerdict.outcome.toUpperCase()} — ${v.lastVerdict.summary}` : '(none yet)'}`,
+  );
   if (v.reason) lines.push(`         ${v.reason}`);
   return lines;
 }
@@ -153,7 +197,16 @@ export async function watchRelease(platform: Platform, spec: ReleaseSpec, o: Wat
       return;
     }
     // One line per change: the time left, the sample count and the evidence alone do not make a change.
-    const key = JSON.stringify([v.phase, v.step, v.weights, v.held, v.lastVerdict, v.window?.openedAt, v.window && v.window.leftMs <= 0, v.window?.rules?.map((r) => r.state)]);
+    const key = JSON.stringify([
+      v.phase,
+      v.step,
+      v.weights,
+      v.held,
+      v.lastVerdict,
+      v.window?.openedAt,
+      v.window && v.window.leftMs <= 0,
+      v.window?.rules?.map((r) => r.state),
+    ]);
     if (key !== lastKey) o.write(`${new Date(now()).toISOString()} ${renderLine(v, spec)}\n`);
     lastKey = key;
   };
@@ -176,7 +229,14 @@ export async function watchRelease(platform: Platform, spec: ReleaseSpec, o: Wat
             track.w = w.baseline ? w : { ...w, start: openedAt };
             track.sinceWatching = !!w.baseline && now() - openedAt > 2000;
             const weighted = step.kind === 'weight' || step.kind === 'switch';
-            track.gate = spec.gate ? sequentialGateForSpec(spec, { candidateWeight: weighted ? step.weight : undefined, plannedSamples: planned.get(s.step), minWindowMs: step.windowMs, source: spec.gate.metrics?.source ?? 'metrics' }) : undefined;
+            track.gate = spec.gate
+              ? sequentialGateForSpec(spec, {
+                  candidateWeight: weighted ? step.weight : undefined,
+                  plannedSamples: planned.get(s.step),
+                  minWindowMs: step.windowMs,
+                  source: spec.gate.metrics?.source ?? 'metrics',
+                })
+              : undefined;
           } catch {
             track.w = undefined;
           }
@@ -188,17 +248,33 @@ export async function watchRelease(platform: Platform, spec: ReleaseSpec, o: Wat
         observed = look.versions[spec.service.candidate]?.requests ?? 0;
         track.gate?.look(look, look.at - track.w!.start);
       }
-      v.window = { openedAt: track.openedAt, minMs: step.windowMs, maxMs: step.maxWindowMs, leftMs: Math.max(0, track.openedAt + step.windowMs - now()), planned: planned.get(s.step), observed, sinceWatching: track.sinceWatching };
-      if (track.gate) Object.assign(v.window, { rules: ruleViews(spec, track.gate), decision: track.gate.decision?.outcome });
+      v.window = {
+        openedAt: track.openedAt,
+        minMs: step.windowMs,
+        maxMs: step.maxWindowMs,
+        leftMs: Math.max(0, track.openedAt + step.windowMs - now()),
+        planned: planned.get(s.step),
+        observed,
+        sinceWatching: track.sinceWatching,
+      };
+      if (track.gate)
+        Object.assign(v.window, {
+          rules: ruleViews(spec, track.gate),
+          decision: track.gate.decision?.outcome,
+        });
     } else track = undefined;
     draw(v);
     if (s && (isTerminal(s) || s.held)) return s.held ? ExitCode.inconclusive : exitCodeOf(s);
     if (o.signal.aborted) return ExitCode.interrupted;
     if (now() - started >= o.timeoutMs) {
-      o.write(`${o.tty ? '' : `${new Date(now()).toISOString()} `}stopped watching after ${formatDuration(now() - started)}: ${v.release} is still ${v.phase}\n`);
+      o.write(
+        `${o.tty ? '' : `${new Date(now()).toISOString()} `}stopped watching after ${formatDuration(now() - started)}: ${v.release} is still ${v.phase}\n`,
+      );
       return ExitCode.inconclusive;
     }
-    await sleep(Math.min(o.intervalMs, Math.max(0, started + o.timeoutMs - now())), o.signal).catch(() => undefined);
+    await sleep(Math.min(o.intervalMs, Math.max(0, started + o.timeoutMs - now())), o.signal).catch(
+      () => undefined,
+    );
     if (o.signal.aborted) return ExitCode.interrupted;
   }
 }

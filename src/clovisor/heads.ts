@@ -31,13 +31,21 @@ export class HeadReader {
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => {
       if (!ready && chunk.includes('"ready":true')) ready = true;
-      r.parser.push(chunk, (d) => r.add(d), (n) => (r.lost += n));
+      r.parser.push(
+        chunk,
+        (d) => r.add(d),
+        (n) => (r.lost += n),
+      );
     });
     const deadline = Date.now() + 10_000;
     while (!ready) {
       if (child.exitCode !== null || Date.now() > deadline) {
         child.kill('SIGKILL');
-        throw new InfrastructureError('clovisor-events', perfArray, stderr.trim() || 'the request-head reader did not start within 10 s');
+        throw new InfrastructureError(
+          'clovisor-events',
+          perfArray,
+          stderr.trim() || 'the request-head reader did not start within 10 s',
+        );
       }
       await new Promise((res) => setTimeout(res, 10));
     }

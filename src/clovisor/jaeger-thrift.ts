@@ -62,10 +62,15 @@ const hex64 = (h: string): bigint => BigInt.asIntN(64, BigInt(`0x${h || '0'}`));
 function writeTags(w: Writer, tags: Array<[string, string]>): void {
   w.list(T.STRUCT, tags.length);
   // Tag { 1: key, 2: vType (STRING = 0), 3: vStr }
-  for (const [k, v] of tags) w.field(T.STRING, 1).string(k).field(T.I32, 2).i32(0).field(T.STRING, 3).string(v).stop();
+  for (const [k, v] of tags)
+    w.field(T.STRING, 1).string(k).field(T.I32, 2).i32(0).field(T.STRING, 3).string(v).stop();
 }
 
-export function encodeBatch(serviceName: string, processTags: Array<[string, string]>, spans: ThriftSpan[]): Buffer {
+export function encodeBatch(
+  serviceName: string,
+  processTags: Array<[string, string]>,
+  spans: ThriftSpan[],
+): Buffer {
   const w = new Writer();
   // Batch.process: Process { 1: serviceName, 2: tags }
   w.field(T.STRUCT, 1).field(T.STRING, 1).string(serviceName).field(T.LIST, 2);

@@ -58,20 +58,45 @@ export function writeState(state: LoaderState, stateDir?: string): void {
 const bpftool = (args: string[], hint?: string) => run('bpftool', args, { system: 'bpftool', hint });
 
 /** Loads the object (programs + maps pinned) and attaches the socket tier; reuses a load already pinned. */
-export async function loadAndAttach(opts: { pinRoot?: string; object?: string; helper?: string; stateDir?: string }): Promise<LoaderState> {
+export async function loadAndAttach(opts: {
+  pinRoot?: string;
+  object?: string;
+  helper?: string;
+  stateDir?: string;
+}): Promise<LoaderState> {
   const pinRoot = opts.pinRoot ?? DEFAULT_PIN_ROOT;
   const object = opts.object ?? DEFAULT_OBJECT;
   const existing = readState(pinRoot, opts.stateDir);
-  if (existing && existsSync(join(pinRoot, 'maps', 'events')) && existing.links.length === TRACEPOINTS.length) return existing;
+  if (existing && existsSync(join(pinRoot, 'maps', 'events')) && existing.links.length === TRACEPOINTS.length)
+    return existing;
   if (existsSync(pinRoot)) rmSync(pinRoot, { recursive: true, force: true }); // a half-done load of our own
   mkdirSync(join(pinRoot, 'link'), { recursive: true });
   try {
-    await bpftool(['prog', 'loadall', object, join(pinRoot, 'prog'), 'pinmaps', join(pinRoot, 'maps')], 'the verifier log above; kernel >= 5.8 with BTF');
+    await bpftool(
+      ['prog', 'loadall', object, join(pinRoot, 'prog'), 'pinmaps', join(pinRoot, 'maps')],
+      'the verifier log above; kernel >= 5.8 with BTF',
+    );
     const args = [TRACEFS];
-    for (const tp of TRACEPOINTS) args.push(join(pinRoot, 'prog', tp.prog), tp.event, join(pinRoot, 'link', tp.prog));
-    const out = await run(opts.helper ?? DEFAULT_HELPER, args, { system: 'eBPF tracepoints', hint: 'tracefs mounted and CONFIG_BPF_EVENTS' });
-    const links = out.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as LoaderState['links'][number]);
-    const state: LoaderState = { pinRoot, object, loadedAt: Date.now(), pid: process.pid, links, veths: [], netns: [] };
+    for (const tp of TRACEPOINTS)
+      args.push(join(pinRoot, 'prog', tp.prog), tp.event, join(pinRoot, 'link', tp.prog));
+    const out = await run(opts.helper ?? DEFAULT_HELPER, args, {
+      system: 'eBPF tracepoints',
+      hint: 'tracefs mounted and CONFIG_BPF_EVENTS',
+    });
+    const links = out.stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as LoaderState['links'][number]);
+    const state: LoaderState = {
+      pinRoot,
+      object,
+      loadedAt: Date.now(),
+      pid: process.pid,
+      links,
+      veths: [],
+      netns: [],
+    };
     writeState(state, opts.stateDir);
     return state;
   } catch (e) {
@@ -98,7 +123,9 @@ export async function setNetnsFilter(state: LoaderState, inums: number[], stateD
     k.writeUInt32LE(old >>> 0);
     lines.push(`map delete pinned ${maps}/netns_filter key hex ${hex(k)}`);
   }
-  lines.push(`map update pinned ${maps}/filter_on key hex 00 00 00 00 value hex 0${inums.length ? 1 : 0} 00 00 00`);
+  lines.push(
+    `map update pinned ${maps}/filter_on key hex 00 00 00 00 value hex 0${inums.length ? 1 : 0} 00 00 00`,
+  );
   await bpftoolBatch(lines);
   state.netns = inums;
   writeState(state, stateDir);
@@ -109,17 +136,27 @@ export async function setNetnsFilter(state: LoaderState, inums: number[], stateD
  * per entry, netns 0 for an entry that applies to every target, addr 0 for "any address". `on` false (no entries)
  * turns the restriction off: every outbound connection is traced.
  */
-export async function setEgressMatch(state: LoaderState, keys: Array<{ netns: number; ip: string; port: number }>, on: boolean, stateDir?: string): Promise<void> {
+export async function setEgressMatch(
+  state: LoaderState,
+  keys: Array<{ netns: number; ip: string; port: number }>,
+  on: boolean,
+  stateDir?: string,
+): Promise<void> {
   const maps = join(state.pinRoot, 'maps');
-  const hexKeys = [...new Set(keys.map((k) => {
-    const b = Buffer.alloc(12);
-    b.writeUInt32LE(k.netns >>> 0, 0);
-    k.ip.split('.').forEach((o, i) => b.writeUInt8(Number(o) & 255, 4 + i));
-    b.writeUInt16LE(k.port, 8);
-    return hex(b);
-  }))];
+  const hexKeys = [
+    ...new Set(
+      keys.map((k) => {
+        const b = Buffer.alloc(12);
+        b.writeUInt32LE(k.netns >>> 0, 0);
+        k.ip.split('.').forEach((o, i) => b.writeUInt8(Number(o) & 255, 4 + i));
+        b.writeUInt16LE(k.port, 8);
+        return hex(b);
+      }),
+    ),
+  ];
   const lines = hexKeys.map((k) => `map update pinned ${maps}/egress_match key hex ${k} value hex 01`);
-  for (const old of (state.egress ?? []).filter((k) => !hexKeys.includes(k))) lines.push(`map delete pinned ${maps}/egress_match key hex ${old}`);
+  for (const old of (state.egress ?? []).filter((k) => !hexKeys.includes(k)))
+    lines.push(`map delete pinned ${maps}/egress_match key hex ${old}`);
   lines.push(`map update pinned ${maps}/filter_on key hex 01 00 00 00 value hex 0${on ? 1 : 0} 00 00 00`);
   await bpftoolBatch(lines);
   state.egress = hexKeys;
@@ -129,7 +166,10 @@ export async function setEgressMatch(state: LoaderState, keys: Array<{ netns: nu
 /** Runs many bpftool commands in one process (`bpftool batch file`). */
 export async function bpftoolBatch(lines: string[]): Promise<void> {
   if (!lines.length) return;
-  const file = join(tmpdir(), `clovisor-batch-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+  const file = join(
+    tmpdir(),
+    `clovisor-batch-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`,
+  );
   writeFileSync(file, lines.join('\n') + '\n');
   try {
     await run('bpftool', ['batch', 'file', file], { system: 'bpftool', timeoutMs: 60_000 });
@@ -145,15 +185,34 @@ interface TcQdisc {
 
 async function hasClsact(dev: string, netns?: string): Promise<boolean> {
   const [cmd, args] = inNetns(netns, 'tc', ['-j', 'qdisc', 'show', 'dev', dev]);
-  const r = await run(cmd, args, { system: 'tc', hint: `that interface ${dev} exists${netns ? ` in ${netns}` : ''}` });
+  const r = await run(cmd, args, {
+    system: 'tc',
+    hint: `that interface ${dev} exists${netns ? ` in ${netns}` : ''}`,
+  });
   return (JSON.parse(r.stdout || '[]') as TcQdisc[]).some((q) => q.kind === 'clsact');
 }
 
-const filterArgs = (dev: string, dir: 'ingress' | 'egress') => ['filter', 'del', 'dev', dev, dir, 'prio', String(FILTER_PRIO), 'handle', FILTER_HANDLE, 'bpf'];
+const filterArgs = (dev: string, dir: 'ingress' | 'egress') => [
+  'filter',
+  'del',
+  'dev',
+  dev,
+  dir,
+  'prio',
+  String(FILTER_PRIO),
+  'handle',
+  FILTER_HANDLE,
+  'bpf',
+];
 
 /** Packet tier on a workload's host veth: ingress = packets from the workload, egress = packets to it. */
-export async function attachVeth(state: LoaderState, target: Target, stateDir?: string): Promise<VethAttachment> {
-  if (!target.hostVeth) throw new InfrastructureError('tc', target.workload, 'no host veth known for the packet tier');
+export async function attachVeth(
+  state: LoaderState,
+  target: Target,
+  stateDir?: string,
+): Promise<VethAttachment> {
+  if (!target.hostVeth)
+    throw new InfrastructureError('tc', target.workload, 'no host veth known for the packet tier');
   const dev = target.hostVeth;
   const ns = target.hostNetns;
   const already = state.veths.find((v) => v.dev === dev && v.hostNetns === ns);
@@ -164,13 +223,37 @@ export async function attachVeth(state: LoaderState, target: Target, stateDir?: 
     const r = await tryRun(cmd, args);
     // Somebody else may have added one between our check and our add: then it is theirs.
     if (r.ok) createdQdisc = true;
-    else if (!(await hasClsact(dev, ns))) throw new InfrastructureError('tc', `qdisc add dev ${dev} clsact`, r.stderr);
+    else if (!(await hasClsact(dev, ns)))
+      throw new InfrastructureError('tc', `qdisc add dev ${dev} clsact`, r.stderr);
   }
-  const entry: VethAttachment = { dev, hostNetns: ns, createdQdisc, workload: target.workload, version: target.version };
+  const entry: VethAttachment = {
+    dev,
+    hostNetns: ns,
+    createdQdisc,
+    workload: target.workload,
+    version: target.version,
+  };
   state.veths.push(entry);
   writeState(state, stateDir);
-  for (const [dir, prog] of [['ingress', 'tc_from_pod'], ['egress', 'tc_to_pod']] as const) {
-    const [cmd, args] = inNetns(ns, 'tc', ['filter', 'replace', 'dev', dev, dir, 'prio', String(FILTER_PRIO), 'handle', FILTER_HANDLE, 'bpf', 'da', 'object-pinned', join(state.pinRoot, 'prog', prog)]);
+  for (const [dir, prog] of [
+    ['ingress', 'tc_from_pod'],
+    ['egress', 'tc_to_pod'],
+  ] as const) {
+    const [cmd, args] = inNetns(ns, 'tc', [
+      'filter',
+      'replace',
+      'dev',
+      dev,
+      dir,
+      'prio',
+      String(FILTER_PRIO),
+      'handle',
+      FILTER_HANDLE,
+      'bpf',
+      'da',
+      'object-pinned',
+      join(state.pinRoot, 'prog', prog),
+    ]);
     await run(cmd, args, { system: 'tc', hint: `tc filter on ${dev} ${dir}` });
   }
   return entry;
@@ -181,7 +264,8 @@ export async function detachVeth(v: VethAttachment): Promise<string[]> {
   const done: string[] = [];
   for (const dir of ['ingress', 'egress'] as const) {
     const [cmd, args] = inNetns(v.hostNetns, 'tc', filterArgs(v.dev, dir));
-    if ((await tryRun(cmd, args)).ok) done.push(`filter ${v.dev} ${dir} prio ${FILTER_PRIO} handle ${FILTER_HANDLE}`);
+    if ((await tryRun(cmd, args)).ok)
+      done.push(`filter ${v.dev} ${dir} prio ${FILTER_PRIO} handle ${FILTER_HANDLE}`);
   }
   if (v.createdQdisc) {
     const others = await Promise.all(

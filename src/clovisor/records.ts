@@ -7,7 +7,12 @@ import type { CloseKind, FlowRecord, Role, SessionRecord } from './types.js';
 /** Size of `struct session_event` in clovisor.bpf.c. */
 export const SESSION_EVENT_SIZE = 136;
 const ROLES: Role[] = ['unknown', 'client', 'server'];
-const CLOSE_KINDS: Record<number, CloseKind> = { 1: 'fin', 2: 'reset', 3: 'connect-failed', 4: 'handshake-failed' };
+const CLOSE_KINDS: Record<number, CloseKind> = {
+  1: 'fin',
+  2: 'reset',
+  3: 'connect-failed',
+  4: 'handshake-failed',
+};
 
 /** Converts bpf_ktime_get_ns() (CLOCK_MONOTONIC, the clock of process.hrtime) to epoch ms. */
 export interface Clock {
@@ -34,7 +39,8 @@ export function isLateReset(b: Buffer): boolean {
 }
 
 export function decodeSessionEvent(b: Buffer, clock: Clock): SessionRecord {
-  if (b.length < SESSION_EVENT_SIZE) throw new RangeError(`session event of ${b.length} bytes, expected ${SESSION_EVENT_SIZE}`);
+  if (b.length < SESSION_EVENT_SIZE)
+    throw new RangeError(`session event of ${b.length} bytes, expected ${SESSION_EVENT_SIZE}`);
   const tStart = b.readBigUInt64LE(8);
   const tEst = b.readBigUInt64LE(16);
   const tClose = b.readBigUInt64LE(24);
@@ -160,7 +166,10 @@ function u32le(n: unknown): string {
 }
 
 /** Parses the first bytes of a request ("GET /path HTTP/1.1") and a response ("HTTP/1.1 503 ..."). */
-export function parseHttpPrefix(req: string, resp: string): { requestLine?: string; status?: number; statusLine?: string } {
+export function parseHttpPrefix(
+  req: string,
+  resp: string,
+): { requestLine?: string; status?: number; statusLine?: string } {
   const out: { requestLine?: string; status?: number; statusLine?: string } = {};
   const line = req.split('\r\n')[0];
   if (/^[A-Z]{3,7} \S+/.test(line)) out.requestLine = line;
@@ -177,7 +186,9 @@ export const HTTP_HEAD_SIZE = 32;
 const HTTP_HEAD_MAGIC = 0x48545450;
 
 /** Identity of a packet-tier flow (its `flow_key`), the same from a map dump and from a request head. */
-export function flowId(f: Pick<FlowRecord, 'ifindex' | 'podAddr' | 'podPort' | 'peerAddr' | 'peerPort'>): string {
+export function flowId(
+  f: Pick<FlowRecord, 'ifindex' | 'podAddr' | 'podPort' | 'peerAddr' | 'peerPort'>,
+): string {
   return `${f.ifindex}/${f.podAddr}:${f.podPort}/${f.peerAddr}:${f.peerPort}`;
 }
 
@@ -188,7 +199,13 @@ export function decodeHttpHead(b: Buffer): { id: string; headers: HttpHeaders } 
   if (b.length < HTTP_HEAD_SIZE || b.readUInt32LE(0) !== HTTP_HEAD_MAGIC) return null;
   const off = b.readUInt16LE(20);
   const cap = Math.min(b.readUInt16LE(22), b.length - HTTP_HEAD_SIZE);
-  const id = flowId({ ifindex: b.readUInt32LE(4), podAddr: ipv4(b, 8), peerAddr: ipv4(b, 12), podPort: b.readUInt16LE(16), peerPort: b.readUInt16LE(18) });
+  const id = flowId({
+    ifindex: b.readUInt32LE(4),
+    podAddr: ipv4(b, 8),
+    peerAddr: ipv4(b, 12),
+    podPort: b.readUInt16LE(16),
+    peerPort: b.readUInt16LE(18),
+  });
   const payload = off < cap ? b.toString('latin1', HTTP_HEAD_SIZE + off, HTTP_HEAD_SIZE + cap) : '';
   return { id, headers: parseHttpHeaders(payload) };
 }

@@ -19,7 +19,8 @@ export function serveTracer(tracer: Tracer, host: string, port: number): Promise
           const start = Number(url.searchParams.get('start'));
           const end = Number(url.searchParams.get('end') ?? Date.now());
           const versions = (url.searchParams.get('versions') ?? '').split(',').filter(Boolean);
-          if (!Number.isFinite(start) || !versions.length) return json(400, { error: 'start (epoch ms) and versions (comma-separated) are required' });
+          if (!Number.isFinite(start) || !versions.length)
+            return json(400, { error: 'start (epoch ms) and versions (comma-separated) are required' });
           await tracer.prepareEvidence();
           json(200, tracer.evidence({ start, end }, versions, url.searchParams.get('service') ?? undefined));
         } else json(404, { error: `no route ${url.pathname}` });

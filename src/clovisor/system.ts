@@ -22,19 +22,32 @@ export interface RunResult {
 }
 
 /** Runs a command with a timeout; failure becomes an InfrastructureError naming the command and its stderr. */
-export function run(cmd: string, args: string[], opts: { timeoutMs?: number; system?: string; hint?: string } = {}): Promise<RunResult> {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { timeoutMs?: number; system?: string; hint?: string } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: opts.timeoutMs ?? 15_000, maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) {
-        const why = (stderr || err.message).trim().split('\n').slice(-3).join('; ');
-        reject(new InfrastructureError(opts.system ?? cmd, `${cmd} ${args.join(' ')}`, why, opts.hint));
-      } else resolve({ stdout, stderr });
-    });
+    execFile(
+      cmd,
+      args,
+      { timeout: opts.timeoutMs ?? 15_000, maxBuffer: 256 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err) {
+          const why = (stderr || err.message).trim().split('\n').slice(-3).join('; ');
+          reject(new InfrastructureError(opts.system ?? cmd, `${cmd} ${args.join(' ')}`, why, opts.hint));
+        } else resolve({ stdout, stderr });
+      },
+    );
   });
 }
 
 /** Like run() but a failure is returned, not thrown (for idempotent steps such as "add qdisc if absent"). */
-export async function tryRun(cmd: string, args: string[], timeoutMs = 15_000): Promise<{ ok: boolean; stdout: string; stderr: string }> {
+export async function tryRun(
+  cmd: string,
+  args: string[],
+  timeoutMs = 15_000,
+): Promise<{ ok: boolean; stdout: string; stderr: string }> {
   try {
     const r = await run(cmd, args, { timeoutMs });
     return { ok: true, ...r };
@@ -83,28 +96,63 @@ export interface Preflight {
  * Checks everything the tracer needs and mounts bpffs / tracefs when absent. Throws InfrastructureError
  * (exit 4) with the reason: not root, no object (clang missing at setup), no bpftool, no hook in the kernel.
  */
-export async function preflight(opts: { object?: string; helper?: string; mount?: boolean } = {}): Promise<Preflight> {
+export async function preflight(
+  opts: { object?: string; helper?: string; mount?: boolean } = {},
+): Promise<Preflight> {
   const object = opts.object ?? DEFAULT_OBJECT;
   const helper = opts.helper ?? DEFAULT_HELPER;
-  const fail = (target: string, why: string, hint: string) => new InfrastructureError('eBPF', target, why, hint);
-  if (process.getuid?.() !== 0) throw fail('privileges', 'clovisor needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_SYS_ADMIN)', 'run as root, or as the privileged DaemonSet in deploy/clovisor/');
-  if (!existsSync(object)) throw fail(object, 'the BPF object has not been built', 'install clang llvm bpftool libbpf-dev, then run bash scripts/setup.d/clovisor.sh');
-  if (!existsSync(helper)) throw fail(helper, 'the tracepoint attach helper has not been built', 'run bash scripts/setup.d/clovisor.sh (needs clang and libbpf-dev)');
+  const fail = (target: string, why: string, hint: string) =>
+    new InfrastructureError('eBPF', target, why, hint);
+  if (process.getuid?.() !== 0)
+    throw fail(
+      'privileges',
+      'clovisor needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_SYS_ADMIN)',
+      'run as root, or as the privileged DaemonSet in deploy/clovisor/',
+    );
+  if (!existsSync(object))
+    throw fail(
+      object,
+      'the BPF object has not been built',
+      'install clang llvm bpftool libbpf-dev, then run bash scripts/setup.d/clovisor.sh',
+    );
+  if (!existsSync(helper))
+    throw fail(
+      helper,
+      'the tracepoint attach helper has not been built',
+      'run bash scripts/setup.d/clovisor.sh (needs clang and libbpf-dev)',
+    );
   await run('bpftool', ['version'], { system: 'eBPF', hint: 'install bpftool (Debian package bpftool)' });
-  if (!existsSync('/sys/kernel/btf/vmlinux')) throw fail('/sys/kernel/btf/vmlinux', 'the kernel has no BTF', 'a kernel built with CONFIG_DEBUG_INFO_BTF=y is needed for CO-RE');
+  if (!existsSync('/sys/kernel/btf/vmlinux'))
+    throw fail(
+      '/sys/kernel/btf/vmlinux',
+      'the kernel has no BTF',
+      'a kernel built with CONFIG_DEBUG_INFO_BTF=y is needed for CO-RE',
+    );
   const mounted: string[] = [];
   if (!isMounted(BPFFS, 'bpf')) {
     if (opts.mount === false) throw fail(BPFFS, 'bpffs is not mounted', `mount -t bpf bpf ${BPFFS}`);
-    await run('mount', ['-t', 'bpf', 'bpf', BPFFS], { system: 'eBPF', hint: `mount -t bpf bpf ${BPFFS} (DaemonSet: hostPath ${BPFFS})` });
+    await run('mount', ['-t', 'bpf', 'bpf', BPFFS], {
+      system: 'eBPF',
+      hint: `mount -t bpf bpf ${BPFFS} (DaemonSet: hostPath ${BPFFS})`,
+    });
     mounted.push(BPFFS);
   }
   if (!isMounted(TRACEFS, 'tracefs')) {
-    if (opts.mount === false) throw fail(TRACEFS, 'tracefs is not mounted', `mount -t tracefs tracefs ${TRACEFS}`);
-    await run('mount', ['-t', 'tracefs', 'tracefs', TRACEFS], { system: 'eBPF', hint: `mount -t tracefs tracefs ${TRACEFS}` });
+    if (opts.mount === false)
+      throw fail(TRACEFS, 'tracefs is not mounted', `mount -t tracefs tracefs ${TRACEFS}`);
+    await run('mount', ['-t', 'tracefs', 'tracefs', TRACEFS], {
+      system: 'eBPF',
+      hint: `mount -t tracefs tracefs ${TRACEFS}`,
+    });
     mounted.push(TRACEFS);
   }
   for (const tp of TRACEPOINTS) {
-    if (!existsSync(`${TRACEFS}/events/${tp.event}/id`)) throw fail(`tracepoint ${tp.event}`, 'the kernel does not have this tracepoint', 'a kernel >= 4.16 with CONFIG_BPF_EVENTS is needed');
+    if (!existsSync(`${TRACEFS}/events/${tp.event}/id`))
+      throw fail(
+        `tracepoint ${tp.event}`,
+        'the kernel does not have this tracepoint',
+        'a kernel >= 4.16 with CONFIG_BPF_EVENTS is needed',
+      );
   }
   try {
     accessSync(BPFFS, constants.W_OK);
@@ -126,7 +174,19 @@ export const TRACEPOINTS = [
  * A reader of a pinned perf array: clovisor-events when built (it consumes every ring each 50 ms and says
  * `{"ready":true}` once its rings are open), else `bpftool map event_pipe` unbuffered.
  */
-export function spawnReader(perfArray: string, reader = DEFAULT_READER): { child: ChildProcessByStdio<null, Readable, Readable>; kind: string } {
-  if (existsSync(reader)) return { child: spawn(reader, [perfArray], { stdio: ['ignore', 'pipe', 'pipe'] }), kind: 'clovisor-events' };
-  return { child: spawn('stdbuf', ['-o0', 'bpftool', '-j', 'map', 'event_pipe', 'pinned', perfArray], { stdio: ['ignore', 'pipe', 'pipe'] }), kind: 'bpftool event_pipe' };
+export function spawnReader(
+  perfArray: string,
+  reader = DEFAULT_READER,
+): { child: ChildProcessByStdio<null, Readable, Readable>; kind: string } {
+  if (existsSync(reader))
+    return {
+      child: spawn(reader, [perfArray], { stdio: ['ignore', 'pipe', 'pipe'] }),
+      kind: 'clovisor-events',
+    };
+  return {
+    child: spawn('stdbuf', ['-o0', 'bpftool', '-j', 'map', 'event_pipe', 'pinned', perfArray], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+    kind: 'bpftool event_pipe',
+  };
 }

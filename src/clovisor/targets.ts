@@ -46,11 +46,35 @@ export const configSchema = {
   additionalProperties: false,
   properties: {
     pinRoot: { type: 'string', pattern: '^/sys/fs/bpf/' },
-    spans: { type: 'object', additionalProperties: false, required: ['url'], properties: { url: { type: 'string', pattern: '^https?://' }, format: { enum: ['otlp', 'jaeger-thrift'] }, release: { type: 'string' }, step: { type: 'string' } } },
+    spans: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['url'],
+      properties: {
+        url: { type: 'string', pattern: '^https?://' },
+        format: { enum: ['otlp', 'jaeger-thrift'] },
+        release: { type: 'string' },
+        step: { type: 'string' },
+      },
+    },
     listen: { type: 'string', pattern: '^[^:]+:\\d+$' },
     drainInterval: { type: 'string', pattern: '^\\d+(\\.\\d+)?(ms|s|m)$' },
-    redis: { type: 'object', additionalProperties: false, required: ['url'], properties: { url: { type: 'string', pattern: '^rediss?://' } } },
-    kubernetes: { type: 'object', additionalProperties: false, required: ['labels'], properties: { labels: { type: 'array', items: { type: 'string' } }, versionLabel: { type: 'string' }, packetTier: { type: 'boolean' } } },
+    redis: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['url'],
+      properties: { url: { type: 'string', pattern: '^rediss?://' } },
+    },
+    kubernetes: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['labels'],
+      properties: {
+        labels: { type: 'array', items: { type: 'string' } },
+        versionLabel: { type: 'string' },
+        packetTier: { type: 'boolean' },
+      },
+    },
     egressMatch: { type: 'array', items: { type: 'string', pattern: '^[^:]+:\\d+(/[a-zA-Z0-9]+)?(:.+)?$' } },
     targets: { type: 'array', items: targetSchema },
   },
@@ -69,7 +93,9 @@ export function parseClovisorLabels(entries: string[]): Array<{ namespace: strin
   if (!entries.length) return [{ namespace: 'default' }];
   return entries.map((e) => {
     const [namespace, key, value] = e.split(':');
-    return key && value !== undefined ? { namespace: namespace || 'default', labelSelector: `${key}=${value}` } : { namespace: namespace || 'default' };
+    return key && value !== undefined
+      ? { namespace: namespace || 'default', labelSelector: `${key}=${value}` }
+      : { namespace: namespace || 'default' };
   });
 }
 
@@ -84,7 +110,14 @@ export function parseEgressMatch(entries: string[]): EgressMatch[] {
     const p = Number(port);
     const addr = ip === '0' || ip === '' ? '0.0.0.0' : ip;
     if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(addr) || !Number.isInteger(p) || p <= 0 || p >= 65536) return [];
-    return [{ ip: addr, port: p, ...(protocol ? { protocol: protocol.toLowerCase() } : {}), ...(podPrefix ? { podPrefix } : {}) }];
+    return [
+      {
+        ip: addr,
+        port: p,
+        ...(protocol ? { protocol: protocol.toLowerCase() } : {}),
+        ...(podPrefix ? { podPrefix } : {}),
+      },
+    ];
   });
 }
 
@@ -95,16 +128,34 @@ export function tcpEgress(egress: EgressMatch[]): EgressMatch[] {
 }
 
 /** `egress_match` keys: an entry without pod prefix applies in every namespace (netns 0); with one, in its targets'. */
-export function egressKeys(egress: EgressMatch[], targets: Target[]): Array<{ netns: number; ip: string; port: number }> {
+export function egressKeys(
+  egress: EgressMatch[],
+  targets: Target[],
+): Array<{ netns: number; ip: string; port: number }> {
   return egress.flatMap((e) =>
-    (e.podPrefix ? targets.filter((t) => (t.pod ?? t.workload).startsWith(e.podPrefix!) && t.netnsInum).map((t) => t.netnsInum!) : [0]).map((netns) => ({ netns, ip: e.ip, port: e.port })),
+    (e.podPrefix
+      ? targets
+          .filter((t) => (t.pod ?? t.workload).startsWith(e.podPrefix!) && t.netnsInum)
+          .map((t) => t.netnsInum!)
+      : [0]
+    ).map((netns) => ({ netns, ip: e.ip, port: e.port })),
   );
 }
 
 /** Whether a target's outbound connection to addr:port is traced under `egress` (an empty list traces all). */
-export function egressAllowed(egress: EgressMatch[], t: Pick<Target, 'workload' | 'pod'> | undefined, addr: string, port: number): boolean {
+export function egressAllowed(
+  egress: EgressMatch[],
+  t: Pick<Target, 'workload' | 'pod'> | undefined,
+  addr: string,
+  port: number,
+): boolean {
   if (!egress.length) return true;
-  return egress.some((e) => e.port === port && (e.ip === '0.0.0.0' || e.ip === addr) && (!e.podPrefix || (t?.pod ?? t?.workload ?? '').startsWith(e.podPrefix)));
+  return egress.some(
+    (e) =>
+      e.port === port &&
+      (e.ip === '0.0.0.0' || e.ip === addr) &&
+      (!e.podPrefix || (t?.pod ?? t?.workload ?? '').startsWith(e.podPrefix)),
+  );
 }
 
 export interface RedisClovisorConfig {
@@ -118,25 +169,42 @@ export async function readRedisConfig(url: string): Promise<RedisClovisorConfig>
   const { Redis } = await import('ioredis');
   const { withRetry } = await import('../util/retry.js');
   const { InfrastructureError } = await import('../util/errors.js');
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 3000, retryStrategy: () => null });
+  const client = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 3000,
+    retryStrategy: () => null,
+  });
   try {
-    return await withRetry(async () => {
-      if (client.status !== 'ready') await client.connect();
-      const [labels, egress, egressTypo, collector, agent, server] = await Promise.all([
-        client.lrange('clovisor_labels', 0, -1),
-        client.lrange('clovisor_egress_match', 0, -1),
-        client.lrange('clovior_egress_match', 0, -1),
-        client.get('clovisor_jaeger_collector'),
-        client.get('clovisor_jaeger_agent'),
-        client.get('clovisor_jaeger_server'),
-      ]);
-      return {
-        labels: parseClovisorLabels(labels),
-        egress: parseEgressMatch([...egress, ...egressTypo]),
-        jaeger: { collector: collector ?? undefined, agent: agent ?? undefined, server: server ?? undefined },
-      };
-    }, { attempts: 3 }).catch((e: unknown) => {
-      throw new InfrastructureError('Redis', url.replace(/\/\/[^@]*@/, '//***@'), e instanceof Error ? e.message : String(e), 'the Redis that holds clovisor_labels is reachable');
+    return await withRetry(
+      async () => {
+        if (client.status !== 'ready') await client.connect();
+        const [labels, egress, egressTypo, collector, agent, server] = await Promise.all([
+          client.lrange('clovisor_labels', 0, -1),
+          client.lrange('clovisor_egress_match', 0, -1),
+          client.lrange('clovior_egress_match', 0, -1),
+          client.get('clovisor_jaeger_collector'),
+          client.get('clovisor_jaeger_agent'),
+          client.get('clovisor_jaeger_server'),
+        ]);
+        return {
+          labels: parseClovisorLabels(labels),
+          egress: parseEgressMatch([...egress, ...egressTypo]),
+          jaeger: {
+            collector: collector ?? undefined,
+            agent: agent ?? undefined,
+            server: server ?? undefined,
+          },
+        };
+      },
+      { attempts: 3 },
+    ).catch((e: unknown) => {
+      throw new InfrastructureError(
+        'Redis',
+        url.replace(/\/\/[^@]*@/, '//***@'),
+        e instanceof Error ? e.message : String(e),
+        'the Redis that holds clovisor_labels is reachable',
+      );
     });
   } finally {
     client.disconnect();
@@ -171,7 +239,12 @@ export function podNetns(podUid: string, procRoot = '/proc'): string | undefined
 export async function kubernetesTargets(
   platform: Platform,
   selection: Array<{ namespace: string; labelSelector?: string }>,
-  opts: { nodeName?: string; versionLabel?: string; packetTier?: boolean; resolve?: (pod: KubeObject) => Promise<Pick<Target, 'netns' | 'hostVeth'> | undefined> } = {},
+  opts: {
+    nodeName?: string;
+    versionLabel?: string;
+    packetTier?: boolean;
+    resolve?: (pod: KubeObject) => Promise<Pick<Target, 'netns' | 'hostVeth'> | undefined>;
+  } = {},
 ): Promise<Target[]> {
   const node = opts.nodeName ?? process.env.MY_NODE_NAME;
   const versionLabel = opts.versionLabel ?? 'version';
@@ -183,7 +256,14 @@ export async function kubernetesTargets(
       if (svc.metadata.name === 'kubernetes') continue;
       const selector = (svc.spec?.selector ?? {}) as Record<string, string>;
       if (!Object.keys(selector).length) continue;
-      const pods = await platform.list('v1', 'Pod', sel.namespace, Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(','));
+      const pods = await platform.list(
+        'v1',
+        'Pod',
+        sel.namespace,
+        Object.entries(selector)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(','),
+      );
       for (const pod of pods) {
         if (node && (pod.spec as { nodeName?: string } | undefined)?.nodeName !== node) continue;
         const key = `${sel.namespace}/${pod.metadata.name}`;
@@ -237,15 +317,17 @@ export function sandboxTargets(stateDir = process.env.CLOVER_CD_STATE_DIR ?? './
     const netns = (w.netns ?? w.netnsPath) as string | undefined;
     if (!netns) return [];
     const workload = String(w.workload ?? w.name);
-    return [{
-      workload,
-      version: String(w.version ?? 'v1'),
-      namespace: String(w.namespace ?? 'default'),
-      service: (w.service as string | undefined) ?? workload.replace(/-v\d+$/, ''),
-      netns: netns.includes('/') ? netns : `/var/run/netns/${netns}`,
-      hostVeth: (w.hostVeth ?? w.hostLink) as string | undefined,
-      hostNetns: w.hostNetns as string | undefined,
-    }];
+    return [
+      {
+        workload,
+        version: String(w.version ?? 'v1'),
+        namespace: String(w.namespace ?? 'default'),
+        service: (w.service as string | undefined) ?? workload.replace(/-v\d+$/, ''),
+        netns: netns.includes('/') ? netns : `/var/run/netns/${netns}`,
+        hostVeth: (w.hostVeth ?? w.hostLink) as string | undefined,
+        hostNetns: w.hostNetns as string | undefined,
+      },
+    ];
   });
 }
 
@@ -253,7 +335,10 @@ export function sandboxTargets(stateDir = process.env.CLOVER_CD_STATE_DIR ?? './
  * Where spans go from `clovisor_jaeger_collector` ("host:port" or a URL), in the chosen format: jaeger-thrift
  * (Clovisor's own: `/api/traces` on the given port, 14268 by default) or otlp (port 4318 of that host).
  */
-export function spansFromJaegerKey(collector: string | undefined, format: 'otlp' | 'jaeger-thrift' = 'jaeger-thrift'): { url: string; format: 'otlp' | 'jaeger-thrift' } | undefined {
+export function spansFromJaegerKey(
+  collector: string | undefined,
+  format: 'otlp' | 'jaeger-thrift' = 'jaeger-thrift',
+): { url: string; format: 'otlp' | 'jaeger-thrift' } | undefined {
   if (!collector) return undefined;
   if (format === 'otlp') return { url: spansUrlFromJaegerKey(collector)!, format };
   const u = new URL(/^https?:\/\//.test(collector) ? collector : `http://${collector}`);

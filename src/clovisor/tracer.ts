@@ -1,3 +1,4 @@
+// Over 400 lines: the tracer's lifecycle around one BPF program (attach, read, detach) reads best in one place.
 /**
  * The running tracer: loads and attaches (loader.ts), reads closed sessions from the perf array through
  * `bpftool map event_pipe`, drains packet-tier flows and kernel counters every interval, attributes records
@@ -9,13 +10,39 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { InfrastructureError } from '../util/errors.js';
 import { evaluateL4Rule, buildEvidence } from './evidence.js';
-import { attachVeth, bpftoolBatch, cleanup, loadAndAttach, setEgressMatch, setNetnsFilter, type CleanupReport, type LoaderState } from './loader.js';
+import {
+  attachVeth,
+  bpftoolBatch,
+  cleanup,
+  loadAndAttach,
+  setEgressMatch,
+  setNetnsFilter,
+  type CleanupReport,
+  type LoaderState,
+} from './loader.js';
 import { ClovisorMetrics, SpanExporter, flowSpan, sessionSpan, type SpanFormat } from './outputs.js';
 import { HeadReader } from './heads.js';
-import { EventPipeParser, decodeFlow, decodeSessionEvent, flowId, isLateReset, monotonicClock, type DumpEntry } from './records.js';
+import {
+  EventPipeParser,
+  decodeFlow,
+  decodeSessionEvent,
+  flowId,
+  isLateReset,
+  monotonicClock,
+  type DumpEntry,
+} from './records.js';
 import { egressAllowed, egressKeys, tcpEgress } from './targets.js';
 import { netnsInum, preflight, run, inNetns, spawnReader } from './system.js';
-import { KERNEL_STAT_NAMES, type EgressMatch, type FlowRecord, type KernelStats, type L4Evidence, type OpenConnection, type SessionRecord, type Target } from './types.js';
+import {
+  KERNEL_STAT_NAMES,
+  type EgressMatch,
+  type FlowRecord,
+  type KernelStats,
+  type L4Evidence,
+  type OpenConnection,
+  type SessionRecord,
+  type Target,
+} from './types.js';
 
 export interface TracerOptions {
   pinRoot?: string;
@@ -61,7 +88,18 @@ export interface TracerStatus {
 /** Recently closed sessions kept to receive a reset sent after their close (far more than one drain's worth). */
 const TOMBSTONES = 65_536;
 
-const EMPTY_STATS = (): KernelStats => ({ connsFull: 0, eventsLost: 0, flowsFull: 0, eventsSent: 0, resetsWithoutSocket: 0, untrackedCloses: 0, packets: 0, egressSkipped: 0, httpSent: 0, httpLost: 0 });
+const EMPTY_STATS = (): KernelStats => ({
+  connsFull: 0,
+  eventsLost: 0,
+  flowsFull: 0,
+  eventsSent: 0,
+  resetsWithoutSocket: 0,
+  untrackedCloses: 0,
+  packets: 0,
+  egressSkipped: 0,
+  httpSent: 0,
+  httpLost: 0,
+});
 export class Tracer {
   readonly metrics = new ClovisorMetrics();
   private state?: LoaderState;
@@ -107,7 +145,11 @@ export class Tracer {
 
   async start(): Promise<void> {
     await preflight({ object: this.opts.object });
-    this.state = await loadAndAttach({ pinRoot: this.opts.pinRoot, object: this.opts.object, stateDir: this.opts.stateDir });
+    this.state = await loadAndAttach({
+      pinRoot: this.opts.pinRoot,
+      object: this.opts.object,
+      stateDir: this.opts.stateDir,
+    });
     for (const t of this.opts.targets) {
       t.netnsInum ??= netnsInum(t.netns);
       this.byNetns.set(t.netnsInum, t);
@@ -117,9 +159,15 @@ export class Tracer {
     this.lostBeforeReader = this.kernel.eventsLost; // emitted while no reader existed: before the window, not in it
     this.sentAtReady = this.kernel.eventsSent;
     this.samplesAtReady = this.samplesReceived;
-    if (!this.opts.allNamespaces) await setNetnsFilter(this.state, [...this.byNetns.keys()], this.opts.stateDir);
+    if (!this.opts.allNamespaces)
+      await setNetnsFilter(this.state, [...this.byNetns.keys()], this.opts.stateDir);
     this.egress = tcpEgress(this.opts.egressMatch ?? []);
-    await setEgressMatch(this.state, egressKeys(this.egress, this.opts.targets), this.egress.length > 0, this.opts.stateDir);
+    await setEgressMatch(
+      this.state,
+      egressKeys(this.egress, this.opts.targets),
+      this.egress.length > 0,
+      this.opts.stateDir,
+    );
     const packetTargets = this.opts.targets.filter((x) => x.packetTier && x.hostVeth);
     if (packetTargets.length) {
       // Request heads are read before any veth is attached, so that none is emitted without a reader.
@@ -146,14 +194,33 @@ export class Tracer {
     this.pipe = child;
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) =>
-      this.parser.push(chunk, (d) => { this.sawSample = true; this.samplesReceived++; this.pending.push(d); }, (n) => (this.readerLost += n)),
+      this.parser.push(
+        chunk,
+        (d) => {
+          this.sawSample = true;
+          this.samplesReceived++;
+          this.pending.push(d);
+        },
+        (n) => (this.readerLost += n),
+      ),
     );
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const deadline = Date.now() + 10_000;
     while (!this.sawSample) {
-      if (child.exitCode !== null) throw new InfrastructureError('bpftool', `map event_pipe pinned ${events}`, stderr.trim() || `exited ${child.exitCode}`);
-      if (Date.now() > deadline) throw new InfrastructureError('bpftool', `map event_pipe pinned ${events}`, 'no session event within 10 s of starting the reader', 'tracepoint sock:inet_sock_set_state attached (clovisor status)');
+      if (child.exitCode !== null)
+        throw new InfrastructureError(
+          'bpftool',
+          `map event_pipe pinned ${events}`,
+          stderr.trim() || `exited ${child.exitCode}`,
+        );
+      if (Date.now() > deadline)
+        throw new InfrastructureError(
+          'bpftool',
+          `map event_pipe pinned ${events}`,
+          'no session event within 10 s of starting the reader',
+          'tracepoint sock:inet_sock_set_state attached (clovisor status)',
+        );
       await refusedConnect();
     }
     this.pending = []; // the readiness probes themselves are not evidence
@@ -184,7 +251,9 @@ export class Tracer {
       n++;
     }
     // Spans after the whole batch, so a reset sent after its session's close is on the span too.
-    if (this.spans) for (const r of this.records.slice(-n)) this.spans.add(r.service ?? r.workload ?? 'clovisor', sessionSpan(r, this.opts.session));
+    if (this.spans)
+      for (const r of this.records.slice(-n))
+        this.spans.add(r.service ?? r.workload ?? 'clovisor', sessionSpan(r, this.opts.session));
     this.drainedSessions += n;
     return n;
   }
@@ -194,7 +263,13 @@ export class Tracer {
    * window was still a connection of it (a close-only view, as tcplife's, would see none of a healthy pool).
    */
   private async snapshotOpen(): Promise<Array<OpenConnection & { lo: number; hi: number }>> {
-    const dump = JSON.parse((await run('bpftool', ['-j', 'map', 'dump', 'pinned', join(this.state!.pinRoot, 'maps', 'conns')], { timeoutMs: 30_000 })).stdout) as DumpEntry[];
+    const dump = JSON.parse(
+      (
+        await run('bpftool', ['-j', 'map', 'dump', 'pinned', join(this.state!.pinRoot, 'maps', 'conns')], {
+          timeoutMs: 30_000,
+        })
+      ).stdout,
+    ) as DumpEntry[];
     const open: Array<OpenConnection & { lo: number; hi: number }> = [];
     for (const e of dump) {
       const v = e.formatted?.value as Record<string, number> | undefined;
@@ -258,7 +333,9 @@ export class Tracer {
     await this.readKernelStats();
     // Every event the kernel put in the ring reaches the reader; wait (briefly) until those in flight arrive.
     const deadline = Date.now() + 1000;
-    const behind = () => this.kernel.eventsSent - this.sentAtReady > this.samplesReceived - this.samplesAtReady || (this.heads !== undefined && this.kernel.httpSent - this.httpSentAtReady > this.heads.received);
+    const behind = () =>
+      this.kernel.eventsSent - this.sentAtReady > this.samplesReceived - this.samplesAtReady ||
+      (this.heads !== undefined && this.kernel.httpSent - this.httpSentAtReady > this.heads.received);
     while (behind() && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 10));
     }
@@ -270,14 +347,18 @@ export class Tracer {
     const maps = join(this.state!.pinRoot, 'maps');
     if (this.byIfindex.size) await this.drainFlows(maps);
     const cutoff = Date.now() - (this.opts.retainMs ?? 30 * 60_000);
-    if (this.records.length && this.records[0].closedAt < cutoff) this.records = this.records.filter((r) => r.closedAt >= cutoff);
-    if (this.flows.length && this.flows[0].lastAt < cutoff) this.flows = this.flows.filter((f) => f.lastAt >= cutoff);
+    if (this.records.length && this.records[0].closedAt < cutoff)
+      this.records = this.records.filter((r) => r.closedAt >= cutoff);
+    if (this.flows.length && this.flows[0].lastAt < cutoff)
+      this.flows = this.flows.filter((f) => f.lastAt >= cutoff);
     await this.spans?.flush();
   }
 
   private async readKernelStats(): Promise<void> {
     const maps = join(this.state!.pinRoot, 'maps');
-    const stats = JSON.parse((await run('bpftool', ['-j', 'map', 'dump', 'pinned', `${maps}/stats`])).stdout) as Array<{ key: unknown; value: unknown; formatted?: { key: number; value: number } }>;
+    const stats = JSON.parse(
+      (await run('bpftool', ['-j', 'map', 'dump', 'pinned', `${maps}/stats`])).stdout,
+    ) as Array<{ key: unknown; value: unknown; formatted?: { key: number; value: number } }>;
     const k = EMPTY_STATS();
     for (const e of stats) {
       const idx = e.formatted?.key ?? Number(e.key);
@@ -288,7 +369,9 @@ export class Tracer {
   }
 
   private async drainFlows(maps: string): Promise<void> {
-    const dump = JSON.parse((await run('bpftool', ['-j', 'map', 'dump', 'pinned', `${maps}/flows`], { timeoutMs: 30_000 })).stdout) as DumpEntry[];
+    const dump = JSON.parse(
+      (await run('bpftool', ['-j', 'map', 'dump', 'pinned', `${maps}/flows`], { timeoutMs: 30_000 })).stdout,
+    ) as DumpEntry[];
     const now = Date.now();
     const idle = this.opts.flowIdleMs ?? 10_000;
     const deletes: string[] = [];
@@ -303,7 +386,13 @@ export class Tracer {
       const skip = f.podRole === 'client' && !egressAllowed(this.egress, t, f.peerAddr, f.peerPort);
       const prev = this.lastFlow.get(id) ?? { pFrom: 0, pTo: 0, bFrom: 0, bTo: 0 };
       const cur = { pFrom: f.packetsFromPod, pTo: f.packetsToPod, bFrom: f.bytesFromPod, bTo: f.bytesToPod };
-      if (!skip) this.metrics.observeFlowDelta(f, t?.namespace ?? '', { pFrom: cur.pFrom - prev.pFrom, pTo: cur.pTo - prev.pTo, bFrom: cur.bFrom - prev.bFrom, bTo: cur.bTo - prev.bTo });
+      if (!skip)
+        this.metrics.observeFlowDelta(f, t?.namespace ?? '', {
+          pFrom: cur.pFrom - prev.pFrom,
+          pTo: cur.pTo - prev.pTo,
+          bFrom: cur.bFrom - prev.bFrom,
+          bTo: cur.bTo - prev.bTo,
+        });
       this.lastFlow.set(id, cur);
       const closed = (f.fin >= 2 || f.rst > 0) && now - f.lastAt > 500;
       if (closed || now - f.lastAt > idle) {
@@ -315,7 +404,10 @@ export class Tracer {
         }
         this.lastFlow.delete(id);
         this.heads?.delete(flowId(f));
-        if (e.key) deletes.push(`map delete pinned ${maps}/flows key hex ${e.key.map((h) => h.replace(/^0x/, '')).join(' ')}`);
+        if (e.key)
+          deletes.push(
+            `map delete pinned ${maps}/flows key hex ${e.key.map((h) => h.replace(/^0x/, '')).join(' ')}`,
+          );
       }
     }
     await bpftoolBatch(deletes);
@@ -337,12 +429,27 @@ export class Tracer {
   }
 
   evidence(window: { start: number; end: number }, versions: string[], service?: string): L4Evidence {
-    return buildEvidence(this.records, window, versions, { service, targets: this.opts.targets, lostEvents: this.readerLost, kernel: this.kernel, open: this.open });
+    return buildEvidence(this.records, window, versions, {
+      service,
+      targets: this.opts.targets,
+      lostEvents: this.readerLost,
+      kernel: this.kernel,
+      open: this.open,
+    });
   }
 
   /** Evaluates the l4 rule on this tracer's evidence (convenience for in-process gates and tests). */
-  judge(rule: Parameters<typeof evaluateL4Rule>[0], window: { start: number; end: number }, versions: { stable: string; candidate: string }, service?: string) {
-    return evaluateL4Rule(rule, this.evidence(window, [versions.stable, versions.candidate], service), versions);
+  judge(
+    rule: Parameters<typeof evaluateL4Rule>[0],
+    window: { start: number; end: number },
+    versions: { stable: string; candidate: string },
+    service?: string,
+  ) {
+    return evaluateL4Rule(
+      rule,
+      this.evidence(window, [versions.stable, versions.candidate], service),
+      versions,
+    );
   }
 
   status(): TracerStatus {
@@ -350,11 +457,21 @@ export class Tracer {
       pinRoot: this.pinRoot,
       reader: this.readerKind,
       running: Boolean(this.pipe && this.pipe.exitCode === null),
-      targets: this.opts.targets.map((t) => ({ ...t, attached: { socket: this.byNetns.has(t.netnsInum ?? -1), packet: [...this.byIfindex.values()].includes(t) } })),
+      targets: this.opts.targets.map((t) => ({
+        ...t,
+        attached: {
+          socket: this.byNetns.has(t.netnsInum ?? -1),
+          packet: [...this.byIfindex.values()].includes(t),
+        },
+      })),
       links: this.state?.links ?? [],
       records: this.records.length,
       flowsOpen: this.lastFlow.size,
-      drained: { sessions: this.drainedSessions, flows: this.drainedFlows, flowsNotInEgressMatch: this.flowsSkipped },
+      drained: {
+        sessions: this.drainedSessions,
+        flows: this.drainedFlows,
+        flowsNotInEgressMatch: this.flowsSkipped,
+      },
       lost: { readerEvents: this.readerLost, kernel: this.kernel, beforeReader: this.lostBeforeReader },
       resetsAfterUntrackedClose: this.lateResetsUnmatched,
       spans: this.spans ? { exported: this.spans.exported, failed: this.spans.failed } : undefined,
@@ -387,7 +504,10 @@ function refusedConnect(): Promise<void> {
   return new Promise((resolve) => {
     const s = connect({ host: '127.0.0.1', port: 9 });
     s.on('error', () => resolve());
-    s.on('connect', () => { s.destroy(); resolve(); });
+    s.on('connect', () => {
+      s.destroy();
+      resolve();
+    });
     setTimeout(resolve, 100).unref();
   });
 }

@@ -31,21 +31,33 @@ export const JOB_STATUSES = ['RUNNING', 'SUCCEEDED', 'FAILED', 'INCONCLUSIVE', '
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export type FinalStatus = Exclude<JobStatus, 'RUNNING'>;
 
-const EXIT_BY_OUTCOME: Record<Outcome, number> = { pass: ExitCode.ok, fail: ExitCode.failed, inconclusive: ExitCode.inconclusive, error: ExitCode.infrastructure };
+const EXIT_BY_OUTCOME: Record<Outcome, number> = {
+  pass: ExitCode.ok,
+  fail: ExitCode.failed,
+  inconclusive: ExitCode.inconclusive,
+  error: ExitCode.infrastructure,
+};
 const STATUS_BY_EXIT: Record<number, FinalStatus> = {
   [ExitCode.ok]: 'SUCCEEDED',
   [ExitCode.failed]: 'FAILED',
   [ExitCode.inconclusive]: 'INCONCLUSIVE',
   [ExitCode.interrupted]: 'CANCELED',
 };
-const EXIT_BY_STATUS: Record<FinalStatus, number> = { SUCCEEDED: ExitCode.ok, FAILED: ExitCode.failed, INCONCLUSIVE: ExitCode.inconclusive, ERROR: ExitCode.infrastructure, CANCELED: ExitCode.interrupted };
+const EXIT_BY_STATUS: Record<FinalStatus, number> = {
+  SUCCEEDED: ExitCode.ok,
+  FAILED: ExitCode.failed,
+  INCONCLUSIVE: ExitCode.inconclusive,
+  ERROR: ExitCode.infrastructure,
+  CANCELED: ExitCode.interrupted,
+};
 
 /** pass 0, fail 1, inconclusive 3, error 4. */
 export const exitCodeForOutcome = (o: Outcome): number => EXIT_BY_OUTCOME[o] ?? ExitCode.infrastructure;
 /** The job status Orca reads for a command's exit code (2 and 4 are ERROR). */
 export const statusForExitCode = (code: number): FinalStatus => STATUS_BY_EXIT[code] ?? 'ERROR';
 /** The exit code `clover-cd stage` returns for a job status (unknown words are errors). */
-export const exitCodeForStatus = (status: string): number => EXIT_BY_STATUS[status as FinalStatus] ?? ExitCode.infrastructure;
+export const exitCodeForStatus = (status: string): number =>
+  EXIT_BY_STATUS[status as FinalStatus] ?? ExitCode.infrastructure;
 
 /**
  * How Orca's webhook stage follows a job of the stage server: the start answer carries the status URL, the

@@ -63,11 +63,15 @@ export async function runBuiltin(plan: LoadPlan, o: BuiltinRunOptions): Promise<
   const agent = new Agent({ connections: plan.threads, pipelining: 1, keepAliveTimeout: 10_000 });
   const started = Date.now();
   const deadline = plan.durationS ? started + plan.durationS * 1000 : Infinity;
-  const durationTimer = Number.isFinite(deadline) ? setTimeout(() => stop.abort(), deadline - started) : undefined;
+  const durationTimer = Number.isFinite(deadline)
+    ? setTimeout(() => stop.abort(), deadline - started)
+    : undefined;
   let active = 0;
   let sent = 0;
   let errors = 0;
-  const progressTimer = o.onProgress ? setInterval(() => o.onProgress!({ sent, errors, elapsedS: (Date.now() - started) / 1000 }), 1000) : undefined;
+  const progressTimer = o.onProgress
+    ? setInterval(() => o.onProgress!({ sent, errors, elapsedS: (Date.now() - started) / 1000 }), 1000)
+    : undefined;
 
   // Target throughput for all threads together: each request takes the next free slot.
   const interval = plan.throughput ? 1000 / plan.throughput : 0;
@@ -87,7 +91,16 @@ export async function runBuiltin(plan: LoadPlan, o: BuiltinRunOptions): Promise<
       const u = new URL(r.url);
       const accept = r.assert?.status ? new RegExp(statusRegex(r.assert.status)) : undefined;
       const reportUrl = redact(r.url); // the JTL is evidence: no userinfo in it
-      return [r, { origin: u.origin, path: `${u.pathname}${u.search}`, accept, reportUrl, sentBytes: (r.body ? Buffer.byteLength(r.body) : 0) + r.url.length + 32 }];
+      return [
+        r,
+        {
+          origin: u.origin,
+          path: `${u.pathname}${u.search}`,
+          accept,
+          reportUrl,
+          sentBytes: (r.body ? Buffer.byteLength(r.body) : 0) + r.url.length + 32,
+        },
+      ];
     }),
   );
   const sample = async (r: PlanRequest, thread: number): Promise<void> => {
@@ -140,7 +153,8 @@ export async function runBuiltin(plan: LoadPlan, o: BuiltinRunOptions): Promise<
       s.bytes = bytes + headerBytes;
       s.elapsed = Math.round(performance.now() - t0);
       s.success = u.accept ? u.accept.test(s.responseCode) : res.statusCode < 400;
-      if (!s.success && r.assert?.status) s.failureMessage = `Test failed: code expected to match /${r.assert.status.join('|')}/`;
+      if (!s.success && r.assert?.status)
+        s.failureMessage = `Test failed: code expected to match /${r.assert.status.join('|')}/`;
       const missing = r.assert?.contains?.find((c) => !text.includes(c));
       if (s.success && missing !== undefined) {
         s.success = false;
@@ -190,7 +204,9 @@ export async function runBuiltin(plan: LoadPlan, o: BuiltinRunOptions): Promise<
     clearInterval(progressTimer);
     o.signal?.removeEventListener('abort', onAbort);
     await flush();
-    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      out.end((err?: Error | null) => (err ? reject(err) : resolve())),
+    );
     await agent.close();
   }
   o.onProgress?.({ sent, errors, elapsedS: (Date.now() - started) / 1000 });

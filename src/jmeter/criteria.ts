@@ -32,12 +32,23 @@ export interface CriterionResult {
   reason: string;
 }
 
-const PATTERN = /^\s*([a-z][\w.-]*|rc[\dx?*]+)(?:\(([^)]+)\)|\s+of\s+(\S+))?\s*(>=|<=|==|!=|>|<|=)\s*(\S+?)(?:\s+for\s+(\S+))?\s*$/i;
+const PATTERN =
+  /^\s*([a-z][\w.-]*|rc[\dx?*]+)(?:\(([^)]+)\)|\s+of\s+(\S+))?\s*(>=|<=|==|!=|>|<|=)\s*(\S+?)(?:\s+for\s+(\S+))?\s*$/i;
 const TIME = new Set(['avg-rt', 'min-rt', 'max-rt']);
 const RATE = new Set(['error-rate', 'fail']);
 const COUNT = new Set(['errors', 'failures', 'count', 'hits']);
 const THROUGHPUT = new Set(['throughput', 'rps']);
-const PER_SECOND = new Set(['avg-rt', 'error-rate', 'fail', 'errors', 'failures', 'count', 'hits', 'throughput', 'rps']);
+const PER_SECOND = new Set([
+  'avg-rt',
+  'error-rate',
+  'fail',
+  'errors',
+  'failures',
+  'count',
+  'hits',
+  'throughput',
+  'rps',
+]);
 
 function kindOf(subject: string): 'time' | 'rate' | 'count' | 'throughput' | 'rc' | undefined {
   if (TIME.has(subject) || /^p\d{1,2}(\.\d+)?$/.test(subject)) return 'time';
@@ -50,22 +61,31 @@ function kindOf(subject: string): 'time' | 'rate' | 'count' | 'throughput' | 'rc
 
 export function parseCriterion(text: string): Criterion {
   const m = PATTERN.exec(text);
-  if (!m) throw new Error(`criterion "${text}" is not of the form "subject [of label] <op> threshold [for 10s]", e.g. "p95 > 250ms"`);
+  if (!m)
+    throw new Error(
+      `criterion "${text}" is not of the form "subject [of label] <op> threshold [for 10s]", e.g. "p95 > 250ms"`,
+    );
   const subject = m[1].toLowerCase();
   const kind = kindOf(subject);
   if (!kind) {
-    throw new Error(`criterion "${text}": unknown subject "${m[1]}" (expected avg-rt, min-rt, max-rt, p95, error-rate, errors, count, throughput or rc5xx)`);
+    throw new Error(
+      `criterion "${text}": unknown subject "${m[1]}" (expected avg-rt, min-rt, max-rt, p95, error-rate, errors, count, throughput or rc5xx)`,
+    );
   }
   const op = (m[4] === '=' ? '==' : m[4]) as Op;
   const raw = m[5];
   let threshold: number | 'expected';
   let share = false;
   if (raw.toLowerCase() === 'expected') {
-    if (kind !== 'count') throw new Error(`criterion "${text}": "expected" compares sample counts; use it with count or hits`);
+    if (kind !== 'count')
+      throw new Error(`criterion "${text}": "expected" compares sample counts; use it with count or hits`);
     threshold = 'expected';
   } else {
     const t = /^(\d+(?:\.\d+)?)(ms|s|%)?$/.exec(raw);
-    if (!t) throw new Error(`criterion "${text}": threshold "${raw}" is not a number (expected e.g. 250ms, 1%, 100)`);
+    if (!t)
+      throw new Error(
+        `criterion "${text}": threshold "${raw}" is not a number (expected e.g. 250ms, 1%, 100)`,
+      );
     const n = Number(t[1]);
     const unit = t[2];
     if (kind === 'time') threshold = unit === 's' ? n * 1000 : n;
@@ -77,7 +97,10 @@ export function parseCriterion(text: string): Criterion {
   }
   let forS: number | undefined;
   if (m[6]) {
-    if (!PER_SECOND.has(subject)) throw new Error(`criterion "${text}": "for" needs a per-second subject (avg-rt, error-rate, errors, count, throughput)`);
+    if (!PER_SECOND.has(subject))
+      throw new Error(
+        `criterion "${text}": "for" needs a per-second subject (avg-rt, error-rate, errors, count, throughput)`,
+      );
     try {
       forS = Math.max(1, Math.round(parseDurationMs(m[6]) / 1000));
     } catch {
@@ -88,7 +111,17 @@ export function parseCriterion(text: string): Criterion {
 }
 
 const compare = (a: number, op: Op, b: number): boolean =>
-  op === '>' ? a > b : op === '>=' ? a >= b : op === '<' ? a < b : op === '<=' ? a <= b : op === '==' ? a === b : a !== b;
+  op === '>'
+    ? a > b
+    : op === '>='
+      ? a >= b
+      : op === '<'
+        ? a < b
+        : op === '<='
+          ? a <= b
+          : op === '=='
+            ? a === b
+            : a !== b;
 
 function codeMatcher(subject: string): (code: string) => boolean {
   const re = new RegExp(`^${subject.slice(2).replace(/[x?]/gi, '.').replace(/\*/g, '.*')}$`, 'i');
@@ -137,13 +170,25 @@ export function evaluateCriteria(
     const scope = c.label ? `label "${c.label}"` : 'all labels';
     if (!stats) {
       const known = Object.keys(analysis.summary.labels).join(', ') || '(none)';
-      return { criterion: text, tripped: true, observed: 'no samples', threshold: String(c.threshold), reason: `no samples with label "${c.label}" (labels seen: ${known})` };
+      return {
+        criterion: text,
+        tripped: true,
+        observed: 'no samples',
+        threshold: String(c.threshold),
+        reason: `no samples with label "${c.label}" (labels seen: ${known})`,
+      };
     }
     let threshold: number;
     if (c.threshold === 'expected') {
       const e = c.label ? expected?.byLabel[c.label] : expected?.total;
       if (e === undefined) {
-        return { criterion: text, tripped: true, observed: String(stats.count), threshold: 'expected', reason: 'the plan has no expected count (it loops until its duration ends)' };
+        return {
+          criterion: text,
+          tripped: true,
+          observed: String(stats.count),
+          threshold: 'expected',
+          reason: 'the plan has no expected count (it loops until its duration ends)',
+        };
       }
       threshold = e;
     } else threshold = c.threshold;

@@ -9,14 +9,23 @@ import { expectedSamples, newRunId, withDuration, withLoadTag, withTarget } from
 import { renderJmx } from './render.js';
 import type { LoadPlan, LoadRunResult, RunLoadOptions } from './types.js';
 
-export { loadPlan, planFromDocument, withTarget, withDuration, expectedSamples, withLoadTag, newRunId, LOAD_HEADER } from './plan.js';
+export {
+  loadPlan,
+  planFromDocument,
+  withTarget,
+  withDuration,
+  expectedSamples,
+  withLoadTag,
+  newRunId,
+  LOAD_HEADER,
+} from './plan.js';
 export { analyzeJtl, summarizeJtl, JTL_COLUMNS, type JtlAnalysis } from './jtl.js';
 export { jtlSeries, type JtlSeries, type SeriesPoint } from './jtl-series.js';
 export { renderJmx } from './render.js';
 export { renderKubernetes } from './kubernetes.js';
 export { evaluateCriteria, parseCriterion, type CriterionResult } from './criteria.js';
 export { buildReport, renderJunit, renderHtml, renderText, type LoadReport } from './report.js';
-export { findJMeter, requireJMeter, jmeterServerArgs, launcherDir } from './jmeter-runner.js';
+export { findJMeter, requireJMeter, jmeterServerArgs, launcherDir, serveEngine } from './jmeter-runner.js';
 export type * from './types.js';
 
 /** Prepare the results file: never append to an old one silently. */
@@ -25,9 +34,16 @@ function resultsPath(opts: RunLoadOptions): string {
   const file = resolve(opts.resultsFile);
   if (existsSync(file)) {
     if (!opts.overwrite) {
-      throw new InvalidInputError(`${opts.resultsFile} already exists; results are never appended to an old file`, [
-        { file: opts.resultsFile, path: '', message: 'choose another --results file, or pass --force to overwrite it' },
-      ]);
+      throw new InvalidInputError(
+        `${opts.resultsFile} already exists; results are never appended to an old file`,
+        [
+          {
+            file: opts.resultsFile,
+            path: '',
+            message: 'choose another --results file, or pass --force to overwrite it',
+          },
+        ],
+      );
     }
     rmSync(file);
   }
@@ -41,13 +57,19 @@ export function effectivePlan(plan: LoadPlan, opts: Pick<RunLoadOptions, 'target
 }
 
 /** Run a plan and analyze its results; `runLoad` is this without the analysis handle. */
-export async function runLoadDetailed(plan: LoadPlan, opts: RunLoadOptions = {}): Promise<{ result: LoadRunResult; analysis: JtlAnalysis; plan: LoadPlan }> {
+export async function runLoadDetailed(
+  plan: LoadPlan,
+  opts: RunLoadOptions = {},
+): Promise<{ result: LoadRunResult; analysis: JtlAnalysis; plan: LoadPlan }> {
   const runId = opts.runId ?? newRunId();
   const p = withLoadTag(effectivePlan(plan, opts), runId);
   const remote = opts.remote?.filter(Boolean) ?? [];
   let engine: 'jmeter' | 'builtin';
   if (opts.engine === 'builtin') {
-    if (remote.length) throw new InvalidInputError('--remote needs the jmeter engine (distributed mode is JMeter\'s own); drop --engine builtin');
+    if (remote.length)
+      throw new InvalidInputError(
+        "--remote needs the jmeter engine (distributed mode is JMeter's own); drop --engine builtin",
+      );
     engine = 'builtin';
   } else if (opts.engine === 'jmeter' || remote.length) {
     requireJMeter(opts.jmeterHome);
@@ -64,13 +86,24 @@ export async function runLoadDetailed(plan: LoadPlan, opts: RunLoadOptions = {})
     writeFileSync(jmx, renderJmx(p));
     const log = `${stem}.jmeter.log`;
     const onSpawn = (pid: number) => opts.onStart?.({ pid, engine: 'jmeter', jtl, log });
-    ({ interrupted, reported } = await runJMeter({ jmx, jtl, log, remote, jmeterHome: opts.jmeterHome, signal: opts.signal, onProgress: opts.onProgress, onSpawn }));
+    ({ interrupted, reported } = await runJMeter({
+      jmx,
+      jtl,
+      log,
+      remote,
+      jmeterHome: opts.jmeterHome,
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+      onSpawn,
+    }));
   } else {
     opts.onStart?.({ pid: process.pid, engine: 'builtin', jtl });
     ({ interrupted } = await runBuiltin(p, { jtl, signal: opts.signal, onProgress: opts.onProgress }));
   }
   const endedAt = Date.now();
-  const userAgentByLabel = Object.fromEntries(p.requests.filter((r) => r.userAgent).map((r) => [r.label, r.userAgent!]));
+  const userAgentByLabel = Object.fromEntries(
+    p.requests.filter((r) => r.userAgent).map((r) => [r.label, r.userAgent!]),
+  );
   const analysis = await analyzeJtl(jtl, { userAgentByLabel });
   const engines = Math.max(1, remote.length);
   const expected = expectedSamples(p, engines);
@@ -95,18 +128,27 @@ export async function runLoadDetailed(plan: LoadPlan, opts: RunLoadOptions = {})
  * A run whose results do not hold what was sent is reported, never silently accepted: JMeter's own count
  * against the JTL's rows (a file read before it was complete), and the plan's count against the rows.
  */
-export function countProblem(r: Pick<LoadRunResult, 'expected' | 'summary' | 'interrupted'>, reported: number | undefined, durationS?: number): string | undefined {
+export function countProblem(
+  r: Pick<LoadRunResult, 'expected' | 'summary' | 'interrupted'>,
+  reported: number | undefined,
+  durationS?: number,
+): string | undefined {
   const received = r.summary.total.count;
   const problems: string[] = [];
-  if (reported !== undefined && reported !== received) problems.push(`JMeter counted ${reported} samples, the results file holds ${received}`);
+  if (reported !== undefined && reported !== received)
+    problems.push(`JMeter counted ${reported} samples, the results file holds ${received}`);
   if (r.expected !== undefined && r.expected !== received) {
-    const why = r.interrupted ? ' (the run was interrupted)' : durationS && received < r.expected ? ` (the plan's ${durationS}s duration ended the run first)` : '';
+    const why = r.interrupted
+      ? ' (the run was interrupted)'
+      : durationS && received < r.expected
+        ? ` (the plan's ${durationS}s duration ended the run first)`
+        : '';
     problems.push(`received ${received} of the ${r.expected} samples the plan sends${why}`);
   }
   return problems.length ? problems.join('; ') : undefined;
 }
 
-/** Run a load plan (contract [B]). Unreachable targets are recorded as failed samples, not errors. */
+/** Run a load plan. Unreachable targets are recorded as failed samples, not errors. */
 export async function runLoad(plan: LoadPlan, opts: RunLoadOptions = {}): Promise<LoadRunResult> {
   return (await runLoadDetailed(plan, opts)).result;
 }

@@ -1,10 +1,19 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  realpathSync,
+  statSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InfrastructureError } from '../util/errors.js';
+import { ExitCode, InfrastructureError } from '../util/errors.js';
 import { USER_AGENT_COLUMN } from './jtl.js';
 import type { LoadProgress } from './types.js';
 
@@ -15,7 +24,8 @@ import type { LoadProgress } from './types.js';
 
 const LAUNCHER_CLASS = 'JMeterXStreamFix';
 const LAUNCHER_SOURCE = fileURLToPath(new URL(`./launcher/${LAUNCHER_CLASS}.java`, import.meta.url));
-const INSTALL_HINT = 'install JMeter (Debian: apt-get install -y jmeter; or unpack Apache JMeter 5.x and pass --jmeter-home), or use --engine builtin';
+const INSTALL_HINT =
+  'install JMeter (Debian: apt-get install -y jmeter; or unpack Apache JMeter 5.x and pass --jmeter-home), or use --engine builtin';
 
 export interface JMeterInstall {
   home: string;
@@ -26,7 +36,10 @@ export interface JMeterInstall {
 }
 
 export function launcherDir(): string {
-  return process.env.CLOVER_CD_JMETER_LAUNCHER_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'clover-cd', 'jmeter-launcher');
+  return (
+    process.env.CLOVER_CD_JMETER_LAUNCHER_DIR ??
+    join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'clover-cd', 'jmeter-launcher')
+  );
 }
 
 function onPath(cmd: string): string | undefined {
@@ -48,10 +61,19 @@ function ensureLauncher(home: string): string {
   const cls = join(dir, `${LAUNCHER_CLASS}.class`);
   if (existsSync(cls) && statSync(cls).mtimeMs >= statSync(LAUNCHER_SOURCE).mtimeMs) return dir;
   try {
-    execFileSync('javac', ['-nowarn', '-cp', join(home, 'bin', 'ApacheJMeter.jar'), '-d', dir, LAUNCHER_SOURCE], { stdio: 'pipe', timeout: 60_000 });
+    execFileSync(
+      'javac',
+      ['-nowarn', '-cp', join(home, 'bin', 'ApacheJMeter.jar'), '-d', dir, LAUNCHER_SOURCE],
+      { stdio: 'pipe', timeout: 60_000 },
+    );
   } catch (err) {
     const e = err as { stderr?: Buffer; message: string };
-    throw new InfrastructureError('JMeter', home, `cannot compile the JMeter launcher: ${e.stderr?.toString().trim() || e.message}`, 'install a JDK (javac) or run scripts/setup.d/jmeter.sh');
+    throw new InfrastructureError(
+      'JMeter',
+      home,
+      `cannot compile the JMeter launcher: ${e.stderr?.toString().trim() || e.message}`,
+      'install a JDK (javac) or run scripts/setup.d/jmeter.sh',
+    );
   }
   return dir;
 }
@@ -68,18 +90,40 @@ export function findJMeter(jmeterHome?: string): JMeterInstall | undefined {
   }
   const home = candidates.find((h) => existsSync(join(h, 'bin', 'ApacheJMeter.jar')));
   if (!home) {
-    if (jmeterHome) throw new InfrastructureError('JMeter', jmeterHome, 'no bin/ApacheJMeter.jar under --jmeter-home', INSTALL_HINT);
+    if (jmeterHome)
+      throw new InfrastructureError(
+        'JMeter',
+        jmeterHome,
+        'no bin/ApacheJMeter.jar under --jmeter-home',
+        INSTALL_HINT,
+      );
     return undefined;
   }
   if (usesSystemXStream(home)) {
-    return { home, mode: 'launcher', command: 'java', baseArgs: [`-Djmeter.home=${home}`, '-cp', `${join(home, 'bin', 'ApacheJMeter.jar')}:${ensureLauncher(home)}`, LAUNCHER_CLASS] };
+    return {
+      home,
+      mode: 'launcher',
+      command: 'java',
+      baseArgs: [
+        `-Djmeter.home=${home}`,
+        '-cp',
+        `${join(home, 'bin', 'ApacheJMeter.jar')}:${ensureLauncher(home)}`,
+        LAUNCHER_CLASS,
+      ],
+    };
   }
   return { home, mode: 'script', command: join(home, 'bin', 'jmeter'), baseArgs: [] };
 }
 
 export function requireJMeter(jmeterHome?: string): JMeterInstall {
   const found = findJMeter(jmeterHome);
-  if (!found) throw new InfrastructureError('JMeter', 'jmeter on PATH, $JMETER_HOME, /usr/share/jmeter', 'JMeter is not installed', INSTALL_HINT);
+  if (!found)
+    throw new InfrastructureError(
+      'JMeter',
+      'jmeter on PATH, $JMETER_HOME, /usr/share/jmeter',
+      'JMeter is not installed',
+      INSTALL_HINT,
+    );
   return found;
 }
 
@@ -96,8 +140,10 @@ export const SAVE_PROPERTIES: Record<string, string> = {
   'summariser.interval': '5',
 };
 
-const SUMMARY = /(\w+) ([+=])\s+(\d+) in\s+(?:(\d+(?:\.\d+)?)s|(\d\d):(\d\d):(\d\d)) =\s+([\d.]+)\/s Avg:\s+(\d+) Min:\s+(\d+) Max:\s+(\d+) Err:\s+(\d+) \(([\d.]+)%\)/;
-const DRIVER_ERROR = /Error in NonGUIDriver|Could not open|Unknown option|^Error:|Exception in thread|Failed to (?:configure|initialise) remote engine|Engine is busy|java\.rmi\.\w+Exception/m;
+const SUMMARY =
+  /(\w+) ([+=])\s+(\d+) in\s+(?:(\d+(?:\.\d+)?)s|(\d\d):(\d\d):(\d\d)) =\s+([\d.]+)\/s Avg:\s+(\d+) Min:\s+(\d+) Max:\s+(\d+) Err:\s+(\d+) \(([\d.]+)%\)/;
+const DRIVER_ERROR =
+  /Error in NonGUIDriver|Could not open|Unknown option|^Error:|Exception in thread|Failed to (?:configure|initialise) remote engine|Engine is busy|java\.rmi\.\w+Exception/m;
 
 function freeUdpPort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -136,15 +182,27 @@ export function reportedSamples(stdout: string): number | undefined {
  * every engine has finished and its samples are written) has closed, and its results look complete; else
  * throws exit 4. `reported` is JMeter's own sample count, for the caller to compare with the JTL.
  */
-export async function runJMeter(o: JMeterRunOptions): Promise<{ interrupted: boolean; stdout: string; reported?: number }> {
+export async function runJMeter(
+  o: JMeterRunOptions,
+): Promise<{ interrupted: boolean; stdout: string; reported?: number }> {
   const jm = requireJMeter(o.jmeterHome);
   const shutdownPort = await freeUdpPort();
-  const props = { ...SAVE_PROPERTIES, 'jmeterengine.nongui.port': String(shutdownPort), 'jmeterengine.nongui.maxport': String(shutdownPort) };
+  const props = {
+    ...SAVE_PROPERTIES,
+    'jmeterengine.nongui.port': String(shutdownPort),
+    'jmeterengine.nongui.maxport': String(shutdownPort),
+  };
   const args = [...jm.baseArgs, '-n', '-t', o.jmx, '-l', o.jtl, '-j', o.log];
   for (const [k, v] of Object.entries(props)) args.push(`-J${k}=${v}`);
   if (o.remote?.length) {
-    args.push('-R', o.remote.join(','), '-Gsample_variables=' + USER_AGENT_COLUMN, '-Jserver.rmi.ssl.disable=true');
-    if (o.remote.every((r) => /^(127\.|localhost)/.test(r))) args.push('-Djava.rmi.server.hostname=127.0.0.1');
+    args.push(
+      '-R',
+      o.remote.join(','),
+      '-Gsample_variables=' + USER_AGENT_COLUMN,
+      '-Jserver.rmi.ssl.disable=true',
+    );
+    if (o.remote.every((r) => /^(127\.|localhost)/.test(r)))
+      args.push('-Djava.rmi.server.hostname=127.0.0.1');
   }
   const started = Date.now();
   const child = spawn(jm.command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
@@ -153,7 +211,8 @@ export async function runJMeter(o: JMeterRunOptions): Promise<{ interrupted: boo
   let interrupted = false;
   const onLine = (line: string) => {
     const m = SUMMARY.exec(line);
-    if (m && m[2] === '=') o.onProgress?.({ sent: Number(m[3]), errors: Number(m[12]), elapsedS: (Date.now() - started) / 1000 });
+    if (m && m[2] === '=')
+      o.onProgress?.({ sent: Number(m[3]), errors: Number(m[12]), elapsedS: (Date.now() - started) / 1000 });
   };
   let partial = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => {
@@ -175,7 +234,9 @@ export async function runJMeter(o: JMeterRunOptions): Promise<{ interrupted: boo
   if (o.signal?.aborted) onAbort();
   else o.signal?.addEventListener('abort', onAbort, { once: true });
   const code = await new Promise<number | null>((resolve, reject) => {
-    child.on('error', (err) => reject(new InfrastructureError('JMeter', jm.command, `cannot start: ${err.message}`, INSTALL_HINT)));
+    child.on('error', (err) =>
+      reject(new InfrastructureError('JMeter', jm.command, `cannot start: ${err.message}`, INSTALL_HINT)),
+    );
     child.on('close', (c) => resolve(c));
   });
   timers.forEach(clearTimeout);
@@ -200,7 +261,8 @@ function jtlRows(file: string): number {
 /** Relevant lines of JMeter's stdout and log for an error message. */
 function relevantLines(stdout: string, logFile: string): string[] {
   const log = existsSync(logFile) ? readFileSync(logFile, 'utf8') : '';
-  const pick = (t: string) => t.split('\n').filter((l) => DRIVER_ERROR.test(l) || /\b(ERROR|FATAL)\b/.test(l));
+  const pick = (t: string) =>
+    t.split('\n').filter((l) => DRIVER_ERROR.test(l) || /\b(ERROR|FATAL)\b/.test(l));
   const lines = [...pick(stdout), ...pick(log)].map((l) => l.trim()).filter(Boolean);
   return [...new Set(lines)].slice(0, 8);
 }
@@ -212,7 +274,12 @@ function checkOutcome(stdout: string, o: JMeterRunOptions, code: number | null, 
   const log = o.remote?.length && existsSync(o.log) ? readFileSync(o.log, 'utf8') : '';
   const ended =
     /end of run/.test(stdout) ||
-    Boolean(o.remote?.length && o.remote.every((h) => stdout.includes(`Finished remote host: ${h}`) || log.includes(`Finished remote host: ${h}`)));
+    Boolean(
+      o.remote?.length &&
+      o.remote.every(
+        (h) => stdout.includes(`Finished remote host: ${h}`) || log.includes(`Finished remote host: ${h}`),
+      ),
+    );
   const problem = DRIVER_ERROR.test(stdout)
     ? 'JMeter reported an error'
     : !ended && !interrupted
@@ -225,10 +292,67 @@ function checkOutcome(stdout: string, o: JMeterRunOptions, code: number | null, 
   if (!problem) return;
   const lines = relevantLines(stdout, o.log);
   const detail = lines.length ? `\n    ${lines.join('\n    ')}` : '';
-  throw new InfrastructureError('JMeter', o.jmx, `${problem}${detail}`, `read ${o.log}; ${o.remote?.length ? `check that jmeter-server runs on ${o.remote.join(', ')}` : 'check the plan renders with clover-cd load render'}`);
+  throw new InfrastructureError(
+    'JMeter',
+    o.jmx,
+    `${problem}${detail}`,
+    `read ${o.log}; ${o.remote?.length ? `check that jmeter-server runs on ${o.remote.join(', ')}` : 'check the plan renders with clover-cd load render'}`,
+  );
 }
 
 /** Start a `jmeter-server` engine (distributed mode) on loopback-friendly RMI settings. */
 export function jmeterServerArgs(port: number, localPort: number, hostname = '127.0.0.1'): string[] {
-  return [`-Dserver_port=${port}`, `-Jserver.rmi.localport=${localPort}`, `-Djava.rmi.server.hostname=${hostname}`, '-Jserver.rmi.ssl.disable=true', '-s'];
+  return [
+    `-Dserver_port=${port}`,
+    `-Jserver.rmi.localport=${localPort}`,
+    `-Djava.rmi.server.hostname=${hostname}`,
+    '-Jserver.rmi.ssl.disable=true',
+    '-s',
+  ];
+}
+
+export interface EngineOptions {
+  port: number;
+  localPort: number;
+  /** The name controllers reach this engine by (in its RMI stubs). */
+  hostname: string;
+  jmeterHome?: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * A jmeter-server engine in the foreground (`clover-cd load server`), started as a local run starts JMeter
+ * (Debian's 2.13 through the launcher); its output goes to ours. Resolves with JMeter's exit code, or 130
+ * when the signal stopped it (SIGTERM first, SIGKILL 10 s later).
+ */
+export async function serveEngine(o: EngineOptions): Promise<number> {
+  const jm = requireJMeter(o.jmeterHome);
+  const child = spawn(jm.command, [...jm.baseArgs, ...jmeterServerArgs(o.port, o.localPort, o.hostname)], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  let stopped = false;
+  let killer: NodeJS.Timeout | undefined;
+  const onAbort = () => {
+    stopped = true;
+    child.kill('SIGTERM');
+    killer = setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+  };
+  if (o.signal?.aborted) onAbort();
+  else o.signal?.addEventListener('abort', onAbort, { once: true });
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', (err) =>
+      reject(
+        new InfrastructureError(
+          'JMeter',
+          jm.command,
+          `cannot start jmeter-server: ${err.message}`,
+          INSTALL_HINT,
+        ),
+      ),
+    );
+    child.on('close', (c) => resolve(c));
+  });
+  clearTimeout(killer);
+  o.signal?.removeEventListener('abort', onAbort);
+  return stopped ? ExitCode.interrupted : (code ?? ExitCode.infrastructure);
 }

@@ -4,7 +4,7 @@
  * label, each a log-scale latency histogram of 8 bins per doubling (percentiles within ±4.5%), so memory is
  * bounded by labels × points, never by rows.
  */
-import { columnsFor, eachRecord } from './jtl.js';
+import { columnsFor, eachRecord, isHeaderRecord } from './jtl.js';
 
 export interface SeriesPoint {
   /** Bucket start, epoch seconds. */
@@ -49,7 +49,11 @@ function percentile(b: Bucket, q: number): number | null {
 }
 
 /** Time series of a JTL between `firstTs` and `lastEnd` (epoch ms, from `analyzeJtl`). At most `maxLabels` labels, busiest first. */
-export async function jtlSeries(file: string, span: { firstTs: number; lastEnd: number }, opts: { maxPoints?: number; labels?: string[] } = {}): Promise<JtlSeries> {
+export async function jtlSeries(
+  file: string,
+  span: { firstTs: number; lastEnd: number },
+  opts: { maxPoints?: number; labels?: string[] } = {},
+): Promise<JtlSeries> {
   const maxPoints = opts.maxPoints ?? 240;
   const bucketMs = Math.max(1000, Math.ceil((span.lastEnd - span.firstTs) / maxPoints / 1000) * 1000);
   const start = Math.floor(span.firstTs / bucketMs) * bucketMs;
@@ -58,17 +62,26 @@ export async function jtlSeries(file: string, span: { firstTs: number; lastEnd: 
   const byLabel = new Map<string, Bucket[]>();
   const bucketsOf = (label: string) => {
     let b = byLabel.get(label);
-    if (!b) byLabel.set(label, (b = Array.from({ length: n }, () => ({ count: 0, errors: 0, bins: new Uint32Array(BINS) }))));
+    if (!b)
+      byLabel.set(
+        label,
+        (b = Array.from({ length: n }, () => ({ count: 0, errors: 0, bins: new Uint32Array(BINS) }))),
+      );
     return b;
   };
   let ix: { ts: number; el: number; label: number; ok: number } | undefined;
   await eachRecord(file, (rec) => {
     if (!ix) {
       const { columns, header } = columnsFor(rec, file);
-      ix = { ts: columns.indexOf('timeStamp'), el: columns.indexOf('elapsed'), label: columns.indexOf('label'), ok: columns.indexOf('success') };
+      ix = {
+        ts: columns.indexOf('timeStamp'),
+        el: columns.indexOf('elapsed'),
+        label: columns.indexOf('label'),
+        ok: columns.indexOf('success'),
+      };
       if (header) return;
     }
-    if (rec[0] === 'timeStamp') return;
+    if (isHeaderRecord(rec)) return;
     const ts = Number(rec[ix.ts]) || Date.parse(rec[ix.ts]);
     const elapsed = Number(rec[ix.el]);
     if (!Number.isFinite(ts) || !Number.isFinite(elapsed)) return;

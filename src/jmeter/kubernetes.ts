@@ -1,36 +1,71 @@
 import * as yaml from 'js-yaml';
-import { renderJmx } from './render.js';
-import { SAVE_PROPERTIES } from './jmeter-runner.js';
-import type { LoadPlan } from './types.js';
+import { defaultImage } from '../contract/images.js';
+import { readYamlFile } from '../spec/load.js';
+import { planFromDocument, withDuration, withTarget } from './plan.js';
 
 /**
- * Distributed JMeter on a cluster, with JMeter itself: a headless Service + StatefulSet of `jmeter-server`
- * engines (stable DNS names for RMI) and a Job running the controller against them. The plan goes in a
- * ConfigMap. Each engine runs the whole plan, so load = engines x plan. Keep engines out of the mesh
- * (sidecar.istio.io/inject: "false"): JMeter's RMI does not pass through Envoy.
+ * Distributed JMeter on a cluster, in clover-cd's JMeter image: a headless Service + StatefulSet of engines
+ * (`clover-cd load server`: jmeter-server with stable DNS names for RMI) and a Job whose controller is
+ * `clover-cd load run --remote` — JMeter started exactly as a local run starts it, with the same results
+ * columns, expected counts, criteria and exit codes. The plan document goes in a ConfigMap; each engine runs
+ * the whole plan, so load = engines x plan. Every container is exec form (the images have no shell). Keep
+ * engines out of the mesh (sidecar.istio.io/inject: "false"): JMeter's RMI does not pass through Envoy.
  */
 export interface KubernetesOptions {
   name?: string;
   namespace?: string;
   engines?: number;
+  /** Default: clover-cd's JMeter image (contract/images.ts). */
   image?: string;
+  /** Passed to the controller's `load run` as --target / --duration. */
+  target?: string;
+  durationS?: number;
   /** Mounted claim for the results; an emptyDir when absent (read them with kubectl cp before the pod goes). */
   resultsClaim?: string;
 }
 
-export function renderKubernetes(plan: LoadPlan, o: KubernetesOptions = {}): string {
+export const ENGINE_RMI_PORT = 1099;
+/** The engine's own RMI object port, fixed so that a Service can name it (jmeter-server picks one at random). */
+export const ENGINE_LOCAL_PORT = 50000;
+
+/** `plan`: a plan file or its parsed document (Clover's jmeter_testplan.yaml form); exit 2 when invalid. */
+export function renderKubernetes(plan: string | object, o: KubernetesOptions = {}): string {
+  const file = typeof plan === 'string' ? plan : undefined;
+  const document = file ? readYamlFile(file, 'a load plan (YAML or JSON)') : plan;
+  // The controller reads the document again; validating it here refuses a bad plan before anything is applied.
+  const parsed = planFromDocument(document, file);
+  withDuration(o.target ? withTarget(parsed, o.target) : parsed, o.durationS);
   const name = o.name ?? 'clover-cd-load';
   const namespace = o.namespace ?? 'default';
   const engines = o.engines ?? 2;
-  const image = o.image ?? 'justb4/jmeter:5.5';
+  const image = o.image ?? defaultImage('clover-cd-jmeter');
   const labels = { 'app.kubernetes.io/name': name, 'app.kubernetes.io/managed-by': 'clover-cd' };
   const noMesh = { 'sidecar.istio.io/inject': 'false' };
-  const rmiPort = 1099;
-  const localPort = 50000;
-  const engineHosts = Array.from({ length: engines }, (_, i) => `${name}-engine-${i}.${name}-engine.${namespace}.svc:${rmiPort}`);
-  const props = Object.entries(SAVE_PROPERTIES).map(([k, v]) => `-J${k}=${v}`);
+  const engineDomain = `${name}-engine.${namespace}.svc`;
+  const engineHosts = Array.from(
+    { length: engines },
+    (_, i) => `${name}-engine-${i}.${engineDomain}:${ENGINE_RMI_PORT}`,
+  );
+  const controllerArgs = [
+    'load',
+    'run',
+    '/plan/plan.yaml',
+    '--engine',
+    'jmeter',
+    '--remote',
+    engineHosts.join(','),
+    '--results',
+    '/results/results.jtl',
+  ];
+  if (o.target) controllerArgs.push('--target', o.target);
+  if (o.durationS !== undefined) controllerArgs.push('--duration', String(o.durationS));
   const docs: object[] = [
-    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${name}-plan`, namespace, labels }, data: { 'plan.jmx': renderJmx(plan, name) } },
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: `${name}-plan`, namespace, labels },
+      data: { 'plan.yaml': yaml.dump(document, { noRefs: true, lineWidth: -1 }) },
+    },
     {
       apiVersion: 'v1',
       kind: 'Service',
@@ -39,8 +74,8 @@ export function renderKubernetes(plan: LoadPlan, o: KubernetesOptions = {}): str
         clusterIP: 'None',
         selector: { ...labels, 'app.kubernetes.io/component': 'engine' },
         ports: [
-          { name: 'rmi', port: rmiPort },
-          { name: 'rmi-local', port: localPort },
+          { name: 'rmi', port: ENGINE_RMI_PORT },
+          { name: 'rmi-local', port: ENGINE_LOCAL_PORT },
         ],
       },
     },
@@ -60,12 +95,21 @@ export function renderKubernetes(plan: LoadPlan, o: KubernetesOptions = {}): str
               {
                 name: 'jmeter-server',
                 image,
-                command: ['sh', '-c'],
+                // The kubelet replaces $(POD_NAME): the engine's DNS name, carried in its RMI stubs for the controller.
+                command: ['clover-cd'],
                 args: [
-                  `exec jmeter -s -Dserver_port=${rmiPort} -Jserver.rmi.localport=${localPort} -Jserver.rmi.ssl.disable=true -Djava.rmi.server.hostname=$(hostname).${name}-engine.${namespace}.svc`,
+                  'load',
+                  'server',
+                  '--port',
+                  String(ENGINE_RMI_PORT),
+                  '--local-port',
+                  String(ENGINE_LOCAL_PORT),
+                  '--hostname',
+                  `$(POD_NAME).${engineDomain}`,
                 ],
-                ports: [{ containerPort: rmiPort }, { containerPort: localPort }],
-                readinessProbe: { tcpSocket: { port: rmiPort }, periodSeconds: 2 },
+                env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+                ports: [{ containerPort: ENGINE_RMI_PORT }, { containerPort: ENGINE_LOCAL_PORT }],
+                readinessProbe: { tcpSocket: { port: ENGINE_RMI_PORT }, periodSeconds: 2 },
                 resources: { requests: { cpu: '1', memory: '1Gi' }, limits: { memory: '2Gi' } },
               },
             ],
@@ -80,15 +124,20 @@ export function renderKubernetes(plan: LoadPlan, o: KubernetesOptions = {}): str
       spec: {
         backoffLimit: 0,
         template: {
-          metadata: { labels: { ...labels, 'app.kubernetes.io/component': 'controller' }, annotations: noMesh },
+          metadata: {
+            labels: { ...labels, 'app.kubernetes.io/component': 'controller' },
+            annotations: noMesh,
+          },
           spec: {
             restartPolicy: 'Never',
+            // The image runs as uid 10001: a results claim must be writable by it.
+            securityContext: { fsGroup: 10001 },
             containers: [
               {
                 name: 'jmeter',
                 image,
-                command: ['jmeter'],
-                args: ['-n', '-t', '/plan/plan.jmx', '-l', '/results/results.jtl', '-j', '/results/jmeter.log', '-R', engineHosts.join(','), '-Jserver.rmi.ssl.disable=true', `-Gsample_variables=userAgent`, ...props],
+                command: ['clover-cd'],
+                args: controllerArgs,
                 volumeMounts: [
                   { name: 'plan', mountPath: '/plan' },
                   { name: 'results', mountPath: '/results' },
@@ -97,7 +146,9 @@ export function renderKubernetes(plan: LoadPlan, o: KubernetesOptions = {}): str
             ],
             volumes: [
               { name: 'plan', configMap: { name: `${name}-plan` } },
-              o.resultsClaim ? { name: 'results', persistentVolumeClaim: { claimName: o.resultsClaim } } : { name: 'results', emptyDir: {} },
+              o.resultsClaim
+                ? { name: 'results', persistentVolumeClaim: { claimName: o.resultsClaim } }
+                : { name: 'results', emptyDir: {} },
             ],
           },
         },

@@ -21,7 +21,11 @@ interface RawRequest {
   body?: unknown;
   think_time?: string | number;
   timeout?: string | number;
-  assert?: { status?: number | string | Array<number | string>; contains?: string | string[]; max_time?: string | number };
+  assert?: {
+    status?: number | string | Array<number | string>;
+    contains?: string | string[];
+    max_time?: string | number;
+  };
 }
 interface RawPlan {
   load_spec: {
@@ -38,8 +42,10 @@ interface RawPlan {
   criteria?: string[];
 }
 
-const ms = (v: string | number | undefined): number | undefined => (v === undefined ? undefined : typeof v === 'number' ? v : parseDurationMs(v));
-const asList = <T>(v: T | T[] | undefined): T[] | undefined => (v === undefined ? undefined : Array.isArray(v) ? v : [v]);
+const ms = (v: string | number | undefined): number | undefined =>
+  v === undefined ? undefined : typeof v === 'number' ? v : parseDurationMs(v);
+const asList = <T>(v: T | T[] | undefined): T[] | undefined =>
+  v === undefined ? undefined : Array.isArray(v) ? v : [v];
 
 function normalizeRequest(r: RawRequest, raw: RawPlan): PlanRequest {
   const url = new URL(/^https?:\/\//i.test(r.url) ? r.url : `http://${r.url}`);
@@ -54,7 +60,8 @@ function normalizeRequest(r: RawRequest, raw: RawPlan): PlanRequest {
   if (typeof r.body === 'string') body = r.body;
   else if (r.body !== undefined) {
     body = JSON.stringify(r.body);
-    if (!Object.keys(headers).some((k) => k.toLowerCase() === 'content-type')) headers['Content-Type'] = 'application/json';
+    if (!Object.keys(headers).some((k) => k.toLowerCase() === 'content-type'))
+      headers['Content-Type'] = 'application/json';
   }
   const uaKey = Object.keys(headers).find((k) => k.toLowerCase() === 'user-agent');
   let assert: Assertion | undefined;
@@ -91,7 +98,10 @@ export function planFromDocument(doc: unknown, file?: string): LoadPlan {
     }
   });
   if (problems.length) {
-    throw new InvalidInputError(`${file ?? 'load plan'}: the load plan is invalid (${problems.length} problem${problems.length > 1 ? 's' : ''})`, problems);
+    throw new InvalidInputError(
+      `${file ?? 'load plan'}: the load plan is invalid (${problems.length} problem${problems.length > 1 ? 's' : ''})`,
+      problems,
+    );
   }
   const ls = raw.load_spec;
   return {
@@ -123,7 +133,8 @@ export function withTarget(plan: LoadPlan, origin: string): LoadPlan {
   } catch {
     throw new InvalidInputError(`target "${origin}" is not a URL (expected e.g. http://127.0.0.1:8080)`);
   }
-  if (!/^https?:$/.test(o.protocol)) throw new InvalidInputError(`target "${origin}": expected an http:// or https:// origin`);
+  if (!/^https?:$/.test(o.protocol))
+    throw new InvalidInputError(`target "${origin}": expected an http:// or https:// origin`);
   return {
     ...plan,
     requests: plan.requests.map((r) => {
@@ -137,18 +148,29 @@ export function withTarget(plan: LoadPlan, origin: string): LoadPlan {
 export function withDuration(plan: LoadPlan, durationS?: number): LoadPlan {
   const p = durationS !== undefined ? { ...plan, durationS } : plan;
   if (p.loops < 0 && !p.durationS) {
-    throw new InvalidInputError(`${plan.file ?? 'load plan'}: load_spec.loops ${plan.loops} loops forever; set load_spec.duration or pass --duration`, [
-      { file: plan.file, path: 'load_spec.duration', message: 'required when loops is 0 or -1 (expected seconds > 0)' },
-    ]);
+    throw new InvalidInputError(
+      `${plan.file ?? 'load plan'}: load_spec.loops ${plan.loops} loops forever; set load_spec.duration or pass --duration`,
+      [
+        {
+          file: plan.file,
+          path: 'load_spec.duration',
+          message: 'required when loops is 0 or -1 (expected seconds > 0)',
+        },
+      ],
+    );
   }
   return p;
 }
 
 /** Samples a finite plan sends: threads x loops per request (x engines); undefined for endless plans. */
-export function expectedSamples(plan: LoadPlan, engines = 1): { total: number; byLabel: Record<string, number> } | undefined {
+export function expectedSamples(
+  plan: LoadPlan,
+  engines = 1,
+): { total: number; byLabel: Record<string, number> } | undefined {
   if (plan.loops < 0) return undefined;
   const byLabel: Record<string, number> = {};
-  for (const r of plan.requests) byLabel[r.label] = (byLabel[r.label] ?? 0) + plan.threads * plan.loops * engines;
+  for (const r of plan.requests)
+    byLabel[r.label] = (byLabel[r.label] ?? 0) + plan.threads * plan.loops * engines;
   return { total: plan.threads * plan.loops * plan.requests.length * engines, byLabel };
 }
 
@@ -161,13 +183,19 @@ export const LOAD_HEADER = 'x-clover-cd-load';
 
 /** A short run id: time in base 36 and random hex (unique enough for a label value, short in a series). */
 export function newRunId(): string {
-  return `${Date.now().toString(36)}-${Math.floor(Math.random() * 0xffffff).toString(16).padStart(6, '0')}`;
+  return `${Date.now().toString(36)}-${Math.floor(Math.random() * 0xffffff)
+    .toString(16)
+    .padStart(6, '0')}`;
 }
 
 /** Every request tagged with the run id (a header the plan sets itself wins). */
 export function withLoadTag(plan: LoadPlan, runId: string): LoadPlan {
   return {
     ...plan,
-    requests: plan.requests.map((r) => (Object.keys(r.headers).some((k) => k.toLowerCase() === LOAD_HEADER) ? r : { ...r, headers: { ...r.headers, [LOAD_HEADER]: runId } })),
+    requests: plan.requests.map((r) =>
+      Object.keys(r.headers).some((k) => k.toLowerCase() === LOAD_HEADER)
+        ? r
+        : { ...r, headers: { ...r.headers, [LOAD_HEADER]: runId } },
+    ),
   };
 }

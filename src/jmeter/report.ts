@@ -20,7 +20,11 @@ export interface LoadReport {
 export function buildReport(
   jtl: string,
   analysis: JtlAnalysis,
-  opts: { criteria?: string[]; expected?: { total: number; byLabel: Record<string, number> }; interrupted?: boolean } = {},
+  opts: {
+    criteria?: string[];
+    expected?: { total: number; byLabel: Record<string, number> };
+    interrupted?: boolean;
+  } = {},
 ): LoadReport {
   const criteria = evaluateCriteria(opts.criteria ?? [], analysis, opts.expected);
   const countMismatches = Object.entries(opts.expected?.byLabel ?? {})
@@ -47,29 +51,73 @@ const top = (r: Record<string, number>) =>
     .join(' ');
 
 function row(name: string, s: LabelStats): string[] {
-  return [name, String(s.count), String(s.errors), pct(s.errorRate), ms(s.min), ms(s.mean), ms(s.p50), ms(s.p90), ms(s.p95), ms(s.p99), ms(s.max), s.throughput.toFixed(1)];
+  return [
+    name,
+    String(s.count),
+    String(s.errors),
+    pct(s.errorRate),
+    ms(s.min),
+    ms(s.mean),
+    ms(s.p50),
+    ms(s.p90),
+    ms(s.p95),
+    ms(s.p99),
+    ms(s.max),
+    s.throughput.toFixed(1),
+  ];
 }
 
 function align(rows: string[][]): string {
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ')).join('\n');
+  return rows
+    .map((r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  '))
+    .join('\n');
 }
 
 export function renderText(r: LoadReport): string {
-  const head = ['label', 'samples', 'errors', 'error%', 'min', 'mean', 'p50', 'p90', 'p95', 'p99', 'max', 'req/s'];
-  const rows = [head, ...Object.entries(r.summary.labels).map(([k, s]) => row(k, s)), row('TOTAL', r.summary.total)];
+  const head = [
+    'label',
+    'samples',
+    'errors',
+    'error%',
+    'min',
+    'mean',
+    'p50',
+    'p90',
+    'p95',
+    'p99',
+    'max',
+    'req/s',
+  ];
+  const rows = [
+    head,
+    ...Object.entries(r.summary.labels).map(([k, s]) => row(k, s)),
+    row('TOTAL', r.summary.total),
+  ];
   const out = [`results: ${r.jtl}${r.interrupted ? ' (interrupted)' : ''}`, align(rows), ''];
-  for (const [k, s] of Object.entries(r.summary.labels)) out.push(`${k}: codes ${top(s.codes)}; user-agents ${top(s.userAgents) || '(not recorded)'}`);
+  for (const [k, s] of Object.entries(r.summary.labels))
+    out.push(`${k}: codes ${top(s.codes)}; user-agents ${top(s.userAgents) || '(not recorded)'}`);
   if (r.expected !== undefined) {
-    out.push(`expected ${r.expected} samples, received ${r.received}${r.expected === r.received ? '' : `  ** DIFFERENCE ${r.received - r.expected} **`}`);
-    for (const m of r.countMismatches) out.push(`  ${m.label}: expected ${m.expected}, received ${m.received}`);
-  } else out.push(`received ${r.received} samples (the plan runs until its duration ends: no expected count)`);
+    out.push(
+      `expected ${r.expected} samples, received ${r.received}${r.expected === r.received ? '' : `  ** DIFFERENCE ${r.received - r.expected} **`}`,
+    );
+    for (const m of r.countMismatches)
+      out.push(`  ${m.label}: expected ${m.expected}, received ${m.received}`);
+  } else
+    out.push(`received ${r.received} samples (the plan runs until its duration ends: no expected count)`);
   for (const c of r.criteria) out.push(`${c.tripped ? 'FAIL' : 'pass'}  ${c.criterion}: ${c.reason}`);
-  out.push(r.criteria.length ? (r.passed ? 'criteria: all passed' : 'criteria: FAILED') : 'criteria: none in the plan');
+  out.push(
+    r.criteria.length
+      ? r.passed
+        ? 'criteria: all passed'
+        : 'criteria: FAILED'
+      : 'criteria: none in the plan',
+  );
   return out.join('\n');
 }
 
-const xml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const xml = (s: string) =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** JUnit XML for Jenkins' junit step: one test case per criterion and one per expected label count. */
 export function renderJunit(r: LoadReport): string {
@@ -103,8 +151,27 @@ const HTML = Handlebars.compile(`<!doctype html>
 `);
 
 export function renderHtml(r: LoadReport): string {
-  const head = ['label', 'samples', 'errors', 'error%', 'min', 'mean', 'p50', 'p90', 'p95', 'p99', 'max', 'req/s'];
-  const rows = [...Object.entries(r.summary.labels).map(([k, s]) => row(k, s)), row('TOTAL', r.summary.total)];
-  const countLine = r.expected !== undefined ? `Expected ${r.expected} samples, received ${r.received}.` : `Received ${r.received} samples.`;
+  const head = [
+    'label',
+    'samples',
+    'errors',
+    'error%',
+    'min',
+    'mean',
+    'p50',
+    'p90',
+    'p95',
+    'p99',
+    'max',
+    'req/s',
+  ];
+  const rows = [
+    ...Object.entries(r.summary.labels).map(([k, s]) => row(k, s)),
+    row('TOTAL', r.summary.total),
+  ];
+  const countLine =
+    r.expected !== undefined
+      ? `Expected ${r.expected} samples, received ${r.received}.`
+      : `Received ${r.received} samples.`;
   return HTML({ ...r, head, rows, countLine });
 }

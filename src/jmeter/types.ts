@@ -1,4 +1,4 @@
-/** Types of the load module. LoadRunResult / LoadSummary / LabelStats are the shared contract [B]. */
+/** Types of the load module. LoadRunResult / LoadSummary / LabelStats are what the gate and reports read. */
 
 export interface LabelStats {
   count: number;

@@ -8,8 +8,17 @@ import { sleep } from '../util/retry.js';
 import type { CounterIncrease, CounterQuery, MetricsProvider, MetricsWindow } from './types.js';
 
 /** Counter increases between two instant results: a series absent at the start began in the window; a value that went down was reset. */
-export function increases(start: Array<{ labels: Record<string, string>; value: number }>, end: Array<{ labels: Record<string, string>; value: number }>, name: string): CounterIncrease[] {
-  const key = (l: Record<string, string>) => JSON.stringify(Object.keys(l).sort().map((k) => [k, l[k]]));
+export function increases(
+  start: Array<{ labels: Record<string, string>; value: number }>,
+  end: Array<{ labels: Record<string, string>; value: number }>,
+  name: string,
+): CounterIncrease[] {
+  const key = (l: Record<string, string>) =>
+    JSON.stringify(
+      Object.keys(l)
+        .sort()
+        .map((k) => [k, l[k]]),
+    );
   const before = new Map(start.map((s) => [key(s.labels), s.value]));
   return end.map((s) => {
     const b = before.get(key(s.labels)) ?? 0;
@@ -18,7 +27,9 @@ export function increases(start: Array<{ labels: Record<string, string>; value: 
 }
 
 const selector = (match: Record<string, string> = {}) => {
-  const parts = Object.entries(match).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`);
+  const parts = Object.entries(match).map(
+    ([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`,
+  );
   return parts.length ? `{${parts.join(',')}}` : '';
 };
 
@@ -30,6 +41,9 @@ export function prometheusProvider(url: string, opts: { scrapeIntervalMs?: numbe
     scrapeIntervalMs: scrapeMs,
     async open(): Promise<MetricsWindow> {
       return { start: Date.now() };
+    },
+    async close(w) {
+      return w;
     },
     async increases(w, end, queries: CounterQuery[], o = {}) {
       if (!queries.length) return [];
@@ -53,7 +67,9 @@ export function prometheusProvider(url: string, opts: { scrapeIntervalMs?: numbe
         const edge = async (t: number) => {
           const [lo] = await prom.instant(`min(${stamps})`, t);
           const [hi] = await prom.instant(`max(${stamps})`, t);
-          return lo && hi ? { at: ((lo.value + hi.value) / 2) * 1000, spread: ((hi.value - lo.value) / 2) * 1000 } : { at: t, spread: 0 };
+          return lo && hi
+            ? { at: ((lo.value + hi.value) / 2) * 1000, spread: ((hi.value - lo.value) / 2) * 1000 }
+            : { at: t, spread: 0 };
         };
         const [a, b] = [await edge(w.start), await edge(at)];
         o.onInterval({ start: a.at, end: b.at, uncertaintyMs: Math.max(a.spread, b.spread) });

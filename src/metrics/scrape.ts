@@ -2,11 +2,51 @@
  * The direct-scrape provider: Prometheus text endpoints (Envoy stats, the sandbox's /metrics) read at the
  * window's start and end; the increase is the counter delta (resets handled by services/scrape).
  */
-import { counterDeltas, familyOf, scrapeTargets, snapshotInstant } from '../services/scrape.js';
-import type { CounterIncrease, CounterQuery, MetricsProvider, MetricsWindow } from './types.js';
+import {
+  counterDeltas,
+  familyOf,
+  scrapeTargets,
+  snapshotInstant,
+  type ScrapedSeries,
+  type ScrapeSnapshot,
+} from '../services/scrape.js';
+import type {
+  CounterIncrease,
+  CounterQuery,
+  CoveredInterval,
+  MetricsProvider,
+  MetricsWindow,
+} from './types.js';
+
+/** The interval two snapshots' counters cover: the instants they were read, each edge as uncertain as its read. */
+function coveredBy(start: ScrapeSnapshot, end: ScrapeSnapshot): CoveredInterval {
+  const a = snapshotInstant(start);
+  const b = snapshotInstant(end);
+  return { start: a.at, end: b.at, uncertaintyMs: Math.max(a.uncertaintyMs, b.uncertaintyMs) };
+}
+
+const matches = (s: ScrapedSeries, q: CounterQuery) =>
+  Object.entries(q.match ?? {}).every(([k, v]) => s.labels[k] === v);
+
+/** The series summed by the labels `by` (a label a series lacks is left out of its key). */
+function sumBy(series: ScrapedSeries[], name: string, by: string[]): CounterIncrease[] {
+  const sums = new Map<string, CounterIncrease>();
+  for (const s of series) {
+    const labels = Object.fromEntries(
+      by.filter((k) => s.labels[k] !== undefined).map((k) => [k, s.labels[k]]),
+    );
+    const key = JSON.stringify(labels);
+    const cur = sums.get(key);
+    if (cur) cur.value += s.value;
+    else sums.set(key, { name, labels, value: s.value });
+  }
+  return [...sums.values()];
+}
 
 export function scrapeProvider(targets: string[], families: string[]): MetricsProvider {
   const keep = (n: string) => families.includes(n) || families.includes(familyOf(n));
+  const NO_BASELINE =
+    'no snapshot was taken at the window start; a direct scrape can only measure a window it watched';
   return {
     source: 'scrape',
     url: targets.join(' '),
@@ -15,28 +55,59 @@ export function scrapeProvider(targets: string[], families: string[]): MetricsPr
       const baseline = await scrapeTargets(targets, { keep });
       return { start: snapshotInstant(baseline).at, baseline };
     },
+    async close(w, queries) {
+      if (w.increase) return w;
+      if (!w.baseline) return { start: w.start, problem: NO_BASELINE };
+      let deltas: ScrapedSeries[];
+      let covered: CoveredInterval;
+      try {
+        const end = await scrapeTargets(w.baseline.targets, { keep });
+        covered = coveredBy(w.baseline, end);
+        deltas = counterDeltas(w.baseline, end);
+      } catch (err) {
+        return {
+          start: w.start,
+          problem: `the counters could not be read when the window closed: ${(err as Error).message}`,
+        };
+      }
+      // A scrape has hundreds of series with a score of labels each: only what the queries read is kept, summed
+      // by the labels they match and group on, and only series that moved — a mesh keeps a series for every
+      // past load run (its run id is a label), and a count that did not move is no evidence (validators/metrics.ts).
+      const increase: ScrapedSeries[] = [];
+      for (const name of new Set(queries.map((q) => q.series))) {
+        const qs = queries.filter((q) => q.series === name);
+        const keys = [...new Set(qs.flatMap((q) => [...Object.keys(q.match ?? {}), ...q.by]))];
+        const read = deltas.filter((s) => s.name === name && qs.some((q) => matches(s, q)));
+        increase.push(...sumBy(read, name, keys).filter((s) => s.value !== 0));
+      }
+      return { start: w.start, increase, covered };
+    },
     async increases(w, _end, queries: CounterQuery[], o = {}) {
       if (!queries.length) return [];
-      if (!w.baseline) throw new Error('no snapshot was taken at the window start; a direct scrape can only measure a window it watched');
-      const end = await scrapeTargets(w.baseline.targets, { keep, log: o.log });
-      const a = snapshotInstant(w.baseline);
-      const b = snapshotInstant(end);
-      o.onInterval?.({ start: a.at, end: b.at, uncertaintyMs: Math.max(a.uncertaintyMs, b.uncertaintyMs) });
-      const deltas = counterDeltas(w.baseline, end);
-      const out: CounterIncrease[] = [];
-      for (const q of queries) {
-        const sums = new Map<string, CounterIncrease>();
-        for (const s of deltas) {
-          if (s.name !== q.series || !Object.entries(q.match ?? {}).every(([k, v]) => s.labels[k] === v)) continue;
-          const labels = Object.fromEntries(q.by.filter((k) => s.labels[k] !== undefined).map((k) => [k, s.labels[k]]));
-          const key = JSON.stringify(labels);
-          const cur = sums.get(key);
-          if (cur) cur.value += s.value;
-          else sums.set(key, { name: q.series, labels, value: s.value });
-        }
-        out.push(...sums.values());
+      if (w.problem) throw new Error(w.problem);
+      let deltas = w.increase;
+      if (deltas) {
+        o.log?.push({
+          query: 'counter increase recorded when the window closed',
+          at: Date.now(),
+          ok: true,
+          result: `${deltas.length} series`,
+        });
+        if (w.covered) o.onInterval?.(w.covered);
+      } else if (!w.baseline) throw new Error(NO_BASELINE);
+      else {
+        const end = await scrapeTargets(w.baseline.targets, { keep, log: o.log });
+        o.onInterval?.(coveredBy(w.baseline, end));
+        deltas = counterDeltas(w.baseline, end);
       }
-      return out;
+      const all = deltas;
+      return queries.flatMap((q) =>
+        sumBy(
+          all.filter((s) => s.name === q.series && matches(s, q)),
+          q.series,
+          q.by,
+        ),
+      );
     },
   };
 }

@@ -47,7 +47,11 @@ export const ISTIO_TELEMETRY: MeshTelemetry = {
 };
 
 /** The version label, or the version suffix of the workload ("http-lb-v2" → "v2"). */
-export function versionOfLabels(labels: Record<string, string>, service: string, t: MeshTelemetry = ISTIO_TELEMETRY): string {
+export function versionOfLabels(
+  labels: Record<string, string>,
+  service: string,
+  t: MeshTelemetry = ISTIO_TELEMETRY,
+): string {
   const v = labels[t.labels.version];
   if (v && v !== 'unknown') return v;
   const w = labels[t.labels.workload] ?? '';

@@ -1,5 +1,5 @@
 import type { QueryLog } from '../services/query-log.js';
-import type { ScrapeSnapshot } from '../services/scrape.js';
+import type { ScrapedSeries, ScrapeSnapshot } from '../services/scrape.js';
 
 export interface CounterIncrease {
   name: string;
@@ -12,6 +12,16 @@ export interface MetricsWindow {
   start: number;
   /** Direct scrape: the counters at the start (a scrape can only measure a window it watched). */
   baseline?: ScrapeSnapshot;
+  /**
+   * Direct scrape of a closed window: the counters' increase from the start to the close (the series and
+   * labels the closing queries read, those that moved), so a reader in another process, later, reads exactly this
+   * window. Replaces `baseline`.
+   */
+  increase?: ScrapedSeries[];
+  /** With `increase`: the interval its two snapshots cover (the trace and load queries are bounded by it). */
+  covered?: CoveredInterval;
+  /** Why the window could not be closed (its counters were unreadable then): what a later reader reports. */
+  problem?: string;
 }
 
 /** Counter samples to read: `series` (a sample name), restricted to `match`, summed by `by`. */
@@ -52,6 +62,17 @@ export interface MetricsProvider {
   readonly scrapeIntervalMs?: number;
   /** Open a window now. */
   open(): Promise<MetricsWindow>;
+  /**
+   * Close a window now, as plain data a later reader judges: a backend that keeps history (Prometheus)
+   * needs nothing more; a direct scrape records the increase of the counters `queries` read (summed by
+   * their labels), since it cannot read the past. Later queries of the window read those labels only.
+   */
+  close(w: MetricsWindow, queries: CounterQuery[]): Promise<MetricsWindow>;
   /** Increase of each queried counter series from the window's start to `end`; empty queries give nothing. */
-  increases(w: MetricsWindow, end: number, queries: CounterQuery[], opts?: IncreaseOptions): Promise<CounterIncrease[]>;
+  increases(
+    w: MetricsWindow,
+    end: number,
+    queries: CounterQuery[],
+    opts?: IncreaseOptions,
+  ): Promise<CounterIncrease[]>;
 }

@@ -1,5 +1,5 @@
 /**
- * The stage graph rules of reference §2.1 / §8.4-7: string refIds, unique, all-or-none, requisites that
+ * The stage graph rules Orca applies: string refIds, unique, all-or-none, requisites that
  * exist, no self reference, acyclic, at least one initial stage. Also answers "is X upstream of Y" for the
  * SpEL reference rule.
  */
@@ -19,9 +19,10 @@ const describe = (v: unknown) => (typeof v === 'string' ? `"${v}"` : `${typeof v
 /** Read the graph fields of raw stages, reporting type problems; returns the nodes that can be reasoned about. */
 export function readGraph(stages: unknown[], base: string, report: Report): GraphNode[] {
   const nodes: GraphNode[] = [];
-  const isObj = (s: unknown): s is Record<string, unknown> => !!s && typeof s === 'object' && !Array.isArray(s);
+  const isObj = (s: unknown): s is Record<string, unknown> =>
+    !!s && typeof s === 'object' && !Array.isArray(s);
   const withRef = stages.filter((s) => isObj(s) && 'refId' in s).length;
-  // Orca numbers stages itself only when NO stage has a refId (linear shortcut, §2.1).
+  // Orca numbers stages itself only when NO stage has a refId (its linear shortcut).
   const linear = withRef === 0;
   stages.forEach((raw, index) => {
     // A stage that is not an object (5, null, "x") is reported by the stage rules; here it has no fields.
@@ -34,20 +35,51 @@ export function readGraph(stages: unknown[], base: string, report: Report): Grap
       return;
     }
     if (!('refId' in s)) {
-      report({ severity: 'error', stage, path: `${path}.refId`, rule: 'refid-all-or-none', message: 'missing refId while other stages have one: Orca starts it as an extra initial stage, in parallel with the first; give every stage a refId (or none, for a linear pipeline)' });
+      report({
+        severity: 'error',
+        stage,
+        path: `${path}.refId`,
+        rule: 'refid-all-or-none',
+        message:
+          'missing refId while other stages have one: Orca starts it as an extra initial stage, in parallel with the first; give every stage a refId (or none, for a linear pipeline)',
+      });
     } else if (typeof s.refId !== 'string') {
-      report({ severity: 'error', stage, path: `${path}.refId`, rule: 'refid-string', message: `refId must be a string, found ${describe(s.refId)}: Orca casts it with (String) and the execution fails to start (ClassCastException); write "${String(s.refId)}"` });
+      report({
+        severity: 'error',
+        stage,
+        path: `${path}.refId`,
+        rule: 'refid-string',
+        message: `refId must be a string, found ${describe(s.refId)}: Orca casts it with (String) and the execution fails to start (ClassCastException); write "${String(s.refId)}"`,
+      });
     } else if (s.refId === '') {
-      report({ severity: 'error', stage, path: `${path}.refId`, rule: 'refid-string', message: 'refId is empty' });
+      report({
+        severity: 'error',
+        stage,
+        path: `${path}.refId`,
+        rule: 'refid-string',
+        message: 'refId is empty',
+      });
     }
     const parents: string[] = [];
     const req = s.requisiteStageRefIds;
     if (req !== undefined && req !== null && !Array.isArray(req)) {
-      report({ severity: 'error', stage, path: `${path}.requisiteStageRefIds`, rule: 'requisites-array', message: `requisiteStageRefIds must be an array of refId strings, found ${describe(req)}` });
+      report({
+        severity: 'error',
+        stage,
+        path: `${path}.requisiteStageRefIds`,
+        rule: 'requisites-array',
+        message: `requisiteStageRefIds must be an array of refId strings, found ${describe(req)}`,
+      });
     } else if (Array.isArray(req)) {
       req.forEach((r, i) => {
         if (typeof r !== 'string' || r === '') {
-          report({ severity: 'error', stage, path: `${path}.requisiteStageRefIds[${i}]`, rule: 'requisites-string', message: `each requisite must be a non-empty refId string, found ${describe(r)}: Orca compares refIds as strings, so ${describe(r)} matches no stage` });
+          report({
+            severity: 'error',
+            stage,
+            path: `${path}.requisiteStageRefIds[${i}]`,
+            rule: 'requisites-string',
+            message: `each requisite must be a non-empty refId string, found ${describe(r)}: Orca compares refIds as strings, so ${describe(r)} matches no stage`,
+          });
         } else parents.push(r);
       });
     }
@@ -62,22 +94,49 @@ export function checkGraph(nodes: GraphNode[], base: string, report: Report): vo
     if (n.refId === undefined) continue;
     const first = byRef.get(n.refId);
     if (first) {
-      report({ severity: 'error', stage: n, path: `${base}[${n.index}].refId`, rule: 'refid-unique', message: `duplicate refId "${n.refId}" (also stage ${first.index}${first.name ? ` "${first.name}"` : ''}): dependencies on it become ambiguous` });
+      report({
+        severity: 'error',
+        stage: n,
+        path: `${base}[${n.index}].refId`,
+        rule: 'refid-unique',
+        message: `duplicate refId "${n.refId}" (also stage ${first.index}${first.name ? ` "${first.name}"` : ''}): dependencies on it become ambiguous`,
+      });
     } else byRef.set(n.refId, n);
   }
   let known: string | undefined;
   for (const n of nodes) {
     n.parents.forEach((p, i) => {
       const path = `${base}[${n.index}].requisiteStageRefIds[${i}]`;
-      if (p === n.refId) report({ severity: 'error', stage: n, path, rule: 'requisites-self', message: `stage lists itself ("${p}") as a requisite: it can never start` });
+      if (p === n.refId)
+        report({
+          severity: 'error',
+          stage: n,
+          path,
+          rule: 'requisites-self',
+          message: `stage lists itself ("${p}") as a requisite: it can never start`,
+        });
       else if (!byRef.has(p)) {
-        known ??= [...byRef.keys()].slice(0, 12).map((r) => `"${r}"`).join(', ');
-        report({ severity: 'error', stage: n, path, rule: 'requisites-exist', message: `requisite "${p}" matches no stage refId (known: ${known}): Orca drops it and the stage may never start` });
+        known ??= [...byRef.keys()]
+          .slice(0, 12)
+          .map((r) => `"${r}"`)
+          .join(', ');
+        report({
+          severity: 'error',
+          stage: n,
+          path,
+          rule: 'requisites-exist',
+          message: `requisite "${p}" matches no stage refId (known: ${known}): Orca drops it and the stage may never start`,
+        });
       }
     });
   }
   if (nodes.length && !nodes.some((n) => n.parents.length === 0)) {
-    report({ severity: 'error', path: base, rule: 'graph-root', message: 'no stage has an empty requisiteStageRefIds: nothing can start' });
+    report({
+      severity: 'error',
+      path: base,
+      rule: 'graph-root',
+      message: 'no stage has an empty requisiteStageRefIds: nothing can start',
+    });
   }
   for (const cycle of findCycles(nodes, byRef)) {
     const first = cycle[0];

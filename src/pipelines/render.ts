@@ -1,3 +1,4 @@
+// Over 400 lines: the pipeline render is one sequence of stages per strategy, kept together to read in order.
 /**
  * Release spec → Spinnaker pipeline config (pure). The graph is one forward chain in which every stage
  * "continues on failure" (FAILED_CONTINUE) and runs only while everything before it SUCCEEDED
@@ -5,7 +6,13 @@
  * checkPreconditions stage fails the execution (TERMINAL) in that case. See README.md "Failure paths".
  */
 import type { KubeObject } from '../services/platform.js';
-import { candidateWorkloadName, planRelease, PREVIEW_HEADER, rulesForStep, type PlanStep } from '../canary/plan.js';
+import {
+  candidateWorkloadName,
+  planRelease,
+  PREVIEW_HEADER,
+  rulesForStep,
+  type PlanStep,
+} from '../canary/plan.js';
 import type { ReleaseSpec, TriggerSpec } from '../spec/types.js';
 import { InvalidInputError } from '../util/errors.js';
 import { imageBinding } from './artifacts.js';
@@ -19,6 +26,8 @@ export interface RenderInput {
   candidateManifests?: KubeObject[];
   /** The load plan, inlined into the spec the stages receive when the spec names it by path. */
   loadPlan?: Record<string, unknown>;
+  /** The spec's file, for the messages of refusals. */
+  file?: string;
 }
 
 export interface RenderResult {
@@ -28,13 +37,20 @@ export interface RenderResult {
 }
 
 const MINUTE = 60_000;
+export const INLINE_WEBHOOK_REFUSED =
+  'inline webhook stages cannot carry a secret (Spinnaker resolves secret references only in its configuration files), and the stage server, as deploy/clover-cd ships it, refuses a call without credentials (401, TERMINAL in Orca): state how the server knows Orca — spinnaker.stageServer.meshAuth (Orca\'s mesh identity, deploy/clover-cd/overlays/mesh-auth), or spinnaker.stages: preconfigured (the secret header in orca-local.yml, `clover-cd pipeline orca-config`), or runner jenkins / runJob (README "Spinnaker stages and secrets")';
 const quote = (name: string) => `'${name.replace(/'/g, "''")}'`;
 const succeeded = (name: string) => `#stage(${quote(name)})['status'].toString() == 'SUCCEEDED'`;
 
 /** Appends stages with string refIds "1", "2", ... in order; the order of calls is the order of the JSON. */
 class ChainBuilder {
   readonly stages: StageConfig[] = [];
-  add(name: string, body: StageBody, after: string[], opts: { guard?: string; onFailure: 'continue' | 'halt'; timeoutMs?: number }): string {
+  add(
+    name: string,
+    body: StageBody,
+    after: string[],
+    opts: { guard?: string; onFailure: 'continue' | 'halt'; timeoutMs?: number },
+  ): string {
     const refId = String(this.stages.length + 1);
     const { type, ...rest } = body;
     const stage: StageConfig = { refId, requisiteStageRefIds: [...after], type, name, ...rest };
@@ -67,7 +83,10 @@ export function mirrorGateSpec(spec: ReleaseSpec, payloadSpec: Json): Json | und
   const rules = rulesForStep(spec.gate?.rules ?? [], { kind: 'mirror' });
   if (!rules.length) return undefined;
   const p = payloadSpec as { gate: Record<string, Json> };
-  return { ...(payloadSpec as Record<string, Json>), gate: { ...p.gate, rules: JSON.parse(JSON.stringify(rules)) as Json } };
+  return {
+    ...(payloadSpec as Record<string, Json>),
+    gate: { ...p.gate, rules: JSON.parse(JSON.stringify(rules)) as Json },
+  };
 }
 
 /** The candidate Deployment; `image` replaces candidateImage (the bare name an artifact binds to). */
@@ -83,7 +102,11 @@ export function candidateDeployment(spec: ReleaseSpec, image?: string): KubeObje
       selector: { matchLabels: labels },
       template: {
         metadata: { labels },
-        spec: { containers: [{ name: s.name, image: image ?? s.candidateImage!, ports: [{ containerPort: s.port }] }] },
+        spec: {
+          containers: [
+            { name: s.name, image: image ?? s.candidateImage!, ports: [{ containerPort: s.port }] },
+          ],
+        },
       },
     },
   };
@@ -107,7 +130,11 @@ function renderTrigger(t: TriggerSpec, application: string): TriggerConfig {
 export function renderPipeline(input: RenderInput): RenderResult {
   const { spec } = input;
   const sp = spec.spinnaker;
-  if (!sp) throw new InvalidInputError('the release spec has no "spinnaker" section: add spinnaker.account and spinnaker.stageServer.url to render a pipeline', [{ path: 'spinnaker', message: 'required to render a Spinnaker pipeline' }]);
+  if (!sp)
+    throw new InvalidInputError(
+      'the release spec has no "spinnaker" section: add spinnaker.account and spinnaker.stageServer.url to render a pipeline',
+      [{ path: 'spinnaker', message: 'required to render a Spinnaker pipeline' }],
+    );
   const notes: string[] = [];
   const application = sp.application ?? spec.application;
   const name = sp.pipelineName ?? spec.metadata.name;
@@ -118,29 +145,70 @@ export function renderPipeline(input: RenderInput): RenderResult {
   // as Kubernetes objects in place of their paths), so a remote stage server or CI job needs no checkout.
   const payload: Record<string, unknown> = { ...spec };
   if (input.loadPlan && spec.load) payload.load = { ...spec.load, plan: input.loadPlan };
-  if (input.candidateManifests && spec.service.candidateManifests) payload.service = { ...spec.service, candidateManifests: input.candidateManifests };
+  if (input.candidateManifests && spec.service.candidateManifests)
+    payload.service = { ...spec.service, candidateManifests: input.candidateManifests };
   const payloadSpec = JSON.parse(JSON.stringify(payload)) as Json;
   // Secret references belong to Spinnaker's configuration (orca-config), never to pipeline JSON.
-  const payloadObj = payloadSpec as { spinnaker?: { stageServer?: { auth?: Record<string, unknown> } }; github?: { token?: Record<string, unknown> } };
+  const payloadObj = payloadSpec as {
+    spinnaker?: { stageServer?: { auth?: Record<string, unknown> } };
+    github?: { token?: Record<string, unknown> };
+  };
   delete payloadObj.spinnaker?.stageServer?.auth?.spinnaker;
   delete payloadObj.github?.token?.spinnaker;
-  if (runner === 'webhook' && sp.stages !== 'preconfigured' && sp.stageServer.auth) {
-    notes.push('the inline webhook stages carry no Authorization header (a secret never goes into pipeline JSON): admit only Orca to the stage server (NetworkPolicy), or use spinnaker.stages: preconfigured with the secret in orca-local.yml (clover-cd pipeline orca-config).');
+  if (runner === 'webhook' && sp.stages !== 'preconfigured') {
+    // An inline webhook stage cannot carry a secret, and the shipped server (deploy/clover-cd) refuses a caller
+    // without credentials: 401, which Orca treats as TERMINAL. Only the mesh identity can vouch for Orca here.
+    if (!sp.stageServer.meshAuth)
+      throw new InvalidInputError(`${input.file ? `${input.file}: ` : ''}${INLINE_WEBHOOK_REFUSED}`, [
+        {
+          file: input.file,
+          path: 'spinnaker.stageServer.meshAuth',
+          message:
+            'required for inline webhook stages (or spinnaker.stages: preconfigured, or runner jenkins / runJob)',
+        },
+      ]);
+    notes.push(
+      `inline webhook stages: the stage server must trust ${sp.stageServer.meshAuth.principal} (deploy/clover-cd/overlays/mesh-auth: sidecar, mutual TLS, an AuthorizationPolicy admitting only it; serve --trust-mesh-principal), and Orca must run with an Istio sidecar under that service account.`,
+    );
   }
-  if (sp.stages === 'preconfigured') notes.push('preconfigured stages: Orca needs the webhook types of `clover-cd pipeline orca-config` in orca-local.yml (the stage server URL and secret header live there).');
+  if (sp.stages === 'preconfigured')
+    notes.push(
+      'preconfigured stages: Orca needs the webhook types of `clover-cd pipeline orca-config` in orca-local.yml (the stage server URL and secret header live there).',
+    );
   // The canary module's plan, refused (exit 2) like `clover-cd release` refuses it when a step cannot reach
   // the gate's minimum samples at the load's volume.
-  const loadPlan = input.loadPlan ?? (spec.load && typeof spec.load.plan === 'object' ? spec.load.plan : undefined);
+  const loadPlan =
+    input.loadPlan ?? (spec.load && typeof spec.load.plan === 'object' ? spec.load.plan : undefined);
   const plan = planRelease(spec, { loadPlan });
   const mirrorSpec = mirrorGateSpec(spec, payloadSpec);
   if (plan.steps.some((s) => s.kind === 'mirror') && spec.gate && !mirrorSpec) {
-    notes.push('strategy.mirror: none of the gate rules can judge mirrored copies (only errorRate, latency, compareErrors and l4 can), so the mirror window ends in a manual judgment.');
+    notes.push(
+      'strategy.mirror: none of the gate rules can judge mirrored copies (only errorRate, latency, compareErrors and l4 can), so the mirror window ends in a manual judgment.',
+    );
   }
 
   const chain = new ChainBuilder();
-  const judgmentNotifications: NotificationConfig[] = (sp.notifications ?? []).map((n) => ({ type: n.type, address: n.address, level: 'stage', when: ['manualJudgment'] }));
-  const action = (stageName: string, act: ReleaseAction, params: ActionParams, after: Cursor | undefined, timeoutMs: number, onFailure: 'continue' | 'halt' = 'continue', body: Json = payloadSpec): Cursor => {
-    const refId = chain.add(stageName, actionStage(spec, body, application, act, params), after ? [after.refId] : [], { guard: after?.ok, onFailure, timeoutMs });
+  const judgmentNotifications: NotificationConfig[] = (sp.notifications ?? []).map((n) => ({
+    type: n.type,
+    address: n.address,
+    level: 'stage',
+    when: ['manualJudgment'],
+  }));
+  const action = (
+    stageName: string,
+    act: ReleaseAction,
+    params: ActionParams,
+    after: Cursor | undefined,
+    timeoutMs: number,
+    onFailure: 'continue' | 'halt' = 'continue',
+    body: Json = payloadSpec,
+  ): Cursor => {
+    const refId = chain.add(
+      stageName,
+      actionStage(spec, body, application, act, params),
+      after ? [after.refId] : [],
+      { guard: after?.ok, onFailure, timeoutMs },
+    );
     return { refId, ok: succeeded(stageName) };
   };
   const judgment = (stageName: string, instructions: string, after: Cursor): Cursor => {
@@ -150,7 +218,8 @@ export function renderPipeline(input: RenderInput): RenderResult {
       judgmentInputs: [{ value: 'continue' }, { value: 'rollback' }],
       propagateAuthenticationContext: false,
     };
-    if (judgmentNotifications.length) Object.assign(body, { sendNotifications: true, notifications: judgmentNotifications });
+    if (judgmentNotifications.length)
+      Object.assign(body, { sendNotifications: true, notifications: judgmentNotifications });
     const refId = chain.add(stageName, body, [after.refId], { guard: after.ok, onFailure: 'continue' });
     return { refId, ok: `${succeeded(stageName)} && #judgment(${quote(stageName)}) == 'continue'` };
   };
@@ -158,10 +227,21 @@ export function renderPipeline(input: RenderInput): RenderResult {
    * Load + gate for one window. An inconclusive window is analysed again inside the gate action, up to the
    * strategy's maxInconclusive (the engine owns that loop), so the pipeline shows exactly the stages that run.
    */
-  const analysis = (label: string, params: ActionParams, windowMs: number, after: Cursor, gateSpec: Json = payloadSpec): Cursor => {
+  const analysis = (
+    label: string,
+    params: ActionParams,
+    windowMs: number,
+    after: Cursor,
+    gateSpec: Json = payloadSpec,
+  ): Cursor => {
     const timeoutMs = (plan.maxInconclusive + 1) * (3 * windowMs) + 10 * MINUTE;
     if (!spec.load && !spec.gate) {
-      const refId = chain.add(`Observe ${label}`, { type: 'wait', waitTime: Math.ceil(windowMs / 1000), skipWaitText: `observing ${label}` }, [after.refId], { guard: after.ok, onFailure: 'continue' });
+      const refId = chain.add(
+        `Observe ${label}`,
+        { type: 'wait', waitTime: Math.ceil(windowMs / 1000), skipWaitText: `observing ${label}` },
+        [after.refId],
+        { guard: after.ok, onFailure: 'continue' },
+      );
       return { refId, ok: succeeded(`Observe ${label}`) };
     }
     let cursor = after;
@@ -174,24 +254,38 @@ export function renderPipeline(input: RenderInput): RenderResult {
   // pipeline there (nothing was shifted, so there is nothing to roll back)
   // The candidate image as an expected artifact: each trigger deploys its own tag, a manual start the `tag` parameter.
   const binding = input.candidateManifests ? undefined : imageBinding(spec);
-  const manifests = input.candidateManifests ?? (spec.service.candidateImage ? [candidateDeployment(spec, binding?.name)] : []);
+  notes.push(...(binding?.notes ?? []));
+  const manifests =
+    input.candidateManifests ??
+    (spec.service.candidateImage ? [candidateDeployment(spec, binding?.name)] : []);
   let cursor: Cursor | undefined;
   if (manifests.length) {
     const text = JSON.stringify(manifests);
-    const refId = chain.add(`Deploy ${candidate}`, {
-      type: 'deployManifest',
-      account: sp.account,
-      cloudProvider: 'kubernetes',
-      moniker: { app: application },
-      source: 'text',
-      manifests: manifests as unknown as Json[],
-      // Manifests with literal ${...} (Helm, Prometheus rules) must not be evaluated as SpEL.
-      skipExpressionEvaluation: text.includes('${'),
-      trafficManagement: { enabled: false, options: { enableTraffic: false, services: [], strategy: 'none' } },
-      ...(binding ? { requiredArtifactIds: [binding.expectedArtifact.id as string] } : {}),
-    }, [], { onFailure: 'halt', timeoutMs: 15 * MINUTE });
+    const refId = chain.add(
+      `Deploy ${candidate}`,
+      {
+        type: 'deployManifest',
+        account: sp.account,
+        cloudProvider: 'kubernetes',
+        moniker: { app: application },
+        source: 'text',
+        manifests: manifests as unknown as Json[],
+        // Manifests with literal ${...} (Helm, Prometheus rules) must not be evaluated as SpEL.
+        skipExpressionEvaluation: text.includes('${'),
+        trafficManagement: {
+          enabled: false,
+          options: { enableTraffic: false, services: [], strategy: 'none' },
+        },
+        ...(binding ? { requiredArtifactIds: [binding.expectedArtifact.id as string] } : {}),
+      },
+      [],
+      { onFailure: 'halt', timeoutMs: 15 * MINUTE },
+    );
     cursor = { refId, ok: succeeded(`Deploy ${candidate}`) };
-  } else notes.push('service has neither candidateImage nor candidateManifests: the candidate must already be deployed; the pipeline starts at route preparation.');
+  } else
+    notes.push(
+      'service has neither candidateImage nor candidateManifests: the candidate must already be deployed; the pipeline starts at route preparation.',
+    );
   cursor = action(`Prepare routes for ${candidate}`, 'deploy', {}, cursor, 15 * MINUTE);
 
   // 2. the strategy: one block per step of the canary module's plan (the plan `clover-cd release` runs), so
@@ -213,27 +307,51 @@ export function renderPipeline(input: RenderInput): RenderResult {
         if (spec.load) c = action(`Load ${label}`, 'load', { step }, c, 3 * s.windowMs + 10 * MINUTE);
         else if (!spec.gate) return analysis(label, { step }, s.windowMs, c);
         // No rule can judge the copies: a person looks at them (their answers never reach a client).
-        return judgment(`Continue after mirroring to ${candidate}?`, `${s.mirrorPercent}% of ${stable}'s requests were copied to ${candidate} for ${durationText(s.windowMs)}; compare ${candidate}'s error rate and latency in the mesh metrics. Choose "continue" to start shifting traffic, "rollback" to stop the release.`, c);
+        return judgment(
+          `Continue after mirroring to ${candidate}?`,
+          `${s.mirrorPercent}% of ${stable}'s requests were copied to ${candidate} for ${durationText(s.windowMs)}; compare ${candidate}'s error rate and latency in the mesh metrics. Choose "continue" to start shifting traffic, "rollback" to stop the release.`,
+          c,
+        );
       }
       case 'weight':
         c = action(`Shift ${s.weight}% to ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
         c = analysis(`at ${s.weight}%`, { step }, s.windowMs, c);
-        if (s.judgment) c = judgment(`Continue after ${s.weight}%?`, `Gate passed at ${s.weight}% of traffic on ${candidate}. Choose "continue" to go on, "rollback" to return all traffic to ${stable}.`, c);
+        if (s.judgment)
+          c = judgment(
+            `Continue after ${s.weight}%?`,
+            `Gate passed at ${s.weight}% of traffic on ${candidate}. Choose "continue" to go on, "rollback" to return all traffic to ${stable}.`,
+            c,
+          );
         return c;
       case 'preview':
         // The candidate is reachable only with the preview header; nothing is analysed before the switch.
         c = action(`Preview ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
-        if (s.judgment) c = judgment(`Switch traffic to ${candidate}?`, `${candidate} is deployed and reachable with the header "${PREVIEW_HEADER}: true" (all other traffic stays on ${stable}). Choose "continue" to switch all traffic to ${candidate}; its gate runs after the switch and a failure switches straight back.`, c);
+        if (s.judgment)
+          c = judgment(
+            `Switch traffic to ${candidate}?`,
+            `${candidate} is deployed and reachable with the header "${PREVIEW_HEADER}: true" (all other traffic stays on ${stable}). Choose "continue" to switch all traffic to ${candidate}; its gate runs after the switch and a failure switches straight back.`,
+            c,
+          );
         return c;
       case 'switch':
         c = action(`Switch traffic to ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
         c = analysis(`after the switch to ${candidate}`, { step }, s.windowMs, c);
-        if (s.judgment) c = judgment(`Keep ${candidate}?`, `Gate passed with all traffic on ${candidate}. Choose "continue" to promote, "rollback" to switch back to ${stable}.`, c);
+        if (s.judgment)
+          c = judgment(
+            `Keep ${candidate}?`,
+            `Gate passed with all traffic on ${candidate}. Choose "continue" to promote, "rollback" to switch back to ${stable}.`,
+            c,
+          );
         return c;
       case 'match':
         c = action(`Route matching requests to ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
         c = analysis('A/B', { step }, s.windowMs, c);
-        if (s.judgment) c = judgment(`Promote ${candidate}?`, `The A/B test passed its gate. Choose "continue" to send all traffic to ${candidate}.`, c);
+        if (s.judgment)
+          c = judgment(
+            `Promote ${candidate}?`,
+            `The A/B test passed its gate. Choose "continue" to send all traffic to ${candidate}.`,
+            c,
+          );
         return c;
     }
   }
@@ -241,21 +359,34 @@ export function renderPipeline(input: RenderInput): RenderResult {
   // 3. promote, or roll back; then make the execution's status tell the truth
   const promote = `Promote ${candidate}`;
   cursor = action(promote, 'promote', {}, cursor, 15 * MINUTE);
-  const rollbackRef = chain.add(`Roll back to ${stable}`, actionStage(spec, payloadSpec, application, 'rollback', {}), [cursor.refId], {
-    guard: `#stage(${quote(promote)})['status'].toString() != 'SUCCEEDED'`,
-    onFailure: 'halt',
-    timeoutMs: 15 * MINUTE,
-  });
-  chain.add('Release verdict', {
-    type: 'checkPreconditions',
-    preconditions: [
-      {
-        type: 'expression',
-        context: { expression: succeeded(promote), failureMessage: `${candidate} was not promoted: the release was rolled back to ${stable} (see the failed stage above)` },
-        failPipeline: true,
-      },
-    ],
-  }, [rollbackRef], { onFailure: 'halt' });
+  const rollbackRef = chain.add(
+    `Roll back to ${stable}`,
+    actionStage(spec, payloadSpec, application, 'rollback', {}),
+    [cursor.refId],
+    {
+      guard: `#stage(${quote(promote)})['status'].toString() != 'SUCCEEDED'`,
+      onFailure: 'halt',
+      timeoutMs: 15 * MINUTE,
+    },
+  );
+  chain.add(
+    'Release verdict',
+    {
+      type: 'checkPreconditions',
+      preconditions: [
+        {
+          type: 'expression',
+          context: {
+            expression: succeeded(promote),
+            failureMessage: `${candidate} was not promoted: the release was rolled back to ${stable} (see the failed stage above)`,
+          },
+          failPipeline: true,
+        },
+      ],
+    },
+    [rollbackRef],
+    { onFailure: 'halt' },
+  );
 
   const pipeline: PipelineConfig = {
     id: stablePipelineId(application, name),
@@ -265,11 +396,26 @@ export function renderPipeline(input: RenderInput): RenderResult {
     spelEvaluator: 'v4',
     limitConcurrent: true,
     keepWaitingPipelines: false,
-    locked: { ui: true, allowUnlockUi: true, description: 'Managed by clover-cd: changes here are overwritten by the next `clover-cd pipeline save`.' },
+    locked: {
+      ui: true,
+      allowUnlockUi: true,
+      description:
+        'Managed by clover-cd: changes here are overwritten by the next `clover-cd pipeline save`.',
+    },
     parameterConfig: binding ? [binding.parameter] : [],
     expectedArtifacts: binding ? [binding.expectedArtifact] : [],
-    triggers: (sp.triggers ?? []).map((t, i) => ({ ...renderTrigger(t, application), ...(binding?.triggers.includes(i) ? { expectedArtifactIds: [binding.expectedArtifact.id as string] } : {}) })),
-    notifications: (sp.notifications ?? []).map((n) => ({ type: n.type, address: n.address, level: 'pipeline', when: n.when ?? ['pipeline.failed'] })),
+    triggers: (sp.triggers ?? []).map((t, i) => ({
+      ...renderTrigger(t, application),
+      ...(binding?.triggers.includes(i)
+        ? { expectedArtifactIds: [binding.expectedArtifact.id as string] }
+        : {}),
+    })),
+    notifications: (sp.notifications ?? []).map((n) => ({
+      type: n.type,
+      address: n.address,
+      level: 'pipeline',
+      when: n.when ?? ['pipeline.failed'],
+    })),
     stages: chain.stages,
   };
   return { pipeline, notes };

@@ -1,12 +1,13 @@
 /**
  * How a release action (deploy, traffic, load, gate, promote, rollback) becomes a Spinnaker stage, per
- * `spinnaker.runner`: a `webhook` to the clover-cd stage server (contract [E]) — inline, or a preconfigured
+ * `spinnaker.runner`: a `webhook` to the clover-cd stage server — inline, or a preconfigured
  * webhook type of Orca's configuration (`spinnaker.stages: preconfigured`) —, a `jenkins` job that runs
  * clover-cd and archives a property file, or a Kubernetes Job (`runJobManifest`, alias `runJob`).
  * No stage ever carries a secret: headers with secrets live only in Orca's configuration (preconfigured.ts).
  */
 import type { ReleaseSpec, SpinnakerSpec } from '../spec/types.js';
 import { STAGE_SERVER_POLLING, type StageAction } from '../contract/index.js';
+import { defaultImage } from '../contract/images.js';
 import { preconfiguredStage } from './preconfigured.js';
 import type { Json } from './types.js';
 
@@ -37,11 +38,29 @@ export function stageCommandArgs(action: ReleaseAction, params: ActionParams): s
   return args;
 }
 
-function webhookStage(sp: SpinnakerSpec, release: string, spec: Json, action: ReleaseAction, params: ActionParams): StageBody {
+/**
+ * What an inline stage declares about how the stage server knows its caller (Orca keeps unknown stage fields and
+ * sends nothing of it): `pipeline validate` reads it, and the local runner plays the mesh it names.
+ */
+export const STAGE_AUTH_FIELD = 'cloverCdAuth';
+export interface StageAuthDeclaration {
+  mode: 'mesh-identity';
+  /** The SPIFFE id the server trusts (`serve --trust-mesh-principal`). */
+  principal: string;
+}
+
+function webhookStage(
+  sp: SpinnakerSpec,
+  release: string,
+  spec: Json,
+  action: ReleaseAction,
+  params: ActionParams,
+): StageBody {
   const server = sp.stageServer.url.replace(/\/+$/, '');
   // No Authorization header: Spinnaker resolves secret references only in its configuration files (a reference
-  // here would be sent literally), so an authenticated webhook is a preconfigured one (spinnaker.stages).
+  // here would be sent literally). The server knows Orca by its mesh identity (render refuses inline stages without).
   const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+  const auth: StageAuthDeclaration = { mode: 'mesh-identity', principal: sp.stageServer.meshAuth!.principal };
   const rel = encodeURIComponent(release);
   return {
     type: 'webhook',
@@ -56,10 +75,17 @@ function webhookStage(sp: SpinnakerSpec, release: string, spec: Json, action: Re
     cancelEndpoint: `${server}/api/v1/releases/${rel}/cancel`,
     cancelMethod: 'POST',
     cancelPayload: {},
+    [STAGE_AUTH_FIELD]: auth,
   };
 }
 
-function jenkinsStage(sp: SpinnakerSpec, release: string, spec: Json, action: ReleaseAction, params: ActionParams): StageBody {
+function jenkinsStage(
+  sp: SpinnakerSpec,
+  release: string,
+  spec: Json,
+  action: ReleaseAction,
+  params: ActionParams,
+): StageBody {
   const jenkins = sp.jenkins!;
   const parameters: Record<string, string> = {
     ACTION: action,
@@ -82,10 +108,21 @@ function jenkinsStage(sp: SpinnakerSpec, release: string, spec: Json, action: Re
   };
 }
 
-function runJobStage(sp: SpinnakerSpec, release: string, application: string, spec: Json, action: ReleaseAction, params: ActionParams): StageBody {
+function runJobStage(
+  sp: SpinnakerSpec,
+  release: string,
+  application: string,
+  spec: Json,
+  action: ReleaseAction,
+  params: ActionParams,
+): StageBody {
   const rj = sp.runJob!;
   const namespace = rj.namespace ?? 'default';
-  const labels = { 'app.kubernetes.io/name': 'clover-cd', 'clover-cd/release': release, 'clover-cd/action': action };
+  const labels = {
+    'app.kubernetes.io/name': 'clover-cd',
+    'clover-cd/release': release,
+    'clover-cd/action': action,
+  };
   return {
     type: 'runJobManifest',
     alias: 'runJob',
@@ -109,7 +146,9 @@ function runJobStage(sp: SpinnakerSpec, release: string, application: string, sp
             containers: [
               {
                 name: RUNJOB_CONTAINER,
-                image: rj.image,
+                image: rj.image ?? defaultImage('clover-cd'),
+                // Exec form: `clover-cd` is on PATH in clover-cd's images, which have no shell.
+                command: ['clover-cd'],
                 args: [...stageCommandArgs(action, params), '--property-format', 'spinnaker'],
                 env: [
                   { name: 'CLOVER_CD_SPEC', value: JSON.stringify(spec) },
@@ -128,7 +167,13 @@ function runJobStage(sp: SpinnakerSpec, release: string, application: string, sp
 }
 
 /** The stage body for one action, for the runner the spec selects (webhook by default). */
-export function actionStage(spec: ReleaseSpec, payloadSpec: Json, application: string, action: ReleaseAction, params: ActionParams): StageBody {
+export function actionStage(
+  spec: ReleaseSpec,
+  payloadSpec: Json,
+  application: string,
+  action: ReleaseAction,
+  params: ActionParams,
+): StageBody {
   const sp = spec.spinnaker!;
   const release = spec.metadata.name;
   switch (sp.runner ?? 'webhook') {

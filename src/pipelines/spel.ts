@@ -54,7 +54,9 @@ export function expressionSyntaxProblems(text: string): string[] {
           break;
         }
       } else if (c === '$' && text[j + 1] === '{' && depth > 0) {
-        problems.push(`nested "\${" inside an expression at offset ${j}: Orca does not evaluate nested expressions`);
+        problems.push(
+          `nested "\${" inside an expression at offset ${j}: Orca does not evaluate nested expressions`,
+        );
       }
     }
     if (end === -1) {
@@ -69,7 +71,8 @@ export function expressionSyntaxProblems(text: string): string[] {
 /** Every string inside a JSON value, with its path relative to the value. */
 export function* stringsIn(value: unknown, path = ''): Generator<[string, string]> {
   if (typeof value === 'string') yield [path, value];
-  else if (Array.isArray(value)) for (let i = 0; i < value.length; i++) yield* stringsIn(value[i], `${path}[${i}]`);
+  else if (Array.isArray(value))
+    for (let i = 0; i < value.length; i++) yield* stringsIn(value[i], `${path}[${i}]`);
   else if (value && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) yield* stringsIn(v, path ? `${path}.${k}` : k);
   }

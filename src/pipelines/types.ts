@@ -1,5 +1,5 @@
 /**
- * Spinnaker pipeline config as Front50 stores it and Orca reads it (reference §1-§4). Typed loosely on
+ * Spinnaker pipeline config as Front50 stores it and Orca reads it. Typed loosely on
  * purpose: the validator must look at whatever a user hands it, so every field is `unknown` until checked.
  */
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };

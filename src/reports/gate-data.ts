@@ -2,7 +2,14 @@
  * What the gate report draws, read from an evidence bundle: counts per version (and route), latency
  * distributions as ECDFs on a shared grid, and each rule paired with its result. Pure.
  */
-import { checkSplit, type EvidenceBundle, type GateRun, type Histogram, type RuleResult, type VersionCounts } from '../validators/index.js';
+import {
+  checkSplit,
+  type EvidenceBundle,
+  type GateRun,
+  type Histogram,
+  type RuleResult,
+  type VersionCounts,
+} from '../validators/index.js';
 import type { GateRule } from '../spec/types.js';
 
 export interface RulePair {
@@ -16,18 +23,24 @@ export interface RulePair {
 export function rulePairs(b: EvidenceBundle, results: RuleResult[]): RulePair[] {
   return results.map((result, index) => {
     const rule = b.rules[index] as GateRule | undefined;
-    const [kind, body] = rule ? (Object.entries(rule)[0] as [string, Record<string, unknown>]) : [result.rule.split(' ')[0], {}];
+    const [kind, body] = rule
+      ? (Object.entries(rule)[0] as [string, Record<string, unknown>])
+      : [result.rule.split(' ')[0], {}];
     return { index, kind, body: body ?? {}, result };
   });
 }
 
 /** The Wilson interval of k of n, as the gate computes it. */
 export function interval(k: number, n: number, confidence = 0.95): { low: number; high: number } {
-  return n > 0 ? checkSplit({ stable: n - k, candidate: k }, 0, confidence).interval : { low: NaN, high: NaN };
+  return n > 0
+    ? checkSplit({ stable: n - k, candidate: k }, 0, confidence).interval
+    : { low: NaN, high: NaN };
 }
 
 /** Requests per version at the gated service: metrics first, then traces. */
-export function versionCounts(b: EvidenceBundle): { source: string; byVersion: Record<string, VersionCounts> } | undefined {
+export function versionCounts(
+  b: EvidenceBundle,
+): { source: string; byVersion: Record<string, VersionCounts> } | undefined {
   const m = b.evidence.metrics?.hops[b.service.name];
   if (m && Object.keys(m).length) return { source: b.evidence.metrics!.source, byVersion: m };
   const t = b.evidence.traces?.versions;
@@ -35,7 +48,9 @@ export function versionCounts(b: EvidenceBundle): { source: string; byVersion: R
   return undefined;
 }
 
-export function routeCounts(b: EvidenceBundle): { source: string; routes: Record<string, Record<string, VersionCounts>> } | undefined {
+export function routeCounts(
+  b: EvidenceBundle,
+): { source: string; routes: Record<string, Record<string, VersionCounts>> } | undefined {
   const m = b.evidence.metrics?.routes;
   if (m && Object.keys(m).length) return { source: b.evidence.metrics!.source, routes: m };
   const t = b.evidence.traces?.routes;
@@ -86,14 +101,21 @@ export function ecdfOfHistogram(h: Histogram): Ecdf {
 }
 
 /** The latency distribution of each version: trace durations when both have some, else the histograms. */
-export function latencyEcdfs(b: EvidenceBundle, versions: string[], route?: string): { source: string; ecdfs: Record<string, Ecdf> } | undefined {
+export function latencyEcdfs(
+  b: EvidenceBundle,
+  versions: string[],
+  route?: string,
+): { source: string; ecdfs: Record<string, Ecdf> } | undefined {
   const d = b.evidence.traces?.durations;
   if (!route && d && versions.every((v) => (d[v]?.length ?? 0) > 0)) {
     return { source: 'jaeger', ecdfs: Object.fromEntries(versions.map((v) => [v, ecdfOfSamples(d[v])])) };
   }
   const hs = route ? b.evidence.metrics?.routeLatency?.[route] : b.evidence.metrics?.latency;
   if (hs && versions.some((v) => hs[v])) {
-    return { source: b.evidence.metrics!.source, ecdfs: Object.fromEntries(versions.filter((v) => hs[v]).map((v) => [v, ecdfOfHistogram(hs[v])])) };
+    return {
+      source: b.evidence.metrics!.source,
+      ecdfs: Object.fromEntries(versions.filter((v) => hs[v]).map((v) => [v, ecdfOfHistogram(hs[v])])),
+    };
   }
   return undefined;
 }
@@ -105,7 +127,10 @@ export function ecdfQuantile(e: Ecdf, q: number): number {
 }
 
 /** ECDFs on one shared x grid (uPlot's aligned data): each series' share at every x of the union. */
-export function alignEcdfs(ecdfs: Record<string, Ecdf>): { x: number[]; y: Record<string, Array<number | null>> } {
+export function alignEcdfs(ecdfs: Record<string, Ecdf>): {
+  x: number[];
+  y: Record<string, Array<number | null>>;
+} {
   const x = [...new Set(Object.values(ecdfs).flatMap((e) => e.x))].sort((a, b) => a - b);
   const y: Record<string, Array<number | null>> = {};
   for (const [v, e] of Object.entries(ecdfs)) {

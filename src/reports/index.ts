@@ -19,14 +19,27 @@ export { chartLibrary } from './page.js';
 export const gateHtmlPath = (bundlePath: string): string => bundlePath.replace(/\.json$/i, '') + '.html';
 
 /** The gate report of a bundle (its own verdict unless one is given), secrets masked. */
-export function gateHtml(bundle: EvidenceBundle, verdict?: Verdict, bundlePath?: string, opts: { nonce?: string } = {}): string {
+export function gateHtml(
+  bundle: EvidenceBundle,
+  verdict?: Verdict,
+  bundlePath?: string,
+  opts: { nonce?: string } = {},
+): string {
   const v = verdict ?? bundle.verdict;
   if (!v) throw new Error('the evidence bundle holds no verdict: judge it first (clover-cd gate --replay)');
-  return renderGateHtml(redactDeep(v), redactDeep(bundle), { bundleName: bundlePath ? basename(bundlePath) : undefined, nonce: opts.nonce });
+  return renderGateHtml(redactDeep(v), redactDeep(bundle), {
+    bundleName: bundlePath ? basename(bundlePath) : undefined,
+    nonce: opts.nonce,
+  });
 }
 
 /** Write `file` (default: beside the bundle); returns the path written. */
-export function writeGateHtml(bundle: EvidenceBundle, verdict: Verdict | undefined, bundlePath?: string, file?: string): string {
+export function writeGateHtml(
+  bundle: EvidenceBundle,
+  verdict: Verdict | undefined,
+  bundlePath?: string,
+  file?: string,
+): string {
   const out = file ?? gateHtmlPath(bundlePath ?? 'gate-report.json');
   writeFileSync(out, gateHtml(bundle, verdict, bundlePath));
   return out;
@@ -35,6 +48,14 @@ export function writeGateHtml(bundle: EvidenceBundle, verdict: Verdict | undefin
 /** The load report of a JTL with its charts (a second streaming pass gives the time series). */
 export async function loadHtml(report: LoadReport, analysis?: JtlAnalysis): Promise<string> {
   const a = analysis ?? (await analyzeJtl(report.jtl));
-  const series = await jtlSeries(report.jtl, { firstTs: a.firstTs, lastEnd: a.lastEnd }, { labels: Object.keys(report.summary.labels).sort((x, y) => report.summary.labels[y].count - report.summary.labels[x].count).slice(0, 12) });
+  const series = await jtlSeries(
+    report.jtl,
+    { firstTs: a.firstTs, lastEnd: a.lastEnd },
+    {
+      labels: Object.keys(report.summary.labels)
+        .sort((x, y) => report.summary.labels[y].count - report.summary.labels[x].count)
+        .slice(0, 12),
+    },
+  );
   return renderLoadHtml(redactDeep(report), series);
 }

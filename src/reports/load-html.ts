@@ -10,13 +10,31 @@ const ms = (v: number) => String(Math.round(v));
 const pct = (v: number) => `${(v * 100).toFixed(2)}%`;
 
 function row(name: string, s: LabelStats): string {
-  const cells = [String(s.count), String(s.errors), pct(s.errorRate), ms(s.min), ms(s.mean), ms(s.p50), ms(s.p90), ms(s.p95), ms(s.p99), ms(s.max), s.throughput.toFixed(1)];
+  const cells = [
+    String(s.count),
+    String(s.errors),
+    pct(s.errorRate),
+    ms(s.min),
+    ms(s.mean),
+    ms(s.p50),
+    ms(s.p90),
+    ms(s.p95),
+    ms(s.p99),
+    ms(s.max),
+    s.throughput.toFixed(1),
+  ];
   return `<tr class="${s.errors ? 'fail' : ''}"><td>${esc(name)}</td>${cells.map((c) => `<td class="num">${esc(c)}</td>`).join('')}</tr>`;
 }
 
 export function renderLoadHtml(r: LoadReport, series: JtlSeries): string {
   const charts: Record<string, unknown> = {};
-  const labels = ['TOTAL', ...Object.entries(r.summary.labels).sort(([, a], [, b]) => b.count - a.count).map(([k]) => k).slice(0, MAX_LABELS)];
+  const labels = [
+    'TOTAL',
+    ...Object.entries(r.summary.labels)
+      .sort(([, a], [, b]) => b.count - a.count)
+      .map(([k]) => k)
+      .slice(0, MAX_LABELS),
+  ];
   const blocks: string[] = [];
   labels.forEach((label, i) => {
     const pts = series.labels[label];
@@ -48,15 +66,26 @@ export function renderLoadHtml(r: LoadReport, series: JtlSeries): string {
       ],
     };
     const s = label === 'TOTAL' ? r.summary.total : r.summary.labels[label];
-    blocks.push(`<section class="panel${s?.errors ? ' failed' : ''}" data-label="${esc(label)}" style="grid-template-columns:1fr 1fr"><div class="pic"><h2>${esc(label === 'TOTAL' ? 'All labels' : label)} — throughput and errors</h2><div class="chart" data-chart="tp${i}"></div></div><div class="pic"><h2>latency percentiles</h2><div class="chart" data-chart="lat${i}"></div></div></section>`);
+    blocks.push(
+      `<section class="panel${s?.errors ? ' failed' : ''}" data-label="${esc(label)}" style="grid-template-columns:1fr 1fr"><div class="pic"><h2>${esc(label === 'TOTAL' ? 'All labels' : label)} — throughput and errors</h2><div class="chart" data-chart="tp${i}"></div></div><div class="pic"><h2>latency percentiles</h2><div class="chart" data-chart="lat${i}"></div></div></section>`,
+    );
   });
   const more = Object.keys(r.summary.labels).length - (labels.length - 1);
   const head = `<header><h1>Load report <span class="badge ${r.passed ? 'pass' : 'fail'}" id="verdict">${r.passed ? 'passed' : 'failed'}</span></h1>
 <div>results <code>${esc(r.jtl)}</code>${r.interrupted ? ' (interrupted)' : ''}; ${r.expected !== undefined ? `expected ${r.expected} samples, received ${r.received}` : `received ${r.received} samples`}; time buckets of ${series.bucketMs / 1000}s</div></header>`;
-  const table = `<section class="panel" style="display:block"><h2>Statistics</h2><table><tr>${['label', 'samples', 'errors', 'error%', 'min', 'mean', 'p50', 'p90', 'p95', 'p99', 'max', 'req/s'].map((h) => `<th>${h}</th>`).join('')}</tr>${Object.entries(r.summary.labels)
+  const table = `<section class="panel" style="display:block"><h2>Statistics</h2><table><tr>${['label', 'samples', 'errors', 'error%', 'min', 'mean', 'p50', 'p90', 'p95', 'p99', 'max', 'req/s'].map((h) => `<th>${h}</th>`).join('')}</tr>${Object.entries(
+    r.summary.labels,
+  )
     .map(([k, s]) => row(k, s))
     .join('')}${row('TOTAL', r.summary.total)}</table>
 ${r.countMismatches.length ? `<p class="rule fail">${r.countMismatches.map((m) => `${esc(m.label)}: expected ${m.expected}, received ${m.received}`).join('; ')}</p>` : ''}
 <h3>Criteria</h3>${r.criteria.length ? r.criteria.map((c) => `<div class="rule ${c.tripped ? 'fail' : 'pass'}"><span class="badge ${c.tripped ? 'fail' : 'pass'}">${c.tripped ? 'fail' : 'pass'}</span> ${esc(c.criterion)}: ${esc(c.reason)}</div>`).join('') : '<p class="note">None in the plan.</p>'}</section>`;
-  return page('clover-cd load report', head, table + blocks.join('\n') + (more > 0 ? `<p class="note">${more} more label(s) in the table only.</p>` : ''), { charts });
+  return page(
+    'clover-cd load report',
+    head,
+    table +
+      blocks.join('\n') +
+      (more > 0 ? `<p class="note">${more} more label(s) in the table only.</p>` : ''),
+    { charts },
+  );
 }

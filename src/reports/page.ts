@@ -18,7 +18,13 @@ export function chartLibrary(): { js: string; css: string } {
   return cached;
 }
 
-const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const ENTITIES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+};
 /** Text for HTML content and attribute values. */
 export const esc = (s: unknown): string => String(s ?? '').replace(/[&<>"']/g, (c) => ENTITIES[c]);
 
@@ -105,7 +111,13 @@ export const CLIENT = `
 `;
 
 /** One self-contained page: the chart library, the data, the client code. No request leaves it. */
-export function page(title: string, head: string, body: string, data: unknown, opts: { nonce?: string } = {}): string {
+export function page(
+  title: string,
+  head: string,
+  body: string,
+  data: unknown,
+  opts: { nonce?: string } = {},
+): string {
   const lib = chartLibrary();
   const n = opts.nonce ? ` nonce="${esc(opts.nonce)}"` : '';
   return `<!doctype html>

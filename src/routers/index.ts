@@ -17,8 +17,16 @@ const ROUTERS: Record<string, (platform: Platform, plan: ReleasePlan, spec: Rele
 
 export const MESHES = Object.keys(ROUTERS);
 
-export function createRouter(platform: Platform, plan: ReleasePlan, spec: ReleaseSpec, mesh = 'istio'): TrafficRouter {
+export function createRouter(
+  platform: Platform,
+  plan: ReleasePlan,
+  spec: ReleaseSpec,
+  mesh = 'istio',
+): TrafficRouter {
   const make = ROUTERS[mesh];
-  if (!make) throw new InvalidInputError(`unknown mesh "${mesh}"; expected one of ${MESHES.join(', ')}`, [{ path: 'service.mesh', message: `expected one of ${MESHES.join(', ')}` }]);
+  if (!make)
+    throw new InvalidInputError(`unknown mesh "${mesh}"; expected one of ${MESHES.join(', ')}`, [
+      { path: 'service.mesh', message: `expected one of ${MESHES.join(', ')}` },
+    ]);
   return make(platform, plan, spec);
 }

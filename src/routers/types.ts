@@ -54,7 +54,11 @@ export interface TrafficRouter {
    * Whether requests observed per version follow a target: a weighted target is a binomial check of the
    * candidate's share; a match or mirror target has no share to check (pass with the reason).
    */
-  verifySplit(target: TrafficTarget, observed: { stable: number; candidate: number }, confidence: number): SplitCheck;
+  verifySplit(
+    target: TrafficTarget,
+    observed: { stable: number; candidate: number },
+    confidence: number,
+  ): SplitCheck;
 }
 
 /** Creates a router for a plan on a platform; one registration per mesh in `routers/index.ts`. */

@@ -49,11 +49,21 @@ export function checkFault(f: unknown): Fault | null {
   const x = f as Fault;
   const problems: string[] = [];
   for (const k of ['errorRate', 'resetRate'] as const) {
-    if (x[k] !== undefined && (typeof x[k] !== 'number' || x[k]! < 0 || x[k]! > 1)) problems.push(`${k} must be a number 0..1, found ${JSON.stringify(x[k])}`);
+    if (x[k] !== undefined && (typeof x[k] !== 'number' || x[k]! < 0 || x[k]! > 1))
+      problems.push(`${k} must be a number 0..1, found ${JSON.stringify(x[k])}`);
   }
-  if (x.delayMs !== undefined && (typeof x.delayMs !== 'number' || x.delayMs < 0 || x.delayMs > 600_000)) problems.push(`delayMs must be 0..600000, found ${JSON.stringify(x.delayMs)}`);
-  if (x.abortStatus !== undefined && (!Number.isInteger(x.abortStatus) || x.abortStatus < 200 || x.abortStatus > 599)) problems.push(`abortStatus must be an HTTP status 200..599, found ${JSON.stringify(x.abortStatus)}`);
-  if (problems.length) throw new InvalidInputError('invalid fault', problems.map((message) => ({ path: 'fault', message })));
+  if (x.delayMs !== undefined && (typeof x.delayMs !== 'number' || x.delayMs < 0 || x.delayMs > 600_000))
+    problems.push(`delayMs must be 0..600000, found ${JSON.stringify(x.delayMs)}`);
+  if (
+    x.abortStatus !== undefined &&
+    (!Number.isInteger(x.abortStatus) || x.abortStatus < 200 || x.abortStatus > 599)
+  )
+    problems.push(`abortStatus must be an HTTP status 200..599, found ${JSON.stringify(x.abortStatus)}`);
+  if (problems.length)
+    throw new InvalidInputError(
+      'invalid fault',
+      problems.map((message) => ({ path: 'fault', message })),
+    );
   return { errorRate: x.errorRate, abortStatus: x.abortStatus, delayMs: x.delayMs, resetRate: x.resetRate };
 }
 
@@ -74,7 +84,15 @@ export function sandboxStatus(core: SandboxCore) {
         address: pod ? `${pod.podIp}:${pod.port}` : `${i.host}:${i.port}`,
         fault: i.fault ?? null,
         // --netns: what an eBPF tracer attaches to (the host-side veth looks like a pod veth)
-        ...(pod ? { netnsName: pod.netnsName, netns: pod.netns, hostVeth: pod.hostVeth, podIp: pod.podIp, port: pod.port } : {}),
+        ...(pod
+          ? {
+              netnsName: pod.netnsName,
+              netns: pod.netns,
+              hostVeth: pod.hostVeth,
+              podIp: pod.podIp,
+              port: pod.port,
+            }
+          : {}),
       };
     }),
     faults: core.mesh.faultList(),
@@ -83,17 +101,23 @@ export function sandboxStatus(core: SandboxCore) {
   };
 }
 
-export async function startAdminServer(core: SandboxCore, opts: AdminOptions = {}): Promise<ControlServer & { url: string; token: string }> {
+export async function startAdminServer(
+  core: SandboxCore,
+  opts: AdminOptions = {},
+): Promise<ControlServer & { url: string; token: string }> {
   const token = opts.token ?? randomBytes(24).toString('hex');
   registerSecret(token);
   const expected = Buffer.from(`Bearer ${token}`);
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const send = (status: number, body: unknown) => {
       const text = JSON.stringify(body);
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+      res
+        .writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+        .end(text);
     };
     const auth = Buffer.from(req.headers.authorization ?? '');
-    if (auth.length !== expected.length || !timingSafeEqual(auth, expected)) return send(401, { error: 'missing or wrong bearer token (see the sandbox state file)' });
+    if (auth.length !== expected.length || !timingSafeEqual(auth, expected))
+      return send(401, { error: 'missing or wrong bearer token (see the sandbox state file)' });
     const path = (req.url ?? '/').split('?')[0];
     try {
       if (req.method === 'GET' && path === '/v1/status') return send(200, sandboxStatus(core));
@@ -114,20 +138,36 @@ export async function startAdminServer(core: SandboxCore, opts: AdminOptions = {
         case 'POST /v1/objects/get':
           return send(200, { object: (await core.platform.get(ref)) ?? null });
         case 'POST /v1/objects/patch':
-          return send(200, { object: await core.platform.patch(ref, body.patch as Record<string, unknown>, { resourceVersion: body.resourceVersion as string | undefined }) });
+          return send(200, {
+            object: await core.platform.patch(ref, body.patch as Record<string, unknown>, {
+              resourceVersion: body.resourceVersion as string | undefined,
+            }),
+          });
         case 'POST /v1/objects/delete':
           return send(200, { deleted: await core.platform.delete(ref) });
         case 'POST /v1/objects/list':
-          return send(200, { objects: await core.platform.list(String(body.apiVersion), String(body.kind), String(body.namespace ?? 'default'), body.labelSelector as string | undefined) });
+          return send(200, {
+            objects: await core.platform.list(
+              String(body.apiVersion),
+              String(body.kind),
+              String(body.namespace ?? 'default'),
+              body.labelSelector as string | undefined,
+            ),
+          });
         case 'PUT /v1/faults': {
-          const affected = core.setFault(String(body.workload), (body.version as string | undefined) ?? undefined, checkFault(body.fault));
+          const affected = core.setFault(
+            String(body.workload),
+            (body.version as string | undefined) ?? undefined,
+            checkFault(body.fault),
+          );
           return send(200, { affected, faults: core.mesh.faultList() });
         }
         default:
           return send(404, { error: `no such admin endpoint: ${req.method} ${path}` });
       }
     } catch (err) {
-      if (err instanceof ConflictError) return send(409, { error: err.message, currentResourceVersion: err.currentResourceVersion });
+      if (err instanceof ConflictError)
+        return send(409, { error: err.message, currentResourceVersion: err.currentResourceVersion });
       if (err instanceof InvalidInputError) return send(400, { error: err.message, problems: err.problems });
       return send(500, { error: (err as Error).message });
     }
@@ -139,7 +179,10 @@ export async function startAdminServer(core: SandboxCore, opts: AdminOptions = {
 }
 
 /** Servers every sandbox runs next to the mesh: the admin API and the gRPC control API. */
-export async function startControlServers(core: SandboxCore, opts: AdminOptions = {}): Promise<ControlServer[]> {
+export async function startControlServers(
+  core: SandboxCore,
+  opts: AdminOptions = {},
+): Promise<ControlServer[]> {
   const admin = await startAdminServer(core, opts);
   core.urls.admin = admin.url;
   core.adminToken = admin.token;

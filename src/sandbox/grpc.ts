@@ -27,14 +27,21 @@ function unary(fn: Handler): grpc.handleUnaryCall<Record<string, unknown>, unkno
   };
 }
 
-export async function startGrpcServer(core: SandboxCore): Promise<{ address: string; stop(): Promise<void> }> {
+export async function startGrpcServer(
+  core: SandboxCore,
+): Promise<{ address: string; stop(): Promise<void> }> {
   const pkg = loadSdcPackage();
   const server = new grpc.Server();
   const state = <K extends AppState['kind']>(workload: unknown, kind: K): Extract<AppState, { kind: K }> => {
     const name = String(workload ?? '');
     const s = core.apps.get(name);
-    if (!s) throw new RpcError(grpc.status.NOT_FOUND, `no workload "${name}" (known: ${[...core.apps.keys()].join(', ')})`);
-    if (s.kind !== kind) throw new RpcError(grpc.status.INVALID_ARGUMENT, `workload "${name}" is a ${s.kind}, not a ${kind}`);
+    if (!s)
+      throw new RpcError(
+        grpc.status.NOT_FOUND,
+        `no workload "${name}" (known: ${[...core.apps.keys()].join(', ')})`,
+      );
+    if (s.kind !== kind)
+      throw new RpcError(grpc.status.INVALID_ARGUMENT, `workload "${name}" is a ${s.kind}, not a ${kind}`);
     return s as Extract<AppState, { kind: K }>;
   };
   const knownService = (name: string) => {
@@ -45,7 +52,16 @@ export async function startGrpcServer(core: SandboxCore): Promise<{ address: str
   };
   const proxyConfig = (workload: string) => {
     const p = state(workload, 'proxy');
-    return { workload, forwardTo: p.forwardTo, mirrorTo: p.mirrorTo, alerts: p.alerts.map((a) => ({ eventId: Number(a.eventId), redisKey: a.redisKey, receivedAtMs: a.receivedAt })) };
+    return {
+      workload,
+      forwardTo: p.forwardTo,
+      mirrorTo: p.mirrorTo,
+      alerts: p.alerts.map((a) => ({
+        eventId: Number(a.eventId),
+        redisKey: a.redisKey,
+        receivedAtMs: a.receivedAt,
+      })),
+    };
   };
   const rulesReply = () => ({ rules: core.ids.rules, ruleText: core.ids.rules.map(formatRule) });
 
@@ -53,8 +69,11 @@ export async function startGrpcServer(core: SandboxCore): Promise<{ address: str
     getBackends: unary((r) => ({ workload: r.workload, backends: state(r.workload, 'lb').backends })),
     setBackends: unary((r) => {
       const lb = state(r.workload, 'lb');
-      const list = (r.backends as string[]).map((b) => knownService(b.replace(/^https?:\/\//, '').split(':')[0]));
-      if (!list.length) throw new RpcError(grpc.status.INVALID_ARGUMENT, 'backends must name at least one service');
+      const list = (r.backends as string[]).map((b) =>
+        knownService(b.replace(/^https?:\/\//, '').split(':')[0]),
+      );
+      if (!list.length)
+        throw new RpcError(grpc.status.INVALID_ARGUMENT, 'backends must name at least one service');
       lb.backends = list;
       return { workload: r.workload, backends: lb.backends };
     }),
@@ -64,9 +83,23 @@ export async function startGrpcServer(core: SandboxCore): Promise<{ address: str
     setRoutes: unary((r) => {
       const s = state(r.workload, 'server');
       const routes = (r.routes as SdcRoute[]).map((x, i) => {
-        if (!x.path.startsWith('/')) throw new RpcError(grpc.status.INVALID_ARGUMENT, `routes[${i}].path must start with "/", found "${x.path}"`);
-        if (x.status < 100 || x.status > 599) throw new RpcError(grpc.status.INVALID_ARGUMENT, `routes[${i}].status must be 100..599, found ${x.status}`);
-        return { path: x.path, prefix: x.prefix, status: x.status, body: x.body, contentType: x.contentType || 'text/plain' };
+        if (!x.path.startsWith('/'))
+          throw new RpcError(
+            grpc.status.INVALID_ARGUMENT,
+            `routes[${i}].path must start with "/", found "${x.path}"`,
+          );
+        if (x.status < 100 || x.status > 599)
+          throw new RpcError(
+            grpc.status.INVALID_ARGUMENT,
+            `routes[${i}].status must be 100..599, found ${x.status}`,
+          );
+        return {
+          path: x.path,
+          prefix: x.prefix,
+          status: x.status,
+          body: x.body,
+          contentType: x.contentType || 'text/plain',
+        };
       });
       s.routes = routes;
       return { workload: r.workload, routes };
@@ -83,7 +116,11 @@ export async function startGrpcServer(core: SandboxCore): Promise<{ address: str
     processAlert: unary((r) => {
       const p = core.proxyState();
       if (!p) throw new RpcError(grpc.status.NOT_FOUND, 'no proxy-access-control workload');
-      p.alerts.push({ eventId: String(r.eventId), redisKey: String(r.redisKey || 'snort_events'), receivedAt: Date.now() });
+      p.alerts.push({
+        eventId: String(r.eventId),
+        redisKey: String(r.redisKey || 'snort_events'),
+        receivedAt: Date.now(),
+      });
       return proxyConfig([...core.apps].find(([, s]) => s === p)![0]);
     }),
   });
@@ -91,7 +128,11 @@ export async function startGrpcServer(core: SandboxCore): Promise<{ address: str
     addRule: unary((r) => {
       const x = r as unknown as SdcIdsRule;
       if (!x.sid) throw new RpcError(grpc.status.INVALID_ARGUMENT, 'sid must be a positive number');
-      if (!['tcp', 'udp', 'icmp', 'ip'].includes(x.protocol)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `protocol must be tcp, udp, icmp or ip, found "${x.protocol}"`);
+      if (!['tcp', 'udp', 'icmp', 'ip'].includes(x.protocol))
+        throw new RpcError(
+          grpc.status.INVALID_ARGUMENT,
+          `protocol must be tcp, udp, icmp or ip, found "${x.protocol}"`,
+        );
       if (!x.msg) throw new RpcError(grpc.status.INVALID_ARGUMENT, 'msg must not be empty');
       const rule: IdsRule = {
         sid: x.sid,
@@ -123,7 +164,9 @@ export async function startGrpcServer(core: SandboxCore): Promise<{ address: str
     }),
   });
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${core.host}:0`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`${core.host}:0`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
   );
   return {
     address: `${core.host}:${port}`,

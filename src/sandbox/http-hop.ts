@@ -21,9 +21,20 @@ export function createAgent(): Agent {
   return new Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 512, scheduling: 'lifo' });
 }
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-connection', 'te', 'trailer']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'content-length',
+  'upgrade',
+  'proxy-connection',
+  'te',
+  'trailer',
+]);
 
-export function forwardableHeaders(h: IncomingHttpHeaders | Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
+export function forwardableHeaders(
+  h: IncomingHttpHeaders | Record<string, string | string[] | undefined>,
+): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(h)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
   return out;
@@ -47,7 +58,11 @@ export function sendHop(
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         clearTimeout(timer);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) });
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks),
+        });
       });
       res.on('error', (e) => {
         clearTimeout(timer);
@@ -60,7 +75,12 @@ export function sendHop(
     req.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       if (e instanceof HopError) return reject(e);
-      const kind = e.code === 'ECONNREFUSED' ? 'refused' : e.code === 'ECONNRESET' || e.code === 'EPIPE' ? 'reset' : 'other';
+      const kind =
+        e.code === 'ECONNREFUSED'
+          ? 'refused'
+          : e.code === 'ECONNRESET' || e.code === 'EPIPE'
+            ? 'reset'
+            : 'other';
       reject(new HopError(kind, e.message));
     });
     req.end(body);
@@ -89,7 +109,8 @@ export function retryableStatus(status: number, on: string[]): boolean {
 
 export function retryableError(kind: string, on: string[]): boolean {
   if (on.includes('5xx') || on.includes('gateway-error')) return true;
-  if (kind === 'refused' || kind === 'other') return on.includes('connect-failure') || on.includes('refused-stream');
+  if (kind === 'refused' || kind === 'other')
+    return on.includes('connect-failure') || on.includes('refused-stream');
   if (kind === 'reset') return on.includes('reset');
   return false;
 }

@@ -75,7 +75,10 @@ export class IdsEngine {
     else this.rules.push(rule);
   }
 
-  inspect(req: AppRequest, peer: { sourceIp: string; sourcePort: number; destinationIp: string; destinationPort: number }): IdsAlert[] {
+  inspect(
+    req: AppRequest,
+    peer: { sourceIp: string; sourcePort: number; destinationIp: string; destinationPort: number },
+  ): IdsAlert[] {
     if (!this.running) return [];
     this.inspected++;
     const head = `${req.method} ${req.path} HTTP/1.1\r\n${Object.entries(req.headers)
@@ -87,7 +90,8 @@ export class IdsEngine {
     for (const r of this.rules) {
       if (r.protocol === 'icmp' || r.protocol === 'udp') continue; // mirrored HTTP arrives over TCP
       if (r.destPort && r.destPort !== 'any' && r.destPort !== String(peer.destinationPort)) continue;
-      if (r.content && !(r.nocase ? lower.includes(r.content.toLowerCase()) : payload.includes(r.content))) continue;
+      if (r.content && !(r.nocase ? lower.includes(r.content.toLowerCase()) : payload.includes(r.content)))
+        continue;
       const now = Date.now();
       const alert: IdsAlert = {
         eventId: ++this.seq,

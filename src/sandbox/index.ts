@@ -23,7 +23,8 @@ export interface Sandbox extends SandboxHandle {
 }
 
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
-  if (opts.netns && process.getuid?.() !== 0) throw new InvalidInputError('--netns needs root (it creates network namespaces and veth pairs)');
+  if (opts.netns && process.getuid?.() !== 0)
+    throw new InvalidInputError('--netns needs root (it creates network namespaces and veth pairs)');
   const core = new SandboxCore(opts);
   const extras: Array<{ stop(): Promise<void> }> = [];
   try {

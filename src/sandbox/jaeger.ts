@@ -25,13 +25,28 @@ export function parseGoDurationUs(v: string): number | undefined {
   return GO_DURATION.test(v) || total > 0 ? total : undefined;
 }
 
-type Envelope = { data: unknown; total: number; limit: number; offset: number; errors: Array<{ code: number; msg: string }> | null };
+type Envelope = {
+  data: unknown;
+  total: number;
+  limit: number;
+  offset: number;
+  errors: Array<{ code: number; msg: string }> | null;
+};
 const envelope = (data: unknown, total = 0): Envelope => ({ data, total, limit: 0, offset: 0, errors: null });
-const failure = (code: number, msg: string): Envelope => ({ data: null, total: 0, limit: 0, offset: 0, errors: [{ code, msg }] });
+const failure = (code: number, msg: string): Envelope => ({
+  data: null,
+  total: 0,
+  limit: 0,
+  offset: 0,
+  errors: [{ code, msg }],
+});
 
 export function toJaegerTrace(traceId: string, spans: StoredSpan[]) {
   const processIds = new Map<string, string>();
-  const processes: Record<string, { serviceName: string; tags: Array<{ key: string; type: string; value: string }> }> = {};
+  const processes: Record<
+    string,
+    { serviceName: string; tags: Array<{ key: string; type: string; value: string }> }
+  > = {};
   for (const s of spans) {
     const key = `${s.service}|${s.nodeId}`;
     if (processIds.has(key)) continue;
@@ -71,7 +86,9 @@ export function handleJaeger(store: TraceStore, req: IncomingMessage, res: Serve
   const url = new URL(req.url ?? '/', 'http://x');
   const send = (status: number, body: Envelope) => {
     const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+    res
+      .writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+      .end(text);
   };
   const path = url.pathname.replace(/\/+$/, '');
   let m: RegExpExecArray | null;
@@ -128,7 +145,9 @@ export function handleJaeger(store: TraceStore, req: IncomingMessage, res: Serve
     tags = Object.fromEntries(Object.entries(tags).map(([k, v]) => [k, String(v)]));
     const endUs = num('end') ?? Date.now() * 1000;
     const lookback = p.get('lookback');
-    const startUs = num('start') ?? (lookback && lookback !== 'custom' ? endUs - (parseGoDurationUs(lookback) ?? 0) : undefined);
+    const startUs =
+      num('start') ??
+      (lookback && lookback !== 'custom' ? endUs - (parseGoDurationUs(lookback) ?? 0) : undefined);
     const found = store.find({
       service,
       operation: p.get('operation') ?? undefined,
@@ -143,7 +162,20 @@ export function handleJaeger(store: TraceStore, req: IncomingMessage, res: Serve
     // The ring evicts its oldest spans when full: a window that reaches back past them is reported incomplete,
     // in Jaeger's own errors field, rather than read as requests that never happened.
     const lost = store.evictedSince(startUs ?? -Infinity);
-    send(200, lost ? { ...envelope(data), errors: [{ code: 206, msg: `the sandbox trace store (capacity ${store.capacity} spans) evicted spans of this window: its traces are incomplete (raise sandbox up --trace-capacity or shorten the window)` }] } : envelope(data));
+    send(
+      200,
+      lost
+        ? {
+            ...envelope(data),
+            errors: [
+              {
+                code: 206,
+                msg: `the sandbox trace store (capacity ${store.capacity} spans) evicted spans of this window: its traces are incomplete (raise sandbox up --trace-capacity or shorten the window)`,
+              },
+            ],
+          }
+        : envelope(data),
+    );
   } else return false;
   return true;
 }

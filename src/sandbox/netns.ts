@@ -67,7 +67,12 @@ process.stdin.resume();
 
 const ip = (args: string[]) =>
   run('ip', args).catch((err: Error & { stderr?: string }) => {
-    throw new InfrastructureError('ip (iproute2)', `ip ${args.join(' ')}`, (err.stderr || err.message).trim(), 'that this runs as root and iproute2 is installed');
+    throw new InfrastructureError(
+      'ip (iproute2)',
+      `ip ${args.join(' ')}`,
+      (err.stderr || err.message).trim(),
+      'that this runs as root and iproute2 is installed',
+    );
   });
 
 /** A free 10.<a>.<b>.0/24: the first one no address or route on this host already uses. */
@@ -79,7 +84,12 @@ async function freeSubnet(): Promise<string> {
     const prefix = `10.${a}.${b}.`;
     if (!stdout.includes(prefix) && !stdout.includes(`10.${a}.0.0/16`)) return prefix;
   }
-  throw new InfrastructureError('network namespaces', 'ip route', 'no free 10.x.y.0/24 found', 'the routes on this host');
+  throw new InfrastructureError(
+    'network namespaces',
+    'ip route',
+    'no free 10.x.y.0/24 found',
+    'the routes on this host',
+  );
 }
 
 /** The namespaces, veths and bridge of one sandbox; everything it creates is recorded so teardown removes it all. */
@@ -111,10 +121,23 @@ export class NetnsLayout {
   /** Namespace + veth pair + addresses for a workload; the runner is started by `startRunner` once the sidecar listens. */
   async addPod(workload: string, port: number): Promise<PodNetwork> {
     const n = this.next++;
-    if (n > 250) throw new InfrastructureError('network namespaces', this.bridge, 'no pod address left in the /24', 'fewer workloads');
+    if (n > 250)
+      throw new InfrastructureError(
+        'network namespaces',
+        this.bridge,
+        'no pod address left in the /24',
+        'fewer workloads',
+      );
     const netnsName = `ccd-${this.sid}-${workload}`;
     const hostVeth = `ccd-${this.sid}-${String(this.links++).padStart(2, '0')}`;
-    const pod: PodNetwork = { workload, netnsName, netns: `/var/run/netns/${netnsName}`, hostVeth, podIp: `${this.prefix}${n}`, port };
+    const pod: PodNetwork = {
+      workload,
+      netnsName,
+      netns: `/var/run/netns/${netnsName}`,
+      hostVeth,
+      podIp: `${this.prefix}${n}`,
+      port,
+    };
     this.pods.set(workload, pod);
     await ip(['netns', 'add', netnsName]);
     await ip(['link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netnsName]);
@@ -128,21 +151,50 @@ export class NetnsLayout {
 
   async startRunner(workload: string, sidecarPort: number): Promise<void> {
     const pod = this.pods.get(workload)!;
-    const cfg = { netns: pod.netnsName, podIp: pod.podIp, port: pod.port, egressPort: EGRESS_PORT, sidecarHost: this.gateway, sidecarPort };
+    const cfg = {
+      netns: pod.netnsName,
+      podIp: pod.podIp,
+      port: pod.port,
+      egressPort: EGRESS_PORT,
+      sidecarHost: this.gateway,
+      sidecarPort,
+    };
     // nsenter --net= only (not `ip netns exec`, which also remounts /sys in a new mount namespace).
-    const child = spawn('nsenter', [`--net=${pod.netns}`, '--', process.execPath, '-e', RUNNER, JSON.stringify(cfg)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(
+      'nsenter',
+      [`--net=${pod.netns}`, '--', process.execPath, '-e', RUNNER, JSON.stringify(cfg)],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
     (this.pods.get(workload) as { runner?: ChildProcess }).runner = child;
     let err = '';
     child.stderr!.on('data', (d) => (err += d));
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new InfrastructureError('sandbox --netns', pod.netns, `runner for ${workload} not ready in 20 s ${err}`, 'the host load')), 20_000);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new InfrastructureError(
+              'sandbox --netns',
+              pod.netns,
+              `runner for ${workload} not ready in 20 s ${err}`,
+              'the host load',
+            ),
+          ),
+        20_000,
+      );
       child.stdout!.once('data', () => {
         clearTimeout(timer);
         resolve();
       });
       child.once('exit', (code) => {
         clearTimeout(timer);
-        reject(new InfrastructureError('sandbox --netns', pod.netns, `runner for ${workload} exited ${code}: ${err.trim()}`, 'that nsenter and node run as root'));
+        reject(
+          new InfrastructureError(
+            'sandbox --netns',
+            pod.netns,
+            `runner for ${workload} exited ${code}: ${err.trim()}`,
+            'that nsenter and node run as root',
+          ),
+        );
       });
     });
   }
@@ -153,7 +205,9 @@ export class NetnsLayout {
     if (!agent) {
       const pod = this.pods.get(workload)!;
       agent = new Agent({ keepAlive: true, maxSockets: 256, scheduling: 'lifo' });
-      (agent as unknown as { createConnection: (o: { host: string; port: number }) => unknown }).createConnection = (o) => {
+      (
+        agent as unknown as { createConnection: (o: { host: string; port: number }) => unknown }
+      ).createConnection = (o) => {
         const s = connect(EGRESS_PORT, pod.podIp);
         s.write(`${o.host}:${o.port}\n`);
         return s;

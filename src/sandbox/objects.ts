@@ -7,13 +7,16 @@ import { ConflictError, refOf, type KubeObject, type ObjectRef } from '../servic
  */
 export type ObjectEvent = { type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: KubeObject };
 
-const groupOf = (apiVersion: string): string => (apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.lastIndexOf('/')) : '');
+const groupOf = (apiVersion: string): string =>
+  apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.lastIndexOf('/')) : '';
 const keyOf = (r: ObjectRef): string => `${groupOf(r.apiVersion)}|${r.kind}|${r.namespace}|${r.name}`;
 
 export function mergePatch(target: unknown, patch: unknown): unknown {
   if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return structuredClone(patch);
   const out: Record<string, unknown> =
-    target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+    target !== null && typeof target === 'object' && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
   for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
     if (v === null) delete out[k];
     else out[k] = mergePatch(out[k], v);
@@ -22,7 +25,10 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
 }
 
 /** Label selector of the equality form Kubernetes accepts: `app=http-lb,version in (v1,v2)`, `a!=b`, `key`. */
-export function matchesSelector(labels: Record<string, string> | undefined, selector: string | undefined): boolean {
+export function matchesSelector(
+  labels: Record<string, string> | undefined,
+  selector: string | undefined,
+): boolean {
   if (!selector) return true;
   const l = labels ?? {};
   const terms = selector.match(/[^,(]+(?:\([^)]*\))?/g) ?? [];
@@ -94,7 +100,8 @@ export class ObjectStore {
     }
     const { metadata, ...rest } = patch as { metadata?: Record<string, unknown> };
     const cleanMeta = metadata ? { ...metadata } : undefined;
-    if (cleanMeta) for (const k of ['name', 'namespace', 'resourceVersion', 'uid', 'generation']) delete cleanMeta[k];
+    if (cleanMeta)
+      for (const k of ['name', 'namespace', 'resourceVersion', 'uid', 'generation']) delete cleanMeta[k];
     const merged = mergePatch(previous, cleanMeta ? { ...rest, metadata: cleanMeta } : rest) as KubeObject;
     return this.store(merged, previous);
   }

@@ -1,8 +1,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createHttpClient, type HttpClient } from '../services/http.js';
-import { ConflictError, type KubeObject, type ObjectRef, type Platform, type PlatformEndpoints, type WorkloadStatus } from '../services/platform.js';
+import {
+  ConflictError,
+  type KubeObject,
+  type ObjectRef,
+  type Platform,
+  type PlatformEndpoints,
+  type WorkloadStatus,
+} from '../services/platform.js';
 import { InfrastructureError, InvalidInputError } from '../util/errors.js';
+import { recordWrite } from '../util/changes.js';
 import { registerSecret } from '../util/redact.js';
 import type { Fault } from './mesh.js';
 import type { SandboxUrls } from './sandbox.js';
@@ -44,30 +52,61 @@ class RemotePlatform implements Platform {
   ) {}
 
   private async post<T>(path: string, body: unknown, ref?: ObjectRef): Promise<T> {
-    const res = await this.http.post<T & { error?: string; problems?: never[]; currentResourceVersion?: string }>(path, body);
+    const res = await this.http.post<
+      T & { error?: string; problems?: never[]; currentResourceVersion?: string }
+    >(path, body);
     if (res.status === 409 && ref) throw new ConflictError(ref, res.data.currentResourceVersion);
-    if (res.status === 400) throw new InvalidInputError(res.data.error ?? 'invalid input', res.data.problems ?? []);
-    if (res.status >= 400) throw new InfrastructureError('sandbox admin API', `${this.http.baseURL}${path}`, `HTTP ${res.status}: ${res.data.error ?? ''}`);
+    if (res.status === 400)
+      throw new InvalidInputError(res.data.error ?? 'invalid input', res.data.problems ?? []);
+    if (res.status >= 400)
+      throw new InfrastructureError(
+        'sandbox admin API',
+        `${this.http.baseURL}${path}`,
+        `HTTP ${res.status}: ${res.data.error ?? ''}`,
+      );
     return res.data;
   }
 
   async apply(objects: KubeObject[]) {
-    return (await this.post<{ objects: KubeObject[] }>('/v1/objects/apply', { objects })).objects;
+    const applied = (await this.post<{ objects: KubeObject[] }>('/v1/objects/apply', { objects })).objects;
+    for (const o of applied) recordWrite('applied', { kind: o.kind, ...o.metadata });
+    return applied;
   }
   async get(ref: ObjectRef) {
     return (await this.post<{ object: KubeObject | null }>('/v1/objects/get', { ref })).object ?? undefined;
   }
   async patch(ref: ObjectRef, patch: Record<string, unknown>, opts?: { resourceVersion?: string }) {
-    return (await this.post<{ object: KubeObject }>('/v1/objects/patch', { ref, patch, resourceVersion: opts?.resourceVersion }, ref)).object;
+    const patched = (
+      await this.post<{ object: KubeObject }>(
+        '/v1/objects/patch',
+        { ref, patch, resourceVersion: opts?.resourceVersion },
+        ref,
+      )
+    ).object;
+    recordWrite('patched', ref);
+    return patched;
   }
   async delete(ref: ObjectRef) {
-    return (await this.post<{ deleted: boolean }>('/v1/objects/delete', { ref })).deleted;
+    const deleted = (await this.post<{ deleted: boolean }>('/v1/objects/delete', { ref })).deleted;
+    if (deleted) recordWrite('deleted', ref);
+    return deleted;
   }
   async list(apiVersion: string, kind: string, namespace: string, labelSelector?: string) {
-    return (await this.post<{ objects: KubeObject[] }>('/v1/objects/list', { apiVersion, kind, namespace, labelSelector })).objects;
+    return (
+      await this.post<{ objects: KubeObject[] }>('/v1/objects/list', {
+        apiVersion,
+        kind,
+        namespace,
+        labelSelector,
+      })
+    ).objects;
   }
   async workloadStatus(namespace: string, name: string) {
-    return (await this.http.get<WorkloadStatus>(`/v1/workloads/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`)).data;
+    return (
+      await this.http.get<WorkloadStatus>(
+        `/v1/workloads/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`,
+      )
+    ).data;
   }
   endpoints(): PlatformEndpoints {
     return { ingress: this.urls.ingress, jaeger: this.urls.jaeger, scrapeTargets: [this.urls.metrics] };
@@ -87,7 +126,12 @@ export function adminClient(state: SandboxState): HttpClient {
 export async function connectSandbox(stateDir = defaultStateDir()) {
   const state = readState(stateDir);
   if (!state) {
-    throw new InfrastructureError('sandbox', join(stateDir, STATE_FILE), 'no running sandbox (state file not found)', 'start one with: clover-cd sandbox up --detach');
+    throw new InfrastructureError(
+      'sandbox',
+      join(stateDir, STATE_FILE),
+      'no running sandbox (state file not found)',
+      'start one with: clover-cd sandbox up --detach',
+    );
   }
   const http = adminClient(state);
   await http.get('/v1/status');
@@ -96,8 +140,13 @@ export async function connectSandbox(stateDir = defaultStateDir()) {
     urls: state.urls,
     platform: platform as Platform,
     async setFault(workload: string, version: string | undefined, fault: Fault | null): Promise<void> {
-      const res = await http.request<{ error?: string; problems?: never[] }>({ method: 'PUT', url: '/v1/faults', data: { workload, version, fault } });
-      if (res.status === 400) throw new InvalidInputError(res.data.error ?? 'invalid fault', res.data.problems ?? []);
+      const res = await http.request<{ error?: string; problems?: never[] }>({
+        method: 'PUT',
+        url: '/v1/faults',
+        data: { workload, version, fault },
+      });
+      if (res.status === 400)
+        throw new InvalidInputError(res.data.error ?? 'invalid fault', res.data.problems ?? []);
     },
   };
 }

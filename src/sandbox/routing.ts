@@ -44,7 +44,10 @@ type HttpMatch = {
   ignoreUriCase?: boolean;
   withoutHeaders?: Record<string, StringMatch>;
 };
-type RouteDestination = { destination?: { host?: string; subset?: string; port?: { number?: number } }; weight?: number };
+type RouteDestination = {
+  destination?: { host?: string; subset?: string; port?: { number?: number } };
+  weight?: number;
+};
 type Percent = { value?: number } | undefined;
 type HttpRoute = {
   name?: string;
@@ -95,14 +98,16 @@ export function matchesHttp(match: HttpMatch, req: RequestView): boolean {
   const path = q < 0 ? req.path : req.path.slice(0, q);
   if (match.uri && !matchString(match.uri, path, match.ignoreUriCase)) return false;
   if (match.method && !matchString(match.method, req.method)) return false;
-  for (const [name, m] of Object.entries(match.headers ?? {})) if (!matchString(m, header(req.headers, name))) return false;
+  for (const [name, m] of Object.entries(match.headers ?? {}))
+    if (!matchString(m, header(req.headers, name))) return false;
   for (const [name, m] of Object.entries(match.withoutHeaders ?? {})) {
     const v = header(req.headers, name);
     if (v !== undefined && matchString(m, v)) return false;
   }
   if (match.queryParams) {
     const params = new URLSearchParams(q < 0 ? '' : req.path.slice(q + 1));
-    for (const [name, m] of Object.entries(match.queryParams)) if (!matchString(m, params.get(name) ?? undefined)) return false;
+    for (const [name, m] of Object.entries(match.queryParams))
+      if (!matchString(m, params.get(name) ?? undefined)) return false;
   }
   return true;
 }
@@ -120,7 +125,12 @@ export function shortHost(host: string): string {
  */
 export function isServiceHost(host: string): boolean {
   const parts = host.split('.');
-  return parts.length === 1 || (parts.length === 2 && parts[1] === 'default') || host.endsWith('.svc') || host.endsWith('.svc.cluster.local');
+  return (
+    parts.length === 1 ||
+    (parts.length === 2 && parts[1] === 'default') ||
+    host.endsWith('.svc') ||
+    host.endsWith('.svc.cluster.local')
+  );
 }
 
 /**
@@ -133,7 +143,8 @@ export function hostSpecificity(vsHost: string, requested: string): number {
   const h = vsHost.slice(vsHost.lastIndexOf('/') + 1).toLowerCase();
   if (h === '*') return 0;
   if (h.startsWith('*.')) return !isServiceHost(want) && want.endsWith(h.slice(1)) ? 1 + h.length : -1;
-  if (isServiceHost(h)) return isServiceHost(want) && shortHost(h) === shortHost(want) ? 10_000 + h.length : -1;
+  if (isServiceHost(h))
+    return isServiceHost(want) && shortHost(h) === shortHost(want) ? 10_000 + h.length : -1;
   return h === want ? 10_000 + h.length : -1;
 }
 
@@ -157,7 +168,11 @@ const toDestination = (d: { host?: string; subset?: string; port?: { number?: nu
  * i.e. the reserved gateway "mesh"), of the most specific matching host only. Oldest first, as Istio merges
  * multiple VirtualServices for one host.
  */
-export function applicableVirtualServices(vss: KubeObject[], service: string, gateways?: string[]): KubeObject[] {
+export function applicableVirtualServices(
+  vss: KubeObject[],
+  service: string,
+  gateways?: string[],
+): KubeObject[] {
   const from = gateways ?? ['mesh'];
   let best = -1;
   const scored: Array<[KubeObject, number]> = [];
@@ -174,7 +189,9 @@ export function applicableVirtualServices(vss: KubeObject[], service: string, ga
   return scored
     .filter(([, score]) => score === best)
     .map(([vs]) => vs)
-    .sort((a, b) => String(a.metadata.creationTimestamp ?? '').localeCompare(String(b.metadata.creationTimestamp ?? '')));
+    .sort((a, b) =>
+      String(a.metadata.creationTimestamp ?? '').localeCompare(String(b.metadata.creationTimestamp ?? '')),
+    );
 }
 
 /** Pick the first matching http route; undefined when no VirtualService routes this request. */
@@ -201,21 +218,31 @@ export function routeRequest(
       if (mirror?.host) {
         decision.mirror = {
           destination: toDestination(mirror),
-          fraction: r.mirror ? fraction(r.mirrorPercentage, r.mirrorPercent) : fraction(r.mirrors?.[0]?.percentage),
+          fraction: r.mirror
+            ? fraction(r.mirrorPercentage, r.mirrorPercent)
+            : fraction(r.mirrors?.[0]?.percentage),
         };
       }
       if (r.fault?.delay?.fixedDelay) {
-        decision.delay = { ms: parseDurationMs(r.fault.delay.fixedDelay), fraction: fraction(r.fault.delay.percentage, r.fault.delay.percent) };
+        decision.delay = {
+          ms: parseDurationMs(r.fault.delay.fixedDelay),
+          fraction: fraction(r.fault.delay.percentage, r.fault.delay.percent),
+        };
       }
       if (r.fault?.abort?.httpStatus) {
-        decision.abort = { status: r.fault.abort.httpStatus, fraction: fraction(r.fault.abort.percentage, r.fault.abort.percent) };
+        decision.abort = {
+          status: r.fault.abort.httpStatus,
+          fraction: fraction(r.fault.abort.percentage, r.fault.abort.percent),
+        };
       }
       if (r.timeout) decision.timeoutMs = parseDurationMs(r.timeout);
       if (r.retries && (r.retries.attempts ?? 0) > 0) {
         decision.retries = {
           attempts: r.retries.attempts ?? 0,
           perTryTimeoutMs: r.retries.perTryTimeout ? parseDurationMs(r.retries.perTryTimeout) : undefined,
-          retryOn: (r.retries.retryOn ?? 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes').split(','),
+          retryOn: (
+            r.retries.retryOn ?? 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes'
+          ).split(','),
         };
       }
       const set = { ...r.headers?.request?.add, ...r.headers?.request?.set };
@@ -245,9 +272,16 @@ function pickWeighted(dests: RouteDestination[], random: () => number): RouteDes
 }
 
 /** Labels a DestinationRule subset selects, merged over the Service selector; undefined when the subset is unknown. */
-export function subsetLabels(drs: KubeObject[], service: string, subset: string): Record<string, string> | undefined {
+export function subsetLabels(
+  drs: KubeObject[],
+  service: string,
+  subset: string,
+): Record<string, string> | undefined {
   for (const dr of drs) {
-    const spec = (dr.spec ?? {}) as { host?: string; subsets?: Array<{ name: string; labels?: Record<string, string> }> };
+    const spec = (dr.spec ?? {}) as {
+      host?: string;
+      subsets?: Array<{ name: string; labels?: Record<string, string> }>;
+    };
     if (!spec.host || shortHost(spec.host) !== service) continue;
     const s = spec.subsets?.find((x) => x.name === subset);
     if (s) return s.labels ?? {};
@@ -255,5 +289,7 @@ export function subsetLabels(drs: KubeObject[], service: string, subset: string)
   return undefined;
 }
 
-export const labelsMatch = (labels: Record<string, string> | undefined, want: Record<string, string>): boolean =>
-  Object.entries(want).every(([k, v]) => labels?.[k] === v);
+export const labelsMatch = (
+  labels: Record<string, string> | undefined,
+  want: Record<string, string>,
+): boolean => Object.entries(want).every(([k, v]) => labels?.[k] === v);

@@ -16,7 +16,15 @@ import { ObjectStore } from './objects.js';
 import { SandboxPlatform } from './platform.js';
 import { MeshTelemetry } from './telemetry.js';
 import { TraceStore } from './traces.js';
-import { handlerFor, initialState, kindOf, podLabels, recordAlert, type AppState, type ProxyState } from './workloads.js';
+import {
+  handlerFor,
+  initialState,
+  kindOf,
+  podLabels,
+  recordAlert,
+  type AppState,
+  type ProxyState,
+} from './workloads.js';
 
 /** The running sandbox's parts, shared by the admin API, the gRPC control server and startSandbox. */
 export interface SandboxUrls {
@@ -73,7 +81,10 @@ export class SandboxCore {
   constructor(readonly opts: SandboxOptions) {
     this.host = opts.host ?? '127.0.0.1';
     this.traces = new TraceStore(opts.traceCapacity);
-    this.mesh = new Mesh(this.store, this.telemetry, this.traces, { transport: opts.hopTransport, traceSampling: opts.traceSampling });
+    this.mesh = new Mesh(this.store, this.telemetry, this.traces, {
+      transport: opts.hopTransport,
+      traceSampling: opts.traceSampling,
+    });
     if (opts.redisUrl) {
       // Reconnect (bounded backoff) only once a first connection succeeded: before that, start() retries and
       // fails with exit 4, and an ioredis reconnect loop would keep the process alive after the failure.
@@ -114,10 +125,18 @@ export class SandboxCore {
     }
     if (this.redis) {
       const url = this.opts.redisUrl!;
-      await withRetry(() => this.redis!.connect().then(() => this.redis!.ping()), { attempts: 3, baseDelayMs: 100 }).catch((err) => {
+      await withRetry(() => this.redis!.connect().then(() => this.redis!.ping()), {
+        attempts: 3,
+        baseDelayMs: 100,
+      }).catch((err) => {
         // Stop ioredis' own reconnect loop, or a failed start keeps the process alive forever.
         this.redis!.disconnect();
-        throw new InfrastructureError('Redis', redact(url), (err as Error).message, 'that redis-server is running and the --redis URL is right');
+        throw new InfrastructureError(
+          'Redis',
+          redact(url),
+          (err as Error).message,
+          'that redis-server is running and the --redis URL is right',
+        );
       });
       await this.ids.init();
     }
@@ -148,7 +167,13 @@ export class SandboxCore {
       servicePort: 80,
       gateway: true,
       // Envoy picks the virtual host by the Host header (port stripped), case-insensitively.
-      handler: (req, outbound) => outbound(String(req.headers.host ?? '*').replace(/:\d+$/, '').toLowerCase(), req),
+      handler: (req, outbound) =>
+        outbound(
+          String(req.headers.host ?? '*')
+            .replace(/:\d+$/, '')
+            .toLowerCase(),
+          req,
+        ),
     });
     this.urls.ingress = `http://${this.host}:${ingress.port}`;
     await Promise.all([...this.starting.values()]);
@@ -196,7 +221,9 @@ export class SandboxCore {
         const text = await this.telemetry.metricsText();
         res.writeHead(200, { 'content-type': this.telemetry.contentType }).end(text);
       } else if (!handleJaeger(this.traces, req, res)) {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: the sandbox serves /metrics and the Jaeger query API under /api/\n');
+        res
+          .writeHead(404, { 'content-type': 'text/plain' })
+          .end('not found: the sandbox serves /metrics and the Jaeger query API under /api/\n');
       }
     } catch (err) {
       if (!res.headersSent) res.writeHead(500).end(String(err));

@@ -29,7 +29,10 @@ export interface RequestRecord {
 }
 
 /** Istio's default duration buckets (milliseconds). */
-const DURATION_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
+const DURATION_BUCKETS = [
+  0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000,
+  3600000,
+];
 const SIZE_BUCKETS = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000];
 
 interface Hist {
@@ -44,7 +47,10 @@ interface Series {
   respSize: Hist;
 }
 
-const newHist = (bounds: number[]): Hist => ({ buckets: new Array<number>(bounds.length + 1).fill(0), sum: 0 });
+const newHist = (bounds: number[]): Hist => ({
+  buckets: new Array<number>(bounds.length + 1).fill(0),
+  sum: 0,
+});
 
 function observe(h: Hist, bounds: number[], v: number): void {
   let i = 0;
@@ -62,7 +68,17 @@ export class MeshTelemetry {
   record(r: RequestRecord): void {
     const key = `${r.reporter}|${r.sourceWorkload}|${r.sourceVersion}|${r.destinationWorkload}|${r.destinationService}|${r.destinationVersion}|${r.responseCode}|${r.responseFlags}|${r.namespace}|${r.loadTag ?? 'unknown'}|${r.requestPath ?? ''}`;
     let s = this.series.get(key);
-    if (!s) this.series.set(key, (s = { labels: labelText(r), count: 0, duration: newHist(DURATION_BUCKETS), reqSize: newHist(SIZE_BUCKETS), respSize: newHist(SIZE_BUCKETS) }));
+    if (!s)
+      this.series.set(
+        key,
+        (s = {
+          labels: labelText(r),
+          count: 0,
+          duration: newHist(DURATION_BUCKETS),
+          reqSize: newHist(SIZE_BUCKETS),
+          respSize: newHist(SIZE_BUCKETS),
+        }),
+      );
     s.count++;
     observe(s.duration, DURATION_BUCKETS, r.durationMs);
     observe(s.reqSize, SIZE_BUCKETS, r.requestBytes);
@@ -76,16 +92,51 @@ export class MeshTelemetry {
    */
   async metricsText(): Promise<string> {
     const at = ` ${Date.now()}`;
-    const out: string[] = ['# HELP istio_requests_total Requests processed by the mesh', '# TYPE istio_requests_total counter'];
+    const out: string[] = [
+      '# HELP istio_requests_total Requests processed by the mesh',
+      '# TYPE istio_requests_total counter',
+    ];
     for (const s of this.series.values()) out.push(`istio_requests_total{${s.labels}} ${s.count}${at}`);
-    histogramText(out, 'istio_request_duration_milliseconds', 'Request duration in milliseconds', DURATION_BUCKETS, this.series, (s) => s.duration, at);
-    histogramText(out, 'istio_request_bytes', 'Request sizes', SIZE_BUCKETS, this.series, (s) => s.reqSize, at);
-    histogramText(out, 'istio_response_bytes', 'Response sizes', SIZE_BUCKETS, this.series, (s) => s.respSize, at);
+    histogramText(
+      out,
+      'istio_request_duration_milliseconds',
+      'Request duration in milliseconds',
+      DURATION_BUCKETS,
+      this.series,
+      (s) => s.duration,
+      at,
+    );
+    histogramText(
+      out,
+      'istio_request_bytes',
+      'Request sizes',
+      SIZE_BUCKETS,
+      this.series,
+      (s) => s.reqSize,
+      at,
+    );
+    histogramText(
+      out,
+      'istio_response_bytes',
+      'Response sizes',
+      SIZE_BUCKETS,
+      this.series,
+      (s) => s.respSize,
+      at,
+    );
     return out.join('\n') + '\n';
   }
 }
 
-function histogramText(out: string[], name: string, help: string, bounds: number[], series: Map<string, Series>, pick: (s: Series) => Hist, at: string): void {
+function histogramText(
+  out: string[],
+  name: string,
+  help: string,
+  bounds: number[],
+  series: Map<string, Series>,
+  pick: (s: Series) => Hist,
+  at: string,
+): void {
   out.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
   for (const s of series.values()) {
     const h = pick(s);
@@ -95,7 +146,11 @@ function histogramText(out: string[], name: string, help: string, bounds: number
       out.push(`${name}_bucket{le="${bounds[i]}",${s.labels}} ${cum}${at}`);
     }
     cum += h.buckets[bounds.length];
-    out.push(`${name}_bucket{le="+Inf",${s.labels}} ${cum}${at}`, `${name}_sum{${s.labels}} ${h.sum}${at}`, `${name}_count{${s.labels}} ${cum}${at}`);
+    out.push(
+      `${name}_bucket{le="+Inf",${s.labels}} ${cum}${at}`,
+      `${name}_sum{${s.labels}} ${h.sum}${at}`,
+      `${name}_count{${s.labels}} ${cum}${at}`,
+    );
   }
 }
 
@@ -125,5 +180,7 @@ function labelText(r: RequestRecord): string {
 
 /** Workload `http-lb-v2` with version v2 belongs to app `http-lb`. */
 export function appOf(workload: string, version: string): string {
-  return version && version !== 'unknown' && workload.endsWith(`-${version}`) ? workload.slice(0, -version.length - 1) : workload;
+  return version && version !== 'unknown' && workload.endsWith(`-${version}`)
+    ? workload.slice(0, -version.length - 1)
+    : workload;
 }

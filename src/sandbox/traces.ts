@@ -65,7 +65,16 @@ class Interner {
 const BLOCK_BITS = 10;
 const BLOCK = 1 << BLOCK_BITS;
 
-const TAG_COLUMNS = ['node_id', 'http.url', 'http.method', 'user_agent', 'upstream_cluster', 'response_flags', 'clover_cd_load', 'sampler'] as const;
+const TAG_COLUMNS = [
+  'node_id',
+  'http.url',
+  'http.method',
+  'user_agent',
+  'upstream_cluster',
+  'response_flags',
+  'clover_cd_load',
+  'sampler',
+] as const;
 
 export class TraceStore {
   readonly capacity: number;
@@ -140,7 +149,16 @@ export class TraceStore {
     let ops = this.operations.get(svc);
     if (!ops) this.operations.set(svc, (ops = new Set()));
     ops.add(op);
-    const values = [s.nodeId, s.url, s.method, s.userAgent, s.upstreamCluster, s.responseFlags ?? '-', s.loadTag ?? '', s.sampler ?? ''];
+    const values = [
+      s.nodeId,
+      s.url,
+      s.method,
+      s.userAgent,
+      s.upstreamCluster,
+      s.responseFlags ?? '-',
+      s.loadTag ?? '',
+      s.sampler ?? '',
+    ];
     for (let i = 0; i < TAG_COLUMNS.length; i++) this.tagCols[i][slot] = this.strings.id(values[i]);
     this.status[slot] = s.statusCode;
     this.reqSize[slot] = s.requestSize;
@@ -198,7 +216,8 @@ export class TraceStore {
       else if (key === 'error') checks.push((slot) => String(isError(this.status[slot])) === value);
       else if (key === 'request_size') checks.push((slot) => String(this.reqSize[slot]) === value);
       else if (key === 'response_size') checks.push((slot) => String(this.respSize[slot]) === value);
-      else if (key === 'guid:x-request-id') checks.push((slot) => this.traces.get(this.traceKey(slot))?.requestId === value);
+      else if (key === 'guid:x-request-id')
+        checks.push((slot) => this.traces.get(this.traceKey(slot))?.requestId === value);
       else return [];
     }
     const limit = q.limit && q.limit > 0 ? q.limit : 100;
@@ -222,7 +241,11 @@ export class TraceStore {
       const st = this.start[slot];
       if ((q.startUs !== undefined && st < q.startUs) || (q.endUs !== undefined && st > q.endUs)) continue;
       const d = this.duration[slot];
-      if ((q.minDurationUs !== undefined && d < q.minDurationUs) || (q.maxDurationUs !== undefined && d > q.maxDurationUs)) continue;
+      if (
+        (q.minDurationUs !== undefined && d < q.minDurationUs) ||
+        (q.maxDurationUs !== undefined && d > q.maxDurationUs)
+      )
+        continue;
       if (checks.length && !checks.every((c) => c(slot))) continue;
       found.add(this.traceKey(slot));
     }
@@ -285,7 +308,10 @@ export class TraceStore {
     if (span.loadTag) tags.push(tag('clover_cd_load', span.loadTag));
     if (span.sampler) {
       const bar = span.sampler.indexOf('|');
-      tags.push(tag('sampler.type', span.sampler.slice(0, bar)), tag('sampler.param', span.sampler.slice(bar + 1)));
+      tags.push(
+        tag('sampler.type', span.sampler.slice(0, bar)),
+        tag('sampler.param', span.sampler.slice(bar + 1)),
+      );
     }
     return span;
   }

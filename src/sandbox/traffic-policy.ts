@@ -29,7 +29,10 @@ export interface TrafficPolicy {
 }
 
 type RawPolicy = {
-  connectionPool?: { tcp?: { maxConnections?: number }; http?: { http1MaxPendingRequests?: number; http2MaxRequests?: number; maxConcurrentRequests?: number } };
+  connectionPool?: {
+    tcp?: { maxConnections?: number };
+    http?: { http1MaxPendingRequests?: number; http2MaxRequests?: number; maxConcurrentRequests?: number };
+  };
   outlierDetection?: {
     consecutiveErrors?: number;
     consecutive5xxErrors?: number;
@@ -55,9 +58,17 @@ function outlierOf(o: NonNullable<RawPolicy['outlierDetection']>): OutlierPolicy
   };
 }
 
-export function trafficPolicyFor(drs: KubeObject[], service: string, subset?: string): TrafficPolicy | undefined {
+export function trafficPolicyFor(
+  drs: KubeObject[],
+  service: string,
+  subset?: string,
+): TrafficPolicy | undefined {
   for (const dr of drs) {
-    const spec = (dr.spec ?? {}) as { host?: string; trafficPolicy?: RawPolicy; subsets?: Array<{ name: string; trafficPolicy?: RawPolicy }> };
+    const spec = (dr.spec ?? {}) as {
+      host?: string;
+      trafficPolicy?: RawPolicy;
+      subsets?: Array<{ name: string; trafficPolicy?: RawPolicy }>;
+    };
     if (!spec.host || shortHost(spec.host) !== service) continue;
     const own = subset ? spec.subsets?.find((s) => s.name === subset)?.trafficPolicy : undefined;
     const od = own?.outlierDetection ?? spec.trafficPolicy?.outlierDetection;
@@ -66,7 +77,11 @@ export function trafficPolicyFor(drs: KubeObject[], service: string, subset?: st
     return {
       outlier: od ? outlierOf(od) : undefined,
       pool: cp
-        ? { maxConnections: limit(cp.tcp?.maxConnections), maxPending: limit(cp.http?.http1MaxPendingRequests), maxRequests: limit(cp.http?.http2MaxRequests ?? cp.http?.maxConcurrentRequests) }
+        ? {
+            maxConnections: limit(cp.tcp?.maxConnections),
+            maxPending: limit(cp.http?.http1MaxPendingRequests),
+            maxRequests: limit(cp.http?.http2MaxRequests ?? cp.http?.maxConcurrentRequests),
+          }
         : undefined,
     };
   }
@@ -97,7 +112,11 @@ export class ClusterState {
 
   private host(name: string): HostState {
     let h = this.hosts.get(name);
-    if (!h) this.hosts.set(name, (h = { consecutive5xx: 0, consecutiveGateway: 0, ejectedUntil: 0, timesEjected: 0 }));
+    if (!h)
+      this.hosts.set(
+        name,
+        (h = { consecutive5xx: 0, consecutiveGateway: 0, ejectedUntil: 0, timesEjected: 0 }),
+      );
     return h;
   }
 
@@ -129,13 +148,16 @@ export class ClusterState {
     h.consecutive5xx++;
     if (status === 502 || status === 503 || status === 504) h.consecutiveGateway++;
     else h.consecutiveGateway = 0;
-    const trip = (o.consecutive5xx > 0 && h.consecutive5xx >= o.consecutive5xx) || (o.consecutiveGateway > 0 && h.consecutiveGateway >= o.consecutiveGateway);
+    const trip =
+      (o.consecutive5xx > 0 && h.consecutive5xx >= o.consecutive5xx) ||
+      (o.consecutiveGateway > 0 && h.consecutiveGateway >= o.consecutiveGateway);
     if (!trip || h.ejectedUntil > this.now()) return;
     // Envoy checks the share already ejected before ejecting one more.
     const ejected = [...this.hosts.values()].filter((x) => x.ejectedUntil > this.now()).length;
     if ((ejected / Math.max(1, clusterSize)) * 100 >= o.maxEjectionPercent) return;
     h.timesEjected++;
-    h.ejectedUntil = this.now() + Math.min(o.baseEjectionMs * h.timesEjected, Math.max(300_000, o.baseEjectionMs));
+    h.ejectedUntil =
+      this.now() + Math.min(o.baseEjectionMs * h.timesEjected, Math.max(300_000, o.baseEjectionMs));
     h.consecutive5xx = 0;
     h.consecutiveGateway = 0;
     this.ejections++;

@@ -44,7 +44,9 @@ export const BACKENDS_ANNOTATION = 'sandbox.clover-cd.io/backends';
 
 /** Which application a Deployment runs: by image (opnfv/clover-ns-nginx-lb …), else by its app label. */
 export function kindOf(d: KubeObject): WorkloadKind {
-  const containers = ((d.spec as { template?: { spec?: { containers?: Array<{ image?: string }> } } })?.template?.spec?.containers ?? []);
+  const containers =
+    (d.spec as { template?: { spec?: { containers?: Array<{ image?: string }> } } })?.template?.spec
+      ?.containers ?? [];
   const image = containers.map((c) => c.image ?? '').join(' ');
   const app = podLabels(d).app ?? d.metadata.name;
   if (/nginx-proxy/.test(image) || app === 'proxy-access-control') return 'proxy';
@@ -64,7 +66,12 @@ export function initialState(kind: WorkloadKind, d: KubeObject, ids: IdsEngine):
       return { kind, forwardTo: 'http-lb', mirrorTo: 'snort-ids', alerts: [] };
     case 'lb': {
       const annotated = d.metadata.annotations?.[BACKENDS_ANNOTATION];
-      const backends = annotated ? annotated.split(',').map((s) => s.trim()).filter(Boolean) : ['clover-server1', 'clover-server2', 'clover-server3'];
+      const backends = annotated
+        ? annotated
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : ['clover-server1', 'clover-server2', 'clover-server3'];
       return { kind, backends, next: 0 };
     }
     case 'ids':
@@ -74,7 +81,11 @@ export function initialState(kind: WorkloadKind, d: KubeObject, ids: IdsEngine):
   }
 }
 
-const text = (status: number, body: string, contentType = 'text/plain'): AppResponse => ({ status, body, headers: { 'content-type': contentType } });
+const text = (status: number, body: string, contentType = 'text/plain'): AppResponse => ({
+  status,
+  body,
+  headers: { 'content-type': contentType },
+});
 
 export function handlerFor(state: AppState, self: { host: string; port: number }): AppHandler {
   switch (state.kind) {
@@ -96,7 +107,12 @@ export function handlerFor(state: AppState, self: { host: string; port: number }
       return (req) => serve(state, req);
     case 'ids':
       return (req) => {
-        state.engine.inspect(req, { sourceIp: '127.0.0.1', sourcePort: 0, destinationIp: self.host, destinationPort: 80 });
+        state.engine.inspect(req, {
+          sourceIp: '127.0.0.1',
+          sourcePort: 0,
+          destinationIp: self.host,
+          destinationPort: 80,
+        });
         return { status: 200, body: '' };
       };
   }
@@ -109,7 +125,11 @@ function serve(state: ServerState, req: AppRequest): AppResponse {
   let best: ServerRoute | undefined;
   for (const r of state.routes) {
     const hit = r.prefix ? path.startsWith(r.path) : path === r.path;
-    if (hit && (!best || (!r.prefix && best.prefix) || (r.prefix === best.prefix && r.path.length > best.path.length))) best = r;
+    if (
+      hit &&
+      (!best || (!r.prefix && best.prefix) || (r.prefix === best.prefix && r.path.length > best.path.length))
+    )
+      best = r;
   }
   if (best) return text(best.status, best.body, best.contentType);
   return text(200, `${state.name}: ${req.method} ${path}\n`);

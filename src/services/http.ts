@@ -63,7 +63,9 @@ export function createHttpClient(opts: HttpClientOptions): HttpClient {
       });
     } catch (err) {
       const path = config.url ?? '';
-      const url = redact(/^https?:/.test(path) ? path : `${opts.baseURL.replace(/\/$/, '')}/${path.replace(/^\//, '')}`);
+      const url = redact(
+        /^https?:/.test(path) ? path : `${opts.baseURL.replace(/\/$/, '')}/${path.replace(/^\//, '')}`,
+      );
       throw new InfrastructureError(
         opts.system,
         `${(config.method ?? 'GET').toUpperCase()} ${url}`,

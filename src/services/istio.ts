@@ -8,7 +8,12 @@ import { InfrastructureError } from '../util/errors.js';
 import { modifyWithRetry } from './kubernetes.js';
 import type { KubeObject, ObjectRef, Platform } from './platform.js';
 
-export const virtualServiceRef = (apiVersion: string, namespace: string, name: string): ObjectRef => ({ apiVersion, kind: 'VirtualService', namespace, name });
+export const virtualServiceRef = (apiVersion: string, namespace: string, name: string): ObjectRef => ({
+  apiVersion,
+  kind: 'VirtualService',
+  namespace,
+  name,
+});
 
 export async function getVirtualService(platform: Platform, ref: ObjectRef): Promise<KubeObject | undefined> {
   return platform.get(ref);
@@ -46,7 +51,12 @@ export function patchVirtualService(
 export async function ensureObjects(platform: Platform, objects: KubeObject[]): Promise<KubeObject[]> {
   const created: KubeObject[] = [];
   for (const o of objects) {
-    const ref = { apiVersion: o.apiVersion, kind: o.kind, namespace: o.metadata.namespace ?? 'default', name: o.metadata.name };
+    const ref = {
+      apiVersion: o.apiVersion,
+      kind: o.kind,
+      namespace: o.metadata.namespace ?? 'default',
+      name: o.metadata.name,
+    };
     if (!(await platform.get(ref))) created.push(...(await platform.apply([o])));
   }
   return created;

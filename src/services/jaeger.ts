@@ -55,7 +55,10 @@ export interface SearchQuery {
   limit: number;
 }
 
-export function createJaegerClient(url: string, opts: { timeoutMs?: number; attempts?: number; log?: QueryLog } = {}): JaegerClient {
+export function createJaegerClient(
+  url: string,
+  opts: { timeoutMs?: number; attempts?: number; log?: QueryLog } = {},
+): JaegerClient {
   const http: HttpClient = createHttpClient({
     system: 'Jaeger',
     baseURL: url,
@@ -80,12 +83,21 @@ export function createJaegerClient(url: string, opts: { timeoutMs?: number; atte
       ),
     search: async (q) => {
       const params = searchParams(q);
-      const res = await http.get<{ data: JaegerTrace[] | null; errors?: Array<{ msg: string }> | null }>('/api/traces', { params });
-      if (res.status >= 400) throw new Error(`Jaeger /api/traces answered HTTP ${res.status}: ${res.data?.errors?.[0]?.msg ?? ''}`);
+      const res = await http.get<{ data: JaegerTrace[] | null; errors?: Array<{ msg: string }> | null }>(
+        '/api/traces',
+        { params },
+      );
+      if (res.status >= 400)
+        throw new Error(
+          `Jaeger /api/traces answered HTTP ${res.status}: ${res.data?.errors?.[0]?.msg ?? ''}`,
+        );
       return res.data.data ?? [];
     },
     searchEach: async (q, onTrace) => {
-      const res = await http.get<Readable>('/api/traces', { params: searchParams(q), responseType: 'stream' });
+      const res = await http.get<Readable>('/api/traces', {
+        params: searchParams(q),
+        responseType: 'stream',
+      });
       if (res.status >= 400) {
         let body = '';
         for await (const chunk of res.data) body += String(chunk);
@@ -107,7 +119,9 @@ export function createJaegerClient(url: string, opts: { timeoutMs?: number; atte
         },
         (rest) => {
           try {
-            errors = ((JSON.parse(rest) as { errors?: Array<{ msg?: string }> | null }).errors ?? []).map((e) => String(e.msg ?? 'unknown error'));
+            errors = ((JSON.parse(rest) as { errors?: Array<{ msg?: string }> | null }).errors ?? []).map(
+              (e) => String(e.msg ?? 'unknown error'),
+            );
           } catch {
             errors = [];
           }
@@ -119,7 +133,12 @@ export function createJaegerClient(url: string, opts: { timeoutMs?: number; atte
 }
 
 function searchParams(q: SearchQuery): Record<string, string | number> {
-  const params: Record<string, string | number> = { service: q.service, start: Math.floor(q.startMs * 1000), end: Math.floor(q.endMs * 1000), limit: q.limit };
+  const params: Record<string, string | number> = {
+    service: q.service,
+    start: Math.floor(q.startMs * 1000),
+    end: Math.floor(q.endMs * 1000),
+    limit: q.limit,
+  };
   if (q.operation) params.operation = q.operation;
   if (q.tags) params.tags = JSON.stringify(q.tags);
   return params;
@@ -130,7 +149,11 @@ function searchParams(q: SearchQuery): Record<string, string | number> {
  * in, by tracking nesting depth and string state byte by byte: only one element's bytes are held at a time.
  * `onRest` gets the body without the elements (`"data":[]` and the envelope's other fields, such as `errors`).
  */
-export async function eachDataElement(body: AsyncIterable<Buffer | string>, onElement: (json: string) => void, onRest?: (json: string) => void): Promise<void> {
+export async function eachDataElement(
+  body: AsyncIterable<Buffer | string>,
+  onElement: (json: string) => void,
+  onRest?: (json: string) => void,
+): Promise<void> {
   let depth = 0;
   let inString = false;
   let escaped = false;

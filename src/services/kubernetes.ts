@@ -1,3 +1,4 @@
+// Over 400 lines: the one Kubernetes adapter: each verb the engine calls, with its timeout, retries and error wording.
 /**
  * The Platform on a real cluster, through the Kubernetes API server with @kubernetes/client-node.
  * Custom resources (VirtualService, DestinationRule) are changed with JSON merge patch — strategic merge
@@ -6,11 +7,27 @@
  * the verb and the object; credentials never appear in messages.
  */
 import { existsSync } from 'node:fs';
-import { ApiException, CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, Watch, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  ApiException,
+  CoreV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  Watch,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import { InfrastructureError, InvalidInputError } from '../util/errors.js';
+import { recordWrite } from '../util/changes.js';
 import { redact, registerSecret } from '../util/redact.js';
 import { sleep, withRetry } from '../util/retry.js';
-import { ConflictError, type KubeObject, type ObjectRef, type Platform, type PlatformEndpoints, type WorkloadStatus } from './platform.js';
+import {
+  ConflictError,
+  type KubeObject,
+  type ObjectRef,
+  type Platform,
+  type PlatformEndpoints,
+  type WorkloadStatus,
+} from './platform.js';
 
 const SYSTEM = 'Kubernetes API';
 export const FIELD_MANAGER = 'clover-cd';
@@ -39,19 +56,24 @@ export function loadKubeConfig(opts: KubernetesOptions = {}): KubeConfig {
       const root = opts.inClusterRoot ?? '';
       const tokenFile = `${root}/var/run/secrets/kubernetes.io/serviceaccount/token`;
       if (!process.env.KUBERNETES_SERVICE_HOST || !existsSync(tokenFile)) {
-        throw new Error(`not running in a pod: KUBERNETES_SERVICE_HOST ${process.env.KUBERNETES_SERVICE_HOST ? 'is set' : 'is not set'}, ${tokenFile} ${existsSync(tokenFile) ? 'exists' : 'is missing'}`);
+        throw new Error(
+          `not running in a pod: KUBERNETES_SERVICE_HOST ${process.env.KUBERNETES_SERVICE_HOST ? 'is set' : 'is not set'}, ${tokenFile} ${existsSync(tokenFile) ? 'exists' : 'is missing'}`,
+        );
       }
       kc.loadFromCluster(root || undefined);
-    }
-    else if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+    } else if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
     else kc.loadFromDefault();
   } catch (err) {
-    throw new InvalidInputError(`cannot load the kubeconfig${opts.kubeconfig ? ` ${opts.kubeconfig}` : ''}: ${redact((err as Error).message)}`);
+    throw new InvalidInputError(
+      `cannot load the kubeconfig${opts.kubeconfig ? ` ${opts.kubeconfig}` : ''}: ${redact((err as Error).message)}`,
+    );
   }
   if (opts.context) {
     const names = kc.getContexts().map((c) => c.name);
     if (!names.includes(opts.context)) {
-      throw new InvalidInputError(`kubeconfig has no context "${opts.context}"; contexts: ${names.join(', ') || '(none)'}`);
+      throw new InvalidInputError(
+        `kubeconfig has no context "${opts.context}"; contexts: ${names.join(', ') || '(none)'}`,
+      );
     }
     kc.setCurrentContext(opts.context);
   }
@@ -60,7 +82,8 @@ export function loadKubeConfig(opts: KubernetesOptions = {}): KubeConfig {
     registerSecret(u.password);
     registerSecret(u.keyData);
   }
-  if (!kc.getCurrentCluster()) throw new InvalidInputError('the kubeconfig names no cluster for its current context');
+  if (!kc.getCurrentCluster())
+    throw new InvalidInputError('the kubeconfig names no cluster for its current context');
   return kc;
 }
 
@@ -73,10 +96,13 @@ export interface ContextInfo {
 
 export function listContexts(kc: KubeConfig): ContextInfo[] {
   const current = kc.getCurrentContext();
-  return kc.getContexts().map((c) => ({ name: c.name, cluster: c.cluster, namespace: c.namespace, current: c.name === current }));
+  return kc
+    .getContexts()
+    .map((c) => ({ name: c.name, cluster: c.cluster, namespace: c.namespace, current: c.name === current }));
 }
 
-const describeRef = (r: Pick<ObjectRef, 'kind' | 'namespace' | 'name'>) => `${r.kind} ${r.namespace}/${r.name}`;
+const describeRef = (r: Pick<ObjectRef, 'kind' | 'namespace' | 'name'>) =>
+  `${r.kind} ${r.namespace}/${r.name}`;
 
 function statusMessage(err: ApiException<unknown>): string {
   const body = err.body as { message?: string } | string | undefined;
@@ -93,7 +119,9 @@ function safeJson(s: string): { message?: string } | undefined {
 }
 
 const isTransient = (err: unknown): boolean =>
-  err instanceof ApiException ? err.code >= 500 || err.code === 429 : !(err instanceof ConflictError) && !(err instanceof InvalidInputError);
+  err instanceof ApiException
+    ? err.code >= 500 || err.code === 429
+    : !(err instanceof ConflictError) && !(err instanceof InvalidInputError);
 
 /** Deserialised typed objects (Dates, classes) back to the plain JSON the rest of clover-cd uses. */
 const plain = <T>(o: unknown): T => JSON.parse(JSON.stringify(o)) as T;
@@ -139,7 +167,12 @@ export class KubernetesPlatform implements Platform {
    * One API call with a time limit and bounded retries. `expected` statuses are answers the caller handles
    * (404 on get, 409 on a guarded patch); anything else becomes an InfrastructureError naming verb and object.
    */
-  private async call<T>(verb: string, what: string, fn: () => Promise<T>, expected: number[] = []): Promise<T> {
+  private async call<T>(
+    verb: string,
+    what: string,
+    fn: () => Promise<T>,
+    expected: number[] = [],
+  ): Promise<T> {
     try {
       return await withRetry(() => withTimeout(fn(), this.timeoutMs, `${verb} ${what}`), {
         attempts: this.attempts,
@@ -161,23 +194,48 @@ export class KubernetesPlatform implements Platform {
       // The client resolves a kind through API discovery first: an uninstalled CRD ends there, not with a 404.
       const kind = /Unrecognized API version and kind: (\S+) (\S+)/.exec(message);
       if (kind) {
-        throw new InfrastructureError(SYSTEM, `${verb} ${what}`, `the API server does not serve ${kind[2]} (${kind[1]}): its CustomResourceDefinition is not installed`, `kubectl get crd | grep ${kind[1].split('/')[0]} (for Istio objects: install Istio's base chart, which holds the networking.istio.io CRDs)`);
+        throw new InfrastructureError(
+          SYSTEM,
+          `${verb} ${what}`,
+          `the API server does not serve ${kind[2]} (${kind[1]}): its CustomResourceDefinition is not installed`,
+          `kubectl get crd | grep ${kind[1].split('/')[0]} (for Istio objects: install Istio's base chart, which holds the networking.istio.io CRDs)`,
+        );
       }
-      throw new InfrastructureError(SYSTEM, `${verb} ${what}`, redact(message), `that the API server ${this.server} is reachable (kubectl --context ${this.kubeConfig.getCurrentContext()} version)`);
+      throw new InfrastructureError(
+        SYSTEM,
+        `${verb} ${what}`,
+        redact(message),
+        `that the API server ${this.server} is reachable (kubectl --context ${this.kubeConfig.getCurrentContext()} version)`,
+      );
     }
   }
 
-  private header(ref: ObjectRef): { apiVersion: string; kind: string; metadata: { name: string; namespace: string } } {
-    return { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } };
+  private header(ref: ObjectRef): {
+    apiVersion: string;
+    kind: string;
+    metadata: { name: string; namespace: string };
+  } {
+    return {
+      apiVersion: ref.apiVersion,
+      kind: ref.kind,
+      metadata: { name: ref.name, namespace: ref.namespace },
+    };
   }
 
   async get(ref: ObjectRef): Promise<KubeObject | undefined> {
     try {
-      return plain<KubeObject>(await this.call('get', describeRef(ref), () => this.objects.read(this.header(ref)), [404]));
+      return plain<KubeObject>(
+        await this.call('get', describeRef(ref), () => this.objects.read(this.header(ref)), [404]),
+      );
     } catch (err) {
       if (err instanceof ApiException && err.code === 404 && !servesNoSuchType(err)) return undefined;
       if (err instanceof ApiException && err.code === 404) {
-        throw new InfrastructureError(SYSTEM, `get ${describeRef(ref)}`, `the API server does not serve ${ref.kind} (${ref.apiVersion}): its CustomResourceDefinition is not installed`, `kubectl get crd | grep ${ref.apiVersion.split('/')[0]} (for Istio objects: install Istio's base chart, which holds the networking.istio.io CRDs)`);
+        throw new InfrastructureError(
+          SYSTEM,
+          `get ${describeRef(ref)}`,
+          `the API server does not serve ${ref.kind} (${ref.apiVersion}): its CustomResourceDefinition is not installed`,
+          `kubectl get crd | grep ${ref.apiVersion.split('/')[0]} (for Istio objects: install Istio's base chart, which holds the networking.istio.io CRDs)`,
+        );
       }
       throw err;
     }
@@ -191,25 +249,59 @@ export class KubernetesPlatform implements Platform {
       const body = { ...o, metadata: { ...o.metadata, namespace: ref.namespace } } as KubernetesObject;
       out.push(
         plain<KubeObject>(
-          await this.call('apply', describeRef(ref), () => this.objects.patch(body, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply)),
+          await this.call('apply', describeRef(ref), () =>
+            this.objects.patch(
+              body,
+              undefined,
+              undefined,
+              FIELD_MANAGER,
+              true,
+              PatchStrategy.ServerSideApply,
+            ),
+          ),
         ),
       );
+      recordWrite('applied', ref);
     }
     return out;
   }
 
-  async patch(ref: ObjectRef, mergePatch: Record<string, unknown>, opts: { resourceVersion?: string } = {}): Promise<KubeObject> {
+  async patch(
+    ref: ObjectRef,
+    mergePatch: Record<string, unknown>,
+    opts: { resourceVersion?: string } = {},
+  ): Promise<KubeObject> {
     const meta = (mergePatch.metadata ?? {}) as Record<string, unknown>;
     const body = {
       ...mergePatch,
       apiVersion: ref.apiVersion,
       kind: ref.kind,
-      metadata: { ...meta, name: ref.name, namespace: ref.namespace, ...(opts.resourceVersion ? { resourceVersion: opts.resourceVersion } : {}) },
+      metadata: {
+        ...meta,
+        name: ref.name,
+        namespace: ref.namespace,
+        ...(opts.resourceVersion ? { resourceVersion: opts.resourceVersion } : {}),
+      },
     } as KubernetesObject;
     try {
-      return plain<KubeObject>(
-        await this.call('patch', describeRef(ref), () => this.objects.patch(body, undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch), [409]),
+      const patched = plain<KubeObject>(
+        await this.call(
+          'patch',
+          describeRef(ref),
+          () =>
+            this.objects.patch(
+              body,
+              undefined,
+              undefined,
+              FIELD_MANAGER,
+              undefined,
+              PatchStrategy.MergePatch,
+            ),
+          [409],
+        ),
       );
+      recordWrite('patched', ref);
+      return patched;
     } catch (err) {
       if (err instanceof ApiException && err.code === 409) throw new ConflictError(ref);
       throw err;
@@ -219,6 +311,7 @@ export class KubernetesPlatform implements Platform {
   async delete(ref: ObjectRef): Promise<boolean> {
     try {
       await this.call('delete', describeRef(ref), () => this.objects.delete(this.header(ref)), [404]);
+      recordWrite('deleted', ref);
       return true;
     } catch (err) {
       if (err instanceof ApiException && err.code === 404) return false;
@@ -226,11 +319,32 @@ export class KubernetesPlatform implements Platform {
     }
   }
 
-  async list(apiVersion: string, kind: string, namespace: string, labelSelector?: string): Promise<KubeObject[]> {
-    const res = await this.call(`list`, `${kind} in ${namespace}${labelSelector ? ` (${labelSelector})` : ''}`, () =>
-      this.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector),
+  async list(
+    apiVersion: string,
+    kind: string,
+    namespace: string,
+    labelSelector?: string,
+  ): Promise<KubeObject[]> {
+    const res = await this.call(
+      `list`,
+      `${kind} in ${namespace}${labelSelector ? ` (${labelSelector})` : ''}`,
+      () =>
+        this.objects.list(
+          apiVersion,
+          kind,
+          namespace,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          labelSelector,
+        ),
     );
-    return plain<{ items: KubeObject[] }>(res).items.map((i) => ({ ...i, apiVersion: i.apiVersion ?? apiVersion, kind: i.kind ?? kind }));
+    return plain<{ items: KubeObject[] }>(res).items.map((i) => ({
+      ...i,
+      apiVersion: i.apiVersion ?? apiVersion,
+      kind: i.kind ?? kind,
+    }));
   }
 
   async namespaces(): Promise<string[]> {
@@ -249,31 +363,59 @@ export class KubernetesPlatform implements Platform {
    * Wait until a Deployment's rollout is complete (as `kubectl rollout status`): a watch from the read's
    * resourceVersion, so no change between read and watch is missed; fails on ProgressDeadlineExceeded.
    */
-  async waitForRollout(namespace: string, name: string, timeoutMs: number, onStatus?: (s: WorkloadStatus) => void): Promise<WorkloadStatus> {
+  async waitForRollout(
+    namespace: string,
+    name: string,
+    timeoutMs: number,
+    onStatus?: (s: WorkloadStatus) => void,
+  ): Promise<WorkloadStatus> {
     const what = `Deployment ${namespace}/${name}`;
     const deadline = Date.now() + timeoutMs;
     let last: WorkloadStatus = { ready: false, message: 'not read yet' };
     while (Date.now() < deadline) {
       const d = await this.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace, name });
-      if (!d) throw new InfrastructureError(SYSTEM, `rollout status ${what}`, 'not found', `that the Deployment exists in namespace ${namespace}`);
+      if (!d)
+        throw new InfrastructureError(
+          SYSTEM,
+          `rollout status ${what}`,
+          'not found',
+          `that the Deployment exists in namespace ${namespace}`,
+        );
       last = deploymentStatus(d);
       onStatus?.(last);
       if (last.ready) return last;
       checkDeadline(d, what);
-      const result = await this.watchUntil(namespace, name, d.metadata.resourceVersion, deadline - Date.now(), (obj) => {
-        last = deploymentStatus(obj);
-        onStatus?.(last);
-        checkDeadline(obj, what);
-        return last.ready;
-      });
+      const result = await this.watchUntil(
+        namespace,
+        name,
+        d.metadata.resourceVersion,
+        deadline - Date.now(),
+        (obj) => {
+          last = deploymentStatus(obj);
+          onStatus?.(last);
+          checkDeadline(obj, what);
+          return last.ready;
+        },
+      );
       if (result === 'ready') return last;
       // The watch ended (server timeout, 410 Gone): read again and watch from the fresh resourceVersion.
       if (result === 'ended') await sleep(100);
     }
-    throw new InfrastructureError(SYSTEM, `rollout status ${what}`, `not complete after ${Math.round(timeoutMs / 1000)}s: ${last.message}`, `kubectl -n ${namespace} describe deployment ${name}`);
+    throw new InfrastructureError(
+      SYSTEM,
+      `rollout status ${what}`,
+      `not complete after ${Math.round(timeoutMs / 1000)}s: ${last.message}`,
+      `kubectl -n ${namespace} describe deployment ${name}`,
+    );
   }
 
-  private watchUntil(namespace: string, name: string, resourceVersion: string | undefined, ms: number, check: (o: KubeObject) => boolean): Promise<'ready' | 'ended'> {
+  private watchUntil(
+    namespace: string,
+    name: string,
+    resourceVersion: string | undefined,
+    ms: number,
+    check: (o: KubeObject) => boolean,
+  ): Promise<'ready' | 'ended'> {
     return new Promise((resolve, reject) => {
       let controller: AbortController | undefined;
       let settled = false;
@@ -288,7 +430,12 @@ export class KubernetesPlatform implements Platform {
       new Watch(this.kubeConfig)
         .watch(
           `/apis/apps/v1/namespaces/${namespace}/deployments`,
-          { fieldSelector: `metadata.name=${name}`, resourceVersion, allowWatchBookmarks: true, timeoutSeconds: Math.max(1, Math.ceil(ms / 1000)) },
+          {
+            fieldSelector: `metadata.name=${name}`,
+            resourceVersion,
+            allowWatchBookmarks: true,
+            timeoutSeconds: Math.max(1, Math.ceil(ms / 1000)),
+          },
           (type, obj) => {
             if (type !== 'ADDED' && type !== 'MODIFIED') return;
             try {
@@ -313,24 +460,49 @@ export class KubernetesPlatform implements Platform {
 }
 
 function checkDeadline(d: KubeObject, what: string): void {
-  const conds = ((d.status?.conditions as Array<{ type: string; reason?: string; message?: string }>) ?? []);
+  const conds = (d.status?.conditions as Array<{ type: string; reason?: string; message?: string }>) ?? [];
   const stuck = conds.find((c) => c.type === 'Progressing' && c.reason === 'ProgressDeadlineExceeded');
-  if (stuck) throw new InfrastructureError(SYSTEM, `rollout status ${what}`, `progress deadline exceeded: ${stuck.message ?? ''}`.trim(), `kubectl describe deployment ${d.metadata.name}; the new pods are not becoming available`);
+  if (stuck)
+    throw new InfrastructureError(
+      SYSTEM,
+      `rollout status ${what}`,
+      `progress deadline exceeded: ${stuck.message ?? ''}`.trim(),
+      `kubectl describe deployment ${d.metadata.name}; the new pods are not becoming available`,
+    );
 }
 
 /** Rollout status of a Deployment object, with the same rules as `kubectl rollout status`. */
 export function deploymentStatus(d: KubeObject): WorkloadStatus {
   const spec = (d.spec ?? {}) as { replicas?: number };
-  const st = (d.status ?? {}) as { observedGeneration?: number; replicas?: number; updatedReplicas?: number; availableReplicas?: number };
+  const st = (d.status ?? {}) as {
+    observedGeneration?: number;
+    replicas?: number;
+    updatedReplicas?: number;
+    availableReplicas?: number;
+  };
   const want = spec.replicas ?? 1;
   const base = { replicas: want, availableReplicas: st.availableReplicas ?? 0 };
   if ((st.observedGeneration ?? 0) < (d.metadata.generation ?? 0)) {
-    return { ...base, ready: false, message: `waiting for the rollout to be observed (generation ${d.metadata.generation}, observed ${st.observedGeneration ?? 0})` };
+    return {
+      ...base,
+      ready: false,
+      message: `waiting for the rollout to be observed (generation ${d.metadata.generation}, observed ${st.observedGeneration ?? 0})`,
+    };
   }
   const updated = st.updatedReplicas ?? 0;
   if (updated < want) return { ...base, ready: false, message: `${updated} of ${want} replicas updated` };
-  if ((st.replicas ?? 0) > updated) return { ...base, ready: false, message: `${(st.replicas ?? 0) - updated} old replicas pending termination` };
-  if ((st.availableReplicas ?? 0) < updated) return { ...base, ready: false, message: `${st.availableReplicas ?? 0} of ${updated} updated replicas available` };
+  if ((st.replicas ?? 0) > updated)
+    return {
+      ...base,
+      ready: false,
+      message: `${(st.replicas ?? 0) - updated} old replicas pending termination`,
+    };
+  if ((st.availableReplicas ?? 0) < updated)
+    return {
+      ...base,
+      ready: false,
+      message: `${st.availableReplicas ?? 0} of ${updated} updated replicas available`,
+    };
   return { ...base, ready: true, message: `${want}/${want} replicas updated and available` };
 }
 
@@ -361,7 +533,12 @@ export async function modifyWithRetry(
   for (let attempt = 1; ; attempt++) {
     const current = await platform.get(ref);
     if (!current) {
-      throw new InfrastructureError(platform.kind === 'kubernetes' ? SYSTEM : 'sandbox', `get ${describeRef(ref)}`, 'not found', `that ${ref.kind} ${ref.name} exists in namespace ${ref.namespace}`);
+      throw new InfrastructureError(
+        platform.kind === 'kubernetes' ? SYSTEM : 'sandbox',
+        `get ${describeRef(ref)}`,
+        'not found',
+        `that ${ref.kind} ${ref.name} exists in namespace ${ref.namespace}`,
+      );
     }
     const patch = compute(current);
     if (!patch) return current;
@@ -370,7 +547,12 @@ export async function modifyWithRetry(
     } catch (err) {
       if (!(err instanceof ConflictError) || attempt >= attempts) {
         if (err instanceof ConflictError) {
-          throw new InfrastructureError(platform.kind === 'kubernetes' ? SYSTEM : 'sandbox', `patch ${describeRef(ref)}`, `still conflicting after ${attempts} attempts: another writer keeps changing it`, 'which controller (Flagger, Argo CD self-heal, another release) also writes this object');
+          throw new InfrastructureError(
+            platform.kind === 'kubernetes' ? SYSTEM : 'sandbox',
+            `patch ${describeRef(ref)}`,
+            `still conflicting after ${attempts} attempts: another writer keeps changing it`,
+            'which controller (Flagger, Argo CD self-heal, another release) also writes this object',
+          );
         }
         throw err;
       }

@@ -58,7 +58,11 @@ export interface Platform {
    * JSON merge patch (RFC 7386). With `resourceVersion`, the patch applies only to that version and a
    * concurrent change raises ConflictError so the caller can re-read and retry.
    */
-  patch(ref: ObjectRef, mergePatch: Record<string, unknown>, opts?: { resourceVersion?: string }): Promise<KubeObject>;
+  patch(
+    ref: ObjectRef,
+    mergePatch: Record<string, unknown>,
+    opts?: { resourceVersion?: string },
+  ): Promise<KubeObject>;
   delete(ref: ObjectRef): Promise<boolean>;
   list(apiVersion: string, kind: string, namespace: string, labelSelector?: string): Promise<KubeObject[]>;
   /** Deployment rollout status: observedGeneration, updated and available replicas. */

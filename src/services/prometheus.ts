@@ -43,7 +43,10 @@ export interface PrometheusClient {
   targets(): Promise<PromTarget[]>;
 }
 
-export function createPrometheusClient(url: string, opts: { timeoutMs?: number; attempts?: number; log?: QueryLog } = {}): PrometheusClient {
+export function createPrometheusClient(
+  url: string,
+  opts: { timeoutMs?: number; attempts?: number; log?: QueryLog } = {},
+): PrometheusClient {
   const http: HttpClient = createHttpClient({
     system: 'Prometheus',
     baseURL: url,
@@ -57,7 +60,12 @@ export function createPrometheusClient(url: string, opts: { timeoutMs?: number; 
     const res = await http.get<ApiAnswer<T>>(path, { params });
     if (res.status >= 400 || res.data?.status !== 'success') {
       const body = res.data as ApiAnswer<T> | undefined;
-      throw new InfrastructureError('Prometheus', `GET ${url}${path}`, `HTTP ${res.status}: ${body?.errorType ?? ''} ${body?.error ?? 'unexpected answer'}`.trim(), 'the query and the Prometheus version');
+      throw new InfrastructureError(
+        'Prometheus',
+        `GET ${url}${path}`,
+        `HTTP ${res.status}: ${body?.errorType ?? ''} ${body?.error ?? 'unexpected answer'}`.trim(),
+        'the query and the Prometheus version',
+      );
     }
     return res.data.data as T;
   }
@@ -70,7 +78,10 @@ export function createPrometheusClient(url: string, opts: { timeoutMs?: number; 
         log,
         `${query}${timeMs ? ` @ ${new Date(timeMs).toISOString()}` : ''}`,
         async () => {
-          const d = await api<{ resultType: string; result: Array<{ metric: Record<string, string>; value: [number, string] }> }>('/api/v1/query', {
+          const d = await api<{
+            resultType: string;
+            result: Array<{ metric: Record<string, string>; value: [number, string] }>;
+          }>('/api/v1/query', {
             query,
             ...(timeMs ? { time: timeMs / 1000 } : {}),
           });
@@ -78,7 +89,11 @@ export function createPrometheusClient(url: string, opts: { timeoutMs?: number; 
             const v = d.result as unknown as [number, string];
             return [{ labels: {}, value: Number(v[1]), ts: v[0] * 1000 }];
           }
-          return d.result.map((r) => ({ labels: r.metric, value: Number(r.value[1]), ts: r.value[0] * 1000 }));
+          return d.result.map((r) => ({
+            labels: r.metric,
+            value: Number(r.value[1]),
+            ts: r.value[0] * 1000,
+          }));
         },
         (v) => `${v.length} series`,
       ),
@@ -87,13 +102,18 @@ export function createPrometheusClient(url: string, opts: { timeoutMs?: number; 
         log,
         `${query} [${new Date(startMs).toISOString()} .. ${new Date(endMs).toISOString()} step ${stepS}s]`,
         async () => {
-          const d = await api<{ result: Array<{ metric: Record<string, string>; values: Array<[number, string]> }> }>('/api/v1/query_range', {
+          const d = await api<{
+            result: Array<{ metric: Record<string, string>; values: Array<[number, string]> }>;
+          }>('/api/v1/query_range', {
             query,
             start: startMs / 1000,
             end: endMs / 1000,
             step: stepS,
           });
-          return d.result.map((r) => ({ labels: r.metric, values: r.values.map(([t, v]) => [t * 1000, Number(v)] as [number, number]) }));
+          return d.result.map((r) => ({
+            labels: r.metric,
+            values: r.values.map(([t, v]) => [t * 1000, Number(v)] as [number, number]),
+          }));
         },
         (v) => `${v.length} series`,
       ),
@@ -101,7 +121,12 @@ export function createPrometheusClient(url: string, opts: { timeoutMs?: number; 
       logged(
         log,
         `series ${match}`,
-        () => api<Array<Record<string, string>>>('/api/v1/series', { 'match[]': match, start: startMs / 1000, end: endMs / 1000 }),
+        () =>
+          api<Array<Record<string, string>>>('/api/v1/series', {
+            'match[]': match,
+            start: startMs / 1000,
+            end: endMs / 1000,
+          }),
         (v) => `${v.length} series`,
       ),
     targets: () =>
@@ -109,10 +134,15 @@ export function createPrometheusClient(url: string, opts: { timeoutMs?: number; 
         log,
         'targets',
         async () => {
-          const d = await api<{ activeTargets: Array<{ labels: Record<string, string>; scrapeUrl: string; health: string; lastError: string; scrapeInterval?: string }> }>(
-            '/api/v1/targets',
-            { state: 'active' },
-          );
+          const d = await api<{
+            activeTargets: Array<{
+              labels: Record<string, string>;
+              scrapeUrl: string;
+              health: string;
+              lastError: string;
+              scrapeInterval?: string;
+            }>;
+          }>('/api/v1/targets', { state: 'active' });
           return d.activeTargets.map((t) => ({
             job: t.labels.job ?? '',
             scrapeUrl: t.scrapeUrl,

@@ -14,14 +14,24 @@ export interface QueryRecord {
 export type QueryLog = QueryRecord[];
 
 /** Run `fn`, appending a record of it to `log` whether it succeeds or throws. */
-export async function logged<T>(log: QueryLog | undefined, query: string, fn: () => Promise<T>, describe: (v: T) => string): Promise<T> {
+export async function logged<T>(
+  log: QueryLog | undefined,
+  query: string,
+  fn: () => Promise<T>,
+  describe: (v: T) => string,
+): Promise<T> {
   const at = Date.now();
   try {
     const v = await fn();
     log?.push({ query, at, ok: true, result: describe(v) });
     return v;
   } catch (err) {
-    log?.push({ query, at, ok: false, result: err instanceof Error ? err.message.split('\n')[0] : String(err) });
+    log?.push({
+      query,
+      at,
+      ok: false,
+      result: err instanceof Error ? err.message.split('\n')[0] : String(err),
+    });
     throw err;
   }
 }

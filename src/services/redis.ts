@@ -79,14 +79,28 @@ export interface VisibilityStore {
 }
 
 /** Connect with a bounded connect timeout and retries; an unreachable Redis is an InfrastructureError. */
-export async function openVisibilityStore(url: string, opts: { timeoutMs?: number; attempts?: number } = {}): Promise<VisibilityStore> {
+export async function openVisibilityStore(
+  url: string,
+  opts: { timeoutMs?: number; attempts?: number } = {},
+): Promise<VisibilityStore> {
   const safeUrl = redact(url);
   const fail = (err: unknown): never => {
-    throw new InfrastructureError('Redis', safeUrl, err instanceof Error ? err.message : String(err), `that Redis is running at ${safeUrl} (redis-cli -u <url> ping)`);
+    throw new InfrastructureError(
+      'Redis',
+      safeUrl,
+      err instanceof Error ? err.message : String(err),
+      `that Redis is running at ${safeUrl} (redis-cli -u <url> ping)`,
+    );
   };
   const client = await withRetry(
     async () => {
-      const c = new Redis(url, { lazyConnect: true, connectTimeout: opts.timeoutMs ?? 3000, commandTimeout: opts.timeoutMs ?? 5000, maxRetriesPerRequest: 1, retryStrategy: () => null });
+      const c = new Redis(url, {
+        lazyConnect: true,
+        connectTimeout: opts.timeoutMs ?? 3000,
+        commandTimeout: opts.timeoutMs ?? 5000,
+        maxRetriesPerRequest: 1,
+        retryStrategy: () => null,
+      });
       c.on('error', () => undefined); // surfaced through the failing command instead
       try {
         await c.connect();
@@ -100,7 +114,8 @@ export async function openVisibilityStore(url: string, opts: { timeoutMs?: numbe
   ).catch(fail);
   const run = <T>(p: Promise<T>) => p.catch(fail);
 
-  const visibilityServices = async () => (await client.smembers('visibility_services')).map((s) => s.replace(/_/g, '-')).sort();
+  const visibilityServices = async () =>
+    (await client.smembers('visibility_services')).map((s) => s.replace(/_/g, '-')).sort();
   const zrange = async (key: string): Promise<Array<[string, number]>> => {
     const flat = await client.zrange(key, 0, 50, 'WITHSCORES');
     const out: Array<[string, number]> = [];
@@ -113,14 +128,22 @@ export async function openVisibilityStore(url: string, opts: { timeoutMs?: numbe
       run(
         (async () => {
           const m = client.multi();
-          m.set('trace_count', d.traceCount).set('span_count', d.spanCount).set('metric_count', d.metricCount);
-          if (d.services.length) m.sadd('visibility_services', ...d.services.map((s) => s.replace(/-/g, '_')));
+          m.set('trace_count', d.traceCount)
+            .set('span_count', d.spanCount)
+            .set('metric_count', d.metricCount);
+          if (d.services.length)
+            m.sadd('visibility_services', ...d.services.map((s) => s.replace(/-/g, '_')));
           m.del('tracing_services');
           if (d.tracingServices.length) m.sadd('tracing_services', ...d.tracingServices);
           for (const svc of new Set([...d.services, ...Object.keys(d.responseTimes)])) {
             const rt = d.responseTimes[svc];
             const f = (x: number) => x.toFixed(2);
-            m.hset(svc, rt ? { min_rt: f(rt.min), avg_rt: f(rt.avg), max_rt: f(rt.max) } : { min_rt: 'NA', avg_rt: 'NA', max_rt: 'NA' });
+            m.hset(
+              svc,
+              rt
+                ? { min_rt: f(rt.min), avg_rt: f(rt.avg), max_rt: f(rt.max) }
+                : { min_rt: 'NA', avg_rt: 'NA', max_rt: 'NA' },
+            );
           }
           m.del(...SPAN_KEYS);
           const setAndZset = (set: string, zset: string | undefined, counts: Record<string, number>) => {
@@ -149,7 +172,11 @@ export async function openVisibilityStore(url: string, opts: { timeoutMs?: numbe
     read: () =>
       run(
         (async (): Promise<CloverStatsAll> => {
-          const [trace_count, span_count, metric_count] = await client.mget('trace_count', 'span_count', 'metric_count');
+          const [trace_count, span_count, metric_count] = await client.mget(
+            'trace_count',
+            'span_count',
+            'metric_count',
+          );
           const services = await visibilityServices();
           const prefixes = await client.smembers('metric_prefixes');
           const suffixes = await client.smembers('metric_suffixes');
@@ -158,12 +185,23 @@ export async function openVisibilityStore(url: string, opts: { timeoutMs?: numbe
             for (const prefix of prefixes)
               for (const suffix of suffixes) {
                 const name = `metrics_${prefix}${svc}${suffix}`;
-                metrics_time.push({ name, service: svc, prefix, suffix, values: await client.lrange(name, 0, 100) });
+                metrics_time.push({
+                  name,
+                  service: svc,
+                  prefix,
+                  suffix,
+                  values: await client.lrange(name, 0, 100),
+                });
               }
           const response_times = [];
           for (const svc of services) {
             const h = await client.hgetall(svc);
-            response_times.push({ name: svc, min: h.min_rt ?? null, avg: h.avg_rt ?? null, max: h.max_rt ?? null });
+            response_times.push({
+              name: svc,
+              min: h.min_rt ?? null,
+              avg: h.avg_rt ?? null,
+              max: h.max_rt ?? null,
+            });
           }
           const members = async (k: string) => (await client.smembers(k)).sort();
           return {
@@ -191,7 +229,13 @@ export async function openVisibilityStore(url: string, opts: { timeoutMs?: numbe
         (async () => {
           const services = await visibilityServices();
           // The watermark moves to now: a running collector counts only what starts after the clear.
-          const m = client.multi().set('trace_count', 0).set('span_count', 0).set('metric_count', 0).del(...SPAN_KEYS, VISIBILITY_RT_KEY).set(VISIBILITY_WATERMARK_KEY, String(Date.now()));
+          const m = client
+            .multi()
+            .set('trace_count', 0)
+            .set('span_count', 0)
+            .set('metric_count', 0)
+            .del(...SPAN_KEYS, VISIBILITY_RT_KEY)
+            .set(VISIBILITY_WATERMARK_KEY, String(Date.now()));
           for (const svc of services) m.hset(svc, { min_rt: 'NA', avg_rt: 'NA', max_rt: 'NA' });
           await m.exec();
           return { cleared: ['trace_count', 'span_count', 'metric_count', ...SPAN_KEYS], services };

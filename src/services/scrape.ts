@@ -29,7 +29,10 @@ export interface ScrapeSnapshot {
  * Histograms stay as Prometheus stores them (`_bucket` with `le`, `_count`, `_sum`). Parsed here rather
  * than with parse-prometheus-text-format, which drops the labels of histogram samples.
  */
-export function parseExposition(text: string, keep: (family: string) => boolean = () => true): ScrapedSeries[] {
+export function parseExposition(
+  text: string,
+  keep: (family: string) => boolean = () => true,
+): ScrapedSeries[] {
   const out: ScrapedSeries[] = [];
   for (const raw of text.split('\n')) {
     const line = raw.trim();
@@ -59,7 +62,10 @@ export function parseExposition(text: string, keep: (family: string) => boolean 
     const value = Number(valueText);
     if (labels.le !== undefined) labels.le = normalizeLe(labels.le);
     const ts = tsText === undefined ? undefined : Number(tsText);
-    if (!Number.isNaN(value)) out.push(ts !== undefined && Number.isFinite(ts) ? { name, labels, value, ts } : { name, labels, value });
+    if (!Number.isNaN(value))
+      out.push(
+        ts !== undefined && Number.isFinite(ts) ? { name, labels, value, ts } : { name, labels, value },
+      );
   }
   return out;
 }
@@ -70,7 +76,10 @@ const normalizeLe = (le: string) => (le === '+Inf' || le === 'Inf' ? '+Inf' : St
 export const familyOf = (name: string) => name.replace(/_(bucket|count|sum)$/, '');
 
 /** Scrape every target once. A target that cannot be reached is an InfrastructureError (exit 4). */
-export async function scrapeTargets(targets: string[], opts: { keep?: (name: string) => boolean; log?: QueryLog; timeoutMs?: number } = {}): Promise<ScrapeSnapshot> {
+export async function scrapeTargets(
+  targets: string[],
+  opts: { keep?: (name: string) => boolean; log?: QueryLog; timeoutMs?: number } = {},
+): Promise<ScrapeSnapshot> {
   const at = Date.now();
   const series: ScrapedSeries[] = [];
   const stamps: number[] = [];
@@ -85,7 +94,10 @@ export async function scrapeTargets(targets: string[], opts: { keep?: (name: str
       opts.log,
       `scrape ${url}`,
       async () => {
-        const res = await http.get<string>('', { responseType: 'text', transformResponse: (d: unknown) => d });
+        const res = await http.get<string>('', {
+          responseType: 'text',
+          transformResponse: (d: unknown) => d,
+        });
         if (res.status >= 400) throw new Error(`HTTP ${res.status}`);
         return String(res.data);
       },
@@ -97,7 +109,8 @@ export async function scrapeTargets(targets: string[], opts: { keep?: (name: str
     series.push(...parsed);
   }
   const snapshot: ScrapeSnapshot = { at, receivedAt: Date.now(), targets, series };
-  if (stamps.length === targets.length && stamps.length) snapshot.stamped = { first: Math.min(...stamps), last: Math.max(...stamps) };
+  if (stamps.length === targets.length && stamps.length)
+    snapshot.stamped = { first: Math.min(...stamps), last: Math.max(...stamps) };
   return snapshot;
 }
 
@@ -133,7 +146,11 @@ export function counterDeltas(before: ScrapeSnapshot | undefined, after: ScrapeS
  * (± half their spread), else the middle of its requests, ± half their length.
  */
 export function snapshotInstant(s: ScrapeSnapshot): { at: number; uncertaintyMs: number } {
-  if (s.stamped) return { at: (s.stamped.first + s.stamped.last) / 2, uncertaintyMs: (s.stamped.last - s.stamped.first) / 2 };
+  if (s.stamped)
+    return {
+      at: (s.stamped.first + s.stamped.last) / 2,
+      uncertaintyMs: (s.stamped.last - s.stamped.first) / 2,
+    };
   const until = s.receivedAt ?? s.at;
   return { at: (s.at + until) / 2, uncertaintyMs: (until - s.at) / 2 };
 }

@@ -37,11 +37,15 @@ export const CLOVER_MESSAGES = {
 type Doc = Record<string, unknown>;
 
 function fail(file: string | undefined, what: string, problems: InputProblem[]): never {
-  throw new InvalidInputError(`${file ?? 'request'}: not a valid Clover ${what} file`, problems.map((p) => ({ file, ...p })));
+  throw new InvalidInputError(
+    `${file ?? 'request'}: not a valid Clover ${what} file`,
+    problems.map((p) => ({ file, ...p })),
+  );
 }
 
 function asDoc(doc: unknown, file: string | undefined, what: string): Doc {
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) fail(file, what, [{ path: '', message: 'expected a mapping (YAML object)' }]);
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc))
+    fail(file, what, [{ path: '', message: 'expected a mapping (YAML object)' }]);
   return doc as Doc;
 }
 
@@ -50,7 +54,11 @@ function str(d: Doc, key: string, problems: InputProblem[], required = true): st
   const v = d[key];
   if (typeof v === 'string' && v.trim()) return v.trim();
   if (typeof v === 'number') return String(v);
-  if (required) problems.push({ path: key, message: v === undefined ? 'missing' : `expected a string, found ${JSON.stringify(v)}` });
+  if (required)
+    problems.push({
+      path: key,
+      message: v === undefined ? 'missing' : `expected a string, found ${JSON.stringify(v)}`,
+    });
   return '';
 }
 
@@ -79,16 +87,32 @@ export function parseCloverLb(doc: unknown, file?: string): CloverLbChange {
   const workload = str(d, 'server_name', problems);
   const backends = list(d, 'lb_list', problems, true).map((x, i) => {
     const url = str(x, 'url', []).replace(/^https?:\/\//, '');
-    if (!url) problems.push({ path: `lb_list[${i}].url`, message: 'missing: expected "host:port", e.g. clover-server4:9180' });
+    if (!url)
+      problems.push({
+        path: `lb_list[${i}].url`,
+        message: 'missing: expected "host:port", e.g. clover-server4:9180',
+      });
     return url;
   });
-  if (!backends.length && !problems.length) problems.push({ path: 'lb_list', message: 'must name at least one server' });
+  if (!backends.length && !problems.length)
+    problems.push({ path: 'lb_list', message: 'must name at least one server' });
   if (problems.length) fail(file, 'lb', problems);
   const lbName = str(d, 'lb_name', [], false);
-  return { workload, grpcHost: lbName || workload, backends, ignored: ['server_port', 'lb_group', 'lb_path'].filter((k) => d[k] !== undefined) };
+  return {
+    workload,
+    grpcHost: lbName || workload,
+    backends,
+    ignored: ['server_port', 'lb_group', 'lb_path'].filter((k) => d[k] !== undefined),
+  };
 }
 
-const CONTENT_TYPES: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', html: 'text/html', txt: 'text/plain', json: 'application/json' };
+const CONTENT_TYPES: Record<string, string> = {
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  html: 'text/html',
+  txt: 'text/plain',
+  json: 'application/json',
+};
 
 /**
  * server.yaml → the server's routes: each `locations[]` entry a prefix route (nginx `location <uri_match>`)
@@ -102,9 +126,19 @@ export function parseCloverServer(doc: unknown, file?: string): CloverServerChan
   const routes: CloverServerChange['routes'] = [];
   list(d, 'locations', problems, false).forEach((l, i) => {
     const path = str(l, 'uri_match', []);
-    if (!path.startsWith('/')) problems.push({ path: `locations[${i}].uri_match`, message: `expected a path starting with "/", found ${JSON.stringify(l.uri_match)}` });
+    if (!path.startsWith('/'))
+      problems.push({
+        path: `locations[${i}].uri_match`,
+        message: `expected a path starting with "/", found ${JSON.stringify(l.uri_match)}`,
+      });
     const directive = str(l, 'directive', [], false);
-    routes.push({ path, prefix: true, status: 200, body: `${workload}: location ${path}${directive ? ` (${directive})` : ''}\n`, contentType: 'text/plain' });
+    routes.push({
+      path,
+      prefix: true,
+      status: 200,
+      body: `${workload}: location ${path}${directive ? ` (${directive})` : ''}\n`,
+      contentType: 'text/plain',
+    });
   });
   list(d, 'files', problems, false).forEach((f, i) => {
     const dest = str(f, 'dest_file', []);
@@ -112,10 +146,21 @@ export function parseCloverServer(doc: unknown, file?: string): CloverServerChan
     const rel = dest.replace(/^\/+/, '');
     const path = '/' + (rel.startsWith(siteRoot + '/') ? rel.slice(siteRoot.length + 1) : rel);
     const ext = path.slice(path.lastIndexOf('.') + 1).toLowerCase();
-    routes.push({ path, prefix: false, status: 200, body: `${workload}: ${str(f, 'src_file', [], false) || dest}\n`, contentType: CONTENT_TYPES[ext] ?? 'application/octet-stream' });
+    routes.push({
+      path,
+      prefix: false,
+      status: 200,
+      body: `${workload}: ${str(f, 'src_file', [], false) || dest}\n`,
+      contentType: CONTENT_TYPES[ext] ?? 'application/octet-stream',
+    });
   });
   if (problems.length) fail(file, 'server', problems);
-  return { workload, grpcHost: workload, routes, ignored: ignoredFields(d, ['server_name', 'site_root', 'locations', 'files']) };
+  return {
+    workload,
+    grpcHost: workload,
+    routes,
+    ignored: ignoredFields(d, ['server_name', 'site_root', 'locations', 'files']),
+  };
 }
 
 /** idsrule_*.yaml → one rule; Clover's `content` carries its own quotes ('"asafaweb.com"'), '' means none. */
@@ -123,13 +168,19 @@ export function parseCloverIdsRule(doc: unknown, file?: string): SdcIdsRule {
   const d = asDoc(doc, file, 'IDS rule');
   const problems: InputProblem[] = [];
   const sid = Number(str(d, 'sid', problems));
-  if (d.sid !== undefined && !(Number.isInteger(sid) && sid > 0)) problems.push({ path: 'sid', message: `expected a positive number, found ${JSON.stringify(d.sid)}` });
+  if (d.sid !== undefined && !(Number.isInteger(sid) && sid > 0))
+    problems.push({ path: 'sid', message: `expected a positive number, found ${JSON.stringify(d.sid)}` });
   const protocol = str(d, 'protocol', problems).toLowerCase();
-  if (protocol && !['tcp', 'udp', 'icmp', 'ip'].includes(protocol)) problems.push({ path: 'protocol', message: `expected tcp, udp, icmp or ip, found "${protocol}"` });
+  if (protocol && !['tcp', 'udp', 'icmp', 'ip'].includes(protocol))
+    problems.push({ path: 'protocol', message: `expected tcp, udp, icmp or ip, found "${protocol}"` });
   const msg = str(d, 'msg', problems);
   const revText = str(d, 'rev', [], false) || '1';
   const rev = Number(revText);
-  if (!(Number.isInteger(rev) && rev > 0)) problems.push({ path: 'rev', message: `expected a positive number such as "001", found ${JSON.stringify(d.rev)}` });
+  if (!(Number.isInteger(rev) && rev > 0))
+    problems.push({
+      path: 'rev',
+      message: `expected a positive number such as "001", found ${JSON.stringify(d.rev)}`,
+    });
   let content = typeof d.content === 'string' ? d.content.trim() : '';
   let nocase = false;
   // Snort modifiers after the quoted string ('"x"; nocase') are accepted for nocase only.
@@ -154,25 +205,46 @@ export function parseCloverIdsRule(doc: unknown, file?: string): SdcIdsRule {
 }
 
 /** Apply a parsed change through an SDC client and answer with Clover's message. */
-export async function applyCloverLb(client: SdcClient, c: CloverLbChange): Promise<{ message: string; backends: string[] }> {
+export async function applyCloverLb(
+  client: SdcClient,
+  c: CloverLbChange,
+): Promise<{ message: string; backends: string[] }> {
   const r = await client.setBackends(c.workload, c.backends);
   return { message: CLOVER_MESSAGES.nginxOk, backends: r.backends };
 }
-export async function applyCloverServer(client: SdcClient, c: CloverServerChange): Promise<{ message: string; routes: SdcRoute[] }> {
+export async function applyCloverServer(
+  client: SdcClient,
+  c: CloverServerChange,
+): Promise<{ message: string; routes: SdcRoute[] }> {
   const r = await client.setRoutes(c.workload, c.routes);
   return { message: CLOVER_MESSAGES.nginxOk, routes: r.routes };
 }
-export async function addCloverIdsRule(client: SdcClient, rule: SdcIdsRule): Promise<{ message: string; ruleText: string[] }> {
+export async function addCloverIdsRule(
+  client: SdcClient,
+  rule: SdcIdsRule,
+): Promise<{ message: string; ruleText: string[] }> {
   const r = await client.addIdsRule(rule);
   return { message: CLOVER_MESSAGES.idsAdded, ruleText: r.ruleText };
 }
-export async function startCloverIds(client: SdcClient): Promise<{ message: string; running: boolean; pid: number }> {
+export async function startCloverIds(
+  client: SdcClient,
+): Promise<{ message: string; running: boolean; pid: number }> {
   const s = await client.startIds();
-  return { message: s.changed ? CLOVER_MESSAGES.snortStarted(s.pid) : CLOVER_MESSAGES.snortRunning, running: s.running, pid: s.pid };
+  return {
+    message: s.changed ? CLOVER_MESSAGES.snortStarted(s.pid) : CLOVER_MESSAGES.snortRunning,
+    running: s.running,
+    pid: s.pid,
+  };
 }
-export async function stopCloverIds(client: SdcClient): Promise<{ message: string; running: boolean; pid: number }> {
+export async function stopCloverIds(
+  client: SdcClient,
+): Promise<{ message: string; running: boolean; pid: number }> {
   const s = await client.stopIds();
-  return { message: s.changed ? CLOVER_MESSAGES.snortStopped(s.pid) : CLOVER_MESSAGES.snortNotRunning, running: s.running, pid: s.pid };
+  return {
+    message: s.changed ? CLOVER_MESSAGES.snortStopped(s.pid) : CLOVER_MESSAGES.snortNotRunning,
+    running: s.running,
+    pid: s.pid,
+  };
 }
 
 /** The gRPC address in a cluster, by Clover's convention: the host from the file on port 50054 (nginx) / 50052 (snort-ids). */

@@ -58,7 +58,13 @@ export interface SdcProxyConfig {
 export const SDC_PROTO = fileURLToPath(new URL('./proto/sdc.proto', import.meta.url));
 
 // longs as Numbers, enums as strings, defaults filled: callers see plain typed objects.
-const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true };
+const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: false,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
 
 export interface SdcPackage {
   LoadBalancer: grpc.ServiceClientConstructor;
@@ -81,12 +87,18 @@ export interface SdcClient {
   getBackends(workload: string): Promise<{ workload: string; backends: string[] }>;
   setBackends(workload: string, backends: string[]): Promise<{ workload: string; backends: string[] }>;
   getRoutes(workload: string): Promise<{ workload: string; routes: SdcRoute[] }>;
-  setRoutes(workload: string, routes: Array<Partial<SdcRoute> & { path: string }>): Promise<{ workload: string; routes: SdcRoute[] }>;
+  setRoutes(
+    workload: string,
+    routes: Array<Partial<SdcRoute> & { path: string }>,
+  ): Promise<{ workload: string; routes: SdcRoute[] }>;
   getProxy(workload?: string): Promise<SdcProxyConfig>;
   setProxy(config: { workload?: string; forwardTo: string; mirrorTo: string }): Promise<SdcProxyConfig>;
   addIdsRule(rule: SdcIdsRule): Promise<{ rules: SdcIdsRule[]; ruleText: string[] }>;
   listIdsRules(): Promise<{ rules: SdcIdsRule[]; ruleText: string[] }>;
-  listAlerts(opts?: { afterEventId?: number; limit?: number }): Promise<{ alerts: SdcAlert[]; inspected: number }>;
+  listAlerts(opts?: {
+    afterEventId?: number;
+    limit?: number;
+  }): Promise<{ alerts: SdcAlert[]; inspected: number }>;
   startIds(): Promise<SdcIdsState>;
   stopIds(): Promise<SdcIdsState>;
   close(): void;
@@ -107,16 +119,34 @@ export function createSdcClient(address: string, opts: { timeoutMs?: number } = 
     withRetry(
       () =>
         new Promise<T>((resolve, reject) => {
-          type UnaryCall = (req: object, meta: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: T) => void) => void;
+          type UnaryCall = (
+            req: object,
+            meta: grpc.CallOptions,
+            cb: (err: grpc.ServiceError | null, res: T) => void,
+          ) => void;
           const fn = (client as unknown as Record<string, UnaryCall>)[method];
-          fn.call(client, req, { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res)));
+          fn.call(
+            client,
+            req,
+            { deadline: Date.now() + timeoutMs },
+            (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res)),
+          );
         }),
-      { attempts: 3, baseDelayMs: 100, retryable: (e) => (e as grpc.ServiceError).code === grpc.status.UNAVAILABLE },
+      {
+        attempts: 3,
+        baseDelayMs: 100,
+        retryable: (e) => (e as grpc.ServiceError).code === grpc.status.UNAVAILABLE,
+      },
     ).catch((err: grpc.ServiceError) => {
       if (err.code === grpc.status.INVALID_ARGUMENT || err.code === grpc.status.NOT_FOUND) {
         throw new InvalidInputError(`SDC control ${method}: ${err.details}`);
       }
-      throw new InfrastructureError('SDC control (gRPC)', `${address} ${method}`, err.details ?? err.message, 'that the sandbox is running (clover-cd sandbox status)');
+      throw new InfrastructureError(
+        'SDC control (gRPC)',
+        `${address} ${method}`,
+        err.details ?? err.message,
+        'that the sandbox is running (clover-cd sandbox status)',
+      );
     });
   return {
     getBackends: (workload) => call(clients.lb, 'getBackends', { workload }),
@@ -125,7 +155,13 @@ export function createSdcClient(address: string, opts: { timeoutMs?: number } = 
     setRoutes: (workload, routes) =>
       call(clients.server, 'setRoutes', {
         workload,
-        routes: routes.map((r) => ({ prefix: false, status: 200, body: '', contentType: 'text/plain', ...r })),
+        routes: routes.map((r) => ({
+          prefix: false,
+          status: 200,
+          body: '',
+          contentType: 'text/plain',
+          ...r,
+        })),
       }),
     getProxy: (workload = 'proxy-access-control') => call(clients.proxy, 'getProxy', { workload }),
     setProxy: (c) => call(clients.proxy, 'setProxy', { workload: 'proxy-access-control', alerts: [], ...c }),
@@ -133,7 +169,8 @@ export function createSdcClient(address: string, opts: { timeoutMs?: number } = 
     listIdsRules: () => call(clients.ids, 'listRules', {}),
     startIds: () => call(clients.ids, 'start', {}),
     stopIds: () => call(clients.ids, 'stop', {}),
-    listAlerts: (o = {}) => call(clients.ids, 'listAlerts', { afterEventId: o.afterEventId ?? 0, limit: o.limit ?? 0 }),
+    listAlerts: (o = {}) =>
+      call(clients.ids, 'listAlerts', { afterEventId: o.afterEventId ?? 0, limit: o.limit ?? 0 }),
     close: () => Object.values(clients).forEach((c) => c.close()),
   };
 }

@@ -62,9 +62,13 @@ spinnaker:
   stageServer:                    # where the pipeline's webhook stages reach 'clover-cd serve'
     url: http://clover-cd.clover-system:8080
     auth: { env: CLOVER_CD_TOKEN } # bearer token, read from the environment; never written out
+    # Inline webhook stages carry no secret: the server knows Orca by its mesh identity (serve
+    # --trust-mesh-principal, deploy/clover-cd/overlays/mesh-auth). Or use 'stages: preconfigured'.
+    meshAuth: { principal: "spiffe://cluster.local/ns/spinnaker/sa/spin-orca" }
   runner: webhook                 # webhook | jenkins | runJob
   triggers:
-    - { type: docker, account: dockerhub, organization: opnfv, repository: opnfv/clover-ns-nginx-lb, tag: "^opnfv-.*$" }
+    # registry: the Docker registry account's address; Echo names the pushed image <registry>/<repository>
+    - { type: docker, account: dockerhub, registry: index.docker.io, organization: opnfv, repository: opnfv/clover-ns-nginx-lb, tag: "^opnfv-.*$" }
 github:
   repository: opnfv/clover        # commit statuses and deployments go here
   context: clover-cd/gate

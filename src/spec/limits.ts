@@ -26,7 +26,10 @@ export function labelKeyProblem(key: string): string | undefined {
   const slash = key.lastIndexOf('/');
   const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
   const name = slash >= 0 ? key.slice(slash + 1) : key;
-  if (prefix !== undefined && (prefix.length === 0 || prefix.length > 253 || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(prefix))) {
+  if (
+    prefix !== undefined &&
+    (prefix.length === 0 || prefix.length > 253 || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(prefix))
+  ) {
     return `expected a label key prefix that is a DNS subdomain of at most 253 characters (e.g. example.com/), found "${prefix.slice(0, 60)}"`;
   }
   if (name.length === 0 || name.length > 63 || !/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(name)) {
@@ -58,19 +61,25 @@ export function urlProblem(value: unknown, schemeOptional = false): string | und
   if (typeof value !== 'string') return undefined;
   const text = schemeOptional && !/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? `http://${value}` : value;
   const port = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?(?:\[[^\]]*\]|[^:/?#]*):(\d+)/i.exec(text)?.[1];
-  if (port !== undefined && Number(port) > 65535) return `expected a port from 1 to 65535, found ${port} in "${value.slice(0, 80)}"`;
+  if (port !== undefined && Number(port) > 65535)
+    return `expected a port from 1 to 65535, found ${port} in "${value.slice(0, 80)}"`;
   let u: URL;
   try {
     u = new URL(text);
   } catch {
     return `expected a URL such as http://host:8080/path, found "${value.slice(0, 80)}"`;
   }
-  if (!/^https?:$/.test(u.protocol)) return `expected an http:// or https:// URL, found "${value.slice(0, 80)}"`;
+  if (!/^https?:$/.test(u.protocol))
+    return `expected an http:// or https:// URL, found "${value.slice(0, 80)}"`;
   if (!u.hostname) return `expected a URL with a host, found "${value.slice(0, 80)}"`;
   return undefined;
 }
 
 /** Push a problem for each (path, message) pair whose message is defined. */
-export function collect(file: string | undefined, problems: InputProblem[], checks: Array<[string, string | undefined]>): void {
+export function collect(
+  file: string | undefined,
+  problems: InputProblem[],
+  checks: Array<[string, string | undefined]>,
+): void {
   for (const [path, message] of checks) if (message) problems.push({ file, path, message });
 }

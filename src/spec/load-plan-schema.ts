@@ -18,7 +18,11 @@ const duration: Schema = {
   ],
 };
 const headers: Schema = { type: 'object', additionalProperties: { type: ['string', 'number'] } };
-const statusPattern = { type: 'string', pattern: '^[1-5]([0-9]{2}|xx|[0-9]x)$', description: 'a status such as 200, 2xx or 30x' };
+const statusPattern = {
+  type: 'string',
+  pattern: '^[1-5]([0-9]{2}|xx|[0-9]x)$',
+  description: 'a status such as 200, 2xx or 30x',
+};
 const closed = (properties: Record<string, Schema>, required: string[] = []): Schema => ({
   type: 'object',
   additionalProperties: false,
@@ -28,9 +32,24 @@ const closed = (properties: Record<string, Schema>, required: string[] = []): Sc
 
 export const assertionSchema = closed({
   /** Accepted response codes; anything else is a failed sample. */
-  status: { oneOf: [{ type: 'integer', minimum: 100, maximum: 599 }, statusPattern, { type: 'array', minItems: 1, items: { oneOf: [{ type: 'integer', minimum: 100, maximum: 599 }, statusPattern] } }] },
+  status: {
+    oneOf: [
+      { type: 'integer', minimum: 100, maximum: 599 },
+      statusPattern,
+      {
+        type: 'array',
+        minItems: 1,
+        items: { oneOf: [{ type: 'integer', minimum: 100, maximum: 599 }, statusPattern] },
+      },
+    ],
+  },
   /** Substrings the response body must contain. */
-  contains: { oneOf: [{ type: 'string', minLength: 1 }, { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } }] },
+  contains: {
+    oneOf: [
+      { type: 'string', minLength: 1 },
+      { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+    ],
+  },
   /** Slowest acceptable response. */
   max_time: duration,
 });
@@ -42,10 +61,16 @@ export const cloverPlanSchema: Schema = closed(
         num_threads: { type: 'integer', minimum: 1, maximum: 100_000 },
         /** Iterations of the url_list per thread; 0 and -1 loop until `duration` ends. */
         loops: { type: 'integer', minimum: -1, maximum: 1_000_000_000 },
-        ramp_time: { type: 'number', minimum: 0, maximum: 86_400 },
+        /** Whole seconds: JMeter reads ThreadGroup.ramp_time and ThreadGroup.duration as integers. */
+        ramp_time: { type: 'integer', minimum: 0, maximum: 86_400, description: 'whole seconds' },
         /** Hard cut-off in seconds (JMeter's scheduler duration). */
-        duration: { type: 'number', minimum: 0, maximum: 604_800 },
-        throughput: { type: 'number', exclusiveMinimum: 0, maximum: 1_000_000, description: 'target requests per second, all threads together' },
+        duration: { type: 'integer', minimum: 0, maximum: 604_800, description: 'whole seconds' },
+        throughput: {
+          type: 'number',
+          exclusiveMinimum: 0,
+          maximum: 1_000_000,
+          description: 'target requests per second, all threads together',
+        },
         think_time: duration,
         timeout: duration,
         headers,
@@ -58,7 +83,12 @@ export const cloverPlanSchema: Schema = closed(
       items: closed(
         {
           name: { type: 'string', minLength: 1 },
-          url: { type: 'string', minLength: 1, pattern: '^(https?://)?[^\\s/:?#]+(:\\d+)?([/?#]\\S*)?$', description: 'a URL such as http://host:port/path?query' },
+          url: {
+            type: 'string',
+            minLength: 1,
+            pattern: '^(https?://)?[^\\s/:?#]+(:\\d+)?([/?#]\\S*)?$',
+            description: 'a URL such as http://host:port/path?query',
+          },
           method: { enum: ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'] },
           'user-agent': { type: 'string' },
           headers,
@@ -67,7 +97,8 @@ export const cloverPlanSchema: Schema = closed(
           timeout: duration,
           assert: assertionSchema,
         },
-        ['url'],
+        // Clover's /jmeter/gen reads name (the sample label) for every URL; method and user-agent have defaults here.
+        ['name', 'url'],
       ),
     },
     /** Pass/fail criteria, Taurus-like: "p95 > 250ms", "error-rate > 1% for 10s", "count(url1) != expected". */

@@ -1,39 +1,27 @@
-import { DURATION_PATTERN } from '../util/units.js';
+import { gateSchema } from './gate-schema.js';
+import { closed, duration, name, percent, shortName, weight, type Schema } from './schema-parts.js';
+
+export { gateRuleSchemas, gateSchema } from './gate-schema.js';
 
 /**
  * JSON Schema of the release spec. Every object is closed (additionalProperties: false) so misspelt keys
  * are reported with a "did you mean". Cross-field rules (increasing weights, windows long enough for the
  * gate, exactly one strategy) live in validate.ts, where they can explain themselves in numbers.
  */
-type Schema = Record<string, unknown>;
-
-const duration: Schema = { type: 'string', pattern: DURATION_PATTERN, description: 'a duration such as 30s, 2m' };
-// Percentages of requests or of traffic: 0% to 100%, so "200%" is caught here rather than never tripping.
-const percent: Schema = { type: 'string', pattern: '^(100(\\.0+)?|[0-9]{1,2}(\\.[0-9]+)?)%$', description: 'a percentage from 0% to 100% such as 1%' };
-const weight: Schema = { type: 'integer', minimum: 0, maximum: 100 };
-// Kubernetes' limits: object names are DNS subdomains (≤ 253), namespaces and Services DNS labels (≤ 63).
-const name: Schema = { type: 'string', minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', description: 'a DNS-1123 name' };
-const shortName: Schema = { ...name, maxLength: 63 };
-const closed = (properties: Record<string, Schema>, required: string[] = []): Schema => ({
-  type: 'object',
-  additionalProperties: false,
-  properties,
-  required,
+const matchValue = closed({
+  exact: { type: 'string' },
+  prefix: { type: 'string' },
+  regex: { type: 'string' },
 });
-const matchValue = closed({ exact: { type: 'string' }, prefix: { type: 'string' }, regex: { type: 'string' } });
-const secretRef = closed({ env: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, file: { type: 'string' }, spinnaker: { type: 'string' } });
+/** A SPIFFE id of a Kubernetes service account, as Istio issues it (the URI SAN of the workload certificate). */
+export const MESH_PRINCIPAL_PATTERN =
+  '^spiffe://[^/]+/ns/[a-z0-9]([-a-z0-9]*[a-z0-9])?/sa/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$';
+const secretRef = closed({
+  env: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
+  file: { type: 'string' },
+  spinnaker: { type: 'string' },
+});
 // Selectors name labels the evidence carries: a URL path, an HTTP status (or class such as 5xx), a user agent.
-const selector = {
-  route: { type: 'string', pattern: '^/', description: 'a URL path starting with /' },
-  status: {
-    oneOf: [
-      { type: 'integer', minimum: 100, maximum: 599 },
-      { type: 'string', pattern: '^([1-5][0-9][0-9]|[1-5]xx)$', description: 'an HTTP status such as 404 or a class such as 5xx' },
-    ],
-  },
-  userAgent: { type: 'string', minLength: 1 },
-};
-
 export const serviceSchema = closed(
   {
     name: shortName,
@@ -66,7 +54,11 @@ export const strategySchema = closed({
     ['window'],
   ),
   blueGreen: closed(
-    { previewWindow: duration, judgment: { type: 'boolean' }, maxInconclusive: { type: 'integer', minimum: 0, maximum: 10 } },
+    {
+      previewWindow: duration,
+      judgment: { type: 'boolean' },
+      maxInconclusive: { type: 'integer', minimum: 0, maximum: 10 },
+    },
     ['previewWindow'],
   ),
   abTest: closed(
@@ -74,7 +66,10 @@ export const strategySchema = closed({
       match: {
         type: 'array',
         minItems: 1,
-        items: closed({ headers: { type: 'object', additionalProperties: matchValue, minProperties: 1 }, cookie: matchValue }),
+        items: closed({
+          headers: { type: 'object', additionalProperties: matchValue, minProperties: 1 },
+          cookie: matchValue,
+        }),
       },
       window: duration,
       judgment: { type: 'boolean' },
@@ -94,81 +89,6 @@ export const loadSchema = closed(
   ['plan'],
 );
 
-const version = { enum: ['candidate', 'stable'] };
-const alpha = { type: 'number', exclusiveMinimum: 0, maximum: 0.5 };
-const alphaWeight = { type: 'number', exclusiveMinimum: 0, maximum: 1000, description: "this rule's weight in the gate.alpha budget (default 1)" };
-// An increase may exceed 100% (a p99 twice the stable one is +100%).
-const increase: Schema = { type: 'string', pattern: '^[0-9]{1,4}(\\.[0-9]+)?%$', description: 'an increase such as 10% or 150%' };
-const rate: Schema = { oneOf: [percent, { type: 'number', exclusiveMinimum: 0, maximum: 0.5 }], description: 'a probability such as 1% or 0.01' };
-export const gateRuleSchemas: Record<string, Schema> = {
-  conservation: closed({
-    hops: { type: 'array', items: shortName, minItems: 1, uniqueItems: true },
-    fanOut: { type: 'object', additionalProperties: { type: 'number', exclusiveMinimum: 0 } },
-    tolerance: { oneOf: [{ type: 'integer', minimum: 0 }, percent] },
-  }),
-  split: closed({ confidence: { type: 'number', exclusiveMinimum: 0.5, exclusiveMaximum: 1 }, alphaWeight }),
-  errorRate: closed({ max: percent, version, route: selector.route, perRoute: { type: 'boolean' }, alpha, alphaWeight, routeMax: percent }, ['max']),
-  latency: closed({ percentile: { type: 'number', exclusiveMinimum: 0, maximum: 100 }, max: duration, version, route: selector.route, alpha, alphaWeight }, ['percentile', 'max']),
-  count: closed({ ...selector, expect: { oneOf: [{ type: 'integer', minimum: 0 }, { enum: ['all', 'none'] }] } }, ['expect']),
-  share: closed({ ...selector, expect: percent, tolerance: percent }, ['expect', 'tolerance']),
-  compareLatency: closed({
-    alpha,
-    alphaWeight,
-    percentile: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 100 },
-    maxIncrease: percent,
-    detect: increase,
-    route: selector.route,
-    maxEffect: { type: 'number', minimum: 0, maximum: 1, description: "deprecated (Cliff's δ is no longer judged); use maxIncrease" },
-  }),
-  compareErrors: closed({ alpha, alphaWeight, maxIncrease: percent, detect: percent, routeDetect: percent, route: selector.route, perRoute: { type: 'boolean' } }),
-  tail: closed({
-    percentiles: { type: 'array', items: { type: 'number', minimum: 50, exclusiveMaximum: 100 }, minItems: 1, uniqueItems: true },
-    maxIncrease: percent,
-    detect: increase,
-    alpha,
-    alphaWeight,
-    route: selector.route,
-  }),
-  l4: closed({
-    resetRate: percent,
-    retransmitRate: percent,
-    connectFailures: { type: 'integer', minimum: 0 },
-    compare: { type: 'boolean' },
-    required: { type: 'boolean' },
-  }),
-};
-
-export const gateSchema = closed(
-  {
-    alpha: rate,
-    beta: { ...rate, description: 'the chance a regression of a rule\'s detect size is passed, e.g. 5%' },
-    maxRoutes: { type: 'integer', minimum: 1, maximum: 1000 },
-    minRouteSamples: { type: 'integer', minimum: 1 },
-    requestRate: { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?/(s|m)$', description: 'requests per second or minute, e.g. 50/s' },
-    minSamples: { type: 'integer', minimum: 1 },
-    metrics: closed(
-      {
-        source: { enum: ['prometheus', 'scrape'] },
-        url: { type: 'string', pattern: '^https?://' },
-        targets: { type: 'array', items: { type: 'string', pattern: '^https?://' } },
-        scrapeInterval: duration,
-      },
-      ['source'],
-    ),
-    tracing: closed({ url: { type: 'string', pattern: '^https?://' } }, ['url']),
-    traceSampling: { oneOf: [percent, { type: 'number', exclusiveMinimum: 0, maximum: 1 }], description: 'share of requests traced, e.g. 1% or 0.01' },
-    maxWindow: duration,
-    onInconclusive: { enum: ['fail', 'hold'], description: 'after the longest window and maxInconclusive more: fail (roll back) or hold (keep the weight, stop)' },
-    rules: {
-      type: 'array',
-      minItems: 1,
-      // Each rule is an object with exactly one key naming its kind; validate.ts checks the key and body.
-      items: { type: 'object', minProperties: 1, maxProperties: 1 },
-    },
-  },
-  ['rules'],
-);
-
 const trigger: Schema = {
   type: 'object',
   required: ['type'],
@@ -176,11 +96,53 @@ const trigger: Schema = {
 };
 
 export const triggerSchemas: Record<string, Schema> = {
-  jenkins: closed({ type: {}, master: { type: 'string', minLength: 1 }, job: { type: 'string', minLength: 1 }, propertyFile: { type: 'string' } }, ['master', 'job']),
-  docker: closed({ type: {}, account: { type: 'string' }, registry: { type: 'string' }, organization: { type: 'string' }, repository: { type: 'string' }, tag: { type: 'string' } }, ['account', 'repository']),
-  git: closed({ type: {}, source: { enum: ['github', 'gitlab', 'bitbucket', 'stash'] }, project: { type: 'string' }, slug: { type: 'string' }, branch: { type: 'string' } }, ['source', 'project', 'slug']),
-  webhook: closed({ type: {}, source: { type: 'string', minLength: 1 }, payloadConstraints: { type: 'object', additionalProperties: { type: 'string' } } }, ['source']),
-  pipeline: closed({ type: {}, application: { type: 'string' }, pipeline: { type: 'string' }, status: { type: 'array', items: { enum: ['successful', 'failed', 'canceled'] }, minItems: 1 } }, ['application', 'pipeline']),
+  jenkins: closed(
+    {
+      type: {},
+      master: { type: 'string', minLength: 1 },
+      job: { type: 'string', minLength: 1 },
+      propertyFile: { type: 'string' },
+    },
+    ['master', 'job'],
+  ),
+  docker: closed(
+    {
+      type: {},
+      account: { type: 'string' },
+      registry: { type: 'string' },
+      organization: { type: 'string' },
+      repository: { type: 'string' },
+      tag: { type: 'string' },
+    },
+    ['account', 'repository'],
+  ),
+  git: closed(
+    {
+      type: {},
+      source: { enum: ['github', 'gitlab', 'bitbucket', 'stash'] },
+      project: { type: 'string' },
+      slug: { type: 'string' },
+      branch: { type: 'string' },
+    },
+    ['source', 'project', 'slug'],
+  ),
+  webhook: closed(
+    {
+      type: {},
+      source: { type: 'string', minLength: 1 },
+      payloadConstraints: { type: 'object', additionalProperties: { type: 'string' } },
+    },
+    ['source'],
+  ),
+  pipeline: closed(
+    {
+      type: {},
+      application: { type: 'string' },
+      pipeline: { type: 'string' },
+      status: { type: 'array', items: { enum: ['successful', 'failed', 'canceled'] }, minItems: 1 },
+    },
+    ['application', 'pipeline'],
+  ),
   cron: closed({ type: {}, cronExpression: { type: 'string', minLength: 11 } }, ['cronExpression']),
 };
 
@@ -189,11 +151,34 @@ export const spinnakerSchema = closed(
     application: name,
     account: { type: 'string', minLength: 1 },
     pipelineName: { type: 'string', minLength: 1 },
-    stageServer: closed({ url: { type: 'string', pattern: '^https?://' }, auth: secretRef }, ['url']),
+    stageServer: closed(
+      {
+        url: { type: 'string', pattern: '^https?://' },
+        auth: secretRef,
+        meshAuth: closed(
+          {
+            principal: {
+              type: 'string',
+              pattern: MESH_PRINCIPAL_PATTERN,
+              description:
+                "Orca's workload identity: spiffe://<trust domain>/ns/<namespace>/sa/<service account>",
+            },
+          },
+          ['principal'],
+        ),
+      },
+      ['url'],
+    ),
     runner: { enum: ['webhook', 'jenkins', 'runJob'] },
     stages: { enum: ['inline', 'preconfigured'] },
-    jenkins: closed({ master: { type: 'string', minLength: 1 }, job: { type: 'string', minLength: 1 } }, ['master', 'job']),
-    runJob: closed({ image: { type: 'string', minLength: 1 }, namespace: shortName, serviceAccount: name }, ['image']),
+    jenkins: closed({ master: { type: 'string', minLength: 1 }, job: { type: 'string', minLength: 1 } }, [
+      'master',
+      'job',
+    ]),
+    runJob: closed(
+      { image: { type: 'string', minLength: 1 }, namespace: shortName, serviceAccount: name },
+      [],
+    ),
     triggers: { type: 'array', items: trigger },
     notifications: {
       type: 'array',
@@ -201,7 +186,10 @@ export const spinnakerSchema = closed(
         {
           type: { enum: ['slack', 'email', 'googlechat', 'microsoftteams', 'githubStatus'] },
           address: { type: 'string', minLength: 1 },
-          when: { type: 'array', items: { enum: ['pipeline.starting', 'pipeline.complete', 'pipeline.failed'] } },
+          when: {
+            type: 'array',
+            items: { enum: ['pipeline.starting', 'pipeline.complete', 'pipeline.failed'] },
+          },
         },
         ['type', 'address'],
       ),
@@ -224,7 +212,9 @@ export const releaseSpecSchema: Schema = closed(
   {
     apiVersion: { const: 'clover-cd/v1' },
     kind: { const: 'Release' },
-    metadata: closed({ name, labels: { type: 'object', additionalProperties: { type: 'string' } } }, ['name']),
+    metadata: closed({ name, labels: { type: 'object', additionalProperties: { type: 'string' } } }, [
+      'name',
+    ]),
     application: name,
     service: serviceSchema,
     strategy: strategySchema,

@@ -101,14 +101,85 @@ export interface LoadSpec {
 export type GateRule =
   | { conservation: { hops?: string[]; fanOut?: Record<string, number>; tolerance?: number | Percent } }
   | { split: { confidence?: number; alphaWeight?: number } }
-  | { errorRate: { max: Percent; version?: 'candidate' | 'stable'; route?: string; perRoute?: boolean; alpha?: number; alphaWeight?: number; routeMax?: Percent } }
-  | { latency: { percentile: number; max: Duration; version?: 'candidate' | 'stable'; route?: string; alpha?: number; alphaWeight?: number } }
-  | { count: { route?: string; status?: number | string; userAgent?: string; expect: number | 'all' | 'none' } }
-  | { share: { route?: string; status?: number | string; userAgent?: string; expect: Percent; tolerance: Percent } }
-  | { compareLatency: { alpha?: number; alphaWeight?: number; percentile?: number; maxIncrease?: Percent; detect?: Percent; route?: string; /** @deprecated Cliff's δ, no longer judged */ maxEffect?: number } }
-  | { compareErrors: { alpha?: number; alphaWeight?: number; maxIncrease?: Percent; detect?: Percent; routeDetect?: Percent; route?: string; perRoute?: boolean } }
-  | { tail: { percentiles?: number[]; maxIncrease?: Percent; detect?: Percent; alpha?: number; alphaWeight?: number; route?: string } }
-  | { l4: { resetRate?: Percent; retransmitRate?: Percent; connectFailures?: number; compare?: boolean; required?: boolean } };
+  | {
+      errorRate: {
+        max: Percent;
+        version?: 'candidate' | 'stable';
+        route?: string;
+        perRoute?: boolean;
+        alpha?: number;
+        alphaWeight?: number;
+        routeMax?: Percent;
+      };
+    }
+  | {
+      latency: {
+        percentile: number;
+        max: Duration;
+        version?: 'candidate' | 'stable';
+        route?: string;
+        alpha?: number;
+        alphaWeight?: number;
+      };
+    }
+  | {
+      count: {
+        route?: string;
+        status?: number | string;
+        userAgent?: string;
+        expect: number | 'all' | 'none';
+      };
+    }
+  | {
+      share: {
+        route?: string;
+        status?: number | string;
+        userAgent?: string;
+        expect: Percent;
+        tolerance: Percent;
+      };
+    }
+  | {
+      compareLatency: {
+        alpha?: number;
+        alphaWeight?: number;
+        percentile?: number;
+        maxIncrease?: Percent;
+        detect?: Percent;
+        route?: string;
+        /** @deprecated Cliff's δ, no longer judged */ maxEffect?: number;
+      };
+    }
+  | {
+      compareErrors: {
+        alpha?: number;
+        alphaWeight?: number;
+        maxIncrease?: Percent;
+        detect?: Percent;
+        routeDetect?: Percent;
+        route?: string;
+        perRoute?: boolean;
+      };
+    }
+  | {
+      tail: {
+        percentiles?: number[];
+        maxIncrease?: Percent;
+        detect?: Percent;
+        alpha?: number;
+        alphaWeight?: number;
+        route?: string;
+      };
+    }
+  | {
+      l4: {
+        resetRate?: Percent;
+        retransmitRate?: Percent;
+        connectFailures?: number;
+        compare?: boolean;
+        required?: boolean;
+      };
+    };
 
 export interface GateSpec {
   /**
@@ -162,10 +233,33 @@ export interface SecretRef {
   spinnaker?: string;
 }
 
+/**
+ * Inline webhook stages cannot carry a secret, so the stage server knows their caller by its mesh identity: the
+ * server runs with `--trust-mesh-principal <principal>` behind an Istio sidecar, and
+ * deploy/clover-cd/overlays/mesh-auth admits only that principal (mutual TLS, AuthorizationPolicy).
+ */
+export interface MeshAuth {
+  /** Orca's workload identity, `spiffe://<trust domain>/ns/<namespace>/sa/<service account>`. */
+  principal: string;
+}
+
 export type TriggerSpec =
   | { type: 'jenkins'; master: string; job: string; propertyFile?: string }
-  | { type: 'docker'; account: string; registry?: string; organization?: string; repository: string; tag?: string }
-  | { type: 'git'; source: 'github' | 'gitlab' | 'bitbucket' | 'stash'; project: string; slug: string; branch?: string }
+  | {
+      type: 'docker';
+      account: string;
+      registry?: string;
+      organization?: string;
+      repository: string;
+      tag?: string;
+    }
+  | {
+      type: 'git';
+      source: 'github' | 'gitlab' | 'bitbucket' | 'stash';
+      project: string;
+      slug: string;
+      branch?: string;
+    }
   | { type: 'webhook'; source: string; payloadConstraints?: Record<string, string> }
   | { type: 'pipeline'; application: string; pipeline: string; status?: string[] }
   | { type: 'cron'; cronExpression: string };
@@ -180,7 +274,7 @@ export interface SpinnakerSpec {
   application?: string;
   account: string;
   pipelineName?: string;
-  stageServer: { url: string; auth?: SecretRef };
+  stageServer: { url: string; auth?: SecretRef; meshAuth?: MeshAuth };
   runner?: StageRunner;
   /**
    * How webhook stages are written: `inline` (default: url, payload and polling fields in the pipeline JSON, no
@@ -190,7 +284,8 @@ export interface SpinnakerSpec {
    */
   stages?: 'inline' | 'preconfigured';
   jenkins?: { master: string; job: string };
-  runJob?: { image: string; namespace?: string; serviceAccount?: string };
+  /** image: default the published clover-cd image (contract/images.ts). */
+  runJob?: { image?: string; namespace?: string; serviceAccount?: string };
   triggers?: TriggerSpec[];
   notifications?: NotificationSpec[];
 }
@@ -208,4 +303,6 @@ export interface LoadedSpec {
   file: string;
   dir: string;
   strategyKind: StrategyKind;
+  /** Problems of the files the spec names, when the command loaded it with `files: 'optional'`. */
+  warnings?: import('../util/errors.js').InputProblem[];
 }

@@ -1,10 +1,18 @@
 import { resolve } from 'node:path';
+import { defaultImage } from '../contract/images.js';
 import type { InputProblem } from '../util/errors.js';
 import { validateAgainst, joinPath } from '../util/schema.js';
 import { didYouMean } from '../util/suggest.js';
 import { parseDurationMs, formatDuration } from '../util/units.js';
 import { planDocumentProblems } from './load-plan-schema.js';
-import { boundsProblems, budgetProblems, detectProblems, planFileProblems, referencedFileProblem } from './spec-checks.js';
+import {
+  boundsProblems,
+  budgetProblems,
+  detectProblems,
+  planFileProblems,
+  referencedFileProblem,
+} from './spec-checks.js';
+import { registryHost } from './image-ref.js';
 import { gateRuleSchemas, releaseSpecSchema, triggerSchemas } from './schema.js';
 import type { CanaryStrategy, ReleaseSpec } from './types.js';
 
@@ -28,22 +36,43 @@ function checkCanary(c: CanaryStrategy, file: string | undefined, problems: Inpu
     return;
   }
   if (!c.steps && c.stepWeight === undefined) {
-    problems.push({ file, path: base, message: 'give "steps" (e.g. [10, 25, 50]) or "stepWeight" (with optional "maxWeight")' });
+    problems.push({
+      file,
+      path: base,
+      message: 'give "steps" (e.g. [10, 25, 50]) or "stepWeight" (with optional "maxWeight")',
+    });
     return;
   }
   if (c.stepWeight !== undefined && c.maxWeight !== undefined && c.stepWeight > c.maxWeight) {
-    problems.push({ file, path: `${base}.stepWeight`, message: `stepWeight ${c.stepWeight} is above maxWeight ${c.maxWeight}: no step would run` });
+    problems.push({
+      file,
+      path: `${base}.stepWeight`,
+      message: `stepWeight ${c.stepWeight} is above maxWeight ${c.maxWeight}: no step would run`,
+    });
   }
   const weights = canaryWeights(c);
   weights.forEach((w, i) => {
-    if (c.steps && w === 0) problems.push({ file, path: `${base}.steps[${i}]`, message: 'a canary step of 0% sends no traffic to the candidate; use a weight from 1 to 100' });
+    if (c.steps && w === 0)
+      problems.push({
+        file,
+        path: `${base}.steps[${i}]`,
+        message: 'a canary step of 0% sends no traffic to the candidate; use a weight from 1 to 100',
+      });
     if (i > 0 && w <= weights[i - 1]) {
-      problems.push({ file, path: `${base}.steps[${i}]`, message: `weights must increase: ${w} follows ${weights[i - 1]}` });
+      problems.push({
+        file,
+        path: `${base}.steps[${i}]`,
+        message: `weights must increase: ${w} follows ${weights[i - 1]}`,
+      });
     }
   });
   (c.judgmentAt ?? []).forEach((w, i) => {
     if (!weights.includes(w)) {
-      problems.push({ file, path: `${base}.judgmentAt[${i}]`, message: `${w} is not one of the step weights [${weights.join(', ')}]` });
+      problems.push({
+        file,
+        path: `${base}.judgmentAt[${i}]`,
+        message: `${w} is not one of the step weights [${weights.join(', ')}]`,
+      });
     }
   });
 }
@@ -58,13 +87,18 @@ function checkRules(spec: ReleaseSpec, file: string | undefined, problems: Input
     if (!kind) return;
     if (!gateRuleSchemas[kind]) {
       const hint = didYouMean(kind, kinds);
-      problems.push({ file, path: joinPath(path, kind), message: `unknown rule "${kind}"${hint ? ` (did you mean "${hint}"?)` : ''}; rules are: ${kinds.join(', ')}` });
+      problems.push({
+        file,
+        path: joinPath(path, kind),
+        message: `unknown rule "${kind}"${hint ? ` (did you mean "${hint}"?)` : ''}; rules are: ${kinds.join(', ')}`,
+      });
       return;
     }
     const body = (rule as Record<string, unknown>)[kind] ?? {};
     const before = problems.length;
     problems.push(...validateAgainst(gateRuleSchemas[kind], body, file, joinPath(path, kind)));
-    if (kind === 'conservation' && problems.length === before) checkHops(spec, body as ConservationBody, file, joinPath(path, kind), problems);
+    if (kind === 'conservation' && problems.length === before)
+      checkHops(spec, body as ConservationBody, file, joinPath(path, kind), problems);
   });
 }
 
@@ -74,17 +108,31 @@ type ConservationBody = { hops?: string[]; fanOut?: Record<string, number> };
  * Hops name services on the request path, in order; the released service must be one of them, or the
  * per-version sum the rule checks does not exist. Fan-out can only be declared for a listed hop.
  */
-function checkHops(spec: ReleaseSpec, body: ConservationBody, file: string | undefined, path: string, problems: InputProblem[]): void {
+function checkHops(
+  spec: ReleaseSpec,
+  body: ConservationBody,
+  file: string | undefined,
+  path: string,
+  problems: InputProblem[],
+): void {
   const hops = body.hops;
   const service = typeof spec.service?.name === 'string' ? spec.service.name : undefined;
   if (hops && service && !hops.includes(service)) {
-    problems.push({ file, path: `${path}.hops`, message: `the released service "${service}" must be one of the hops [${hops.join(', ')}]` });
+    problems.push({
+      file,
+      path: `${path}.hops`,
+      message: `the released service "${service}" must be one of the hops [${hops.join(', ')}]`,
+    });
   }
   const known = hops ?? (service ? [service] : []);
   for (const hop of Object.keys(body.fanOut ?? {})) {
     if (!known.includes(hop)) {
       const hint = didYouMean(hop, known);
-      problems.push({ file, path: `${path}.fanOut.${hop}`, message: `unknown hop "${hop}"${hint ? ` (did you mean "${hint}"?)` : ''}; hops are: ${known.join(', ')}` });
+      problems.push({
+        file,
+        path: `${path}.fanOut.${hop}`,
+        message: `unknown hop "${hop}"${hint ? ` (did you mean "${hint}"?)` : ''}; hops are: ${known.join(', ')}`,
+      });
     }
   }
 }
@@ -116,8 +164,28 @@ function checkWindows(spec: ReleaseSpec, file: string | undefined, problems: Inp
   }
 }
 
-/** Every problem in a parsed spec document. `dir` resolves relative paths (load plan, manifests). */
-export function validateSpec(doc: unknown, file?: string, dir?: string): InputProblem[] {
+/** Problems of the files a spec names (its load plan, its candidate manifests), resolved against `dir`. */
+export function referencedFileProblems(spec: ReleaseSpec, file?: string, dir?: string): InputProblem[] {
+  const problems: InputProblem[] = [];
+  if (spec.load && typeof spec.load.plan === 'string')
+    problems.push(...planFileProblems(spec.load.plan, resolve(dir ?? '.', spec.load.plan), file));
+  for (const [i, m] of (spec.service.candidateManifests ?? []).entries()) {
+    const msg = referencedFileProblem(resolve(dir ?? '.', m), 'a Kubernetes manifest');
+    if (msg) problems.push({ file, path: `service.candidateManifests[${i}]`, message: msg });
+  }
+  return problems;
+}
+
+/**
+ * Every problem in a parsed spec document. `dir` resolves relative paths (load plan, manifests); with
+ * `files: false` the files the spec names are not checked (`referencedFileProblems` does that).
+ */
+export function validateSpec(
+  doc: unknown,
+  file?: string,
+  dir?: string,
+  opts: { files?: boolean } = {},
+): InputProblem[] {
   const problems = validateAgainst(releaseSpecSchema, doc, file);
   problems.push(...boundsProblems(doc, file));
   const rules = (doc as { gate?: { rules?: unknown } } | null)?.gate?.rules;
@@ -130,38 +198,73 @@ export function validateSpec(doc: unknown, file?: string, dir?: string): InputPr
     problems.push({
       file,
       path: 'strategy',
-      message: kinds.length === 0 ? 'choose one strategy: canary, blueGreen or abTest' : `choose one strategy, found ${kinds.join(' and ')}`,
+      message:
+        kinds.length === 0
+          ? 'choose one strategy: canary, blueGreen or abTest'
+          : `choose one strategy, found ${kinds.join(' and ')}`,
     });
   }
   if (spec.service.stable === spec.service.candidate) {
-    problems.push({ file, path: 'service.candidate', message: `candidate version equals the stable version "${spec.service.stable}"` });
+    problems.push({
+      file,
+      path: 'service.candidate',
+      message: `candidate version equals the stable version "${spec.service.stable}"`,
+    });
   }
   if (spec.strategy.canary) checkCanary(spec.strategy.canary, file, problems);
   spec.strategy.abTest?.match.forEach((m, i) => {
-    if (!m.headers && !m.cookie) problems.push({ file, path: `strategy.abTest.match[${i}]`, message: 'give "headers" or "cookie"' });
+    if (!m.headers && !m.cookie)
+      problems.push({ file, path: `strategy.abTest.match[${i}]`, message: 'give "headers" or "cookie"' });
   });
   checkWindows(spec, file, problems);
   if (spec.gate) problems.push(...budgetProblems(spec.gate, file), ...detectProblems(spec.gate.rules, file));
-  if (spec.load) {
-    if (typeof spec.load.plan === 'string') problems.push(...planFileProblems(spec.load.plan, resolve(dir ?? '.', spec.load.plan), file));
-    else problems.push(...planDocumentProblems(spec.load.plan, file, 'load.plan'));
-  }
-  for (const [i, m] of (spec.service.candidateManifests ?? []).entries()) {
-    const msg = referencedFileProblem(resolve(dir ?? '.', m), 'a Kubernetes manifest');
-    if (msg) problems.push({ file, path: `service.candidateManifests[${i}]`, message: msg });
-  }
+  if (spec.load && typeof spec.load.plan !== 'string')
+    problems.push(...planDocumentProblems(spec.load.plan, file, 'load.plan'));
+  if (opts.files !== false) problems.push(...referencedFileProblems(spec, file, dir));
   const sp = spec.spinnaker;
   if (sp) {
-    if (sp.runner === 'jenkins' && !sp.jenkins) problems.push({ file, path: 'spinnaker.jenkins', message: 'runner "jenkins" needs spinnaker.jenkins {master, job}' });
-    if (sp.runner === 'runJob' && !sp.runJob) problems.push({ file, path: 'spinnaker.runJob', message: 'runner "runJob" needs spinnaker.runJob {image}' });
-    if (sp.stages === 'preconfigured' && (sp.runner ?? 'webhook') !== 'webhook') problems.push({ file, path: 'spinnaker.stages', message: `"preconfigured" are webhook stages: it needs runner "webhook", found "${sp.runner}" (the Run Job form is preconfigured by \`clover-cd pipeline orca-config\` too)` });
+    if (sp.runner === 'jenkins' && !sp.jenkins)
+      problems.push({
+        file,
+        path: 'spinnaker.jenkins',
+        message: 'runner "jenkins" needs spinnaker.jenkins {master, job}',
+      });
+    if (sp.runner === 'runJob' && !sp.runJob)
+      problems.push({
+        file,
+        path: 'spinnaker.runJob',
+        message: `runner "runJob" needs spinnaker.runJob {namespace, serviceAccount, image (default ${defaultImage('clover-cd')})}`,
+      });
+    if (sp.stages === 'preconfigured' && (sp.runner ?? 'webhook') !== 'webhook')
+      problems.push({
+        file,
+        path: 'spinnaker.stages',
+        message: `"preconfigured" are webhook stages: it needs runner "webhook", found "${sp.runner}" (the Run Job form is preconfigured by \`clover-cd pipeline orca-config\` too)`,
+      });
     // Spinnaker resolves secret references in its configuration files only: in pipeline JSON one is sent literally.
-    if (sp.stageServer.auth?.spinnaker && (sp.runner ?? 'webhook') === 'webhook' && sp.stages !== 'preconfigured') {
-      problems.push({ file, path: 'spinnaker.stageServer.auth.spinnaker', message: 'a Spinnaker secret reference is resolved only in Spinnaker\'s configuration files, never in pipeline JSON (an inline webhook stage would send it literally): set spinnaker.stages: preconfigured and put the reference in orca-local.yml with `clover-cd pipeline orca-config`, or remove it (README "Spinnaker stages and secrets")' });
+    if (
+      sp.stageServer.auth?.spinnaker &&
+      (sp.runner ?? 'webhook') === 'webhook' &&
+      sp.stages !== 'preconfigured'
+    ) {
+      problems.push({
+        file,
+        path: 'spinnaker.stageServer.auth.spinnaker',
+        message:
+          'a Spinnaker secret reference is resolved only in Spinnaker\'s configuration files, never in pipeline JSON (an inline webhook stage would send it literally): set spinnaker.stages: preconfigured and put the reference in orca-local.yml with `clover-cd pipeline orca-config`, or remove it (README "Spinnaker stages and secrets")',
+      });
     }
     (sp.triggers ?? []).forEach((t, i) => {
       const schema = triggerSchemas[(t as { type: string }).type];
       if (schema) problems.push(...validateAgainst(schema, t, file, `spinnaker.triggers[${i}]`));
+      // Echo compares the trigger's repository with the event's, which never includes the registry host.
+      if (t.type === 'docker' && typeof t.repository === 'string' && registryHost(t.repository)) {
+        problems.push({
+          file,
+          path: `spinnaker.triggers[${i}].repository`,
+          message: `"${t.repository}" starts with a registry host: Echo compares repository with the pushed image's repository inside its registry and would never fire; put "${registryHost(t.repository)}" in registry and the rest in repository`,
+        });
+      }
     });
   }
   return problems;

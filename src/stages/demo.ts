@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunEvent } from '../pipelines/local-run/index.js';
-import type { LocalRunResult } from './local-pipeline.js';
+import type { LocalRunOptions, LocalRunResult } from './local-pipeline.js';
 
 /**
  * `clover-cd demo`: the whole release on the sandbox, twice. A healthy http-lb v2 goes through the SDC
@@ -42,6 +42,8 @@ export interface DemoResult {
 }
 
 export interface DemoOptions {
+  /** Runs a rendered pipeline locally against a stage server (server/local-pipeline.ts's runPipelineLocally). */
+  runPipeline: (opts: LocalRunOptions) => Promise<LocalRunResult>;
   specFile?: string;
   outDir?: string;
   onEvent?: (scenario: string, e: RunEvent) => void;
@@ -53,11 +55,18 @@ export const DEMO_SPEC = fileURLToPath(new URL('../../examples/sdc-canary.yaml',
 
 interface Bundle {
   candidateWeight?: number;
-  evidence?: { load?: { sent?: number }; metrics?: { hops?: Record<string, Record<string, { requests: number }>> } };
+  evidence?: {
+    load?: { sent?: number };
+    metrics?: { hops?: Record<string, Record<string, { requests: number }>> };
+  };
   verdict: { outcome: string; results: Array<{ rule: string; outcome: string; reason: string }> };
 }
 
-function stepsOf(run: LocalRunResult, service: string, versions: string[]): { steps: DemoStep[]; reports: string[] } {
+function stepsOf(
+  run: LocalRunResult,
+  service: string,
+  versions: string[],
+): { steps: DemoStep[]; reports: string[] } {
   const steps: DemoStep[] = [];
   const reports: string[] = [];
   for (const j of run.jobs) {
@@ -76,27 +85,34 @@ function stepsOf(run: LocalRunResult, service: string, versions: string[]): { st
           .map(([v, c]) => [v, c.requests]),
       ),
       verdict: b.verdict.outcome,
-      reasons: b.verdict.results.filter((r) => r.outcome !== 'pass').map((r) => `${r.rule.split(' ')[0]}: ${r.reason}`),
+      reasons: b.verdict.results
+        .filter((r) => r.outcome !== 'pass')
+        .map((r) => `${r.rule.split(' ')[0]}: ${r.reason}`),
       evidence,
     });
   }
   return { steps, reports };
 }
 
-export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
+export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const started = Date.now();
   const { startSandbox } = await import('../sandbox/index.js');
-  const { runPipelineLocally } = await import('./local-pipeline.js');
   const { releaseStatus } = await import('./engine/index.js');
   const { loadSpec } = await import('../spec/load.js');
   const specFile = opts.specFile ?? DEMO_SPEC;
   const { spec } = loadSpec(specFile);
-  const outDir = resolve(opts.outDir ?? join('.clover-cd', `demo-${new Date().toISOString().replace(/[:.]/g, '-')}`));
+  const outDir = resolve(
+    opts.outDir ?? join('.clover-cd', `demo-${new Date().toISOString().replace(/[:.]/g, '-')}`),
+  );
   mkdirSync(outDir, { recursive: true });
   const scenarios: DemoScenario[] = [];
   const plan: Array<{ name: string; expected: DemoScenario['expected']; fault?: { errorRate: number } }> = [
     { name: `healthy ${spec.service.candidate}`, expected: 'promoted' },
-    { name: `faulty ${spec.service.candidate} (30% HTTP 500)`, expected: 'rolled back', fault: { errorRate: 0.3 } },
+    {
+      name: `faulty ${spec.service.candidate} (30% HTTP 500)`,
+      expected: 'rolled back',
+      fault: { errorRate: 0.3 },
+    },
   ];
   for (const s of plan) {
     if (opts.signal?.aborted) break;
@@ -105,7 +121,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     const sb = await startSandbox({ stateDir: join(outDir, 'sandbox') });
     try {
       if (s.fault) await sb.setFault(spec.service.name, spec.service.candidate, s.fault);
-      const run = await runPipelineLocally({
+      const run = await opts.runPipeline({
         file: specFile,
         platform: sb.platform,
         autoApprove: true,
@@ -114,14 +130,42 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
         onEvent: (e) => opts.onEvent?.(s.name, e),
       });
       const finalWeight = (await releaseStatus(sb.platform, spec)).routes.weight;
-      const promoted = run.execution.stages.some((x) => x.name.startsWith('Promote') && x.status === 'SUCCEEDED');
-      const rolledBack = run.execution.stages.some((x) => x.name.startsWith('Roll back') && x.status === 'SUCCEEDED');
-      const outcome: DemoScenario['outcome'] = promoted && finalWeight === 100 ? 'promoted' : rolledBack && finalWeight === 0 ? 'rolled back' : 'neither';
-      const { steps, reports } = stepsOf(run, spec.service.name, [spec.service.stable, spec.service.candidate]);
-      scenarios.push({ name: s.name, expected: s.expected, outcome, ok: outcome === s.expected, exitCode: run.exitCode, status: run.execution.status, steps, reports, durationMs: Date.now() - t, finalWeight });
+      const promoted = run.execution.stages.some(
+        (x) => x.name.startsWith('Promote') && x.status === 'SUCCEEDED',
+      );
+      const rolledBack = run.execution.stages.some(
+        (x) => x.name.startsWith('Roll back') && x.status === 'SUCCEEDED',
+      );
+      const outcome: DemoScenario['outcome'] =
+        promoted && finalWeight === 100
+          ? 'promoted'
+          : rolledBack && finalWeight === 0
+            ? 'rolled back'
+            : 'neither';
+      const { steps, reports } = stepsOf(run, spec.service.name, [
+        spec.service.stable,
+        spec.service.candidate,
+      ]);
+      scenarios.push({
+        name: s.name,
+        expected: s.expected,
+        outcome,
+        ok: outcome === s.expected,
+        exitCode: run.exitCode,
+        status: run.execution.status,
+        steps,
+        reports,
+        durationMs: Date.now() - t,
+        finalWeight,
+      });
     } finally {
       await sb.stop();
     }
   }
-  return { ok: scenarios.length === plan.length && scenarios.every((s) => s.ok), scenarios, durationMs: Date.now() - started, outDir };
+  return {
+    ok: scenarios.length === plan.length && scenarios.every((s) => s.ok),
+    scenarios,
+    durationMs: Date.now() - started,
+    outDir,
+  };
 }

@@ -6,10 +6,9 @@ import { exitCodeForOutcome } from '../contract/index.js';
 import { gateQueries, metricsProviderFor, requestsByVersion, type MetricsWindow } from '../metrics/index.js';
 import type { Platform, PlatformEndpoints } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
-import { checkSplit, runGate, type GateRun, type Look } from '../validators/index.js';
+import { checkSplit, runGate, type GateRun, type LoadRunResultLike, type Look } from '../validators/index.js';
 import { metricEvidence } from '../validators/metrics.js';
 import { lookOf } from '../validators/sequential/looks.js';
-import type { LoadRunResult } from '../jmeter/types.js';
 import { writeGateHtml } from '../reports/index.js';
 
 /** Start of an observation window: its time, and a scrape snapshot when metrics are scraped directly. */
@@ -20,10 +19,20 @@ export async function openWindow(spec: ReleaseSpec, endpoints: PlatformEndpoints
   return provider ? provider.open() : { start: Date.now() };
 }
 
+/** Close a window as plain data the gate judges later, in this process or another (a direct scrape records what it counted). */
+export async function closeWindow(
+  spec: ReleaseSpec,
+  endpoints: PlatformEndpoints,
+  w: WindowStart,
+): Promise<WindowStart> {
+  const provider = metricsProviderFor(spec.gate, endpoints);
+  return provider ? provider.close(w, gateQueries(spec.service.name)) : w;
+}
+
 export interface GateStageOptions {
   window: WindowStart;
   end?: number;
-  load?: LoadRunResult;
+  load?: LoadRunResultLike;
   candidateWeight?: number;
   evidenceDir?: string;
   /** Candidate requests the step's plan expects (the sequential tests are tuned for it). */
@@ -33,14 +42,18 @@ export interface GateStageOptions {
   minWindowMs?: number;
 }
 
-export async function runGateStage(platform: Platform, spec: ReleaseSpec, opts: GateStageOptions): Promise<GateRun & { exitCode: number; reportPath?: string }> {
+export async function runGateStage(
+  platform: Platform,
+  spec: ReleaseSpec,
+  opts: GateStageOptions,
+): Promise<GateRun & { exitCode: number; reportPath?: string }> {
   const run = await runGate(spec, {
     window: { start: opts.window.start, end: opts.end ?? Date.now() },
     endpoints: platform.endpoints(),
     load: opts.load,
     candidateWeight: opts.candidateWeight,
     evidenceDir: opts.evidenceDir,
-    scrapeBaseline: opts.window.baseline,
+    metricsWindow: opts.window,
     plannedSamples: opts.plannedSamples,
     sequence: opts.sequence,
     minWindowMs: opts.minWindowMs,
@@ -65,15 +78,26 @@ export function canObserveSplit(spec: ReleaseSpec, endpoints: PlatformEndpoints)
  * Requests per version the service received in a window until now. `settle: false` reads what the
  * metrics backend has now (a window still growing); by default it waits for a scrape past now.
  */
-export async function observeSplit(spec: ReleaseSpec, endpoints: PlatformEndpoints, w: WindowStart, opts: { settle?: boolean } = {}): Promise<{ stable: number; candidate: number }> {
+export async function observeSplit(
+  spec: ReleaseSpec,
+  endpoints: PlatformEndpoints,
+  w: WindowStart,
+  opts: { settle?: boolean } = {},
+): Promise<{ stable: number; candidate: number }> {
   const provider = metricsProviderFor(spec.gate, endpoints);
   if (!provider) return { stable: 0, candidate: 0 };
-  const byVersion = await requestsByVersion(provider, w, Date.now(), spec.service.name, { settle: opts.settle });
+  const byVersion = await requestsByVersion(provider, w, Date.now(), spec.service.name, {
+    settle: opts.settle,
+  });
   return { stable: byVersion[spec.service.stable] ?? 0, candidate: byVersion[spec.service.candidate] ?? 0 };
 }
 
 /** One look at the gated service while its window is open: counts and histograms since the window opened. */
-export async function takeLook(spec: ReleaseSpec, endpoints: PlatformEndpoints, w: WindowStart): Promise<Look | undefined> {
+export async function takeLook(
+  spec: ReleaseSpec,
+  endpoints: PlatformEndpoints,
+  w: WindowStart,
+): Promise<Look | undefined> {
   const provider = metricsProviderFor(spec.gate, endpoints);
   if (!provider) return undefined;
   const inc = await provider.increases(w, Date.now(), gateQueries(spec.service.name), { settle: false });

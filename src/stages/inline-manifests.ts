@@ -17,7 +17,8 @@ export interface InlineManifests {
 export function splitInlineManifests(doc: unknown, file: string): InlineManifests {
   const service = (doc as { service?: { candidateManifests?: unknown } } | null)?.service;
   const list = service?.candidateManifests;
-  if (!Array.isArray(list) || !list.some((m) => m !== null && typeof m === 'object')) return { spec: doc, manifests: [], problems: [] };
+  if (!Array.isArray(list) || !list.some((m) => m !== null && typeof m === 'object'))
+    return { spec: doc, manifests: [], problems: [] };
   const manifests: KubeObject[] = [];
   const problems: InputProblem[] = [];
   const paths: unknown[] = [];
@@ -26,10 +27,18 @@ export function splitInlineManifests(doc: unknown, file: string): InlineManifest
     const o = m as Partial<KubeObject>;
     const missing = (['apiVersion', 'kind'] as const).filter((k) => typeof o[k] !== 'string' || !o[k]);
     if (typeof o.metadata?.name !== 'string' || !o.metadata.name) missing.push('metadata.name' as never);
-    if (missing.length) problems.push({ file, path: `service.candidateManifests[${i}]`, message: `an inline manifest must be a Kubernetes object; missing ${missing.join(', ')}` });
+    if (missing.length)
+      problems.push({
+        file,
+        path: `service.candidateManifests[${i}]`,
+        message: `an inline manifest must be a Kubernetes object; missing ${missing.join(', ')}`,
+      });
     else manifests.push(o as KubeObject);
   });
   const { candidateManifests: _inline, ...rest } = service as Record<string, unknown>;
-  const spec = { ...(doc as Record<string, unknown>), service: paths.length ? { ...rest, candidateManifests: paths } : rest };
+  const spec = {
+    ...(doc as Record<string, unknown>),
+    service: paths.length ? { ...rest, candidateManifests: paths } : rest,
+  };
   return { spec, manifests, problems };
 }

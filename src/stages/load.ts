@@ -10,8 +10,6 @@ import type { ReleaseSpec } from '../spec/types.js';
 import { InvalidInputError } from '../util/errors.js';
 
 export interface LoadStageOptions {
-  /** Directory the spec's relative plan path is resolved against. */
-  baseDir?: string;
   durationS?: number;
   signal?: AbortSignal;
   onProgress?: (p: { sent: number; errors: number; elapsedS: number }) => void;
@@ -25,17 +23,38 @@ export interface LoadStageResult {
   target?: string;
 }
 
-export async function readLoadPlan(spec: ReleaseSpec, baseDir?: string): Promise<LoadPlan> {
-  if (!spec.load) throw new InvalidInputError(`${spec.metadata.name}: the spec has no load section; a release step needs load to judge`, [{ path: 'load', message: 'expected { plan: <file or inline plan> }' }]);
-  return loadPlan(spec.load.plan as string | object, baseDir);
+/** The spec's plan: inline, or the file it names (absolute once the spec is loaded: spec/load.ts `resolveSpecFiles`). */
+export async function readLoadPlan(spec: ReleaseSpec): Promise<LoadPlan> {
+  if (!spec.load)
+    throw new InvalidInputError(
+      `${spec.metadata.name}: the spec has no load section; a release step needs load to judge`,
+      [{ path: 'load', message: 'expected { plan: <file or inline plan> }' }],
+    );
+  return loadPlan(spec.load.plan as string | object);
 }
 
 /** Run the spec's load against the platform for `durationS` (default: the plan's own duration). */
-export async function runLoadStage(platform: Platform, spec: ReleaseSpec, opts: LoadStageOptions = {}): Promise<LoadStageResult> {
-  const plan = await readLoadPlan(spec, opts.baseDir);
+export async function runLoadStage(
+  platform: Platform,
+  spec: ReleaseSpec,
+  opts: LoadStageOptions = {},
+): Promise<LoadStageResult> {
+  const plan = await readLoadPlan(spec);
   const target = spec.load?.target ?? platform.endpoints().ingress;
-  const resultsFile = opts.resultsDir ? join(opts.resultsDir, `${spec.metadata.name}-load-${new Date().toISOString().replace(/[:.]/g, '-')}.jtl`) : undefined;
+  const resultsFile = opts.resultsDir
+    ? join(
+        opts.resultsDir,
+        `${spec.metadata.name}-load-${new Date().toISOString().replace(/[:.]/g, '-')}.jtl`,
+      )
+    : undefined;
   if (opts.resultsDir) mkdirSync(opts.resultsDir, { recursive: true });
-  const result = await runLoad(plan, { engine: spec.load?.engine ?? 'auto', durationS: opts.durationS, target, signal: opts.signal, onProgress: opts.onProgress, resultsFile });
+  const result = await runLoad(plan, {
+    engine: spec.load?.engine ?? 'auto',
+    durationS: opts.durationS,
+    target,
+    signal: opts.signal,
+    onProgress: opts.onProgress,
+    resultsFile,
+  });
   return { exitCode: 0, load: result, target };
 }

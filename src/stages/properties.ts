@@ -29,21 +29,32 @@ function escapeValue(v: string): string {
     else if (ch === ' ' && i === 0) out += '\\ ';
     else if ('=:#!'.includes(ch)) out += `\\${ch}`;
     else if (code < 0x20 || code > 0x7e) {
-      const units = code > 0xffff ? [0xd800 + ((code - 0x10000) >> 10), 0xdc00 + ((code - 0x10000) & 0x3ff)] : [code];
+      const units =
+        code > 0xffff ? [0xd800 + ((code - 0x10000) >> 10), 0xdc00 + ((code - 0x10000) & 0x3ff)] : [code];
       out += units.map((u) => `\\u${u.toString(16).padStart(4, '0')}`).join('');
     } else out += ch;
   }
   return out;
 }
 
-export function formatProperties(props: Record<string, PropertyValue>, format: PropertyFormat = 'file'): string {
+export function formatProperties(
+  props: Record<string, PropertyValue>,
+  format: PropertyFormat = 'file',
+): string {
   const lines: string[] = [];
   for (const [key, value] of Object.entries(props)) {
-    if (!KEY.test(key)) throw new RangeError(`property key "${key}" must be upper-case letters, digits and "_" (so \${${key}} parses in SpEL)`);
+    if (!KEY.test(key))
+      throw new RangeError(
+        `property key "${key}" must be upper-case letters, digits and "_" (so \${${key}} parses in SpEL)`,
+      );
     if (value === undefined || value === null) continue;
     const text = redact(String(value));
     // A log line cannot hold a newline; Run Job reads one line per property.
-    lines.push(format === 'file' ? `${key}=${escapeValue(text)}` : `SPINNAKER_PROPERTY_${key}=${text.replace(/\r?\n/g, ' ')}`);
+    lines.push(
+      format === 'file'
+        ? `${key}=${escapeValue(text)}`
+        : `SPINNAKER_PROPERTY_${key}=${text.replace(/\r?\n/g, ' ')}`,
+    );
   }
   return lines.join('\n') + '\n';
 }

@@ -31,7 +31,10 @@ const AUTH_HEADER = /\b(authorization:\s*)(bearer|basic|token)\s+[^\s"'\\,;]+/gi
 const SECRET_KEY = String.raw`[\w.-]*(?:token|password|passwd|secret|api[_-]?key|client-key-data|client-certificate-data)`;
 const KEY_VALUE_EQ = new RegExp(String.raw`(^|[\s?&;,{("'-])(${SECRET_KEY}=)([^\s&;,"'}]+)`, 'gim');
 const KEY_VALUE_JSON = new RegExp(String.raw`("${SECRET_KEY}"\s*:\s*")((?:[^"\\]|\\.)+)(")`, 'gi');
-const KEY_VALUE_YAML = new RegExp(String.raw`^(\s*-?\s*${SECRET_KEY}:[ \t]+)(?!\*\*\*)(["']?)([^\s"'#][^\s"']*)`, 'gim');
+const KEY_VALUE_YAML = new RegExp(
+  String.raw`^(\s*-?\s*${SECRET_KEY}:[ \t]+)(?!\*\*\*)(["']?)([^\s"'#][^\s"']*)`,
+  'gim',
+);
 
 export function redact(text: string): string {
   let out = text;
@@ -47,7 +50,9 @@ export function redact(text: string): string {
     password !== undefined ? `${scheme}${user}:${MASK}@` : user ? `${scheme}${MASK}@` : `${scheme}@`,
   );
   out = out.replace(AUTH_HEADER, `$1$2 ${MASK}`);
-  out = out.replace(KEY_VALUE_EQ, (m, pre: string, key: string, value: string) => (value === MASK ? m : `${pre}${key}${MASK}`));
+  out = out.replace(KEY_VALUE_EQ, (m, pre: string, key: string, value: string) =>
+    value === MASK ? m : `${pre}${key}${MASK}`,
+  );
   out = out.replace(KEY_VALUE_JSON, `$1${MASK}$3`);
   out = out.replace(KEY_VALUE_YAML, `$1$2${MASK}`);
   return out;
@@ -64,7 +69,10 @@ export function redactDeep<T>(value: T): T {
   if (Array.isArray(value)) return value.map((v) => redactDeep(v as unknown)) as T;
   if (value && typeof value === 'object') {
     return Object.fromEntries(
-      Object.entries(value as Record<string, unknown>).map(([k, v]) => [redact(k), typeof v === 'string' && v && SECRET_KEY_ONLY.test(k) ? MASK : redactDeep(v)]),
+      Object.entries(value as Record<string, unknown>).map(([k, v]) => [
+        redact(k),
+        typeof v === 'string' && v && SECRET_KEY_ONLY.test(k) ? MASK : redactDeep(v),
+      ]),
     ) as T;
   }
   return value;

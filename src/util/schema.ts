@@ -29,7 +29,8 @@ export function describeValue(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return `an array (${JSON.stringify(v).slice(0, 60)})`;
   if (typeof v === 'object') return 'an object';
-  if (typeof v === 'string') return v.length > 60 ? `a string of ${v.length} characters ("${v.slice(0, 40)}...")` : `string "${v}"`;
+  if (typeof v === 'string')
+    return v.length > 60 ? `a string of ${v.length} characters ("${v.slice(0, 40)}...")` : `string "${v}"`;
   return `${typeof v} ${String(v)}`;
 }
 

@@ -13,8 +13,17 @@ type Schema = Record<string, unknown>;
 const count: Schema = { type: 'integer', minimum: 0 };
 const text: Schema = { type: 'string' };
 const map = (values: Schema): Schema => ({ type: 'object', additionalProperties: values });
-const obj = (properties: Record<string, Schema>, required: string[] = []): Schema => ({ type: 'object', properties, required });
-const epochMs: Schema = { type: 'number', minimum: 0, maximum: 8.64e15, description: 'a time in epoch milliseconds' };
+const obj = (properties: Record<string, Schema>, required: string[] = []): Schema => ({
+  type: 'object',
+  properties,
+  required,
+});
+const epochMs: Schema = {
+  type: 'number',
+  minimum: 0,
+  maximum: 8.64e15,
+  description: 'a time in epoch milliseconds',
+};
 
 const versionCounts = obj({ requests: count, errors: count, codes: map(count) }, ['requests', 'errors']);
 const histogram = obj(
@@ -27,11 +36,20 @@ const histogram = obj(
 );
 const lookCounts = obj({ requests: count, errors: count }, ['requests', 'errors']);
 const look = obj(
-  { at: epochMs, versions: map(lookCounts), routes: map(map(lookCounts)), latency: map(histogram), routeLatency: map(map(histogram)) },
+  {
+    at: epochMs,
+    versions: map(lookCounts),
+    routes: map(map(lookCounts)),
+    latency: map(histogram),
+    routeLatency: map(map(histogram)),
+  },
   ['at', 'versions'],
 );
 const probability: Schema = { type: 'number', exclusiveMinimum: 0, maximum: 0.5 };
-const labelCounts = obj({ count, errors: count, codes: map(count), userAgents: map(count) }, ['count', 'errors']);
+const labelCounts = obj({ count, errors: count, codes: map(count), userAgents: map(count) }, [
+  'count',
+  'errors',
+]);
 
 export const bundleSchema: Schema = obj(
   {
@@ -39,7 +57,15 @@ export const bundleSchema: Schema = obj(
     version: { const: 1 },
     createdAt: text,
     release: { type: 'string', minLength: 1 },
-    service: obj({ name: { type: 'string', minLength: 1 }, namespace: text, stable: { type: 'string', minLength: 1 }, candidate: { type: 'string', minLength: 1 } }, ['name', 'stable', 'candidate']),
+    service: obj(
+      {
+        name: { type: 'string', minLength: 1 },
+        namespace: text,
+        stable: { type: 'string', minLength: 1 },
+        candidate: { type: 'string', minLength: 1 },
+      },
+      ['name', 'stable', 'candidate'],
+    ),
     window: obj({ start: epochMs, end: epochMs }, ['start', 'end']),
     candidateWeight: { type: 'number', minimum: 0, maximum: 100 },
     minSamples: { type: 'integer', minimum: 1 },
@@ -49,7 +75,12 @@ export const bundleSchema: Schema = obj(
     minRouteSamples: { type: 'integer', minimum: 1 },
     minWindowMs: { type: 'number', minimum: 0 },
     sequence: { type: 'array', items: look },
-    rules: { type: 'array', items: { type: 'object', minProperties: 1, maxProperties: 1 } },
+    rules: {
+      type: 'array',
+      minItems: 1,
+      items: { type: 'object', minProperties: 1, maxProperties: 1 },
+      description: 'the gate rules the bundle is judged by (at least one)',
+    },
     requireL4: { type: 'boolean' },
     sources: {
       type: 'array',
@@ -59,14 +90,22 @@ export const bundleSchema: Schema = obj(
           url: text,
           status: { enum: ['ok', 'down', 'not-configured'] },
           error: text,
-          queries: { type: 'array', items: obj({ query: text, at: epochMs, ok: { type: 'boolean' }, result: text }) },
+          queries: {
+            type: 'array',
+            items: obj({ query: text, at: epochMs, ok: { type: 'boolean' }, result: text }),
+          },
         },
         ['name', 'status'],
       ),
     },
     evidence: obj({
       metrics: obj(
-        { source: { enum: ['prometheus', 'scrape'] }, hops: map(map(versionCounts)), latency: map(histogram), missing: { type: 'array', items: text } },
+        {
+          source: { enum: ['prometheus', 'scrape'] },
+          hops: map(map(versionCounts)),
+          latency: map(histogram),
+          missing: { type: 'array', items: text },
+        },
         ['source', 'hops', 'latency'],
       ),
       traces: obj(
@@ -74,30 +113,63 @@ export const bundleSchema: Schema = obj(
           traces: count,
           spans: count,
           rootSpans: count,
-          requests: { type: 'array', items: obj({ url: text, status: text, userAgent: text, count }, ['count']) },
+          requests: {
+            type: 'array',
+            items: obj({ url: text, status: text, userAgent: text, count }, ['count']),
+          },
           versions: map(versionCounts),
           durations: map({ type: 'array', items: { type: 'number', minimum: 0 } }),
           hops: map(count),
         },
         ['rootSpans', 'versions', 'durations', 'hops'],
       ),
-      load: obj({ engine: text, sent: count, errors: count, expected: count, codes: map(count), userAgents: map(count), labels: map(labelCounts) }, ['sent', 'errors']),
+      load: obj(
+        {
+          engine: text,
+          sent: count,
+          errors: count,
+          expected: count,
+          codes: map(count),
+          userAgents: map(count),
+          labels: map(labelCounts),
+        },
+        ['sent', 'errors'],
+      ),
       l4: obj(
         {
           source: { const: 'clovisor' },
           window: obj({ start: epochMs, end: epochMs }, ['start', 'end']),
-          versions: map(obj({ connections: count, resetConnections: count, retransmits: count, segmentsOut: count, connectFailures: count }, ['connections'])),
+          versions: map(
+            obj(
+              {
+                connections: count,
+                resetConnections: count,
+                retransmits: count,
+                segmentsOut: count,
+                connectFailures: count,
+              },
+              ['connections'],
+            ),
+          ),
           complete: { type: 'boolean' },
         },
         ['versions'],
       ),
     }),
-    verdict: obj({ outcome: { enum: ['pass', 'fail', 'inconclusive', 'error'] }, summary: text, results: { type: 'array', items: { type: 'object' } } }, ['outcome']),
+    verdict: obj(
+      {
+        outcome: { enum: ['pass', 'fail', 'inconclusive', 'error'] },
+        summary: text,
+        results: { type: 'array', items: { type: 'object' } },
+      },
+      ['outcome'],
+    ),
   },
   ['kind', 'version', 'release', 'service', 'window', 'minSamples', 'rules', 'sources', 'evidence'],
 );
 
-const iso = (ms: number) => (Number.isFinite(new Date(ms).getTime()) ? new Date(ms).toISOString() : String(ms));
+const iso = (ms: number) =>
+  Number.isFinite(new Date(ms).getTime()) ? new Date(ms).toISOString() : String(ms);
 
 /** Every problem of a parsed bundle: the schema, each rule's body, and a window that ends after it starts. */
 export function bundleProblems(doc: unknown, file?: string): InputProblem[] {
@@ -105,16 +177,35 @@ export function bundleProblems(doc: unknown, file?: string): InputProblem[] {
   const b = doc as { window?: { start?: unknown; end?: unknown }; rules?: unknown };
   const w = b && typeof b === 'object' ? b.window : undefined;
   if (w && typeof w.start === 'number' && typeof w.end === 'number' && w.end <= w.start) {
-    problems.push({ file, path: 'window.end', message: `expected a window end after its start (${iso(w.start)}), found ${iso(w.end)}` });
+    problems.push({
+      file,
+      path: 'window.end',
+      message: `expected a window end after its start (${iso(w.start)}), found ${iso(w.end)}`,
+    });
   }
   if (b && typeof b === 'object' && Array.isArray(b.rules)) {
+    // A bundle that cannot be judged is invalid input, not an inconclusive release: the split rule needs the weight.
+    const split = b.rules.findIndex((r) => r && typeof r === 'object' && 'split' in r);
+    if (split >= 0 && (b as { candidateWeight?: unknown }).candidateWeight === undefined) {
+      problems.push({
+        file,
+        path: 'candidateWeight',
+        message: `required field is missing: rules[${split}] (split) compares the observed split with the configured candidate weight (gate --weight when the bundle was written)`,
+      });
+    }
     b.rules.forEach((rule, i) => {
       if (!rule || typeof rule !== 'object' || Array.isArray(rule) || Object.keys(rule).length !== 1) return; // reported by the schema
       const [kind] = Object.keys(rule);
       const schema = gateRuleSchemas[kind];
       const path = joinPath(`rules[${i}]`, kind);
-      if (!schema) problems.push({ file, path, message: `unknown rule "${kind}"; expected one of ${Object.keys(gateRuleSchemas).join(', ')}` });
-      else problems.push(...validateAgainst(schema, (rule as Record<string, unknown>)[kind] ?? {}, file, path));
+      if (!schema)
+        problems.push({
+          file,
+          path,
+          message: `unknown rule "${kind}"; expected one of ${Object.keys(gateRuleSchemas).join(', ')}`,
+        });
+      else
+        problems.push(...validateAgainst(schema, (rule as Record<string, unknown>)[kind] ?? {}, file, path));
     });
   }
   return problems;

@@ -19,20 +19,36 @@ export { DEFAULT_MIN_SAMPLES } from './sample-size.js';
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 function conservationHops(spec: ReleaseSpec): string[] | undefined {
-  for (const r of spec.gate?.rules ?? []) if ('conservation' in r && r.conservation.hops) return r.conservation.hops;
+  for (const r of spec.gate?.rules ?? [])
+    if ('conservation' in r && r.conservation.hops) return r.conservation.hops;
   return undefined;
 }
 
 export function loadEvidence(load: LoadRunResultLike): LoadEvidence {
   const t = load.summary.total;
   const labels: LoadEvidence['labels'] = {};
-  for (const [name, s] of Object.entries(load.summary.labels)) labels[name] = { count: s.count, errors: s.errors, codes: { ...s.codes }, userAgents: { ...s.userAgents } };
-  return { engine: load.engine, runId: load.runId, startedAt: load.startedAt, endedAt: load.endedAt, sent: t.count, errors: t.errors, expected: load.expected, codes: { ...t.codes }, userAgents: { ...t.userAgents }, labels };
+  for (const [name, s] of Object.entries(load.summary.labels))
+    labels[name] = {
+      count: s.count,
+      errors: s.errors,
+      codes: { ...s.codes },
+      userAgents: { ...s.userAgents },
+    };
+  return {
+    engine: load.engine,
+    runId: load.runId,
+    startedAt: load.startedAt,
+    endedAt: load.endedAt,
+    sent: t.count,
+    errors: t.errors,
+    expected: load.expected,
+    codes: { ...t.codes },
+    userAgents: { ...t.userAgents },
+    labels,
+  };
 }
 
 export { increases } from '../metrics/index.js';
-
-
 
 export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Promise<EvidenceBundle> {
   const sources: SourceRecord[] = [];
@@ -41,7 +57,12 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
     version: 1,
     createdAt: new Date().toISOString(),
     release: spec.metadata.name,
-    service: { name: spec.service.name, namespace: spec.service.namespace, stable: spec.service.stable, candidate: spec.service.candidate },
+    service: {
+      name: spec.service.name,
+      namespace: spec.service.namespace,
+      stable: spec.service.stable,
+      candidate: spec.service.candidate,
+    },
     window: { ...ctx.window },
     candidateWeight: ctx.candidateWeight,
     plannedSamples: ctx.plannedSamples,
@@ -57,18 +78,58 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
   const metricsSource = metricsSourceOf(gate, ctx.endpoints);
   if (metricsSource) {
     const provider = metricsProviderFor(gate, ctx.endpoints);
-    const rec: SourceRecord = { name: metricsSource as SourceRecord['name'], url: provider?.url, status: 'ok', queries: [] };
+    const rec: SourceRecord = {
+      name: metricsSource as SourceRecord['name'],
+      url: provider?.url,
+      status: 'ok',
+      queries: [],
+    };
     sources.push(rec);
-    if (!provider) Object.assign(rec, { status: 'not-configured', error: metricsSource === 'prometheus' ? 'no Prometheus URL (gate.metrics.url or the platform)' : 'no endpoints to scrape (gate.metrics.targets or the platform)' });
-    else if (metricsSource === 'scrape' && !ctx.scrapeBaseline) {
-      rec.queries.push({ query: 'snapshot at window start', at: Date.now(), ok: false, result: 'no snapshot was taken at window start; a direct scrape can only measure a window it watched' });
+    if (!provider)
+      Object.assign(rec, {
+        status: 'not-configured',
+        error:
+          metricsSource === 'prometheus'
+            ? 'no Prometheus URL (gate.metrics.url or the platform)'
+            : 'no endpoints to scrape (gate.metrics.targets or the platform)',
+      });
+    else if (
+      metricsSource === 'scrape' &&
+      !ctx.metricsWindow?.baseline &&
+      !ctx.metricsWindow?.increase &&
+      !ctx.metricsWindow?.problem
+    ) {
+      rec.queries.push({
+        query: 'snapshot at window start',
+        at: Date.now(),
+        ok: false,
+        result: 'no snapshot was taken at window start; a direct scrape can only measure a window it watched',
+      });
     } else {
       try {
         let interval: CoveredInterval | undefined;
-        const inc = await provider.increases({ start: ctx.window.start, baseline: ctx.scrapeBaseline }, ctx.window.end, gateQueries(spec.service.name), { log: rec.queries, onNote: ctx.onNote, onInterval: (i) => (interval = i) });
-        const evidence = metricEvidence(metricsSource === 'prometheus' ? 'prometheus' : 'scrape', inc, spec.service.name, { loadRunId: ctx.load?.runId });
-        if (interval) evidence.interval = { start: Math.round(interval.start), end: Math.round(interval.end), uncertaintyMs: +interval.uncertaintyMs.toFixed(1) };
-        bundle.evidence.metrics = provider.scrapeIntervalMs !== undefined ? { ...evidence, scrapeIntervalMs: provider.scrapeIntervalMs } : evidence;
+        const inc = await provider.increases(
+          { ...ctx.metricsWindow, start: ctx.window.start },
+          ctx.window.end,
+          gateQueries(spec.service.name),
+          { log: rec.queries, onNote: ctx.onNote, onInterval: (i) => (interval = i) },
+        );
+        const evidence = metricEvidence(
+          metricsSource === 'prometheus' ? 'prometheus' : 'scrape',
+          inc,
+          spec.service.name,
+          { loadRunId: ctx.load?.runId },
+        );
+        if (interval)
+          evidence.interval = {
+            start: Math.round(interval.start),
+            end: Math.round(interval.end),
+            uncertaintyMs: +interval.uncertaintyMs.toFixed(1),
+          };
+        bundle.evidence.metrics =
+          provider.scrapeIntervalMs !== undefined
+            ? { ...evidence, scrapeIntervalMs: provider.scrapeIntervalMs }
+            : evidence;
       } catch (err) {
         Object.assign(rec, { status: 'down', error: message(err) });
       }
@@ -87,11 +148,20 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
       tracingServices = await jaeger.services();
       // The same interval as the metric counts: the instants their snapshots were actually taken.
       const covered = bundle.evidence.metrics?.interval;
-      const span = covered && covered.end > covered.start ? { start: covered.start, end: covered.end } : ctx.window;
-      folder = createTraceFolder({ service: spec.service.name, versions: [spec.service.stable, spec.service.candidate], window: span, hops, loadRunId: ctx.load?.runId });
+      const span =
+        covered && covered.end > covered.start ? { start: covered.start, end: covered.end } : ctx.window;
+      folder = createTraceFolder({
+        service: spec.service.name,
+        versions: [spec.service.stable, spec.service.candidate],
+        window: span,
+        hops,
+        loadRunId: ctx.load?.runId,
+      });
       // Query the first hop (the root of every request) so lost requests still show as root spans.
       const root = hops?.[0] ?? spec.service.name;
-      const stats = await forEachTrace(jaeger, { service: root, startMs: span.start, endMs: span.end }, (t) => folder!.add(t));
+      const stats = await forEachTrace(jaeger, { service: root, startMs: span.start, endMs: span.end }, (t) =>
+        folder!.add(t),
+      );
       bundle.evidence.traces = folder.evidence();
       if (stats.incomplete) bundle.evidence.traces.incomplete = stats.incomplete;
     } catch (err) {
@@ -101,7 +171,18 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
   }
 
   if (ctx.load) {
-    sources.push({ name: 'load', status: 'ok', queries: [{ query: `load results (${ctx.load.engine})`, at: ctx.load.endedAt, ok: true, result: `${ctx.load.summary.total.count} requests` }] });
+    sources.push({
+      name: 'load',
+      status: 'ok',
+      queries: [
+        {
+          query: `load results (${ctx.load.engine})`,
+          at: ctx.load.endedAt,
+          ok: true,
+          result: `${ctx.load.summary.total.count} requests`,
+        },
+      ],
+    });
     bundle.evidence.load = loadEvidence(ctx.load);
   }
 
@@ -110,8 +191,16 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
     sources.push(rec);
     try {
       const versions = [spec.service.stable, spec.service.candidate];
-      bundle.evidence.l4 = await collectL4Evidence(ctx.window, versions, { url: ctx.clovisorUrl, service: spec.service.name });
-      rec.queries.push({ query: `L4 sessions of ${versions.join(', ')}`, at: Date.now(), ok: true, result: bundle.evidence.l4.complete ? 'complete' : 'events lost' });
+      bundle.evidence.l4 = await collectL4Evidence(ctx.window, versions, {
+        url: ctx.clovisorUrl,
+        service: spec.service.name,
+      });
+      rec.queries.push({
+        query: `L4 sessions of ${versions.join(', ')}`,
+        at: Date.now(),
+        ok: true,
+        result: bundle.evidence.l4.complete ? 'complete' : 'events lost',
+      });
     } catch (err) {
       // No tracer (no privilege, no eBPF, not started) is missing L4 evidence, not a broken gate: the l4
       // rule then decides from `required` whether that blocks.
@@ -125,9 +214,17 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
     try {
       const store = await openVisibilityStore(ctx.redisUrl);
       try {
-        const metricCount = Object.values(bundle.evidence.metrics?.hops ?? {}).reduce((s, h) => s + Object.keys(h).length, 0);
+        const metricCount = Object.values(bundle.evidence.metrics?.hops ?? {}).reduce(
+          (s, h) => s + Object.keys(h).length,
+          0,
+        );
         await store.write(folder.visibility(tracingServices, metricCount));
-        rec.queries.push({ query: "write Clover's visibility keys", at: Date.now(), ok: true, result: 'written' });
+        rec.queries.push({
+          query: "write Clover's visibility keys",
+          at: Date.now(),
+          ok: true,
+          result: 'written',
+        });
       } finally {
         await store.close();
       }

@@ -32,7 +32,8 @@ interface Count {
   estimate?: boolean;
 }
 
-const sum = (byVersion: Record<string, VersionCounts>) => Object.values(byVersion).reduce((s, c) => s + c.requests, 0);
+const sum = (byVersion: Record<string, VersionCounts>) =>
+  Object.values(byVersion).reduce((s, c) => s + c.requests, 0);
 const list = (byVersion: Record<string, VersionCounts>) =>
   Object.keys(byVersion)
     .sort()
@@ -44,7 +45,8 @@ const list = (byVersion: Record<string, VersionCounts>) =>
  * is unknown, but the sandbox and 100% tracers look exactly like that, so the counts decide (see conservation).
  */
 export function traceSamplingRate(b: EvidenceBundle): { rate?: number; how: string; untagged?: boolean } {
-  if (b.traceSampling !== undefined) return { rate: b.traceSampling, how: `gate.traceSampling ${+(b.traceSampling * 100).toFixed(3)}%` };
+  if (b.traceSampling !== undefined)
+    return { rate: b.traceSampling, how: `gate.traceSampling ${+(b.traceSampling * 100).toFixed(3)}%` };
   const s = b.evidence.traces?.sampling;
   if (!s) return { rate: 1, how: 'no sampler tags on root spans and no gate.traceSampling', untagged: true };
   const tag = `sampler.type=${s.type}, sampler.param=${s.param}`;
@@ -78,7 +80,8 @@ function skewAllowance(b: EvidenceBundle, rate: number): number {
 export function conservation(b: EvidenceBundle, r: Body<'conservation'>): Partial {
   const hops = r.hops ?? [b.service.name];
   const fan = r.fanOut ?? {};
-  const userTol = (ref: number) => (typeof r.tolerance === 'string' ? parsePercent(r.tolerance) * ref : (r.tolerance ?? 0));
+  const userTol = (ref: number) =>
+    typeof r.tolerance === 'string' ? parsePercent(r.tolerance) * ref : (r.tolerance ?? 0);
   const m = b.evidence.metrics;
   const t = b.evidence.traces;
   const load = b.evidence.load;
@@ -91,27 +94,46 @@ export function conservation(b: EvidenceBundle, r: Body<'conservation'>): Partia
   const hopTotals: Array<{ hop: string; value: number; source: string }> = [];
   for (const hop of hops) {
     const byVersion = m?.hops[hop];
-    if (m && !byVersion) missing.push(`istio_requests_total{reporter="destination",destination_service_name="${hop}"}`);
+    if (m && !byVersion)
+      missing.push(`istio_requests_total{reporter="destination",destination_service_name="${hop}"}`);
     if (byVersion) hopTotals.push({ hop, value: sum(byVersion) / (fan[hop] ?? 1), source: m.source });
-    else if (!m && t?.hops[hop] !== undefined) hopTotals.push({ hop, value: t.hops[hop] / (fan[hop] ?? 1), source: 'jaeger' });
+    else if (!m && t?.hops[hop] !== undefined)
+      hopTotals.push({ hop, value: t.hops[hop] / (fan[hop] ?? 1), source: 'jaeger' });
   }
   const fanText = (hop: string) => (fan[hop] && fan[hop] !== 1 ? ` (÷${fan[hop]})` : '');
   if (load) shown.push(`load sent = ${load.sent}`);
-  for (const h of hopTotals) shown.push(`${h.hop} (${m?.hops[h.hop] ? list(m.hops[h.hop]) : 'spans'}) = ${h.value * (fan[h.hop] ?? 1)}${fanText(h.hop)}`);
+  for (const h of hopTotals)
+    shown.push(
+      `${h.hop} (${m?.hops[h.hop] ? list(m.hops[h.hop]) : 'spans'}) = ${h.value * (fan[h.hop] ?? 1)}${fanText(h.hop)}`,
+    );
 
   // 1. The load's own requests: exact.
   const tagged = m?.tagged && load?.runId ? m.tagged : undefined;
-  const inside = !load?.startedAt || (load.startedAt >= b.window.start && (load.endedAt ?? load.startedAt) <= b.window.end);
+  const inside =
+    !load?.startedAt ||
+    (load.startedAt >= b.window.start && (load.endedAt ?? load.startedAt) <= b.window.end);
   if (load && tagged) {
     for (const hop of hops) {
       const byVersion = tagged[hop] ?? {};
       const value = sum(byVersion) / (fan[hop] ?? 1);
-      shown.push(`${hop} tagged ${load.runId} (${list(byVersion) || 'none'}) = ${value * (fan[hop] ?? 1)}${fanText(hop)}`);
-      counts.push({ name: `${hop} tagged`, value, reference: load.sent, referenceName: 'load sent', tolerance: userTol(load.sent) + (inside ? 0 : edgeAllowance(b, hop, value)), source: m!.source });
+      shown.push(
+        `${hop} tagged ${load.runId} (${list(byVersion) || 'none'}) = ${value * (fan[hop] ?? 1)}${fanText(hop)}`,
+      );
+      counts.push({
+        name: `${hop} tagged`,
+        value,
+        reference: load.sent,
+        referenceName: 'load sent',
+        tolerance: userTol(load.sent) + (inside ? 0 : edgeAllowance(b, hop, value)),
+        source: m!.source,
+      });
     }
-    if (!inside) notes.push('the load ran across the window edges: tagged counts get the in-flight allowance');
+    if (!inside)
+      notes.push('the load ran across the window edges: tagged counts get the in-flight allowance');
   } else if (load && m && !tagged && load.runId) {
-    notes.push('no clover_cd_load label on the metrics: load requests cannot be told apart from user traffic');
+    notes.push(
+      'no clover_cd_load label on the metrics: load requests cannot be told apart from user traffic',
+    );
   }
 
   // 2. All traffic, hop to hop (and the load, when its requests are the only ones that can be counted).
@@ -119,13 +141,30 @@ export function conservation(b: EvidenceBundle, r: Body<'conservation'>): Partia
   if (first) {
     const allowance = edgeAllowance(b, first.hop, first.value);
     if (load && !tagged) {
-      counts.push({ name: `${first.hop}`, value: first.value, reference: load.sent, referenceName: 'load sent', tolerance: userTol(load.sent) + allowance, source: first.source });
+      counts.push({
+        name: `${first.hop}`,
+        value: first.value,
+        reference: load.sent,
+        referenceName: 'load sent',
+        tolerance: userTol(load.sent) + allowance,
+        source: first.source,
+      });
     }
     for (const h of hopTotals.slice(1)) {
-      counts.push({ name: h.hop, value: h.value, reference: first.value, referenceName: first.hop, tolerance: userTol(first.value) + allowance, source: h.source });
+      counts.push({
+        name: h.hop,
+        value: h.value,
+        reference: first.value,
+        referenceName: first.hop,
+        tolerance: userTol(first.value) + allowance,
+        source: h.source,
+      });
     }
     const skew = m?.interval?.uncertaintyMs;
-    if (allowance) notes.push(`in flight at the window edges: ±${allowance} (${first.hop} ${+(m?.hopLatencyMs?.[first.hop] ?? 0).toFixed(1)} ms mean latency${skew ? `; snapshot instants known to ±${+skew.toFixed(1)} ms` : ''})`);
+    if (allowance)
+      notes.push(
+        `in flight at the window edges: ±${allowance} (${first.hop} ${+(m?.hopLatencyMs?.[first.hop] ?? 0).toFixed(1)} ms mean latency${skew ? `; snapshot instants known to ±${+skew.toFixed(1)} ms` : ''})`,
+      );
   }
 
   // 3. Root spans: a sample unless the sampler keeps everything.
@@ -133,52 +172,130 @@ export function conservation(b: EvidenceBundle, r: Body<'conservation'>): Partia
     const s = traceSamplingRate(b);
     const useTagged = t.taggedRootSpans !== undefined && load?.runId;
     const roots = useTagged ? t.taggedRootSpans! : t.rootSpans;
-    const ref = useTagged ? { value: load!.sent, name: 'load sent', tol: userTol(load!.sent) } : first ? { value: first.value, name: first.hop, tol: userTol(first.value) + edgeAllowance(b, first.hop, first.value) } : load ? { value: load.sent, name: 'load sent', tol: userTol(load.sent) } : undefined;
+    const ref = useTagged
+      ? { value: load!.sent, name: 'load sent', tol: userTol(load!.sent) }
+      : first
+        ? {
+            value: first.value,
+            name: first.hop,
+            tol: userTol(first.value) + edgeAllowance(b, first.hop, first.value),
+          }
+        : load
+          ? { value: load.sent, name: 'load sent', tol: userTol(load.sent) }
+          : undefined;
     const label = useTagged ? `root spans tagged ${load!.runId}` : 'root spans';
     // An unknown sampler beside metric counts: root spans that match them as they are were all kept; fewer are
     // a sample of unknown size, not a loss (more than the requests no sampling explains: they are still compared).
-    const unknownShare = s.untagged && first && ref && roots < ref.value - ref.tol - 1e-9 ? roots / ref.value : undefined;
+    const unknownShare =
+      s.untagged && first && ref && roots < ref.value - ref.tol - 1e-9 ? roots / ref.value : undefined;
     if (t.incomplete) {
       shown.push(`${label} = ${roots} (not used)`);
       notes.push(`root spans left out: the trace store says the window is incomplete (${t.incomplete})`);
     } else if (unknownShare !== undefined) {
       shown.push(`${label} = ${roots} (not used: ~${+(unknownShare * 100).toPrecision(3)}% of ${ref!.name})`);
-      notes.push(`root spans left out: the trace sampling rate is unknown (${s.how}) and the spans are ~${+(unknownShare * 100).toPrecision(3)}% of the requests — set gate.traceSampling (Istio's default is 1%) to count them`);
+      notes.push(
+        `root spans left out: the trace sampling rate is unknown (${s.how}) and the spans are ~${+(unknownShare * 100).toPrecision(3)}% of the requests — set gate.traceSampling (Istio's default is 1%) to count them`,
+      );
     } else if (s.rate === undefined || s.rate <= 0) {
       shown.push(`${label} = ${roots} (not used)`);
       notes.push(`root spans left out: ${s.how}`);
     } else if (ref) {
       if (s.rate < 1) {
         const spread = Math.ceil(4 * Math.sqrt((ref.value * (1 - s.rate)) / s.rate));
-        shown.push(`${label} = ${roots} (÷ ${+(s.rate * 100).toFixed(3)}% ≈ ${Math.round(roots / s.rate)} ± ${spread})`);
+        shown.push(
+          `${label} = ${roots} (÷ ${+(s.rate * 100).toFixed(3)}% ≈ ${Math.round(roots / s.rate)} ± ${spread})`,
+        );
         notes.push(`traces are sampled (${s.how}): root spans are an estimate, not an exact count`);
-        counts.push({ name: label, value: roots / s.rate, reference: ref.value, referenceName: ref.name, tolerance: ref.tol + spread, source: 'jaeger', estimate: true });
+        counts.push({
+          name: label,
+          value: roots / s.rate,
+          reference: ref.value,
+          referenceName: ref.name,
+          tolerance: ref.tol + spread,
+          source: 'jaeger',
+          estimate: true,
+        });
       } else {
         shown.push(`${label} = ${roots}`);
-        counts.push({ name: label, value: roots, reference: ref.value, referenceName: ref.name, tolerance: ref.tol, source: 'jaeger' });
-        if (roots < ref.value / 2) notes.push('far fewer root spans than requests: if the tracer samples, set gate.traceSampling');
+        counts.push({
+          name: label,
+          value: roots,
+          reference: ref.value,
+          referenceName: ref.name,
+          tolerance: ref.tol,
+          source: 'jaeger',
+        });
+        if (roots < ref.value / 2)
+          notes.push('far fewer root spans than requests: if the tracer samples, set gate.traceSampling');
       }
     } else shown.push(`${label} = ${roots}`);
   }
 
   const observed = shown.join('; ') || 'no counts';
-  const source = [...new Set([...(load ? ['load'] : []), ...hopTotals.map((h) => h.source), ...(t ? ['jaeger'] : [])])].join(' + ') || 'none';
+  const source =
+    [
+      ...new Set([...(load ? ['load'] : []), ...hopTotals.map((h) => h.source), ...(t ? ['jaeger'] : [])]),
+    ].join(' + ') || 'none';
   const expected = `load's requests equal at every hop${r.tolerance ? ` within ${r.tolerance}` : ''}; hops balance within what was in flight at the window edges${Object.keys(fan).length ? ` (fan-out ${JSON.stringify(fan)})` : ''}`;
   const noteText = notes.length ? ` [${notes.join('; ')}]` : '';
   const refTotal = load?.sent ?? first?.value ?? 0;
   if (missing.length && !hopTotals.some((h) => h.value > 0)) {
     const nd = noData(b, missing.join(', '));
-    if (!nd.ok) return { outcome: nd.outcome, observed, expected, source: nd.source, reason: nd.reason + noteText };
+    if (!nd.ok)
+      return { outcome: nd.outcome, observed, expected, source: nd.source, reason: nd.reason + noteText };
   }
   if (!counts.length) {
     const nd = noData(b, 'two independent counts (load, metrics per hop, root spans)');
-    return { outcome: nd.ok ? 'inconclusive' : nd.outcome, observed, expected, source, reason: (nd.ok ? 'fewer than two counts to compare' : nd.reason) + noteText };
+    return {
+      outcome: nd.ok ? 'inconclusive' : nd.outcome,
+      observed,
+      expected,
+      source,
+      reason: (nd.ok ? 'fewer than two counts to compare' : nd.reason) + noteText,
+    };
   }
-  if (refTotal === 0) return { outcome: 'inconclusive', observed, expected, source, reason: `nothing to conserve in the window${noteText}` };
+  if (refTotal === 0)
+    return {
+      outcome: 'inconclusive',
+      observed,
+      expected,
+      source,
+      reason: `nothing to conserve in the window${noteText}`,
+    };
   const details = { counts, missing, notes };
-  if (missing.length) return { outcome: 'fail', observed, expected, source, reason: `series missing while ${load ? `load sent = ${load.sent}` : 'traffic flowed'}: ${missing.join(', ')}${noteText}`, details };
-  const off = counts.map((c) => ({ ...c, diff: c.value - c.reference })).filter((c) => Math.abs(c.diff) > c.tolerance + 1e-9);
-  if (!off.length) return { outcome: 'pass', observed, expected, source, reason: `every count matches within its allowance (${counts.map((c) => `${c.name} ±${+c.tolerance.toFixed(1)}`).join(', ')})${noteText}`, details };
-  const why = off.map((c) => `${c.name} vs ${c.referenceName} (${c.reference}): ${c.diff < 0 ? `${+(-c.diff).toFixed(1)} lost` : `${+c.diff.toFixed(1)} extra`}${c.tolerance ? ` (allowance ${+c.tolerance.toFixed(1)})` : ''}`).join('; ');
-  return { outcome: 'fail', observed, expected, source, reason: `counts disagree: ${why}${noteText}`, details };
+  if (missing.length)
+    return {
+      outcome: 'fail',
+      observed,
+      expected,
+      source,
+      reason: `series missing while ${load ? `load sent = ${load.sent}` : 'traffic flowed'}: ${missing.join(', ')}${noteText}`,
+      details,
+    };
+  const off = counts
+    .map((c) => ({ ...c, diff: c.value - c.reference }))
+    .filter((c) => Math.abs(c.diff) > c.tolerance + 1e-9);
+  if (!off.length)
+    return {
+      outcome: 'pass',
+      observed,
+      expected,
+      source,
+      reason: `every count matches within its allowance (${counts.map((c) => `${c.name} ±${+c.tolerance.toFixed(1)}`).join(', ')})${noteText}`,
+      details,
+    };
+  const why = off
+    .map(
+      (c) =>
+        `${c.name} vs ${c.referenceName} (${c.reference}): ${c.diff < 0 ? `${+(-c.diff).toFixed(1)} lost` : `${+c.diff.toFixed(1)} extra`}${c.tolerance ? ` (allowance ${+c.tolerance.toFixed(1)})` : ''}`,
+    )
+    .join('; ');
+  return {
+    outcome: 'fail',
+    observed,
+    expected,
+    source,
+    reason: `counts disagree: ${why}${noteText}`,
+    details,
+  };
 }

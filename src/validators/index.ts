@@ -16,7 +16,13 @@ export { collectEvidence, loadEvidence } from './collect.js';
 export { explainLines, renderJUnit, renderMarkdown, renderText } from './report.js';
 export { allocateBudget, describeBudget, splitConfidence, type Budget } from './budget.js';
 export { preflight } from './preflight.js';
-export { plannedSamples, describePlan, DEFAULT_MIN_SAMPLES, type SamplePlan, type SamplePlanOptions } from './sample-size.js';
+export {
+  plannedSamples,
+  describePlan,
+  DEFAULT_MIN_SAMPLES,
+  type SamplePlan,
+  type SamplePlanOptions,
+} from './sample-size.js';
 export { readBundle } from './bundle.js';
 export type * from './types.js';
 
@@ -42,4 +48,3 @@ export async function runGate(spec: ReleaseSpec, ctx: GateContext): Promise<Gate
   const bundlePath = writeBundle(bundle, ctx.evidenceDir ?? defaultEvidenceDir());
   return { verdict, bundle, bundlePath };
 }
-

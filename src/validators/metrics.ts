@@ -41,7 +41,12 @@ function prune(byHop: Record<string, Record<string, VersionCounts>>): void {
  * Counter increases → metric evidence. With `loadRunId`, series labelled clover_cd_load="<run id>" are also
  * counted apart (the load's own requests); series with request_path give the gated service per route.
  */
-export function metricEvidence(source: 'prometheus' | 'scrape', increases: CounterIncrease[], service: string, opts: { loadRunId?: string } = {}): MetricEvidence {
+export function metricEvidence(
+  source: 'prometheus' | 'scrape',
+  increases: CounterIncrease[],
+  service: string,
+  opts: { loadRunId?: string } = {},
+): MetricEvidence {
   const hops: Record<string, Record<string, VersionCounts>> = {};
   const tagged: Record<string, Record<string, VersionCounts>> = {};
   const routes: Record<string, Record<string, VersionCounts>> = {};
@@ -65,7 +70,8 @@ export function metricEvidence(source: 'prometheus' | 'scrape', increases: Count
       const code = s.labels.response_code ?? '0';
       addCount((hops[svc] ??= {}), v, code, n);
       if (s.labels[LOAD_LABEL] !== undefined && s.labels[LOAD_LABEL] !== '') sawLoadLabel = true;
-      if (opts.loadRunId && s.labels[LOAD_LABEL] === opts.loadRunId) addCount((tagged[svc] ??= {}), v, code, n);
+      if (opts.loadRunId && s.labels[LOAD_LABEL] === opts.loadRunId)
+        addCount((tagged[svc] ??= {}), v, code, n);
       if (svc === service && hasRoute) addCount((routes[route] ??= {}), v, code, n);
     } else if (s.name === DURATION_BUCKET && (!svc || svc === service)) {
       sawBuckets = true;
@@ -100,7 +106,8 @@ export function metricEvidence(source: 'prometheus' | 'scrape', increases: Count
   for (const [svc, n] of Object.entries(durCount)) if (n > 0) hopLatencyMs[svc] = durSum[svc] / n;
   const missing: string[] = [];
   if (!sawRequests) missing.push(`${REQUESTS}{reporter="destination"}`);
-  if (!sawBuckets) missing.push(`${DURATION_BUCKET}{reporter="destination",destination_service_name="${service}"}`);
+  if (!sawBuckets)
+    missing.push(`${DURATION_BUCKET}{reporter="destination",destination_service_name="${service}"}`);
   const ev: MetricEvidence = { source, hops, latency, missing };
   // Only when the label exists: without it the rule says the load cannot be told apart, rather than "0 tagged".
   if (opts.loadRunId && sawLoadLabel) ev.tagged = tagged;

@@ -36,18 +36,38 @@ export function strategyWindowMs(spec: ReleaseSpec): number | undefined {
  * Whether the tracer's sampling rate can be known: from root spans' sampler tags, else gate.traceSampling must say
  * it. Without either, conservation leaves the root spans out whenever they do not match the requests as they are.
  */
-async function samplingCheck(jaeger: ReturnType<typeof createJaegerClient>, service: string): Promise<PreflightCheck> {
+async function samplingCheck(
+  jaeger: ReturnType<typeof createJaegerClient>,
+  service: string,
+): Promise<PreflightCheck> {
   const now = Date.now();
   let traces: Awaited<ReturnType<typeof jaeger.search>>;
   try {
     traces = await jaeger.search({ service, startMs: now - 600_000, endMs: now, limit: 20 });
   } catch (err) {
-    return { check: 'trace sampling rate known', status: 'hint', detail: `recent traces could not be read (${message(err)}); set gate.traceSampling if the tracer samples` };
+    return {
+      check: 'trace sampling rate known',
+      status: 'hint',
+      detail: `recent traces could not be read (${message(err)}); set gate.traceSampling if the tracer samples`,
+    };
   }
-  const tagged = traces.some((t) => t.spans.some((s) => !s.references?.length && s.tags?.some((x) => x.key === 'sampler.type')));
+  const tagged = traces.some((t) =>
+    t.spans.some((s) => !s.references?.length && s.tags?.some((x) => x.key === 'sampler.type')),
+  );
   return tagged || !traces.length
-    ? { check: 'trace sampling rate known', status: 'ok', detail: traces.length ? 'root spans carry sampler.type / sampler.param' : 'no recent traces to read it from' }
-    : { check: 'trace sampling rate known', status: 'hint', detail: 'root spans carry no sampler tags and gate.traceSampling is not set: if the tracer samples (Istio\'s default is 1%), set gate.traceSampling, or conservation leaves the root spans out' };
+    ? {
+        check: 'trace sampling rate known',
+        status: 'ok',
+        detail: traces.length
+          ? 'root spans carry sampler.type / sampler.param'
+          : 'no recent traces to read it from',
+      }
+    : {
+        check: 'trace sampling rate known',
+        status: 'hint',
+        detail:
+          "root spans carry no sampler tags and gate.traceSampling is not set: if the tracer samples (Istio's default is 1%), set gate.traceSampling, or conservation leaves the root spans out",
+      };
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message.split('\n')[0] : String(err));
@@ -56,7 +76,9 @@ export async function preflight(spec: ReleaseSpec, endpoints: PlatformEndpoints)
   const checks: PreflightCheck[] = [];
   const svc = spec.service.name;
   const { stable, candidate } = spec.service;
-  const source = spec.gate?.metrics?.source ?? (endpoints.prometheus ? 'prometheus' : endpoints.scrapeTargets?.length ? 'scrape' : undefined);
+  const source =
+    spec.gate?.metrics?.source ??
+    (endpoints.prometheus ? 'prometheus' : endpoints.scrapeTargets?.length ? 'scrape' : undefined);
   const window = strategyWindowMs(spec);
   const series = `${REQUESTS}{reporter="destination",destination_service_name="${svc}"}`;
   let labelSets: Array<Record<string, string>> = [];
@@ -69,9 +91,15 @@ export async function preflight(spec: ReleaseSpec, endpoints: PlatformEndpoints)
       labelSets = await prom.series(series, now - 3_600_000, now);
       const targets = await prom.targets();
       const intervals = targets.map((t) => t.scrapeIntervalMs).filter((x): x is number => !!x);
-      const interval = spec.gate?.metrics?.scrapeInterval ? parseDurationMs(spec.gate.metrics.scrapeInterval) : Math.max(0, ...intervals);
+      const interval = spec.gate?.metrics?.scrapeInterval
+        ? parseDurationMs(spec.gate.metrics.scrapeInterval)
+        : Math.max(0, ...intervals);
       const down = targets.filter((t) => t.health !== 'up');
-      checks.push({ check: 'Prometheus reachable', status: 'ok', detail: `${url}: ${targets.length} active targets${down.length ? `, ${down.length} not up (${down.map((t) => t.scrapeUrl).join(', ')})` : ''}` });
+      checks.push({
+        check: 'Prometheus reachable',
+        status: 'ok',
+        detail: `${url}: ${targets.length} active targets${down.length ? `, ${down.length} not up (${down.map((t) => t.scrapeUrl).join(', ')})` : ''}`,
+      });
       if (window && interval) {
         // Four scrapes per window (flagger#1123): fewer and a rate or a counter delta rests on one or two points.
         const ok = window >= 4 * interval;
@@ -88,26 +116,50 @@ export async function preflight(spec: ReleaseSpec, endpoints: PlatformEndpoints)
     const targets = spec.gate?.metrics?.targets ?? endpoints.scrapeTargets ?? [];
     try {
       const snap = await scrapeTargets(targets, { keep: (n) => n === REQUESTS });
-      labelSets = snap.series.filter((s) => s.labels.reporter === 'destination' && s.labels.destination_service_name === svc).map((s) => s.labels);
+      labelSets = snap.series
+        .filter((s) => s.labels.reporter === 'destination' && s.labels.destination_service_name === svc)
+        .map((s) => s.labels);
       checks.push({ check: 'metrics endpoints reachable', status: 'ok', detail: targets.join(', ') });
     } catch (err) {
       checks.push({ check: 'metrics endpoints reachable', status: 'down', detail: message(err) });
     }
   } else {
-    checks.push({ check: 'metric source configured', status: 'missing', detail: 'no Prometheus URL or scrape targets (gate.metrics or the platform)' });
+    checks.push({
+      check: 'metric source configured',
+      status: 'missing',
+      detail: 'no Prometheus URL or scrape targets (gate.metrics or the platform)',
+    });
   }
 
   if (checks.every((c) => c.status !== 'down') && source) {
-    checks.push({ check: `series ${series}`, status: labelSets.length ? 'ok' : 'missing', detail: labelSets.length ? `${labelSets.length} series` : 'absent: is the sidecar injected and is telemetry v2 on?' });
+    checks.push({
+      check: `series ${series}`,
+      status: labelSets.length ? 'ok' : 'missing',
+      detail: labelSets.length
+        ? `${labelSets.length} series`
+        : 'absent: is the sidecar injected and is telemetry v2 on?',
+    });
     if (labelSets.length) {
       for (const label of ['response_code', 'destination_version']) {
-        const has = labelSets.some((l) => l[label] !== undefined && (label !== 'destination_version' || l[label] !== 'unknown'));
+        const has = labelSets.some(
+          (l) => l[label] !== undefined && (label !== 'destination_version' || l[label] !== 'unknown'),
+        );
         const fallback = label === 'destination_version' && labelSets.some((l) => l.destination_workload);
-        checks.push({ check: `label ${label}`, status: has || fallback ? 'ok' : 'missing', detail: has ? 'present' : fallback ? 'absent; versions read from destination_workload' : 'absent' });
+        checks.push({
+          check: `label ${label}`,
+          status: has || fallback ? 'ok' : 'missing',
+          detail: has ? 'present' : fallback ? 'absent; versions read from destination_workload' : 'absent',
+        });
       }
       const versions = new Set(labelSets.map((l) => versionOfLabels(l, svc)));
       for (const v of [stable, candidate]) {
-        checks.push({ check: `version ${v} reports telemetry`, status: versions.has(v) ? 'ok' : 'missing', detail: versions.has(v) ? 'series present' : `no series with destination_version="${v}" (seen: ${[...versions].join(', ') || 'none'})` });
+        checks.push({
+          check: `version ${v} reports telemetry`,
+          status: versions.has(v) ? 'ok' : 'missing',
+          detail: versions.has(v)
+            ? 'series present'
+            : `no series with destination_version="${v}" (seen: ${[...versions].join(', ') || 'none'})`,
+        });
       }
     }
   }
@@ -117,14 +169,25 @@ export async function preflight(spec: ReleaseSpec, endpoints: PlatformEndpoints)
     try {
       const jaeger = createJaegerClient(jaegerUrl, { attempts: 2 });
       const services = (await jaeger.services()).map((s) => s.split('.')[0]);
-      checks.push({ check: `Jaeger knows ${svc}`, status: services.includes(svc) ? 'ok' : 'missing', detail: services.includes(svc) ? jaegerUrl : `services: ${services.join(', ') || 'none'}` });
-      if (spec.gate?.traceSampling === undefined && services.includes(svc)) checks.push(await samplingCheck(jaeger, svc));
+      checks.push({
+        check: `Jaeger knows ${svc}`,
+        status: services.includes(svc) ? 'ok' : 'missing',
+        detail: services.includes(svc) ? jaegerUrl : `services: ${services.join(', ') || 'none'}`,
+      });
+      if (spec.gate?.traceSampling === undefined && services.includes(svc))
+        checks.push(await samplingCheck(jaeger, svc));
     } catch (err) {
       checks.push({ check: 'Jaeger reachable', status: 'down', detail: message(err) });
     }
   }
 
   const has = (s: PreflightCheck['status']) => checks.some((c) => c.status === s);
-  const exitCode = has('down') ? ExitCode.infrastructure : has('invalid') ? ExitCode.invalid : has('missing') ? ExitCode.inconclusive : ExitCode.ok;
+  const exitCode = has('down')
+    ? ExitCode.infrastructure
+    : has('invalid')
+      ? ExitCode.invalid
+      : has('missing')
+        ? ExitCode.inconclusive
+        : ExitCode.ok;
   return { ok: exitCode === 0, exitCode, checks };
 }

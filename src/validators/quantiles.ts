@@ -79,14 +79,27 @@ export interface QuantileEstimate {
 
 export function estimateQuantile(d: Distribution, q: number): QuantileEstimate {
   const need = Math.ceil(MIN_TAIL_OBSERVATIONS / Math.min(q, 1 - q));
-  if (d.n < need) return { q, n: d.n, value: NaN, logSe: NaN, problem: `p${+(q * 100).toFixed(2)} needs ≥ ${need} samples (has ${d.n})` };
+  if (d.n < need)
+    return {
+      q,
+      n: d.n,
+      value: NaN,
+      logSe: NaN,
+      problem: `p${+(q * 100).toFixed(2)} needs ≥ ${need} samples (has ${d.n})`,
+    };
   const rank = q * d.n;
   const h = Z_SPREAD * Math.sqrt(d.n * q * (1 - q));
   const value = valueAtRank(d, rank);
   const low = valueAtRank(d, Math.max(0, rank - h));
   const high = valueAtRank(d, Math.min(d.n, rank + h));
   if (!Number.isFinite(value) || !Number.isFinite(high)) {
-    return { q, n: d.n, value, logSe: NaN, problem: `p${+(q * 100).toFixed(2)} lies in the histogram's +Inf bucket (no upper bound)` };
+    return {
+      q,
+      n: d.n,
+      value,
+      logSe: NaN,
+      problem: `p${+(q * 100).toFixed(2)} lies in the histogram's +Inf bucket (no upper bound)`,
+    };
   }
   const ln = (x: number) => Math.log(Math.max(FLOOR_MS, x));
   return { q, n: d.n, value, logSe: (ln(high) - ln(low)) / (2 * Z_SPREAD) };
@@ -106,7 +119,13 @@ export interface QuantileComparison {
 }
 
 /** Is the candidate's q-quantile more than (1 + margin) × the baseline's? One-sided, on the log ratio. */
-export function compareQuantiles(base: Distribution, cand: Distribution, q: number, margin: number, alpha: number): QuantileComparison {
+export function compareQuantiles(
+  base: Distribution,
+  cand: Distribution,
+  q: number,
+  margin: number,
+  alpha: number,
+): QuantileComparison {
   const b = estimateQuantile(base, q);
   const c = estimateQuantile(cand, q);
   const problem = b.problem ? `baseline ${b.problem}` : c.problem ? `candidate ${c.problem}` : undefined;
@@ -116,5 +135,12 @@ export function compareQuantiles(base: Distribution, cand: Distribution, q: numb
   // A zero spread (every reading the same) still has the resolution of the data: keep the error positive.
   const se = Math.max(1e-9, Math.hypot(b.logSe, c.logSe));
   const z = (logRatio - Math.log(1 + margin)) / se;
-  return { q, baseline: b, candidate: c, ratio: Math.exp(logRatio), lower: Math.exp(logRatio - probit(1 - alpha) * se), p: normalUpperTail(z) };
+  return {
+    q,
+    baseline: b,
+    candidate: c,
+    ratio: Math.exp(logRatio),
+    lower: Math.exp(logRatio - probit(1 - alpha) * se),
+    p: normalUpperTail(z),
+  };
 }

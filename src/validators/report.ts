@@ -7,7 +7,12 @@ import { describeBudget } from './budget.js';
 import { describeRule } from './rules.js';
 import type { EvidenceBundle, Outcome, RuleResult, Verdict } from './types.js';
 
-const MARK: Record<Outcome, string> = { pass: 'PASS', fail: 'FAIL', inconclusive: 'INCONCLUSIVE', error: 'ERROR' };
+const MARK: Record<Outcome, string> = {
+  pass: 'PASS',
+  fail: 'FAIL',
+  inconclusive: 'INCONCLUSIVE',
+  error: 'ERROR',
+};
 const ICON: Record<Outcome, string> = { pass: '✅', fail: '❌', inconclusive: '⚠️', error: '🛑' };
 
 function windowText(b: EvidenceBundle): string {
@@ -19,11 +24,19 @@ export function explainLines(v: Verdict, b: EvidenceBundle): string[] {
   if (!v.budget) return [];
   const lines = describeBudget(v.budget, (i) => (b.rules[i] ? describeRule(b.rules[i]) : `rule ${i + 1}`));
   const d = v.decision;
-  if (d) lines.push(`decided ${d.outcome} at look ${d.look} of ${d.looks}, ${formatDuration(d.afterMs)} after the window opened (${new Date(d.at).toISOString()})`);
+  if (d)
+    lines.push(
+      `decided ${d.outcome} at look ${d.look} of ${d.looks}, ${formatDuration(d.afterMs)} after the window opened (${new Date(d.at).toISOString()})`,
+    );
   return lines;
 }
 
-export function renderText(v: Verdict, b: EvidenceBundle, bundlePath?: string, opts: { explain?: boolean } = {}): string {
+export function renderText(
+  v: Verdict,
+  b: EvidenceBundle,
+  bundlePath?: string,
+  opts: { explain?: boolean } = {},
+): string {
   const lines = [
     `gate ${MARK[v.outcome]}  ${b.release}: ${b.service.name} ${b.service.stable} → ${b.service.candidate}${b.candidateWeight !== undefined ? ` at ${b.candidateWeight}%` : ''}`,
     `window  ${windowText(b)}`,
@@ -37,7 +50,8 @@ export function renderText(v: Verdict, b: EvidenceBundle, bundlePath?: string, o
     lines.push(`             source    ${r.source}`);
     lines.push(`             reason    ${r.reason}`);
   }
-  for (const s of b.sources.filter((x) => x.status === 'down')) lines.push('', `${s.name} is down: ${s.error}`);
+  for (const s of b.sources.filter((x) => x.status === 'down'))
+    lines.push('', `${s.name} is down: ${s.error}`);
   lines.push('', v.summary);
   if (v.budget) {
     const explained = explainLines(v, b);
@@ -48,7 +62,12 @@ export function renderText(v: Verdict, b: EvidenceBundle, bundlePath?: string, o
 }
 
 const xml = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, ''); // eslint-disable-line no-control-regex -- XML 1.0 forbids these characters
+  s
+    .replace(
+      /[&<>"']/g,
+      (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!,
+    )
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, ''); // eslint-disable-line no-control-regex -- XML 1.0 forbids these characters
 
 /**
  * A verdict no rule carries (a source down → error, too few samples → inconclusive) gets its own testcase, so the
@@ -56,9 +75,18 @@ const xml = (s: string) =>
  */
 function verdictCase(v: Verdict, b: EvidenceBundle): RuleResult | undefined {
   if (v.outcome === 'pass' || v.results.some((r) => r.outcome === v.outcome)) return undefined;
-  const down = b.sources.filter((s) => s.status === 'down').map((s) => `${s.name} is down: ${s.error ?? 'unreachable'}`);
+  const down = b.sources
+    .filter((s) => s.status === 'down')
+    .map((s) => `${s.name} is down: ${s.error ?? 'unreachable'}`);
   const reason = [v.summary, ...down].join('; ');
-  return { rule: 'verdict', outcome: v.outcome, observed: v.outcome, expected: 'pass', source: b.sources.map((s) => `${s.name} ${s.status}`).join(', ') || 'none', reason };
+  return {
+    rule: 'verdict',
+    outcome: v.outcome,
+    observed: v.outcome,
+    expected: 'pass',
+    source: b.sources.map((s) => `${s.name} ${s.status}`).join(', ') || 'none',
+    reason,
+  };
 }
 
 export function renderJUnit(v: Verdict, b: EvidenceBundle): string {
@@ -101,10 +129,23 @@ export function renderMarkdown(v: Verdict, b: EvidenceBundle): string {
     '',
     '| | rule | observed | expected | source | reason |',
     '|---|---|---|---|---|---|',
-    ...v.results.map((r) => `| ${ICON[r.outcome]} | ${md(r.rule)} | ${md(r.observed)} | ${md(r.expected)} | ${md(r.source)} | ${md(r.reason)} |`),
+    ...v.results.map(
+      (r) =>
+        `| ${ICON[r.outcome]} | ${md(r.rule)} | ${md(r.observed)} | ${md(r.expected)} | ${md(r.source)} | ${md(r.reason)} |`,
+    ),
     '',
     `${md(v.summary)}`,
     '',
-    ...(v.budget ? ['<details><summary>false-alarm budget</summary>', '', '```', ...explainLines(v, b), '```', '</details>', ''] : []),
+    ...(v.budget
+      ? [
+          '<details><summary>false-alarm budget</summary>',
+          '',
+          '```',
+          ...explainLines(v, b),
+          '```',
+          '</details>',
+          '',
+        ]
+      : []),
   ].join('\n');
 }

@@ -8,7 +8,8 @@ import { DEFAULT_MAX_ROUTES } from './budget.js';
 import { histogramTotal } from './stats.js';
 import type { EvidenceBundle, Histogram, Outcome, RuleResult, SourceName, VersionCounts } from './types.js';
 
-export type Body<K extends string> = Extract<GateRule, Record<K, unknown>>[K & keyof Extract<GateRule, Record<K, unknown>>];
+export type Body<K extends string> = Extract<GateRule, Record<K, unknown>>[K &
+  keyof Extract<GateRule, Record<K, unknown>>];
 
 export const pct = (x: number, digits = 2) => (Number.isFinite(x) ? `${+(x * 100).toFixed(digits)}%` : 'n/a');
 export const ms = (x: number) => (Number.isFinite(x) ? `${+x.toFixed(1)}ms` : 'n/a');
@@ -20,7 +21,8 @@ export const pa = (a: number) => String(+a.toPrecision(2));
 export type Partial = Omit<RuleResult, 'rule'>;
 
 /** Where a rule's data came from, or why there is none. */
-export type Lookup<T> = { ok: true; value: T; source: string } | { ok: false; outcome: Outcome; source: string; reason: string };
+export type Lookup<T> =
+  { ok: true; value: T; source: string } | { ok: false; outcome: Outcome; source: string; reason: string };
 
 export const empty: VersionCounts = { requests: 0, errors: 0, codes: {} };
 
@@ -29,13 +31,27 @@ export function sourceDown(b: EvidenceBundle, name: SourceName) {
 }
 
 export function noData<T>(b: EvidenceBundle, series: string): Lookup<T> {
-  const down = (['prometheus', 'scrape', 'jaeger'] as SourceName[]).map((n) => sourceDown(b, n)).find(Boolean);
-  if (down) return { ok: false, outcome: 'error', source: down.name, reason: `${down.name} is down: ${down.error ?? 'unreachable'}` };
+  const down = (['prometheus', 'scrape', 'jaeger'] as SourceName[])
+    .map((n) => sourceDown(b, n))
+    .find(Boolean);
+  if (down)
+    return {
+      ok: false,
+      outcome: 'error',
+      source: down.name,
+      reason: `${down.name} is down: ${down.error ?? 'unreachable'}`,
+    };
   const any = b.evidence.metrics?.source ?? (b.evidence.traces ? 'jaeger' : 'none');
-  return { ok: false, outcome: 'inconclusive', source: any, reason: `no data in the window: expected series ${series}` };
+  return {
+    ok: false,
+    outcome: 'inconclusive',
+    source: any,
+    reason: `no data in the window: expected series ${series}`,
+  };
 }
 
-const ROUTE_HINT = 'per-route evidence needs the request_path metric label (Istio Telemetry tagOverrides, see validators/README.md) or spans of the service with http.url';
+const ROUTE_HINT =
+  'per-route evidence needs the request_path metric label (Istio Telemetry tagOverrides, see validators/README.md) or spans of the service with http.url';
 
 /** Per-version request counts at the gated service (or one route of it): metrics first (Istio's own counts), then traces. */
 export function versionCounts(b: EvidenceBundle, route?: string): Lookup<Record<string, VersionCounts>> {
@@ -43,24 +59,53 @@ export function versionCounts(b: EvidenceBundle, route?: string): Lookup<Record<
   const t = b.evidence.traces;
   const svc = b.service.name;
   if (route !== undefined) {
-    if (m?.routes?.[route]) return { ok: true, value: m.routes[route], source: `${m.source} istio_requests_total{destination_service_name="${svc}",request_path="${route}"}` };
-    if (t?.routes?.[route]) return { ok: true, value: t.routes[route], source: `jaeger spans of ${svc} at ${route}` };
-    if (m?.routes || t?.routes) return { ok: true, value: {}, source: m?.routes ? `${m.source} request_path="${route}"` : `jaeger spans at ${route}` };
-    const nd = noData<Record<string, VersionCounts>>(b, `istio_requests_total{destination_service_name="${svc}",request_path="${route}"}`);
-    return nd.ok || nd.outcome === 'error' ? nd : { ...nd, reason: `no evidence for route ${route}: ${ROUTE_HINT}` };
+    if (m?.routes?.[route])
+      return {
+        ok: true,
+        value: m.routes[route],
+        source: `${m.source} istio_requests_total{destination_service_name="${svc}",request_path="${route}"}`,
+      };
+    if (t?.routes?.[route])
+      return { ok: true, value: t.routes[route], source: `jaeger spans of ${svc} at ${route}` };
+    if (m?.routes || t?.routes)
+      return {
+        ok: true,
+        value: {},
+        source: m?.routes ? `${m.source} request_path="${route}"` : `jaeger spans at ${route}`,
+      };
+    const nd = noData<Record<string, VersionCounts>>(
+      b,
+      `istio_requests_total{destination_service_name="${svc}",request_path="${route}"}`,
+    );
+    return nd.ok || nd.outcome === 'error'
+      ? nd
+      : { ...nd, reason: `no evidence for route ${route}: ${ROUTE_HINT}` };
   }
   const hop = m?.hops[svc];
-  if (m && hop) return { ok: true, value: hop, source: `${m.source} istio_requests_total{reporter="destination",destination_service_name="${svc}"}` };
-  if (t && Object.keys(t.versions).length) return { ok: true, value: t.versions, source: `jaeger spans of ${svc}` };
-  return noData(b, `istio_requests_total{reporter="destination",destination_service_name="${svc}"} by destination_version`);
+  if (m && hop)
+    return {
+      ok: true,
+      value: hop,
+      source: `${m.source} istio_requests_total{reporter="destination",destination_service_name="${svc}"}`,
+    };
+  if (t && Object.keys(t.versions).length)
+    return { ok: true, value: t.versions, source: `jaeger spans of ${svc}` };
+  return noData(
+    b,
+    `istio_requests_total{reporter="destination",destination_service_name="${svc}"} by destination_version`,
+  );
 }
 
 /** Routes with evidence at the gated service, each with per-version counts. */
-export function routeCounts(b: EvidenceBundle): { routes: Record<string, Record<string, VersionCounts>>; source: string } | undefined {
+export function routeCounts(
+  b: EvidenceBundle,
+): { routes: Record<string, Record<string, VersionCounts>>; source: string } | undefined {
   const m = b.evidence.metrics;
-  if (m?.routes && Object.keys(m.routes).length) return { routes: m.routes, source: `${m.source} istio_requests_total by request_path` };
+  if (m?.routes && Object.keys(m.routes).length)
+    return { routes: m.routes, source: `${m.source} istio_requests_total by request_path` };
   const t = b.evidence.traces;
-  if (t?.routes && Object.keys(t.routes).length) return { routes: t.routes, source: `jaeger spans of ${b.service.name} by http.url path` };
+  if (t?.routes && Object.keys(t.routes).length)
+    return { routes: t.routes, source: `jaeger spans of ${b.service.name} by http.url path` };
   return undefined;
 }
 
@@ -68,8 +113,15 @@ export function routeCounts(b: EvidenceBundle): { routes: Record<string, Record<
  * The routes a perRoute rule judges: the largest first (by the version's requests, then by name), at most
  * bundle.maxRoutes when the bundle carries a budget (each route has a fixed slot of it), all of them before.
  */
-export function judgedRoutes<T extends { requests: number }>(b: EvidenceBundle, routes: Record<string, Record<string, T>>, version: string): Array<[string, Record<string, T>]> {
-  const sorted = Object.entries(routes).sort(([ra, a], [rb, c]) => (c[version]?.requests ?? 0) - (a[version]?.requests ?? 0) || (ra < rb ? -1 : ra > rb ? 1 : 0));
+export function judgedRoutes<T extends { requests: number }>(
+  b: EvidenceBundle,
+  routes: Record<string, Record<string, T>>,
+  version: string,
+): Array<[string, Record<string, T>]> {
+  const sorted = Object.entries(routes).sort(
+    ([ra, a], [rb, c]) =>
+      (c[version]?.requests ?? 0) - (a[version]?.requests ?? 0) || (ra < rb ? -1 : ra > rb ? 1 : 0),
+  );
   return b.alpha === undefined ? sorted : sorted.slice(0, b.maxRoutes ?? DEFAULT_MAX_ROUTES);
 }
 
@@ -77,8 +129,13 @@ export function judgedRoutes<T extends { requests: number }>(b: EvidenceBundle, 
  * Too few samples? `planned`: the candidate must also reach the count its step was sized for
  * (bundle.plannedSamples), so a short window never passes a comparison on luck.
  */
-export function minSamplesShort(b: EvidenceBundle, counts: Record<string, number>, planned = true): string | undefined {
-  const need = (v: string) => (planned && v === b.service.candidate ? Math.max(b.minSamples, b.plannedSamples ?? 0) : b.minSamples);
+export function minSamplesShort(
+  b: EvidenceBundle,
+  counts: Record<string, number>,
+  planned = true,
+): string | undefined {
+  const need = (v: string) =>
+    planned && v === b.service.candidate ? Math.max(b.minSamples, b.plannedSamples ?? 0) : b.minSamples;
   const short = Object.entries(counts).filter(([v, n]) => n < need(v));
   if (!short.length) return undefined;
   return `too few samples: ${short.map(([v, n]) => `${v} has ${n}${need(v) > b.minSamples ? ` of the ${need(v)} planned` : ''}`).join(', ')} (minSamples ${b.minSamples})`;
@@ -103,22 +160,56 @@ export function latencyOf(b: EvidenceBundle, version: string, route?: string): L
   const m = b.evidence.metrics;
   if (route !== undefined) {
     const h = m?.routeLatency?.[route]?.[version];
-    if (h && histogramTotal(h) > 0) return { ok: true, value: { dist: fromHistogram(h), histogram: h }, source: `${m!.source} istio_request_duration_milliseconds{request_path="${route}"}` };
-    return noData(b, `istio_request_duration_milliseconds_bucket{destination_service_name="${b.service.name}",destination_version="${version}",request_path="${route}"}`);
+    if (h && histogramTotal(h) > 0)
+      return {
+        ok: true,
+        value: { dist: fromHistogram(h), histogram: h },
+        source: `${m!.source} istio_request_duration_milliseconds{request_path="${route}"}`,
+      };
+    return noData(
+      b,
+      `istio_request_duration_milliseconds_bucket{destination_service_name="${b.service.name}",destination_version="${version}",request_path="${route}"}`,
+    );
   }
   const h = m?.latency[version];
-  if (h && histogramTotal(h) > 0) return { ok: true, value: { dist: fromHistogram(h), histogram: h }, source: `${m!.source} istio_request_duration_milliseconds` };
+  if (h && histogramTotal(h) > 0)
+    return {
+      ok: true,
+      value: { dist: fromHistogram(h), histogram: h },
+      source: `${m!.source} istio_request_duration_milliseconds`,
+    };
   const s = b.evidence.traces?.durations[version];
-  if (s && s.length) return { ok: true, value: { dist: fromSamples(s), samples: s }, source: 'jaeger span durations' };
-  return noData(b, `istio_request_duration_milliseconds_bucket{reporter="destination",destination_service_name="${b.service.name}",destination_version="${version}"}`);
+  if (s && s.length)
+    return { ok: true, value: { dist: fromSamples(s), samples: s }, source: 'jaeger span durations' };
+  return noData(
+    b,
+    `istio_request_duration_milliseconds_bucket{reporter="destination",destination_service_name="${b.service.name}",destination_version="${version}"}`,
+  );
 }
 
 /** Baseline and candidate latency from the same source: span durations when both have enough for q, else latencyOf. */
-export function latencyPair(b: EvidenceBundle, q: number, route?: string): Lookup<{ stable: LatencyData; candidate: LatencyData }> {
+export function latencyPair(
+  b: EvidenceBundle,
+  q: number,
+  route?: string,
+): Lookup<{ stable: LatencyData; candidate: LatencyData }> {
   const { stable, candidate } = b.service;
   const t = b.evidence.traces?.durations;
-  if (route === undefined && t?.[stable] && t[candidate] && enoughFor(b, t[stable].length, q) && enoughFor(b, t[candidate].length, q)) {
-    return { ok: true, value: { stable: { dist: fromSamples(t[stable]), samples: t[stable] }, candidate: { dist: fromSamples(t[candidate]), samples: t[candidate] } }, source: 'jaeger span durations' };
+  if (
+    route === undefined &&
+    t?.[stable] &&
+    t[candidate] &&
+    enoughFor(b, t[stable].length, q) &&
+    enoughFor(b, t[candidate].length, q)
+  ) {
+    return {
+      ok: true,
+      value: {
+        stable: { dist: fromSamples(t[stable]), samples: t[stable] },
+        candidate: { dist: fromSamples(t[candidate]), samples: t[candidate] },
+      },
+      source: 'jaeger span durations',
+    };
   }
   const ls = latencyOf(b, stable, route);
   if (!ls.ok) return ls;

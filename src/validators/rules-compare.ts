@@ -8,7 +8,20 @@ import { parsePercent } from '../util/units.js';
 import { compareQuantiles, type QuantileComparison } from './quantiles.js';
 import { compareProportions, type ProportionTest } from './stats.js';
 import { DEFAULT_MAX_ROUTES } from './budget.js';
-import { empty, judgedRoutes, latencyPair, minSamplesShort, ms, pa, pct, pv, routeCounts, versionCounts, type Body, type Partial } from './rules-common.js';
+import {
+  empty,
+  judgedRoutes,
+  latencyPair,
+  minSamplesShort,
+  ms,
+  pa,
+  pct,
+  pv,
+  routeCounts,
+  versionCounts,
+  type Body,
+  type Partial,
+} from './rules-common.js';
 import type { EvidenceBundle, VersionCounts } from './types.js';
 
 export const DEFAULT_LATENCY_INCREASE = '10%';
@@ -37,7 +50,13 @@ export function compareErrors(b: EvidenceBundle, r: Body<'compareErrors'>, share
   const expected = `${candidate} error rate${scope} ≤ ${stable}'s${margin ? ` + ${r.maxIncrease}` : ''} (one-sided, α ${pa(alpha)}${r.perRoute ? ', and per route' : ''})`;
   const vc = versionCounts(b, r.route);
   if (!vc.ok) return { outcome: vc.outcome, observed: 'n/a', expected, source: vc.source, reason: vc.reason };
-  const run = (name: string, s: VersionCounts, c: VersionCounts, a: number): ErrorTest => ({ ...compareProportions(s.errors, s.requests, c.errors, c.requests, margin), scope: name, alpha: a, stable: s, candidate: c });
+  const run = (name: string, s: VersionCounts, c: VersionCounts, a: number): ErrorTest => ({
+    ...compareProportions(s.errors, s.requests, c.errors, c.requests, margin),
+    scope: name,
+    alpha: a,
+    stable: s,
+    candidate: c,
+  });
   const describe = (t: ErrorTest) =>
     `${t.scope ? `${t.scope}: ` : ''}${candidate} ${pct(t.candidateRate)} (${t.candidate.errors}/${t.candidate.requests}) vs ${stable} ${pct(t.baselineRate)} (${t.stable.errors}/${t.stable.requests}), p = ${pv(t.p)}`;
   const s = vc.value[stable] ?? empty;
@@ -56,14 +75,16 @@ export function compareErrors(b: EvidenceBundle, r: Body<'compareErrors'>, share
       source += ` + ${rc.source}`;
       const judged = judgedRoutes(b, rc.routes, candidate);
       const routes = judged.map(([route]) => route).sort();
-      for (const [route] of Object.entries(rc.routes)) if (!routes.includes(route)) skipped.push(`${route} (beyond the ${routes.length} largest routes)`);
+      for (const [route] of Object.entries(rc.routes))
+        if (!routes.includes(route)) skipped.push(`${route} (beyond the ${routes.length} largest routes)`);
       // The route tests are one family (Bonferroni): α in total beside the overall test, or under a budget
       // half the rule's share in gate.maxRoutes fixed slots.
       const each = budgeted ? alpha / (2 * (b.maxRoutes ?? DEFAULT_MAX_ROUTES)) : alpha / routes.length;
       for (const route of routes) {
         const rs = rc.routes[route][stable] ?? empty;
         const rcand = rc.routes[route][candidate] ?? empty;
-        if (minSamplesShort(b, { [stable]: rs.requests, [candidate]: rcand.requests }, false)) skipped.push(`${route} (${rcand.requests} candidate requests)`);
+        if (minSamplesShort(b, { [stable]: rs.requests, [candidate]: rcand.requests }, false))
+          skipped.push(`${route} (${rcand.requests} candidate requests)`);
         else tests.push(run(route, rs, rcand, each));
       }
       observed += `; ${tests.length - 1} route${tests.length === 2 ? '' : 's'} tested`;
@@ -75,20 +96,70 @@ export function compareErrors(b: EvidenceBundle, r: Body<'compareErrors'>, share
   if (failed.length) {
     const worst = failed.sort((x, y) => x.p - y.p)[0];
     const where = worst.scope && worst !== overall ? ` at ${worst.scope}` : scope;
-    return { outcome: 'fail', observed: describe(worst) + (worst === overall ? '' : `; overall ${pct(overall.candidateRate)} vs ${pct(overall.baselineRate)}`), expected, source, reason: `${candidate} has more errors than ${stable}${where} (${worst.method}, p = ${pv(worst.p)} < ${+worst.alpha.toPrecision(2)})${skippedText}`, details };
+    return {
+      outcome: 'fail',
+      observed:
+        describe(worst) +
+        (worst === overall ? '' : `; overall ${pct(overall.candidateRate)} vs ${pct(overall.baselineRate)}`),
+      expected,
+      source,
+      reason: `${candidate} has more errors than ${stable}${where} (${worst.method}, p = ${pv(worst.p)} < ${+worst.alpha.toPrecision(2)})${skippedText}`,
+      details,
+    };
   }
-  return { outcome: 'pass', observed, expected, source, reason: `no significant increase (${overall.method})${skippedText}`, details };
+  return {
+    outcome: 'pass',
+    observed,
+    expected,
+    source,
+    reason: `no significant increase (${overall.method})${skippedText}`,
+    details,
+  };
 }
 
 // ---------------------------------------------------------------- latency
 
-function quantileResult(b: EvidenceBundle, q: number, margin: number, alpha: number, route: string | undefined): { ok: true; c: QuantileComparison; source: string } | { ok: false; result: Partial } {
+function quantileResult(
+  b: EvidenceBundle,
+  q: number,
+  margin: number,
+  alpha: number,
+  route: string | undefined,
+): { ok: true; c: QuantileComparison; source: string } | { ok: false; result: Partial } {
   const pair = latencyPair(b, q, route);
-  if (!pair.ok) return { ok: false, result: { outcome: pair.outcome, observed: 'n/a', expected: '', source: pair.source, reason: pair.reason } };
+  if (!pair.ok)
+    return {
+      ok: false,
+      result: {
+        outcome: pair.outcome,
+        observed: 'n/a',
+        expected: '',
+        source: pair.source,
+        reason: pair.reason,
+      },
+    };
   const { stable, candidate } = b.service;
-  const short = minSamplesShort(b, { [stable]: pair.value.stable.dist.n, [candidate]: pair.value.candidate.dist.n }, route === undefined);
-  if (short) return { ok: false, result: { outcome: 'inconclusive', observed: `${stable} ${pair.value.stable.dist.n}, ${candidate} ${pair.value.candidate.dist.n} samples`, expected: '', source: pair.source, reason: short } };
-  return { ok: true, c: compareQuantiles(pair.value.stable.dist, pair.value.candidate.dist, q, margin, alpha), source: pair.source };
+  const short = minSamplesShort(
+    b,
+    { [stable]: pair.value.stable.dist.n, [candidate]: pair.value.candidate.dist.n },
+    route === undefined,
+  );
+  if (short)
+    return {
+      ok: false,
+      result: {
+        outcome: 'inconclusive',
+        observed: `${stable} ${pair.value.stable.dist.n}, ${candidate} ${pair.value.candidate.dist.n} samples`,
+        expected: '',
+        source: pair.source,
+        reason: short,
+      },
+    };
+  return {
+    ok: true,
+    c: compareQuantiles(pair.value.stable.dist, pair.value.candidate.dist, q, margin, alpha),
+    source: pair.source,
+  };
 }
 
 const quantileObserved = (b: EvidenceBundle, c: QuantileComparison) =>
@@ -103,23 +174,34 @@ export function compareLatency(b: EvidenceBundle, r: Body<'compareLatency'>, sha
   const { stable, candidate } = b.service;
   const name = pctl === 50 ? 'median' : `p${pctl}`;
   const expected = `${candidate}'s ${name}${r.route !== undefined ? ` at ${r.route}` : ''} ≤ ${stable}'s × ${1 + margin} (ratio of quantiles, one-sided α ${pa(alpha)})`;
-  const deprecated = r.maxEffect !== undefined ? ` (maxEffect ${r.maxEffect} is no longer used: Cliff's δ depends on the spread; maxIncrease ${increase} applies)` : '';
+  const deprecated =
+    r.maxEffect !== undefined
+      ? ` (maxEffect ${r.maxEffect} is no longer used: Cliff's δ depends on the spread; maxIncrease ${increase} applies)`
+      : '';
   const res = quantileResult(b, q, margin, alpha, r.route);
   if (!res.ok) return { ...res.result, expected, reason: res.result.reason + deprecated };
   const c = res.c;
   const observed = quantileObserved(b, c);
-  if (c.problem) return { outcome: 'inconclusive', observed, expected, source: res.source, reason: c.problem + deprecated };
+  if (c.problem)
+    return {
+      outcome: 'inconclusive',
+      observed,
+      expected,
+      source: res.source,
+      reason: c.problem + deprecated,
+    };
   const slower = c.p < alpha;
   return {
     outcome: slower ? 'fail' : 'pass',
     observed,
     expected,
     source: res.source,
-    reason: (slower
-      ? `${candidate}'s ${name} is ${ratioText(c.ratio)} ${stable}'s, significantly above ${1 + margin}× (at least ${ratioText(c.lower)} at ${(1 - alpha) * 100}% confidence)`
-      : c.ratio > 1 + margin
-        ? `${name} ratio ${ratioText(c.ratio)} is above ${1 + margin}× but within noise (p = ${pv(c.p)})`
-        : `no significant slowdown of the ${name}`) + deprecated,
+    reason:
+      (slower
+        ? `${candidate}'s ${name} is ${ratioText(c.ratio)} ${stable}'s, significantly above ${1 + margin}× (at least ${ratioText(c.lower)} at ${(1 - alpha) * 100}% confidence)`
+        : c.ratio > 1 + margin
+          ? `${name} ratio ${ratioText(c.ratio)} is above ${1 + margin}× but within noise (p = ${pv(c.p)})`
+          : `no significant slowdown of the ${name}`) + deprecated,
     details: { ...c },
   };
 }
@@ -145,9 +227,17 @@ export function tail(b: EvidenceBundle, r: Body<'tail'>, share?: number): Partia
   const failed = results.filter((c) => !c.problem && c.p < each);
   if (failed.length) {
     const c = failed[failed.length - 1];
-    return { outcome: 'fail', observed, expected, source, reason: `${candidate}'s p${+(c.q * 100).toFixed(2)} is ${ratioText(c.ratio)} ${stable}'s (at least ${ratioText(c.lower)} at ${+((1 - each) * 100).toFixed(2)}% confidence, allowed ${1 + margin}×): the slowest requests regressed`, details };
+    return {
+      outcome: 'fail',
+      observed,
+      expected,
+      source,
+      reason: `${candidate}'s p${+(c.q * 100).toFixed(2)} is ${ratioText(c.ratio)} ${stable}'s (at least ${ratioText(c.lower)} at ${+((1 - each) * 100).toFixed(2)}% confidence, allowed ${1 + margin}×): the slowest requests regressed`,
+      details,
+    };
   }
   const problem = results.find((c) => c.problem);
-  if (problem) return { outcome: 'inconclusive', observed, expected, source, reason: problem.problem!, details };
+  if (problem)
+    return { outcome: 'inconclusive', observed, expected, source, reason: problem.problem!, details };
   return { outcome: 'pass', observed, expected, source, reason: 'no significant tail regression', details };
 }

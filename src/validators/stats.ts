@@ -49,7 +49,8 @@ export function mannWhitneyGrouped(groups: Iterable<[number, number]>): MannWhit
     ny += b;
   }
   const n = nx + ny;
-  if (nx === 0 || ny === 0) return { nBaseline: nx, nCandidate: ny, u: NaN, z: NaN, pGreater: NaN, cles: NaN, cliffsDelta: NaN };
+  if (nx === 0 || ny === 0)
+    return { nBaseline: nx, nCandidate: ny, u: NaN, z: NaN, pGreater: NaN, cles: NaN, cliffsDelta: NaN };
   const u = rankSumY - (ny * (ny + 1)) / 2;
   const mean = (nx * ny) / 2;
   const variance = ((nx * ny) / 12) * (n + 1 - tieTerm / (n * (n - 1)));
@@ -57,7 +58,15 @@ export function mannWhitneyGrouped(groups: Iterable<[number, number]>): MannWhit
   // Continuity correction toward zero, as R's wilcox.test (which Kayenta ports).
   const z = variance > 0 ? (diff - Math.sign(diff) * 0.5) / Math.sqrt(variance) : 0;
   const cles = u / (nx * ny);
-  return { nBaseline: nx, nCandidate: ny, u, z, pGreater: variance > 0 ? normalUpperTail(z) : 0.5, cles, cliffsDelta: 2 * cles - 1 };
+  return {
+    nBaseline: nx,
+    nCandidate: ny,
+    u,
+    z,
+    pGreater: variance > 0 ? normalUpperTail(z) : 0.5,
+    cles,
+    cliffsDelta: 2 * cles - 1,
+  };
 }
 
 /** Mann-Whitney U on raw samples (baseline, candidate). Sorts copies as typed arrays. */
@@ -149,7 +158,12 @@ const lnChoose = (n: number, k: number) => lnGamma(n + 1) - lnGamma(k + 1) - lnG
  * Upper tail of the hypergeometric distribution (N items, K marked, n drawn): P(X > k) and P(X = k), summed
  * outward from k with the ratio of consecutive terms (no factorials of large numbers).
  */
-export function hypergeometricTail(k: number, N: number, K: number, n: number): { greater: number; equal: number } {
+export function hypergeometricTail(
+  k: number,
+  N: number,
+  K: number,
+  n: number,
+): { greater: number; equal: number } {
   const lo = Math.max(0, n - (N - K));
   const hi = Math.min(n, K);
   if (k > hi) return { greater: 0, equal: 0 };
@@ -170,17 +184,29 @@ export function hypergeometricTail(k: number, N: number, K: number, n: number): 
  * any weight split and base rate:
  * - margin 0: the mid-p version of Fisher's exact test (conditional on the total errors: P(X > k) + ½P(X = k)
  *   under the hypergeometric law). Exact tests hold α at 10/90 splits and 0.05% rates where the pooled z-test
- *   does not; mid-p removes most of Fisher's conservatism (Lancaster 1961; Agresti, Categorical Data Analysis §3.5).
+ *   does not; mid-p removes most of Fisher's conservatism (Lancaster 1961; Agresti, Categorical Data Analysis, section 3.5).
  * - margin > 0: the Farrington-Manning score test, whose variance is taken at the maximum-likelihood rates
  *   restricted to "candidate = baseline + margin" (Farrington & Manning 1990), the standard non-inferiority test.
  */
-export function compareProportions(kBase: number, nBase: number, kCand: number, nCand: number, margin = 0): ProportionTest {
+export function compareProportions(
+  kBase: number,
+  nBase: number,
+  kCand: number,
+  nCand: number,
+  margin = 0,
+): ProportionTest {
   const baselineRate = nBase ? kBase / nBase : 0;
   const candidateRate = nCand ? kCand / nCand : 0;
-  if (!nBase || !nCand) return { method: margin ? 'farrington-manning' : 'mid-p-exact', baselineRate, candidateRate, p: 1 };
+  if (!nBase || !nCand)
+    return { method: margin ? 'farrington-manning' : 'mid-p-exact', baselineRate, candidateRate, p: 1 };
   if (margin === 0) {
     const t = hypergeometricTail(kCand, nBase + nCand, kBase + kCand, nCand);
-    return { method: 'mid-p-exact', baselineRate, candidateRate, p: Math.max(0, Math.min(1, t.greater + 0.5 * t.equal)) };
+    return {
+      method: 'mid-p-exact',
+      baselineRate,
+      candidateRate,
+      p: Math.max(0, Math.min(1, t.greater + 0.5 * t.equal)),
+    };
   }
   const z = farringtonManningZ(kCand, nCand, kBase, nBase, margin);
   return { method: 'farrington-manning', baselineRate, candidateRate, p: normalUpperTail(z) };

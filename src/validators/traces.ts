@@ -22,8 +22,22 @@ export interface TraceFolder {
  * `service`/versions: the gated service and its versions; a span belongs to a version when its node_id
  * names the workload `<service>-<version>` (Istio's sidecar id) or it carries a `version` tag.
  */
-export function createTraceFolder(opts: { service: string; versions: string[]; window: { start: number; end: number }; hops?: string[]; loadRunId?: string }): TraceFolder {
-  const ev: TraceEvidence = { traces: 0, spans: 0, rootSpans: 0, requests: [], versions: {}, durations: {}, hops: {} };
+export function createTraceFolder(opts: {
+  service: string;
+  versions: string[];
+  window: { start: number; end: number };
+  hops?: string[];
+  loadRunId?: string;
+}): TraceFolder {
+  const ev: TraceEvidence = {
+    traces: 0,
+    spans: 0,
+    rootSpans: 0,
+    requests: [],
+    versions: {},
+    durations: {},
+    hops: {},
+  };
   const requests = new Map<string, { url: string; status: string; userAgent: string; count: number }>();
   const vis = {
     urls: {} as Record<string, number>,
@@ -36,7 +50,9 @@ export function createTraceFolder(opts: { service: string; versions: string[]; w
     clusters: new Set<string>(),
     rt: {} as Record<string, { min: number; sum: number; max: number; n: number }>,
   };
-  const versionPatterns = opts.versions.map((v) => [v, new RegExp(`(^|[~/.])${escape(opts.service)}-${escape(v)}([-.~]|$)`)] as const);
+  const versionPatterns = opts.versions.map(
+    (v) => [v, new RegExp(`(^|[~/.])${escape(opts.service)}-${escape(v)}([-.~]|$)`)] as const,
+  );
   const startUs = opts.window.start * 1000;
   const endUs = opts.window.end * 1000;
   const hopNames = new Set([...(opts.hops ?? []), opts.service]);
@@ -53,7 +69,9 @@ export function createTraceFolder(opts: { service: string; versions: string[]; w
 
   return {
     add(trace) {
-      const root = trace.spans.find((s) => !s.references?.some((r) => r.refType === 'CHILD_OF' || r.refType === 'FOLLOWS_FROM'));
+      const root = trace.spans.find(
+        (s) => !s.references?.some((r) => r.refType === 'CHILD_OF' || r.refType === 'FOLLOWS_FROM'),
+      );
       // A trace belongs to the window its root request started in.
       if (root && (root.startTime < startUs || root.startTime >= endUs)) return;
       ev.traces++;
@@ -94,7 +112,11 @@ export function createTraceFolder(opts: { service: string; versions: string[]; w
             if (Number(code) >= 500 || code === '0') c.errors++;
             (ev.durations[v] ??= []).push(durMs);
             if (url !== undefined) {
-              const r: VersionCounts = ((routes[pathOf(url)] ??= {})[v] ??= { requests: 0, errors: 0, codes: {} });
+              const r: VersionCounts = ((routes[pathOf(url)] ??= {})[v] ??= {
+                requests: 0,
+                errors: 0,
+                codes: {},
+              });
               r.requests++;
               bump(r.codes, code);
               if (Number(code) >= 500 || code === '0') r.errors++;
@@ -107,7 +129,8 @@ export function createTraceFolder(opts: { service: string; versions: string[]; w
           if (tag !== undefined) sawLoadTag = true;
           if (opts.loadRunId && tag === opts.loadRunId) taggedRoots++;
           const samplerType = tagValue(span, 'sampler.type');
-          if (samplerType !== undefined && !ev.sampling) ev.sampling = { type: samplerType, param: Number(tagValue(span, 'sampler.param') ?? NaN) };
+          if (samplerType !== undefined && !ev.sampling)
+            ev.sampling = { type: samplerType, param: Number(tagValue(span, 'sampler.param') ?? NaN) };
           const key = `${url ?? ''}\u0000${status ?? ''}\u0000${ua ?? ''}`;
           const g = requests.get(key);
           if (g) g.count++;
@@ -116,7 +139,10 @@ export function createTraceFolder(opts: { service: string; versions: string[]; w
       }
     },
     evidence() {
-      const out: TraceEvidence = { ...ev, requests: [...requests.values()].sort((a, b) => b.count - a.count) };
+      const out: TraceEvidence = {
+        ...ev,
+        requests: [...requests.values()].sort((a, b) => b.count - a.count),
+      };
       if (Object.keys(routes).length) out.routes = routes;
       // Only when spans carry the tag at all (Istio tracing custom_tags): otherwise 0 would read as "all lost".
       if (opts.loadRunId && sawLoadTag) out.taggedRootSpans = taggedRoots;
@@ -124,7 +150,8 @@ export function createTraceFolder(opts: { service: string; versions: string[]; w
     },
     visibility(tracingServices, metricCount) {
       const responseTimes: VisibilityData['responseTimes'] = {};
-      for (const [svc, r] of Object.entries(vis.rt)) responseTimes[svc] = { min: r.min, avg: r.sum / r.n, max: r.max };
+      for (const [svc, r] of Object.entries(vis.rt))
+        responseTimes[svc] = { min: r.min, avg: r.sum / r.n, max: r.max };
       return {
         traceCount: ev.traces,
         spanCount: ev.spans,

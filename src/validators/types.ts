@@ -26,7 +26,13 @@ export interface Verdict {
   /** How gate.alpha was spent over the rules (absent for bundles written before the budget). */
   budget?: import('./budget.js').Budget;
   /** The sequential decision: when it was taken and on which look (absent when the window was judged once). */
-  decision?: { outcome: 'pass' | 'fail' | 'inconclusive'; at: number; look: number; looks: number; afterMs: number };
+  decision?: {
+    outcome: 'pass' | 'fail' | 'inconclusive';
+    at: number;
+    look: number;
+    looks: number;
+    afterMs: number;
+  };
 }
 
 export type { QueryRecord } from '../services/query-log.js';
@@ -119,7 +125,7 @@ export interface TraceEvidence {
   incomplete?: string;
 }
 
-/** What the load generator reported (contract [B] LoadSummary, reduced to what rules read). */
+/** What the load generator reported (the load module's LoadSummary, reduced to what rules read). */
 export interface LoadEvidence {
   engine: string;
   /** The value of the `x-clover-cd-load` header the load sent (absent in bundles written before it). */
@@ -132,7 +138,10 @@ export interface LoadEvidence {
   expected?: number;
   codes: Record<string, number>;
   userAgents: Record<string, number>;
-  labels: Record<string, { count: number; errors: number; codes: Record<string, number>; userAgents: Record<string, number> }>;
+  labels: Record<
+    string,
+    { count: number; errors: number; codes: Record<string, number>; userAgents: Record<string, number> }
+  >;
 }
 
 export interface EvidenceBundle {
@@ -230,8 +239,8 @@ export interface GateContext {
   clovisorUrl?: string;
   /** Redis to write Clover's visibility keys to (optional). */
   redisUrl?: string;
-  /** For the scrape source: the snapshot taken at window start (see services/scrape.ts). */
-  scrapeBaseline?: import('../services/scrape.js').ScrapeSnapshot;
+  /** The window as the metrics provider opened or closed it: for a direct scrape, the snapshot taken at its start or the increase recorded at its close. */
+  metricsWindow?: import('../metrics/index.js').MetricsWindow;
   /** Progress notes for a person (stderr). */
   onNote?: (msg: string) => void;
 }

@@ -8,7 +8,10 @@ declare module 'jstat' {
   export const jStat: {
     beta: Dist;
     binomial: { cdf(k: number, n: number, p: number): number; pdf(k: number, n: number, p: number): number };
-    hypgeom: { cdf(k: number, N: number, m: number, n: number): number; pdf(k: number, N: number, m: number, n: number): number };
+    hypgeom: {
+      cdf(k: number, N: number, m: number, n: number): number;
+      pdf(k: number, N: number, m: number, n: number): number;
+    };
     normal: Dist;
     gammaln(x: number): number;
   };

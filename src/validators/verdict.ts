@@ -16,7 +16,10 @@ import type { EvidenceBundle, Outcome, RuleResult, Verdict } from './types.js';
 
 const ORDER: Outcome[] = ['fail', 'error', 'inconclusive', 'pass'];
 
-const budgetOf = (b: EvidenceBundle): Budget | undefined => (b.alpha === undefined ? undefined : allocateBudget({ alpha: b.alpha, beta: b.beta, rules: b.rules, maxRoutes: b.maxRoutes }));
+const budgetOf = (b: EvidenceBundle): Budget | undefined =>
+  b.alpha === undefined
+    ? undefined
+    : allocateBudget({ alpha: b.alpha, beta: b.beta, rules: b.rules, maxRoutes: b.maxRoutes });
 
 /**
  * Judge a bundle. `sequence`: the sequential run already made over this bundle's looks (the bench hands over
@@ -26,12 +29,22 @@ export function judgeBundle(bundle: EvidenceBundle, opts: { sequence?: SequenceR
   const budget = budgetOf(bundle);
   if (!budget) return judgeFixed(bundle);
   const seq = opts.sequence ?? runSequence(bundle, budget);
-  const verdict = combine(bundle, (r, i) => seq.gate.result(i, seq.durations) ?? evaluateRule(bundle, r, shareOf(budget, i)), budget);
+  const verdict = combine(
+    bundle,
+    (r, i) => seq.gate.result(i, seq.durations) ?? evaluateRule(bundle, r, shareOf(budget, i)),
+    budget,
+  );
   const g = seq.gate;
   if (g.looks && g.handlers.length) {
     const d = g.decision;
     const at = d ? seq.times[d.look - 1] : seq.times[seq.times.length - 1];
-    verdict.decision = { outcome: d?.outcome ?? 'inconclusive', at, look: d?.look ?? g.looks, looks: seq.times.length, afterMs: at - bundle.window.start };
+    verdict.decision = {
+      outcome: d?.outcome ?? 'inconclusive',
+      at,
+      look: d?.look ?? g.looks,
+      looks: seq.times.length,
+      afterMs: at - bundle.window.start,
+    };
   }
   return verdict;
 }
@@ -44,18 +57,28 @@ export function judgeFixed(bundle: EvidenceBundle, budget = budgetOf(bundle)): V
   return combine(bundle, (r, i) => evaluateRule(bundle, r, budget ? shareOf(budget, i) : undefined), budget);
 }
 
-function combine(bundle: EvidenceBundle, judge: (rule: EvidenceBundle['rules'][number], i: number) => RuleResult & { skipped?: boolean }, budget: Budget | undefined): Verdict {
+function combine(
+  bundle: EvidenceBundle,
+  judge: (rule: EvidenceBundle['rules'][number], i: number) => RuleResult & { skipped?: boolean },
+  budget: Budget | undefined,
+): Verdict {
   const evaluated = bundle.rules.map(judge);
   const counted = evaluated.filter((r) => !r.skipped);
   const results: RuleResult[] = evaluated.map(({ skipped: _skipped, ...r }) => r);
-  let outcome: Outcome = counted.length ? ORDER.find((o) => counted.some((r) => r.outcome === o))! : 'inconclusive';
+  let outcome: Outcome = counted.length
+    ? ORDER.find((o) => counted.some((r) => r.outcome === o))!
+    : 'inconclusive';
   // A source that was asked for and is down leaves the evidence incomplete: that is an infrastructure
   // error, unless the evidence that did arrive already shows the release is bad.
   const down = bundle.sources.filter((s) => s.status === 'down');
   if (down.length && outcome !== 'fail') outcome = 'error';
-  const tally = ORDER.map((o) => [o, counted.filter((r) => r.outcome === o).length] as const).filter(([, n]) => n);
+  const tally = ORDER.map((o) => [o, counted.filter((r) => r.outcome === o).length] as const).filter(
+    ([, n]) => n,
+  );
   const first = counted.find((r) => r.outcome === outcome && outcome !== 'pass');
-  const downText = down.length ? ` [down: ${down.map((s) => `${s.name} ${s.url ?? ''}`.trim()).join(', ')}]` : '';
+  const downText = down.length
+    ? ` [down: ${down.map((s) => `${s.name} ${s.url ?? ''}`.trim()).join(', ')}]`
+    : '';
   const summary =
     (counted.length
       ? `${outcome.toUpperCase()}: ${tally.map(([o, n]) => `${n} ${o}`).join(', ')}${first ? ` (first: ${first.rule}: ${first.reason})` : ''}`

@@ -62,7 +62,13 @@ export interface Collector {
 const underscored = (s: string) => s.replace(/-/g, '_');
 
 function connect(url: string): Redis {
-  const c = new Redis(url, { lazyConnect: true, connectTimeout: 3000, commandTimeout: 10_000, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 200, 2000) });
+  const c = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: 3000,
+    commandTimeout: 10_000,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (n) => Math.min(n * 200, 2000),
+  });
   c.on('error', () => undefined); // surfaced by the failing cycle
   return c;
 }
@@ -82,11 +88,18 @@ export async function startCollector(opts: CollectorOptions): Promise<Collector>
     await redis.connect();
   } catch (err) {
     redis.disconnect();
-    throw new InfrastructureError('Redis', redact(opts.redisUrl), (err as Error).message, 'that Redis runs at that URL (redis-cli -u <url> ping)');
+    throw new InfrastructureError(
+      'Redis',
+      redact(opts.redisUrl),
+      (err as Error).message,
+      'that Redis runs at that URL (redis-cli -u <url> ping)',
+    );
   }
   const id = randomUUID();
   const jaeger = createJaegerClient(options.sources.jaegerUrl, { timeoutMs: 15_000, attempts: 2 });
-  const prometheus = options.sources.prometheusUrl ? createPrometheusClient(options.sources.prometheusUrl, { attempts: 2 }) : undefined;
+  const prometheus = options.sources.prometheusUrl
+    ? createPrometheusClient(options.sources.prometheusUrl, { attempts: 2 })
+    : undefined;
   let running = true;
   let cycles = 0;
   let last: CycleResult | undefined;
@@ -99,7 +112,11 @@ export async function startCollector(opts: CollectorOptions): Promise<Collector>
     if (prometheus) {
       for (const name of names) {
         const samples = await prometheus.instant(name);
-        if (samples.length) out.set(name, samples.reduce((s, x) => s + x.value, 0));
+        if (samples.length)
+          out.set(
+            name,
+            samples.reduce((s, x) => s + x.value, 0),
+          );
       }
       prometheus.log.length = 0;
     } else if (options.sources.scrapeUrls?.length) {
@@ -114,7 +131,8 @@ export async function startCollector(opts: CollectorOptions): Promise<Collector>
     // One collector at a time across replicas: the lock lives a few intervals and is renewed each cycle.
     const ttl = Math.max(3 * options.intervalMs, 10_000);
     const holder = await redis.set(VISIBILITY_LOCK_KEY, id, 'PX', ttl, 'NX');
-    if (!holder && (await redis.get(VISIBILITY_LOCK_KEY)) !== id) return { traces: 0, spans: 0, metrics: 0, watermark: 0, skipped: 'locked' };
+    if (!holder && (await redis.get(VISIBILITY_LOCK_KEY)) !== id)
+      return { traces: 0, spans: 0, metrics: 0, watermark: 0, skipped: 'locked' };
     await redis.pexpire(VISIBILITY_LOCK_KEY, ttl);
 
     const now = Date.now();
@@ -132,13 +150,18 @@ export async function startCollector(opts: CollectorOptions): Promise<Collector>
       for (const service of services) {
         // Jaeger may name a service "proxy-access-control" or "proxy-access-control.default".
         const name = known.find((k) => k === service) ?? known.find((k) => k.split('.')[0] === service);
-        if (name) await forEachTrace(jaeger, { service: name, startMs: from, endMs: now }, (t) => foldTrace(delta, t, from, cutoff, seen));
+        if (name)
+          await forEachTrace(jaeger, { service: name, startMs: from, endMs: now }, (t) =>
+            foldTrace(delta, t, from, cutoff, seen),
+          );
       }
     }
     jaeger.log.length = 0;
     const prefixes = await redis.smembers('metric_prefixes');
     const suffixes = await redis.smembers('metric_suffixes');
-    const names = (configured.length ? configured : []).flatMap((svc) => prefixes.flatMap((p) => suffixes.map((s) => `${p}${underscored(svc)}${s}`)));
+    const names = (configured.length ? configured : []).flatMap((svc) =>
+      prefixes.flatMap((p) => suffixes.map((s) => `${p}${underscored(svc)}${s}`)),
+    );
     const metrics = await readMetrics(names);
     const rtFields = await redis.hgetall(VISIBILITY_RT_KEY);
 
@@ -161,7 +184,12 @@ export async function startCollector(opts: CollectorOptions): Promise<Collector>
       const prev = rtFields[svc] ? (JSON.parse(rtFields[svc]) as Durations) : undefined;
       const merged = mergeDurations(prev, d);
       m.hset(VISIBILITY_RT_KEY, svc, JSON.stringify(merged));
-      if (rtServices.has(svc)) m.hset(svc, { min_rt: merged.min.toFixed(2), avg_rt: (merged.sum / merged.n).toFixed(2), max_rt: merged.max.toFixed(2) });
+      if (rtServices.has(svc))
+        m.hset(svc, {
+          min_rt: merged.min.toFixed(2),
+          avg_rt: (merged.sum / merged.n).toFixed(2),
+          max_rt: merged.max.toFixed(2),
+        });
     }
     m.del('tracing_services');
     if (known.length) m.sadd('tracing_services', ...known);
@@ -195,7 +223,8 @@ export async function startCollector(opts: CollectorOptions): Promise<Collector>
           cycles++;
           last = r;
           lastError = undefined;
-          if (r.traces || r.metrics) log(`visibility: +${r.traces} traces, +${r.spans} spans, ${r.metrics} metrics`);
+          if (r.traces || r.metrics)
+            log(`visibility: +${r.traces} traces, +${r.spans} spans, ${r.metrics} metrics`);
         },
         (e: Error) => {
           lastError = redact(e.message);
@@ -219,7 +248,14 @@ export async function startCollector(opts: CollectorOptions): Promise<Collector>
       running = false;
       if (timer) clearTimeout(timer);
       await inFlight.catch(() => undefined);
-      await redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0", 1, VISIBILITY_LOCK_KEY, id).catch(() => undefined);
+      await redis
+        .eval(
+          "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
+          1,
+          VISIBILITY_LOCK_KEY,
+          id,
+        )
+        .catch(() => undefined);
       redis.disconnect();
     },
   };

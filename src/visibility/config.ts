@@ -18,10 +18,14 @@ interface CloverSetBody {
 }
 
 function values<K extends string>(list: unknown, key: K, path: string): string[] {
-  if (!Array.isArray(list)) throw new InvalidInputError(`Invalid value in json/yaml: ${path} must be a list of {${key}: ...}`);
+  if (!Array.isArray(list))
+    throw new InvalidInputError(`Invalid value in json/yaml: ${path} must be a list of {${key}: ...}`);
   return list.map((x, i) => {
     const v = (x as Record<string, unknown> | null)?.[key];
-    if (typeof v !== 'string' || !v) throw new InvalidInputError(`Invalid value in json/yaml: ${path}[${i}].${key} must be a non-empty string`);
+    if (typeof v !== 'string' || !v)
+      throw new InvalidInputError(
+        `Invalid value in json/yaml: ${path}[${i}].${key} must be a non-empty string`,
+      );
     return v;
   });
 }
@@ -54,11 +58,17 @@ export async function setVisibilityConfig(redis: Redis, body: unknown): Promise<
 export async function getVisibilityConfig(redis: Redis, type: string): Promise<Record<string, unknown>> {
   const sorted = async (k: string) => (await redis.smembers(k)).sort();
   const services = async () => ({ visibility_services: await sorted('visibility_services') });
-  const metrics = async () => ({ metric_prefixes: await sorted('metric_prefixes'), metric_suffixes: await sorted('metric_suffixes'), custom_metrics: await sorted('custom_metrics') });
+  const metrics = async () => ({
+    metric_prefixes: await sorted('metric_prefixes'),
+    metric_suffixes: await sorted('metric_suffixes'),
+    custom_metrics: await sorted('custom_metrics'),
+  });
   if (type === 'services') return services();
   if (type === 'metrics') return metrics();
   if (type === 'all') return { ...(await services()), ...(await metrics()) };
-  throw new InvalidInputError(`Invalid value in json/yaml: the configuration is one of services, metrics, all (found "${type}")`);
+  throw new InvalidInputError(
+    `Invalid value in json/yaml: the configuration is one of services, metrics, all (found "${type}")`,
+  );
 }
 
 export interface CollectorStart {
@@ -80,22 +90,34 @@ export function collectorStartFrom(body: unknown, sandbox?: PlatformEndpoints): 
   const field = (k: string, dflt: string) => {
     const v = b[k];
     if (v === undefined || v === null || v === '') return dflt;
-    if (typeof v !== 'string' && typeof v !== 'number') throw new InvalidInputError(`Invalid value in json/yaml: ${k} must be a string`);
+    if (typeof v !== 'string' && typeof v !== 'number')
+      throw new InvalidInputError(`Invalid value in json/yaml: ${k} must be a string`);
     return String(v);
   };
   const seconds = (k: string, dflt: string) => {
     const n = Number(field(k, dflt));
-    if (!(n > 0 && n <= 86_400)) throw new InvalidInputError(`Invalid value in json/yaml: ${k} must be seconds between 0 and 86400, found ${JSON.stringify(b[k])}`);
+    if (!(n > 0 && n <= 86_400))
+      throw new InvalidInputError(
+        `Invalid value in json/yaml: ${k} must be seconds between 0 and 86400, found ${JSON.stringify(b[k])}`,
+      );
     return n * 1000;
   };
   const port = (k: string, dflt: string) => {
     const p = field(k, dflt);
-    if (!/^\d{1,5}$/.test(p) || Number(p) > 65535) throw new InvalidInputError(`Invalid value in json/yaml: ${k} must be a port number, found ${JSON.stringify(b[k])}`);
+    if (!/^\d{1,5}$/.test(p) || Number(p) > 65535)
+      throw new InvalidInputError(
+        `Invalid value in json/yaml: ${k} must be a port number, found ${JSON.stringify(b[k])}`,
+      );
     return p;
   };
   const intervalMs = seconds('sample_interval', '5');
   const windowMs = b.time_window === undefined ? undefined : seconds('time_window', '300');
-  const [tHost, tPort, mHost, mPort] = [field('t_host', 'tracing.istio-system'), port('t_port', '16686'), field('m_host', 'prometheus.istio-system'), port('m_port', '9090')];
+  const [tHost, tPort, mHost, mPort] = [
+    field('t_host', 'tracing.istio-system'),
+    port('t_port', '16686'),
+    field('m_host', 'prometheus.istio-system'),
+    port('m_port', '9090'),
+  ];
   const url = (h: string, p: string) => `http://${h.includes(':') && !h.startsWith('[') ? `[${h}]` : h}:${p}`;
   if (sandbox) {
     return {
@@ -103,9 +125,15 @@ export function collectorStartFrom(body: unknown, sandbox?: PlatformEndpoints): 
       windowMs,
       sources: {
         jaegerUrl: isLocal(tHost) ? url(tHost, tPort) : sandbox.jaeger!,
-        ...(isLocal(mHost) ? { prometheusUrl: url(mHost, mPort) } : { scrapeUrls: sandbox.scrapeTargets ?? [] }),
+        ...(isLocal(mHost)
+          ? { prometheusUrl: url(mHost, mPort) }
+          : { scrapeUrls: sandbox.scrapeTargets ?? [] }),
       },
     };
   }
-  return { intervalMs, windowMs, sources: { jaegerUrl: url(tHost, tPort), prometheusUrl: url(mHost, mPort) } };
+  return {
+    intervalMs,
+    windowMs,
+    sources: { jaegerUrl: url(tHost, tPort), prometheusUrl: url(mHost, mPort) },
+  };
 }

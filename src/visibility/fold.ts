@@ -50,13 +50,20 @@ export function emptyDelta(): VisibilityDelta {
 const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
 
 /** The trace's start: its earliest span (the root, when the trace is whole). */
-export const traceStartUs = (t: JaegerTrace): number => t.spans.reduce((m, s) => Math.min(m, s.startTime), Infinity);
+export const traceStartUs = (t: JaegerTrace): number =>
+  t.spans.reduce((m, s) => Math.min(m, s.startTime), Infinity);
 
 /**
  * Fold one trace into `d` when it started in [fromMs, toMs) and was not folded yet (`seen`, by trace id);
  * returns whether it was counted.
  */
-export function foldTrace(d: VisibilityDelta, t: JaegerTrace, fromMs: number, toMs: number, seen: Set<string>): boolean {
+export function foldTrace(
+  d: VisibilityDelta,
+  t: JaegerTrace,
+  fromMs: number,
+  toMs: number,
+  seen: Set<string>,
+): boolean {
   const start = traceStartUs(t) / 1000;
   if (!(start >= fromMs && start < toMs) || seen.has(t.traceID)) return false;
   seen.add(t.traceID);

@@ -16,7 +16,9 @@ const bundles = readdirSync(DIR)
 /** Small copies (a few trace durations) so a mutation hits the structure, not one of 40,000 numbers. */
 const small = bundles.map(({ f, doc }) => {
   const d = structuredClone(doc);
-  if (d.evidence.traces) for (const k of Object.keys(d.evidence.traces.durations)) d.evidence.traces.durations[k] = d.evidence.traces.durations[k].slice(0, 20);
+  if (d.evidence.traces)
+    for (const k of Object.keys(d.evidence.traces.durations))
+      d.evidence.traces.durations[k] = d.evidence.traces.durations[k].slice(0, 20);
   if (d.verdict) d.verdict.results = d.verdict.results.slice(0, 2);
   return { f, doc: d };
 });
@@ -39,6 +41,9 @@ describe('evidence bundle fuzz', () => {
           const v = judgeBundle(doc as EvidenceBundle);
           expect(['pass', 'fail', 'inconclusive', 'error']).toContain(v.outcome);
           expectActionable(v.summary);
+          // A bundle that passes the schema can be judged: it has rules, and none lacks what the bundle records.
+          expect(v.results.length).toBeGreaterThan(0);
+          expect(v.results.filter((r) => /weight is not known/.test(r.reason))).toEqual([]);
         }
       }),
       params(300),
@@ -54,6 +59,7 @@ describe('evidence bundle fuzz', () => {
       [['window'], { start: 'a', end: 'b' }, 'window.start'],
       [['window', 'end'], 1, 'window.end'],
       [['candidateWeight'], 150, 'candidateWeight'],
+      [['rules'], [], 'rules'],
       [['evidence', 'traces', 'durations', 'v1'], ['a', null, {}], 'evidence.traces.durations.v1[0]'],
     ];
     for (const [path, value, field] of cases) {
@@ -62,11 +68,24 @@ describe('evidence bundle fuzz', () => {
     }
     const { release: _r, ...noRelease } = b;
     expect(bundleProblems(noRelease, 'b.json').map((p) => p.path)).toContain('release');
+    // Without the configured weight the split rule cannot be judged: invalid input (2), not inconclusive (3).
+    const { candidateWeight: _w, ...noWeight } = b;
+    expect(bundleProblems(noWeight, 'b.json')).toEqual([
+      expect.objectContaining({ path: 'candidateWeight', message: expect.stringMatching(/split/) }),
+    ]);
+    expect(bundleProblems({ ...noWeight, rules: b.rules.filter((r) => !('split' in r)) }, 'b.json')).toEqual(
+      [],
+    );
   });
 
   it('text that is not a bundle is refused by readBundle with exit 2', () => {
     const dir = mkdtempSync(join(tmpdir(), 'clover-fuzz-bundle-'));
-    const text = fc.oneof(fc.string({ maxLength: 80 }), fc.json({ maxDepth: 3 }), fc.constant(''), fc.constant('{"kind":"clover-cd/evidence","version":1}'));
+    const text = fc.oneof(
+      fc.string({ maxLength: 80 }),
+      fc.json({ maxDepth: 3 }),
+      fc.constant(''),
+      fc.constant('{"kind":"clover-cd/evidence","version":1}'),
+    );
     fc.assert(
       fc.property(text, (t) => {
         const file = join(dir, 'b.json');

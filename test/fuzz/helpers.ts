@@ -3,21 +3,32 @@
  * fuzz suite stays well under two minutes on two cores), mutations of real documents, and the contract
  * every rejection must keep: exit 2, a field path, a message a person can act on.
  */
-import { expect } from '@jest/globals';
+import { expect, jest } from '@jest/globals';
 import fc from 'fast-check';
 import { fileURLToPath } from 'node:url';
 import { InvalidInputError, type InputProblem } from '../../src/util/errors.js';
 
-/** `FUZZ_SEED=<n> FUZZ_RUNS=<n>` reproduce or widen a run; CI uses the defaults. */
+/**
+ * `FUZZ_SEED=<n> FUZZ_RUNS=<n>` reproduce or widen a run: FUZZ_RUNS then sets every property's case count
+ * (the per-property counts below keep CI fast). CI uses the defaults.
+ */
 export const SEED = Number(process.env.FUZZ_SEED ?? 20240516);
 export const RUNS = Number(process.env.FUZZ_RUNS ?? 150);
-export const params = (numRuns = RUNS) => ({ seed: SEED, numRuns, endOnFailure: true });
+const WIDENED = process.env.FUZZ_RUNS !== undefined;
+export const params = (numRuns = RUNS) => ({
+  seed: SEED,
+  numRuns: WIDENED ? RUNS : numRuns,
+  endOnFailure: true,
+});
+// A widened run takes longer: every test of a suite that imports this gets a limit that grows with the case count.
+jest.setTimeout(60_000 * Math.max(1, RUNS / 150));
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const CORPUS = fileURLToPath(new URL('../../../shared/spinnaker-pipelines/', import.meta.url));
 
 /** Words that mean a message leaked an implementation value instead of the user's input. */
-const LEAKS = /\bundefined\b|\[object Object\]|\bNaN\b|TypeError|RangeError|ReferenceError|at .+\.(ts|js):\d+/;
+const LEAKS =
+  /\bundefined\b|\[object Object\]|\bNaN\b|TypeError|RangeError|ReferenceError|at .+\.(ts|js):\d+/;
 
 export function expectActionable(problem: InputProblem | string): void {
   const text = typeof problem === 'string' ? problem : `${problem.path}: ${problem.message}`;
@@ -28,11 +39,14 @@ export function expectActionable(problem: InputProblem | string): void {
 }
 
 /** Run fn: it either returns (valid input) or throws InvalidInputError whose every problem is actionable. */
-export function validOrInvalid<T>(fn: () => T): { ok: true; value: T } | { ok: false; error: InvalidInputError } {
+export function validOrInvalid<T>(
+  fn: () => T,
+): { ok: true; value: T } | { ok: false; error: InvalidInputError } {
   try {
     return { ok: true, value: fn() };
   } catch (err) {
-    if (!(err instanceof InvalidInputError)) throw new Error(`not an input error (exit 2): ${(err as Error)?.stack ?? String(err)}`);
+    if (!(err instanceof InvalidInputError))
+      throw new Error(`not an input error (exit 2): ${(err as Error)?.stack ?? String(err)}`);
     expect(err.exitCode).toBe(2);
     expectActionable(err.message);
     for (const p of err.problems) expectActionable(p);
@@ -40,11 +54,14 @@ export function validOrInvalid<T>(fn: () => T): { ok: true; value: T } | { ok: f
   }
 }
 
-export async function validOrInvalidAsync<T>(fn: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: InvalidInputError }> {
+export async function validOrInvalidAsync<T>(
+  fn: () => Promise<T>,
+): Promise<{ ok: true; value: T } | { ok: false; error: InvalidInputError }> {
   try {
     return { ok: true, value: await fn() };
   } catch (err) {
-    if (!(err instanceof InvalidInputError)) throw new Error(`not an input error (exit 2): ${(err as Error)?.stack ?? String(err)}`);
+    if (!(err instanceof InvalidInputError))
+      throw new Error(`not an input error (exit 2): ${(err as Error)?.stack ?? String(err)}`);
     expectActionable(err.message);
     for (const p of err.problems) expectActionable(p);
     return { ok: false, error: err };
@@ -83,7 +100,35 @@ export function setAt(doc: Json, path: Array<string | number>, value: unknown): 
 
 /** Hostile replacement values: wrong types, huge numbers, long strings, nesting, NUL bytes. */
 export const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
-  fc.constantFrom(null, true, false, 0, -1, 1e12, -1e12, 0.5, 99999, 65536, '', ' ', 'NaN', 'undefined', '0s', '99999999999h', '200%', '-5%', '(*bad[', '$[[[', '\u0000', 'x'.repeat(300), [], {}, [null], [1, null], { '': 1 }),
+  fc.constantFrom(
+    null,
+    true,
+    false,
+    0,
+    -1,
+    1e12,
+    -1e12,
+    0.5,
+    99999,
+    65536,
+    '',
+    ' ',
+    'NaN',
+    'undefined',
+    '0s',
+    '99999999999h',
+    '200%',
+    '-5%',
+    '(*bad[',
+    '$[[[',
+    '\u0000',
+    'x'.repeat(300),
+    [],
+    {},
+    [null],
+    [1, null],
+    { '': 1 },
+  ),
   fc.jsonValue({ maxDepth: 3 }),
   fc.string({ maxLength: 40 }),
   fc.integer(),
@@ -91,11 +136,15 @@ export const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
 );
 
 /** A mutation of a real document: one value replaced by a hostile one, or one key deleted. */
-export function mutationOf(doc: Json): fc.Arbitrary<{ path: Array<string | number>; value: unknown; doc: Json }> {
+export function mutationOf(
+  doc: Json,
+): fc.Arbitrary<{ path: Array<string | number>; value: unknown; doc: Json }> {
   const paths = pathsOf(doc).filter((p) => p.length > 0);
-  return fc.record({ i: fc.nat({ max: paths.length - 1 }), kind: fc.nat({ max: 3 }), value: hostileValue }).map(({ i, kind, value }) => {
-    const path = paths[i];
-    const v = kind === 0 ? DELETE : value;
-    return { path, value: v === DELETE ? '(deleted)' : v, doc: setAt(doc, path, v) };
-  });
+  return fc
+    .record({ i: fc.nat({ max: paths.length - 1 }), kind: fc.nat({ max: 3 }), value: hostileValue })
+    .map(({ i, kind, value }) => {
+      const path = paths[i];
+      const v = kind === 0 ? DELETE : value;
+      return { path, value: v === DELETE ? '(deleted)' : v, doc: setAt(doc, path, v) };
+    });
 }

@@ -10,12 +10,23 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 export const CHROMIUM = process.env.CLOVER_CD_CHROMIUM ?? '/usr/bin/chromium';
 
 export async function launchBrowser(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (it installs Debian's chromium package)`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (it installs Debian's chromium package)`);
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     timeout: 30_000,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-dev-shm-usage',
+    ],
   });
 }
 
@@ -27,8 +38,13 @@ export interface WatchedPage {
   external: string[];
 }
 
-export async function openPage(browser: Browser, opts: { width?: number; height?: number } = {}): Promise<WatchedPage> {
-  const ctx = await browser.newContext({ viewport: { width: opts.width ?? 1280, height: opts.height ?? 900 } });
+export async function openPage(
+  browser: Browser,
+  opts: { width?: number; height?: number } = {},
+): Promise<WatchedPage> {
+  const ctx = await browser.newContext({
+    viewport: { width: opts.width ?? 1280, height: opts.height ?? 900 },
+  });
   const page = await ctx.newPage();
   page.setDefaultTimeout(15_000);
   const errors: string[] = [];
@@ -51,7 +67,9 @@ export function screenshotDir(): string {
 }
 
 /** Charts drawn on the page: uPlot canvases with pixels drawn, and SVG pictures with marks. */
-export async function chartsOnPage(page: Page): Promise<{ canvases: number; drawnCanvases: number; svgs: number; filledSvgs: number }> {
+export async function chartsOnPage(
+  page: Page,
+): Promise<{ canvases: number; drawnCanvases: number; svgs: number; filledSvgs: number }> {
   return page.evaluate(() => {
     const canvases = [...document.querySelectorAll('canvas')];
     const drawn = canvases.filter((c) => {
@@ -63,7 +81,14 @@ export async function chartsOnPage(page: Page): Promise<{ canvases: number; draw
       return painted > 50;
     });
     const svgs = [...document.querySelectorAll('main svg')];
-    const filled = svgs.filter((s) => s.querySelectorAll('rect,circle,line,path').length > 0 && s.getBoundingClientRect().width > 0);
-    return { canvases: canvases.length, drawnCanvases: drawn.length, svgs: svgs.length, filledSvgs: filled.length };
+    const filled = svgs.filter(
+      (s) => s.querySelectorAll('rect,circle,line,path').length > 0 && s.getBoundingClientRect().width > 0,
+    );
+    return {
+      canvases: canvases.length,
+      drawnCanvases: drawn.length,
+      svgs: svgs.length,
+      filledSvgs: filled.length,
+    };
   });
 }

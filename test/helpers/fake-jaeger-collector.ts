@@ -31,12 +31,28 @@ function reader(buf: Buffer) {
   };
   const read = (type: number): Value => {
     switch (type) {
-      case 2: need(1); return buf.readInt8(at++) !== 0;
-      case 3: need(1); return buf.readInt8(at++);
-      case 4: need(8); at += 8; return buf.readDoubleBE(at - 8);
-      case 6: need(2); at += 2; return buf.readInt16BE(at - 2);
-      case 8: need(4); at += 4; return buf.readInt32BE(at - 4);
-      case 10: need(8); at += 8; return buf.readBigInt64BE(at - 8);
+      case 2:
+        need(1);
+        return buf.readInt8(at++) !== 0;
+      case 3:
+        need(1);
+        return buf.readInt8(at++);
+      case 4:
+        need(8);
+        at += 8;
+        return buf.readDoubleBE(at - 8);
+      case 6:
+        need(2);
+        at += 2;
+        return buf.readInt16BE(at - 2);
+      case 8:
+        need(4);
+        at += 4;
+        return buf.readInt32BE(at - 4);
+      case 10:
+        need(8);
+        at += 8;
+        return buf.readBigInt64BE(at - 8);
       case 11: {
         need(4);
         const n = buf.readInt32BE(at);
@@ -85,10 +101,13 @@ export function decodeBatch(body: Buffer): DecodedBatch {
   const batch = r.struct();
   if (!r.done()) throw new Error('trailing bytes after the Batch');
   const process = batch.get(1) as Map<number, Value>;
-  if (!(process instanceof Map) || typeof process.get(1) !== 'string') throw new Error('Batch.process.serviceName missing');
+  if (!(process instanceof Map) || typeof process.get(1) !== 'string')
+    throw new Error('Batch.process.serviceName missing');
   const spans = (batch.get(2) as Array<Map<number, Value>>).map((s) => {
-    for (const id of [1, 2, 3, 4, 8, 9]) if (typeof s.get(id) !== 'bigint') throw new Error(`Span field ${id} must be i64`);
-    if (typeof s.get(5) !== 'string' || typeof s.get(7) !== 'number') throw new Error('Span operationName / flags missing');
+    for (const id of [1, 2, 3, 4, 8, 9])
+      if (typeof s.get(id) !== 'bigint') throw new Error(`Span field ${id} must be i64`);
+    if (typeof s.get(5) !== 'string' || typeof s.get(7) !== 'number')
+      throw new Error('Span operationName / flags missing');
     return {
       traceIdLow: s.get(1) as bigint,
       traceIdHigh: s.get(2) as bigint,
@@ -119,7 +138,8 @@ export async function startFakeCollector(): Promise<FakeCollector> {
       const body = Buffer.concat(chunks);
       try {
         if (req.method === 'POST' && req.url?.startsWith('/api/traces')) {
-          if (req.headers['content-type'] !== 'application/x-thrift') throw new Error(`unsupported content type ${req.headers['content-type']}`);
+          if (req.headers['content-type'] !== 'application/x-thrift')
+            throw new Error(`unsupported content type ${req.headers['content-type']}`);
           thrift.push(decodeBatch(body));
           res.writeHead(202).end();
         } else if (req.method === 'POST' && req.url === '/v1/traces') {

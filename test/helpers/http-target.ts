@@ -12,7 +12,9 @@ export interface HttpTarget {
   stop(): Promise<void>;
 }
 
-export async function startHttpTarget(respond: (req: IncomingMessage) => { status?: number; body?: string } = () => ({})): Promise<HttpTarget> {
+export async function startHttpTarget(
+  respond: (req: IncomingMessage) => { status?: number; body?: string } = () => ({}),
+): Promise<HttpTarget> {
   const byUserAgent: Record<string, number> = {};
   const byPath: Record<string, number> = {};
   const byLoadTag: Record<string, number> = {};

@@ -14,7 +14,12 @@ export function freePort(): Promise<number> {
 }
 
 /** Poll `check` until it resolves true, or fail after `timeoutMs` with `what` in the message. */
-export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 15_000, intervalMs = 25): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 15_000,
+  intervalMs = 25,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {

@@ -22,7 +22,10 @@ export async function startPrometheus(targets: string[]): Promise<PrometheusFixt
     const u = new URL(t);
     return `  - job_name: target${i}\n    metrics_path: ${JSON.stringify(u.pathname || '/metrics')}\n    static_configs:\n      - targets: [${JSON.stringify(u.host)}]`;
   });
-  writeFileSync(join(dir, 'prometheus.yml'), `global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n${jobs.join('\n')}\n`);
+  writeFileSync(
+    join(dir, 'prometheus.yml'),
+    `global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n${jobs.join('\n')}\n`,
+  );
   const proc: ChildProcess = spawn(
     'prometheus',
     [
@@ -48,10 +51,20 @@ export async function startPrometheus(targets: string[]): Promise<PrometheusFixt
       setTimeout(() => proc.kill('SIGKILL'), 5000).unref();
     });
   try {
-    await waitFor(`prometheus on ${url}`, async () => {
-      if (spawnError) throw new Error(`prometheus could not start (is the Debian package prometheus installed?): ${spawnError.message}`);
-      return (await axios.get(`${url}/-/ready`, { validateStatus: () => true, proxy: false })).status === 200;
-    }, 30_000, 100);
+    await waitFor(
+      `prometheus on ${url}`,
+      async () => {
+        if (spawnError)
+          throw new Error(
+            `prometheus could not start (is the Debian package prometheus installed?): ${spawnError.message}`,
+          );
+        return (
+          (await axios.get(`${url}/-/ready`, { validateStatus: () => true, proxy: false })).status === 200
+        );
+      },
+      30_000,
+      100,
+    );
   } catch (err) {
     await stop();
     throw err;
@@ -66,7 +79,10 @@ export async function startPrometheus(targets: string[]): Promise<PrometheusFixt
         async () => {
           const r = await axios.get(`${url}/api/v1/targets`, { proxy: false });
           const active = r.data.data.activeTargets as Array<{ health: string; lastScrape: string }>;
-          return active.length === targets.length && active.every((t) => t.health === 'up' && Date.parse(t.lastScrape) > afterMs);
+          return (
+            active.length === targets.length &&
+            active.every((t) => t.health === 'up' && Date.parse(t.lastScrape) > afterMs)
+          );
         },
         timeoutMs,
         100,

@@ -20,14 +20,39 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Redi
   const dir = mkdtempSync(join(tmpdir(), 'redis-'));
   let proc: ChildProcess;
   const launch = async () => {
-    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...(opts.password ? ['--requirepass', opts.password] : [])], {
-      stdio: 'ignore',
-    });
+    proc = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+        ...(opts.password ? ['--requirepass', opts.password] : []),
+      ],
+      {
+        stdio: 'ignore',
+      },
+    );
     proc.on('error', (e) => {
-      throw new Error(`redis-server could not start (is the Debian package redis-server installed?): ${e.message}`);
+      throw new Error(
+        `redis-server could not start (is the Debian package redis-server installed?): ${e.message}`,
+      );
     });
     await waitFor(`redis-server on 127.0.0.1:${port}`, async () => {
-      const c = new Redis({ port, host: '127.0.0.1', password: opts.password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      const c = new Redis({
+        port,
+        host: '127.0.0.1',
+        password: opts.password,
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+      });
       try {
         await c.connect();
         return (await c.ping()) === 'PONG';
@@ -44,7 +69,9 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Redi
     });
   await launch();
   return {
-    url: opts.password ? `redis://:${encodeURIComponent(opts.password)}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`,
+    url: opts.password
+      ? `redis://:${encodeURIComponent(opts.password)}@127.0.0.1:${port}`
+      : `redis://127.0.0.1:${port}`,
     port,
     async stop() {
       await kill();

@@ -12,7 +12,12 @@ import { observeSplit, openWindow, runLoadStage } from '../../src/stages/index.j
 import { loadSpec } from '../../src/spec/load.js';
 import type { KubeObject } from '../../src/services/platform.js';
 
-export const VS = { apiVersion: 'networking.istio.io/v1beta1', kind: 'VirtualService', namespace: 'default', name: 'http-lb' };
+export const VS = {
+  apiVersion: 'networking.istio.io/v1beta1',
+  kind: 'VirtualService',
+  namespace: 'default',
+  name: 'http-lb',
+};
 
 export interface ReleaseLab {
   sb: Sandbox;
@@ -20,7 +25,16 @@ export interface ReleaseLab {
   stateDir: string;
   evidenceDir: string;
   initial: KubeObject;
-  writeSpec(name: string, strategy: Record<string, unknown>, opts?: { rules?: unknown[]; spinnaker?: Record<string, unknown>; threads?: number; gate?: Record<string, unknown> }): string;
+  writeSpec(
+    name: string,
+    strategy: Record<string, unknown>,
+    opts?: {
+      rules?: unknown[];
+      spinnaker?: Record<string, unknown>;
+      threads?: number;
+      gate?: Record<string, unknown>;
+    },
+  ): string;
   vs(): Promise<KubeObject>;
   observed(file: string): Promise<{ stable: number; candidate: number }>;
   reset(): Promise<void>;
@@ -32,7 +46,16 @@ export async function startReleaseLab(prefix: string): Promise<ReleaseLab> {
   const stateDir = join(dir, 'state');
   const sb = await startSandbox({ stateDir });
   mkdirSync(stateDir, { recursive: true });
-  writeFileSync(join(stateDir, 'sandbox.json'), JSON.stringify({ pid: process.pid, urls: sb.urls, token: sb.core.adminToken, startedAt: new Date().toISOString(), netns: false }));
+  writeFileSync(
+    join(stateDir, 'sandbox.json'),
+    JSON.stringify({
+      pid: process.pid,
+      urls: sb.urls,
+      token: sb.core.adminToken,
+      startedAt: new Date().toISOString(),
+      netns: false,
+    }),
+  );
   const vs = async () => (await sb.platform.get(VS))!;
   const initial = await vs();
   return {
@@ -51,21 +74,43 @@ export async function startReleaseLab(prefix: string): Promise<ReleaseLab> {
           kind: 'Release',
           metadata: { name },
           application: 'sdc',
-          service: { name: 'http-lb', namespace: 'default', port: 9180, stable: 'v1', candidate: 'v2', readyTimeout: '20s' },
+          service: {
+            name: 'http-lb',
+            namespace: 'default',
+            port: 9180,
+            stable: 'v1',
+            candidate: 'v2',
+            readyTimeout: '20s',
+          },
           strategy,
           load: {
             engine: 'builtin',
             plan: {
               load_spec: { num_threads: opts.threads ?? 4, loops: -1, duration: 3 },
               url_list: [
-                { name: 'root', url: 'http://proxy-access-control.default:9180/', method: 'GET', 'user-agent': 'chrome' },
-                { name: 'test', url: 'http://proxy-access-control.default:9180/clover/testurl', method: 'GET', 'user-agent': 'safari' },
+                {
+                  name: 'root',
+                  url: 'http://proxy-access-control.default:9180/',
+                  method: 'GET',
+                  'user-agent': 'chrome',
+                },
+                {
+                  name: 'test',
+                  url: 'http://proxy-access-control.default:9180/clover/testurl',
+                  method: 'GET',
+                  'user-agent': 'safari',
+                },
               ],
             },
           },
           // The window closes as soon as the rules decide: a clean candidate is shown below 5% after ~100 requests
           // (below 1% it takes ~450); a busy machine gets up to a minute.
-          gate: { minSamples: 15, maxWindow: '60s', ...opts.gate, rules: opts.rules ?? [{ errorRate: { max: '5%' } }, { split: { confidence: 0.999 } }] },
+          gate: {
+            minSamples: 15,
+            maxWindow: '60s',
+            ...opts.gate,
+            rules: opts.rules ?? [{ errorRate: { max: '5%' } }, { split: { confidence: 0.999 } }],
+          },
           ...(opts.spinnaker ? { spinnaker: opts.spinnaker } : {}),
         }),
       );
@@ -80,7 +125,11 @@ export async function startReleaseLab(prefix: string): Promise<ReleaseLab> {
     async reset() {
       await sb.setFault('http-lb', 'v2', null);
       const cur = await vs();
-      const annotations = Object.fromEntries(Object.keys(cur.metadata.annotations ?? {}).filter((k) => k.startsWith('clover-cd.io/')).map((k) => [k, null]));
+      const annotations = Object.fromEntries(
+        Object.keys(cur.metadata.annotations ?? {})
+          .filter((k) => k.startsWith('clover-cd.io/'))
+          .map((k) => [k, null]),
+      );
       await sb.platform.patch(VS, { metadata: { annotations }, spec: initial.spec! });
     },
     async stop() {

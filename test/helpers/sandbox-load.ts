@@ -15,17 +15,20 @@ export async function sendRequests(
   let next = 0;
   const one = () =>
     new Promise<void>((resolve) => {
-      const req = request({ agent, host: u.hostname, port: u.port, path: u.pathname + u.search, headers: opts.headers }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c) => (body += c));
-        res.on('end', () => {
-          codes[res.statusCode ?? 0] = (codes[res.statusCode ?? 0] ?? 0) + 1;
-          const key = body.split(':')[0];
-          bodies.set(key, (bodies.get(key) ?? 0) + 1);
-          resolve();
-        });
-      });
+      const req = request(
+        { agent, host: u.hostname, port: u.port, path: u.pathname + u.search, headers: opts.headers },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c) => (body += c));
+          res.on('end', () => {
+            codes[res.statusCode ?? 0] = (codes[res.statusCode ?? 0] ?? 0) + 1;
+            const key = body.split(':')[0];
+            bodies.set(key, (bodies.get(key) ?? 0) + 1);
+            resolve();
+          });
+        },
+      );
       req.on('error', () => {
         codes.error = (codes.error ?? 0) + 1;
         resolve();
@@ -49,7 +52,12 @@ interface Sample {
 }
 
 /** Sum of `metric` samples whose labels include every pair in `where`, grouped by the `by` label. */
-export async function scrape(metricsUrl: string, metric: string, where: Record<string, string>, by: string): Promise<Record<string, number>> {
+export async function scrape(
+  metricsUrl: string,
+  metric: string,
+  where: Record<string, string>,
+  by: string,
+): Promise<Record<string, number>> {
   const text = await (await fetch(metricsUrl)).text();
   const families = parsePrometheusTextFormat(text) as Array<{ name: string; metrics: Sample[] }>;
   const fam = families.find((f) => f.name === metric);

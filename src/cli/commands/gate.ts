@@ -10,7 +10,7 @@ import { formatDuration, parseDurationMs } from '../../util/units.js';
 import type { EvidenceBundle, Look, Verdict } from '../../validators/types.js';
 import { action, globalOptions } from '../context.js';
 import { checkOutputPaths } from '../output-paths.js';
-import { parseDurationFlag, parseIntegerFlag, parseUrlFlag } from '../flags.js';
+import { collectUrlFlag, parseDurationFlag, parseIntegerFlag, parseUrlFlag } from '../flags.js';
 import { note, printResult, table } from '../output.js';
 
 interface GateOptions {
@@ -39,7 +39,8 @@ interface GateOptions {
 function parseTime(value: string, flag: string): number {
   if (value === 'now') return Date.now();
   const n = /^\d{10,}$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(n)) throw new InvalidInputError(`${flag} must be an ISO-8601 time or epoch milliseconds, got "${value}"`);
+  if (!Number.isFinite(n))
+    throw new InvalidInputError(`${flag} must be an ISO-8601 time or epoch milliseconds, got "${value}"`);
   return n;
 }
 
@@ -48,7 +49,12 @@ async function endpointsFor(opts: GateOptions): Promise<PlatformEndpoints> {
   if (opts.platform === 'sandbox') {
     const { connectSandbox } = await import('../../sandbox/index.js');
     const sb = await connectSandbox();
-    base = { scrapeTargets: [sb.urls.metrics], jaeger: sb.urls.jaeger, ingress: sb.urls.ingress, ...sb.platform.endpoints() };
+    base = {
+      scrapeTargets: [sb.urls.metrics],
+      jaeger: sb.urls.jaeger,
+      ingress: sb.urls.ingress,
+      ...sb.platform.endpoints(),
+    };
   }
   return {
     ...base,
@@ -59,7 +65,10 @@ async function endpointsFor(opts: GateOptions): Promise<PlatformEndpoints> {
 }
 
 function metricSource(spec: ReleaseSpec, endpoints: PlatformEndpoints): 'prometheus' | 'scrape' | undefined {
-  return spec.gate?.metrics?.source ?? (endpoints.prometheus ? 'prometheus' : endpoints.scrapeTargets?.length ? 'scrape' : undefined);
+  return (
+    spec.gate?.metrics?.source ??
+    (endpoints.prometheus ? 'prometheus' : endpoints.scrapeTargets?.length ? 'scrape' : undefined)
+  );
 }
 
 /**
@@ -67,21 +76,64 @@ function metricSource(spec: ReleaseSpec, endpoints: PlatformEndpoints): 'prometh
  * `gate --help` stay fast; a live gate also loads the collectors (validators/index.js).
  */
 async function judging() {
-  const [{ readBundle }, { judgeBundle, verdictExitCode }, { renderJUnit, renderMarkdown, renderText }, { stageProperties, writeProperties }, { statusForExitCode }] = await Promise.all([
+  const [
+    { readBundle },
+    { judgeBundle, verdictExitCode },
+    { renderJUnit, renderMarkdown, renderText },
+    { stageProperties, writeProperties },
+    { statusForExitCode },
+  ] = await Promise.all([
     import('../../validators/bundle.js'),
     import('../../validators/verdict.js'),
     import('../../validators/report.js'),
     import('../../stages/properties.js'),
-    import('../../stages/server/jobs.js'),
+    import('../../server/jobs.js'),
   ]);
-  return { readBundle, judgeBundle, verdictExitCode, renderJUnit, renderMarkdown, renderText, stageProperties, writeProperties, statusForExitCode };
+  return {
+    readBundle,
+    judgeBundle,
+    verdictExitCode,
+    renderJUnit,
+    renderMarkdown,
+    renderText,
+    stageProperties,
+    writeProperties,
+    statusForExitCode,
+  };
 }
 
-async function emitReports(cmd: Command, opts: GateOptions, verdict: Verdict, bundle: EvidenceBundle, bundlePath?: string): Promise<void> {
-  const { verdictExitCode, renderJUnit, renderMarkdown, renderText, stageProperties, writeProperties, statusForExitCode } = await judging();
+async function emitReports(
+  cmd: Command,
+  opts: GateOptions,
+  verdict: Verdict,
+  bundle: EvidenceBundle,
+  bundlePath?: string,
+): Promise<void> {
+  const {
+    verdictExitCode,
+    renderJUnit,
+    renderMarkdown,
+    renderText,
+    stageProperties,
+    writeProperties,
+    statusForExitCode,
+  } = await judging();
   if (opts.properties) {
     const exitCode = verdictExitCode(verdict);
-    writeProperties(opts.properties, stageProperties({ action: 'gate', release: bundle.release, exitCode, status: statusForExitCode(exitCode), summary: verdict.summary, weight: bundle.candidateWeight, verdict: verdict.outcome, evidence: bundlePath, junit: opts.junit }));
+    writeProperties(
+      opts.properties,
+      stageProperties({
+        action: 'gate',
+        release: bundle.release,
+        exitCode,
+        status: statusForExitCode(exitCode),
+        summary: verdict.summary,
+        weight: bundle.candidateWeight,
+        verdict: verdict.outcome,
+        evidence: bundlePath,
+        junit: opts.junit,
+      }),
+    );
   }
   if (opts.junit) writeFileSync(opts.junit, redact(renderJUnit(verdict, bundle)));
   if (opts.markdown) writeFileSync(opts.markdown, redact(renderMarkdown(verdict, bundle)));
@@ -91,33 +143,67 @@ async function emitReports(cmd: Command, opts: GateOptions, verdict: Verdict, bu
   }
   if (opts.report === 'junit') return void process.stdout.write(redact(renderJUnit(verdict, bundle)));
   if (opts.report === 'markdown') return void process.stdout.write(redact(renderMarkdown(verdict, bundle)));
-  printResult(globalOptions(cmd).output, { verdict, bundlePath, window: bundle.window }, () => renderText(verdict, bundle, bundlePath, { explain: opts.explain }));
+  printResult(globalOptions(cmd).output, { verdict, bundlePath, window: bundle.window }, () =>
+    renderText(verdict, bundle, bundlePath, { explain: opts.explain }),
+  );
 }
 
 export function register(program: Command): void {
   const gate = program
     .command('gate')
-    .description('judge a release window on visibility evidence: pass 0, fail 1, inconclusive 3, infrastructure error 4')
+    .description(
+      'judge a release window on visibility evidence: pass 0, fail 1, inconclusive 3, infrastructure error 4',
+    )
     .argument('[spec]', 'release spec (YAML or JSON)')
-    .option('--window <duration>', 'window to judge: with Prometheus the last <duration>; with a direct scrape the next <duration>', (v: string) => (parseDurationFlag('--window', v), v.trim()))
+    .option(
+      '--window <duration>',
+      'window to judge: with Prometheus the last <duration>; with a direct scrape the next <duration>',
+      (v: string) => (parseDurationFlag('--window', v), v.trim()),
+    )
     .option('--since <time>', 'window start (ISO-8601 or epoch ms)')
     .option('--until <time>', 'window end (ISO-8601, epoch ms or "now"; default now)')
-    .option('--platform <kind>', 'where endpoints come from: sandbox (the running sandbox) or kubernetes (spec and flags)')
-    .option('--weight <percent>', 'configured candidate weight, for the split rule', (v: string) => String(parseIntegerFlag('--weight', v, { min: 0, max: 100 })))
-    .option('--prometheus <url>', 'Prometheus base URL (overrides the platform)', (v: string) => parseUrlFlag('--prometheus', v))
-    .option('--jaeger <url>', 'Jaeger query base URL (overrides the platform)', (v: string) => parseUrlFlag('--jaeger', v))
-    .option('--scrape <url...>', 'Prometheus text endpoints to scrape directly')
-    .option('--redis <url>', "write Clover's visibility keys to this Redis (default $CLOVER_CD_REDIS_URL)", (v: string) => parseUrlFlag('--redis', v, ['redis:', 'rediss:']))
+    .option(
+      '--platform <kind>',
+      'where endpoints come from: sandbox (the running sandbox) or kubernetes (spec and flags)',
+    )
+    .option('--weight <percent>', 'configured candidate weight, for the split rule', (v: string) =>
+      String(parseIntegerFlag('--weight', v, { min: 0, max: 100 })),
+    )
+    .option('--prometheus <url>', 'Prometheus base URL (overrides the platform)', (v: string) =>
+      parseUrlFlag('--prometheus', v),
+    )
+    .option('--jaeger <url>', 'Jaeger query base URL (overrides the platform)', (v: string) =>
+      parseUrlFlag('--jaeger', v),
+    )
+    .option('--scrape <url...>', 'Prometheus text endpoints to scrape directly', collectUrlFlag('--scrape'))
+    .option(
+      '--redis <url>',
+      "write Clover's visibility keys to this Redis (default $CLOVER_CD_REDIS_URL)",
+      (v: string) => parseUrlFlag('--redis', v, ['redis:', 'rediss:']),
+    )
     .option('--evidence-dir <dir>', 'where the evidence bundle is written (default .clover-cd/evidence)')
     .option('--report <kind>', 'print the verdict as text, junit or markdown instead of --output')
     .option('--junit <file>', 'also write a JUnit XML report (one testcase per rule) for Jenkins')
     .option('--markdown <file>', 'also write a Markdown report for a pull-request comment')
-    .option('--html <file>', 'also write the gate report: one self-contained HTML page with the charts behind each rule (always written beside the evidence bundle too)')
-    .option('--properties <file>', 'also write the verdict as a key=value file (Spinnaker Jenkins stage `propertyFile`)')
+    .option(
+      '--html <file>',
+      'also write the gate report: one self-contained HTML page with the charts behind each rule (always written beside the evidence bundle too)',
+    )
+    .option(
+      '--properties <file>',
+      'also write the verdict as a key=value file (Spinnaker Jenkins stage `propertyFile`)',
+    )
     .option('--require-l4', 'an l4 rule without clovisor evidence is inconclusive instead of skipped', false)
-    .option('--clovisor <url>', 'a running `clovisor run --listen` for L4 evidence (default: the address in its state)')
+    .option(
+      '--clovisor <url>',
+      'a running `clovisor run --listen` for L4 evidence (default: the address in its state)',
+    )
     .option('--replay <bundle>', 'judge a stored evidence bundle again, offline')
-    .option('--explain', 'also show how the false-alarm budget (gate.alpha) was spent over the rules, and when the sequence decided', false)
+    .option(
+      '--explain',
+      'also show how the false-alarm budget (gate.alpha) was spent over the rules, and when the sequence decided',
+      false,
+    )
     .addHelpText(
       'after',
       `
@@ -142,7 +228,10 @@ Examples:
           { flag: '--junit', path: opts.junit },
           { flag: '--markdown', path: opts.markdown },
         ]);
-        if (opts.until && !opts.since) throw new InvalidInputError(`--until needs --since (the window start), got --until "${opts.until}" alone`);
+        if (opts.until && !opts.since)
+          throw new InvalidInputError(
+            `--until needs --since (the window start), got --until "${opts.until}" alone`,
+          );
         if (opts.until) parseTime(opts.until, '--until');
         if (opts.since) parseTime(opts.since, '--since');
         const { readBundle, judgeBundle, verdictExitCode } = await judging();
@@ -156,17 +245,22 @@ Examples:
           return verdictExitCode(verdict);
         }
         if (!file) throw new InvalidInputError('give a release spec, or --replay <bundle.json>');
-        if (opts.window && (opts.since || opts.until)) throw new InvalidInputError('give either --window or --since/--until, not both');
-        if (opts.report && !['text', 'junit', 'markdown'].includes(opts.report)) throw new InvalidInputError(`--report must be text, junit or markdown, got "${opts.report}"`);
-        if (opts.platform && !['sandbox', 'kubernetes'].includes(opts.platform)) throw new InvalidInputError(`--platform must be sandbox or kubernetes, got "${opts.platform}"`);
+        if (opts.window && (opts.since || opts.until))
+          throw new InvalidInputError('give either --window or --since/--until, not both');
+        if (opts.report && !['text', 'junit', 'markdown'].includes(opts.report))
+          throw new InvalidInputError(`--report must be text, junit or markdown, got "${opts.report}"`);
+        if (opts.platform && !['sandbox', 'kubernetes'].includes(opts.platform))
+          throw new InvalidInputError(`--platform must be sandbox or kubernetes, got "${opts.platform}"`);
         const weight = opts.weight === undefined ? undefined : Number(String(opts.weight).replace(/%$/, ''));
-        if (weight !== undefined && !(weight >= 0 && weight <= 100)) throw new InvalidInputError(`--weight must be a percentage from 0 to 100, got "${opts.weight}"`);
-        const [{ loadSpec }, { runGate }, { scrapeTargets, snapshotInstant }, { watchWindow }] = await Promise.all([
-          import('../../spec/load.js'),
-          import('../../validators/index.js'),
-          import('../../services/scrape.js'),
-          import('../../stages/engine/window.js'),
-        ]);
+        if (weight !== undefined && !(weight >= 0 && weight <= 100))
+          throw new InvalidInputError(`--weight must be a percentage from 0 to 100, got "${opts.weight}"`);
+        const [{ loadSpec }, { runGate }, { scrapeTargets, snapshotInstant }, { watchWindow }] =
+          await Promise.all([
+            import('../../spec/load.js'),
+            import('../../validators/index.js'),
+            import('../../services/scrape.js'),
+            import('../../stages/engine/window-watch.js'),
+          ]);
         const { spec } = loadSpec(file);
         const endpoints = await endpointsFor(opts);
         const source = metricSource(spec, endpoints);
@@ -174,12 +268,21 @@ Examples:
         let scrapeBaseline: ScrapeSnapshot | undefined;
         let looked: { sequence: Look[]; minWindowMs: number } | undefined;
         if (opts.since) {
-          window = { start: parseTime(opts.since, '--since'), end: opts.until ? parseTime(opts.until, '--until') : Date.now() };
+          window = {
+            start: parseTime(opts.since, '--since'),
+            end: opts.until ? parseTime(opts.until, '--until') : Date.now(),
+          };
           if (window.end <= window.start) throw new InvalidInputError('--until must be after --since');
         } else {
           let ms: number;
           try {
-            ms = parseDurationMs(opts.window ?? spec.strategy.canary?.window ?? spec.strategy.abTest?.window ?? spec.strategy.blueGreen?.previewWindow ?? '60s');
+            ms = parseDurationMs(
+              opts.window ??
+                spec.strategy.canary?.window ??
+                spec.strategy.abTest?.window ??
+                spec.strategy.blueGreen?.previewWindow ??
+                '60s',
+            );
           } catch (err) {
             throw new InvalidInputError(`--window: ${(err as Error).message}`);
           }
@@ -190,8 +293,22 @@ Examples:
             scrapeBaseline = await scrapeTargets(targets, { keep: (n) => n.startsWith('istio_') });
             note(`watching ${targets.join(', ')} for ${formatDuration(ms)}`);
             const start = snapshotInstant(scrapeBaseline).at;
-            const watched = await watchWindow(spec, endpoints, { step: 0, window: { start, baseline: scrapeBaseline }, minMs: ms, maxMs: ms, early: true, candidateWeight: weight }, true, { wait: (t) => sleep(t), stopped: () => false, emit: () => undefined });
-            if (watched.decision === 'fail') note(`the rules decided FAIL after ${watched.looks.length} look(s): the window ends early`);
+            const watched = await watchWindow(
+              spec,
+              endpoints,
+              {
+                step: 0,
+                window: { start, baseline: scrapeBaseline },
+                minMs: ms,
+                maxMs: ms,
+                early: true,
+                candidateWeight: weight,
+              },
+              true,
+              { wait: (t) => sleep(t), stopped: () => false, emit: () => undefined },
+            );
+            if (watched.decision === 'fail')
+              note(`the rules decided FAIL after ${watched.looks.length} look(s): the window ends early`);
             looked = { sequence: watched.looks, minWindowMs: ms };
             window = { start, end: Date.now() };
           } else {
@@ -207,7 +324,7 @@ Examples:
           requireL4: opts.requireL4,
           clovisorUrl: opts.clovisor,
           redisUrl: opts.redis ?? process.env.CLOVER_CD_REDIS_URL,
-          scrapeBaseline,
+          metricsWindow: scrapeBaseline ? { start: window.start, baseline: scrapeBaseline } : undefined,
           ...looked,
           onNote: note,
         });
@@ -224,22 +341,40 @@ Examples:
 
   gate
     .command('preflight')
-    .description('before traffic moves: check the series and labels the rules need, the scrape interval against the window, and telemetry from both versions')
+    .description(
+      'before traffic moves: check the series and labels the rules need, the scrape interval against the window, and telemetry from both versions',
+    )
     .argument('<spec>', 'release spec (YAML or JSON)')
     .option('--platform <kind>', 'sandbox or kubernetes')
     .option('--prometheus <url>', 'Prometheus base URL', (v: string) => parseUrlFlag('--prometheus', v))
     .option('--jaeger <url>', 'Jaeger query base URL', (v: string) => parseUrlFlag('--jaeger', v))
-    .option('--scrape <url...>', 'Prometheus text endpoints to scrape directly')
-    .addHelpText('after', '\nExit 0 when ready; 3 when series or versions are missing; 2 when the window is too short for the scrape interval; 4 when a source is down.\n\nExample:\n  clover-cd gate preflight release.yaml --prometheus http://prometheus:9090\n')
+    .option('--scrape <url...>', 'Prometheus text endpoints to scrape directly', collectUrlFlag('--scrape'))
+    .addHelpText(
+      'after',
+      '\nExit 0 when ready; 3 when series or versions are missing; 2 when the window is too short for the scrape interval; 4 when a source is down.\n\nExample:\n  clover-cd gate preflight release.yaml --prometheus http://prometheus:9090\n',
+    )
     .action(
       action(async (file: string, opts: GateOptions, cmd: Command) => {
-        const [{ loadSpec }, { preflight }] = await Promise.all([import('../../spec/load.js'), import('../../validators/preflight.js')]);
+        const [{ loadSpec }, { preflight }] = await Promise.all([
+          import('../../spec/load.js'),
+          import('../../validators/preflight.js'),
+        ]);
         const { spec } = loadSpec(file);
         // Options written after the subcommand may have been taken by `gate` itself: read both.
-        const merged = { ...(cmd.parent?.opts() as GateOptions), ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) };
+        const merged = {
+          ...(cmd.parent?.opts() as GateOptions),
+          ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)),
+        };
         const result = await preflight(spec, await endpointsFor(merged));
         printResult(globalOptions(cmd).output, result, (r) =>
-          [table(['check', 'status', 'detail'], r.checks.map((c) => [c.check, c.status.toUpperCase(), c.detail])), '', r.ok ? 'preflight: ready' : `preflight: not ready (exit ${r.exitCode})`].join('\n'),
+          [
+            table(
+              ['check', 'status', 'detail'],
+              r.checks.map((c) => [c.check, c.status.toUpperCase(), c.detail]),
+            ),
+            '',
+            r.ok ? 'preflight: ready' : `preflight: not ready (exit ${r.exitCode})`,
+          ].join('\n'),
         );
         return result.exitCode;
       }),

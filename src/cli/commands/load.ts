@@ -1,32 +1,72 @@
+// Over 400 lines: the load verbs (run, render, server, report) share their flags and help; each action is short.
 import { existsSync, writeFileSync } from 'node:fs';
 import { redact } from '../../util/redact.js';
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import type { JtlAnalysis, LoadProgress, LoadReport } from '../../jmeter/index.js';
 import { ExitCode, InvalidInputError } from '../../util/errors.js';
+import { defaultImage } from '../../contract/images.js';
 import { action, acceptsOutputFile, globalOptions } from '../context.js';
-import { parseNumberFlag } from '../flags.js';
+import { parseHostPortListFlag, parseNumberFlag, parseUrlFlag } from '../flags.js';
+import { onInterrupt } from '../interrupt.js';
 import { checkOutputPaths } from '../output-paths.js';
 import { note, printResult } from '../output.js';
 
 /** The engine behind the verbs, loaded by loadEngine() when one runs: `--help` loads none of it. */
 type TJmeterIndex = typeof import('../../jmeter/index.js');
-let analyzeJtl: TJmeterIndex['analyzeJtl'], buildReport: TJmeterIndex['buildReport'], effectivePlan: TJmeterIndex['effectivePlan'], expectedSamples: TJmeterIndex['expectedSamples'], loadPlan: TJmeterIndex['loadPlan'], renderHtml: TJmeterIndex['renderHtml'], renderJmx: TJmeterIndex['renderJmx'], renderJunit: TJmeterIndex['renderJunit'], renderKubernetes: TJmeterIndex['renderKubernetes'], renderText: TJmeterIndex['renderText'], runLoadDetailed: TJmeterIndex['runLoadDetailed'];
+let analyzeJtl: TJmeterIndex['analyzeJtl'],
+  buildReport: TJmeterIndex['buildReport'],
+  effectivePlan: TJmeterIndex['effectivePlan'],
+  expectedSamples: TJmeterIndex['expectedSamples'],
+  loadPlan: TJmeterIndex['loadPlan'],
+  renderHtml: TJmeterIndex['renderHtml'],
+  renderJmx: TJmeterIndex['renderJmx'],
+  renderJunit: TJmeterIndex['renderJunit'],
+  renderKubernetes: TJmeterIndex['renderKubernetes'],
+  renderText: TJmeterIndex['renderText'],
+  runLoadDetailed: TJmeterIndex['runLoadDetailed'],
+  serveEngine: TJmeterIndex['serveEngine'];
 type TStagesProperties = typeof import('../../stages/properties.js');
-let stageProperties: TStagesProperties['stageProperties'], writeProperties: TStagesProperties['writeProperties'];
-type TServerJobs = typeof import('../../stages/server/jobs.js');
+let stageProperties: TStagesProperties['stageProperties'],
+  writeProperties: TStagesProperties['writeProperties'];
+type TServerJobs = typeof import('../../server/jobs.js');
 let statusForExitCode: TServerJobs['statusForExitCode'];
 async function loadEngine(): Promise<void> {
-  const [m0, m1, m2] = await Promise.all([import('../../jmeter/index.js'), import('../../stages/properties.js'), import('../../stages/server/jobs.js')]);
-  ({ analyzeJtl, buildReport, effectivePlan, expectedSamples, loadPlan, renderHtml, renderJmx, renderJunit, renderKubernetes, renderText, runLoadDetailed } = m0);
+  const [m0, m1, m2] = await Promise.all([
+    import('../../jmeter/index.js'),
+    import('../../stages/properties.js'),
+    import('../../server/jobs.js'),
+  ]);
+  ({
+    analyzeJtl,
+    buildReport,
+    effectivePlan,
+    expectedSamples,
+    loadPlan,
+    renderHtml,
+    renderJmx,
+    renderJunit,
+    renderKubernetes,
+    renderText,
+    runLoadDetailed,
+    serveEngine,
+  } = m0);
   ({ stageProperties, writeProperties } = m1);
   ({ statusForExitCode } = m2);
 }
 
-const seconds = (flag: string) => (v: string) => parseNumberFlag(flag, v, { min: 0, exclusiveMin: true, max: 604_800, unit: 'seconds' });
-const engines = (flag: string) => (v: string) => parseNumberFlag(flag, v, { min: 1, max: 1000, integer: true });
+// Whole seconds: JMeter's ThreadGroup.duration is an integer property.
+const seconds = (flag: string) => (v: string) =>
+  parseNumberFlag(flag, v, { min: 0, exclusiveMin: true, max: 604_800, integer: true, unit: 'seconds' });
+const engines = (flag: string) => (v: string) =>
+  parseNumberFlag(flag, v, { min: 1, max: 1000, integer: true });
+const port = (flag: string) => (v: string) => parseNumberFlag(flag, v, { min: 1, max: 65535, integer: true });
 
-async function writeReports(report: LoadReport, o: { junit?: string; html?: string }, analysis?: JtlAnalysis): Promise<void> {
+async function writeReports(
+  report: LoadReport,
+  o: { junit?: string; html?: string },
+  analysis?: JtlAnalysis,
+): Promise<void> {
   if (o.junit) {
     writeFileSync(o.junit, redact(renderJunit(report)));
     note(`wrote ${o.junit}`);
@@ -40,16 +80,32 @@ async function writeReports(report: LoadReport, o: { junit?: string; html?: stri
 }
 
 /** A bar on a terminal; one line every 5 s otherwise (CI logs). */
-function progressReporter(total: number | undefined, durationS: number | undefined): { update: (p: LoadProgress) => void; stop: () => void } {
+function progressReporter(
+  total: number | undefined,
+  durationS: number | undefined,
+): { update: (p: LoadProgress) => void; stop: () => void } {
   if (process.stderr.isTTY) {
     const bar = new cliProgress.SingleBar(
-      { stream: process.stderr, format: ' load {bar} {percentage}% | {sent} sent | {errors} errors | {elapsed}s', hideCursor: true },
+      {
+        stream: process.stderr,
+        format: ' load {bar} {percentage}% | {sent} sent | {errors} errors | {elapsed}s',
+        hideCursor: true,
+      },
       cliProgress.Presets.shades_classic,
     );
     const byCount = total !== undefined;
-    bar.start(byCount ? total : Math.max(1, Math.round(durationS ?? 1)), 0, { sent: 0, errors: 0, elapsed: 0 });
+    bar.start(byCount ? total : Math.max(1, Math.round(durationS ?? 1)), 0, {
+      sent: 0,
+      errors: 0,
+      elapsed: 0,
+    });
     return {
-      update: (p) => bar.update(byCount ? p.sent : Math.min(Math.round(p.elapsedS), durationS ?? 1), { sent: p.sent, errors: p.errors, elapsed: Math.round(p.elapsedS) }),
+      update: (p) =>
+        bar.update(byCount ? p.sent : Math.min(Math.round(p.elapsedS), durationS ?? 1), {
+          sent: p.sent,
+          errors: p.errors,
+          elapsed: Math.round(p.elapsedS),
+        }),
       stop: () => bar.stop(),
     };
   }
@@ -58,7 +114,9 @@ function progressReporter(total: number | undefined, durationS: number | undefin
     update: (p) => {
       if (Date.now() - last < 5000) return;
       last = Date.now();
-      note(`load: ${p.sent}${total !== undefined ? `/${total}` : ''} sent, ${p.errors} errors, ${Math.round(p.elapsedS)}s`);
+      note(
+        `load: ${p.sent}${total !== undefined ? `/${total}` : ''} sent, ${p.errors} errors, ${Math.round(p.elapsedS)}s`,
+      );
     },
     stop: () => undefined,
   };
@@ -84,55 +142,118 @@ Examples:
   acceptsOutputFile(
     load
       .command('render')
-      .description('render a plan to a JMeter .jmx (runs on JMeter 2.13 and 5.x), or to Kubernetes manifests for distributed JMeter')
+      .description(
+        'render a plan to a JMeter .jmx (runs on JMeter 2.13 and 5.x), or to Kubernetes manifests for distributed JMeter',
+      )
       .argument('<plan>', 'load plan (YAML/JSON)')
-      .option('--target <origin>', 'replace scheme://host:port of every URL, e.g. http://ingress:8080')
+      .option(
+        '--target <origin>',
+        'replace scheme://host:port of every URL, e.g. http://ingress:8080',
+        (v: string) => parseUrlFlag('--target', v),
+      )
       .option('--duration <seconds>', 'override load_spec.duration', seconds('--duration'))
-      .option('--kubernetes', 'render a controller Job + jmeter-server StatefulSet instead of the .jmx', false)
+      .option(
+        '--kubernetes',
+        'render a controller Job (`load run --remote`) + engine StatefulSet (`load server`) instead of the .jmx',
+        false,
+      )
       .option('--engines <n>', 'jmeter-server engines (with --kubernetes)', engines('--engines'), 2)
-      .option('--image <image>', 'JMeter image (with --kubernetes)', 'justb4/jmeter:5.5')
+      .option(
+        '--image <image>',
+        'JMeter image with clover-cd on PATH (with --kubernetes)',
+        defaultImage('clover-cd-jmeter'),
+      )
       .option('--namespace <ns>', 'namespace (with --kubernetes)', 'default')
       .addHelpText(
         'after',
         `
--o <file> writes the document to a file; without it the document goes to stdout.
+-o <file> writes the document to a file; without it the document goes to stdout. With --kubernetes,
+the plan goes in a ConfigMap and --target/--duration become the controller's \`load run\` flags; every
+container runs clover-cd in exec form (\`clover-cd load server\`, \`clover-cd load run --remote\`).
 
 Examples:
   clover-cd load render examples/jmeter_testplan.yaml -o plan.jmx
   clover-cd load render plan.yaml --kubernetes --engines 4 --namespace load | kubectl apply -f -
+  clover-cd load render plan.yaml --kubernetes --image registry.example.com/clover-cd/clover-cd-jmeter:0.1.0
 `,
       ),
   ).action(
-    action(async (file: string, o: { target?: string; duration?: number; kubernetes: boolean; engines: number; image: string; namespace: string }, cmd: Command) => {
-      await loadEngine();
-      const { outFile } = globalOptions(cmd);
-      checkOutputPaths([{ flag: '-o', path: outFile }]);
-      if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(o.namespace) || o.namespace.length > 63) throw new InvalidInputError(`--namespace must be a Kubernetes namespace (lower-case letters, digits and "-", at most 63), got "${o.namespace}"`);
-      if (!/^[^\s]+$/.test(o.image)) throw new InvalidInputError(`--image must be an image reference such as justb4/jmeter:5.5, got "${o.image}"`);
-      const plan = effectivePlan(loadPlan(file), { target: o.target, durationS: o.duration });
-      const doc = o.kubernetes ? renderKubernetes(plan, { engines: o.engines, image: o.image, namespace: o.namespace }) : renderJmx(plan);
-      if (outFile) {
-        writeFileSync(outFile, doc);
-        note(`wrote ${outFile}`);
-      } else process.stdout.write(doc);
-      return 0;
-    }),
+    action(
+      async (
+        file: string,
+        o: {
+          target?: string;
+          duration?: number;
+          kubernetes: boolean;
+          engines: number;
+          image: string;
+          namespace: string;
+        },
+        cmd: Command,
+      ) => {
+        await loadEngine();
+        const { outFile } = globalOptions(cmd);
+        checkOutputPaths([{ flag: '-o', path: outFile }]);
+        if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(o.namespace) || o.namespace.length > 63)
+          throw new InvalidInputError(
+            `--namespace must be a Kubernetes namespace (lower-case letters, digits and "-", at most 63), got "${o.namespace}"`,
+          );
+        if (!/^[^\s]+$/.test(o.image))
+          throw new InvalidInputError(
+            `--image must be an image reference such as ${defaultImage('clover-cd-jmeter')}, got "${o.image}"`,
+          );
+        const doc = o.kubernetes
+          ? renderKubernetes(file, {
+              engines: o.engines,
+              image: o.image,
+              namespace: o.namespace,
+              target: o.target,
+              durationS: o.duration,
+            })
+          : renderJmx(effectivePlan(loadPlan(file), { target: o.target, durationS: o.duration }));
+        if (outFile) {
+          writeFileSync(outFile, doc);
+          note(`wrote ${outFile}`);
+        } else process.stdout.write(doc);
+        return 0;
+      },
+    ),
   );
 
   load
     .command('run')
-    .description('run a plan with JMeter (local or distributed) or the builtin engine; exit 1 when a criterion trips')
+    .description(
+      'run a plan with JMeter (local or distributed) or the builtin engine; exit 1 when a criterion trips',
+    )
     .argument('<plan>', 'load plan (YAML/JSON)')
-    .addOption(new Option('--engine <engine>', 'jmeter | builtin | auto (JMeter when installed)').choices(['auto', 'jmeter', 'builtin']).default('auto'))
-    .option('--remote <hosts>', 'JMeter remote engines host:port,... (distributed mode; load = engines x plan)')
+    .addOption(
+      new Option('--engine <engine>', 'jmeter | builtin | auto (JMeter when installed)')
+        .choices(['auto', 'jmeter', 'builtin'])
+        .default('auto'),
+    )
+    .option(
+      '--remote <hosts>',
+      'JMeter remote engines host:port,... (distributed mode; load = engines x plan)',
+      (v: string) => parseHostPortListFlag('--remote', v),
+    )
     .option('--results <file>', 'JTL to write (default: a fresh temporary file)')
     .option('--force', 'overwrite an existing --results file', false)
     .option('--duration <seconds>', 'override load_spec.duration', seconds('--duration'))
-    .option('--target <origin>', 'replace scheme://host:port of every URL, e.g. the mesh ingress')
+    .option(
+      '--target <origin>',
+      'replace scheme://host:port of every URL, e.g. the mesh ingress',
+      (v: string) => parseUrlFlag('--target', v),
+    )
     .option('--jmeter-home <dir>', 'JMeter installation (default: $JMETER_HOME, PATH, /usr/share/jmeter)')
     .option('--junit <file>', 'also write JUnit XML (criteria and expected counts)')
-    .option('--html <file>', 'also write an HTML report: throughput, errors and latency percentiles over time, per label (self-contained)')
-    .option('--properties <file>', 'also write the result as a key=value file (Spinnaker Jenkins stage `propertyFile`)')
+    .option(
+      '--html <file>',
+      'also write an HTML report: throughput, errors and latency percentiles over time, per label (self-contained)',
+    )
+    .option(
+      '--properties <file>',
+      'also write the result as a key=value file (Spinnaker Jenkins stage `propertyFile`)',
+    )
     .addHelpText(
       'after',
       `
@@ -147,73 +268,178 @@ Examples:
 `,
     )
     .action(
-      action(async (file: string, o: { engine: 'auto' | 'jmeter' | 'builtin'; remote?: string; results?: string; force: boolean; duration?: number; target?: string; jmeterHome?: string; junit?: string; html?: string; properties?: string }, cmd: Command) => {
+      action(
+        async (
+          file: string,
+          o: {
+            engine: 'auto' | 'jmeter' | 'builtin';
+            remote?: string[];
+            results?: string;
+            force: boolean;
+            duration?: number;
+            target?: string;
+            jmeterHome?: string;
+            junit?: string;
+            html?: string;
+            properties?: string;
+          },
+          cmd: Command,
+        ) => {
+          await loadEngine();
+          const { output } = globalOptions(cmd);
+          checkOutputPaths([
+            { flag: '--results', path: o.results },
+            { flag: '--junit', path: o.junit },
+            { flag: '--html', path: o.html },
+            { flag: '--properties', path: o.properties, createsFolders: true },
+          ]);
+          const plan = loadPlan(file);
+          const remote = o.remote;
+          const expected = expectedSamples(
+            effectivePlan(plan, { durationS: o.duration }),
+            Math.max(1, remote?.length ?? 0),
+          );
+          const controller = new AbortController();
+          const onSigint = () => {
+            note(
+              'interrupt: stopping the load, then reporting what was sent (Ctrl-C again to abort at once)',
+            );
+            controller.abort();
+            process.once('SIGINT', () => process.exit(ExitCode.interrupted));
+          };
+          process.once('SIGINT', onSigint);
+          const progress = progressReporter(expected?.total, o.duration ?? plan.durationS);
+          let run;
+          try {
+            run = await runLoadDetailed(plan, {
+              engine: o.engine,
+              remote,
+              resultsFile: o.results,
+              overwrite: o.force,
+              durationS: o.duration,
+              target: o.target,
+              jmeterHome: o.jmeterHome,
+              signal: controller.signal,
+              onProgress: progress.update,
+            });
+          } finally {
+            progress.stop();
+            process.removeListener('SIGINT', onSigint);
+          }
+          const { result, analysis } = run;
+          note(
+            `${result.engine} run: ${result.summary.total.count} samples in ${((result.endedAt - result.startedAt) / 1000).toFixed(1)}s, results in ${result.jtlPath}`,
+          );
+          if (result.countProblem) note(`results incomplete: ${result.countProblem}`);
+          const report = buildReport(result.jtlPath, analysis, {
+            criteria: plan.criteria,
+            expected:
+              result.expected !== undefined
+                ? { total: result.expected, byLabel: result.expectedByLabel ?? {} }
+                : undefined,
+            interrupted: result.interrupted,
+          });
+          printResult(
+            output,
+            { engine: result.engine, startedAt: result.startedAt, endedAt: result.endedAt, ...report },
+            () => renderText(report),
+          );
+          await writeReports(report, o, analysis);
+          const exitCode = result.interrupted ? ExitCode.interrupted : report.passed ? 0 : ExitCode.failed;
+          if (o.properties) {
+            const t = result.summary.total;
+            const summary = `${t.count} requests with ${result.engine}, ${(t.errorRate * 100).toFixed(2)}% errors, p95 ${Math.round(t.p95)} ms`;
+            // A plan run has no release: the key is left out rather than written empty.
+            const props = {
+              ...stageProperties({
+                action: 'load',
+                release: '',
+                exitCode,
+                status: statusForExitCode(exitCode),
+                summary,
+                junit: o.junit,
+                extra: {
+                  CLOVER_CD_REQUESTS: t.count,
+                  CLOVER_CD_ERROR_RATE: t.errorRate,
+                  CLOVER_CD_JTL: result.jtlPath,
+                },
+              }),
+              CLOVER_CD_RELEASE: undefined,
+            };
+            writeProperties(o.properties, props);
+          }
+          return exitCode;
+        },
+      ),
+    );
+
+  load
+    .command('server')
+    .description(
+      'run a JMeter engine (jmeter-server) in the foreground for `load run --remote`, started as `load run` starts JMeter',
+    )
+    .option('--port <n>', 'RMI registry port the controller connects to', port('--port'), 1099)
+    .option(
+      '--local-port <n>',
+      "the engine's own RMI port (fixed, so a Service or firewall can admit it)",
+      port('--local-port'),
+      50000,
+    )
+    .option(
+      '--hostname <name>',
+      'the name or address controllers reach this engine by (java.rmi.server.hostname)',
+      '127.0.0.1',
+    )
+    .option('--jmeter-home <dir>', 'JMeter installation (default: $JMETER_HOME, PATH, /usr/share/jmeter)')
+    .addHelpText(
+      'after',
+      `
+Each engine runs the whole plan the controller sends, so load = engines x plan. The engines of
+\`load render --kubernetes\` run this command. Exit 130 when stopped (SIGTERM, Ctrl-C), 4 when JMeter is
+missing or cannot start, else JMeter's own exit code.
+
+Examples:
+  clover-cd load server --port 1099 --local-port 50000 --hostname 10.0.0.5
+  clover-cd load run plan.yaml --engine jmeter --remote 10.0.0.5:1099 --results run.jtl   # on the controller
+`,
+    )
+    .action(
+      action(async (o: { port: number; localPort: number; hostname: string; jmeterHome?: string }) => {
         await loadEngine();
-        const { output } = globalOptions(cmd);
-        checkOutputPaths([
-          { flag: '--results', path: o.results },
-          { flag: '--junit', path: o.junit },
-          { flag: '--html', path: o.html },
-          { flag: '--properties', path: o.properties, createsFolders: true },
-        ]);
-        const plan = loadPlan(file);
-        const remote = o.remote?.split(',').map((s) => s.trim()).filter(Boolean);
-        const expected = expectedSamples(effectivePlan(plan, { durationS: o.duration }), Math.max(1, remote?.length ?? 0));
+        if (!/^[A-Za-z0-9.:-]+$/.test(o.hostname))
+          throw new InvalidInputError(`--hostname must be a host name or address, got "${o.hostname}"`);
         const controller = new AbortController();
-        const onSigint = () => {
-          note('interrupt: stopping the load, then reporting what was sent (Ctrl-C again to abort at once)');
+        const stop = onInterrupt((why) => {
+          note(`${why}: stopping jmeter-server`);
           controller.abort();
-          process.once('SIGINT', () => process.exit(ExitCode.interrupted));
-        };
-        process.once('SIGINT', onSigint);
-        const progress = progressReporter(expected?.total, o.duration ?? plan.durationS);
-        let run;
+        });
         try {
-          run = await runLoadDetailed(plan, {
-            engine: o.engine,
-            remote,
-            resultsFile: o.results,
-            overwrite: o.force,
-            durationS: o.duration,
-            target: o.target,
+          return await serveEngine({
+            port: o.port,
+            localPort: o.localPort,
+            hostname: o.hostname,
             jmeterHome: o.jmeterHome,
             signal: controller.signal,
-            onProgress: progress.update,
           });
         } finally {
-          progress.stop();
-          process.removeListener('SIGINT', onSigint);
+          stop();
         }
-        const { result, analysis } = run;
-        note(`${result.engine} run: ${result.summary.total.count} samples in ${((result.endedAt - result.startedAt) / 1000).toFixed(1)}s, results in ${result.jtlPath}`);
-        if (result.countProblem) note(`results incomplete: ${result.countProblem}`);
-        const report = buildReport(result.jtlPath, analysis, {
-          criteria: plan.criteria,
-          expected: result.expected !== undefined ? { total: result.expected, byLabel: result.expectedByLabel ?? {} } : undefined,
-          interrupted: result.interrupted,
-        });
-        printResult(output, { engine: result.engine, startedAt: result.startedAt, endedAt: result.endedAt, ...report }, () => renderText(report));
-        await writeReports(report, o, analysis);
-        const exitCode = result.interrupted ? ExitCode.interrupted : report.passed ? 0 : ExitCode.failed;
-        if (o.properties) {
-          const t = result.summary.total;
-          const summary = `${t.count} requests with ${result.engine}, ${(t.errorRate * 100).toFixed(2)}% errors, p95 ${Math.round(t.p95)} ms`;
-          // A plan run has no release: the key is left out rather than written empty.
-          const props = { ...stageProperties({ action: 'load', release: '', exitCode, status: statusForExitCode(exitCode), summary, junit: o.junit, extra: { CLOVER_CD_REQUESTS: t.count, CLOVER_CD_ERROR_RATE: t.errorRate, CLOVER_CD_JTL: result.jtlPath } }), CLOVER_CD_RELEASE: undefined };
-          writeProperties(o.properties, props);
-        }
-        return exitCode;
       }),
     );
 
   load
     .command('report')
-    .description('statistics of a JTL (with or without a header line), expected counts and criteria of a plan')
+    .description(
+      'statistics of a JTL (with or without a header line), expected counts and criteria of a plan',
+    )
     .argument('<jtl>', 'JMeter results file (CSV)')
     .option('--plan <file>', 'plan whose criteria and expected counts apply')
     .option('--engines <n>', 'engines that ran the plan (distributed mode)', engines('--engines'), 1)
     .option('--junit <file>', 'write JUnit XML')
-    .option('--html <file>', 'write an HTML report: throughput, errors and latency percentiles over time, per label (self-contained)')
+    .option(
+      '--html <file>',
+      'write an HTML report: throughput, errors and latency percentiles over time, per label (self-contained)',
+    )
     .addHelpText(
       'after',
       `
@@ -226,21 +452,32 @@ Examples:
 `,
     )
     .action(
-      action(async (jtl: string, o: { plan?: string; engines: number; junit?: string; html?: string }, cmd: Command) => {
-        await loadEngine();
-        const { output } = globalOptions(cmd);
-        checkOutputPaths([
-          { flag: '--junit', path: o.junit },
-          { flag: '--html', path: o.html },
-        ]);
-        if (!existsSync(jtl)) throw new InvalidInputError(`cannot read ${jtl}: no such file`);
+      action(
+        async (
+          jtl: string,
+          o: { plan?: string; engines: number; junit?: string; html?: string },
+          cmd: Command,
+        ) => {
+          await loadEngine();
+          const { output } = globalOptions(cmd);
+          checkOutputPaths([
+            { flag: '--junit', path: o.junit },
+            { flag: '--html', path: o.html },
+          ]);
+          if (!existsSync(jtl)) throw new InvalidInputError(`cannot read ${jtl}: no such file`);
           const plan = o.plan ? loadPlan(o.plan) : undefined;
-        const userAgentByLabel = Object.fromEntries((plan?.requests ?? []).filter((r) => r.userAgent).map((r) => [r.label, r.userAgent!]));
-        const analysis = await analyzeJtl(jtl, { userAgentByLabel, requireSamples: true });
-        const report = buildReport(jtl, analysis, { criteria: plan?.criteria, expected: plan ? expectedSamples(plan, o.engines) : undefined });
-        printResult(output, report, renderText);
-        await writeReports(report, o, analysis);
-        return report.passed ? 0 : ExitCode.failed;
-      }),
+          const userAgentByLabel = Object.fromEntries(
+            (plan?.requests ?? []).filter((r) => r.userAgent).map((r) => [r.label, r.userAgent!]),
+          );
+          const analysis = await analyzeJtl(jtl, { userAgentByLabel, requireSamples: true });
+          const report = buildReport(jtl, analysis, {
+            criteria: plan?.criteria,
+            expected: plan ? expectedSamples(plan, o.engines) : undefined,
+          });
+          printResult(output, report, renderText);
+          await writeReports(report, o, analysis);
+          return report.passed ? 0 : ExitCode.failed;
+        },
+      ),
     );
 }

@@ -34,7 +34,9 @@ function readJsonFile(file: string): unknown {
 const looksLikeJson = (file: string) => /\.json$/i.test(file);
 
 /** A spec (rendered) or a pipeline JSON file, validated; throws exit 2 on errors so nothing is sent. */
-async function pipelinesFrom(file: string): Promise<{ configs: Record<string, unknown>[]; validation: PipelineValidation }> {
+async function pipelinesFrom(
+  file: string,
+): Promise<{ configs: Record<string, unknown>[]; validation: PipelineValidation }> {
   const { validatePipelineDocument, toInputProblem } = await validator();
   let doc: unknown;
   if (looksLikeJson(file)) doc = readJsonFile(file);
@@ -46,7 +48,9 @@ async function pipelinesFrom(file: string): Promise<{ configs: Record<string, un
   }
   const validation = validatePipelineDocument(doc);
   if (validation.errors) {
-    const errors = validation.problems.filter((p) => p.severity === 'error').map((p) => toInputProblem(p, file));
+    const errors = validation.problems
+      .filter((p) => p.severity === 'error')
+      .map((p) => toInputProblem(p, file));
     throw new InvalidInputError(`${file}: ${validation.errors} pipeline error(s); nothing was sent`, errors);
   }
   let configs: Record<string, unknown>[];
@@ -57,7 +61,10 @@ async function pipelinesFrom(file: string): Promise<{ configs: Record<string, un
   } else configs = [doc as Record<string, unknown>];
   configs.forEach((c, i) => {
     for (const key of ['application', 'name']) {
-      if (typeof c[key] !== 'string' || !c[key]) throw new InvalidInputError(`${file}: pipeline ${i} has no "${key}": Gate needs application and name to save it`);
+      if (typeof c[key] !== 'string' || !c[key])
+        throw new InvalidInputError(
+          `${file}: pipeline ${i} has no "${key}": Gate needs application and name to save it`,
+        );
     }
   });
   return { configs, validation };
@@ -85,16 +92,24 @@ Examples:
       action(async (specFile: string, _opts: unknown, c: Command) => {
         const g = globalOptions(c);
         checkOutputPaths([{ flag: '-o', path: g.outFile }]);
-        const [{ readRenderInput, pipelineJson, renderPipeline, loadSpec }, { validatePipelineDocument, formatPipelineProblem }] = await Promise.all([renderer(), validator()]);
+        const [
+          { readRenderInput, pipelineJson, renderPipeline, loadSpec },
+          { validatePipelineDocument, formatPipelineProblem },
+        ] = await Promise.all([renderer(), validator()]);
         const { pipeline, notes } = renderPipeline(readRenderInput(loadSpec(specFile)));
         notes.forEach((n) => note(`note: ${n}`));
         const text = pipelineJson(pipeline);
         const validation = validatePipelineDocument(JSON.parse(text));
         // The renderer's own output must pass the validator; if not, it is a clover-cd bug, not the user's.
-        if (validation.errors) throw new Error(`rendered pipeline fails validation:\n${validation.problems.map((p) => formatPipelineProblem(p)).join('\n')}`);
+        if (validation.errors)
+          throw new Error(
+            `rendered pipeline fails validation:\n${validation.problems.map((p) => formatPipelineProblem(p)).join('\n')}`,
+          );
         if (g.outFile) {
           writeFileSync(g.outFile, text);
-          note(`wrote ${g.outFile}: pipeline "${pipeline.name}" (${pipeline.stages.length} stages) for application ${pipeline.application}`);
+          note(
+            `wrote ${g.outFile}: pipeline "${pipeline.name}" (${pipeline.stages.length} stages) for application ${pipeline.application}`,
+          );
         } else if (g.output === 'yaml') printResult('yaml', pipeline, () => '');
         else process.stdout.write(text);
         return 0;
@@ -106,8 +121,13 @@ Examples:
 export function registerValidate(group: Command): void {
   group
     .command('validate')
-    .description('check Spinnaker pipeline JSON: graph, refIds, types, webhook fields, triggers, SpEL references, artifacts')
-    .argument('<file>', 'a pipeline config, a list of configs, or a Dinghy {application, pipelines:[...]} (JSON; - for stdin)')
+    .description(
+      'check Spinnaker pipeline JSON: graph, refIds, types, webhook fields, triggers, SpEL references, artifacts',
+    )
+    .argument(
+      '<file>',
+      'a pipeline config, a list of configs, or a Dinghy {application, pipelines:[...]} (JSON; - for stdin)',
+    )
     .addHelpText(
       'after',
       `
@@ -125,12 +145,14 @@ Examples:
         const doc = readJsonFile(file);
         const v = validatePipelineDocument(doc);
         const where = file === '-' ? 'stdin' : file;
-        printResult(globalOptions(c).output, { file: where, valid: v.errors === 0, ...v }, (d) =>
-          [
-            ...d.problems.map((p) => formatPipelineProblem(p, where)),
-            `${where}: ${d.kind}, ${d.pipelines.length} pipeline(s): ${d.errors} error(s), ${d.warnings} warning(s)${d.errors ? '' : ' — valid'}`,
-          ].join('\n'),
-        );
+        const { output } = globalOptions(c);
+        const summary = `${where}: ${v.kind}, ${v.pipelines.length} pipeline(s): ${v.errors} error(s), ${v.warnings} warning(s)${v.errors ? '' : ' — valid'}`;
+        // Findings are diagnostics (stderr); the data is the summary of a valid document, or with -o json|yaml one
+        // document holding the findings too (as spec validate).
+        v.problems.forEach((p) => note(formatPipelineProblem(p, where)));
+        if (output !== 'text') printResult(output, { file: where, valid: v.errors === 0, ...v }, () => '');
+        else if (v.errors) note(summary);
+        else printResult(output, v, () => summary);
         return v.errors ? ExitCode.invalid : ExitCode.ok;
       }),
     );
@@ -149,8 +171,11 @@ function gateOptions(cmd: Command): Command {
     .option('--gate <url>', 'Spinnaker Gate API URL (default: $SPINNAKER_GATE_URL)')
     .option('--cert <file>', 'client certificate (PEM) for x509 auth (or $SPINNAKER_CLIENT_CERT)')
     .option('--key <file>', 'client key (PEM) for x509 auth (or $SPINNAKER_CLIENT_KEY)')
-    .option('--ca <file>', 'CA bundle that signed Gate\'s certificate (or $SPINNAKER_CA_CERT)')
-    .option('--token-file <file>', 'file holding a bearer token (or $SPINNAKER_TOKEN / $SPINNAKER_TOKEN_FILE)');
+    .option('--ca <file>', "CA bundle that signed Gate's certificate (or $SPINNAKER_CA_CERT)")
+    .option(
+      '--token-file <file>',
+      'file holding a bearer token (or $SPINNAKER_TOKEN / $SPINNAKER_TOKEN_FILE)',
+    );
 }
 
 const GATE_AUTH_HELP = `
@@ -160,26 +185,40 @@ $SPINNAKER_PASSWORD_FILE), or a client certificate (--cert/--key). Secrets are n
 async function gateClient(flags: GateFlags): Promise<GateClient> {
   const { GateClient, gateAuthFrom } = await import('../../services/spinnaker.js');
   const url = flags.gate ?? process.env.SPINNAKER_GATE_URL;
-  if (!url) throw new InvalidInputError('no Gate URL: pass --gate https://gate.example.com or set SPINNAKER_GATE_URL');
+  if (!url)
+    throw new InvalidInputError(
+      'no Gate URL: pass --gate https://gate.example.com or set SPINNAKER_GATE_URL',
+    );
   if (!/^https?:\/\//.test(url)) throw new InvalidInputError(`--gate must be an http(s) URL, got "${url}"`);
-  return new GateClient(url, gateAuthFrom({ certFile: flags.cert, keyFile: flags.key, caFile: flags.ca, tokenFile: flags.tokenFile }));
+  return new GateClient(
+    url,
+    gateAuthFrom({ certFile: flags.cert, keyFile: flags.key, caFile: flags.ca, tokenFile: flags.tokenFile }),
+  );
 }
 
 export function registerSave(group: Command): void {
   gateOptions(
     group
       .command('save')
-      .description('save pipelines to Spinnaker through Gate (create, or update the pipeline with the same name in place)')
-      .argument('<file>', 'a release spec (rendered first) or pipeline JSON (config, list or Dinghy wrapper)'),
+      .description(
+        'save pipelines to Spinnaker through Gate (create, or update the pipeline with the same name in place)',
+      )
+      .argument(
+        '<file>',
+        'a release spec (rendered first) or pipeline JSON (config, list or Dinghy wrapper)',
+      ),
   )
-    .addHelpText('after', `${GATE_AUTH_HELP}
+    .addHelpText(
+      'after',
+      `${GATE_AUTH_HELP}
 
 The file is validated first; with any error nothing is sent (exit 2). Gate's refusal (HTTP 400) is shown.
 
 Examples:
   clover-cd pipeline save examples/sdc-canary.yaml --gate https://gate.example.com
   SPINNAKER_TOKEN=... clover-cd pipeline save pipeline.json --gate https://gate.example.com
-`)
+`,
+    )
     .action(
       action(async (file: string, flags: GateFlags, c: Command) => {
         const { configs } = await pipelinesFrom(file);
@@ -190,7 +229,12 @@ Examples:
           const r = results[results.length - 1];
           note(`${r.action} pipeline "${r.name}" in ${r.application} (id ${r.id})`);
         }
-        printResult(globalOptions(c).output, results, (rs) => table(['APPLICATION', 'NAME', 'ID', 'ACTION'], rs.map((r) => [r.application, r.name, r.id, r.action])));
+        printResult(globalOptions(c).output, results, (rs) =>
+          table(
+            ['APPLICATION', 'NAME', 'ID', 'ACTION'],
+            rs.map((r) => [r.application, r.name, r.id, r.action]),
+          ),
+        );
         return 0;
       }),
     );
@@ -213,28 +257,44 @@ export function registerExecute(group: Command): void {
       .description('start a pipeline execution through Gate and print its execution id')
       .argument('<application>', 'Spinnaker application')
       .argument('<name>', 'pipeline name')
-      .option('-p, --param <key=value>', 'pipeline parameter (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[]),
+      .option(
+        '-p, --param <key=value>',
+        'pipeline parameter (repeatable)',
+        (v: string, acc: string[]) => [...acc, v],
+        [] as string[],
+      ),
   )
-    .addHelpText('after', `${GATE_AUTH_HELP}
+    .addHelpText(
+      'after',
+      `${GATE_AUTH_HELP}
 
 Examples:
   clover-cd pipeline execute sdc http-lb-canary --gate https://gate.example.com
   id=$(clover-cd pipeline execute sdc http-lb-canary -p tag=opnfv-7.0.0) && clover-cd pipeline status "$id" --wait
-`)
+`,
+    )
     .action(
-      action(async (application: string, name: string, flags: GateFlags & { param: string[] }, c: Command) => {
-        const params = parseParams(flags.param);
-        const id = await (await gateClient(flags)).executePipeline(application, name, params);
-        printResult(globalOptions(c).output, { id, application, name }, (d) => d.id);
-        return 0;
-      }),
+      action(
+        async (application: string, name: string, flags: GateFlags & { param: string[] }, c: Command) => {
+          const params = parseParams(flags.param);
+          const id = await (await gateClient(flags)).executePipeline(application, name, params);
+          printResult(globalOptions(c).output, { id, application, name }, (d) => d.id);
+          return 0;
+        },
+      ),
     );
 }
 
 function describeExecution(e: PipelineExecution): string {
   const lines = [`${e.id}: ${e.status}${e.name ? ` (${e.application}/${e.name})` : ''}`];
   const stages = (e.stages ?? []).filter((s) => s.status && s.status !== 'NOT_STARTED');
-  if (stages.length) lines.push(table(['STAGE', 'TYPE', 'STATUS'], stages.map((s) => [s.name ?? s.refId ?? '?', s.type ?? '', s.status ?? ''])));
+  if (stages.length)
+    lines.push(
+      table(
+        ['STAGE', 'TYPE', 'STATUS'],
+        stages.map((s) => [s.name ?? s.refId ?? '?', s.type ?? '', s.status ?? '']),
+      ),
+    );
   return lines.join('\n');
 }
 
@@ -248,7 +308,9 @@ export function registerStatus(group: Command): void {
       .option('--interval <seconds>', 'poll interval with --wait', '2')
       .option('--timeout <seconds>', 'give up waiting after this long (exit 3)', '7200'),
   )
-    .addHelpText('after', `${GATE_AUTH_HELP}
+    .addHelpText(
+      'after',
+      `${GATE_AUTH_HELP}
 
 Exit codes: 0 SUCCEEDED, 1 TERMINAL / CANCELED / STOPPED, 3 still running (without --wait, or past --timeout),
 4 Gate unreachable.
@@ -256,30 +318,42 @@ Exit codes: 0 SUCCEEDED, 1 TERMINAL / CANCELED / STOPPED, 3 still running (witho
 Examples:
   clover-cd pipeline status 01HXYZ... --gate https://gate.example.com
   clover-cd pipeline status 01HXYZ... --wait --output json
-`)
+`,
+    )
     .action(
-      action(async (id: string, flags: GateFlags & { wait: boolean; interval: string; timeout: string }, c: Command) => {
-        const client = await gateClient(flags);
-        const interval = Number(flags.interval);
-        const timeout = Number(flags.timeout);
-        if (!(interval > 0) || !(timeout > 0)) throw new InvalidInputError('--interval and --timeout must be positive numbers of seconds');
-        let last = '';
-        const e = flags.wait
-          ? await client.waitForExecution(id, {
-              intervalMs: interval * 1000,
-              timeoutMs: timeout * 1000,
-              onPoll: (x) => {
-                const running = (x.stages ?? []).filter((s) => s.status === 'RUNNING').map((s) => s.name).join(', ');
-                const line = `${x.status}${running ? `: ${running}` : ''}`;
-                if (line !== last) note(line);
-                last = line;
-              },
-            })
-          : await client.getExecution(id);
-        printResult(globalOptions(c).output, e, describeExecution);
-        if (e.status === 'SUCCEEDED' || ['TERMINAL', 'CANCELED', 'STOPPED'].includes(e.status)) return (await import('../../services/spinnaker.js')).executionExitCode(e.status);
-        return ExitCode.inconclusive;
-      }),
+      action(
+        async (
+          id: string,
+          flags: GateFlags & { wait: boolean; interval: string; timeout: string },
+          c: Command,
+        ) => {
+          const client = await gateClient(flags);
+          const interval = Number(flags.interval);
+          const timeout = Number(flags.timeout);
+          if (!(interval > 0) || !(timeout > 0))
+            throw new InvalidInputError('--interval and --timeout must be positive numbers of seconds');
+          let last = '';
+          const e = flags.wait
+            ? await client.waitForExecution(id, {
+                intervalMs: interval * 1000,
+                timeoutMs: timeout * 1000,
+                onPoll: (x) => {
+                  const running = (x.stages ?? [])
+                    .filter((s) => s.status === 'RUNNING')
+                    .map((s) => s.name)
+                    .join(', ');
+                  const line = `${x.status}${running ? `: ${running}` : ''}`;
+                  if (line !== last) note(line);
+                  last = line;
+                },
+              })
+            : await client.getExecution(id);
+          printResult(globalOptions(c).output, e, describeExecution);
+          if (e.status === 'SUCCEEDED' || ['TERMINAL', 'CANCELED', 'STOPPED'].includes(e.status))
+            return (await import('../../services/spinnaker.js')).executionExitCode(e.status);
+          return ExitCode.inconclusive;
+        },
+      ),
     );
 }
 
@@ -287,7 +361,9 @@ Examples:
 export function pipelineCommand(program: Command): Command {
   const group = program
     .command('pipeline')
-    .description('Spinnaker pipelines: render from a release spec, validate, save through Gate, execute, follow')
+    .description(
+      'Spinnaker pipelines: render from a release spec, validate, save through Gate, execute, follow',
+    )
     .addHelpText(
       'after',
       `
@@ -299,7 +375,16 @@ Examples:
   clover-cd pipeline orca-config release.yaml > orca-local.yml   # preconfigured stages for Deck's picker
 `,
     );
-  for (const registerSub of [registerRender, registerValidate, registerSave, registerExecute, registerStatus, registerRun, registerOrcaConfig]) registerSub(group);
+  for (const registerSub of [
+    registerRender,
+    registerValidate,
+    registerSave,
+    registerExecute,
+    registerStatus,
+    registerRun,
+    registerOrcaConfig,
+  ])
+    registerSub(group);
   return group;
 }
 

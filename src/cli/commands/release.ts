@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import type { PlatformChoice, ReleaseProgress, ReleaseResult } from '../../stages/index.js';
+import { formatProblem } from '../../util/errors.js';
 import { formatDuration } from '../../util/units.js';
 import { checkOutputPaths } from '../output-paths.js';
 import { parseDurationMs } from '../../util/units.js';
@@ -14,12 +15,13 @@ import { onInterrupt } from '../interrupt.js';
 
 /** The engine loads when a verb runs, not for --help (the Kubernetes client alone takes about a second). */
 async function engine() {
-  const [{ loadSpec }, stages, { stageProperties, writeProperties }, { statusForExitCode }] = await Promise.all([
-    import('../../spec/load.js'),
-    import('../../stages/index.js'),
-    import('../../stages/properties.js'),
-    import('../../stages/server/jobs.js'),
-  ]);
+  const [{ loadSpec }, stages, { stageProperties, writeProperties }, { statusForExitCode }] =
+    await Promise.all([
+      import('../../spec/load.js'),
+      import('../../stages/index.js'),
+      import('../../stages/properties.js'),
+      import('../../server/jobs.js'),
+    ]);
   return { loadSpec, ...stages, stageProperties, writeProperties, statusForExitCode };
 }
 
@@ -33,9 +35,13 @@ function liveView(): (e: ReleaseProgress) => void {
     switch (e.type) {
       case 'start':
         steps = e.steps;
-        note(`release ${e.release}: ${e.strategy}, ${steps.map((s) => `${s.kind} ${s.weight}%`).join(' → ')}${e.resumed ? ` — resuming at ${e.state.phase}, step ${e.state.step + 1}` : ''}`);
+        note(
+          `release ${e.release}: ${e.strategy}, ${steps.map((s) => `${s.kind} ${s.weight}%`).join(' → ')}${e.resumed ? ` — resuming at ${e.state.phase}, step ${e.state.step + 1}` : ''}`,
+        );
         for (const p of e.samples) {
-          note(`  ${label(p.step)}: a healthy canary decides after ~${p.candidate} candidate requests${p.total !== undefined ? ` (${p.total} in total)` : ''}; window ${formatDuration(p.windowMs)} at least (a regression fails it sooner), up to ${formatDuration(p.maxWindowMs)} until the rules decide`);
+          note(
+            `  ${label(p.step)}: a healthy canary decides after ~${p.candidate} candidate requests${p.total !== undefined ? ` (${p.total} in total)` : ''}; window ${formatDuration(p.windowMs)} at least (a regression fails it sooner), up to ${formatDuration(p.maxWindowMs)} until the rules decide`,
+          );
         }
         break;
       case 'window':
@@ -43,11 +49,15 @@ function liveView(): (e: ReleaseProgress) => void {
           // Once the rate is known: when a healthy canary is expected to decide (a regression decides sooner).
           paced.add(e.step);
           const perS = (e.observed * 1000) / e.elapsedMs;
-          note(`${label(e.step)}: ${perS.toFixed(1)} candidate requests/s: a healthy canary decides in ~${formatDuration(Math.max(0, (e.planned / perS) * 1000 - e.elapsedMs))} more (plan ~${e.planned})`);
+          note(
+            `${label(e.step)}: ${perS.toFixed(1)} candidate requests/s: a healthy canary decides in ~${formatDuration(Math.max(0, (e.planned / perS) * 1000 - e.elapsedMs))} more (plan ~${e.planned})`,
+          );
         }
         if (e.closed) {
           const rate = e.elapsedMs > 0 ? (e.observed * 1000) / e.elapsedMs : 0;
-          note(`${label(e.step)}: window closed after ${formatDuration(e.elapsedMs)} with ${e.observed} candidate requests (${rate.toFixed(1)}/s; plan ~${e.planned}): ${e.decision ? `the rules decided ${e.decision.toUpperCase()}` : 'no decision yet at the longest window'}`);
+          note(
+            `${label(e.step)}: window closed after ${formatDuration(e.elapsedMs)} with ${e.observed} candidate requests (${rate.toFixed(1)}/s; plan ~${e.planned}): ${e.decision ? `the rules decided ${e.decision.toUpperCase()}` : 'no decision yet at the longest window'}`,
+          );
         }
         break;
       case 'ready':
@@ -59,14 +69,20 @@ function liveView(): (e: ReleaseProgress) => void {
       case 'load':
         if (Date.now() - lastLoad > 2000) {
           lastLoad = Date.now();
-          note(`${label(e.step)}: load ${e.sent} requests, ${e.errors} errors, ${formatDuration(e.elapsedS * 1000)}`);
+          note(
+            `${label(e.step)}: load ${e.sent} requests, ${e.errors} errors, ${formatDuration(e.elapsedS * 1000)}`,
+          );
         }
         break;
       case 'verdict':
-        note(`${label(e.step)}: verdict ${e.outcome.toUpperCase()} — ${e.summary}${e.bundlePath ? ` (evidence ${e.bundlePath})` : ''}`);
+        note(
+          `${label(e.step)}: verdict ${e.outcome.toUpperCase()} — ${e.summary}${e.bundlePath ? ` (evidence ${e.bundlePath})` : ''}`,
+        );
         break;
       case 'split':
-        note(`${label(e.step)}: observed ${e.candidate} candidate / ${e.stable} stable requests (weight ${e.weight}%): ${e.outcome}`);
+        note(
+          `${label(e.step)}: observed ${e.candidate} candidate / ${e.stable} stable requests (weight ${e.weight}%): ${e.outcome}`,
+        );
         break;
       case 'judgment':
         note(`${label(e.step)}: ${e.approved ? 'approved' : 'rejected'}`);
@@ -75,16 +91,20 @@ function liveView(): (e: ReleaseProgress) => void {
         note(`promoted: 100% to the candidate (${Math.round(e.ms)} ms)`);
         break;
       case 'rollback':
-        note(
-          `rolled back${e.reason ? ` (${e.reason})` : ''}${e.observed ? `: observed after rollback ${e.observed.stable} stable / ${e.observed.candidate} candidate requests` : ''}${e.check === 'unobserved' ? ' — not verified: no traffic reached the service during the check' : ''} (${Math.round(e.ms)} ms)`,
-        );
+        note(`rolled back${e.reason ? ` (${e.reason})` : ''}: ${e.verified} (${Math.round(e.ms)} ms)`);
         break;
     }
   };
 }
 
 const renderResult = (r: ReleaseResult) =>
-  [`release ${r.release}: ${r.state.phase}${r.resumed ? ' (resumed)' : ''}`, `  ${r.message}`, r.state.lastVerdict ? `  last verdict: ${r.state.lastVerdict.outcome} at step ${r.state.lastVerdict.step + 1} — ${r.state.lastVerdict.summary}` : '']
+  [
+    `release ${r.release}: ${r.state.phase}${r.resumed ? ' (resumed)' : ''}`,
+    `  ${r.message}`,
+    r.state.lastVerdict
+      ? `  last verdict: ${r.state.lastVerdict.outcome} at step ${r.state.lastVerdict.step + 1} — ${r.state.lastVerdict.summary}`
+      : '',
+  ]
     .filter(Boolean)
     .join('\n');
 
@@ -124,10 +144,19 @@ Examples:
       .description('run (or resume) the release of a spec')
       .argument('<spec>', 'release spec')
       .option('--auto-approve', 'approve judgment steps without asking')
-      .option('--restart', 'start again after a finished run of the same candidate')
+      .option(
+        '--restart',
+        'start again after a finished run of the same candidate (a rollback left half-way is finished first)',
+      )
       .option('--evidence-dir <dir>', 'where evidence bundles are written')
-      .option('--properties <file>', 'also write the outcome as a key=value file (Spinnaker Jenkins stage `propertyFile`)')
-      .option('--approve <step>', 'approve the judgment pending at this 1-based step (once), then go on; stops again at the next judgment')
+      .option(
+        '--properties <file>',
+        'also write the outcome as a key=value file (Spinnaker Jenkins stage `propertyFile`)',
+      )
+      .option(
+        '--approve <step>',
+        'approve the judgment pending at this 1-based step (once), then go on; stops again at the next judgment',
+      )
       .addHelpText(
         'after',
         `
@@ -142,49 +171,99 @@ Examples:
 `,
       ),
   ).action(
-    action(async (file: string, o: PlatformChoice & { autoApprove?: boolean; restart?: boolean; evidenceDir?: string; properties?: string; approve?: string }, cmd: Command) => {
-      const approveStep = o.approve === undefined ? undefined : parseIntegerFlag('--approve', o.approve, { min: 1 });
-      const format = globalOptions(cmd).output;
-      checkOutputPaths([{ flag: '--properties', path: o.properties, createsFolders: true }]);
-      const { loadSpec, openPlatform, runRelease, writeProperties, stageProperties, statusForExitCode } = await engine();
-      const loaded = loadSpec(file);
-      const platform = await openPlatform(o);
-      const controller = new AbortController();
-      const stop = onInterrupt((why) => {
-        note(`${why}: stopping the load and rolling back to ${loaded.spec.service.stable}… (Ctrl-C again quits at once; the next run finishes the rollback)`);
-        controller.abort(new Error(why));
-      });
-      try {
-        const r = await runRelease(platform, loaded.spec, {
-          autoApprove: o.autoApprove,
-          restart: o.restart,
-          evidenceDir: o.evidenceDir,
-          baseDir: loaded.dir,
-          file,
-          signal: controller.signal,
-          onEvent: liveView(),
-          judge: (step) => (approveStep === step + 1 ? Promise.resolve(true) : process.stdin.isTTY ? ask(step) : Promise.resolve(undefined)),
+    action(
+      async (
+        file: string,
+        o: PlatformChoice & {
+          autoApprove?: boolean;
+          restart?: boolean;
+          evidenceDir?: string;
+          properties?: string;
+          approve?: string;
+        },
+        cmd: Command,
+      ) => {
+        const approveStep =
+          o.approve === undefined ? undefined : parseIntegerFlag('--approve', o.approve, { min: 1 });
+        const format = globalOptions(cmd).output;
+        checkOutputPaths([{ flag: '--properties', path: o.properties, createsFolders: true }]);
+        const { loadSpec, openPlatform, runRelease, writeProperties, stageProperties, statusForExitCode } =
+          await engine();
+        const loaded = loadSpec(file);
+        const platform = await openPlatform(o);
+        const controller = new AbortController();
+        const stop = onInterrupt((why) => {
+          note(
+            `${why}: stopping the load and rolling back to ${loaded.spec.service.stable}… (Ctrl-C again quits at once; the next run finishes the rollback)`,
+          );
+          controller.abort(new Error(why));
         });
-        printResult(format, r, renderResult);
-        if (o.properties) {
-          const v = r.state.lastVerdict;
-          writeProperties(o.properties, stageProperties({ action: 'release', release: r.release, exitCode: r.exitCode, status: statusForExitCode(r.exitCode), summary: r.message, weight: r.state.weight, verdict: v?.outcome, extra: r.awaitingJudgment !== undefined ? { [PHASE_PROPERTY]: AWAITING_JUDGMENT, [STEP_PROPERTY]: r.awaitingJudgment + 1 } : { [PHASE_PROPERTY]: r.state.phase, [STEP_PROPERTY]: r.state.step + 1 } }));
+        try {
+          const r = await runRelease(platform, loaded.spec, {
+            autoApprove: o.autoApprove,
+            restart: o.restart,
+            evidenceDir: o.evidenceDir,
+            file,
+            signal: controller.signal,
+            onEvent: liveView(),
+            judge: (step) =>
+              approveStep === step + 1
+                ? Promise.resolve(true)
+                : process.stdin.isTTY
+                  ? ask(step)
+                  : Promise.resolve(undefined),
+          });
+          printResult(format, r, renderResult);
+          if (o.properties) {
+            const v = r.state.lastVerdict;
+            writeProperties(
+              o.properties,
+              stageProperties({
+                action: 'release',
+                release: r.release,
+                exitCode: r.exitCode,
+                status: statusForExitCode(r.exitCode),
+                summary: r.message,
+                weight: r.state.weight,
+                verdict: v?.outcome,
+                extra:
+                  r.awaitingJudgment !== undefined
+                    ? { [PHASE_PROPERTY]: AWAITING_JUDGMENT, [STEP_PROPERTY]: r.awaitingJudgment + 1 }
+                    : { [PHASE_PROPERTY]: r.state.phase, [STEP_PROPERTY]: r.state.step + 1 },
+              }),
+            );
+          }
+          return r.exitCode;
+        } finally {
+          stop();
         }
-        return r.exitCode;
-      } finally {
-        stop();
-      }
-    }),
+      },
+    ),
   );
 
   platformOptions(
     release
       .command('status')
-      .description('show the release state kept with the routes, however the release was run (CLI, stage server, Jenkins)')
+      .description(
+        'show the release state kept with the routes, however the release was run (CLI, stage server, Jenkins)',
+      )
       .argument('<spec>', 'release spec')
-      .option('--watch', 'follow the release live until it ends: weights, step, time left in the window, samples collected vs planned, last verdict')
-      .option('--interval <duration>', 'with --watch: how often the state is read', (v: string) => (parseDurationFlag('--interval', v), v.trim()), '1s')
-      .option('--timeout <duration>', 'with --watch: stop watching after this long (exit 3 if the release has not ended)', (v: string) => (parseDurationFlag('--timeout', v), v.trim()), '6h')
+      .option(
+        '--watch',
+        'follow the release live until it ends: weights, step, time left in the window, samples collected vs planned, last verdict',
+      )
+      .option(
+        '--interval <duration>',
+        'with --watch: how often the state is read',
+        (v: string) => (parseDurationFlag('--interval', v), v.trim()),
+        '1s',
+      )
+      .option(
+        '--timeout <duration>',
+        'with --watch: stop watching after this long (exit 3 if the release has not ended)',
+        (v: string) => (parseDurationFlag('--timeout', v), v.trim()),
+        '6h',
+      )
       .addHelpText(
         'after',
         `
@@ -201,56 +280,87 @@ Examples:
 `,
       ),
   ).action(
-    action(async (file: string, o: PlatformChoice & { watch?: boolean; interval: string; timeout: string }, cmd: Command) => {
-      const { loadSpec, openPlatform, releaseStatus } = await engine();
-      const loaded = loadSpec(file);
-      if (o.watch) {
-        const controller = new AbortController();
-        const stop = onInterrupt(() => controller.abort());
-        try {
-          const { watchRelease } = await import('../watch.js'); // loads the engine: only when watching
-          return await watchRelease(await openPlatform(o), loaded.spec, {
-            intervalMs: parseDurationMs(o.interval),
-            timeoutMs: parseDurationMs(o.timeout),
-            tty: Boolean(process.stdout.isTTY),
-            write: (t) => void process.stdout.write(t),
-            signal: controller.signal,
-          });
-        } finally {
-          stop();
+    action(
+      async (
+        file: string,
+        o: PlatformChoice & { watch?: boolean; interval: string; timeout: string },
+        cmd: Command,
+      ) => {
+        const { loadSpec, openPlatform, releaseStatus, describeRollbackCheck } = await engine();
+        const loaded = loadSpec(file, { files: 'optional' }); // status reads the routes only
+        if (o.watch) {
+          const controller = new AbortController();
+          const stop = onInterrupt(() => controller.abort());
+          try {
+            const { watchRelease } = await import('../watch.js'); // loads the engine: only when watching
+            return await watchRelease(await openPlatform(o), loaded.spec, {
+              intervalMs: parseDurationMs(o.interval),
+              timeoutMs: parseDurationMs(o.timeout),
+              tty: Boolean(process.stdout.isTTY),
+              write: (t) => void process.stdout.write(t),
+              signal: controller.signal,
+            });
+          } finally {
+            stop();
+          }
         }
-      }
-      const r = { ...(await releaseStatus(await openPlatform(o), loaded.spec)), spec: loaded.spec };
-      const data = { release: r.release, strategy: r.plan.strategy, steps: r.plan.steps.map((s) => ({ kind: s.kind, weight: s.weight })), routes: r.routes, state: r.state ?? null };
-      printResult(globalOptions(cmd).output, data, (d) => {
-        if (!d.state) return `release ${d.release}: not started on this platform`;
-        const s = d.state;
-        return [
-          `release ${d.release} (${d.strategy}): ${s.phase}, candidate ${s.weight}%`,
-          table(
-            ['step', 'kind', 'weight', ''],
-            d.steps.map((st, i) => [String(i + 1), st.kind, `${st.weight}%`, i < s.step || s.phase === 'promoted' ? 'done' : i === s.step ? s.phase : '']),
-          ),
-          `routes: ${r.spec.service.stable} ${d.routes.stableWeight}% / ${r.spec.service.candidate} ${d.routes.weight}%${d.routes.matchRoute ? ' + match route' : ''}${d.routes.mirrorPercent ? ` (mirroring ${d.routes.mirrorPercent}%)` : ''}`,
-          ...(s.verdicts ?? []).map((v) => `verdict step ${v.step + 1}: ${v.outcome} at ${v.at} — ${v.summary}`),
-          !s.verdicts?.length && s.lastVerdict ? `last verdict: ${s.lastVerdict.outcome} (step ${s.lastVerdict.step + 1}) — ${s.lastVerdict.summary}` : '',
-          s.rollbackCheck ? `rollback check: ${s.rollbackCheck}` : '',
-          s.runId ? `run: ${s.runId}` : '',
-          s.reason ? `reason: ${s.reason}` : '',
-          `started ${s.startedAt}, updated ${s.updatedAt}`,
-        ]
-          .filter(Boolean)
-          .join('\n');
-      });
-      return 0;
-    }),
+        const r = { ...(await releaseStatus(await openPlatform(o), loaded.spec)), spec: loaded.spec };
+        const data = {
+          release: r.release,
+          strategy: r.plan.strategy,
+          steps: r.plan.steps.map((s) => ({ kind: s.kind, weight: s.weight })),
+          routes: r.routes,
+          state: r.state ?? null,
+        };
+        printResult(globalOptions(cmd).output, data, (d) => {
+          if (!d.state) return `release ${d.release}: not started on this platform`;
+          const s = d.state;
+          return [
+            `release ${d.release} (${d.strategy}): ${s.phase}, candidate ${s.weight}%`,
+            table(
+              ['step', 'kind', 'weight', ''],
+              d.steps.map((st, i) => [
+                String(i + 1),
+                st.kind,
+                `${st.weight}%`,
+                i < s.step || s.phase === 'promoted' ? 'done' : i === s.step ? s.phase : '',
+              ]),
+            ),
+            `routes: ${r.spec.service.stable} ${d.routes.stableWeight}% / ${r.spec.service.candidate} ${d.routes.weight}%${d.routes.matchRoute ? ' + match route' : ''}${d.routes.mirrorPercent ? ` (mirroring ${d.routes.mirrorPercent}%)` : ''}`,
+            ...(s.verdicts ?? []).map(
+              (v) => `verdict step ${v.step + 1}: ${v.outcome} at ${v.at} — ${v.summary}`,
+            ),
+            !s.verdicts?.length && s.lastVerdict
+              ? `last verdict: ${s.lastVerdict.outcome} (step ${s.lastVerdict.step + 1}) — ${s.lastVerdict.summary}`
+              : '',
+            s.window
+              ? `window of step ${s.window.step + 1}: ${new Date(s.window.start).toISOString()} – ${new Date(s.window.end).toISOString()}${s.window.loadRunId ? `, load run ${s.window.loadRunId}` : ''}${s.window.plannedSamples !== undefined ? `, ${s.window.observedSamples ?? '?'} of ${s.window.plannedSamples} planned candidate requests` : ''}; waiting for the gate`
+              : '',
+            s.rollbackCheck ? `rollback: ${describeRollbackCheck(r.spec, s)}` : '',
+            s.runId ? `run: ${s.runId}` : '',
+            s.reason ? `reason: ${s.reason}` : '',
+            `started ${s.startedAt}, updated ${s.updatedAt}`,
+          ]
+            .filter(Boolean)
+            .join('\n');
+        });
+        return 0;
+      },
+    ),
   );
 
-  platformOptions(release.command('abort').description('roll back a release in progress (from any shell) and verify traffic is back on stable').argument('<spec>', 'release spec').addHelpText('after', '\nExample:\n  clover-cd release abort release.yaml\n')).action(
+  platformOptions(
+    release
+      .command('abort')
+      .description('roll back a release in progress (from any shell) and verify traffic is back on stable')
+      .argument('<spec>', 'release spec')
+      .addHelpText('after', '\nExample:\n  clover-cd release abort release.yaml\n'),
+  ).action(
     action(async (file: string, o: PlatformChoice, cmd: Command) => {
       const { loadSpec, openPlatform, abortRelease } = await engine();
-      const loaded = loadSpec(file);
-      const r = await abortRelease(await openPlatform(o), loaded.spec, { baseDir: loaded.dir });
+      const loaded = loadSpec(file, { files: 'optional' }); // a rollback never depends on the load plan
+      for (const w of loaded.warnings ?? []) note(`warning: ${formatProblem(w)}`);
+      const r = await abortRelease(await openPlatform(o), loaded.spec, { file });
       printResult(globalOptions(cmd).output, r, renderResult);
       return r.exitCode;
     }),

@@ -16,11 +16,19 @@ interface TargetOptions {
   stateDir?: string;
 }
 
-const EXIT_CODES = '\nExit codes: 0 done; 2 invalid file, unknown workload or service (nothing changed); 4 the SDC control API is unreachable.\n';
+const EXIT_CODES =
+  '\nExit codes: 0 done; 2 invalid file, unknown workload or service (nothing changed); 4 the SDC control API is unreachable.\n';
 
 function targetOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--platform <kind>', 'sandbox: the running `clover-cd sandbox up`; kubernetes: the workload\'s own gRPC port, as Clover dialled it').choices(['sandbox', 'kubernetes']).default('sandbox'))
+    .addOption(
+      new Option(
+        '--platform <kind>',
+        "sandbox: the running `clover-cd sandbox up`; kubernetes: the workload's own gRPC port, as Clover dialled it",
+      )
+        .choices(['sandbox', 'kubernetes'])
+        .default('sandbox'),
+    )
     .option('--grpc <host:port>', 'SDC control API address (overrides --platform)')
     .option('--state-dir <dir>', 'sandbox state directory (default $CLOVER_CD_STATE_DIR or ./.clover-cd)');
 }
@@ -42,12 +50,20 @@ async function address(o: TargetOptions, clusterDefault: string): Promise<string
   const s = readState(dir);
   if (!s) {
     const { InfrastructureError } = await import('../../util/errors.js');
-    throw new InfrastructureError('sandbox', dir, 'no sandbox is running', 'start one with: clover-cd sandbox up --detach, or pass --platform kubernetes / --grpc');
+    throw new InfrastructureError(
+      'sandbox',
+      dir,
+      'no sandbox is running',
+      'start one with: clover-cd sandbox up --detach, or pass --platform kubernetes / --grpc',
+    );
   }
   return s.urls.grpc.replace(/^[a-z]+:\/\//, '');
 }
 
-async function withClient<T>(addr: string, fn: (c: import('../../services/sdc.js').SdcClient) => Promise<T>): Promise<T> {
+async function withClient<T>(
+  addr: string,
+  fn: (c: import('../../services/sdc.js').SdcClient) => Promise<T>,
+): Promise<T> {
   const { createSdcClient } = await import('../../services/sdc.js');
   const client = createSdcClient(addr);
   try {
@@ -60,7 +76,9 @@ async function withClient<T>(addr: string, fn: (c: import('../../services/sdc.js
 export function register(program: Command): void {
   const sdc = program
     .command('sdc')
-    .description("control the SDC sample's services with cloverctl's verbs and Clover's YAML files (lb backends, server routes, IDS rules)")
+    .description(
+      "control the SDC sample's services with cloverctl's verbs and Clover's YAML files (lb backends, server routes, IDS rules)",
+    )
     .addHelpText(
       'after',
       `
@@ -77,40 +95,86 @@ ${EXIT_CODES}`,
   const start = sdc.command('start').description('start the IDS (cloverctl start ids)');
   const stop = sdc.command('stop').description('stop the IDS (cloverctl stop ids)');
 
-  targetOptions(set.command('lb').description("replace an lb's backends from Clover's lbv*.yaml (server_name, lb_list[].url)").requiredOption('-f, --file <file>', "Clover's lb YAML"))
-    .addHelpText('after', `\nExamples:\n  clover-cd sdc set lb -f examples/clover/lbv2.yaml\n  clover-cd sdc set lb -f lbv1.yaml --grpc 10.0.0.12:50054\n${EXIT_CODES}`)
+  targetOptions(
+    set
+      .command('lb')
+      .description("replace an lb's backends from Clover's lbv*.yaml (server_name, lb_list[].url)")
+      .requiredOption('-f, --file <file>', "Clover's lb YAML"),
+  )
+    .addHelpText(
+      'after',
+      `\nExamples:\n  clover-cd sdc set lb -f examples/clover/lbv2.yaml\n  clover-cd sdc set lb -f lbv1.yaml --grpc 10.0.0.12:50054\n${EXIT_CODES}`,
+    )
     .action(
       action(async (o: TargetOptions & { file: string }, cmd: Command) => {
         const { parseCloverLb, applyCloverLb, clusterAddress } = await import('../../services/sdc-clover.js');
         const change = parseCloverLb(readDoc(o.file), o.file);
-        const r = await withClient(await address(o, clusterAddress('nginx', change.grpcHost)), (c) => applyCloverLb(c, change));
-        printResult(globalOptions(cmd).output, { workload: change.workload, backends: r.backends, message: r.message, ignored: change.ignored }, (d) => `${d.message}: ${d.workload} → ${d.backends.join(', ')}`);
-        return 0;
-      }),
-    );
-
-  targetOptions(set.command('server').description("replace a server's routes from Clover's server.yaml (locations[], files[])").requiredOption('-f, --file <file>', "Clover's server YAML"))
-    .addHelpText('after', `\nExample:\n  clover-cd sdc set server -f examples/clover/server.yaml\n${EXIT_CODES}`)
-    .action(
-      action(async (o: TargetOptions & { file: string }, cmd: Command) => {
-        const { parseCloverServer, applyCloverServer, clusterAddress } = await import('../../services/sdc-clover.js');
-        const change = parseCloverServer(readDoc(o.file), o.file);
-        const r = await withClient(await address(o, clusterAddress('nginx', change.grpcHost)), (c) => applyCloverServer(c, change));
-        printResult(globalOptions(cmd).output, { workload: change.workload, routes: r.routes, message: r.message, ignored: change.ignored }, (d) =>
-          [`${d.message}: ${d.workload}`, ...d.routes.map((x) => `  ${x.prefix ? 'prefix' : 'exact '} ${x.path} → ${x.status}`)].join('\n'),
+        const r = await withClient(await address(o, clusterAddress('nginx', change.grpcHost)), (c) =>
+          applyCloverLb(c, change),
+        );
+        printResult(
+          globalOptions(cmd).output,
+          { workload: change.workload, backends: r.backends, message: r.message, ignored: change.ignored },
+          (d) => `${d.message}: ${d.workload} → ${d.backends.join(', ')}`,
         );
         return 0;
       }),
     );
 
-  targetOptions(create.command('idsrules').description("add a Snort rule from Clover's idsrule_*.yaml (sid, protocol, msg, content, rev, ports, ips)").requiredOption('-f, --file <file>', "Clover's IDS rule YAML"))
-    .addHelpText('after', `\nThe rule applies to traffic mirrored to snort-ids from then on; alerts go to Redis (snort_events, snort_event:<id>).\n\nExample:\n  clover-cd sdc create idsrules -f examples/clover/idsrule_scan.yaml\n${EXIT_CODES}`)
+  targetOptions(
+    set
+      .command('server')
+      .description("replace a server's routes from Clover's server.yaml (locations[], files[])")
+      .requiredOption('-f, --file <file>', "Clover's server YAML"),
+  )
+    .addHelpText(
+      'after',
+      `\nExample:\n  clover-cd sdc set server -f examples/clover/server.yaml\n${EXIT_CODES}`,
+    )
     .action(
       action(async (o: TargetOptions & { file: string }, cmd: Command) => {
-        const { parseCloverIdsRule, addCloverIdsRule, clusterAddress } = await import('../../services/sdc-clover.js');
+        const { parseCloverServer, applyCloverServer, clusterAddress } =
+          await import('../../services/sdc-clover.js');
+        const change = parseCloverServer(readDoc(o.file), o.file);
+        const r = await withClient(await address(o, clusterAddress('nginx', change.grpcHost)), (c) =>
+          applyCloverServer(c, change),
+        );
+        printResult(
+          globalOptions(cmd).output,
+          { workload: change.workload, routes: r.routes, message: r.message, ignored: change.ignored },
+          (d) =>
+            [
+              `${d.message}: ${d.workload}`,
+              ...d.routes.map((x) => `  ${x.prefix ? 'prefix' : 'exact '} ${x.path} → ${x.status}`),
+            ].join('\n'),
+        );
+        return 0;
+      }),
+    );
+
+  targetOptions(
+    create
+      .command('idsrules')
+      .description(
+        "add a Snort rule from Clover's idsrule_*.yaml (sid, protocol, msg, content, rev, ports, ips)",
+      )
+      .requiredOption('-f, --file <file>', "Clover's IDS rule YAML"),
+  )
+    .addHelpText(
+      'after',
+      `\nThe rule applies to traffic mirrored to snort-ids from then on; alerts go to Redis (snort_events, snort_event:<id>).\n\nExample:\n  clover-cd sdc create idsrules -f examples/clover/idsrule_scan.yaml\n${EXIT_CODES}`,
+    )
+    .action(
+      action(async (o: TargetOptions & { file: string }, cmd: Command) => {
+        const { parseCloverIdsRule, addCloverIdsRule, clusterAddress } =
+          await import('../../services/sdc-clover.js');
         const rule = parseCloverIdsRule(readDoc(o.file), o.file);
         const r = await withClient(await address(o, clusterAddress('ids')), (c) => addCloverIdsRule(c, rule));
-        printResult(globalOptions(cmd).output, { sid: rule.sid, message: r.message, rules: r.ruleText }, (d) => `${d.message}: ${d.rules.find((t) => t.includes(`sid:${d.sid};`)) ?? d.sid}`);
+        printResult(
+          globalOptions(cmd).output,
+          { sid: rule.sid, message: r.message, rules: r.ruleText },
+          (d) => `${d.message}: ${d.rules.find((t) => t.includes(`sid:${d.sid};`)) ?? d.sid}`,
+        );
         return 0;
       }),
     );
@@ -119,12 +183,20 @@ ${EXIT_CODES}`,
     [start, 'start'],
     [stop, 'stop'],
   ] as const) {
-    targetOptions(parent.command('ids').description(`${verb} inspecting mirrored traffic (Clover's ${verb === 'start' ? 'StartSnort' : 'StopSnort, which also cleared its logs'})`))
+    targetOptions(
+      parent
+        .command('ids')
+        .description(
+          `${verb} inspecting mirrored traffic (Clover's ${verb === 'start' ? 'StartSnort' : 'StopSnort, which also cleared its logs'})`,
+        ),
+    )
       .addHelpText('after', `\nExample:\n  clover-cd sdc ${verb} ids\n${EXIT_CODES}`)
       .action(
         action(async (o: TargetOptions, cmd: Command) => {
           const m = await import('../../services/sdc-clover.js');
-          const r = await withClient(await address(o, m.clusterAddress('ids')), (c) => (verb === 'start' ? m.startCloverIds(c) : m.stopCloverIds(c)));
+          const r = await withClient(await address(o, m.clusterAddress('ids')), (c) =>
+            verb === 'start' ? m.startCloverIds(c) : m.stopCloverIds(c),
+          );
           printResult(globalOptions(cmd).output, r, (d) => d.message);
           return 0;
         }),

@@ -9,7 +9,10 @@ export function register(program: Command): void {
   const spec = program
     .command('spec')
     .description('create and check release specs (apiVersion clover-cd/v1, kind Release)')
-    .addHelpText('after', '\nExamples:\n  clover-cd spec init -f release.yaml\n  clover-cd spec validate examples/sdc-canary.yaml\n');
+    .addHelpText(
+      'after',
+      '\nExamples:\n  clover-cd spec init -f release.yaml\n  clover-cd spec validate examples/sdc-canary.yaml\n',
+    );
 
   spec
     .command('validate')
@@ -28,12 +31,38 @@ export function register(program: Command): void {
           import('../../validators/sample-size.js'),
           import('../../util/units.js'),
         ]);
-        const loaded = loadSpec(file);
+        const { output } = globalOptions(cmd);
+        let loaded;
+        try {
+          loaded = loadSpec(file);
+        } catch (err) {
+          // -o json|yaml: the findings are in the document as well as on stderr.
+          if (err instanceof InvalidInputError && output !== 'text')
+            printResult(
+              output,
+              {
+                valid: false,
+                file,
+                problems: err.problems.length ? err.problems : [{ file, path: '', message: err.message }],
+              },
+              () => '',
+            );
+          throw err;
+        }
         const { spec: s, strategyKind } = loaded;
         // A rule that cannot decide within maxWindow at the stated request rate is worth knowing before a release.
-        const window = s.strategy.canary?.window ?? s.strategy.blueGreen?.previewWindow ?? s.strategy.abTest?.window;
-        const weights = s.strategy.canary ? canaryWeights(s.strategy.canary) : [s.strategy.blueGreen ? 100 : 50];
-        const warnings = s.gate && window ? planWarnings(s.gate, weights.map((weight) => ({ weight, windowMs: parseDurationMs(window) }))) : [];
+        const window =
+          s.strategy.canary?.window ?? s.strategy.blueGreen?.previewWindow ?? s.strategy.abTest?.window;
+        const weights = s.strategy.canary
+          ? canaryWeights(s.strategy.canary)
+          : [s.strategy.blueGreen ? 100 : 50];
+        const warnings =
+          s.gate && window
+            ? planWarnings(
+                s.gate,
+                weights.map((weight) => ({ weight, windowMs: parseDurationMs(window) })),
+              )
+            : [];
         for (const w of warnings) note(`warning: ${w}`);
         const summary = {
           valid: true,
@@ -47,7 +76,7 @@ export function register(program: Command): void {
           rules: (s.gate?.rules ?? []).map((r) => Object.keys(r)[0]),
           warnings,
         };
-        printResult(globalOptions(cmd).output, summary, (d) =>
+        printResult(output, summary, (d) =>
           [
             `${d.file}: valid`,
             `  release   ${d.release} (${d.strategy}${d.steps ? ` ${d.steps.join('% → ')}%` : ''})`,
@@ -64,7 +93,10 @@ export function register(program: Command): void {
     .description('write a commented example release spec')
     .option('-f, --file <path>', 'file to write (default: print to stdout)')
     .option('--force', 'overwrite an existing file', false)
-    .addHelpText('after', '\nExample:\n  clover-cd spec init -f release.yaml && clover-cd spec validate release.yaml\n')
+    .addHelpText(
+      'after',
+      '\nExample:\n  clover-cd spec init -f release.yaml && clover-cd spec validate release.yaml\n',
+    )
     .action(
       action(async (opts: { file?: string; force: boolean }) => {
         const { SPEC_TEMPLATE } = await import('../../spec/init-template.js');

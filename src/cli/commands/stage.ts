@@ -1,5 +1,3 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import { exitCodeForStatus, STAGE_ACTIONS } from '../../contract/index.js';
 import type { ReleaseSpec } from '../../spec/types.js';
@@ -31,26 +29,51 @@ const ACTIONS: readonly string[] = STAGE_ACTIONS;
 /**
  * `clover-cd stage <action>`: one release action, as a Jenkins job or a Spinnaker Run Job runs it (the
  * generated jenkins / runJobManifest stages call exactly this). The same stage functions as the stage
- * server; the load window the gate judges is kept in the state directory between the two commands.
+ * server. Nothing is kept in the working directory: what a later action needs (the load window the gate
+ * judges) is kept by the engine with the release state, so each action may run in a pod or agent of its own.
  */
 export function register(program: Command): void {
   program
     .command('stage')
-    .description('run one release action (deploy|traffic|load|gate|promote|rollback) as a CI job or Run Job would, with an exit code and properties for Spinnaker')
+    .description(
+      'run one release action (deploy|traffic|load|gate|promote|rollback) as a CI job or Run Job would, with an exit code and properties for Spinnaker',
+    )
     .argument('<action>', ACTIONS.join('|'))
     .option('--spec <file>', 'release spec file')
-    .option('--spec-env <name>', 'environment variable holding the spec as JSON (Run Job) or base64 JSON (Jenkins SPEC parameter)')
+    .option(
+      '--spec-env <name>',
+      'environment variable holding the spec as JSON (Run Job) or base64 JSON (Jenkins SPEC parameter)',
+    )
     .option('--weight <percent>', 'candidate weight (traffic; the split rule of gate)')
-    .option('--step <n>', 'canary step, 1-based (traffic)')
-    .option('--window <duration>', "override the plan step's load window (load); by default the window comes from the plan")
-    .option('--execution-id <id>', 'the pipeline execution this action belongs to (default $CLOVER_CD_EXECUTION_ID): a new one starts a new release')
+    .option(
+      '--step <n>',
+      'plan step, 1-based (traffic, load, gate); empty means none, as a Run Job passes a blank step',
+    )
+    .option(
+      '--window <duration>',
+      "override the plan step's load window (load); by default the window comes from the plan",
+    )
+    .option(
+      '--execution-id <id>',
+      'the pipeline execution this action belongs to (default $CLOVER_CD_EXECUTION_ID): a new one starts a new release',
+    )
     .option('--platform <kind>', 'sandbox or kubernetes', 'kubernetes')
-    .option('--state-dir <dir>', 'sandbox state and the load window handed to the gate (default $CLOVER_CD_STATE_DIR or .clover-cd)')
+    .option(
+      '--state-dir <dir>',
+      'sandbox state directory, to reach a sandbox (default $CLOVER_CD_STATE_DIR or .clover-cd)',
+    )
     .option('--kubeconfig <file>', 'kubeconfig (platform kubernetes)')
     .option('--context <name>', 'kubeconfig context (platform kubernetes)')
     .option('--evidence-dir <dir>', 'where gate evidence bundles are written')
-    .option('--properties <file>', 'write the result as a key=value file (Spinnaker Jenkins stage `propertyFile`)')
-    .option('--property-format <format>', 'file (key=value) or spinnaker (SPINNAKER_PROPERTY_ lines on stdout, for Run Job)', 'file')
+    .option(
+      '--properties <file>',
+      'write the result as a key=value file (Spinnaker Jenkins stage `propertyFile`)',
+    )
+    .option(
+      '--property-format <format>',
+      'file (key=value) or spinnaker (SPINNAKER_PROPERTY_ lines on stdout, for Run Job)',
+      'file',
+    )
     .addHelpText(
       'after',
       `
@@ -58,6 +81,12 @@ Properties written (each becomes a stage output, \${CLOVER_CD_STATUS} etc.): CLO
 CLOVER_CD_EXIT_CODE, CLOVER_CD_STATUS, CLOVER_CD_SUMMARY, CLOVER_CD_WEIGHT, CLOVER_CD_VERDICT, CLOVER_CD_EVIDENCE.
 
 Exit codes: 0 succeeded, 1 gate failed, 3 inconclusive, 4 infrastructure error, 130 interrupted.
+
+Files the spec names (load.plan, service.candidateManifests) are read relative to the spec file's folder;
+with --spec-env, where there is no file, relative to the working directory (a rendered pipeline's spec
+carries them inline, so a Run Job or Jenkins build needs none). Each action keeps what the next one needs
+(the load window, the load run id, the planned sample size) with the release state on the routes: every
+action may run in its own pod, agent or empty folder.
 
 Examples:
   clover-cd stage traffic --spec release.yaml --weight 10 --properties build.properties
@@ -67,36 +96,54 @@ Examples:
     )
     .action(
       action(async (act: string, opts: StageOptions, cmd: Command) => {
-        if (!ACTIONS.includes(act)) throw new InvalidInputError(`unknown action "${act}"; expected one of ${ACTIONS.join(', ')}`);
-        if (!['file', 'spinnaker'].includes(opts.propertyFormat)) throw new InvalidInputError(`--property-format must be file or spinnaker, got "${opts.propertyFormat}"`);
+        if (!ACTIONS.includes(act))
+          throw new InvalidInputError(`unknown action "${act}"; expected one of ${ACTIONS.join(', ')}`);
+        if (!['file', 'spinnaker'].includes(opts.propertyFormat))
+          throw new InvalidInputError(
+            `--property-format must be file or spinnaker, got "${opts.propertyFormat}"`,
+          );
         checkOutputPaths([{ flag: '--properties', path: opts.properties, createsFolders: true }]);
         const params = {
-          weight: opts.weight === undefined ? undefined : parseIntegerFlag('--weight', opts.weight, { min: 0, max: 100 }),
-          step: opts.step === undefined ? undefined : parseIntegerFlag('--step', opts.step, { min: 1 }),
-          window: opts.window === undefined ? undefined : (parseDurationFlag('--window', opts.window), opts.window.trim()),
-          execution: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID) ? { id: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID)!, pipeline: process.env.CLOVER_CD_PIPELINE ?? '' } : undefined,
+          weight:
+            opts.weight === undefined
+              ? undefined
+              : parseIntegerFlag('--weight', opts.weight, { min: 0, max: 100 }),
+          step:
+            opts.step === undefined || opts.step === ''
+              ? undefined
+              : parseIntegerFlag('--step', opts.step, { min: 1 }),
+          window:
+            opts.window === undefined
+              ? undefined
+              : (parseDurationFlag('--window', opts.window), opts.window.trim()),
+          execution:
+            (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID)
+              ? {
+                  id: (opts.executionId ?? process.env.CLOVER_CD_EXECUTION_ID)!,
+                  pipeline: process.env.CLOVER_CD_PIPELINE ?? '',
+                }
+              : undefined,
         };
-        const spec = await readSpec(opts);
+        const spec = await readSpec(opts, act);
+        const { CLI_FLAGS, checkStepParams, stageRegistry, weightOfRequest } =
+          await import('../../stages/actions.js');
+        if (['traffic', 'load', 'gate'].includes(act))
+          checkStepParams(act as 'traffic', spec, params, CLI_FLAGS);
         const { openPlatform } = await import('../../stages/index.js');
-        const { stageRegistry, weightOfRequest } = await import('../../stages/server/bindings.js');
-        const { stageProperties, formatProperties, writeProperties } = await import('../../stages/properties.js');
-        const stateDir = opts.stateDir ?? process.env.CLOVER_CD_STATE_DIR ?? '.clover-cd';
-        const platform = await openPlatform({ platform: opts.platform, stateDir: opts.stateDir, kubeconfig: opts.kubeconfig, context: opts.context });
-        const fn = stageRegistry({ platform, baseDir: opts.spec ? join(opts.spec, '..') : undefined, evidenceDir: opts.evidenceDir })[act as 'gate']!;
-        const memoDir = join(stateDir, 'memo', spec.metadata.name);
-        const memo = {
-          get: async <T>(key: string) => {
-            try {
-              return JSON.parse(readFileSync(join(memoDir, `${key}.json`), 'utf8')) as T;
-            } catch {
-              return undefined;
-            }
-          },
-          set: async (key: string, value: unknown) => {
-            mkdirSync(memoDir, { recursive: true });
-            writeFileSync(join(memoDir, `${key}.json`), JSON.stringify(value));
-          },
-        };
+        const { stageProperties, formatProperties, writeProperties } =
+          await import('../../stages/properties.js');
+        const platform = await openPlatform({
+          platform: opts.platform,
+          stateDir: opts.stateDir,
+          kubeconfig: opts.kubeconfig,
+          context: opts.context,
+        });
+        const fn = stageRegistry({
+          platform,
+          evidenceDir: opts.evidenceDir,
+          file: opts.spec,
+          names: CLI_FLAGS,
+        })[act as 'gate']!;
         const ac = new AbortController();
         const stop = onInterrupt((why) => {
           note(`${why}: stopping and rolling back to ${spec.service.stable}…`);
@@ -104,7 +151,10 @@ Examples:
         });
         let out;
         try {
-          out = await fn(spec, params, ac.signal, (m) => note(m), { memo, jobId: `cli-${process.pid}`, attempt: 1 });
+          out = await fn(spec, params, ac.signal, (m) => note(m), {
+            jobId: `cli-${process.pid}`,
+            attempt: 1,
+          });
         } finally {
           stop();
         }
@@ -120,15 +170,37 @@ Examples:
           evidence: out.reports?.evidence,
         });
         if (opts.properties) writeProperties(opts.properties, props);
-        if (opts.propertyFormat === 'spinnaker') process.stdout.write(formatProperties(props, 'spinnaker-log'));
-        else printResult(globalOptions(cmd).output, { action: act, release: spec.metadata.name, status: out.status, exitCode, message: out.message, verdict: out.verdict, reports: out.reports }, (d) => `${d.release} ${d.action}: ${d.status}${d.message ? ` — ${d.message}` : ''}`);
+        if (opts.propertyFormat === 'spinnaker')
+          process.stdout.write(formatProperties(props, 'spinnaker-log'));
+        else
+          printResult(
+            globalOptions(cmd).output,
+            {
+              action: act,
+              release: spec.metadata.name,
+              status: out.status,
+              exitCode,
+              message: out.message,
+              verdict: out.verdict,
+              reports: out.reports,
+            },
+            (d) => `${d.release} ${d.action}: ${d.status}${d.message ? ` — ${d.message}` : ''}`,
+          );
         return exitCode;
       }),
     );
 }
 
-async function readSpec(opts: StageOptions): Promise<ReleaseSpec> {
-  if (opts.spec) return (await import('../../spec/load.js')).loadSpec(opts.spec).spec;
+/** Actions that send no load and deploy nothing: a load plan or manifest that is gone does not stop them. */
+const WITHOUT_FILES = ['traffic', 'promote', 'rollback'];
+
+async function readSpec(opts: StageOptions, act: string): Promise<ReleaseSpec> {
+  const files = WITHOUT_FILES.includes(act) ? 'optional' : 'required';
+  if (opts.spec) {
+    const loaded = (await import('../../spec/load.js')).loadSpec(opts.spec, { files });
+    for (const w of loaded.warnings ?? []) note(`warning: ${formatProblem(w)}`);
+    return loaded.spec;
+  }
   if (!opts.specEnv) throw new InvalidInputError('give the spec: --spec <file> or --spec-env <VAR>');
   const raw = process.env[opts.specEnv];
   if (!raw) throw new InvalidInputError(`environment variable ${opts.specEnv} is empty`);
@@ -138,10 +210,27 @@ async function readSpec(opts: StageOptions): Promise<ReleaseSpec> {
   } catch (err) {
     throw new InvalidInputError(`${opts.specEnv}: not JSON or base64 JSON: ${(err as Error).message}`);
   }
-  const { validateSpec } = await import('../../spec/validate.js');
+  const [{ validateSpec }, { resolveSpecFiles }] = await Promise.all([
+    import('../../spec/validate.js'),
+    import('../../spec/load.js'),
+  ]);
   // Rendered pipelines carry the candidate manifests inline: the job has no checkout of the spec's repository.
-  const inline = (await import('../../stages/inline-manifests.js')).splitInlineManifests(doc, `$${opts.specEnv}`);
-  const problems = [...inline.problems, ...validateSpec(inline.spec, `$${opts.specEnv}`, process.cwd())].filter((p) => p.severity !== 'warning');
-  if (problems.length) throw new InvalidInputError(`${opts.specEnv}: invalid release spec: ${problems.map(formatProblem).join('; ')}`, problems);
-  return inline.spec as ReleaseSpec;
+  const inline = (await import('../../stages/inline-manifests.js')).splitInlineManifests(
+    doc,
+    `$${opts.specEnv}`,
+  );
+  // No file, no folder: files the spec still names are relative to the working directory (said in --help).
+  const base = process.cwd();
+  const problems = [
+    ...inline.problems,
+    ...validateSpec(inline.spec, `$${opts.specEnv} (files relative to the working directory ${base})`, base, {
+      files: files === 'required',
+    }),
+  ].filter((p) => p.severity !== 'warning');
+  if (problems.length)
+    throw new InvalidInputError(
+      `${opts.specEnv}: invalid release spec: ${problems.map(formatProblem).join('; ')}`,
+      problems,
+    );
+  return resolveSpecFiles(inline.spec as ReleaseSpec, base);
 }

@@ -1,58 +1,29 @@
 /**
- * What Echo and Orca do with a trigger before the first stage starts (reference §1.1, §4.2, §4.8), and what
- * Clouddriver does with a deployManifest's required artifacts:
+ * What Orca does with a trigger before the first stage starts (test/conformance/kork-artifact-matching.json), after
+ * Echo fired it (trigger-events.ts), and what Clouddriver does with a deployManifest's required artifacts:
  * - parameter defaults: `trigger.parameters[name] ??= default`; a required parameter without either refuses;
- * - a docker event carries a `docker/image` artifact named `<registry>/<repository>` (Echo), and fires only when
- *   the tag matches the trigger's pattern (full match);
- * - every expected artifact is bound to an incoming one (type/name/version/location/reference as full-match
- *   regexes), else to its default (its expressions evaluated with trigger and parameters), else — when the firing
- *   trigger expects it — the execution fails at start ("Unmatched expected artifact");
+ * - expected artifacts whose id the trigger lists, or that use a default or prior artifact, are resolved: from the
+ *   trigger's artifacts (exactly one may match), else the default (its expressions evaluated with trigger and
+ *   parameters); one that cannot be resolved fails the execution at start ("Unmatched expected artifact");
  * - a deployManifest binds its required artifacts: a container image equal to a docker/image artifact's name is
  *   replaced by its reference.
  */
 import type { KubeObject } from '../../services/platform.js';
 import { InvalidInputError } from '../../util/errors.js';
+import { artifactMatches, type Artifact } from '../artifact-match.js';
 import { resolveExpressions, type SpelContext } from './spel.js';
+import { fireTrigger, type TriggerEvent } from './trigger-events.js';
 
-export interface Artifact {
-  type: string;
-  name?: string;
-  version?: string;
-  location?: string;
-  reference?: string;
-  [k: string]: unknown;
-}
+export type { Artifact };
 interface ExpectedArtifact {
   id: string;
   matchArtifact?: Partial<Artifact>;
   useDefaultArtifact?: boolean;
+  usePriorArtifact?: boolean;
   defaultArtifact?: Artifact;
 }
 
 type Obj = Record<string, unknown>;
-const MATCH_FIELDS = ['type', 'name', 'version', 'location', 'reference'] as const;
-
-export function artifactMatches(match: Partial<Artifact>, a: Artifact): boolean {
-  return MATCH_FIELDS.every((f) => {
-    const pattern = match[f];
-    if (pattern === undefined || pattern === null || pattern === '') return true;
-    return new RegExp(`^(?:${String(pattern)})$`).test(String(a[f] ?? ''));
-  });
-}
-
-/** The docker trigger of `pipeline` that an event for `tag` fires, and the artifact Echo attaches. */
-function dockerEvent(pipeline: Obj, trigger: Obj): Obj {
-  const triggers = ((pipeline.triggers as Obj[] | undefined) ?? []).filter((t) => t.type === 'docker' && t.enabled !== false);
-  const t = triggers.find((x) => !trigger.repository || x.repository === trigger.repository);
-  if (!t) throw new InvalidInputError('a docker trigger run needs a pipeline with an enabled docker trigger', [{ path: 'triggers', message: 'no docker trigger' }]);
-  const tag = String(trigger.tag);
-  if (typeof t.tag === 'string' && t.tag && !new RegExp(`^(?:${t.tag})$`).test(tag)) {
-    throw new InvalidInputError(`tag "${tag}" does not match the docker trigger's tag pattern ${JSON.stringify(t.tag)}: Echo would not start the pipeline`, [{ path: 'trigger.tag', message: `expected a tag matching ${t.tag}` }]);
-  }
-  const name = t.registry ? `${t.registry}/${t.repository}` : String(t.repository);
-  const artifact: Artifact = { type: 'docker/image', name, version: tag, reference: `${name}:${tag}` };
-  return { ...trigger, account: t.account, registry: t.registry, repository: t.repository, expectedArtifactIds: t.expectedArtifactIds ?? [], artifacts: [...((trigger.artifacts as Artifact[] | undefined) ?? []), artifact] };
-}
 
 export interface PreparedTrigger {
   trigger: Obj;
@@ -60,28 +31,44 @@ export interface PreparedTrigger {
   bound: Map<string, Artifact>;
 }
 
-/** The trigger as the first stage sees it, and the bound expected artifacts; exit 2 when Orca would not start. */
-export function prepareTrigger(pipeline: Obj, given: Obj | undefined, spel: (trigger: Obj) => SpelContext): PreparedTrigger {
-  let trigger: Obj = { type: 'manual', user: 'clover-cd', ...(given ?? {}) };
-  if (trigger.type === 'docker' && trigger.tag !== undefined) trigger = dockerEvent(pipeline, trigger);
+/** The trigger as the first stage sees it, and the bound expected artifacts; exit 2 when Echo or Orca would not start. */
+export function prepareTrigger(
+  pipeline: Obj,
+  given: TriggerEvent | undefined,
+  spel: (trigger: Obj) => SpelContext,
+): PreparedTrigger {
+  let { trigger } = fireTrigger(pipeline, given);
   const parameters: Record<string, unknown> = { ...((trigger.parameters as Obj | undefined) ?? {}) };
   for (const p of (pipeline.parameterConfig as Obj[] | undefined) ?? []) {
     const name = String(p.name);
-    if (parameters[name] === undefined && p.default !== undefined && p.default !== null) parameters[name] = p.default;
-    if (parameters[name] === undefined && p.required === true) throw new InvalidInputError(`Required parameter ${name} is missing (Gate refuses the start)`, [{ path: `parameters.${name}`, message: 'required' }]);
+    if (parameters[name] === undefined && p.default !== undefined && p.default !== null)
+      parameters[name] = p.default;
+    if (parameters[name] === undefined && p.required === true)
+      throw new InvalidInputError(`Required parameter ${name} is missing (Gate refuses the start)`, [
+        { path: `parameters.${name}`, message: 'required' },
+      ]);
   }
   trigger = { ...trigger, parameters };
   const incoming = (trigger.artifacts as Artifact[] | undefined) ?? [];
   const expectedIds = new Set((trigger.expectedArtifactIds as string[] | undefined) ?? []);
   const bound = new Map<string, Artifact>();
   for (const raw of (pipeline.expectedArtifacts as ExpectedArtifact[] | undefined) ?? []) {
+    if (!expectedIds.has(raw.id) && !raw.useDefaultArtifact && !raw.usePriorArtifact) continue;
     const failures: string[] = [];
     const e = resolveExpressions(raw, spel(trigger), failures);
     if (failures.length) throw new InvalidInputError(`expected artifact "${raw.id}": ${failures.join('; ')}`);
-    const hit = incoming.find((a) => artifactMatches(e.matchArtifact ?? {}, a));
-    if (hit) bound.set(e.id, hit);
-    else if (e.useDefaultArtifact && e.defaultArtifact) bound.set(e.id, e.defaultArtifact);
-    else if (expectedIds.has(e.id)) throw new InvalidInputError(`Unmatched expected artifact ${JSON.stringify(e.matchArtifact)} could not be resolved (id "${e.id}")`);
+    const hits = incoming.filter((a) => artifactMatches(e.matchArtifact ?? {}, a));
+    if (hits.length > 1)
+      throw new InvalidInputError(
+        `Expected artifact ${JSON.stringify(e.matchArtifact)} matches multiple artifacts ${hits.map((a) => a.reference ?? a.name).join(', ')} (id "${e.id}"): Orca refuses to start`,
+      );
+    // A prior artifact would come from an earlier execution, which a local run does not have.
+    const resolved = hits[0] ?? (e.useDefaultArtifact ? e.defaultArtifact : undefined);
+    if (!resolved)
+      throw new InvalidInputError(
+        `Unmatched expected artifact ${JSON.stringify(e.matchArtifact)} could not be resolved (id "${e.id}"): Orca fails the execution at start`,
+      );
+    bound.set(e.id, resolved);
   }
   trigger.resolvedExpectedArtifacts = [...bound].map(([id, boundArtifact]) => ({ id, boundArtifact }));
   trigger.artifacts = [...incoming, ...[...bound.values()].filter((a) => !incoming.includes(a))];
@@ -93,7 +80,10 @@ export function requiredArtifacts(ctx: Obj, bound: Map<string, Artifact>): Artif
   const out: Artifact[] = [];
   const byId = (id: string) => {
     const a = bound.get(id);
-    if (!a) throw new Error(`required artifact "${id}" is not bound in this execution (no trigger artifact and no default)`);
+    if (!a)
+      throw new Error(
+        `required artifact "${id}" is not bound in this execution (no trigger artifact and no default)`,
+      );
     out.push(a);
   };
   for (const id of (ctx.requiredArtifactIds as string[] | undefined) ?? []) byId(id);
@@ -105,7 +95,10 @@ export function requiredArtifacts(ctx: Obj, bound: Map<string, Artifact>): Artif
 }
 
 /** Clouddriver's docker image binding: a container image equal to the artifact's name becomes its reference. */
-export function bindArtifacts(manifests: KubeObject[], artifacts: Artifact[]): { manifests: KubeObject[]; bound: Artifact[] } {
+export function bindArtifacts(
+  manifests: KubeObject[],
+  artifacts: Artifact[],
+): { manifests: KubeObject[]; bound: Artifact[] } {
   const images = artifacts.filter((a) => a.type === 'docker/image' && a.name && a.reference);
   const used = new Set<Artifact>();
   const bindPod = (pod: Obj | undefined) => {
@@ -123,7 +116,11 @@ export function bindArtifacts(manifests: KubeObject[], artifacts: Artifact[]): {
     const copy = JSON.parse(JSON.stringify(m)) as KubeObject;
     const spec = copy.spec as Obj | undefined;
     bindPod((spec?.template as Obj | undefined)?.spec as Obj | undefined);
-    bindPod(((spec?.jobTemplate as Obj | undefined)?.spec as Obj | undefined)?.template ? (((spec!.jobTemplate as Obj).spec as Obj).template as Obj).spec as Obj : undefined);
+    bindPod(
+      ((spec?.jobTemplate as Obj | undefined)?.spec as Obj | undefined)?.template
+        ? ((((spec!.jobTemplate as Obj).spec as Obj).template as Obj).spec as Obj)
+        : undefined,
+    );
     if (copy.kind === 'Pod') bindPod(spec);
     return copy;
   });

@@ -1,5 +1,5 @@
 /**
- * The subset of Spinnaker's SpEL (reference §5) that generated pipelines use, evaluated for local runs:
+ * The subset of Spinnaker's SpEL that generated pipelines use, evaluated for local runs:
  * literals, `execution` / `trigger` / `parameters` / stage outputs, `.prop` and `['key']` access,
  * `.toString()`, `#stage(name)`, `#stageByRefId(id)`, `#stageExists(name)`, `#judgment(name)`,
  * `== != < <= > >=`, `&& || !` (and `and or not`), `?:` and parentheses. Anything else is an error
@@ -128,7 +128,8 @@ export function evaluateSpel(expression: string, ctx: SpelContext): unknown {
   }
   function compare(): unknown {
     const left = postfix();
-    const op = toks[p]?.t === 'op' && ['==', '!=', '<', '<=', '>', '>='].includes(toks[p].v) ? toks[p++].v : undefined;
+    const op =
+      toks[p]?.t === 'op' && ['==', '!=', '<', '<=', '>', '>='].includes(toks[p].v) ? toks[p++].v : undefined;
     if (!op) return left;
     const right = postfix();
     switch (op) {
@@ -225,7 +226,8 @@ export function evaluateSpel(expression: string, ctx: SpelContext): unknown {
     }
   }
   function index(v: unknown, key: unknown): unknown {
-    if (v === null || v === undefined || typeof v !== 'object') throw new SpelError(`cannot read [${JSON.stringify(key)}] of ${JSON.stringify(v)}`);
+    if (v === null || v === undefined || typeof v !== 'object')
+      throw new SpelError(`cannot read [${JSON.stringify(key)}] of ${JSON.stringify(v)}`);
     return (v as Record<string, unknown>)[String(key)];
   }
 
@@ -261,7 +263,9 @@ export function resolveExpressions<T>(value: T, ctx: SpelContext, failures: stri
   }
   if (Array.isArray(value)) return value.map((v) => resolveExpressions(v, ctx, failures)) as T;
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolveExpressions(v, ctx, failures)])) as T;
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, resolveExpressions(v, ctx, failures)]),
+    ) as T;
   }
   return value;
 }

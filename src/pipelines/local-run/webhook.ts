@@ -3,10 +3,12 @@ import { sleep } from '../../util/retry.js';
 import { readJsonPath } from './jsonpath.js';
 
 /**
- * A Spinnaker `webhook` stage executed the way Orca does it (CreateWebhookTask + MonitorWebhookTask,
- * see the pipeline-format reference §3.11): the create call, failFastStatusCodes, retries on 5xx/429,
- * the status URL from the response / Location header / the URL itself, polling with the same headers,
- * statusJsonPath against the three comma-separated status lists, progressJsonPath, and the cancel call.
+ * A Spinnaker `webhook` stage executed the way Orca does it (CreateWebhookTask + MonitorWebhookTask; the rules
+ * are test/conformance/orca-webhook.json): the create call (failFastStatusCodes, default [504], TERMINAL; 5xx, 429
+ * and webhookRetryStatusCodes retried; any other error status — 401, 403, 404 — TERMINAL), the status URL from the
+ * response / Location header / the URL itself, polling with the same headers (`retries` per status, else 5xx, 429
+ * and retryStatusCodes retried, others TERMINAL), statusJsonPath against the three comma-separated status lists
+ * (a number: 100 is done), progressJsonPath, and the cancel call.
  */
 export interface WebhookStage {
   url: string;
@@ -49,7 +51,16 @@ export interface WebhookRunOptions {
   onProgress?: (message: string) => void;
 }
 
-const list = (s?: string) => new Set((s ?? '').split(',').map((x) => x.trim().toUpperCase()).filter(Boolean));
+/** Orca's webhook.defaultRetryStatusCodes, retried on the create call and on polls. */
+export const DEFAULT_RETRY_STATUS_CODES = [429];
+
+const list = (s?: string) =>
+  new Set(
+    (s ?? '')
+      .split(',')
+      .map((x) => x.trim().toUpperCase())
+      .filter(Boolean),
+  );
 
 function headersOf(h?: Record<string, string | string[]>): Record<string, string> {
   const out: Record<string, string> = {};
@@ -57,15 +68,37 @@ function headersOf(h?: Record<string, string | string[]>): Record<string, string
   return out;
 }
 
-export async function runWebhookStage(stage: WebhookStage, opts: WebhookRunOptions = {}): Promise<WebhookResult> {
-  const client = createHttpClient({ system: 'webhook target', baseURL: stage.url, retry: { attempts: 1 }, timeoutMs: 30_000 });
+export async function runWebhookStage(
+  stage: WebhookStage,
+  opts: WebhookRunOptions = {},
+): Promise<WebhookResult> {
+  const client = createHttpClient({
+    system: 'webhook target',
+    baseURL: stage.url,
+    retry: { attempts: 1 },
+    timeoutMs: 30_000,
+  });
   const headers = headersOf(stage.customHeaders);
   const request = (method: string, url: string, data?: unknown) =>
-    client.request<unknown>({ method, url, data, headers: { 'content-type': 'application/json', ...headers }, validateStatus: () => true });
+    client.request<unknown>({
+      method,
+      url,
+      data,
+      headers: { 'content-type': 'application/json', ...headers },
+      validateStatus: () => true,
+    });
   const interval = opts.pollIntervalMs ?? 1000;
   const deadline = Date.now() + (stage.stageTimeoutMs ?? 24 * 3600_000);
   const webhook: Record<string, unknown> = {};
-  const result = (status: WebhookStatus, message: string): WebhookResult => ({ status, message, context: { webhook, statusEndpoint: webhook.statusEndpoint as string | undefined } });
+  const result = (status: WebhookStatus, message: string): WebhookResult => ({
+    status,
+    message,
+    context: { webhook, statusEndpoint: webhook.statusEndpoint as string | undefined },
+  });
+  const refused = (message: string) => {
+    webhook.error = message;
+    return result('TERMINAL', message);
+  };
 
   // Create call.
   const failFast = new Set(stage.failFastStatusCodes ?? [504]);
@@ -75,10 +108,15 @@ export async function runWebhookStage(stage: WebhookStage, opts: WebhookRunOptio
     created = await request(stage.method ?? 'POST', stage.url, stage.payload);
     Object.assign(webhook, { statusCodeValue: created.status, headers: created.headers, body: created.data });
     if (created.status < 400) break;
-    if (failFast.has(created.status)) return result('TERMINAL', `create call answered ${created.status}, a fail-fast status code`);
-    const retryable = created.status >= 500 || created.status === 429 || createRetry.has(created.status);
-    if (!retryable) return result('TERMINAL', `create call answered ${created.status}: ${JSON.stringify(created.data)}`);
-    if (attempt >= (opts.createAttempts ?? 5) || Date.now() > deadline) return result('TERMINAL', `create call kept answering ${created.status}`);
+    if (failFast.has(created.status))
+      return refused(`create call answered ${created.status}, a fail-fast status code`);
+    const retryable =
+      created.status >= 500 ||
+      DEFAULT_RETRY_STATUS_CODES.includes(created.status) ||
+      createRetry.has(created.status);
+    if (!retryable) return refused(`create call answered ${created.status}: ${JSON.stringify(created.data)}`);
+    if (attempt >= (opts.createAttempts ?? 5) || Date.now() > deadline)
+      return result('TERMINAL', `create call kept answering ${created.status}`);
     await sleep(Math.min(interval * attempt, 5000), opts.signal);
   }
   if (!stage.waitForCompletion) return result('SUCCEEDED', `create call answered ${created.status}`);
@@ -92,7 +130,11 @@ export async function runWebhookStage(stage: WebhookStage, opts: WebhookRunOptio
     const r = readJsonPath(created.data, stage.statusUrlJsonPath);
     statusUrl = r.found && typeof r.value === 'string' ? r.value : undefined;
   }
-  if (!statusUrl) return result('TERMINAL', `The status URL couldn't be resolved (${resolution}${stage.statusUrlJsonPath ? ` ${stage.statusUrlJsonPath}` : ''})`);
+  if (!statusUrl)
+    return result(
+      'TERMINAL',
+      `The status URL couldn't be resolved (${resolution}${stage.statusUrlJsonPath ? ` ${stage.statusUrlJsonPath}` : ''})`,
+    );
   if (!/^https?:/.test(statusUrl)) statusUrl = new URL(statusUrl, stage.url).href;
   webhook.statusEndpoint = statusUrl;
   if (stage.waitBeforeMonitor) await sleep(stage.waitBeforeMonitor * 1000, opts.signal);
@@ -107,7 +149,9 @@ export async function runWebhookStage(stage: WebhookStage, opts: WebhookRunOptio
   webhook.monitor = monitor;
   const cancel = async () => {
     if (!stage.cancelEndpoint) return;
-    await request(stage.cancelMethod ?? 'POST', stage.cancelEndpoint, stage.cancelPayload ?? {}).catch(() => undefined);
+    await request(stage.cancelMethod ?? 'POST', stage.cancelEndpoint, stage.cancelPayload ?? {}).catch(
+      () => undefined,
+    );
   };
   for (;;) {
     if (opts.signal?.aborted) {
@@ -123,13 +167,22 @@ export async function runWebhookStage(stage: WebhookStage, opts: WebhookRunOptio
       await sleep(interval, opts.signal).catch(() => undefined);
       continue;
     }
-    pastStatusCodes.push(polled.status);
     Object.assign(monitor, { statusCodeValue: polled.status, body: polled.data, headers: polled.headers });
     if (polled.status >= 400) {
-      const retryable = polled.status >= 500 || polled.status === 429 || retryCodes.has(polled.status);
+      // A `retries` entry for the status counts the earlier polls that got it; otherwise 5xx, 429 and retryStatusCodes.
       const max = stage.retries?.[String(polled.status)]?.maxAttempts;
-      const seen = pastStatusCodes.filter((c) => c === polled.status).length;
-      if (!retryable || (max !== undefined && seen >= max)) return result('TERMINAL', `status URL answered ${polled.status}`);
+      const earlier = pastStatusCodes.filter((c) => c === polled.status).length;
+      const retry =
+        max !== undefined
+          ? earlier < max
+          : polled.status >= 500 ||
+            DEFAULT_RETRY_STATUS_CODES.includes(polled.status) ||
+            retryCodes.has(polled.status);
+      if (!retry) {
+        monitor.error = `status URL answered ${polled.status}`;
+        return result('TERMINAL', `status URL answered ${polled.status}`);
+      }
+      pastStatusCodes.push(polled.status);
     } else {
       if (stage.progressJsonPath) {
         const p = readJsonPath(polled.data, stage.progressJsonPath);
@@ -144,7 +197,7 @@ export async function runWebhookStage(stage: WebhookStage, opts: WebhookRunOptio
       monitor.resolvedValue = s.value;
       if (typeof s.value === 'number') {
         monitor.percentComplete = s.value;
-        if (s.value >= 100) return result('SUCCEEDED', '100% complete');
+        if (s.value === 100) return result('SUCCEEDED', '100% complete');
       } else {
         const v = String(s.value).toUpperCase();
         const msg = (monitor.progressMessage as string | undefined) ?? v;

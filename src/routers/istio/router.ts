@@ -30,9 +30,10 @@ export class IstioRouter implements TrafficRouter {
   }
 
   async prepare(): Promise<RouterSnapshot> {
+    // The managed route must exist: observeTarget names what is missing (exit 2) before anything is written.
+    const snap = this.snapshot(await requireVirtualService(this.platform, vsRef(this.plan.routing)));
     await ensureObjects(this.platform, [renderDestinationRule(this.spec)]);
-    // The managed route must exist: observeTarget names what is missing (exit 2) before anything moves.
-    return this.snapshot(await requireVirtualService(this.platform, vsRef(this.plan.routing)));
+    return snap;
   }
 
   async observe(): Promise<RouterSnapshot> {
@@ -44,14 +45,24 @@ export class IstioRouter implements TrafficRouter {
       const write = decide(this.snapshot(current));
       if (!write) return undefined;
       const annotations = stateAnnotations(write.state);
-      return write.target ? targetPatch(current, this.plan, write.target, annotations) : { metadata: { annotations } };
+      return write.target
+        ? targetPatch(current, this.plan, write.target, annotations)
+        : { metadata: { annotations } };
     });
     return this.snapshot(vs);
   }
 
-  verifySplit(target: TrafficTarget, observed: { stable: number; candidate: number }, confidence: number): SplitCheck {
+  verifySplit(
+    target: TrafficTarget,
+    observed: { stable: number; candidate: number },
+    confidence: number,
+  ): SplitCheck {
     // A match route sends the requests that match, a mirror copies them: neither has a share to check.
-    if (target.matchRoute) return { outcome: 'pass', reason: 'match route: the candidate gets the requests that match, not a share' };
+    if (target.matchRoute)
+      return {
+        outcome: 'pass',
+        reason: 'match route: the candidate gets the requests that match, not a share',
+      };
     return checkSplit(observed, target.weight, confidence);
   }
 }

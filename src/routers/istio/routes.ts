@@ -9,7 +9,13 @@
 import type { KubeObject } from '../../services/platform.js';
 import type { HttpMatchValue, ReleaseSpec } from '../../spec/types.js';
 import { InvalidInputError } from '../../util/errors.js';
-import { PREVIEW_HEADER, routingOf, type ReleasePlan, type ServiceRouting, type TrafficTarget } from '../../canary/plan.js';
+import {
+  PREVIEW_HEADER,
+  routingOf,
+  type ReleasePlan,
+  type ServiceRouting,
+  type TrafficTarget,
+} from '../../canary/plan.js';
 
 export const ISTIO_NETWORKING = 'networking.istio.io/v1beta1';
 export const ANNOTATION_PREFIX = 'clover-cd.io/';
@@ -35,10 +41,24 @@ export interface HttpRoute {
   [k: string]: unknown;
 }
 
-export const vsRef = (r: ServiceRouting) => ({ apiVersion: ISTIO_NETWORKING, kind: 'VirtualService', namespace: r.namespace, name: r.virtualService });
-export const drRef = (r: ServiceRouting) => ({ apiVersion: ISTIO_NETWORKING, kind: 'DestinationRule', namespace: r.namespace, name: r.destinationRule });
+export const vsRef = (r: ServiceRouting) => ({
+  apiVersion: ISTIO_NETWORKING,
+  kind: 'VirtualService',
+  namespace: r.namespace,
+  name: r.virtualService,
+});
+export const drRef = (r: ServiceRouting) => ({
+  apiVersion: ISTIO_NETWORKING,
+  kind: 'DestinationRule',
+  namespace: r.namespace,
+  name: r.destinationRule,
+});
 
-const destination = (r: ServiceRouting, subset: string, port?: number) => ({ host: r.host, subset, ...(port ? { port: { number: port } } : {}) });
+const destination = (r: ServiceRouting, subset: string, port?: number) => ({
+  host: r.host,
+  subset,
+  ...(port ? { port: { number: port } } : {}),
+});
 
 /** The DestinationRule: one subset per version, selected by the version label. */
 export function renderDestinationRule(spec: ReleaseSpec): KubeObject {
@@ -46,7 +66,11 @@ export function renderDestinationRule(spec: ReleaseSpec): KubeObject {
   return {
     apiVersion: ISTIO_NETWORKING,
     kind: 'DestinationRule',
-    metadata: { name: r.destinationRule, namespace: r.namespace, labels: { 'app.kubernetes.io/managed-by': 'clover-cd' } },
+    metadata: {
+      name: r.destinationRule,
+      namespace: r.namespace,
+      labels: { 'app.kubernetes.io/managed-by': 'clover-cd' },
+    },
     spec: {
       host: r.host,
       subsets: [r.stable, r.candidate].map((v) => ({ name: v, labels: { [r.versionLabel]: v } })),
@@ -60,7 +84,11 @@ export function renderVirtualService(spec: ReleaseSpec): KubeObject {
   return {
     apiVersion: ISTIO_NETWORKING,
     kind: 'VirtualService',
-    metadata: { name: r.virtualService, namespace: r.namespace, labels: { 'app.kubernetes.io/managed-by': 'clover-cd' } },
+    metadata: {
+      name: r.virtualService,
+      namespace: r.namespace,
+      labels: { 'app.kubernetes.io/managed-by': 'clover-cd' },
+    },
     spec: {
       hosts: [r.host],
       ...(spec.service.gateways ? { gateways: spec.service.gateways } : {}),
@@ -102,14 +130,31 @@ export function managedRouteIndex(vs: KubeObject, plan: ReleasePlan): number {
   const r = plan.routing;
   const routes = httpRoutes(vs);
   const toService = (route: HttpRoute, subset?: string) =>
-    (route.route ?? []).some((d) => sameHost(d.destination?.host ?? '', r) && (subset ? d.destination.subset === subset : d.destination.subset === r.stable || d.destination.subset === r.candidate));
-  const candidates = routes.map((route, i) => ({ route, i })).filter(({ route }) => !isOurs(route, plan.release) && toService(route));
-  const pick = candidates.find(({ route }) => toService(route, r.stable) && toService(route, r.candidate)) ?? candidates.find(({ route }) => !route.match?.length) ?? candidates[0];
+    (route.route ?? []).some(
+      (d) =>
+        sameHost(d.destination?.host ?? '', r) &&
+        (subset
+          ? d.destination.subset === subset
+          : d.destination.subset === r.stable || d.destination.subset === r.candidate),
+    );
+  const candidates = routes
+    .map((route, i) => ({ route, i }))
+    .filter(({ route }) => !isOurs(route, plan.release) && toService(route));
+  const pick =
+    candidates.find(({ route }) => toService(route, r.stable) && toService(route, r.candidate)) ??
+    candidates.find(({ route }) => !route.match?.length) ??
+    candidates[0];
   const i = pick ? pick.i : -1;
   if (i < 0) {
     throw new InvalidInputError(
       `VirtualService ${r.namespace}/${r.virtualService} has no HTTP route to ${r.host} subset ${r.stable} or ${r.candidate}; clover-cd manages the weights of such a route`,
-      [{ path: 'service.virtualService', message: `expected a route with destination {host: ${r.host}, subset: ${r.stable}}`, subject: `VirtualService ${r.virtualService}` }],
+      [
+        {
+          path: 'service.virtualService',
+          message: `expected a route with destination {host: ${r.host}, subset: ${r.stable}}`,
+          subject: `VirtualService ${r.virtualService}`,
+        },
+      ],
     );
   }
   return i;
@@ -123,7 +168,9 @@ function abMatches(plan: ReleasePlan, base: HttpRoute): HttpRoute['match'] {
   const bases = base.match?.length ? base.match : [{}];
   // Every A/B condition combined (AND) with every condition of the managed route: the candidate only
   // sees requests the managed route would have carried.
-  return bases.flatMap((b) => conditions.map((headers) => ({ ...b, headers: { ...(b.headers ?? {}), ...headers } })));
+  return bases.flatMap((b) =>
+    conditions.map((headers) => ({ ...b, headers: { ...(b.headers ?? {}), ...headers } })),
+  );
 }
 
 /** The `spec.http` the VirtualService should have for a target, computed from its current routes. */
@@ -133,11 +180,30 @@ export function routesForTarget(vs: KubeObject, plan: ReleasePlan, t: TrafficTar
   const i = managedRouteIndex({ ...vs, spec: { ...vs.spec, http: routes } }, plan);
   const managed = routes[i];
   const existing = managed.route ?? [];
-  const port = existing.find((d) => d.destination?.subset === r.stable)?.destination.port?.number ?? existing[0]?.destination?.port?.number;
-  const template = (subset: string) => existing.find((d) => d.destination?.subset === subset) ?? { destination: destination(r, subset, port) };
-  const stable = { ...template(r.stable), destination: { ...template(r.stable).destination, host: template(r.stable).destination.host ?? r.host, subset: r.stable } };
-  const candidate = { ...template(r.candidate), destination: { ...destination(r, r.candidate, port), host: stable.destination.host } };
-  const weighted: HttpRoute = { ...managed, route: [{ ...stable, weight: 100 - t.weight }, { ...candidate, weight: t.weight }] };
+  const port =
+    existing.find((d) => d.destination?.subset === r.stable)?.destination.port?.number ??
+    existing[0]?.destination?.port?.number;
+  const template = (subset: string) =>
+    existing.find((d) => d.destination?.subset === subset) ?? { destination: destination(r, subset, port) };
+  const stable = {
+    ...template(r.stable),
+    destination: {
+      ...template(r.stable).destination,
+      host: template(r.stable).destination.host ?? r.host,
+      subset: r.stable,
+    },
+  };
+  const candidate = {
+    ...template(r.candidate),
+    destination: { ...destination(r, r.candidate, port), host: stable.destination.host },
+  };
+  const weighted: HttpRoute = {
+    ...managed,
+    route: [
+      { ...stable, weight: 100 - t.weight },
+      { ...candidate, weight: t.weight },
+    ],
+  };
   delete weighted.mirror;
   delete weighted.mirrorPercentage;
   if (t.mirrorPercent) {
@@ -148,7 +214,12 @@ export function routesForTarget(vs: KubeObject, plan: ReleasePlan, t: TrafficTar
   out[i] = weighted;
   if (t.matchRoute) {
     const { name: _name, match: _match, route: _route, mirror: _m, mirrorPercentage: _mp, ...rest } = managed;
-    out.splice(i, 0, { ...rest, name: matchRouteName(plan.release), match: abMatches(plan, managed), route: [{ ...candidate, weight: 100 }] });
+    out.splice(i, 0, {
+      ...rest,
+      name: matchRouteName(plan.release),
+      match: abMatches(plan, managed),
+      route: [{ ...candidate, weight: 100 }],
+    });
   }
   return out;
 }
@@ -158,7 +229,9 @@ export function observeTarget(vs: KubeObject, plan: ReleasePlan): TrafficTarget 
   const routes = httpRoutes(vs);
   const managed = routes[managedRouteIndex(vs, plan)];
   const weightOf = (subset: string) =>
-    (managed.route ?? []).filter((d) => d.destination?.subset === subset).reduce((a, d) => a + (d.weight ?? ((managed.route ?? []).length === 1 ? 100 : 0)), 0);
+    (managed.route ?? [])
+      .filter((d) => d.destination?.subset === subset)
+      .reduce((a, d) => a + (d.weight ?? ((managed.route ?? []).length === 1 ? 100 : 0)), 0);
   return {
     weight: weightOf(plan.routing.candidate),
     stableWeight: weightOf(plan.routing.stable),
@@ -171,7 +244,16 @@ export function observeTarget(vs: KubeObject, plan: ReleasePlan): TrafficTarget 
  * Merge patch that sets a target — a step's, 100% stable (rollback) or 100% candidate (promotion) — with
  * the release state's annotations in the same write, so routes and state never disagree.
  */
-export function targetPatch(vs: KubeObject, plan: ReleasePlan, t: TrafficTarget, annotations: Record<string, string | null> = {}): Json {
-  const legacy = vs.metadata.annotations?.[LEGACY_ORIGINAL_ROUTES] !== undefined ? { [LEGACY_ORIGINAL_ROUTES]: null } : {};
-  return { metadata: { annotations: { ...legacy, ...annotations } }, spec: { http: routesForTarget(vs, plan, t) } };
+export function targetPatch(
+  vs: KubeObject,
+  plan: ReleasePlan,
+  t: TrafficTarget,
+  annotations: Record<string, string | null> = {},
+): Json {
+  const legacy =
+    vs.metadata.annotations?.[LEGACY_ORIGINAL_ROUTES] !== undefined ? { [LEGACY_ORIGINAL_ROUTES]: null } : {};
+  return {
+    metadata: { annotations: { ...legacy, ...annotations } },
+    spec: { http: routesForTarget(vs, plan, t) },
+  };
 }

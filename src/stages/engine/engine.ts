@@ -1,3 +1,4 @@
+// Over 400 lines: the release engine's actions (prepare, shift, load, analyze, decide, promote, rollback, by hand) share its state handling; window sizing and the rollback check are rooms of their own.
 /**
  * The release engine: the actions of a release — prepare, shift, load, analyse, promote, roll back — each
  * an event of the pure state machine (canary/machine.ts) committed through the traffic router together
@@ -12,14 +13,12 @@ import {
   nextAction,
   planRelease,
   PROMOTED_TARGET,
-  rulesForStep,
   sameTarget,
   STABLE_TARGET,
   stepProblem,
   targetOfStep,
   transition,
   buildPlan,
-  type ReleaseAction,
   type ReleaseEvent,
   type ReleasePlan,
   type ReleaseState,
@@ -30,29 +29,35 @@ import { readYamlFile } from '../../spec/load.js';
 import { createRouter, type RouterSnapshot, type TrafficRouter } from '../../routers/index.js';
 import type { Platform } from '../../services/platform.js';
 import type { ReleaseSpec } from '../../spec/types.js';
+import { recordChange } from '../../util/changes.js';
 import { InterruptedError, InvalidInputError } from '../../util/errors.js';
-import { sleep } from '../../util/retry.js';
 import { resolve } from 'node:path';
-import { canObserveSplit, observeSplit, openWindow, runGateStage } from '../gate.js';
-import { watchWindow } from './window.js';
-import { runLoadStage } from '../load.js';
+import { observeSplit, runGateStage } from '../gate.js';
+import { describeRollbackCheck, verifyOnStable } from './rollback-check.js';
 import { waitUntilReady } from './readiness.js';
-import type { AnalysisResult, EngineOptions, LoadWindow, ReleaseProgress, StepSamplePlan } from './types.js';
-import { plannedSamples, splitConfidence as splitConfidenceOf } from '../../validators/index.js';
+import type {
+  AnalysisResult,
+  EngineOptions,
+  JudgedWindow,
+  LoadWindow,
+  ReleaseProgress,
+  StepSamplePlan,
+} from './types.js';
+import { judgedWindow, recordWindow, runWindow, samplePlanOf, specForStep } from './window.js';
+import { describeAction, describeState, writtenChange } from './describe.js';
+import { splitConfidence as splitConfidenceOf } from '../../validators/index.js';
 
 /** The loaded plan, refused (exit 2, nothing changed) when a step cannot reach the gate's minSamples. */
-export function planFor(spec: ReleaseSpec, baseDir?: string, file?: string): ReleasePlan {
-  const raw = spec.load ? (typeof spec.load.plan === 'string' ? readYamlFile(resolve(baseDir ?? '.', spec.load.plan)) : spec.load.plan) : undefined;
+export function planFor(spec: ReleaseSpec, file?: string): ReleasePlan {
+  const raw = spec.load
+    ? typeof spec.load.plan === 'string'
+      ? readYamlFile(resolve(spec.load.plan))
+      : spec.load.plan
+    : undefined;
   return raw === undefined ? buildPlan(spec) : planRelease(spec, { loadPlan: raw, file });
 }
 
 const splitConfidence = (spec: ReleaseSpec): number => (spec.gate ? splitConfidenceOf(spec.gate) : 0.999);
-
-export const describeState = (s: ReleaseState): string => `${s.phase}${s.step >= 0 ? ` at step ${s.step + 1}${s.shifted ? ` (${s.weight}%)` : ''}` : ''}`;
-const describeAction = (a: ReleaseAction): string => ('step' in a ? `${a.kind} step ${a.step + 1}` : a.kind === 'done' ? `done (exit ${a.exitCode})` : a.kind);
-
-/** How many rollback verification bursts are sent before "the candidate still gets traffic" is believed. */
-const VERIFY_ATTEMPTS = 3;
 
 export class ReleaseEngine {
   readonly plan: ReleasePlan;
@@ -84,7 +89,9 @@ export class ReleaseEngine {
   /** Refuse to touch routes another release is in the middle of (exit 2, nothing changed). */
   private assertOwnership(s: ReleaseState | undefined): void {
     if (s && s.release !== this.plan.release && isActive(s)) {
-      throw new InvalidInputError(`${this.router.object} is in use by release "${s.release}" (${describeState(s)}); finish or abort it first: clover-cd release abort <its spec>`);
+      throw new InvalidInputError(
+        `${this.router.object} is in use by release "${s.release}" (${describeState(s)}); finish or abort it first: clover-cd release abort <its spec>`,
+      );
     }
   }
 
@@ -101,17 +108,27 @@ export class ReleaseEngine {
    * Apply `event` to the stored state and write the result together with the routes `target` asks for,
    * in one conflict-retried write. No write when neither the state nor the routes change.
    */
-  private async commit(event: ReleaseEvent, target?: (next: ReleaseState) => TrafficTarget | undefined): Promise<ReleaseState> {
+  private async commit(
+    event: ReleaseEvent,
+    target?: (next: ReleaseState) => TrafficTarget | undefined,
+  ): Promise<ReleaseState> {
     let next: ReleaseState | undefined;
-    await this.router.apply((cur) => {
+    let wrote = false;
+    const snap = await this.router.apply((cur) => {
       this.assertOwnership(cur.state);
       const base = this.ours(cur.state) ?? this.fresh();
       next = transition(this.plan, base, event, new Date());
       const t = target?.(next);
-      if (!t && next === base && cur.state) return undefined;
-      return { state: next, target: t };
+      wrote = !(!t && next === base && cur.state);
+      return wrote ? { state: next, target: t } : undefined;
     });
+    if (wrote) this.noteWrite(snap);
     return next!;
+  }
+
+  /** Said after every write: an error that follows reports what was written and how to finish (cli/main.ts). */
+  private noteWrite(snap: RouterSnapshot): void {
+    recordChange(writtenChange(this.spec, this.router.object, snap, this.ours(snap.state), this.opts.file));
   }
 
   // ---- actions -------------------------------------------------------------------------------------------
@@ -121,20 +138,31 @@ export class ReleaseEngine {
    * run in progress is resumed; a finished one is reported unless `restart` (or a new pipeline run) asks
    * for a new release.
    */
-  async prepare(opts: { restart?: boolean } = {}): Promise<{ state: ReleaseState; resumed: boolean; finished: boolean }> {
+  async prepare(
+    opts: { restart?: boolean } = {},
+  ): Promise<{ state: ReleaseState; resumed: boolean; finished: boolean }> {
     const cur = (await this.router.prepare()).state;
     this.assertOwnership(cur);
     const ours = this.ours(cur);
     const sameRun = ours && (this.opts.runId === undefined || ours.runId === this.opts.runId);
-    if (ours && sameRun && isActive(ours)) return { state: ours, resumed: ours.phase !== 'initialized', finished: false };
-    if (ours && sameRun && isTerminal(ours) && ours.candidate === this.spec.service.candidate && !opts.restart) return { state: ours, resumed: false, finished: true };
+    if (ours && sameRun && isActive(ours))
+      return { state: ours, resumed: ours.phase !== 'initialized', finished: false };
+    if (
+      ours &&
+      sameRun &&
+      isTerminal(ours) &&
+      ours.candidate === this.spec.service.candidate &&
+      !opts.restart
+    )
+      return { state: ours, resumed: false, finished: true };
     await this.waitReady();
     let fresh = this.fresh();
-    await this.router.apply((c) => {
+    const snap = await this.router.apply((c) => {
       this.assertOwnership(c.state);
       fresh = this.fresh();
       return { state: fresh };
     });
+    this.noteWrite(snap);
     return { state: fresh, resumed: false, finished: false };
   }
 
@@ -151,24 +179,48 @@ export class ReleaseEngine {
    * that stands before it is approved (the pipeline's own judgment stage has run); anything else is refused
    * (exit 2) naming where the release is. Returns the state, or 'done' when the action already happened.
    */
-  private async reconcile(want: 'shift' | 'analyze' | 'promote', step?: number): Promise<ReleaseState | 'done'> {
+  private async reconcile(
+    want: 'shift' | 'analyze' | 'promote',
+    step?: number,
+  ): Promise<ReleaseState | 'done'> {
     for (let i = 0; i <= this.plan.steps.length + 1; i++) {
       let s = await this.state();
-      if (!s || isTerminal(s) || (this.opts.runId && s.runId !== this.opts.runId)) {
-        // The first shift of a run prepares the release itself (readiness first); later actions need it.
-        if (want === 'shift' && step === 0) s = (await this.prepare({ restart: true })).state;
-        else throw new InvalidInputError(`${want}${step !== undefined ? ` step ${step + 1}` : ''}: release ${this.plan.release} has no release in progress${s ? ` (it is ${describeState(s)})` : ''}; run the deploy action (clover-cd stage deploy) or clover-cd release run first`);
-      }
+      const missing = this.notInProgress(s, want, step);
+      if (missing) throw new InvalidInputError(missing);
+      // The first shift of a run prepares the release itself (readiness first); later actions need it.
+      if (!this.inProgress(s)) s = (await this.prepare({ restart: true })).state;
       const a = nextAction(this.plan, s);
       if (a.kind === want && (step === undefined || ('step' in a && a.step === step))) return s;
       if (want === 'shift' && s.phase === 'progressing' && s.step === step && s.shifted) return 'done';
-      if ((a.kind === 'awaitJudgment' || a.kind === 'advance') && (want === 'promote' || (step !== undefined && a.step < step))) {
+      if (
+        (a.kind === 'awaitJudgment' || a.kind === 'advance') &&
+        (want === 'promote' || (step !== undefined && a.step < step))
+      ) {
         await this.commit({ type: 'approve' });
         continue;
       }
-      throw new InvalidInputError(`${want}${step !== undefined ? ` step ${step + 1}` : ''} cannot run now: release ${this.plan.release} is ${describeState(s)}; its next action is ${describeAction(a)}`);
+      throw new InvalidInputError(
+        `${want}${step !== undefined ? ` step ${step + 1}` : ''} cannot run now: release ${this.plan.release} is ${describeState(s)}; its next action is ${describeAction(a)}`,
+      );
     }
     throw new InvalidInputError(`${want}: release ${this.plan.release} did not reach that action`);
+  }
+
+  private inProgress(s: ReleaseState | undefined): s is ReleaseState {
+    return Boolean(s && !isTerminal(s) && !(this.opts.runId && s.runId !== this.opts.runId));
+  }
+
+  /**
+   * Why `want` (at 0-based `step`) cannot run for lack of a release in progress of this run, or undefined.
+   * Pure: the stage server asks it before answering 202 (`stageAdmission`), the actions before changing anything.
+   */
+  notInProgress(
+    s: ReleaseState | undefined,
+    want: 'shift' | 'analyze' | 'promote',
+    step?: number,
+  ): string | undefined {
+    if (this.inProgress(s) || (want === 'shift' && step === 0)) return undefined;
+    return `${want}${step !== undefined ? ` step ${step + 1}` : ''}: release ${this.plan.release} has no release in progress${s ? ` (it is ${describeState(s)})` : ''}; run the deploy action (clover-cd stage deploy) or clover-cd release run first`;
   }
 
   /** Shift traffic to step `k`'s target (0-based), once the candidate is ready. Idempotent. */
@@ -187,124 +239,125 @@ export class ReleaseEngine {
   /** `k` is 0-based; exit 2 naming the plan's steps when it names none. */
   checkStep(k: number): void {
     const problem = stepProblem(this.plan, k + 1);
-    if (problem) throw new InvalidInputError(`${this.plan.release}: ${problem}`, [{ path: 'step', message: problem }]);
+    if (problem)
+      throw new InvalidInputError(`${this.plan.release}: ${problem}`, [{ path: 'step', message: problem }]);
   }
 
   /** What each analysed step needs (candidate requests from the gate's rules), for printing before traffic moves. */
   samplePlan(): StepSamplePlan[] {
-    const out: StepSamplePlan[] = [];
-    for (const s of this.plan.steps) {
-      const need = this.plannedSamples(s.index);
-      if (need === undefined) continue;
-      out.push({ step: s.index, kind: s.kind, weight: s.weight, candidate: need.candidate, total: need.total, windowMs: s.windowMs, maxWindowMs: s.maxWindowMs });
-    }
-    return out;
-  }
-
-  private plannedSamples(k: number): { candidate: number; total?: number } | undefined {
-    const step = this.plan.steps[k];
-    if (!this.spec.gate || step.windowMs === 0) return undefined;
-    const weighted = step.kind === 'weight' || step.kind === 'switch';
-    const plan = plannedSamples({ ...this.spec.gate, rules: rulesForStep(this.spec.gate.rules, step) }, { weightPercent: weighted ? step.weight : undefined });
-    return { candidate: plan.candidate, total: plan.total };
+    return samplePlanOf(this.plan, this.spec);
   }
 
   /**
-   * Send the spec's load for step `k`'s window (or observe for the window when the spec has no load); the
-   * window is what `analyze` judges. While it is open the sequential gate looks at every scrape (window.ts): it
-   * closes at the first decision — a fail at any look, a pass once the plan's window is reached — or at the
-   * step's maxWindow, so a busy machine gets a longer window, and an obvious regression a short one. `windowMs`
-   * fixes the window (by hand only): it then runs its length.
+   * Run step `k`'s analysis window (`runWindow`: the spec's load, looked at by the sequential gate until
+   * the evidence decides, or the step's maxWindow) and keep it with the release state, its looks too: that
+   * is the window `analyze` judges, in this process or in the gate action's. `windowMs` fixes the window
+   * (by hand only): it then runs its length.
    */
   async runLoad(k: number, opts: { windowMs?: number } = {}): Promise<LoadWindow> {
     this.checkStep(k);
     const s = await this.reconcile('analyze', k);
     if (s === 'done') throw new InvalidInputError(`load step ${k + 1}: nothing to analyse`);
-    const step = this.plan.steps[k];
-    const minMs = opts.windowMs ?? step.windowMs;
-    const endpoints = this.platform.endpoints();
-    const planned = canObserveSplit(this.spec, endpoints) ? this.plannedSamples(k)?.candidate : undefined;
-    const maxMs = planned && opts.windowMs === undefined ? Math.max(minMs, step.maxWindowMs) : minMs;
-    const window = await openWindow(this.spec, endpoints);
-    // The load runs for the longest window; it is stopped as soon as the evidence is there.
-    const stop = new AbortController();
-    const onAbort = () => stop.abort(this.opts.signal?.reason);
-    this.opts.signal?.addEventListener('abort', onAbort, { once: true });
-    let loadDone = false;
-    const load = this.spec.load
-      ? runLoadStage(this.platform, this.spec, {
-          baseDir: this.opts.baseDir,
-          durationS: maxMs / 1000,
-          resultsDir: this.opts.evidenceDir,
-          signal: stop.signal,
-          onProgress: (p) => this.emit({ type: 'load', step: k, ...p }),
-        }).finally(() => (loadDone = true))
-      : undefined;
-    try {
-      const waitOrEnd = (ms: number) => Promise.race([sleep(ms, stop.signal).catch(() => undefined), load?.catch(() => undefined)]).then(() => undefined);
-      const weighted = step.kind === 'weight' || step.kind === 'switch';
-      const watched = await watchWindow(this.specForStep(k), endpoints, { step: k, window, minMs, maxMs, early: opts.windowMs === undefined, candidateWeight: weighted ? step.weight : undefined, plannedSamples: planned }, canObserveSplit(this.spec, endpoints), {
-        wait: waitOrEnd,
-        stopped: () => stop.signal.aborted || loadDone,
-        emit: this.emit,
-      });
-      if (!stop.signal.aborted) stop.abort(new Error('the analysis window is complete'));
-      const r = await load;
-      return { step: k, window, end: Date.now(), load: r?.load, plannedSamples: planned, observedSamples: watched.observed, sequence: watched.looks, minWindowMs: minMs };
-    } finally {
-      this.opts.signal?.removeEventListener('abort', onAbort);
-      if (!stop.signal.aborted) stop.abort(new Error('the analysis window is complete'));
-    }
+    const w = await runWindow(this.platform, this.spec, this.plan, k, {
+      ...opts,
+      evidenceDir: this.opts.evidenceDir,
+      signal: this.opts.signal,
+      emit: this.emit,
+    });
+    // Kept with the release, so the gate action judges exactly this window wherever it runs; a window cut
+    // short by an interrupt is never judged.
+    if (!this.opts.signal?.aborted) await this.commit({ type: 'windowClosed', window: recordWindow(w) });
+    return w;
   }
 
   /**
-   * Analyse step `k`: judge the given window (or run one), check the observed split, record the verdict.
-   * While the verdict is inconclusive and the plan allows another try, the engine runs another window
-   * itself — no host re-implements the retry. A verdict already recorded for `k` is returned as it is.
+   * Analyse step `k`: judge the window the load action closed for it (kept with the release state, however
+   * far away that action ran), or run one; check the observed split, record the verdict. Both paths judge
+   * the window as recorded. While the verdict is inconclusive and the plan allows another try, the engine
+   * runs another window itself — no host re-implements the retry. A verdict already recorded for `k` is
+   * returned as it is.
    */
-  async analyze(k: number, given?: LoadWindow): Promise<AnalysisResult> {
+  async analyze(k: number): Promise<AnalysisResult> {
     this.checkStep(k);
-    let w = given?.step === k ? given : undefined;
     for (;;) {
       let cur = await this.state();
       // A held step (inconclusive past every bound, onInconclusive: hold) is analysed again when asked.
       if (cur?.held && cur.step === k) cur = await this.commit({ type: 'resume' });
       const a = cur && nextAction(this.plan, cur);
       if (!cur || !a || a.kind !== 'analyze' || a.step !== k) {
-        if (cur?.lastVerdict?.step === k) return { outcome: cur.lastVerdict.outcome, summary: cur.lastVerdict.summary, state: cur };
+        if (cur?.lastVerdict?.step === k)
+          return { outcome: cur.lastVerdict.outcome, summary: cur.lastVerdict.summary, state: cur };
         await this.reconcile('analyze', k); // throws with where the release stands
       }
-      w ??= await this.runLoad(k);
-      if (this.opts.signal?.aborted) throw new InterruptedError('interrupted during the analysis window');
-      const result = await this.judge(k, w);
-      w = undefined;
+      if (cur?.window?.step !== k) {
+        await this.runLoad(k);
+        if (this.opts.signal?.aborted) throw new InterruptedError('interrupted during the analysis window');
+        cur = await this.state();
+      }
+      if (cur?.window?.step !== k) {
+        await this.reconcile('analyze', k); // another process moved the release meanwhile: says where it stands
+        throw new InvalidInputError(
+          `analyze step ${k + 1}: the window was not recorded with release ${this.plan.release}`,
+        );
+      }
+      const result = await this.judge(k, judgedWindow(cur.window));
       const next = nextAction(this.plan, result.state);
       if (next.kind === 'analyze' && next.step === k && !this.opts.signal?.aborted) continue;
       return result;
     }
   }
 
-  /** The spec a step is judged with: a mirror window only by the rules that can judge copies. */
-  private specForStep(k: number): ReleaseSpec {
-    const step = this.plan.steps[k];
-    return step.kind === 'mirror' && this.spec.gate ? { ...this.spec, gate: { ...this.spec.gate, rules: rulesForStep(this.spec.gate.rules, step) } } : this.spec;
-  }
-
-  private async judge(k: number, w: LoadWindow): Promise<AnalysisResult> {
+  private async judge(k: number, w: JudgedWindow): Promise<AnalysisResult> {
     const step = this.plan.steps[k];
     const weighted = step.kind === 'weight' || step.kind === 'switch';
-    const spec = this.specForStep(k);
-    const gate = await runGateStage(this.platform, spec, { window: w.window, end: w.end, load: w.load, candidateWeight: weighted ? step.weight : undefined, evidenceDir: this.opts.evidenceDir, plannedSamples: w.plannedSamples, sequence: w.sequence, minWindowMs: w.minWindowMs });
+    const spec = specForStep(this.spec, this.plan, k);
+    const gate = await runGateStage(this.platform, spec, {
+      window: w.window,
+      end: w.end,
+      load: w.load,
+      candidateWeight: weighted ? step.weight : undefined,
+      evidenceDir: this.opts.evidenceDir,
+      plannedSamples: w.plannedSamples,
+      sequence: w.sequence,
+      minWindowMs: w.minWindowMs,
+    });
     const v = gate.verdict;
-    this.emit({ type: 'verdict', step: k, outcome: v.outcome, summary: v.summary, bundlePath: gate.bundlePath });
-    const base = { bundlePath: gate.bundlePath, results: v.results.map((r) => ({ rule: r.rule, outcome: r.outcome, observed: r.observed, expected: r.expected, source: r.source, reason: r.reason })) };
-    if (weighted && v.outcome !== 'error') {
+    this.emit({
+      type: 'verdict',
+      step: k,
+      outcome: v.outcome,
+      summary: v.summary,
+      bundlePath: gate.bundlePath,
+    });
+    const base = {
+      bundlePath: gate.bundlePath,
+      results: v.results.map((r) => ({
+        rule: r.rule,
+        outcome: r.outcome,
+        observed: r.observed,
+        expected: r.expected,
+        source: r.source,
+        reason: r.reason,
+      })),
+    };
+    // A window whose counters could not be kept has its metrics source down in the bundle: the verdict is
+    // then an error or a fail, and there is no split to observe.
+    if (weighted && v.outcome !== 'error' && !w.window.problem) {
       // Not only the spec: the traffic the mesh actually carried must follow the weight.
       const { stable, candidate } = this.spec.service;
       const hop = gate.bundle.evidence.metrics?.hops[this.spec.service.name];
-      const counts = hop ? { stable: hop[stable]?.requests ?? 0, candidate: hop[candidate]?.requests ?? 0 } : await observeSplit(this.spec, this.platform.endpoints(), w.window);
+      const counts = hop
+        ? { stable: hop[stable]?.requests ?? 0, candidate: hop[candidate]?.requests ?? 0 }
+        : await observeSplit(this.spec, this.platform.endpoints(), w.window);
       const split = this.router.verifySplit(targetOfStep(step), counts, splitConfidence(this.spec));
-      this.emit({ type: 'split', step: k, weight: step.weight, ...counts, outcome: split.outcome, reason: split.reason });
+      this.emit({
+        type: 'split',
+        step: k,
+        weight: step.weight,
+        ...counts,
+        outcome: split.outcome,
+        reason: split.reason,
+      });
       if (split.outcome === 'fail') {
         const reason = `observed split ${counts.candidate}/${counts.stable + counts.candidate} on ${candidate}: ${split.reason}`;
         const state = await this.commit({ type: 'verificationFailed', reason });
@@ -318,7 +371,10 @@ export class ReleaseEngine {
   /** Record step `k`'s verdict with the release; the machine decides what follows (next step, judgment, rollback). */
   async recordVerdict(k: number, v: { outcome: VerdictOutcome; summary: string }): Promise<ReleaseState> {
     const s = await this.state();
-    if (!s || s.step !== k) throw new InvalidInputError(`a verdict for step ${k + 1} cannot be recorded: release ${this.plan.release} is ${s ? describeState(s) : 'not started'}`);
+    if (!s || s.step !== k)
+      throw new InvalidInputError(
+        `a verdict for step ${k + 1} cannot be recorded: release ${this.plan.release} is ${s ? describeState(s) : 'not started'}`,
+      );
     return this.commit({ type: 'verdict', outcome: v.outcome, summary: v.summary });
   }
 
@@ -326,7 +382,9 @@ export class ReleaseEngine {
   async decide(approved: boolean, reason?: string): Promise<ReleaseState> {
     const s = await this.state();
     if (s) this.emit({ type: 'judgment', step: s.step, approved });
-    return this.commit(approved ? { type: 'approve' } : { type: 'reject', reason: reason ?? 'rejected at judgment' });
+    return this.commit(
+      approved ? { type: 'approve' } : { type: 'reject', reason: reason ?? 'rejected at judgment' },
+    );
   }
 
   /** 100% to the candidate once the plan allows it (a pending last judgment counts as approved). */
@@ -356,11 +414,14 @@ export class ReleaseEngine {
    * verified on observed traffic. Starts the rollback when the release is not already rolling back
    * (`cause` says why: the pipeline or a person's rejection, or a rollback by hand).
    */
-  async rollback(opts: { cause?: 'abort' | 'rejected' | 'manual'; reason?: string } = {}): Promise<{ state: ReleaseState; changed: boolean; observed?: { stable: number; candidate: number } }> {
+  async rollback(
+    opts: { cause?: 'abort' | 'rejected' | 'manual'; reason?: string } = {},
+  ): Promise<{ state: ReleaseState; changed: boolean; observed?: { stable: number; candidate: number } }> {
     const t0 = performance.now();
     const before = await this.router.observe();
     const s = this.ours(before.state);
-    if (s?.phase === 'rolledBack' && sameTarget(before.routes, STABLE_TARGET)) return { state: s, changed: false };
+    if (s?.phase === 'rolledBack' && sameTarget(before.routes, STABLE_TARGET))
+      return { state: s, changed: false };
     if (!s || (s.phase !== 'rollingBack' && s.phase !== 'failed')) {
       const event: ReleaseEvent =
         opts.cause === 'manual' || !s || !isActive(s)
@@ -371,38 +432,33 @@ export class ReleaseEngine {
       await this.commit(event);
     }
     await this.commit({ type: 'restored' }, () => STABLE_TARGET);
-    const check = await this.verifyOnStable();
+    const check = await verifyOnStable(this.platform, this.spec, this.opts.verifyLoadS ?? 2);
     const state =
       check.check === 'failed'
         ? await this.commit({ type: 'verificationFailed', reason: check.reason! })
-        : await this.commit({ type: 'rolledBack', check: check.check });
-    this.emit({ type: 'rollback', ms: performance.now() - t0, reason: state.reason, observed: check.observed, check: state.rollbackCheck });
+        : await this.commit({
+            type: 'rolledBack',
+            check: check.check,
+            traffic: check.traffic,
+            note: check.note,
+          });
+    this.emit({
+      type: 'rollback',
+      ms: performance.now() - t0,
+      reason: state.reason,
+      observed: check.observed,
+      check: state.rollbackCheck,
+      verified: describeRollbackCheck(this.spec, state, check.observed),
+    });
     return { state, changed: true, observed: check.observed };
-  }
-
-  /**
-   * Short bursts of the spec's load after the routes went back to stable: the candidate must see none of
-   * them. Requests of a stopped load still in flight, or a mesh still applying the change, can reach the
-   * candidate in the first burst, so a bounded number of bursts is sent before that is believed.
-   */
-  private async verifyOnStable(): Promise<{ check: 'observed' | 'unobserved' | 'unchecked' | 'failed'; observed?: { stable: number; candidate: number }; reason?: string }> {
-    const seconds = this.opts.verifyLoadS ?? 2;
-    if (!this.spec.load || seconds <= 0 || !canObserveSplit(this.spec, this.platform.endpoints())) return { check: 'unchecked' };
-    let observed = { stable: 0, candidate: 0 };
-    for (let attempt = 1; attempt <= VERIFY_ATTEMPTS; attempt++) {
-      const w = await openWindow(this.spec, this.platform.endpoints());
-      await runLoadStage(this.platform, this.spec, { baseDir: this.opts.baseDir, durationS: seconds });
-      observed = await observeSplit(this.spec, this.platform.endpoints(), w);
-      if (observed.candidate === 0) return { check: observed.stable > 0 ? 'observed' : 'unobserved', observed };
-    }
-    const n = observed.stable + observed.candidate;
-    return { check: 'failed', observed, reason: `${observed.candidate} of ${n} requests still reached ${this.spec.service.candidate} in each of ${VERIFY_ATTEMPTS} checks after the routes went back to ${this.spec.service.stable}` };
   }
 
   // ---- by hand -------------------------------------------------------------------------------------------
 
   /** `traffic set`: any weight, or a step's target, recorded as set by hand; the release holds there. */
-  async setByHand(to: { weight: number } | { step: number }): Promise<{ changed: boolean; snapshot: RouterSnapshot }> {
+  async setByHand(
+    to: { weight: number } | { step: number },
+  ): Promise<{ changed: boolean; snapshot: RouterSnapshot }> {
     let target: TrafficTarget;
     let stepIndex: number | undefined;
     if ('step' in to) {
@@ -410,7 +466,8 @@ export class ReleaseEngine {
       stepIndex = to.step - 1;
       target = targetOfStep(this.plan.steps[stepIndex]);
     } else {
-      if (!Number.isInteger(to.weight) || to.weight < 0 || to.weight > 100) throw new InvalidInputError(`--weight must be an integer from 0 to 100, got ${to.weight}`);
+      if (!Number.isInteger(to.weight) || to.weight < 0 || to.weight > 100)
+        throw new InvalidInputError(`--weight must be an integer from 0 to 100, got ${to.weight}`);
       target = { weight: to.weight, matchRoute: false };
     }
     if (target.weight > 0 || target.matchRoute || target.mirrorPercent) await this.waitReady();
@@ -422,8 +479,12 @@ export class ReleaseEngine {
       const ours = this.ours(cur.state);
       const base = ours && isActive(ours) ? ours : this.fresh();
       const step = stepIndex ?? (base.step < 0 ? 0 : base.step);
-      return { state: transition(this.plan, base, { type: 'setByHand', weight: target.weight, step }, new Date()), target };
+      return {
+        state: transition(this.plan, base, { type: 'setByHand', weight: target.weight, step }, new Date()),
+        target,
+      };
     });
+    if (changed) this.noteWrite(snapshot);
     return { changed, snapshot };
   }
 
@@ -435,8 +496,12 @@ export class ReleaseEngine {
       const ours = this.ours(cur.state);
       if (sameTarget(cur.routes, PROMOTED_TARGET) && ours?.phase === 'promoted') return undefined;
       changed = true;
-      return { state: transition(this.plan, ours ?? this.fresh(), { type: 'promotedByHand' }, new Date()), target: PROMOTED_TARGET };
+      return {
+        state: transition(this.plan, ours ?? this.fresh(), { type: 'promotedByHand' }, new Date()),
+        target: PROMOTED_TARGET,
+      };
     });
+    if (changed) this.noteWrite(snapshot);
     return { changed, snapshot };
   }
 }

@@ -14,7 +14,7 @@ import type { EngineOptions } from './types.js';
 
 export interface RunReleaseOptions extends EngineOptions {
   autoApprove?: boolean;
-  /** Start again after a finished (promoted or rolled back) run of the same candidate. */
+  /** Start again after a finished (promoted or rolled back) run of the same candidate, or after a rollback left half-way (finished first). */
   restart?: boolean;
   /** Asked at a judgment step when not auto-approving; without it (or when it answers undefined) the run stops there (exit 3). */
   judge?: (step: number, state: ReleaseState) => Promise<boolean | undefined>;
@@ -30,7 +30,13 @@ export interface ReleaseResult {
   awaitingJudgment?: number;
 }
 
-const result = (engine: ReleaseEngine, state: ReleaseState, resumed: boolean, message?: string, exitCode = exitCodeOf(state)): ReleaseResult => ({
+const result = (
+  engine: ReleaseEngine,
+  state: ReleaseState,
+  resumed: boolean,
+  message?: string,
+  exitCode = exitCodeOf(state),
+): ReleaseResult => ({
   exitCode,
   release: engine.plan.release,
   state,
@@ -38,8 +44,12 @@ const result = (engine: ReleaseEngine, state: ReleaseState, resumed: boolean, me
   message: message ?? state.reason ?? state.phase,
 });
 
-export async function runRelease(platform: Platform, spec: ReleaseSpec, opts: RunReleaseOptions = {}): Promise<ReleaseResult> {
-  planFor(spec, opts.baseDir, opts.file); // exit 2, nothing changed, when a step cannot reach minSamples
+export async function runRelease(
+  platform: Platform,
+  spec: ReleaseSpec,
+  opts: RunReleaseOptions = {},
+): Promise<ReleaseResult> {
+  planFor(spec, opts.file); // exit 2, nothing changed, when a step cannot reach minSamples
   const engine = new ReleaseEngine(platform, spec, opts);
   const signal = opts.signal;
   let start: Awaited<ReturnType<ReleaseEngine['prepare']>>;
@@ -49,17 +59,44 @@ export async function runRelease(platform: Platform, spec: ReleaseSpec, opts: Ru
     if (!signal?.aborted) throw err;
     throw new InterruptedError('interrupted while preparing the release: no traffic was moved');
   }
+  if (opts.restart && start.state.phase === 'rollingBack') {
+    // Asked to release again while a rollback was left half-way (a killed run, a rollback that stopped with
+    // an error): finish it — traffic back on stable, checked — then start again, as asked.
+    const rb = await engine.rollback();
+    if (rb.state.phase !== 'rolledBack')
+      return result(
+        engine,
+        rb.state,
+        false,
+        `the unfinished rollback could not be verified, so the release was not started again: ${rb.state.reason ?? rb.state.phase}`,
+      );
+    start = await engine.prepare({ restart: true });
+  }
   if (start.finished) {
     const s = start.state;
-    return result(engine, s, false, `release ${engine.plan.release} already ${s.phase}${s.reason ? `: ${s.reason}` : ''} (run with --restart to release again)`);
+    return result(
+      engine,
+      s,
+      false,
+      `release ${engine.plan.release} already ${s.phase}${s.reason ? `: ${s.reason}` : ''} (run with --restart to release again)`,
+    );
   }
   if (start.state.held) start.state = await engine.resume();
-  opts.onEvent?.({ type: 'start', release: engine.plan.release, strategy: engine.plan.strategy, steps: engine.plan.steps.map((s) => ({ kind: s.kind, weight: s.weight })), resumed: start.resumed, state: start.state, samples: engine.samplePlan() });
+  opts.onEvent?.({
+    type: 'start',
+    release: engine.plan.release,
+    strategy: engine.plan.strategy,
+    steps: engine.plan.steps.map((s) => ({ kind: s.kind, weight: s.weight })),
+    resumed: start.resumed,
+    state: start.state,
+    samples: engine.samplePlan(),
+  });
 
   for (let guard = 0; guard < 1000; guard++) {
     // The stored state is the truth: another process (release abort, traffic set) may have moved it.
     let state = (await engine.state()) ?? start.state;
-    if (signal?.aborted && isActive(state) && state.phase !== 'rollingBack') state = await engine.abort('interrupted');
+    if (signal?.aborted && isActive(state) && state.phase !== 'rollingBack')
+      state = await engine.abort('interrupted');
     const action = nextAction(engine.plan, state);
     opts.onEvent?.({ type: 'state', state });
     try {
@@ -71,9 +108,22 @@ export async function runRelease(platform: Platform, spec: ReleaseSpec, opts: Ru
           await engine.analyze(action.step);
           break;
         case 'awaitJudgment': {
-          const approved = opts.autoApprove ? true : opts.judge ? await opts.judge(action.step, state) : undefined;
+          const approved = opts.autoApprove
+            ? true
+            : opts.judge
+              ? await opts.judge(action.step, state)
+              : undefined;
           if (approved === undefined) {
-            return { ...result(engine, state, start.resumed, `step ${action.step + 1} passed and waits for approval: re-run with --approve ${action.step + 1} (or --auto-approve) to go on, or run \`clover-cd release abort\` to roll back`, 3), awaitingJudgment: action.step };
+            return {
+              ...result(
+                engine,
+                state,
+                start.resumed,
+                `step ${action.step + 1} passed and waits for approval: re-run with --approve ${action.step + 1} (or --auto-approve) to go on, or run \`clover-cd release abort\` to roll back`,
+                3,
+              ),
+              awaitingJudgment: action.step,
+            };
           }
           await engine.decide(approved);
           break;
@@ -88,7 +138,13 @@ export async function runRelease(platform: Platform, spec: ReleaseSpec, opts: Ru
           await engine.rollback();
           break;
         case 'hold':
-          return result(engine, state, start.resumed, `${state.reason ?? `holding at step ${action.step + 1}`}`, 3);
+          return result(
+            engine,
+            state,
+            start.resumed,
+            `${state.reason ?? `holding at step ${action.step + 1}`}`,
+            3,
+          );
         case 'done':
           return result(engine, state, start.resumed);
       }
@@ -101,19 +157,41 @@ export async function runRelease(platform: Platform, spec: ReleaseSpec, opts: Ru
 }
 
 /** `release abort`: roll back now (from any process), verify, and record why. */
-export async function abortRelease(platform: Platform, spec: ReleaseSpec, opts: EngineOptions & { reason?: string } = {}): Promise<ReleaseResult> {
+export async function abortRelease(
+  platform: Platform,
+  spec: ReleaseSpec,
+  opts: EngineOptions & { reason?: string } = {},
+): Promise<ReleaseResult> {
   const engine = new ReleaseEngine(platform, spec, opts);
   const before = await engine.state();
   if (!before || (!isActive(before) && before.phase !== 'failed')) {
-    const message = before ? `nothing to abort: release ${before.release} is ${before.phase}${before.phase === 'promoted' ? ' (clover-cd traffic rollback moves traffic back by hand)' : ''}` : 'nothing to abort: no release state is recorded with the routes';
-    return result(engine, before ?? initialState(engine.plan, spec.service.candidate, new Date()), false, message, 0);
+    const message = before
+      ? `nothing to abort: release ${before.release} is ${before.phase}${before.phase === 'promoted' ? ' (clover-cd traffic rollback moves traffic back by hand)' : ''}`
+      : 'nothing to abort: no release state is recorded with the routes';
+    return result(
+      engine,
+      before ?? initialState(engine.plan, spec.service.candidate, new Date()),
+      false,
+      message,
+      0,
+    );
   }
-  if (isActive(before) && before.phase !== 'rollingBack') await engine.abort(opts.reason ?? 'aborted by the user');
+  if (isActive(before) && before.phase !== 'rollingBack')
+    await engine.abort(opts.reason ?? 'aborted by the user');
   const { state } = await engine.rollback();
   return result(engine, state, false, undefined, state.phase === 'rolledBack' ? 0 : exitCodeOf(state));
 }
 
-export async function releaseStatus(platform: Platform, spec: ReleaseSpec): Promise<{ exitCode: number; release: string; plan: ReleaseEngine['plan']; state?: ReleaseState; routes: Awaited<ReturnType<ReleaseEngine['observe']>>['routes'] }> {
+export async function releaseStatus(
+  platform: Platform,
+  spec: ReleaseSpec,
+): Promise<{
+  exitCode: number;
+  release: string;
+  plan: ReleaseEngine['plan'];
+  state?: ReleaseState;
+  routes: Awaited<ReturnType<ReleaseEngine['observe']>>['routes'];
+}> {
   const engine = new ReleaseEngine(platform, spec);
   const snap = await engine.observe();
   const state = snap.state && snap.state.release === engine.plan.release ? snap.state : undefined;

@@ -1,6 +1,6 @@
 /**
  * The beta-binomial mixture supermartingale of Howard, Ramdas, McAuliffe & Sekhon ("Time-uniform, nonparametric,
- * nonasymptotic confidence sequences", Ann. Statist. 49(2), 2021, §3.2; the same construction as
+ * nonasymptotic confidence sequences", Ann. Statist. 49(2), 2021, section 3.2; the same construction as
  * `BetaBinomialMixture` in github.com/gostevehoward/confseq, src/confseq/uniform_boundaries.h), the one building
  * block of the gate's always-valid tests on counts and on quantiles.
  *

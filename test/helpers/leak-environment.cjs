@@ -1,0 +1,59 @@
+/**
+ * Jest's node environment, plus a check at the end of each suite: whatever the suite left holding the
+ * worker's event loop open (servers, sockets, child processes, ref'd timers) is reported on stderr with the
+ * suite's name, since a worker that cannot exit is force-killed without saying which suite leaked.
+ * LEAK_CHECK=fail makes such a suite fail (used when hunting a leak); by default it only reports.
+ * Something started after a suite's teardown (a retry still running) escapes that check: a worker that jest
+ * has to stop (SIGTERM) prints what it still holds and the suites it ran, then exits.
+ */
+const NodeEnvironment = require('jest-environment-node').TestEnvironment;
+const { basename } = require('node:path');
+
+const count = (list) => list.reduce((m, k) => m.set(k, (m.get(k) ?? 0) + 1), new Map());
+const suitesRun = [];
+let onStop;
+
+class LeakCheckingEnvironment extends NodeEnvironment {
+  constructor(config, context) {
+    super(config, context);
+    this.suite = basename(context.testPath);
+  }
+
+  async setup() {
+    await super.setup();
+    // A worker's stdout/stderr pipes are opened on first use: open them now so a suite's first log line
+    // is not counted as something it left open.
+    void process.stdout;
+    void process.stderr;
+    this.before = count(process.getActiveResourcesInfo());
+    suitesRun.push(this.suite);
+    if (!onStop && process.send) {
+      onStop = () => {
+        const held = [...count(process.getActiveResourcesInfo())].map(([k, n]) => `${k} ×${n}`).join(', ');
+        process.stderr.write(`leak-check: worker stopped by jest holding ${held}; it ran ${suitesRun.join(', ')}\n`);
+        process.exit(1);
+      };
+      process.once('SIGTERM', onStop);
+    }
+  }
+
+  async teardown() {
+    // Closing servers and exiting children finish a few turns of the loop after the suite's afterAll:
+    // give them up to 200 loop turns (bounded), stopping as soon as nothing extra is left.
+    let extra = [];
+    for (let turn = 0; turn < 200; turn++) {
+      const now = count(process.getActiveResourcesInfo());
+      extra = [...now].filter(([k, n]) => n > (this.before.get(k) ?? 0) && k !== 'TTYWrap');
+      if (extra.length === 0) break;
+      await new Promise((r) => setTimeout(r, 10).unref());
+    }
+    if (extra.length) {
+      const what = extra.map(([k, n]) => `${k} ×${n - (this.before.get(k) ?? 0)}`).join(', ');
+      process.stderr.write(`leak-check: ${this.suite} left ${what} holding the worker open\n`);
+      if (process.env.LEAK_CHECK === 'fail') throw new Error(`${this.suite} left ${what} open`);
+    }
+    await super.teardown();
+  }
+}
+
+module.exports = LeakCheckingEnvironment;
