@@ -143,7 +143,11 @@ describe('windows sized by evidence', () => {
     const file = lab.writeSpec(
       'sized',
       { canary: { steps: [10], window: '1s' } },
-      { threads: 1, gate: { maxWindow: '90s' } },
+      {
+        threads: 1,
+        gate: { maxWindow: '90s' },
+        rules: [{ errorRate: { max: '1%' } }, { split: { confidence: 0.999 } }],
+      },
     );
     const events: ReleaseProgress[] = [];
     const r = await run(file, { onEvent: (e) => events.push(e) });

@@ -133,8 +133,10 @@ describe('gate on the sandbox', () => {
     expect(JSON.parse(r.stdout).verdict).toEqual(healthy.verdict);
   });
 
-  it('a candidate with a 20% abort fault fails on error rate and the comparison', async () => {
-    await sandbox.setFault('http-lb', 'v2', { errorRate: 0.2, abortStatus: 503 });
+  it('a candidate with a 30% abort fault fails on error rate and the comparison', async () => {
+    // ~170 candidate requests: the limit's test rejects from ~35 errors (20%), so a 20% fault fails only about
+    // half the draws; at 30% (~53 errors, σ ~6) all but about 1 in 1,000.
+    await sandbox.setFault('http-lb', 'v2', { errorRate: 0.3, abortStatus: 503 });
     try {
       const run = await loadAndGate();
       const r = byRule(run);

@@ -43,6 +43,17 @@ function sumBy(series: ScrapedSeries[], name: string, by: string[]): CounterIncr
   return [...sums.values()];
 }
 
+/**
+ * The series that moved; of a histogram that moved, every bucket — an empty bucket below the first full one
+ * is what places the quantiles (without it the lowest bound a quantile can be shown above is 0).
+ */
+function moved(series: CounterIncrease[]): CounterIncrease[] {
+  const histogram = (s: CounterIncrease) =>
+    s.name.endsWith('_bucket') ? JSON.stringify({ ...s.labels, le: undefined }) : undefined;
+  const live = new Set(series.filter((s) => s.value !== 0).map(histogram));
+  return series.filter((s) => s.value !== 0 || (histogram(s) !== undefined && live.has(histogram(s))));
+}
+
 export function scrapeProvider(targets: string[], families: string[]): MetricsProvider {
   const keep = (n: string) => families.includes(n) || families.includes(familyOf(n));
   const NO_BASELINE =
@@ -78,7 +89,7 @@ export function scrapeProvider(targets: string[], families: string[]): MetricsPr
         const qs = queries.filter((q) => q.series === name);
         const keys = [...new Set(qs.flatMap((q) => [...Object.keys(q.match ?? {}), ...q.by]))];
         const read = deltas.filter((s) => s.name === name && qs.some((q) => matches(s, q)));
-        increase.push(...sumBy(read, name, keys).filter((s) => s.value !== 0));
+        increase.push(...moved(sumBy(read, name, keys)));
       }
       return { start: w.start, increase, covered };
     },
