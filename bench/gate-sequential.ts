@@ -25,6 +25,8 @@ export interface RunOutcome {
   /** When the sequential gate decided (or the window ended): seconds and candidate requests. */
   seconds: number;
   candidates: number;
+  /** Candidate requests in the fixed window. */
+  fixedCandidates: number;
   /** Rules that failed in the sequential verdict. */
   failed: string[];
   /** The fixed window's bundle, for the other baselines. */
@@ -79,6 +81,7 @@ export function runSequential(s: Scenario, seed: number, o: SequentialOptions): 
     candidates: look.versions.v2?.requests ?? 0,
     failed: v.results.filter((r) => r.outcome === 'fail').map((r) => r.rule.split(' ')[0]),
     fixedBundle: fixedBundle!,
+    fixedCandidates: fixedBundle!.evidence.metrics!.hops['http-lb']?.v2?.requests ?? 0,
   };
 }
 

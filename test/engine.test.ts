@@ -181,6 +181,36 @@ describe('windows sized by evidence', () => {
     expect(r.exitCode).toBe(0);
   }, 150_000);
 
+  for (const healthy of [false, true]) {
+    it(
+      healthy
+        ? 'a healthy candidate with a 60 s step window is promoted once the window has run'
+        : 'a 30%-error candidate with a 60 s step window is rolled back within 20 s of the shift',
+      async () => {
+        if (!healthy) await lab.sb.setFault('http-lb', 'v2', { errorRate: 0.3 });
+        const file = lab.writeSpec(`early-${healthy ? 'ok' : 'bad'}`, {
+          canary: { steps: [20], window: '60s' },
+        });
+        const at: Partial<Record<ReleaseProgress['type'], number>> = {};
+        const r = await run(file, { onEvent: (e) => (at[e.type] ??= Date.now()) });
+        expect(r.exitCode).toBe(healthy ? 0 : 1);
+        expect(readState(await lab.vs())).toMatchObject({
+          phase: healthy ? 'promoted' : 'rolledBack',
+          weight: healthy ? 100 : 0,
+        });
+        if (healthy) {
+          // A pass waits for the step's window: the sequential tests cannot end it before then.
+          expect(at.promote! - at.shift!).toBeGreaterThanOrEqual(60_000);
+        } else {
+          // The rollback (observed traffic back on stable) is done well inside the window the step asked for.
+          expect(at.rollback! - at.shift!).toBeLessThan(20_000);
+          expect(r.state.rollbackCheck).toBe('observed');
+        }
+      },
+      180_000,
+    );
+  }
+
   it('onInconclusive: hold keeps the weight and stops with exit 3; the next run analyses the step again', async () => {
     const file = lab.writeSpec(
       'held',

@@ -5,6 +5,9 @@
  * early fail and early pass, the minimum window, and a bundle that replays to the same decision at the same look.
  */
 import { describe, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { allocateBudget } from '../src/validators/budget.js';
 import { RateRatioTest } from '../src/validators/sequential/counts.js';
 import { sequentialGateFor } from '../src/validators/sequential/judge.js';
@@ -22,6 +25,7 @@ import {
   SCENARIOS,
   type GateUnderTest,
 } from '../bench/gate-scenarios.js';
+import { runCli } from './helpers/cli.js';
 
 const ALPHA = 0.05;
 const THRESHOLD = Math.log(1 / ALPHA);
@@ -292,6 +296,25 @@ describe('the sequential gate', () => {
     expect(compare.reason).toMatch(
       /^v2 has more errors than v1 on \/, beyond chance \d+(\.\d)?s into the window \(evidence/,
     );
+  });
+
+  it('gate --replay re-runs the sequence to the same decision at the same moment', async () => {
+    const { g, bundle } = run('errors +2% on 2%', 60_002);
+    const dir = mkdtempSync(join(tmpdir(), 'gate-replay-'));
+    try {
+      const file = join(dir, 'bundle.json');
+      writeFileSync(file, JSON.stringify(bundle));
+      const r = await runCli(['gate', '--replay', file, '-o', 'json']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(1);
+      const replayed = JSON.parse(r.stdout).verdict;
+      expect(replayed.decision).toMatchObject({ outcome: 'fail', at: g.decision!.t, look: g.decision!.look });
+      expect(g.decision!.t).toBeLessThan(60_000);
+      const explained = await runCli(['gate', '--replay', file, '--explain']);
+      expect(explained.stdout).toContain(`look ${g.decision!.look} of ${bundle.sequence!.length}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the gate report draws each test over the window against its thresholds and marks the decision', () => {
