@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { SPEC_TEMPLATE } from '../src/spec/init-template.js';
 import type { GateRule } from '../src/spec/types.js';
 import type { EvidenceBundle, VersionCounts } from '../src/validators/types.js';
+import { testBundle } from './helpers/bundle.js';
 
 const counts = (requests: number, errors: number): VersionCounts => ({
   requests,
@@ -167,27 +168,19 @@ describe('spec validation of the budget', () => {
 });
 
 describe('the verdict spends the budget and says how', () => {
-  const bundle = (rules: GateRule[], extra: Partial<EvidenceBundle> = {}): EvidenceBundle => ({
-    kind: 'clover-cd/evidence',
-    version: 1,
-    createdAt: '2024-01-01T00:00:00.000Z',
-    release: 'r',
-    service: { name: 'http-lb', namespace: 'default', stable: 'v1', candidate: 'v2' },
-    window: { start: 0, end: 60_000 },
-    candidateWeight: 10,
-    minSamples: 30,
-    rules,
-    sources: [],
-    evidence: {
-      metrics: {
-        source: 'prometheus',
-        hops: { 'http-lb': { v1: counts(18000, 90), v2: counts(2000, 21) } },
-        latency: {},
-        missing: [],
+  const bundle = (rules: GateRule[], extra: Partial<EvidenceBundle> = {}): EvidenceBundle =>
+    testBundle(
+      rules,
+      {
+        metrics: {
+          source: 'prometheus',
+          hops: { 'http-lb': { v1: counts(18000, 90), v2: counts(2000, 21) } },
+          latency: {},
+          missing: [],
+        },
       },
-    },
-    ...extra,
-  });
+      { minSamples: 30, ...extra },
+    );
 
   it('a bundle with alpha judges each rule at its share and reports the allocation', () => {
     const rules: GateRule[] = [{ compareErrors: {} }, { errorRate: { max: '1%' } }];

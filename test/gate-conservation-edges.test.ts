@@ -13,6 +13,7 @@ import { createJaegerClient, eachDataElement, forEachTrace } from '../src/servic
 import type { GateRule } from '../src/spec/types.js';
 import { judgeFixed } from '../src/validators/verdict.js';
 import { mulberry32 } from '../bench/gate-scenarios.js';
+import { testBundle } from './helpers/bundle.js';
 import type { EvidenceBundle, VersionCounts } from '../src/validators/types.js';
 
 const counts = (requests: number): VersionCounts => ({ requests, errors: 0, codes: { '200': requests } });
@@ -30,17 +31,9 @@ function bundle(
   } = {},
 ): EvidenceBundle {
   const seconds = extra.seconds ?? 60;
-  return {
-    kind: 'clover-cd/evidence',
-    version: 1,
-    createdAt: '2024-01-01T00:00:00.000Z',
-    release: 'r',
-    service: { name: 'http-lb', namespace: 'default', stable: 'v1', candidate: 'v2' },
-    window: { start: 0, end: seconds * 1000 },
-    minSamples: 30,
-    rules: rule,
-    sources: [],
-    evidence: {
+  return testBundle(
+    rule,
+    {
       metrics: {
         source: 'scrape',
         hops: {
@@ -64,7 +57,8 @@ function bundle(
         ...(extra.incomplete ? { incomplete: extra.incomplete } : {}),
       },
     },
-  };
+    { window: { start: 0, end: seconds * 1000 }, candidateWeight: undefined, minSamples: 30 },
+  );
 }
 
 const judge = (b: EvidenceBundle) => judgeFixed(b).results[0];

@@ -13,7 +13,8 @@ import { cloverRoutes } from '../src/server/clover-routes.js';
 import { judgeBundle } from '../src/validators/index.js';
 import { plannedSamples } from '../src/validators/sample-size.js';
 import { compareProportions } from '../src/validators/stats.js';
-import type { EvidenceBundle, VersionCounts } from '../src/validators/types.js';
+import type { VersionCounts } from '../src/validators/types.js';
+import { testBundle } from './helpers/bundle.js';
 import { runCli } from './helpers/cli.js';
 import { mulberry32 } from '../bench/gate-scenarios.js';
 
@@ -35,26 +36,7 @@ function latencies(seed: number, sigma: number, change: (ms: number, z: number) 
   return { v1: draw(18_000, false), v2: draw(2_000, true) };
 }
 
-function bundle(
-  rules: GateRule[],
-  evidence: EvidenceBundle['evidence'],
-  extra: Partial<EvidenceBundle> = {},
-): EvidenceBundle {
-  return {
-    kind: 'clover-cd/evidence',
-    version: 1,
-    createdAt: '2024-01-01T00:00:00.000Z',
-    release: 'r',
-    service: { name: 'http-lb', namespace: 'default', stable: 'v1', candidate: 'v2' },
-    window: { start: 0, end: 60_000 },
-    candidateWeight: 10,
-    minSamples: 100,
-    rules,
-    sources: [],
-    evidence,
-    ...extra,
-  };
-}
+const bundle = testBundle;
 
 const traced = (durations: Record<string, number[]>) => ({
   traces: 0,
