@@ -110,7 +110,7 @@ describe('files: only by name from the content directory', () => {
     ['plans/big.yaml', /over the limit/],
     ['plans/missing.yaml', /not in the content directory/],
   ])('load.plan %s → 400 at spec.load.plan, answered at once, without the server path', async (plan, why) => {
-    const started = Date.now();
+    // A server that opened the FIFO would never answer: the test's own timeout catches that, not a clock.
     const r = await post('/api/v1/releases/rel-files/load', withPlan('rel-files', plan));
     expect(r.status).toBe(400);
     const text = await r.text();
@@ -119,7 +119,6 @@ describe('files: only by name from the content directory', () => {
       message: expect.stringMatching(why),
     });
     expect(text).not.toContain(root); // no absolute server path: no file-existence oracle
-    expect(Date.now() - started).toBeLessThan(2000);
   });
 
   it('candidate manifests by name are read from the content directory the same way', async () => {
