@@ -12,7 +12,7 @@ import { Counter, Histogram, Registry } from 'prom-client';
 import { openVisibilityStore } from '../src/services/redis.js';
 import { gateQueries, metricsProviderFor } from '../src/metrics/index.js';
 import { scrapeTargets } from '../src/services/scrape.js';
-import { judgedWindow, MAX_RECORDED_LOOKS_BYTES, recordWindow } from '../src/stages/engine/window.js';
+import { judgedWindow, recordWindow } from '../src/stages/engine/window.js';
 import type { ReleaseSpec } from '../src/spec/types.js';
 import { preflight, runGate, verdictExitCode } from '../src/validators/index.js';
 import { runCli } from './helpers/cli.js';
@@ -304,35 +304,6 @@ describe('direct scrape with counter deltas', () => {
       status: 'down',
       error: expect.stringMatching(/more than the release state keeps .*gate\.metrics\.source: prometheus/),
     });
-  });
-});
-
-describe('looks kept with the release state', () => {
-  it('a long window keeps every n-th look within the bound, the deciding (last) one always', () => {
-    const hist = { le: [5, 10, 25, 50, 100, 250, 500, 1000], counts: [0, 1, 2, 3, 4, 5, 6, 7] };
-    const looks = Array.from({ length: 600 }, (_, i) => ({
-      at: 1000 * (i + 1),
-      versions: { v1: { requests: 90 * i, errors: 0 }, v2: { requests: 10 * i, errors: 0 } },
-      latency: { v1: hist, v2: hist },
-      routeLatency: { '/': { v1: hist, v2: hist }, '/a': { v1: hist, v2: hist } },
-    }));
-    const short = judgedWindow(
-      recordWindow({ step: 0, window: { start: 0 }, end: 60_000, sequence: looks.slice(0, 60) }),
-    );
-    expect(short.sequence).toEqual(looks.slice(0, 60));
-    const kept = judgedWindow(
-      JSON.parse(
-        JSON.stringify(
-          recordWindow({ step: 0, window: { start: 0 }, end: 600_000, sequence: looks, minWindowMs: 60_000 }),
-        ),
-      ),
-    );
-    expect(JSON.stringify(kept.sequence).length).toBeLessThanOrEqual(MAX_RECORDED_LOOKS_BYTES);
-    expect(kept.sequence!.at(-1)).toEqual(looks.at(-1));
-    expect(kept.sequence!.length).toBeGreaterThan(1);
-    const times = kept.sequence!.map((l) => l.at);
-    expect(times).toEqual([...times].sort((a, b) => a - b));
-    expect(kept.minWindowMs).toBe(60_000);
   });
 });
 
