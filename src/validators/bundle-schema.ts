@@ -113,6 +113,7 @@ export const bundleSchema: Schema = obj(
           traces: count,
           spans: count,
           rootSpans: count,
+          rootMeanMs: { type: 'number', minimum: 0 },
           requests: {
             type: 'array',
             items: obj({ url: text, status: text, userAgent: text, count }, ['count']),

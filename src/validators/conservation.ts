@@ -61,8 +61,8 @@ export function traceSamplingRate(b: EvidenceBundle): { rate?: number; how: stri
  * covers a window shifted by up to one interval: under steady traffic the shifts at both edges cancel but
  * for Poisson noise over 2 × rate × interval, which is added to the noise term.
  */
-function edgeAllowance(b: EvidenceBundle, hop: string, count: number): number {
-  const latencyMs = b.evidence.metrics?.hopLatencyMs?.[hop];
+function edgeAllowance(b: EvidenceBundle, hop: string, count: number, spanMs?: number): number {
+  const latencyMs = Math.max(b.evidence.metrics?.hopLatencyMs?.[hop] ?? 0, spanMs ?? 0);
   const seconds = (b.window.end - b.window.start) / 1000;
   if (!latencyMs || seconds <= 0) return 0;
   const rate = count / seconds;
@@ -178,12 +178,19 @@ export function conservation(b: EvidenceBundle, r: Body<'conservation'>): Partia
         ? {
             value: first.value,
             name: first.hop,
-            tol: userTol(first.value) + edgeAllowance(b, first.hop, first.value),
+            // Root spans are counted by their start, the hop when it completes: the root spans' own length
+            // (ingress to response) is what can fall on either side of an edge.
+            tol: userTol(first.value) + edgeAllowance(b, first.hop, first.value, t.rootMeanMs),
           }
         : load
           ? { value: load.sent, name: 'load sent', tol: userTol(load.sent) }
           : undefined;
     const label = useTagged ? `root spans tagged ${load!.runId}` : 'root spans';
+    if (!useTagged && first && t.rootMeanMs !== undefined) {
+      const rootEdge = edgeAllowance(b, first.hop, first.value, t.rootMeanMs);
+      if (rootEdge > edgeAllowance(b, first.hop, first.value))
+        notes.push(`root spans ±${rootEdge} in flight (${+t.rootMeanMs.toFixed(1)} ms mean, start to end)`);
+    }
     // An unknown sampler beside metric counts: root spans that match them as they are were all kept; fewer are
     // a sample of unknown size, not a loss (more than the requests no sampling explains: they are still compared).
     const unknownShare =

@@ -107,6 +107,11 @@ export interface TraceEvidence {
   traces: number;
   spans: number;
   rootSpans: number;
+  /**
+   * Mean duration (ms) of the root spans, start to end: a root span is counted by its start, a mesh counter when
+   * the request completes, so this long at each edge a request can fall on either side.
+   */
+  rootMeanMs?: number;
   /** Root requests grouped by url × status × user agent. */
   requests: RequestGroup[];
   /** Spans at the gated service per version. */
