@@ -8,7 +8,7 @@
  *    errors, each one-sided at 1%, two groups 50/50, pass at 75);
  * 2. fixed vs sequential (the always-valid gate looking at every scrape, deciding early either way), with the
  *    naive peeking rate (the fixed tests re-run at every scrape) beside the sequential false alarms.
- * Targets are checked at the end (exit 1 if one is missed). GATE_SIM_SEED and GATE_SIM_ONLY=<name part> narrow it.
+ * Targets are checked at the end (exit 1 if one is missed). GATE_SIM_SEED and GATE_SIM_ONLY=<name part>[,<name part>…] narrow it.
  */
 import * as yaml from 'js-yaml';
 import { SPEC_TEMPLATE } from '../src/spec/init-template.js';
@@ -95,7 +95,7 @@ interface Row {
 const rows: Row[] = [];
 const only = process.env.GATE_SIM_ONLY;
 for (const [index, s] of SCENARIOS.entries()) {
-  if (only && !s.name.includes(only)) continue;
+  if (only && !only.split(',').some((part) => s.name.includes(part))) continue;
   const gate = gateFor(s.weight ?? 10);
   const row: Row = {
     s,
