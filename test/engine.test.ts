@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { loadSpec } from '../src/spec/load.js';
 import { promote, rollback, runRelease, type ReleaseProgress } from '../src/stages/index.js';
 import { readState } from '../src/routers/istio/state.js';
+import { judgeBundle, readBundle } from '../src/validators/index.js';
 import { VS, startReleaseLab, type ReleaseLab } from './helpers/release-lab.js';
 import { BIN, REPO } from './helpers/cli.js';
 import { waitFor } from './helpers/ports.js';
@@ -138,22 +139,26 @@ describe('other writers and rollbacks by hand', () => {
 });
 
 describe('windows sized by evidence', () => {
-  it('a window grows until the candidate has the requests the rules need, then the step is judged', async () => {
+  it('a window lasts until the rules decide, and the verdict replays to the same decision at the same look', async () => {
     const file = lab.writeSpec(
       'sized',
       { canary: { steps: [10], window: '1s' } },
-      { threads: 1, gate: { maxWindow: '90s' } },
+      {
+        threads: 1,
+        gate: { maxWindow: '90s' },
+        rules: [{ errorRate: { max: '1%' } }, { split: { confidence: 0.999 } }],
+      },
     );
     const events: ReleaseProgress[] = [];
     const r = await run(file, { onEvent: (e) => events.push(e) });
     const start = events.find((e): e is Extract<ReleaseProgress, { type: 'start' }> => e.type === 'start')!;
-    // errorRate 1%: 299 candidate requests show a clean candidate is below 1% (printed before traffic moves).
+    // errorRate 1%: ~925 candidate requests show an ordinary 0.25% rate is below 1% (printed before traffic moves).
     expect(start.samples).toEqual([
       expect.objectContaining({
         step: 0,
         weight: 10,
-        candidate: 299,
-        total: 2990,
+        candidate: 925,
+        total: 9250,
         windowMs: 1000,
         maxWindowMs: 90_000,
       }),
@@ -161,9 +166,50 @@ describe('windows sized by evidence', () => {
     const closed = events.find(
       (e): e is Extract<ReleaseProgress, { type: 'window' }> => e.type === 'window' && e.closed,
     )!;
-    expect(closed.observed).toBeGreaterThanOrEqual(299);
+    // A clean candidate is shown below 1% long before the longest window.
+    expect(closed).toMatchObject({
+      decision: 'pass',
+      rules: [{ rule: 0, kind: 'errorRate', state: 'pass' }],
+    });
+    expect(closed.elapsedMs).toBeLessThan(90_000);
+    const verdict = events.find(
+      (e): e is Extract<ReleaseProgress, { type: 'verdict' }> => e.type === 'verdict',
+    )!;
+    const bundle = readBundle(verdict.bundlePath!);
+    expect(bundle.sequence!.length).toBeGreaterThan(0);
+    expect(judgeBundle(bundle).decision).toMatchObject({ outcome: 'pass', look: bundle.sequence!.length });
     expect(r.exitCode).toBe(0);
   }, 150_000);
+
+  for (const healthy of [false, true]) {
+    it(
+      healthy
+        ? 'a healthy candidate with a 60 s step window is promoted once the window has run'
+        : 'a 30%-error candidate with a 60 s step window is rolled back within 20 s of the shift',
+      async () => {
+        if (!healthy) await lab.sb.setFault('http-lb', 'v2', { errorRate: 0.3 });
+        const file = lab.writeSpec(`early-${healthy ? 'ok' : 'bad'}`, {
+          canary: { steps: [20], window: '60s' },
+        });
+        const at: Partial<Record<ReleaseProgress['type'], number>> = {};
+        const r = await run(file, { onEvent: (e) => (at[e.type] ??= Date.now()) });
+        expect(r.exitCode).toBe(healthy ? 0 : 1);
+        expect(readState(await lab.vs())).toMatchObject({
+          phase: healthy ? 'promoted' : 'rolledBack',
+          weight: healthy ? 100 : 0,
+        });
+        if (healthy) {
+          // A pass waits for the step's window: the sequential tests cannot end it before then.
+          expect(at.promote! - at.shift!).toBeGreaterThanOrEqual(60_000);
+        } else {
+          // The rollback (observed traffic back on stable) is done well inside the window the step asked for.
+          expect(at.rollback! - at.shift!).toBeLessThan(20_000);
+          expect(r.state.rollbackCheck).toBe('observed');
+        }
+      },
+      180_000,
+    );
+  }
 
   it('onInconclusive: hold keeps the weight and stops with exit 3; the next run analyses the step again', async () => {
     const file = lab.writeSpec(

@@ -48,8 +48,8 @@ function spec(): ReleaseSpec {
       rules: [
         { conservation: { hops: ['proxy-access-control', 'http-lb'], tolerance: 0 } },
         { split: { confidence: 0.999 } },
-        { errorRate: { max: '1%' } },
-        { compareErrors: { alpha: 0.01 } },
+        { errorRate: { max: '10%' } },
+        { compareErrors: { detect: '10%' } },
       ],
     },
   };
@@ -128,8 +128,10 @@ describe.each([1, 0.01])('continuous user traffic, traces sampled at %p', (sampl
     else expect(conservation.observed).toMatch(/root spans tagged \S+ = 320/);
   }, 60_000);
 
-  it('a 20%-error candidate fails with errorRate as its first reason', async () => {
-    await sandbox.setFault('http-lb', 'v2', { errorRate: 0.2 });
+  it('a 30%-error candidate fails with errorRate as its first reason', async () => {
+    // ~170 candidate requests: the 10% limit's test rejects from ~35 errors, which a 20% fault reaches in only
+    // about half the draws; 30% (~50 errors) in all but about 1 in 1,000.
+    await sandbox.setFault('http-lb', 'v2', { errorRate: 0.3 });
     try {
       const { run } = await gateWithUserTraffic();
       expect(run.verdict.outcome).toBe('fail');

@@ -13,19 +13,10 @@ import { cloverRoutes } from '../src/server/clover-routes.js';
 import { judgeBundle } from '../src/validators/index.js';
 import { plannedSamples } from '../src/validators/sample-size.js';
 import { compareProportions } from '../src/validators/stats.js';
-import type { EvidenceBundle, VersionCounts } from '../src/validators/types.js';
+import type { VersionCounts } from '../src/validators/types.js';
+import { testBundle } from './helpers/bundle.js';
 import { runCli } from './helpers/cli.js';
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../bench/gate-scenarios.js';
 
 const counts = (requests: number, errors = 0): VersionCounts => ({
   requests,
@@ -45,26 +36,7 @@ function latencies(seed: number, sigma: number, change: (ms: number, z: number) 
   return { v1: draw(18_000, false), v2: draw(2_000, true) };
 }
 
-function bundle(
-  rules: GateRule[],
-  evidence: EvidenceBundle['evidence'],
-  extra: Partial<EvidenceBundle> = {},
-): EvidenceBundle {
-  return {
-    kind: 'clover-cd/evidence',
-    version: 1,
-    createdAt: '2024-01-01T00:00:00.000Z',
-    release: 'r',
-    service: { name: 'http-lb', namespace: 'default', stable: 'v1', candidate: 'v2' },
-    window: { start: 0, end: 60_000 },
-    candidateWeight: 10,
-    minSamples: 100,
-    rules,
-    sources: [],
-    evidence,
-    ...extra,
-  };
-}
+const bundle = testBundle;
 
 const traced = (durations: Record<string, number[]>) => ({
   traces: 0,
@@ -245,7 +217,7 @@ describe('conservation on production traffic', () => {
 });
 
 describe('windows sized by evidence', () => {
-  it('plans the candidate requests from the rules, and a shorter window is inconclusive, never a pass', () => {
+  it('plans the candidate requests from every rule, and a shorter window of an old bundle is inconclusive, never a pass', () => {
     const gate = {
       minSamples: 100,
       rules: [
@@ -257,15 +229,26 @@ describe('windows sized by evidence', () => {
     const plan = plannedSamples(gate, { weightPercent: 10 });
     expect(plan.candidate).toBe(1000);
     expect(plan.total).toBe(10_000);
+    // Each rule: the candidate requests after which a healthy canary of ordinary traffic has ruled out its detect size.
     expect(plan.items.map((i) => [i.rule, i.candidate])).toEqual([
       ['minSamples', 100],
-      ['errorRate 1%', 299],
+      ['errorRate 1%', 925],
       ['tail p95/p99', 1000],
-      ['compareErrors', undefined],
+      ['compareErrors', 640],
     ]);
-    expect(plannedSamples(gate, { weightPercent: 10, baselineErrorRate: 0.01 }).candidate).toBeGreaterThan(
-      1000,
-    );
+    expect(
+      plannedSamples({ ...gate, rules: [{ compareErrors: { perRoute: true } }] }, { weightPercent: 10 })
+        .items[1],
+    ).toMatchObject({
+      rule: 'compareErrors per route',
+      why: expect.stringMatching(/\+3% on each of 4 routes/),
+    });
+    expect(
+      plannedSamples(
+        { ...gate, rules: [{ compareErrors: {} }] },
+        { weightPercent: 10, baselineErrorRate: 0.02 },
+      ).candidate,
+    ).toBeGreaterThan(640);
     const metrics = {
       source: 'prometheus' as const,
       hops: { 'http-lb': { v1: counts(2700, 54), v2: counts(300, 12) } },

@@ -117,6 +117,8 @@ describe('release status --watch', () => {
       /step 1\/2 \(weight 20%\) \| v1\/v2 80% \/ 20% \| window \S+ left \| samples \d+\/\d+/,
     );
     expect(plain.out()).toMatch(/step 2\/2 \(weight 50%\) \| v1\/v2 50% \/ 50%/);
+    // The running decision per rule, from the watch's own looks: open while undecided, then passed.
+    expect(plain.out()).toMatch(/\| rules errorRate (open|pass)/);
     expect(plain.out()).not.toMatch(/\x1b\[/); // eslint-disable-line no-control-regex -- no escape codes in a log
     // One line per change: far fewer lines than reads (a 250 ms interval over a release of several seconds).
     expect(lines.length).toBeLessThan(20);
@@ -127,5 +129,8 @@ describe('release status --watch', () => {
     expect(screen).toMatch(/weights {2}v1 +█*░* 80%/);
     expect(screen).toMatch(/samples {2}\d+ of \d+ planned candidate requests/);
     expect(screen).toMatch(/release watch-canary {2}PROMOTED/);
+    expect(screen).toMatch(
+      /rules {4}(deciding|decided PASS) \(this watch's own looks(, since watching)?\):\r?\n\S*\s+errorRate (OPEN|PASS)/,
+    );
   }, 120_000);
 });

@@ -97,7 +97,7 @@ describe('canary on the sandbox', () => {
 describe('blue/green and A/B on the sandbox', () => {
   it('blue/green previews behind the match route, switches 0 → 100 and promotes', async () => {
     const file = writeSpec('bg-ok', { blueGreen: { previewWindow: '3s', judgment: true } }, [
-      { errorRate: { max: '1%' } },
+      { errorRate: { max: '5%' } },
     ]);
     const events: ReleaseProgress[] = [];
     const r = await release(file, events);
@@ -113,7 +113,7 @@ describe('blue/green and A/B on the sandbox', () => {
 
   it('blue/green with a failing candidate switches back to 100% stable (exit 1)', async () => {
     await sb.setFault('http-lb', 'v2', { errorRate: 0.2 });
-    const file = writeSpec('bg-bad', { blueGreen: { previewWindow: '3s' } }, [{ errorRate: { max: '1%' } }]);
+    const file = writeSpec('bg-bad', { blueGreen: { previewWindow: '3s' } }, [{ errorRate: { max: '5%' } }]);
     const r = await release(file);
     expect(r.exitCode).toBe(1);
     expect((await vs()).spec).toEqual(initial.spec);
@@ -124,7 +124,7 @@ describe('blue/green and A/B on the sandbox', () => {
     const file = writeSpec(
       'ab-ok',
       { abTest: { match: [{ headers: { 'user-agent': { regex: '.*chrome.*' } } }], window: '3s' } },
-      [{ errorRate: { max: '1%' } }],
+      [{ errorRate: { max: '5%' } }],
     );
     const events: ReleaseProgress[] = [];
     const l = loadSpec(file);
@@ -150,7 +150,7 @@ describe('blue/green and A/B on the sandbox', () => {
 describe('waiting for approval (CI without a terminal)', () => {
   it('stops with exit 3 and CLOVER_CD_PHASE=awaitingJudgment in --properties; --approve <step> goes on to promotion', async () => {
     const file = writeSpec('bg-wait', { blueGreen: { previewWindow: '3s', judgment: true } }, [
-      { errorRate: { max: '1%' } },
+      { errorRate: { max: '5%' } },
     ]);
     const props = join(dir, 'bg-wait.properties');
     const args = [

@@ -9,7 +9,10 @@ import { exitCodeOf, isTerminal, type ReleaseState } from '../canary/index.js';
 import { metricsProviderFor } from '../metrics/index.js';
 import type { Platform } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
-import { observeSplit, openWindow, ReleaseEngine, releaseStatus } from '../stages/index.js';
+import { openWindow, ReleaseEngine, releaseStatus, takeLook } from '../stages/index.js';
+import { sequentialGateForSpec } from '../validators/sequential/looks.js';
+import type { SequentialGate } from '../validators/sequential/gate.js';
+import { describeRule } from '../validators/index.js';
 import { ExitCode } from '../util/errors.js';
 import { sleep } from '../util/retry.js';
 import { formatDuration } from '../util/units.js';
@@ -30,9 +33,19 @@ export interface WatchView {
     planned?: number;
     observed?: number;
     sinceWatching?: boolean;
+    rules?: RuleView[];
+    decision?: 'pass' | 'fail';
   };
   lastVerdict?: { step: number; outcome: string; summary: string };
   reason?: string;
+}
+
+/** Where one statistical rule stands in the running window, as this watch's own looks show it. */
+export interface RuleView {
+  rule: string;
+  state: 'pass' | 'fail' | 'open';
+  /** The undecided test closest to deciding: its evidence against its threshold. */
+  evidence?: { side: 'fail' | 'pass'; value: number; threshold: number };
 }
 
 export interface WatchOptions {
@@ -50,7 +63,41 @@ interface WindowTrack {
   openedAt: number;
   w?: Awaited<ReturnType<typeof openWindow>>;
   sinceWatching: boolean;
+  /** The same sequential gate the engine runs, fed with this watch's looks. */
+  gate?: SequentialGate;
 }
+
+/** Each judged rule's running state and the evidence of its test nearest a decision. */
+function ruleViews(spec: ReleaseSpec, gate: SequentialGate): RuleView[] {
+  return gate.handlers.map(({ index, handler }) => {
+    const failed = handler.tests.some((t) => t.failedAt !== undefined);
+    const passed = handler.tests.every((t) => t.passedAt !== undefined || !t.required);
+    const view: RuleView = {
+      rule: describeRule(spec.gate!.rules[index]),
+      state: failed ? 'fail' : passed ? 'pass' : 'open',
+    };
+    if (view.state === 'open') {
+      const open = handler.tests.filter((t) => t.passedAt === undefined && t.required);
+      const last = (t: (typeof open)[number]) => t.trace[t.trace.length - 1];
+      const best = open
+        .map((t) => ({ t, p: last(t) }))
+        .filter((x) => x.p && x.p.pass !== undefined && Number.isFinite(x.p.pass));
+      const worst = best.sort((a, b) => a.p!.pass! / a.t.passThreshold - b.p!.pass! / b.t.passThreshold)[0];
+      if (worst) view.evidence = { side: 'pass', value: worst.p!.pass!, threshold: worst.t.passThreshold };
+      else {
+        const f = open
+          .map((t) => ({ t, p: last(t) }))
+          .filter((x) => x.p && Number.isFinite(x.p.fail))
+          .sort((a, b) => b.p!.fail - a.p!.fail)[0];
+        if (f) view.evidence = { side: 'fail', value: f.p!.fail, threshold: f.t.failThreshold };
+      }
+    }
+    return view;
+  });
+}
+
+const ruleText = (r: RuleView) =>
+  `${r.rule.split(' ')[0]} ${r.state.toUpperCase()}${r.evidence ? ` (${r.evidence.side} evidence ${r.evidence.value.toFixed(1)}/${r.evidence.threshold.toFixed(1)})` : ''}`;
 
 function viewOf(
   spec: ReleaseSpec,
@@ -92,6 +139,8 @@ export function renderLine(v: WatchView, spec: ReleaseSpec): string {
     );
     if (w.planned !== undefined)
       parts.push(`samples ${w.sinceWatching ? '≥' : ''}${w.observed ?? '?'}/${w.planned}`);
+    if (w.rules?.length)
+      parts.push(`rules ${w.rules.map((r) => `${r.rule.split(' ')[0]} ${r.state}`).join(', ')}`);
   }
   if (v.lastVerdict) parts.push(`last verdict step ${v.lastVerdict.step}: ${v.lastVerdict.outcome}`);
   return parts.join(' | ');
@@ -115,6 +164,12 @@ export function renderBlock(v: WatchView, spec: ReleaseSpec, now: number): strin
       lines.push(
         `samples  ${w.sinceWatching ? 'at least ' : ''}${w.observed ?? '?'} of ${w.planned} planned candidate requests${w.sinceWatching ? ' (counted since watching)' : ''}`,
       );
+    if (w.rules?.length) {
+      lines.push(
+        `rules    ${w.decision ? `decided ${w.decision.toUpperCase()}` : 'deciding'} (this watch's own looks${w.sinceWatching ? ', since watching' : ''}):`,
+      );
+      for (const r of w.rules) lines.push(`           ${ruleText(r)}`);
+    }
   }
   lines.push(
     `verdict  ${v.lastVerdict ? `step ${v.lastVerdict.step}: ${v.lastVerdict.outcome.toUpperCase()} — ${v.lastVerdict.summary}` : '(none yet)'}`,
@@ -141,7 +196,7 @@ export async function watchRelease(platform: Platform, spec: ReleaseSpec, o: Wat
       drawn = lines.length;
       return;
     }
-    // One line per change: the time left and the sample count alone do not make a change.
+    // One line per change: the time left, the sample count and the evidence alone do not make a change.
     const key = JSON.stringify([
       v.phase,
       v.step,
@@ -150,6 +205,7 @@ export async function watchRelease(platform: Platform, spec: ReleaseSpec, o: Wat
       v.lastVerdict,
       v.window?.openedAt,
       v.window && v.window.leftMs <= 0,
+      v.window?.rules?.map((r) => r.state),
     ]);
     if (key !== lastKey) o.write(`${new Date(now()).toISOString()} ${renderLine(v, spec)}\n`);
     lastKey = key;
@@ -172,17 +228,26 @@ export async function watchRelease(platform: Platform, spec: ReleaseSpec, o: Wat
             // Prometheus can count from the shift; a direct scrape only from its own snapshot (now).
             track.w = w.baseline ? w : { ...w, start: openedAt };
             track.sinceWatching = !!w.baseline && now() - openedAt > 2000;
+            const weighted = step.kind === 'weight' || step.kind === 'switch';
+            track.gate = spec.gate
+              ? sequentialGateForSpec(spec, {
+                  candidateWeight: weighted ? step.weight : undefined,
+                  plannedSamples: planned.get(s.step),
+                  minWindowMs: step.windowMs,
+                  source: spec.gate.metrics?.source ?? 'metrics',
+                })
+              : undefined;
           } catch {
             track.w = undefined;
           }
         }
       }
       let observed: number | undefined;
-      if (track.w)
-        observed = await observeSplit(spec, endpoints, track.w, { settle: false }).then(
-          (c) => c.candidate,
-          () => undefined,
-        );
+      const look = track.w ? await takeLook(spec, endpoints, track.w).catch(() => undefined) : undefined;
+      if (look) {
+        observed = look.versions[spec.service.candidate]?.requests ?? 0;
+        track.gate?.look(look, look.at - track.w!.start);
+      }
       v.window = {
         openedAt: track.openedAt,
         minMs: step.windowMs,
@@ -192,6 +257,11 @@ export async function watchRelease(platform: Platform, spec: ReleaseSpec, o: Wat
         observed,
         sinceWatching: track.sinceWatching,
       };
+      if (track.gate)
+        Object.assign(v.window, {
+          rules: ruleViews(spec, track.gate),
+          decision: track.gate.decision?.outcome,
+        });
     } else track = undefined;
     draw(v);
     if (s && (isTerminal(s) || s.held)) return s.held ? ExitCode.inconclusive : exitCodeOf(s);

@@ -12,7 +12,13 @@ import type { CounterQuery, MetricsProvider, MetricsWindow } from './types.js';
 
 export { ISTIO_TELEMETRY, versionOfLabels, type MeshTelemetry } from './telemetry.js';
 export { increases } from './prometheus.js';
-export type { CounterIncrease, CounterQuery, MetricsProvider, MetricsWindow } from './types.js';
+export type {
+  CounterIncrease,
+  CounterQuery,
+  CoveredInterval,
+  MetricsProvider,
+  MetricsWindow,
+} from './types.js';
 
 type Gate = ReleaseSpec['gate'];
 const PROVIDERS: Record<

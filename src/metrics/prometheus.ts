@@ -60,6 +60,20 @@ export function prometheusProvider(url: string, opts: { scrapeIntervalMs?: numbe
         const promql = `sum by (${q.by.join(', ')}) (${q.series}${selector(q.match)})`;
         out.push(...increases(await prom.instant(promql, w.start), await prom.instant(promql, at), q.series));
       }
+      if (o.onInterval) {
+        // The counters hold what the last scrape before each instant saw: the interval they cover runs between
+        // those scrapes, which different targets take at different phases.
+        const stamps = `timestamp(${queries[0].series}${selector(queries[0].match)})`;
+        const edge = async (t: number) => {
+          const [lo] = await prom.instant(`min(${stamps})`, t);
+          const [hi] = await prom.instant(`max(${stamps})`, t);
+          return lo && hi
+            ? { at: ((lo.value + hi.value) / 2) * 1000, spread: ((hi.value - lo.value) / 2) * 1000 }
+            : { at: t, spread: 0 };
+        };
+        const [a, b] = [await edge(w.start), await edge(at)];
+        o.onInterval({ start: a.at, end: b.at, uncertaintyMs: Math.max(a.spread, b.spread) });
+      }
       return out;
     },
   };

@@ -2,8 +2,28 @@
  * The direct-scrape provider: Prometheus text endpoints (Envoy stats, the sandbox's /metrics) read at the
  * window's start and end; the increase is the counter delta (resets handled by services/scrape).
  */
-import { counterDeltas, familyOf, scrapeTargets, type ScrapedSeries } from '../services/scrape.js';
-import type { CounterIncrease, CounterQuery, MetricsProvider, MetricsWindow } from './types.js';
+import {
+  counterDeltas,
+  familyOf,
+  scrapeTargets,
+  snapshotInstant,
+  type ScrapedSeries,
+  type ScrapeSnapshot,
+} from '../services/scrape.js';
+import type {
+  CounterIncrease,
+  CounterQuery,
+  CoveredInterval,
+  MetricsProvider,
+  MetricsWindow,
+} from './types.js';
+
+/** The interval two snapshots' counters cover: the instants they were read, each edge as uncertain as its read. */
+function coveredBy(start: ScrapeSnapshot, end: ScrapeSnapshot): CoveredInterval {
+  const a = snapshotInstant(start);
+  const b = snapshotInstant(end);
+  return { start: a.at, end: b.at, uncertaintyMs: Math.max(a.uncertaintyMs, b.uncertaintyMs) };
+}
 
 const matches = (s: ScrapedSeries, q: CounterQuery) =>
   Object.entries(q.match ?? {}).every(([k, v]) => s.labels[k] === v);
@@ -23,6 +43,17 @@ function sumBy(series: ScrapedSeries[], name: string, by: string[]): CounterIncr
   return [...sums.values()];
 }
 
+/**
+ * The series that moved; of a histogram that moved, every bucket — an empty bucket below the first full one
+ * is what places the quantiles (without it the lowest bound a quantile can be shown above is 0).
+ */
+function moved(series: CounterIncrease[]): CounterIncrease[] {
+  const histogram = (s: CounterIncrease) =>
+    s.name.endsWith('_bucket') ? JSON.stringify({ ...s.labels, le: undefined }) : undefined;
+  const live = new Set(series.filter((s) => s.value !== 0).map(histogram));
+  return series.filter((s) => s.value !== 0 || (histogram(s) !== undefined && live.has(histogram(s))));
+}
+
 export function scrapeProvider(targets: string[], families: string[]): MetricsProvider {
   const keep = (n: string) => families.includes(n) || families.includes(familyOf(n));
   const NO_BASELINE =
@@ -31,14 +62,19 @@ export function scrapeProvider(targets: string[], families: string[]): MetricsPr
     source: 'scrape',
     url: targets.join(' '),
     async open(): Promise<MetricsWindow> {
-      return { start: Date.now(), baseline: await scrapeTargets(targets, { keep }) };
+      // The window starts when the counters were read, not when this was called.
+      const baseline = await scrapeTargets(targets, { keep });
+      return { start: snapshotInstant(baseline).at, baseline };
     },
     async close(w, queries) {
       if (w.increase) return w;
       if (!w.baseline) return { start: w.start, problem: NO_BASELINE };
       let deltas: ScrapedSeries[];
+      let covered: CoveredInterval;
       try {
-        deltas = counterDeltas(w.baseline, await scrapeTargets(w.baseline.targets, { keep }));
+        const end = await scrapeTargets(w.baseline.targets, { keep });
+        covered = coveredBy(w.baseline, end);
+        deltas = counterDeltas(w.baseline, end);
       } catch (err) {
         return {
           start: w.start,
@@ -53,23 +89,28 @@ export function scrapeProvider(targets: string[], families: string[]): MetricsPr
         const qs = queries.filter((q) => q.series === name);
         const keys = [...new Set(qs.flatMap((q) => [...Object.keys(q.match ?? {}), ...q.by]))];
         const read = deltas.filter((s) => s.name === name && qs.some((q) => matches(s, q)));
-        increase.push(...sumBy(read, name, keys).filter((s) => s.value !== 0));
+        increase.push(...moved(sumBy(read, name, keys)));
       }
-      return { start: w.start, increase };
+      return { start: w.start, increase, covered };
     },
     async increases(w, _end, queries: CounterQuery[], o = {}) {
       if (!queries.length) return [];
       if (w.problem) throw new Error(w.problem);
       let deltas = w.increase;
-      if (deltas)
+      if (deltas) {
         o.log?.push({
           query: 'counter increase recorded when the window closed',
           at: Date.now(),
           ok: true,
           result: `${deltas.length} series`,
         });
-      else if (!w.baseline) throw new Error(NO_BASELINE);
-      else deltas = counterDeltas(w.baseline, await scrapeTargets(w.baseline.targets, { keep, log: o.log }));
+        if (w.covered) o.onInterval?.(w.covered);
+      } else if (!w.baseline) throw new Error(NO_BASELINE);
+      else {
+        const end = await scrapeTargets(w.baseline.targets, { keep, log: o.log });
+        o.onInterval?.(coveredBy(w.baseline, end));
+        deltas = counterDeltas(w.baseline, end);
+      }
       const all = deltas;
       return queries.flatMap((q) =>
         sumBy(

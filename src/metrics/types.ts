@@ -18,6 +18,8 @@ export interface MetricsWindow {
    * window. Replaces `baseline`.
    */
   increase?: ScrapedSeries[];
+  /** With `increase`: the interval its two snapshots cover (the trace and load queries are bounded by it). */
+  covered?: CoveredInterval;
   /** Why the window could not be closed (its counters were unreadable then): what a later reader reports. */
   problem?: string;
 }
@@ -34,6 +36,17 @@ export interface IncreaseOptions {
   onNote?: (m: string) => void;
   /** Wait until the backend has seen past `end` (default true); false reads what it has now. */
   settle?: boolean;
+  /**
+   * Told the interval the increases actually cover (epoch ms): when the two snapshots were taken, and how
+   * uncertain each edge is. Other sources (traces, the load) are bounded by it.
+   */
+  onInterval?: (i: CoveredInterval) => void;
+}
+
+export interface CoveredInterval {
+  start: number;
+  end: number;
+  uncertaintyMs: number;
 }
 
 /**

@@ -4,7 +4,7 @@
  * split ↔ split; the flow ↔ conservation; L4 ↔ l4); a panel whose rule failed is outlined in red.
  */
 import { formatDuration, parseDurationMs, parsePercent } from '../util/units.js';
-import type { EvidenceBundle, RuleResult, Verdict } from '../validators/index.js';
+import { explainLines, type EvidenceBundle, type RuleResult, type Verdict } from '../validators/index.js';
 import {
   alignEcdfs,
   ecdfQuantile,
@@ -16,6 +16,7 @@ import {
   type RulePair,
 } from './gate-data.js';
 import { esc, page } from './page.js';
+import { sequencePicture } from './gate-sequence.js';
 import {
   barRows,
   COLORS,
@@ -366,15 +367,20 @@ export function renderGateHtml(
         `<tr class="${p.result.outcome === 'fail' ? 'fail' : ''}"><td><a href="#panel-${panelOf(p)}">${esc(p.result.rule)}</a></td><td><span class="badge ${esc(p.result.outcome)}">${esc(p.result.outcome)}</span></td><td>${esc(p.result.observed)}</td><td>${esc(p.result.expected)}</td></tr>`,
     )
     .join('')}</table></section>`;
+  const explained = explainLines(verdict, b);
+  const budget = explained.length
+    ? `<section class="panel" style="display:block" id="panel-budget" data-panel="budget"><h2>False-alarm budget</h2><pre>${esc(explained.join('\n'))}</pre></section>`
+    : '';
   const down = b.sources.filter((s) => s.status === 'down');
   const head = `<header><h1>Gate <span class="badge ${esc(verdict.outcome)}" id="verdict">${esc(verdict.outcome)}</span> ${esc(b.release)}</h1>
 <div>${esc(b.service.name)}: <span style="color:${COLORS.stable}">${esc(stable)}</span> → <span style="color:${COLORS.candidate}">${esc(candidate)}</span>${b.candidateWeight !== undefined ? ` at ${b.candidateWeight}%` : ''}; window ${esc(new Date(b.window.start).toISOString())} .. ${esc(new Date(b.window.end).toISOString())} (${esc(formatDuration(b.window.end - b.window.start))})${b.plannedSamples ? `; planned ${b.plannedSamples} candidate requests` : ''}</div>
 <div class="muted">sources: ${b.sources.map((s) => `${esc(s.name)} ${esc(s.status)}`).join(', ') || 'none'}${opts.bundleName ? ` · evidence <code>${esc(opts.bundleName)}</code>` : ''}</div>
 <p><strong>${esc(verdict.summary)}</strong></p>${down.map((s) => `<p class="rule error">${esc(s.name)} is down: ${esc(s.error ?? '')}</p>`).join('')}</header>`;
+  const sequence = sequencePicture(verdict, b, c.charts);
   return page(
     `gate ${verdict.outcome} — ${b.release}`,
     head,
-    summary + sections.join('\n'),
+    summary + sequence + budget + sections.join('\n'),
     { charts: c.charts },
     { nonce: opts.nonce },
   );

@@ -159,7 +159,23 @@ export function handleJaeger(store: TraceStore, req: IncomingMessage, res: Serve
       limit: num('limit'),
     });
     const data = found.map((id) => toJaegerTrace(id, store.trace(id) ?? []));
-    send(200, envelope(data));
+    // The ring evicts its oldest spans when full: a window that reaches back past them is reported incomplete,
+    // in Jaeger's own errors field, rather than read as requests that never happened.
+    const lost = store.evictedSince(startUs ?? -Infinity);
+    send(
+      200,
+      lost
+        ? {
+            ...envelope(data),
+            errors: [
+              {
+                code: 206,
+                msg: `the sandbox trace store (capacity ${store.capacity} spans) evicted spans of this window: its traces are incomplete (raise sandbox up --trace-capacity or shorten the window)`,
+              },
+            ],
+          }
+        : envelope(data),
+    );
   } else return false;
   return true;
 }

@@ -85,13 +85,18 @@ export class MeshTelemetry {
     observe(s.respSize, SIZE_BUCKETS, r.responseBytes);
   }
 
-  /** The Prometheus text exposition of every series. */
+  /**
+   * The Prometheus text exposition of every series. Every sample carries the instant it was read (the text is
+   * written in one synchronous pass, so all counters hold at that millisecond): a scraper learns exactly when its
+   * snapshot was taken, however long the request took.
+   */
   async metricsText(): Promise<string> {
+    const at = ` ${Date.now()}`;
     const out: string[] = [
       '# HELP istio_requests_total Requests processed by the mesh',
       '# TYPE istio_requests_total counter',
     ];
-    for (const s of this.series.values()) out.push(`istio_requests_total{${s.labels}} ${s.count}`);
+    for (const s of this.series.values()) out.push(`istio_requests_total{${s.labels}} ${s.count}${at}`);
     histogramText(
       out,
       'istio_request_duration_milliseconds',
@@ -99,8 +104,17 @@ export class MeshTelemetry {
       DURATION_BUCKETS,
       this.series,
       (s) => s.duration,
+      at,
     );
-    histogramText(out, 'istio_request_bytes', 'Request sizes', SIZE_BUCKETS, this.series, (s) => s.reqSize);
+    histogramText(
+      out,
+      'istio_request_bytes',
+      'Request sizes',
+      SIZE_BUCKETS,
+      this.series,
+      (s) => s.reqSize,
+      at,
+    );
     histogramText(
       out,
       'istio_response_bytes',
@@ -108,6 +122,7 @@ export class MeshTelemetry {
       SIZE_BUCKETS,
       this.series,
       (s) => s.respSize,
+      at,
     );
     return out.join('\n') + '\n';
   }
@@ -120,6 +135,7 @@ function histogramText(
   bounds: number[],
   series: Map<string, Series>,
   pick: (s: Series) => Hist,
+  at: string,
 ): void {
   out.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
   for (const s of series.values()) {
@@ -127,13 +143,13 @@ function histogramText(
     let cum = 0;
     for (let i = 0; i < bounds.length; i++) {
       cum += h.buckets[i];
-      out.push(`${name}_bucket{le="${bounds[i]}",${s.labels}} ${cum}`);
+      out.push(`${name}_bucket{le="${bounds[i]}",${s.labels}} ${cum}${at}`);
     }
     cum += h.buckets[bounds.length];
     out.push(
-      `${name}_bucket{le="+Inf",${s.labels}} ${cum}`,
-      `${name}_sum{${s.labels}} ${h.sum}`,
-      `${name}_count{${s.labels}} ${cum}`,
+      `${name}_bucket{le="+Inf",${s.labels}} ${cum}${at}`,
+      `${name}_sum{${s.labels}} ${h.sum}${at}`,
+      `${name}_count{${s.labels}} ${cum}${at}`,
     );
   }
 }

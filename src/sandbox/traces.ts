@@ -95,6 +95,8 @@ export class TraceStore {
   private readonly blockMax: Float64Array;
   private readonly strings = new Interner();
   private readonly operations = new Map<number, Set<number>>();
+  /** Latest start (µs) of any span the ring overwrote: a window starting before it has lost spans. */
+  private evictedUpToUs = -Infinity;
   /** trace id → slots holding its spans, and its x-request-id (one per trace, so kept once). */
   private readonly traces = new Map<string, { slots: number[]; requestId: string }>();
 
@@ -167,6 +169,7 @@ export class TraceStore {
   }
 
   private evict(slot: number): void {
+    if (this.start[slot] > this.evictedUpToUs) this.evictedUpToUs = this.start[slot];
     const tid = this.traceKey(slot);
     const t = this.traces.get(tid);
     if (!t) return;
@@ -179,6 +182,11 @@ export class TraceStore {
     let s = '';
     for (let i = 0; i < 4; i++) s += this.traceIds[slot * 4 + i].toString(16).padStart(8, '0');
     return s;
+  }
+
+  /** Whether spans that started at or after `startUs` were overwritten (the ring is full): a search from there is incomplete. */
+  evictedSince(startUs: number): boolean {
+    return this.evictedUpToUs >= startUs;
   }
 
   services(): string[] {

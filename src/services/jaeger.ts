@@ -38,8 +38,11 @@ export interface JaegerClient {
   services(): Promise<string[]>;
   /** One search page (Jaeger's own parameters; times in epoch ms here, µs on the wire). */
   search(q: SearchQuery): Promise<JaegerTrace[]>;
-  /** The same search, each trace parsed and handed over as its bytes arrive (no whole page in memory); resolves to the count. */
-  searchEach(q: SearchQuery, onTrace: (t: JaegerTrace) => void): Promise<number>;
+  /**
+   * The same search, each trace parsed and handed over as its bytes arrive (no whole page in memory); resolves to
+   * the count and the envelope's `errors` (a store that could not return everything says so there).
+   */
+  searchEach(q: SearchQuery, onTrace: (t: JaegerTrace) => void): Promise<{ count: number; errors: string[] }>;
 }
 
 export interface SearchQuery {
@@ -107,11 +110,24 @@ export function createJaegerClient(
         throw new Error(`Jaeger /api/traces answered HTTP ${res.status}: ${msg}`);
       }
       let n = 0;
-      await eachDataElement(res.data, (json) => {
-        n++;
-        onTrace(JSON.parse(json) as JaegerTrace);
-      });
-      return n;
+      let errors: string[] = [];
+      await eachDataElement(
+        res.data,
+        (json) => {
+          n++;
+          onTrace(JSON.parse(json) as JaegerTrace);
+        },
+        (rest) => {
+          try {
+            errors = ((JSON.parse(rest) as { errors?: Array<{ msg?: string }> | null }).errors ?? []).map(
+              (e) => String(e.msg ?? 'unknown error'),
+            );
+          } catch {
+            errors = [];
+          }
+        },
+      );
+      return { count: n, errors };
     },
   };
 }
@@ -131,10 +147,12 @@ function searchParams(q: SearchQuery): Record<string, string | number> {
 /**
  * Hands over the text of each element of the top-level `"data": [...]` array of a JSON body as it streams
  * in, by tracking nesting depth and string state byte by byte: only one element's bytes are held at a time.
+ * `onRest` gets the body without the elements (`"data":[]` and the envelope's other fields, such as `errors`).
  */
 export async function eachDataElement(
   body: AsyncIterable<Buffer | string>,
   onElement: (json: string) => void,
+  onRest?: (json: string) => void,
 ): Promise<void> {
   let depth = 0;
   let inString = false;
@@ -145,9 +163,14 @@ export async function eachDataElement(
   let inData = false;
   let parts: Buffer[] = [];
   let elemStart = -1;
+  const rest: Buffer[] = [];
   for await (const raw of body) {
     const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
     if (elemStart === -2) elemStart = 0; // an element continues from the previous chunk
+    let restStart = elemStart === 0 ? -1 : 0; // where the envelope text resumes in this chunk (-1: inside an element)
+    const keepRest = (to: number) => {
+      if (onRest && restStart >= 0 && to > restStart) rest.push(chunk.subarray(restStart, to));
+    };
     for (let i = 0; i < chunk.length; i++) {
       const c = chunk[i];
       if (inString) {
@@ -168,7 +191,11 @@ export async function eachDataElement(
         if (depth === 1) keyStart = i + 1;
       } else if (c === 0x7b || c === 0x5b) {
         if (depth === 1 && c === 0x5b && key === 'data') inData = true;
-        else if (inData && depth === 2) elemStart = i;
+        else if (inData && depth === 2) {
+          elemStart = i;
+          keepRest(i);
+          restStart = -1;
+        }
         depth++;
       } else if (c === 0x7d || c === 0x5d) {
         depth--;
@@ -177,9 +204,15 @@ export async function eachDataElement(
           onElement(Buffer.concat(parts).toString('utf8'));
           parts = [];
           elemStart = -1;
+          restStart = i + 1;
         } else if (inData && depth === 1) inData = false;
+      } else if (c === 0x2c && inData && depth === 2) {
+        // The comma between two elements goes with them.
+        keepRest(i);
+        restStart = i + 1;
       }
     }
+    keepRest(chunk.length);
     if (elemStart >= 0) {
       parts.push(chunk.subarray(elemStart));
       elemStart = -2;
@@ -189,11 +222,14 @@ export async function eachDataElement(
       keyStart = 0;
     }
   }
+  onRest?.(Buffer.concat(rest).toString('utf8'));
 }
 
 export interface CollectStats {
   pages: number;
   traces: number;
+  /** What the store said it could not return (the envelope's `errors`), when it said anything. */
+  incomplete?: string;
 }
 
 /**
@@ -222,12 +258,14 @@ export async function forEachTrace(
         const [s, e] = slices.pop()!;
         // Each trace is folded as it is parsed, cut page or not: a trace is whole whichever slice found it,
         // and `seen` keeps the re-read halves of a cut slice from delivering it twice.
-        const got = await client.searchEach({ service: q.service, startMs: s, endMs: e, limit }, (t) => {
+        const page = await client.searchEach({ service: q.service, startMs: s, endMs: e, limit }, (t) => {
           if (seen.has(t.traceID)) return;
           seen.add(t.traceID);
           stats.traces++;
           onTrace(t);
         });
+        const got = page.count;
+        if (page.errors.length && !stats.incomplete) stats.incomplete = page.errors.join('; ');
         stats.pages++;
         if (got >= limit && e - s > minSlice) {
           // The page may be cut: read the two halves instead (later half first, so order is ascending on pop).

@@ -10,10 +10,16 @@ export interface ScrapedSeries {
   name: string;
   labels: Record<string, string>;
   value: number;
+  /** The sample's own timestamp (epoch ms), when the endpoint writes one. */
+  ts?: number;
 }
 
 export interface ScrapeSnapshot {
+  /** When the first request was sent and the last answer received (epoch ms): the counters were read in between. */
   at: number;
+  receivedAt?: number;
+  /** The instants the endpoints wrote on their samples (earliest and latest), when every endpoint wrote one. */
+  stamped?: { first: number; last: number };
   targets: string[];
   series: ScrapedSeries[];
 }
@@ -52,9 +58,14 @@ export function parseExposition(
       const close = rest.indexOf('}', i);
       rest = rest.slice(close + 1);
     }
-    const value = Number(rest.trim().split(/\s+/)[0]);
+    const [valueText, tsText] = rest.trim().split(/\s+/);
+    const value = Number(valueText);
     if (labels.le !== undefined) labels.le = normalizeLe(labels.le);
-    if (!Number.isNaN(value)) out.push({ name, labels, value });
+    const ts = tsText === undefined ? undefined : Number(tsText);
+    if (!Number.isNaN(value))
+      out.push(
+        ts !== undefined && Number.isFinite(ts) ? { name, labels, value, ts } : { name, labels, value },
+      );
   }
   return out;
 }
@@ -71,6 +82,7 @@ export async function scrapeTargets(
 ): Promise<ScrapeSnapshot> {
   const at = Date.now();
   const series: ScrapedSeries[] = [];
+  const stamps: number[] = [];
   for (const url of targets) {
     const http = createHttpClient({
       system: 'metrics endpoint',
@@ -91,9 +103,15 @@ export async function scrapeTargets(
       },
       (t) => `${t.length} bytes`,
     );
-    series.push(...parseExposition(text, opts.keep));
+    const parsed = parseExposition(text, opts.keep);
+    const stamp = parsed.reduce((m, x) => (x.ts !== undefined && x.ts > m ? x.ts : m), -Infinity);
+    if (Number.isFinite(stamp)) stamps.push(stamp);
+    series.push(...parsed);
   }
-  return { at, targets, series };
+  const snapshot: ScrapeSnapshot = { at, receivedAt: Date.now(), targets, series };
+  if (stamps.length === targets.length && stamps.length)
+    snapshot.stamped = { first: Math.min(...stamps), last: Math.max(...stamps) };
+  return snapshot;
 }
 
 const keyOf = (s: ScrapedSeries) =>
@@ -121,4 +139,18 @@ export function counterDeltas(before: ScrapeSnapshot | undefined, after: ScrapeS
     out.push({ ...s, value: s.value >= b ? s.value - b : s.value });
   }
   return out;
+}
+
+/**
+ * The instant a snapshot stands for, and how far off it may be: the instants its endpoints wrote on their samples
+ * (± half their spread), else the middle of its requests, ± half their length.
+ */
+export function snapshotInstant(s: ScrapeSnapshot): { at: number; uncertaintyMs: number } {
+  if (s.stamped)
+    return {
+      at: (s.stamped.first + s.stamped.last) / 2,
+      uncertaintyMs: (s.stamped.last - s.stamped.first) / 2,
+    };
+  const until = s.receivedAt ?? s.at;
+  return { at: (s.at + until) / 2, uncertaintyMs: (until - s.at) / 2 };
 }

@@ -40,18 +40,23 @@ gate:
   metrics: { source: prometheus, url: "http://prometheus.istio-system:9090", scrapeInterval: 15s }
   traceSampling: 1%               # share of requests the tracer keeps (Istio's default); root spans are then an estimate
   # Load requests carry x-clover-cd-load; apply deploy/sdc/telemetry.yaml so Istio labels them (and routes).
-  maxWindow: 5m                   # a window grows (from the step's window) until the rules have the requests they need
+  maxWindow: 5m                   # a window closes when the rules decide: a regression fails it early, a healthy canary passes at the step's window; at most this long
+  # requestRate: 50/s             # the service's usual traffic: spec validate warns when a step cannot decide within maxWindow at it
   onInconclusive: fail            # still inconclusive after that and maxInconclusive more windows: fail (roll back) or hold (keep the weight)
+  alpha: 1%                       # false-alarm budget: the chance the gate fails a healthy canary, split over every statistical rule
+                                  # (weighted Bonferroni; a rule's alphaWeight sets its part, its own alpha takes a fixed share)
   rules:
+    # Each statistical rule fails as soon as its tolerance is exceeded beyond chance (its share of alpha) and
+    # passes once a regression of its 'detect' size is ruled out (gate.beta, default 5%): the window closes at
+    # the first of the two, or grows to maxWindow (then inconclusive).
     - conservation: { hops: [proxy-access-control, http-lb], tolerance: 0 }   # load's requests seen at each hop; all traffic within what was in flight
-    - split: { confidence: 0.999 }                 # observed candidate share matches its weight
-    - errorRate: { max: 1%, perRoute: true }       # candidate 5xx share, overall and on every route
-    - latency: { percentile: 95, max: 250ms }      # candidate p95
-    - compareErrors: { alpha: 0.01, perRoute: true }   # candidate not worse than stable (mid-p exact, one-sided)
-    - compareLatency: { alpha: 0.01, maxIncrease: 10% }  # candidate median ≤ stable median × 1.1 (ratio with a confidence bound)
-    - tail: { percentiles: [95, 99], maxIncrease: 10%, alpha: 0.01 }  # the slowest requests: p95/p99 ratios
+    - split: {}                                    # observed candidate share matches its weight
+    - errorRate: { max: 5%, perRoute: true }       # a backstop: candidate 5xx share, overall and per route (a route passes below routeMax, 2 × max)
+    - latency: { percentile: 95, max: 1s }         # a backstop: candidate p95
+    - compareErrors: { perRoute: true, detect: 1.5%, routeDetect: 3% }   # candidate not worse than stable; +1.5 points (+3 on a route) never passes
+    - compareLatency: { maxIncrease: 10%, detect: 25% }   # candidate median ≤ stable median × 1.1; × 1.25 never passes
+    - tail: { percentiles: [95, 99], maxIncrease: 10%, detect: 50% }   # the slowest requests: p95/p99 ratios
     # any of errorRate / latency / compareErrors / compareLatency / tail can target one route: { route: /clover/api, ... }
-    # the step's window runs until the planned sample size (from these rules) is reached: p99 needs 1,000 candidate requests
 spinnaker:
   account: k8s-sdc                # Kubernetes account in Spinnaker (Clouddriver)
   stageServer:                    # where the pipeline's webhook stages reach 'clover-cd serve'

@@ -1,39 +1,13 @@
-import { DURATION_PATTERN } from '../util/units.js';
+import { gateSchema } from './gate-schema.js';
+import { closed, duration, name, percent, shortName, weight, type Schema } from './schema-parts.js';
+
+export { gateRuleSchemas, gateSchema } from './gate-schema.js';
 
 /**
  * JSON Schema of the release spec. Every object is closed (additionalProperties: false) so misspelt keys
  * are reported with a "did you mean". Cross-field rules (increasing weights, windows long enough for the
  * gate, exactly one strategy) live in validate.ts, where they can explain themselves in numbers.
  */
-type Schema = Record<string, unknown>;
-
-const duration: Schema = {
-  type: 'string',
-  pattern: DURATION_PATTERN,
-  description: 'a duration such as 30s, 2m',
-};
-// Percentages of requests or of traffic: 0% to 100%, so "200%" is caught here rather than never tripping.
-const percent: Schema = {
-  type: 'string',
-  pattern: '^(100(\\.0+)?|[0-9]{1,2}(\\.[0-9]+)?)%$',
-  description: 'a percentage from 0% to 100% such as 1%',
-};
-const weight: Schema = { type: 'integer', minimum: 0, maximum: 100 };
-// Kubernetes' limits: object names are DNS subdomains (≤ 253), namespaces and Services DNS labels (≤ 63).
-const name: Schema = {
-  type: 'string',
-  minLength: 1,
-  maxLength: 253,
-  pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$',
-  description: 'a DNS-1123 name',
-};
-const shortName: Schema = { ...name, maxLength: 63 };
-const closed = (properties: Record<string, Schema>, required: string[] = []): Schema => ({
-  type: 'object',
-  additionalProperties: false,
-  properties,
-  required,
-});
 const matchValue = closed({
   exact: { type: 'string' },
   prefix: { type: 'string' },
@@ -48,21 +22,6 @@ const secretRef = closed({
   spinnaker: { type: 'string' },
 });
 // Selectors name labels the evidence carries: a URL path, an HTTP status (or class such as 5xx), a user agent.
-const selector = {
-  route: { type: 'string', pattern: '^/', description: 'a URL path starting with /' },
-  status: {
-    oneOf: [
-      { type: 'integer', minimum: 100, maximum: 599 },
-      {
-        type: 'string',
-        pattern: '^([1-5][0-9][0-9]|[1-5]xx)$',
-        description: 'an HTTP status such as 404 or a class such as 5xx',
-      },
-    ],
-  },
-  userAgent: { type: 'string', minLength: 1 },
-};
-
 export const serviceSchema = closed(
   {
     name: shortName,
@@ -128,101 +87,6 @@ export const loadSchema = closed(
     target: { type: 'string', pattern: '^https?://' },
   },
   ['plan'],
-);
-
-const version = { enum: ['candidate', 'stable'] };
-const alpha = { type: 'number', exclusiveMinimum: 0, maximum: 0.5 };
-export const gateRuleSchemas: Record<string, Schema> = {
-  conservation: closed({
-    hops: { type: 'array', items: shortName, minItems: 1, uniqueItems: true },
-    fanOut: { type: 'object', additionalProperties: { type: 'number', exclusiveMinimum: 0 } },
-    tolerance: { oneOf: [{ type: 'integer', minimum: 0 }, percent] },
-  }),
-  split: closed({ confidence: { type: 'number', exclusiveMinimum: 0.5, exclusiveMaximum: 1 } }),
-  errorRate: closed({ max: percent, version, route: selector.route, perRoute: { type: 'boolean' } }, ['max']),
-  latency: closed(
-    {
-      percentile: { type: 'number', exclusiveMinimum: 0, maximum: 100 },
-      max: duration,
-      version,
-      route: selector.route,
-    },
-    ['percentile', 'max'],
-  ),
-  count: closed(
-    { ...selector, expect: { oneOf: [{ type: 'integer', minimum: 0 }, { enum: ['all', 'none'] }] } },
-    ['expect'],
-  ),
-  share: closed({ ...selector, expect: percent, tolerance: percent }, ['expect', 'tolerance']),
-  compareLatency: closed({
-    alpha,
-    percentile: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 100 },
-    maxIncrease: percent,
-    route: selector.route,
-    maxEffect: {
-      type: 'number',
-      minimum: 0,
-      maximum: 1,
-      description: "deprecated (Cliff's δ is no longer judged); use maxIncrease",
-    },
-  }),
-  compareErrors: closed({
-    alpha,
-    maxIncrease: percent,
-    route: selector.route,
-    perRoute: { type: 'boolean' },
-  }),
-  tail: closed({
-    percentiles: {
-      type: 'array',
-      items: { type: 'number', minimum: 50, exclusiveMaximum: 100 },
-      minItems: 1,
-      uniqueItems: true,
-    },
-    maxIncrease: percent,
-    alpha,
-    route: selector.route,
-  }),
-  l4: closed({
-    resetRate: percent,
-    retransmitRate: percent,
-    connectFailures: { type: 'integer', minimum: 0 },
-    compare: { type: 'boolean' },
-    required: { type: 'boolean' },
-  }),
-};
-
-export const gateSchema = closed(
-  {
-    minSamples: { type: 'integer', minimum: 1 },
-    metrics: closed(
-      {
-        source: { enum: ['prometheus', 'scrape'] },
-        url: { type: 'string', pattern: '^https?://' },
-        targets: { type: 'array', items: { type: 'string', pattern: '^https?://' } },
-        scrapeInterval: duration,
-      },
-      ['source'],
-    ),
-    tracing: closed({ url: { type: 'string', pattern: '^https?://' } }, ['url']),
-    traceSampling: {
-      oneOf: [percent, { type: 'number', exclusiveMinimum: 0, maximum: 1 }],
-      description: 'share of requests traced, e.g. 1% or 0.01',
-    },
-    maxWindow: duration,
-    onInconclusive: {
-      enum: ['fail', 'hold'],
-      description:
-        'after the longest window and maxInconclusive more: fail (roll back) or hold (keep the weight, stop)',
-    },
-    rules: {
-      type: 'array',
-      minItems: 1,
-      // Each rule is an object with exactly one key naming its kind; validate.ts checks the key and body.
-      items: { type: 'object', minProperties: 1, maxProperties: 1 },
-    },
-  },
-  ['rules'],
 );
 
 const trigger: Schema = {

@@ -107,3 +107,85 @@ export function planFileProblems(written: string, abs: string, specFile?: string
     });
   return problems;
 }
+
+/** Gate rules that run statistical tests (the ones that can fail a healthy canary on chance): they share gate.alpha. */
+export const STATISTICAL_RULES = new Set([
+  'split',
+  'errorRate',
+  'latency',
+  'compareErrors',
+  'compareLatency',
+  'tail',
+]);
+
+/** A rule's explicit share of the false-alarm budget: its own alpha, or 1 − confidence for split. */
+export function explicitAlpha(rule: unknown): number | undefined {
+  const r = obj(rule);
+  const kind = r ? Object.keys(r)[0] : undefined;
+  const body = kind ? obj(r![kind]) : undefined;
+  if (!kind || !STATISTICAL_RULES.has(kind)) return undefined;
+  if (kind === 'split') return typeof body?.confidence === 'number' ? 1 - body.confidence : undefined;
+  return typeof body?.alpha === 'number' ? body.alpha : undefined;
+}
+
+/** The rules' own alpha may not add up to more than gate.alpha (the budget they are taken from). */
+export function budgetProblems(
+  gate: { alpha?: string | number; rules?: unknown },
+  file?: string,
+): InputProblem[] {
+  const total =
+    typeof gate.alpha === 'number'
+      ? gate.alpha
+      : typeof gate.alpha === 'string' && /^\d+(\.\d+)?%$/.test(gate.alpha)
+        ? Number(gate.alpha.slice(0, -1)) / 100
+        : 0.01;
+  if (!(total > 0 && total <= 0.5))
+    return [
+      {
+        file,
+        path: 'gate.alpha',
+        message: `expected a false-alarm budget above 0 and at most 50% (e.g. 1%), found ${JSON.stringify(gate.alpha)}`,
+      },
+    ];
+  const explicit = list(gate.rules)
+    .map((r, i) => ({ i, a: explicitAlpha(r), kind: Object.keys(obj(r) ?? {})[0] }))
+    .filter((x) => x.a !== undefined);
+  const sum = explicit.reduce((s, x) => s + x.a!, 0);
+  if (sum <= total + 1e-12) return [];
+  const shares = explicit.map((x) => `rules[${x.i}].${x.kind} ${+(x.a! * 100).toPrecision(3)}%`).join(', ');
+  return [
+    {
+      file,
+      path: 'gate.alpha',
+      message: `the rules' own alpha (and split confidence) add up to ${+(sum * 100).toPrecision(3)}% (${shares}), more than gate.alpha ${+(total * 100).toPrecision(3)}%: raise gate.alpha, lower them, or drop them and let gate.alpha be split by alphaWeight`,
+    },
+  ];
+}
+
+/** A rule's detect size must lie above its tolerance (maxIncrease), or a healthy canary could never pass it. */
+export function detectProblems(rules: unknown, file?: string): InputProblem[] {
+  const pct = (v: unknown) =>
+    typeof v === 'string' && /^\d+(\.\d+)?%$/.test(v) ? Number(v.slice(0, -1)) / 100 : undefined;
+  const out: InputProblem[] = [];
+  list(rules).forEach((rule, i) => {
+    const r = obj(rule);
+    const kind = r ? Object.keys(r)[0] : undefined;
+    const body = kind ? obj(r![kind]) : undefined;
+    if (!body || !['compareErrors', 'compareLatency', 'tail'].includes(kind!)) return;
+    const detect = pct(body.detect);
+    const tolerance = pct(body.maxIncrease) ?? 0;
+    for (const [field, value] of [
+      ['detect', detect],
+      ['routeDetect', pct(body.routeDetect)],
+    ] as const) {
+      if (value !== undefined && value <= tolerance) {
+        out.push({
+          file,
+          path: `gate.rules[${i}].${kind}.${field}`,
+          message: `expected a regression size above maxIncrease ${body.maxIncrease ?? '0%'} (the rule passes once a regression this large is ruled out; at or below the tolerance no healthy canary could pass), found ${String(body[field])}`,
+        });
+      }
+    }
+  });
+  return out;
+}

@@ -100,9 +100,28 @@ export interface LoadSpec {
 
 export type GateRule =
   | { conservation: { hops?: string[]; fanOut?: Record<string, number>; tolerance?: number | Percent } }
-  | { split: { confidence?: number } }
-  | { errorRate: { max: Percent; version?: 'candidate' | 'stable'; route?: string; perRoute?: boolean } }
-  | { latency: { percentile: number; max: Duration; version?: 'candidate' | 'stable'; route?: string } }
+  | { split: { confidence?: number; alphaWeight?: number } }
+  | {
+      errorRate: {
+        max: Percent;
+        version?: 'candidate' | 'stable';
+        route?: string;
+        perRoute?: boolean;
+        alpha?: number;
+        alphaWeight?: number;
+        routeMax?: Percent;
+      };
+    }
+  | {
+      latency: {
+        percentile: number;
+        max: Duration;
+        version?: 'candidate' | 'stable';
+        route?: string;
+        alpha?: number;
+        alphaWeight?: number;
+      };
+    }
   | {
       count: {
         route?: string;
@@ -123,14 +142,35 @@ export type GateRule =
   | {
       compareLatency: {
         alpha?: number;
+        alphaWeight?: number;
         percentile?: number;
         maxIncrease?: Percent;
+        detect?: Percent;
         route?: string;
         /** @deprecated Cliff's δ, no longer judged */ maxEffect?: number;
       };
     }
-  | { compareErrors: { alpha?: number; maxIncrease?: Percent; route?: string; perRoute?: boolean } }
-  | { tail: { percentiles?: number[]; maxIncrease?: Percent; alpha?: number; route?: string } }
+  | {
+      compareErrors: {
+        alpha?: number;
+        alphaWeight?: number;
+        maxIncrease?: Percent;
+        detect?: Percent;
+        routeDetect?: Percent;
+        route?: string;
+        perRoute?: boolean;
+      };
+    }
+  | {
+      tail: {
+        percentiles?: number[];
+        maxIncrease?: Percent;
+        detect?: Percent;
+        alpha?: number;
+        alphaWeight?: number;
+        route?: string;
+      };
+    }
   | {
       l4: {
         resetRate?: Percent;
@@ -142,6 +182,19 @@ export type GateRule =
     };
 
 export interface GateSpec {
+  /**
+   * The false-alarm budget: the chance the gate fails a healthy canary ("1%", default), spent over every
+   * statistical test by weighted Bonferroni (validators/budget.ts); a rule's own `alpha` is taken off the top.
+   */
+  alpha?: Percent | number;
+  /** The chance a regression as large as a rule's `detect` is passed ("5%", default). */
+  beta?: Percent | number;
+  /** Routes judged by a perRoute rule, largest first (default 8). */
+  maxRoutes?: number;
+  /** A route with fewer candidate requests need not pass (it can still fail); default minSamples. */
+  minRouteSamples?: number;
+  /** Requests per second the service usually receives ("50/s"): the plan says when each step can decide. */
+  requestRate?: string;
   /** Per-version minimum of requests in a window; below it a rule is inconclusive. */
   minSamples?: number;
   /** Where metric evidence comes from. */

@@ -5,7 +5,13 @@ import { validateAgainst, joinPath } from '../util/schema.js';
 import { didYouMean } from '../util/suggest.js';
 import { parseDurationMs, formatDuration } from '../util/units.js';
 import { planDocumentProblems } from './load-plan-schema.js';
-import { boundsProblems, planFileProblems, referencedFileProblem } from './spec-checks.js';
+import {
+  boundsProblems,
+  budgetProblems,
+  detectProblems,
+  planFileProblems,
+  referencedFileProblem,
+} from './spec-checks.js';
 import { registryHost } from './image-ref.js';
 import { gateRuleSchemas, releaseSpecSchema, triggerSchemas } from './schema.js';
 import type { CanaryStrategy, ReleaseSpec } from './types.js';
@@ -211,6 +217,7 @@ export function validateSpec(
       problems.push({ file, path: `strategy.abTest.match[${i}]`, message: 'give "headers" or "cookie"' });
   });
   checkWindows(spec, file, problems);
+  if (spec.gate) problems.push(...budgetProblems(spec.gate, file), ...detectProblems(spec.gate.rules, file));
   if (spec.load && typeof spec.load.plan !== 'string')
     problems.push(...planDocumentProblems(spec.load.plan, file, 'load.plan'));
   if (opts.files !== false) problems.push(...referencedFileProblems(spec, file, dir));

@@ -6,7 +6,9 @@ import { exitCodeForOutcome } from '../contract/index.js';
 import { gateQueries, metricsProviderFor, requestsByVersion, type MetricsWindow } from '../metrics/index.js';
 import type { Platform, PlatformEndpoints } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
-import { checkSplit, runGate, type GateRun, type LoadRunResultLike } from '../validators/index.js';
+import { checkSplit, runGate, type GateRun, type LoadRunResultLike, type Look } from '../validators/index.js';
+import { metricEvidence } from '../validators/metrics.js';
+import { lookOf } from '../validators/sequential/looks.js';
 import { writeGateHtml } from '../reports/index.js';
 
 /** Start of an observation window: its time, and a scrape snapshot when metrics are scraped directly. */
@@ -33,8 +35,11 @@ export interface GateStageOptions {
   load?: LoadRunResultLike;
   candidateWeight?: number;
   evidenceDir?: string;
-  /** Candidate requests the step's window was sized for: below it statistical rules are inconclusive. */
+  /** Candidate requests the step's plan expects (the sequential tests are tuned for it). */
   plannedSamples?: number;
+  /** The looks taken while the window was open, and its shortest length: the bundle keeps them for replay. */
+  sequence?: Look[];
+  minWindowMs?: number;
 }
 
 export async function runGateStage(
@@ -50,6 +55,8 @@ export async function runGateStage(
     evidenceDir: opts.evidenceDir,
     metricsWindow: opts.window,
     plannedSamples: opts.plannedSamples,
+    sequence: opts.sequence,
+    minWindowMs: opts.minWindowMs,
   });
   const exitCode = exitCodeForOutcome(run.verdict.outcome);
   // The gate report beside the bundle (same name, .html); a report that cannot be written never changes the verdict.
@@ -83,6 +90,24 @@ export async function observeSplit(
     settle: opts.settle,
   });
   return { stable: byVersion[spec.service.stable] ?? 0, candidate: byVersion[spec.service.candidate] ?? 0 };
+}
+
+/** One look at the gated service while its window is open: counts and histograms since the window opened. */
+export async function takeLook(
+  spec: ReleaseSpec,
+  endpoints: PlatformEndpoints,
+  w: WindowStart,
+): Promise<Look | undefined> {
+  const provider = metricsProviderFor(spec.gate, endpoints);
+  if (!provider) return undefined;
+  const inc = await provider.increases(w, Date.now(), gateQueries(spec.service.name), { settle: false });
+  const source = provider.source === 'prometheus' ? 'prometheus' : 'scrape';
+  return lookOf(metricEvidence(source, inc, spec.service.name), spec.service.name, Date.now());
+}
+
+/** How often the window is looked at: the metrics backend's scrape interval, or every second for a direct scrape. */
+export function lookCadenceMs(spec: ReleaseSpec, endpoints: PlatformEndpoints): number {
+  return metricsProviderFor(spec.gate, endpoints)?.scrapeIntervalMs ?? 1000;
 }
 
 export { checkSplit };

@@ -34,6 +34,18 @@ const histogram = obj(
   },
   ['le', 'counts'],
 );
+const lookCounts = obj({ requests: count, errors: count }, ['requests', 'errors']);
+const look = obj(
+  {
+    at: epochMs,
+    versions: map(lookCounts),
+    routes: map(map(lookCounts)),
+    latency: map(histogram),
+    routeLatency: map(map(histogram)),
+  },
+  ['at', 'versions'],
+);
+const probability: Schema = { type: 'number', exclusiveMinimum: 0, maximum: 0.5 };
 const labelCounts = obj({ count, errors: count, codes: map(count), userAgents: map(count) }, [
   'count',
   'errors',
@@ -57,6 +69,12 @@ export const bundleSchema: Schema = obj(
     window: obj({ start: epochMs, end: epochMs }, ['start', 'end']),
     candidateWeight: { type: 'number', minimum: 0, maximum: 100 },
     minSamples: { type: 'integer', minimum: 1 },
+    alpha: probability,
+    beta: probability,
+    maxRoutes: { type: 'integer', minimum: 1 },
+    minRouteSamples: { type: 'integer', minimum: 1 },
+    minWindowMs: { type: 'number', minimum: 0 },
+    sequence: { type: 'array', items: look },
     rules: {
       type: 'array',
       minItems: 1,
@@ -95,6 +113,7 @@ export const bundleSchema: Schema = obj(
           traces: count,
           spans: count,
           rootSpans: count,
+          rootMeanMs: { type: 'number', minimum: 0 },
           requests: {
             type: 'array',
             items: obj({ url: text, status: text, userAgent: text, count }, ['count']),

@@ -7,11 +7,10 @@ import { collectL4Evidence } from '../clovisor/index.js';
 import { CloverError } from '../util/errors.js';
 import { createJaegerClient, forEachTrace } from '../services/jaeger.js';
 import { openVisibilityStore } from '../services/redis.js';
-import { parsePercent } from '../util/units.js';
 import type { ReleaseSpec } from '../spec/types.js';
-import { gateQueries, metricsProviderFor, metricsSourceOf } from '../metrics/index.js';
+import { gateQueries, metricsProviderFor, metricsSourceOf, type CoveredInterval } from '../metrics/index.js';
+import { gateSettings } from './sequential/looks.js';
 import { metricEvidence } from './metrics.js';
-import { DEFAULT_MIN_SAMPLES } from './sample-size.js';
 import { createTraceFolder } from './traces.js';
 import type { EvidenceBundle, GateContext, LoadEvidence, LoadRunResultLike, SourceRecord } from './types.js';
 
@@ -66,10 +65,10 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
     },
     window: { ...ctx.window },
     candidateWeight: ctx.candidateWeight,
-    minSamples: spec.gate?.minSamples ?? DEFAULT_MIN_SAMPLES,
     plannedSamples: ctx.plannedSamples,
-    traceSampling: spec.gate?.traceSampling === undefined ? undefined : parsePercent(spec.gate.traceSampling),
-    rules: spec.gate?.rules ?? [],
+    ...gateSettings(spec),
+    minWindowMs: ctx.minWindowMs,
+    sequence: ctx.sequence,
     requireL4: ctx.requireL4,
     sources,
     evidence: {},
@@ -108,11 +107,12 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
       });
     } else {
       try {
+        let interval: CoveredInterval | undefined;
         const inc = await provider.increases(
           { ...ctx.metricsWindow, start: ctx.window.start },
           ctx.window.end,
           gateQueries(spec.service.name),
-          { log: rec.queries, onNote: ctx.onNote },
+          { log: rec.queries, onNote: ctx.onNote, onInterval: (i) => (interval = i) },
         );
         const evidence = metricEvidence(
           metricsSource === 'prometheus' ? 'prometheus' : 'scrape',
@@ -120,6 +120,12 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
           spec.service.name,
           { loadRunId: ctx.load?.runId },
         );
+        if (interval)
+          evidence.interval = {
+            start: Math.round(interval.start),
+            end: Math.round(interval.end),
+            uncertaintyMs: +interval.uncertaintyMs.toFixed(1),
+          };
         bundle.evidence.metrics =
           provider.scrapeIntervalMs !== undefined
             ? { ...evidence, scrapeIntervalMs: provider.scrapeIntervalMs }
@@ -140,19 +146,24 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
     try {
       const jaeger = createJaegerClient(jaegerUrl, { log: rec.queries });
       tracingServices = await jaeger.services();
+      // The same interval as the metric counts: the instants their snapshots were actually taken.
+      const covered = bundle.evidence.metrics?.interval;
+      const span =
+        covered && covered.end > covered.start ? { start: covered.start, end: covered.end } : ctx.window;
       folder = createTraceFolder({
         service: spec.service.name,
         versions: [spec.service.stable, spec.service.candidate],
-        window: ctx.window,
+        window: span,
         hops,
         loadRunId: ctx.load?.runId,
       });
       // Query the first hop (the root of every request) so lost requests still show as root spans.
       const root = hops?.[0] ?? spec.service.name;
-      await forEachTrace(jaeger, { service: root, startMs: ctx.window.start, endMs: ctx.window.end }, (t) =>
+      const stats = await forEachTrace(jaeger, { service: root, startMs: span.start, endMs: span.end }, (t) =>
         folder!.add(t),
       );
       bundle.evidence.traces = folder.evidence();
+      if (stats.incomplete) bundle.evidence.traces.incomplete = stats.incomplete;
     } catch (err) {
       Object.assign(rec, { status: 'down', error: message(err) });
       folder = undefined;

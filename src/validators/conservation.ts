@@ -9,7 +9,11 @@
  *   Poisson noise on it, added to the rule's tolerance;
  * - root spans: the tracer keeps a sample. Below 100% (spec gate.traceSampling, or the root spans' own
  *   sampler.type / sampler.param tags) they are scaled by 1/rate with a binomial allowance, and never exact;
- *   a sampler whose rate is unknown (ratelimiting, remote) is left out with the reason shown.
+ *   a sampler whose rate is unknown (ratelimiting, remote, or no tags at all) is left out with the rate the
+ *   counts imply shown — unless the root spans match the metric count as they are (nothing sampled away).
+ *   A trace store that says it dropped spans of the window (Jaeger's `errors`) is left out the same way.
+ * Every source covers the interval the metric snapshots were taken at (metrics.interval); what stays uncertain
+ * at its edges (how long a snapshot took, the spread of scrape times) × the arrival rate is added to the allowance.
  * Bundles written before tags and hop latencies existed are judged as before (no allowance to derive).
  */
 import { parsePercent } from '../util/units.js';
@@ -36,12 +40,15 @@ const list = (byVersion: Record<string, VersionCounts>) =>
     .map((v) => `${v} ${byVersion[v].requests}`)
     .join(' + ');
 
-/** Share of requests traced, or why it is not known. */
-export function traceSamplingRate(b: EvidenceBundle): { rate?: number; how: string } {
+/**
+ * Share of requests traced, or why it is not known. `untagged`: no spec setting and no sampler tags — the rate
+ * is unknown, but the sandbox and 100% tracers look exactly like that, so the counts decide (see conservation).
+ */
+export function traceSamplingRate(b: EvidenceBundle): { rate?: number; how: string; untagged?: boolean } {
   if (b.traceSampling !== undefined)
     return { rate: b.traceSampling, how: `gate.traceSampling ${+(b.traceSampling * 100).toFixed(3)}%` };
   const s = b.evidence.traces?.sampling;
-  if (!s) return { rate: 1, how: 'no sampler tags on root spans: taken as 100%' };
+  if (!s) return { rate: 1, how: 'no sampler tags on root spans and no gate.traceSampling', untagged: true };
   const tag = `sampler.type=${s.type}, sampler.param=${s.param}`;
   if (s.type === 'probabilistic') return { rate: s.param, how: tag };
   if (s.type === 'const') return { rate: s.param ? 1 : 0, how: tag };
@@ -54,14 +61,20 @@ export function traceSamplingRate(b: EvidenceBundle): { rate?: number; how: stri
  * covers a window shifted by up to one interval: under steady traffic the shifts at both edges cancel but
  * for Poisson noise over 2 × rate × interval, which is added to the noise term.
  */
-function edgeAllowance(b: EvidenceBundle, hop: string, count: number): number {
-  const latencyMs = b.evidence.metrics?.hopLatencyMs?.[hop];
+function edgeAllowance(b: EvidenceBundle, hop: string, count: number, spanMs?: number): number {
+  const latencyMs = Math.max(b.evidence.metrics?.hopLatencyMs?.[hop] ?? 0, spanMs ?? 0);
   const seconds = (b.window.end - b.window.start) / 1000;
   if (!latencyMs || seconds <= 0) return 0;
   const rate = count / seconds;
   const inFlight = 2 * rate * (latencyMs / 1000);
   const phase = 2 * rate * ((b.evidence.metrics?.scrapeIntervalMs ?? 0) / 1000);
-  return Math.ceil(inFlight + 3 * Math.sqrt(inFlight + phase));
+  return Math.ceil(inFlight + skewAllowance(b, rate) + 3 * Math.sqrt(inFlight + phase));
+}
+
+/** Requests that may fall on either side of an edge because the snapshot's instant is only known within a skew. */
+function skewAllowance(b: EvidenceBundle, rate: number): number {
+  const skewMs = b.evidence.metrics?.interval?.uncertaintyMs ?? 0;
+  return 2 * rate * (skewMs / 1000);
 }
 
 export function conservation(b: EvidenceBundle, r: Body<'conservation'>): Partial {
@@ -147,9 +160,10 @@ export function conservation(b: EvidenceBundle, r: Body<'conservation'>): Partia
         source: h.source,
       });
     }
+    const skew = m?.interval?.uncertaintyMs;
     if (allowance)
       notes.push(
-        `in flight at the window edges: ±${allowance} (${first.hop} ${+(m?.hopLatencyMs?.[first.hop] ?? 0).toFixed(1)} ms mean latency)`,
+        `in flight at the window edges: ±${allowance} (${first.hop} ${+(m?.hopLatencyMs?.[first.hop] ?? 0).toFixed(1)} ms mean latency${skew ? `; snapshot instants known to ±${+skew.toFixed(1)} ms` : ''})`,
       );
   }
 
@@ -164,13 +178,32 @@ export function conservation(b: EvidenceBundle, r: Body<'conservation'>): Partia
         ? {
             value: first.value,
             name: first.hop,
-            tol: userTol(first.value) + edgeAllowance(b, first.hop, first.value),
+            // Root spans are counted by their start, the hop when it completes: the root spans' own length
+            // (ingress to response) is what can fall on either side of an edge.
+            tol: userTol(first.value) + edgeAllowance(b, first.hop, first.value, t.rootMeanMs),
           }
         : load
           ? { value: load.sent, name: 'load sent', tol: userTol(load.sent) }
           : undefined;
     const label = useTagged ? `root spans tagged ${load!.runId}` : 'root spans';
-    if (s.rate === undefined || s.rate <= 0) {
+    if (!useTagged && first && t.rootMeanMs !== undefined) {
+      const rootEdge = edgeAllowance(b, first.hop, first.value, t.rootMeanMs);
+      if (rootEdge > edgeAllowance(b, first.hop, first.value))
+        notes.push(`root spans ±${rootEdge} in flight (${+t.rootMeanMs.toFixed(1)} ms mean, start to end)`);
+    }
+    // An unknown sampler beside metric counts: root spans that match them as they are were all kept; fewer are
+    // a sample of unknown size, not a loss (more than the requests no sampling explains: they are still compared).
+    const unknownShare =
+      s.untagged && first && ref && roots < ref.value - ref.tol - 1e-9 ? roots / ref.value : undefined;
+    if (t.incomplete) {
+      shown.push(`${label} = ${roots} (not used)`);
+      notes.push(`root spans left out: the trace store says the window is incomplete (${t.incomplete})`);
+    } else if (unknownShare !== undefined) {
+      shown.push(`${label} = ${roots} (not used: ~${+(unknownShare * 100).toPrecision(3)}% of ${ref!.name})`);
+      notes.push(
+        `root spans left out: the trace sampling rate is unknown (${s.how}) and the spans are ~${+(unknownShare * 100).toPrecision(3)}% of the requests — set gate.traceSampling (Istio's default is 1%) to count them`,
+      );
+    } else if (s.rate === undefined || s.rate <= 0) {
       shown.push(`${label} = ${roots} (not used)`);
       notes.push(`root spans left out: ${s.how}`);
     } else if (ref) {

@@ -13,7 +13,8 @@ import { judgeBundle } from './verdict.js';
 export { judgeBundle, verdictExitCode } from './verdict.js';
 export { checkSplit, describeRule, evaluateRule } from './rules.js';
 export { collectEvidence, loadEvidence } from './collect.js';
-export { renderJUnit, renderMarkdown, renderText } from './report.js';
+export { explainLines, renderJUnit, renderMarkdown, renderText } from './report.js';
+export { allocateBudget, describeBudget, splitConfidence, type Budget } from './budget.js';
 export { preflight } from './preflight.js';
 export {
   plannedSamples,

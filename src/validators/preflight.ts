@@ -14,7 +14,8 @@ import { REQUESTS, versionOfLabels } from './metrics.js';
 
 export interface PreflightCheck {
   check: string;
-  status: 'ok' | 'missing' | 'invalid' | 'down';
+  /** `hint`: worth knowing, never blocking (the exit code ignores it). */
+  status: 'ok' | 'missing' | 'invalid' | 'down' | 'hint';
   detail: string;
 }
 
@@ -29,6 +30,44 @@ export function strategyWindowMs(spec: ReleaseSpec): number | undefined {
   const s = spec.strategy;
   const w = s.canary?.window ?? s.blueGreen?.previewWindow ?? s.abTest?.window;
   return w ? parseDurationMs(w) : undefined;
+}
+
+/**
+ * Whether the tracer's sampling rate can be known: from root spans' sampler tags, else gate.traceSampling must say
+ * it. Without either, conservation leaves the root spans out whenever they do not match the requests as they are.
+ */
+async function samplingCheck(
+  jaeger: ReturnType<typeof createJaegerClient>,
+  service: string,
+): Promise<PreflightCheck> {
+  const now = Date.now();
+  let traces: Awaited<ReturnType<typeof jaeger.search>>;
+  try {
+    traces = await jaeger.search({ service, startMs: now - 600_000, endMs: now, limit: 20 });
+  } catch (err) {
+    return {
+      check: 'trace sampling rate known',
+      status: 'hint',
+      detail: `recent traces could not be read (${message(err)}); set gate.traceSampling if the tracer samples`,
+    };
+  }
+  const tagged = traces.some((t) =>
+    t.spans.some((s) => !s.references?.length && s.tags?.some((x) => x.key === 'sampler.type')),
+  );
+  return tagged || !traces.length
+    ? {
+        check: 'trace sampling rate known',
+        status: 'ok',
+        detail: traces.length
+          ? 'root spans carry sampler.type / sampler.param'
+          : 'no recent traces to read it from',
+      }
+    : {
+        check: 'trace sampling rate known',
+        status: 'hint',
+        detail:
+          "root spans carry no sampler tags and gate.traceSampling is not set: if the tracer samples (Istio's default is 1%), set gate.traceSampling, or conservation leaves the root spans out",
+      };
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message.split('\n')[0] : String(err));
@@ -128,14 +167,15 @@ export async function preflight(spec: ReleaseSpec, endpoints: PlatformEndpoints)
   const jaegerUrl = spec.gate?.tracing?.url ?? endpoints.jaeger;
   if (jaegerUrl) {
     try {
-      const services = (await createJaegerClient(jaegerUrl, { attempts: 2 }).services()).map(
-        (s) => s.split('.')[0],
-      );
+      const jaeger = createJaegerClient(jaegerUrl, { attempts: 2 });
+      const services = (await jaeger.services()).map((s) => s.split('.')[0]);
       checks.push({
         check: `Jaeger knows ${svc}`,
         status: services.includes(svc) ? 'ok' : 'missing',
         detail: services.includes(svc) ? jaegerUrl : `services: ${services.join(', ') || 'none'}`,
       });
+      if (spec.gate?.traceSampling === undefined && services.includes(svc))
+        checks.push(await samplingCheck(jaeger, svc));
     } catch (err) {
       checks.push({ check: 'Jaeger reachable', status: 'down', detail: message(err) });
     }

@@ -3,6 +3,8 @@
  * <failure>, error → <error>, inconclusive → <skipped>), Markdown for a pull-request comment. Pure.
  */
 import { formatDuration } from '../util/units.js';
+import { describeBudget } from './budget.js';
+import { describeRule } from './rules.js';
 import type { EvidenceBundle, Outcome, RuleResult, Verdict } from './types.js';
 
 const MARK: Record<Outcome, string> = {
@@ -17,7 +19,24 @@ function windowText(b: EvidenceBundle): string {
   return `${new Date(b.window.start).toISOString()} .. ${new Date(b.window.end).toISOString()} (${formatDuration(b.window.end - b.window.start)})`;
 }
 
-export function renderText(v: Verdict, b: EvidenceBundle, bundlePath?: string): string {
+/** How the false-alarm budget was spent (and when the sequence decided), one line each; empty without a budget. */
+export function explainLines(v: Verdict, b: EvidenceBundle): string[] {
+  if (!v.budget) return [];
+  const lines = describeBudget(v.budget, (i) => (b.rules[i] ? describeRule(b.rules[i]) : `rule ${i + 1}`));
+  const d = v.decision;
+  if (d)
+    lines.push(
+      `decided ${d.outcome} at look ${d.look} of ${d.looks}, ${formatDuration(d.afterMs)} after the window opened (${new Date(d.at).toISOString()})`,
+    );
+  return lines;
+}
+
+export function renderText(
+  v: Verdict,
+  b: EvidenceBundle,
+  bundlePath?: string,
+  opts: { explain?: boolean } = {},
+): string {
   const lines = [
     `gate ${MARK[v.outcome]}  ${b.release}: ${b.service.name} ${b.service.stable} → ${b.service.candidate}${b.candidateWeight !== undefined ? ` at ${b.candidateWeight}%` : ''}`,
     `window  ${windowText(b)}`,
@@ -34,6 +53,10 @@ export function renderText(v: Verdict, b: EvidenceBundle, bundlePath?: string): 
   for (const s of b.sources.filter((x) => x.status === 'down'))
     lines.push('', `${s.name} is down: ${s.error}`);
   lines.push('', v.summary);
+  if (v.budget) {
+    const explained = explainLines(v, b);
+    lines.push(...(opts.explain ? explained : explained.slice(0, 1)));
+  }
   if (bundlePath) lines.push(`evidence: ${bundlePath} (replay: clover-cd gate --replay ${bundlePath})`);
   return lines.join('\n');
 }
@@ -113,5 +136,16 @@ export function renderMarkdown(v: Verdict, b: EvidenceBundle): string {
     '',
     `${md(v.summary)}`,
     '',
+    ...(v.budget
+      ? [
+          '<details><summary>false-alarm budget</summary>',
+          '',
+          '```',
+          ...explainLines(v, b),
+          '```',
+          '</details>',
+          '',
+        ]
+      : []),
   ].join('\n');
 }

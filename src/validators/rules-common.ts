@@ -4,6 +4,7 @@
  */
 import type { GateRule } from '../spec/types.js';
 import { fromHistogram, fromSamples, MIN_TAIL_OBSERVATIONS, type Distribution } from './quantiles.js';
+import { DEFAULT_MAX_ROUTES } from './budget.js';
 import { histogramTotal } from './stats.js';
 import type { EvidenceBundle, Histogram, Outcome, RuleResult, SourceName, VersionCounts } from './types.js';
 
@@ -13,6 +14,8 @@ export type Body<K extends string> = Extract<GateRule, Record<K, unknown>>[K &
 export const pct = (x: number, digits = 2) => (Number.isFinite(x) ? `${+(x * 100).toFixed(digits)}%` : 'n/a');
 export const ms = (x: number) => (Number.isFinite(x) ? `${+x.toFixed(1)}ms` : 'n/a');
 export const pv = (p: number) => (p < 1e-6 ? '< 1e-6' : p.toPrecision(2));
+/** A significance level as a person reads it: 0.0016666 → 0.0017. */
+export const pa = (a: number) => String(+a.toPrecision(2));
 
 /** A rule result with everything but the rule text, before it is labelled. */
 export type Partial = Omit<RuleResult, 'rule'>;
@@ -104,6 +107,22 @@ export function routeCounts(
   if (t?.routes && Object.keys(t.routes).length)
     return { routes: t.routes, source: `jaeger spans of ${b.service.name} by http.url path` };
   return undefined;
+}
+
+/**
+ * The routes a perRoute rule judges: the largest first (by the version's requests, then by name), at most
+ * bundle.maxRoutes when the bundle carries a budget (each route has a fixed slot of it), all of them before.
+ */
+export function judgedRoutes<T extends { requests: number }>(
+  b: EvidenceBundle,
+  routes: Record<string, Record<string, T>>,
+  version: string,
+): Array<[string, Record<string, T>]> {
+  const sorted = Object.entries(routes).sort(
+    ([ra, a], [rb, c]) =>
+      (c[version]?.requests ?? 0) - (a[version]?.requests ?? 0) || (ra < rb ? -1 : ra > rb ? 1 : 0),
+  );
+  return b.alpha === undefined ? sorted : sorted.slice(0, b.maxRoutes ?? DEFAULT_MAX_ROUTES);
 }
 
 /**

@@ -7,11 +7,14 @@
 import { parsePercent } from '../util/units.js';
 import { compareQuantiles, type QuantileComparison } from './quantiles.js';
 import { compareProportions, type ProportionTest } from './stats.js';
+import { DEFAULT_MAX_ROUTES } from './budget.js';
 import {
   empty,
+  judgedRoutes,
   latencyPair,
   minSamplesShort,
   ms,
+  pa,
   pct,
   pv,
   routeCounts,
@@ -36,12 +39,15 @@ interface ErrorTest extends ProportionTest {
   candidate: VersionCounts;
 }
 
-export function compareErrors(b: EvidenceBundle, r: Body<'compareErrors'>): Partial {
-  const alpha = r.alpha ?? 0.01;
+export function compareErrors(b: EvidenceBundle, r: Body<'compareErrors'>, share?: number): Partial {
+  const alpha = r.alpha ?? share ?? 0.01;
+  // Under a budget the overall test and the routes each get half (the routes one fixed slot each).
+  const budgeted = share !== undefined || b.alpha !== undefined;
+  const perRoute = !!r.perRoute && r.route === undefined;
   const margin = r.maxIncrease ? parsePercent(r.maxIncrease) : 0;
   const { stable, candidate } = b.service;
   const scope = r.route !== undefined ? ` at ${r.route}` : '';
-  const expected = `${candidate} error rate${scope} ≤ ${stable}'s${margin ? ` + ${r.maxIncrease}` : ''} (one-sided, α ${alpha}${r.perRoute ? ', and per route' : ''})`;
+  const expected = `${candidate} error rate${scope} ≤ ${stable}'s${margin ? ` + ${r.maxIncrease}` : ''} (one-sided, α ${pa(alpha)}${r.perRoute ? ', and per route' : ''})`;
   const vc = versionCounts(b, r.route);
   if (!vc.ok) return { outcome: vc.outcome, observed: 'n/a', expected, source: vc.source, reason: vc.reason };
   const run = (name: string, s: VersionCounts, c: VersionCounts, a: number): ErrorTest => ({
@@ -55,26 +61,31 @@ export function compareErrors(b: EvidenceBundle, r: Body<'compareErrors'>): Part
     `${t.scope ? `${t.scope}: ` : ''}${candidate} ${pct(t.candidateRate)} (${t.candidate.errors}/${t.candidate.requests}) vs ${stable} ${pct(t.baselineRate)} (${t.stable.errors}/${t.stable.requests}), p = ${pv(t.p)}`;
   const s = vc.value[stable] ?? empty;
   const c = vc.value[candidate] ?? empty;
-  const overall = run(r.route ?? '', s, c, alpha);
+  const overall = run(r.route ?? '', s, c, budgeted && perRoute ? alpha / 2 : alpha);
   let observed = describe(overall);
   const short = minSamplesShort(b, { [stable]: s.requests, [candidate]: c.requests }, r.route === undefined);
   if (short) return { outcome: 'inconclusive', observed, expected, source: vc.source, reason: short };
   const tests = [overall];
   const skipped: string[] = [];
   let source = vc.source;
-  if (r.perRoute && r.route === undefined) {
+  if (perRoute) {
     const rc = routeCounts(b);
     if (!rc) skipped.push('no per-route evidence (request_path label or spans with http.url)');
     else {
       source += ` + ${rc.source}`;
-      const routes = Object.keys(rc.routes).sort();
-      // The route tests are one family at α in total (Bonferroni), beside the overall test.
+      const judged = judgedRoutes(b, rc.routes, candidate);
+      const routes = judged.map(([route]) => route).sort();
+      for (const [route] of Object.entries(rc.routes))
+        if (!routes.includes(route)) skipped.push(`${route} (beyond the ${routes.length} largest routes)`);
+      // The route tests are one family (Bonferroni): α in total beside the overall test, or under a budget
+      // half the rule's share in gate.maxRoutes fixed slots.
+      const each = budgeted ? alpha / (2 * (b.maxRoutes ?? DEFAULT_MAX_ROUTES)) : alpha / routes.length;
       for (const route of routes) {
         const rs = rc.routes[route][stable] ?? empty;
         const rcand = rc.routes[route][candidate] ?? empty;
         if (minSamplesShort(b, { [stable]: rs.requests, [candidate]: rcand.requests }, false))
           skipped.push(`${route} (${rcand.requests} candidate requests)`);
-        else tests.push(run(route, rs, rcand, alpha / routes.length));
+        else tests.push(run(route, rs, rcand, each));
       }
       observed += `; ${tests.length - 1} route${tests.length === 2 ? '' : 's'} tested`;
     }
@@ -154,15 +165,15 @@ function quantileResult(
 const quantileObserved = (b: EvidenceBundle, c: QuantileComparison) =>
   `p${+(c.q * 100).toFixed(2)} ${b.service.candidate} ${ms(c.candidate.value)} vs ${b.service.stable} ${ms(c.baseline.value)}: ${ratioText(c.ratio)} (lower bound ${ratioText(c.lower)}, p = ${Number.isFinite(c.p) ? pv(c.p) : 'n/a'}; n ${c.baseline.n} vs ${c.candidate.n})`;
 
-export function compareLatency(b: EvidenceBundle, r: Body<'compareLatency'>): Partial {
-  const alpha = r.alpha ?? 0.01;
+export function compareLatency(b: EvidenceBundle, r: Body<'compareLatency'>, share?: number): Partial {
+  const alpha = r.alpha ?? share ?? 0.01;
   const increase = r.maxIncrease ?? DEFAULT_LATENCY_INCREASE;
   const margin = parsePercent(increase);
   const pctl = r.percentile ?? 50;
   const q = pctl / 100;
   const { stable, candidate } = b.service;
   const name = pctl === 50 ? 'median' : `p${pctl}`;
-  const expected = `${candidate}'s ${name}${r.route !== undefined ? ` at ${r.route}` : ''} ≤ ${stable}'s × ${1 + margin} (ratio of quantiles, one-sided α ${alpha})`;
+  const expected = `${candidate}'s ${name}${r.route !== undefined ? ` at ${r.route}` : ''} ≤ ${stable}'s × ${1 + margin} (ratio of quantiles, one-sided α ${pa(alpha)})`;
   const deprecated =
     r.maxEffect !== undefined
       ? ` (maxEffect ${r.maxEffect} is no longer used: Cliff's δ depends on the spread; maxIncrease ${increase} applies)`
@@ -195,14 +206,14 @@ export function compareLatency(b: EvidenceBundle, r: Body<'compareLatency'>): Pa
   };
 }
 
-export function tail(b: EvidenceBundle, r: Body<'tail'>): Partial {
-  const alpha = r.alpha ?? 0.01;
+export function tail(b: EvidenceBundle, r: Body<'tail'>, share?: number): Partial {
+  const alpha = r.alpha ?? share ?? 0.01;
   const increase = r.maxIncrease ?? DEFAULT_TAIL_INCREASE;
   const margin = parsePercent(increase);
   const percentiles = r.percentiles ?? DEFAULT_TAIL_PERCENTILES;
   const each = alpha / percentiles.length;
   const { stable, candidate } = b.service;
-  const expected = `${candidate}'s ${percentiles.map((p) => `p${p}`).join(', ')}${r.route !== undefined ? ` at ${r.route}` : ''} ≤ ${stable}'s × ${1 + margin} (order-statistic interval, α ${alpha} in total)`;
+  const expected = `${candidate}'s ${percentiles.map((p) => `p${p}`).join(', ')}${r.route !== undefined ? ` at ${r.route}` : ''} ≤ ${stable}'s × ${1 + margin} (order-statistic interval, α ${pa(alpha)} in total)`;
   const results: QuantileComparison[] = [];
   let source = '';
   for (const p of percentiles) {

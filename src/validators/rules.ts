@@ -9,8 +9,10 @@ import { evaluateL4Rule } from '../clovisor/evidence.js';
 import { parseDurationMs, parsePercent } from '../util/units.js';
 import { conservation } from './conservation.js';
 import { compareErrors, compareLatency, tail } from './rules-compare.js';
+import { DEFAULT_MAX_ROUTES } from './budget.js';
 import {
   empty,
+  judgedRoutes,
   latencyOf,
   minSamplesShort,
   ms,
@@ -48,7 +50,7 @@ export function checkSplit(
   const w = weightPercent / 100;
   if (!n) return { outcome: 'inconclusive', share, interval, reason: 'no requests observed' };
   const inside = w >= interval.low && w <= interval.high;
-  const ci = `${pct(interval.low)}..${pct(interval.high)} at ${confidence * 100}% confidence`;
+  const ci = `${pct(interval.low)}..${pct(interval.high)} at ${+(confidence * 100).toPrecision(4)}% confidence`;
   return {
     outcome: inside ? 'pass' : 'fail',
     share,
@@ -59,12 +61,12 @@ export function checkSplit(
   };
 }
 
-function split(b: EvidenceBundle, r: Body<'split'>): Partial {
-  const conf = r.confidence ?? 0.999;
+function split(b: EvidenceBundle, r: Body<'split'>, share?: number): Partial {
+  const conf = r.confidence ?? (share !== undefined ? 1 - share : 0.999);
   const expected =
     b.candidateWeight === undefined
       ? 'candidate share = configured weight'
-      : `candidate share = ${b.candidateWeight}% (binomial interval, ${conf * 100}%)`;
+      : `candidate share = ${b.candidateWeight}% (binomial interval, ${+(conf * 100).toPrecision(4)}%)`;
   const vc = versionCounts(b);
   if (!vc.ok) return { outcome: vc.outcome, observed: 'n/a', expected, source: vc.source, reason: vc.reason };
   const stable = (vc.value[b.service.stable] ?? empty).requests;
@@ -97,13 +99,14 @@ function errorRateOf(
   c: VersionCounts,
   max: number,
   label: string,
+  level: number,
 ): { outcome: Outcome; observed: string; reason: string; p?: number } {
   const rate = c.requests ? c.errors / c.requests : NaN;
   const observed = `${pct(rate)} (${c.errors} of ${c.requests})`;
   if (rate <= max) return { outcome: 'pass', observed, reason: 'error rate within the limit' };
-  // Above the limit: fail only when the excess is more than noise (one-sided binomial test at 5%).
+  // Above the limit: fail only when the excess is more than noise (one-sided binomial test at the rule's level).
   const p = binomialUpperTail(c.errors, c.requests, max);
-  if (p < 0.05)
+  if (p < level)
     return {
       outcome: 'fail',
       observed,
@@ -118,15 +121,20 @@ function errorRateOf(
   };
 }
 
-function errorRate(b: EvidenceBundle, r: Body<'errorRate'>): Partial {
+function errorRate(b: EvidenceBundle, r: Body<'errorRate'>, share?: number): Partial {
   const version = r.version === 'stable' ? b.service.stable : b.service.candidate;
   const max = parsePercent(r.max);
+  // Without a budget (bundles written before it) the excess is judged at 5%, as it always was.
+  const level = r.alpha ?? share ?? 0.05;
+  const routeLevel =
+    share === undefined && r.alpha === undefined ? level : level / (2 * (b.maxRoutes ?? DEFAULT_MAX_ROUTES));
+  const overallLevel = r.perRoute && r.route === undefined && routeLevel !== level ? level / 2 : level;
   const at = r.route !== undefined ? ` at ${r.route}` : '';
   const expected = `≤ ${r.max} 5xx at ${version}${at}${r.perRoute ? ' (and on every route)' : ''}`;
   const vc = versionCounts(b, r.route);
   if (!vc.ok) return { outcome: vc.outcome, observed: 'n/a', expected, source: vc.source, reason: vc.reason };
   const c = vc.value[version] ?? empty;
-  const overall = errorRateOf(c, max, at);
+  const overall = errorRateOf(c, max, at, overallLevel);
   const short = minSamplesShort(b, { [version]: c.requests }, r.route === undefined);
   if (short)
     return {
@@ -154,9 +162,12 @@ function errorRate(b: EvidenceBundle, r: Body<'errorRate'>): Partial {
       source: vc.source,
       reason: `${overall.reason} (no per-route evidence)`,
     };
-  const perRoute = Object.entries(rc.routes)
+  const perRoute = judgedRoutes(b, rc.routes, version)
     .filter(([, byVersion]) => (byVersion[version]?.requests ?? 0) >= b.minSamples)
-    .map(([route, byVersion]) => ({ route, ...errorRateOf(byVersion[version], max, ` at ${route}`) }));
+    .map(([route, byVersion]) => ({
+      route,
+      ...errorRateOf(byVersion[version], max, ` at ${route}`, routeLevel),
+    }));
   const failed = perRoute.find((x) => x.outcome === 'fail');
   if (failed)
     return {
@@ -378,7 +389,8 @@ export function describeRule(rule: GateRule): string {
   return parts.length ? `${kind} (${parts.join(', ')})` : kind;
 }
 
-type Evaluator = (b: EvidenceBundle, body: never) => Partial & { skipped?: boolean };
+/** `share`: the rule's part of the false-alarm budget (undefined for bundles written before it). */
+type Evaluator = (b: EvidenceBundle, body: never, share?: number) => Partial & { skipped?: boolean };
 const EVALUATORS: Record<string, Evaluator> = {
   conservation,
   split,
@@ -392,7 +404,11 @@ const EVALUATORS: Record<string, Evaluator> = {
   l4,
 };
 
-export function evaluateRule(b: EvidenceBundle, rule: GateRule): RuleResult & { skipped?: boolean } {
+export function evaluateRule(
+  b: EvidenceBundle,
+  rule: GateRule,
+  share?: number,
+): RuleResult & { skipped?: boolean } {
   const [kind, body] = Object.entries(rule)[0];
   const evaluator = EVALUATORS[kind];
   if (!evaluator)
@@ -404,5 +420,5 @@ export function evaluateRule(b: EvidenceBundle, rule: GateRule): RuleResult & { 
       source: 'spec',
       reason: `unknown rule "${kind}"`,
     };
-  return { rule: describeRule(rule), ...evaluator(b, (body ?? {}) as never) };
+  return { rule: describeRule(rule), ...evaluator(b, (body ?? {}) as never, share) };
 }

@@ -58,6 +58,7 @@ export function createTraceFolder(opts: {
   const hopNames = new Set([...(opts.hops ?? []), opts.service]);
   let sawLoadTag = false;
   let taggedRoots = 0;
+  let rootMs = 0;
   const routes: Record<string, Record<string, VersionCounts>> = {};
 
   const versionOf = (span: JaegerSpan, node: string | undefined) => {
@@ -125,6 +126,7 @@ export function createTraceFolder(opts: {
         }
         if (span === root) {
           ev.rootSpans++;
+          rootMs += durMs;
           const tag = tagValue(span, 'clover_cd_load');
           if (tag !== undefined) sawLoadTag = true;
           if (opts.loadRunId && tag === opts.loadRunId) taggedRoots++;
@@ -144,6 +146,7 @@ export function createTraceFolder(opts: {
         requests: [...requests.values()].sort((a, b) => b.count - a.count),
       };
       if (Object.keys(routes).length) out.routes = routes;
+      if (ev.rootSpans) out.rootMeanMs = +(rootMs / ev.rootSpans).toFixed(3);
       // Only when spans carry the tag at all (Istio tracing custom_tags): otherwise 0 would read as "all lost".
       if (opts.loadRunId && sawLoadTag) out.taggedRootSpans = taggedRoots;
       return out;

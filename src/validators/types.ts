@@ -23,6 +23,16 @@ export interface Verdict {
   outcome: Outcome;
   summary: string;
   results: RuleResult[];
+  /** How gate.alpha was spent over the rules (absent for bundles written before the budget). */
+  budget?: import('./budget.js').Budget;
+  /** The sequential decision: when it was taken and on which look (absent when the window was judged once). */
+  decision?: {
+    outcome: 'pass' | 'fail' | 'inconclusive';
+    at: number;
+    look: number;
+    looks: number;
+    afterMs: number;
+  };
 }
 
 export type { QueryRecord } from '../services/query-log.js';
@@ -76,6 +86,12 @@ export interface MetricEvidence {
   hopLatencyMs?: Record<string, number>;
   /** Prometheus' scrape interval: hops scraped at different phases count slightly shifted windows. */
   scrapeIntervalMs?: number;
+  /**
+   * The interval the counts cover (epoch ms): when the snapshots were actually taken (a direct scrape's requests,
+   * Prometheus' scrape timestamps), and how uncertain each edge is (a snapshot's duration, the spread of scrape
+   * times). Traces are queried over exactly this interval.
+   */
+  interval?: { start: number; end: number; uncertaintyMs: number };
 }
 
 /** A row of the request table built from traces: root requests grouped by what the rules select on. */
@@ -91,6 +107,11 @@ export interface TraceEvidence {
   traces: number;
   spans: number;
   rootSpans: number;
+  /**
+   * Mean duration (ms) of the root spans, start to end: a root span is counted by its start, a mesh counter when
+   * the request completes, so this long at each edge a request can fall on either side.
+   */
+  rootMeanMs?: number;
   /** Root requests grouped by url × status × user agent. */
   requests: RequestGroup[];
   /** Spans at the gated service per version. */
@@ -105,6 +126,8 @@ export interface TraceEvidence {
   taggedRootSpans?: number;
   /** Spans at the gated service by route (URL path) and version. */
   routes?: Record<string, Record<string, VersionCounts>>;
+  /** The trace store said it could not return every span of the window (Jaeger's `errors`, e.g. evicted spans). */
+  incomplete?: string;
 }
 
 /** What the load generator reported (the load module's LoadSummary, reduced to what rules read). */
@@ -144,6 +167,19 @@ export interface EvidenceBundle {
   /** Share of requests traced (0..1) from the spec's gate.traceSampling; spans' own tags are used otherwise. */
   traceSampling?: number;
   rules: GateRule[];
+  /** The false-alarm budget (gate.alpha) and the pass error (gate.beta); absent in bundles written before them. */
+  alpha?: number;
+  beta?: number;
+  /** Routes judged per perRoute rule, and the fewest candidate requests a route must have to be required to pass. */
+  maxRoutes?: number;
+  minRouteSamples?: number;
+  /** The shortest window (ms): before it the gate can fail, never pass. */
+  minWindowMs?: number;
+  /**
+   * Cumulative metric snapshots taken while the window was open, in time order: the sequential tests re-run over
+   * them to the same decision at the same look (`gate --replay`).
+   */
+  sequence?: Look[];
   requireL4?: boolean;
   sources: SourceRecord[];
   evidence: {
@@ -154,6 +190,25 @@ export interface EvidenceBundle {
     l4?: import('../clovisor/types.js').L4Evidence;
   };
   verdict?: Verdict;
+}
+
+/** Requests and errors of one version (a look keeps no response codes). */
+export interface LookCounts {
+  requests: number;
+  errors: number;
+}
+
+/** One look at the gated service while the window is open: counts since the window opened. */
+export interface Look {
+  /** When the snapshot was taken (epoch ms). */
+  at: number;
+  versions: Record<string, LookCounts>;
+  /** Route → version → counts (the request_path label). */
+  routes?: Record<string, Record<string, LookCounts>>;
+  /** Version → latency histogram. */
+  latency?: Record<string, Histogram>;
+  /** Route → version → latency histogram. */
+  routeLatency?: Record<string, Record<string, Histogram>>;
 }
 
 /** Contract [B]'s LoadRunResult, structurally: the gate reads only these fields. */
@@ -179,6 +234,10 @@ export interface GateContext {
   candidateWeight?: number;
   /** Candidate requests the step was sized for (plannedSamples from validators/sample-size.ts). */
   plannedSamples?: number;
+  /** The step's shortest window (ms): the gate passes no earlier. */
+  minWindowMs?: number;
+  /** The looks taken while the window was open (validators/sequential/looks.ts), oldest first. */
+  sequence?: Look[];
   evidenceDir?: string;
   requireL4?: boolean;
   /** A running `clover-cd clovisor run` (default: the address recorded in its state, if any). */

@@ -42,17 +42,17 @@ export const PARITY_SCENARIOS = [
   {
     name: 'canary',
     strategy: { canary: { steps: [25, 60], window: '1s' } },
-    rules: [{ errorRate: { max: '1%' } }, { split: { confidence: 0.999 } }],
+    rules: [{ errorRate: { max: '5%' } }, { split: { confidence: 0.999 } }],
   },
   {
     name: 'bluegreen',
     strategy: { blueGreen: { previewWindow: '1s' } },
-    rules: [{ errorRate: { max: '1%' } }],
+    rules: [{ errorRate: { max: '5%' } }],
   },
   {
     name: 'ab',
     strategy: { abTest: { match: [{ headers: { 'user-agent': { regex: '.*chrome.*' } } }], window: '1s' } },
-    rules: [{ errorRate: { max: '1%' } }],
+    rules: [{ errorRate: { max: '5%' } }],
   },
 ];
 const paths = [

@@ -7,7 +7,7 @@ import type { ReleaseSpec } from '../../spec/types.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { sleep } from '../../util/retry.js';
 import { formatDuration, parseDurationMs } from '../../util/units.js';
-import type { EvidenceBundle, Verdict } from '../../validators/types.js';
+import type { EvidenceBundle, Look, Verdict } from '../../validators/types.js';
 import { action, globalOptions } from '../context.js';
 import { checkOutputPaths } from '../output-paths.js';
 import { collectUrlFlag, parseDurationFlag, parseIntegerFlag, parseUrlFlag } from '../flags.js';
@@ -32,6 +32,7 @@ interface GateOptions {
   replay?: string;
   requireL4?: boolean;
   clovisor?: string;
+  explain?: boolean;
 }
 
 /** "2024-05-01T10:00:00Z", epoch ms, or "now". */
@@ -143,7 +144,7 @@ async function emitReports(
   if (opts.report === 'junit') return void process.stdout.write(redact(renderJUnit(verdict, bundle)));
   if (opts.report === 'markdown') return void process.stdout.write(redact(renderMarkdown(verdict, bundle)));
   printResult(globalOptions(cmd).output, { verdict, bundlePath, window: bundle.window }, () =>
-    renderText(verdict, bundle, bundlePath),
+    renderText(verdict, bundle, bundlePath, { explain: opts.explain }),
   );
 }
 
@@ -198,6 +199,11 @@ export function register(program: Command): void {
       'a running `clovisor run --listen` for L4 evidence (default: the address in its state)',
     )
     .option('--replay <bundle>', 'judge a stored evidence bundle again, offline')
+    .option(
+      '--explain',
+      'also show how the false-alarm budget (gate.alpha) was spent over the rules, and when the sequence decided',
+      false,
+    )
     .addHelpText(
       'after',
       `
@@ -211,6 +217,7 @@ Examples:
   clover-cd gate release.yaml --platform sandbox --window 30s --report markdown > comment.md
   clover-cd gate --replay .clover-cd/evidence/http-lb-canary-2024-05-01T10-05-00-000Z.json
   clover-cd gate --replay bundle.json --html report.html    # latency ECDFs, error intervals, split, flow, L4
+  clover-cd gate --replay bundle.json --explain             # the budget per rule and the moment of the decision
   clover-cd gate preflight release.yaml --prometheus http://prometheus:9090
 `,
     )
@@ -247,16 +254,19 @@ Examples:
         const weight = opts.weight === undefined ? undefined : Number(String(opts.weight).replace(/%$/, ''));
         if (weight !== undefined && !(weight >= 0 && weight <= 100))
           throw new InvalidInputError(`--weight must be a percentage from 0 to 100, got "${opts.weight}"`);
-        const [{ loadSpec }, { runGate }, { scrapeTargets }] = await Promise.all([
-          import('../../spec/load.js'),
-          import('../../validators/index.js'),
-          import('../../services/scrape.js'),
-        ]);
+        const [{ loadSpec }, { runGate }, { scrapeTargets, snapshotInstant }, { watchWindow }] =
+          await Promise.all([
+            import('../../spec/load.js'),
+            import('../../validators/index.js'),
+            import('../../services/scrape.js'),
+            import('../../stages/engine/window-watch.js'),
+          ]);
         const { spec } = loadSpec(file);
         const endpoints = await endpointsFor(opts);
         const source = metricSource(spec, endpoints);
         let window: { start: number; end: number };
         let scrapeBaseline: ScrapeSnapshot | undefined;
+        let looked: { sequence: Look[]; minWindowMs: number } | undefined;
         if (opts.since) {
           window = {
             start: parseTime(opts.since, '--since'),
@@ -277,12 +287,30 @@ Examples:
             throw new InvalidInputError(`--window: ${(err as Error).message}`);
           }
           if (source === 'scrape') {
-            // A direct scrape can only measure a window it watches: snapshot now, wait, judge.
+            // A direct scrape can only measure a window it watches: snapshot now, look at every second (a
+            // regression ends the window at once), judge.
             const targets = spec.gate?.metrics?.targets ?? endpoints.scrapeTargets ?? [];
             scrapeBaseline = await scrapeTargets(targets, { keep: (n) => n.startsWith('istio_') });
             note(`watching ${targets.join(', ')} for ${formatDuration(ms)}`);
-            await sleep(ms);
-            window = { start: scrapeBaseline.at, end: Date.now() };
+            const start = snapshotInstant(scrapeBaseline).at;
+            const watched = await watchWindow(
+              spec,
+              endpoints,
+              {
+                step: 0,
+                window: { start, baseline: scrapeBaseline },
+                minMs: ms,
+                maxMs: ms,
+                early: true,
+                candidateWeight: weight,
+              },
+              true,
+              { wait: (t) => sleep(t), stopped: () => false, emit: () => undefined },
+            );
+            if (watched.decision === 'fail')
+              note(`the rules decided FAIL after ${watched.looks.length} look(s): the window ends early`);
+            looked = { sequence: watched.looks, minWindowMs: ms };
+            window = { start, end: Date.now() };
           } else {
             const end = Date.now();
             window = { start: end - ms, end };
@@ -296,7 +324,8 @@ Examples:
           requireL4: opts.requireL4,
           clovisorUrl: opts.clovisor,
           redisUrl: opts.redis ?? process.env.CLOVER_CD_REDIS_URL,
-          metricsWindow: scrapeBaseline ? { start: scrapeBaseline.at, baseline: scrapeBaseline } : undefined,
+          metricsWindow: scrapeBaseline ? { start: window.start, baseline: scrapeBaseline } : undefined,
+          ...looked,
           onNote: note,
         });
         try {

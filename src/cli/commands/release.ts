@@ -29,6 +29,7 @@ async function engine() {
 function liveView(): (e: ReleaseProgress) => void {
   let lastLoad = 0;
   let steps: Array<{ kind: string; weight: number }> = [];
+  const paced = new Set<number>();
   const label = (i: number) => `step ${i + 1}/${steps.length} (${steps[i]?.kind} ${steps[i]?.weight}%)`;
   return (e) => {
     switch (e.type) {
@@ -39,15 +40,25 @@ function liveView(): (e: ReleaseProgress) => void {
         );
         for (const p of e.samples) {
           note(
-            `  ${label(p.step)}: needs ${p.candidate} candidate requests${p.total !== undefined ? ` (${p.total} in total)` : ''}; window ${formatDuration(p.windowMs)}, growing up to ${formatDuration(p.maxWindowMs)} until then`,
+            `  ${label(p.step)}: a healthy canary decides after ~${p.candidate} candidate requests${p.total !== undefined ? ` (${p.total} in total)` : ''}; window ${formatDuration(p.windowMs)} at least (a regression fails it sooner), up to ${formatDuration(p.maxWindowMs)} until the rules decide`,
           );
         }
         break;
       case 'window':
-        if (e.closed)
+        if (!e.closed && !paced.has(e.step) && e.observed >= 20 && e.elapsedMs >= 5000 && e.planned > 0) {
+          // Once the rate is known: when a healthy canary is expected to decide (a regression decides sooner).
+          paced.add(e.step);
+          const perS = (e.observed * 1000) / e.elapsedMs;
           note(
-            `${label(e.step)}: window closed after ${formatDuration(e.elapsedMs)} with ${e.observed} of ${e.planned} planned candidate requests`,
+            `${label(e.step)}: ${perS.toFixed(1)} candidate requests/s: a healthy canary decides in ~${formatDuration(Math.max(0, (e.planned / perS) * 1000 - e.elapsedMs))} more (plan ~${e.planned})`,
           );
+        }
+        if (e.closed) {
+          const rate = e.elapsedMs > 0 ? (e.observed * 1000) / e.elapsedMs : 0;
+          note(
+            `${label(e.step)}: window closed after ${formatDuration(e.elapsedMs)} with ${e.observed} candidate requests (${rate.toFixed(1)}/s; plan ~${e.planned}): ${e.decision ? `the rules decided ${e.decision.toUpperCase()}` : 'no decision yet at the longest window'}`,
+          );
+        }
         break;
       case 'ready':
         note(`waiting for ${e.workload}: ${e.message}`);

@@ -20,14 +20,16 @@ export function register(program: Command): void {
     .argument('<file>', 'release spec (YAML or JSON)')
     .addHelpText(
       'after',
-      '\nExit 0 when valid; exit 2 with every problem (file, field path, expected vs found) otherwise.\n\nExample:\n  clover-cd spec validate examples/sdc-canary.yaml --output json\n',
+      '\nExit 0 when valid; exit 2 with every problem (file, field path, expected vs found) otherwise. With gate.requestRate\n(e.g. 50/s) it also warns, on stderr, about a step whose rules cannot decide within maxWindow at that rate.\n\nExample:\n  clover-cd spec validate examples/sdc-canary.yaml --output json\n',
     )
     .action(
       action(async (file: string, _opts: unknown, cmd: Command) => {
         // The loader (schema compiler included) loads when the verb runs, not for --help.
-        const [{ loadSpec }, { canaryWeights }] = await Promise.all([
+        const [{ loadSpec }, { canaryWeights }, { planWarnings }, { parseDurationMs }] = await Promise.all([
           import('../../spec/load.js'),
           import('../../spec/validate.js'),
+          import('../../validators/sample-size.js'),
+          import('../../util/units.js'),
         ]);
         const { output } = globalOptions(cmd);
         let loaded;
@@ -48,6 +50,20 @@ export function register(program: Command): void {
           throw err;
         }
         const { spec: s, strategyKind } = loaded;
+        // A rule that cannot decide within maxWindow at the stated request rate is worth knowing before a release.
+        const window =
+          s.strategy.canary?.window ?? s.strategy.blueGreen?.previewWindow ?? s.strategy.abTest?.window;
+        const weights = s.strategy.canary
+          ? canaryWeights(s.strategy.canary)
+          : [s.strategy.blueGreen ? 100 : 50];
+        const warnings =
+          s.gate && window
+            ? planWarnings(
+                s.gate,
+                weights.map((weight) => ({ weight, windowMs: parseDurationMs(window) })),
+              )
+            : [];
+        for (const w of warnings) note(`warning: ${w}`);
         const summary = {
           valid: true,
           file,
@@ -58,6 +74,7 @@ export function register(program: Command): void {
           stable: s.service.stable,
           candidate: s.service.candidate,
           rules: (s.gate?.rules ?? []).map((r) => Object.keys(r)[0]),
+          warnings,
         };
         printResult(output, summary, (d) =>
           [

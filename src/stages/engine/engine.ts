@@ -13,7 +13,6 @@ import {
   nextAction,
   planRelease,
   PROMOTED_TARGET,
-  rulesForStep,
   sameTarget,
   STABLE_TARGET,
   stepProblem,
@@ -44,8 +43,9 @@ import type {
   ReleaseProgress,
   StepSamplePlan,
 } from './types.js';
-import { judgedWindow, recordWindow, runWindow, samplePlanOf } from './window.js';
+import { judgedWindow, recordWindow, runWindow, samplePlanOf, specForStep } from './window.js';
 import { describeAction, describeState, writtenChange } from './describe.js';
+import { splitConfidence as splitConfidenceOf } from '../../validators/index.js';
 
 /** The loaded plan, refused (exit 2, nothing changed) when a step cannot reach the gate's minSamples. */
 export function planFor(spec: ReleaseSpec, file?: string): ReleasePlan {
@@ -57,10 +57,7 @@ export function planFor(spec: ReleaseSpec, file?: string): ReleasePlan {
   return raw === undefined ? buildPlan(spec) : planRelease(spec, { loadPlan: raw, file });
 }
 
-const splitConfidence = (spec: ReleaseSpec): number => {
-  for (const r of spec.gate?.rules ?? []) if ('split' in r) return r.split.confidence ?? 0.999;
-  return 0.999;
-};
+const splitConfidence = (spec: ReleaseSpec): number => (spec.gate ? splitConfidenceOf(spec.gate) : 0.999);
 
 export class ReleaseEngine {
   readonly plan: ReleasePlan;
@@ -252,9 +249,10 @@ export class ReleaseEngine {
   }
 
   /**
-   * Run step `k`'s analysis window (`runWindow`: the spec's load, growing until the rules have their
-   * samples) and keep it with the release state: that is the window `analyze` judges, in this process or
-   * in the gate action's. `windowMs` fixes the window (by hand only).
+   * Run step `k`'s analysis window (`runWindow`: the spec's load, looked at by the sequential gate until
+   * the evidence decides, or the step's maxWindow) and keep it with the release state, its looks too: that
+   * is the window `analyze` judges, in this process or in the gate action's. `windowMs` fixes the window
+   * (by hand only): it then runs its length.
    */
   async runLoad(k: number, opts: { windowMs?: number } = {}): Promise<LoadWindow> {
     this.checkStep(k);
@@ -312,11 +310,7 @@ export class ReleaseEngine {
   private async judge(k: number, w: JudgedWindow): Promise<AnalysisResult> {
     const step = this.plan.steps[k];
     const weighted = step.kind === 'weight' || step.kind === 'switch';
-    // A mirror window is judged only by the rules that can judge copies.
-    const spec =
-      step.kind === 'mirror' && this.spec.gate
-        ? { ...this.spec, gate: { ...this.spec.gate, rules: rulesForStep(this.spec.gate.rules, step) } }
-        : this.spec;
+    const spec = specForStep(this.spec, this.plan, k);
     const gate = await runGateStage(this.platform, spec, {
       window: w.window,
       end: w.end,
@@ -324,6 +318,8 @@ export class ReleaseEngine {
       candidateWeight: weighted ? step.weight : undefined,
       evidenceDir: this.opts.evidenceDir,
       plannedSamples: w.plannedSamples,
+      sequence: w.sequence,
+      minWindowMs: w.minWindowMs,
     });
     const v = gate.verdict;
     this.emit({

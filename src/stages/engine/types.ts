@@ -1,6 +1,6 @@
 import type { ReleaseState, VerdictOutcome } from '../../canary/machine.js';
 import type { LoadRunResult } from '../../jmeter/types.js';
-import type { LoadRunResultLike } from '../../validators/index.js';
+import type { LoadRunResultLike, Look } from '../../validators/index.js';
 import type { WindowStart } from '../gate.js';
 
 /** What the engine tells a host while it works (the CLI prints it; the stage server turns it into progress). */
@@ -14,7 +14,16 @@ export type ReleaseProgress =
       state: ReleaseState;
       samples: StepSamplePlan[];
     }
-  | { type: 'window'; step: number; planned: number; observed: number; elapsedMs: number; closed: boolean }
+  | {
+      type: 'window';
+      step: number;
+      planned: number;
+      observed: number;
+      elapsedMs: number;
+      closed: boolean;
+      decision?: 'pass' | 'fail';
+      rules?: RuleProgress[];
+    }
   | { type: 'ready'; workload: string; message: string }
   | { type: 'shift'; step: number; weight: number; ms: number }
   | { type: 'load'; step: number; sent: number; errors: number; elapsedS: number }
@@ -41,6 +50,13 @@ export type ReleaseProgress =
     }
   | { type: 'state'; state: ReleaseState };
 
+/** Where one statistical rule stands while the window is open (index into gate.rules). */
+export interface RuleProgress {
+  rule: number;
+  kind: string;
+  state: 'pass' | 'fail' | 'open';
+}
+
 /** One closed analysis window as the gate judges it: when it opened and closed, what the load sent (the release state keeps it). */
 export interface JudgedWindow {
   step: number;
@@ -48,10 +64,13 @@ export interface JudgedWindow {
   window: WindowStart;
   end: number;
   load?: LoadRunResultLike;
-  /** Candidate requests the rules need (the window grew until then, or to its bound). */
+  /** Candidate requests a healthy canary is expected to need (the sequential tests are tuned for it). */
   plannedSamples?: number;
   /** Candidate requests seen when the window closed (when they were observed). */
   observedSamples?: number;
+  /** The looks the sequential gate took while the window was open, and the window's shortest length. */
+  sequence?: Look[];
+  minWindowMs?: number;
 }
 
 /** The window the load action ran, with the load's whole result (for the action's own report). */

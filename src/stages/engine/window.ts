@@ -1,18 +1,26 @@
 /**
- * Analysis windows: how many requests a step's window needs (it grows until then), and the window as the
- * release state keeps it (`RecordedWindow`, canary/machine.ts) — what the load action measured, in the form
- * the gate action judges, in the same process or in another pod that has nothing but the release state (a
- * Spinnaker Run Job, a Jenkins build on another agent).
+ * Analysis windows: how many requests a step's window is expected to need, the window while it is open (a
+ * look at the gated service every scrape interval, each judged at once by the sequential gate:
+ * window-watch.ts), and the window as the release state keeps it (`RecordedWindow`, canary/machine.ts) — what
+ * the load action measured and the looks it took, in the form the gate action judges, in the same process or
+ * in another pod that has nothing but the release state (a Spinnaker Run Job, a Jenkins build on another agent).
  */
 import { rulesForStep, type RecordedWindow, type ReleasePlan } from '../../canary/index.js';
 import type { ReleaseSpec } from '../../spec/types.js';
-import { plannedSamples, type LoadRunResultLike, type LoadLabelStatsLike } from '../../validators/index.js';
+import {
+  plannedSamples,
+  type LoadRunResultLike,
+  type LoadLabelStatsLike,
+  type Look,
+} from '../../validators/index.js';
 import type { Platform } from '../../services/platform.js';
+import type { CoveredInterval } from '../../metrics/index.js';
 import type { ScrapedSeries } from '../../services/scrape.js';
 import { sleep } from '../../util/retry.js';
-import { canObserveSplit, closeWindow, observeSplit, openWindow, type WindowStart } from '../gate.js';
+import { canObserveSplit, closeWindow, openWindow, type WindowStart } from '../gate.js';
 import { runLoadStage } from '../load.js';
 import type { JudgedWindow, LoadWindow, ReleaseProgress, StepSamplePlan } from './types.js';
+import { watchWindow } from './window-watch.js';
 
 /** Candidate requests (and in total) the gate's rules need to judge step `k`; undefined for a step without analysis. */
 export function stepSamples(
@@ -62,8 +70,12 @@ interface CounterTable {
 
 interface WindowEvidence {
   /** The metrics provider's closed window: a direct scrape's counter increase (as tables), or why it has none. */
-  metrics?: { counters?: CounterTable[]; problem?: string };
+  metrics?: { counters?: CounterTable[]; covered?: CoveredInterval; problem?: string };
   load?: LoadRunResultLike;
+  /** The looks the sequential gate took while the window was open (every `lookStride`-th when thinned), its shortest length. */
+  sequence?: Look[];
+  lookStride?: number;
+  minWindowMs?: number;
 }
 
 function packCounters(series: ScrapedSeries[]): CounterTable[] {
@@ -109,10 +121,27 @@ function recordMetrics(w: WindowStart): WindowEvidence['metrics'] {
   if (w.problem || !w.increase) return w.problem ? { problem: w.problem } : {};
   const counters = packCounters(w.increase);
   const size = JSON.stringify(counters).length;
-  if (size <= MAX_RECORDED_COUNTERS_BYTES) return { counters };
+  if (size <= MAX_RECORDED_COUNTERS_BYTES) return w.covered ? { counters, covered: w.covered } : { counters };
   return {
     problem: `the window's counters (${w.increase.length} series, ${Math.round(size / 1024)} kB) are more than the release state keeps (${MAX_RECORDED_COUNTERS_BYTES / 1024} kB): read metrics from Prometheus (gate.metrics.source: prometheus)`,
   };
+}
+
+/**
+ * Most of a window's looks kept with the release state, beside its counters. A longer window keeps every
+ * n-th look, the last (the deciding one) always: the tests stay valid on any looks taken in time order, and
+ * the replay decides at one of the kept looks.
+ */
+export const MAX_RECORDED_LOOKS_BYTES = 64 * 1024;
+
+export function thinLooks(
+  looks: Look[],
+  maxBytes = MAX_RECORDED_LOOKS_BYTES,
+): { looks: Look[]; stride: number } {
+  const size = JSON.stringify(looks).length;
+  if (size <= maxBytes) return { looks, stride: 1 };
+  const stride = Math.ceil(size / maxBytes);
+  return { looks: looks.filter((_, i) => (looks.length - 1 - i) % stride === 0), stride };
 }
 
 export function recordWindow(w: LoadWindow): RecordedWindow {
@@ -128,7 +157,13 @@ export function recordWindow(w: LoadWindow): RecordedWindow {
       labels: Object.fromEntries(Object.entries(l.summary.labels).map(([k, s]) => [k, counts(s)])),
     },
   };
-  const evidence: WindowEvidence = { metrics: recordMetrics(w.window), ...(load ? { load } : {}) };
+  const kept = w.sequence?.length ? thinLooks(w.sequence) : undefined;
+  const evidence: WindowEvidence = {
+    metrics: recordMetrics(w.window),
+    ...(load ? { load } : {}),
+    ...(kept ? { sequence: kept.looks, ...(kept.stride > 1 ? { lookStride: kept.stride } : {}) } : {}),
+    ...(w.minWindowMs !== undefined ? { minWindowMs: w.minWindowMs } : {}),
+  };
   return {
     step: w.step,
     start: w.window.start,
@@ -146,6 +181,7 @@ export function judgedWindow(r: RecordedWindow): JudgedWindow {
   const window: WindowStart = {
     start: r.start,
     ...(m.counters ? { increase: unpackCounters(m.counters) } : {}),
+    ...(m.covered ? { covered: m.covered } : {}),
     ...(m.problem ? { problem: m.problem } : {}),
   };
   return {
@@ -155,14 +191,25 @@ export function judgedWindow(r: RecordedWindow): JudgedWindow {
     load: e.load,
     plannedSamples: r.plannedSamples,
     observedSamples: r.observedSamples,
+    sequence: e.sequence,
+    minWindowMs: e.minWindowMs,
   };
+}
+
+/** The spec a step is judged with: a mirror window only by the rules that can judge copies. */
+export function specForStep(spec: ReleaseSpec, plan: ReleasePlan, k: number): ReleaseSpec {
+  const step = plan.steps[k];
+  return step.kind === 'mirror' && spec.gate
+    ? { ...spec, gate: { ...spec.gate, rules: rulesForStep(spec.gate.rules, step) } }
+    : spec;
 }
 
 /**
  * Send the spec's load for step `k`'s window (or observe for the window when the spec has no load), and
- * close the window. It lasts the plan's window at least and grows — bounded by the step's maxWindow — until
- * the candidate has the requests the rules need: a slow machine gets a longer window, never an
- * inconclusive verdict for lack of samples. `windowMs` fixes the window (by hand only).
+ * close the window. While it is open the sequential gate looks at every scrape (window-watch.ts): the window
+ * closes at the first decision — a fail at any look, a pass once the plan's window is reached — or at the
+ * step's maxWindow, so a busy machine gets a longer window and an obvious regression a short one.
+ * `windowMs` fixes the window (by hand only): it then runs its length.
  */
 export async function runWindow(
   platform: Platform,
@@ -174,13 +221,10 @@ export async function runWindow(
   const step = plan.steps[k];
   const minMs = opts.windowMs ?? step.windowMs;
   const endpoints = platform.endpoints();
-  const planned =
-    opts.windowMs === undefined && canObserveSplit(spec, endpoints)
-      ? stepSamples(plan, spec, k)?.candidate
-      : undefined;
-  const maxMs = planned ? Math.max(minMs, step.maxWindowMs) : minMs;
+  const observable = canObserveSplit(spec, endpoints);
+  const planned = observable ? stepSamples(plan, spec, k)?.candidate : undefined;
+  const maxMs = planned && opts.windowMs === undefined ? Math.max(minMs, step.maxWindowMs) : minMs;
   const window = await openWindow(spec, endpoints);
-  const t0 = Date.now();
   // The load runs for the longest window; it is stopped as soon as the evidence is there.
   const stop = new AbortController();
   const onAbort = () => stop.abort(opts.signal?.reason);
@@ -194,19 +238,27 @@ export async function runWindow(
         onProgress: (p) => opts.emit({ type: 'load', step: k, ...p }),
       }).finally(() => (loadDone = true))
     : undefined;
-  let observed: number | undefined;
   try {
     const waitOrEnd = (ms: number) =>
-      Promise.race([sleep(ms, stop.signal).catch(() => undefined), load?.catch(() => undefined)]);
-    await waitOrEnd(minMs);
-    while (planned !== undefined && !stop.signal.aborted && !loadDone) {
-      observed = (await observeSplit(spec, endpoints, window, { settle: false })).candidate;
-      const elapsedMs = Date.now() - t0;
-      const closed = observed >= planned || elapsedMs >= maxMs;
-      opts.emit({ type: 'window', step: k, planned, observed, elapsedMs, closed });
-      if (closed) break;
-      await waitOrEnd(Math.min(1000, maxMs - elapsedMs));
-    }
+      Promise.race([sleep(ms, stop.signal).catch(() => undefined), load?.catch(() => undefined)]).then(
+        () => undefined,
+      );
+    const weighted = step.kind === 'weight' || step.kind === 'switch';
+    const watched = await watchWindow(
+      specForStep(spec, plan, k),
+      endpoints,
+      {
+        step: k,
+        window,
+        minMs,
+        maxMs,
+        early: opts.windowMs === undefined,
+        candidateWeight: weighted ? step.weight : undefined,
+        plannedSamples: planned,
+      },
+      observable,
+      { wait: waitOrEnd, stopped: () => stop.signal.aborted || loadDone, emit: opts.emit },
+    );
     if (!stop.signal.aborted) stop.abort(new Error('the analysis window is complete'));
     const r = await load;
     return {
@@ -215,7 +267,9 @@ export async function runWindow(
       end: Date.now(),
       load: r?.load,
       plannedSamples: planned,
-      observedSamples: observed,
+      observedSamples: watched.observed,
+      sequence: watched.looks,
+      minWindowMs: minMs,
     };
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
