@@ -15,7 +15,7 @@ import {
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as yaml from 'js-yaml';
-import type { KubeObject } from '../../services/platform.js';
+import { refOf, type KubeObject } from '../../services/platform.js';
 import type { SandboxState } from '../../sandbox/remote.js';
 import { removeNamespaces } from '../../sandbox/netns.js';
 import { InfrastructureError, InvalidInputError } from '../../util/errors.js';
@@ -386,12 +386,7 @@ async function sandboxDelete(opts: { filename: string; stateDir?: string }, cmd:
   const { platform } = await connectSandbox(dirOf(opts));
   const out = [];
   for (const o of items) {
-    const ref = {
-      apiVersion: o.apiVersion,
-      kind: o.kind,
-      namespace: o.metadata.namespace ?? 'default',
-      name: o.metadata.name,
-    };
+    const ref = refOf(o);
     out.push({ kind: o.kind, name: ref.name, namespace: ref.namespace, deleted: await platform.delete(ref) });
   }
   printResult(globalOptions(cmd).output, out, (d) =>
