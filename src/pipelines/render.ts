@@ -1,4 +1,4 @@
-// Over 400 lines: the pipeline render is one sequence of stages per strategy, kept together to read in order.
+// Over 400 lines: the pipeline render (the stages' payload, the chain builder, a helper per stage kind and plan step), kept together to read in the order the stages run.
 /**
  * Release spec → Spinnaker pipeline config (pure). The graph is one forward chain in which every stage
  * "continues on failure" (FAILED_CONTINUE) and runs only while everything before it SUCCEEDED
@@ -15,7 +15,7 @@ import {
 } from '../canary/plan.js';
 import type { ReleaseSpec, TriggerSpec } from '../spec/types.js';
 import { InvalidInputError } from '../util/errors.js';
-import { imageBinding } from './artifacts.js';
+import { imageBinding, type ImageBinding } from './artifacts.js';
 import { stablePipelineId, UUID_PATTERN } from './ids.js';
 import { actionStage, type ActionParams, type ReleaseAction, type StageBody } from './runners.js';
 import type { Json, NotificationConfig, PipelineConfig, StageConfig, TriggerConfig } from './types.js';
@@ -127,20 +127,11 @@ function renderTrigger(t: TriggerSpec, application: string): TriggerConfig {
   return out;
 }
 
-export function renderPipeline(input: RenderInput): RenderResult {
+/** The spec the stages receive, and the notes and refusals about how the stage server knows its caller. */
+function stagePayload(input: RenderInput, notes: string[]): Json {
   const { spec } = input;
-  const sp = spec.spinnaker;
-  if (!sp)
-    throw new InvalidInputError(
-      'the release spec has no "spinnaker" section: add spinnaker.account and spinnaker.stageServer.url to render a pipeline',
-      [{ path: 'spinnaker', message: 'required to render a Spinnaker pipeline' }],
-    );
-  const notes: string[] = [];
-  const application = sp.application ?? spec.application;
-  const name = sp.pipelineName ?? spec.metadata.name;
+  const sp = spec.spinnaker!;
   const runner = sp.runner ?? 'webhook';
-  const { stable, candidate } = spec.service;
-
   // What the stages receive: the spec with the files it names inlined (the load plan; the candidate manifests
   // as Kubernetes objects in place of their paths), so a remote stage server or CI job needs no checkout.
   const payload: Record<string, unknown> = { ...spec };
@@ -175,6 +166,244 @@ export function renderPipeline(input: RenderInput): RenderResult {
     notes.push(
       'preconfigured stages: Orca needs the webhook types of `clover-cd pipeline orca-config` in orca-local.yml (the stage server URL and secret header live there).',
     );
+  return payloadSpec;
+}
+
+/**
+ * The stages of one pipeline, appended in the order they run: each helper takes the cursor the release stands
+ * at and returns the one after the stages it added.
+ */
+class StageWriter {
+  readonly chain = new ChainBuilder();
+  private readonly judgmentNotifications: NotificationConfig[];
+
+  constructor(
+    private readonly spec: ReleaseSpec,
+    private readonly application: string,
+    private readonly payloadSpec: Json,
+    private readonly mirrorSpec: Json | undefined,
+    private readonly maxInconclusive: number,
+  ) {
+    this.judgmentNotifications = (spec.spinnaker!.notifications ?? []).map((n) => ({
+      type: n.type,
+      address: n.address,
+      level: 'stage',
+      when: ['manualJudgment'],
+    }));
+  }
+
+  action(
+    stageName: string,
+    act: ReleaseAction,
+    params: ActionParams,
+    after: Cursor | undefined,
+    timeoutMs: number,
+    onFailure: 'continue' | 'halt' = 'continue',
+    body: Json = this.payloadSpec,
+  ): Cursor {
+    const refId = this.chain.add(
+      stageName,
+      actionStage(this.spec, body, this.application, act, params),
+      after ? [after.refId] : [],
+      { guard: after?.ok, onFailure, timeoutMs },
+    );
+    return { refId, ok: succeeded(stageName) };
+  }
+
+  judgment(stageName: string, instructions: string, after: Cursor): Cursor {
+    const body: StageBody = {
+      type: 'manualJudgment',
+      instructions,
+      judgmentInputs: [{ value: 'continue' }, { value: 'rollback' }],
+      propagateAuthenticationContext: false,
+    };
+    if (this.judgmentNotifications.length)
+      Object.assign(body, { sendNotifications: true, notifications: this.judgmentNotifications });
+    const refId = this.chain.add(stageName, body, [after.refId], { guard: after.ok, onFailure: 'continue' });
+    return { refId, ok: `${succeeded(stageName)} && #judgment(${quote(stageName)}) == 'continue'` };
+  }
+
+  /**
+   * Load + gate for one window. An inconclusive window is analysed again inside the gate action, up to the
+   * strategy's maxInconclusive (the engine owns that loop), so the pipeline shows exactly the stages that run.
+   */
+  analysis(
+    label: string,
+    params: ActionParams,
+    windowMs: number,
+    after: Cursor,
+    gateSpec: Json = this.payloadSpec,
+  ): Cursor {
+    const { spec } = this;
+    const timeoutMs = (this.maxInconclusive + 1) * (3 * windowMs) + 10 * MINUTE;
+    if (!spec.load && !spec.gate) {
+      const refId = this.chain.add(
+        `Observe ${label}`,
+        { type: 'wait', waitTime: Math.ceil(windowMs / 1000), skipWaitText: `observing ${label}` },
+        [after.refId],
+        { guard: after.ok, onFailure: 'continue' },
+      );
+      return { refId, ok: succeeded(`Observe ${label}`) };
+    }
+    let cursor = after;
+    if (spec.load) cursor = this.action(`Load ${label}`, 'load', params, cursor, 3 * windowMs + 10 * MINUTE);
+    if (spec.gate)
+      cursor = this.action(`Gate ${label}`, 'gate', params, cursor, timeoutMs, 'continue', gateSpec);
+    return cursor;
+  }
+
+  /**
+   * The candidate workload, through Spinnaker so it shows in its cluster view; a failed deploy stops the
+   * pipeline there (nothing was shifted, so there is nothing to roll back). Then the routes are prepared.
+   */
+  deployCandidate(manifests: KubeObject[], binding: ImageBinding | undefined, notes: string[]): Cursor {
+    const sp = this.spec.spinnaker!;
+    const { candidate } = this.spec.service;
+    let cursor: Cursor | undefined;
+    if (manifests.length) {
+      const text = JSON.stringify(manifests);
+      const refId = this.chain.add(
+        `Deploy ${candidate}`,
+        {
+          type: 'deployManifest',
+          account: sp.account,
+          cloudProvider: 'kubernetes',
+          moniker: { app: this.application },
+          source: 'text',
+          manifests: manifests as unknown as Json[],
+          // Manifests with literal ${...} (Helm, Prometheus rules) must not be evaluated as SpEL.
+          skipExpressionEvaluation: text.includes('${'),
+          trafficManagement: {
+            enabled: false,
+            options: { enableTraffic: false, services: [], strategy: 'none' },
+          },
+          ...(binding ? { requiredArtifactIds: [binding.expectedArtifact.id as string] } : {}),
+        },
+        [],
+        { onFailure: 'halt', timeoutMs: 15 * MINUTE },
+      );
+      cursor = { refId, ok: succeeded(`Deploy ${candidate}`) };
+    } else
+      notes.push(
+        'service has neither candidateImage nor candidateManifests: the candidate must already be deployed; the pipeline starts at route preparation.',
+      );
+    return this.action(`Prepare routes for ${candidate}`, 'deploy', {}, cursor, 15 * MINUTE);
+  }
+
+  /**
+   * One plan step: its traffic action, its analysis window, its judgment — in the order the state machine
+   * (canary/machine.ts) runs them. `step` is the 1-based index `traffic set --step` and the stage server use.
+   */
+  step(s: PlanStep, after: Cursor): Cursor {
+    const { spec, mirrorSpec } = this;
+    const { stable, candidate } = spec.service;
+    const step = s.index + 1;
+    let c = after;
+    switch (s.kind) {
+      case 'mirror': {
+        c = this.action(`Mirror ${s.mirrorPercent}% to ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
+        const label = `of mirrored copies on ${candidate}`;
+        if (spec.gate && mirrorSpec) return this.analysis(label, { step }, s.windowMs, c, mirrorSpec);
+        if (spec.load) c = this.action(`Load ${label}`, 'load', { step }, c, 3 * s.windowMs + 10 * MINUTE);
+        else if (!spec.gate) return this.analysis(label, { step }, s.windowMs, c);
+        // No rule can judge the copies: a person looks at them (their answers never reach a client).
+        return this.judgment(
+          `Continue after mirroring to ${candidate}?`,
+          `${s.mirrorPercent}% of ${stable}'s requests were copied to ${candidate} for ${durationText(s.windowMs)}; compare ${candidate}'s error rate and latency in the mesh metrics. Choose "continue" to start shifting traffic, "rollback" to stop the release.`,
+          c,
+        );
+      }
+      case 'weight':
+        c = this.action(`Shift ${s.weight}% to ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
+        c = this.analysis(`at ${s.weight}%`, { step }, s.windowMs, c);
+        if (s.judgment)
+          c = this.judgment(
+            `Continue after ${s.weight}%?`,
+            `Gate passed at ${s.weight}% of traffic on ${candidate}. Choose "continue" to go on, "rollback" to return all traffic to ${stable}.`,
+            c,
+          );
+        return c;
+      case 'preview':
+        // The candidate is reachable only with the preview header; nothing is analysed before the switch.
+        c = this.action(`Preview ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
+        if (s.judgment)
+          c = this.judgment(
+            `Switch traffic to ${candidate}?`,
+            `${candidate} is deployed and reachable with the header "${PREVIEW_HEADER}: true" (all other traffic stays on ${stable}). Choose "continue" to switch all traffic to ${candidate}; its gate runs after the switch and a failure switches straight back.`,
+            c,
+          );
+        return c;
+      case 'switch':
+        c = this.action(`Switch traffic to ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
+        c = this.analysis(`after the switch to ${candidate}`, { step }, s.windowMs, c);
+        if (s.judgment)
+          c = this.judgment(
+            `Keep ${candidate}?`,
+            `Gate passed with all traffic on ${candidate}. Choose "continue" to promote, "rollback" to switch back to ${stable}.`,
+            c,
+          );
+        return c;
+      case 'match':
+        c = this.action(`Route matching requests to ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
+        c = this.analysis('A/B', { step }, s.windowMs, c);
+        if (s.judgment)
+          c = this.judgment(
+            `Promote ${candidate}?`,
+            `The A/B test passed its gate. Choose "continue" to send all traffic to ${candidate}.`,
+            c,
+          );
+        return c;
+    }
+  }
+
+  /** Promote, or roll back; then make the execution's status tell the truth. */
+  promoteOrRollBack(after: Cursor): void {
+    const { stable, candidate } = this.spec.service;
+    const promote = `Promote ${candidate}`;
+    const cursor = this.action(promote, 'promote', {}, after, 15 * MINUTE);
+    const rollbackRef = this.chain.add(
+      `Roll back to ${stable}`,
+      actionStage(this.spec, this.payloadSpec, this.application, 'rollback', {}),
+      [cursor.refId],
+      {
+        guard: `#stage(${quote(promote)})['status'].toString() != 'SUCCEEDED'`,
+        onFailure: 'halt',
+        timeoutMs: 15 * MINUTE,
+      },
+    );
+    this.chain.add(
+      'Release verdict',
+      {
+        type: 'checkPreconditions',
+        preconditions: [
+          {
+            type: 'expression',
+            context: {
+              expression: succeeded(promote),
+              failureMessage: `${candidate} was not promoted: the release was rolled back to ${stable} (see the failed stage above)`,
+            },
+            failPipeline: true,
+          },
+        ],
+      },
+      [rollbackRef],
+      { onFailure: 'halt' },
+    );
+  }
+}
+
+export function renderPipeline(input: RenderInput): RenderResult {
+  const { spec } = input;
+  const sp = spec.spinnaker;
+  if (!sp)
+    throw new InvalidInputError(
+      'the release spec has no "spinnaker" section: add spinnaker.account and spinnaker.stageServer.url to render a pipeline',
+      [{ path: 'spinnaker', message: 'required to render a Spinnaker pipeline' }],
+    );
+  const notes: string[] = [];
+  const application = sp.application ?? spec.application;
+  const name = sp.pipelineName ?? spec.metadata.name;
+  const payloadSpec = stagePayload(input, notes);
   // The canary module's plan, refused (exit 2) like `clover-cd release` refuses it when a step cannot reach
   // the gate's minimum samples at the load's volume.
   const loadPlan =
@@ -186,213 +415,27 @@ export function renderPipeline(input: RenderInput): RenderResult {
       'strategy.mirror: none of the gate rules can judge mirrored copies (only errorRate, latency, compareErrors and l4 can), so the mirror window ends in a manual judgment.',
     );
   }
+  const writer = new StageWriter(spec, application, payloadSpec, mirrorSpec, plan.maxInconclusive);
 
-  const chain = new ChainBuilder();
-  const judgmentNotifications: NotificationConfig[] = (sp.notifications ?? []).map((n) => ({
-    type: n.type,
-    address: n.address,
-    level: 'stage',
-    when: ['manualJudgment'],
-  }));
-  const action = (
-    stageName: string,
-    act: ReleaseAction,
-    params: ActionParams,
-    after: Cursor | undefined,
-    timeoutMs: number,
-    onFailure: 'continue' | 'halt' = 'continue',
-    body: Json = payloadSpec,
-  ): Cursor => {
-    const refId = chain.add(
-      stageName,
-      actionStage(spec, body, application, act, params),
-      after ? [after.refId] : [],
-      { guard: after?.ok, onFailure, timeoutMs },
-    );
-    return { refId, ok: succeeded(stageName) };
-  };
-  const judgment = (stageName: string, instructions: string, after: Cursor): Cursor => {
-    const body: StageBody = {
-      type: 'manualJudgment',
-      instructions,
-      judgmentInputs: [{ value: 'continue' }, { value: 'rollback' }],
-      propagateAuthenticationContext: false,
-    };
-    if (judgmentNotifications.length)
-      Object.assign(body, { sendNotifications: true, notifications: judgmentNotifications });
-    const refId = chain.add(stageName, body, [after.refId], { guard: after.ok, onFailure: 'continue' });
-    return { refId, ok: `${succeeded(stageName)} && #judgment(${quote(stageName)}) == 'continue'` };
-  };
-  /**
-   * Load + gate for one window. An inconclusive window is analysed again inside the gate action, up to the
-   * strategy's maxInconclusive (the engine owns that loop), so the pipeline shows exactly the stages that run.
-   */
-  const analysis = (
-    label: string,
-    params: ActionParams,
-    windowMs: number,
-    after: Cursor,
-    gateSpec: Json = payloadSpec,
-  ): Cursor => {
-    const timeoutMs = (plan.maxInconclusive + 1) * (3 * windowMs) + 10 * MINUTE;
-    if (!spec.load && !spec.gate) {
-      const refId = chain.add(
-        `Observe ${label}`,
-        { type: 'wait', waitTime: Math.ceil(windowMs / 1000), skipWaitText: `observing ${label}` },
-        [after.refId],
-        { guard: after.ok, onFailure: 'continue' },
-      );
-      return { refId, ok: succeeded(`Observe ${label}`) };
-    }
-    let cursor = after;
-    if (spec.load) cursor = action(`Load ${label}`, 'load', params, cursor, 3 * windowMs + 10 * MINUTE);
-    if (spec.gate) cursor = action(`Gate ${label}`, 'gate', params, cursor, timeoutMs, 'continue', gateSpec);
-    return cursor;
-  };
-
-  // 1. the candidate workload, through Spinnaker so it shows in its cluster view; a failed deploy stops the
-  // pipeline there (nothing was shifted, so there is nothing to roll back)
+  // 1. the candidate workload and its routes.
   // The candidate image as an expected artifact: each trigger deploys its own tag, a manual start the `tag` parameter.
   const binding = input.candidateManifests ? undefined : imageBinding(spec);
   notes.push(...(binding?.notes ?? []));
   const manifests =
     input.candidateManifests ??
     (spec.service.candidateImage ? [candidateDeployment(spec, binding?.name)] : []);
-  let cursor: Cursor | undefined;
-  if (manifests.length) {
-    const text = JSON.stringify(manifests);
-    const refId = chain.add(
-      `Deploy ${candidate}`,
-      {
-        type: 'deployManifest',
-        account: sp.account,
-        cloudProvider: 'kubernetes',
-        moniker: { app: application },
-        source: 'text',
-        manifests: manifests as unknown as Json[],
-        // Manifests with literal ${...} (Helm, Prometheus rules) must not be evaluated as SpEL.
-        skipExpressionEvaluation: text.includes('${'),
-        trafficManagement: {
-          enabled: false,
-          options: { enableTraffic: false, services: [], strategy: 'none' },
-        },
-        ...(binding ? { requiredArtifactIds: [binding.expectedArtifact.id as string] } : {}),
-      },
-      [],
-      { onFailure: 'halt', timeoutMs: 15 * MINUTE },
-    );
-    cursor = { refId, ok: succeeded(`Deploy ${candidate}`) };
-  } else
-    notes.push(
-      'service has neither candidateImage nor candidateManifests: the candidate must already be deployed; the pipeline starts at route preparation.',
-    );
-  cursor = action(`Prepare routes for ${candidate}`, 'deploy', {}, cursor, 15 * MINUTE);
-
+  let cursor = writer.deployCandidate(manifests, binding, notes);
   // 2. the strategy: one block per step of the canary module's plan (the plan `clover-cd release` runs), so
   // the pipeline and the CLI cannot drift apart.
-  for (const step of plan.steps) cursor = renderStep(step, cursor);
-
-  /**
-   * One plan step: its traffic action, its analysis window, its judgment — in the order the state machine
-   * (canary/machine.ts) runs them. `step` is the 1-based index `traffic set --step` and the stage server use.
-   */
-  function renderStep(s: PlanStep, after: Cursor): Cursor {
-    const step = s.index + 1;
-    let c = after;
-    switch (s.kind) {
-      case 'mirror': {
-        c = action(`Mirror ${s.mirrorPercent}% to ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
-        const label = `of mirrored copies on ${candidate}`;
-        if (spec.gate && mirrorSpec) return analysis(label, { step }, s.windowMs, c, mirrorSpec);
-        if (spec.load) c = action(`Load ${label}`, 'load', { step }, c, 3 * s.windowMs + 10 * MINUTE);
-        else if (!spec.gate) return analysis(label, { step }, s.windowMs, c);
-        // No rule can judge the copies: a person looks at them (their answers never reach a client).
-        return judgment(
-          `Continue after mirroring to ${candidate}?`,
-          `${s.mirrorPercent}% of ${stable}'s requests were copied to ${candidate} for ${durationText(s.windowMs)}; compare ${candidate}'s error rate and latency in the mesh metrics. Choose "continue" to start shifting traffic, "rollback" to stop the release.`,
-          c,
-        );
-      }
-      case 'weight':
-        c = action(`Shift ${s.weight}% to ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
-        c = analysis(`at ${s.weight}%`, { step }, s.windowMs, c);
-        if (s.judgment)
-          c = judgment(
-            `Continue after ${s.weight}%?`,
-            `Gate passed at ${s.weight}% of traffic on ${candidate}. Choose "continue" to go on, "rollback" to return all traffic to ${stable}.`,
-            c,
-          );
-        return c;
-      case 'preview':
-        // The candidate is reachable only with the preview header; nothing is analysed before the switch.
-        c = action(`Preview ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
-        if (s.judgment)
-          c = judgment(
-            `Switch traffic to ${candidate}?`,
-            `${candidate} is deployed and reachable with the header "${PREVIEW_HEADER}: true" (all other traffic stays on ${stable}). Choose "continue" to switch all traffic to ${candidate}; its gate runs after the switch and a failure switches straight back.`,
-            c,
-          );
-        return c;
-      case 'switch':
-        c = action(`Switch traffic to ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
-        c = analysis(`after the switch to ${candidate}`, { step }, s.windowMs, c);
-        if (s.judgment)
-          c = judgment(
-            `Keep ${candidate}?`,
-            `Gate passed with all traffic on ${candidate}. Choose "continue" to promote, "rollback" to switch back to ${stable}.`,
-            c,
-          );
-        return c;
-      case 'match':
-        c = action(`Route matching requests to ${candidate}`, 'traffic', { step }, c, 10 * MINUTE);
-        c = analysis('A/B', { step }, s.windowMs, c);
-        if (s.judgment)
-          c = judgment(
-            `Promote ${candidate}?`,
-            `The A/B test passed its gate. Choose "continue" to send all traffic to ${candidate}.`,
-            c,
-          );
-        return c;
-    }
-  }
-
-  // 3. promote, or roll back; then make the execution's status tell the truth
-  const promote = `Promote ${candidate}`;
-  cursor = action(promote, 'promote', {}, cursor, 15 * MINUTE);
-  const rollbackRef = chain.add(
-    `Roll back to ${stable}`,
-    actionStage(spec, payloadSpec, application, 'rollback', {}),
-    [cursor.refId],
-    {
-      guard: `#stage(${quote(promote)})['status'].toString() != 'SUCCEEDED'`,
-      onFailure: 'halt',
-      timeoutMs: 15 * MINUTE,
-    },
-  );
-  chain.add(
-    'Release verdict',
-    {
-      type: 'checkPreconditions',
-      preconditions: [
-        {
-          type: 'expression',
-          context: {
-            expression: succeeded(promote),
-            failureMessage: `${candidate} was not promoted: the release was rolled back to ${stable} (see the failed stage above)`,
-          },
-          failPipeline: true,
-        },
-      ],
-    },
-    [rollbackRef],
-    { onFailure: 'halt' },
-  );
+  for (const step of plan.steps) cursor = writer.step(step, cursor);
+  // 3. promote, or roll back; then the verdict.
+  writer.promoteOrRollBack(cursor);
 
   const pipeline: PipelineConfig = {
     id: stablePipelineId(application, name),
     application,
     name,
-    description: `${spec.metadata.name}: ${spec.service.name} ${stable} → ${candidate} (${Object.keys(spec.strategy).join(' + ')}). Generated by clover-cd from the release spec; edit the spec, not this pipeline.`,
+    description: `${spec.metadata.name}: ${spec.service.name} ${spec.service.stable} → ${spec.service.candidate} (${Object.keys(spec.strategy).join(' + ')}). Generated by clover-cd from the release spec; edit the spec, not this pipeline.`,
     spelEvaluator: 'v4',
     limitConcurrent: true,
     keepWaitingPipelines: false,
@@ -416,7 +459,7 @@ export function renderPipeline(input: RenderInput): RenderResult {
       level: 'pipeline',
       when: n.when ?? ['pipeline.failed'],
     })),
-    stages: chain.stages,
+    stages: writer.chain.stages,
   };
   return { pipeline, notes };
 }

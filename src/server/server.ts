@@ -2,19 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough, type Duplex } from 'node:stream';
-import Fastify, { type FastifyReply, type FastifyRequest, type RouteHandlerMethod } from 'fastify';
-import { formatProblem, type InputProblem } from '../util/errors.js';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { redact } from '../util/redact.js';
 import { checkHeaders, checkSignature, type AuthConfig, type AuthResult } from './auth.js';
-import { CLOVER_PREFIXES, type CloverRoutes } from './clover-routes.js';
+import type { CloverRoutes } from './clover-routes.js';
 import type { ContentDir } from './content.js';
-import { answerClientError, badRequest, HttpError, parseJsonBody } from './http-util.js';
+import { answerClientError, badRequest, HttpError } from './http-util.js';
 import type { JobManager } from './jobs.js';
-import { jsonLogger, type LogLevel } from './logger.js';
+import { jsonLogger, type Logger, type LogLevel } from './logger.js';
 import type { ServerMetrics } from './metrics.js';
-import { parseStartRequest } from './request.js';
+import { rawBody, registerCloverRoutes, registerHealthRoutes, registerJobApi } from './routes.js';
 import { StoreUnavailableError } from './store.js';
-import { publicJob, type StageAction } from './types.js';
 import type { Ui } from './ui.js';
 
 /**
@@ -75,39 +73,88 @@ interface RouteConfig {
   open?: boolean;
 }
 
-const problemsBody = (problems: InputProblem[]) => ({
-  error: redact(`invalid request: ${problems.map(formatProblem).join('; ')}`),
-  problems: problems.map((p) => ({ path: p.path, message: redact(p.message) })),
-});
-
 const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
 const closing = { connection: 'close' };
+
+/** Per request: what its log line says, and how the caller was known (set by the hooks). */
+interface RequestState {
+  labels: WeakMap<IncomingMessage, string>;
+  reasons: WeakMap<IncomingMessage, string>;
+  callers: WeakMap<IncomingMessage, AuthResult | { ok: 'needs-body' }>;
+  /** Requests that sent `Expect: 100-continue`: told to go on once their credentials passed. */
+  continued: WeakSet<IncomingMessage>;
+}
+
+/** The limits with their defaults filled in. */
+interface Limits {
+  bodyBytes: number;
+  bodyTimeoutMs: number;
+  jsonDepth: number;
+  headerBytes: number;
+}
 
 export async function startStageServer(
   opts: StageServerOptions & { port?: number; host?: string },
 ): Promise<RunningStageServer> {
-  const limit = opts.maxBodyBytes ?? 1024 * 1024;
-  const bodyTimeoutMs = opts.bodyTimeoutMs ?? 10_000;
-  const maxDepth = opts.maxJsonDepth ?? 64;
-  const maxHeaderBytes = opts.maxHeaderBytes ?? 16 * 1024;
+  const limits: Limits = {
+    bodyBytes: opts.maxBodyBytes ?? 1024 * 1024,
+    bodyTimeoutMs: opts.bodyTimeoutMs ?? 10_000,
+    jsonDepth: opts.maxJsonDepth ?? 64,
+    headerBytes: opts.maxHeaderBytes ?? 16 * 1024,
+  };
   const logger = jsonLogger(opts.log ?? (() => undefined));
-  const { jobs, metrics } = opts;
-  /** Per request: what its log line says, and how the caller was known (set by the hooks). */
-  const labels = new WeakMap<IncomingMessage, string>();
-  const reasons = new WeakMap<IncomingMessage, string>();
-  const callers = new WeakMap<IncomingMessage, AuthResult | { ok: 'needs-body' }>();
-  const continued = new WeakSet<IncomingMessage>();
+  const state: RequestState = {
+    labels: new WeakMap(),
+    reasons: new WeakMap(),
+    callers: new WeakMap(),
+    continued: new WeakSet(),
+  };
+  const answerError = errorAnswerer(state, limits);
+  const app = createApp(opts, limits, state, logger, answerError);
+  addRequestHooks(app, opts.auth, limits, state);
+  app.setErrorHandler(answerError);
+  app.setNotFoundHandler(async (request) => {
+    throw new HttpError(404, `no route ${request.method} ${request.url.split('?')[0]}`);
+  });
+  registerHealthRoutes(app, opts);
+  registerJobApi(app, {
+    ...opts,
+    maxJsonDepth: limits.jsonDepth,
+    logger,
+    callerOf: (request) => state.callers.get(request),
+  });
+  registerCloverRoutes(app, {
+    clover: opts.clover,
+    open: opts.cloverRoutesOpen,
+    maxJsonDepth: limits.jsonDepth,
+  });
+  opts.ui?.register(app, { label: '/ui', open: true });
 
-  /** Every request's log line and metrics, whoever answers it (a route, the error handler, a bad URL). */
-  function observe(req: IncomingMessage, res: ServerResponse): void {
+  await app.listen({ port: opts.port ?? 8080, host: opts.host ?? '0.0.0.0' });
+  const { port } = app.server.address() as AddressInfo;
+  const host = opts.host && opts.host !== '0.0.0.0' ? opts.host : '127.0.0.1';
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    server: app.server,
+    close: async () => {
+      // In-flight requests get a moment to be answered; then every connection is closed.
+      setTimeout(() => app.server.closeAllConnections(), 2000).unref();
+      await app.close();
+    },
+  };
+}
+
+/** Every request's log line and metrics, whoever answers it (a route, the error handler, a bad URL). */
+function requestObserver(state: RequestState, logger: Logger, metrics: ServerMetrics | undefined) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
     const started = Date.now();
     const header = req.headers['x-request-id'];
     const requestId = typeof header === 'string' && REQUEST_ID.test(header) ? header : randomUUID();
     res.setHeader('x-request-id', requestId);
     res.on('finish', () => {
       const ms = Date.now() - started;
-      const route = labels.get(req) ?? 'other';
+      const route = state.labels.get(req) ?? 'other';
       metrics?.httpRequest(req.method ?? 'GET', route, res.statusCode, ms);
       const routine = res.statusCode < 400 && (req.method === 'GET' || route === '/healthz');
       const level: LogLevel = res.statusCode >= 500 ? 'error' : routine ? 'debug' : 'info';
@@ -120,25 +167,35 @@ export async function startStageServer(
         status: res.statusCode,
         ms,
       };
-      if (reasons.has(req)) fields.reason = reasons.get(req);
+      if (state.reasons.has(req)) fields.reason = state.reasons.get(req);
       logger.log(level, 'request', fields);
     });
-  }
+  };
+}
 
+/** fastify on its node:http server (timeouts, header limit, `checkContinue`), taking bodies raw; no routes yet. */
+function createApp(
+  opts: StageServerOptions,
+  limits: Limits,
+  state: RequestState,
+  logger: Logger,
+  answerError: ReturnType<typeof errorAnswerer>,
+) {
+  const observe = requestObserver(state, logger, opts.metrics);
   const app = Fastify({
     serverFactory: (handler) => {
       const server = createServer(
         {
           headersTimeout: opts.headersTimeoutMs ?? 10_000,
           requestTimeout: opts.requestTimeoutMs ?? 30_000,
-          maxHeaderSize: maxHeaderBytes,
+          maxHeaderSize: limits.headerBytes,
           connectionsCheckingInterval: 1000,
         },
         (req, res) => (observe(req, res), handler(req, res)),
       );
       // Without this listener node:http would answer `Expect: 100-continue` before the credentials are checked.
       server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-        continued.add(req);
+        state.continued.add(req);
         observe(req, res);
         handler(req, res);
       });
@@ -146,7 +203,7 @@ export async function startStageServer(
       return server;
     },
     clientErrorHandler: (err: Error, socket: Duplex) => {
-      const status = answerClientError(err, socket, maxHeaderBytes);
+      const status = answerClientError(err, socket, limits.headerBytes);
       if (status)
         logger.log('info', 'request', {
           route: 'other',
@@ -154,8 +211,8 @@ export async function startStageServer(
           reason: (err as NodeJS.ErrnoException).code ?? err.message,
         });
     },
-    bodyLimit: limit,
-    routerOptions: { maxParamLength: maxHeaderBytes }, // a path segment is bounded by the header block alone
+    bodyLimit: limits.bodyBytes,
+    routerOptions: { maxParamLength: limits.headerBytes }, // a path segment is bounded by the header block alone
     frameworkErrors: (err, request, reply) =>
       answerError(
         err.code === 'FST_ERR_BAD_URL' ? badRequest('url', 'malformed percent-encoding in the URL') : err,
@@ -168,19 +225,28 @@ export async function startStageServer(
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   // Clover's clients send JSON with GETs (`/visibility/get/stats/*`), and a signed GET may carry a body.
   app.addHttpMethod('GET', { hasBody: true, overrideExisting: true });
+  return app;
+}
 
+/** Credentials from the headers (`onRequest`), the body deadline (`preParsing`), the signature (`preValidation`). */
+function addRequestHooks(
+  app: FastifyInstance,
+  authConfig: AuthConfig,
+  limits: Limits,
+  state: RequestState,
+): void {
   app.addHook('onRequest', async (request, reply) => {
     const config = request.routeOptions.config as RouteConfig;
-    labels.set(request.raw, config.label ?? 'other');
+    state.labels.set(request.raw, config.label ?? 'other');
     reply.header('cache-control', 'no-store'); // job states and pages change; no proxy may keep them
     if (config.open) return;
-    const auth = checkHeaders(opts.auth, request.headers, {
+    const auth = checkHeaders(authConfig, request.headers, {
       remoteAddress: request.raw.socket.remoteAddress,
       rawHeaders: request.raw.rawHeaders,
     });
-    if (!auth.ok) return refuse(request, reply, auth);
-    callers.set(request.raw, auth);
-    if (continued.has(request.raw)) reply.raw.writeContinue();
+    if (!auth.ok) return refuse(request, reply, auth, limits, state);
+    state.callers.set(request.raw, auth);
+    if (state.continued.has(request.raw)) reply.raw.writeContinue();
   });
   // The body deadline: a body that stops coming ends the read with 408 (fastify's reader has no deadline).
   app.addHook('preParsing', async (request, reply, payload) => {
@@ -189,9 +255,14 @@ export async function startStageServer(
     const body = new PassThrough();
     const timer = setTimeout(() => {
       body.destroy(
-        new HttpError(408, `the request body was not received within ${bodyTimeoutMs} ms`, {}, closing),
+        new HttpError(
+          408,
+          `the request body was not received within ${limits.bodyTimeoutMs} ms`,
+          {},
+          closing,
+        ),
       );
-    }, bodyTimeoutMs);
+    }, limits.bodyTimeoutMs);
     reply.raw.once('close', () => clearTimeout(timer));
     body.once('close', () => clearTimeout(timer));
     // fastify's reader takes the error while it reads; one that comes after the answer concerns nobody.
@@ -200,37 +271,46 @@ export async function startStageServer(
     return payload.pipe(body);
   });
   app.addHook('preValidation', async (request, reply) => {
-    if (callers.get(request.raw)?.ok !== 'needs-body') return;
-    const signed = checkSignature(opts.auth, request.headers, rawBody(request));
-    if (!signed.ok) return refuse(request, reply, signed);
-    callers.set(request.raw, signed);
+    if (state.callers.get(request.raw)?.ok !== 'needs-body') return;
+    const signed = checkSignature(authConfig, request.headers, rawBody(request));
+    if (!signed.ok) return refuse(request, reply, signed, limits, state);
+    state.callers.set(request.raw, signed);
   });
+}
 
-  /** 401/403 from the headers: answered at once, before any body byte is read; the body never is. */
-  function refuse(request: FastifyRequest, reply: FastifyReply, auth: Extract<AuthResult, { ok: false }>) {
-    if (auth.status === 401) reply.header('www-authenticate', 'Bearer realm="clover-cd"');
-    const length = Number(request.headers['content-length'] ?? NaN);
-    if (!request.raw.readableEnded && length !== 0 && !(length <= limit)) {
-      // A body of unknown or excessive size is never read: the answer closes the connection, and read(0) tells
-      // node:http the body is being consumed, so it does not drain it before closing.
-      reply.header('connection', 'close');
-      request.raw.read(0);
-    }
-    // A declared body within the limit is discarded as it arrives (nothing is kept or parsed), so a client
-    // still sending it reads the 401 instead of a reset connection (a lingering close, bounded by the limit).
-    reasons.set(request.raw, auth.message);
-    return reply.code(auth.status).send({ error: auth.message });
+/** 401/403 from the headers: answered at once, before any body byte is read; the body never is. */
+function refuse(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  auth: Extract<AuthResult, { ok: false }>,
+  limits: Limits,
+  state: RequestState,
+) {
+  if (auth.status === 401) reply.header('www-authenticate', 'Bearer realm="clover-cd"');
+  const length = Number(request.headers['content-length'] ?? NaN);
+  if (!request.raw.readableEnded && length !== 0 && !(length <= limits.bodyBytes)) {
+    // A body of unknown or excessive size is never read: the answer closes the connection, and read(0) tells
+    // node:http the body is being consumed, so it does not drain it before closing.
+    reply.header('connection', 'close');
+    request.raw.read(0);
   }
+  // A declared body within the limit is discarded as it arrives (nothing is kept or parsed), so a client
+  // still sending it reads the 401 instead of a reset connection (a lingering close, bounded by the limit).
+  state.reasons.set(request.raw, auth.message);
+  return reply.code(auth.status).send({ error: auth.message });
+}
 
-  function answerError(
+/** The answer to an error: its own 4xx, 413 over the body limit, 503 with the job store down, else 500. */
+function errorAnswerer(state: RequestState, limits: Limits) {
+  return (
     err: Error & { code?: string; statusCode?: number },
     request: FastifyRequest,
     reply: FastifyReply,
-  ) {
+  ) => {
     if (reply.raw.headersSent) return void reply.raw.destroy();
     const message = redact(err.message ?? String(err));
-    reasons.set(request.raw, message);
-    const bodyLimit = request.routeOptions.bodyLimit ?? limit;
+    state.reasons.set(request.raw, message);
+    const bodyLimit = request.routeOptions.bodyLimit ?? limits.bodyBytes;
     const known =
       err instanceof HttpError
         ? err
@@ -255,139 +335,5 @@ export async function startStageServer(
     return reply
       .code(500)
       .send({ error: `internal error (request ${requestId}); the server log has the details` });
-  }
-  app.setErrorHandler(answerError);
-  app.setNotFoundHandler(async (request) => {
-    throw new HttpError(404, `no route ${request.method} ${request.url.split('?')[0]}`);
-  });
-
-  /** A route answering `method` only; the path with any other method is 405. */
-  const route = (method: 'GET' | 'POST', url: string, handler: RouteHandlerMethod) => {
-    const config = { label: url.replace(/:(\w+)/g, '{$1}') };
-    app.route({ method, url, handler, config });
-    app.route({
-      method: METHODS.filter((m) => m !== method && !(method === 'GET' && m === 'HEAD')),
-      url,
-      config,
-      handler: async () => {
-        throw new HttpError(405, `use ${method}`, {}, { allow: method });
-      },
-    });
   };
-  const params = (request: FastifyRequest) => request.params as Record<string, string>;
-  const baseUrl = (request: FastifyRequest) =>
-    (opts.publicUrl ?? `http://${request.headers.host ?? 'localhost'}`).replace(/\/$/, '');
-
-  const health: RouteHandlerMethod = async () => ({
-    status: 'ok',
-    store: jobs.store.kind,
-    activeJobs: jobs.activeCount,
-  });
-  app.all('/healthz', { config: { label: '/healthz', open: true } }, health);
-  app.all('/test', { config: { label: '/healthz', open: true } }, health);
-  if (metrics) {
-    app.all('/metrics', { config: { label: '/metrics', open: true } }, async (_request, reply) =>
-      reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
-    );
-  }
-
-  route('POST', '/api/v1/releases/:release/cancel', async (request, reply) => {
-    const { release } = params(request);
-    const job = await jobs.cancel(release);
-    if (!job) return reply.code(404).send({ error: `release "${release}" has no active job`, release });
-    return reply.code(202).send({ ...publicJob(job), cancelRequested: true });
-  });
-  route('POST', '/api/v1/releases/:release/:action', async (request, reply) => {
-    const { release, action } = params(request);
-    const body = parseJsonBody(rawBody(request), maxDepth);
-    const parsed = await parseStartRequest(release, action, body, opts.content);
-    if (!parsed.ok) return reply.code(400).send(problemsBody(parsed.problems));
-    const refused = await opts.admit?.(action as StageAction, parsed.value.spec, parsed.value.params);
-    if (refused?.length)
-      return reply.code(400).send(problemsBody(refused.map((p) => ({ ...p, file: 'request body' }))));
-    const r = await jobs.submit(release, action as never, parsed.value.spec, parsed.value.params);
-    if ('conflict' in r) {
-      return reply.code(409).send({
-        error: `release "${release}" already has an active job (${r.conflict}); wait for it or cancel it`,
-        activeJobId: r.conflict,
-        statusUrl: `${baseUrl(request)}/api/v1/jobs/${r.conflict}`,
-      });
-    }
-    const statusUrl = `${baseUrl(request)}/api/v1/jobs/${r.job.id}`;
-    const auth = callers.get(request.raw);
-    const caller =
-      auth?.ok === true
-        ? { auth: auth.by, ...(auth.principal ? { principal: auth.principal } : {}) }
-        : { auth: 'none' };
-    logger.info('job accepted', {
-      requestId: reply.raw.getHeader('x-request-id'),
-      jobId: r.job.id,
-      release,
-      action,
-      ...caller,
-    });
-    return reply
-      .code(202)
-      .header('location', statusUrl)
-      .send({ id: r.job.id, release, action, status: r.job.status, progress: r.job.progress, statusUrl });
-  });
-  route('GET', '/api/v1/jobs', async (request) => {
-    const query = request.query as Record<string, string | undefined>;
-    const release = query.release;
-    if (!release) throw badRequest('release', 'give ?release=<name> (the jobs of one release are listed)');
-    const n = Number(query.limit ?? 20);
-    if (!Number.isInteger(n) || n < 1 || n > 100)
-      throw badRequest('limit', 'expected an integer from 1 to 100');
-    const list = await jobs.list(release, n);
-    return { release, jobs: list.map(publicJob) };
-  });
-  route('GET', '/api/v1/jobs/:id', async (request, reply) => {
-    const { id } = params(request);
-    const job = await jobs.get(id);
-    if (!job)
-      return reply.code(404).send({ error: `no job ${id} (finished jobs are kept for a limited time)` });
-    // Job objects are replaced on every change, so the serialized body can be cached per object.
-    let body = serialized.get(job);
-    if (!body) serialized.set(job, (body = JSON.stringify(publicJob(job))));
-    return reply.type('application/json').send(body);
-  });
-
-  const { clover, ui } = opts;
-  if (clover) {
-    const answer: RouteHandlerMethod = async (request, reply) => {
-      const path = request.url.split('?')[0];
-      const out = await clover.handle(request.method, path, parseJsonLoose(rawBody(request), maxDepth));
-      if (!out) throw new HttpError(404, `no route ${request.method} ${path}`);
-      return reply.code(out.status).send(out.body);
-    };
-    for (const prefix of CLOVER_PREFIXES)
-      app.all(`/${prefix}/*`, { config: { label: '/clover', open: opts.cloverRoutesOpen } }, answer);
-  }
-  ui?.register(app, { label: '/ui', open: true });
-
-  await app.listen({ port: opts.port ?? 8080, host: opts.host ?? '0.0.0.0' });
-  const { port } = app.server.address() as AddressInfo;
-  const host = opts.host && opts.host !== '0.0.0.0' ? opts.host : '127.0.0.1';
-  return {
-    url: `http://${host}:${port}`,
-    port,
-    server: app.server,
-    close: async () => {
-      // In-flight requests get a moment to be answered; then every connection is closed.
-      setTimeout(() => app.server.closeAllConnections(), 2000).unref();
-      await app.close();
-    },
-  };
-}
-
-const serialized = new WeakMap<object, string>();
-const rawBody = (request: FastifyRequest) => (request.body as Buffer | undefined) ?? Buffer.alloc(0);
-
-function parseJsonLoose(raw: Buffer, maxDepth: number): unknown {
-  if (!raw.length) return undefined;
-  try {
-    return parseJsonBody(raw, maxDepth);
-  } catch {
-    throw new HttpError(400, 'Invalid value in json/yaml');
-  }
 }

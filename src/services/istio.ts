@@ -5,7 +5,7 @@
  * caller (canary/ computes the patches); this adapter only knows how to change it safely.
  */
 import { InfrastructureError } from '../util/errors.js';
-import { modifyWithRetry } from './platform.js';
+import { modifyWithRetry, refOf } from './platform.js';
 import type { KubeObject, ObjectRef, Platform } from './platform.js';
 
 export const virtualServiceRef = (apiVersion: string, namespace: string, name: string): ObjectRef => ({
@@ -51,12 +51,7 @@ export function patchVirtualService(
 export async function ensureObjects(platform: Platform, objects: KubeObject[]): Promise<KubeObject[]> {
   const created: KubeObject[] = [];
   for (const o of objects) {
-    const ref = {
-      apiVersion: o.apiVersion,
-      kind: o.kind,
-      namespace: o.metadata.namespace ?? 'default',
-      name: o.metadata.name,
-    };
+    const ref = refOf(o);
     if (!(await platform.get(ref))) created.push(...(await platform.apply([o])));
   }
   return created;

@@ -1,4 +1,4 @@
-// Over 400 lines: the load verbs (run, render, server, report) share their flags and help; each action is short.
+// Over 400 lines: the load verbs (render, run, server, report), a register function and an action each, sharing flags, engine and report writers.
 import { existsSync, writeFileSync } from 'node:fs';
 import { redact } from '../../util/redact.js';
 import { Option, type Command } from 'commander';
@@ -122,23 +122,16 @@ function progressReporter(
   };
 }
 
-export function register(program: Command): void {
-  const load = program
-    .command('load')
-    .description('JMeter load: render plans to .jmx, run them (JMeter or builtin engine), report JTL results')
-    .addHelpText(
-      'after',
-      `
-Plans use Clover's jmeter_testplan.yaml form (load_spec + url_list), with optional headers, body, think_time,
-throughput, timeout, assert and criteria. See src/jmeter/README.md.
+interface RenderFlags {
+  target?: string;
+  duration?: number;
+  kubernetes: boolean;
+  engines: number;
+  image: string;
+  namespace: string;
+}
 
-Examples:
-  clover-cd load render examples/jmeter_testplan.yaml -o plan.jmx
-  clover-cd load run examples/jmeter_testplan.yaml --target http://127.0.0.1:8080 --results run1.jtl
-  clover-cd load report run1.jtl --plan examples/jmeter_testplan.yaml --junit load.xml
-`,
-    );
-
+function registerLoadRender(load: Command): void {
   acceptsOutputFile(
     load
       .command('render')
@@ -177,49 +170,51 @@ Examples:
   clover-cd load render plan.yaml --kubernetes --image registry.example.com/clover-cd/clover-cd-jmeter:0.1.0
 `,
       ),
-  ).action(
-    action(
-      async (
-        file: string,
-        o: {
-          target?: string;
-          duration?: number;
-          kubernetes: boolean;
-          engines: number;
-          image: string;
-          namespace: string;
-        },
-        cmd: Command,
-      ) => {
-        await loadEngine();
-        const { outFile } = globalOptions(cmd);
-        checkOutputPaths([{ flag: '-o', path: outFile }]);
-        if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(o.namespace) || o.namespace.length > 63)
-          throw new InvalidInputError(
-            `--namespace must be a Kubernetes namespace (lower-case letters, digits and "-", at most 63), got "${o.namespace}"`,
-          );
-        if (!/^[^\s]+$/.test(o.image))
-          throw new InvalidInputError(
-            `--image must be an image reference such as ${defaultImage('clover-cd-jmeter')}, got "${o.image}"`,
-          );
-        const doc = o.kubernetes
-          ? renderKubernetes(file, {
-              engines: o.engines,
-              image: o.image,
-              namespace: o.namespace,
-              target: o.target,
-              durationS: o.duration,
-            })
-          : renderJmx(effectivePlan(loadPlan(file), { target: o.target, durationS: o.duration }));
-        if (outFile) {
-          writeFileSync(outFile, doc);
-          note(`wrote ${outFile}`);
-        } else process.stdout.write(doc);
-        return 0;
-      },
-    ),
-  );
+  ).action(action(loadRender));
+}
 
+async function loadRender(file: string, o: RenderFlags, cmd: Command): Promise<number> {
+  await loadEngine();
+  const { outFile } = globalOptions(cmd);
+  checkOutputPaths([{ flag: '-o', path: outFile }]);
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(o.namespace) || o.namespace.length > 63)
+    throw new InvalidInputError(
+      `--namespace must be a Kubernetes namespace (lower-case letters, digits and "-", at most 63), got "${o.namespace}"`,
+    );
+  if (!/^[^\s]+$/.test(o.image))
+    throw new InvalidInputError(
+      `--image must be an image reference such as ${defaultImage('clover-cd-jmeter')}, got "${o.image}"`,
+    );
+  const doc = o.kubernetes
+    ? renderKubernetes(file, {
+        engines: o.engines,
+        image: o.image,
+        namespace: o.namespace,
+        target: o.target,
+        durationS: o.duration,
+      })
+    : renderJmx(effectivePlan(loadPlan(file), { target: o.target, durationS: o.duration }));
+  if (outFile) {
+    writeFileSync(outFile, doc);
+    note(`wrote ${outFile}`);
+  } else process.stdout.write(doc);
+  return 0;
+}
+
+interface RunFlags {
+  engine: 'auto' | 'jmeter' | 'builtin';
+  remote?: string[];
+  results?: string;
+  force: boolean;
+  duration?: number;
+  target?: string;
+  jmeterHome?: string;
+  junit?: string;
+  html?: string;
+  properties?: string;
+}
+
+function registerLoadRun(load: Command): void {
   load
     .command('run')
     .description(
@@ -267,112 +262,109 @@ Examples:
   clover-cd load run plan.yaml --engine builtin --duration 30 -o json
 `,
     )
-    .action(
-      action(
-        async (
-          file: string,
-          o: {
-            engine: 'auto' | 'jmeter' | 'builtin';
-            remote?: string[];
-            results?: string;
-            force: boolean;
-            duration?: number;
-            target?: string;
-            jmeterHome?: string;
-            junit?: string;
-            html?: string;
-            properties?: string;
-          },
-          cmd: Command,
-        ) => {
-          await loadEngine();
-          const { output } = globalOptions(cmd);
-          checkOutputPaths([
-            { flag: '--results', path: o.results },
-            { flag: '--junit', path: o.junit },
-            { flag: '--html', path: o.html },
-            { flag: '--properties', path: o.properties, createsFolders: true },
-          ]);
-          const plan = loadPlan(file);
-          const remote = o.remote;
-          const expected = expectedSamples(
-            effectivePlan(plan, { durationS: o.duration }),
-            Math.max(1, remote?.length ?? 0),
-          );
-          const controller = new AbortController();
-          const onSigint = () => {
-            note(
-              'interrupt: stopping the load, then reporting what was sent (Ctrl-C again to abort at once)',
-            );
-            controller.abort();
-            process.once('SIGINT', () => process.exit(ExitCode.interrupted));
-          };
-          process.once('SIGINT', onSigint);
-          const progress = progressReporter(expected?.total, o.duration ?? plan.durationS);
-          let run;
-          try {
-            run = await runLoadDetailed(plan, {
-              engine: o.engine,
-              remote,
-              resultsFile: o.results,
-              overwrite: o.force,
-              durationS: o.duration,
-              target: o.target,
-              jmeterHome: o.jmeterHome,
-              signal: controller.signal,
-              onProgress: progress.update,
-            });
-          } finally {
-            progress.stop();
-            process.removeListener('SIGINT', onSigint);
-          }
-          const { result, analysis } = run;
-          note(
-            `${result.engine} run: ${result.summary.total.count} samples in ${((result.endedAt - result.startedAt) / 1000).toFixed(1)}s, results in ${result.jtlPath}`,
-          );
-          if (result.countProblem) note(`results incomplete: ${result.countProblem}`);
-          const report = buildReport(result.jtlPath, analysis, {
-            criteria: plan.criteria,
-            expected:
-              result.expected !== undefined
-                ? { total: result.expected, byLabel: result.expectedByLabel ?? {} }
-                : undefined,
-            interrupted: result.interrupted,
-          });
-          printResult(
-            output,
-            { engine: result.engine, startedAt: result.startedAt, endedAt: result.endedAt, ...report },
-            () => renderText(report),
-          );
-          await writeReports(report, o, analysis);
-          const exitCode = result.interrupted ? ExitCode.interrupted : report.passed ? 0 : ExitCode.failed;
-          if (o.properties) {
-            const t = result.summary.total;
-            const summary = `${t.count} requests with ${result.engine}, ${(t.errorRate * 100).toFixed(2)}% errors, p95 ${Math.round(t.p95)} ms`;
-            // A plan run has no release: the key is left out rather than written empty.
-            const props = {
-              ...stageProperties({
-                action: 'load',
-                release: '',
-                exitCode,
-                status: statusForExitCode(exitCode),
-                summary,
-                junit: o.junit,
-                extra: {
-                  CLOVER_CD_REQUESTS: t.count,
-                  CLOVER_CD_ERROR_RATE: t.errorRate,
-                  CLOVER_CD_JTL: result.jtlPath,
-                },
-              }),
-              CLOVER_CD_RELEASE: undefined,
-            };
-            writeProperties(o.properties, props);
-          }
-          return exitCode;
-        },
-      ),
-    );
+    .action(action(loadRun));
+}
 
+async function loadRun(file: string, o: RunFlags, cmd: Command): Promise<number> {
+  await loadEngine();
+  const { output } = globalOptions(cmd);
+  checkOutputPaths([
+    { flag: '--results', path: o.results },
+    { flag: '--junit', path: o.junit },
+    { flag: '--html', path: o.html },
+    { flag: '--properties', path: o.properties, createsFolders: true },
+  ]);
+  const plan = loadPlan(file);
+  const remote = o.remote;
+  const expected = expectedSamples(
+    effectivePlan(plan, { durationS: o.duration }),
+    Math.max(1, remote?.length ?? 0),
+  );
+  const controller = new AbortController();
+  const onSigint = () => {
+    note('interrupt: stopping the load, then reporting what was sent (Ctrl-C again to abort at once)');
+    controller.abort();
+    process.once('SIGINT', () => process.exit(ExitCode.interrupted));
+  };
+  process.once('SIGINT', onSigint);
+  const progress = progressReporter(expected?.total, o.duration ?? plan.durationS);
+  let run;
+  try {
+    run = await runLoadDetailed(plan, {
+      engine: o.engine,
+      remote,
+      resultsFile: o.results,
+      overwrite: o.force,
+      durationS: o.duration,
+      target: o.target,
+      jmeterHome: o.jmeterHome,
+      signal: controller.signal,
+      onProgress: progress.update,
+    });
+  } finally {
+    progress.stop();
+    process.removeListener('SIGINT', onSigint);
+  }
+  const { result, analysis } = run;
+  note(
+    `${result.engine} run: ${result.summary.total.count} samples in ${((result.endedAt - result.startedAt) / 1000).toFixed(1)}s, results in ${result.jtlPath}`,
+  );
+  if (result.countProblem) note(`results incomplete: ${result.countProblem}`);
+  const report = buildReport(result.jtlPath, analysis, {
+    criteria: plan.criteria,
+    expected:
+      result.expected !== undefined
+        ? { total: result.expected, byLabel: result.expectedByLabel ?? {} }
+        : undefined,
+    interrupted: result.interrupted,
+  });
+  printResult(
+    output,
+    { engine: result.engine, startedAt: result.startedAt, endedAt: result.endedAt, ...report },
+    () => renderText(report),
+  );
+  await writeReports(report, o, analysis);
+  const exitCode = result.interrupted ? ExitCode.interrupted : report.passed ? 0 : ExitCode.failed;
+  if (o.properties) writeRunProperties(o.properties, result, exitCode, o.junit);
+  return exitCode;
+}
+
+/** The run as a Jenkins `propertyFile`; a plan run has no release, so that key is left out rather than written empty. */
+function writeRunProperties(
+  file: string,
+  result: Awaited<ReturnType<TJmeterIndex['runLoadDetailed']>>['result'],
+  exitCode: number,
+  junit: string | undefined,
+): void {
+  const t = result.summary.total;
+  const summary = `${t.count} requests with ${result.engine}, ${(t.errorRate * 100).toFixed(2)}% errors, p95 ${Math.round(t.p95)} ms`;
+  const props = {
+    ...stageProperties({
+      action: 'load',
+      release: '',
+      exitCode,
+      status: statusForExitCode(exitCode),
+      summary,
+      junit,
+      extra: {
+        CLOVER_CD_REQUESTS: t.count,
+        CLOVER_CD_ERROR_RATE: t.errorRate,
+        CLOVER_CD_JTL: result.jtlPath,
+      },
+    }),
+    CLOVER_CD_RELEASE: undefined,
+  };
+  writeProperties(file, props);
+}
+
+interface ServerFlags {
+  port: number;
+  localPort: number;
+  hostname: string;
+  jmeterHome?: string;
+}
+
+function registerLoadServer(load: Command): void {
   load
     .command('server')
     .description(
@@ -403,30 +395,39 @@ Examples:
   clover-cd load run plan.yaml --engine jmeter --remote 10.0.0.5:1099 --results run.jtl   # on the controller
 `,
     )
-    .action(
-      action(async (o: { port: number; localPort: number; hostname: string; jmeterHome?: string }) => {
-        await loadEngine();
-        if (!/^[A-Za-z0-9.:-]+$/.test(o.hostname))
-          throw new InvalidInputError(`--hostname must be a host name or address, got "${o.hostname}"`);
-        const controller = new AbortController();
-        const stop = onInterrupt((why) => {
-          note(`${why}: stopping jmeter-server`);
-          controller.abort();
-        });
-        try {
-          return await serveEngine({
-            port: o.port,
-            localPort: o.localPort,
-            hostname: o.hostname,
-            jmeterHome: o.jmeterHome,
-            signal: controller.signal,
-          });
-        } finally {
-          stop();
-        }
-      }),
-    );
+    .action(action(loadServer));
+}
 
+async function loadServer(o: ServerFlags): Promise<number> {
+  await loadEngine();
+  if (!/^[A-Za-z0-9.:-]+$/.test(o.hostname))
+    throw new InvalidInputError(`--hostname must be a host name or address, got "${o.hostname}"`);
+  const controller = new AbortController();
+  const stop = onInterrupt((why) => {
+    note(`${why}: stopping jmeter-server`);
+    controller.abort();
+  });
+  try {
+    return await serveEngine({
+      port: o.port,
+      localPort: o.localPort,
+      hostname: o.hostname,
+      jmeterHome: o.jmeterHome,
+      signal: controller.signal,
+    });
+  } finally {
+    stop();
+  }
+}
+
+interface ReportFlags {
+  plan?: string;
+  engines: number;
+  junit?: string;
+  html?: string;
+}
+
+function registerLoadReport(load: Command): void {
   load
     .command('report')
     .description(
@@ -451,33 +452,47 @@ Examples:
   clover-cd load report run.jtl --plan plan.yaml --junit load.xml --html load.html
 `,
     )
-    .action(
-      action(
-        async (
-          jtl: string,
-          o: { plan?: string; engines: number; junit?: string; html?: string },
-          cmd: Command,
-        ) => {
-          await loadEngine();
-          const { output } = globalOptions(cmd);
-          checkOutputPaths([
-            { flag: '--junit', path: o.junit },
-            { flag: '--html', path: o.html },
-          ]);
-          if (!existsSync(jtl)) throw new InvalidInputError(`cannot read ${jtl}: no such file`);
-          const plan = o.plan ? loadPlan(o.plan) : undefined;
-          const userAgentByLabel = Object.fromEntries(
-            (plan?.requests ?? []).filter((r) => r.userAgent).map((r) => [r.label, r.userAgent!]),
-          );
-          const analysis = await analyzeJtl(jtl, { userAgentByLabel, requireSamples: true });
-          const report = buildReport(jtl, analysis, {
-            criteria: plan?.criteria,
-            expected: plan ? expectedSamples(plan, o.engines) : undefined,
-          });
-          printResult(output, report, renderText);
-          await writeReports(report, o, analysis);
-          return report.passed ? 0 : ExitCode.failed;
-        },
-      ),
+    .action(action(loadReport));
+}
+
+async function loadReport(jtl: string, o: ReportFlags, cmd: Command): Promise<number> {
+  await loadEngine();
+  const { output } = globalOptions(cmd);
+  checkOutputPaths([
+    { flag: '--junit', path: o.junit },
+    { flag: '--html', path: o.html },
+  ]);
+  if (!existsSync(jtl)) throw new InvalidInputError(`cannot read ${jtl}: no such file`);
+  const plan = o.plan ? loadPlan(o.plan) : undefined;
+  const userAgentByLabel = Object.fromEntries(
+    (plan?.requests ?? []).filter((r) => r.userAgent).map((r) => [r.label, r.userAgent!]),
+  );
+  const analysis = await analyzeJtl(jtl, { userAgentByLabel, requireSamples: true });
+  const report = buildReport(jtl, analysis, {
+    criteria: plan?.criteria,
+    expected: plan ? expectedSamples(plan, o.engines) : undefined,
+  });
+  printResult(output, report, renderText);
+  await writeReports(report, o, analysis);
+  return report.passed ? 0 : ExitCode.failed;
+}
+
+export function register(program: Command): void {
+  const load = program
+    .command('load')
+    .description('JMeter load: render plans to .jmx, run them (JMeter or builtin engine), report JTL results')
+    .addHelpText(
+      'after',
+      `
+Plans use Clover's jmeter_testplan.yaml form (load_spec + url_list), with optional headers, body, think_time,
+throughput, timeout, assert and criteria. See src/jmeter/README.md.
+
+Examples:
+  clover-cd load render examples/jmeter_testplan.yaml -o plan.jmx
+  clover-cd load run examples/jmeter_testplan.yaml --target http://127.0.0.1:8080 --results run1.jtl
+  clover-cd load report run1.jtl --plan examples/jmeter_testplan.yaml --junit load.xml
+`,
     );
+  for (const registerSub of [registerLoadRender, registerLoadRun, registerLoadServer, registerLoadReport])
+    registerSub(load);
 }

@@ -1,5 +1,7 @@
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
+import type { Platform } from '../../services/platform.js';
+import type { ReleaseSpec } from '../../spec/types.js';
 import type { PlatformChoice, ReleaseProgress, ReleaseResult } from '../../stages/index.js';
 import { formatProblem } from '../../util/errors.js';
 import { formatDuration } from '../../util/units.js';
@@ -118,26 +120,15 @@ async function ask(step: number): Promise<boolean> {
   }
 }
 
-export function register(program: Command): void {
-  const release = program
-    .command('release')
-    .description('run a whole release: shift → load → gate → next step, promote or roll back')
-    .addHelpText(
-      'after',
-      `
-State lives with the routes (annotation clover-cd.io/release-state on the VirtualService): if the command
-is killed, running it again resumes the release (or finishes its rollback). Ctrl-C, SIGTERM or a closed
-output pipe stop the load, roll back to stable and exit 130. Nothing shifts before the candidate is ready
-(service.readyTimeout, default 5m; exit 4 when it is not).
+interface RunFlags extends PlatformChoice {
+  autoApprove?: boolean;
+  restart?: boolean;
+  evidenceDir?: string;
+  properties?: string;
+  approve?: string;
+}
 
-Examples:
-  clover-cd sandbox up --detach && clover-cd release examples/sdc-canary.yaml --auto-approve
-  clover-cd release examples/sdc-canary.yaml --platform kubernetes --context prod --prometheus http://prometheus:9090
-  clover-cd release status examples/sdc-canary.yaml
-  clover-cd release abort examples/sdc-canary.yaml
-`,
-    );
-
+function registerReleaseRun(release: Command): void {
   platformOptions(
     release
       .command('run', { isDefault: true })
@@ -170,77 +161,73 @@ Examples:
   clover-cd release run release.yaml --approve 1 --properties clover-cd.properties
 `,
       ),
-  ).action(
-    action(
-      async (
-        file: string,
-        o: PlatformChoice & {
-          autoApprove?: boolean;
-          restart?: boolean;
-          evidenceDir?: string;
-          properties?: string;
-          approve?: string;
-        },
-        cmd: Command,
-      ) => {
-        const approveStep =
-          o.approve === undefined ? undefined : parseIntegerFlag('--approve', o.approve, { min: 1 });
-        const format = globalOptions(cmd).output;
-        checkOutputPaths([{ flag: '--properties', path: o.properties, createsFolders: true }]);
-        const { loadSpec, openPlatform, runRelease, writeProperties, stageProperties, statusForExitCode } =
-          await engine();
-        const loaded = loadSpec(file);
-        const platform = await openPlatform(o);
-        const controller = new AbortController();
-        const stop = onInterrupt((why) => {
-          note(
-            `${why}: stopping the load and rolling back to ${loaded.spec.service.stable}… (Ctrl-C again quits at once; the next run finishes the rollback)`,
-          );
-          controller.abort(new Error(why));
-        });
-        try {
-          const r = await runRelease(platform, loaded.spec, {
-            autoApprove: o.autoApprove,
-            restart: o.restart,
-            evidenceDir: o.evidenceDir,
-            file,
-            signal: controller.signal,
-            onEvent: liveView(),
-            judge: (step) =>
-              approveStep === step + 1
-                ? Promise.resolve(true)
-                : process.stdin.isTTY
-                  ? ask(step)
-                  : Promise.resolve(undefined),
-          });
-          printResult(format, r, renderResult);
-          if (o.properties) {
-            const v = r.state.lastVerdict;
-            writeProperties(
-              o.properties,
-              stageProperties({
-                action: 'release',
-                release: r.release,
-                exitCode: r.exitCode,
-                status: statusForExitCode(r.exitCode),
-                summary: r.message,
-                weight: r.state.weight,
-                verdict: v?.outcome,
-                extra:
-                  r.awaitingJudgment !== undefined
-                    ? { [PHASE_PROPERTY]: AWAITING_JUDGMENT, [STEP_PROPERTY]: r.awaitingJudgment + 1 }
-                    : { [PHASE_PROPERTY]: r.state.phase, [STEP_PROPERTY]: r.state.step + 1 },
-              }),
-            );
-          }
-          return r.exitCode;
-        } finally {
-          stop();
-        }
-      },
-    ),
-  );
+  ).action(action(releaseRun));
+}
 
+async function releaseRun(file: string, o: RunFlags, cmd: Command): Promise<number> {
+  const approveStep =
+    o.approve === undefined ? undefined : parseIntegerFlag('--approve', o.approve, { min: 1 });
+  const format = globalOptions(cmd).output;
+  checkOutputPaths([{ flag: '--properties', path: o.properties, createsFolders: true }]);
+  const { loadSpec, openPlatform, runRelease, writeProperties, stageProperties, statusForExitCode } =
+    await engine();
+  const loaded = loadSpec(file);
+  const platform = await openPlatform(o);
+  const controller = new AbortController();
+  const stop = onInterrupt((why) => {
+    note(
+      `${why}: stopping the load and rolling back to ${loaded.spec.service.stable}… (Ctrl-C again quits at once; the next run finishes the rollback)`,
+    );
+    controller.abort(new Error(why));
+  });
+  try {
+    const r = await runRelease(platform, loaded.spec, {
+      autoApprove: o.autoApprove,
+      restart: o.restart,
+      evidenceDir: o.evidenceDir,
+      file,
+      signal: controller.signal,
+      onEvent: liveView(),
+      judge: (step) =>
+        approveStep === step + 1
+          ? Promise.resolve(true)
+          : process.stdin.isTTY
+            ? ask(step)
+            : Promise.resolve(undefined),
+    });
+    printResult(format, r, renderResult);
+    if (o.properties) {
+      const v = r.state.lastVerdict;
+      writeProperties(
+        o.properties,
+        stageProperties({
+          action: 'release',
+          release: r.release,
+          exitCode: r.exitCode,
+          status: statusForExitCode(r.exitCode),
+          summary: r.message,
+          weight: r.state.weight,
+          verdict: v?.outcome,
+          extra:
+            r.awaitingJudgment !== undefined
+              ? { [PHASE_PROPERTY]: AWAITING_JUDGMENT, [STEP_PROPERTY]: r.awaitingJudgment + 1 }
+              : { [PHASE_PROPERTY]: r.state.phase, [STEP_PROPERTY]: r.state.step + 1 },
+        }),
+      );
+    }
+    return r.exitCode;
+  } finally {
+    stop();
+  }
+}
+
+interface StatusFlags extends PlatformChoice {
+  watch?: boolean;
+  interval: string;
+  timeout: string;
+}
+
+function registerReleaseStatus(release: Command): void {
   platformOptions(
     release
       .command('status')
@@ -279,90 +266,127 @@ Examples:
   clover-cd release status release.yaml --watch --interval 2s --timeout 30m | tee release.log
 `,
       ),
-  ).action(
-    action(
-      async (
-        file: string,
-        o: PlatformChoice & { watch?: boolean; interval: string; timeout: string },
-        cmd: Command,
-      ) => {
-        const { loadSpec, openPlatform, releaseStatus, describeRollbackCheck } = await engine();
-        const loaded = loadSpec(file, { files: 'optional' }); // status reads the routes only
-        if (o.watch) {
-          const controller = new AbortController();
-          const stop = onInterrupt(() => controller.abort());
-          try {
-            const { watchRelease } = await import('../watch.js'); // loads the engine: only when watching
-            return await watchRelease(await openPlatform(o), loaded.spec, {
-              intervalMs: parseDurationMs(o.interval),
-              timeoutMs: parseDurationMs(o.timeout),
-              tty: Boolean(process.stdout.isTTY),
-              write: (t) => void process.stdout.write(t),
-              signal: controller.signal,
-            });
-          } finally {
-            stop();
-          }
-        }
-        const r = { ...(await releaseStatus(await openPlatform(o), loaded.spec)), spec: loaded.spec };
-        const data = {
-          release: r.release,
-          strategy: r.plan.strategy,
-          steps: r.plan.steps.map((s) => ({ kind: s.kind, weight: s.weight })),
-          routes: r.routes,
-          state: r.state ?? null,
-        };
-        printResult(globalOptions(cmd).output, data, (d) => {
-          if (!d.state) return `release ${d.release}: not started on this platform`;
-          const s = d.state;
-          return [
-            `release ${d.release} (${d.strategy}): ${s.phase}, candidate ${s.weight}%`,
-            table(
-              ['step', 'kind', 'weight', ''],
-              d.steps.map((st, i) => [
-                String(i + 1),
-                st.kind,
-                `${st.weight}%`,
-                i < s.step || s.phase === 'promoted' ? 'done' : i === s.step ? s.phase : '',
-              ]),
-            ),
-            `routes: ${r.spec.service.stable} ${d.routes.stableWeight}% / ${r.spec.service.candidate} ${d.routes.weight}%${d.routes.matchRoute ? ' + match route' : ''}${d.routes.mirrorPercent ? ` (mirroring ${d.routes.mirrorPercent}%)` : ''}`,
-            ...(s.verdicts ?? []).map(
-              (v) => `verdict step ${v.step + 1}: ${v.outcome} at ${v.at} — ${v.summary}`,
-            ),
-            !s.verdicts?.length && s.lastVerdict
-              ? `last verdict: ${s.lastVerdict.outcome} (step ${s.lastVerdict.step + 1}) — ${s.lastVerdict.summary}`
-              : '',
-            s.window
-              ? `window of step ${s.window.step + 1}: ${new Date(s.window.start).toISOString()} – ${new Date(s.window.end).toISOString()}${s.window.loadRunId ? `, load run ${s.window.loadRunId}` : ''}${s.window.plannedSamples !== undefined ? `, ${s.window.observedSamples ?? '?'} of ${s.window.plannedSamples} planned candidate requests` : ''}; waiting for the gate`
-              : '',
-            s.rollbackCheck ? `rollback: ${describeRollbackCheck(r.spec, s)}` : '',
-            s.runId ? `run: ${s.runId}` : '',
-            s.reason ? `reason: ${s.reason}` : '',
-            `started ${s.startedAt}, updated ${s.updatedAt}`,
-          ]
-            .filter(Boolean)
-            .join('\n');
-        });
-        return 0;
-      },
-    ),
-  );
+  ).action(action(releaseShowStatus));
+}
 
+type Engine = Awaited<ReturnType<typeof engine>>;
+type ReleaseStatus = Awaited<ReturnType<Engine['releaseStatus']>>;
+
+async function releaseShowStatus(file: string, o: StatusFlags, cmd: Command): Promise<number> {
+  const { loadSpec, openPlatform, releaseStatus, describeRollbackCheck } = await engine();
+  const loaded = loadSpec(file, { files: 'optional' }); // status reads the routes only
+  if (o.watch) return watch(() => openPlatform(o), loaded.spec, o);
+  const r = await releaseStatus(await openPlatform(o), loaded.spec);
+  const data = {
+    release: r.release,
+    strategy: r.plan.strategy,
+    steps: r.plan.steps.map((s) => ({ kind: s.kind, weight: s.weight })),
+    routes: r.routes,
+    state: r.state ?? null,
+  };
+  printResult(globalOptions(cmd).output, data, (d) => statusText(d, loaded.spec, describeRollbackCheck));
+  return 0;
+}
+
+/** `status --watch`: follows the release until it ends, a signal, or --timeout. */
+async function watch(platform: () => Promise<Platform>, spec: ReleaseSpec, o: StatusFlags): Promise<number> {
+  const controller = new AbortController();
+  const stop = onInterrupt(() => controller.abort());
+  try {
+    const { watchRelease } = await import('../watch.js'); // loads the engine: only when watching
+    return await watchRelease(await platform(), spec, {
+      intervalMs: parseDurationMs(o.interval),
+      timeoutMs: parseDurationMs(o.timeout),
+      tty: Boolean(process.stdout.isTTY),
+      write: (t) => void process.stdout.write(t),
+      signal: controller.signal,
+    });
+  } finally {
+    stop();
+  }
+}
+
+interface StatusData {
+  release: string;
+  strategy: string;
+  steps: Array<{ kind: string; weight: number }>;
+  routes: ReleaseStatus['routes'];
+  state: NonNullable<ReleaseStatus['state']> | null;
+}
+
+function statusText(
+  d: StatusData,
+  spec: ReleaseSpec,
+  describeRollbackCheck: Engine['describeRollbackCheck'],
+): string {
+  if (!d.state) return `release ${d.release}: not started on this platform`;
+  const s = d.state;
+  return [
+    `release ${d.release} (${d.strategy}): ${s.phase}, candidate ${s.weight}%`,
+    table(
+      ['step', 'kind', 'weight', ''],
+      d.steps.map((st, i) => [
+        String(i + 1),
+        st.kind,
+        `${st.weight}%`,
+        i < s.step || s.phase === 'promoted' ? 'done' : i === s.step ? s.phase : '',
+      ]),
+    ),
+    `routes: ${spec.service.stable} ${d.routes.stableWeight}% / ${spec.service.candidate} ${d.routes.weight}%${d.routes.matchRoute ? ' + match route' : ''}${d.routes.mirrorPercent ? ` (mirroring ${d.routes.mirrorPercent}%)` : ''}`,
+    ...(s.verdicts ?? []).map((v) => `verdict step ${v.step + 1}: ${v.outcome} at ${v.at} — ${v.summary}`),
+    !s.verdicts?.length && s.lastVerdict
+      ? `last verdict: ${s.lastVerdict.outcome} (step ${s.lastVerdict.step + 1}) — ${s.lastVerdict.summary}`
+      : '',
+    s.window
+      ? `window of step ${s.window.step + 1}: ${new Date(s.window.start).toISOString()} – ${new Date(s.window.end).toISOString()}${s.window.loadRunId ? `, load run ${s.window.loadRunId}` : ''}${s.window.plannedSamples !== undefined ? `, ${s.window.observedSamples ?? '?'} of ${s.window.plannedSamples} planned candidate requests` : ''}; waiting for the gate`
+      : '',
+    s.rollbackCheck ? `rollback: ${describeRollbackCheck(spec, s)}` : '',
+    s.runId ? `run: ${s.runId}` : '',
+    s.reason ? `reason: ${s.reason}` : '',
+    `started ${s.startedAt}, updated ${s.updatedAt}`,
+  ]
+    .filter(Boolean)
+    .join('\n');
+}
+
+function registerReleaseAbort(release: Command): void {
   platformOptions(
     release
       .command('abort')
       .description('roll back a release in progress (from any shell) and verify traffic is back on stable')
       .argument('<spec>', 'release spec')
       .addHelpText('after', '\nExample:\n  clover-cd release abort release.yaml\n'),
-  ).action(
-    action(async (file: string, o: PlatformChoice, cmd: Command) => {
-      const { loadSpec, openPlatform, abortRelease } = await engine();
-      const loaded = loadSpec(file, { files: 'optional' }); // a rollback never depends on the load plan
-      for (const w of loaded.warnings ?? []) note(`warning: ${formatProblem(w)}`);
-      const r = await abortRelease(await openPlatform(o), loaded.spec, { file });
-      printResult(globalOptions(cmd).output, r, renderResult);
-      return r.exitCode;
-    }),
-  );
+  ).action(action(releaseAbort));
+}
+
+async function releaseAbort(file: string, o: PlatformChoice, cmd: Command): Promise<number> {
+  const { loadSpec, openPlatform, abortRelease } = await engine();
+  const loaded = loadSpec(file, { files: 'optional' }); // a rollback never depends on the load plan
+  for (const w of loaded.warnings ?? []) note(`warning: ${formatProblem(w)}`);
+  const r = await abortRelease(await openPlatform(o), loaded.spec, { file });
+  printResult(globalOptions(cmd).output, r, renderResult);
+  return r.exitCode;
+}
+
+export function register(program: Command): void {
+  const release = program
+    .command('release')
+    .description('run a whole release: shift → load → gate → next step, promote or roll back')
+    .addHelpText(
+      'after',
+      `
+State lives with the routes (annotation clover-cd.io/release-state on the VirtualService): if the command
+is killed, running it again resumes the release (or finishes its rollback). Ctrl-C, SIGTERM or a closed
+output pipe stop the load, roll back to stable and exit 130. Nothing shifts before the candidate is ready
+(service.readyTimeout, default 5m; exit 4 when it is not).
+
+Examples:
+  clover-cd sandbox up --detach && clover-cd release examples/sdc-canary.yaml --auto-approve
+  clover-cd release examples/sdc-canary.yaml --platform kubernetes --context prod --prometheus http://prometheus:9090
+  clover-cd release status examples/sdc-canary.yaml
+  clover-cd release abort examples/sdc-canary.yaml
+`,
+    );
+  for (const registerSub of [registerReleaseRun, registerReleaseStatus, registerReleaseAbort])
+    registerSub(release);
 }

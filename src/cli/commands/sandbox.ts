@@ -1,4 +1,4 @@
-// Over 400 lines: the sandbox verbs (up, down, status, apply, fault, ...) with their help texts, one command group.
+// Over 400 lines: the sandbox verbs (up, status, down, apply, delete, fault), a register function and an action each, with the state-file helpers they share.
 import { spawn } from 'node:child_process';
 import {
   chmodSync,
@@ -15,7 +15,7 @@ import {
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import * as yaml from 'js-yaml';
-import type { KubeObject } from '../../services/platform.js';
+import { refOf, type KubeObject } from '../../services/platform.js';
 import type { SandboxState } from '../../sandbox/remote.js';
 import { removeNamespaces } from '../../sandbox/netns.js';
 import { InfrastructureError, InvalidInputError } from '../../util/errors.js';
@@ -184,30 +184,19 @@ function readObjects(file: string): KubeObject[] {
   return items;
 }
 
-export function register(program: Command): void {
-  const sandbox = program
-    .command('sandbox')
-    .description('run the SDC sample locally on a mesh with Istio routing, metrics and traces')
-    .addHelpText(
-      'after',
-      `
-Examples:
-  clover-cd sandbox up --detach                      start in the background; URLs on stdout
-  clover-cd sandbox up --detach -o json              {"ingress", "metrics", "jaeger", "grpc", "admin"}
-  clover-cd sandbox apply -f canary-90-10.yaml       VirtualService / DestinationRule, live
-  clover-cd sandbox delete -f canary-90-10.yaml      remove those objects again
-  clover-cd sandbox fault http-lb --subset v2 --error-rate 0.2
-  clover-cd sandbox status
-  clover-cd sandbox down
-`,
-    );
-  const stateOption = (c: Command) =>
-    c.option(
-      '--state-dir <dir>',
-      'where the state file lives (default $CLOVER_CD_STATE_DIR or ./.clover-cd)',
-    );
-  const dirOf = (o: { stateDir?: string }) => (o.stateDir ? resolve(o.stateDir) : defaultStateDir());
+const stateOption = (c: Command) =>
+  c.option('--state-dir <dir>', 'where the state file lives (default $CLOVER_CD_STATE_DIR or ./.clover-cd)');
+const dirOf = (o: { stateDir?: string }) => (o.stateDir ? resolve(o.stateDir) : defaultStateDir());
 
+interface UpFlags {
+  detach: boolean;
+  netns: boolean;
+  redis?: string;
+  traceCapacity?: string;
+  stateDir?: string;
+}
+
+function registerSandboxUp(sandbox: Command): void {
   stateOption(
     sandbox
       .command('up')
@@ -231,127 +220,115 @@ Examples:
       'after',
       '\nExamples:\n  clover-cd sandbox up                      foreground; Ctrl-C stops it\n  clover-cd sandbox up --detach --redis redis://127.0.0.1:6379\n',
     )
-    .action(
-      action(
-        async (
-          opts: {
-            detach: boolean;
-            netns: boolean;
-            redis?: string;
-            traceCapacity?: string;
-            stateDir?: string;
-          },
-          cmd: Command,
-        ) => {
-          await loadEngine();
-          const { output } = globalOptions(cmd);
-          const dir = dirOf(opts);
-          if (opts.netns && process.getuid?.() !== 0)
-            throw new InvalidInputError('--netns needs root (it creates network namespaces and veth pairs)');
-          if (opts.traceCapacity && !(Number(opts.traceCapacity) > 0))
-            throw new InvalidInputError(
-              `--trace-capacity must be a positive number, got "${opts.traceCapacity}"`,
-            );
-          const running = await runningState(dir);
-          if (running)
-            throw new InvalidInputError(
-              `a sandbox is already running from ${dir} (pid ${running.pid}); stop it with: clover-cd sandbox down`,
-            );
-          if (!opts.detach) return upForeground(dir, opts, output);
-          const s = await upDetached(dir, cmd, opts);
-          printResult(output, { ...s.urls, pid: s.pid }, () =>
-            urlText(s.urls as unknown as Record<string, string>),
-          );
-          note(`sandbox running in the background (pid ${s.pid}); stop it with: clover-cd sandbox down`);
-          return 0;
-        },
-      ),
-    );
+    .action(action(sandboxUp));
+}
 
+async function sandboxUp(opts: UpFlags, cmd: Command): Promise<number> {
+  await loadEngine();
+  const { output } = globalOptions(cmd);
+  const dir = dirOf(opts);
+  if (opts.netns && process.getuid?.() !== 0)
+    throw new InvalidInputError('--netns needs root (it creates network namespaces and veth pairs)');
+  if (opts.traceCapacity && !(Number(opts.traceCapacity) > 0))
+    throw new InvalidInputError(`--trace-capacity must be a positive number, got "${opts.traceCapacity}"`);
+  const running = await runningState(dir);
+  if (running)
+    throw new InvalidInputError(
+      `a sandbox is already running from ${dir} (pid ${running.pid}); stop it with: clover-cd sandbox down`,
+    );
+  if (!opts.detach) return upForeground(dir, opts, output);
+  const s = await upDetached(dir, cmd, opts);
+  printResult(output, { ...s.urls, pid: s.pid }, () => urlText(s.urls as unknown as Record<string, string>));
+  note(`sandbox running in the background (pid ${s.pid}); stop it with: clover-cd sandbox down`);
+  return 0;
+}
+
+function registerSandboxStatus(sandbox: Command): void {
   stateOption(sandbox.command('status').description('show the running sandbox: URLs, workloads, faults'))
     .addHelpText(
       'after',
       '\nExit 0 when a sandbox is running, 4 when none is.\n\nExample:\n  clover-cd sandbox status -o json\n',
     )
-    .action(
-      action(async (opts: { stateDir?: string }, cmd: Command) => {
-        await loadEngine();
-        const dir = dirOf(opts);
-        const s = await runningState(dir);
-        if (!s)
-          throw new InfrastructureError(
-            'sandbox',
-            join(dir, STATE_FILE),
-            'no sandbox is running',
-            'start one with: clover-cd sandbox up --detach',
-          );
-        const status = (
-          await adminClient(s).get<{
-            urls: Record<string, string>;
-            workloads: Array<{
-              name: string;
-              version: string;
-              address: string;
-              hostVeth?: string;
-              fault: unknown;
-            }>;
-            spans: number;
-          }>('/v1/status')
-        ).data;
-        printResult(globalOptions(cmd).output, { ...status, stateDir: dir }, (d) =>
-          [
-            `sandbox running (pid ${s.pid}, since ${s.startedAt}${s.netns ? ', netns mode' : ''})`,
-            urlText(d.urls),
-            '',
-            table(
-              ['workload', 'version', 'address', 'host veth', 'fault'],
-              d.workloads.map((w) => [
-                w.name,
-                w.version,
-                w.address,
-                w.hostVeth ?? '-',
-                w.fault ? JSON.stringify(w.fault) : '-',
-              ]),
-            ),
-            '',
-            `spans stored: ${d.spans}`,
-          ].join('\n'),
-        );
-        return 0;
-      }),
-    );
+    .action(action(sandboxShowStatus));
+}
 
+/** What the sandbox's admin API answers on /v1/status. */
+interface AdminStatus {
+  urls: Record<string, string>;
+  workloads: Array<{ name: string; version: string; address: string; hostVeth?: string; fault: unknown }>;
+  spans: number;
+}
+
+async function sandboxShowStatus(opts: { stateDir?: string }, cmd: Command): Promise<number> {
+  await loadEngine();
+  const dir = dirOf(opts);
+  const s = await runningState(dir);
+  if (!s)
+    throw new InfrastructureError(
+      'sandbox',
+      join(dir, STATE_FILE),
+      'no sandbox is running',
+      'start one with: clover-cd sandbox up --detach',
+    );
+  const status = (await adminClient(s).get<AdminStatus>('/v1/status')).data;
+  printResult(globalOptions(cmd).output, { ...status, stateDir: dir }, (d) => statusText(s, d));
+  return 0;
+}
+
+function statusText(s: SandboxState, d: AdminStatus): string {
+  return [
+    `sandbox running (pid ${s.pid}, since ${s.startedAt}${s.netns ? ', netns mode' : ''})`,
+    urlText(d.urls),
+    '',
+    table(
+      ['workload', 'version', 'address', 'host veth', 'fault'],
+      d.workloads.map((w) => [
+        w.name,
+        w.version,
+        w.address,
+        w.hostVeth ?? '-',
+        w.fault ? JSON.stringify(w.fault) : '-',
+      ]),
+    ),
+    '',
+    `spans stored: ${d.spans}`,
+  ].join('\n');
+}
+
+function registerSandboxDown(sandbox: Command): void {
   stateOption(
     sandbox.command('down').description('stop the sandbox; leaves no process, namespace or file behind'),
   )
     .addHelpText('after', '\nExample:\n  clover-cd sandbox down --state-dir /tmp/sb\n')
-    .action(
-      action(async (opts: { stateDir?: string }, cmd: Command) => {
-        await loadEngine();
-        const dir = dirOf(opts);
-        const s = await runningState(dir);
-        if (!s) {
-          note(`no sandbox running from ${dir}`);
-          return 0;
-        }
-        await adminClient(s)
-          .post('/v1/shutdown', {})
-          .catch(() => alive(s.pid) && process.kill(s.pid, 'SIGTERM'));
-        const deadline = Date.now() + 15_000;
-        while (alive(s.pid) && Date.now() < deadline) await sleep(50);
-        if (alive(s.pid)) process.kill(s.pid, 'SIGKILL');
-        await sleep(100); // runners see their parent's pipe close and exit
-        if (s.namespaces?.length) await removeNamespaces(s.namespaces);
-        cleanState(dir);
-        printResult(
-          globalOptions(cmd).output,
-          { stopped: true, pid: s.pid },
-          () => `sandbox stopped (pid ${s.pid})`,
-        );
-        return 0;
-      }),
-    );
+    .action(action(sandboxDown));
+}
 
+async function sandboxDown(opts: { stateDir?: string }, cmd: Command): Promise<number> {
+  await loadEngine();
+  const dir = dirOf(opts);
+  const s = await runningState(dir);
+  if (!s) {
+    note(`no sandbox running from ${dir}`);
+    return 0;
+  }
+  await adminClient(s)
+    .post('/v1/shutdown', {})
+    .catch(() => alive(s.pid) && process.kill(s.pid, 'SIGTERM'));
+  const deadline = Date.now() + 15_000;
+  while (alive(s.pid) && Date.now() < deadline) await sleep(50);
+  if (alive(s.pid)) process.kill(s.pid, 'SIGKILL');
+  await sleep(100); // runners see their parent's pipe close and exit
+  if (s.namespaces?.length) await removeNamespaces(s.namespaces);
+  cleanState(dir);
+  printResult(
+    globalOptions(cmd).output,
+    { stopped: true, pid: s.pid },
+    () => `sandbox stopped (pid ${s.pid})`,
+  );
+  return 0;
+}
+
+function registerSandboxApply(sandbox: Command): void {
   stateOption(
     sandbox
       .command('apply')
@@ -361,30 +338,30 @@ Examples:
       .requiredOption('-f, --filename <file>', 'YAML or JSON file, several documents allowed'),
   )
     .addHelpText('after', '\nExample:\n  clover-cd sandbox apply -f deploy/sdc/istio.yaml\n')
-    .action(
-      action(async (opts: { filename: string; stateDir?: string }, cmd: Command) => {
-        await loadEngine();
-        const items = readObjects(opts.filename);
-        const { platform } = await connectSandbox(dirOf(opts));
-        const applied = await platform.apply(items);
-        printResult(
-          globalOptions(cmd).output,
-          applied.map((o) => ({
-            kind: o.kind,
-            name: o.metadata.name,
-            namespace: o.metadata.namespace,
-            resourceVersion: o.metadata.resourceVersion,
-            generation: o.metadata.generation,
-          })),
-          (d) =>
-            d
-              .map((o) => `${o.kind.toLowerCase()}/${o.name} configured (generation ${o.generation})`)
-              .join('\n'),
-        );
-        return 0;
-      }),
-    );
+    .action(action(sandboxApply));
+}
 
+async function sandboxApply(opts: { filename: string; stateDir?: string }, cmd: Command): Promise<number> {
+  await loadEngine();
+  const items = readObjects(opts.filename);
+  const { platform } = await connectSandbox(dirOf(opts));
+  const applied = await platform.apply(items);
+  printResult(
+    globalOptions(cmd).output,
+    applied.map((o) => ({
+      kind: o.kind,
+      name: o.metadata.name,
+      namespace: o.metadata.namespace,
+      resourceVersion: o.metadata.resourceVersion,
+      generation: o.metadata.generation,
+    })),
+    (d) =>
+      d.map((o) => `${o.kind.toLowerCase()}/${o.name} configured (generation ${o.generation})`).join('\n'),
+  );
+  return 0;
+}
+
+function registerSandboxDelete(sandbox: Command): void {
   stateOption(
     sandbox
       .command('delete')
@@ -400,33 +377,35 @@ Examples:
       'after',
       '\nExit 0 when every object was deleted or was already absent (listed as "not found"), 2 for an unreadable file, 4 when no sandbox runs.\n\nExamples:\n  clover-cd sandbox delete -f www-sdc-com.yaml\n  clover-cd sandbox delete -f deploy/sdc/istio.yaml -o json\n',
     )
-    .action(
-      action(async (opts: { filename: string; stateDir?: string }, cmd: Command) => {
-        await loadEngine();
-        const items = readObjects(opts.filename);
-        const { platform } = await connectSandbox(dirOf(opts));
-        const out = [];
-        for (const o of items) {
-          const ref = {
-            apiVersion: o.apiVersion,
-            kind: o.kind,
-            namespace: o.metadata.namespace ?? 'default',
-            name: o.metadata.name,
-          };
-          out.push({
-            kind: o.kind,
-            name: ref.name,
-            namespace: ref.namespace,
-            deleted: await platform.delete(ref),
-          });
-        }
-        printResult(globalOptions(cmd).output, out, (d) =>
-          d.map((o) => `${o.kind.toLowerCase()}/${o.name} ${o.deleted ? 'deleted' : 'not found'}`).join('\n'),
-        );
-        return 0;
-      }),
-    );
+    .action(action(sandboxDelete));
+}
 
+async function sandboxDelete(opts: { filename: string; stateDir?: string }, cmd: Command): Promise<number> {
+  await loadEngine();
+  const items = readObjects(opts.filename);
+  const { platform } = await connectSandbox(dirOf(opts));
+  const out = [];
+  for (const o of items) {
+    const ref = refOf(o);
+    out.push({ kind: o.kind, name: ref.name, namespace: ref.namespace, deleted: await platform.delete(ref) });
+  }
+  printResult(globalOptions(cmd).output, out, (d) =>
+    d.map((o) => `${o.kind.toLowerCase()}/${o.name} ${o.deleted ? 'deleted' : 'not found'}`).join('\n'),
+  );
+  return 0;
+}
+
+interface FaultFlags {
+  subset?: string;
+  errorRate?: string;
+  abortStatus?: string;
+  delay?: string;
+  resetRate?: string;
+  clear: boolean;
+  stateDir?: string;
+}
+
+function registerSandboxFault(sandbox: Command): void {
   stateOption(
     sandbox
       .command('fault')
@@ -446,55 +425,73 @@ Examples:
       'after',
       '\nExamples:\n  clover-cd sandbox fault http-lb --subset v2 --error-rate 0.2\n  clover-cd sandbox fault http-lb-v2 --delay 100ms\n  clover-cd sandbox fault http-lb --subset v2 --clear\n',
     )
-    .action(
-      action(
-        async (
-          workload: string,
-          o: {
-            subset?: string;
-            errorRate?: string;
-            abortStatus?: string;
-            delay?: string;
-            resetRate?: string;
-            clear: boolean;
-            stateDir?: string;
-          },
-          cmd: Command,
-        ) => {
-          await loadEngine();
-          const num = (v: string | undefined, flag: string) => {
-            if (v === undefined) return undefined;
-            const n = Number(v);
-            if (!Number.isFinite(n)) throw new InvalidInputError(`${flag} must be a number, got "${v}"`);
-            return n;
-          };
-          let delayMs: number | undefined;
-          try {
-            delayMs = o.delay === undefined ? undefined : parseDurationMs(o.delay);
-          } catch (err) {
-            throw new InvalidInputError(`--delay: ${(err as Error).message}`);
-          }
-          const fault = o.clear
-            ? null
-            : checkFault({
-                errorRate: num(o.errorRate, '--error-rate'),
-                abortStatus: num(o.abortStatus, '--abort-status'),
-                delayMs,
-                resetRate: num(o.resetRate, '--reset-rate'),
-              });
-          if (fault && Object.values(fault).every((v) => v === undefined))
-            throw new InvalidInputError(
-              'give at least one of --error-rate, --delay, --reset-rate, or --clear',
-            );
-          const sb = await connectSandbox(dirOf(o));
-          await sb.setFault(workload, o.subset, fault);
-          printResult(globalOptions(cmd).output, { workload, version: o.subset ?? null, fault }, (d) =>
-            d.fault
-              ? `fault set on ${workload}${o.subset ? ` ${o.subset}` : ''}: ${JSON.stringify(d.fault)}`
-              : `faults cleared on ${workload}${o.subset ? ` ${o.subset}` : ''}`,
-          );
-          return 0;
-        },
-      ),
+    .action(action(sandboxFault));
+}
+
+/** The fault the flags ask for: null to clear; refused (exit 2) when a value is not a number or none is given. */
+function faultFromFlags(o: FaultFlags): ReturnType<TSandboxControl['checkFault']> | null {
+  const num = (v: string | undefined, flag: string) => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new InvalidInputError(`${flag} must be a number, got "${v}"`);
+    return n;
+  };
+  let delayMs: number | undefined;
+  try {
+    delayMs = o.delay === undefined ? undefined : parseDurationMs(o.delay);
+  } catch (err) {
+    throw new InvalidInputError(`--delay: ${(err as Error).message}`);
+  }
+  const fault = o.clear
+    ? null
+    : checkFault({
+        errorRate: num(o.errorRate, '--error-rate'),
+        abortStatus: num(o.abortStatus, '--abort-status'),
+        delayMs,
+        resetRate: num(o.resetRate, '--reset-rate'),
+      });
+  if (fault && Object.values(fault).every((v) => v === undefined))
+    throw new InvalidInputError('give at least one of --error-rate, --delay, --reset-rate, or --clear');
+  return fault;
+}
+
+async function sandboxFault(workload: string, o: FaultFlags, cmd: Command): Promise<number> {
+  await loadEngine();
+  const fault = faultFromFlags(o);
+  const sb = await connectSandbox(dirOf(o));
+  await sb.setFault(workload, o.subset, fault);
+  printResult(globalOptions(cmd).output, { workload, version: o.subset ?? null, fault }, (d) =>
+    d.fault
+      ? `fault set on ${workload}${o.subset ? ` ${o.subset}` : ''}: ${JSON.stringify(d.fault)}`
+      : `faults cleared on ${workload}${o.subset ? ` ${o.subset}` : ''}`,
+  );
+  return 0;
+}
+
+export function register(program: Command): void {
+  const sandbox = program
+    .command('sandbox')
+    .description('run the SDC sample locally on a mesh with Istio routing, metrics and traces')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  clover-cd sandbox up --detach                      start in the background; URLs on stdout
+  clover-cd sandbox up --detach -o json              {"ingress", "metrics", "jaeger", "grpc", "admin"}
+  clover-cd sandbox apply -f canary-90-10.yaml       VirtualService / DestinationRule, live
+  clover-cd sandbox delete -f canary-90-10.yaml      remove those objects again
+  clover-cd sandbox fault http-lb --subset v2 --error-rate 0.2
+  clover-cd sandbox status
+  clover-cd sandbox down
+`,
     );
+  for (const registerSub of [
+    registerSandboxUp,
+    registerSandboxStatus,
+    registerSandboxDown,
+    registerSandboxApply,
+    registerSandboxDelete,
+    registerSandboxFault,
+  ])
+    registerSub(sandbox);
 }
