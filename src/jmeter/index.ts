@@ -19,7 +19,7 @@ export {
   newRunId,
   LOAD_HEADER,
 } from './plan.js';
-export { analyzeJtl, summarizeJtl, JTL_COLUMNS, type JtlAnalysis } from './jtl.js';
+export { analyzeJtl, summarizeJtl, JTL_COLUMNS, JMETER_3_DEFAULT, type JtlAnalysis } from './jtl.js';
 export { jtlSeries, type JtlSeries, type SeriesPoint } from './jtl-series.js';
 export { renderJmx } from './render.js';
 export { renderKubernetes } from './kubernetes.js';

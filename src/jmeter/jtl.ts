@@ -26,7 +26,7 @@ export const JMETER_213_DEFAULT = [
   'Latency',
 ];
 /** JMeter 3.x-5.x default columns (Clover documents these 16, without URL). */
-const JMETER_3_DEFAULT = [
+export const JMETER_3_DEFAULT = [
   'timeStamp',
   'elapsed',
   'label',

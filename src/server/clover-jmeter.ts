@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
-import { loadPlan, runLoad, type LoadPlan, type LoadRunResult } from '../jmeter/index.js';
+import { JMETER_3_DEFAULT, loadPlan, runLoad, type LoadPlan, type LoadRunResult } from '../jmeter/index.js';
 import type { Platform } from '../services/platform.js';
 import { InvalidInputError } from '../util/errors.js';
 import type { CloverBackend } from './clover-routes.js';
@@ -14,24 +14,8 @@ import type { CloverBackend } from './clover-routes.js';
  * going (the partial log and JTL). Runs since the last /jmeter/gen make up Clover's default.jtl (appended,
  * one header) and jmeter.log; the JTL is given in the 16 columns Clover documented.
  */
-export const CLOVER_JTL_COLUMNS = [
-  'timeStamp',
-  'elapsed',
-  'label',
-  'responseCode',
-  'responseMessage',
-  'threadName',
-  'dataType',
-  'success',
-  'failureMessage',
-  'bytes',
-  'sentBytes',
-  'grpThreads',
-  'allThreads',
-  'Latency',
-  'IdleTime',
-  'Connect',
-];
+/** Clover documented JMeter 3's 16 default columns. */
+export const CLOVER_JTL_COLUMNS = JMETER_3_DEFAULT;
 
 interface Run {
   pid?: number;
