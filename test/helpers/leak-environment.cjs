@@ -7,7 +7,12 @@
  * has to stop (SIGTERM) prints what it still holds and the suites it ran, then exits.
  */
 const NodeEnvironment = require('jest-environment-node').TestEnvironment;
-const { basename } = require('node:path');
+const { appendFileSync } = require('node:fs');
+const { tmpdir } = require('node:os');
+const { basename, join } = require('node:path');
+
+// Also written to a file: a worker that is being stopped may no longer have jest reading its stderr.
+const LOG = join(tmpdir(), 'clover-cd-jest-workers.log');
 
 const count = (list) => list.reduce((m, k) => m.set(k, (m.get(k) ?? 0) + 1), new Map());
 const suitesRun = [];
@@ -30,9 +35,9 @@ class LeakCheckingEnvironment extends NodeEnvironment {
     if (!onStop && process.send) {
       onStop = () => {
         const held = [...count(process.getActiveResourcesInfo())].map(([k, n]) => `${k} ×${n}`).join(', ');
-        process.stderr.write(
-          `leak-check: worker stopped by jest holding ${held}; it ran ${suitesRun.join(', ')}\n`,
-        );
+        const line = `leak-check: worker ${process.pid} stopped by jest holding ${held}; it ran ${suitesRun.join(', ')}\n`;
+        process.stderr.write(line);
+        appendFileSync(LOG, `${new Date().toISOString()} ${line}`);
         process.exit(1);
       };
       process.once('SIGTERM', onStop);
