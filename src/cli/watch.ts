@@ -196,17 +196,22 @@ export async function watchRelease(platform: Platform, spec: ReleaseSpec, o: Wat
       drawn = lines.length;
       return;
     }
-    // One line per change: the time left, the sample count and the evidence alone do not make a change.
-    const key = JSON.stringify([
-      v.phase,
-      v.step,
-      v.weights,
-      v.held,
-      v.lastVerdict,
-      v.window?.openedAt,
-      v.window && v.window.leftMs <= 0,
-      v.window?.rules?.map((r) => r.state),
-    ]);
+    // One line per change of what the line says: the time left and the sample count alone do not make one,
+    // and neither does anything the line does not show (a verdict's summary, when a window opened).
+    const w = v.window;
+    const key = renderLine(
+      w
+        ? {
+            ...v,
+            window: {
+              ...w,
+              leftMs: w.leftMs > 0 ? 1 : 0,
+              observed: w.planned !== undefined && (w.observed ?? 0) >= w.planned ? w.planned : 0,
+            },
+          }
+        : v,
+      spec,
+    );
     if (key !== lastKey) o.write(`${new Date(now()).toISOString()} ${renderLine(v, spec)}\n`);
     lastKey = key;
   };
