@@ -19,28 +19,21 @@ import {
 import { metricEvidence } from '../src/validators/metrics.js';
 import type { EvidenceBundle, VersionCounts } from '../src/validators/types.js';
 import type { GateRule } from '../src/spec/types.js';
+import { testBundle } from './helpers/bundle.js';
 
 function counts(requests: number, errors: number): VersionCounts {
   return { requests, errors, codes: { '200': requests - errors, ...(errors ? { '500': errors } : {}) } };
 }
 
+/** The shared test bundle at 50% with Prometheus up, a balanced mesh and a load run, unless `over` says otherwise. */
 function bundle(
   rules: GateRule[],
   over: Partial<EvidenceBundle['evidence']> = {},
   extra: Partial<EvidenceBundle> = {},
 ): EvidenceBundle {
-  return {
-    kind: 'clover-cd/evidence',
-    version: 1,
-    createdAt: '2024-01-01T00:00:00.000Z',
-    release: 'r',
-    service: { name: 'http-lb', namespace: 'default', stable: 'v1', candidate: 'v2' },
-    window: { start: 0, end: 60_000 },
-    candidateWeight: 50,
-    minSamples: 30,
+  return testBundle(
     rules,
-    sources: [{ name: 'prometheus', url: 'http://p', status: 'ok', queries: [] }],
-    evidence: {
+    {
       metrics: {
         source: 'prometheus',
         hops: {
@@ -60,8 +53,13 @@ function bundle(
       },
       ...over,
     },
-    ...extra,
-  };
+    {
+      candidateWeight: 50,
+      minSamples: 30,
+      sources: [{ name: 'prometheus', url: 'http://p', status: 'ok', queries: [] }],
+      ...extra,
+    },
+  );
 }
 
 describe('statistics', () => {
