@@ -108,7 +108,14 @@ export class NetnsLayout {
 
   /** What `down` needs to clean up after a crashed sandbox. */
   created(): string[] {
-    return [...[...this.pods.values()].map((p) => `netns:${p.netnsName}`), `link:${this.bridge}`];
+    // Host veths first: deleting one end removes the pair at once, while a deleted namespace (and the veth in it)
+    // is freed by the kernel later, when its last user has gone.
+    const pods = [...this.pods.values()];
+    return [
+      ...pods.map((p) => `link:${p.hostVeth}`),
+      ...pods.map((p) => `netns:${p.netnsName}`),
+      `link:${this.bridge}`,
+    ];
   }
 
   async createBridge(): Promise<void> {
@@ -224,7 +231,9 @@ export class NetnsLayout {
     this.agents.get(workload)?.destroy();
     this.agents.delete(workload);
     await stopRunner(pod.runner);
-    await run('ip', ['netns', 'del', pod.netnsName]).catch(() => undefined); // removes the veth pair with it
+    // The pair goes with its host end now; the namespace's own teardown is asynchronous in the kernel.
+    await run('ip', ['link', 'del', pod.hostVeth]).catch(() => undefined);
+    await run('ip', ['netns', 'del', pod.netnsName]).catch(() => undefined);
   }
 
   async teardown(): Promise<void> {
