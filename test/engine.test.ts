@@ -80,6 +80,30 @@ describe('interrupted after a promotion: exit 130, observed traffic 100% on stab
   }
 });
 
+describe('interrupted as a window opens', () => {
+  it('an interrupt that lands between a shift and its window stops the step before any load: none sent, rolled back', async () => {
+    const file = lab.writeSpec('irq-window-open', { canary: { steps: [50], window: '30s' } });
+    const interrupt = new AbortController();
+    const loadAfterInterrupt: number[] = [];
+    const r = await run(file, {
+      signal: interrupt.signal,
+      onEvent: (e: ReleaseProgress) => {
+        // The loop announces the shifted state, then opens the step's window: the interrupt lands in between.
+        if (e.type === 'state' && e.state.phase === 'progressing' && e.state.shifted) interrupt.abort();
+        if (interrupt.signal.aborted && e.type === 'load' && e.sent > 0) loadAfterInterrupt.push(e.sent);
+      },
+    });
+    expect(interrupt.signal.aborted).toBe(true);
+    expect(loadAfterInterrupt).toEqual([]);
+    expect(r.state).toMatchObject({
+      phase: 'rolledBack',
+      cause: 'abort',
+      weight: 0,
+      rollbackCheck: 'observed',
+    });
+  }, 90_000);
+});
+
 describe('other writers and rollbacks by hand', () => {
   const debugRoute = {
     name: 'debug-by-someone-else',

@@ -16,6 +16,7 @@ import {
 import type { Platform } from '../../services/platform.js';
 import type { CoveredInterval } from '../../metrics/index.js';
 import type { ScrapedSeries } from '../../services/scrape.js';
+import { InterruptedError } from '../../util/errors.js';
 import { sleep } from '../../util/retry.js';
 import { canObserveSplit, closeWindow, openWindow, type WindowStart } from '../gate.js';
 import { runLoadStage } from '../load.js';
@@ -224,21 +225,24 @@ export async function runWindow(
   const observable = canObserveSplit(spec, endpoints);
   const planned = observable ? stepSamples(plan, spec, k)?.candidate : undefined;
   const maxMs = planned && opts.windowMs === undefined ? Math.max(minMs, step.maxWindowMs) : minMs;
-  const window = await openWindow(spec, endpoints);
-  // The load runs for the longest window; it is stopped as soon as the evidence is there.
+  // The load runs for the longest window; it is stopped as soon as the evidence is there, or at an interrupt,
+  // including one that arrived before this window opened (a listener added to an aborted signal never fires).
   const stop = new AbortController();
   const onAbort = () => stop.abort(opts.signal?.reason);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
-  let loadDone = false;
-  const load = spec.load
-    ? runLoadStage(platform, spec, {
-        durationS: maxMs / 1000,
-        resultsDir: opts.evidenceDir,
-        signal: stop.signal,
-        onProgress: (p) => opts.emit({ type: 'load', step: k, ...p }),
-      }).finally(() => (loadDone = true))
-    : undefined;
   try {
+    if (opts.signal?.aborted)
+      throw new InterruptedError(`interrupted before step ${k + 1}'s window opened: no load was sent`);
+    const window = await openWindow(spec, endpoints);
+    let loadDone = false;
+    const load = spec.load
+      ? runLoadStage(platform, spec, {
+          durationS: maxMs / 1000,
+          resultsDir: opts.evidenceDir,
+          signal: stop.signal,
+          onProgress: (p) => opts.emit({ type: 'load', step: k, ...p }),
+        }).finally(() => (loadDone = true))
+      : undefined;
     const waitOrEnd = (ms: number) =>
       Promise.race([sleep(ms, stop.signal).catch(() => undefined), load?.catch(() => undefined)]).then(
         () => undefined,
