@@ -66,9 +66,9 @@ export function promqlString(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
-/** The Prometheus duration of a window: whole seconds (at least 1s), in minutes or hours when exact. */
+/** The Prometheus duration of a window: whole seconds rounded up (a range covering the window), in minutes or hours when exact. */
 export function promDuration(ms: number): string {
-  const s = Math.max(1, Math.round(ms / 1000));
+  const s = Math.max(1, Math.ceil(ms / 1000));
   return s % 3600 === 0 ? `${s / 3600}h` : s % 60 === 0 ? `${s / 60}m` : `${s}s`;
 }
 

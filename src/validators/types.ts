@@ -188,6 +188,8 @@ export interface EvidenceBundle {
     load?: LoadEvidence;
     /** L3/L4 sessions per version from clovisor, when an `l4` rule asked for them and a tracer ran. */
     l4?: import('../clovisor/types.js').L4Evidence;
+    /** Each metric rule's queries as sent and their values, by the rule's name (validators/metric-rule.ts). */
+    metricRules?: Record<string, import('./metric-rule.js').MetricRuleEvidence>;
   };
   verdict?: Verdict;
 }
