@@ -1,7 +1,8 @@
 /**
  * Prometheus HTTP API adapter: instant and range queries, series and target metadata. Every call is logged
  * (query, time, what came back) for the evidence bundle, and a Prometheus that cannot be reached or answers
- * an error becomes an InfrastructureError (exit 4) naming the URL.
+ * an error becomes an InfrastructureError (exit 4) naming the URL; a query it refuses (400 bad_data, 422)
+ * is a PrometheusQueryError (exit 2) with its message.
  */
 import { CloverError, ExitCode, InfrastructureError } from '../util/errors.js';
 import { createHttpClient, type HttpClient } from './http.js';
