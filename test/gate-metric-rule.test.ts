@@ -5,7 +5,6 @@
  * `spec validate` (Prometheus' PromQL grammar) and by `gate preflight` against the same Prometheus.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createServer, type Server } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import { runCli } from './helpers/cli.js';
 import { freePort } from './helpers/ports.js';
 import { startPrometheus, type PrometheusFixture } from './helpers/prometheus.js';
 import { testBundle } from './helpers/bundle.js';
+import { serveMetrics } from './helpers/metrics-endpoint.js';
 
 const registry = new Registry();
 const failed = new Counter({
@@ -27,7 +27,7 @@ const failed = new Counter({
 });
 const QUERY = 'sum(increase(checkout_failed_total{version="{{version}}"}[{{window}}]))';
 
-let server: Server;
+let endpoint: Awaited<ReturnType<typeof serveMetrics>>;
 let prom: PrometheusFixture;
 const dir = mkdtempSync(join(tmpdir(), 'gate-metric-'));
 
@@ -62,17 +62,12 @@ async function windowOf(growth: Record<string, number>) {
 }
 
 beforeAll(async () => {
-  const port = await freePort();
-  server = createServer(async (_req, res) => {
-    res.setHeader('content-type', registry.contentType);
-    res.end(await registry.metrics());
-  });
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  prom = await startPrometheus([`http://127.0.0.1:${port}/metrics`]);
+  endpoint = await serveMetrics(registry);
+  prom = await startPrometheus([endpoint.url]);
 }, 60_000);
 
 afterAll(async () => {
-  await Promise.all([prom?.stop(), new Promise((r) => server?.close(r))]);
+  await Promise.all([prom?.stop(), endpoint?.close()]);
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -23,30 +23,7 @@ import {
 } from '../spec/metric-query.js';
 import type { MetricRuleBody, ReleaseSpec } from '../spec/types.js';
 import type { Body, Partial } from './rules-common.js';
-import type { EvidenceBundle } from './types.js';
-
-/** One query as sent and what came back. */
-export interface MetricQueryResult {
-  query: string;
-  /** The one value, or null when the query returned no series, NaN or ±Inf (a division by zero). */
-  value: number | null;
-  /** A value that is not a number Prometheus can compare ("NaN", "+Inf"), as it came. */
-  raw?: string;
-  series: number;
-  /** Why the query has no usable value: Prometheus refused it (its message), or it returned several series. */
-  error?: string;
-}
-
-/** What a metric rule's queries returned at the window's end, per version. */
-export interface MetricRuleEvidence {
-  /** Evaluation time (epoch ms): the window's end. */
-  at: number;
-  /** The window's length as the queries saw it (`{{window}}`). */
-  window: string;
-  versions: Record<string, { value: MetricQueryResult; samples?: MetricQueryResult }>;
-  /** The rule could not be rendered (a spec not checked by spec validate). */
-  error?: string;
-}
+import type { EvidenceBundle, MetricQueryResult, MetricRuleEvidence } from './types.js';
 
 /** The variables of one version's query over a window (strings escaped for a PromQL "…" string). */
 export function metricVariables(
