@@ -3,7 +3,6 @@
  * serves Istio-shaped series, the direct scrape of the same endpoint, and a real Redis for Clover's keys.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createServer, type Server } from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +18,7 @@ import { runCli } from './helpers/cli.js';
 import { freePort } from './helpers/ports.js';
 import { startPrometheus, type PrometheusFixture } from './helpers/prometheus.js';
 import { startRedis, type RedisFixture } from './helpers/redis.js';
+import { serveMetrics } from './helpers/metrics-endpoint.js';
 
 const registry = new Registry();
 const requests = new Counter({
@@ -73,7 +73,7 @@ function traffic(version: string, n: number, errors: number, latencyMs: number):
   }
 }
 
-let server: Server;
+let endpoint: Awaited<ReturnType<typeof serveMetrics>>;
 let metricsUrl: string;
 let prom: PrometheusFixture;
 let redis: RedisFixture;
@@ -104,20 +104,15 @@ function spec(over: Partial<NonNullable<ReleaseSpec['gate']>> = {}): ReleaseSpec
 }
 
 beforeAll(async () => {
-  const port = await freePort();
-  server = createServer(async (_req, res) => {
-    res.setHeader('content-type', registry.contentType);
-    res.end(await registry.metrics());
-  });
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  metricsUrl = `http://127.0.0.1:${port}/metrics`;
+  endpoint = await serveMetrics(registry);
+  metricsUrl = endpoint.url;
   traffic('v1', 40, 0, 20); // before the window: must not be counted
   [prom, redis] = await Promise.all([startPrometheus([metricsUrl]), startRedis()]);
   await prom.waitForScrape();
 }, 60_000);
 
 afterAll(async () => {
-  await Promise.all([prom?.stop(), redis?.stop(), new Promise((r) => server?.close(r))]);
+  await Promise.all([prom?.stop(), redis?.stop(), endpoint?.close()]);
 });
 
 describe('gate on Prometheus evidence', () => {

@@ -13,7 +13,7 @@ const problemsOf = (doc: unknown) =>
   validateSpec(doc, 'spec.yaml', 'examples').map((p) => `${p.path}: ${p.message}`);
 
 describe('release spec', () => {
-  it.each(['sdc-canary', 'sdc-bluegreen', 'sdc-ab'])('example %s is valid', (name) => {
+  it.each(['sdc-canary', 'sdc-bluegreen', 'sdc-ab', 'sdc-metric-rule'])('example %s is valid', (name) => {
     const loaded = loadSpec(`examples/${name}.yaml`);
     expect(loaded.spec.service.stable).toBe('v1');
     expect(loaded.spec.service.candidate).toBe('v2');

@@ -1,9 +1,10 @@
 /**
  * Prometheus HTTP API adapter: instant and range queries, series and target metadata. Every call is logged
  * (query, time, what came back) for the evidence bundle, and a Prometheus that cannot be reached or answers
- * an error becomes an InfrastructureError (exit 4) naming the URL.
+ * an error becomes an InfrastructureError (exit 4) naming the URL; a query it refuses (400 bad_data, 422)
+ * is a PrometheusQueryError (exit 2) with its message.
  */
-import { InfrastructureError } from '../util/errors.js';
+import { CloverError, ExitCode, InfrastructureError } from '../util/errors.js';
 import { createHttpClient, type HttpClient } from './http.js';
 import { logged, type QueryLog } from './query-log.js';
 
@@ -34,6 +35,20 @@ interface ApiAnswer<T> {
   error?: string;
 }
 
+/**
+ * Prometheus answered and refused the query itself (HTTP 400 bad_data, 422 execution): the query is wrong,
+ * not Prometheus, so this is bad input (exit 2) carrying Prometheus' own message.
+ */
+export class PrometheusQueryError extends CloverError {
+  constructor(
+    readonly status: number,
+    readonly errorType: string,
+    readonly detail: string,
+  ) {
+    super(`Prometheus refused the query (HTTP ${status} ${errorType}): ${detail}`, ExitCode.invalid);
+  }
+}
+
 export interface PrometheusClient {
   readonly url: string;
   readonly log: QueryLog;
@@ -58,8 +73,10 @@ export function createPrometheusClient(
 
   async function api<T>(path: string, params: Record<string, string | number>): Promise<T> {
     const res = await http.get<ApiAnswer<T>>(path, { params });
+    const body = res.data as ApiAnswer<T> | undefined;
+    if ((res.status === 400 || res.status === 422) && body?.status === 'error')
+      throw new PrometheusQueryError(res.status, body.errorType ?? 'error', body.error ?? 'no message');
     if (res.status >= 400 || res.data?.status !== 'success') {
-      const body = res.data as ApiAnswer<T> | undefined;
       throw new InfrastructureError(
         'Prometheus',
         `GET ${url}${path}`,

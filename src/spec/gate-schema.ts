@@ -1,4 +1,5 @@
 /** JSON Schema of the spec's gate: its settings and each rule kind's body (validate.ts checks the key). */
+import { metricRuleSchema } from './metric-query.js';
 import { closed, duration, percent, shortName, type Schema } from './schema-parts.js';
 
 const selector = {
@@ -112,6 +113,7 @@ export const gateRuleSchemas: Record<string, Schema> = {
     compare: { type: 'boolean' },
     required: { type: 'boolean' },
   }),
+  metric: metricRuleSchema,
 };
 
 export const gateSchema = closed(

@@ -1,4 +1,5 @@
 import { gateSchema } from './gate-schema.js';
+import { metricTemplatesSchema } from './metric-query.js';
 import { closed, duration, name, percent, shortName, weight, type Schema } from './schema-parts.js';
 
 export { gateRuleSchemas, gateSchema } from './gate-schema.js';
@@ -220,6 +221,7 @@ export const releaseSpecSchema: Schema = closed(
     strategy: strategySchema,
     load: loadSchema,
     gate: gateSchema,
+    metrics: metricTemplatesSchema,
     spinnaker: spinnakerSchema,
     github: githubSchema,
   },

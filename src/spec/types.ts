@@ -15,6 +15,8 @@ export interface ReleaseSpec {
   strategy: Strategy;
   load?: LoadSpec;
   gate?: GateSpec;
+  /** Named PromQL query templates, for metric rules (`{ metric: { template: <name>, … } }`). */
+  metrics?: Record<string, MetricTemplate>;
   spinnaker?: SpinnakerSpec;
   github?: GithubSpec;
 }
@@ -179,7 +181,30 @@ export type GateRule =
         compare?: boolean;
         required?: boolean;
       };
-    };
+    }
+  | { metric: MetricRuleBody };
+
+/** A query written once, used by metric rules by name (spec/metric-query.ts). */
+export interface MetricTemplate {
+  query: string;
+  /** A query counting the samples the value rests on (for minSamples). */
+  samples?: string;
+}
+
+/**
+ * A PromQL query judged at the window's end against a threshold, a range, or the stable version's value of
+ * the same query. Not a statistical test: it spends none of gate.alpha.
+ */
+export interface MetricRuleBody {
+  name?: string;
+  query?: string;
+  template?: string;
+  samples?: string;
+  minSamples?: number;
+  max?: number;
+  min?: number;
+  compare?: { ratio?: number; difference?: number; direction?: 'increase' | 'decrease' };
+}
 
 export interface GateSpec {
   /**

@@ -13,6 +13,7 @@ import {
   referencedFileProblem,
 } from './spec-checks.js';
 import { registryHost } from './image-ref.js';
+import { metricRuleProblems } from './metric-query.js';
 import { gateRuleSchemas, releaseSpecSchema, triggerSchemas } from './schema.js';
 import type { CanaryStrategy, ReleaseSpec } from './types.js';
 
@@ -218,6 +219,7 @@ export function validateSpec(
   });
   checkWindows(spec, file, problems);
   if (spec.gate) problems.push(...budgetProblems(spec.gate, file), ...detectProblems(spec.gate.rules, file));
+  if (spec.gate || spec.metrics) problems.push(...metricRuleProblems(spec, file));
   if (spec.load && typeof spec.load.plan !== 'string')
     problems.push(...planDocumentProblems(spec.load.plan, file, 'load.plan'));
   if (opts.files !== false) problems.push(...referencedFileProblems(spec, file, dir));

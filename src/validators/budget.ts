@@ -7,7 +7,8 @@
  * test, half to the routes (perRoute: `gate.maxRoutes` equal slots, so the split is fixed before any route is
  * seen). Weighted Bonferroni holds at any stopping time for always-valid tests, so looks cost nothing: a
  * gate that re-evaluates at every scrape still fails a healthy canary with probability ≤ alpha in total.
- * Exact-count checks (conservation, count, share, l4) are not statistical tests and take no share.
+ * Exact-count checks (conservation, count, share, l4) and metric thresholds are not statistical tests and take
+ * no share.
  */
 import { explicitAlpha, STATISTICAL_RULES } from '../spec/spec-checks.js';
 import type { GateRule, GateSpec } from '../spec/types.js';

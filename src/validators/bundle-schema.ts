@@ -45,6 +45,19 @@ const look = obj(
   },
   ['at', 'versions'],
 );
+const queryResult = obj(
+  { query: text, value: { type: ['number', 'null'] }, series: count, raw: text, error: text },
+  ['query', 'value'],
+);
+const metricRule = obj(
+  {
+    at: epochMs,
+    window: text,
+    versions: map(obj({ value: queryResult, samples: queryResult }, ['value'])),
+    error: text,
+  },
+  ['at', 'versions'],
+);
 const probability: Schema = { type: 'number', exclusiveMinimum: 0, maximum: 0.5 };
 const labelCounts = obj({ count, errors: count, codes: map(count), userAgents: map(count) }, [
   'count',
@@ -156,6 +169,7 @@ export const bundleSchema: Schema = obj(
         },
         ['versions'],
       ),
+      metricRules: map(metricRule),
     }),
     verdict: obj(
       {

@@ -11,6 +11,7 @@ import type { ReleaseSpec } from '../spec/types.js';
 import { gateQueries, metricsProviderFor, metricsSourceOf, type CoveredInterval } from '../metrics/index.js';
 import { gateSettings } from './sequential/looks.js';
 import { metricEvidence } from './metrics.js';
+import { collectMetricRules, metricRulesOf } from './metric-rule.js';
 import { createTraceFolder } from './traces.js';
 import type { EvidenceBundle, GateContext, LoadEvidence, LoadRunResultLike, SourceRecord } from './types.js';
 
@@ -130,6 +131,15 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
           provider.scrapeIntervalMs !== undefined
             ? { ...evidence, scrapeIntervalMs: provider.scrapeIntervalMs }
             : evidence;
+        // Metric rules read the same Prometheus at the window's end, once it has scraped past it (above).
+        if (metricsSource === 'prometheus' && metricRulesOf(spec).length)
+          bundle.evidence.metricRules = await collectMetricRules(
+            spec,
+            provider.url,
+            ctx.window.end,
+            ctx.window.end - ctx.window.start,
+            rec.queries,
+          );
       } catch (err) {
         Object.assign(rec, { status: 'down', error: message(err) });
       }

@@ -11,6 +11,7 @@ import type { ReleaseSpec } from '../spec/types.js';
 import { ExitCode } from '../util/errors.js';
 import { formatDuration, parseDurationMs } from '../util/units.js';
 import { REQUESTS, versionOfLabels } from './metrics.js';
+import { metricRuleChecks } from './metric-preflight.js';
 
 export interface PreflightCheck {
   check: string;
@@ -162,6 +163,11 @@ export async function preflight(spec: ReleaseSpec, endpoints: PlatformEndpoints)
         });
       }
     }
+  }
+
+  if (checks.every((c) => c.status !== 'down')) {
+    const url = source === 'prometheus' ? (spec.gate?.metrics?.url ?? endpoints.prometheus) : undefined;
+    checks.push(...(await metricRuleChecks(spec, url, window ?? 60_000)));
   }
 
   const jaegerUrl = spec.gate?.tracing?.url ?? endpoints.jaeger;

@@ -9,6 +9,7 @@ import { evaluateL4Rule } from '../clovisor/evidence.js';
 import { parseDurationMs, parsePercent } from '../util/units.js';
 import { conservation } from './conservation.js';
 import { compareErrors, compareLatency, tail } from './rules-compare.js';
+import { metric } from './metric-rule.js';
 import { DEFAULT_MAX_ROUTES } from './budget.js';
 import {
   empty,
@@ -402,6 +403,7 @@ const EVALUATORS: Record<string, Evaluator> = {
   compareErrors,
   tail,
   l4,
+  metric,
 };
 
 export function evaluateRule(

@@ -188,8 +188,33 @@ export interface EvidenceBundle {
     load?: LoadEvidence;
     /** L3/L4 sessions per version from clovisor, when an `l4` rule asked for them and a tracer ran. */
     l4?: import('../clovisor/types.js').L4Evidence;
+    /** Each metric rule's queries as sent and their values, by the rule's name (validators/metric-rule.ts). */
+    metricRules?: Record<string, MetricRuleEvidence>;
   };
   verdict?: Verdict;
+}
+
+/** One query as sent and what came back. */
+export interface MetricQueryResult {
+  query: string;
+  /** The one value, or null when the query returned no series, NaN or ±Inf (a division by zero). */
+  value: number | null;
+  /** A value that is not a number Prometheus can compare ("NaN", "+Inf"), as it came. */
+  raw?: string;
+  series: number;
+  /** Why the query has no usable value: Prometheus refused it (its message), or it returned several series. */
+  error?: string;
+}
+
+/** What a metric rule's (validators/metric-rule.ts) queries returned at the window's end, per version. */
+export interface MetricRuleEvidence {
+  /** Evaluation time (epoch ms): the window's end. */
+  at: number;
+  /** The window's length as the queries saw it (`{{window}}`). */
+  window: string;
+  versions: Record<string, { value: MetricQueryResult; samples?: MetricQueryResult }>;
+  /** The rule could not be rendered (a spec not checked by spec validate). */
+  error?: string;
 }
 
 /** Requests and errors of one version (a look keeps no response codes). */

@@ -351,7 +351,7 @@ Examples:
     .option('--scrape <url...>', 'Prometheus text endpoints to scrape directly', collectUrlFlag('--scrape'))
     .addHelpText(
       'after',
-      '\nExit 0 when ready; 3 when series or versions are missing; 2 when the window is too short for the scrape interval; 4 when a source is down.\n\nExample:\n  clover-cd gate preflight release.yaml --prometheus http://prometheus:9090\n',
+      '\nExit 0 when ready; 3 when series or versions are missing (or the query of a metric rule finds none); 2 when the window is too short for the scrape interval or Prometheus refuses the query of a metric rule; 4 when a source is down.\n\nExample:\n  clover-cd gate preflight release.yaml --prometheus http://prometheus:9090\n',
     )
     .action(
       action(async (file: string, opts: GateOptions, cmd: Command) => {
