@@ -10,23 +10,30 @@ import { ISTIO_TELEMETRY, type MeshTelemetry } from '../metrics/index.js';
 import type { Platform } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import { InvalidInputError } from '../util/errors.js';
-import { IstioRouter } from './istio/router.js';
-import type { TrafficRouter } from './types.js';
+import { istioRoutes } from './istio/router.js';
+import { MeshRouter } from './router.js';
+import type { MeshRoutes, TrafficRouter } from './types.js';
 
-export type { ObservedRoutes, RouterSnapshot, RouterWrite, SplitCheck, TrafficRouter } from './types.js';
+export type {
+  MeshRoutes,
+  ObservedRoutes,
+  RouterSnapshot,
+  RouterWrite,
+  SplitCheck,
+  TrafficRouter,
+} from './types.js';
 export { MESHES, type Mesh } from '../contract/index.js';
+export { readState, STATE_ANNOTATION } from './state.js';
 
 export interface MeshRegistration {
-  router: (platform: Platform, plan: ReleasePlan, spec: ReleaseSpec) => TrafficRouter;
+  /** The mesh's route object and its pure read and patch; the shared router does the writes and the checks. */
+  routes: (plan: ReleasePlan, spec: ReleaseSpec) => MeshRoutes;
   /** The series and labels the mesh's telemetry reports, which the gate reads. */
   telemetry: MeshTelemetry;
 }
 
 const MESH_REGISTRY: Record<Mesh, MeshRegistration> = {
-  istio: {
-    router: (platform, plan, spec) => new IstioRouter(platform, plan, spec),
-    telemetry: ISTIO_TELEMETRY,
-  },
+  istio: { routes: istioRoutes, telemetry: ISTIO_TELEMETRY },
 };
 
 /** The registration of the spec's mesh (`service.mesh`, default istio); exit 2 naming the field for another name. */
@@ -45,5 +52,5 @@ export const telemetryOf = (spec: Pick<ReleaseSpec, 'service'>): MeshTelemetry =
 
 /** The traffic router of the spec's mesh on a platform. */
 export function createRouter(platform: Platform, plan: ReleasePlan, spec: ReleaseSpec): TrafficRouter {
-  return meshOf(spec).router(platform, plan, spec);
+  return new MeshRouter(platform, meshOf(spec).routes(plan, spec));
 }
