@@ -37,6 +37,7 @@ export function prometheusProvider(url: string, opts: { scrapeIntervalMs?: numbe
   const scrapeMs = opts.scrapeIntervalMs ?? 15_000;
   return {
     source: 'prometheus',
+    system: 'Prometheus',
     url,
     scrapeIntervalMs: scrapeMs,
     async open(): Promise<MetricsWindow> {
@@ -44,6 +45,19 @@ export function prometheusProvider(url: string, opts: { scrapeIntervalMs?: numbe
     },
     async close(w) {
       return w;
+    },
+    async inspect(q) {
+      const prom = createPrometheusClient(url, { attempts: 2 });
+      const now = Date.now();
+      const labelSets = await prom.series(`${q.series}${selector(q.match)}`, now - 3_600_000, now);
+      const targets = await prom.targets();
+      const intervals = targets.map((t) => t.scrapeIntervalMs).filter((x): x is number => !!x);
+      const down = targets.filter((t) => t.health !== 'up');
+      return {
+        detail: `${url}: ${targets.length} active targets${down.length ? `, ${down.length} not up (${down.map((t) => t.scrapeUrl).join(', ')})` : ''}`,
+        labelSets,
+        scrapeIntervalMs: intervals.length ? Math.max(...intervals) : undefined,
+      };
     },
     async increases(w, end, queries: CounterQuery[], o = {}) {
       if (!queries.length) return [];

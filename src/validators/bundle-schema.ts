@@ -4,9 +4,11 @@
  * open (unknown keys are allowed) so bundles written by newer or older clover-cd still replay; every field
  * the rules read is typed and bounded. Rule bodies are checked against the release spec's rule schemas.
  */
+import { METRICS_SOURCES } from '../contract/index.js';
 import { gateRuleSchemas } from '../spec/schema.js';
 import type { InputProblem } from '../util/errors.js';
 import { joinPath, validateAgainst } from '../util/schema.js';
+import { OTHER_SOURCES } from './types.js';
 
 type Schema = Record<string, unknown>;
 
@@ -86,7 +88,7 @@ export const bundleSchema: Schema = obj(
       type: 'array',
       items: obj(
         {
-          name: { enum: ['prometheus', 'scrape', 'jaeger', 'load', 'redis', 'clovisor'] },
+          name: { enum: [...METRICS_SOURCES, ...OTHER_SOURCES] },
           url: text,
           status: { enum: ['ok', 'down', 'not-configured'] },
           error: text,
@@ -101,7 +103,7 @@ export const bundleSchema: Schema = obj(
     evidence: obj({
       metrics: obj(
         {
-          source: { enum: ['prometheus', 'scrape'] },
+          source: { enum: [...METRICS_SOURCES] },
           hops: map(map(versionCounts)),
           latency: map(histogram),
           missing: { type: 'array', items: text },

@@ -4,6 +4,7 @@
  * histogram per version. Input is counter increases over the window, from Prometheus or a direct scrape.
  */
 import { ISTIO_TELEMETRY, versionOfLabels, type CounterIncrease } from '../metrics/index.js';
+import type { MetricsSource } from '../contract/index.js';
 import type { Histogram, MetricEvidence, VersionCounts } from './types.js';
 
 // The names come from the mesh's telemetry description (metrics/telemetry.ts).
@@ -42,7 +43,7 @@ function prune(byHop: Record<string, Record<string, VersionCounts>>): void {
  * counted apart (the load's own requests); series with request_path give the gated service per route.
  */
 export function metricEvidence(
-  source: 'prometheus' | 'scrape',
+  source: MetricsSource,
   increases: CounterIncrease[],
   service: string,
   opts: { loadRunId?: string } = {},
