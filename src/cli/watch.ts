@@ -6,6 +6,7 @@
  * Ctrl-C (exit 130) or when --timeout passes (exit 3: still undecided).
  */
 import { exitCodeOf, isTerminal, type ReleaseState } from '../canary/index.js';
+import { telemetryOf } from '../routers/index.js';
 import type { Platform } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import {
@@ -246,6 +247,7 @@ export async function watchRelease(platform: Platform, spec: ReleaseSpec, o: Wat
                   plannedSamples: planned.get(s.step),
                   minWindowMs: step.windowMs,
                   source: metricsOf(spec, endpoints).source ?? 'metrics',
+                  telemetry: telemetryOf(spec),
                 })
               : undefined;
           } catch {

@@ -9,10 +9,10 @@ import type { ReleaseSpec } from '../spec/types.js';
 import { parseDurationMs } from '../util/units.js';
 import { prometheusProvider } from './prometheus.js';
 import { scrapeProvider } from './scrape.js';
-import { ISTIO_TELEMETRY, versionOfLabels, type MeshTelemetry } from './telemetry.js';
+import { versionOfLabels, type MeshTelemetry } from './telemetry.js';
 import type { CounterQuery, MetricsProvider, MetricsWindow } from './types.js';
 
-export { ISTIO_TELEMETRY, versionOfLabels, type MeshTelemetry } from './telemetry.js';
+export { ISTIO_TELEMETRY, seriesSelector, versionOfLabels, type MeshTelemetry } from './telemetry.js';
 export { increases } from './prometheus.js';
 export type {
   CounterIncrease,
@@ -86,7 +86,7 @@ export function selectMetrics(
  * hop by version, code, load run and route; the gated service's duration histogram by version and route;
  * the duration sums and counts per service (mean latency per hop).
  */
-export function gateQueries(service: string, t: MeshTelemetry = ISTIO_TELEMETRY): CounterQuery[] {
+export function gateQueries(service: string, t: MeshTelemetry): CounterQuery[] {
   const l = t.labels;
   const server = { [l.reporter]: t.serverReporter };
   return [
@@ -110,9 +110,9 @@ export async function requestsByVersion(
   w: MetricsWindow,
   end: number,
   service: string,
-  opts: { settle?: boolean; telemetry?: MeshTelemetry } = {},
+  t: MeshTelemetry,
+  opts: { settle?: boolean } = {},
 ): Promise<Record<string, number>> {
-  const t = opts.telemetry ?? ISTIO_TELEMETRY;
   const l = t.labels;
   const inc = await provider.increases(
     w,

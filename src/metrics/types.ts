@@ -1,3 +1,4 @@
+import type { MetricsSource } from '../contract/index.js';
 import type { QueryLog } from '../services/query-log.js';
 import type { ScrapedSeries, ScrapeSnapshot } from '../services/scrape.js';
 
@@ -65,7 +66,7 @@ export interface ProviderInspection {
  * line in `index.ts`.
  */
 export interface MetricsProvider {
-  readonly source: string;
+  readonly source: MetricsSource;
   /** The backend in words, for checks and messages ("Prometheus", "metrics endpoints"). */
   readonly system: string;
   /** For messages and the evidence bundle (never with credentials). */

@@ -101,7 +101,7 @@ export async function observeSplit(
 ): Promise<{ stable: number; candidate: number }> {
   const provider = providerOf(spec, endpoints);
   if (!provider) return { stable: 0, candidate: 0 };
-  const byVersion = await requestsByVersion(provider, w, Date.now(), spec.service.name, {
+  const byVersion = await requestsByVersion(provider, w, Date.now(), spec.service.name, telemetryOf(spec), {
     settle: opts.settle,
   });
   return { stable: byVersion[spec.service.stable] ?? 0, candidate: byVersion[spec.service.candidate] ?? 0 };
@@ -118,8 +118,8 @@ export async function takeLook(
   const inc = await provider.increases(w, Date.now(), gateQueries(spec.service.name, telemetryOf(spec)), {
     settle: false,
   });
-  const source = provider.source === 'prometheus' ? 'prometheus' : 'scrape';
-  return lookOf(metricEvidence(source, inc, spec.service.name), spec.service.name, Date.now());
+  const evidence = metricEvidence(provider.source, inc, spec.service.name, telemetryOf(spec));
+  return lookOf(evidence, spec.service.name, Date.now());
 }
 
 /** How often the window is looked at: the metrics backend's scrape interval, or every second for a direct scrape. */

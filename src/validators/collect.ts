@@ -64,6 +64,7 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
       candidate: spec.service.candidate,
     },
     window: { ...ctx.window },
+    telemetry: ctx.telemetry,
     candidateWeight: ctx.candidateWeight,
     plannedSamples: ctx.plannedSamples,
     ...gateSettings(spec),
@@ -101,7 +102,7 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
           gateQueries(spec.service.name, ctx.telemetry),
           { log: rec.queries, onNote: ctx.onNote, onInterval: (i) => (interval = i) },
         );
-        const evidence = metricEvidence(metricsSource, inc, spec.service.name, {
+        const evidence = metricEvidence(metricsSource, inc, spec.service.name, ctx.telemetry, {
           loadRunId: ctx.load?.runId,
         });
         if (interval)

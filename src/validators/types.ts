@@ -160,6 +160,11 @@ export interface EvidenceBundle {
   release: string;
   service: { name: string; namespace: string; stable: string; candidate: string };
   window: { start: number; end: number };
+  /**
+   * What the mesh's telemetry called things (series, labels) when the evidence was read: the rules name the
+   * series they read from it. Absent in bundles written before it was recorded (Istio's names).
+   */
+  telemetry?: MeshTelemetry;
   /** Configured candidate weight (%), for the split rule. */
   candidateWeight?: number;
   minSamples: number;

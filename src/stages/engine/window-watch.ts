@@ -9,6 +9,7 @@ import type { PlatformEndpoints } from '../../services/platform.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import type { Look } from '../../validators/index.js';
 import { sequentialGateForSpec } from '../../validators/sequential/looks.js';
+import { telemetryOf } from '../../routers/index.js';
 import { lookCadenceMs, metricsOf, takeLook, type WindowStart } from '../gate.js';
 import type { ReleaseProgress, RuleProgress } from './types.js';
 
@@ -57,6 +58,7 @@ export async function watchWindow(
     plannedSamples: plan.plannedSamples,
     minWindowMs: plan.minMs,
     source: metricsOf(spec, endpoints).source ?? 'metrics',
+    telemetry: telemetryOf(spec),
   });
   const cadence = Math.max(250, lookCadenceMs(spec, endpoints));
   const start = plan.window.start;
