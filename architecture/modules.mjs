@@ -70,8 +70,8 @@ export const MODULES = [
   },
   {
     name: 'routers',
-    owns: 'the TrafficRouter port and one folder per mesh (istio/): route patches, release state, split check',
-    imports: ['validators', 'canary', 'services', 'spec', 'contract', 'util'],
+    owns: 'the TrafficRouter port, the mesh registry (router + telemetry per mesh), the shared conflict-retried write of routes + state and the split check; one folder per mesh (istio/) with its objects and pure route patches',
+    imports: ['validators', 'canary', 'metrics', 'services', 'spec', 'contract', 'util'],
   },
   {
     name: 'validators',

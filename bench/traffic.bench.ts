@@ -42,7 +42,7 @@ try {
   const platform = (await connectSandbox(dir)).platform;
   const engine = new ReleaseEngine(platform, spec);
   const plan = engine.plan;
-  const ref = vsRef(plan.routing);
+  const ref = vsRef(spec);
   const pct = (xs: number[], p: number) =>
     [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
   const reads: number[] = [];

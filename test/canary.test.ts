@@ -25,6 +25,7 @@ import {
   matchRouteName,
   routesForTarget,
 } from '../src/routers/istio/routes.js';
+import { withState } from '../src/routers/router.js';
 import { InvalidInputError } from '../src/util/errors.js';
 import type { KubeObject } from '../src/services/platform.js';
 
@@ -256,7 +257,7 @@ describe('Istio objects and patches', () => {
 
   it('a weight patch changes only the managed route; rollback is 100% stable from the current routes, whatever was saved', () => {
     const vs = vsWith(original);
-    const patch = targetPatch(vs, plan, { weight: 10, matchRoute: false }, { x: 'y' }) as {
+    const patch = withState(targetPatch(vs, plan, { weight: 10, matchRoute: false }), { x: 'y' }) as {
       metadata: { annotations: Record<string, string | null> };
       spec: { http: unknown[] };
     };
@@ -298,6 +299,11 @@ describe('Istio objects and patches', () => {
       spec: { http: Array<{ name?: string }> };
     };
     expect(back.metadata.annotations[LEGACY_ORIGINAL_ROUTES]).toBeNull();
+    // The shared router writes the state in the same patch, without dropping the mesh's own annotation changes.
+    expect(
+      (withState(back, { 'clover-cd.io/phase': 'rolledBack' }).metadata as { annotations: object })
+        .annotations,
+    ).toEqual({ [LEGACY_ORIGINAL_ROUTES]: null, 'clover-cd.io/phase': 'rolledBack' });
     expect(back.spec.http.map((r) => r.name)).toEqual(['canary-debug', 'admin', 'lb']);
     expect(observeTarget(vsWith(back.spec.http), plan)).toMatchObject({
       weight: 0,

@@ -20,6 +20,7 @@ import { runGate, verdictExitCode, type GateRun } from '../src/validators/index.
 import { ebpfUnavailableReason } from './clovisor-lab.js';
 import { BIN, REPO, runCli } from './helpers/cli.js';
 import { freePort, waitFor } from './helpers/ports.js';
+import { ISTIO_TELEMETRY } from '../src/metrics/index.js';
 
 const reason = ebpfUnavailableReason();
 if (reason) process.stdout.write(`SKIPPED clovisor gate suite: ${reason}\n`);
@@ -82,6 +83,7 @@ async function loadAndGate(): Promise<GateRun & { loadErrors: number }> {
   const load = await runLoad(plan, { engine: 'builtin', target: sandbox.urls.ingress });
   const end = Date.now();
   const run = await runGate(spec(), {
+    telemetry: ISTIO_TELEMETRY,
     window: { start, end },
     endpoints: {},
     load,

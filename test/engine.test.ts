@@ -6,7 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import { spawn } from 'node:child_process';
 import { loadSpec } from '../src/spec/load.js';
 import { promote, rollback, runRelease, type ReleaseProgress } from '../src/stages/index.js';
-import { readState } from '../src/routers/istio/state.js';
+import { readState } from '../src/routers/state.js';
 import { judgeBundle, readBundle } from '../src/validators/index.js';
 import { VS, startReleaseLab, type ReleaseLab } from './helpers/release-lab.js';
 import { BIN, REPO } from './helpers/cli.js';

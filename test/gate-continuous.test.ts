@@ -13,6 +13,7 @@ import type { ReleaseSpec } from '../src/spec/types.js';
 import { setTraffic } from '../src/stages/index.js';
 import { runGate, type GateRun } from '../src/validators/index.js';
 import { startPrometheus, type PrometheusFixture } from './helpers/prometheus.js';
+import { ISTIO_TELEMETRY } from '../src/metrics/index.js';
 
 let sandbox: Sandbox;
 let prom: PrometheusFixture;
@@ -85,6 +86,7 @@ async function gateWithUserTraffic(): Promise<{ run: GateRun; users: number }> {
   const end = Date.now();
   await prom.waitForScrape(end);
   const run = await runGate(spec(), {
+    telemetry: ISTIO_TELEMETRY,
     window: { start, end },
     endpoints: {},
     load,

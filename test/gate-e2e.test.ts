@@ -16,6 +16,7 @@ import { runCli } from './helpers/cli.js';
 import { freePort } from './helpers/ports.js';
 import { startPrometheus, type PrometheusFixture } from './helpers/prometheus.js';
 import { startRedis, type RedisFixture } from './helpers/redis.js';
+import { ISTIO_TELEMETRY } from '../src/metrics/index.js';
 
 let sandbox: Sandbox;
 let prom: PrometheusFixture;
@@ -75,6 +76,7 @@ async function loadAndGate(extra?: (r: LoadRunResultLike) => Promise<LoadRunResu
   const end = Date.now();
   await prom.waitForScrape(end);
   return runGate(spec(), {
+    telemetry: ISTIO_TELEMETRY,
     window: { start, end },
     endpoints: {},
     load,
@@ -180,6 +182,7 @@ describe('gate on the sandbox', () => {
   it('a dead Prometheus gives 4; an empty window gives 3', async () => {
     const start = Date.now() - 10 * 60_000;
     const dead = await runGate(spec(`http://127.0.0.1:${await freePort()}`), {
+      telemetry: ISTIO_TELEMETRY,
       window: { start, end: start + 5000 },
       endpoints: {},
       evidenceDir: dir,
@@ -187,6 +190,7 @@ describe('gate on the sandbox', () => {
     expect(verdictExitCode(dead.verdict)).toBe(4);
     expect(dead.verdict.summary).toMatch(/down: prometheus http:\/\/127\.0\.0\.1:\d+/);
     const empty = await runGate(spec(), {
+      telemetry: ISTIO_TELEMETRY,
       window: { start, end: start + 5000 },
       endpoints: {},
       candidateWeight: 50,

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as yaml from 'js-yaml';
 import { Counter, Registry } from 'prom-client';
+import { ISTIO_TELEMETRY } from '../src/metrics/index.js';
 import type { GateRule, ReleaseSpec } from '../src/spec/types.js';
 import { judgeBundle, preflight, runGate, verdictExitCode } from '../src/validators/index.js';
 import { runCli } from './helpers/cli.js';
@@ -79,7 +80,12 @@ describe('metric rule on a real Prometheus', () => {
   }, 30_000);
 
   it('a candidate whose counter doubles fails the ratio compare, and the replay agrees without Prometheus', async () => {
-    const run = await runGate(spec('d1', 'd2', compare()), { window, endpoints: {}, evidenceDir: dir });
+    const run = await runGate(spec('d1', 'd2', compare()), {
+      window,
+      endpoints: {},
+      evidenceDir: dir,
+      telemetry: ISTIO_TELEMETRY,
+    });
     const [result] = run.verdict.results;
     expect(result.outcome).toBe('fail');
     expect(result.reason).toMatch(/checkout-failures: .* is above d1's .* × 1\.2 \(ratio 2\)/);
@@ -99,7 +105,12 @@ describe('metric rule on a real Prometheus', () => {
   });
 
   it('a steady candidate passes, and spends none of the alpha budget', async () => {
-    const run = await runGate(spec('s1', 's2', compare()), { window, endpoints: {}, evidenceDir: dir });
+    const run = await runGate(spec('s1', 's2', compare()), {
+      window,
+      endpoints: {},
+      evidenceDir: dir,
+      telemetry: ISTIO_TELEMETRY,
+    });
     // Both counters grew alike: Prometheus extrapolates increase() to the range's edges, the ratio stays exact.
     expect(run.verdict.results[0].outcome).toBe('pass');
     expect(run.verdict.results[0].observed).toMatch(/^s2 (\S+), s1 \1 \(ratio 1\)$/);
@@ -108,7 +119,12 @@ describe('metric rule on a real Prometheus', () => {
   });
 
   it('a missing series is inconclusive (3), naming the query and the window', async () => {
-    const run = await runGate(spec('m1', 'm2', compare()), { window, endpoints: {}, evidenceDir: dir });
+    const run = await runGate(spec('m1', 'm2', compare()), {
+      window,
+      endpoints: {},
+      evidenceDir: dir,
+      telemetry: ISTIO_TELEMETRY,
+    });
     expect(verdictExitCode(run.verdict)).toBe(3);
     expect(run.verdict.results[0].reason).toMatch(
       /^no data for m2: no series from sum\(increase\(checkout_failed_total\{version="m2"\}\[\d+s\]\)\) at .* \(window \d+s\)$/,
@@ -130,7 +146,12 @@ describe('metric rule on a real Prometheus', () => {
         },
       },
     ]);
-    const run = await runGate(refused, { window, endpoints: {}, evidenceDir: dir });
+    const run = await runGate(refused, {
+      window,
+      endpoints: {},
+      evidenceDir: dir,
+      telemetry: ISTIO_TELEMETRY,
+    });
     expect(run.verdict.results[0]).toMatchObject({ outcome: 'error' });
     expect(run.verdict.results[0].reason).toMatch(
       /Prometheus refused the query \(HTTP 400 bad_data\): .*range vector/,
@@ -140,7 +161,7 @@ describe('metric rule on a real Prometheus', () => {
   });
 
   it('gate preflight runs each query once: 0 when present, 3 for a missing series, 2 for a refused query, 4 when down', async () => {
-    const ok = await preflight(spec('d1', 'd2', compare()), {});
+    const ok = await preflight(spec('d1', 'd2', compare()), {}, ISTIO_TELEMETRY);
     expect(ok.checks.filter((c) => c.check.startsWith('gate.rules[0].metric'))).toEqual([
       expect.objectContaining({
         check: 'gate.rules[0].metric (checkout-failures) value of d2',
@@ -151,7 +172,7 @@ describe('metric rule on a real Prometheus', () => {
         status: 'ok',
       }),
     ]);
-    const missing = await preflight(spec('q1', 'q2', compare()), {});
+    const missing = await preflight(spec('q1', 'q2', compare()), {}, ISTIO_TELEMETRY);
     expect(missing.exitCode).toBe(3);
     expect(missing.checks).toContainEqual(
       expect.objectContaining({ status: 'missing', detail: expect.stringContaining('version="q2"') }),
@@ -159,13 +180,14 @@ describe('metric rule on a real Prometheus', () => {
     const refused = await preflight(
       spec('d1', 'd2', [{ metric: { name: 'bad', query: 'rate(checkout_failed_total)', max: 1 } }]),
       {},
+      ISTIO_TELEMETRY,
     );
     expect(refused.exitCode).toBe(2);
     expect(refused.checks).toContainEqual(
       expect.objectContaining({ status: 'invalid', detail: expect.stringMatching(/HTTP 400 bad_data/) }),
     );
     const dead = `http://127.0.0.1:${await freePort()}`;
-    const down = await preflight(spec('d1', 'd2', compare(), dead), {});
+    const down = await preflight(spec('d1', 'd2', compare(), dead), {}, ISTIO_TELEMETRY);
     expect(down.exitCode).toBe(4);
   });
 });

@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import * as yaml from 'js-yaml';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { openVisibilityStore } from '../src/services/redis.js';
-import { gateQueries, metricsProviderFor } from '../src/metrics/index.js';
 import { scrapeTargets } from '../src/services/scrape.js';
 import { judgedWindow, recordWindow } from '../src/stages/engine/window.js';
 import type { ReleaseSpec } from '../src/spec/types.js';
@@ -19,6 +18,7 @@ import { freePort } from './helpers/ports.js';
 import { startPrometheus, type PrometheusFixture } from './helpers/prometheus.js';
 import { startRedis, type RedisFixture } from './helpers/redis.js';
 import { serveMetrics } from './helpers/metrics-endpoint.js';
+import { gateQueries, ISTIO_TELEMETRY, selectMetrics } from '../src/metrics/index.js';
 
 const registry = new Registry();
 const requests = new Counter({
@@ -128,8 +128,17 @@ describe('gate on Prometheus evidence', () => {
     window = { start, end };
   }, 30_000);
 
+  const judgeWindow = () =>
+    runGate(spec(), {
+      telemetry: ISTIO_TELEMETRY,
+      window,
+      endpoints: {},
+      candidateWeight: 50,
+      evidenceDir: dir,
+    });
+
   it('counts exactly the window, and fails a 20%-error, slower candidate with reasons', async () => {
-    const run = await runGate(spec(), { window, endpoints: {}, candidateWeight: 50, evidenceDir: dir });
+    const run = await judgeWindow();
     const by = Object.fromEntries(run.verdict.results.map((r) => [r.rule.split(' ')[0], r]));
     expect(run.bundle.evidence.metrics!.hops['http-lb'].v1.requests).toBe(300);
     expect(run.bundle.evidence.metrics!.hops['http-lb'].v2).toEqual({
@@ -153,7 +162,7 @@ describe('gate on Prometheus evidence', () => {
   });
 
   it('the CLI replays the written bundle with the same verdict and writes JUnit', async () => {
-    const run = await runGate(spec(), { window, endpoints: {}, candidateWeight: 50, evidenceDir: dir });
+    const run = await judgeWindow();
     const junit = join(dir, 'gate.xml');
     const r = await runCli(['gate', '--replay', run.bundlePath, '--junit', junit, '-o', 'json']);
     expect(r.code).toBe(1);
@@ -163,6 +172,7 @@ describe('gate on Prometheus evidence', () => {
   it('an empty window is inconclusive (3), naming the series expected', async () => {
     const start = Date.now() - 5 * 60_000;
     const run = await runGate(spec({ rules: [{ errorRate: { max: '1%' } }] }), {
+      telemetry: ISTIO_TELEMETRY,
       window: { start, end: start + 1000 },
       endpoints: {},
       evidenceDir: dir,
@@ -177,6 +187,7 @@ describe('gate on Prometheus evidence', () => {
     const dead = `http://127.0.0.1:${await freePort()}`;
     const s = spec({ metrics: { source: 'prometheus', url: dead, scrapeInterval: '1s' } });
     const run = await runGate(s, {
+      telemetry: ISTIO_TELEMETRY,
       window: { start: Date.now() - 60_000, end: Date.now() - 5000 },
       endpoints: {},
       evidenceDir: dir,
@@ -229,6 +240,7 @@ describe('direct scrape with counter deltas', () => {
       rules: [{ split: {} }, { errorRate: { max: '10%' } }, { compareLatency: { detect: '50%' } }],
     });
     const run = await runGate(s, {
+      telemetry: ISTIO_TELEMETRY,
       window: { start: baseline.at, end: Date.now() },
       endpoints: {},
       candidateWeight: 50,
@@ -245,17 +257,18 @@ describe('direct scrape with counter deltas', () => {
       // 100 requests a version decide these rules (as above); the default 1% limit needs ~300.
       rules: [{ split: {} }, { errorRate: { max: '10%' } }, { compareLatency: { detect: '50%' } }],
     });
-    const provider = metricsProviderFor(s.gate, {})!;
+    const provider = selectMetrics(s.gate, {}, ISTIO_TELEMETRY).provider!;
     const opened = await provider.open();
     traffic('v1', 100, 1, 20);
     traffic('v2', 100, 0, 20);
-    const closed = await provider.close(opened, gateQueries('http-lb'));
+    const closed = await provider.close(opened, gateQueries('http-lb', ISTIO_TELEMETRY));
     const end = Date.now();
     // What the load stage keeps with the release state, read back by another process: plain JSON, no scrape to redo.
     const kept = judgedWindow(JSON.parse(JSON.stringify(recordWindow({ step: 0, window: closed, end }))));
     expect(kept.window.baseline).toBeUndefined();
     traffic('v2', 500, 500, 900); // after the window: must not count
     const judged = await runGate(s, {
+      telemetry: ISTIO_TELEMETRY,
       window: { start: kept.window.start, end: kept.end },
       endpoints: {},
       candidateWeight: 50,
@@ -289,6 +302,7 @@ describe('direct scrape with counter deltas', () => {
       recordWindow({ step: 0, window: { start: Date.now() - 1000, increase }, end: Date.now() }),
     );
     const judged = await runGate(s, {
+      telemetry: ISTIO_TELEMETRY,
       window: { start: kept.window.start, end: kept.end },
       endpoints: {},
       metricsWindow: kept.window,
@@ -306,19 +320,40 @@ describe('pre-flight', () => {
   it('finds the series, labels and both versions; names a missing version', async () => {
     traffic('v2', 1, 0, 20);
     await prom.waitForScrape(Date.now());
-    const ok = await preflight(spec(), {});
+    const ok = await preflight(spec(), {}, ISTIO_TELEMETRY);
     expect(ok.checks.find((c) => c.check === 'version v2 reports telemetry')?.status).toBe('ok');
     const s = spec();
     s.service.candidate = 'v3';
-    const missing = await preflight(s, {});
+    const missing = await preflight(s, {}, ISTIO_TELEMETRY);
     expect(missing.exitCode).toBe(3);
     expect(missing.checks.find((c) => c.check === 'version v3 reports telemetry')?.detail).toContain(
       'destination_version="v3"',
     );
     s.strategy.canary!.window = '2s';
     expect(
-      (await preflight(s, {})).checks.find((c) => c.check === 'scrape interval fits the window')?.status,
+      (await preflight(s, {}, ISTIO_TELEMETRY)).checks.find(
+        (c) => c.check === 'scrape interval fits the window',
+      )?.status,
     ).toBe('invalid');
+  });
+
+  it('reads a direct scrape through the same provider the gate reads: endpoints, series, versions', async () => {
+    traffic('v1', 1, 0, 20);
+    traffic('v2', 1, 0, 20);
+    const s = spec({ metrics: { source: 'scrape', targets: [metricsUrl] } });
+    const ready = await preflight(s, {}, ISTIO_TELEMETRY);
+    expect(ready.checks.find((c) => c.check === 'metrics endpoints reachable')).toMatchObject({
+      status: 'ok',
+      detail: metricsUrl,
+    });
+    expect(ready.checks.find((c) => c.check === 'version v2 reports telemetry')?.status).toBe('ok');
+    const down = await preflight(
+      spec({ metrics: { source: 'scrape', targets: [`http://127.0.0.1:${await freePort()}/metrics`] } }),
+      {},
+      ISTIO_TELEMETRY,
+    );
+    expect(down.exitCode).toBe(4);
+    expect(down.checks.find((c) => c.check === 'metrics endpoints reachable')?.status).toBe('down');
   });
 });
 

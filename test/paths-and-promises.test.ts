@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { loadSpec } from '../src/spec/load.js';
 import { ReleaseEngine, runLoadStage } from '../src/stages/index.js';
-import { readState } from '../src/routers/istio/state.js';
+import { readState } from '../src/routers/state.js';
 import { REPO, runCli } from './helpers/cli.js';
 import { startReleaseLab, type ReleaseLab } from './helpers/release-lab.js';
 

@@ -10,7 +10,7 @@ import type { Sandbox } from '../src/sandbox/index.js';
 import { runRelease, type ReleaseProgress } from '../src/stages/index.js';
 import { startReleaseLab, type ReleaseLab } from './helpers/release-lab.js';
 import { loadSpec } from '../src/spec/load.js';
-import { readState, STATE_ANNOTATION } from '../src/routers/istio/state.js';
+import { readState, STATE_ANNOTATION } from '../src/routers/state.js';
 import { matchRouteName, LEGACY_ORIGINAL_ROUTES } from '../src/routers/istio/routes.js';
 import type { KubeObject } from '../src/services/platform.js';
 import { BIN, REPO, runCli } from './helpers/cli.js';

@@ -7,6 +7,7 @@ import { loadSpec } from '../src/spec/load.js';
 import { canaryWeights, validateSpec } from '../src/spec/validate.js';
 import { SPEC_TEMPLATE } from '../src/spec/init-template.js';
 import { InvalidInputError } from '../src/util/errors.js';
+import { MESHES, meshOf } from '../src/routers/index.js';
 
 const base = () => yaml.load(readFileSync('examples/sdc-canary.yaml', 'utf8')) as Record<string, any>;
 const problemsOf = (doc: unknown) =>
@@ -36,6 +37,30 @@ describe('release spec', () => {
         /^service\.versionLable: unknown key "versionLable" \(did you mean "versionLabel"\?\)/,
       ),
     ]);
+  });
+
+  it('service.mesh: istio by default, another name is refused with the registered meshes', () => {
+    const doc = base();
+    expect(problemsOf(doc)).toEqual([]);
+    doc.service.mesh = 'istio';
+    expect(problemsOf(doc)).toEqual([]);
+    doc.service.mesh = 'linkerd';
+    expect(problemsOf(doc)).toEqual([
+      `service.mesh: expected one of ${MESHES.map((m) => JSON.stringify(m)).join(', ')}, found string "linkerd"`,
+    ]);
+    // A spec that reached the engine without the schema (a hand-built object) is refused the same way.
+    const err = (() => {
+      try {
+        return meshOf(doc as never);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(InvalidInputError);
+    expect((err as InvalidInputError).problems).toEqual([
+      { path: 'service.mesh', message: `expected one of ${MESHES.join(', ')}, got "linkerd"` },
+    ]);
+    expect(meshOf(base() as never).name).toBe('istio');
   });
 
   it('reports wrong types with expected and found', () => {

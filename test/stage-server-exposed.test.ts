@@ -11,6 +11,7 @@ import { runGate } from '../src/validators/index.js';
 import { BIN, REPO, runCli } from './helpers/cli.js';
 import { freePort, waitFor } from './helpers/ports.js';
 import { startRedis, type RedisFixture } from './helpers/redis.js';
+import { ISTIO_TELEMETRY } from '../src/metrics/index.js';
 
 /**
  * `clover-cd serve` as a separate process, as it runs in a pod: unauthenticated 1 MiB bodies cost it no
@@ -238,6 +239,7 @@ describe('report writers', () => {
     } as ReleaseSpec;
     const start = Date.now() - 60_000;
     const run = await runGate(spec, {
+      telemetry: ISTIO_TELEMETRY,
       window: { start, end: start + 5000 },
       endpoints: {},
       candidateWeight: 10,

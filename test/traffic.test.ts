@@ -12,7 +12,7 @@ import { runCli } from './helpers/cli.js';
 import { createKubernetesPlatform } from '../src/services/kubernetes.js';
 import { promote, rollback, setTraffic } from '../src/stages/index.js';
 import { loadSpec } from '../src/spec/load.js';
-import { STATE_ANNOTATION } from '../src/routers/istio/state.js';
+import { STATE_ANNOTATION } from '../src/routers/state.js';
 
 const V = 'networking.istio.io/v1beta1';
 const original = [

@@ -16,6 +16,7 @@ import {
   mannWhitneyHistograms,
   wilsonInterval,
 } from '../src/validators/stats.js';
+import { ISTIO_TELEMETRY, type MeshTelemetry } from '../src/metrics/index.js';
 import { metricEvidence } from '../src/validators/metrics.js';
 import type { EvidenceBundle, VersionCounts } from '../src/validators/types.js';
 import type { GateRule } from '../src/spec/types.js';
@@ -106,6 +107,67 @@ describe('statistics', () => {
   });
 });
 
+describe('metric evidence read with the telemetry description it is given', () => {
+  // A mesh whose telemetry names everything differently (Linkerd's proxy metrics, for instance).
+  const other: MeshTelemetry = {
+    mesh: 'other',
+    requests: 'response_total',
+    duration: {
+      family: 'response_latency_ms',
+      bucket: 'response_latency_ms_bucket',
+      sum: 'response_latency_ms_sum',
+      count: 'response_latency_ms_count',
+    },
+    labels: {
+      service: 'dst_service',
+      version: 'dst_version',
+      workload: 'dst_deployment',
+      code: 'status_code',
+      reporter: 'direction',
+      load: 'load_run',
+      route: 'route',
+    },
+    serverReporter: 'inbound',
+  };
+  const series = (version: string, code: string, value: number, direction = 'inbound') => ({
+    name: 'response_total',
+    labels: { direction, dst_service: 'http-lb', dst_version: version, status_code: code, load_run: 'r1' },
+    value,
+  });
+
+  it('counts its series by its labels, and names them when they are missing', () => {
+    const m = metricEvidence(
+      'prometheus',
+      [series('v1', '200', 90), series('v2', '503', 10), series('v2', '200', 500, 'outbound')],
+      'http-lb',
+      other,
+      { loadRunId: 'r1' },
+    );
+    expect(m.hops['http-lb']).toEqual({
+      v1: { requests: 90, errors: 0, codes: { '200': 90 } },
+      v2: { requests: 10, errors: 10, codes: { '503': 10 } },
+    });
+    expect(m.tagged?.['http-lb'].v2.requests).toBe(10);
+    expect(m.missing).toEqual(['response_latency_ms_bucket{direction="inbound",dst_service="http-lb"}']);
+    // Istio's names find nothing in them: no literal is read behind the description's back.
+    expect(metricEvidence('prometheus', [series('v1', '200', 90)], 'http-lb', ISTIO_TELEMETRY).hops).toEqual(
+      {},
+    );
+  });
+
+  it("a bundle's rules name the series of the telemetry it recorded, on replay too", () => {
+    const b = testBundle(
+      [{ errorRate: { max: '1%' } }],
+      { metrics: { source: 'prometheus', hops: {}, latency: {}, missing: [] } },
+      { telemetry: other },
+    );
+    const [result] = judgeBundle(b).results;
+    expect(result.outcome).toBe('inconclusive');
+    expect(result.reason).toContain('response_total{direction="inbound",dst_service="http-lb"}');
+    expect(result.reason).not.toContain('istio_');
+  });
+});
+
 describe('metric evidence from Istio series', () => {
   it('groups requests by hop and version, errors are 5xx', () => {
     const m = metricEvidence(
@@ -143,6 +205,7 @@ describe('metric evidence from Istio series', () => {
         },
       ],
       'http-lb',
+      ISTIO_TELEMETRY,
     );
     expect(m.hops['http-lb'].v2).toEqual({ requests: 10, errors: 4, codes: { '503': 4, '200': 6 } });
     expect(m.missing).toEqual([

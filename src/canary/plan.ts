@@ -55,13 +55,17 @@ export const sameTarget = (a: TrafficTarget, b: TrafficTarget): boolean =>
 /** Header that reaches the candidate during a blue/green preview. */
 export const PREVIEW_HEADER = 'x-clover-cd-preview';
 
+/**
+ * What a release routes, whatever the mesh: the service, its two versions and the pod label that tells them
+ * apart. With a plan's steps (weights, the A/B match rules, the mirror share) it is everything a router needs;
+ * the objects that carry it (Istio's VirtualService and DestinationRule, …) and their names live in each
+ * mesh's router.
+ */
 export interface ServiceRouting {
   namespace: string;
   /** Host the routes point at (service.host or service.name). */
   host: string;
   port: number;
-  virtualService: string;
-  destinationRule: string;
   versionLabel: string;
   stable: string;
   candidate: string;
@@ -116,8 +120,6 @@ export function routingOf(spec: ReleaseSpec): ServiceRouting {
     namespace: s.namespace,
     host: s.host ?? s.name,
     port: s.port,
-    virtualService: s.virtualService ?? s.name,
-    destinationRule: s.name,
     versionLabel: s.versionLabel ?? 'version',
     stable: s.stable,
     candidate: s.candidate,

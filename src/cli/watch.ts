@@ -6,10 +6,17 @@
  * Ctrl-C (exit 130) or when --timeout passes (exit 3: still undecided).
  */
 import { exitCodeOf, isTerminal, type ReleaseState } from '../canary/index.js';
-import { metricsProviderFor } from '../metrics/index.js';
+import { telemetryOf } from '../routers/index.js';
 import type { Platform } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
-import { openWindow, ReleaseEngine, releaseStatus, takeLook } from '../stages/index.js';
+import {
+  canObserveSplit,
+  metricsOf,
+  openWindow,
+  ReleaseEngine,
+  releaseStatus,
+  takeLook,
+} from '../stages/index.js';
 import { sequentialGateForSpec } from '../validators/sequential/looks.js';
 import type { SequentialGate } from '../validators/sequential/gate.js';
 import { describeRule } from '../validators/index.js';
@@ -185,7 +192,7 @@ export async function watchRelease(platform: Platform, spec: ReleaseSpec, o: Wat
   const engine = new ReleaseEngine(platform, spec);
   const planned = new Map(engine.samplePlan().map((p) => [p.step, p.candidate]));
   const endpoints = platform.endpoints();
-  const observable = metricsProviderFor(spec.gate, endpoints) !== undefined;
+  const observable = canObserveSplit(spec, endpoints);
   let track: WindowTrack | undefined;
   let lastKey = '';
   let drawn = 0;
@@ -239,7 +246,8 @@ export async function watchRelease(platform: Platform, spec: ReleaseSpec, o: Wat
                   candidateWeight: weighted ? step.weight : undefined,
                   plannedSamples: planned.get(s.step),
                   minWindowMs: step.windowMs,
-                  source: spec.gate.metrics?.source ?? 'metrics',
+                  source: metricsOf(spec, endpoints).source ?? 'metrics',
+                  telemetry: telemetryOf(spec),
                 })
               : undefined;
           } catch {

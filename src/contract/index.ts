@@ -83,3 +83,16 @@ export const STAGE_SERVER_POLLING = {
 export const PHASE_PROPERTY = 'CLOVER_CD_PHASE';
 export const STEP_PROPERTY = 'CLOVER_CD_STEP';
 export const AWAITING_JUDGMENT = 'awaitingJudgment';
+
+/**
+ * The meshes clover-cd moves traffic on (`service.mesh`) and the metrics backends it reads
+ * (`gate.metrics.source`): the names the release spec and the evidence bundle accept. Each name has exactly one
+ * registration — its router and telemetry in `routers/index.ts`, its provider in `metrics/index.ts` — typed by
+ * these lists, so a name without a registration (or the reverse) does not compile. The lists sit here because
+ * the spec's schema, below both registries, is built from them.
+ */
+export const MESHES = ['istio'] as const;
+export type Mesh = (typeof MESHES)[number];
+export const DEFAULT_MESH: Mesh = 'istio';
+export const METRICS_SOURCES = ['prometheus', 'scrape'] as const;
+export type MetricsSource = (typeof METRICS_SOURCES)[number];

@@ -1,16 +1,18 @@
 /**
  * Metrics providers by source, and the mesh telemetry they are read with. A second backend is a file
- * implementing `MetricsProvider` plus one line in PROVIDERS.
+ * implementing `MetricsProvider`, one registration in PROVIDERS and its name in `contract`'s METRICS_SOURCES
+ * (the spec's gate.metrics.source enum).
  */
+import { METRICS_SOURCES, type MetricsSource } from '../contract/index.js';
 import type { PlatformEndpoints } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import { parseDurationMs } from '../util/units.js';
 import { prometheusProvider } from './prometheus.js';
 import { scrapeProvider } from './scrape.js';
-import { ISTIO_TELEMETRY, versionOfLabels, type MeshTelemetry } from './telemetry.js';
+import { versionOfLabels, type MeshTelemetry } from './telemetry.js';
 import type { CounterQuery, MetricsProvider, MetricsWindow } from './types.js';
 
-export { ISTIO_TELEMETRY, versionOfLabels, type MeshTelemetry } from './telemetry.js';
+export { ISTIO_TELEMETRY, seriesSelector, versionOfLabels, type MeshTelemetry } from './telemetry.js';
 export { increases } from './prometheus.js';
 export type {
   CounterIncrease,
@@ -21,42 +23,62 @@ export type {
 } from './types.js';
 
 type Gate = ReleaseSpec['gate'];
-const PROVIDERS: Record<
-  string,
-  (gate: Gate, endpoints: PlatformEndpoints, t: MeshTelemetry) => MetricsProvider | undefined
-> = {
-  prometheus: (gate, endpoints) => {
-    const url = gate?.metrics?.url ?? endpoints.prometheus;
-    return url
-      ? prometheusProvider(url, {
-          scrapeIntervalMs: gate?.metrics?.scrapeInterval
-            ? parseDurationMs(gate.metrics.scrapeInterval)
-            : undefined,
-        })
-      : undefined;
+
+interface ProviderRegistration {
+  /** Whether the platform offers this source (the first that does is the default, in METRICS_SOURCES order). */
+  offered: (endpoints: PlatformEndpoints) => boolean;
+  make: (gate: Gate, endpoints: PlatformEndpoints, t: MeshTelemetry) => MetricsProvider | undefined;
+  /** Why `make` gave nothing: what to set. */
+  missing: string;
+}
+
+const PROVIDERS: Record<MetricsSource, ProviderRegistration> = {
+  prometheus: {
+    offered: (endpoints) => !!endpoints.prometheus,
+    make: (gate, endpoints) => {
+      const url = gate?.metrics?.url ?? endpoints.prometheus;
+      return url
+        ? prometheusProvider(url, {
+            scrapeIntervalMs: gate?.metrics?.scrapeInterval
+              ? parseDurationMs(gate.metrics.scrapeInterval)
+              : undefined,
+          })
+        : undefined;
+    },
+    missing: 'no Prometheus URL (gate.metrics.url or the platform)',
   },
-  scrape: (gate, endpoints, t) => {
-    const targets = gate?.metrics?.targets ?? endpoints.scrapeTargets ?? [];
-    return targets.length ? scrapeProvider(targets, [t.requests, t.duration.family]) : undefined;
+  scrape: {
+    offered: (endpoints) => !!endpoints.scrapeTargets?.length,
+    make: (gate, endpoints, t) => {
+      const targets = gate?.metrics?.targets ?? endpoints.scrapeTargets ?? [];
+      return targets.length ? scrapeProvider(targets, [t.requests, t.duration.family]) : undefined;
+    },
+    missing: 'no endpoints to scrape (gate.metrics.targets or the platform)',
   },
 };
 
-/** The source a spec and platform give: gate.metrics.source, else Prometheus when the platform has one, else a scrape. */
-export function metricsSourceOf(gate: Gate, endpoints: PlatformEndpoints): string | undefined {
-  return (
-    gate?.metrics?.source ??
-    (endpoints.prometheus ? 'prometheus' : endpoints.scrapeTargets?.length ? 'scrape' : undefined)
-  );
+/** Where a release's metric evidence comes from: the one place the source is chosen. */
+export interface MetricsSelection {
+  /** undefined: neither the spec nor the platform names a source. */
+  source?: MetricsSource;
+  /** undefined with a source: the source has nothing to read from (`problem` says what to set). */
+  provider?: MetricsProvider;
+  problem?: string;
 }
 
-/** The provider for a spec on a platform, or undefined when nothing is configured to read metrics from. */
-export function metricsProviderFor(
+/**
+ * The metrics source of a spec on a platform — gate.metrics.source, else the first the platform offers
+ * (Prometheus, then a direct scrape of its endpoints) — and its provider, reading the mesh's telemetry.
+ */
+export function selectMetrics(
   gate: Gate,
   endpoints: PlatformEndpoints,
-  telemetry: MeshTelemetry = ISTIO_TELEMETRY,
-): MetricsProvider | undefined {
-  const source = metricsSourceOf(gate, endpoints);
-  return source ? PROVIDERS[source]?.(gate, endpoints, telemetry) : undefined;
+  telemetry: MeshTelemetry,
+): MetricsSelection {
+  const source = gate?.metrics?.source ?? METRICS_SOURCES.find((s) => PROVIDERS[s].offered(endpoints));
+  if (!source) return {};
+  const provider = PROVIDERS[source].make(gate, endpoints, telemetry);
+  return provider ? { source, provider } : { source, problem: PROVIDERS[source].missing };
 }
 
 /**
@@ -64,7 +86,7 @@ export function metricsProviderFor(
  * hop by version, code, load run and route; the gated service's duration histogram by version and route;
  * the duration sums and counts per service (mean latency per hop).
  */
-export function gateQueries(service: string, t: MeshTelemetry = ISTIO_TELEMETRY): CounterQuery[] {
+export function gateQueries(service: string, t: MeshTelemetry): CounterQuery[] {
   const l = t.labels;
   const server = { [l.reporter]: t.serverReporter };
   return [
@@ -88,9 +110,9 @@ export async function requestsByVersion(
   w: MetricsWindow,
   end: number,
   service: string,
-  opts: { settle?: boolean; telemetry?: MeshTelemetry } = {},
+  t: MeshTelemetry,
+  opts: { settle?: boolean } = {},
 ): Promise<Record<string, number>> {
-  const t = opts.telemetry ?? ISTIO_TELEMETRY;
   const l = t.labels;
   const inc = await provider.increases(
     w,

@@ -4,6 +4,7 @@
  * later), or the window's last requests would be missed.
  */
 import { createPrometheusClient } from '../services/prometheus.js';
+import { seriesSelector } from './telemetry.js';
 import { sleep } from '../util/retry.js';
 import type { CounterIncrease, CounterQuery, MetricsProvider, MetricsWindow } from './types.js';
 
@@ -26,17 +27,11 @@ export function increases(
   });
 }
 
-const selector = (match: Record<string, string> = {}) => {
-  const parts = Object.entries(match).map(
-    ([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`,
-  );
-  return parts.length ? `{${parts.join(',')}}` : '';
-};
-
 export function prometheusProvider(url: string, opts: { scrapeIntervalMs?: number } = {}): MetricsProvider {
   const scrapeMs = opts.scrapeIntervalMs ?? 15_000;
   return {
     source: 'prometheus',
+    system: 'Prometheus',
     url,
     scrapeIntervalMs: scrapeMs,
     async open(): Promise<MetricsWindow> {
@@ -44,6 +39,19 @@ export function prometheusProvider(url: string, opts: { scrapeIntervalMs?: numbe
     },
     async close(w) {
       return w;
+    },
+    async inspect(q) {
+      const prom = createPrometheusClient(url, { attempts: 2 });
+      const now = Date.now();
+      const labelSets = await prom.series(seriesSelector(q.series, q.match), now - 3_600_000, now);
+      const targets = await prom.targets();
+      const intervals = targets.map((t) => t.scrapeIntervalMs).filter((x): x is number => !!x);
+      const down = targets.filter((t) => t.health !== 'up');
+      return {
+        detail: `${url}: ${targets.length} active targets${down.length ? `, ${down.length} not up (${down.map((t) => t.scrapeUrl).join(', ')})` : ''}`,
+        labelSets,
+        scrapeIntervalMs: intervals.length ? Math.max(...intervals) : undefined,
+      };
     },
     async increases(w, end, queries: CounterQuery[], o = {}) {
       if (!queries.length) return [];
@@ -57,13 +65,13 @@ export function prometheusProvider(url: string, opts: { scrapeIntervalMs?: numbe
       const at = Math.min(Date.now(), endEval);
       const out: CounterIncrease[] = [];
       for (const q of queries) {
-        const promql = `sum by (${q.by.join(', ')}) (${q.series}${selector(q.match)})`;
+        const promql = `sum by (${q.by.join(', ')}) (${seriesSelector(q.series, q.match)})`;
         out.push(...increases(await prom.instant(promql, w.start), await prom.instant(promql, at), q.series));
       }
       if (o.onInterval) {
         // The counters hold what the last scrape before each instant saw: the interval they cover runs between
         // those scrapes, which different targets take at different phases.
-        const stamps = `timestamp(${queries[0].series}${selector(queries[0].match)})`;
+        const stamps = `timestamp(${seriesSelector(queries[0].series, queries[0].match)})`;
         const edge = async (t: number) => {
           const [lo] = await prom.instant(`min(${stamps})`, t);
           const [hi] = await prom.instant(`max(${stamps})`, t);

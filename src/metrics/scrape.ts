@@ -60,11 +60,21 @@ export function scrapeProvider(targets: string[], families: string[]): MetricsPr
     'no snapshot was taken at the window start; a direct scrape can only measure a window it watched';
   return {
     source: 'scrape',
+    system: 'metrics endpoints',
     url: targets.join(' '),
     async open(): Promise<MetricsWindow> {
       // The window starts when the counters were read, not when this was called.
       const baseline = await scrapeTargets(targets, { keep });
       return { start: snapshotInstant(baseline).at, baseline };
+    },
+    async inspect(q) {
+      const snap = await scrapeTargets(targets, { keep: (n) => n === q.series });
+      return {
+        detail: targets.join(', '),
+        labelSets: snap.series
+          .filter((s) => s.name === q.series && matches(s, { ...q, by: [] }))
+          .map((s) => s.labels),
+      };
     },
     async close(w, queries) {
       if (w.increase) return w;

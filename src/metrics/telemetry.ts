@@ -46,12 +46,16 @@ export const ISTIO_TELEMETRY: MeshTelemetry = {
   serverReporter: 'destination',
 };
 
+/** `series{label="value",…}` (PromQL's quoting): how a series is named in queries and in messages. */
+export function seriesSelector(series: string, match: Record<string, string> = {}): string {
+  const parts = Object.entries(match).map(
+    ([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`,
+  );
+  return parts.length ? `${series}{${parts.join(',')}}` : series;
+}
+
 /** The version label, or the version suffix of the workload ("http-lb-v2" → "v2"). */
-export function versionOfLabels(
-  labels: Record<string, string>,
-  service: string,
-  t: MeshTelemetry = ISTIO_TELEMETRY,
-): string {
+export function versionOfLabels(labels: Record<string, string>, service: string, t: MeshTelemetry): string {
   const v = labels[t.labels.version];
   if (v && v !== 'unknown') return v;
   const w = labels[t.labels.workload] ?? '';

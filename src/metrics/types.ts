@@ -1,3 +1,4 @@
+import type { MetricsSource } from '../contract/index.js';
 import type { QueryLog } from '../services/query-log.js';
 import type { ScrapedSeries, ScrapeSnapshot } from '../services/scrape.js';
 
@@ -49,13 +50,25 @@ export interface CoveredInterval {
   uncertaintyMs: number;
 }
 
+/** What a pre-flight check learns from a backend before any traffic moves. */
+export interface ProviderInspection {
+  /** What was reached, for the "reachable" check ("http://prometheus:9090: 12 active targets"). */
+  detail: string;
+  /** Label sets of the series the query selects (Prometheus: over the last hour; a scrape: now). */
+  labelSets: Array<Record<string, string>>;
+  /** The longest scrape interval the backend reports for its targets, when it reports one. */
+  scrapeIntervalMs?: number;
+}
+
 /**
  * Where metric numbers come from (Flagger's "providers"): Prometheus' HTTP API, or a direct scrape of
  * Prometheus text endpoints. Adding a backend (Datadog, CloudWatch) is a new file implementing this and one
  * line in `index.ts`.
  */
 export interface MetricsProvider {
-  readonly source: string;
+  readonly source: MetricsSource;
+  /** The backend in words, for checks and messages ("Prometheus", "metrics endpoints"). */
+  readonly system: string;
   /** For messages and the evidence bundle (never with credentials). */
   readonly url: string;
   /** How far behind the backend may be (Prometheus' scrape interval); recorded with the evidence. */
@@ -68,6 +81,11 @@ export interface MetricsProvider {
    * their labels), since it cannot read the past. Later queries of the window read those labels only.
    */
   close(w: MetricsWindow, queries: CounterQuery[]): Promise<MetricsWindow>;
+  /**
+   * Pre-flight: is the backend reachable, which series match `query` (its `by` is ignored), how often it
+   * scrapes. Throws (the backend's error, naming it) when it cannot be read.
+   */
+  inspect(query: Omit<CounterQuery, 'by'>): Promise<ProviderInspection>;
   /** Increase of each queried counter series from the window's start to `end`; empty queries give nothing. */
   increases(
     w: MetricsWindow,

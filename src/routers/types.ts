@@ -1,11 +1,14 @@
 /**
  * The traffic-router port: how the release engine moves traffic on a mesh, whatever the mesh is (the spirit
- * of Argo Rollouts' traffic routers). One implementation per mesh lives in its own folder (`istio/`); the
- * sandbox is reached through the same implementation because it serves the Istio API. The engine never
- * names a mesh object: it asks for a target and reads back weights and the release state.
+ * of Argo Rollouts' traffic routers). The engine never names a mesh object: it asks for a target and reads
+ * back weights and the release state. One `TrafficRouter` serves every mesh (`router.ts`: the read, the one
+ * conflict-retried write of routes + state, the split check); what differs per mesh is a `MeshRoutes` in its
+ * own folder (`istio/`): its objects and the pure functions that read and patch them. The sandbox is reached
+ * through the same code because it serves the same API as a cluster.
  */
-import type { ReleasePlan, TrafficTarget } from '../canary/plan.js';
+import type { TrafficTarget } from '../canary/plan.js';
 import type { ReleaseState } from '../canary/machine.js';
+import type { KubeObject, ObjectRef, Platform } from '../services/platform.js';
 
 /** Weights on the routes as the mesh's configuration says them now. */
 export interface ObservedRoutes extends TrafficTarget {
@@ -61,5 +64,29 @@ export interface TrafficRouter {
   ): SplitCheck;
 }
 
-/** Creates a router for a plan on a platform; one registration per mesh in `routers/index.ts`. */
-export type RouterFactory<P> = (platform: P, plan: ReleasePlan) => TrafficRouter;
+/**
+ * What one mesh contributes: the object that holds the service's routes (and the release state, in its
+ * annotations), the objects beside it, and pure functions of the route object. The shared router reads the
+ * object, writes `patch` and the state in one merge patch guarded by the read's resourceVersion, and checks the
+ * split on observed traffic; a mesh never writes by itself.
+ */
+export interface MeshRoutes {
+  /** Mesh name for messages ("istio"). */
+  readonly mesh: string;
+  /** The object that holds the service's routes and the release state. */
+  readonly ref: ObjectRef;
+  /** What to check when the route object is missing on this kind of platform, naming a command that exists. */
+  missingHint(platform: Platform['kind']): string;
+  /** Objects the routes need beside the route object, created when missing (never changed when present). */
+  companions(): KubeObject[];
+  /**
+   * The target the route object carries now, with the stable weight; exit 2 (InvalidInputError naming the
+   * spec field) when it has no route clover-cd can manage.
+   */
+  observe(routeObject: KubeObject): ObservedRoutes;
+  /**
+   * The JSON merge patch that moves the route object to `target`, computed from it: only what clover-cd
+   * manages changes, other writers' routes and fields stay. Rollback is `STABLE_TARGET` from the current object.
+   */
+  patch(routeObject: KubeObject, target: TrafficTarget): Record<string, unknown>;
+}

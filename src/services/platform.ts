@@ -134,3 +134,26 @@ export async function modifyWithRetry(
     }
   }
 }
+
+/** The object, or exit 4 naming it, the platform and `hint` (what to check, with a command that exists). */
+export async function requireObject(platform: Platform, ref: ObjectRef, hint: string): Promise<KubeObject> {
+  const found = await platform.get(ref);
+  if (!found)
+    throw new InfrastructureError(
+      platform.kind === 'kubernetes' ? 'Kubernetes API' : 'sandbox',
+      `get ${describeRef(ref)}`,
+      `not found on ${platform.description}`,
+      hint,
+    );
+  return found;
+}
+
+/** Create the objects that do not exist yet; existing ones are left as they are (they may carry live weights). */
+export async function ensureObjects(platform: Platform, objects: KubeObject[]): Promise<KubeObject[]> {
+  const created: KubeObject[] = [];
+  for (const o of objects) {
+    const ref = refOf(o);
+    if (!(await platform.get(ref))) created.push(...(await platform.apply([o])));
+  }
+  return created;
+}

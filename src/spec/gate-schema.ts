@@ -1,3 +1,4 @@
+import { METRICS_SOURCES } from '../contract/index.js';
 /** JSON Schema of the spec's gate: its settings and each rule kind's body (validate.ts checks the key). */
 import { metricRuleSchema } from './metric-query.js';
 import { closed, duration, percent, shortName, type Schema } from './schema-parts.js';
@@ -130,7 +131,7 @@ export const gateSchema = closed(
     minSamples: { type: 'integer', minimum: 1 },
     metrics: closed(
       {
-        source: { enum: ['prometheus', 'scrape'] },
+        source: { enum: [...METRICS_SOURCES] },
         url: { type: 'string', pattern: '^https?://' },
         targets: { type: 'array', items: { type: 'string', pattern: '^https?://' } },
         scrapeInterval: duration,

@@ -11,6 +11,7 @@ service:
   namespace: default
   port: 9180
   versionLabel: version           # pod label that tells versions apart; DestinationRule subsets use it
+  mesh: istio                     # the mesh whose routes carry the release (and names its telemetry)
   stable: v1                      # version serving today
   candidate: v2                   # version being released
   candidateImage: opnfv/clover-ns-nginx-lb:opnfv-7.0.0

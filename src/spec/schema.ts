@@ -1,3 +1,4 @@
+import { MESHES } from '../contract/index.js';
 import { gateSchema } from './gate-schema.js';
 import { metricTemplatesSchema } from './metric-query.js';
 import { closed, duration, name, percent, shortName, weight, type Schema } from './schema-parts.js';
@@ -38,6 +39,7 @@ export const serviceSchema = closed(
     readyTimeout: duration,
     virtualService: name,
     gateways: { type: 'array', items: { type: 'string' } },
+    mesh: { enum: [...MESHES], description: `the mesh that routes the service: ${MESHES.join(', ')}` },
   },
   ['name', 'namespace', 'port', 'stable', 'candidate'],
 );

@@ -2,6 +2,7 @@
  * The release spec (`apiVersion: clover-cd/v1`, `kind: Release`) as the rest of clover-cd sees it.
  * Durations and percentages stay as the user wrote them ("60s", "1%"); helpers in util/units parse them.
  */
+import type { Mesh, MetricsSource } from '../contract/index.js';
 
 export type Duration = string; // "500ms" | "30s" | "2m" | "1h"
 export type Percent = string; // "1%" | "0.5%"
@@ -42,6 +43,8 @@ export interface ServiceTarget {
   /** Existing VirtualService / gateway names, when clover-cd manages routes of an existing object. */
   virtualService?: string;
   gateways?: string[];
+  /** The mesh whose routes carry the release (default istio): picks the traffic router and the telemetry names. */
+  mesh?: Mesh;
 }
 
 export interface CanaryStrategy {
@@ -223,7 +226,7 @@ export interface GateSpec {
   /** Per-version minimum of requests in a window; below it a rule is inconclusive. */
   minSamples?: number;
   /** Where metric evidence comes from. */
-  metrics?: { source: 'prometheus' | 'scrape'; url?: string; targets?: string[]; scrapeInterval?: Duration };
+  metrics?: { source: MetricsSource; url?: string; targets?: string[]; scrapeInterval?: Duration };
   tracing?: { url: string };
   /**
    * Share of requests the tracer keeps ("1%", or a fraction such as 0.01). Without it the rate is read from

@@ -3,7 +3,15 @@
  * (a scrape snapshot when metrics are scraped directly), closed by the gate or by a split observation.
  */
 import { exitCodeForOutcome } from '../contract/index.js';
-import { gateQueries, metricsProviderFor, requestsByVersion, type MetricsWindow } from '../metrics/index.js';
+import {
+  gateQueries,
+  requestsByVersion,
+  selectMetrics,
+  type MetricsProvider,
+  type MetricsSelection,
+  type MetricsWindow,
+} from '../metrics/index.js';
+import { telemetryOf } from '../routers/index.js';
 import type { Platform, PlatformEndpoints } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import { checkSplit, runGate, type GateRun, type LoadRunResultLike, type Look } from '../validators/index.js';
@@ -14,8 +22,14 @@ import { writeGateHtml } from '../reports/index.js';
 /** Start of an observation window: its time, and a scrape snapshot when metrics are scraped directly. */
 export type WindowStart = MetricsWindow;
 
+/** The spec's metrics source and provider on a platform, reading its mesh's telemetry. */
+export const metricsOf = (spec: ReleaseSpec, endpoints: PlatformEndpoints): MetricsSelection =>
+  selectMetrics(spec.gate, endpoints, telemetryOf(spec));
+const providerOf = (spec: ReleaseSpec, endpoints: PlatformEndpoints): MetricsProvider | undefined =>
+  metricsOf(spec, endpoints).provider;
+
 export async function openWindow(spec: ReleaseSpec, endpoints: PlatformEndpoints): Promise<WindowStart> {
-  const provider = metricsProviderFor(spec.gate, endpoints);
+  const provider = providerOf(spec, endpoints);
   return provider ? provider.open() : { start: Date.now() };
 }
 
@@ -25,8 +39,8 @@ export async function closeWindow(
   endpoints: PlatformEndpoints,
   w: WindowStart,
 ): Promise<WindowStart> {
-  const provider = metricsProviderFor(spec.gate, endpoints);
-  return provider ? provider.close(w, gateQueries(spec.service.name)) : w;
+  const provider = providerOf(spec, endpoints);
+  return provider ? provider.close(w, gateQueries(spec.service.name, telemetryOf(spec))) : w;
 }
 
 export interface GateStageOptions {
@@ -50,6 +64,7 @@ export async function runGateStage(
   const run = await runGate(spec, {
     window: { start: opts.window.start, end: opts.end ?? Date.now() },
     endpoints: platform.endpoints(),
+    telemetry: telemetryOf(spec),
     load: opts.load,
     candidateWeight: opts.candidateWeight,
     evidenceDir: opts.evidenceDir,
@@ -71,7 +86,7 @@ export async function runGateStage(
 
 /** Whether requests per version can be observed at all: a Prometheus API, or endpoints to scrape. */
 export function canObserveSplit(spec: ReleaseSpec, endpoints: PlatformEndpoints): boolean {
-  return metricsProviderFor(spec.gate, endpoints) !== undefined;
+  return providerOf(spec, endpoints) !== undefined;
 }
 
 /**
@@ -84,9 +99,9 @@ export async function observeSplit(
   w: WindowStart,
   opts: { settle?: boolean } = {},
 ): Promise<{ stable: number; candidate: number }> {
-  const provider = metricsProviderFor(spec.gate, endpoints);
+  const provider = providerOf(spec, endpoints);
   if (!provider) return { stable: 0, candidate: 0 };
-  const byVersion = await requestsByVersion(provider, w, Date.now(), spec.service.name, {
+  const byVersion = await requestsByVersion(provider, w, Date.now(), spec.service.name, telemetryOf(spec), {
     settle: opts.settle,
   });
   return { stable: byVersion[spec.service.stable] ?? 0, candidate: byVersion[spec.service.candidate] ?? 0 };
@@ -98,16 +113,18 @@ export async function takeLook(
   endpoints: PlatformEndpoints,
   w: WindowStart,
 ): Promise<Look | undefined> {
-  const provider = metricsProviderFor(spec.gate, endpoints);
+  const provider = providerOf(spec, endpoints);
   if (!provider) return undefined;
-  const inc = await provider.increases(w, Date.now(), gateQueries(spec.service.name), { settle: false });
-  const source = provider.source === 'prometheus' ? 'prometheus' : 'scrape';
-  return lookOf(metricEvidence(source, inc, spec.service.name), spec.service.name, Date.now());
+  const inc = await provider.increases(w, Date.now(), gateQueries(spec.service.name, telemetryOf(spec)), {
+    settle: false,
+  });
+  const evidence = metricEvidence(provider.source, inc, spec.service.name, telemetryOf(spec));
+  return lookOf(evidence, spec.service.name, Date.now());
 }
 
 /** How often the window is looked at: the metrics backend's scrape interval, or every second for a direct scrape. */
 export function lookCadenceMs(spec: ReleaseSpec, endpoints: PlatformEndpoints): number {
-  return metricsProviderFor(spec.gate, endpoints)?.scrapeIntervalMs ?? 1000;
+  return providerOf(spec, endpoints)?.scrapeIntervalMs ?? 1000;
 }
 
 export { checkSplit };

@@ -1,7 +1,7 @@
 /** Stage runners and the release engine: each returns a result carrying its exit code. */
 export { setTraffic, getTraffic, promote, rollback, type TrafficResult } from './traffic.js';
 export { runLoadStage, readLoadPlan, type LoadStageResult } from './load.js';
-export { runGateStage, openWindow, observeSplit, takeLook } from './gate.js';
+export { runGateStage, openWindow, observeSplit, takeLook, canObserveSplit, metricsOf } from './gate.js';
 export {
   ReleaseEngine,
   runRelease,

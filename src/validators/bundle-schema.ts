@@ -4,9 +4,12 @@
  * open (unknown keys are allowed) so bundles written by newer or older clover-cd still replay; every field
  * the rules read is typed and bounded. Rule bodies are checked against the release spec's rule schemas.
  */
+import { METRICS_SOURCES } from '../contract/index.js';
+import type { MeshTelemetry } from '../metrics/index.js';
 import { gateRuleSchemas } from '../spec/schema.js';
 import type { InputProblem } from '../util/errors.js';
 import { joinPath, validateAgainst } from '../util/schema.js';
+import { OTHER_SOURCES } from './types.js';
 
 type Schema = Record<string, unknown>;
 
@@ -24,6 +27,18 @@ const epochMs: Schema = {
   maximum: 8.64e15,
   description: 'a time in epoch milliseconds',
 };
+
+const name: Schema = { type: 'string', minLength: 1 };
+// Every label the rules read from a bundle's telemetry description.
+const TELEMETRY_LABELS = [
+  'service',
+  'version',
+  'workload',
+  'code',
+  'reporter',
+  'load',
+  'route',
+] as const satisfies ReadonlyArray<keyof MeshTelemetry['labels']>;
 
 const versionCounts = obj({ requests: count, errors: count, codes: map(count) }, ['requests', 'errors']);
 const histogram = obj(
@@ -80,6 +95,21 @@ export const bundleSchema: Schema = obj(
       ['name', 'stable', 'candidate'],
     ),
     window: obj({ start: epochMs, end: epochMs }, ['start', 'end']),
+    telemetry: obj(
+      {
+        mesh: name,
+        requests: name,
+        duration: obj({ family: name, bucket: name, sum: name, count: name }, [
+          'family',
+          'bucket',
+          'sum',
+          'count',
+        ]),
+        labels: obj(Object.fromEntries(TELEMETRY_LABELS.map((k) => [k, name])), [...TELEMETRY_LABELS]),
+        serverReporter: name,
+      },
+      ['mesh', 'requests', 'duration', 'labels', 'serverReporter'],
+    ),
     candidateWeight: { type: 'number', minimum: 0, maximum: 100 },
     minSamples: { type: 'integer', minimum: 1 },
     alpha: probability,
@@ -99,7 +129,7 @@ export const bundleSchema: Schema = obj(
       type: 'array',
       items: obj(
         {
-          name: { enum: ['prometheus', 'scrape', 'jaeger', 'load', 'redis', 'clovisor'] },
+          name: { enum: [...METRICS_SOURCES, ...OTHER_SOURCES] },
           url: text,
           status: { enum: ['ok', 'down', 'not-configured'] },
           error: text,
@@ -114,7 +144,7 @@ export const bundleSchema: Schema = obj(
     evidence: obj({
       metrics: obj(
         {
-          source: { enum: ['prometheus', 'scrape'] },
+          source: { enum: [...METRICS_SOURCES] },
           hops: map(map(versionCounts)),
           latency: map(histogram),
           missing: { type: 'array', items: text },

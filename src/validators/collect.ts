@@ -8,7 +8,7 @@ import { CloverError } from '../util/errors.js';
 import { createJaegerClient, forEachTrace } from '../services/jaeger.js';
 import { openVisibilityStore } from '../services/redis.js';
 import type { ReleaseSpec } from '../spec/types.js';
-import { gateQueries, metricsProviderFor, metricsSourceOf, type CoveredInterval } from '../metrics/index.js';
+import { gateQueries, selectMetrics, type CoveredInterval } from '../metrics/index.js';
 import { gateSettings } from './sequential/looks.js';
 import { metricEvidence } from './metrics.js';
 import { collectMetricRules, metricRulesOf } from './metric-rule.js';
@@ -65,6 +65,7 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
       candidate: spec.service.candidate,
     },
     window: { ...ctx.window },
+    telemetry: ctx.telemetry,
     candidateWeight: ctx.candidateWeight,
     plannedSamples: ctx.plannedSamples,
     ...gateSettings(spec),
@@ -76,24 +77,11 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
   };
   const gate = spec.gate;
   // Metrics: the mesh's telemetry (which series, which labels) read from its provider (Prometheus, a scrape).
-  const metricsSource = metricsSourceOf(gate, ctx.endpoints);
+  const { source: metricsSource, provider, problem } = selectMetrics(gate, ctx.endpoints, ctx.telemetry);
   if (metricsSource) {
-    const provider = metricsProviderFor(gate, ctx.endpoints);
-    const rec: SourceRecord = {
-      name: metricsSource as SourceRecord['name'],
-      url: provider?.url,
-      status: 'ok',
-      queries: [],
-    };
+    const rec: SourceRecord = { name: metricsSource, url: provider?.url, status: 'ok', queries: [] };
     sources.push(rec);
-    if (!provider)
-      Object.assign(rec, {
-        status: 'not-configured',
-        error:
-          metricsSource === 'prometheus'
-            ? 'no Prometheus URL (gate.metrics.url or the platform)'
-            : 'no endpoints to scrape (gate.metrics.targets or the platform)',
-      });
+    if (!provider) Object.assign(rec, { status: 'not-configured', error: problem });
     else if (
       metricsSource === 'scrape' &&
       !ctx.metricsWindow?.baseline &&
@@ -112,15 +100,12 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
         const inc = await provider.increases(
           { ...ctx.metricsWindow, start: ctx.window.start },
           ctx.window.end,
-          gateQueries(spec.service.name),
+          gateQueries(spec.service.name, ctx.telemetry),
           { log: rec.queries, onNote: ctx.onNote, onInterval: (i) => (interval = i) },
         );
-        const evidence = metricEvidence(
-          metricsSource === 'prometheus' ? 'prometheus' : 'scrape',
-          inc,
-          spec.service.name,
-          { loadRunId: ctx.load?.runId },
-        );
+        const evidence = metricEvidence(metricsSource, inc, spec.service.name, ctx.telemetry, {
+          loadRunId: ctx.load?.runId,
+        });
         if (interval)
           evidence.interval = {
             start: Math.round(interval.start),
@@ -138,6 +123,7 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
             provider.url,
             ctx.window.end,
             ctx.window.end - ctx.window.start,
+            ctx.telemetry,
             rec.queries,
           );
       } catch (err) {

@@ -17,6 +17,7 @@
  * Bundles written before tags and hop latencies existed are judged as before (no allowance to derive).
  */
 import { parsePercent } from '../util/units.js';
+import { serverSeries, telemetryOfBundle } from './metrics.js';
 import { noData, type Body, type Partial } from './rules-common.js';
 import type { EvidenceBundle, VersionCounts } from './types.js';
 
@@ -85,6 +86,7 @@ export function conservation(b: EvidenceBundle, r: Body<'conservation'>): Partia
   const m = b.evidence.metrics;
   const t = b.evidence.traces;
   const load = b.evidence.load;
+  const telemetry = telemetryOfBundle(b);
   const counts: Count[] = [];
   const notes: string[] = [];
   const missing: string[] = [];
@@ -94,8 +96,7 @@ export function conservation(b: EvidenceBundle, r: Body<'conservation'>): Partia
   const hopTotals: Array<{ hop: string; value: number; source: string }> = [];
   for (const hop of hops) {
     const byVersion = m?.hops[hop];
-    if (m && !byVersion)
-      missing.push(`istio_requests_total{reporter="destination",destination_service_name="${hop}"}`);
+    if (m && !byVersion) missing.push(serverSeries(telemetry, telemetry.requests, { service: hop }));
     if (byVersion) hopTotals.push({ hop, value: sum(byVersion) / (fan[hop] ?? 1), source: m.source });
     else if (!m && t?.hops[hop] !== undefined)
       hopTotals.push({ hop, value: t.hops[hop] / (fan[hop] ?? 1), source: 'jaeger' });
@@ -132,7 +133,7 @@ export function conservation(b: EvidenceBundle, r: Body<'conservation'>): Partia
       notes.push('the load ran across the window edges: tagged counts get the in-flight allowance');
   } else if (load && m && !tagged && load.runId) {
     notes.push(
-      'no clover_cd_load label on the metrics: load requests cannot be told apart from user traffic',
+      `no ${telemetry.labels.load} label on the metrics: load requests cannot be told apart from user traffic`,
     );
   }
 

@@ -4,6 +4,7 @@
  * returns several series is reported per rule before any traffic moves.
  */
 import { createPrometheusClient } from '../services/prometheus.js';
+import type { MeshTelemetry } from '../metrics/index.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import { metricRulesOf, renderedQueries, runMetricQuery } from './metric-rule.js';
 
@@ -21,6 +22,7 @@ export async function metricRuleChecks(
   spec: ReleaseSpec,
   prometheusUrl: string | undefined,
   windowMs: number,
+  telemetry: MeshTelemetry,
 ): Promise<Check[]> {
   const rules = metricRulesOf(spec);
   if (!rules.length) return [];
@@ -39,7 +41,7 @@ export async function metricRuleChecks(
     const name = `gate.rules[${index}].metric (${rule.metric.name ?? rule.metric.template})`;
     let queries: ReturnType<typeof renderedQueries>;
     try {
-      queries = renderedQueries(spec, rule.metric, windowMs);
+      queries = renderedQueries(spec, rule.metric, windowMs, telemetry);
     } catch (err) {
       checks.push({ check: name, status: 'invalid', detail: message(err) });
       continue;

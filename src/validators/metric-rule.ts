@@ -5,7 +5,7 @@
  * is not a statistical test: it is decided once, on the window the decision closed, and spends no alpha.
  * No data is never a pass: no series, NaN, or fewer samples than minSamples is inconclusive, saying why.
  */
-import { ISTIO_TELEMETRY, type MeshTelemetry } from '../metrics/index.js';
+import type { MeshTelemetry } from '../metrics/index.js';
 import {
   createPrometheusClient,
   PrometheusQueryError,
@@ -30,7 +30,7 @@ export function metricVariables(
   spec: ReleaseSpec,
   version: string,
   windowMs: number,
-  t: MeshTelemetry = ISTIO_TELEMETRY,
+  t: MeshTelemetry,
 ): MetricVariables {
   const { name, namespace, stable, candidate } = spec.service;
   const selector = (v: string) =>
@@ -86,11 +86,12 @@ export function renderedQueries(
   spec: ReleaseSpec,
   body: MetricRuleBody,
   windowMs: number,
+  telemetry: MeshTelemetry,
 ): Array<{ version: string; value: string; samples?: string }> {
   const resolved = resolveMetricRule(spec.metrics, body, 'metric');
   if (!resolved) throw new Error(`template "${body.template}" is not defined under metrics:`);
   return versionsOf(spec, body).map((version) => {
-    const vars = metricVariables(spec, version, windowMs);
+    const vars = metricVariables(spec, version, windowMs, telemetry);
     const samples = resolved.samples === undefined ? undefined : renderMetricQuery(resolved.samples, vars);
     return { version, value: renderMetricQuery(resolved.query, vars), samples };
   });
@@ -119,6 +120,7 @@ export async function collectMetricRules(
   prometheusUrl: string,
   at: number,
   windowMs: number,
+  telemetry: MeshTelemetry,
   log?: QueryLog,
 ): Promise<Record<string, MetricRuleEvidence>> {
   const prom = createPrometheusClient(prometheusUrl, { log });
@@ -128,7 +130,7 @@ export async function collectMetricRules(
     out[metricRuleName(rule.metric)] = ev;
     let queries: ReturnType<typeof renderedQueries>;
     try {
-      queries = renderedQueries(spec, rule.metric, windowMs);
+      queries = renderedQueries(spec, rule.metric, windowMs, telemetry);
     } catch (err) {
       ev.error = `the query does not render: ${err instanceof Error ? err.message : String(err)}`;
       continue;

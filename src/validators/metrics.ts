@@ -1,20 +1,35 @@
 /**
- * Istio's standard metrics (istio_requests_total, istio_request_duration_milliseconds) reduced to the
- * gate's metric evidence: per hop and version request counts by code, and the gated service's latency
- * histogram per version. Input is counter increases over the window, from Prometheus or a direct scrape.
+ * A mesh's request metrics (Istio's istio_requests_total, istio_request_duration_milliseconds, as its
+ * telemetry description names them) reduced to the gate's metric evidence: per hop and version request counts
+ * by code, and the gated service's latency histogram per version. Input is counter increases over the window,
+ * from Prometheus or a direct scrape.
  */
-import { ISTIO_TELEMETRY, versionOfLabels, type CounterIncrease } from '../metrics/index.js';
-import type { Histogram, MetricEvidence, VersionCounts } from './types.js';
+import {
+  ISTIO_TELEMETRY,
+  seriesSelector,
+  versionOfLabels,
+  type CounterIncrease,
+  type MeshTelemetry,
+} from '../metrics/index.js';
+import type { MetricsSource } from '../contract/index.js';
+import type { EvidenceBundle, Histogram, MetricEvidence, VersionCounts } from './types.js';
 
-// The names come from the mesh's telemetry description (metrics/telemetry.ts).
-export const REQUESTS = ISTIO_TELEMETRY.requests;
-export const DURATION_BUCKET = ISTIO_TELEMETRY.duration.bucket;
-export const DURATION_SUM = ISTIO_TELEMETRY.duration.sum;
-export const DURATION_COUNT = ISTIO_TELEMETRY.duration.count;
-/** Custom dimensions (Istio Telemetry tagOverrides, deploy/sdc/telemetry.yaml): the load's run id and the route. */
-export const LOAD_LABEL = ISTIO_TELEMETRY.labels.load;
-export const ROUTE_LABEL = ISTIO_TELEMETRY.labels.route;
 export { versionOfLabels, type CounterIncrease };
+
+/** What the bundle's telemetry called things; bundles written before it was recorded read Istio's series. */
+export const telemetryOfBundle = (b: Pick<EvidenceBundle, 'telemetry'>): MeshTelemetry =>
+  b.telemetry ?? ISTIO_TELEMETRY;
+
+/** A series of the telemetry as messages name it: server-side reports, with the labels given. */
+export function serverSeries(
+  t: MeshTelemetry,
+  series: string,
+  labels: Partial<Record<keyof MeshTelemetry['labels'], string>> = {},
+): string {
+  const match: Record<string, string> = { [t.labels.reporter]: t.serverReporter };
+  for (const [k, v] of Object.entries(labels)) match[t.labels[k as keyof MeshTelemetry['labels']]] = v!;
+  return seriesSelector(series, match);
+}
 
 const addCount = (to: Record<string, VersionCounts>, v: string, code: string, n: number) => {
   const c = (to[v] ??= { requests: 0, errors: 0, codes: {} });
@@ -38,15 +53,18 @@ function prune(byHop: Record<string, Record<string, VersionCounts>>): void {
 }
 
 /**
- * Counter increases → metric evidence. With `loadRunId`, series labelled clover_cd_load="<run id>" are also
- * counted apart (the load's own requests); series with request_path give the gated service per route.
+ * Counter increases → metric evidence, read with the mesh's telemetry `t`. With `loadRunId`, series whose load
+ * label (Istio: clover_cd_load) is the run id are also counted apart (the load's own requests); series with a
+ * route label (Istio: request_path) give the gated service per route.
  */
 export function metricEvidence(
-  source: 'prometheus' | 'scrape',
+  source: MetricsSource,
   increases: CounterIncrease[],
   service: string,
+  t: MeshTelemetry,
   opts: { loadRunId?: string } = {},
 ): MetricEvidence {
+  const l = t.labels;
   const hops: Record<string, Record<string, VersionCounts>> = {};
   const tagged: Record<string, Record<string, VersionCounts>> = {};
   const routes: Record<string, Record<string, VersionCounts>> = {};
@@ -58,24 +76,23 @@ export function metricEvidence(
   let sawBuckets = false;
   let sawLoadLabel = false;
   for (const s of increases) {
-    if (s.labels.reporter && s.labels.reporter !== 'destination') continue;
-    const svc = s.labels.destination_service_name ?? '';
-    const route = s.labels[ROUTE_LABEL];
+    if (s.labels[l.reporter] && s.labels[l.reporter] !== t.serverReporter) continue;
+    const svc = s.labels[l.service] ?? '';
+    const route = s.labels[l.route];
     const hasRoute = route !== undefined && route !== '' && route !== 'unknown';
-    if (s.name === REQUESTS) {
+    if (s.name === t.requests) {
       sawRequests = true;
       if (!svc) continue;
-      const v = versionOfLabels(s.labels, svc);
+      const v = versionOfLabels(s.labels, svc, t);
       const n = Math.round(s.value);
-      const code = s.labels.response_code ?? '0';
+      const code = s.labels[l.code] ?? '0';
       addCount((hops[svc] ??= {}), v, code, n);
-      if (s.labels[LOAD_LABEL] !== undefined && s.labels[LOAD_LABEL] !== '') sawLoadLabel = true;
-      if (opts.loadRunId && s.labels[LOAD_LABEL] === opts.loadRunId)
-        addCount((tagged[svc] ??= {}), v, code, n);
+      if (s.labels[l.load] !== undefined && s.labels[l.load] !== '') sawLoadLabel = true;
+      if (opts.loadRunId && s.labels[l.load] === opts.loadRunId) addCount((tagged[svc] ??= {}), v, code, n);
       if (svc === service && hasRoute) addCount((routes[route] ??= {}), v, code, n);
-    } else if (s.name === DURATION_BUCKET && (!svc || svc === service)) {
+    } else if (s.name === t.duration.bucket && (!svc || svc === service)) {
       sawBuckets = true;
-      const v = versionOfLabels(s.labels, service);
+      const v = versionOfLabels(s.labels, service, t);
       const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
       const m = (buckets[v] ??= new Map());
       m.set(le, (m.get(le) ?? 0) + s.value);
@@ -83,8 +100,8 @@ export function metricEvidence(
         const rm = ((routeBuckets[route] ??= {})[v] ??= new Map());
         rm.set(le, (rm.get(le) ?? 0) + s.value);
       }
-    } else if ((s.name === DURATION_SUM || s.name === DURATION_COUNT) && svc) {
-      const into = s.name === DURATION_SUM ? durSum : durCount;
+    } else if ((s.name === t.duration.sum || s.name === t.duration.count) && svc) {
+      const into = s.name === t.duration.sum ? durSum : durCount;
       into[svc] = (into[svc] ?? 0) + s.value;
     }
   }
@@ -105,9 +122,8 @@ export function metricEvidence(
   const hopLatencyMs: Record<string, number> = {};
   for (const [svc, n] of Object.entries(durCount)) if (n > 0) hopLatencyMs[svc] = durSum[svc] / n;
   const missing: string[] = [];
-  if (!sawRequests) missing.push(`${REQUESTS}{reporter="destination"}`);
-  if (!sawBuckets)
-    missing.push(`${DURATION_BUCKET}{reporter="destination",destination_service_name="${service}"}`);
+  if (!sawRequests) missing.push(serverSeries(t, t.requests));
+  if (!sawBuckets) missing.push(serverSeries(t, t.duration.bucket, { service }));
   const ev: MetricEvidence = { source, hops, latency, missing };
   // Only when the label exists: without it the rule says the load cannot be told apart, rather than "0 tagged".
   if (opts.loadRunId && sawLoadLabel) ev.tagged = tagged;

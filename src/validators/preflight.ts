@@ -4,13 +4,11 @@
  * gates fail ("no values found") is caught here instead of at the first analysis.
  */
 import { createJaegerClient } from '../services/jaeger.js';
+import { selectMetrics, versionOfLabels, type MeshTelemetry } from '../metrics/index.js';
 import type { PlatformEndpoints } from '../services/platform.js';
-import { createPrometheusClient } from '../services/prometheus.js';
-import { scrapeTargets } from '../services/scrape.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import { ExitCode } from '../util/errors.js';
 import { formatDuration, parseDurationMs } from '../util/units.js';
-import { REQUESTS, versionOfLabels } from './metrics.js';
 import { metricRuleChecks } from './metric-preflight.js';
 
 export interface PreflightCheck {
@@ -73,34 +71,31 @@ async function samplingCheck(
 
 const message = (err: unknown) => (err instanceof Error ? err.message.split('\n')[0] : String(err));
 
-export async function preflight(spec: ReleaseSpec, endpoints: PlatformEndpoints): Promise<PreflightResult> {
+export async function preflight(
+  spec: ReleaseSpec,
+  endpoints: PlatformEndpoints,
+  telemetry: MeshTelemetry,
+): Promise<PreflightResult> {
   const checks: PreflightCheck[] = [];
   const svc = spec.service.name;
   const { stable, candidate } = spec.service;
-  const source =
-    spec.gate?.metrics?.source ??
-    (endpoints.prometheus ? 'prometheus' : endpoints.scrapeTargets?.length ? 'scrape' : undefined);
+  const l = telemetry.labels;
+  const { source, provider, problem } = selectMetrics(spec.gate, endpoints, telemetry);
   const window = strategyWindowMs(spec);
-  const series = `${REQUESTS}{reporter="destination",destination_service_name="${svc}"}`;
+  const match = { [l.reporter]: telemetry.serverReporter, [l.service]: svc };
+  const series = `${telemetry.requests}{${Object.entries(match)
+    .map(([k, v]) => `${k}="${v}"`)
+    .join(',')}}`;
   let labelSets: Array<Record<string, string>> = [];
 
-  if (source === 'prometheus') {
-    const url = spec.gate?.metrics?.url ?? endpoints.prometheus!;
-    const prom = createPrometheusClient(url, { attempts: 2 });
+  if (provider) {
     try {
-      const now = Date.now();
-      labelSets = await prom.series(series, now - 3_600_000, now);
-      const targets = await prom.targets();
-      const intervals = targets.map((t) => t.scrapeIntervalMs).filter((x): x is number => !!x);
+      const found = await provider.inspect({ series: telemetry.requests, match });
+      labelSets = found.labelSets;
+      checks.push({ check: `${provider.system} reachable`, status: 'ok', detail: found.detail });
       const interval = spec.gate?.metrics?.scrapeInterval
         ? parseDurationMs(spec.gate.metrics.scrapeInterval)
-        : Math.max(0, ...intervals);
-      const down = targets.filter((t) => t.health !== 'up');
-      checks.push({
-        check: 'Prometheus reachable',
-        status: 'ok',
-        detail: `${url}: ${targets.length} active targets${down.length ? `, ${down.length} not up (${down.map((t) => t.scrapeUrl).join(', ')})` : ''}`,
-      });
+        : found.scrapeIntervalMs;
       if (window && interval) {
         // Four scrapes per window (flagger#1123): fewer and a rate or a counter delta rests on one or two points.
         const ok = window >= 4 * interval;
@@ -111,28 +106,17 @@ export async function preflight(spec: ReleaseSpec, endpoints: PlatformEndpoints)
         });
       }
     } catch (err) {
-      checks.push({ check: 'Prometheus reachable', status: 'down', detail: message(err) });
-    }
-  } else if (source === 'scrape') {
-    const targets = spec.gate?.metrics?.targets ?? endpoints.scrapeTargets ?? [];
-    try {
-      const snap = await scrapeTargets(targets, { keep: (n) => n === REQUESTS });
-      labelSets = snap.series
-        .filter((s) => s.labels.reporter === 'destination' && s.labels.destination_service_name === svc)
-        .map((s) => s.labels);
-      checks.push({ check: 'metrics endpoints reachable', status: 'ok', detail: targets.join(', ') });
-    } catch (err) {
-      checks.push({ check: 'metrics endpoints reachable', status: 'down', detail: message(err) });
+      checks.push({ check: `${provider.system} reachable`, status: 'down', detail: message(err) });
     }
   } else {
     checks.push({
       check: 'metric source configured',
       status: 'missing',
-      detail: 'no Prometheus URL or scrape targets (gate.metrics or the platform)',
+      detail: source ? problem! : 'no Prometheus URL or scrape targets (gate.metrics or the platform)',
     });
   }
 
-  if (checks.every((c) => c.status !== 'down') && source) {
+  if (checks.every((c) => c.status !== 'down') && provider) {
     checks.push({
       check: `series ${series}`,
       status: labelSets.length ? 'ok' : 'missing',
@@ -141,33 +125,33 @@ export async function preflight(spec: ReleaseSpec, endpoints: PlatformEndpoints)
         : 'absent: is the sidecar injected and is telemetry v2 on?',
     });
     if (labelSets.length) {
-      for (const label of ['response_code', 'destination_version']) {
+      for (const label of [l.code, l.version]) {
         const has = labelSets.some(
-          (l) => l[label] !== undefined && (label !== 'destination_version' || l[label] !== 'unknown'),
+          (x) => x[label] !== undefined && (label !== l.version || x[label] !== 'unknown'),
         );
-        const fallback = label === 'destination_version' && labelSets.some((l) => l.destination_workload);
+        const fallback = label === l.version && labelSets.some((x) => x[l.workload]);
         checks.push({
           check: `label ${label}`,
           status: has || fallback ? 'ok' : 'missing',
-          detail: has ? 'present' : fallback ? 'absent; versions read from destination_workload' : 'absent',
+          detail: has ? 'present' : fallback ? `absent; versions read from ${l.workload}` : 'absent',
         });
       }
-      const versions = new Set(labelSets.map((l) => versionOfLabels(l, svc)));
+      const versions = new Set(labelSets.map((x) => versionOfLabels(x, svc, telemetry)));
       for (const v of [stable, candidate]) {
         checks.push({
           check: `version ${v} reports telemetry`,
           status: versions.has(v) ? 'ok' : 'missing',
           detail: versions.has(v)
             ? 'series present'
-            : `no series with destination_version="${v}" (seen: ${[...versions].join(', ') || 'none'})`,
+            : `no series with ${l.version}="${v}" (seen: ${[...versions].join(', ') || 'none'})`,
         });
       }
     }
   }
 
   if (checks.every((c) => c.status !== 'down')) {
-    const url = source === 'prometheus' ? (spec.gate?.metrics?.url ?? endpoints.prometheus) : undefined;
-    checks.push(...(await metricRuleChecks(spec, url, window ?? 60_000)));
+    const url = source === 'prometheus' ? provider?.url : undefined;
+    checks.push(...(await metricRuleChecks(spec, url, window ?? 60_000, telemetry)));
   }
 
   const jaegerUrl = spec.gate?.tracing?.url ?? endpoints.jaeger;

@@ -2,7 +2,9 @@
  * What every rule shares: formatting, where a rule's data comes from (metrics first, then traces), why
  * there is none (a source down → error; nothing in the window → inconclusive), and the sample minimum.
  */
+import { seriesSelector, type MeshTelemetry } from '../metrics/index.js';
 import type { GateRule } from '../spec/types.js';
+import { serverSeries, telemetryOfBundle } from './metrics.js';
 import { fromHistogram, fromSamples, MIN_TAIL_OBSERVATIONS, type Distribution } from './quantiles.js';
 import { DEFAULT_MAX_ROUTES } from './budget.js';
 import { histogramTotal } from './stats.js';
@@ -50,50 +52,37 @@ export function noData<T>(b: EvidenceBundle, series: string): Lookup<T> {
   };
 }
 
-const ROUTE_HINT =
-  'per-route evidence needs the request_path metric label (Istio Telemetry tagOverrides, see validators/README.md) or spans of the service with http.url';
+const routeHint = (t: MeshTelemetry) =>
+  `per-route evidence needs the ${t.labels.route} metric label (Istio Telemetry tagOverrides, see validators/README.md) or spans of the service with http.url`;
 
 /** Per-version request counts at the gated service (or one route of it): metrics first (Istio's own counts), then traces. */
 export function versionCounts(b: EvidenceBundle, route?: string): Lookup<Record<string, VersionCounts>> {
   const m = b.evidence.metrics;
   const t = b.evidence.traces;
   const svc = b.service.name;
+  const tm = telemetryOfBundle(b);
   if (route !== undefined) {
-    if (m?.routes?.[route])
-      return {
-        ok: true,
-        value: m.routes[route],
-        source: `${m.source} istio_requests_total{destination_service_name="${svc}",request_path="${route}"}`,
-      };
+    const routeSeries = serverSeries(tm, tm.requests, { service: svc, route });
+    if (m?.routes?.[route]) return { ok: true, value: m.routes[route], source: `${m.source} ${routeSeries}` };
     if (t?.routes?.[route])
       return { ok: true, value: t.routes[route], source: `jaeger spans of ${svc} at ${route}` };
     if (m?.routes || t?.routes)
       return {
         ok: true,
         value: {},
-        source: m?.routes ? `${m.source} request_path="${route}"` : `jaeger spans at ${route}`,
+        source: m?.routes ? `${m.source} ${tm.labels.route}="${route}"` : `jaeger spans at ${route}`,
       };
-    const nd = noData<Record<string, VersionCounts>>(
-      b,
-      `istio_requests_total{destination_service_name="${svc}",request_path="${route}"}`,
-    );
+    const nd = noData<Record<string, VersionCounts>>(b, routeSeries);
     return nd.ok || nd.outcome === 'error'
       ? nd
-      : { ...nd, reason: `no evidence for route ${route}: ${ROUTE_HINT}` };
+      : { ...nd, reason: `no evidence for route ${route}: ${routeHint(tm)}` };
   }
   const hop = m?.hops[svc];
-  if (m && hop)
-    return {
-      ok: true,
-      value: hop,
-      source: `${m.source} istio_requests_total{reporter="destination",destination_service_name="${svc}"}`,
-    };
+  const series = serverSeries(tm, tm.requests, { service: svc });
+  if (m && hop) return { ok: true, value: hop, source: `${m.source} ${series}` };
   if (t && Object.keys(t.versions).length)
     return { ok: true, value: t.versions, source: `jaeger spans of ${svc}` };
-  return noData(
-    b,
-    `istio_requests_total{reporter="destination",destination_service_name="${svc}"} by destination_version`,
-  );
+  return noData(b, `${series} by ${tm.labels.version}`);
 }
 
 /** Routes with evidence at the gated service, each with per-version counts. */
@@ -102,7 +91,10 @@ export function routeCounts(
 ): { routes: Record<string, Record<string, VersionCounts>>; source: string } | undefined {
   const m = b.evidence.metrics;
   if (m?.routes && Object.keys(m.routes).length)
-    return { routes: m.routes, source: `${m.source} istio_requests_total by request_path` };
+    return {
+      routes: m.routes,
+      source: `${m.source} ${telemetryOfBundle(b).requests} by ${telemetryOfBundle(b).labels.route}`,
+    };
   const t = b.evidence.traces;
   if (t?.routes && Object.keys(t.routes).length)
     return { routes: t.routes, source: `jaeger spans of ${b.service.name} by http.url path` };
@@ -158,33 +150,29 @@ export function enoughFor(b: EvidenceBundle, n: number, q: number): boolean {
  */
 export function latencyOf(b: EvidenceBundle, version: string, route?: string): Lookup<LatencyData> {
   const m = b.evidence.metrics;
+  const tm = telemetryOfBundle(b);
+  const service = b.service.name;
   if (route !== undefined) {
     const h = m?.routeLatency?.[route]?.[version];
     if (h && histogramTotal(h) > 0)
       return {
         ok: true,
         value: { dist: fromHistogram(h), histogram: h },
-        source: `${m!.source} istio_request_duration_milliseconds{request_path="${route}"}`,
+        source: `${m!.source} ${seriesSelector(tm.duration.family, { [tm.labels.route]: route })}`,
       };
-    return noData(
-      b,
-      `istio_request_duration_milliseconds_bucket{destination_service_name="${b.service.name}",destination_version="${version}",request_path="${route}"}`,
-    );
+    return noData(b, serverSeries(tm, tm.duration.bucket, { service, version, route }));
   }
   const h = m?.latency[version];
   if (h && histogramTotal(h) > 0)
     return {
       ok: true,
       value: { dist: fromHistogram(h), histogram: h },
-      source: `${m!.source} istio_request_duration_milliseconds`,
+      source: `${m!.source} ${tm.duration.family}`,
     };
   const s = b.evidence.traces?.durations[version];
   if (s && s.length)
     return { ok: true, value: { dist: fromSamples(s), samples: s }, source: 'jaeger span durations' };
-  return noData(
-    b,
-    `istio_request_duration_milliseconds_bucket{reporter="destination",destination_service_name="${b.service.name}",destination_version="${version}"}`,
-  );
+  return noData(b, serverSeries(tm, tm.duration.bucket, { service, version }));
 }
 
 /** Baseline and candidate latency from the same source: span durations when both have enough for q, else latencyOf. */

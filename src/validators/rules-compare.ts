@@ -7,6 +7,7 @@
 import { parsePercent } from '../util/units.js';
 import { compareQuantiles, type QuantileComparison } from './quantiles.js';
 import { compareProportions, type ProportionTest } from './stats.js';
+import { telemetryOfBundle } from './metrics.js';
 import { DEFAULT_MAX_ROUTES } from './budget.js';
 import {
   empty,
@@ -70,7 +71,10 @@ export function compareErrors(b: EvidenceBundle, r: Body<'compareErrors'>, share
   let source = vc.source;
   if (perRoute) {
     const rc = routeCounts(b);
-    if (!rc) skipped.push('no per-route evidence (request_path label or spans with http.url)');
+    if (!rc)
+      skipped.push(
+        `no per-route evidence (${telemetryOfBundle(b).labels.route} label or spans with http.url)`,
+      );
     else {
       source += ` + ${rc.source}`;
       const judged = judgedRoutes(b, rc.routes, candidate);

@@ -2,6 +2,8 @@
  * The gate's data model: the evidence bundle (everything a verdict is computed from, so it can be replayed
  * offline) and the verdict itself. Evidence holds counts and samples, never live handles.
  */
+import type { MetricsSource } from '../contract/index.js';
+import type { MeshTelemetry } from '../metrics/index.js';
 import type { PlatformEndpoints } from '../services/platform.js';
 import type { GateRule } from '../spec/types.js';
 
@@ -38,7 +40,9 @@ export interface Verdict {
 export type { QueryRecord } from '../services/query-log.js';
 import type { QueryRecord } from '../services/query-log.js';
 
-export type SourceName = 'prometheus' | 'scrape' | 'jaeger' | 'load' | 'redis' | 'clovisor';
+/** Where evidence came from: a metrics backend (`contract`'s METRICS_SOURCES) or one of the gate's other sources. */
+export const OTHER_SOURCES = ['jaeger', 'load', 'redis', 'clovisor'] as const;
+export type SourceName = MetricsSource | (typeof OTHER_SOURCES)[number];
 
 export interface SourceRecord {
   name: SourceName;
@@ -65,7 +69,7 @@ export interface Histogram {
 
 /** Metric evidence from Prometheus or a direct scrape: counter deltas over the window. */
 export interface MetricEvidence {
-  source: 'prometheus' | 'scrape';
+  source: MetricsSource;
   /** destination_service_name → version → counts (reporter="destination"). */
   hops: Record<string, Record<string, VersionCounts>>;
   /** Latency histogram of the gated service per version. */
@@ -156,6 +160,11 @@ export interface EvidenceBundle {
   release: string;
   service: { name: string; namespace: string; stable: string; candidate: string };
   window: { start: number; end: number };
+  /**
+   * What the mesh's telemetry called things (series, labels) when the evidence was read: the rules name the
+   * series they read from it. Absent in bundles written before it was recorded (Istio's names).
+   */
+  telemetry?: MeshTelemetry;
   /** Configured candidate weight (%), for the split rule. */
   candidateWeight?: number;
   minSamples: number;
@@ -255,6 +264,8 @@ export interface LoadRunResultLike {
 export interface GateContext {
   window: { start: number; end: number };
   endpoints: PlatformEndpoints;
+  /** What the mesh's telemetry calls things (the mesh registration's, `routers`' telemetryOf(spec)). */
+  telemetry: MeshTelemetry;
   load?: LoadRunResultLike;
   candidateWeight?: number;
   /** Candidate requests the step was sized for (plannedSamples from validators/sample-size.ts). */

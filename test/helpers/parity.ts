@@ -24,7 +24,7 @@ import { statusForExitCode } from '../../src/contract/index.js';
 import type { ExecuteOptions } from '../../src/pipelines/local-run/index.js';
 import { orcaConfigYaml } from '../../src/cli/pipeline-orca.js';
 import { orcaConfig } from '../../src/pipelines/preconfigured.js';
-import { readState, STATE_ANNOTATION } from '../../src/routers/istio/state.js';
+import { readState, STATE_ANNOTATION } from '../../src/routers/state.js';
 import { loadSpec } from '../../src/spec/load.js';
 import { releaseStatus, runRelease } from '../../src/stages/index.js';
 import { runPipelineLocally } from '../../src/server/local-pipeline.js';

@@ -3,7 +3,6 @@ import { redact } from '../../util/redact.js';
 import type { Command } from 'commander';
 import type { PlatformEndpoints } from '../../services/platform.js';
 import type { ScrapeSnapshot } from '../../services/scrape.js';
-import type { ReleaseSpec } from '../../spec/types.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { sleep } from '../../util/retry.js';
 import { formatDuration, parseDurationMs } from '../../util/units.js';
@@ -62,13 +61,6 @@ async function endpointsFor(opts: GateOptions): Promise<PlatformEndpoints> {
     ...(opts.jaeger ? { jaeger: opts.jaeger } : {}),
     ...(opts.scrape?.length ? { scrapeTargets: opts.scrape } : {}),
   };
-}
-
-function metricSource(spec: ReleaseSpec, endpoints: PlatformEndpoints): 'prometheus' | 'scrape' | undefined {
-  return (
-    spec.gate?.metrics?.source ??
-    (endpoints.prometheus ? 'prometheus' : endpoints.scrapeTargets?.length ? 'scrape' : undefined)
-  );
 }
 
 /**
@@ -254,16 +246,18 @@ Examples:
         const weight = opts.weight === undefined ? undefined : Number(String(opts.weight).replace(/%$/, ''));
         if (weight !== undefined && !(weight >= 0 && weight <= 100))
           throw new InvalidInputError(`--weight must be a percentage from 0 to 100, got "${opts.weight}"`);
-        const [{ loadSpec }, { runGate }, { scrapeTargets, snapshotInstant }, { watchWindow }] =
+        const [{ loadSpec }, { runGate }, { selectMetrics }, { telemetryOf }, { watchWindow }] =
           await Promise.all([
             import('../../spec/load.js'),
             import('../../validators/index.js'),
-            import('../../services/scrape.js'),
+            import('../../metrics/index.js'),
+            import('../../routers/index.js'),
             import('../../stages/engine/window-watch.js'),
           ]);
         const { spec } = loadSpec(file);
         const endpoints = await endpointsFor(opts);
-        const source = metricSource(spec, endpoints);
+        const telemetry = telemetryOf(spec);
+        const metrics = selectMetrics(spec.gate, endpoints, telemetry);
         let window: { start: number; end: number };
         let scrapeBaseline: ScrapeSnapshot | undefined;
         let looked: { sequence: Look[]; minWindowMs: number } | undefined;
@@ -286,13 +280,13 @@ Examples:
           } catch (err) {
             throw new InvalidInputError(`--window: ${(err as Error).message}`);
           }
-          if (source === 'scrape') {
+          if (metrics.source === 'scrape' && metrics.provider) {
             // A direct scrape can only measure a window it watches: snapshot now, look at every second (a
             // regression ends the window at once), judge.
-            const targets = spec.gate?.metrics?.targets ?? endpoints.scrapeTargets ?? [];
-            scrapeBaseline = await scrapeTargets(targets, { keep: (n) => n.startsWith('istio_') });
-            note(`watching ${targets.join(', ')} for ${formatDuration(ms)}`);
-            const start = snapshotInstant(scrapeBaseline).at;
+            const opened = await metrics.provider.open();
+            scrapeBaseline = opened.baseline;
+            note(`watching ${metrics.provider.url} for ${formatDuration(ms)}`);
+            const start = opened.start;
             const watched = await watchWindow(
               spec,
               endpoints,
@@ -319,6 +313,7 @@ Examples:
         const run = await runGate(spec, {
           window,
           endpoints,
+          telemetry,
           candidateWeight: weight,
           evidenceDir: opts.evidenceDir,
           requireL4: opts.requireL4,
@@ -355,9 +350,10 @@ Examples:
     )
     .action(
       action(async (file: string, opts: GateOptions, cmd: Command) => {
-        const [{ loadSpec }, { preflight }] = await Promise.all([
+        const [{ loadSpec }, { preflight }, { telemetryOf }] = await Promise.all([
           import('../../spec/load.js'),
           import('../../validators/preflight.js'),
+          import('../../routers/index.js'),
         ]);
         const { spec } = loadSpec(file);
         // Options written after the subcommand may have been taken by `gate` itself: read both.
@@ -365,7 +361,7 @@ Examples:
           ...(cmd.parent?.opts() as GateOptions),
           ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)),
         };
-        const result = await preflight(spec, await endpointsFor(merged));
+        const result = await preflight(spec, await endpointsFor(merged), telemetryOf(spec));
         printResult(globalOptions(cmd).output, result, (r) =>
           [
             table(

@@ -16,9 +16,9 @@ import {
   type ServiceRouting,
   type TrafficTarget,
 } from '../../canary/plan.js';
+import { ANNOTATION_PREFIX } from '../state.js';
 
 export const ISTIO_NETWORKING = 'networking.istio.io/v1beta1';
-export const ANNOTATION_PREFIX = 'clover-cd.io/';
 /**
  * Written by earlier versions on the first change of a release (the routes as they were) and restored on
  * rollback — which, after a promotion, restored 100% on the candidate. Rollback now always computes
@@ -41,17 +41,17 @@ export interface HttpRoute {
   [k: string]: unknown;
 }
 
-export const vsRef = (r: ServiceRouting) => ({
+/** Istio's objects for a service: the VirtualService that holds its routes, the DestinationRule of its subsets. */
+export const istioObjectNames = (spec: ReleaseSpec) => ({
+  virtualService: spec.service.virtualService ?? spec.service.name,
+  destinationRule: spec.service.name,
+});
+
+export const vsRef = (spec: ReleaseSpec) => ({
   apiVersion: ISTIO_NETWORKING,
   kind: 'VirtualService',
-  namespace: r.namespace,
-  name: r.virtualService,
-});
-export const drRef = (r: ServiceRouting) => ({
-  apiVersion: ISTIO_NETWORKING,
-  kind: 'DestinationRule',
-  namespace: r.namespace,
-  name: r.destinationRule,
+  namespace: spec.service.namespace,
+  name: istioObjectNames(spec).virtualService,
 });
 
 const destination = (r: ServiceRouting, subset: string, port?: number) => ({
@@ -67,7 +67,7 @@ export function renderDestinationRule(spec: ReleaseSpec): KubeObject {
     apiVersion: ISTIO_NETWORKING,
     kind: 'DestinationRule',
     metadata: {
-      name: r.destinationRule,
+      name: istioObjectNames(spec).destinationRule,
       namespace: r.namespace,
       labels: { 'app.kubernetes.io/managed-by': 'clover-cd' },
     },
@@ -85,7 +85,7 @@ export function renderVirtualService(spec: ReleaseSpec): KubeObject {
     apiVersion: ISTIO_NETWORKING,
     kind: 'VirtualService',
     metadata: {
-      name: r.virtualService,
+      name: istioObjectNames(spec).virtualService,
       namespace: r.namespace,
       labels: { 'app.kubernetes.io/managed-by': 'clover-cd' },
     },
@@ -147,12 +147,12 @@ export function managedRouteIndex(vs: KubeObject, plan: ReleasePlan): number {
   const i = pick ? pick.i : -1;
   if (i < 0) {
     throw new InvalidInputError(
-      `VirtualService ${r.namespace}/${r.virtualService} has no HTTP route to ${r.host} subset ${r.stable} or ${r.candidate}; clover-cd manages the weights of such a route`,
+      `VirtualService ${vs.metadata.namespace ?? r.namespace}/${vs.metadata.name} has no HTTP route to ${r.host} subset ${r.stable} or ${r.candidate}; clover-cd manages the weights of such a route`,
       [
         {
           path: 'service.virtualService',
           message: `expected a route with destination {host: ${r.host}, subset: ${r.stable}}`,
-          subject: `VirtualService ${r.virtualService}`,
+          subject: `VirtualService ${vs.metadata.name}`,
         },
       ],
     );
@@ -241,19 +241,13 @@ export function observeTarget(vs: KubeObject, plan: ReleasePlan): TrafficTarget 
 }
 
 /**
- * Merge patch that sets a target — a step's, 100% stable (rollback) or 100% candidate (promotion) — with
- * the release state's annotations in the same write, so routes and state never disagree.
+ * Merge patch that sets a target — a step's, 100% stable (rollback) or 100% candidate (promotion) — computed
+ * from the current VirtualService; the shared router adds the release state's annotations to the same write.
  */
-export function targetPatch(
-  vs: KubeObject,
-  plan: ReleasePlan,
-  t: TrafficTarget,
-  annotations: Record<string, string | null> = {},
-): Json {
-  const legacy =
-    vs.metadata.annotations?.[LEGACY_ORIGINAL_ROUTES] !== undefined ? { [LEGACY_ORIGINAL_ROUTES]: null } : {};
+export function targetPatch(vs: KubeObject, plan: ReleasePlan, t: TrafficTarget): Json {
+  const legacy = vs.metadata.annotations?.[LEGACY_ORIGINAL_ROUTES] !== undefined;
   return {
-    metadata: { annotations: { ...legacy, ...annotations } },
+    ...(legacy ? { metadata: { annotations: { [LEGACY_ORIGINAL_ROUTES]: null } } } : {}),
     spec: { http: routesForTarget(vs, plan, t) },
   };
 }

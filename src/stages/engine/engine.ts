@@ -71,7 +71,8 @@ export class ReleaseEngine {
   ) {
     // The plan's steps; whether the load can reach minSamples is checked where a whole release starts (planFor).
     this.plan = buildPlan(spec);
-    this.router = createRouter(platform, this.plan, spec, opts.mesh);
+    // The spec's mesh (service.mesh) picks the router: every host builds this engine from the spec it was given.
+    this.router = createRouter(platform, this.plan, spec);
     this.emit = opts.onEvent ?? (() => undefined);
   }
 

@@ -121,6 +121,4 @@ export interface EngineOptions {
   verifyLoadS?: number;
   /** A pipeline execution id: a new one starts a new release where a finished or abandoned one stands. */
   runId?: string;
-  /** Mesh of the traffic router (default istio). */
-  mesh?: string;
 }

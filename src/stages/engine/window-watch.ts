@@ -9,7 +9,8 @@ import type { PlatformEndpoints } from '../../services/platform.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import type { Look } from '../../validators/index.js';
 import { sequentialGateForSpec } from '../../validators/sequential/looks.js';
-import { lookCadenceMs, takeLook, type WindowStart } from '../gate.js';
+import { telemetryOf } from '../../routers/index.js';
+import { lookCadenceMs, metricsOf, takeLook, type WindowStart } from '../gate.js';
 import type { ReleaseProgress, RuleProgress } from './types.js';
 
 export interface WindowPlan {
@@ -56,7 +57,8 @@ export async function watchWindow(
     candidateWeight: plan.candidateWeight,
     plannedSamples: plan.plannedSamples,
     minWindowMs: plan.minMs,
-    source: spec.gate?.metrics?.source ?? 'metrics',
+    source: metricsOf(spec, endpoints).source ?? 'metrics',
+    telemetry: telemetryOf(spec),
   });
   const cadence = Math.max(250, lookCadenceMs(spec, endpoints));
   const start = plan.window.start;

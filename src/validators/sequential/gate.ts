@@ -11,7 +11,8 @@ import { formatDuration } from '../../util/units.js';
 import type { Budget } from '../budget.js';
 import { describeRule } from '../rules.js';
 import type { Outcome, RuleResult } from '../types.js';
-import { DURATION_BUCKET, REQUESTS } from '../metrics.js';
+import type { MeshTelemetry } from '../../metrics/index.js';
+import { serverSeries } from '../metrics.js';
 import { handlerFor, type HandlerSetup, type LookData, type RuleHandler } from './rules.js';
 import { isFailed, isPassed, type TestState } from './tests.js';
 
@@ -23,6 +24,8 @@ export interface SequentialSetup extends HandlerSetup {
   minWindowMs: number;
   /** Where the looks come from, for the results' source. */
   source: string;
+  /** What the series the looks count are called. */
+  telemetry: MeshTelemetry;
 }
 
 export interface SequentialDecision {
@@ -77,7 +80,8 @@ export class SequentialGate {
   result(index: number, durations = false): RuleResult | undefined {
     const h = this.handlers.find((x) => x.index === index)?.handler;
     if (!h || !this.looks) return undefined;
-    const source = `${this.setup.source} ${h.reads === 'requests' ? `${REQUESTS}{reporter="destination"}` : durations ? 'span durations' : DURATION_BUCKET}`;
+    const t = this.setup.telemetry;
+    const source = `${this.setup.source} ${h.reads === 'requests' ? serverSeries(t, t.requests) : durations ? 'span durations' : t.duration.bucket}`;
     const rule = describeRule(this.setup.rules[index]);
     const failed = h.tests.filter(isFailed);
     const main = h.tests[0];

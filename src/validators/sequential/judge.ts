@@ -2,6 +2,7 @@
  * The sequential gate over an evidence bundle: the looks the bundle kept (taken while the window was open), or
  * — for a window judged once (a past window, traces only) — one look made of the window's final evidence.
  */
+import { telemetryOfBundle } from '../metrics.js';
 import type { Budget } from '../budget.js';
 import type { EvidenceBundle, Look, LookCounts, VersionCounts } from '../types.js';
 import { SequentialGate } from './gate.js';
@@ -61,6 +62,7 @@ export function sequentialGateFor(
     | 'plannedSamples'
     | 'candidateWeight'
     | 'evidence'
+    | 'telemetry'
   >,
   budget: Budget,
 ): SequentialGate {
@@ -78,6 +80,7 @@ export function sequentialGateFor(
     plannedCandidate: b.plannedSamples ?? DEFAULT_PLANNED,
     stablePerCandidate: w !== undefined && w > 0 && w < 100 ? (100 - w) / w : 1,
     source: b.evidence.metrics?.source ?? 'jaeger',
+    telemetry: telemetryOfBundle(b),
   });
 }
 

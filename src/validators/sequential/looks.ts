@@ -3,6 +3,7 @@
  * version and route, and its latency histograms), and the settings a sequential gate is built with — the same
  * for the engine's live gate and for the bundle the window ends in, so the replay makes the same decisions.
  */
+import type { MeshTelemetry } from '../../metrics/index.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import { parsePercent } from '../../util/units.js';
 import { DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_MAX_ROUTES, allocateBudget, rateOf } from '../budget.js';
@@ -48,7 +49,13 @@ export function gateSettings(
 /** The sequential gate a window of this spec is judged with (what judgeBundle will build from its bundle). */
 export function sequentialGateForSpec(
   spec: ReleaseSpec,
-  o: { candidateWeight?: number; plannedSamples?: number; minWindowMs: number; source: string },
+  o: {
+    candidateWeight?: number;
+    plannedSamples?: number;
+    minWindowMs: number;
+    source: string;
+    telemetry: MeshTelemetry;
+  },
 ): SequentialGate {
   const settings = gateSettings(spec);
   const budget = allocateBudget({
@@ -69,6 +76,7 @@ export function sequentialGateForSpec(
       minWindowMs: o.minWindowMs,
       plannedSamples: o.plannedSamples,
       candidateWeight: o.candidateWeight,
+      telemetry: o.telemetry,
       evidence: {
         metrics: {
           source: o.source === 'scrape' ? 'scrape' : 'prometheus',
