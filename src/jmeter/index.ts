@@ -126,6 +126,7 @@ export async function runLoadDetailed(
     summary: analysis.summary,
     interrupted: interrupted || undefined,
     engines: remote.length ? engines : undefined,
+    engineHosts: remote.length ? remote : undefined,
   };
   const problem = countProblem(result, reported, p.durationS);
   if (problem) result.countProblem = problem;

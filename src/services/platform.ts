@@ -71,6 +71,29 @@ export interface Platform {
   /** Deployment rollout status: observedGeneration, updated and available replicas. */
   workloadStatus(namespace: string, name: string): Promise<WorkloadStatus>;
   endpoints(): PlatformEndpoints;
+  /**
+   * Start `count` distributed load engines (JMeter's `jmeter-server`, as `clover-cd load server` runs it) for
+   * one step's window and resolve once each is ready to take a plan; absent on a platform that cannot. The
+   * platform decides how an engine starts; an abort of `signal` stops every engine that exists at once.
+   */
+  startLoadEngines?(request: LoadEngineRequest): Promise<LoadEngineSet>;
+}
+
+export interface LoadEngineRequest {
+  count: number;
+  /** The release and step the engines serve: their labels, and what a later run's cleanup names. */
+  release: string;
+  step: number;
+  /** Requests and limits for each engine, Kubernetes quantities (`cpu: "2"`, `memory: 2Gi`). */
+  resources?: { cpu?: string; memory?: string };
+  signal?: AbortSignal;
+}
+
+export interface LoadEngineSet {
+  /** `host:port` of each engine's RMI registry, in order: what the controller's `-R` takes. */
+  hosts: string[];
+  /** Stop every engine and remove what records it; safe to call more than once. */
+  stop(): Promise<void>;
 }
 
 /** A concurrent writer changed the object between read and patch (HTTP 409). */
