@@ -8,6 +8,7 @@ import { loadPlan, runLoad, type LoadPlan, type LoadRunResult } from '../jmeter/
 import type { LoadEngineSet, Platform } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import { InfrastructureError, InvalidInputError } from '../util/errors.js';
+import { runClusterLoad } from './cluster-load.js';
 
 export interface LoadStageOptions {
   durationS?: number;
@@ -54,6 +55,19 @@ export async function runLoadStage(
     : undefined;
   if (opts.resultsDir) mkdirSync(opts.resultsDir, { recursive: true });
   const count = opts.distributed ? (spec.load?.engines ?? 0) : 0;
+  // On a cluster the controller runs there too (engines' names resolve only inside it): results come on its log.
+  if (count && platform.kind === 'kubernetes') {
+    const load = await runClusterLoad(platform, spec, plan, {
+      step: opts.distributed!.step,
+      engines: count,
+      durationS: opts.durationS,
+      target,
+      resultsFile,
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+    });
+    return { exitCode: 0, load, target };
+  }
   const engines = count ? await startEngines(platform, spec, count, opts) : undefined;
   try {
     const result = await runLoad(plan, {
