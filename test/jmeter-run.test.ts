@@ -164,6 +164,41 @@ describe('clover-cd load (CLI)', () => {
     expect(readFileSync(junit, 'utf8')).toMatch(/<failure message="observed 50%/);
   });
 
+  it.each(['jmeter', 'builtin'])(
+    'run --stream-results --run-id (%s): every JTL line on stdout as jtl|<line>, the requests tagged with the id',
+    async (engine) => {
+      reset();
+      const results = join(dir, `streamed-${engine}.jtl`);
+      // Clover's sample plan without its 60 s ramp.
+      const doc = yaml.load(readFileSync(join(REPO, 'examples/jmeter_testplan.yaml'), 'utf8')) as {
+        load_spec: Record<string, unknown>;
+      };
+      const planFile = join(dir, `streamed-${engine}.yaml`);
+      writeFileSync(planFile, yaml.dump({ ...doc, load_spec: { ...doc.load_spec, ramp_time: 0 } }));
+      const r = await runCli([
+        ...['load', 'run', planFile, '--engine', engine],
+        ...['--target', target.origin, '--results', results, '--stream-results', '--run-id', `run-${engine}`],
+      ]);
+      expect(r.code).toBe(0);
+      const streamed = r.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('jtl|'))
+        .map((l) => l.slice(4));
+      expect(streamed).toEqual(readFileSync(results, 'utf8').trim().split('\n'));
+      expect(streamed.length).toBe(21); // the header and Clover's 20 samples
+      expect(target.byLoadTag).toEqual({ [`run-${engine}`]: 20 });
+    },
+    60_000,
+  );
+
+  it('run --run-id refuses an id the header cannot carry (exit 2, before any load)', async () => {
+    const r = await runCli(['load', 'run', 'examples/jmeter_testplan.yaml', '--run-id', 'a b']);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({
+      code: 2,
+      stderr: expect.stringContaining('--run-id must be 1 to 64 letters, digits'),
+    });
+  });
+
   it('render -o writes a .jmx file', async () => {
     const out = join(dir, 'plan.jmx');
     const r = await runCli(['load', 'render', 'examples/jmeter_testplan.yaml', '-o', out]);
