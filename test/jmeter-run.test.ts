@@ -256,6 +256,9 @@ describe('distributed JMeter', () => {
     expect(r.summary.total.count).toBe(40);
     expect(r.summary.labels.url1.userAgents).toEqual({ chrome: 20 });
     expect(target.byUserAgent).toEqual({ chrome: 20, safari: 20 });
+    // The engines send the plan's HeaderManager too: every request carries the run id.
+    expect(target.byLoadTag).toEqual({ [r.runId!]: 40 });
+    expect(r.engineHosts).toEqual(remote);
     expect(existsSync(r.jtlPath)).toBe(true);
     const exits = servers.map(
       (s) => new Promise<number | null>((resolve) => s.once('exit', (code) => resolve(code))),

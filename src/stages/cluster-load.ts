@@ -144,6 +144,9 @@ export async function runClusterLoad(
   const interrupted = () =>
     new InterruptedError(`interrupted while step ${o.step + 1}'s load engines started`);
   const startedAt = Date.now();
+  // The controller's own lines (not results), for an error that says why it sent none.
+  const said: string[] = [];
+  const jobName = `${name}-controller`;
   try {
     await removeLeftLoad(platform, namespace, release);
     if (signal.aborted) throw interrupted();
@@ -167,7 +170,9 @@ export async function runClusterLoad(
     await platform.followLog(
       { namespace, name: pod.metadata.name, container: CONTROLLER_CONTAINER },
       (line) => {
-        if (results.line(line))
+        if (!results.line(line)) {
+          if (line.trim() && said.push(line.trim()) > 8) said.shift();
+        } else
           o.onProgress?.({
             sent: results.rows,
             errors: results.errors,
@@ -183,6 +188,13 @@ export async function runClusterLoad(
     results.close();
     await deleteAll();
   }
+  if (!results.rows && !signal.aborted)
+    throw new InfrastructureError(
+      'Kubernetes API',
+      `Job ${namespace}/${jobName}`,
+      `the load controller ended without results${said.length ? `:\n    ${said.join('\n    ')}` : ''}`,
+      `kubectl -n ${namespace} logs job/${jobName} (it is deleted with the window: run the step again to watch it)`,
+    );
   const engineHosts = Array.from({ length: o.engines }, (_, i) => `${name}-engine-${i}`);
   const p = withLoadTag(effectivePlan(plan, { target: o.target, durationS: o.durationS }), runId);
   return (

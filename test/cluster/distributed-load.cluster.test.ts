@@ -74,7 +74,12 @@ const getJson = (path: string): KubeObject | undefined => {
   let proxy: Server;
   let platform: KubernetesPlatform;
   /** What the stand-in controllers do; `engineReady` off leaves the StatefulSet unready. */
-  const standIn = { engineReady: true, seen: new Map<string, KubeObject>(), controllerRuns: [] as string[] };
+  const standIn = {
+    engineReady: true,
+    failedLog: '',
+    seen: new Map<string, KubeObject>(),
+    controllerRuns: [] as string[],
+  };
 
   const spec = (): ReleaseSpec =>
     ({
@@ -97,6 +102,10 @@ const getJson = (path: string): KubeObject | undefined => {
 
   /** The kubelet's part for the controller pod: the Job's command line, builtin engine for the engines. */
   function controllerLog(res: import('node:http').ServerResponse, pod: string) {
+    if (standIn.failedLog) {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      return res.end(standIn.failedLog);
+    }
     const job = standIn.seen.get(`Job`)!;
     const container = (job.spec as any).template.spec.containers[0];
     const cm = standIn.seen.get('ConfigMap')!;
@@ -338,6 +347,27 @@ const getJson = (path: string): KubeObject | undefined => {
       stop.abort();
       await loop;
       standIn.engineReady = true;
+    }
+    expect(objectsLeft()).toEqual([]);
+  }, 120_000);
+
+  it('a controller that ends without results is exit 4 naming its Job and what it said; nothing is left', async () => {
+    standIn.failedLog = 'Error: JMeter could not reach its engines\n';
+    const stop = new AbortController();
+    const loop = standInLoop(stop.signal);
+    try {
+      await expect(
+        runLoadStage(platform, spec(), { distributed: { step: 0 }, durationS: 30 }),
+      ).rejects.toMatchObject({
+        exitCode: 4,
+        message: expect.stringMatching(
+          /Job dist-load-\d+\/shop-load-1-controller\): the load controller ended without results:\n\s+Error: JMeter could not reach its engines/,
+        ),
+      });
+    } finally {
+      stop.abort();
+      await loop;
+      standIn.failedLog = '';
     }
     expect(objectsLeft()).toEqual([]);
   }, 120_000);
