@@ -131,6 +131,7 @@ describe('SIGINT after the shift stops the load and rolls back (release run)', (
   const cases: Array<{ s: number | 'flowing'; load: Record<string, unknown>; what: string }> = [
     ...[0.1, 0.5, 1, 3].flatMap((s) => [
       { s, load: { engine: 'builtin' }, what: 'builtin engine' },
+      { s, load: { engine: 'jmeter' }, what: 'JMeter in-process' },
       { s, load: distributed, what: 'two jmeter-server engines' },
     ]),
     { s: 'flowing', load: distributed, what: 'two jmeter-server engines' },
@@ -138,7 +139,7 @@ describe('SIGINT after the shift stops the load and rolls back (release run)', (
   for (const c of cases) {
     it(`${c.s === 'flowing' ? 'once the load flows' : `${c.s}s`} after the shift, ${c.what}`, async () => {
       const file = lab.writeSpec(
-        `irq-${c.what.split(' ')[0]}-${c.s === 'flowing' ? 'flowing' : c.s * 10}`,
+        `irq-${c.what.split(' ')[0].toLowerCase()}-${c.s === 'flowing' ? 'flowing' : c.s * 10}`,
         { canary: { steps: [50], window: '30s' } },
         { load: c.load },
       );

@@ -102,6 +102,20 @@ describe('faults and bad input', () => {
     expect(Object.keys(r.summary.total.codes)[0]).toMatch(/Non HTTP response code/);
   });
 
+  it('JMeter stopped while its JVM starts sends nothing: its shutdown port is not open yet, so it is stopped, not told', async () => {
+    reset();
+    const stop = new AbortController();
+    const r = await runLoad(
+      { ...clover(), loops: -1, durationS: 30 },
+      { engine: 'jmeter', target: target.origin, signal: stop.signal, onStart: () => stop.abort() },
+    );
+    expect({ interrupted: r.interrupted, samples: r.summary.total.count }).toEqual({
+      interrupted: true,
+      samples: 0,
+    });
+    expect(target.byLoadTag).toEqual({});
+  });
+
   it('never appends to an old results file', async () => {
     const file = join(dir, 'old.jtl');
     writeFileSync(file, 'old\n');
