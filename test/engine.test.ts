@@ -3,13 +3,11 @@
  * promotion, other writers' routes, rollbacks by hand. Real sandbox, real load, the real CLI binary.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import { loadSpec } from '../src/spec/load.js';
 import { promote, rollback, runRelease, type ReleaseProgress } from '../src/stages/index.js';
 import { readState } from '../src/routers/state.js';
 import { judgeBundle, readBundle } from '../src/validators/index.js';
 import { VS, startReleaseLab, type ReleaseLab } from './helpers/release-lab.js';
-import { BIN, REPO } from './helpers/cli.js';
 import { waitFor } from './helpers/ports.js';
 
 let lab: ReleaseLab;
@@ -34,27 +32,7 @@ describe('interrupted after a promotion: exit 130, observed traffic 100% on stab
       await promote(lab.sb.platform, spec);
       expect((await lab.observed(file)).stable).toBe(0);
 
-      const args = [
-        'release',
-        'run',
-        file,
-        '--restart',
-        '--auto-approve',
-        '--platform',
-        'sandbox',
-        '--state-dir',
-        lab.stateDir,
-        '--evidence-dir',
-        lab.evidenceDir,
-      ];
-      const child = spawn(process.execPath, [BIN, ...args], {
-        cwd: REPO,
-        env: { ...process.env, NODE_OPTIONS: '' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr.on('data', (d) => (stderr += d));
-      const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+      const { child, exited, stderr: errors } = lab.releaseRun(file, ['--restart']);
       await waitFor(
         'the first shift of the restarted release',
         async () => {
@@ -75,7 +53,7 @@ describe('interrupted after a promotion: exit 130, observed traffic 100% on stab
       const o = await lab.observed(file);
       expect(o.candidate).toBe(0);
       expect(o.stable).toBeGreaterThan(0);
-      if (how !== 'closed pipe') expect(stderr).toMatch(/rolling back to v1/);
+      if (how !== 'closed pipe') expect(errors()).toMatch(/rolling back to v1/);
     }, 120_000);
   }
 });

@@ -102,6 +102,20 @@ describe('faults and bad input', () => {
     expect(Object.keys(r.summary.total.codes)[0]).toMatch(/Non HTTP response code/);
   });
 
+  it('JMeter stopped while its JVM starts sends nothing: its shutdown port is not open yet, so it is stopped, not told', async () => {
+    reset();
+    const stop = new AbortController();
+    const r = await runLoad(
+      { ...clover(), loops: -1, durationS: 30 },
+      { engine: 'jmeter', target: target.origin, signal: stop.signal, onStart: () => stop.abort() },
+    );
+    expect({ interrupted: r.interrupted, samples: r.summary.total.count }).toEqual({
+      interrupted: true,
+      samples: 0,
+    });
+    expect(target.byLoadTag).toEqual({});
+  });
+
   it('never appends to an old results file', async () => {
     const file = join(dir, 'old.jtl');
     writeFileSync(file, 'old\n');
@@ -164,6 +178,41 @@ describe('clover-cd load (CLI)', () => {
     expect(readFileSync(junit, 'utf8')).toMatch(/<failure message="observed 50%/);
   });
 
+  it.each(['jmeter', 'builtin'])(
+    'run --stream-results --run-id (%s): every JTL line on stdout as jtl|<line>, the requests tagged with the id',
+    async (engine) => {
+      reset();
+      const results = join(dir, `streamed-${engine}.jtl`);
+      // Clover's sample plan without its 60 s ramp.
+      const doc = yaml.load(readFileSync(join(REPO, 'examples/jmeter_testplan.yaml'), 'utf8')) as {
+        load_spec: Record<string, unknown>;
+      };
+      const planFile = join(dir, `streamed-${engine}.yaml`);
+      writeFileSync(planFile, yaml.dump({ ...doc, load_spec: { ...doc.load_spec, ramp_time: 0 } }));
+      const r = await runCli([
+        ...['load', 'run', planFile, '--engine', engine],
+        ...['--target', target.origin, '--results', results, '--stream-results', '--run-id', `run-${engine}`],
+      ]);
+      expect(r.code).toBe(0);
+      const streamed = r.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('jtl|'))
+        .map((l) => l.slice(4));
+      expect(streamed).toEqual(readFileSync(results, 'utf8').trim().split('\n'));
+      expect(streamed.length).toBe(21); // the header and Clover's 20 samples
+      expect(target.byLoadTag).toEqual({ [`run-${engine}`]: 20 });
+    },
+    60_000,
+  );
+
+  it('run --run-id refuses an id the header cannot carry (exit 2, before any load)', async () => {
+    const r = await runCli(['load', 'run', 'examples/jmeter_testplan.yaml', '--run-id', 'a b']);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({
+      code: 2,
+      stderr: expect.stringContaining('--run-id must be 1 to 64 letters, digits'),
+    });
+  });
+
   it('render -o writes a .jmx file', async () => {
     const out = join(dir, 'plan.jmx');
     const r = await runCli(['load', 'render', 'examples/jmeter_testplan.yaml', '-o', out]);
@@ -221,6 +270,9 @@ describe('distributed JMeter', () => {
     expect(r.summary.total.count).toBe(40);
     expect(r.summary.labels.url1.userAgents).toEqual({ chrome: 20 });
     expect(target.byUserAgent).toEqual({ chrome: 20, safari: 20 });
+    // The engines send the plan's HeaderManager too: every request carries the run id.
+    expect(target.byLoadTag).toEqual({ [r.runId!]: 40 });
+    expect(r.engineHosts).toEqual(remote);
     expect(existsSync(r.jtlPath)).toBe(true);
     const exits = servers.map(
       (s) => new Promise<number | null>((resolve) => s.once('exit', (code) => resolve(code))),

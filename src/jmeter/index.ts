@@ -22,7 +22,15 @@ export {
 export { analyzeJtl, summarizeJtl, JTL_COLUMNS, JMETER_3_DEFAULT, type JtlAnalysis } from './jtl.js';
 export { jtlSeries, type JtlSeries, type SeriesPoint } from './jtl-series.js';
 export { renderJmx } from './render.js';
-export { renderKubernetes } from './kubernetes.js';
+export {
+  renderKubernetes,
+  kubernetesObjects,
+  LOAD_RELEASE_LABEL,
+  LOAD_STEP_LABEL,
+  loadObjectsName,
+  type KubeDocument,
+} from './kubernetes.js';
+export { tailFile, StreamedJtl, STREAMED_LINE_PREFIX } from './jtl-stream.js';
 export { evaluateCriteria, parseCriterion, type CriterionResult } from './criteria.js';
 export {
   buildReport,
@@ -109,27 +117,59 @@ export async function runLoadDetailed(
     ({ interrupted } = await runBuiltin(p, { jtl, signal: opts.signal, onProgress: opts.onProgress }));
   }
   const endedAt = Date.now();
+  const { result, analysis } = await resultOfRun(p, {
+    engine,
+    runId,
+    jtl,
+    startedAt,
+    endedAt,
+    interrupted,
+    reported,
+    engineHosts: remote,
+  });
+  return { result, analysis, plan: p };
+}
+
+/**
+ * What a run's JTL says, against what the plan (as it ran: tagged, target and duration applied) sends with
+ * that many engines: the local runners and a controller whose JTL was streamed back from a cluster.
+ */
+export async function resultOfRun(
+  p: LoadPlan,
+  r: {
+    engine: 'jmeter' | 'builtin';
+    runId: string;
+    jtl: string;
+    startedAt: number;
+    endedAt: number;
+    interrupted: boolean;
+    reported?: number;
+    engineHosts: string[];
+  },
+): Promise<{ result: LoadRunResult; analysis: JtlAnalysis }> {
   const userAgentByLabel = Object.fromEntries(
-    p.requests.filter((r) => r.userAgent).map((r) => [r.label, r.userAgent!]),
+    p.requests.filter((q) => q.userAgent).map((q) => [q.label, q.userAgent!]),
   );
-  const analysis = await analyzeJtl(jtl, { userAgentByLabel });
+  const analysis = await analyzeJtl(r.jtl, { userAgentByLabel });
+  const remote = r.engineHosts;
   const engines = Math.max(1, remote.length);
   const expected = expectedSamples(p, engines);
   const result: LoadRunResult = {
-    engine,
-    runId,
-    jtlPath: jtl,
-    startedAt,
-    endedAt,
+    engine: r.engine,
+    runId: r.runId,
+    jtlPath: r.jtl,
+    startedAt: r.startedAt,
+    endedAt: r.endedAt,
     expected: expected?.total,
     expectedByLabel: expected?.byLabel,
     summary: analysis.summary,
-    interrupted: interrupted || undefined,
+    interrupted: r.interrupted || undefined,
     engines: remote.length ? engines : undefined,
+    engineHosts: remote.length ? remote : undefined,
   };
-  const problem = countProblem(result, reported, p.durationS);
+  const problem = countProblem(result, r.reported, p.durationS);
   if (problem) result.countProblem = problem;
-  return { result, analysis, plan: p };
+  return { result, analysis };
 }
 
 /**

@@ -9,12 +9,13 @@ import {
   readSync,
   realpathSync,
   statSync,
+  writeFileSync,
 } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ExitCode, InfrastructureError } from '../util/errors.js';
-import { USER_AGENT_COLUMN } from './jtl.js';
+import { JTL_COLUMNS, USER_AGENT_COLUMN } from './jtl.js';
 import type { LoadProgress } from './types.js';
 
 /**
@@ -142,6 +143,8 @@ export const SAVE_PROPERTIES: Record<string, string> = {
 
 const SUMMARY =
   /(\w+) ([+=])\s+(\d+) in\s+(?:(\d+(?:\.\d+)?)s|(\d\d):(\d\d):(\d\d)) =\s+([\d.]+)\/s Avg:\s+(\d+) Min:\s+(\d+) Max:\s+(\d+) Err:\s+(\d+) \(([\d.]+)%\)/;
+/** JMeter's line once its non-GUI shutdown port listens (2.13: "shutdown message", 3.x+: "Shutdown/StopTestNow/… message"). */
+const LISTENING = /Waiting for possible .*message on port/i;
 const DRIVER_ERROR =
   /Error in NonGUIDriver|Could not open|Unknown option|^Error:|Exception in thread|Failed to (?:configure|initialise) remote engine|Engine is busy|java\.rmi\.\w+Exception/m;
 
@@ -209,7 +212,10 @@ export async function runJMeter(
   if (child.pid) o.onSpawn?.(child.pid);
   let stdout = '';
   let interrupted = false;
+  // JMeter reads the "Shutdown" datagram only once it says it listens; a JVM still starting is stopped instead.
+  let listening = false;
   const onLine = (line: string) => {
+    if (LISTENING.test(line)) listening = true;
     const m = SUMMARY.exec(line);
     if (m && m[2] === '=')
       o.onProgress?.({ sent: Number(m[3]), errors: Number(m[12]), elapsedS: (Date.now() - started) / 1000 });
@@ -225,6 +231,12 @@ export async function runJMeter(
   const timers: NodeJS.Timeout[] = [];
   const onAbort = () => {
     interrupted = true;
+    if (!listening) {
+      // Not running the plan yet (its JVM starts): nothing was sent, and a datagram now would be lost.
+      child.kill('SIGTERM');
+      timers.push(setTimeout(() => child.kill('SIGKILL'), 5_000).unref());
+      return;
+    }
     // JMeter's own graceful stop: a "Shutdown" datagram on its non-GUI port ends threads after their sample.
     const s = createSocket('udp4');
     s.send('Shutdown', shutdownPort, '127.0.0.1', () => s.close());
@@ -241,6 +253,8 @@ export async function runJMeter(
   });
   timers.forEach(clearTimeout);
   o.signal?.removeEventListener('abort', onAbort);
+  // Stopped before it wrote a results file: an empty run, with the header the parser reads.
+  if (interrupted && !existsSync(o.jtl)) writeFileSync(o.jtl, `${JTL_COLUMNS.join(',')}\n`);
   checkOutcome(stdout, o, code, interrupted);
   return { interrupted, stdout, reported: reportedSamples(stdout) };
 }

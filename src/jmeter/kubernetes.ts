@@ -22,6 +22,31 @@ export interface KubernetesOptions {
   durationS?: number;
   /** Mounted claim for the results; an emptyDir when absent (read them with kubectl cp before the pod goes). */
   resultsClaim?: string;
+  /** The release and step a release's window renders them for: labels, and what a later run's cleanup finds. */
+  release?: string;
+  step?: number;
+  /** Each engine's requests and limits (default cpu 1, memory 1Gi, limit memory 2Gi). */
+  resources?: { cpu?: string; memory?: string };
+  /** The controller's `--run-id` (the x-clover-cd-load value) and `--stream-results` (its JTL rows on its log). */
+  runId?: string;
+  streamResults?: boolean;
+}
+
+/** Labels of a release's load objects: `clover-cd.io/release` and `clover-cd.io/step` (1-based, as printed). */
+export const LOAD_RELEASE_LABEL = 'clover-cd.io/release';
+export const LOAD_STEP_LABEL = 'clover-cd.io/step';
+
+/**
+ * The objects' name for a release's step (0-based `step`, printed 1-based): a StatefulSet's name is at most
+ * 52 characters (its pods' revision label) and `-engine` is added to it, so the release part is shortened.
+ */
+export function loadObjectsName(release: string, step: number): string {
+  const suffix = `-load-${step + 1}`;
+  const head = release
+    .replace(/\./g, '-')
+    .slice(0, 45 - suffix.length)
+    .replace(/-+$/, '');
+  return `${head}${suffix}`;
 }
 
 export const ENGINE_RMI_PORT = 1099;
@@ -30,16 +55,29 @@ export const ENGINE_LOCAL_PORT = 50000;
 
 /** `plan`: a plan file or its parsed document (Clover's jmeter_testplan.yaml form); exit 2 when invalid. */
 export function renderKubernetes(plan: string | object, o: KubernetesOptions = {}): string {
+  return kubernetesObjects(plan, o)
+    .map((d) => yaml.dump(d, { noRefs: true, lineWidth: -1 }))
+    .join('---\n');
+}
+
+/** The objects `renderKubernetes` writes, in order; the first (the plan's ConfigMap) owns the others in a release. */
+export function kubernetesObjects(plan: string | object, o: KubernetesOptions = {}): KubeDocument[] {
   const file = typeof plan === 'string' ? plan : undefined;
   const document = file ? readYamlFile(file, 'a load plan (YAML or JSON)') : plan;
   // The controller reads the document again; validating it here refuses a bad plan before anything is applied.
   const parsed = planFromDocument(document, file);
   withDuration(o.target ? withTarget(parsed, o.target) : parsed, o.durationS);
-  const name = o.name ?? 'clover-cd-load';
+  const name =
+    o.name ?? (o.release !== undefined ? loadObjectsName(o.release, o.step ?? 0) : 'clover-cd-load');
   const namespace = o.namespace ?? 'default';
   const engines = o.engines ?? 2;
   const image = o.image ?? defaultImage('clover-cd-jmeter');
-  const labels = { 'app.kubernetes.io/name': name, 'app.kubernetes.io/managed-by': 'clover-cd' };
+  const labels: Record<string, string> = {
+    'app.kubernetes.io/name': name,
+    'app.kubernetes.io/managed-by': 'clover-cd',
+    ...(o.release ? { [LOAD_RELEASE_LABEL]: o.release } : {}),
+    ...(o.step !== undefined ? { [LOAD_STEP_LABEL]: String(o.step + 1) } : {}),
+  };
   const noMesh = { 'sidecar.istio.io/inject': 'false' };
   const engineDomain = `${name}-engine.${namespace}.svc`;
   const engineHosts = Array.from(
@@ -59,7 +97,10 @@ export function renderKubernetes(plan: string | object, o: KubernetesOptions = {
   ];
   if (o.target) controllerArgs.push('--target', o.target);
   if (o.durationS !== undefined) controllerArgs.push('--duration', String(o.durationS));
-  const docs: object[] = [
+  if (o.runId) controllerArgs.push('--run-id', o.runId);
+  // A release reads the controller's results from its log while the run goes.
+  if (o.streamResults ?? o.release !== undefined) controllerArgs.push('--stream-results');
+  const docs: KubeDocument[] = [
     {
       apiVersion: 'v1',
       kind: 'ConfigMap',
@@ -73,9 +114,10 @@ export function renderKubernetes(plan: string | object, o: KubernetesOptions = {
       spec: {
         clusterIP: 'None',
         selector: { ...labels, 'app.kubernetes.io/component': 'engine' },
+        // The protocol is the ports' list key: a server-side apply (1.20) refuses an element without it.
         ports: [
-          { name: 'rmi', port: ENGINE_RMI_PORT },
-          { name: 'rmi-local', port: ENGINE_LOCAL_PORT },
+          { name: 'rmi', port: ENGINE_RMI_PORT, protocol: 'TCP' },
+          { name: 'rmi-local', port: ENGINE_LOCAL_PORT, protocol: 'TCP' },
         ],
       },
     },
@@ -108,9 +150,15 @@ export function renderKubernetes(plan: string | object, o: KubernetesOptions = {
                   `$(POD_NAME).${engineDomain}`,
                 ],
                 env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
-                ports: [{ containerPort: ENGINE_RMI_PORT }, { containerPort: ENGINE_LOCAL_PORT }],
+                ports: [
+                  { containerPort: ENGINE_RMI_PORT, protocol: 'TCP' },
+                  { containerPort: ENGINE_LOCAL_PORT, protocol: 'TCP' },
+                ],
                 readinessProbe: { tcpSocket: { port: ENGINE_RMI_PORT }, periodSeconds: 2 },
-                resources: { requests: { cpu: '1', memory: '1Gi' }, limits: { memory: '2Gi' } },
+                resources: {
+                  requests: { cpu: o.resources?.cpu ?? '1', memory: o.resources?.memory ?? '1Gi' },
+                  limits: { memory: o.resources?.memory ?? '2Gi' },
+                },
               },
             ],
           },
@@ -155,5 +203,13 @@ export function renderKubernetes(plan: string | object, o: KubernetesOptions = {
       },
     },
   ];
-  return docs.map((d) => yaml.dump(d, { noRefs: true, lineWidth: -1 })).join('---\n');
+  return docs;
+}
+
+/** A Kubernetes-shaped object as rendered (the Platform's KubeObject, which this module may not import). */
+export interface KubeDocument {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace: string; labels: Record<string, string>; [k: string]: unknown };
+  [k: string]: unknown;
 }

@@ -41,6 +41,8 @@ export interface LoadRunResult {
   interrupted?: boolean;
   /** Remote engines used (distributed JMeter). */
   engines?: number;
+  /** Each remote engine's `host:port`, in the order the controller was given them. */
+  engineHosts?: string[];
   /** Why the results do not hold what the plan (or JMeter's own count) says was sent; absent when they do. */
   countProblem?: string;
 }

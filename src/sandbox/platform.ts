@@ -1,11 +1,16 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type {
   KubeObject,
+  LoadEngineRequest,
+  LoadEngineSet,
   ObjectRef,
   Platform,
   PlatformEndpoints,
   WorkloadStatus,
 } from '../services/platform.js';
 import { InvalidInputError, type InputProblem } from '../util/errors.js';
+import { startLocalEngines } from './load-engines.js';
 import type { ObjectStore } from './objects.js';
 
 /**
@@ -72,6 +77,8 @@ export class SandboxPlatform implements Platform {
     readonly description: string,
     private readonly ready: (namespace: string, name: string) => boolean,
     private readonly urls: () => PlatformEndpoints,
+    /** Where the load engines are recorded while they run (load-engines.ts). */
+    private readonly stateDir = join(tmpdir(), 'clover-cd-load-engines'),
   ) {}
 
   async apply(objects: KubeObject[]): Promise<KubeObject[]> {
@@ -133,5 +140,8 @@ export class SandboxPlatform implements Platform {
   }
   endpoints(): PlatformEndpoints {
     return this.urls();
+  }
+  startLoadEngines(request: LoadEngineRequest): Promise<LoadEngineSet> {
+    return startLocalEngines(this.stateDir, request);
   }
 }

@@ -4,6 +4,7 @@ import { createHttpClient, type HttpClient } from '../services/http.js';
 import {
   ConflictError,
   type KubeObject,
+  type LoadEngineRequest,
   type ObjectRef,
   type Platform,
   type PlatformEndpoints,
@@ -12,6 +13,7 @@ import {
 import { InfrastructureError, InvalidInputError } from '../util/errors.js';
 import { recordWrite } from '../util/changes.js';
 import { registerSecret } from '../util/redact.js';
+import { startLocalEngines } from './load-engines.js';
 import type { Fault } from './mesh.js';
 import type { SandboxUrls } from './sandbox.js';
 
@@ -49,6 +51,7 @@ class RemotePlatform implements Platform {
     private readonly http: HttpClient,
     readonly description: string,
     private readonly urls: SandboxUrls,
+    private readonly stateDir: string,
   ) {}
 
   private async post<T>(path: string, body: unknown, ref?: ObjectRef): Promise<T> {
@@ -111,6 +114,10 @@ class RemotePlatform implements Platform {
   endpoints(): PlatformEndpoints {
     return { ingress: this.urls.ingress, jaeger: this.urls.jaeger, scrapeTargets: [this.urls.metrics] };
   }
+  /** The engines run on this machine, started by the process that drives the load (as the cluster's are by its API). */
+  startLoadEngines(request: LoadEngineRequest) {
+    return startLocalEngines(this.stateDir, request);
+  }
 }
 
 export function adminClient(state: SandboxState): HttpClient {
@@ -135,7 +142,7 @@ export async function connectSandbox(stateDir = defaultStateDir()) {
   }
   const http = adminClient(state);
   await http.get('/v1/status');
-  const platform = new RemotePlatform(http, `sandbox at ${stateDir}`, state.urls);
+  const platform = new RemotePlatform(http, `sandbox at ${stateDir}`, state.urls, stateDir);
   return {
     urls: state.urls,
     platform: platform as Platform,

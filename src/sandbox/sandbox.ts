@@ -93,6 +93,7 @@ export class SandboxCore {
       `sandbox${opts.stateDir ? ` at ${opts.stateDir}` : ''}`,
       (_ns, name) => this.mesh.instances.has(name),
       () => ({ ingress: this.urls.ingress, jaeger: this.urls.jaeger, scrapeTargets: [this.urls.metrics] }),
+      opts.stateDir,
     );
   }
 

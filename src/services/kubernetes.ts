@@ -7,11 +7,13 @@
  * the verb and the object; credentials never appear in messages.
  */
 import { existsSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import {
   ApiException,
   CoreV1Api,
   KubeConfig,
   KubernetesObjectApi,
+  Log,
   PatchStrategy,
   Watch,
   type KubernetesObject,
@@ -27,6 +29,7 @@ import {
   type ObjectRef,
   type Platform,
   type PlatformEndpoints,
+  type WorkloadKind,
   type WorkloadStatus,
 } from './platform.js';
 
@@ -308,7 +311,13 @@ export class KubernetesPlatform implements Platform {
 
   async delete(ref: ObjectRef): Promise<boolean> {
     try {
-      await this.call('delete', describeRef(ref), () => this.objects.delete(this.header(ref)), [404]);
+      // Background: a Job's pods go with it (its API default orphans them); other kinds default to it anyway.
+      await this.call(
+        'delete',
+        describeRef(ref),
+        () => this.objects.delete(this.header(ref), undefined, undefined, undefined, undefined, 'Background'),
+        [404],
+      );
       recordWrite('deleted', ref);
       return true;
     } catch (err) {
@@ -351,10 +360,67 @@ export class KubernetesPlatform implements Platform {
     return res.items.map((n) => n.metadata?.name ?? '').filter(Boolean);
   }
 
-  async workloadStatus(namespace: string, name: string): Promise<WorkloadStatus> {
-    const d = await this.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace, name });
-    if (!d) return { ready: false, message: `Deployment ${namespace}/${name} not found` };
+  async workloadStatus(
+    namespace: string,
+    name: string,
+    kind: WorkloadKind = 'Deployment',
+  ): Promise<WorkloadStatus> {
+    const d = await this.get({ apiVersion: 'apps/v1', kind, namespace, name });
+    if (!d) return { ready: false, message: `${kind} ${namespace}/${name} not found` };
+    // A StatefulSet (1.20) counts ready replicas where a Deployment counts available ones.
+    if (kind === 'StatefulSet') {
+      const st = (d.status ?? {}) as { readyReplicas?: number };
+      return deploymentStatus({ ...d, status: { ...d.status, availableReplicas: st.readyReplicas ?? 0 } });
+    }
     return deploymentStatus(d);
+  }
+
+  /** The container's log through the API server (`pods/log`, follow), line by line, until it ends or `signal` aborts. */
+  async followLog(
+    pod: { namespace: string; name: string; container: string },
+    onLine: (line: string) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const what = `pods/log ${pod.namespace}/${pod.name} (container ${pod.container})`;
+    let partial = '';
+    let settle: (err?: Error) => void = () => undefined;
+    const ended = new Promise<void>((resolve, reject) => (settle = (err) => (err ? reject(err) : resolve())));
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        const lines = (partial + chunk.toString('utf8')).split('\n');
+        partial = lines.pop() ?? '';
+        lines.forEach(onLine);
+        done();
+      },
+      final(done) {
+        if (partial) onLine(partial);
+        partial = '';
+        settle();
+        done();
+      },
+    });
+    sink.on('error', (err) => settle(err));
+    const req = await this.call('get', what, () =>
+      new Log(this.kubeConfig).log(pod.namespace, pod.name, pod.container, sink, { follow: true }),
+    );
+    const onAbort = () => {
+      req.abort();
+      settle();
+    };
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await ended;
+    } catch (err) {
+      throw new InfrastructureError(
+        SYSTEM,
+        `get ${what}`,
+        redact((err as Error).message),
+        `kubectl -n ${pod.namespace} logs ${pod.name} -c ${pod.container}`,
+      );
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
   }
 
   /**

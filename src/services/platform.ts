@@ -38,6 +38,8 @@ export interface WorkloadStatus {
   availableReplicas?: number;
 }
 
+export type WorkloadKind = 'Deployment' | 'StatefulSet';
+
 export interface PlatformEndpoints {
   /** Prometheus HTTP API base URL, when the platform has one. */
   prometheus?: string;
@@ -68,9 +70,41 @@ export interface Platform {
   ): Promise<KubeObject>;
   delete(ref: ObjectRef): Promise<boolean>;
   list(apiVersion: string, kind: string, namespace: string, labelSelector?: string): Promise<KubeObject[]>;
-  /** Deployment rollout status: observedGeneration, updated and available replicas. */
-  workloadStatus(namespace: string, name: string): Promise<WorkloadStatus>;
+  /** Rollout status of a Deployment (default) or StatefulSet: observedGeneration, updated and available (ready) replicas. */
+  workloadStatus(namespace: string, name: string, kind?: WorkloadKind): Promise<WorkloadStatus>;
   endpoints(): PlatformEndpoints;
+  /**
+   * Start `count` distributed load engines (JMeter's `jmeter-server`, as `clover-cd load server` runs it) for
+   * one step's window and resolve once each is ready to take a plan; absent on a platform that cannot. The
+   * platform decides how an engine starts; an abort of `signal` stops every engine that exists at once.
+   */
+  startLoadEngines?(request: LoadEngineRequest): Promise<LoadEngineSet>;
+  /**
+   * Follow a container's log (a cluster's pod log) line by line until the container ends or `signal` aborts;
+   * absent where there are no pods.
+   */
+  followLog?(
+    pod: { namespace: string; name: string; container: string },
+    onLine: (line: string) => void,
+    signal?: AbortSignal,
+  ): Promise<void>;
+}
+
+export interface LoadEngineRequest {
+  count: number;
+  /** The release and step the engines serve: their labels, and what a later run's cleanup names. */
+  release: string;
+  step: number;
+  /** Requests and limits for each engine, Kubernetes quantities (`cpu: "2"`, `memory: 2Gi`). */
+  resources?: { cpu?: string; memory?: string };
+  signal?: AbortSignal;
+}
+
+export interface LoadEngineSet {
+  /** `host:port` of each engine's RMI registry, in order: what the controller's `-R` takes. */
+  hosts: string[];
+  /** Stop every engine and remove what records it; safe to call more than once. */
+  stop(): Promise<void>;
 }
 
 /** A concurrent writer changed the object between read and patch (HTTP 409). */

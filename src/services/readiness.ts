@@ -7,11 +7,13 @@
  */
 import { InfrastructureError } from '../util/errors.js';
 import { sleep } from '../util/retry.js';
-import type { Platform, WorkloadStatus } from './platform.js';
+import type { Platform, WorkloadKind, WorkloadStatus } from './platform.js';
 
 export interface Workload {
   namespace: string;
   name: string;
+  /** Default Deployment. */
+  kind?: WorkloadKind;
 }
 
 export interface WorkloadWaitOptions {
@@ -41,11 +43,11 @@ async function waitForWorkload(
   deadline: number,
   opts: WorkloadWaitOptions,
 ): Promise<void> {
-  const what = `Deployment ${w.namespace}/${w.name}`;
+  const what = `${w.kind ?? 'Deployment'} ${w.namespace}/${w.name}`;
   let delay = 200;
   let waited = false;
   for (;;) {
-    const last = await platform.workloadStatus(w.namespace, w.name);
+    const last = await platform.workloadStatus(w.namespace, w.name, w.kind);
     // Said only while waiting (and once when it is over): a ready workload costs one read and no line.
     if (!last.ready || waited) opts.onStatus?.(what, last);
     if (last.ready) return;
@@ -66,9 +68,14 @@ function notReady(
   const kubernetes = platform.kind === 'kubernetes';
   const system = kubernetes ? 'Kubernetes API' : 'sandbox';
   const hint = kubernetes
-    ? `kubectl -n ${w.namespace} rollout status deployment/${w.name}`
+    ? `kubectl -n ${w.namespace} rollout status ${(w.kind ?? 'Deployment').toLowerCase()}/${w.name}`
     : `clover-cd sandbox status (is ${w.name} among the workloads?)`;
   const seconds = Math.round(opts.timeoutMs / 1000);
   const message = `${opts.subject ?? 'the Deployment'} is not ready after ${seconds}s: ${last.message}${opts.consequence ? `; ${opts.consequence}` : ''}`;
-  return new InfrastructureError(system, `rollout status Deployment ${w.namespace}/${w.name}`, message, hint);
+  return new InfrastructureError(
+    system,
+    `rollout status ${w.kind ?? 'Deployment'} ${w.namespace}/${w.name}`,
+    message,
+    hint,
+  );
 }

@@ -36,6 +36,8 @@ load:
     url_list:
       - { name: url1, url: "http://proxy-access-control.default:9180", method: GET, user-agent: chrome }
   engine: auto                    # jmeter when installed, the builtin engine otherwise
+  # engines: 4                    # distributed JMeter: the platform starts 4 jmeter-server engines per window
+  # resources: { cpu: "2", memory: 2Gi }   # each engine's, on a cluster (deploy/clover-cd/overlays/load-engines)
 gate:
   minSamples: 100                 # per version and window; fewer makes a rule inconclusive, never a pass
   metrics: { source: prometheus, url: "http://prometheus.istio-system:9090", scrapeInterval: 15s }

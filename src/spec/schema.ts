@@ -83,11 +83,21 @@ export const strategySchema = closed({
   mirror: closed({ percentage: percent, window: duration }, ['window']),
 });
 
+// A Kubernetes resource quantity: 500m, 2, 1.5, 512Mi, 2Gi.
+const quantity: Schema = {
+  type: 'string',
+  pattern: '^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$',
+  description: 'a Kubernetes quantity such as 500m, 2 or 2Gi',
+};
+
 export const loadSchema = closed(
   {
     plan: { type: ['string', 'object'] },
     engine: { enum: ['auto', 'jmeter', 'builtin'] },
     target: { type: 'string', pattern: '^https?://' },
+    // Distributed JMeter engines the platform starts for each window; 0 (the default) sends from this process.
+    engines: { type: 'integer', minimum: 0, maximum: 50 },
+    resources: closed({ cpu: quantity, memory: quantity }),
   },
   ['plan'],
 );

@@ -51,6 +51,12 @@ export function boundsProblems(doc: unknown, file?: string): InputProblem[] {
     ]);
   }
   checks.push(['gate.metrics.scrapeInterval', durationRangeProblem(obj(gate?.metrics)?.scrapeInterval)]);
+  const load = obj(d.load);
+  if (typeof load?.engines === 'number' && load.engines > 0 && load.engine === 'builtin')
+    checks.push([
+      'load.engines',
+      "distributed engines are JMeter's own (jmeter-server): drop engine: builtin, or set engines: 0",
+    ]);
   list(gate?.rules).forEach((r, i) =>
     checks.push([`gate.rules[${i}].latency.max`, durationRangeProblem(obj(obj(r)?.latency)?.max)]),
   );

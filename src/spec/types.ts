@@ -101,6 +101,13 @@ export interface LoadSpec {
   engine?: 'auto' | 'jmeter' | 'builtin';
   /** Where load is sent (the ingress of the mesh); defaults to the plan's URLs. */
   target?: string;
+  /**
+   * Distributed JMeter engines the platform starts for each step's window (each runs the whole plan, so
+   * load = engines x plan); absent or 0 = the load is sent from the process that runs the step.
+   */
+  engines?: number;
+  /** Each engine's requests and limits (Kubernetes quantities). */
+  resources?: { cpu?: string; memory?: string };
 }
 
 export type GateRule =

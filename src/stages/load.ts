@@ -5,9 +5,10 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPlan, runLoad, type LoadPlan, type LoadRunResult } from '../jmeter/index.js';
-import type { Platform } from '../services/platform.js';
+import type { LoadEngineSet, Platform } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
-import { InvalidInputError } from '../util/errors.js';
+import { InfrastructureError, InvalidInputError } from '../util/errors.js';
+import { runClusterLoad } from './cluster-load.js';
 
 export interface LoadStageOptions {
   durationS?: number;
@@ -15,6 +16,11 @@ export interface LoadStageOptions {
   onProgress?: (p: { sent: number; errors: number; elapsedS: number }) => void;
   /** Keep the JTL next to the evidence bundles (default: a fresh temporary folder). */
   resultsDir?: string;
+  /**
+   * Send through the spec's `load.engines` distributed engines, which the platform starts for this run and
+   * stops at its end (a step's window); without it, or with 0 engines, the load is sent from this process.
+   */
+  distributed?: { step: number };
 }
 
 export interface LoadStageResult {
@@ -48,13 +54,56 @@ export async function runLoadStage(
       )
     : undefined;
   if (opts.resultsDir) mkdirSync(opts.resultsDir, { recursive: true });
-  const result = await runLoad(plan, {
-    engine: spec.load?.engine ?? 'auto',
-    durationS: opts.durationS,
-    target,
+  const count = opts.distributed ? (spec.load?.engines ?? 0) : 0;
+  // On a cluster the controller runs there too (engines' names resolve only inside it): results come on its log.
+  if (count && platform.kind === 'kubernetes') {
+    const load = await runClusterLoad(platform, spec, plan, {
+      step: opts.distributed!.step,
+      engines: count,
+      durationS: opts.durationS,
+      target,
+      resultsFile,
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+    });
+    return { exitCode: 0, load, target };
+  }
+  const engines = count ? await startEngines(platform, spec, count, opts) : undefined;
+  try {
+    const result = await runLoad(plan, {
+      engine: engines ? 'jmeter' : (spec.load?.engine ?? 'auto'),
+      durationS: opts.durationS,
+      target,
+      remote: engines?.hosts,
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+      resultsFile,
+    });
+    return { exitCode: 0, load: result, target };
+  } finally {
+    // The controller has ended (or was stopped): no engine outlives the window, whatever ended it.
+    await engines?.stop();
+  }
+}
+
+async function startEngines(
+  platform: Platform,
+  spec: ReleaseSpec,
+  count: number,
+  opts: LoadStageOptions,
+): Promise<LoadEngineSet> {
+  if (!platform.startLoadEngines)
+    throw new InfrastructureError(
+      platform.description,
+      'load.engines',
+      `this platform cannot start distributed load engines (${count} asked for)`,
+      'set load.engines: 0 to send the load from this process',
+    );
+  return platform.startLoadEngines({
+    count,
+    release: spec.metadata.name,
+    step: opts.distributed!.step,
+    resources: spec.load?.resources,
     signal: opts.signal,
-    onProgress: opts.onProgress,
-    resultsFile,
   });
-  return { exitCode: 0, load: result, target };
 }

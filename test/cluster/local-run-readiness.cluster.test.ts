@@ -7,6 +7,7 @@ import { createKubernetesPlatform } from '../../src/services/kubernetes.js';
 import { waitUntilReady } from '../../src/stages/engine/index.js';
 import type { ReleaseSpec } from '../../src/spec/types.js';
 import { REPO } from '../helpers/cli.js';
+import { removeTestNamespace } from '../helpers/cluster.js';
 
 /**
  * A local run's deployManifest stage on a real kube-apiserver (../shared/tools/real-apiserver: no controllers, so a
@@ -68,14 +69,7 @@ const deployPipeline = (ns: string, name: string) => ({
     kubectl(['create', 'namespace', ns]);
   });
   afterAll(() => {
-    // No namespace controller runs here: delete the objects, then finalize the namespace by hand so nothing is left.
-    kubectl(['-n', ns, 'delete', 'deployments.apps', '--all', '--ignore-not-found']);
-    kubectl(['delete', 'namespace', ns, '--wait=false', '--ignore-not-found']);
-    const doc = JSON.parse(kubectl(['get', 'namespace', ns, '-o', 'json']));
-    kubectl(
-      ['replace', '--raw', `/api/v1/namespaces/${ns}/finalize`, '-f', '-'],
-      JSON.stringify({ ...doc, spec: { finalizers: [] } }),
-    );
+    removeTestNamespace(kubectl, ns, 'deployments.apps');
   });
 
   it('fails a Deployment that does not become ready with the reason the engine gives and the command to look at it', async () => {

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as yaml from 'js-yaml';
 import { REPO } from '../helpers/cli.js';
+import { removeTestNamespace } from '../helpers/cluster.js';
 
 /**
  * deploy/clover-cd/overlays/mesh-auth against a real kube-apiserver with Istio's CRDs (../shared/tools/real-apiserver):
@@ -32,20 +33,10 @@ const kubectl = (args: string[], input?: string) =>
 (up ? describe : describe.skip)('the mesh-auth overlay on a real API server', () => {
   const ns = `mesh-auth-check-${process.pid}`;
   afterAll(() => {
-    // No namespace controller runs here: delete the objects, then finalize the namespace by hand so nothing is left.
-    kubectl([
-      '-n',
+    removeTestNamespace(
+      kubectl,
       ns,
-      'delete',
       'deployments.apps,peerauthentications.security.istio.io,authorizationpolicies.security.istio.io',
-      '--all',
-      '--ignore-not-found',
-    ]);
-    kubectl(['delete', 'namespace', ns, '--wait=false', '--ignore-not-found']);
-    const doc = JSON.parse(kubectl(['get', 'namespace', ns, '-o', 'json']));
-    kubectl(
-      ['replace', '--raw', `/api/v1/namespaces/${ns}/finalize`, '-f', '-'],
-      JSON.stringify({ ...doc, spec: { finalizers: [] } }),
     );
   });
 

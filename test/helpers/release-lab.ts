@@ -3,6 +3,8 @@
  * the way `clover-cd sandbox up --detach` does (so CLI processes reach it), a reset between tests, and the
  * traffic actually observed per version (a short burst of the spec's load through the ingress).
  */
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +13,7 @@ import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { observeSplit, openWindow, runLoadStage } from '../../src/stages/index.js';
 import { loadSpec } from '../../src/spec/load.js';
 import type { KubeObject } from '../../src/services/platform.js';
+import { BIN, REPO } from './cli.js';
 
 export const VS = {
   apiVersion: 'networking.istio.io/v1beta1',
@@ -33,12 +36,22 @@ export interface ReleaseLab {
       spinnaker?: Record<string, unknown>;
       threads?: number;
       gate?: Record<string, unknown>;
+      /** Load fields that replace the builtin engine's (engine, engines). */
+      load?: Record<string, unknown>;
     },
   ): string;
   vs(): Promise<KubeObject>;
   observed(file: string): Promise<{ stable: number; candidate: number }>;
+  /** `clover-cd release run <file> --auto-approve` on this sandbox through the CLI binary, with `extra` flags. */
+  releaseRun(file: string, extra?: string[]): CliRun;
   reset(): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface CliRun {
+  child: ChildProcessByStdio<null, Readable, Readable>;
+  exited: Promise<number | null>;
+  stderr(): string;
 }
 
 export async function startReleaseLab(prefix: string): Promise<ReleaseLab> {
@@ -85,6 +98,7 @@ export async function startReleaseLab(prefix: string): Promise<ReleaseLab> {
           strategy,
           load: {
             engine: 'builtin',
+            ...opts.load,
             plan: {
               load_spec: { num_threads: opts.threads ?? 4, loops: -1, duration: 3 },
               url_list: [
@@ -115,6 +129,19 @@ export async function startReleaseLab(prefix: string): Promise<ReleaseLab> {
         }),
       );
       return file;
+    },
+    releaseRun(file, extra = []) {
+      const args = ['release', 'run', file, ...extra, '--auto-approve', '--platform', 'sandbox'];
+      args.push('--state-dir', stateDir, '--evidence-dir', join(dir, 'evidence'));
+      const child = spawn(process.execPath, [BIN, ...args], {
+        cwd: REPO,
+        env: { ...process.env, NODE_OPTIONS: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+      return { child, exited, stderr: () => stderr };
     },
     async observed(file) {
       const { spec } = loadSpec(file);

@@ -25,7 +25,9 @@ let analyzeJtl: TJmeterIndex['analyzeJtl'],
   renderKubernetes: TJmeterIndex['renderKubernetes'],
   renderText: TJmeterIndex['renderText'],
   runLoadDetailed: TJmeterIndex['runLoadDetailed'],
-  serveEngine: TJmeterIndex['serveEngine'];
+  serveEngine: TJmeterIndex['serveEngine'],
+  tailFile: TJmeterIndex['tailFile'],
+  STREAMED_LINE_PREFIX: TJmeterIndex['STREAMED_LINE_PREFIX'];
 type TStagesProperties = typeof import('../../stages/properties.js');
 let stageProperties: TStagesProperties['stageProperties'],
   writeProperties: TStagesProperties['writeProperties'];
@@ -50,10 +52,23 @@ async function loadEngine(): Promise<void> {
     renderText,
     runLoadDetailed,
     serveEngine,
+    tailFile,
+    STREAMED_LINE_PREFIX,
   } = m0);
   ({ stageProperties, writeProperties } = m1);
   ({ statusForExitCode } = m2);
 }
+
+const runIdFlag = (v: string): string => {
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(v))
+    throw new InvalidInputError(`--run-id must be 1 to 64 letters, digits, ".", "_" or "-", got "${v}"`);
+  return v;
+};
+const quantityFlag = (flag: string) => (v: string) => {
+  if (!/^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/.test(v))
+    throw new InvalidInputError(`${flag} must be a Kubernetes quantity such as 500m, 2 or 2Gi, got "${v}"`);
+  return v;
+};
 
 // Whole seconds: JMeter's ThreadGroup.duration is an integer property.
 const seconds = (flag: string) => (v: string) =>
@@ -129,6 +144,11 @@ interface RenderFlags {
   engines: number;
   image: string;
   namespace: string;
+  release?: string;
+  step?: number;
+  runId?: string;
+  engineCpu?: string;
+  engineMemory?: string;
 }
 
 function registerLoadRender(load: Command): void {
@@ -157,6 +177,22 @@ function registerLoadRender(load: Command): void {
         defaultImage('clover-cd-jmeter'),
       )
       .option('--namespace <ns>', 'namespace (with --kubernetes)', 'default')
+      .option(
+        '--release <name>',
+        "the objects a release's step creates (with --kubernetes and --step): their name, labels, results on the controller's log",
+      )
+      .option('--step <n>', 'the step (1-based) of --release', engines('--step'))
+      .option('--run-id <id>', "the controller's x-clover-cd-load value (with --kubernetes)", runIdFlag)
+      .option(
+        '--engine-cpu <quantity>',
+        "each engine's CPU request (load.resources.cpu)",
+        quantityFlag('--engine-cpu'),
+      )
+      .option(
+        '--engine-memory <quantity>',
+        "each engine's memory request and limit (load.resources.memory)",
+        quantityFlag('--engine-memory'),
+      )
       .addHelpText(
         'after',
         `
@@ -168,6 +204,7 @@ Examples:
   clover-cd load render examples/jmeter_testplan.yaml -o plan.jmx
   clover-cd load render plan.yaml --kubernetes --engines 4 --namespace load | kubectl apply -f -
   clover-cd load render plan.yaml --kubernetes --image registry.example.com/clover-cd/clover-cd-jmeter:0.1.0
+  clover-cd load render plan.yaml --kubernetes --release sdc-canary --step 1 --namespace sdc   # what a release's step 1 creates
 `,
       ),
   ).action(action(loadRender));
@@ -192,6 +229,10 @@ async function loadRender(file: string, o: RenderFlags, cmd: Command): Promise<n
         namespace: o.namespace,
         target: o.target,
         durationS: o.duration,
+        release: o.release,
+        step: o.step === undefined ? undefined : o.step - 1,
+        runId: o.runId,
+        resources: o.engineCpu || o.engineMemory ? { cpu: o.engineCpu, memory: o.engineMemory } : undefined,
       })
     : renderJmx(effectivePlan(loadPlan(file), { target: o.target, durationS: o.duration }));
   if (outFile) {
@@ -212,6 +253,8 @@ interface RunFlags {
   junit?: string;
   html?: string;
   properties?: string;
+  runId?: string;
+  streamResults: boolean;
 }
 
 function registerLoadRun(load: Command): void {
@@ -248,6 +291,16 @@ function registerLoadRun(load: Command): void {
     .option(
       '--properties <file>',
       'also write the result as a key=value file (Spinnaker Jenkins stage `propertyFile`)',
+    )
+    .option(
+      '--run-id <id>',
+      'the x-clover-cd-load value every request carries (default: a fresh id)',
+      runIdFlag,
+    )
+    .option(
+      '--stream-results',
+      'also write every JTL line to stdout as `jtl|<line>` while the run goes (a cluster reads it from the pod log)',
+      false,
     )
     .addHelpText(
       'after',
@@ -288,9 +341,15 @@ async function loadRun(file: string, o: RunFlags, cmd: Command): Promise<number>
   };
   process.once('SIGINT', onSigint);
   const progress = progressReporter(expected?.total, o.duration ?? plan.durationS);
+  let tail: { stop(): void } | undefined;
   let run;
   try {
     run = await runLoadDetailed(plan, {
+      runId: o.runId,
+      onStart: ({ jtl }) => {
+        if (o.streamResults)
+          tail = tailFile(jtl, (line) => process.stdout.write(`${STREAMED_LINE_PREFIX}${line}\n`));
+      },
       engine: o.engine,
       remote,
       resultsFile: o.results,
@@ -302,6 +361,7 @@ async function loadRun(file: string, o: RunFlags, cmd: Command): Promise<number>
       onProgress: progress.update,
     });
   } finally {
+    tail?.stop();
     progress.stop();
     process.removeListener('SIGINT', onSigint);
   }

@@ -240,6 +240,7 @@ export async function runWindow(
           durationS: maxMs / 1000,
           resultsDir: opts.evidenceDir,
           signal: stop.signal,
+          distributed: { step: k },
           onProgress: (p) => opts.emit({ type: 'load', step: k, ...p }),
         }).finally(() => (loadDone = true))
       : undefined;
