@@ -10,6 +10,7 @@ import * as yaml from 'js-yaml';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { observeSplit, openWindow, runLoadStage } from '../../src/stages/index.js';
 import { loadSpec } from '../../src/spec/load.js';
+import type { Mesh } from '../../src/contract/index.js';
 import type { KubeObject } from '../../src/services/platform.js';
 
 export const VS = {
@@ -19,7 +20,16 @@ export const VS = {
   name: 'http-lb',
 };
 
+/** The SDC sample's HTTPRoute (deploy/sdc/gateway-api/), which holds http-lb's routes on service.mesh gateway-api. */
+export const HTTP_ROUTE = {
+  apiVersion: 'gateway.networking.k8s.io/v1',
+  kind: 'HTTPRoute',
+  namespace: 'default',
+  name: 'http-lb',
+};
+
 export interface ReleaseLab {
+  mesh: Mesh;
   sb: Sandbox;
   dir: string;
   stateDir: string;
@@ -35,16 +45,18 @@ export interface ReleaseLab {
       gate?: Record<string, unknown>;
     },
   ): string;
+  /** The object that holds http-lb's routes and the release state: the VirtualService, or the HTTPRoute. */
   vs(): Promise<KubeObject>;
   observed(file: string): Promise<{ stable: number; candidate: number }>;
   reset(): Promise<void>;
   stop(): Promise<void>;
 }
 
-export async function startReleaseLab(prefix: string): Promise<ReleaseLab> {
+export async function startReleaseLab(prefix: string, mesh: Mesh = 'istio'): Promise<ReleaseLab> {
   const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
   const stateDir = join(dir, 'state');
-  const sb = await startSandbox({ stateDir });
+  const sb = await startSandbox({ stateDir, mesh });
+  const ROUTES = mesh === 'istio' ? VS : HTTP_ROUTE;
   mkdirSync(stateDir, { recursive: true });
   writeFileSync(
     join(stateDir, 'sandbox.json'),
@@ -56,9 +68,10 @@ export async function startReleaseLab(prefix: string): Promise<ReleaseLab> {
       netns: false,
     }),
   );
-  const vs = async () => (await sb.platform.get(VS))!;
+  const vs = async () => (await sb.platform.get(ROUTES))!;
   const initial = await vs();
   return {
+    mesh,
     sb,
     dir,
     stateDir,
@@ -81,6 +94,7 @@ export async function startReleaseLab(prefix: string): Promise<ReleaseLab> {
             stable: 'v1',
             candidate: 'v2',
             readyTimeout: '20s',
+            ...(mesh === 'istio' ? {} : { mesh }),
           },
           strategy,
           load: {
@@ -130,7 +144,7 @@ export async function startReleaseLab(prefix: string): Promise<ReleaseLab> {
           .filter((k) => k.startsWith('clover-cd.io/'))
           .map((k) => [k, null]),
       );
-      await sb.platform.patch(VS, { metadata: { annotations }, spec: initial.spec! });
+      await sb.platform.patch(ROUTES, { metadata: { annotations }, spec: initial.spec! });
     },
     async stop() {
       await sb.stop();
