@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as yaml from 'js-yaml';
 import { loadSpec } from '../src/spec/load.js';
 import { canaryWeights, validateSpec } from '../src/spec/validate.js';
-import { SPEC_TEMPLATE } from '../src/spec/init-template.js';
+import { SPEC_TEMPLATE, specTemplate } from '../src/spec/init-template.js';
 import { InvalidInputError } from '../src/util/errors.js';
 import { MESHES, meshOf } from '../src/routers/index.js';
 
@@ -14,14 +14,24 @@ const problemsOf = (doc: unknown) =>
   validateSpec(doc, 'spec.yaml', 'examples').map((p) => `${p.path}: ${p.message}`);
 
 describe('release spec', () => {
-  it.each(['sdc-canary', 'sdc-bluegreen', 'sdc-ab', 'sdc-metric-rule'])('example %s is valid', (name) => {
-    const loaded = loadSpec(`examples/${name}.yaml`);
-    expect(loaded.spec.service.stable).toBe('v1');
-    expect(loaded.spec.service.candidate).toBe('v2');
-  });
+  it.each(['sdc-canary', 'sdc-canary-gateway-api', 'sdc-bluegreen', 'sdc-ab', 'sdc-metric-rule'])(
+    'example %s is valid',
+    (name) => {
+      const loaded = loadSpec(`examples/${name}.yaml`);
+      expect(loaded.spec.service.stable).toBe('v1');
+      expect(loaded.spec.service.candidate).toBe('v2');
+    },
+  );
 
   it('spec init template is valid', () => {
     expect(validateSpec(yaml.load(SPEC_TEMPLATE), 'init.yaml', '.')).toEqual([]);
+    const gatewayApi = specTemplate('gateway-api');
+    expect(validateSpec(yaml.load(gatewayApi), 'init.yaml', '.')).toEqual([]);
+    expect((yaml.load(gatewayApi) as { service: object }).service).toMatchObject({
+      mesh: 'gateway-api',
+      httpRoute: 'http-lb',
+      backends: { stable: 'http-lb-v1', candidate: 'http-lb-v2' },
+    });
   });
 
   it('expands stepWeight/maxWeight into steps', () => {

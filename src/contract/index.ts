@@ -91,7 +91,7 @@ export const AWAITING_JUDGMENT = 'awaitingJudgment';
  * these lists, so a name without a registration (or the reverse) does not compile. The lists sit here because
  * the spec's schema, below both registries, is built from them.
  */
-export const MESHES = ['istio'] as const;
+export const MESHES = ['istio', 'gateway-api'] as const;
 export type Mesh = (typeof MESHES)[number];
 export const DEFAULT_MESH: Mesh = 'istio';
 export const METRICS_SOURCES = ['prometheus', 'scrape'] as const;

@@ -10,6 +10,7 @@ import { ISTIO_TELEMETRY, type MeshTelemetry } from '../metrics/index.js';
 import type { Platform } from '../services/platform.js';
 import type { ReleaseSpec } from '../spec/types.js';
 import { InvalidInputError } from '../util/errors.js';
+import { gatewayApiRoutes } from './gateway-api/router.js';
 import { istioRoutes } from './istio/router.js';
 import { MeshRouter } from './router.js';
 import type { MeshRoutes, TrafficRouter } from './types.js';
@@ -34,6 +35,7 @@ export interface MeshRegistration {
 
 const MESH_REGISTRY: Record<Mesh, MeshRegistration> = {
   istio: { routes: istioRoutes, telemetry: ISTIO_TELEMETRY },
+  'gateway-api': { routes: gatewayApiRoutes, telemetry: ISTIO_TELEMETRY },
 };
 
 /** The registration of the spec's mesh (`service.mesh`, default istio); exit 2 naming the field for another name. */

@@ -5,6 +5,7 @@ import { gatewayAdmits, labelsMatch, subsetLabels, type Destination } from './ro
 import { ClusterState, trafficPolicyFor } from './traffic-policy.js';
 
 const ISTIO_GROUP = 'networking.istio.io';
+const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
 
 /**
  * Where a request may go: the routing objects and endpoints the sidecars read, derived from the object
@@ -16,6 +17,7 @@ export class ServiceDiscovery {
   private readonly roundRobin = new Map<string, number>();
   private cache?: {
     vss: KubeObject[];
+    httpRoutes: KubeObject[];
     drs: KubeObject[];
     gateways: Map<string, KubeObject[]>;
     endpoints: Map<string, WorkloadInstance[]>;
@@ -35,6 +37,7 @@ export class ServiceDiscovery {
   private view() {
     return (this.cache ??= {
       vss: this.store.listLive(ISTIO_GROUP, 'VirtualService', 'default'),
+      httpRoutes: this.store.listLive(GATEWAY_API_GROUP, 'HTTPRoute', 'default'),
       drs: this.store.listLive(ISTIO_GROUP, 'DestinationRule', 'default'),
       gateways: new Map(),
       endpoints: new Map(),
@@ -44,6 +47,18 @@ export class ServiceDiscovery {
 
   virtualServices(): KubeObject[] {
     return this.view().vss;
+  }
+
+  httpRoutes(): KubeObject[] {
+    return this.view().httpRoutes;
+  }
+
+  /** Whether a Service exists with this port (any port when none is given): what makes a backendRef valid. */
+  hasServicePort(service: string, port?: number): boolean {
+    const svc = this.store.peek({ apiVersion: 'v1', kind: 'Service', namespace: 'default', name: service });
+    if (!svc) return false;
+    const ports = ((svc.spec ?? {}) as { ports?: Array<{ port: number }> }).ports ?? [];
+    return port === undefined || ports.some((p) => p.port === port);
   }
 
   /** Gateway objects whose selector picks this ingress (selector `istio: ingressgateway`) and whose servers admit `host`. */

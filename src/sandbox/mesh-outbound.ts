@@ -11,6 +11,7 @@ import {
 } from './http-hop.js';
 import type { AppRequest, AppResponse, WorkloadInstance } from './mesh-types.js';
 import { LOAD_HEADER, one, SOURCE_HEADER, type SidecarContext, type TraceContext } from './mesh-sidecar.js';
+import { hasHttpRoutes, routeHttpRoutes, type HttpRouteDecision } from './httproute.js';
 import { routeRequest, type RequestView } from './routing.js';
 import type { AttemptOutcome } from './traffic-policy.js';
 
@@ -32,14 +33,14 @@ export async function outboundSidecar(
   const t0 = performance.now();
   const view: RequestView = { path: req.path, method: req.method, headers: req.headers };
   const gateways = from.gateway ? mesh.discovery.gatewayNames(from, service) : undefined;
-  const decision = routeRequest(mesh.discovery.virtualServices(), service, view, {
-    gateways,
-    random: mesh.random,
-  });
+  const decision = decide(mesh, service, view, gateways);
   const dest = decision?.destination ?? { service };
   let result: Attempt;
   if (from.gateway && !decision) {
     result = { status: 404, body: '', flags: 'NR' };
+  } else if (decision?.invalidBackend) {
+    // The HTTPRoute spec: requests a rule would send to an invalid backendRef are answered 500.
+    result = { status: 500, body: decision.invalidBackend, flags: '-' };
   } else {
     const cluster = mesh.discovery.cluster(dest);
     const target = mesh.discovery.pick(dest, cluster);
@@ -110,6 +111,25 @@ export async function outboundSidecar(
   const headers: Record<string, string> = { ...result.headers };
   if (result.flags !== '-') headers['x-sandbox-response-flags'] = result.flags;
   return { status: result.status, headers, body, upstream: dest.service };
+}
+
+/**
+ * The route decision for a request to `service`: its HTTPRoutes when one is attached to it (the Gateway API
+ * binding for mesh traffic, which then replaces the VirtualServices for that service), else its VirtualServices.
+ */
+function decide(
+  mesh: SidecarContext,
+  service: string,
+  view: RequestView,
+  gateways: string[] | undefined,
+): HttpRouteDecision | undefined {
+  const routes = mesh.discovery.httpRoutes();
+  if (!gateways && hasHttpRoutes(routes, service))
+    return routeHttpRoutes(routes, service, view, {
+      random: mesh.random,
+      backendExists: (ref) => mesh.discovery.hasServicePort(ref.name, ref.port),
+    });
+  return routeRequest(mesh.discovery.virtualServices(), service, view, { gateways, random: mesh.random });
 }
 
 async function sendWithRetries(

@@ -10,6 +10,7 @@ import type {
   WorkloadStatus,
 } from '../services/platform.js';
 import { InvalidInputError, type InputProblem } from '../util/errors.js';
+import { httpRouteProblems } from './httproute.js';
 import { startLocalEngines } from './load-engines.js';
 import type { ObjectStore } from './objects.js';
 
@@ -42,6 +43,7 @@ export function checkObjects(objects: KubeObject[], file?: string): void {
     if (o.apiVersion?.startsWith('networking.istio.io/') && !ISTIO_VERSIONS.includes(o.apiVersion)) {
       at('.apiVersion', `expected one of ${ISTIO_VERSIONS.join(', ')}, found "${o.apiVersion}"`);
     }
+    if (o.kind === 'HTTPRoute') for (const [path, message] of httpRouteProblems(o)) at(path, message);
     if (o.kind === 'VirtualService') {
       const http =
         (

@@ -68,7 +68,7 @@ type HttpRoute = {
 };
 
 const regexCache = new Map<string, RegExp>();
-function fullRegex(re: string): RegExp {
+export function fullRegex(re: string): RegExp {
   let r = regexCache.get(re);
   if (!r) {
     // Istio regexes are RE2 and must match the whole value.
@@ -88,7 +88,8 @@ function matchString(m: StringMatch, value: string | undefined, ignoreCase = fal
   return true; // an empty match object matches any present value
 }
 
-const header = (h: RequestView['headers'], name: string): string | undefined => {
+/** A request header by name (case-insensitive), repeated values joined with commas. */
+export const requestHeader = (h: RequestView['headers'], name: string): string | undefined => {
   const v = h[name.toLowerCase()];
   return Array.isArray(v) ? v.join(',') : v;
 };
@@ -99,9 +100,9 @@ export function matchesHttp(match: HttpMatch, req: RequestView): boolean {
   if (match.uri && !matchString(match.uri, path, match.ignoreUriCase)) return false;
   if (match.method && !matchString(match.method, req.method)) return false;
   for (const [name, m] of Object.entries(match.headers ?? {}))
-    if (!matchString(m, header(req.headers, name))) return false;
+    if (!matchString(m, requestHeader(req.headers, name))) return false;
   for (const [name, m] of Object.entries(match.withoutHeaders ?? {})) {
-    const v = header(req.headers, name);
+    const v = requestHeader(req.headers, name);
     if (v !== undefined && matchString(m, v)) return false;
   }
   if (match.queryParams) {

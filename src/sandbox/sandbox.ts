@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
+import type { Mesh as MeshName } from '../contract/index.js';
 import type { KubeObject, Platform } from '../services/platform.js';
 import { InfrastructureError } from '../util/errors.js';
 import { redact } from '../util/redact.js';
@@ -44,6 +45,8 @@ export interface SandboxOptions {
   hopTransport?: HopTransport;
   /** Share of traces kept (0..1, default 1); the ingress decides and tags root spans with the sampler. */
   traceSampling?: number;
+  /** The API http-lb's routes are written in (default istio; gateway-api: an HTTPRoute, see manifests.ts). */
+  mesh?: MeshName;
 }
 
 export class SandboxCore {
@@ -144,7 +147,7 @@ export class SandboxCore {
         this.starting.set(name, new Promise((r) => queueMicrotask(() => r(this.startWorkload(d)))));
       }
     });
-    this.store.apply(sdcManifests());
+    this.store.apply(sdcManifests(this.opts.mesh));
     await Promise.resolve();
     const ingress = await this.mesh.start({
       name: 'istio-ingressgateway',

@@ -1,4 +1,6 @@
 /** The commented example written by `clover-cd spec init`. It must stay valid (a test checks it). */
+import type { Mesh } from '../contract/index.js';
+
 export const SPEC_TEMPLATE = `# clover-cd release spec: one file describes the service, how to release it, the load to drive
 # through it and the gate that decides promotion. Validate with: clover-cd spec validate <file>
 apiVersion: clover-cd/v1
@@ -76,3 +78,20 @@ github:
   repository: opnfv/clover        # commit statuses and deployments go here
   context: clover-cd/gate
 `;
+
+const MESH_LINE =
+  '  mesh: istio                     # the mesh whose routes carry the release (and names its telemetry)\n';
+
+/** The template for a mesh: on the Gateway API, the HTTPRoute and the Service of each version it routes to. */
+export function specTemplate(mesh: Mesh = 'istio'): string {
+  if (mesh === 'istio') return SPEC_TEMPLATE;
+  return SPEC_TEMPLATE.replace(
+    MESH_LINE,
+    `  mesh: gateway-api               # the service's own HTTPRoute carries the release (gateway.networking.k8s.io/v1)
+  httpRoute: http-lb              # the HTTPRoute; its rule to the stable Service gets the weights (default: name)
+  backends:                       # one Service per version, as backendRefs name them (default <name>-<version>)
+    stable: http-lb-v1
+    candidate: http-lb-v2
+`,
+  );
+}

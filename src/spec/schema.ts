@@ -40,6 +40,8 @@ export const serviceSchema = closed(
     virtualService: name,
     gateways: { type: 'array', items: { type: 'string' } },
     mesh: { enum: [...MESHES], description: `the mesh that routes the service: ${MESHES.join(', ')}` },
+    httpRoute: name,
+    backends: closed({ stable: name, candidate: name }),
   },
   ['name', 'namespace', 'port', 'stable', 'candidate'],
 );

@@ -45,6 +45,10 @@ export interface ServiceTarget {
   gateways?: string[];
   /** The mesh whose routes carry the release (default istio): picks the traffic router and the telemetry names. */
   mesh?: Mesh;
+  /** gateway-api: the HTTPRoute that holds the service's routes (default `name`). */
+  httpRoute?: string;
+  /** gateway-api: the Service of each version, as backendRefs name them (default `<name>-<version>`). */
+  backends?: { stable?: string; candidate?: string };
 }
 
 export interface CanaryStrategy {

@@ -20,7 +20,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { statusForExitCode } from '../../src/contract/index.js';
+import { statusForExitCode, type Mesh } from '../../src/contract/index.js';
 import type { ExecuteOptions } from '../../src/pipelines/local-run/index.js';
 import { orcaConfigYaml } from '../../src/cli/pipeline-orca.js';
 import { orcaConfig } from '../../src/pipelines/preconfigured.js';
@@ -244,14 +244,14 @@ function firstJudgedWindow(dir: string): WindowSeen | undefined {
   return b && { start: b.window.start, end: b.window.end, loadRunId: b.evidence.load?.runId };
 }
 
-/** One strategy's parity suite (a file per strategy, so they spread over Jest's workers). */
-export function parityScenario(name: (typeof PARITY_SCENARIOS)[number]['name']): void {
+/** One strategy's parity suite on a mesh (a file per strategy and mesh, so they spread over Jest's workers). */
+export function parityScenario(name: (typeof PARITY_SCENARIOS)[number]['name'], mesh: Mesh = 'istio'): void {
   beforeAll(async () => {
-    lab = await startReleaseLab(`parity-${name}`);
+    lab = await startReleaseLab(`parity-${name}-${mesh}`, mesh);
   }, 60_000);
   afterAll(async () => lab?.stop());
   beforeEach(async () => lab.reset());
-  describe(`every host of the engine ends a ${name} release the same way`, () => {
+  describe(`every host of the engine ends a ${name} release the same way on ${mesh}`, () => {
     for (const s of PARITY_SCENARIOS.filter((x) => x.name === name)) {
       for (const healthy of [true, false]) {
         it(`${s.name}, ${healthy ? 'healthy' : 'faulty'} candidate`, async () => {

@@ -12,6 +12,7 @@ import * as yaml from 'js-yaml';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { observeSplit, openWindow, runLoadStage } from '../../src/stages/index.js';
 import { loadSpec } from '../../src/spec/load.js';
+import type { Mesh } from '../../src/contract/index.js';
 import type { KubeObject } from '../../src/services/platform.js';
 import { BIN, REPO } from './cli.js';
 
@@ -22,7 +23,16 @@ export const VS = {
   name: 'http-lb',
 };
 
+/** The SDC sample's HTTPRoute (deploy/sdc/gateway-api/), which holds http-lb's routes on service.mesh gateway-api. */
+export const HTTP_ROUTE = {
+  apiVersion: 'gateway.networking.k8s.io/v1',
+  kind: 'HTTPRoute',
+  namespace: 'default',
+  name: 'http-lb',
+};
+
 export interface ReleaseLab {
+  mesh: Mesh;
   sb: Sandbox;
   dir: string;
   stateDir: string;
@@ -40,6 +50,7 @@ export interface ReleaseLab {
       load?: Record<string, unknown>;
     },
   ): string;
+  /** The object that holds http-lb's routes and the release state: the VirtualService, or the HTTPRoute. */
   vs(): Promise<KubeObject>;
   observed(file: string): Promise<{ stable: number; candidate: number }>;
   /** `clover-cd release run <file> --auto-approve` on this sandbox through the CLI binary, with `extra` flags. */
@@ -54,10 +65,11 @@ export interface CliRun {
   stderr(): string;
 }
 
-export async function startReleaseLab(prefix: string): Promise<ReleaseLab> {
+export async function startReleaseLab(prefix: string, mesh: Mesh = 'istio'): Promise<ReleaseLab> {
   const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
   const stateDir = join(dir, 'state');
-  const sb = await startSandbox({ stateDir });
+  const sb = await startSandbox({ stateDir, mesh });
+  const ROUTES = mesh === 'istio' ? VS : HTTP_ROUTE;
   mkdirSync(stateDir, { recursive: true });
   writeFileSync(
     join(stateDir, 'sandbox.json'),
@@ -69,9 +81,10 @@ export async function startReleaseLab(prefix: string): Promise<ReleaseLab> {
       netns: false,
     }),
   );
-  const vs = async () => (await sb.platform.get(VS))!;
+  const vs = async () => (await sb.platform.get(ROUTES))!;
   const initial = await vs();
   return {
+    mesh,
     sb,
     dir,
     stateDir,
@@ -94,6 +107,7 @@ export async function startReleaseLab(prefix: string): Promise<ReleaseLab> {
             stable: 'v1',
             candidate: 'v2',
             readyTimeout: '20s',
+            ...(mesh === 'istio' ? {} : { mesh }),
           },
           strategy,
           load: {
@@ -157,7 +171,7 @@ export async function startReleaseLab(prefix: string): Promise<ReleaseLab> {
           .filter((k) => k.startsWith('clover-cd.io/'))
           .map((k) => [k, null]),
       );
-      await sb.platform.patch(VS, { metadata: { annotations }, spec: initial.spec! });
+      await sb.platform.patch(ROUTES, { metadata: { annotations }, spec: initial.spec! });
     },
     async stop() {
       await sb.stop();

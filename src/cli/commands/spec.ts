@@ -1,5 +1,6 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { MESHES, type Mesh } from '../../contract/index.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { checkOutputPaths } from '../output-paths.js';
 import { action, globalOptions } from '../context.js';
@@ -93,22 +94,26 @@ export function register(program: Command): void {
     .description('write a commented example release spec')
     .option('-f, --file <path>', 'file to write (default: print to stdout)')
     .option('--force', 'overwrite an existing file', false)
+    .option('--mesh <mesh>', `the mesh whose routes carry the release: ${MESHES.join(', ')}`, 'istio')
     .addHelpText(
       'after',
-      '\nExample:\n  clover-cd spec init -f release.yaml && clover-cd spec validate release.yaml\n',
+      "\nExamples:\n  clover-cd spec init -f release.yaml && clover-cd spec validate release.yaml\n  clover-cd spec init --mesh gateway-api -f release.yaml   the service's HTTPRoute and a Service per version\n",
     )
     .action(
-      action(async (opts: { file?: string; force: boolean }) => {
-        const { SPEC_TEMPLATE } = await import('../../spec/init-template.js');
+      action(async (opts: { file?: string; force: boolean; mesh: string }) => {
+        if (!(MESHES as readonly string[]).includes(opts.mesh))
+          throw new InvalidInputError(`--mesh: expected one of ${MESHES.join(', ')}, got "${opts.mesh}"`);
+        const { specTemplate } = await import('../../spec/init-template.js');
+        const template = specTemplate(opts.mesh as Mesh);
         if (!opts.file) {
-          process.stdout.write(SPEC_TEMPLATE);
+          process.stdout.write(template);
           return 0;
         }
         checkOutputPaths([{ flag: '--file', path: opts.file }]);
         if (existsSync(opts.file) && !opts.force) {
           throw new InvalidInputError(`${opts.file} already exists; use --force to overwrite it`);
         }
-        writeFileSync(opts.file, SPEC_TEMPLATE);
+        writeFileSync(opts.file, template);
         note(`wrote ${opts.file}; check it with: clover-cd spec validate ${opts.file}`);
         return 0;
       }),
