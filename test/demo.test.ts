@@ -43,4 +43,25 @@ describe('clover-cd demo', () => {
     for (const p of paths) expect(existsSync(p)).toBe(true);
     expect(text.stdout).toMatch(/demo passed in/);
   }, 300_000);
+
+  it('runs the same on a Gateway API HTTPRoute (service.mesh: gateway-api): a healthy v2 promoted, a faulty one rolled back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'demo-gw-'));
+    const doc = yaml.load(readFileSync('examples/sdc-canary-gateway-api.yaml', 'utf8')) as Record<
+      string,
+      any
+    >;
+    doc.strategy.canary.window = '3s';
+    doc.load = { plan: resolve('examples/sdc-load.yaml'), engine: 'builtin' };
+    doc.gate.minSamples = 20;
+    doc.gate.maxWindow = '60s';
+    const spec = join(dir, 'spec.yaml');
+    writeFileSync(spec, yaml.dump(doc));
+    const r = await runCli(['demo', '--spec', spec, '--out', join(dir, 'out'), '-o', 'json'], {
+      timeoutMs: 300_000,
+    });
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { scenarios: Array<{ outcome?: string; finalWeight?: number }> };
+    expect(out.scenarios.map((s) => s.finalWeight)).toEqual([100, 0]);
+    expect(r.stderr).toMatch(/Prepare routes for v2: SUCCEEDED/);
+  }, 300_000);
 });

@@ -118,7 +118,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     if (opts.signal?.aborted) break;
     const t = Date.now();
     opts.onNote?.(`── ${s.name}: starting the sandbox`);
-    const sb = await startSandbox({ stateDir: join(outDir, 'sandbox') });
+    const sb = await startSandbox({ stateDir: join(outDir, 'sandbox'), mesh: spec.service.mesh });
     try {
       if (s.fault) await sb.setFault(spec.service.name, spec.service.candidate, s.fault);
       const run = await opts.runPipeline({

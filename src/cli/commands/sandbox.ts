@@ -13,7 +13,8 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { MESHES, type Mesh } from '../../contract/index.js';
 import * as yaml from 'js-yaml';
 import { refOf, type KubeObject } from '../../services/platform.js';
 import type { SandboxState } from '../../sandbox/remote.js';
@@ -85,11 +86,12 @@ const urlText = (u: Record<string, string>) =>
 
 async function upForeground(
   dir: string,
-  opts: { netns?: boolean; redis?: string; traceCapacity?: string },
+  opts: { netns?: boolean; redis?: string; traceCapacity?: string; mesh?: Mesh },
   format: ReturnType<typeof globalOptions>['output'],
 ): Promise<number> {
   const sb = await startSandbox({
     stateDir: dir,
+    mesh: opts.mesh,
     netns: opts.netns,
     redisUrl: opts.redis,
     traceCapacity: opts.traceCapacity ? Number(opts.traceCapacity) : undefined,
@@ -131,7 +133,7 @@ async function upForeground(
 async function upDetached(
   dir: string,
   cmd: Command,
-  opts: { netns?: boolean; redis?: string; traceCapacity?: string },
+  opts: { netns?: boolean; redis?: string; traceCapacity?: string; mesh?: Mesh },
 ): Promise<SandboxState> {
   mkdirSync(dir, { recursive: true });
   const log = join(dir, 'sandbox.log');
@@ -140,6 +142,7 @@ async function upDetached(
   if (opts.netns) args.push('--netns');
   if (opts.redis) args.push('--redis', opts.redis);
   if (opts.traceCapacity) args.push('--trace-capacity', opts.traceCapacity);
+  if (opts.mesh) args.push('--mesh', opts.mesh);
   const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ['ignore', fd, fd],
@@ -193,6 +196,7 @@ interface UpFlags {
   netns: boolean;
   redis?: string;
   traceCapacity?: string;
+  mesh?: Mesh;
   stateDir?: string;
 }
 
@@ -214,11 +218,19 @@ function registerSandboxUp(sandbox: Command): void {
         'Redis for snort-ids alerts (keys snort_events, snort_event:<n>), e.g. redis://127.0.0.1:6379',
         (v: string) => parseUrlFlag('--redis', v, ['redis:', 'rediss:']),
       )
-      .option('--trace-capacity <spans>', 'spans the trace store keeps (oldest dropped first)', '200000'),
+      .option('--trace-capacity <spans>', 'spans the trace store keeps (oldest dropped first)', '200000')
+      .addOption(
+        new Option(
+          '--mesh <api>',
+          "the API http-lb's routes are written in: an Istio VirtualService, or a Gateway API HTTPRoute (service.mesh of the specs you release on it)",
+        )
+          .choices([...MESHES])
+          .default('istio'),
+      ),
   )
     .addHelpText(
       'after',
-      '\nExamples:\n  clover-cd sandbox up                      foreground; Ctrl-C stops it\n  clover-cd sandbox up --detach --redis redis://127.0.0.1:6379\n',
+      '\nExamples:\n  clover-cd sandbox up                      foreground; Ctrl-C stops it\n  clover-cd sandbox up --detach --redis redis://127.0.0.1:6379\n  clover-cd sandbox up --detach --mesh gateway-api    http-lb routed by an HTTPRoute\n',
     )
     .action(action(sandboxUp));
 }
