@@ -19,7 +19,7 @@ export function gatewayApiRoutes(plan: ReleasePlan, spec: ReleaseSpec): MeshRout
     missingHint: (platform) =>
       platform === 'kubernetes'
         ? `that the service's HTTPRoute exists: kubectl -n ${ref.namespace} get httproute ${ref.name} (service.httpRoute in the spec names it; its rule sends to Service ${names.stable})`
-        : `that the sandbox has it: clover-cd sandbox apply -f <file with the HTTPRoute> (deploy/sdc/gateway-api.yaml for the SDC sample)`,
+        : `that the sandbox has it: clover-cd sandbox apply -f <file with the HTTPRoute> (deploy/sdc/gateway-api/http-lb-route.yaml for the SDC sample)`,
     companions: () => renderBackendServices(spec),
     observe: (route: KubeObject): ObservedRoutes => observeRules(route, plan, names),
     patch: (route: KubeObject, target: TrafficTarget) => rulesPatch(route, plan, names, target),

@@ -112,7 +112,8 @@ export function renderBackendServices(spec: ReleaseSpec): KubeObject[] {
     },
     spec: {
       selector: { app: s.name, [s.versionLabel ?? 'version']: version },
-      ports: [{ name: 'http', port: s.port, targetPort: s.port }],
+      // protocol written out: a server-side apply refuses a port without it (the list is keyed by port and protocol).
+      ports: [{ name: 'http', port: s.port, targetPort: s.port, protocol: 'TCP' }],
     },
   }));
 }
