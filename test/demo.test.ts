@@ -5,18 +5,24 @@ import { join, resolve } from 'node:path';
 import * as yaml from 'js-yaml';
 import { runCli } from './helpers/cli.js';
 
+/** An example spec with a short window and the builtin engine, in a folder of its own. */
+function quickSpec(example: string): { dir: string; spec: string } {
+  const dir = mkdtempSync(join(tmpdir(), `demo-${example}-`));
+  const doc = yaml.load(readFileSync(`examples/${example}.yaml`, 'utf8')) as Record<string, any>;
+  doc.strategy.canary.window = '3s';
+  doc.load = { plan: resolve('examples/sdc-load.yaml'), engine: 'builtin' };
+  doc.gate.minSamples = 20;
+  // The window closes as soon as the rules decide; on a busy machine (fewer requests a second) it may take longer.
+  doc.gate.maxWindow = '60s';
+  const spec = join(dir, 'spec.yaml');
+  writeFileSync(spec, yaml.dump(doc));
+  return { dir, spec };
+}
+
 /** `clover-cd demo` as a newcomer runs it (shorter windows and the builtin engine, so it takes seconds). */
 describe('clover-cd demo', () => {
   it('promotes a healthy v2, rolls back a faulty one, prints the table and keeps the evidence', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'demo-'));
-    const doc = yaml.load(readFileSync('examples/sdc-canary.yaml', 'utf8')) as Record<string, any>;
-    doc.strategy.canary.window = '3s';
-    doc.load = { plan: resolve('examples/sdc-load.yaml'), engine: 'builtin' };
-    doc.gate.minSamples = 20;
-    // The window closes as soon as the rules decide; on a busy machine (fewer requests a second) it may take longer.
-    doc.gate.maxWindow = '60s';
-    const spec = join(dir, 'spec.yaml');
-    writeFileSync(spec, yaml.dump(doc));
+    const { dir, spec } = quickSpec('sdc-canary');
 
     const text = await runCli(['demo', '--spec', spec, '--out', join(dir, 'text')], { timeoutMs: 300_000 });
     expect(text.code).toBe(0);
@@ -45,17 +51,7 @@ describe('clover-cd demo', () => {
   }, 300_000);
 
   it('runs the same on a Gateway API HTTPRoute (service.mesh: gateway-api): a healthy v2 promoted, a faulty one rolled back', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'demo-gw-'));
-    const doc = yaml.load(readFileSync('examples/sdc-canary-gateway-api.yaml', 'utf8')) as Record<
-      string,
-      any
-    >;
-    doc.strategy.canary.window = '3s';
-    doc.load = { plan: resolve('examples/sdc-load.yaml'), engine: 'builtin' };
-    doc.gate.minSamples = 20;
-    doc.gate.maxWindow = '60s';
-    const spec = join(dir, 'spec.yaml');
-    writeFileSync(spec, yaml.dump(doc));
+    const { dir, spec } = quickSpec('sdc-canary-gateway-api');
     const r = await runCli(['demo', '--spec', spec, '--out', join(dir, 'out'), '-o', 'json'], {
       timeoutMs: 300_000,
     });

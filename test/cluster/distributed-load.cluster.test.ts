@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
@@ -14,7 +14,7 @@ import type { KubeObject } from '../../src/services/platform.js';
 import type { ReleaseSpec } from '../../src/spec/types.js';
 import { InterruptedError } from '../../src/util/errors.js';
 import { BIN, REPO, runCli } from '../helpers/cli.js';
-import { removeTestNamespace } from '../helpers/cluster.js';
+import { adminKubectl, removeTestNamespace } from '../helpers/cluster.js';
 import { startHttpTarget, type HttpTarget } from '../helpers/http-target.js';
 import { waitFor } from '../helpers/ports.js';
 
@@ -35,13 +35,7 @@ if (!up)
     `distributed load check skipped: ${ADMIN} does not exist (bash ../shared/tools/real-apiserver/up.sh)`,
   );
 
-const kubectl = (args: string[], input?: string) =>
-  execFileSync('kubectl', [`--kubeconfig=${ADMIN}`, '--request-timeout=20s', ...args], {
-    cwd: REPO,
-    input,
-    encoding: 'utf8',
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+const kubectl = adminKubectl;
 /** The stand-in controllers' calls: asynchronous, so that the proxy in this process keeps answering meanwhile. */
 const kubectlAsync = async (args: string[], input?: string): Promise<string> => {
   const child = promisify(execFile)('kubectl', [`--kubeconfig=${ADMIN}`, '--request-timeout=20s', ...args], {

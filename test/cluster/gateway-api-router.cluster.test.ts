@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { initialState, type ReleaseState } from '../../src/canary/machine.js';
@@ -8,8 +7,7 @@ import { createRouter, type TrafficRouter } from '../../src/routers/index.js';
 import { createKubernetesPlatform } from '../../src/services/kubernetes.js';
 import type { Platform } from '../../src/services/platform.js';
 import type { ReleaseSpec } from '../../src/spec/types.js';
-import { REPO } from '../helpers/cli.js';
-import { removeTestNamespace } from '../helpers/cluster.js';
+import { adminKubectl, removeTestNamespace } from '../helpers/cluster.js';
 
 /**
  * The Gateway API router's writes on a real kube-apiserver with Gateway API v1.6.1's CRDs
@@ -26,13 +24,7 @@ if (!up)
     `Gateway API router check skipped: ${ADMIN} does not exist (bash ../shared/tools/real-apiserver/up.sh)`,
   );
 
-const kubectl = (args: string[], input?: string) =>
-  execFileSync('kubectl', [`--kubeconfig=${ADMIN}`, '--request-timeout=20s', ...args], {
-    cwd: REPO,
-    input,
-    encoding: 'utf8',
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+const kubectl = adminKubectl;
 
 type Obj = Record<string, any>;
 const ns = `gw-router-${process.pid}`;

@@ -1,13 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { executePipeline } from '../../src/pipelines/local-run/index.js';
 import { createKubernetesPlatform } from '../../src/services/kubernetes.js';
 import { waitUntilReady } from '../../src/stages/engine/index.js';
 import type { ReleaseSpec } from '../../src/spec/types.js';
-import { REPO } from '../helpers/cli.js';
-import { removeTestNamespace } from '../helpers/cluster.js';
+import { adminKubectl, removeTestNamespace } from '../helpers/cluster.js';
 
 /**
  * A local run's deployManifest stage on a real kube-apiserver (../shared/tools/real-apiserver: no controllers, so a
@@ -17,20 +15,13 @@ import { removeTestNamespace } from '../helpers/cluster.js';
  * own, deleted afterwards. Opt-in (npm run test:cluster), skipped when the server is not up.
  */
 const ADMIN = join(process.env.REALK8S_DIR ?? '/tmp/realk8s', 'run', 'admin.kubeconfig');
-const KUBECTL = process.env.KUBECTL ?? 'kubectl';
 const up = existsSync(ADMIN);
 if (!up)
   console.warn(
     `local-run readiness check skipped: ${ADMIN} does not exist (bash ../shared/tools/real-apiserver/up.sh)`,
   );
 
-const kubectl = (args: string[], input?: string) =>
-  execFileSync(KUBECTL, [`--kubeconfig=${ADMIN}`, '--request-timeout=20s', ...args], {
-    cwd: REPO,
-    input,
-    encoding: 'utf8',
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+const kubectl = adminKubectl;
 
 const deployment = (name: string) => ({
   apiVersion: 'apps/v1',

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as yaml from 'js-yaml';
 import { REPO } from '../helpers/cli.js';
-import { removeTestNamespace } from '../helpers/cluster.js';
+import { adminKubectl, removeTestNamespace } from '../helpers/cluster.js';
 
 /**
  * deploy/clover-cd/overlays/mesh-auth against a real kube-apiserver with Istio's CRDs (../shared/tools/real-apiserver):
@@ -22,13 +22,7 @@ if (!up)
   );
 
 type Obj = Record<string, any>;
-const kubectl = (args: string[], input?: string) =>
-  execFileSync(KUBECTL, [`--kubeconfig=${ADMIN}`, '--request-timeout=20s', ...args], {
-    cwd: REPO,
-    input,
-    encoding: 'utf8',
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+const kubectl = adminKubectl;
 
 (up ? describe : describe.skip)('the mesh-auth overlay on a real API server', () => {
   const ns = `mesh-auth-check-${process.pid}`;

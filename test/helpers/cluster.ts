@@ -1,3 +1,20 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { REPO } from './cli.js';
+
+/** The real API server's admin kubeconfig (../shared/tools/real-apiserver; REALK8S_DIR, default /tmp/realk8s). */
+export const ADMIN_KUBECONFIG = join(process.env.REALK8S_DIR ?? '/tmp/realk8s', 'run', 'admin.kubeconfig');
+const KUBECTL = process.env.KUBECTL ?? 'kubectl';
+
+/** kubectl as the real API server's admin, from the repository's folder; throws with kubectl's stderr. */
+export const adminKubectl = (args: string[], input?: string): string =>
+  execFileSync(KUBECTL, [`--kubeconfig=${ADMIN_KUBECONFIG}`, '--request-timeout=20s', ...args], {
+    cwd: REPO,
+    input,
+    encoding: 'utf8',
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+
 /**
  * A namespace of a suite on the real API server (../shared/tools/real-apiserver), removed afterwards. No
  * namespace controller runs there: the suite deletes the objects it made, then finalizes the namespace by
