@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as yaml from 'js-yaml';
 import { runCli } from './helpers/cli.js';
+import { withQuietSplit } from './helpers/rules.js';
 
 /** An example spec with a short window and the builtin engine, in a folder of its own. */
 function quickSpec(example: string): { dir: string; spec: string } {
@@ -12,6 +13,7 @@ function quickSpec(example: string): { dir: string; spec: string } {
   doc.strategy.canary.window = '3s';
   doc.load = { plan: resolve('examples/sdc-load.yaml'), engine: 'builtin' };
   doc.gate.minSamples = 20;
+  doc.gate.rules = withQuietSplit(doc.gate.rules);
   // The window closes as soon as the rules decide; on a busy machine (fewer requests a second) it may take longer.
   doc.gate.maxWindow = '60s';
   const spec = join(dir, 'spec.yaml');

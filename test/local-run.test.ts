@@ -15,6 +15,7 @@ import { readRenderInput } from '../src/pipelines/inputs.js';
 import { renderPipeline } from '../src/pipelines/render.js';
 import { runCli } from './helpers/cli.js';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
+import { withQuietSplit } from './helpers/rules.js';
 
 /**
  * Rendered pipelines executed locally against the sandbox: canary, blue/green and A/B reach their
@@ -32,6 +33,7 @@ function quickSpec(example: string, edit: (doc: Record<string, any>) => void = (
   if (s.abTest) s.abTest.window = '3s';
   doc.load = { ...doc.load, plan: resolve('examples', doc.load.plan), engine: 'builtin' };
   doc.gate.minSamples = 20;
+  doc.gate.rules = withQuietSplit(doc.gate.rules);
   // A window grows until its evidence is there: on a loaded machine the load engine sends fewer requests a
   // second, so the bound is one a loaded sandbox still reaches (273 of 925 planned requests in 18.5 s at load 11).
   doc.gate.maxWindow = '60s';

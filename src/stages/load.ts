@@ -21,6 +21,8 @@ export interface LoadStageOptions {
    * stops at its end (a step's window); without it, or with 0 engines, the load is sent from this process.
    */
   distributed?: { step: number };
+  /** Send with this engine rather than the spec's `load.engine` (a rollback check's short burst). */
+  engine?: 'builtin';
 }
 
 export interface LoadStageResult {
@@ -71,7 +73,7 @@ export async function runLoadStage(
   const engines = count ? await startEngines(platform, spec, count, opts) : undefined;
   try {
     const result = await runLoad(plan, {
-      engine: engines ? 'jmeter' : (spec.load?.engine ?? 'auto'),
+      engine: engines ? 'jmeter' : (opts.engine ?? spec.load?.engine ?? 'auto'),
       durationS: opts.durationS,
       target,
       remote: engines?.hosts,

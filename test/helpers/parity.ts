@@ -30,6 +30,7 @@ import { releaseStatus, runRelease } from '../../src/stages/index.js';
 import { runPipelineLocally } from '../../src/server/local-pipeline.js';
 import { BIN, runCli } from './cli.js';
 import { startReleaseLab, type ReleaseLab } from './release-lab.js';
+import { SPLIT_RULE_OF_OTHER_TESTS } from './rules.js';
 
 let lab: ReleaseLab;
 
@@ -42,7 +43,7 @@ export const PARITY_SCENARIOS = [
   {
     name: 'canary',
     strategy: { canary: { steps: [25, 60], window: '1s' } },
-    rules: [{ errorRate: { max: '5%' } }, { split: { confidence: 0.999 } }],
+    rules: [{ errorRate: { max: '5%' } }, SPLIT_RULE_OF_OTHER_TESTS],
   },
   {
     name: 'bluegreen',

@@ -15,6 +15,7 @@ import { loadSpec } from '../../src/spec/load.js';
 import type { Mesh } from '../../src/contract/index.js';
 import type { KubeObject } from '../../src/services/platform.js';
 import { BIN, REPO } from './cli.js';
+import { SPLIT_RULE_OF_OTHER_TESTS } from './rules.js';
 
 export const VS = {
   apiVersion: 'networking.istio.io/v1beta1',
@@ -137,7 +138,7 @@ export async function startReleaseLab(prefix: string, mesh: Mesh = 'istio'): Pro
             minSamples: 15,
             maxWindow: '60s',
             ...opts.gate,
-            rules: opts.rules ?? [{ errorRate: { max: '5%' } }, { split: { confidence: 0.999 } }],
+            rules: opts.rules ?? [{ errorRate: { max: '5%' } }, SPLIT_RULE_OF_OTHER_TESTS],
           },
           ...(opts.spinnaker ? { spinnaker: opts.spinnaker } : {}),
         }),
