@@ -127,13 +127,15 @@ it('load.engines with the builtin engine is refused when the spec is read (exit 
 });
 
 describe('SIGINT after the shift stops the load and rolls back (release run)', () => {
-  // The engines' JVMs take seconds to start: these interrupts land while they start, the last once they send.
+  // The engines' JVMs take seconds to start: the interrupts at 0.1 s and 1 s land while they start (or, with
+  // the built-in engine, as its first requests go out), the last once their requests reach the mesh.
   const cases: Array<{ s: number | 'flowing'; load: Record<string, unknown>; what: string }> = [
-    ...[0.1, 0.5, 1, 3].flatMap((s) => [
+    ...[0.1, 1].flatMap((s) => [
       { s, load: { engine: 'builtin' }, what: 'builtin engine' },
       { s, load: { engine: 'jmeter' }, what: 'JMeter in-process' },
       { s, load: distributed, what: 'two jmeter-server engines' },
     ]),
+    { s: 'flowing', load: { engine: 'jmeter' }, what: 'JMeter in-process' },
     { s: 'flowing', load: distributed, what: 'two jmeter-server engines' },
   ];
   for (const c of cases) {

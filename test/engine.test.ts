@@ -147,6 +147,7 @@ describe('windows sized by evidence', () => {
       { canary: { steps: [10], window: '1s' } },
       {
         threads: 1,
+        throughput: null,
         gate: { maxWindow: '90s' },
         rules: [{ errorRate: { max: '1%' } }, { split: { confidence: 0.999 } }],
       },
