@@ -3,30 +3,12 @@
 // folder changed after the build started (dist/.build-stamp, written by scripts/build.mjs) means dist is
 // stale: the TypeScript sources then run through tsx (a devDependency), so a checkout never runs a stale
 // build and needs no build step. An installed package ships dist/ only and always runs it.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { distIsFresh } from './dist-fresh.js';
 
 const srcDir = fileURLToPath(new URL('../src/', import.meta.url));
-const stamp = fileURLToPath(new URL('../dist/.build-stamp', import.meta.url));
 const compiled = new URL('../dist/cli/main.js', import.meta.url);
-
-/** True when a file or folder under dir (a deletion changes its folder) is newer than t. */
-function newerThan(dir, t) {
-  if (statSync(dir).mtimeMs > t) return true;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = `${dir}/${e.name}`;
-    if (e.isDirectory() ? newerThan(p, t) : statSync(p).mtimeMs > t) return true;
-  }
-  return false;
-}
-
-function distIsFresh() {
-  if (!existsSync(stamp)) return false;
-  if (!existsSync(srcDir)) return true;
-  const built = statSync(stamp).mtimeMs;
-  const config = fileURLToPath(new URL('../tsconfig.build.json', import.meta.url));
-  return !newerThan(srcDir, built) && !(existsSync(config) && statSync(config).mtimeMs > built);
-}
 
 if (distIsFresh()) {
   await import(compiled.href);

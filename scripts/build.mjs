@@ -10,11 +10,19 @@ import { copyFileSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { distIsFresh } from '../bin/dist-fresh.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const src = join(root, 'src');
 const dist = join(root, 'dist');
 const started = new Date();
+
+// Nothing changed since the last build (`npm ci` built it; `npm pack` runs prepare again): keep dist/ as it is,
+// so a pack does not delete the dist/ that running clover-cd processes load. --force rebuilds regardless.
+if (!process.argv.includes('--force') && distIsFresh()) {
+  process.stderr.write('build: dist/ is up to date with src/ (--force rebuilds)\n');
+  process.exit(0);
+}
 
 rmSync(dist, { recursive: true, force: true });
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');

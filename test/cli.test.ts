@@ -85,6 +85,7 @@ describe('bin/clover-cd.js: compiled or sources', () => {
   mkdirSync(join(dir, 'src', 'cli'), { recursive: true });
   mkdirSync(join(dir, 'dist', 'cli'), { recursive: true });
   copyFileSync(BIN, join(dir, 'bin', 'clover-cd.js'));
+  copyFileSync(join(REPO, 'bin', 'dist-fresh.js'), join(dir, 'bin', 'dist-fresh.js'));
   symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
   writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
   writeFileSync(join(dir, 'src', 'cli', 'main.ts'), "const from: string = 'sources'; console.log(from);\n");
@@ -116,6 +117,22 @@ describe('bin/clover-cd.js: compiled or sources', () => {
     rmSync(stamp);
     expect(ran()).toBe('sources');
     writeFileSync(stamp, '');
+    expect(ran()).toBe('dist');
+  });
+
+  it('the build leaves a dist/ that is up to date as it is (npm pack runs it again while clover-cd processes run)', () => {
+    mkdirSync(join(dir, 'scripts'), { recursive: true });
+    copyFileSync(join(REPO, 'scripts', 'build.mjs'), join(dir, 'scripts', 'build.mjs'));
+    for (const p of ['src', 'src/cli', 'src/cli/main.ts']) at(join(dir, p), now - 60);
+    at(stamp, now - 30);
+    const build = spawnSync(process.execPath, [join(dir, 'scripts', 'build.mjs')], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect({ code: build.status, stderr: build.stderr }).toEqual({
+      code: 0,
+      stderr: 'build: dist/ is up to date with src/ (--force rebuilds)\n',
+    });
     expect(ran()).toBe('dist');
   });
 
