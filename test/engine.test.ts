@@ -92,7 +92,7 @@ describe('other writers and rollbacks by hand', () => {
     it(`a route added by another writer during the release is kept after ${healthy ? 'promote' : 'rollback'}`, async () => {
       if (!healthy) await lab.sb.setFault('http-lb', 'v2', { errorRate: 0.3 });
       const file = lab.writeSpec(`writer-${healthy ? 'ok' : 'bad'}`, {
-        canary: { steps: [30, 60], window: '3s' },
+        canary: { steps: [30, 60], window: '1s' },
       });
       // Another writer adds a route while the first step's window runs.
       let added = false;

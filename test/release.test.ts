@@ -48,7 +48,7 @@ beforeEach(async () => lab.reset());
 
 describe('canary on the sandbox', () => {
   it('promotes a healthy candidate step by step to 100%, verifying the observed split at each step', async () => {
-    const file = writeSpec('canary-ok', { canary: { steps: [20, 60], window: '3s' } });
+    const file = writeSpec('canary-ok', { canary: { steps: [20, 60], window: '1s' } });
     const events: ReleaseProgress[] = [];
     const r = await release(file, events);
     expect(r.exitCode).toBe(0);
@@ -75,7 +75,7 @@ describe('canary on the sandbox', () => {
 
   it('rolls back a candidate answering 20% errors at the first step: exit 1, observed traffic 100% stable', async () => {
     await sb.setFault('http-lb', 'v2', { errorRate: 0.2 });
-    const file = writeSpec('canary-bad', { canary: { steps: [25, 60], window: '3s' } });
+    const file = writeSpec('canary-bad', { canary: { steps: [25, 60], window: '1s' } });
     const events: ReleaseProgress[] = [];
     const r = await release(file, events);
     expect(r.exitCode).toBe(1);
@@ -96,7 +96,7 @@ describe('canary on the sandbox', () => {
 
 describe('blue/green and A/B on the sandbox', () => {
   it('blue/green previews behind the match route, switches 0 → 100 and promotes', async () => {
-    const file = writeSpec('bg-ok', { blueGreen: { previewWindow: '3s', judgment: true } }, [
+    const file = writeSpec('bg-ok', { blueGreen: { previewWindow: '1s', judgment: true } }, [
       { errorRate: { max: '5%' } },
     ]);
     const events: ReleaseProgress[] = [];
@@ -113,7 +113,7 @@ describe('blue/green and A/B on the sandbox', () => {
 
   it('blue/green with a failing candidate switches back to 100% stable (exit 1)', async () => {
     await sb.setFault('http-lb', 'v2', { errorRate: 0.2 });
-    const file = writeSpec('bg-bad', { blueGreen: { previewWindow: '3s' } }, [{ errorRate: { max: '5%' } }]);
+    const file = writeSpec('bg-bad', { blueGreen: { previewWindow: '1s' } }, [{ errorRate: { max: '5%' } }]);
     const r = await release(file);
     expect(r.exitCode).toBe(1);
     expect((await vs()).spec).toEqual(initial.spec);
@@ -123,7 +123,7 @@ describe('blue/green and A/B on the sandbox', () => {
   it('A/B sends the matching user agent to the candidate, then promotes and removes the match route', async () => {
     const file = writeSpec(
       'ab-ok',
-      { abTest: { match: [{ headers: { 'user-agent': { regex: '.*chrome.*' } } }], window: '3s' } },
+      { abTest: { match: [{ headers: { 'user-agent': { regex: '.*chrome.*' } } }], window: '1s' } },
       [{ errorRate: { max: '5%' } }],
     );
     const events: ReleaseProgress[] = [];
@@ -149,7 +149,7 @@ describe('blue/green and A/B on the sandbox', () => {
 
 describe('waiting for approval (CI without a terminal)', () => {
   it('stops with exit 3 and CLOVER_CD_PHASE=awaitingJudgment in --properties; --approve <step> goes on to promotion', async () => {
-    const file = writeSpec('bg-wait', { blueGreen: { previewWindow: '3s', judgment: true } }, [
+    const file = writeSpec('bg-wait', { blueGreen: { previewWindow: '1s', judgment: true } }, [
       { errorRate: { max: '5%' } },
     ]);
     const props = join(dir, 'bg-wait.properties');
