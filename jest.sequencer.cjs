@@ -1,5 +1,5 @@
 /**
- * Longest suites first, so two workers end together: a fresh CI run has no timing cache, and Jest's
+ * Longest suites first, so the workers end together: a fresh CI run has no timing cache, and Jest's
  * fallback (largest file first) started the five-minute parity suite last. Durations measured on CI.
  */
 const Sequencer = require('@jest/test-sequencer').default;

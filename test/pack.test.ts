@@ -54,7 +54,7 @@ describe('npm pack → install into an empty folder → run', () => {
 
   beforeAll(async () => {
     pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'));
-    // `npm pack` runs `prepare`, which builds dist/ from the sources of this checkout.
+    // `npm pack` runs `prepare`: a build of this checkout's sources, or nothing when dist/ is already up to date.
     const packed = await npm(['pack', '--json', '--pack-destination', work], REPO, 180_000);
     expect(packed.stderr).not.toMatch(/error/i);
     expect(packed.code).toBe(0);

@@ -185,7 +185,7 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
     sources.push(rec);
     try {
       const versions = [spec.service.stable, spec.service.candidate];
-      // Loaded only for an l4 rule (and Redis below only with a Redis URL): a gate pod starts in a third less time.
+      // Loaded only for an l4 rule (and Redis below only with a Redis URL): a gate pod spends ~20% less time loading modules.
       const { collectL4Evidence } = await import('../clovisor/index.js');
       bundle.evidence.l4 = await collectL4Evidence(ctx.window, versions, {
         url: ctx.clovisorUrl,
