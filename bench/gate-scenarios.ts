@@ -131,7 +131,9 @@ export interface GateUnderTest {
   minSamples: number;
   rules: GateRule[];
   plannedSamples: number;
+  /** The release's gate.alpha, and the part of it the window spends (validators/budget.ts windowShare). */
   alpha?: number;
+  alphaShare?: number;
   beta?: number;
   traceSampling?: number;
 }
