@@ -15,8 +15,5 @@ export default {
   // other work, jest took 784-893 s with two workers, 578 s with three and 584 s with four. No test may depend
   // on timing (windows end on evidence, waits on readiness), so a third worker only fills the waits.
   maxWorkers: 3,
-  // A worker that has grown past this is replaced between suites. At the end jest gives each worker 500 ms to
-  // exit (jest-worker's FORCE_EXIT_DELAY) and a large heap takes longer than that to tear down on busy cores.
-  workerIdleMemoryLimit: '600MB',
   testSequencer: '<rootDir>/jest.sequencer.cjs',
 };
