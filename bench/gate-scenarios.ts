@@ -87,6 +87,10 @@ export const SCENARIOS: Scenario[] = [
     errorDelta: 0.02,
     tailFactor: 1.5,
   },
+  // Regressions nobody needs statistics to see, where deciding as soon as the evidence does pays most; last,
+  // so the seeds of the scenarios above stay as they were.
+  { name: 'errors 30% (obvious)', truth: 'bad', errorDelta: 0.3 },
+  { name: 'median ×2 (obvious)', truth: 'bad', medianFactor: 2 },
 ];
 
 export function mulberry32(seed: number): () => number {
@@ -131,7 +135,9 @@ export interface GateUnderTest {
   minSamples: number;
   rules: GateRule[];
   plannedSamples: number;
+  /** The release's gate.alpha, and the part of it the window spends (validators/budget.ts windowShare). */
   alpha?: number;
+  alphaShare?: number;
   beta?: number;
   traceSampling?: number;
 }

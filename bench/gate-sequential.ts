@@ -42,8 +42,13 @@ const peekBundle = (b: EvidenceBundle): EvidenceBundle => ({
 export function runSequential(s: Scenario, seed: number, o: SequentialOptions): RunOutcome {
   const stream = new ScenarioStream(s, seed, o.gate);
   const traceSampling = s.sampling;
-  const settings = { alpha: o.gate.alpha, beta: o.gate.beta, traceSampling };
-  const budget = allocateBudget({ alpha: o.gate.alpha, beta: o.gate.beta, rules: o.gate.rules });
+  const settings = { alpha: o.gate.alpha, alphaShare: o.gate.alphaShare, beta: o.gate.beta, traceSampling };
+  const budget = allocateBudget({
+    alpha: o.gate.alpha,
+    beta: o.gate.beta,
+    rules: o.gate.rules,
+    share: o.gate.alphaShare,
+  });
   const template = stream.bundle({ ...settings, minWindowMs: WINDOW_S * 1000 });
   const gate = sequentialGateFor(template, budget);
   const looks: Look[] = [];

@@ -180,6 +180,9 @@ describe('windows sized by evidence', () => {
     )!;
     const bundle = readBundle(verdict.bundlePath!);
     expect(bundle.sequence!.length).toBeGreaterThan(0);
+    // The release's only analysed step spends 90% of gate.alpha in its first window (the rest is for repeats).
+    expect(bundle.alphaShare).toBeCloseTo(0.9, 12);
+    expect(start.samples[0].alpha).toBeCloseTo(0.009, 12);
     expect(judgeBundle(bundle).decision).toMatchObject({ outcome: 'pass', look: bundle.sequence!.length });
     expect(r.exitCode).toBe(0);
   }, 150_000);

@@ -60,6 +60,11 @@ export interface ReleaseState {
   shifted: boolean;
   /** Inconclusive (or errored) analyses of the current step so far. */
   inconclusive: number;
+  /**
+   * Windows judged at `step` (never reset by a resume): which part of the release's false-alarm budget the
+   * step's next window spends. Absent in states recorded before it.
+   */
+  analyses?: { step: number; count: number };
   /** Candidate weight on the managed route as last written. */
   weight: number;
   lastVerdict?: RecordedVerdict;
@@ -193,6 +198,13 @@ function afterPassAction(plan: ReleasePlan, s: ReleaseState): ReleaseAction {
     : { kind: 'advance', step: s.step };
 }
 
+/** Windows step `k` has had judged so far. */
+export function analysesOf(s: Pick<ReleaseState, 'analyses' | 'step' | 'inconclusive'>, k: number): number {
+  if (s.analyses) return s.analyses.step === k ? s.analyses.count : 0;
+  // A state recorded before the count: the step's inconclusive windows are the ones it has had.
+  return s.step === k ? s.inconclusive : 0;
+}
+
 function advance(plan: ReleasePlan, s: ReleaseState, at: string, reason: string): ReleaseState {
   const last = s.step + 1 >= plan.steps.length;
   if (last) return { ...s, phase: 'promoting', window: undefined, updatedAt: at, reason };
@@ -284,6 +296,7 @@ export function transition(plan: ReleasePlan, s: ReleaseState, e: ReleaseEvent, 
           ...s,
           window: undefined,
           verdicts: [...(s.verdicts ?? []), lastVerdict].slice(-MAX_RECORDED_VERDICTS),
+          analyses: { step: s.step, count: analysesOf(s, s.step) + 1 },
         };
         if (e.outcome === 'pass') {
           const passed = { ...s, lastVerdict, inconclusive: 0 };

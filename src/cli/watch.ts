@@ -242,7 +242,7 @@ export async function watchRelease(platform: Platform, spec: ReleaseSpec, o: Wat
             track.sinceWatching = !!w.baseline && now() - openedAt > 2000;
             const weighted = step.kind === 'weight' || step.kind === 'switch';
             track.gate = spec.gate
-              ? sequentialGateForSpec(spec, {
+              ? sequentialGateForSpec(engine.windowSpec(s, s.step), {
                   candidateWeight: weighted ? step.weight : undefined,
                   plannedSamples: planned.get(s.step),
                   minWindowMs: step.windowMs,

@@ -48,7 +48,8 @@ gate:
   maxWindow: 5m                   # a window closes when the rules decide: a regression fails it early, a healthy canary passes at the step's window; at most this long
   # requestRate: 50/s             # the service's usual traffic: spec validate warns when a step cannot decide within maxWindow at it
   onInconclusive: fail            # still inconclusive after that and maxInconclusive more windows: fail (roll back) or hold (keep the weight)
-  alpha: 1%                       # false-alarm budget: the chance the gate fails a healthy canary, split over every statistical rule
+  alpha: 1%                       # false-alarm budget: the chance the release rolls back a healthy candidate; each step's window
+                                  # spends its part (1/steps), split over every statistical rule
                                   # (weighted Bonferroni; a rule's alphaWeight sets its part, its own alpha takes a fixed share)
   rules:
     # Each statistical rule fails as soon as its tolerance is exceeded beyond chance (its share of alpha) and

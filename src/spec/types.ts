@@ -222,12 +222,18 @@ export interface MetricRuleBody {
 
 export interface GateSpec {
   /**
-   * The false-alarm budget: the chance the gate fails a healthy canary ("1%", default), spent over every
-   * statistical test by weighted Bonferroni (validators/budget.ts); a rule's own `alpha` is taken off the top.
+   * The false-alarm budget: the chance the release rolls back a healthy candidate ("1%", default). Each
+   * analysed step's window spends its part (validators/budget.ts `windowShare`), over every statistical test
+   * by weighted Bonferroni; a rule's own `alpha` is taken off the top (a window spends the same part of it).
    */
   alpha?: Percent | number;
   /** The chance a regression as large as a rule's `detect` is passed ("5%", default). */
   beta?: Percent | number;
+  /**
+   * Not a spec field (the schema refuses it): set by the release engine on the spec one analysis window is
+   * judged with — the part of alpha that window spends (validators/budget.ts `windowShare`).
+   */
+  windowShare?: { share: number; note: string };
   /** Routes judged by a perRoute rule, largest first (default 8). */
   maxRoutes?: number;
   /** A route with fewer candidate requests need not pass (it can still fail); default minSamples. */

@@ -1,6 +1,6 @@
 /**
- * One false-alarm budget for the whole gate. `gate.alpha` (default 1%) is the chance that the gate fails a
- * healthy canary; it is spent across every statistical test the gate runs by weighted Bonferroni: each rule
+ * One false-alarm budget for the whole release. `gate.alpha` (default 1%) is the chance that the gate fails a
+ * healthy canary in any of the release's windows; within a window it is spent across every statistical test the gate runs by weighted Bonferroni: each rule
  * that can fail a healthy canary on chance gets alpha × its weight / the sum of weights (`alphaWeight`,
  * default 1), and a rule's own `alpha` (or the split rule's `confidence`) is an explicit share taken off the
  * top. Inside a rule the share is split again, evenly: over its percentiles (tail), and half to the overall
@@ -9,6 +9,9 @@
  * gate that re-evaluates at every scrape still fails a healthy canary with probability ≤ alpha in total.
  * Exact-count checks (conservation, count, share, l4) and metric thresholds are not statistical tests and take
  * no share.
+ *
+ * A release runs one window per analysed step, and a step analysed again after an inconclusive window runs
+ * another: gate.alpha is the release's budget, and each window spends its share of it (`windowShare`).
  */
 import { explicitAlpha, STATISTICAL_RULES } from '../spec/spec-checks.js';
 import type { GateRule, GateSpec } from '../spec/types.js';
@@ -34,7 +37,10 @@ export interface BudgetShare {
 }
 
 export interface Budget {
+  /** What this window spends: the release's gate.alpha × the window's share. */
   total: number;
+  /** The release's gate.alpha, when a window spends only part of it. */
+  release?: number;
   beta: number;
   method: string;
   maxRoutes: number;
@@ -43,7 +49,40 @@ export interface Budget {
   unspent: number;
 }
 
-type Gate = Pick<GateSpec, 'alpha' | 'beta' | 'rules' | 'maxRoutes'>;
+type Gate = Pick<GateSpec, 'alpha' | 'beta' | 'rules' | 'maxRoutes' | 'windowShare'> & {
+  /** The part of gate.alpha one window of a release spends (`windowShare`); the whole of it when absent. */
+  share?: number;
+};
+
+/** One analysis window's part of the release's budget, and how it was worked out, for a person. */
+export interface WindowShare {
+  share: number;
+  note: string;
+}
+
+/** The part of a step's share its first window spends; its repeats (after inconclusive windows) share the rest. */
+export const FIRST_WINDOW_PART = 0.9;
+
+/**
+ * The part of the release's gate.alpha that one window spends, by Bonferroni over the windows a release can
+ * run: each of the `analysed` steps gets an equal part; of it the step's first window spends 90%, and its
+ * n-th repeat (after an inconclusive window, or after a held release is run again) 10% × 2^-n, so any number
+ * of repeats adds up to the step's part and the release fails a healthy candidate with probability ≤ alpha.
+ * `ordinal` is the step's place among the analysed steps (0-based), `attempt` the windows it has had before.
+ */
+export function windowShare(analysed: number, ordinal: number, attempt: number): WindowShare {
+  const steps = Math.max(1, analysed);
+  const part = attempt <= 0 ? FIRST_WINDOW_PART : (1 - FIRST_WINDOW_PART) * 2 ** -attempt;
+  const share = part / steps;
+  const which =
+    attempt <= 0
+      ? `its first window: ${FIRST_WINDOW_PART * 100}%`
+      : `repeat ${attempt}: ${+(part * 100).toPrecision(3)}%`;
+  return {
+    share,
+    note: `analysed step ${ordinal + 1} of ${steps} (1/${steps} of the release's budget), ${which} of the step's part`,
+  };
+}
 
 const bodyOf = (rule: GateRule): Record<string, unknown> =>
   (Object.values(rule)[0] as Record<string, unknown> | undefined) ?? {};
@@ -67,7 +106,10 @@ export function rateOf(v: string | number | undefined, fallback: number): number
 
 /** How gate.alpha is spent over the gate's rules. */
 export function allocateBudget(gate: Gate): Budget {
-  const total = rateOf(gate.alpha, DEFAULT_ALPHA);
+  const release = rateOf(gate.alpha, DEFAULT_ALPHA);
+  const asked = gate.share ?? gate.windowShare?.share;
+  const share = asked !== undefined && asked > 0 && asked <= 1 ? asked : 1;
+  const total = release * share;
   const beta = rateOf(gate.beta, DEFAULT_BETA);
   const maxRoutes = gate.maxRoutes ?? DEFAULT_MAX_ROUTES;
   const stat = gate.rules
@@ -76,7 +118,8 @@ export function allocateBudget(gate: Gate): Budget {
   // The release engine checks the observed split on every weighted step, with or without a split rule: that
   // check is a test too, so it always has a share.
   if (!stat.some((r) => r.kind === 'split')) stat.push({ rule: { split: {} }, index: -1, kind: 'split' });
-  const explicitSum = stat.reduce((s, r) => s + (explicitAlpha(r.rule) ?? 0), 0);
+  // A rule's own alpha is a share of the release's budget too: a window spends the same part of it.
+  const explicitSum = stat.reduce((s, r) => s + (explicitAlpha(r.rule) ?? 0) * share, 0);
   const weighted = stat.filter((r) => explicitAlpha(r.rule) === undefined);
   const weightOf = (r: (typeof stat)[number]) => {
     const w = bodyOf(r.rule).alphaWeight;
@@ -92,7 +135,7 @@ export function allocateBudget(gate: Gate): Budget {
     return {
       index: r.index,
       kind: r.kind,
-      alpha: own ?? (weightSum > 0 ? (left * weight) / weightSum : 0),
+      alpha: own !== undefined ? own * share : weightSum > 0 ? (left * weight) / weightSum : 0,
       weight,
       explicit: own !== undefined,
       split: splitText(r.rule, maxRoutes),
@@ -100,6 +143,7 @@ export function allocateBudget(gate: Gate): Budget {
   });
   return {
     total,
+    ...(share < 1 ? { release } : {}),
     beta,
     method: BUDGET_METHOD,
     maxRoutes,
@@ -123,9 +167,9 @@ export function shareOf(budget: Budget, index: number): number {
 const p = (x: number) => `${+(x * 100).toPrecision(3)}%`;
 
 /** The allocation as lines a person reads (report, --explain). */
-export function describeBudget(budget: Budget, ruleText: (index: number) => string): string[] {
+export function describeBudget(budget: Budget, ruleText: (index: number) => string, note?: string): string[] {
   const lines = [
-    `false-alarm budget: alpha ${p(budget.total)} by ${budget.method}, spent over ${budget.shares.length} statistical rule(s); any number of looks (always-valid tests); a regression of a rule's 'detect' size passes with probability ≤ beta ${p(budget.beta)}`,
+    `false-alarm budget: alpha ${p(budget.total)}${budget.release !== undefined ? ` (this window's part of the release's ${p(budget.release)}${note ? `: ${note}` : ''})` : ''} by ${budget.method}, spent over ${budget.shares.length} statistical rule(s); any number of looks (always-valid tests); a regression of a rule's 'detect' size passes with probability ≤ beta ${p(budget.beta)}`,
   ];
   for (const s of budget.shares)
     lines.push(

@@ -114,6 +114,8 @@ export const bundleSchema: Schema = obj(
     minSamples: { type: 'integer', minimum: 1 },
     alpha: probability,
     beta: probability,
+    alphaShare: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+    alphaNote: { type: 'string', maxLength: 1000 },
     maxRoutes: { type: 'integer', minimum: 1 },
     minRouteSamples: { type: 'integer', minimum: 1 },
     minWindowMs: { type: 'number', minimum: 0 },

@@ -14,7 +14,14 @@ export { judgeBundle, verdictExitCode } from './verdict.js';
 export { checkSplit, describeRule, evaluateRule } from './rules.js';
 export { collectEvidence, loadEvidence } from './collect.js';
 export { explainLines, renderJUnit, renderMarkdown, renderText } from './report.js';
-export { allocateBudget, describeBudget, splitConfidence, type Budget } from './budget.js';
+export {
+  allocateBudget,
+  describeBudget,
+  splitConfidence,
+  windowShare,
+  type Budget,
+  type WindowShare,
+} from './budget.js';
 export { preflight } from './preflight.js';
 export {
   plannedSamples,

@@ -22,7 +22,11 @@ function windowText(b: EvidenceBundle): string {
 /** How the false-alarm budget was spent (and when the sequence decided), one line each; empty without a budget. */
 export function explainLines(v: Verdict, b: EvidenceBundle): string[] {
   if (!v.budget) return [];
-  const lines = describeBudget(v.budget, (i) => (b.rules[i] ? describeRule(b.rules[i]) : `rule ${i + 1}`));
+  const lines = describeBudget(
+    v.budget,
+    (i) => (b.rules[i] ? describeRule(b.rules[i]) : `rule ${i + 1}`),
+    b.alphaNote,
+  );
   const d = v.decision;
   if (d)
     lines.push(

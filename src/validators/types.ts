@@ -179,6 +179,9 @@ export interface EvidenceBundle {
   /** The false-alarm budget (gate.alpha) and the pass error (gate.beta); absent in bundles written before them. */
   alpha?: number;
   beta?: number;
+  /** The part of `alpha` this window spent (a window of a release spends its share), and why; 1 when absent. */
+  alphaShare?: number;
+  alphaNote?: string;
   /** Routes judged per perRoute rule, and the fewest candidate requests a route must have to be required to pass. */
   maxRoutes?: number;
   minRouteSamples?: number;

@@ -19,7 +19,13 @@ const ORDER: Outcome[] = ['fail', 'error', 'inconclusive', 'pass'];
 const budgetOf = (b: EvidenceBundle): Budget | undefined =>
   b.alpha === undefined
     ? undefined
-    : allocateBudget({ alpha: b.alpha, beta: b.beta, rules: b.rules, maxRoutes: b.maxRoutes });
+    : allocateBudget({
+        alpha: b.alpha,
+        beta: b.beta,
+        rules: b.rules,
+        maxRoutes: b.maxRoutes,
+        share: b.alphaShare,
+      });
 
 /**
  * Judge a bundle. `sequence`: the sequential run already made over this bundle's looks (the bench hands over

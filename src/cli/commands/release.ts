@@ -42,7 +42,7 @@ function liveView(): (e: ReleaseProgress) => void {
         );
         for (const p of e.samples) {
           note(
-            `  ${label(p.step)}: a healthy canary decides after ~${p.candidate} candidate requests${p.total !== undefined ? ` (${p.total} in total)` : ''}; window ${formatDuration(p.windowMs)} at least (a regression fails it sooner), up to ${formatDuration(p.maxWindowMs)} until the rules decide`,
+            `  ${label(p.step)}: a healthy canary decides after ~${p.candidate} candidate requests${p.total !== undefined ? ` (${p.total} in total)` : ''}; window ${formatDuration(p.windowMs)} at least (a regression fails it sooner), up to ${formatDuration(p.maxWindowMs)} until the rules decide; fails a healthy canary with probability ≤ ${+(p.alpha * 100).toPrecision(2)}% (its part of gate.alpha)`,
           );
         }
         break;

@@ -17,6 +17,7 @@ import {
   STABLE_TARGET,
   stepProblem,
   targetOfStep,
+  analysesOf,
   transition,
   buildPlan,
   type ReleaseEvent,
@@ -43,7 +44,7 @@ import type {
   ReleaseProgress,
   StepSamplePlan,
 } from './types.js';
-import { judgedWindow, recordWindow, runWindow, samplePlanOf, specForStep } from './window.js';
+import { judgedWindow, recordWindow, runWindow, samplePlanOf, specForStep, windowShareOf } from './window.js';
 import { describeAction, describeState, writtenChange } from './describe.js';
 import { splitConfidence as splitConfidenceOf } from '../../validators/index.js';
 
@@ -244,6 +245,14 @@ export class ReleaseEngine {
       throw new InvalidInputError(`${this.plan.release}: ${problem}`, [{ path: 'step', message: problem }]);
   }
 
+  /**
+   * The spec step `k`'s next window is watched with, given the release's state: its part of the release's
+   * false-alarm budget (the windows the step has had), for a mirror step only the rules that judge copies.
+   */
+  windowSpec(s: ReleaseState, k: number): ReleaseSpec {
+    return specForStep(this.spec, this.plan, k, windowShareOf(this.plan, k, analysesOf(s, k)));
+  }
+
   /** What each analysed step needs (candidate requests from the gate's rules), for printing before traffic moves. */
   samplePlan(): StepSamplePlan[] {
     return samplePlanOf(this.plan, this.spec);
@@ -261,6 +270,7 @@ export class ReleaseEngine {
     if (s === 'done') throw new InvalidInputError(`load step ${k + 1}: nothing to analyse`);
     const w = await runWindow(this.platform, this.spec, this.plan, k, {
       ...opts,
+      attempt: analysesOf(s, k),
       evidenceDir: this.opts.evidenceDir,
       signal: this.opts.signal,
       emit: this.emit,
@@ -311,7 +321,8 @@ export class ReleaseEngine {
   private async judge(k: number, w: JudgedWindow): Promise<AnalysisResult> {
     const step = this.plan.steps[k];
     const weighted = step.kind === 'weight' || step.kind === 'switch';
-    const spec = specForStep(this.spec, this.plan, k);
+    // Judged with the part of the budget it was watched with (a window recorded before the split: the whole).
+    const spec = specForStep(this.spec, this.plan, k, w.alphaShare);
     const gate = await runGateStage(this.platform, spec, {
       window: w.window,
       end: w.end,
@@ -350,7 +361,7 @@ export class ReleaseEngine {
       const counts = hop
         ? { stable: hop[stable]?.requests ?? 0, candidate: hop[candidate]?.requests ?? 0 }
         : await observeSplit(this.spec, this.platform.endpoints(), w.window);
-      const split = this.router.verifySplit(targetOfStep(step), counts, splitConfidence(this.spec));
+      const split = this.router.verifySplit(targetOfStep(step), counts, splitConfidence(spec));
       this.emit({
         type: 'split',
         step: k,

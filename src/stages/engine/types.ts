@@ -71,6 +71,8 @@ export interface JudgedWindow {
   /** The looks the sequential gate took while the window was open, and the window's shortest length. */
   sequence?: Look[];
   minWindowMs?: number;
+  /** The part of the release's false-alarm budget the window spends (absent: recorded before the split, the whole). */
+  alphaShare?: { share: number; note: string };
 }
 
 /** The window the load action ran, with the load's whole result (for the action's own report). */
@@ -89,6 +91,8 @@ export interface StepSamplePlan {
   total?: number;
   windowMs: number;
   maxWindowMs: number;
+  /** The part of gate.alpha the step's first window spends (the chance it fails a healthy candidate). */
+  alpha: number;
 }
 
 /** One rule's result as a release reports it (the gate's RuleResult without its figures). */

@@ -8,7 +8,10 @@
 import { rulesForStep, type RecordedWindow, type ReleasePlan } from '../../canary/index.js';
 import type { ReleaseSpec } from '../../spec/types.js';
 import {
+  allocateBudget,
   plannedSamples,
+  windowShare,
+  type WindowShare,
   type LoadRunResultLike,
   type LoadLabelStatsLike,
   type Look,
@@ -53,6 +56,7 @@ export function samplePlanOf(plan: ReleasePlan, spec: ReleaseSpec): StepSamplePl
         total: need.total,
         windowMs: s.windowMs,
         maxWindowMs: s.maxWindowMs,
+        alpha: allocateBudget(specForStep(spec, plan, s.index, windowShareOf(plan, s.index, 0)).gate!).total,
       });
   }
   return out;
@@ -77,6 +81,8 @@ interface WindowEvidence {
   sequence?: Look[];
   lookStride?: number;
   minWindowMs?: number;
+  /** The part of the release's false-alarm budget the window was watched with (and is judged with). */
+  alphaShare?: { share: number; note: string };
 }
 
 function packCounters(series: ScrapedSeries[]): CounterTable[] {
@@ -164,6 +170,7 @@ export function recordWindow(w: LoadWindow): RecordedWindow {
     ...(load ? { load } : {}),
     ...(kept ? { sequence: kept.looks, ...(kept.stride > 1 ? { lookStride: kept.stride } : {}) } : {}),
     ...(w.minWindowMs !== undefined ? { minWindowMs: w.minWindowMs } : {}),
+    ...(w.alphaShare ? { alphaShare: w.alphaShare } : {}),
   };
   return {
     step: w.step,
@@ -194,15 +201,39 @@ export function judgedWindow(r: RecordedWindow): JudgedWindow {
     observedSamples: r.observedSamples,
     sequence: e.sequence,
     minWindowMs: e.minWindowMs,
+    alphaShare: e.alphaShare,
   };
 }
 
-/** The spec a step is judged with: a mirror window only by the rules that can judge copies. */
-export function specForStep(spec: ReleaseSpec, plan: ReleasePlan, k: number): ReleaseSpec {
+/**
+ * The part of the release's gate.alpha a window of step `k` spends, `attempt` windows after its first
+ * (validators/budget.ts: Bonferroni over every window the release can run).
+ */
+export function windowShareOf(plan: ReleasePlan, k: number, attempt: number): WindowShare {
+  const analysed = plan.steps.filter((s) => s.windowMs > 0);
+  const ordinal = Math.max(
+    0,
+    analysed.findIndex((s) => s.index === k),
+  );
+  return windowShare(analysed.length, ordinal, attempt);
+}
+
+/**
+ * The spec a window of step `k` is watched and judged with: its part of the release's false-alarm budget
+ * (`share`; a window recorded before the split has none and spends the whole), and for a mirror window only
+ * the rules that can judge copies.
+ */
+export function specForStep(
+  spec: ReleaseSpec,
+  plan: ReleasePlan,
+  k: number,
+  share?: WindowShare,
+): ReleaseSpec {
   const step = plan.steps[k];
-  return step.kind === 'mirror' && spec.gate
-    ? { ...spec, gate: { ...spec.gate, rules: rulesForStep(spec.gate.rules, step) } }
-    : spec;
+  if (!spec.gate) return spec;
+  const gate = { ...spec.gate, ...(share ? { windowShare: share } : {}) };
+  if (step.kind === 'mirror') gate.rules = rulesForStep(spec.gate.rules, step);
+  return { ...spec, gate };
 }
 
 /**
@@ -217,9 +248,17 @@ export async function runWindow(
   spec: ReleaseSpec,
   plan: ReleasePlan,
   k: number,
-  opts: { windowMs?: number; evidenceDir?: string; signal?: AbortSignal; emit: (e: ReleaseProgress) => void },
+  opts: {
+    windowMs?: number;
+    evidenceDir?: string;
+    signal?: AbortSignal;
+    emit: (e: ReleaseProgress) => void;
+    /** Windows step `k` has had judged before this one (its part of the false-alarm budget). */
+    attempt?: number;
+  },
 ): Promise<LoadWindow> {
   const step = plan.steps[k];
+  const alphaShare = windowShareOf(plan, k, opts.attempt ?? 0);
   const minMs = opts.windowMs ?? step.windowMs;
   const endpoints = platform.endpoints();
   const observable = canObserveSplit(spec, endpoints);
@@ -250,7 +289,7 @@ export async function runWindow(
       );
     const weighted = step.kind === 'weight' || step.kind === 'switch';
     const watched = await watchWindow(
-      specForStep(spec, plan, k),
+      specForStep(spec, plan, k, alphaShare),
       endpoints,
       {
         step: k,
@@ -275,6 +314,7 @@ export async function runWindow(
       observedSamples: watched.observed,
       sequence: watched.looks,
       minWindowMs: minMs,
+      alphaShare,
     };
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);

@@ -32,15 +32,25 @@ export function gateSettings(
   spec: ReleaseSpec,
 ): Pick<
   EvidenceBundle,
-  'minSamples' | 'traceSampling' | 'rules' | 'alpha' | 'beta' | 'maxRoutes' | 'minRouteSamples'
+  | 'minSamples'
+  | 'traceSampling'
+  | 'rules'
+  | 'alpha'
+  | 'beta'
+  | 'alphaShare'
+  | 'alphaNote'
+  | 'maxRoutes'
+  | 'minRouteSamples'
 > {
   const g = spec.gate;
+  const w = g?.windowShare;
   return {
     minSamples: g?.minSamples ?? DEFAULT_MIN_SAMPLES,
     traceSampling: g?.traceSampling === undefined ? undefined : parsePercent(g.traceSampling),
     rules: g?.rules ?? [],
     alpha: rateOf(g?.alpha, DEFAULT_ALPHA),
     beta: rateOf(g?.beta, DEFAULT_BETA),
+    ...(w && w.share < 1 ? { alphaShare: w.share, alphaNote: w.note } : {}),
     maxRoutes: g?.maxRoutes ?? DEFAULT_MAX_ROUTES,
     minRouteSamples: g?.minRouteSamples,
   };
@@ -63,6 +73,7 @@ export function sequentialGateForSpec(
     beta: settings.beta,
     rules: settings.rules,
     maxRoutes: settings.maxRoutes,
+    share: settings.alphaShare,
   });
   return sequentialGateFor(
     {
