@@ -17,7 +17,8 @@ describe('clover-cd sandbox', () => {
     const up = await runCli(['sandbox', 'up', '--detach', '--state-dir', dir, '-o', 'json'], {
       timeoutMs: 60_000,
     });
-    expect(up.code).toBe(0);
+    // The whole result on a failure: stderr says why the detached sandbox did not come up.
+    expect({ code: up.code, stderr: up.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
     const urls = JSON.parse(up.stdout);
     expect(Object.keys(urls)).toEqual(expect.arrayContaining(['ingress', 'metrics', 'jaeger', 'grpc']));
     expect((await runCli(['sandbox', 'up', '--detach', '--state-dir', dir])).code).toBe(2); // already running
