@@ -3,9 +3,9 @@
  * healthy canary in any of the release's windows; within a window it is spent across every statistical test
  * the gate runs by weighted Bonferroni: each rule that can fail a healthy canary on chance gets alpha × its
  * weight / the sum of weights (`alphaWeight`, default 1), and a rule's own `alpha` (or the split rule's
- * `confidence`) is an explicit share taken off the top. Inside a rule the share is split again, evenly: over its percentiles (tail), and half to the overall
- * test, half to the routes (perRoute: `gate.maxRoutes` equal slots, so the split is fixed before any route is
- * seen). Weighted Bonferroni holds at any stopping time for always-valid tests, so looks cost nothing: a
+ * `confidence`) is an explicit share taken off the top. Inside a rule the share is split again, evenly: over
+ * its percentiles (tail), and half to the overall test, half to the routes (perRoute: `gate.maxRoutes` equal
+ * slots, so the split is fixed before any route is seen). Weighted Bonferroni holds at any stopping time for always-valid tests, so looks cost nothing: a
  * gate that re-evaluates at every scrape still fails a healthy canary with probability ≤ alpha in total.
  * Exact-count checks (conservation, count, share, l4) and metric thresholds are not statistical tests and take
  * no share.

@@ -46,7 +46,7 @@ import type {
 } from './types.js';
 import { judgedWindow, recordWindow, runWindow, samplePlanOf, specForStep, windowShareOf } from './window.js';
 import { describeAction, describeState, writtenChange } from './describe.js';
-import { splitConfidence as splitConfidenceOf } from '../../validators/index.js';
+import { splitConfidence as splitConfidenceOf, type WindowShare } from '../../validators/index.js';
 
 /** The loaded plan, refused (exit 2, nothing changed) when a step cannot reach the gate's minSamples. */
 export function planFor(spec: ReleaseSpec, file?: string): ReleasePlan {
@@ -250,7 +250,12 @@ export class ReleaseEngine {
    * false-alarm budget (the windows the step has had), for a mirror step only the rules that judge copies.
    */
   windowSpec(s: ReleaseState, k: number): ReleaseSpec {
-    return specForStep(this.spec, this.plan, k, windowShareOf(this.plan, k, analysesOf(s, k)));
+    return specForStep(this.spec, this.plan, k, this.windowShare(s, k));
+  }
+
+  /** The part of the release's false-alarm budget step `k`'s next window spends (the windows it has had). */
+  private windowShare(s: ReleaseState, k: number): WindowShare {
+    return windowShareOf(this.plan, k, analysesOf(s, k));
   }
 
   /** What each analysed step needs (candidate requests from the gate's rules), for printing before traffic moves. */
@@ -270,7 +275,7 @@ export class ReleaseEngine {
     if (s === 'done') throw new InvalidInputError(`load step ${k + 1}: nothing to analyse`);
     const w = await runWindow(this.platform, this.spec, this.plan, k, {
       ...opts,
-      attempt: analysesOf(s, k),
+      alphaShare: this.windowShare(s, k),
       evidenceDir: this.opts.evidenceDir,
       signal: this.opts.signal,
       emit: this.emit,

@@ -56,7 +56,7 @@ export function samplePlanOf(plan: ReleasePlan, spec: ReleaseSpec): StepSamplePl
         total: need.total,
         windowMs: s.windowMs,
         maxWindowMs: s.maxWindowMs,
-        alpha: allocateBudget(specForStep(spec, plan, s.index, windowShareOf(plan, s.index, 0)).gate!).total,
+        alpha: allocateBudget({ ...spec.gate!, share: windowShareOf(plan, s.index, 0).share }).total,
       });
   }
   return out;
@@ -253,12 +253,12 @@ export async function runWindow(
     evidenceDir?: string;
     signal?: AbortSignal;
     emit: (e: ReleaseProgress) => void;
-    /** Windows step `k` has had judged before this one (its part of the false-alarm budget). */
-    attempt?: number;
+    /** The part of the release's false-alarm budget this window spends (`windowShareOf`). */
+    alphaShare: WindowShare;
   },
 ): Promise<LoadWindow> {
   const step = plan.steps[k];
-  const alphaShare = windowShareOf(plan, k, opts.attempt ?? 0);
+  const { alphaShare } = opts;
   const minMs = opts.windowMs ?? step.windowMs;
   const endpoints = platform.endpoints();
   const observable = canObserveSplit(spec, endpoints);
