@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
+import { LOAD_RUNS_KEPT, MeshTelemetry, type RequestRecord } from '../src/sandbox/telemetry.js';
 import { createSdcClient, type SdcClient } from '../src/services/sdc.js';
 import { ConflictError, type KubeObject } from '../src/services/platform.js';
 import { startRedis, type RedisFixture } from './helpers/redis.js';
@@ -504,5 +505,40 @@ describe('sandbox with socket hops (every hop a real HTTP exchange, as in --netn
       const body = await (await fetch(`${sock.urls.jaeger}/api/traces?${q}`)).json();
       return body.data.length === 1 && body.data[0].spans.length === 5;
     });
+  });
+});
+
+describe('sandbox telemetry keeps a bounded number of load runs', () => {
+  const request = (loadTag?: string): RequestRecord => ({
+    reporter: 'destination',
+    sourceWorkload: 'proxy-access-control',
+    sourceVersion: 'unknown',
+    destinationWorkload: 'http-lb-v2',
+    destinationService: 'http-lb',
+    destinationVersion: 'v2',
+    namespace: 'default',
+    responseCode: 200,
+    responseFlags: '-',
+    durationMs: 3,
+    requestBytes: 10,
+    responseBytes: 100,
+    loadTag,
+  });
+  const runsIn = async (t: MeshTelemetry) =>
+    [...new Set([...(await t.metricsText()).matchAll(/clover_cd_load="([^"]+)"/g)].map((m) => m[1]))].sort();
+
+  it(`drops the series of the load run that sent least recently once more than ${LOAD_RUNS_KEPT} sent, never user traffic's`, async () => {
+    const t = new MeshTelemetry();
+    t.record(request());
+    for (let i = 0; i < LOAD_RUNS_KEPT; i++) t.record(request(`run-${i}`));
+    // run-0 sends again: run-1 is now the one that sent least recently.
+    t.record(request('run-0'));
+    t.record(request('run-new'));
+    const kept = await runsIn(t);
+    expect(kept).toHaveLength(LOAD_RUNS_KEPT + 1);
+    expect(kept).toEqual(expect.arrayContaining(['unknown', 'run-0', 'run-new']));
+    expect(kept).not.toContain('run-1');
+    // The counts of what is kept are untouched.
+    expect(await t.metricsText()).toMatch(/istio_requests_total\{[^}]*clover_cd_load="run-0"[^}]*\} 2 /);
   });
 });

@@ -61,14 +61,29 @@ function observe(h: Hist, bounds: number[], v: number): void {
 
 const escape = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 
+/**
+ * Load runs whose series the sandbox keeps. Every run tags its requests with its own id (a label value), and
+ * each run adds ~40 series (~1 MB of text per scrape) that no later window reads: without a bound, a sandbox
+ * that serves many releases grows without end, and so does every scrape of it. The series of the run that
+ * least recently sent a request go first; user traffic (no tag) is never dropped. A window judges its own
+ * run, which is sending while it is judged, so only more than this many runs at once could evict it.
+ */
+export const LOAD_RUNS_KEPT = 4;
+
 export class MeshTelemetry {
   private readonly series = new Map<string, Series>();
+  /** Per load run id: its series' keys and when it last sent (a request counter), for `LOAD_RUNS_KEPT`. */
+  private readonly runs = new Map<string, { keys: string[]; lastUse: number }>();
+  private requests = 0;
   readonly contentType = 'text/plain; version=0.0.4; charset=utf-8';
+
+  constructor(private readonly runsKept = LOAD_RUNS_KEPT) {}
 
   record(r: RequestRecord): void {
     const key = `${r.reporter}|${r.sourceWorkload}|${r.sourceVersion}|${r.destinationWorkload}|${r.destinationService}|${r.destinationVersion}|${r.responseCode}|${r.responseFlags}|${r.namespace}|${r.loadTag ?? 'unknown'}|${r.requestPath ?? ''}`;
+    const run = r.loadTag && r.loadTag !== 'unknown' ? this.useRun(r.loadTag) : undefined;
     let s = this.series.get(key);
-    if (!s)
+    if (!s) {
       this.series.set(
         key,
         (s = {
@@ -79,10 +94,28 @@ export class MeshTelemetry {
           respSize: newHist(SIZE_BUCKETS),
         }),
       );
+      run?.keys.push(key);
+    }
     s.count++;
     observe(s.duration, DURATION_BUCKETS, r.durationMs);
     observe(s.reqSize, SIZE_BUCKETS, r.requestBytes);
     observe(s.respSize, SIZE_BUCKETS, r.responseBytes);
+  }
+
+  /** The run's entry, marked as just used; a new run past the bound drops the least recently used run's series. */
+  private useRun(tag: string): { keys: string[]; lastUse: number } {
+    let run = this.runs.get(tag);
+    if (!run) {
+      if (this.runs.size >= this.runsKept) {
+        let oldest: string | undefined;
+        for (const [t, x] of this.runs) if (!oldest || x.lastUse < this.runs.get(oldest)!.lastUse) oldest = t;
+        for (const k of this.runs.get(oldest!)!.keys) this.series.delete(k);
+        this.runs.delete(oldest!);
+      }
+      this.runs.set(tag, (run = { keys: [], lastUse: 0 }));
+    }
+    run.lastUse = ++this.requests;
+    return run;
   }
 
   /**

@@ -126,7 +126,10 @@ const keyOf = (s: ScrapedSeries) =>
  */
 export function counterDeltas(before: ScrapeSnapshot | undefined, after: ScrapeSnapshot): ScrapedSeries[] {
   const start = new Map<string, number>();
-  for (const s of before?.series ?? []) start.set(keyOf(s), (start.get(keyOf(s)) ?? 0) + s.value);
+  for (const s of before?.series ?? []) {
+    const k = keyOf(s);
+    start.set(k, (start.get(k) ?? 0) + s.value);
+  }
   const end = new Map<string, ScrapedSeries>();
   for (const s of after.series) {
     const k = keyOf(s);
