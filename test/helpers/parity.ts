@@ -247,8 +247,10 @@ function firstJudgedWindow(dir: string): WindowSeen | undefined {
 
 /**
  * The hosts a mesh's parity suite runs. How a host reaches the engine does not depend on the mesh (the engine
- * reads service.mesh from the spec), so every host runs on Istio, and on another mesh the in-process run, the
- * stage server and one process per stage: each a different place where the spec is read and the router built.
+ * reads service.mesh from the spec; the rendered pipeline is the same), so every host runs on Istio, and on another
+ * mesh the in-process run, the stage server and one process per stage: each a different place where the spec is
+ * read and the router built. That is the same for every strategy, so another mesh runs the canary only; its router's
+ * blue/green and A/B writes are test/gateway-api.test.ts's.
  */
 const PATHS_ON: Record<Mesh, ReadonlyArray<(typeof paths)[number]>> = {
   istio: paths,
