@@ -19,7 +19,7 @@ import type { ReleaseSpec } from '../src/spec/types.js';
 import { runGate, verdictExitCode, type GateRun } from '../src/validators/index.js';
 import { ebpfUnavailableReason } from './clovisor-lab.js';
 import { BIN, REPO, runCli } from './helpers/cli.js';
-import { freePort, waitFor } from './helpers/ports.js';
+import { waitFor } from './helpers/ports.js';
 import { ISTIO_TELEMETRY } from '../src/metrics/index.js';
 
 const reason = ebpfUnavailableReason();
@@ -134,8 +134,6 @@ d('clovisor evidence in the gate, on the --netns sandbox', () => {
       { resourceVersion: vs.metadata.resourceVersion },
     );
 
-    const port = await freePort();
-    clovisorUrl = `http://127.0.0.1:${port}`;
     tracer = spawn(
       process.execPath,
       [
@@ -145,8 +143,10 @@ d('clovisor evidence in the gate, on the --netns sandbox', () => {
         '--sandbox',
         sandboxDir,
         '--packet-tier',
+        // Port 0: the tracer binds a free port and says which (a port picked here first could be taken by
+        // another suite's server before the tracer binds it, and answered by that server).
         '--listen',
-        `127.0.0.1:${port}`,
+        '127.0.0.1:0',
         '--pin-root',
         pinRoot,
         '--state-dir',
@@ -164,6 +164,9 @@ d('clovisor evidence in the gate, on the --netns sandbox', () => {
       'clovisor run to serve its status',
       async () => {
         if (tracer!.exitCode !== null) throw new Error(`clovisor run exited ${tracer!.exitCode}: ${stderr}`);
+        const bound = /clovisor: (http:\/\/[^/\s]+)\/metrics/.exec(stderr)?.[1];
+        if (!bound) return false;
+        clovisorUrl = bound;
         const r = await fetch(`${clovisorUrl}/api/v1/status`).catch(() => undefined);
         return r?.status === 200;
       },

@@ -1,16 +1,42 @@
 import { createServer } from 'node:net';
+import { readFileSync } from 'node:fs';
 
-/** A free TCP port on loopback (bind to 0, read it, release it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** The kernel's ephemeral range: where bind(0) and outgoing connections take their ports. */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    if (lo > 0 && hi >= lo) return [lo, hi];
+  } catch {
+    // not Linux: the IANA range
+  }
+  return [49152, 65535];
+}
+
+const canBind = (port: number) =>
+  new Promise<boolean>((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
+
+/**
+ * A free TCP port on loopback for a server a test starts after this returns. It is picked below the kernel's
+ * ephemeral range: a port from bind(0) is free only until the next bind(0) or outgoing connection of any process,
+ * which may take it before the test's server binds it (a tracer told to listen on such a port found the port
+ * answered by a sandbox workload). Ports below the range are taken only by servers that name them.
+ */
+export async function freePort(): Promise<number> {
+  const [lo] = ephemeralRange();
+  const base = Math.max(1024, lo - 12_000);
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = base + Math.floor(Math.random() * (lo - base));
+    if (await canBind(port)) return port;
+  }
+  throw new Error(`no free port found below ${lo} in 50 tries`);
 }
 
 /** Poll `check` until it resolves true, or fail after `timeoutMs` with `what` in the message. */

@@ -1,5 +1,6 @@
 // Over 400 lines: the clovisor verbs (run, status, cleanup, config) with their help texts, one command group.
 import { Option, type Command } from 'commander';
+import type { AddressInfo } from 'node:net';
 import type { ClovisorConfig, EgressMatch, Target, TracerStatus } from '../../clovisor/index.js';
 import { netnsInum } from '../../clovisor/system.js';
 import { DEFAULT_PIN_ROOT, writeState } from '../../clovisor/loader.js';
@@ -197,7 +198,10 @@ export function register(program: Command): void {
     .description(
       'load the BPF object, attach to the targets, drain sessions until stopped (SIGINT/SIGTERM) or --duration',
     )
-    .option('--listen <host:port>', 'serve /metrics, /api/v1/status and /api/v1/evidence here')
+    .option(
+      '--listen <host:port>',
+      'serve /metrics, /api/v1/status and /api/v1/evidence here (port 0: a free one, printed)',
+    )
     .option('--duration <d>', 'stop after this long (e.g. 90s); default: until interrupted')
     .option('--all-namespaces', 'trace every network namespace, not only the targets', false)
     .option(
@@ -257,10 +261,12 @@ export function register(program: Command): void {
               listen.slice(0, listen.lastIndexOf(':')),
               Number(listen.slice(listen.lastIndexOf(':') + 1)),
             ];
-            await serveTracer(tracer, host, port);
+            const server = await serveTracer(tracer, host, port);
+            // Port 0 picks a free one: the state and the note say which, so nothing has to guess a free port.
+            const bound = `${host}:${(server.address() as AddressInfo).port}`;
             const st = readState(tracer.pinRoot, o.stateDir);
-            if (st) writeState({ ...st, listen } as typeof st, o.stateDir);
-            note(`clovisor: http://${listen}/metrics, /api/v1/evidence`);
+            if (st) writeState({ ...st, listen: bound } as typeof st, o.stateDir);
+            note(`clovisor: http://${bound}/metrics, /api/v1/evidence`);
           }
           await new Promise<void>((resolve) => {
             const done = () => resolve();
