@@ -147,6 +147,7 @@ describe('SIGINT after the shift stops the load and rolls back (release run)', (
         { canary: { steps: [50], window: '30s' } },
         { load: c.load },
       );
+      const runsBefore = await requestsByLoadRun();
       const { child, exited, stderr } = lab.releaseRun(file);
       await waitFor(
         'the release to shift traffic',
@@ -189,9 +190,14 @@ describe('SIGINT after the shift stops the load and rolls back (release run)', (
         candidate: 0,
         stableSeen: true,
       });
-      // Another burst later, no request of any earlier load run has arrived since the run ended.
+      // Another burst later, no request of this release's load runs has arrived since the run ended. (The
+      // sandbox keeps the series of its last few load runs only, so earlier tests' runs may be gone.)
       const after = await requestsByLoadRun();
-      expect(Object.fromEntries(Object.keys(atExit).map((k) => [k, after[k]]))).toEqual(atExit);
+      const released = Object.keys(atExit).filter((k) => !(k in runsBefore));
+      expect(released.length).toBeGreaterThan(0);
+      expect(Object.fromEntries(released.map((k) => [k, after[k]]))).toEqual(
+        Object.fromEntries(released.map((k) => [k, atExit[k]])),
+      );
     }, 180_000);
   }
 });
