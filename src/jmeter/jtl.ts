@@ -1,7 +1,8 @@
 // Over 400 lines: the streaming JTL reader and the statistics it feeds share the column model.
 import { createReadStream, statSync } from 'node:fs';
 import { parse as parseCsv } from 'csv-parse/sync';
-import * as hdr from 'hdr-histogram-js';
+import type { Histogram } from 'hdr-histogram-js';
+import { hdrHistogram } from '../util/lazy-packages.js';
 import { InvalidInputError } from '../util/errors.js';
 import type { LabelStats, LoadSummary } from './types.js';
 
@@ -75,7 +76,7 @@ interface Acc {
   max: number;
   first: number;
   lastEnd: number;
-  hist: hdr.Histogram;
+  hist: Histogram;
   /** Keyed by values from the file: Maps, so a label or code such as "__proto__" is counted like any other. */
   codes: Map<string, number>;
   userAgents: Map<string, number>;
@@ -83,7 +84,7 @@ interface Acc {
 }
 
 const newHist = () =>
-  hdr.build({
+  hdrHistogram().build({
     bitBucketSize: 32,
     autoResize: true,
     numberOfSignificantValueDigits: 3,

@@ -1,9 +1,11 @@
-import Handlebars from 'handlebars';
 import { USER_AGENT_COLUMN } from './jtl.js';
 import { JMX_TEMPLATE } from './templates.js';
 import type { LoadPlan } from './types.js';
+import { handlebars } from '../util/lazy-packages.js';
 
-const template = Handlebars.compile(JMX_TEMPLATE, { strict: false });
+let compiledPlan: HandlebarsTemplateDelegate | undefined;
+const template = (context: unknown) =>
+  (compiledPlan ??= handlebars().compile(JMX_TEMPLATE, { strict: false }))(context);
 const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** "2xx" / "30x" / 201 → an anchored regex alternative for a ResponseAssertion (2.13 has no OR mode). */

@@ -1,7 +1,7 @@
-import Handlebars from 'handlebars';
 import { evaluateCriteria, type CriterionResult } from './criteria.js';
 import type { JtlAnalysis } from './jtl.js';
 import type { LabelStats, LoadSummary } from './types.js';
+import { handlebars } from '../util/lazy-packages.js';
 
 /** What `load run` / `load report` print: statistics, expected vs received, criteria, and the outcome. */
 export interface LoadReport {
@@ -141,7 +141,7 @@ export function renderJunit(r: LoadReport): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites>\n  <testsuite name="clover-cd load" tests="${cases.length}" failures="${failures}" errors="0">\n${cases.join('\n')}\n  </testsuite>\n</testsuites>\n`;
 }
 
-const HTML = Handlebars.compile(`<!doctype html>
+const HTML_TEMPLATE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>clover-cd load report</title>
 <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}td:first-child,th:first-child{text-align:left}.fail{color:#b00020;font-weight:bold}.pass{color:#1b5e20}</style>
 </head><body>
@@ -152,7 +152,8 @@ const HTML = Handlebars.compile(`<!doctype html>
 <h2>Criteria</h2>
 {{#if criteria.length}}<ul>{{#each criteria}}<li class="{{#if tripped}}fail{{else}}pass{{/if}}">{{#if tripped}}FAIL{{else}}pass{{/if}} {{criterion}}: {{reason}}</li>{{/each}}</ul>{{else}}<p>None in the plan.</p>{{/if}}
 </body></html>
-`);
+`;
+let html: HandlebarsTemplateDelegate | undefined;
 
 export function renderHtml(r: LoadReport): string {
   const head = STATS_COLUMNS;
@@ -164,5 +165,6 @@ export function renderHtml(r: LoadReport): string {
     r.expected !== undefined
       ? `Expected ${r.expected} samples, received ${r.received}.`
       : `Received ${r.received} samples.`;
-  return HTML({ ...r, head, rows, countLine });
+  html ??= handlebars().compile(HTML_TEMPLATE);
+  return html({ ...r, head, rows, countLine });
 }

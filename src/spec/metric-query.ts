@@ -4,9 +4,9 @@
  * top-level `metrics:` section, and the checks `spec validate` runs on them: every template renders with
  * the spec's values and parses with Prometheus' own PromQL grammar (@prometheus-io/lezer-promql).
  */
-import Handlebars from 'handlebars';
 import { parser as promqlParser } from '@prometheus-io/lezer-promql';
 import type { InputProblem } from '../util/errors.js';
+import { handlebars } from '../util/lazy-packages.js';
 import { didYouMean } from '../util/suggest.js';
 import { parseDurationMs } from '../util/units.js';
 import { closed, shortName, type Schema } from './schema-parts.js';
@@ -78,7 +78,7 @@ const compiled = new Map<string, HandlebarsTemplateDelegate>();
 export function renderMetricQuery(template: string, vars: MetricVariables): string {
   let t = compiled.get(template);
   if (!t) {
-    t = Handlebars.compile(template, { strict: true, noEscape: true });
+    t = handlebars().compile(template, { strict: true, noEscape: true });
     compiled.set(template, t);
   }
   return t(vars).trim();
