@@ -1,4 +1,4 @@
-import axios, { AxiosError, type AxiosInstance, type AxiosRequestConfig, type AxiosResponse } from 'axios';
+import type { AxiosError, AxiosInstance, AxiosRequestConfig, AxiosResponse, AxiosStatic } from 'axios';
 import { InfrastructureError } from '../util/errors.js';
 import { redact } from '../util/redact.js';
 import { withRetry, type RetryOptions } from '../util/retry.js';
@@ -28,14 +28,24 @@ export interface HttpClient {
   post<T = unknown>(url: string, data?: unknown, config?: AxiosRequestConfig): Promise<AxiosResponse<T>>;
 }
 
+/**
+ * axios loads with the first request: with the fetch support it probes, it costs ~150 ms at start-up that a
+ * command reaching no outside system (spec validate, gate --replay, a stage against the sandbox) should not pay.
+ */
+let axiosLoading: Promise<AxiosStatic> | undefined;
+const loadAxios = () => (axiosLoading ??= import('axios').then((m) => m.default));
+
+const isAxiosError = (err: unknown): err is AxiosError =>
+  typeof err === 'object' && err !== null && (err as { isAxiosError?: unknown }).isAxiosError === true;
+
 function isRetryable(err: unknown): boolean {
-  if (!(err instanceof AxiosError)) return false;
+  if (!isAxiosError(err)) return false;
   if (!err.response) return true; // connection refused, reset, timeout
   return err.response.status >= 500 || err.response.status === 429;
 }
 
 export function describeTransportError(err: unknown): string {
-  if (err instanceof AxiosError) {
+  if (isAxiosError(err)) {
     if (err.response) return `HTTP ${err.response.status} ${err.response.statusText ?? ''}`.trim();
     if (err.code === 'ECONNABORTED' || err.code === 'ETIMEDOUT') return `timed out (${err.message})`;
     return err.code ? `${err.code}: ${err.message}` : err.message;
@@ -44,18 +54,23 @@ export function describeTransportError(err: unknown): string {
 }
 
 export function createHttpClient(opts: HttpClientOptions): HttpClient {
-  const instance: AxiosInstance = axios.create({
-    baseURL: opts.baseURL,
-    timeout: opts.timeoutMs ?? 10_000,
-    headers: opts.headers,
-    // 4xx is an answer, not a transport failure: adapters interpret it.
-    validateStatus: (s) => s < 500 && s !== 429,
-    httpsAgent: opts.httpsAgent,
-    proxy: false,
-  });
+  let instance: Promise<AxiosInstance> | undefined;
+  const client = () =>
+    (instance ??= loadAxios().then((axios) =>
+      axios.create({
+        baseURL: opts.baseURL,
+        timeout: opts.timeoutMs ?? 10_000,
+        headers: opts.headers,
+        // 4xx is an answer, not a transport failure: adapters interpret it.
+        validateStatus: (s) => s < 500 && s !== 429,
+        httpsAgent: opts.httpsAgent,
+        proxy: false,
+      }),
+    ));
   const request = async <T>(config: AxiosRequestConfig): Promise<AxiosResponse<T>> => {
     try {
-      return await withRetry(() => instance.request<T>(config), {
+      const http = await client();
+      return await withRetry(() => http.request<T>(config), {
         attempts: 3,
         baseDelayMs: 200,
         ...opts.retry,
