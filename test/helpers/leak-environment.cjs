@@ -4,7 +4,7 @@
  * suite's name, since a worker that cannot exit is force-killed without saying which suite leaked.
  * LEAK_CHECK=fail makes such a suite fail (used when hunting a leak); by default it only reports.
  * Something started after a suite's teardown (a retry still running) escapes that check: a worker that jest
- * has to stop (SIGTERM) prints what it still holds and the suites it ran, then exits.
+ * has to stop (SIGTERM) after its last suite prints what it still holds and the suites it ran, then exits.
  */
 const NodeEnvironment = require('jest-environment-node').TestEnvironment;
 const { appendFileSync } = require('node:fs');
@@ -43,6 +43,9 @@ class LeakCheckingEnvironment extends NodeEnvironment {
     suitesRun.push(this.suite);
     if (!onStop && process.send) {
       onStop = () => {
+        // Before jest's END message (its listener still there), SIGTERM replaces a worker whose heap passed
+        // workerIdleMemoryLimit between suites: nothing is held, nothing to report.
+        if (process.listenerCount('message') > 0) process.exit(0);
         const held = [...count(process.getActiveResourcesInfo())].map(([k, n]) => `${k} ×${n}`).join(', ');
         const line = `leak-check: worker ${process.pid} stopped by jest holding ${held}; it ran ${suitesRun.join(', ')}\n`;
         process.stderr.write(line);
