@@ -58,7 +58,9 @@ function slowFinish(store: JobStore, delayMs: number): JobStore {
 
 describe('a finished job is never run again', () => {
   it('mass cancel across two replicas on one Redis: every job runs once and ends CANCELED', async () => {
-    const leaseMs = 300;
+    // Long enough that a busy machine renews every lease in time (a 300 ms lease was lost under two busy
+    // cores and its jobs ran again elsewhere); the final writes still take two leases.
+    const leaseMs = 2_000;
     const { runs, registry } = recorder();
     const stores = await Promise.all(
       [0, 1].map(() => RedisJobStore.connect({ url: redis.url, prefix: 'mass:' })),

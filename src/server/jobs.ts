@@ -360,33 +360,37 @@ export class JobManager {
 
   private async heartbeat(): Promise<void> {
     if (this.stopped) return;
-    for (const r of [...this.running.values()]) {
-      if (r.reason === 'lease-lost' || r.reason === 'shutdown') continue;
-      try {
-        if (r.final) {
-          // Keep the lease until the final state is stored, so no replica (this one included) adopts the job.
-          if ((await this.store.renew(r.final, this.leaseMs)) === 'taken') this.forget(r);
-          else void this.flush(r); // not awaited: a slow write must not hold up the other jobs' renewals
-          continue;
-        }
-        const state = await this.store.renew(r.job, this.leaseMs);
-        if (state === 'taken') {
-          this.log(`job ${r.job.id}: lease lost to another replica`);
-          this.abortLocal(r.job.id, 'lease-lost');
-          continue;
-        } else if (state === 'missing') {
-          this.log(
-            `job ${r.job.id}: job store lost it (restart without persistence?): writing it back`,
-            'warn',
-          );
-          await this.store.restore(r.job, this.leaseMs);
-        } else if (r.unsaved) {
-          await this.save(r);
-        }
-        if (await this.store.cancelRequested(r.job.id)) this.abortLocal(r.job.id, 'cancel');
-      } catch {
-        /* store unreachable: the job goes on; state is written back on reconnect */
+    // Every job at once: one after another, a replica with many jobs on a slow store took longer than a
+    // lease to renew them all, and another replica adopted (and ran again) jobs that were running here.
+    await Promise.all([...this.running.values()].map((r) => this.renewOne(r)));
+  }
+
+  private async renewOne(r: Running): Promise<void> {
+    if (r.reason === 'lease-lost' || r.reason === 'shutdown') return;
+    try {
+      if (r.final) {
+        // Keep the lease until the final state is stored, so no replica (this one included) adopts the job.
+        if ((await this.store.renew(r.final, this.leaseMs)) === 'taken') this.forget(r);
+        else void this.flush(r); // not awaited: a slow write must not hold up the other jobs' renewals
+        return;
       }
+      const state = await this.store.renew(r.job, this.leaseMs);
+      if (state === 'taken') {
+        this.log(`job ${r.job.id}: lease lost to another replica`);
+        this.abortLocal(r.job.id, 'lease-lost');
+        return;
+      } else if (state === 'missing') {
+        this.log(
+          `job ${r.job.id}: job store lost it (restart without persistence?): writing it back`,
+          'warn',
+        );
+        await this.store.restore(r.job, this.leaseMs);
+      } else if (r.unsaved) {
+        await this.save(r);
+      }
+      if (await this.store.cancelRequested(r.job.id)) this.abortLocal(r.job.id, 'cancel');
+    } catch {
+      /* store unreachable: the job goes on; state is written back on reconnect */
     }
   }
 
