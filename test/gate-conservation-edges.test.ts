@@ -137,8 +137,8 @@ describe('snapshot instants known within a skew', () => {
     servers.push(server);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`;
-    const provider = scrapeProvider([url], ['istio_requests_total']);
     const queries = [{ series: 'istio_requests_total', by: ['destination_version'] }];
+    const provider = scrapeProvider([url], queries);
     // Without sample timestamps: the middle of each snapshot's request, ± half its round trip.
     const before = Date.now();
     const w = await provider.open();
@@ -157,6 +157,33 @@ describe('snapshot instants known within a skew', () => {
     const first = stamp;
     await provider.increases(w2, Date.now(), queries, { onInterval: (i) => (covered = i) });
     expect(covered).toEqual({ start: first, end: stamp, uncertaintyMs: 0 });
+  });
+
+  it('a direct scrape keeps only the series its reads select, and refuses a query outside them', async () => {
+    const lines = [
+      'istio_requests_total{reporter="destination",destination_service_name="http-lb",response_code="200"} 5',
+      'istio_requests_total{reporter="source",destination_service_name="http-lb",response_code="200"} 5',
+      'istio_requests_total{reporter="destination",destination_service_name="say \\"hi\\"",response_code="200"} 3',
+      'istio_request_bytes_count{reporter="destination",destination_service_name="http-lb"} 5',
+    ];
+    const server = createServer((_req, res) => res.end(lines.join('\n') + '\n'));
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`;
+    const reads = [
+      {
+        series: 'istio_requests_total',
+        match: { reporter: 'destination' },
+        by: ['destination_service_name'],
+      },
+    ];
+    const w = await scrapeProvider([url], reads).open();
+    expect(w.baseline!.series.map((s) => s.labels.destination_service_name)).toEqual(['http-lb', 'say "hi"']);
+    await expect(
+      scrapeProvider([url], reads).increases(w, Date.now(), [
+        { series: 'istio_requests_total', match: { reporter: 'source' }, by: [] },
+      ]),
+    ).rejects.toThrow(/keeps only the series of its reads/);
   });
 });
 

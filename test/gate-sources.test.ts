@@ -257,7 +257,7 @@ describe('direct scrape with counter deltas', () => {
       // 100 requests a version decide these rules (as above); the default 1% limit needs ~300.
       rules: [{ split: {} }, { errorRate: { max: '10%' } }, { compareLatency: { detect: '50%' } }],
     });
-    const provider = selectMetrics(s.gate, {}, ISTIO_TELEMETRY).provider!;
+    const provider = selectMetrics(s.gate, {}, ISTIO_TELEMETRY, 'http-lb').provider!;
     const opened = await provider.open();
     traffic('v1', 100, 1, 20);
     traffic('v2', 100, 0, 20);

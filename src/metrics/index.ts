@@ -27,7 +27,12 @@ type Gate = ReleaseSpec['gate'];
 interface ProviderRegistration {
   /** Whether the platform offers this source (the first that does is the default, in METRICS_SOURCES order). */
   offered: (endpoints: PlatformEndpoints) => boolean;
-  make: (gate: Gate, endpoints: PlatformEndpoints, t: MeshTelemetry) => MetricsProvider | undefined;
+  make: (
+    gate: Gate,
+    endpoints: PlatformEndpoints,
+    t: MeshTelemetry,
+    service: string,
+  ) => MetricsProvider | undefined;
   /** Why `make` gave nothing: what to set. */
   missing: string;
 }
@@ -49,9 +54,9 @@ const PROVIDERS: Record<MetricsSource, ProviderRegistration> = {
   },
   scrape: {
     offered: (endpoints) => !!endpoints.scrapeTargets?.length,
-    make: (gate, endpoints, t) => {
+    make: (gate, endpoints, t, service) => {
       const targets = gate?.metrics?.targets ?? endpoints.scrapeTargets ?? [];
-      return targets.length ? scrapeProvider(targets, [t.requests, t.duration.family]) : undefined;
+      return targets.length ? scrapeProvider(targets, gateQueries(service, t)) : undefined;
     },
     missing: 'no endpoints to scrape (gate.metrics.targets or the platform)',
   },
@@ -68,16 +73,18 @@ export interface MetricsSelection {
 
 /**
  * The metrics source of a spec on a platform — gate.metrics.source, else the first the platform offers
- * (Prometheus, then a direct scrape of its endpoints) — and its provider, reading the mesh's telemetry.
+ * (Prometheus, then a direct scrape of its endpoints) — and its provider, reading the mesh's telemetry of the
+ * gated `service` (a direct scrape keeps only what `gateQueries` of it read).
  */
 export function selectMetrics(
   gate: Gate,
   endpoints: PlatformEndpoints,
   telemetry: MeshTelemetry,
+  service: string,
 ): MetricsSelection {
   const source = gate?.metrics?.source ?? METRICS_SOURCES.find((s) => PROVIDERS[s].offered(endpoints));
   if (!source) return {};
-  const provider = PROVIDERS[source].make(gate, endpoints, telemetry);
+  const provider = PROVIDERS[source].make(gate, endpoints, telemetry, service);
   return provider ? { source, provider } : { source, problem: PROVIDERS[source].missing };
 }
 

@@ -54,8 +54,36 @@ function moved(series: CounterIncrease[]): CounterIncrease[] {
   return series.filter((s) => s.value !== 0 || (histogram(s) !== undefined && live.has(histogram(s))));
 }
 
-export function scrapeProvider(targets: string[], families: string[]): MetricsProvider {
-  const keep = (n: string) => families.includes(n) || families.includes(familyOf(n));
+/** A label value as the text format writes it, in its quotes: `"v"` (backslash, quote and newline escaped). */
+const quotedValue = (v: string) => `"${v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')}"`;
+
+/** Whether `q` reads only series that one of `reads` selects (same series, a match at least as narrow). */
+const selects = (reads: CounterQuery[], q: CounterQuery) =>
+  reads.some(
+    (r) => r.series === q.series && Object.entries(r.match ?? {}).every(([k, v]) => q.match?.[k] === v),
+  );
+
+/**
+ * A direct scrape that keeps only the series `reads` (the counter queries its windows will be asked) can read.
+ * A mesh's endpoint writes every hop's series with a score of labels each (the sandbox's, several MB a scrape);
+ * a line is dropped by its text (every matched value, quoted, must appear in it) before its labels are parsed,
+ * which is most of a scrape's cost. Asking a query the selection does not cover is a programming error.
+ */
+export function scrapeProvider(targets: string[], reads: CounterQuery[]): MetricsProvider {
+  const families = new Set(reads.map((q) => familyOf(q.series)));
+  const keep = (family: string) => families.has(family);
+  const needles = new Map<string, string[][]>();
+  for (const q of reads)
+    needles.set(q.series, [...(needles.get(q.series) ?? []), Object.values(q.match ?? {}).map(quotedValue)]);
+  const keepLine = (name: string, line: string) =>
+    needles.get(name)?.some((values) => values.every((v) => line.includes(v))) ?? false;
+  const assertCovered = (queries: CounterQuery[]) => {
+    for (const q of queries)
+      if (!selects(reads, q))
+        throw new Error(
+          `the direct scrape keeps only the series of its reads; ${JSON.stringify(q)} is not one of them`,
+        );
+  };
   const NO_BASELINE =
     'no snapshot was taken at the window start; a direct scrape can only measure a window it watched';
   return {
@@ -64,7 +92,7 @@ export function scrapeProvider(targets: string[], families: string[]): MetricsPr
     url: targets.join(' '),
     async open(): Promise<MetricsWindow> {
       // The window starts when the counters were read, not when this was called.
-      const baseline = await scrapeTargets(targets, { keep });
+      const baseline = await scrapeTargets(targets, { keep, keepLine });
       return { start: snapshotInstant(baseline).at, baseline };
     },
     async inspect(q) {
@@ -79,10 +107,11 @@ export function scrapeProvider(targets: string[], families: string[]): MetricsPr
     async close(w, queries) {
       if (w.increase) return w;
       if (!w.baseline) return { start: w.start, problem: NO_BASELINE };
+      assertCovered(queries);
       let deltas: ScrapedSeries[];
       let covered: CoveredInterval;
       try {
-        const end = await scrapeTargets(w.baseline.targets, { keep });
+        const end = await scrapeTargets(w.baseline.targets, { keep, keepLine });
         covered = coveredBy(w.baseline, end);
         deltas = counterDeltas(w.baseline, end);
       } catch (err) {
@@ -106,6 +135,7 @@ export function scrapeProvider(targets: string[], families: string[]): MetricsPr
     async increases(w, _end, queries: CounterQuery[], o = {}) {
       if (!queries.length) return [];
       if (w.problem) throw new Error(w.problem);
+      assertCovered(queries);
       let deltas = w.increase;
       if (deltas) {
         o.log?.push({
@@ -117,7 +147,7 @@ export function scrapeProvider(targets: string[], families: string[]): MetricsPr
         if (w.covered) o.onInterval?.(w.covered);
       } else if (!w.baseline) throw new Error(NO_BASELINE);
       else {
-        const end = await scrapeTargets(w.baseline.targets, { keep, log: o.log });
+        const end = await scrapeTargets(w.baseline.targets, { keep, keepLine, log: o.log });
         o.onInterval?.(coveredBy(w.baseline, end));
         deltas = counterDeltas(w.baseline, end);
       }

@@ -25,13 +25,15 @@ export interface ScrapeSnapshot {
 }
 
 /**
- * Parse Prometheus text exposition into flat samples, keeping only families whose name passes `keep`.
+ * Parse Prometheus text exposition into flat samples, keeping only families whose name passes `keep` and lines
+ * that pass `keepLine` (a test of the raw line, before its labels are parsed: most of a parse's cost).
  * Histograms stay as Prometheus stores them (`_bucket` with `le`, `_count`, `_sum`). Parsed here rather
  * than with parse-prometheus-text-format, which drops the labels of histogram samples.
  */
 export function parseExposition(
   text: string,
   keep: (family: string) => boolean = () => true,
+  keepLine?: (name: string, line: string) => boolean,
 ): ScrapedSeries[] {
   const out: ScrapedSeries[] = [];
   for (const raw of text.split('\n')) {
@@ -42,7 +44,7 @@ export function parseExposition(
     const nameEnd = brace >= 0 && (space < 0 || brace < space) ? brace : space;
     if (nameEnd <= 0) continue;
     const name = line.slice(0, nameEnd);
-    if (!keep(familyOf(name))) continue;
+    if (!keep(familyOf(name)) || (keepLine && !keepLine(name, line))) continue;
     const labels: Record<string, string> = {};
     let rest = line.slice(nameEnd);
     if (rest.startsWith('{')) {
@@ -78,7 +80,12 @@ export const familyOf = (name: string) => name.replace(/_(bucket|count|sum)$/, '
 /** Scrape every target once. A target that cannot be reached is an InfrastructureError (exit 4). */
 export async function scrapeTargets(
   targets: string[],
-  opts: { keep?: (name: string) => boolean; log?: QueryLog; timeoutMs?: number } = {},
+  opts: {
+    keep?: (family: string) => boolean;
+    keepLine?: (name: string, line: string) => boolean;
+    log?: QueryLog;
+    timeoutMs?: number;
+  } = {},
 ): Promise<ScrapeSnapshot> {
   const at = Date.now();
   const series: ScrapedSeries[] = [];
@@ -103,7 +110,7 @@ export async function scrapeTargets(
       },
       (t) => `${t.length} bytes`,
     );
-    const parsed = parseExposition(text, opts.keep);
+    const parsed = parseExposition(text, opts.keep, opts.keepLine);
     const stamp = parsed.reduce((m, x) => (x.ts !== undefined && x.ts > m ? x.ts : m), -Infinity);
     if (Number.isFinite(stamp)) stamps.push(stamp);
     series.push(...parsed);

@@ -24,7 +24,7 @@ export type WindowStart = MetricsWindow;
 
 /** The spec's metrics source and provider on a platform, reading its mesh's telemetry. */
 export const metricsOf = (spec: ReleaseSpec, endpoints: PlatformEndpoints): MetricsSelection =>
-  selectMetrics(spec.gate, endpoints, telemetryOf(spec));
+  selectMetrics(spec.gate, endpoints, telemetryOf(spec), spec.service.name);
 const providerOf = (spec: ReleaseSpec, endpoints: PlatformEndpoints): MetricsProvider | undefined =>
   metricsOf(spec, endpoints).provider;
 

@@ -75,7 +75,11 @@ export async function collectEvidence(spec: ReleaseSpec, ctx: GateContext): Prom
   };
   const gate = spec.gate;
   // Metrics: the mesh's telemetry (which series, which labels) read from its provider (Prometheus, a scrape).
-  const { source: metricsSource, provider, problem } = selectMetrics(gate, ctx.endpoints, ctx.telemetry);
+  const {
+    source: metricsSource,
+    provider,
+    problem,
+  } = selectMetrics(gate, ctx.endpoints, ctx.telemetry, spec.service.name);
   if (metricsSource) {
     const rec: SourceRecord = { name: metricsSource, url: provider?.url, status: 'ok', queries: [] };
     sources.push(rec);

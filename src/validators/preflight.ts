@@ -80,7 +80,7 @@ export async function preflight(
   const svc = spec.service.name;
   const { stable, candidate } = spec.service;
   const l = telemetry.labels;
-  const { source, provider, problem } = selectMetrics(spec.gate, endpoints, telemetry);
+  const { source, provider, problem } = selectMetrics(spec.gate, endpoints, telemetry, svc);
   const window = strategyWindowMs(spec);
   const match = { [l.reporter]: telemetry.serverReporter, [l.service]: svc };
   const series = `${telemetry.requests}{${Object.entries(match)

@@ -257,7 +257,7 @@ Examples:
         const { spec } = loadSpec(file);
         const endpoints = await endpointsFor(opts);
         const telemetry = telemetryOf(spec);
-        const metrics = selectMetrics(spec.gate, endpoints, telemetry);
+        const metrics = selectMetrics(spec.gate, endpoints, telemetry, spec.service.name);
         let window: { start: number; end: number };
         let scrapeBaseline: ScrapeSnapshot | undefined;
         let looked: { sequence: Look[]; minWindowMs: number } | undefined;
