@@ -1,4 +1,5 @@
 import { describe, it, expect } from '@jest/globals';
+import fc from 'fast-check';
 import { eachDataElement } from '../src/services/jaeger.js';
 
 describe('Jaeger search body streaming', () => {
@@ -31,6 +32,33 @@ describe('Jaeger search body streaming', () => {
       );
       expect(got).toEqual(traces);
     }
+  });
+
+  it('yields every object of any "data" array (traces are objects), cut at any bytes', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.dictionary(fc.string(), fc.jsonValue())),
+        fc.array(fc.nat(40), { minLength: 1 }),
+        async (data, cuts) => {
+          const bytes = Buffer.from(JSON.stringify({ before: '"\\', data, after: [data] }));
+          const chunks: Buffer[] = [];
+          for (let i = 0, k = 0; i < bytes.length; k++) {
+            const size = cuts[k % cuts.length] + 1;
+            chunks.push(bytes.subarray(i, i + size));
+            i += size;
+          }
+          const got: unknown[] = [];
+          await eachDataElement(
+            (async function* () {
+              yield* chunks;
+            })(),
+            (json) => got.push(JSON.parse(json)),
+          );
+          expect(got).toEqual(JSON.parse(JSON.stringify(data)));
+        },
+      ),
+      { numRuns: 200, seed: 23 },
+    );
   });
 
   it('yields nothing for an empty or null data', async () => {

@@ -171,12 +171,23 @@ export async function eachDataElement(
     const keepRest = (to: number) => {
       if (onRest && restStart >= 0 && to > restStart) rest.push(chunk.subarray(restStart, to));
     };
+    let backslash = -1; // the next backslash at or after i in this chunk (chunk.length: none), found natively
     for (let i = 0; i < chunk.length; i++) {
-      const c = chunk[i];
       if (inString) {
-        if (escaped) escaped = false;
-        else if (c === 0x5c) escaped = true;
-        else if (c === 0x22) {
+        if (escaped) {
+          escaped = false;
+          continue;
+        }
+        // Most of a trace's bytes are inside strings: jump to the next quote or backslash.
+        if (backslash < i) {
+          backslash = chunk.indexOf(0x5c, i);
+          if (backslash < 0) backslash = chunk.length;
+        }
+        const quote = chunk.indexOf(0x22, i);
+        i = Math.min(quote < 0 ? chunk.length : quote, backslash);
+        if (i >= chunk.length) break;
+        if (i === backslash) escaped = true;
+        else {
           inString = false;
           if (keyStart >= 0) {
             key = keyHead + chunk.toString('utf8', keyStart, i);
@@ -186,6 +197,7 @@ export async function eachDataElement(
         }
         continue;
       }
+      const c = chunk[i];
       if (c === 0x22) {
         inString = true;
         if (depth === 1) keyStart = i + 1;
