@@ -9,6 +9,13 @@ export default {
   // built images: `npm run test:images` (jest.images.config.js).
   testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/cluster/', '<rootDir>/test/images/'],
   ...createDefaultEsmPreset({ tsconfig: 'tsconfig.json' }),
+  // ts-jest, with the builtins each module reads bound to module constants (see the transformer for why).
+  transform: {
+    '^.+\\.m?tsx?$': [
+      '<rootDir>/test/helpers/fast-globals-transformer.cjs',
+      { tsconfig: 'tsconfig.json', useESM: true },
+    ],
+  },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testTimeout: 60000,
   // Suites wait on real servers, JVM starts and evidence as much as on the CPU: on two cores kept busy by
