@@ -190,12 +190,12 @@ describe('windows sized by evidence', () => {
   for (const healthy of [false, true]) {
     it(
       healthy
-        ? 'a healthy candidate is promoted once the step window has run (10 s), not before'
+        ? 'a healthy candidate is promoted once the step window has run (4 s), not before'
         : 'a 30%-error candidate is rolled back inside its 60 s step window: the sequential test decides first',
       async () => {
         if (!healthy) await lab.sb.setFault('http-lb', 'v2', { errorRate: 0.3 });
         const file = lab.writeSpec(`early-${healthy ? 'ok' : 'bad'}`, {
-          canary: { steps: [20], window: healthy ? '10s' : '60s' },
+          canary: { steps: [20], window: healthy ? '4s' : '60s' },
         });
         const at: Partial<Record<ReleaseProgress['type'], number>> = {};
         const r = await run(file, { onEvent: (e) => (at[e.type] ??= Date.now()) });
@@ -206,7 +206,7 @@ describe('windows sized by evidence', () => {
         });
         if (healthy) {
           // A pass waits for the step's window: the sequential tests cannot end it before then.
-          expect(at.promote! - at.shift!).toBeGreaterThanOrEqual(10_000);
+          expect(at.promote! - at.shift!).toBeGreaterThanOrEqual(4_000);
         } else {
           // The rollback (observed traffic back on stable) is done inside the window the step asked for: the
           // window was closed by the test's rejection, not by its length (how soon, under load, is a figure for
