@@ -6,18 +6,20 @@ const Sequencer = require('@jest/test-sequencer').default;
 
 const SLOW_FIRST = [
   'distributed-load.test',
-  'gate-sequential.test',
-  'fuzz/why-corpus.test',
   'parity-canary',
+  'fuzz/why-corpus.test',
   'local-run.test',
-  'parity-',
   'engine.test',
-  'traffic.test',
+  'parity-',
   'demo.test',
-  'jmeter-run.test',
   'release.test',
-  'pack.test',
   'stage-server-cli.test',
+  'traffic.test',
+  'paths-and-promises.test',
+  'jmeter-run.test',
+  'gateway-api.test',
+  'gate-sequential.test',
+  'pack.test',
 ];
 const rank = (path) => {
   const i = SLOW_FIRST.findIndex((name) => path.includes(`/test/${name}`));

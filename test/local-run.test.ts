@@ -35,7 +35,7 @@ function quickSpec(example: string, edit: (doc: Record<string, any>) => void = (
   doc.gate.minSamples = 20;
   // The examples' 1% error limit needs ~450 clean candidate requests to pass, 5% about 100: these tests are about
   // the pipeline's flow, so each window needs a fraction of the example's load.
-  doc.gate.rules = withQuietSplit(doc.gate.rules).map((r: Record<string, any>) =>
+  doc.gate.rules = withQuietSplit<Record<string, any>>(doc.gate.rules).map((r) =>
     r.errorRate ? { errorRate: { ...r.errorRate, max: '5%' } } : r,
   );
   // A window grows until its evidence is there: on a loaded machine the load engine sends fewer requests a
