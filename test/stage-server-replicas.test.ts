@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
 import * as yaml from 'js-yaml';
 import {
   JobManager,
@@ -16,7 +17,8 @@ import { startRedis, type RedisFixture } from './helpers/redis.js';
 /**
  * Replicas sharing jobs in a real redis-server: a finished job is never run again (mass cancel with two
  * replicas whose final writes are slower than a lease), a replica shutting down hands its jobs over at
- * once, and a Redis restart without persistence is detected and its finished jobs written back.
+ * once, a Redis restart without persistence is detected and its finished jobs written back, and a write queued
+ * over such a restart does not hide the release lock it lost.
  */
 const base = yaml.load(readFileSync('examples/sdc-canary.yaml', 'utf8')) as ReleaseSpec;
 const specFor = (name: string): ReleaseSpec => ({ ...base, metadata: { name } });
@@ -181,6 +183,42 @@ describe('graceful shutdown and Redis restarts', () => {
       );
     } finally {
       await svc.stop();
+    }
+  });
+});
+
+describe('a write that lands on a Redis restarted empty', () => {
+  it('a progress save queued over the restart does not hide the lost release lock: the heartbeat restores it', async () => {
+    const { runs, registry } = recorder();
+    const store = await RedisJobStore.connect({ url: redis.url, prefix: 'queued:' });
+    const manager = new JobManager(store, registry, { replicaId: 'replica-0', leaseMs: 600 });
+    const raw = new Redis(redis.url);
+    manager.start();
+    try {
+      const r = await manager.submit('rel-queued', 'traffic', specFor('rel-queued'), { weight: 10 });
+      if (!('job' in r)) throw new Error('conflict');
+      await waitFor('the job runs', async () => runs.length === 1);
+      // The restart and a save queued over it, landing before any heartbeat: the job and its owner come back,
+      // its release lock and its place among active jobs do not.
+      const [job, owner] = await raw.mget(`queued:job:${r.job.id}`, `queued:owner:${r.job.id}`);
+      await raw
+        .multi()
+        .flushdb()
+        .set(`queued:job:${r.job.id}`, job!)
+        .set(`queued:owner:${r.job.id}`, owner!)
+        .exec();
+      await waitFor(
+        'the release lock written back',
+        async () => (await store.activeJobId('rel-queued')) === r.job.id,
+      );
+      expect(await raw.sismember('queued:active', r.job.id)).toBe(1);
+      expect(runs).toHaveLength(1);
+      await manager.cancel('rel-queued');
+      await manager.whenIdle();
+    } finally {
+      await manager.stop();
+      await store.close();
+      raw.disconnect();
     }
   });
 });

@@ -44,10 +44,13 @@ redis.call('SET', KEYS[1], ARGV[1])
 if not v then redis.call('SET', KEYS[2], ARGV[2]) end
 return 1`;
 
+// A running job is among the active ones. A write that reached a Redis restarted empty (a progress save queued
+// over the restart) brings back the job and its owner, not its release lock or that membership: missing too.
 const RENEW = `
 local v = redis.call('GET', KEYS[2])
 if not v or redis.call('EXISTS', KEYS[3]) == 0 then return 2 end
 if v ~= ARGV[1] then return 0 end
+if redis.call('SISMEMBER', KEYS[4], ARGV[3]) == 0 then return 2 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`;
 
@@ -189,7 +192,7 @@ export class RedisJobStore implements JobStore {
       this.redis.defineCommand(name, { numberOfKeys, lua });
     def('cdCreate', 6, CREATE);
     def('cdSave', 2, SAVE);
-    def('cdRenew', 3, RENEW);
+    def('cdRenew', 4, RENEW);
     def('cdRestore', 5, RESTORE);
     def('cdFinish', 6, FINISH);
     def('cdOrphans', 1, ORPHANS);
@@ -331,8 +334,10 @@ export class RedisJobStore implements JobStore {
         this.k.lease(job.id),
         this.k.owner(job.id),
         this.k.job(job.id),
+        this.k.active(),
         fencingToken(job),
         leaseMs,
+        job.id,
       ),
     );
     return r === 1 ? 'ok' : r === 2 ? 'missing' : 'taken';
