@@ -4,6 +4,7 @@
  */
 import {
   counterDeltas,
+  exposedLabelValue,
   familyOf,
   scrapeTargets,
   snapshotInstant,
@@ -54,8 +55,8 @@ function moved(series: CounterIncrease[]): CounterIncrease[] {
   return series.filter((s) => s.value !== 0 || (histogram(s) !== undefined && live.has(histogram(s))));
 }
 
-/** A label value as the text format writes it, in its quotes: `"v"` (backslash, quote and newline escaped). */
-const quotedValue = (v: string) => `"${v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')}"`;
+/** A label value as the text format writes it, in its quotes. */
+const quotedValue = (v: string) => `"${exposedLabelValue(v)}"`;
 
 /** Whether `q` reads only series that one of `reads` selects (same series, a match at least as narrow). */
 const selects = (reads: CounterQuery[], q: CounterQuery) =>

@@ -7,6 +7,8 @@
  * scrape time: a request then costs one Map lookup and a few array increments. (prom-client re-hashes the
  * label object on every `observe`, even through a cached child, which was the largest telemetry cost.)
  */
+import { exposedLabelValue } from '../services/scrape.js';
+
 export interface RequestRecord {
   reporter: 'source' | 'destination';
   sourceWorkload: string;
@@ -58,8 +60,6 @@ function observe(h: Hist, bounds: number[], v: number): void {
   h.buckets[i]++;
   h.sum += v;
 }
-
-const escape = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 
 /**
  * Load runs whose series the sandbox keeps. Every run tags its requests with its own id (a label value), and
@@ -208,7 +208,7 @@ function labelText(r: RequestRecord): string {
     ['clover_cd_load', r.loadTag ?? 'unknown'],
     ['request_path', r.requestPath ?? 'unknown'],
   ];
-  return labels.map(([k, v]) => `${k}="${escape(v)}"`).join(',');
+  return labels.map(([k, v]) => `${k}="${exposedLabelValue(v)}"`).join(',');
 }
 
 /** Workload `http-lb-v2` with version v2 belongs to app `http-lb`. */

@@ -72,6 +72,10 @@ export function parseExposition(
   return out;
 }
 
+/** A label value as the text format writes it, between its quotes (backslash, double quote and newline escaped). */
+export const exposedLabelValue = (v: string): string =>
+  v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+
 const normalizeLe = (le: string) => (le === '+Inf' || le === 'Inf' ? '+Inf' : String(Number(le)));
 
 /** The family a sample belongs to: histogram and summary samples drop their suffix. */
