@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as yaml from 'js-yaml';
 import { Counter, Registry } from 'prom-client';
-import { ISTIO_TELEMETRY } from '../src/metrics/index.js';
+import { parser as promqlParser } from '@prometheus-io/lezer-promql';
+import { ISTIO_TELEMETRY, seriesSelector } from '../src/metrics/index.js';
 import type { GateRule, ReleaseSpec } from '../src/spec/types.js';
 import { judgeBundle, preflight, runGate, verdictExitCode } from '../src/validators/index.js';
 import { runCli } from './helpers/cli.js';
@@ -229,6 +230,23 @@ describe('metric rule judged from a bundle', () => {
       'inconclusive',
       'inconclusive',
     ]);
+  });
+});
+
+describe('series selectors', () => {
+  it('a quote, backslash or newline in a label value stays inside its PromQL string', () => {
+    const selector = seriesSelector('istio_requests_total', {
+      request_path: '/a"b\\c\nd',
+      reporter: 'destination',
+    });
+    expect(selector).toBe('istio_requests_total{request_path="/a\\"b\\\\c\\nd",reporter="destination"}');
+    const errors: number[] = [];
+    promqlParser.parse(`sum(${selector})`).iterate({
+      enter: (n) => {
+        if (n.type.isError) errors.push(n.from);
+      },
+    });
+    expect(errors).toEqual([]);
   });
 });
 

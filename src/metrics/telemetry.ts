@@ -1,3 +1,5 @@
+import { promqlString } from '../spec/metric-query.js';
+
 /**
  * What a mesh's telemetry calls things (Flagger's "observers"): which series count requests and time
  * them, and which labels carry the service, the version, the response code, the reporter, the load's run id
@@ -48,9 +50,7 @@ export const ISTIO_TELEMETRY: MeshTelemetry = {
 
 /** `series{label="value",…}` (PromQL's quoting): how a series is named in queries and in messages. */
 export function seriesSelector(series: string, match: Record<string, string> = {}): string {
-  const parts = Object.entries(match).map(
-    ([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`,
-  );
+  const parts = Object.entries(match).map(([k, v]) => `${k}="${promqlString(v)}"`);
   return parts.length ? `${series}{${parts.join(',')}}` : series;
 }
 
