@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectSandbox } from '../src/sandbox/index.js';
@@ -116,5 +116,21 @@ describe('clover-cd sandbox', () => {
     expect(() => process.kill(pid, 0)).toThrow();
     expect(existsSync(dir)).toBe(false);
     expect((await runCli(['sandbox', 'status', '--state-dir', dir])).code).toBe(4);
+  });
+
+  it('a state file that is not whole JSON is exit 4 naming the file, never quoting it (it holds the admin token)', async () => {
+    const broken = join(dir, '..', 'broken');
+    mkdirSync(broken, { recursive: true });
+    const file = join(broken, 'sandbox.json');
+    for (const text of [
+      '{"pid": 1, "token": "s3cret-admin-tok',
+      '{"pid": 1, "token": "s3cret-admin-token", x}',
+    ]) {
+      writeFileSync(file, text);
+      const status = await runCli(['sandbox', 'status', '--state-dir', broken]);
+      expect(status.code).toBe(4);
+      expect(status.stderr).toContain(`sandbox (${file}): the state file is not valid JSON`);
+      expect(status.stderr + status.stdout).not.toContain('s3cret');
+    }
   });
 });

@@ -9,6 +9,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
 import { InfrastructureError } from '../util/errors.js';
 import { DEFAULT_HELPER, DEFAULT_OBJECT, TRACEFS, TRACEPOINTS, inNetns, run, tryRun } from './system.js';
 import type { Target } from './types.js';
@@ -52,7 +53,8 @@ export function readState(pinRoot: string, stateDir?: string): LoaderState | und
 export function writeState(state: LoaderState, stateDir?: string): void {
   const p = statePath(state.pinRoot, stateDir);
   mkdirSync(dirname(p), { recursive: true });
-  writeFileSync(p, JSON.stringify(state, null, 2));
+  // Whole or not at all: `clovisor cleanup` in another process may read it now.
+  writeFileAtomic.sync(p, JSON.stringify(state, null, 2));
 }
 
 const bpftool = (args: string[], hint?: string) => run('bpftool', args, { system: 'bpftool', hint });

@@ -6,10 +6,11 @@
  * the next start removes what such a run left.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import writeFileAtomic from 'write-file-atomic';
 import type { LoadEngineRequest, LoadEngineSet } from '../services/platform.js';
 import { InfrastructureError, InterruptedError } from '../util/errors.js';
 
@@ -101,7 +102,7 @@ export function removeLeftEngines(stateDir: string): EngineRecord[] {
     try {
       r = JSON.parse(readFileSync(join(dir, f), 'utf8')) as EngineRecord;
     } catch {
-      rmSync(join(dir, f), { force: true }); // a record cut off by a kill as it was written
+      rmSync(join(dir, f), { force: true }); // not a record this version writes (records are written whole)
       continue;
     }
     if (r.owner !== process.pid && alive(r.owner)) continue;
@@ -155,7 +156,8 @@ function startEngine(
     owner: process.pid,
     startedAt: new Date().toISOString(),
   };
-  if (child.pid) writeFileSync(join(dir, `${id}.json`), JSON.stringify(record));
+  // Whole or not at all: another run's removeLeftEngines may read it now.
+  if (child.pid) writeFileAtomic.sync(join(dir, `${id}.json`), JSON.stringify(record));
   const exited = new Promise<void>((resolve) => {
     if (!child.pid) return resolve();
     child.once('exit', () => resolve());

@@ -40,7 +40,18 @@ export function defaultStateDir(): string {
 export function readState(stateDir = defaultStateDir()): SandboxState | undefined {
   const file = join(stateDir, STATE_FILE);
   if (!existsSync(file)) return undefined;
-  const state = JSON.parse(readFileSync(file, 'utf8')) as SandboxState;
+  let state: SandboxState;
+  try {
+    state = JSON.parse(readFileSync(file, 'utf8')) as SandboxState;
+  } catch {
+    // Not V8's message: it quotes the text, and the file holds the admin token.
+    throw new InfrastructureError(
+      'sandbox',
+      file,
+      'the state file is not valid JSON',
+      `that no other tool writes it; \`clover-cd sandbox down --state-dir ${stateDir}\` stops the sandbox it names and removes it`,
+    );
+  }
   registerSecret(state.token);
   return state;
 }

@@ -1,7 +1,6 @@
 // Over 400 lines: the sandbox verbs (up, status, down, apply, delete, fault), a register function and an action each, with the state-file helpers they share.
 import { spawn } from 'node:child_process';
 import {
-  chmodSync,
   closeSync,
   existsSync,
   mkdirSync,
@@ -10,10 +9,10 @@ import {
   readFileSync,
   rmdirSync,
   rmSync,
-  writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
+import writeFileAtomic from 'write-file-atomic';
 import { MESHES, type Mesh } from '../../contract/index.js';
 import * as yaml from 'js-yaml';
 import { refOf, type KubeObject } from '../../services/platform.js';
@@ -114,8 +113,8 @@ async function upForeground(
     workloads: sandboxStatus(sb.core).workloads.filter((w) => w.name !== 'istio-ingressgateway'),
   };
   const file = join(dir, STATE_FILE);
-  writeFileSync(file, JSON.stringify(state, null, 2), { mode: 0o600 });
-  chmodSync(file, 0o600);
+  // Whole or not at all: `up --detach` and other commands read it while this process may be writing it.
+  writeFileAtomic.sync(file, JSON.stringify(state, null, 2), { mode: 0o600 });
   const { token: _t, ...shown } = state;
   printResult(format, { ...sb.urls, pid: shown.pid }, () =>
     urlText(sb.urls as unknown as Record<string, string>),
