@@ -115,8 +115,13 @@ describe("Clover's integrate-and-validate flow against serve + sandbox", () => {
     );
     let log = '';
     await waitFor(
-      'the final summary line',
-      async () => /summary =/.test((log = (await call('GET', '/jmeter/results/log')).text)),
+      // Not any "summary =": JMeter writes interim ones every 5 s on a slow machine, and flushes the JTL in
+      // its own end-of-test listener.
+      `the final summary line counting all ${sent} samples, and the samples in the JTL`,
+      async () =>
+        new RegExp(`summary =\\s+${sent} in `).test(
+          (log = (await call('GET', '/jmeter/results/log')).text),
+        ) && (await call('GET', '/jmeter/results/results')).text.trim().split('\n').length - 2 >= sent,
       60_000,
       250,
     );

@@ -52,17 +52,23 @@ describe("Clover's controller routes", () => {
     const started = await call('POST', '/jmeter/start');
     expect(started.status).toBe(200);
     expect(started.text).toMatch(/^Started jmeter on pid: \d+$/);
-    // During the run the routes give what there is so far; the log's "summary =" line marks the end.
+    // During the run the routes give what there is so far. A "summary =" line alone does not mark the end: on
+    // a slow machine JMeter also writes interim ones (every 5 s), and it flushes the JTL in its own end-of-test
+    // listener. The run has ended when the final summary counts every sample and the JTL holds them all.
+    const samples = 2 * 3 * 2; // threads × loops × URLs
+    let results = '';
+    const rowsOf = (text: string) => text.trim().split('\n').slice(2); // message line, JTL header, samples
     await waitFor(
-      'the end of the run',
-      async () => /summary =/.test((await call('GET', '/jmeter/results/log')).text),
+      `the end of the run: ${samples} samples in the final summary and in the JTL`,
+      async () =>
+        new RegExp(`summary =\\s+${samples} in `).test((await call('GET', '/jmeter/results/log')).text) &&
+        rowsOf((results = (await call('GET', '/jmeter/results/results')).text)).length >= samples,
       30_000,
       100,
     );
-    const results = (await call('GET', '/jmeter/results/results')).text;
     expect(results.split('\n')[1]).toBe(CLOVER_JTL_COLUMNS.join(','));
-    const rows = results.trim().split('\n').slice(2); // message line, JTL header, samples
-    expect(rows).toHaveLength(2 * 3 * 2); // threads × loops × URLs
+    const rows = rowsOf(results);
+    expect(rows).toHaveLength(samples);
     expect(rows.every((r) => r.split(',')[3] === '200')).toBe(true);
     const log = await call('GET', '/jmeter/results/log');
     expect(log.text).toMatch(/summary =\s+12 in /);
@@ -78,14 +84,17 @@ describe("Clover's controller routes", () => {
     const pids = [a.text, b.text].map((t) => Number(/^Started jmeter on pid: (\d+)$/.exec(t)?.[1]));
     expect(pids.every((p) => p > 0)).toBe(true);
     expect(pids[0]).not.toBe(pids[1]);
-    // each run ends with its own summary line; the JTL holds both runs under one header
+    // Each run ends with its own final summary (4 samples; interim summaries may come before it) and the JTL
+    // holds both runs under one header.
+    let rows: string[] = [];
     await waitFor(
-      'both runs finished',
-      async () => ((await call('GET', '/jmeter/results/log')).text.match(/summary =/g) ?? []).length === 2,
+      'both runs finished: each final summary, and their 8 samples in the JTL',
+      async () =>
+        ((await call('GET', '/jmeter/results/log')).text.match(/summary =\s+4 in /g) ?? []).length >= 2 &&
+        (rows = (await call('GET', '/jmeter/results/results')).text.trim().split('\n')).length - 2 >= 8,
       60_000,
       200,
     );
-    const rows = (await call('GET', '/jmeter/results/results')).text.trim().split('\n');
     expect(rows.filter((r) => r.startsWith('timeStamp,'))).toHaveLength(1);
     expect(rows.slice(2)).toHaveLength(2 * 1 * 2 * 2);
   });
