@@ -28,4 +28,6 @@ export default {
   // reports a forced exit. A worker whose heap passes this after a suite is replaced (a ~1 s start).
   workerIdleMemoryLimit: '400MB',
   testSequencer: '<rootDir>/jest.sequencer.cjs',
+  // The JVMs the suites start (JMeter, groovy) with C1 only and the serial collector (see the file for why).
+  globalSetup: '<rootDir>/test/helpers/jvm-options.cjs',
 };

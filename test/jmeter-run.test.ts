@@ -116,6 +116,29 @@ describe('faults and bad input', () => {
     expect(target.byLoadTag).toEqual({});
   });
 
+  it("HEAP and JVM_ARGS reach JMeter's JVM, as with JMeter's own bin/jmeter script", async () => {
+    const jvmLog = join(dir, 'jvm-options.log');
+    const saved = { HEAP: process.env.HEAP, JVM_ARGS: process.env.JVM_ARGS };
+    Object.assign(process.env, {
+      HEAP: '-Xmx192m',
+      JVM_ARGS: `-XX:+UseSerialGC -Xlog:gc,gc+init:file=${jvmLog}`,
+    });
+    try {
+      const r = await runLoad(
+        { ...clover(), rampS: 0, loops: 1 },
+        { engine: 'jmeter', target: target.origin },
+      );
+      expect(r.summary.total.count).toBe(r.expected);
+    } finally {
+      for (const [k, v] of Object.entries(saved))
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+    }
+    const log = readFileSync(jvmLog, 'utf8');
+    expect(log).toContain('Using Serial');
+    expect(log).toContain('Heap Max Capacity: 192M');
+  });
+
   it('never appends to an old results file', async () => {
     const file = join(dir, 'old.jtl');
     writeFileSync(file, 'old\n');

@@ -79,6 +79,15 @@ function ensureLauncher(home: string): string {
   return dir;
 }
 
+/**
+ * The JVM options JMeter's own `bin/jmeter` script takes from the environment: `HEAP`, then `JVM_ARGS` (split
+ * on white space, as the script's unquoted expansion does; later options win). The launcher starts java
+ * itself, so without this a user's heap size would be silently dropped there and kept in script mode.
+ */
+function jvmOptions(env: NodeJS.ProcessEnv): string[] {
+  return [env.HEAP, env.JVM_ARGS].flatMap((v) => (v ?? '').split(/\s+/).filter(Boolean));
+}
+
 /** Locate JMeter: --jmeter-home, $JMETER_HOME, `jmeter` on PATH, /usr/share/jmeter. */
 export function findJMeter(jmeterHome?: string): JMeterInstall | undefined {
   const candidates: string[] = [];
@@ -106,6 +115,7 @@ export function findJMeter(jmeterHome?: string): JMeterInstall | undefined {
       mode: 'launcher',
       command: 'java',
       baseArgs: [
+        ...jvmOptions(process.env),
         `-Djmeter.home=${home}`,
         '-cp',
         `${join(home, 'bin', 'ApacheJMeter.jar')}:${ensureLauncher(home)}`,
