@@ -20,9 +20,9 @@ export default {
   testTimeout: 60000,
   // Suites wait on real servers, JVM starts and evidence as much as on the CPU: on two cores kept busy by
   // other work, jest took 784-893 s with two workers and 578 s with three; after the suites' CPU was cut,
-  // 433 s with three and 378 s with four. No test may depend on timing (windows end on evidence, waits on
-  // readiness), so more workers only fill the waits.
-  maxWorkers: 4,
+  // 433 s with three, 378-399 s with four and 359 s with five. No test may depend on timing (windows end on
+  // evidence, waits on readiness), so more workers only fill the waits.
+  maxWorkers: 5,
   // A worker keeps every suite's module graph it ran (ESM modules in vm contexts are not freed): one grew to
   // 1.2 GB. Exiting that took 0.4-0.6 s on busy cores, past the 500 ms after which jest kills a worker and
   // reports a forced exit. A worker whose heap passes this after a suite is replaced (a ~1 s start).
