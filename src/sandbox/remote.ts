@@ -49,7 +49,8 @@ export function readState(stateDir = defaultStateDir()): SandboxState | undefine
       'sandbox',
       file,
       'the state file is not valid JSON',
-      `that no other tool writes it; \`clover-cd sandbox down --state-dir ${stateDir}\` stops the sandbox it names and removes it`,
+      // `sandbox down` reads this same file, so the way out is removing it once no sandbox runs from it.
+      `that no other tool writes it; when \`pgrep -af "sandbox up"\` shows no sandbox of this folder, remove it: rm ${file}`,
     );
   }
   registerSecret(state.token);
