@@ -58,3 +58,27 @@ export async function waitFor(
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
 }
+
+/** A process's state and start time (clock ticks since boot) from /proc, or undefined once it is gone. */
+function procStat(pid: number): { state: string; start: string } | undefined {
+  try {
+    // The command name (field 2) is in parentheses and may hold spaces: read the fields after it.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0], start: fields[19] };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A check that process `pid` has ended: gone, a zombie, or its pid taken by another process (pids are reused,
+ * so the start time seen now tells the process apart).
+ */
+export function ended(pid: number): () => Promise<boolean> {
+  const first = procStat(pid);
+  return async () => {
+    const now = procStat(pid);
+    return !first || !now || now.state === 'Z' || now.start !== first.start;
+  };
+}
