@@ -23,10 +23,11 @@ export default {
   // 433 s with three, 378-399 s with four and 359 s with five. No test may depend on timing (windows end on
   // evidence, waits on readiness), so more workers only fill the waits.
   maxWorkers: 5,
-  // A worker keeps every suite's module graph it ran (ESM modules in vm contexts are not freed): one grew to
-  // 1.2 GB. Exiting that took 0.4-0.6 s on busy cores, past the 500 ms after which jest kills a worker and
-  // reports a forced exit. A worker whose heap passes this after a suite is replaced (a ~1 s start).
-  workerIdleMemoryLimit: '400MB',
+  // No workerIdleMemoryLimit: jest-worker 29.7 asks a worker for its heap after each suite and restarts it when
+  // over the limit, and when the answer comes after jest has sent the end message (a busy machine), it forks a
+  // new worker that never gets that message and is killed 500 ms later: a "forced exit" that no suite caused
+  // (ChildProcessWorker._performRestartIfRequired and _onExit). Workers peaked at 589-820 MB RSS in a busy
+  // run without the limit; test/helpers/leak-environment.cjs makes a worker exit without tearing its heap down.
   testSequencer: '<rootDir>/jest.sequencer.cjs',
   // The JVMs the suites start (JMeter, groovy) with C1 only and the serial collector (see the file for why).
   globalSetup: '<rootDir>/test/helpers/jvm-options.cjs',

@@ -19,9 +19,8 @@ const count = (list) => list.reduce((m, k) => m.set(k, (m.get(k) ?? 0) + 1), new
 /**
  * Once a worker's exit listeners have run, end the process at once: on a natural exit Node also tears down the
  * heap of every suite the worker ran. Jest reports a forced exit when a worker takes over 500 ms to be gone
- * after its last suite, and workers holding ~1 GB took 0.3-0.6 s on busy cores (jest.config.js bounds their
- * memory too). Re-registered at each suite's teardown so that it runs last; it changes nothing before the
- * worker has decided to exit.
+ * after its last suite, and workers holding ~1 GB took 0.3-0.6 s on busy cores. Re-registered at each suite's
+ * teardown so that it runs last; it changes nothing before the worker has decided to exit.
  */
 const exitNow = (code) => process.exit(code);
 const suitesRun = [];
@@ -43,8 +42,8 @@ class LeakCheckingEnvironment extends NodeEnvironment {
     suitesRun.push(this.suite);
     if (!onStop && process.send) {
       onStop = () => {
-        // Before jest's END message (its listener still there), SIGTERM replaces a worker whose heap passed
-        // workerIdleMemoryLimit between suites: nothing is held, nothing to report.
+        // Before jest's END message (its listener still there), a SIGTERM is jest replacing or interrupting
+        // the worker between suites, not a worker failing to exit: nothing to report.
         if (process.listenerCount('message') > 0) process.exit(0);
         const held = [...count(process.getActiveResourcesInfo())].map(([k, n]) => `${k} ×${n}`).join(', ');
         const line = `leak-check: worker ${process.pid} stopped by jest holding ${held}; it ran ${suitesRun.join(', ')}\n`;
