@@ -24,10 +24,11 @@ export default {
   // evidence, waits on readiness), so more workers only fill the waits.
   maxWorkers: 5,
   // No workerIdleMemoryLimit: jest-worker 29.7 asks a worker for its heap after each suite and restarts it when
-  // over the limit, and when the answer comes after jest has sent the end message (a busy machine), it forks a
-  // new worker that never gets that message and is killed 500 ms later: a "forced exit" that no suite caused
-  // (ChildProcessWorker._performRestartIfRequired and _onExit). Workers peaked at 589-820 MB RSS in a busy
-  // run without the limit; test/helpers/leak-environment.cjs makes a worker exit without tearing its heap down.
+  // over the limit. When the answer comes after jest has sent the end message (a busy machine), the worker is
+  // killed, a new one forked and the end message sent again (ChildProcessWorker._performRestartIfRequired and
+  // _onExit); starting a process on busy cores outlasts the 500 ms jest allows a worker to end, so jest reports
+  // a forced exit that no suite caused. Workers peaked at 589-820 MB RSS in a busy run without the limit;
+  // test/helpers/leak-environment.cjs makes a worker exit without tearing its heap down.
   testSequencer: '<rootDir>/jest.sequencer.cjs',
   // The JVMs the suites start (JMeter, groovy) with C1 only and the serial collector (see the file for why).
   globalSetup: '<rootDir>/test/helpers/jvm-options.cjs',
