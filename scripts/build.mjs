@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { distIsFresh } from '../bin/dist-fresh.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -49,7 +49,36 @@ const walk = (dir) => {
 };
 walk(src);
 
+// The schemas every spec-reading command validates against, compiled now rather than in each process (see
+// src/util/schema.ts). A schema left out here still works: it is compiled when first used.
+const load = async (file, ...names) => {
+  const mod = await import(pathToFileURL(join(dist, file)).href);
+  return names.map((name) => {
+    if (!mod[name]) throw new Error(`build: ${file} no longer exports ${name}: update scripts/build.mjs`);
+    return mod[name];
+  });
+};
+const [releaseSpecSchema, triggerSchemas] = await load(
+  'spec/schema.js',
+  'releaseSpecSchema',
+  'triggerSchemas',
+);
+const [gateRuleSchemas] = await load('spec/gate-schema.js', 'gateRuleSchemas');
+const [cloverPlanSchema] = await load('spec/load-plan-schema.js', 'cloverPlanSchema');
+const [bundleSchema] = await load('validators/bundle-schema.js', 'bundleSchema');
+const [precompiledModule] = await load('util/schema-precompile.js', 'precompiledModule');
+const schemas = [
+  releaseSpecSchema,
+  ...Object.values(triggerSchemas),
+  ...Object.values(gateRuleSchemas),
+  cloverPlanSchema,
+  bundleSchema,
+];
+writeFileSync(join(dist, 'util/schema-validators.cjs'), precompiledModule(schemas));
+
 const stamp = join(dist, '.build-stamp');
 writeFileSync(stamp, `${started.toISOString()}\n`);
 utimesSync(stamp, started, started);
-process.stderr.write(`build: dist/ compiled, ${copied} asset file(s) copied\n`);
+process.stderr.write(
+  `build: dist/ compiled, ${copied} asset file(s) copied, ${schemas.length} schema validator(s) precompiled\n`,
+);

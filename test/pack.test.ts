@@ -86,6 +86,7 @@ describe('npm pack → install into an empty folder → run', () => {
       expect.arrayContaining([
         'bin/clover-cd.js',
         'dist/cli/main.js',
+        'dist/util/schema-validators.cjs', // the schemas compiled at build time
         'dist/jmeter/launcher/JMeterXStreamFix.java',
         'dist/services/proto/sdc.proto',
         'examples/sdc-canary.yaml',

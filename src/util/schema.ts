@@ -1,5 +1,8 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type { ErrorObject, Options, ValidateFunction } from 'ajv';
 import type { InputProblem } from './errors.js';
+import { ajvPackage } from './lazy-packages.js';
 import { didYouMean } from './suggest.js';
 
 /**
@@ -10,14 +13,46 @@ import { didYouMean } from './suggest.js';
 // Ajv's code optimisation passes cost more than they save here: a schema is compiled once per process and
 // validates a handful of documents, and the release spec's schema compiles in a quarter of the time without
 // them (a CLI process starts faster).
-const ajv = new Ajv({
+export const AJV_OPTIONS: Options = {
   allErrors: true,
   strict: false,
   allowUnionTypes: true,
   verbose: true,
   code: { optimize: false },
-});
+};
+
+/** A schema's identity across processes: the build keys its precompiled validators by it. */
+export function schemaKey(schema: object): string {
+  return createHash('sha256').update(JSON.stringify(schema)).digest('hex').slice(0, 32);
+}
+
+/**
+ * The validators `npm run build` generated (util/schema-precompile.ts): compiling the release spec's schema
+ * took 90-190 ms of every CLI process that reads a spec, plus loading ajv. Absent when running the sources;
+ * a schema changed since the build has another key and is compiled here, so neither can give a stale answer.
+ */
+function loadPrecompiled(): Record<string, ValidateFunction> {
+  try {
+    return createRequire(import.meta.url)('./schema-validators.cjs') as Record<string, ValidateFunction>;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') return {};
+    throw err;
+  }
+}
+let precompiled: Record<string, ValidateFunction> | undefined;
+let ajv: InstanceType<ReturnType<typeof ajvPackage>['Ajv']> | undefined;
 const cache = new WeakMap<object, ValidateFunction>();
+
+function validatorFor(schema: object): ValidateFunction {
+  let validate = cache.get(schema);
+  if (!validate) {
+    precompiled ??= loadPrecompiled();
+    validate = precompiled[schemaKey(schema)];
+    if (!validate) validate = (ajv ??= new (ajvPackage().Ajv)(AJV_OPTIONS)).compile(schema);
+    cache.set(schema, validate);
+  }
+  return validate;
+}
 
 export function toFieldPath(instancePath: string): string {
   if (!instancePath) return '';
@@ -87,11 +122,16 @@ function expectation(e: ErrorObject): string {
 }
 
 export function validateAgainst(schema: object, doc: unknown, file?: string, basePath = ''): InputProblem[] {
-  let validate = cache.get(schema);
-  if (!validate) {
-    validate = ajv.compile(schema);
-    cache.set(schema, validate);
-  }
+  return problemsOf(validatorFor(schema), doc, file, basePath);
+}
+
+/** What `validate` finds in `doc`, as problems a person can act on. */
+export function problemsOf(
+  validate: ValidateFunction,
+  doc: unknown,
+  file?: string,
+  basePath = '',
+): InputProblem[] {
   if (validate(doc)) return [];
   const problems: InputProblem[] = [];
   const seen = new Set<string>();
