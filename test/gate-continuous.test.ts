@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadPlan, runLoad } from '../src/jmeter/index.js';
+import { expectedSamples, loadPlan, runLoad } from '../src/jmeter/index.js';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
 import type { ReleaseSpec } from '../src/spec/types.js';
 import { setTraffic } from '../src/stages/index.js';
@@ -19,13 +19,19 @@ let sandbox: Sandbox;
 let prom: PrometheusFixture;
 const dir = mkdtempSync(join(tmpdir(), 'gate-continuous-'));
 
-const plan = loadPlan({
-  load_spec: { num_threads: 4, loops: 40, ramp_time: 0 },
-  url_list: [
-    { name: 'url1', url: 'http://proxy-access-control.default:9180/', method: 'GET' },
-    { name: 'url2', url: 'http://proxy-access-control.default:9180/clover/testurl', method: 'GET' },
-  ],
-});
+/**
+ * The tagged load: 320 requests with every trace kept. Sampled at 1%, 320 requests give no sampled root span at
+ * all in 4% of runs (0.99^320), and then the gate rightly cannot say how traces are sampled: 1,400 make that
+ * 0.99^1400 < 1 in a million.
+ */
+const planFor = (sampling: number) =>
+  loadPlan({
+    load_spec: { num_threads: 4, loops: sampling < 1 ? 175 : 40, ramp_time: 0 },
+    url_list: [
+      { name: 'url1', url: 'http://proxy-access-control.default:9180/', method: 'GET' },
+      { name: 'url2', url: 'http://proxy-access-control.default:9180/clover/testurl', method: 'GET' },
+    ],
+  });
 
 function spec(): ReleaseSpec {
   return {
@@ -78,7 +84,9 @@ function userTraffic(): { stop(): Promise<number> } {
 }
 
 /** User traffic before, during and after a window that holds one tagged load run. */
-async function gateWithUserTraffic(): Promise<{ run: GateRun; users: number }> {
+async function gateWithUserTraffic(
+  plan: ReturnType<typeof planFor>,
+): Promise<{ run: GateRun; users: number }> {
   const users = userTraffic();
   await prom.waitForScrape(Date.now());
   const start = Date.now();
@@ -108,13 +116,15 @@ afterAll(async () => {
 });
 
 describe.each([1, 0.01])('continuous user traffic, traces sampled at %p', (sampling) => {
+  const plan = planFor(sampling);
+  const tagged = expectedSamples(plan)!.total;
   beforeAll(async () => {
     sandbox.core.mesh.traceSampling = sampling;
     await sandbox.setFault('http-lb', 'v2', null);
   });
 
   it('a healthy candidate passes; the load is counted exactly beside the user traffic', async () => {
-    const { run, users } = await gateWithUserTraffic();
+    const { run, users } = await gateWithUserTraffic(plan);
     expect(users).toBeGreaterThan(0);
     expect(
       run.verdict.results
@@ -122,12 +132,14 @@ describe.each([1, 0.01])('continuous user traffic, traces sampled at %p', (sampl
         .filter((r) => !r.startsWith('pass')),
     ).toEqual([]);
     const conservation = run.verdict.results[0];
-    expect(conservation.observed).toMatch(/proxy-access-control tagged \S+ \(v1 320\) = 320/);
+    expect(conservation.observed).toMatch(
+      new RegExp(`proxy-access-control tagged \\S+ \\(v1 ${tagged}\\) = ${tagged}`),
+    );
     if (sampling < 1)
       expect(conservation.reason).toMatch(
         /traces are sampled \(sampler.type=probabilistic, sampler.param=0.01\)/,
       );
-    else expect(conservation.observed).toMatch(/root spans tagged \S+ = 320/);
+    else expect(conservation.observed).toMatch(new RegExp(`root spans tagged \\S+ = ${tagged}`));
   }, 60_000);
 
   it('a 30%-error candidate fails with errorRate as its first reason', async () => {
@@ -135,7 +147,7 @@ describe.each([1, 0.01])('continuous user traffic, traces sampled at %p', (sampl
     // about half the draws; 30% (~50 errors) in all but about 1 in 1,000.
     await sandbox.setFault('http-lb', 'v2', { errorRate: 0.3 });
     try {
-      const { run } = await gateWithUserTraffic();
+      const { run } = await gateWithUserTraffic(plan);
       expect(run.verdict.outcome).toBe('fail');
       expect(run.verdict.summary).toMatch(/\(first: errorRate /);
       expect(run.verdict.results[0].outcome).toBe('pass'); // conservation holds: errors are answers, not losses
