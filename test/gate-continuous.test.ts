@@ -20,9 +20,9 @@ let prom: PrometheusFixture;
 const dir = mkdtempSync(join(tmpdir(), 'gate-continuous-'));
 
 /**
- * The tagged load: 320 requests with every trace kept. Sampled at 1%, 320 requests give no sampled root span at
- * all in 4% of runs (0.99^320), and then the gate rightly cannot say how traces are sampled: 1,400 make that
- * 0.99^1400 < 1 in a million.
+ * The tagged load: 320 requests with every trace kept. Sampled at 1%, 320 requests leave the window without a
+ * sampled root span in up to 4% of runs (0.99^320; the user requests beside them make it less), and then the
+ * gate rightly cannot say how traces are sampled: 1,400 make that 0.99^1400 < 1 in a million.
  */
 const planFor = (sampling: number) =>
   loadPlan({
