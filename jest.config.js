@@ -27,8 +27,9 @@ export default {
   // over the limit. When the answer comes after jest has sent the end message (a busy machine), the worker is
   // killed, a new one forked and the end message sent again (ChildProcessWorker._performRestartIfRequired and
   // _onExit); starting a process on busy cores outlasts the 500 ms jest allows a worker to end, so jest reports
-  // a forced exit that no suite caused. Workers peaked at 589-820 MB RSS in a busy run without the limit;
-  // test/helpers/leak-environment.cjs makes a worker exit without tearing its heap down.
+  // a forced exit that no suite caused. Without the limit, workers peaked at 0.6-0.9 GB RSS in eleven busy runs
+  // (Node 20 never frees a suite's ES modules); test/helpers/leak-environment.cjs makes a worker exit without
+  // tearing its heap down.
   testSequencer: '<rootDir>/jest.sequencer.cjs',
   // The JVMs the suites start (JMeter, groovy) with C1 only and the serial collector (see the file for why).
   globalSetup: '<rootDir>/test/helpers/jvm-options.cjs',
